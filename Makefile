@@ -1,0 +1,31 @@
+# The two commands of the README: `make run` and `make test`. Both set everything up.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	@test -f alignbot.toml || { cp alignbot.example.toml alignbot.toml; echo "created alignbot.toml from alignbot.example.toml"; }
+	$(BIN)/alignbot db upgrade
+	@if [ -n "$$SLACK_BOT_TOKEN" ]; then exec $(BIN)/alignbot run; \
+	else echo "No SLACK_BOT_TOKEN set: starting the local shell with demo data."; \
+	     echo "To connect Slack, see README 'Connect Slack' and run: SLACK_BOT_TOKEN=... SLACK_APP_TOKEN=... make run"; \
+	     exec $(BIN)/alignbot shell --demo; fi
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""alignbot: the application layer (config, clock, domain services, builders, jobs, CLI, shell)."""

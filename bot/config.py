@@ -1,0 +1,457 @@
+"""Configuration: one TOML file plus environment variables for secrets.
+
+Read in one place and validated into frozen objects. Every problem is collected
+with the key it concerns and reported at once (`ConfigError.problems`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays as holidays_lib
+
+ROLES = ("sales", "marketing", "exec", "sales_manager", "marketing_manager", "admin")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SLA_CLOCKS = ("wall", "business")
+# The metric keys of PRODUCT.md "Metrics"; targets may only name these.
+METRIC_KEYS = (
+    "response_time", "sla_compliance", "acceptance_rate", "rejection_reasons",
+    "conversion_rate", "win_rate", "sales_cycle", "content_utilization", "churn_rate",
+    "revenue_growth", "cac", "cltv", "marketing_sourced_revenue", "leads_routed",
+)
+DEFAULT_PATH = "alignbot.toml"
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+_HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+_SLACK_ID = re.compile(r"^[UWCGT][A-Z0-9]{2,}$")
+
+
+class ConfigError(Exception):
+    """Every problem found in the configuration, each prefixed with its key."""
+
+    def __init__(self, problems: list[str], source: str = "configuration"):
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(
+            f"  - {p}" for p in problems))
+
+
+def parse_duration(text: str) -> timedelta:
+    """'15m', '4h', '2d', '1h30m' → timedelta; anything else raises ValueError."""
+    m = _DURATION.match(text.strip()) if isinstance(text, str) else None
+    if not m or not any(m.groups()):
+        raise ValueError(f"{text!r} is not a duration like 15m, 4h, 2d")
+    d, h, mins = (int(g or 0) for g in m.groups())
+    return timedelta(days=d, hours=h, minutes=mins)
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    start: time
+    end: time
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    timezone: str = "UTC"
+    holidays: str | None = None
+    extra_holidays: tuple[date, ...] = ()
+    working_days: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday = 0, as date.weekday()
+    working_hours: WorkingHours = WorkingHours(time(9), time(17))
+    gross_margin: float = 0.8
+    admins: tuple[str, ...] = ()
+    currency: str = "USD"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Channels:
+    handoff: str | None = None
+    marketing: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class Person:
+    slack_id: str
+    email: str | None
+    role: str
+    manager: str | None = None
+    timezone: str | None = None
+    weight: int = 1
+    daily_cap: int | None = None
+    working_hours: WorkingHours | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    name: str
+    respond_within: timedelta
+    clock: str = "business"
+    min_score: int | None = None
+    source: str | None = None
+    segment: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    max_attempts: int = 8        # then the row is dead-lettered and the admins told
+    rate_per_channel: float = 1.0  # messages per second Slack tolerates per channel
+    burst: int = 4               # messages a quiet channel may take at once
+
+
+@dataclass(frozen=True)
+class Config:
+    workspace: Workspace = Workspace()
+    channels: Channels = Channels()
+    people: tuple[Person, ...] = ()
+    sla: tuple[SlaPolicy, ...] = ()
+    targets: Mapping[str, float] = field(default_factory=dict)
+    outbox: OutboxSettings = OutboxSettings()
+    source: str = "<defaults>"
+
+    def person(self, slack_id: str) -> Person | None:
+        return next((p for p in self.people if p.slack_id == slack_id), None)
+
+    def is_admin(self, slack_id: str) -> bool:
+        if slack_id in self.workspace.admins:
+            return True
+        person = self.person(slack_id)
+        return person is not None and person.role == "admin"
+
+
+class Secret(str):
+    """A string that never shows itself in repr() or logs."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    slack_bot_token: Secret | None = None
+    slack_app_token: Secret | None = None
+    slack_signing_secret: Secret | None = None
+    webhook_secret: Secret | None = None
+    database_url: Secret | None = None
+    slack_api_url: str | None = None  # a fake Slack for tests and demos; default is slack.com
+
+    ENV = {
+        "slack_bot_token": "SLACK_BOT_TOKEN",
+        "slack_app_token": "SLACK_APP_TOKEN",
+        "slack_signing_secret": "SLACK_SIGNING_SECRET",
+        "webhook_secret": "ALIGNBOT_WEBHOOK_SECRET",
+        "database_url": "DATABASE_URL",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if env is None else env
+        values = {k: Secret(env[v]) for k, v in cls.ENV.items() if env.get(v)}
+        return cls(**values, slack_api_url=env.get("SLACK_API_URL") or None)
+
+    def status(self) -> dict[str, bool]:
+        """Which secrets are set, by environment variable name (never their values)."""
+        return {var: bool(getattr(self, attr)) for attr, var in self.ENV.items()}
+
+
+# ---------------------------------------------------------------- validation
+
+
+class _Reader:
+    """Walks the raw TOML, converting values and collecting problems with their keys."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, key: str, message: str) -> None:
+        self.problems.append(f"{key}: {message}")
+
+    def table(self, raw: Any, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.fail(key, f"must be a table, not {type(raw).__name__}")
+            return {}
+        for name in raw:
+            if name not in allowed:
+                hint = difflib.get_close_matches(name, allowed, n=1)
+                extra = f" (did you mean '{hint[0]}'?)" if hint else f"; known keys: {', '.join(allowed)}"
+                self.fail(f"{key}.{name}" if key else name, f"unknown key{extra}")
+        return raw
+
+    def value(self, raw: dict, key: str, name: str, convert: Callable[[Any], Any],
+              default: Any = None, required: bool = False) -> Any:
+        full = f"{key}.{name}" if key else name
+        if name not in raw:
+            if required:
+                self.fail(full, "is required")
+            return default
+        try:
+            return convert(raw[name])
+        except (ValueError, TypeError) as exc:
+            self.fail(full, str(exc))
+            return default
+
+
+def _string(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError(f"must be a non-empty string, not {v!r}")
+    return v.strip()
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def convert(v: Any) -> str:
+        if v not in options:
+            raise ValueError(f"{v!r} is not one of {', '.join(options)}")
+        return v
+    return convert
+
+
+def _slack_id(v: Any) -> str:
+    if not isinstance(v, str) or not _SLACK_ID.match(v):
+        raise ValueError(f"{v!r} is not a Slack id like U0123ABCD or C0123ABCD")
+    return v
+
+
+def _int(low: int, high: int | None = None) -> Callable[[Any], int]:
+    def convert(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"{v!r} must be a whole number {bounds}")
+        return v
+    return convert
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"{v!r} must be a number")
+    return float(v)
+
+
+def _fraction(v: Any) -> float:
+    x = _number(v)
+    if not 0 <= x <= 1:
+        raise ValueError(f"{v!r} must be a fraction between 0 and 1 (0.8, not 80)")
+    return x
+
+
+def _timezone(v: Any) -> str:
+    try:
+        ZoneInfo(_string(v))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{v!r} is not an IANA timezone like America/New_York") from None
+    return v
+
+
+def _holidays(v: Any) -> str:
+    country, _, subdiv = _string(v).partition("-")
+    try:
+        holidays_lib.country_holidays(country, subdiv=subdiv or None)
+    except NotImplementedError:
+        raise ValueError(f"{v!r} is not a country (or country-subdivision like US-CA) "
+                         "known to the holidays package") from None
+    return v
+
+
+def _dates(v: Any) -> tuple[date, ...]:
+    if not isinstance(v, list):
+        raise ValueError("must be a list of dates like \"2026-12-24\"")
+    out = []
+    for item in v:
+        if isinstance(item, date):
+            out.append(item)
+            continue
+        try:
+            out.append(date.fromisoformat(item))
+        except (TypeError, ValueError):
+            raise ValueError(f"{item!r} is not a date like 2026-12-24") from None
+    return tuple(out)
+
+
+def _days(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, list) or not v or any(d not in DAYS for d in v):
+        raise ValueError(f"{v!r} must be a non-empty list of {', '.join(DAYS)}")
+    return tuple(sorted({DAYS.index(d) for d in v}))
+
+
+def _hours(v: Any) -> WorkingHours:
+    m = _HOURS.match(v) if isinstance(v, str) else None
+    try:
+        start, end = (time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4]))) if m else (None, None)
+    except ValueError:
+        start = end = None
+    if start is None or end is None or start >= end:
+        raise ValueError(f"{v!r} is not working hours like \"09:00-17:00\" (start before end)")
+    return WorkingHours(start, end)
+
+
+def _strings(convert: Callable[[Any], str]) -> Callable[[Any], tuple[str, ...]]:
+    def many(v: Any) -> tuple[str, ...]:
+        if not isinstance(v, list):
+            raise ValueError("must be a list")
+        return tuple(convert(x) for x in v)
+    return many
+
+
+def _duration(v: Any) -> timedelta:
+    if not isinstance(v, str):
+        raise ValueError(f"{v!r} is not a duration like 15m, 4h, 2d")
+    return parse_duration(v)
+
+
+def _email(v: Any) -> str:
+    s = _string(v)
+    if "@" not in s or " " in s:
+        raise ValueError(f"{v!r} is not an email address")
+    return s.lower()
+
+
+def _read_workspace(r: _Reader, raw: Any) -> Workspace:
+    t = r.table(raw, "workspace", ("timezone", "holidays", "extra_holidays", "working_days",
+                                   "working_hours", "gross_margin", "admins", "currency"))
+    d = Workspace()
+    return Workspace(
+        timezone=r.value(t, "workspace", "timezone", _timezone, d.timezone),
+        holidays=r.value(t, "workspace", "holidays", _holidays, d.holidays),
+        extra_holidays=r.value(t, "workspace", "extra_holidays", _dates, d.extra_holidays),
+        working_days=r.value(t, "workspace", "working_days", _days, d.working_days),
+        working_hours=r.value(t, "workspace", "working_hours", _hours, d.working_hours),
+        gross_margin=r.value(t, "workspace", "gross_margin", _fraction, d.gross_margin),
+        admins=r.value(t, "workspace", "admins", _strings(_slack_id), d.admins),
+        currency=r.value(t, "workspace", "currency", _string, d.currency),
+    )
+
+
+def _read_channels(r: _Reader, raw: Any) -> Channels:
+    t = r.table(raw, "channels", ("handoff", "marketing", "digest"))
+    return Channels(**{k: r.value(t, "channels", k, _slack_id) for k in ("handoff", "marketing", "digest")})
+
+
+def _read_people(r: _Reader, raw: Any) -> tuple[Person, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        r.fail("people", "must be an array of tables ([[people]])")
+        return ()
+    people, seen = [], set()
+    for i, item in enumerate(raw):
+        key = f"people[{i}]"
+        t = r.table(item, key, ("slack_id", "email", "role", "manager", "timezone", "weight",
+                                "daily_cap", "working_hours", "name"))
+        slack_id = r.value(t, key, "slack_id", _slack_id, required=True)
+        if slack_id in seen:
+            r.fail(f"{key}.slack_id", f"{slack_id} is listed twice")
+        seen.add(slack_id)
+        people.append(Person(
+            slack_id=slack_id or "",
+            email=r.value(t, key, "email", _email),
+            role=r.value(t, key, "role", _choice(ROLES), required=True),
+            manager=r.value(t, key, "manager", _slack_id),
+            timezone=r.value(t, key, "timezone", _timezone),
+            weight=r.value(t, key, "weight", _int(0, 100), 1),
+            daily_cap=r.value(t, key, "daily_cap", _int(0)),
+            working_hours=r.value(t, key, "working_hours", _hours),
+            name=r.value(t, key, "name", _string),
+        ))
+    for i, p in enumerate(people):
+        if p.manager and p.manager not in seen:
+            r.fail(f"people[{i}].manager", f"{p.manager} is not a slack_id listed in [[people]]")
+    return tuple(people)
+
+
+def _read_sla(r: _Reader, raw: Any) -> tuple[SlaPolicy, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        r.fail("sla", "must be an array of tables ([[sla]])")
+        return ()
+    out = []
+    for i, item in enumerate(raw):
+        key = f"sla[{i}]"
+        t = r.table(item, key, ("name", "respond_within", "clock", "min_score", "source",
+                                "segment", "region"))
+        out.append(SlaPolicy(
+            name=r.value(t, key, "name", _string, required=True) or f"policy {i}",
+            respond_within=r.value(t, key, "respond_within", _duration, timedelta(hours=4),
+                                   required=True),
+            clock=r.value(t, key, "clock", _choice(SLA_CLOCKS), "business"),
+            min_score=r.value(t, key, "min_score", _int(0, 100)),
+            source=r.value(t, key, "source", _string),
+            segment=r.value(t, key, "segment", _string),
+            region=r.value(t, key, "region", _string),
+        ))
+    return tuple(out)
+
+
+def _read_targets(r: _Reader, raw: Any) -> dict[str, float]:
+    t = r.table(raw, "targets", METRIC_KEYS)
+    return {k: v for k in t if k in METRIC_KEYS
+            if (v := r.value(t, "targets", k, _number)) is not None}
+
+
+def _read_outbox(r: _Reader, raw: Any) -> OutboxSettings:
+    t = r.table(raw, "outbox", ("max_attempts", "rate_per_channel", "burst"))
+    d = OutboxSettings()
+    return OutboxSettings(
+        max_attempts=r.value(t, "outbox", "max_attempts", _int(1, 50), d.max_attempts),
+        rate_per_channel=r.value(t, "outbox", "rate_per_channel", _number, d.rate_per_channel),
+        burst=r.value(t, "outbox", "burst", _int(1, 50), d.burst),
+    )
+
+
+SECTIONS = ("workspace", "channels", "people", "sla", "targets", "outbox")
+
+
+def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
+    """Validate raw TOML data; raises ConfigError listing every problem."""
+    r = _Reader()
+    r.table(dict(data), "", SECTIONS)
+    config = Config(
+        workspace=_read_workspace(r, data.get("workspace")),
+        channels=_read_channels(r, data.get("channels")),
+        people=_read_people(r, data.get("people")),
+        sla=_read_sla(r, data.get("sla")),
+        targets=_read_targets(r, data.get("targets")),
+        outbox=_read_outbox(r, data.get("outbox")),
+        source=source,
+    )
+    if r.problems:
+        raise ConfigError(r.problems, source)
+    return config
+
+
+def config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("ALIGNBOT_CONFIG") or DEFAULT_PATH)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate the TOML file (default: $ALIGNBOT_CONFIG, else ./alignbot.toml)."""
+    path = Path(path) if path else config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"no configuration file at {path} "
+                           "(copy alignbot.example.toml to alignbot.toml)"], str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    return parse_config(data, str(path))

@@ -1,0 +1,1 @@
+"""Typed models, engine/session setup, migrations and query functions. Imports nothing from bot."""

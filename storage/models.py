@@ -1,0 +1,389 @@
+"""The data model of PRODUCT.md as SQLAlchemy 2 typed models.
+
+Every row carries `team_id` (the Slack workspace) so one deployment can serve
+several workspaces. All times are aware UTC (`UTCDateTime`). Indexes are the ones
+the metric queries and the sweeps filter on. Every change here needs a migration
+(`alembic revision --autogenerate`); tests fail when the two disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.types import UTCDateTime
+
+# Stable constraint names, so migrations can refer to them on every dialect.
+NAMING = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(14, 2)
+TeamId = String(32)
+SlackId = String(32)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, Decimal: Money}
+
+
+class Person(Base):
+    __tablename__ = "people"
+    __table_args__ = (
+        UniqueConstraint("team_id", "slack_id"),
+        Index("ix_people_team_email", "team_id", "email"),
+        Index("ix_people_team_role", "team_id", "role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    slack_id: Mapped[str] = mapped_column(SlackId)
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    manager_slack_id: Mapped[str | None] = mapped_column(SlackId)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    working_hours: Mapped[str | None] = mapped_column(String(16))  # "09:00-17:00"
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    daily_cap: Mapped[int | None]
+    away_until: Mapped[datetime | None]
+    deactivated: Mapped[bool] = mapped_column(Boolean, default=False)
+    from_config: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime]
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        UniqueConstraint("team_id", "external_id"),
+        CheckConstraint("score IS NULL OR (score >= 0 AND score <= 100)", name="score_range"),
+        Index("ix_leads_team_status", "team_id", "status"),
+        Index("ix_leads_team_owner_status", "team_id", "owner_id", "status"),
+        Index("ix_leads_team_mql_at", "team_id", "mql_at"),
+        Index("ix_leads_team_routed_at", "team_id", "routed_at"),
+        Index("ix_leads_team_decided", "team_id", "accepted_at", "rejected_at"),
+        Index("ix_leads_team_due", "team_id", "sla_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    external_id: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(200))
+    score: Mapped[int | None]
+    segment: Mapped[str | None] = mapped_column(String(64))
+    region: Mapped[str | None] = mapped_column(String(64))
+    why: Mapped[str | None] = mapped_column(Text)
+    crm_url: Mapped[str | None] = mapped_column(String(1000))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    owner_email: Mapped[str | None] = mapped_column(String(320))  # as the CRM sent it
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    rejection_reason: Mapped[str | None] = mapped_column(String(32))
+    rejection_note: Mapped[str | None] = mapped_column(Text)
+    # the time of every stage, kept on the row for fast metrics
+    created_at: Mapped[datetime]
+    mql_at: Mapped[datetime | None]
+    routed_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None]
+    rejected_at: Mapped[datetime | None]
+    first_touch_at: Mapped[datetime | None]
+    qualified_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    recycled_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    # the SLA as decided at routing, and its outcome at first touch or rejection
+    sla_policy: Mapped[str | None] = mapped_column(String(64))
+    sla_clock: Mapped[str | None] = mapped_column(String(16))
+    sla_due_at: Mapped[datetime | None]
+    sla_met: Mapped[bool | None]
+    response_minutes: Mapped[float | None] = mapped_column(Float)
+    business_minutes: Mapped[float | None] = mapped_column(Float)
+
+
+class LeadEvent(Base):
+    """Append-only history of a lead: what changed, who did it, when."""
+
+    __tablename__ = "lead_events"
+    __table_args__ = (Index("ix_lead_events_lead_at", "lead_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # created, routed, accepted, field_changed...
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))  # a Slack user id, or "system"/"webhook"/"import"
+    at: Mapped[datetime]
+    data: Mapped[dict[str, Any] | None]
+
+
+class Deal(Base):
+    __tablename__ = "deals"
+    __table_args__ = (
+        UniqueConstraint("team_id", "external_id"),
+        CheckConstraint("outcome IN ('open', 'won', 'lost')", name="outcome"),
+        Index("ix_deals_team_closed", "team_id", "closed_at", "outcome"),
+        Index("ix_deals_team_created", "team_id", "created_at"),
+        Index("ix_deals_lead", "lead_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    external_id: Mapped[str] = mapped_column(String(128))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
+    lead_external_id: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(String(200))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    owner_email: Mapped[str | None] = mapped_column(String(320))
+    amount: Mapped[Decimal | None]
+    source: Mapped[str | None] = mapped_column(String(16))  # marketing | sales | partner
+    created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(String(8), default="open")
+    updated_at: Mapped[datetime]
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("team_id", "external_id"),
+        Index("ix_customers_team_started", "team_id", "started_at"),
+        Index("ix_customers_team_churned", "team_id", "churned_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    external_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+    churned_at: Mapped[datetime | None]
+    mrr: Mapped[Decimal | None]
+    updated_at: Mapped[datetime]
+
+
+class Spend(Base):
+    __tablename__ = "spend"
+    __table_args__ = (
+        UniqueConstraint("team_id", "month", "team"),
+        CheckConstraint("team IN ('marketing', 'sales')", name="team"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    month: Mapped[date] = mapped_column(Date)  # the first day of the month
+    team: Mapped[str] = mapped_column(String(16))  # marketing | sales
+    amount: Mapped[Decimal]
+    updated_at: Mapped[datetime]
+
+
+class ContentItem(Base):
+    __tablename__ = "content_items"
+    __table_args__ = (UniqueConstraint("team_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    external_id: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str | None] = mapped_column(String(300))
+    kind: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ContentUse(Base):
+    __tablename__ = "content_uses"
+    __table_args__ = (
+        UniqueConstraint("team_id", "content_id", "user_email", "used_at"),
+        Index("ix_content_uses_team_used", "team_id", "used_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    content_id: Mapped[int] = mapped_column(ForeignKey("content_items.id", ondelete="CASCADE"))
+    user_email: Mapped[str] = mapped_column(String(320))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
+    used_at: Mapped[datetime]
+
+
+class Survey(Base):
+    __tablename__ = "surveys"
+    __table_args__ = (UniqueConstraint("team_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    key: Mapped[str] = mapped_column(String(64))  # the template name in the config
+    title: Mapped[str] = mapped_column(String(200))
+    audience: Mapped[dict[str, Any] | None]  # roles / user groups
+    schedule: Mapped[str | None] = mapped_column(String(64))
+    min_responses: Mapped[int] = mapped_column(Integer, default=5)  # k-anonymity threshold
+    created_at: Mapped[datetime]
+
+
+class SurveyRun(Base):
+    __tablename__ = "survey_runs"
+    __table_args__ = (
+        UniqueConstraint("survey_id", "opened_at"),
+        Index("ix_survey_runs_team_state", "team_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    opened_at: Mapped[datetime]
+    closes_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+
+class SurveyQuestion(Base):
+    __tablename__ = "survey_questions"
+    __table_args__ = (UniqueConstraint("run_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    run_id: Mapped[int] = mapped_column(ForeignKey("survey_runs.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    key: Mapped[str] = mapped_column(String(64))  # the dimension, e.g. lead_quality
+    text: Mapped[str] = mapped_column(Text)
+    scale: Mapped[str] = mapped_column(String(16))  # 1-5 | 0-10 | text
+
+
+class SurveyInvite(Base):
+    """Participation: who was asked and whether they answered. Never linked to answers."""
+
+    __tablename__ = "survey_invites"
+    __table_args__ = (UniqueConstraint("run_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    run_id: Mapped[int] = mapped_column(ForeignKey("survey_runs.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    role: Mapped[str] = mapped_column(String(32))
+    sent_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SurveyAnswer(Base):
+    """An anonymous answer: role and an opaque respondent key, never a Slack user id."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (
+        UniqueConstraint("question_id", "respondent_key"),
+        Index("ix_survey_answers_run", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    run_id: Mapped[int] = mapped_column(ForeignKey("survey_runs.id", ondelete="CASCADE"))
+    question_id: Mapped[int] = mapped_column(ForeignKey("survey_questions.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(32))
+    respondent_key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[int | None]
+    comment: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime]
+
+
+class MetricSnapshot(Base):
+    """Daily rollups that metric queries read: metric × day × dimension value."""
+
+    __tablename__ = "metric_snapshots"
+    __table_args__ = (
+        UniqueConstraint("team_id", "metric", "day", "dimension", "dimension_value"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    metric: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date)
+    dimension: Mapped[str] = mapped_column(String(32), default="")  # "" = the whole team
+    dimension_value: Mapped[str] = mapped_column(String(128), default="")
+    value: Mapped[float | None] = mapped_column(Float)
+    numerator: Mapped[float | None] = mapped_column(Float)
+    denominator: Mapped[float | None] = mapped_column(Float)
+    computed_at: Mapped[datetime]
+
+
+class OutboxMessage(Base):
+    """A message the bot intends to post or update, with its delivery state.
+
+    Written in the same transaction as the change that caused it; the sender
+    claims rows with a conditional UPDATE so each is delivered once.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("team_id", "dedupe_key"),
+        Index("ix_outbox_state_due", "state", "next_attempt_at"),
+        Index("ix_outbox_team_ref", "team_id", "ref"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    method: Mapped[str] = mapped_column(String(64))  # chat.postMessage, chat.update, views.publish...
+    channel: Mapped[str | None] = mapped_column(String(32))  # a channel id, or a user id for a DM
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    ref: Mapped[str | None] = mapped_column(String(128))  # what it is about, e.g. "lead:42:card"
+    update_of: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))  # the post to chat.update
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))  # e.g. one digest per channel+period
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    posted_channel: Mapped[str | None] = mapped_column(String(32))  # where it landed (DM ids differ)
+    ts: Mapped[str | None] = mapped_column(String(32))  # Slack's message ts, for chat.update
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class ProcessedEvent(Base):
+    """Slack event ids already handled, so retries and duplicates are processed once."""
+
+    __tablename__ = "processed_events"
+
+    team_id: Mapped[str] = mapped_column(TeamId, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_team_at", "team_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    at: Mapped[datetime]
+    detail: Mapped[dict[str, Any] | None]
