@@ -352,7 +352,8 @@ class OutboxMessage(Base):
     channel: Mapped[str | None] = mapped_column(String(32))  # a channel id, or a user id for a DM
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     ref: Mapped[str | None] = mapped_column(String(128))  # what it is about, e.g. "lead:42:card"
-    update_of: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))  # the post to chat.update
+    # the earlier post this one edits (chat.update) or replies under (a thread)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
     dedupe_key: Mapped[str | None] = mapped_column(String(200))  # e.g. one digest per channel+period
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)

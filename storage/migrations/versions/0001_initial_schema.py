@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 19:20:10.366562
+Create Date: 2026-11-24 19:22:29.450921
 """
 from alembic import op
 import sqlalchemy as sa
@@ -79,7 +79,7 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=32), nullable=True),
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('ref', sa.String(length=128), nullable=True),
-    sa.Column('update_of', sa.Integer(), nullable=True),
+    sa.Column('parent_id', sa.Integer(), nullable=True),
     sa.Column('dedupe_key', sa.String(length=200), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
@@ -91,7 +91,7 @@ def upgrade() -> None:
     sa.Column('ts', sa.String(length=32), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['update_of'], ['outbox.id'], name=op.f('fk_outbox_update_of_outbox')),
+    sa.ForeignKeyConstraint(['parent_id'], ['outbox.id'], name=op.f('fk_outbox_parent_id_outbox')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
     sa.UniqueConstraint('team_id', 'dedupe_key', name=op.f('uq_outbox_team_id_dedupe_key'))
     )

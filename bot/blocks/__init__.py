@@ -1,0 +1,1 @@
+"""Block Kit builders: pure functions returning {"text": ..., "blocks": [...]} (or a view)."""

@@ -1,0 +1,46 @@
+"""Builders for the command surface: help, unknown command, plain replies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from bot.blocks.kit import context, header, message, section
+
+if TYPE_CHECKING:
+    from bot.commands import Command
+
+HELP_TITLE = "alignbot commands"
+HELP_FOOTER = "Type `/align help <command>` for details. Admin-only commands are marked :lock:."
+
+
+def text_blocks(text: str) -> list[dict[str, Any]]:
+    return [section(text)]
+
+
+def _line(cmd: Command) -> str:
+    lock = " :lock:" if cmd.admin else ""
+    usage = f" {cmd.usage}" if cmd.usage else ""
+    return f"`/align {cmd.name}{usage}`{lock} — {cmd.summary}"
+
+
+def help_overview(commands: Sequence[Command], is_admin: bool) -> dict[str, Any]:
+    visible = [c for c in commands if is_admin or not c.admin]
+    lines = [_line(c) for c in visible]
+    blocks = [header(HELP_TITLE), *(section("\n".join(lines[i:i + 12]))
+                                    for i in range(0, len(lines), 12)), context(HELP_FOOTER)]
+    return {"text": HELP_TITLE + "\n" + "\n".join(lines), "blocks": blocks}
+
+
+def help_topic(cmd: Command) -> dict[str, Any]:
+    body = _line(cmd) + (f"\n\n{cmd.details}" if cmd.details else "")
+    return message(body)
+
+
+def unknown_command(word: str, suggestions: list[str], topic: bool = False) -> dict[str, Any]:
+    what = "no help topic" if topic else "no command"
+    text = f"There is {what} `{word}`."
+    if suggestions:
+        text += " Did you mean " + " or ".join(f"`/align {s}`" for s in suggestions) + "?"
+    text += " Type `/align help` for the list."
+    return message(text)

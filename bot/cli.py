@@ -1,0 +1,205 @@
+"""The `alignbot` command line: run | worker | shell | db upgrade | config check | manifest."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import datetime
+
+from bot.clock import SystemClock
+from bot.config import ConfigError, Secrets, load_config
+
+log = logging.getLogger("alignbot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return args.func(args) or 0
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alignbot", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the bot: Socket Mode if SLACK_APP_TOKEN is set, else HTTP")
+    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)))
+    run.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    run.add_argument("--no-scheduler", action="store_true",
+                     help="serve requests only; run `alignbot worker` for the scheduled jobs")
+    run.set_defaults(func=cmd_run)
+
+    worker = sub.add_parser("worker", help="the scheduler and the outbox sender, without Slack requests")
+    worker.set_defaults(func=cmd_worker)
+
+    shell = sub.add_parser("shell", help="the local console: same app, fake Slack, movable clock")
+    shell.add_argument("--demo", action="store_true", help="fill the store with generated demo data")
+    shell.add_argument("--at", type=_aware, help="start the clock here (ISO time with offset)")
+    shell.add_argument("--as", dest="user", help="act as this Slack user id")
+    shell.add_argument("--db", default=None, help="database URL (default: sqlite:///alignbot-shell.db)")
+    shell.set_defaults(func=cmd_shell)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply the migrations").set_defaults(func=cmd_db_upgrade)
+
+    config = sub.add_parser("config", help="configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_sub.add_parser("check", help="validate the config file").set_defaults(func=cmd_config_check)
+
+    manifest = sub.add_parser("manifest", help="print the Slack app manifest")
+    manifest.add_argument("--url", help="public base URL for HTTP mode (default: Socket Mode)")
+    manifest.set_defaults(func=cmd_manifest)
+    return p
+
+
+def _aware(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs an offset, e.g. 2026-11-24T09:00-05:00")
+    return when
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_db_upgrade(args) -> int:
+    from storage.db import make_engine
+    from storage.migrate import current_revision, upgrade
+
+    engine = make_engine(Secrets.from_env().database_url)
+    upgrade(engine)
+    print(f"database at revision {current_revision(engine)} ({engine.url.render_as_string()})")
+    return 0
+
+
+def cmd_config_check(args) -> int:
+    from bot.admin import check_config
+
+    verdict = check_config(None, Secrets.from_env())
+    if verdict.ok:
+        counts = ", ".join(f"{n} {what}" for what, n in verdict.summary.items())
+        print(f"{verdict.source}: OK ({counts})")
+    else:
+        print(f"{verdict.source}: {len(verdict.problems)} problem(s)")
+        for p in verdict.problems:
+            print(f"  - {p}")
+    for var, present in verdict.secrets.items():
+        print(f"  {var}: {'set' if present else 'not set'}")
+    return 0 if verdict.ok else 1
+
+
+def cmd_manifest(args) -> int:
+    from bot.manifest import manifest_json
+
+    print(manifest_json(request_url=args.url))
+    return 0
+
+
+def cmd_shell(args) -> int:
+    from bot.config import Config
+    from bot.shell import SHELL_DB, build_shell
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        if not any("no configuration file" in p for p in exc.problems):
+            raise
+        print("No alignbot.toml: using the defaults (copy alignbot.example.toml to configure).")
+        config = Config()
+    at = args.at or SystemClock().now()
+    shell = build_shell(config, db_url=args.db or SHELL_DB, at=at, user=args.user, demo=args.demo)
+    interactive = sys.stdin.isatty()
+    shell.say("alignbot shell — type `help` for the lines you can use, `/align help` for commands.")
+    shell.time([])
+    shell.whoami([])
+    if interactive:
+        shell.loop(_prompt_lines(), echo=False)
+    else:
+        shell.loop(sys.stdin, echo=True)
+    return 0
+
+
+def _prompt_lines():
+    from bot.shell import PROMPT
+
+    while True:
+        try:
+            yield input(PROMPT)
+        except EOFError:
+            return
+
+
+def cmd_run(args) -> int:
+    from bot.app import create_app
+    from bot.runtime import SenderLoop, build_services
+    from bot.server import create_web_app, serve
+
+    config, secrets = load_config(), Secrets.from_env()
+    _require(secrets, app_mode=True)
+    services = build_services(config, secrets, SystemClock())
+    bolt = create_app(services)
+    loop = SenderLoop(services).start()
+    scheduler = None if args.no_scheduler else _start_scheduler(services)
+    web = create_web_app(services, None if secrets.slack_app_token else bolt)
+    if secrets.slack_app_token:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        log.info("connecting to Slack in Socket Mode")
+        SocketModeHandler(bolt, secrets.slack_app_token).connect()
+    log.info("serving HTTP on %s:%s (%s)", args.host, args.port,
+             "health only" if secrets.slack_app_token else "/slack/events, /healthz")
+    try:
+        serve(web, args.host, args.port)
+    finally:
+        loop.stop()
+        if scheduler:
+            scheduler.shutdown(wait=False)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from bot.runtime import SenderLoop, build_services
+
+    config, secrets = load_config(), Secrets.from_env()
+    _require(secrets, app_mode=False)
+    services = build_services(config, secrets, SystemClock())
+    loop = SenderLoop(services).start()
+    scheduler = _start_scheduler(services)
+    log.info("worker running: scheduler and outbox sender (Ctrl-C to stop)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    loop.stop()
+    scheduler.shutdown(wait=False)
+    return 0
+
+
+def _start_scheduler(services):
+    from bot.scheduler import start_scheduler
+
+    return start_scheduler(services)
+
+
+def _require(secrets: Secrets, app_mode: bool) -> None:
+    missing = [] if secrets.slack_bot_token else ["SLACK_BOT_TOKEN"]
+    if app_mode and not (secrets.slack_app_token or secrets.slack_signing_secret):
+        missing.append("SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode)")
+    if missing:
+        raise ConfigError([f"environment: {m} is not set" for m in missing], "environment")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

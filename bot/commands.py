@@ -1,0 +1,130 @@
+"""The `/align` command table: each command declared once, with its help.
+
+Transport-neutral: Slack's slash command, an @mention and the shell all call
+`CommandTable.dispatch`, which returns a `Reply`. A command's docstring is its
+help (first line the summary, the rest the details of `/align help <name>`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.blocks import commands as views
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+NOT_ADMIN = "Only admins can run `/align {name}`. Admins are listed under `[workspace] admins` in the config."
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+    public: bool = False  # posted in the channel instead of shown only to the caller
+
+    @classmethod
+    def of(cls, message: dict[str, Any], public: bool = False) -> Reply:
+        return cls(message["text"], message.get("blocks"), public)
+
+    def message(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks or views.text_blocks(self.text)}
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    team_id: str
+    user_id: str
+    channel_id: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What a command function receives: who asked, where, the words after its name."""
+
+    services: Services
+    request: CommandRequest
+    args: list[str]
+    now: datetime
+    table: CommandTable
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # one or more words: "help", "config check"
+    run: Callable[[Invocation], Reply]
+    usage: str = ""  # the arguments, e.g. "[topic]"
+    admin: bool = False
+
+    @property
+    def summary(self) -> str:
+        return (self.run.__doc__ or "").strip().splitlines()[0]
+
+    @property
+    def details(self) -> str:
+        lines = (self.run.__doc__ or "").strip().splitlines()[1:]
+        return "\n".join(line.strip() for line in lines).strip()
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return tuple(self.name.split())
+
+
+@dataclass
+class CommandTable:
+    commands: Sequence[Command]
+    _by_words: dict[tuple[str, ...], Command] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._by_words = {c.words: c for c in self.commands}
+
+    def find(self, words: list[str]) -> tuple[Command, list[str]] | None:
+        """The longest command name that starts `words`, and the words after it."""
+        for n in range(min(len(words), 3), 0, -1):
+            cmd = self._by_words.get(tuple(w.lower() for w in words[:n]))
+            if cmd:
+                return cmd, words[n:]
+        return None
+
+    def suggest(self, words: list[str]) -> list[str]:
+        names = [c.name for c in self.commands]
+        guess = " ".join(words[:2]).lower()
+        return difflib.get_close_matches(guess, names, n=3, cutoff=0.5) or \
+            difflib.get_close_matches(words[0].lower(), names, n=3, cutoff=0.5)
+
+    def dispatch(self, services: Services, request: CommandRequest) -> Reply:
+        try:
+            words = shlex.split(request.text)
+        except ValueError:
+            words = request.text.split()
+        if not words:
+            words = ["help"]
+        found = self.find(words)
+        if found is None:
+            return Reply.of(views.unknown_command(words[0], self.suggest(words)))
+        cmd, args = found
+        if cmd.admin and not services.config.is_admin(request.user_id):
+            return Reply(NOT_ADMIN.format(name=cmd.name))
+        return cmd.run(Invocation(services, request, args, services.clock.now(), self))
+
+
+def help_command(inv: Invocation) -> Reply:
+    """List the commands, or explain one: `/align help <command>`.
+    With a command name, shows what it does and its arguments."""
+    is_admin = inv.services.config.is_admin(inv.request.user_id)
+    if not inv.args:
+        return Reply.of(views.help_overview(inv.table.commands, is_admin))
+    found = inv.table.find(inv.args)
+    if found is None:
+        return Reply.of(views.unknown_command(" ".join(inv.args), inv.table.suggest(inv.args),
+                                             topic=True))
+    return Reply.of(views.help_topic(found[0]))
+
+
+HELP = Command("help", help_command, usage="[command]")

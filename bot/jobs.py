@@ -1,0 +1,64 @@
+"""Scheduled jobs: plain functions of (services, now), so tests and the shell call them directly.
+
+Each job has a stable id and an APScheduler trigger built from the config. Effects
+that must happen once are claimed in the database by the job itself, so running a
+scheduler in several processes is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.config import Config
+from bot.events import prune_events
+from bot.services import Services
+
+
+def outbox_sweep(services: Services, now: datetime) -> Any:
+    """Deliver whatever the immediate flush missed: retries, held rows, another process's crash."""
+    return services.sender.flush()
+
+
+# Interval triggers count from a fixed instant, not from "now": runs land on the same
+# marks in every process and in the shell, and APScheduler never reads the real clock.
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def every(**interval: int) -> IntervalTrigger:
+    return IntervalTrigger(**interval, start_date=EPOCH)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    run: Callable[[Services, datetime], Any]
+    trigger: Callable[[Config], BaseTrigger]
+    misfire_grace_time: int  # seconds a late run may still start; later ones are skipped
+    description: str
+
+
+JOBS: tuple[Job, ...] = (
+    Job("outbox.sweep", outbox_sweep, lambda c: every(seconds=30), 30,
+        "deliver queued Slack messages that are due (retries, held messages)"),
+    Job("events.prune", prune_events, lambda c: CronTrigger(hour=3, timezone=c.workspace.tz), 3600,
+        "forget processed Slack event ids older than two days"),
+)
+
+
+def job(job_id: str) -> Job:
+    for j in JOBS:
+        if j.id == job_id:
+            return j
+    raise KeyError(f"no job {job_id!r}; jobs: {', '.join(j.id for j in JOBS)}")
+
+
+def run_job(services: Services, job_id: str) -> Any:
+    """What APScheduler calls: the job with the services' current time."""
+    return job(job_id).run(services, services.clock.now())

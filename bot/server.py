@@ -1,0 +1,41 @@
+"""The HTTP surface: Slack's events endpoint through Bolt's Flask adapter, health, served by waitress.
+
+waitress is a production WSGI server that runs in this process, so one `alignbot
+run` holds the HTTP threads, the scheduler and the outbox sender together.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, request
+from slack_bolt import App
+from slack_bolt.adapter.flask import SlackRequestHandler
+from sqlalchemy import text
+
+from bot.services import Services
+
+
+def create_web_app(services: Services, bolt: App | None) -> Flask:
+    web = Flask("alignbot")
+    handler = SlackRequestHandler(bolt) if bolt is not None else None
+
+    if handler is not None:
+        @web.post("/slack/events")
+        def slack_events():
+            return handler.handle(request)
+
+    @web.get("/healthz")
+    def healthz():
+        try:
+            with services.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # the point of a health check is to say so, not to crash
+            return jsonify(ok=False, database=type(exc).__name__), 503
+        return jsonify(ok=True, team_id=services.team_id)
+
+    return web
+
+
+def serve(web: Flask, host: str, port: int, threads: int = 8) -> None:
+    from waitress import serve as waitress_serve
+
+    waitress_serve(web, host=host, port=port, threads=threads, ident="alignbot")

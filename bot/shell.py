@@ -1,0 +1,369 @@
+"""The local shell: the same Bolt app, driven by typed lines instead of Slack.
+
+Every line becomes a Slack-shaped payload passed to the real `app.dispatch()`; the
+Web API is a `FakeSlack` that prints each message as text with its number and
+buttons. The clock is a `FakeClock` that only `tick` moves, and `tick` runs the
+scheduled jobs whose time came, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+from urllib.parse import urlencode
+
+from slack_bolt import App, BoltRequest
+
+from bot.clock import FakeClock
+from bot.config import parse_duration
+from bot.fakeslack import FakeSlack, Message
+from bot.jobs import JOBS, job
+from bot.scheduler import fire_times
+from bot.services import Services
+
+PROMPT = "alignbot> "
+HELP = """Lines you can type:
+  /align <command>          a slash command, as the current user (try /align help)
+  click <action> [msg#]     click the button with that action id (default: the latest message having it)
+  react <emoji> <msg#>      add an emoji reaction to a message (e.g. react three 12)
+  as <user>                 act as another person (Slack id, email or name)
+  tick <duration>           advance the clock (15m, 4h, 2d) and run the jobs that fall due
+  jobs                      list the scheduled jobs and when they run next
+  run <job>                 run one job now
+  whoami | time | help | quit"""
+
+
+@dataclass
+class ShellState:
+    user: str
+    last_tick: datetime
+
+
+class Shell:
+    def __init__(self, services: Services, app: App, fake: FakeSlack, clock: FakeClock,
+                 user: str, out: TextIO = sys.stdout):
+        self.services, self.app, self.fake, self.clock, self.out = services, app, fake, clock, out
+        self.state = ShellState(user=user, last_tick=clock.now())
+        self._seq = 0
+        fake.on_change = self._show
+        self.commands: dict[str, Callable[[list[str]], None]] = {
+            "click": self.click, "react": self.react, "as": self.act_as, "tick": self.tick,
+            "jobs": self.jobs, "run": self.run_job, "whoami": self.whoami, "time": self.time,
+            "help": lambda _: self.say(HELP),
+        }
+
+    # -- the loop
+
+    def loop(self, lines: Iterable[str], echo: bool) -> None:
+        for raw in lines:
+            line = raw.strip()
+            if echo and line:
+                self.say(f"{PROMPT}{line}")
+            if line in ("quit", "exit"):
+                return
+            if line and not line.startswith("#"):
+                self.execute(line)
+
+    def execute(self, line: str) -> None:
+        try:
+            if line.startswith("/"):
+                self.slash(line)
+            else:
+                words = shlex.split(line)
+                handler = self.commands.get(words[0].lower())
+                if handler is None:
+                    self.say(f"unknown line {words[0]!r}; type help")
+                    return
+                handler(words[1:])
+        except ShellError as exc:
+            self.say(f"! {exc}")
+        self.flush()
+
+    def flush(self) -> None:
+        """Deliver what the bot queued, as the sender would right after the commit."""
+        self.services.sender.flush()
+
+    # -- lines
+
+    def slash(self, line: str) -> None:
+        command, _, text = line.partition(" ")
+        body = urlencode({
+            "token": "local", "team_id": self.services.team_id, "team_domain": "local",
+            "channel_id": self.channel, "channel_name": "shell", "user_id": self.state.user,
+            "user_name": self.state.user, "command": command, "text": text.strip(),
+            "api_app_id": "A0LOCAL", "response_url": "https://hooks.slack.invalid/commands/local",
+            "trigger_id": self._trigger(),
+        })
+        resp = self._dispatch(body, "application/x-www-form-urlencoded")
+        self._show_ack(resp.body)
+
+    def click(self, args: list[str]) -> None:
+        if not args:
+            raise ShellError("usage: click <action_id> [msg#]")
+        action_id = args[0]
+        msg = self._message_with(action_id, int(args[1]) if len(args) > 1 else None)
+        block_id, element = _find_button(msg, action_id)
+        payload = {
+            "type": "block_actions", "api_app_id": "A0LOCAL", "token": "local",
+            "user": {"id": self.state.user, "username": self.state.user,
+                     "team_id": self.services.team_id},
+            "team": {"id": self.services.team_id, "domain": "local"},
+            "container": {"type": "message", "message_ts": msg.ts, "channel_id": msg.channel,
+                          "is_ephemeral": bool(msg.ephemeral_to)},
+            "channel": {"id": msg.channel, "name": msg.channel},
+            "message": {"type": "message", "ts": msg.ts, "text": msg.text, "blocks": msg.blocks},
+            "trigger_id": self._trigger(),
+            "response_url": "https://hooks.slack.invalid/actions/local",
+            "actions": [{"action_id": action_id, "block_id": block_id, "type": "button",
+                         "value": element.get("value"), "text": element.get("text"),
+                         "action_ts": f"{self.clock.now().timestamp():.6f}"}],
+        }
+        resp = self._dispatch(urlencode({"payload": json.dumps(payload)}),
+                              "application/x-www-form-urlencoded")
+        self._show_ack(resp.body)
+
+    def react(self, args: list[str]) -> None:
+        if len(args) != 2 or not args[1].isdigit():
+            raise ShellError("usage: react <emoji> <msg#>")
+        msg = self._message(int(args[1]))
+        self._seq += 1
+        event = {
+            "type": "reaction_added", "user": self.state.user, "reaction": args[0].strip(":"),
+            "item": {"type": "message", "channel": msg.channel, "ts": msg.ts},
+            "item_user": self.fake.bot_user, "event_ts": f"{self.clock.now().timestamp():.6f}",
+        }
+        body = {"token": "local", "team_id": self.services.team_id, "api_app_id": "A0LOCAL",
+                "event": event, "type": "event_callback", "event_id": f"Ev0LOCAL{self._seq:06d}",
+                "event_time": int(self.clock.now().timestamp()),
+                "authorizations": [{"team_id": self.services.team_id,
+                                    "user_id": self.fake.bot_user, "is_bot": True}]}
+        self._dispatch(json.dumps(body), "application/json")
+
+    def act_as(self, args: list[str]) -> None:
+        if not args:
+            raise ShellError("usage: as <user>")
+        self.state.user = self._resolve_user(" ".join(args))
+        self.whoami([])
+
+    def tick(self, args: list[str]) -> None:
+        if len(args) != 1:
+            raise ShellError("usage: tick <duration>, e.g. tick 30m")
+        try:
+            delta = parse_duration(args[0])
+        except ValueError as exc:
+            raise ShellError(str(exc)) from None
+        start, end = self.clock.now(), self.clock.now() + delta
+        runs = sorted((t, j.id) for j in JOBS for t in fire_times(j, self.services, start, end))
+        for when, job_id in runs:
+            self.clock.set(when)
+            job(job_id).run(self.services, when)
+            self.flush()
+        self.clock.set(end)
+        self.time([])
+
+    def jobs(self, _: list[str]) -> None:
+        now = self.clock.now()
+        for j in JOBS:
+            nxt = j.trigger(self.services.config).get_next_fire_time(None, now)
+            self.say(f"  {j.id:<16} next {self._local(nxt)}  — {j.description}")
+
+    def run_job(self, args: list[str]) -> None:
+        try:
+            result = job(args[0] if args else "").run(self.services, self.clock.now())
+        except KeyError as exc:
+            raise ShellError(exc.args[0]) from None
+        self.say(f"  {args[0]}: {result}")
+
+    def whoami(self, _: list[str]) -> None:
+        user = self.fake.users.get(self.state.user, {})
+        self.say(f"  you are {self.state.user} ({user.get('real_name', 'unknown')})")
+
+    def time(self, _: list[str]) -> None:
+        self.say(f"  it is {self._local(self.clock.now())}")
+
+    # -- plumbing
+
+    @property
+    def channel(self) -> str:
+        return self.services.config.channels.handoff or "C0SHELL"
+
+    def _dispatch(self, body: str, content_type: str):
+        req = BoltRequest(body=body, headers={"content-type": [content_type]})
+        return self.app.dispatch(req)
+
+    def _trigger(self) -> str:
+        self._seq += 1
+        return f"{self._seq}.local.trigger"
+
+    def _message(self, number: int) -> Message:
+        if not 1 <= number <= len(self.fake.messages):
+            raise ShellError(f"there is no message #{number}")
+        return self.fake.message(number)
+
+    def _message_with(self, action_id: str, number: int | None) -> Message:
+        if number is not None:
+            msg = self._message(number)
+            if action_id not in msg.action_ids():
+                raise ShellError(f"message #{number} has no button {action_id!r}; "
+                                 f"it has: {', '.join(msg.action_ids()) or 'none'}")
+            return msg
+        for msg in reversed(self.fake.messages):
+            if action_id in msg.action_ids():
+                return msg
+        raise ShellError(f"no message has a button {action_id!r}")
+
+    def _resolve_user(self, who: str) -> str:
+        who_l = who.lower()
+        for uid, u in self.fake.users.items():
+            names = {uid.lower(), u["name"].lower(), (u["profile"].get("email") or "").lower()}
+            if who_l in names or who_l == u["name"].split()[0].lower():
+                return uid
+        raise ShellError(f"nobody called {who!r}; known: {', '.join(sorted(self.fake.users))}")
+
+    def _local(self, when: datetime | None) -> str:
+        if when is None:
+            return "never"
+        return when.astimezone(self.services.config.workspace.tz).strftime("%a %Y-%m-%d %H:%M %Z")
+
+    def _show(self, kind: str, obj: Any) -> None:
+        if kind in ("post", "update", "ephemeral"):
+            self.say(render_message(obj, kind))
+        elif kind == "view":
+            self.say(f"  [modal] {render_view(obj)}")
+        elif kind == "home":
+            user, view = obj
+            self.say(f"  [App Home of {user} updated] {render_view(view)}")
+        elif kind == "file":
+            self.say(f"  [file shared] {', '.join(f.get('title') or f['id'] for f in obj)}")
+
+    def _show_ack(self, body: str) -> None:
+        if not body:
+            return
+        try:
+            data = json.loads(body)
+        except ValueError:
+            self.say(f"  (only you) {body}")
+            return
+        if data.get("text") or data.get("blocks"):
+            who = "everyone" if data.get("response_type") == "in_channel" else "only you"
+            self.say(_indent(f"({who}) " + blocks_text(data.get("blocks") or [], data.get("text", ""))))
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+
+class ShellError(Exception):
+    """A line the shell could not carry out; printed, never fatal."""
+
+
+def _find_button(msg: Message, action_id: str) -> tuple[str | None, dict[str, Any]]:
+    for block in msg.blocks:
+        for el in [*block.get("elements", []), block.get("accessory") or {}]:
+            if el.get("action_id") == action_id:
+                return block.get("block_id"), el
+    raise ShellError(f"message #{msg.number} has no button {action_id!r}")
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def render_message(msg: Message, kind: str = "post") -> str:
+    where = f"to {msg.ephemeral_to} only, in {msg.channel}" if msg.ephemeral_to else msg.channel
+    thread = f" (thread {msg.thread_ts})" if msg.thread_ts else ""
+    label = " (updated)" if kind == "update" else ""
+    head = f"#{msg.number} [{where}]{thread}{label}"
+    return head + "\n" + _indent(blocks_text(msg.blocks, msg.text, msg.number))
+
+
+def blocks_text(blocks: list[dict[str, Any]], fallback: str, number: int | None = None) -> str:
+    if not blocks:
+        return fallback
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind in ("section", "header"):
+            if block.get("text"):
+                lines.append(block["text"]["text"])
+            lines.extend(f["text"] for f in block.get("fields", []))
+            if block.get("accessory", {}).get("action_id"):
+                lines.append(_button_text(block["accessory"], number))
+        elif kind == "context":
+            lines.append("  ".join(e.get("text", "") for e in block.get("elements", [])))
+        elif kind == "divider":
+            lines.append("─" * 40)
+        elif kind == "actions":
+            lines.append("  ".join(_button_text(e, number) for e in block.get("elements", [])))
+        elif kind == "image":
+            lines.append(f"[image: {block.get('alt_text', '')}]")
+    return "\n".join(lines)
+
+
+def render_view(view: dict[str, Any]) -> str:
+    title = (view.get("title") or {}).get("text", view.get("type", "view"))
+    return f"{title}\n" + _indent(blocks_text(view.get("blocks", []), ""))
+
+
+def _button_text(el: dict[str, Any], number: int | None) -> str:
+    label = (el.get("text") or {}).get("text", el.get("action_id"))
+    target = f" {number}" if number else ""
+    return f"[{label} → click {el.get('action_id')}{target}]"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+# ------------------------------------------------------------------ start-up
+
+SHELL_TEAM = "T0LOCAL"
+SHELL_DB = "sqlite:///alignbot-shell.db"
+
+
+def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | None = None,
+                demo: bool = False, out: TextIO = sys.stdout, check=None) -> Shell:
+    """The shell's own world: a fake Slack, a fake clock at `at`, its own database."""
+    from bot.app import create_app
+    from bot.config import Secrets
+    from bot.runtime import build_services
+    from storage.db import make_engine
+    from storage.migrate import upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    clock = FakeClock(at)
+    fake = FakeSlack(team_id=SHELL_TEAM, check=check)
+    services = build_services(config, Secrets(), clock, engine=engine, slack=fake.client(),
+                              team_id=SHELL_TEAM)
+    if demo:
+        _load_demo(services, out)
+    _introduce_people(services, fake)
+    app = create_app(services, verify_requests=False)
+    first = user or (config.workspace.admins[0] if config.workspace.admins else None) \
+        or next(iter(fake.users), "U0LOCAL01")
+    if first not in fake.users:
+        fake.add_user(first, "Local User", tz=config.workspace.timezone)
+    return Shell(services, app, fake, clock, first, out)
+
+
+def _load_demo(services: Services, out: TextIO) -> None:
+    from bot.demo import generate_demo
+
+    with services.transaction() as session:
+        summary = generate_demo(session, services.team_id, services.clock.now(), services.config)
+    print(f"demo data: {summary}", file=out)
+
+
+def _introduce_people(services: Services, fake: FakeSlack) -> None:
+    """Everyone the store knows becomes a user of the fake workspace."""
+    from storage.people import list_people
+
+    with services.sessions.begin() as session:
+        for p in list_people(session, services.team_id):
+            fake.add_user(p.slack_id, p.name or p.slack_id, p.email,
+                          tz=p.timezone or services.config.workspace.timezone,
+                          deleted=p.deactivated)

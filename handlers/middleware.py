@@ -1,0 +1,22 @@
+"""Global middleware: drop redelivered events before any listener sees them."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App, BoltResponse
+
+from bot.events import first_delivery
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    @app.middleware
+    def process_each_event_once(body, next):  # noqa: A002 - Bolt injects by this name
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not first_delivery(services, body.get("team_id", ""), event_id):
+            log.info("event %s already processed; acknowledging the redelivery", event_id)
+            return BoltResponse(status=200, body="")
+        return next()

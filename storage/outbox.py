@@ -1,0 +1,65 @@
+"""Outbox queries. They take a session and never commit; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from storage.models import OutboxMessage
+
+
+def add_message(session: Session, **fields) -> OutboxMessage:
+    row = OutboxMessage(state="pending", attempts=0, **fields)
+    session.add(row)
+    return row
+
+
+def get_first_post(session: Session, team_id: str, ref: str) -> OutboxMessage | None:
+    """The first chat.postMessage queued for `ref`: the message later updates edit."""
+    return session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref,
+               OutboxMessage.method == "chat.postMessage")
+        .order_by(OutboxMessage.id).limit(1)
+    ).first()
+
+
+def has_dedupe_key(session: Session, team_id: str, dedupe_key: str) -> bool:
+    return session.scalar(select(OutboxMessage.id).where(
+        OutboxMessage.team_id == team_id, OutboxMessage.dedupe_key == dedupe_key)) is not None
+
+
+def list_due(session: Session, now: datetime, stale_before: datetime, limit: int) -> list[OutboxMessage]:
+    """Pending rows that are due, and rows whose sender vanished mid-claim."""
+    return list(session.scalars(
+        select(OutboxMessage)
+        .where(_claimable(now, stale_before))
+        .order_by(OutboxMessage.id).limit(limit)
+    ))
+
+
+def mark_claimed(session: Session, row_id: int, by: str, now: datetime, stale_before: datetime) -> bool:
+    """One conditional UPDATE: exactly one sender can move a row to 'sending'."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id, _claimable(now, stale_before))
+        .values(state="sending", claimed_by=by, claimed_at=now,
+                attempts=OutboxMessage.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def get_next_due(session: Session) -> datetime | None:
+    return session.scalar(select(OutboxMessage.next_attempt_at)
+                          .where(OutboxMessage.state == "pending")
+                          .order_by(OutboxMessage.next_attempt_at).limit(1))
+
+
+def _claimable(now: datetime, stale_before: datetime):
+    return or_(
+        (OutboxMessage.state == "pending") & (OutboxMessage.next_attempt_at <= now),
+        (OutboxMessage.state == "sending") & (OutboxMessage.claimed_at < stale_before),
+    )
