@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from slack_bolt import App
+from slack_bolt.middleware.request_verification import RequestVerification
+from slack_sdk.signature import Clock as SignatureClock
+from slack_sdk.signature import SignatureVerifier
 
 from bot import admin
+from bot.clock import Clock
 from bot.commands import HELP, CommandTable
 from bot.services import Services
 
@@ -20,10 +24,38 @@ def create_app(services: Services, *, verify_requests: bool = True) -> App:
     app = App(
         client=services.slack,
         signing_secret=services.secrets.slack_signing_secret or "",
-        request_verification_enabled=verify_requests,
+        request_verification_enabled=False,  # ours below: the same check, on our clock
         # Ack on the fast path and reply from the listener; slow work goes to the outbox.
         process_before_response=True,
     )
+    if verify_requests:
+        app.use(_verification(services.secrets.slack_signing_secret, services.clock))
     for module in (middleware, errors, commands):
         module.register(app, services)
     return app
+
+
+class _ClockAdapter(SignatureClock):
+    def __init__(self, clock: Clock):
+        self.clock = clock
+
+    def now(self) -> float:
+        return self.clock.now().timestamp()
+
+
+class _Verification(RequestVerification):
+    """Bolt's signature check (5-minute window), reading the time from our clock."""
+
+    def __init__(self, secret: str, clock: Clock):
+        super().__init__(signing_secret=secret)
+        self._on_our_clock = SignatureVerifier(secret, clock=_ClockAdapter(clock))
+
+    @property
+    def verifier(self) -> SignatureVerifier:
+        return self._on_our_clock
+
+
+def _verification(secret: str | None, clock: Clock) -> RequestVerification:
+    if not secret:
+        raise ValueError("SLACK_SIGNING_SECRET is needed to verify requests from Slack")
+    return _Verification(secret, clock)

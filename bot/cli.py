@@ -13,6 +13,7 @@ from datetime import datetime
 
 from bot.clock import SystemClock
 from bot.config import ConfigError, Secrets, load_config
+from storage.migrate import SchemaOutOfDate
 
 log = logging.getLogger("alignbot")
 
@@ -24,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return args.func(args) or 0
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    except (ConfigError, SchemaOutOfDate) as exc:
+        print(f"alignbot: {exc}", file=sys.stderr)
         return 2
 
 

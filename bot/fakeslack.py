@@ -1,11 +1,12 @@
 """A fake Slack Web API for the local shell and the tests.
 
 `FakeSlack` keeps the state a workspace would (messages, DMs, users, modals, Home
-tabs) and answers Web API methods with Slack's response shapes. `FakeWebClient`
-is a real slack_sdk `WebClient` whose last hop — the urllib request — is answered
-by the fake instead of the network, so argument encoding, error handling and
-retry handlers all run exactly as against slack.com. `wsgi_app()` serves the same
-fake over real HTTP for out-of-process tests (`SLACK_API_URL`).
+tabs) and answers Web API methods with Slack's response shapes. Each fake has its
+own host name (`base_url`); a urllib handler answers HTTP requests to that host
+in process, so any slack_sdk `WebClient` pointed at it — including the one Bolt
+builds for each request — runs its real encoding, error handling and retry
+handlers, and never touches the network. `wsgi_app()` serves the same fake over
+real HTTP for out-of-process tests (`SLACK_API_URL`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import email.message
 import io
 import itertools
 import json
+import threading
+import urllib.request
+import urllib.response
+import weakref
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.error import HTTPError
-from urllib.parse import parse_qsl, urlsplit
-from urllib.request import Request
+from urllib.parse import parse_qsl
 
 from slack_sdk import WebClient
 
@@ -62,6 +65,13 @@ class FakeSlack:
         self.files: list[dict[str, Any]] = []
         self._scripted: dict[str, deque[Response]] = defaultdict(deque)
         self._ts = itertools.count(1)
+        self._lock = threading.RLock()  # several senders may call at once
+        self.host = f"slack-{next(_HOSTS)}.fake.invalid"
+        _register(self)
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.host}/api/"
 
     # -- setting the scene
 
@@ -92,15 +102,16 @@ class FakeSlack:
     # -- the Web API
 
     def handle(self, method: str, args: dict[str, Any]) -> Response:
-        self.calls.append((method, args))
-        if self.check:
-            self.check(method, args)
-        if self._scripted.get(method):
-            return self._scripted[method].popleft()
-        answer = getattr(self, "_" + method.replace(".", "_"), None)
-        if answer is None:
-            return _error("unknown_method")
-        return answer(args)
+        with self._lock:
+            self.calls.append((method, args))
+            if self.check:
+                self.check(method, args)
+            if self._scripted.get(method):
+                return self._scripted[method].popleft()
+            answer = getattr(self, "_" + method.replace(".", "_"), None)
+            if answer is None:
+                return _error("unknown_method")
+            return answer(args)
 
     def _auth_test(self, args):
         return _ok(team_id=self.team_id, team="Local workspace", user_id=self.bot_user,
@@ -182,7 +193,7 @@ class FakeSlack:
     def _files_getUploadURLExternal(self, args):
         file_id = f"F{len(self.files) + 1:08d}"
         self.files.append({"id": file_id, "filename": args.get("filename"), "shared": False})
-        return _ok(upload_url=f"https://files.slack.invalid/upload/{file_id}", file_id=file_id)
+        return _ok(upload_url=f"https://{self.host}/upload/{file_id}", file_id=file_id)
 
     def _files_completeUploadExternal(self, args):
         files = _json(args.get("files")) or []
@@ -210,46 +221,74 @@ class FakeSlack:
         if self.on_change:
             self.on_change(kind, obj)
 
-    def client(self, **kwargs) -> FakeWebClient:
-        return FakeWebClient(self, **kwargs)
+    def client(self, **kwargs) -> WebClient:
+        kwargs.setdefault("token", "xoxb-local-fake")
+        return WebClient(base_url=self.base_url, **kwargs)
+
+    def http(self, path: str, content_type: str, body: bytes) -> Response:
+        """Answer one HTTP request: /api/<method>, or a file upload to /upload/<id>."""
+        path, _, query = path.partition("?")
+        if path.startswith("/upload/"):
+            file_id = path.rsplit("/", 1)[-1]
+            for f in self.files:
+                if f["id"] == file_id:
+                    f["bytes"] = body
+            return 200, {}, {"ok": True}
+        return self.handle(path.rsplit("/", 1)[-1], parse_args(content_type, body, query))
 
     def wsgi_app(self):
         """Serve this fake over HTTP at /api/<method> (for processes started by tests)."""
         def app(environ, start_response):
-            method = environ["PATH_INFO"].rsplit("/", 1)[-1]
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length)
-            args = parse_args(environ.get("CONTENT_TYPE", ""), body, environ.get("QUERY_STRING", ""))
-            status, headers, payload = self.handle(method, args)
+            path = environ["PATH_INFO"] + "?" + environ.get("QUERY_STRING", "")
+            status, headers, payload = self.http(path, environ.get("CONTENT_TYPE", ""), body)
             data = json.dumps(payload).encode()
             start_response(f"{status} X", [("Content-Type", "application/json"), *headers.items()])
             return [data]
         return app
 
 
-class FakeWebClient(WebClient):
-    """A real WebClient whose HTTP exchange is answered by a FakeSlack, in process."""
+# ------------------------------------------------------------------ the in-process HTTP hop
 
-    def __init__(self, fake: FakeSlack, **kwargs):
-        kwargs.setdefault("token", "xoxb-local-fake")
-        kwargs.setdefault("base_url", "https://slack.invalid/api/")
-        super().__init__(**kwargs)
-        self.fake = fake
+_HOSTS = itertools.count(1)
+_FAKES: weakref.WeakValueDictionary[str, FakeSlack] = weakref.WeakValueDictionary()
 
-    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
-        parts = urlsplit(url)
-        method = parts.path.rsplit("/", 1)[-1]
-        args = parse_args(req.get_header("Content-type") or "", req.data or b"", parts.query)
-        status, headers, body = self.fake.handle(method, args)
-        data = json.dumps(body)
-        if status != 200:
-            hdrs = email.message.Message()
-            hdrs["Content-Type"] = "application/json; charset=utf-8"
-            for k, v in headers.items():
-                hdrs[k] = v
-            raise HTTPError(url, status, "fake Slack error", hdrs, io.BytesIO(data.encode()))
-        return {"status": 200, "headers": {"content-type": "application/json", **headers},
-                "body": data}
+
+class _FakeSlackHandler(urllib.request.BaseHandler):
+    """Answers urllib requests to a fake's host; any other host goes on to the network."""
+
+    handler_order = 100  # before urllib's own HTTP(S) handlers
+
+    def https_open(self, req: urllib.request.Request):
+        fake = _FAKES.get(req.host)
+        if fake is None:
+            return None
+        status, headers, body = fake.http(req.selector, req.get_header("Content-type") or "",
+                                          req.data or b"")
+        msg = email.message.Message()
+        msg["Content-Type"] = "application/json; charset=utf-8"
+        for k, v in headers.items():
+            msg[k] = v
+        resp = urllib.response.addinfourl(io.BytesIO(json.dumps(body).encode()), msg,
+                                          req.full_url, status)
+        resp.msg = "OK" if status == 200 else "Error"
+        return resp  # urllib turns a non-2xx status into HTTPError, as with a real server
+
+    http_open = https_open
+
+
+_install_lock = threading.Lock()
+_installed = False
+
+
+def _register(fake: FakeSlack) -> None:
+    global _installed
+    with _install_lock:
+        _FAKES[fake.host] = fake
+        if not _installed:
+            urllib.request.install_opener(urllib.request.build_opener(_FakeSlackHandler()))
+            _installed = True
 
 
 def parse_args(content_type: str, body: bytes, query: str = "") -> dict[str, Any]:

@@ -162,7 +162,7 @@ class OutboxSender:
                 now = self.clock.now()
             if not progressed:
                 break
-        report.wake(self._next_scheduled())
+        report.wake(self._next_scheduled(now))
         return report
 
     # -- selection and claiming
@@ -187,9 +187,9 @@ class OutboxSender:
         with self.sessions.begin() as s:
             return queries.mark_claimed(s, row_id, self.name, now, now - CLAIM_LEASE)
 
-    def _next_scheduled(self) -> datetime | None:
+    def _next_scheduled(self, now: datetime) -> datetime | None:
         with self.sessions.begin() as s:
-            return queries.get_next_due(s)
+            return queries.get_next_due(s, now)
 
     # -- delivery
 

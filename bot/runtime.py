@@ -20,6 +20,7 @@ from bot.outbox import OutboxSender
 from bot.people import sync_config_people
 from bot.services import Services
 from storage.db import make_engine, make_sessionmaker
+from storage.migrate import require_current
 
 log = logging.getLogger(__name__)
 SLACK_API = "https://slack.com/api/"
@@ -36,6 +37,7 @@ def build_services(config: Config, secrets: Secrets, clock: Clock, *,
                    engine: Engine | None = None, slack: WebClient | None = None,
                    team_id: str | None = None) -> Services:
     engine = engine or make_engine(secrets.database_url)
+    require_current(engine)
     sessions = make_sessionmaker(engine)
     slack = slack or make_web_client(secrets)
     # The outbox paces and retries by itself; an SDK retry would block its thread.

@@ -10,13 +10,13 @@ from bot.jobs import JOBS, Job, run_job
 from bot.services import Services
 
 
-def start_scheduler(services: Services) -> BackgroundScheduler:
+def start_scheduler(services: Services, *, paused: bool = False) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=services.config.workspace.tz)
     for j in JOBS:
         scheduler.add_job(run_job, j.trigger(services.config), args=[services, j.id], id=j.id,
                           name=j.description, replace_existing=True, coalesce=True,
                           max_instances=1, misfire_grace_time=j.misfire_grace_time)
-    scheduler.start()
+    scheduler.start(paused=paused)
     return scheduler
 
 

@@ -9,10 +9,11 @@ from sqlalchemy import Engine
 SCRIPT_LOCATION = "storage:migrations"
 
 
-def alembic_config(engine: Engine) -> AlembicConfig:
+def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
-    cfg.attributes["engine"] = engine
+    if engine is not None:
+        cfg.attributes["engine"] = engine
     return cfg
 
 
@@ -25,3 +26,21 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse to start on a database the migrations have not reached (say what to run)."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaOutOfDate(f"the database is at revision {current or 'none'}, the code needs "
+                              f"{head}: run `alignbot db upgrade` first")

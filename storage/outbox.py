@@ -52,9 +52,11 @@ def mark_claimed(session: Session, row_id: int, by: str, now: datetime, stale_be
     return result.rowcount == 1
 
 
-def get_next_due(session: Session) -> datetime | None:
+def get_next_due(session: Session, after: datetime) -> datetime | None:
+    """When the next pending row that is not yet due falls due."""
     return session.scalar(select(OutboxMessage.next_attempt_at)
-                          .where(OutboxMessage.state == "pending")
+                          .where(OutboxMessage.state == "pending",
+                                 OutboxMessage.next_attempt_at > after)
                           .order_by(OutboxMessage.next_attempt_at).limit(1))
 
 

@@ -1,0 +1,124 @@
+"""The local shell: typed lines become real Slack payloads through the same Bolt app."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from bot import outbox
+from bot.blocks.kit import actions, button, message, section
+from bot.config import parse_config
+from bot.shell import build_shell
+from tests.conftest import TEST_CONFIG, check_slack_call
+
+AT = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def shell(tmp_path):
+    out = io.StringIO()
+    sh = build_shell(parse_config(TEST_CONFIG), db_url=f"sqlite:///{tmp_path / 'shell.db'}",
+                     at=AT, user="U0SALES01", out=out, check=check_slack_call)
+    sh.output = out
+    return sh
+
+
+def run(shell, *lines: str) -> str:
+    start = shell.output.tell()
+    shell.loop(lines, echo=True)
+    shell.output.seek(start)
+    text = shell.output.read()
+    shell.output.seek(0, io.SEEK_END)
+    return text
+
+
+def post_card(shell, text="Lead L-1: Acme", action_id="test.ping"):
+    with shell.services.transaction() as session:
+        outbox.post(session, shell.services.team_id, "C0HANDOFF1", message(text, [
+            section(text), actions(button("Ping", action_id, value="L-1"))]),
+            now=shell.clock.now())
+    shell.flush()
+
+
+def test_slash_help_prints_the_command_list(shell):
+    out = run(shell, "/align help")
+    assert "/align help" in out and "(only you)" in out
+
+
+def test_bot_messages_print_with_number_and_buttons(shell):
+    post_card(shell)
+    out = shell.output.getvalue()
+    assert "#1 [C0HANDOFF1]" in out and "[Ping → click test.ping 1]" in out
+
+
+def test_click_dispatches_a_block_action_to_the_app(shell):
+    seen = []
+
+    @shell.app.action("test.ping")
+    def ping(ack, body, action):
+        ack()
+        seen.append((body["user"]["id"], action["value"], body["container"]["message_ts"]))
+
+    post_card(shell)
+    run(shell, "as U0SALES02", "click test.ping 1")
+    assert seen == [("U0SALES02", "L-1", shell.fake.message(1).ts)]
+
+
+def test_click_on_a_missing_button_explains(shell):
+    post_card(shell)
+    out = run(shell, "click handoff.accept 1", "click nope", "click test.ping 9")
+    assert "has no button 'handoff.accept'" in out and "it has: test.ping" in out
+    assert "no message has a button 'nope'" in out
+    assert "there is no message #9" in out
+
+
+def test_react_sends_a_reaction_added_event(shell):
+    seen = []
+
+    @shell.app.event("reaction_added")
+    def reacted(event):
+        seen.append((event["user"], event["reaction"], event["item"]["ts"]))
+
+    post_card(shell)
+    run(shell, "react :three: 1")
+    assert seen == [("U0SALES01", "three", shell.fake.message(1).ts)]
+
+
+def test_tick_moves_the_clock_and_runs_due_jobs(shell):
+    with shell.services.transaction() as session:
+        outbox.post(session, shell.services.team_id, "C0HANDOFF1", {"text": "later"},
+                    now=shell.clock.now())
+    out = run(shell, "tick 90m", "time")
+    assert shell.clock.now() == datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
+    assert "10:30" in out  # shown in the workspace's timezone
+    assert "later" in out  # the sweep delivered the queued message
+
+
+def test_bad_lines_get_a_hint_and_the_shell_goes_on(shell):
+    out = run(shell, "tick soon", "dance", "as nobody", "/align help")
+    assert "is not a duration like 15m" in out
+    assert "unknown line 'dance'" in out
+    assert "nobody called 'nobody'" in out
+    assert "/align help" in out.splitlines()[-1] or "alignbot commands" in out
+
+
+def test_as_accepts_names_and_emails(shell):
+    assert "U0SALESMG1" in run(shell, "as max@example.com")
+    assert "U0MKTG01" in run(shell, "as Mia")
+
+
+def test_cli_shell_reads_a_script_from_stdin(tmp_path):
+    env = {**os.environ, "ALIGNBOT_CONFIG": str(tmp_path / "none.toml")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "shell", "--at", "2026-11-24T09:00-05:00",
+         "--db", f"sqlite:///{tmp_path / 's.db'}"],
+        input="/align help\ntick 1m\n", capture_output=True, text=True, env=env, timeout=60,
+        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "alignbot> /align help" in result.stdout
+    assert "/align help [command]" in result.stdout
