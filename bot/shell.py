@@ -111,7 +111,7 @@ class Shell:
         payload = {
             "type": "block_actions", "api_app_id": "A0LOCAL", "token": "local",
             "user": {"id": self.state.user, "username": self.state.user,
-                     "team_id": self.services.team_id},
+                     "name": self.state.user, "team_id": self.services.team_id},
             "team": {"id": self.services.team_id, "domain": "local"},
             "container": {"type": "message", "message_ts": msg.ts, "channel_id": msg.channel,
                           "is_ephemeral": bool(msg.ephemeral_to)},

@@ -20,6 +20,7 @@ from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.models import Base
 from tests import slack_contract
+from tests.shelltools import make_shell
 from tests.slack import SIGNING_SECRET, TEAM
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # Tuesday 09:00 in New York
@@ -139,3 +140,9 @@ def services(config, clock, engine, fake_slack):
 @pytest.fixture
 def app(services):
     return create_app(services)
+
+
+@pytest.fixture
+def shell(tmp_path):
+    """The local shell on its own SQLite file, as U0SALES01, Tuesday 09:00 New York."""
+    return make_shell(tmp_path, TEST_CONFIG, check_slack_call)

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 from datetime import UTC, datetime
 
-import pytest
-
 from bot import outbox
 from bot.blocks.kit import actions, button, message, section
-from bot.config import parse_config
-from bot.shell import build_shell
-from tests.conftest import TEST_CONFIG, check_slack_call
-
-AT = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def shell(tmp_path):
-    out = io.StringIO()
-    sh = build_shell(parse_config(TEST_CONFIG), db_url=f"sqlite:///{tmp_path / 'shell.db'}",
-                     at=AT, user="U0SALES01", out=out, check=check_slack_call)
-    sh.output = out
-    return sh
-
-
-def run(shell, *lines: str) -> str:
-    start = shell.output.tell()
-    shell.loop(lines, echo=True)
-    shell.output.seek(start)
-    text = shell.output.read()
-    shell.output.seek(0, io.SEEK_END)
-    return text
+from tests.shelltools import run
 
 
 def post_card(shell, text="Lead L-1: Acme", action_id="test.ping"):
