@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test migration clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,8 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+migration: $(STAMP)  # make migration m="add nudges table"
+	$(BIN)/python -m storage.migrate "$(m)"
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

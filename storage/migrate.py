@@ -44,3 +44,21 @@ def require_current(engine: Engine) -> None:
     if current != head:
         raise SchemaOutOfDate(f"the database is at revision {current or 'none'}, the code needs "
                               f"{head}: run `alignbot db upgrade` first")
+
+
+def new_revision(message: str) -> None:
+    """Autogenerate a migration from the model changes (against a scratch SQLite database)."""
+    import tempfile
+
+    from storage.db import make_engine
+
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = make_engine(f"sqlite:///{scratch}/scratch.db")
+        upgrade(engine)
+        command.revision(alembic_config(engine), message=message, autogenerate=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    new_revision(" ".join(sys.argv[1:]) or "schema change")
