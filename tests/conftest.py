@@ -114,6 +114,8 @@ def check_slack_call(method: str, args: dict) -> None:
     slack_contract.check_call(method, args)
     if method in ("chat.postMessage", "chat.update", "chat.postEphemeral") and args.get("blocks"):
         slack_contract.check_message(args)
+    if method in ("views.open", "views.push", "views.update", "views.publish"):
+        slack_contract.check_view(args["view"])
 
 
 @pytest.fixture
