@@ -55,9 +55,10 @@ MAX_PRIVATE_METADATA = 3000
 def shared_dir() -> Path:
     """The `shared/slack` folder beside the repo checkout, or $ALIGNBOT_SLACK_SHARED."""
     override = os.environ.get(SHARED_ENV)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared" / "slack"
+    path = Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "slack"
+    if not (path / "slack_web_openapi_v2.json").is_file():  # an oracle that is missing must fail loudly
+        raise FileNotFoundError(f"Slack's contract files are not at {path}; set {SHARED_ENV}")
+    return path
 
 
 @cache

@@ -4,22 +4,21 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
 
 from bot import outbox
 from bot.blocks.kit import actions, button, message, section
+from tests import slack_contract
 from tests.shelltools import run
 from tests.slack import sign, slash_body
 
-PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "slack" / "payloads"
 ENTERPRISE = {"enterprise_id", "enterprise_name", "is_enterprise_install"}
 
 
 def load(name: str):
-    text = (PAYLOADS / name).read_text()
+    text = (slack_contract.shared_dir() / "payloads" / name).read_text()
     return json.loads(text) if name.endswith(".json") else text
 
 
