@@ -55,7 +55,10 @@ def new_revision(message: str) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         engine = make_engine(f"sqlite:///{scratch}/scratch.db")
         upgrade(engine)
-        command.revision(alembic_config(engine), message=message, autogenerate=True)
+        head = head_revision()
+        rev_id = f"{int(head) + 1:04d}" if head and head.isdigit() else None
+        command.revision(alembic_config(engine), message=message, autogenerate=True,
+                         rev_id=rev_id)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ class Person(Base):
     away_until: Mapped[datetime | None]
     deactivated: Mapped[bool] = mapped_column(Boolean, default=False)
     from_config: Mapped[bool] = mapped_column(Boolean, default=False)
+    looked_up_at: Mapped[datetime | None]  # last users.info / lookupByEmail answer
     updated_at: Mapped[datetime]
 
 
@@ -388,3 +389,46 @@ class AuditLog(Base):
     target: Mapped[str | None] = mapped_column(String(128))
     at: Mapped[datetime]
     detail: Mapped[dict[str, Any] | None]
+
+
+class RoutingState(Base):
+    """Smooth weighted round-robin credit per pool member, so the order survives restarts."""
+
+    __tablename__ = "routing_state"
+    __table_args__ = (UniqueConstraint("team_id", "pool", "slack_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    pool: Mapped[str] = mapped_column(String(64))
+    slack_id: Mapped[str] = mapped_column(SlackId)
+    credit: Mapped[float] = mapped_column(Float, default=0.0)
+    assigned: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ImportedFile(Base):
+    """A dropped file already imported, by content hash: the same bytes are imported once."""
+
+    __tablename__ = "imported_files"
+    __table_args__ = (UniqueConstraint("team_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(500))
+    entity: Mapped[str] = mapped_column(String(32))
+    imported_at: Mapped[datetime]
+    summary: Mapped[dict[str, Any] | None]
+
+
+class UnmappedEmail(Base):
+    """A CRM owner email no Slack user matched; the admins are told once per email."""
+
+    __tablename__ = "unmapped_emails"
+    __table_args__ = (UniqueConstraint("team_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    email: Mapped[str] = mapped_column(String(320))
+    first_seen_at: Mapped[datetime]
+    notified_at: Mapped[datetime | None]
+    leads: Mapped[int] = mapped_column(Integer, default=0)

@@ -116,3 +116,30 @@ def test_run_without_tokens_says_what_is_missing(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "SLACK_BOT_TOKEN is not set" in result.stderr
+
+
+def test_worker_delivers_the_outbox(tmp_path, slack_over_http):
+    from datetime import UTC, datetime
+
+    from bot import outbox
+    from storage.db import make_engine, make_sessionmaker
+
+    fake, api_url = slack_over_http
+    delivered = threading.Event()
+    fake.on_change = lambda kind, obj: delivered.set() if kind == "post" else None
+    db = f"sqlite:///{tmp_path / 'worker.db'}"
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-fake-token", "SLACK_API_URL": api_url,
+           "DATABASE_URL": db, "ALIGNBOT_CONFIG": str(ROOT / "alignbot.example.toml")}
+    cli = [sys.executable, "-m", "bot.cli"]
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=60)
+    sessions = make_sessionmaker(make_engine(db))
+    with sessions.begin() as session:  # queued long ago: due whenever the worker looks
+        outbox.post(session, "T0TEST", "C0HANDOFF1", {"text": "from the worker"},
+                    now=datetime(2026, 1, 1, tzinfo=UTC))
+    proc = subprocess.Popen([*cli, "worker"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        assert delivered.wait(timeout=30), "the worker did not deliver the queued message"
+        assert [m.text for m in fake.messages] == ["from the worker"]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0  # SIGTERM is a clean stop

@@ -1,0 +1,101 @@
+"""The lead lifecycle: which status may follow which, and what each transition records.
+
+`new → routed → accepted → contacted → qualified → won | lost`, with `rejected`
+(reason required) and `recycled` as side exits. Every change goes through
+`transition()`, from a click, a webhook or an import alike, so the rules and the
+history (one lead event per transition) are the same whatever the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from storage.models import Lead, LeadEvent
+
+STATUSES = ("new", "routed", "accepted", "contacted", "qualified", "won", "lost", "rejected",
+            "recycled")
+# The order of the main path; importing a lead "at" a stage fills the earlier stage times.
+PATH = ("new", "routed", "accepted", "contacted", "qualified")
+ALLOWED: dict[str, frozenset[str]] = {
+    "new": frozenset({"routed", "rejected", "recycled"}),
+    "routed": frozenset({"routed", "accepted", "contacted", "rejected", "recycled"}),
+    "accepted": frozenset({"routed", "contacted", "qualified", "rejected", "recycled"}),
+    "contacted": frozenset({"qualified", "lost", "recycled"}),
+    "qualified": frozenset({"won", "lost", "recycled"}),
+    "won": frozenset(),
+    "lost": frozenset({"recycled"}),
+    "rejected": frozenset({"routed", "recycled"}),
+    "recycled": frozenset({"routed"}),
+}
+REJECTION_REASONS = {
+    "not_icp": "Not our ideal customer",
+    "duplicate": "Duplicate",
+    "wrong_territory": "Wrong territory",
+    "bad_data": "Bad contact data",
+    "not_ready": "Not ready / nurture",
+    "other": "Other",
+}
+# The timestamp column each status stamps on the lead.
+STAMP = {"routed": "routed_at", "accepted": "accepted_at", "contacted": "first_touch_at",
+         "qualified": "qualified_at", "won": "closed_at", "lost": "closed_at",
+         "rejected": "rejected_at", "recycled": "recycled_at"}
+
+
+class IllegalTransition(ValueError):
+    """A status change the lifecycle does not allow; the message says what is allowed."""
+
+    def __init__(self, lead: Lead, to: str):
+        allowed = sorted(ALLOWED.get(lead.status, ()))
+        options = ", ".join(allowed) if allowed else "nothing (it is final)"
+        super().__init__(f"Lead {lead.external_id} is {lead.status}; it cannot become {to}. "
+                         f"From {lead.status} it can become: {options}.")
+        self.allowed = allowed
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a transition did, for the caller to render or queue messages about."""
+
+    lead: Lead
+    from_status: str
+    to_status: str
+    event: LeadEvent
+
+
+def can(lead: Lead, to: str) -> bool:
+    return to in ALLOWED.get(lead.status, frozenset())
+
+
+def transition(session: Session, lead: Lead, to: str, *, actor: str, at: datetime,
+               data: dict[str, Any] | None = None) -> Change:
+    """Move the lead to `to`, stamp the stage time, and write its lead event."""
+    if to not in STATUSES:
+        raise ValueError(f"unknown status {to!r}; statuses: {', '.join(STATUSES)}")
+    if not can(lead, to):
+        raise IllegalTransition(lead, to)
+    if to == "rejected" and (data or {}).get("reason") not in REJECTION_REASONS:
+        raise ValueError("a rejection needs a reason: " + ", ".join(REJECTION_REASONS))
+    before = lead.status
+    if to == "contacted" and lead.accepted_at is None:
+        lead.accepted_at = at  # a first touch without an explicit accept is an acceptance
+    if to == "routed" and before in ("rejected", "recycled"):
+        lead.rejected_at = lead.rejection_reason = lead.rejection_note = None
+    if to in STAMP:
+        setattr(lead, STAMP[to], at)
+    lead.status = to
+    lead.updated_at = at
+    event = record(session, lead, to, actor=actor, at=at, from_status=before, data=data)
+    return Change(lead, before, to, event)
+
+
+def record(session: Session, lead: Lead, kind: str, *, actor: str, at: datetime,
+           from_status: str | None = None, data: dict[str, Any] | None = None) -> LeadEvent:
+    """Append one event to the lead's history (transitions and other changes alike)."""
+    event = LeadEvent(team_id=lead.team_id, lead_id=lead.id, kind=kind, from_status=from_status,
+                      to_status=lead.status, actor=actor, at=at, data=data)
+    session.add(event)
+    return event
