@@ -110,6 +110,29 @@ class SlaPolicy:
 
 
 @dataclass(frozen=True)
+class RoutingRule:
+    pool: str
+    segment: str | None = None
+    region: str | None = None
+    source: str | None = None
+    min_score: int | None = None
+
+
+@dataclass(frozen=True)
+class Routing:
+    pools: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name → Slack ids, in order
+    rules: tuple[RoutingRule, ...] = ()  # first match wins; no match → the "default" pool
+    hot_score: int = 80  # a lead this hot only goes to people inside their working hours
+
+
+@dataclass(frozen=True)
+class Handoff:
+    burst_limit: int = 10  # more cards than this to one channel in a minute → one summary
+    who_can_act: str = "managers"  # on a lead they don't own: owner | managers | anyone
+    dm_owner: bool = True
+
+
+@dataclass(frozen=True)
 class OutboxSettings:
     max_attempts: int = 8        # then the row is dead-lettered and the admins told
     rate_per_channel: float = 1.0  # messages per second Slack tolerates per channel
@@ -124,6 +147,8 @@ class Config:
     sla: tuple[SlaPolicy, ...] = ()
     targets: Mapping[str, float] = field(default_factory=dict)
     outbox: OutboxSettings = OutboxSettings()
+    routing: Routing = Routing()
+    handoff: Handoff = Handoff()
     source: str = "<defaults>"
 
     def person(self, slack_id: str) -> Person | None:
@@ -416,20 +441,69 @@ def _read_outbox(r: _Reader, raw: Any) -> OutboxSettings:
     )
 
 
-SECTIONS = ("workspace", "channels", "people", "sla", "targets", "outbox")
+def _read_routing(r: _Reader, raw: Any, people: tuple[Person, ...]) -> Routing:
+    t = r.table(raw, "routing", ("pools", "rules", "hot_score"))
+    known = {p.slack_id for p in people}
+    pools: dict[str, tuple[str, ...]] = {}
+    for name, members in r.table(t.get("pools"), "routing.pools", tuple(t.get("pools") or ())).items():
+        ids = r.value({name: members}, "routing.pools", name, _strings(_slack_id), ())
+        for sid in ids:
+            if sid not in known:
+                r.fail(f"routing.pools.{name}", f"{sid} is not a slack_id listed in [[people]]")
+        pools[name] = ids
+    rules = []
+    raw_rules = t.get("rules") or []
+    if not isinstance(raw_rules, list):
+        r.fail("routing.rules", "must be an array of tables ([[routing.rules]])")
+        raw_rules = []
+    for i, item in enumerate(raw_rules):
+        key = f"routing.rules[{i}]"
+        rt = r.table(item, key, ("pool", "segment", "region", "source", "min_score"))
+        pool = r.value(rt, key, "pool", _string, required=True)
+        if pool and pool not in pools:
+            r.fail(f"{key}.pool", f"no pool {pool!r} under [routing.pools]")
+        rules.append(RoutingRule(pool=pool or "", segment=r.value(rt, key, "segment", _string),
+                                 region=r.value(rt, key, "region", _string),
+                                 source=r.value(rt, key, "source", _string),
+                                 min_score=r.value(rt, key, "min_score", _int(0, 100))))
+    return Routing(pools=pools, rules=tuple(rules),
+                   hot_score=r.value(t, "routing", "hot_score", _int(0, 100), 80))
+
+
+def _read_handoff(r: _Reader, raw: Any) -> Handoff:
+    t = r.table(raw, "handoff", ("burst_limit", "who_can_act", "dm_owner"))
+    d = Handoff()
+    return Handoff(
+        burst_limit=r.value(t, "handoff", "burst_limit", _int(1, 1000), d.burst_limit),
+        who_can_act=r.value(t, "handoff", "who_can_act", _choice(("owner", "managers", "anyone")),
+                            d.who_can_act),
+        dm_owner=r.value(t, "handoff", "dm_owner", _bool, d.dm_owner),
+    )
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"{v!r} must be true or false")
+    return v
+
+
+SECTIONS = ("workspace", "channels", "people", "sla", "targets", "outbox", "routing", "handoff")
 
 
 def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
     """Validate raw TOML data; raises ConfigError listing every problem."""
     r = _Reader()
     r.table(dict(data), "", SECTIONS)
+    people = _read_people(r, data.get("people"))
     config = Config(
         workspace=_read_workspace(r, data.get("workspace")),
         channels=_read_channels(r, data.get("channels")),
-        people=_read_people(r, data.get("people")),
+        people=people,
         sla=_read_sla(r, data.get("sla")),
         targets=_read_targets(r, data.get("targets")),
         outbox=_read_outbox(r, data.get("outbox")),
+        routing=_read_routing(r, data.get("routing"), people),
+        handoff=_read_handoff(r, data.get("handoff")),
         source=source,
     )
     if r.problems:

@@ -1,0 +1,96 @@
+"""Business time: working days and hours in a timezone, minus public and company holidays.
+
+All arithmetic is done on aware datetimes built from local wall times, so a working
+day that contains a daylight-saving switch is as long as it really is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import holidays as holidays_lib
+
+from bot.config import Config, WorkingHours
+
+MAX_DAYS = 3660  # a search for working time gives up after ten years of holidays
+
+
+@cache
+def _public_holidays(spec: str | None, year: int) -> frozenset[date]:
+    if not spec:
+        return frozenset()
+    country, _, subdiv = spec.partition("-")
+    return frozenset(holidays_lib.country_holidays(country, subdiv=subdiv or None, years=year))
+
+
+@dataclass(frozen=True)
+class Calendar:
+    tz: ZoneInfo
+    days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    hours: WorkingHours = WorkingHours(time(9), time(17))
+    holidays: str | None = None
+    extra: frozenset[date] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, config: Config, timezone: str | None = None,
+           hours: WorkingHours | None = None) -> Calendar:
+        """The workspace calendar, in a person's own timezone and hours when they have them."""
+        ws = config.workspace
+        return cls(tz=ZoneInfo(timezone or ws.timezone), days=ws.working_days,
+                   hours=hours or ws.working_hours, holidays=ws.holidays,
+                   extra=frozenset(ws.extra_holidays))
+
+    def is_working_day(self, day: date) -> bool:
+        return (day.weekday() in self.days and day not in self.extra
+                and day not in _public_holidays(self.holidays, day.year))
+
+    def window(self, day: date) -> tuple[datetime, datetime]:
+        return (datetime.combine(day, self.hours.start, self.tz),
+                datetime.combine(day, self.hours.end, self.tz))
+
+    def is_working_time(self, at: datetime) -> bool:
+        local = at.astimezone(self.tz)
+        if not self.is_working_day(local.date()):
+            return False
+        start, end = self.window(local.date())
+        return start <= at < end
+
+    def next_working_start(self, at: datetime) -> datetime:
+        """`at` itself when it is working time, else the start of the next working window."""
+        for start, end in self._windows_from(at):
+            if at < end:
+                return max(at, start)
+        raise ValueError("no working time within ten years; check working_days and holidays")
+
+    def add_business_minutes(self, at: datetime, minutes: float) -> datetime:
+        remaining = timedelta(minutes=minutes)
+        for start, end in self._windows_from(at):
+            begin = max(at, start)
+            if begin >= end:
+                continue
+            if begin + remaining <= end:
+                return begin + remaining
+            remaining -= end - begin
+        raise ValueError("no working time within ten years; check working_days and holidays")
+
+    def business_minutes_between(self, a: datetime, b: datetime) -> float:
+        if b <= a:
+            return 0.0
+        total = timedelta()
+        for start, end in self._windows_from(a):
+            if start >= b:
+                break
+            overlap = min(end, b) - max(start, a)
+            if overlap > timedelta():
+                total += overlap
+        return total.total_seconds() / 60
+
+    def _windows_from(self, at: datetime):
+        day = at.astimezone(self.tz).date()
+        for offset in range(MAX_DAYS):
+            d = day + timedelta(days=offset)
+            if self.is_working_day(d):
+                yield self.window(d)
