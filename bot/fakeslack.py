@@ -42,11 +42,20 @@ class Message:
     updates: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    def elements(self) -> list[tuple[str | None, dict[str, Any]]]:
+        """Every interactive element, with the id of the block it sits in."""
+        return [(block.get("block_id"), el) for block in self.blocks
+                for el in [*block.get("elements", []), block.get("accessory") or {}]
+                if "action_id" in el]
+
     def action_ids(self) -> list[str]:
-        return [el["action_id"] for block in self.blocks if block.get("type") == "actions"
-                for el in block.get("elements", []) if "action_id" in el] + [
-                block["accessory"]["action_id"] for block in self.blocks
-                if "action_id" in block.get("accessory", {})]
+        return [el["action_id"] for _, el in self.elements()]
+
+    def find_element(self, action_id: str) -> tuple[str | None, dict[str, Any]]:
+        for block_id, el in self.elements():
+            if el["action_id"] == action_id:
+                return block_id, el
+        raise KeyError(f"message #{self.number} has no element {action_id!r}")
 
 
 class FakeSlack:
@@ -98,6 +107,51 @@ class FakeSlack:
 
     def message(self, number: int) -> Message:
         return self.messages[number - 1]
+
+    # -- what Slack sends the app when people act (shared by the shell and the tests)
+
+    def block_action(self, msg: Message, action_id: str, user: str, *, trigger_id: str,
+                     selected_user: str | None = None, at: float = 1700000000.0) -> dict[str, Any]:
+        """The block_actions payload of a click on `action_id` in `msg`."""
+        block_id, element = msg.find_element(action_id)
+        action: dict[str, Any] = {"action_id": action_id, "block_id": block_id,
+                                  "type": element.get("type", "button"), "action_ts": f"{at:.6f}"}
+        if element.get("type") == "users_select":
+            action["selected_user"] = selected_user
+        else:
+            action.update(value=element.get("value"), text=element.get("text"))
+        return {
+            "type": "block_actions", "api_app_id": "A0LOCAL", "token": "local",
+            "user": {"id": user, "username": user, "name": user, "team_id": self.team_id},
+            "team": {"id": self.team_id, "domain": "local"},
+            "container": {"type": "message", "message_ts": msg.ts, "channel_id": msg.channel,
+                          "is_ephemeral": bool(msg.ephemeral_to)},
+            "channel": {"id": msg.channel, "name": msg.channel},
+            "message": {"type": "message", "ts": msg.ts, "text": msg.text, "blocks": msg.blocks},
+            "trigger_id": trigger_id, "response_url": "https://hooks.slack.invalid/actions/local",
+            "actions": [action],
+        }
+
+    def view_submission(self, view: dict[str, Any], user: str,
+                        answers: dict[str, str]) -> dict[str, Any]:
+        """The view_submission payload of a modal, with `answers` by input block id."""
+        values: dict[str, Any] = {}
+        for block in view.get("blocks", []):
+            if block.get("type") != "input" or block["block_id"] not in answers:
+                continue
+            element, answer = block["element"], answers[block["block_id"]]
+            if element["type"] == "static_select":
+                state = {"type": "static_select", "selected_option": {"value": answer}}
+            else:
+                state = {"type": element["type"], "value": answer}
+            values[block["block_id"]] = {element["action_id"]: state}
+        return {
+            "type": "view_submission", "api_app_id": "A0LOCAL", "token": "local",
+            "team": {"id": self.team_id, "domain": "local"},
+            "user": {"id": user, "username": user, "name": user, "team_id": self.team_id},
+            "trigger_id": "local.trigger",
+            "view": {**view, "state": {"values": values}, "team_id": self.team_id},
+        }
 
     # -- the Web API
 

@@ -29,7 +29,9 @@ from bot.services import Services
 PROMPT = "alignbot> "
 HELP = """Lines you can type:
   /align <command>          a slash command, as the current user (try /align help)
-  click <action> [msg#]     click the button with that action id (default: the latest message having it)
+  click <action> [msg#] [user]  click a button (default: the latest message having it);
+                            for a user picker, name the person to pick
+  submit block=value ...    submit the open modal (e.g. submit reason=not_icp note="no budget")
   react <emoji> <msg#>      add an emoji reaction to a message (e.g. react three 12)
   as <user>                 act as another person (Slack id, email or name)
   tick <duration>           advance the clock (15m, 4h, 2d) and run the jobs that fall due
@@ -52,7 +54,7 @@ class Shell:
         self._seq = 0
         fake.on_change = self._show
         self.commands: dict[str, Callable[[list[str]], None]] = {
-            "click": self.click, "react": self.react, "as": self.act_as, "tick": self.tick,
+            "click": self.click, "submit": self.submit, "react": self.react, "as": self.act_as, "tick": self.tick,
             "jobs": self.jobs, "run": self.run_job, "whoami": self.whoami, "time": self.time,
             "help": lambda _: self.say(HELP),
         }
@@ -104,25 +106,28 @@ class Shell:
 
     def click(self, args: list[str]) -> None:
         if not args:
-            raise ShellError("usage: click <action_id> [msg#]")
+            raise ShellError("usage: click <action> [msg#] [user, for a user picker]")
         action_id = args[0]
-        msg = self._message_with(action_id, int(args[1]) if len(args) > 1 else None)
-        block_id, element = _find_button(msg, action_id)
-        payload = {
-            "type": "block_actions", "api_app_id": "A0LOCAL", "token": "local",
-            "user": {"id": self.state.user, "username": self.state.user,
-                     "name": self.state.user, "team_id": self.services.team_id},
-            "team": {"id": self.services.team_id, "domain": "local"},
-            "container": {"type": "message", "message_ts": msg.ts, "channel_id": msg.channel,
-                          "is_ephemeral": bool(msg.ephemeral_to)},
-            "channel": {"id": msg.channel, "name": msg.channel},
-            "message": {"type": "message", "ts": msg.ts, "text": msg.text, "blocks": msg.blocks},
-            "trigger_id": self._trigger(),
-            "response_url": "https://hooks.slack.invalid/actions/local",
-            "actions": [{"action_id": action_id, "block_id": block_id, "type": "button",
-                         "value": element.get("value"), "text": element.get("text"),
-                         "action_ts": f"{self.clock.now().timestamp():.6f}"}],
-        }
+        number = int(args[1]) if len(args) > 1 and args[1].isdigit() else None
+        picked = args[2 if number else 1] if len(args) > (2 if number else 1) else None
+        msg = self._message_with(action_id, number)
+        _, element = msg.find_element(action_id)
+        if element.get("type") == "users_select" and not picked:
+            raise ShellError(f"{action_id} picks a person: click {action_id} {msg.number} <user>")
+        payload = self.fake.block_action(
+            msg, action_id, self.state.user, trigger_id=self._trigger(),
+            selected_user=self._resolve_user(picked) if picked else None,
+            at=self.clock.now().timestamp())
+        self._send_payload(payload)
+
+    def submit(self, args: list[str]) -> None:
+        """Submit the modal opened last, with block=value answers."""
+        if not self.fake.views:
+            raise ShellError("no modal is open")
+        answers = dict(a.split("=", 1) for a in args if "=" in a)
+        self._send_payload(self.fake.view_submission(self.fake.views[-1], self.state.user, answers))
+
+    def _send_payload(self, payload: dict[str, Any]) -> None:
         resp = self._dispatch(urlencode({"payload": json.dumps(payload)}),
                               "application/x-www-form-urlencoded")
         self._show_ack(resp.body)
@@ -249,7 +254,9 @@ class Shell:
         except ValueError:
             self.say(f"  (only you) {body}")
             return
-        if data.get("text") or data.get("blocks"):
+        if data.get("response_action") == "errors":
+            self.say("  ! " + "; ".join(f"{k}: {v}" for k, v in data["errors"].items()))
+        elif data.get("text") or data.get("blocks"):
             who = "everyone" if data.get("response_type") == "in_channel" else "only you"
             self.say(_indent(f"({who}) " + blocks_text(data.get("blocks") or [], data.get("text", ""))))
 
@@ -259,14 +266,6 @@ class Shell:
 
 class ShellError(Exception):
     """A line the shell could not carry out; printed, never fatal."""
-
-
-def _find_button(msg: Message, action_id: str) -> tuple[str | None, dict[str, Any]]:
-    for block in msg.blocks:
-        for el in [*block.get("elements", []), block.get("accessory") or {}]:
-            if el.get("action_id") == action_id:
-                return block.get("block_id"), el
-    raise ShellError(f"message #{msg.number} has no button {action_id!r}")
 
 
 # ------------------------------------------------------------------ rendering
@@ -300,6 +299,12 @@ def blocks_text(blocks: list[dict[str, Any]], fallback: str, number: int | None 
             lines.append("  ".join(_button_text(e, number) for e in block.get("elements", [])))
         elif kind == "image":
             lines.append(f"[image: {block.get('alt_text', '')}]")
+        elif kind == "input":
+            el = block.get("element", {})
+            options = [o["value"] for o in el.get("options", [])]
+            choice = f" one of: {', '.join(options)}" if options else " text"
+            optional = " (optional)" if block.get("optional") else ""
+            lines.append(f"[{block['block_id']}={choice}]{optional} {block['label']['text']}")
     return "\n".join(lines)
 
 

@@ -72,3 +72,19 @@ def all_text(message: dict[str, Any]) -> str:
         parts.extend(e.get("text", "") if isinstance(e.get("text"), str) else
                      (e.get("text") or {}).get("text", "") for e in block.get("elements", []))
     return "\n".join(parts)
+
+
+def click(app: App, fake, msg, action_id: str, user: str, now: datetime,
+          selected_user: str | None = None) -> BoltResponse:
+    """A signed click on a message the fake Slack holds, as Slack would send it."""
+    payload = fake.block_action(msg, action_id, user, trigger_id="111.222.trigger",
+                                selected_user=selected_user)
+    return app.dispatch(request(urlencode({"payload": json.dumps(payload)}),
+                                "application/x-www-form-urlencoded", now))
+
+
+def submit(app: App, fake, view: dict[str, Any], user: str, answers: dict[str, str],
+           now: datetime) -> BoltResponse:
+    payload = fake.view_submission(view, user, answers)
+    return app.dispatch(request(urlencode({"payload": json.dumps(payload)}),
+                                "application/x-www-form-urlencoded", now))

@@ -1,0 +1,180 @@
+"""Builders for the handoff card, the reject modal and the answers to clicks.
+
+Times are written with Slack's `<!date^…>` token, which every reader's client shows
+in their own timezone; the fallback after `|` is for clients that cannot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.blocks.kit import actions, button, context, header, mrkdwn, plain, section
+from bot.lifecycle import REJECTION_REASONS
+
+ACCEPT = "handoff.accept"
+REJECT = "handoff.reject"
+REASSIGN = "handoff.reassign"
+FIRST_TOUCH = "handoff.first_touch"
+TAKE = "handoff.take"
+OPEN_CRM = "handoff.open_crm"
+REJECT_MODAL = "handoff.reject_modal"
+ACTION_IDS = (ACCEPT, REJECT, REASSIGN, FIRST_TOUCH, TAKE, OPEN_CRM)
+
+REASON_BLOCK, REASON_ACTION = "reason", "reason_pick"
+NOTE_BLOCK, NOTE_ACTION = "note", "note_text"
+SLA_BADGE = {"on_track": ":large_green_circle: on track", "due_soon": ":large_yellow_circle: due soon",
+             "breached": ":red_circle: breached", "met": ":white_check_mark: met"}
+STATUS_LINE = {"accepted": ":white_check_mark: Accepted", "contacted": ":telephone_receiver: First touch logged",
+               "rejected": ":no_entry: Rejected", "qualified": ":handshake: Qualified",
+               "won": ":trophy: Won", "lost": ":x: Lost", "recycled": ":recycle: Recycled"}
+
+
+@dataclass(frozen=True)
+class CardView:
+    """Everything the card shows, gathered by the handoff service."""
+
+    lead_id: int
+    external_id: str
+    name: str | None
+    company: str | None
+    title: str | None
+    score: int | None
+    hot: bool
+    source: str
+    segment: str | None
+    region: str | None
+    why: str | None
+    crm_url: str | None
+    owner: str | None  # Slack id
+    status: str
+    sla_policy: str | None
+    sla_due_at: datetime | None
+    sla_state: str | None
+    acted_by: str | None = None
+    acted_at: datetime | None = None
+    rejection_reason: str | None = None
+    rejection_note: str | None = None
+    unassigned_reason: str | None = None
+
+    @property
+    def token(self) -> str:
+        """What the card showed when it was built: a click on an older card is stale."""
+        return f"{self.lead_id}|{self.status}|{self.owner or '-'}"
+
+
+def when(at: datetime, style: str = "{date_short_pretty} at {time}") -> str:
+    fallback = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(at.timestamp())}^{style}|{fallback}>"
+
+
+def _who(v: CardView) -> str:
+    who = v.name or v.external_id
+    return f"{who}, {v.title}" if v.title else who
+
+
+def handoff_card(v: CardView) -> dict[str, Any]:
+    company = v.company or "unknown company"
+    score = f"{v.score}{' :fire:' if v.hot else ''}" if v.score is not None else "—"
+    owner = f"<@{v.owner}>" if v.owner else "*Unassigned*"
+    title = (f"New lead: {v.name or v.external_id} — {company}" if v.status in ("new", "routed")
+             else f"Lead: {v.name or v.external_id} — {company}")
+    fields = [f"*Who*\n{_who(v)}", f"*Company*\n{company}", f"*Score*\n{score}",
+              f"*Source*\n{v.source}", f"*Owner*\n{owner}", f"*SLA*\n{_sla_text(v)}"]
+    if v.segment or v.region:
+        fields.append(f"*Segment / region*\n{v.segment or '—'} / {v.region or '—'}")
+    crm = button("Open in CRM", OPEN_CRM, str(v.lead_id), url=v.crm_url) if v.crm_url else None
+    blocks = [header(title),
+              section(f"*Why it qualified:* {v.why or '—'}", fields=fields, accessory=crm)]
+    blocks += _state_blocks(v)
+    blocks.append(context(f"Lead {v.external_id}"))
+    text = f"{title} (score {score}, source {v.source}) → {owner}"
+    return {"text": text, "blocks": blocks}
+
+
+def _sla_text(v: CardView) -> str:
+    if v.sla_due_at is None:
+        return "—"
+    badge = SLA_BADGE.get(v.sla_state or "", "")
+    return f"{v.sla_policy}: due {when(v.sla_due_at)} {badge}".strip()
+
+
+def _state_blocks(v: CardView) -> list[dict[str, Any]]:
+    token = v.token
+    reassign = {"type": "users_select", "action_id": REASSIGN,
+                "placeholder": plain("Reassign to…")}
+    if v.status == "new" and v.owner is None:
+        note = f"Nobody could take it automatically: {v.unassigned_reason}." \
+            if v.unassigned_reason else "Waiting for an owner."
+        return [section(f":inbox_tray: {note}"),
+                actions(button("Take it", TAKE, token, style="primary"),
+                        {**reassign, "placeholder": plain("Assign to…")}, block_id=f"lead-{token}")]
+    if v.status == "routed":
+        return [actions(button("Accept", ACCEPT, token, style="primary"),
+                        button("Reject", REJECT, token, style="danger"), reassign,
+                        button("Log first touch", FIRST_TOUCH, token), block_id=f"lead-{token}")]
+    done = [section(_done_line(v))]
+    if v.status == "accepted":
+        done.append(actions(button("Log first touch", FIRST_TOUCH, token, style="primary"),
+                            reassign, block_id=f"lead-{token}"))
+    return done
+
+
+def _done_line(v: CardView) -> str:
+    line = STATUS_LINE.get(v.status, v.status)
+    if v.acted_by:
+        line += f" by <@{v.acted_by}>"
+    if v.acted_at:
+        line += f" {when(v.acted_at, '{date_short_pretty} at {time}')}"
+    if v.status == "rejected" and v.rejection_reason:
+        line += f"\n*Reason:* {REJECTION_REASONS.get(v.rejection_reason, v.rejection_reason)}"
+        if v.rejection_note:
+            line += f"\n*Note:* {v.rejection_note}"
+    return line
+
+
+def reject_modal(v: CardView, reply_in: str) -> dict[str, Any]:
+    """The reason picker; it remembers the card's token and where to answer the clicker."""
+    options = [{"text": plain(label), "value": key} for key, label in REJECTION_REASONS.items()]
+    return {
+        "type": "modal", "callback_id": REJECT_MODAL, "private_metadata": f"{v.token}#{reply_in}",
+        "title": plain("Reject lead", 24), "submit": plain("Reject", 24),
+        "close": plain("Cancel", 24),
+        "blocks": [
+            section(f"*{v.name or v.external_id}* — {v.company or 'unknown company'}\n"
+                    "Marketing sees the reason and your note."),
+            {"type": "input", "block_id": REASON_BLOCK, "label": plain("Reason"),
+             "element": {"type": "static_select", "action_id": REASON_ACTION,
+                         "placeholder": plain("Pick a reason"), "options": options}},
+            {"type": "input", "block_id": NOTE_BLOCK, "optional": True,
+             "label": plain("Note for marketing"),
+             "element": {"type": "plain_text_input", "action_id": NOTE_ACTION, "multiline": True,
+                         "max_length": 1000}},
+        ],
+    }
+
+
+def modal_target(private_metadata: str) -> tuple[str, str]:
+    token, _, channel = private_metadata.partition("#")
+    return token, channel
+
+
+def rejection_notice(v: CardView) -> dict[str, Any]:
+    """What marketing reads, threaded under its source's parent message."""
+    reason = REJECTION_REASONS.get(v.rejection_reason or "", v.rejection_reason or "—")
+    line = (f":no_entry: <@{v.acted_by}> rejected *{v.name or v.external_id}* "
+            f"({v.company or 'unknown company'}, score {v.score if v.score is not None else '—'})"
+            f"\n*Reason:* {reason}")
+    if v.rejection_note:
+        line += f"\n*Note:* {v.rejection_note}"
+    return {"text": f"Lead {v.external_id} rejected: {reason}", "blocks": [section(line)]}
+
+
+def rejection_thread_parent(source: str) -> dict[str, Any]:
+    text = f"Rejected leads from source *{source}* — reasons and notes from sales, in this thread."
+    return {"text": f"Rejected leads from source {source}", "blocks": [section(text)]}
+
+
+def click_answer(text: str) -> dict[str, Any]:
+    return {"text": text, "blocks": [{"type": "section", "text": mrkdwn(text)}]}

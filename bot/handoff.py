@@ -1,0 +1,266 @@
+"""Lead handoff: route a new lead, post its card, and carry out the clicks on it.
+
+Every click is decided by a compare-and-set on the lead's status, so the first
+click wins and later ones (double clicks, a colleague, a stale card) change
+nothing and get a short answer. Card updates and the marketing feedback go
+through the outbox in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from bot import lifecycle, outbox, sla
+from bot.blocks import handoff as cards
+from bot.config import Config
+from bot.routing import route
+from storage import leads as queries
+from storage.models import Lead, Person
+from storage.outbox import get_first_post
+from storage.people import get_person
+
+DECISIONS = ("routed", "accepted", "contacted", "rejected", "unassigned")
+
+
+@dataclass(frozen=True)
+class ClickResult:
+    ok: bool
+    message: str  # shown only to the person who clicked
+
+
+class ClickRefused(Exception):
+    """A click that changes nothing; the message says why."""
+
+
+# ------------------------------------------------------------------ new leads
+
+
+def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> None:
+    """Route a new lead and post its card (channel, and the owner's DM)."""
+    decision = route(session, team_id, lead, config, now)
+    if decision.owner is None:
+        lifecycle.record(session, lead, "unassigned", actor="system", at=now,
+                         data={"pool": decision.pool, "reason": decision.reason})
+    else:
+        _assign(session, lead, decision.owner, config, now, actor="system",
+                data={"pool": decision.pool, "reason": decision.reason})
+    post_cards(session, team_id, lead, config, now)
+
+
+def _assign(session: Session, lead: Lead, owner: Person, config: Config, now: datetime, *,
+            actor: str, data: dict) -> None:
+    lead.owner_id = owner.id
+    lifecycle.transition(session, lead, "routed", actor=actor, at=now,
+                         data={**data, "owner": owner.slack_id})
+    sla.start(lead, config, owner, now)
+
+
+def post_cards(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> None:
+    card = cards.handoff_card(card_view(session, lead, config, now))
+    if config.channels.handoff:
+        outbox.post(session, team_id, config.channels.handoff, card, now=now,
+                    ref=f"lead:{lead.id}:channel")
+    owner = queries.get_person_by_id(session, lead.owner_id)
+    if owner is not None and config.handoff.dm_owner:
+        outbox.post(session, team_id, owner.slack_id, card, now=now,
+                    ref=f"lead:{lead.id}:dm:{owner.slack_id}")
+
+
+def refresh_cards(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> None:
+    """Update every card of this lead in place (channel and DMs), through the outbox."""
+    card = cards.handoff_card(card_view(session, lead, config, now))
+    for ref in [f"lead:{lead.id}:channel", *_dm_refs(session, team_id, lead)]:
+        original = get_first_post(session, team_id, ref)
+        if original is not None:
+            outbox.update(session, original, card, now=now)
+
+
+def _dm_refs(session: Session, team_id: str, lead: Lead) -> list[str]:
+    owners = {e.data.get("owner") for e in queries.list_events(session, lead.id)
+              if e.kind == "routed" and e.data}
+    return [f"lead:{lead.id}:dm:{sid}" for sid in sorted(o for o in owners if o)]
+
+
+def card_view(session: Session, lead: Lead, config: Config, now: datetime) -> cards.CardView:
+    owner = queries.get_person_by_id(session, lead.owner_id)
+    acted = queries.last_event(session, lead.id, ("accepted", "contacted", "rejected", "qualified",
+                                                  "won", "lost", "recycled"))
+    unassigned = queries.last_event(session, lead.id, ("unassigned",)) if owner is None else None
+    return cards.CardView(
+        lead_id=lead.id, external_id=lead.external_id, name=lead.name, company=lead.company,
+        title=lead.title, score=lead.score, hot=(lead.score or 0) >= config.routing.hot_score,
+        source=lead.source, segment=lead.segment, region=lead.region, why=lead.why,
+        crm_url=lead.crm_url, owner=owner.slack_id if owner else None, status=lead.status,
+        sla_policy=lead.sla_policy, sla_due_at=lead.sla_due_at, sla_state=sla.state(lead, now),
+        acted_by=acted.actor if acted else None, acted_at=acted.at if acted else None,
+        rejection_reason=lead.rejection_reason, rejection_note=lead.rejection_note,
+        unassigned_reason=(unassigned.data or {}).get("reason") if unassigned else None,
+    )
+
+
+# ------------------------------------------------------------------ clicks
+
+
+def accept(session: Session, team_id: str, token: str, user: str, config: Config,
+           now: datetime) -> ClickResult:
+    lead = _clicked(session, team_id, token, user, config, "accepted", now)
+    _decide(session, lead, "accepted", user, now)
+    refresh_cards(session, team_id, lead, config, now)
+    return ClickResult(True, f"You accepted {_name(lead)}. Log the first touch when you reach out.")
+
+
+def first_touch(session: Session, team_id: str, token: str, user: str, config: Config,
+                now: datetime) -> ClickResult:
+    lead = _clicked(session, team_id, token, user, config, "contacted", now)
+    _decide(session, lead, "contacted", user, now)
+    sla.stop(lead, config, queries.get_person_by_id(session, lead.owner_id), now)
+    refresh_cards(session, team_id, lead, config, now)
+    met = {True: " within the SLA", False: " after the SLA was due"}.get(lead.sla_met, "")
+    return ClickResult(True, f"First touch on {_name(lead)} logged{met}.")
+
+
+def reject(session: Session, team_id: str, token: str, user: str, config: Config, now: datetime,
+           *, reason: str, note: str | None) -> ClickResult:
+    lead = _clicked(session, team_id, token, user, config, "rejected", now)
+    lead.rejection_reason, lead.rejection_note = reason, (note or "").strip() or None
+    _decide(session, lead, "rejected", user, now, data={"reason": reason, "note": lead.rejection_note})
+    sla.stop(lead, config, queries.get_person_by_id(session, lead.owner_id), now)
+    refresh_cards(session, team_id, lead, config, now)
+    _tell_marketing(session, team_id, lead, config, now)
+    return ClickResult(True, f"You rejected {_name(lead)}; marketing sees your reason.")
+
+
+def take(session: Session, team_id: str, token: str, user: str, config: Config,
+         now: datetime) -> ClickResult:
+    """Take an unassigned lead: reassign it to yourself."""
+    return reassign(session, team_id, token, user, config, now, to=user)
+
+
+def reassign(session: Session, team_id: str, token: str, user: str, config: Config,
+             now: datetime, *, to: str) -> ClickResult:
+    """Give the lead to `to`; its SLA clock restarts for the new owner."""
+    lead = _lead_of(session, team_id, token)
+    new_owner = get_person(session, team_id, to)
+    if new_owner is None or new_owner.deactivated:
+        raise ClickRefused(f"<@{to}> is not someone alignbot can route leads to. "
+                           "Add them under [[people]] in the config.")
+    if lead.owner_id == new_owner.id:
+        raise ClickRefused(f"{_name(lead)} is already with <@{to}>.")
+    _check(session, lead, token, user, config, "routed",
+           allow_self=lead.owner_id is None and to == user)
+    _claim(session, lead, "routed", now)
+    _assign(session, lead, new_owner, config, now, actor=user,
+            data={"reason": "taken" if to == user else "reassigned"})
+    refresh_cards(session, team_id, lead, config, now)
+    if config.handoff.dm_owner:
+        outbox.post(session, team_id, new_owner.slack_id,
+                    cards.handoff_card(card_view(session, lead, config, now)), now=now,
+                    ref=f"lead:{lead.id}:dm:{new_owner.slack_id}")
+    who = "yours" if to == user else f"with <@{to}>"
+    return ClickResult(True, f"{_name(lead)} is now {who}.")
+
+
+def view_for_token(session: Session, team_id: str, token: str, config: Config,
+                   now: datetime) -> cards.CardView:
+    return card_view(session, _lead_of(session, team_id, token), config, now)
+
+
+def _clicked(session: Session, team_id: str, token: str, user: str, config: Config, to: str,
+             now: datetime) -> Lead:
+    lead = _lead_of(session, team_id, token)
+    _check(session, lead, token, user, config, to)
+    return lead
+
+
+def _decide(session: Session, lead: Lead, to: str, user: str, now: datetime,
+            data: dict | None = None) -> None:
+    _claim(session, lead, to, now)
+    lifecycle.transition(session, lead, to, actor=user, at=now, data=data)
+
+
+def _claim(session: Session, lead: Lead, to: str, now: datetime) -> None:
+    """Compare-and-set on (status, owner) first: of simultaneous clicks exactly one goes on.
+    The loaded `lead` keeps its old values; the lifecycle then applies the move to it."""
+    if not queries.mark_status(session, lead.id, lead.status, lead.owner_id, to, now):
+        session.refresh(lead)
+        raise ClickRefused(_already(session, lead))
+
+
+def _lead_of(session: Session, team_id: str, token: str) -> Lead:
+    try:
+        lead_id = int(token.split("|")[0])
+    except ValueError:
+        raise ClickRefused("That button is broken; open the lead with `/align lead <id>`.") from None
+    lead = queries.get_lead(session, team_id, lead_id)
+    if lead is None:
+        raise ClickRefused("That lead no longer exists.")
+    return lead
+
+
+def _check(session: Session, lead: Lead, token: str, user: str, config: Config, to: str, *,
+           allow_self: bool = False) -> None:
+    """Stale card, illegal move, or someone who may not act on this lead: refuse, change nothing."""
+    _, status, owner = (token.split("|") + ["", ""])[:3]
+    current_owner = queries.get_person_by_id(session, lead.owner_id)
+    if status != lead.status or owner != (current_owner.slack_id if current_owner else "-"):
+        raise ClickRefused(_already(session, lead))
+    if not lifecycle.can(lead, to):
+        raise ClickRefused(str(lifecycle.IllegalTransition(lead, to)))
+    if allow_self or may_act(session, lead, current_owner, user, config):
+        return
+    raise ClickRefused(f"Only {_owner_text(current_owner)} or a sales manager can do that "
+                       f"for {_name(lead)}.")
+
+
+def may_act(session: Session, lead: Lead, owner: Person | None, user: str, config: Config) -> bool:
+    rule = config.handoff.who_can_act
+    if rule == "anyone" or config.is_admin(user) or (owner is not None and owner.slack_id == user):
+        return True
+    if owner is None:  # an unassigned lead: any sales person may take it
+        me = get_person(session, lead.team_id, user)
+        return me is not None and me.role in ("sales", "sales_manager")
+    if rule == "owner":
+        return False
+    me = get_person(session, lead.team_id, user)
+    return owner.manager_slack_id == user or (me is not None and me.role == "sales_manager")
+
+
+def _already(session: Session, lead: Lead) -> str:
+    """'Already accepted by @x at 10:42' — what a late or stale click is told."""
+    event = queries.last_event(session, lead.id, DECISIONS + ("qualified", "won", "lost"))
+    owner = queries.get_person_by_id(session, lead.owner_id)
+    if lead.status == "routed" and owner is not None:
+        by = f" by <@{event.actor}> {cards.when(event.at, '{time}')}" \
+            if event is not None and event.actor != "system" else ""
+        return (f"This card is out of date: {_name(lead)} was assigned to <@{owner.slack_id}>"
+                f"{by}. Nothing was changed.")
+    what = {"contacted": "touched"}.get(lead.status, lead.status)
+    if event is None or event.actor == "system":
+        return f"This card is out of date: {_name(lead)} is {what}. Nothing was changed."
+    return (f"Already {what} by <@{event.actor}> {cards.when(event.at, '{time}')}. "
+            "Nothing was changed.")
+
+
+def _tell_marketing(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> None:
+    channel = config.channels.marketing
+    if not channel:
+        return
+    key = f"rejections:{lead.source}"
+    parent = get_first_post(session, team_id, key)
+    if parent is None:
+        parent = outbox.post(session, team_id, channel, cards.rejection_thread_parent(lead.source),
+                             now=now, ref=key, dedupe_key=key)
+    view = card_view(session, lead, config, now)
+    outbox.post(session, team_id, channel, cards.rejection_notice(view), now=now,
+                ref=f"lead:{lead.id}:rejection", thread_of=parent)
+
+
+def _name(lead: Lead) -> str:
+    return f"*{lead.name or lead.external_id}*" + (f" ({lead.company})" if lead.company else "")
+
+
+def _owner_text(owner: Person | None) -> str:
+    return f"<@{owner.slack_id}>" if owner else "its owner"

@@ -1,0 +1,69 @@
+"""The response SLA of a lead: which policy, when it is due, and how it ended.
+
+The clock starts at routing and stops at the first touch or a rejection (a
+decision is a response); the lead is met when that happened by the due time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.calendar import Calendar
+from bot.config import Config, SlaPolicy
+from bot.routing import person_calendar
+from storage.models import Lead, Person
+
+DUE_SOON_SHARE = 0.25  # the last quarter of the window counts as "due soon"
+
+
+def policy_for(config: Config, lead: Lead) -> SlaPolicy | None:
+    """The first policy whose matchers all fit the lead (top to bottom, as in the config)."""
+    for p in config.sla:
+        if ((p.min_score is None or (lead.score or 0) >= p.min_score)
+                and (p.source is None or p.source == lead.source)
+                and (p.segment is None or p.segment == lead.segment)
+                and (p.region is None or p.region == lead.region)):
+            return p
+    return None
+
+
+def calendar_for(config: Config, owner: Person | None) -> Calendar:
+    return person_calendar(config, owner) if owner is not None else Calendar.of(config)
+
+
+def start(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None:
+    policy = policy_for(config, lead)
+    lead.sla_met = lead.response_minutes = lead.business_minutes = None
+    if policy is None:
+        lead.sla_policy = lead.sla_clock = lead.sla_due_at = None
+        return
+    lead.sla_policy, lead.sla_clock = policy.name, policy.clock
+    if policy.clock == "wall":
+        lead.sla_due_at = at + policy.respond_within
+    else:
+        minutes = policy.respond_within.total_seconds() / 60
+        lead.sla_due_at = calendar_for(config, owner).add_business_minutes(at, minutes)
+
+
+def stop(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None:
+    """Record the response: wall-clock and business minutes since routing, and whether met."""
+    if lead.routed_at is None or lead.sla_met is not None:
+        return
+    lead.response_minutes = round((at - lead.routed_at).total_seconds() / 60, 2)
+    lead.business_minutes = round(calendar_for(config, owner)
+                                  .business_minutes_between(lead.routed_at, at), 2)
+    if lead.sla_due_at is not None:
+        lead.sla_met = at <= lead.sla_due_at
+
+
+def state(lead: Lead, now: datetime) -> str | None:
+    """on_track | due_soon | breached | met, or None when the lead has no SLA."""
+    if lead.sla_due_at is None or lead.routed_at is None:
+        return None
+    if lead.sla_met is not None:
+        return "met" if lead.sla_met else "breached"
+    if now > lead.sla_due_at:
+        return "breached"
+    window = (lead.sla_due_at - lead.routed_at).total_seconds()
+    left = (lead.sla_due_at - now).total_seconds()
+    return "due_soon" if left <= window * DUE_SOON_SHARE else "on_track"

@@ -1,0 +1,80 @@
+"""Handoff card listeners: accept, reject (modal), reassign, take, first touch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from slack_bolt import App
+
+from bot import handoff
+from bot.blocks import handoff as cards
+from bot.lifecycle import REJECTION_REASONS
+from bot.services import Services
+
+
+def register(app: App, services: Services) -> None:
+    def run(service: Callable, team_id: str, token: str, user: str, **details) -> str:
+        """One click, one transaction; the answer for the clicker, whatever happened."""
+        try:
+            with services.transaction() as session:
+                return service(session, team_id, token, user, services.config,
+                               services.clock.now(), **details).message
+        except handoff.ClickRefused as exc:
+            return str(exc)
+
+    def answer(client, channel: str, user: str, text: str) -> None:
+        client.chat_postEphemeral(channel=channel, user=user, **cards.click_answer(text))
+
+    def on_button(service: Callable):
+        def listener(ack, body, action, client):
+            ack()
+            user = body["user"]["id"]
+            answer(client, body["channel"]["id"], user,
+                   run(service, body["team"]["id"], action["value"], user))
+        return listener
+
+    app.action(cards.ACCEPT)(on_button(handoff.accept))
+    app.action(cards.FIRST_TOUCH)(on_button(handoff.first_touch))
+    app.action(cards.TAKE)(on_button(handoff.take))
+
+    @app.action(cards.REASSIGN)
+    def reassign(ack, body, action, client):
+        ack()
+        user = body["user"]["id"]
+        token = action.get("block_id", "").removeprefix("lead-")  # selects carry no value
+        answer(client, body["channel"]["id"], user,
+               run(handoff.reassign, body["team"]["id"], token, user, to=action["selected_user"]))
+
+    @app.action(cards.REJECT)
+    def reject(ack, body, action, client):
+        ack()
+        try:
+            with services.sessions.begin() as session:
+                view = handoff.view_for_token(session, body["team"]["id"], action["value"],
+                                              services.config, services.clock.now())
+        except handoff.ClickRefused as exc:
+            answer(client, body["channel"]["id"], body["user"]["id"], str(exc))
+            return
+        client.views_open(trigger_id=body["trigger_id"],
+                          view=cards.reject_modal(view, reply_in=body["channel"]["id"]))
+
+    @app.view(cards.REJECT_MODAL)
+    def rejected(ack, body, view, client):
+        values = view["state"]["values"]
+        picked = values.get(cards.REASON_BLOCK, {}).get(cards.REASON_ACTION) or {}
+        reason = (picked.get("selected_option") or {}).get("value")
+        note = (values.get(cards.NOTE_BLOCK, {}).get(cards.NOTE_ACTION) or {}).get("value")
+        if reason not in REJECTION_REASONS:
+            return ack(response_action="errors", errors={cards.REASON_BLOCK: "Pick a reason."})
+        if reason == "other" and not (note or "").strip():
+            return ack(response_action="errors",
+                       errors={cards.NOTE_BLOCK: "Tell marketing what “other” means here."})
+        ack()
+        token, channel = cards.modal_target(view["private_metadata"])
+        user = body["user"]["id"]
+        answer(client, channel, user, run(handoff.reject, body["team"]["id"], token, user,
+                                              reason=reason, note=note))
+
+    @app.action(cards.OPEN_CRM)
+    def open_crm(ack):
+        ack()  # a link button: Slack opens the URL, we only acknowledge

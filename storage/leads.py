@@ -1,0 +1,44 @@
+"""Lead queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from storage.models import Lead, LeadEvent, Person
+
+
+def get_lead(session: Session, team_id: str, lead_id: int) -> Lead | None:
+    return session.scalar(select(Lead).where(Lead.team_id == team_id, Lead.id == lead_id))
+
+
+def get_lead_by_external_id(session: Session, team_id: str, external_id: str) -> Lead | None:
+    return session.scalar(select(Lead).where(Lead.team_id == team_id,
+                                             Lead.external_id == external_id))
+
+
+def get_person_by_id(session: Session, person_id: int | None) -> Person | None:
+    return session.get(Person, person_id) if person_id is not None else None
+
+
+def mark_status(session: Session, lead_id: int, status: str, owner_id: int | None, to: str,
+                at: datetime) -> bool:
+    """Compare-and-set on (status, owner): only one of several simultaneous clicks can win."""
+    owner = Lead.owner_id.is_(None) if owner_id is None else Lead.owner_id == owner_id
+    result = session.execute(
+        update(Lead).where(Lead.id == lead_id, Lead.status == status, owner)
+        .values(status=to, updated_at=at).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def list_events(session: Session, lead_id: int) -> list[LeadEvent]:
+    return list(session.scalars(select(LeadEvent).where(LeadEvent.lead_id == lead_id)
+                                .order_by(LeadEvent.at, LeadEvent.id)))
+
+
+def last_event(session: Session, lead_id: int, kinds: tuple[str, ...]) -> LeadEvent | None:
+    return session.scalars(select(LeadEvent)
+                           .where(LeadEvent.lead_id == lead_id, LeadEvent.kind.in_(kinds))
+                           .order_by(LeadEvent.id.desc()).limit(1)).first()

@@ -1,0 +1,202 @@
+"""The handoff card through real app.dispatch(): route, post, accept / reject / reassign / touch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot import lifecycle
+from bot.blocks import handoff as cards
+from bot.handoff import hand_off
+from storage.models import Lead, LeadEvent, Person
+from tests.slack import TEAM, all_text, click, submit
+
+
+def new_lead(services, external_id="L-1", score=60, **fields) -> int:
+    now = services.clock.now()
+    with services.transaction() as s:
+        lead = Lead(team_id=TEAM, external_id=external_id, source=fields.pop("source", "webinar"),
+                    name=fields.pop("name", "Ann Lee"), company="Acme", title="VP Sales",
+                    score=score, why="Asked for pricing", crm_url="https://crm.example.com/L-1",
+                    status="new", created_at=now, mql_at=now, updated_at=now, **fields)
+        s.add(lead)
+        s.flush()
+        lifecycle.record(s, lead, "created", actor="webhook", at=now)
+        hand_off(s, TEAM, lead, services.config, now)
+        lead_id = lead.id
+    services.sender.flush()
+    return lead_id
+
+
+def lead(services, lead_id) -> Lead:
+    with services.sessions.begin() as s:
+        return s.get(Lead, lead_id)
+
+
+def card(fake, where="C0HANDOFF1"):
+    return fake.in_channel(where)[-1]
+
+
+def ephemerals(fake, user):
+    return [m.text for m in fake.messages if m.ephemeral_to == user]
+
+
+def test_new_lead_posts_a_card_in_the_channel_and_the_owners_dm(services, fake_slack):
+    new_lead(services)
+    channel, dm = card(fake_slack), card(fake_slack, "U0SALES01")
+    shown = all_text({"text": channel.text, "blocks": channel.blocks})
+    for expected in ("Ann Lee", "VP Sales", "Acme", "60", "webinar", "Asked for pricing",
+                     "<@U0SALES01>", "standard: due <!date^"):
+        assert expected in shown
+    assert channel.action_ids() == [cards.OPEN_CRM, cards.ACCEPT, cards.REJECT, cards.REASSIGN,
+                                    cards.FIRST_TOUCH]
+    assert dm.blocks == channel.blocks
+    row = lead(services, 1)
+    assert row.status == "routed" and row.sla_policy == "standard"
+    # routed Tuesday 09:00 New York with 4 business hours → due 13:00 the same day
+    assert row.sla_due_at == services.clock.now() + timedelta(hours=4)
+
+
+def test_accept_updates_both_cards_in_place(app, services, fake_slack, clock):
+    new_lead(services)
+    click(app, fake_slack, card(fake_slack), cards.ACCEPT, "U0SALES01", clock.now())
+    services.sender.flush()
+    updates = fake_slack.calls_of("chat.update")
+    assert {u["channel"] for u in updates} == {"C0HANDOFF1", "D0SALES01"}
+    assert "Accepted by <@U0SALES01>" in all_text({"blocks": card(fake_slack).blocks})
+    assert card(fake_slack).action_ids() == [cards.OPEN_CRM, cards.FIRST_TOUCH, cards.REASSIGN]
+    assert any("You accepted" in t for t in ephemerals(fake_slack, "U0SALES01"))
+    assert lead(services, 1).status == "accepted"
+
+
+def test_a_second_click_changes_nothing_and_says_who_was_first(app, services, fake_slack, clock):
+    new_lead(services)
+    stale = dataclasses.replace(card(fake_slack))  # the card as the second clicker still sees it
+    click(app, fake_slack, stale, cards.ACCEPT, "U0SALES01", clock.now())
+    services.sender.flush()
+    updates_before = len(fake_slack.calls_of("chat.update"))
+    click(app, fake_slack, stale, cards.ACCEPT, "U0SALES01", clock.now())  # the double click
+    services.sender.flush()
+    assert len(fake_slack.calls_of("chat.update")) == updates_before
+    assert "Already accepted by <@U0SALES01>" in ephemerals(fake_slack, "U0SALES01")[-1]
+    with services.sessions.begin() as s:
+        kinds = [e.kind for e in s.scalars(select(LeadEvent).order_by(LeadEvent.id))]
+    assert kinds.count("accepted") == 1
+
+
+def test_someone_else_is_refused_but_a_manager_may_act(app, services, fake_slack, clock):
+    new_lead(services)
+    click(app, fake_slack, card(fake_slack), cards.ACCEPT, "U0SALES02", clock.now())
+    assert "Only <@U0SALES01> or a sales manager" in ephemerals(fake_slack, "U0SALES02")[-1]
+    assert lead(services, 1).status == "routed"
+    click(app, fake_slack, card(fake_slack), cards.ACCEPT, "U0SALESMG1", clock.now())
+    assert lead(services, 1).status == "accepted"
+
+
+def test_anyone_may_act_when_the_config_says_so(app, services, fake_slack, clock):
+    services.config = dataclasses.replace(
+        services.config, handoff=dataclasses.replace(services.config.handoff, who_can_act="anyone"))
+    new_lead(services)
+    click(app, fake_slack, card(fake_slack), cards.ACCEPT, "U0SALES02", clock.now())
+    assert lead(services, 1).status == "accepted"
+
+
+def test_reject_opens_a_modal_and_marketing_sees_the_reason_in_a_source_thread(
+        app, services, fake_slack, clock):
+    new_lead(services)
+    new_lead(services, external_id="L-2", name="Bo Park")
+    for n, who, owner in ((1, "Ann Lee", "U0SALES01"), (2, "Bo Park", "U0SALES02")):
+        target = next(m for m in fake_slack.in_channel("C0HANDOFF1") if who in m.text)
+        click(app, fake_slack, target, cards.REJECT, owner, clock.now())
+        modal = fake_slack.views[-1]
+        assert modal["callback_id"] == cards.REJECT_MODAL
+        resp = submit(app, fake_slack, modal, owner, {cards.NOTE_BLOCK: "no budget"}, clock.now())
+        assert resp.status == 200 and "Pick a reason" in resp.body  # reason is required
+        submit(app, fake_slack, modal, owner,
+               {cards.REASON_BLOCK: "not_icp", cards.NOTE_BLOCK: "no budget"}, clock.now())
+        services.sender.flush()
+        assert lead(services, n).status == "rejected"
+    parent, *replies = fake_slack.in_channel("C0MARKET01")
+    assert "source *webinar*" in parent.blocks[0]["text"]["text"]
+    assert len(replies) == 2 and all(r.thread_ts == parent.ts for r in replies)
+    assert "Not our ideal customer" in replies[0].blocks[0]["text"]["text"]
+    assert "no budget" in replies[0].blocks[0]["text"]["text"]
+    assert "Rejected by <@U0SALES02>" in all_text({"blocks": card(fake_slack).blocks})
+    assert lead(services, 1).sla_met is True  # a decision is a response
+
+
+def test_other_needs_a_note(app, services, fake_slack, clock):
+    new_lead(services)
+    click(app, fake_slack, card(fake_slack), cards.REJECT, "U0SALES01", clock.now())
+    resp = submit(app, fake_slack, fake_slack.views[-1], "U0SALES01",
+                  {cards.REASON_BLOCK: "other"}, clock.now())
+    assert "“other”" in json.loads(resp.body)["errors"][cards.NOTE_BLOCK]
+    assert lead(services, 1).status == "routed"
+
+
+def test_reassign_moves_the_lead_and_old_cards_go_stale(app, services, fake_slack, clock):
+    new_lead(services)
+    old_dm = card(fake_slack, "U0SALES01")
+    click(app, fake_slack, card(fake_slack), cards.REASSIGN, "U0SALES01", clock.now(),
+          selected_user="U0SALES02")
+    services.sender.flush()
+    assert "<@U0SALES02>" in all_text({"blocks": card(fake_slack).blocks})
+    assert "<@U0SALES02>" in all_text({"blocks": card(fake_slack, "U0SALES02").blocks})
+    click(app, fake_slack, old_dm.__class__(**{**old_dm.__dict__, "blocks": old_dm.history[0]["blocks"]}),
+          cards.ACCEPT, "U0SALES01", clock.now())
+    assert "out of date" in ephemerals(fake_slack, "U0SALES01")[-1]
+    assert lead(services, 1).status == "routed"
+
+
+def test_first_touch_records_the_response_time(app, services, fake_slack, clock):
+    new_lead(services)
+    clock.advance(timedelta(minutes=42))
+    click(app, fake_slack, card(fake_slack), cards.FIRST_TOUCH, "U0SALES01", clock.now())
+    row = lead(services, 1)
+    assert row.status == "contacted" and row.accepted_at == row.first_touch_at
+    assert row.response_minutes == 42 and row.business_minutes == 42 and row.sla_met is True
+    assert "within the SLA" in ephemerals(fake_slack, "U0SALES01")[-1]
+
+
+def test_nobody_eligible_gives_an_unassigned_card_anyone_in_sales_can_take(
+        app, services, fake_slack, clock):
+    with services.sessions.begin() as s:
+        for p in s.scalars(select(Person).where(Person.role == "sales")):
+            p.away_until = clock.now() + timedelta(days=3)
+    new_lead(services)
+    unassigned = card(fake_slack)
+    assert "Unassigned" in all_text({"blocks": unassigned.blocks})
+    assert fake_slack.in_channel("U0SALES01") == []  # no DM to anyone
+    click(app, fake_slack, unassigned, cards.TAKE, "U0SALES02", clock.now())
+    services.sender.flush()
+    assert lead(services, 1).status == "routed"
+    assert "<@U0SALES02>" in all_text({"blocks": card(fake_slack).blocks})
+
+
+def test_round_robin_alternates_between_reps(services):
+    owners = []
+    for i in range(4):
+        lead_id = new_lead(services, external_id=f"L-{i}")
+        with services.sessions.begin() as s:
+            owners.append(s.get(Person, s.get(Lead, lead_id).owner_id).slack_id)
+    assert owners == ["U0SALES01", "U0SALES02", "U0SALES01", "U0SALES02"]
+
+
+@pytest.mark.parametrize("action_id", cards.ACTION_IDS)
+def test_every_card_action_has_a_listener(app, services, fake_slack, clock, action_id):
+    with services.sessions.begin() as s:
+        for p in s.scalars(select(Person).where(Person.slack_id == "U0SALES02")):
+            p.away_until = clock.now() + timedelta(days=1)
+    new_lead(services)  # routed card: accept, reject, reassign, first touch, CRM
+    with services.sessions.begin() as s:
+        s.scalars(select(Person).where(Person.slack_id == "U0SALES01")).one().away_until = \
+            clock.now() + timedelta(days=1)
+    new_lead(services, external_id="L-2")  # unassigned card: take
+    msg = next(m for m in fake_slack.in_channel("C0HANDOFF1") if action_id in m.action_ids())
+    resp = click(app, fake_slack, msg, action_id, "U0SALES01", clock.now(),
+                 selected_user="U0SALES01")
+    assert resp.status == 200
