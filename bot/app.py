@@ -7,7 +7,7 @@ from slack_bolt.middleware.request_verification import RequestVerification
 from slack_sdk.signature import Clock as SignatureClock
 from slack_sdk.signature import SignatureVerifier
 
-from bot import admin
+from bot import admin, leads
 from bot.clock import Clock
 from bot.commands import HELP, CommandTable
 from bot.services import Services
@@ -15,7 +15,7 @@ from bot.services import Services
 
 def command_table() -> CommandTable:
     """Every `/align` command, in the order `/align help` lists them."""
-    return CommandTable([HELP, *admin.COMMANDS])
+    return CommandTable([HELP, *leads.COMMANDS, *admin.COMMANDS])
 
 
 def create_app(services: Services, *, verify_requests: bool = True) -> App:

@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("check", help="validate the config file").set_defaults(func=cmd_config_check)
 
+    lead = sub.add_parser("lead", help="show one lead: fields, owner, stage times, SLA, history")
+    lead.add_argument("external_id")
+    lead.add_argument("--json", action="store_true", help="machine-readable output")
+    lead.set_defaults(func=cmd_lead)
+
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", help="public base URL for HTTP mode (default: Socket Mode)")
     manifest.set_defaults(func=cmd_manifest)
@@ -99,6 +104,58 @@ def cmd_config_check(args) -> int:
     for var, present in verdict.secrets.items():
         print(f"  {var}: {'set' if present else 'not set'}")
     return 0 if verdict.ok else 1
+
+
+def cmd_lead(args) -> int:
+    import json
+
+    from bot.leads import lead_json
+
+    data = lead_json(_local_services(), args.external_id)
+    if data is None:
+        print(f"alignbot: no lead {args.external_id!r}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Lead {data['external_id']}", show_header=False)
+    for key in ("name", "company", "title", "score", "source", "status", "owner"):
+        table.add_row(key, str(data[key]))
+    for key, at in data["stages"].items():
+        if at:
+            table.add_row(key, at)
+    for key, value in data["sla"].items():
+        table.add_row(f"sla.{key}", str(value))
+    Console().print(table)
+    for e in data["events"]:
+        print(f"  {e['at']}  {e['kind']:<12} {e['actor']}")
+    return 0
+
+
+def _local_services():
+    """Services for commands that work on the store only; the running bot delivers what they queue."""
+    from slack_sdk import WebClient
+
+    from bot.runtime import build_services
+    from storage.db import make_engine, make_sessionmaker
+    from storage.people import list_team_ids
+
+    secrets = Secrets.from_env()
+    engine = make_engine(secrets.database_url)
+    team = os.environ.get("ALIGNBOT_TEAM_ID")
+    if not team:
+        with make_sessionmaker(engine).begin() as session:
+            teams = list_team_ids(session)
+        if len(teams) != 1:
+            raise ConfigError(["ALIGNBOT_TEAM_ID: set it to the workspace to use; the store holds "
+                               + (", ".join(teams) or "no workspace yet (start `alignbot run` once)")],
+                              "environment")
+        team = teams[0]
+    return build_services(load_config(), secrets, SystemClock(), engine=engine,
+                          slack=WebClient(token=secrets.slack_bot_token), team_id=team)
 
 
 def cmd_manifest(args) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import Lead, LeadEvent, Person
@@ -42,3 +42,19 @@ def last_event(session: Session, lead_id: int, kinds: tuple[str, ...]) -> LeadEv
     return session.scalars(select(LeadEvent)
                            .where(LeadEvent.lead_id == lead_id, LeadEvent.kind.in_(kinds))
                            .order_by(LeadEvent.id.desc()).limit(1)).first()
+
+
+def list_leads(session: Session, team_id: str, statuses: tuple[str, ...], *,
+               owner_id: int | None = None, due_before: datetime | None = None,
+               offset: int = 0, limit: int = 20) -> tuple[list[Lead], int]:
+    """One page of leads (oldest first) and how many there are in all."""
+    where = [Lead.team_id == team_id, Lead.status.in_(statuses)]
+    if owner_id is not None:
+        where.append(Lead.owner_id == owner_id)
+    if due_before is not None:
+        where += [Lead.sla_due_at < due_before, Lead.sla_met.is_(None)]
+    order = Lead.sla_due_at if due_before is not None else Lead.mql_at
+    rows = list(session.scalars(select(Lead).where(*where).order_by(order, Lead.id)
+                                .offset(offset).limit(limit)))
+    total = session.scalar(select(func.count()).select_from(Lead).where(*where))
+    return rows, total or 0

@@ -16,3 +16,15 @@ def get_person(session: Session, team_id: str, slack_id: str) -> Person | None:
 def list_people(session: Session, team_id: str) -> list[Person]:
     return list(session.scalars(select(Person).where(Person.team_id == team_id)
                                 .order_by(Person.slack_id)))
+
+
+def set_away_until(session: Session, team_id: str, slack_id: str, until) -> Person | None:
+    person = get_person(session, team_id, slack_id)
+    if person is not None:
+        person.away_until = until
+    return person
+
+
+def list_team_ids(session: Session) -> list[str]:
+    """The workspaces this store holds people of (config people are synced at start-up)."""
+    return list(session.scalars(select(Person.team_id).distinct().order_by(Person.team_id)))

@@ -1,0 +1,64 @@
+"""Builders for lead lists, a lead's detail, and the away confirmation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.blocks.handoff import SLA_BADGE, CardView, handoff_card, when
+from bot.blocks.kit import context, divider, header, section
+
+HISTORY_LINES = 15  # the newest events; Slack caps a message at 50 blocks
+
+
+@dataclass(frozen=True)
+class LeadLine:
+    external_id: str
+    name: str | None
+    company: str | None
+    status: str
+    owner: str | None
+    due_at: datetime | None
+    sla_state: str | None
+
+
+def lead_detail(view: CardView, events: Sequence[Any]) -> dict[str, Any]:
+    card = handoff_card(view)
+    lines = [f"{when(e.at, '{date_short} {time}')} — {e.kind}"
+             + (f" by <@{e.actor}>" if e.actor.startswith(("U", "W")) else f" ({e.actor})")
+             for e in events[-HISTORY_LINES:]]
+    more = len(events) - HISTORY_LINES
+    history = "*History*\n" + "\n".join(lines) + (f"\n…and {more} earlier" if more > 0 else "")
+    return {"text": card["text"], "blocks": [*card["blocks"], divider(), section(history)]}
+
+
+def lead_list(which: str, items: Sequence[LeadLine], page: int, per_page: int,
+              total: int) -> dict[str, Any]:
+    title = {"mine": "Your leads", "open": "Open leads", "overdue": "Overdue leads"}[which]
+    if not items:
+        empty = "Nothing here." if page == 1 else f"There is no page {page}."
+        return {"text": f"{title}: {empty}", "blocks": [section(f"*{title}:* {empty}")]}
+    pages = (total + per_page - 1) // per_page
+    blocks = [header(f"{title} ({total})")]
+    blocks += [section(_line(i)) for i in items]
+    if page < pages:
+        blocks.append(context(f"Page {page} of {pages} — `/align leads {which} {page + 1}` "
+                              "for the next."))
+    text = f"{title} ({total}): " + ", ".join(i.external_id for i in items)
+    return {"text": text, "blocks": blocks}
+
+
+def _line(i: LeadLine) -> str:
+    who = i.name or i.external_id
+    company = f" ({i.company})" if i.company else ""
+    owner = f"<@{i.owner}>" if i.owner else "unassigned"
+    due = f" · due {when(i.due_at)} {SLA_BADGE.get(i.sla_state or '', '')}" if i.due_at else ""
+    return f"`{i.external_id}` *{who}*{company} — {i.status} · {owner}{due}"
+
+
+def away_set(until: datetime | None) -> dict[str, Any]:
+    when_back = f"until {when(until, '{date_long_pretty}')}" if until else "until `/align back`"
+    text = f"You are away {when_back}: new leads go to others in your pool."
+    return {"text": text, "blocks": [section(text)]}

@@ -1,0 +1,91 @@
+"""Looking at leads and being away: /align lead, /align leads, /align away|back, alignbot lead --json."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.blocks import handoff as cards
+from bot.cli import main
+from bot.leads import lead_json
+from storage.models import Lead, Person
+from tests.slack import all_text, click, reply, slash
+from tests.test_handoff import new_lead
+
+
+def test_lead_shows_its_card_and_history(app, services, clock):
+    new_lead(services)
+    shown = all_text(reply(slash(app, "lead L-1", clock.now())))
+    assert "Ann Lee" in shown and "History" in shown
+    assert "created (webhook)" in shown and "routed (system)" in shown
+
+
+def test_unknown_lead_says_what_ids_look_like(app, clock):
+    assert "No lead `L-404`" in all_text(reply(slash(app, "lead L-404", clock.now())))
+    assert "Which lead?" in all_text(reply(slash(app, "lead", clock.now())))
+
+
+def test_leads_mine_lists_only_my_leads(app, services, clock):
+    new_lead(services, external_id="L-1")
+    new_lead(services, external_id="L-2")  # round-robin: U0SALES02
+    mine = all_text(reply(slash(app, "leads", clock.now(), user="U0SALES01")))
+    assert "L-1" in mine and "L-2" not in mine
+    assert "Nothing here" in all_text(reply(slash(app, "leads mine", clock.now(), user="U0MKTG01")))
+
+
+def test_overdue_lists_breaches_oldest_first_across_pages(app, services, clock):
+    for i in range(18):
+        new_lead(services, external_id=f"L-{i:02d}", score=90)  # hot: 15 wall minutes
+        clock.advance(timedelta(minutes=1))
+    clock.advance(timedelta(hours=1))
+    first = reply(slash(app, "leads overdue", clock.now()))
+    text = all_text(first)
+    assert "Overdue leads (18)" in text and "Page 1 of 2" in text
+    assert text.index("L-00") < text.index("L-01") < text.index("L-14")
+    assert "L-15" not in text
+    second = all_text(reply(slash(app, "leads overdue 2", clock.now())))
+    assert "L-15" in second and "L-17" in second and "Page" not in second
+    assert len(first["blocks"]) <= 50
+
+
+def test_away_skips_me_until_i_am_back(app, services, clock):
+    body = all_text(reply(slash(app, "away until 2026-12-01", clock.now(), user="U0SALES01")))
+    assert "You are away until" in body
+    for i in range(3):
+        new_lead(services, external_id=f"L-{i}")
+    with services.sessions.begin() as s:
+        owners = {s.get(Person, lead.owner_id).slack_id for lead in s.scalars(select(Lead))}
+    assert owners == {"U0SALES02"}
+    reply(slash(app, "back", clock.now(), user="U0SALES01"))
+    new_lead(services, external_id="L-9")
+    with services.sessions.begin() as s:
+        lead = s.scalars(select(Lead).where(Lead.external_id == "L-9")).one()
+        assert s.get(Person, lead.owner_id).slack_id == "U0SALES01"
+
+
+def test_away_explains_bad_dates(app, clock):
+    assert "Say the day" in all_text(reply(slash(app, "away until someday", clock.now())))
+    assert "not in the future" in all_text(reply(slash(app, "away until 2026-01-01", clock.now())))
+
+
+def test_lead_json_has_stages_sla_and_history(app, services, fake_slack, clock, capsys,
+                                              monkeypatch):
+    new_lead(services)
+    data = lead_json(services, "L-1")
+    assert data["status"] == "routed" and data["owner"] == "U0SALES01"
+    assert data["sla"] == {"policy": "standard", "clock": "business",
+                           "due_at": "2026-11-24T18:00:00+00:00", "state": "on_track"}
+    clock.advance(timedelta(minutes=30))
+    click(app, fake_slack, fake_slack.in_channel("C0HANDOFF1")[-1], cards.FIRST_TOUCH,
+          "U0SALES01", clock.now())
+    data = lead_json(services, "L-1")
+    assert data["sla"]["state"] == "met" and data["sla"]["response_minutes"] == 30
+    assert data["sla"]["business_minutes"] == 30
+    assert data["stages"]["first_touch_at"] == "2026-11-24T14:30:00+00:00"
+    assert [e["kind"] for e in data["events"]] == ["created", "routed", "contacted"]
+    monkeypatch.setattr("bot.cli._local_services", lambda: services)
+    assert main(["lead", "L-1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["external_id"] == "L-1"
+    assert main(["lead", "L-404", "--json"]) == 1
