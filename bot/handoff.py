@@ -8,6 +8,7 @@ through the outbox in the same transaction as the change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot import lifecycle, outbox, sla
 from bot.blocks import handoff as cards
 from bot.config import Config
-from bot.routing import route
+from bot.routing import Decision, route
 from storage import leads as queries
 from storage.models import Lead, Person
 from storage.outbox import get_first_post
@@ -38,9 +39,12 @@ class ClickRefused(Exception):
 # ------------------------------------------------------------------ new leads
 
 
-def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> None:
-    """Route a new lead and post its card (channel, and the owner's DM)."""
-    decision = route(session, team_id, lead, config, now)
+def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: datetime,
+             owner_by_email: Callable[[str], Person | None] | None = None) -> None:
+    """Route a new lead and post its card (channel, and the owner's DM).
+    An owner the CRM named wins; one nobody in Slack matches leaves the lead in the queue."""
+    decision = _explicit(lead, owner_by_email) if lead.owner_email and owner_by_email else \
+        route(session, team_id, lead, config, now)
     if decision.owner is None:
         lifecycle.record(session, lead, "unassigned", actor="system", at=now,
                          data={"pool": decision.pool, "reason": decision.reason})
@@ -48,6 +52,14 @@ def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: da
         _assign(session, lead, decision.owner, config, now, actor="system",
                 data={"pool": decision.pool, "reason": decision.reason})
     post_cards(session, team_id, lead, config, now)
+
+
+def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Decision:
+    owner = owner_by_email(lead.owner_email)
+    if owner is None or owner.deactivated:
+        why = "is deactivated in Slack" if owner else "matches nobody in Slack"
+        return Decision(None, None, f"the CRM owner {lead.owner_email} {why}")
+    return Decision(owner, None, "owner from the CRM")
 
 
 def _assign(session: Session, lead: Lead, owner: Person, config: Config, now: datetime, *,

@@ -1,0 +1,15 @@
+"""Slack's changes to people: deactivations and timezones feed routing."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot import directory
+from bot.services import Services
+
+
+def register(app: App, services: Services) -> None:
+    @app.event("user_change")
+    def user_change(event, context):
+        with services.transaction() as session:
+            directory.user_changed(session, context.team_id, event["user"], services.clock.now())
