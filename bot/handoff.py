@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -20,9 +20,11 @@ from bot.config import Config
 from bot.routing import Decision, route
 from storage import leads as queries
 from storage.models import Lead, Person
-from storage.outbox import get_first_post
+from storage.outbox import count_posts_since, get_first_post, get_pending_post
 from storage.people import get_person
 
+BURST_WINDOW = timedelta(minutes=1)
+SUMMARY_GATHER = timedelta(seconds=10)  # a summary waits this long for more lines before it goes
 DECISIONS = ("routed", "accepted", "contacted", "rejected", "unassigned")
 
 
@@ -71,14 +73,38 @@ def _assign(session: Session, lead: Lead, owner: Person, config: Config, now: da
 
 
 def post_cards(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> None:
-    card = cards.handoff_card(card_view(session, lead, config, now))
+    view = card_view(session, lead, config, now)
     if config.channels.handoff:
-        outbox.post(session, team_id, config.channels.handoff, card, now=now,
-                    ref=f"lead:{lead.id}:channel")
+        _post_card(session, team_id, config.channels.handoff, view, config, now,
+                   ref=f"lead:{lead.id}:channel")
     owner = queries.get_person_by_id(session, lead.owner_id)
     if owner is not None and config.handoff.dm_owner:
-        outbox.post(session, team_id, owner.slack_id, card, now=now,
-                    ref=f"lead:{lead.id}:dm:{owner.slack_id}")
+        _post_card(session, team_id, owner.slack_id, view, config, now,
+                   ref=f"lead:{lead.id}:dm:{owner.slack_id}")
+
+
+def _post_card(session: Session, team_id: str, channel: str, view: cards.CardView,
+               config: Config, now: datetime, ref: str) -> None:
+    """The card itself or, in a burst, a line in the channel's summary message.
+    Slack takes about one message a second per channel: an import of a thousand leads
+    must not become a thousand messages."""
+    recent = count_posts_since(session, team_id, channel, "lead:", now - BURST_WINDOW)
+    if recent < config.handoff.burst_limit:
+        outbox.post(session, team_id, channel, cards.handoff_card(view), now=now, ref=ref)
+        return
+    summary = get_pending_post(session, team_id, f"burst:{channel}")
+    lines = cards.summary_lines(summary.payload) if summary is not None else []
+    if summary is None or len(lines) >= cards.SUMMARY_MAX:
+        outbox.post(session, team_id, channel, cards.burst_summary([cards.summary_line(view)]),
+                    now=now, ref=f"burst:{channel}", not_before=now + SUMMARY_GATHER)
+        return
+    summary.payload = {"channel": channel, **cards.burst_summary([*lines, cards.summary_line(view)])}
+
+
+def open_card(session: Session, team_id: str, token: str, user: str, config: Config,
+              now: datetime) -> dict:
+    """The full card of a lead listed in a summary, for the person who asked."""
+    return cards.handoff_card(view_for_token(session, team_id, token, config, now))
 
 
 def refresh_cards(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> None:

@@ -47,10 +47,10 @@ PERMANENT_ERRORS = {
 
 def post(session: Session, team_id: str, channel: str, message: dict[str, Any], *, now: datetime,
          ref: str | None = None, dedupe_key: str | None = None,
-         thread_of: OutboxMessage | None = None) -> OutboxMessage:
+         thread_of: OutboxMessage | None = None, not_before: datetime | None = None) -> OutboxMessage:
     """Queue a chat.postMessage to a channel id (or a user id, for a DM), maybe in a thread."""
     return _add(session, team_id, "chat.postMessage", channel, {"channel": channel, **message},
-                now=now, ref=ref, dedupe_key=dedupe_key, parent=thread_of)
+                now=now, ref=ref, dedupe_key=dedupe_key, parent=thread_of, not_before=not_before)
 
 
 def update(session: Session, original: OutboxMessage, message: dict[str, Any], *,
@@ -68,13 +68,14 @@ def publish_home(session: Session, team_id: str, user_id: str, view: dict[str, A
 
 def _add(session: Session, team_id: str, method: str, channel: str | None,
          payload: dict[str, Any], *, now: datetime, ref: str | None,
-         dedupe_key: str | None = None, parent: OutboxMessage | None = None) -> OutboxMessage:
+         dedupe_key: str | None = None, parent: OutboxMessage | None = None,
+         not_before: datetime | None = None) -> OutboxMessage:
     if parent is not None and parent.id is None:
         session.flush()  # the parent needs its id before we can point at it
     return queries.add_message(
         session, team_id=team_id, method=method, channel=channel, payload=payload, ref=ref,
         dedupe_key=dedupe_key, parent_id=parent.id if parent is not None else None,
-        next_attempt_at=now, created_at=now)
+        next_attempt_at=not_before or now, created_at=now)
 
 
 # ------------------------------------------------------------------ sending

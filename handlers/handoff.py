@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from slack_bolt import App
@@ -74,6 +75,18 @@ def register(app: App, services: Services) -> None:
         user = body["user"]["id"]
         answer(client, channel, user, run(handoff.reject, body["team"]["id"], token, user,
                                               reason=reason, note=note))
+
+    @app.action(re.compile(rf"^{re.escape(cards.OPEN_CARD)}\.\d+$"))
+    def open_card(ack, body, action, client):
+        ack()
+        user = body["user"]["id"]
+        try:
+            with services.sessions.begin() as session:
+                card = handoff.open_card(session, body["team"]["id"], action["value"], user,
+                                         services.config, services.clock.now())
+        except handoff.ClickRefused as exc:
+            card = cards.click_answer(str(exc))
+        client.chat_postEphemeral(channel=body["channel"]["id"], user=user, **card)
 
     @app.action(cards.OPEN_CRM)
     def open_crm(ack):

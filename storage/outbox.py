@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import OutboxMessage
@@ -65,3 +65,21 @@ def _claimable(now: datetime, stale_before: datetime):
         (OutboxMessage.state == "pending") & (OutboxMessage.next_attempt_at <= now),
         (OutboxMessage.state == "sending") & (OutboxMessage.claimed_at < stale_before),
     )
+
+
+def count_posts_since(session: Session, team_id: str, channel: str, ref_prefix: str,
+                      since: datetime) -> int:
+    return session.scalar(
+        select(func.count()).select_from(OutboxMessage)
+        .where(OutboxMessage.team_id == team_id, OutboxMessage.channel == channel,
+               OutboxMessage.method == "chat.postMessage",
+               OutboxMessage.ref.startswith(ref_prefix), OutboxMessage.created_at >= since)) or 0
+
+
+def get_pending_post(session: Session, team_id: str, ref: str) -> OutboxMessage | None:
+    """The newest still-queued post for `ref`: it can be rewritten before it is sent."""
+    return session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref,
+               OutboxMessage.state == "pending", OutboxMessage.method == "chat.postMessage")
+        .order_by(OutboxMessage.id.desc()).limit(1).with_for_update()).first()

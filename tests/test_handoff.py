@@ -186,7 +186,57 @@ def test_round_robin_alternates_between_reps(services):
     assert owners == ["U0SALES01", "U0SALES02", "U0SALES01", "U0SALES02"]
 
 
-@pytest.mark.parametrize("action_id", cards.ACTION_IDS)
+def with_burst_limit(services, n):
+    services.config = dataclasses.replace(
+        services.config, handoff=dataclasses.replace(services.config.handoff, burst_limit=n))
+
+
+def test_a_burst_becomes_one_summary_each_lead_one_click_from_its_card(
+        app, services, fake_slack, clock):
+    with_burst_limit(services, 3)
+    for i in range(8):
+        new_lead(services, external_id=f"L-{i}", name=f"Person {i}")
+    assert len(fake_slack.in_channel("C0HANDOFF1")) == 3  # the summary gathers lines first
+    clock.advance(timedelta(seconds=10))
+    services.sender.flush()
+    channel = fake_slack.in_channel("C0HANDOFF1")
+    assert len(channel) == 4  # three cards, then one summary of the other five
+    summary = channel[-1]
+    assert "5 new leads" in summary.text
+    assert summary.action_ids() == [f"{cards.OPEN_CARD}.{n}" for n in range(4, 9)]
+    assert len(fake_slack.in_channel("U0SALES01")) == 4  # 4 leads each: 3 cards and a summary
+    click(app, fake_slack, summary, f"{cards.OPEN_CARD}.4", "U0SALES02", clock.now())
+    shown = fake_slack.messages[-1]
+    assert shown.ephemeral_to == "U0SALES02" and "Person 3" in shown.text
+    assert cards.ACCEPT in shown.action_ids()
+    click(app, fake_slack, shown, cards.ACCEPT, "U0SALES02", clock.now())
+    assert lead(services, 4).status == "accepted"
+
+
+def test_bursts_rewrite_a_queued_summary_instead_of_queueing_more(services, fake_slack, clock):
+    with_burst_limit(services, 2)
+    new_lead(services, external_id="L-0")
+    posted_before = len(fake_slack.calls_of("chat.postMessage"))
+    with services.transaction() as s:  # many leads in one transaction, as an import does
+        now = clock.now()
+        for i in range(1, 100):
+            row = Lead(team_id=TEAM, external_id=f"B-{i}", source="import", status="new",
+                       created_at=now, mql_at=now, updated_at=now)
+            s.add(row)
+            s.flush()
+            hand_off(s, TEAM, row, services.config, now)
+    services.sender.flush()
+    clock.advance(timedelta(minutes=5))
+    services.sender.flush()
+    new_posts = len(fake_slack.calls_of("chat.postMessage")) - posted_before
+    # 99 leads: 1 card + summaries of ≤30 lines in the channel, and the same in two DMs
+    assert new_posts <= 3 * (1 + 4)
+    listed = sum(a.startswith(cards.OPEN_CARD) for m in fake_slack.in_channel("C0HANDOFF1")
+                 for a in m.action_ids())
+    assert listed + 2 == 100  # every lead is on a card or a summary line
+
+
+@pytest.mark.parametrize("action_id", [a for a in cards.ACTION_IDS if a != cards.OPEN_CARD])
 def test_every_card_action_has_a_listener(app, services, fake_slack, clock, action_id):
     with services.sessions.begin() as s:
         for p in s.scalars(select(Person).where(Person.slack_id == "U0SALES02")):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.blocks.kit import actions, button, context, header, mrkdwn, plain, section
+from bot.blocks.kit import actions, button, clip, context, header, mrkdwn, plain, section
 from bot.lifecycle import REJECTION_REASONS
 
 ACCEPT = "handoff.accept"
@@ -19,8 +19,10 @@ REASSIGN = "handoff.reassign"
 FIRST_TOUCH = "handoff.first_touch"
 TAKE = "handoff.take"
 OPEN_CRM = "handoff.open_crm"
+OPEN_CARD = "handoff.open_card"  # one per summary line: ids must be unique in a message
 REJECT_MODAL = "handoff.reject_modal"
-ACTION_IDS = (ACCEPT, REJECT, REASSIGN, FIRST_TOUCH, TAKE, OPEN_CRM)
+ACTION_IDS = (ACCEPT, REJECT, REASSIGN, FIRST_TOUCH, TAKE, OPEN_CRM, OPEN_CARD)
+SUMMARY_MAX = 30  # lead lines in one summary: within 50 blocks and ~13,000 characters
 
 REASON_BLOCK, REASON_ACTION = "reason", "reason_pick"
 NOTE_BLOCK, NOTE_ACTION = "note", "note_text"
@@ -174,6 +176,26 @@ def rejection_notice(v: CardView) -> dict[str, Any]:
 def rejection_thread_parent(source: str) -> dict[str, Any]:
     text = f"Rejected leads from source *{source}* — reasons and notes from sales, in this thread."
     return {"text": f"Rejected leads from source {source}", "blocks": [section(text)]}
+
+
+def summary_line(v: CardView) -> dict[str, Any]:
+    owner = f"<@{v.owner}>" if v.owner else "unassigned"
+    score = f"{v.score}{' :fire:' if v.hot else ''}" if v.score is not None else "—"
+    text = clip(f"*{v.name or v.external_id}* — {v.company or 'unknown company'} · "
+                f"score {score} · {v.source} · {owner}", 200)
+    return section(text, accessory=button("Open card", f"{OPEN_CARD}.{v.lead_id}", v.token),
+                   block_id=f"line-{v.lead_id}")
+
+
+def burst_summary(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """Many leads at once: one message listing them, each one click from its card."""
+    head = section(f":inbox_tray: *{len(lines)} new leads* arrived at once. Open a card to "
+                   "accept, reject or reassign it.")
+    return {"text": f"{len(lines)} new leads arrived at once", "blocks": [head, *lines]}
+
+
+def summary_lines(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for b in payload.get("blocks", []) if str(b.get("block_id", "")).startswith("line-")]
 
 
 def click_answer(text: str) -> dict[str, Any]:
