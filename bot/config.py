@@ -133,6 +133,11 @@ class Handoff:
 
 
 @dataclass(frozen=True)
+class Imports:
+    folder: str | None = None  # CSV files dropped here are imported once per content
+
+
+@dataclass(frozen=True)
 class OutboxSettings:
     max_attempts: int = 8        # then the row is dead-lettered and the admins told
     rate_per_channel: float = 1.0  # messages per second Slack tolerates per channel
@@ -149,6 +154,7 @@ class Config:
     outbox: OutboxSettings = OutboxSettings()
     routing: Routing = Routing()
     handoff: Handoff = Handoff()
+    imports: Imports = Imports()
     source: str = "<defaults>"
 
     def person(self, slack_id: str) -> Person | None:
@@ -395,10 +401,7 @@ def _read_people(r: _Reader, raw: Any) -> tuple[Person, ...]:
             working_hours=r.value(t, key, "working_hours", _hours),
             name=r.value(t, key, "name", _string),
         ))
-    for i, p in enumerate(people):
-        if p.manager and p.manager not in seen:
-            r.fail(f"people[{i}].manager", f"{p.manager} is not a slack_id listed in [[people]]")
-    return tuple(people)
+    return tuple(people)  # a manager may be known only in Slack, so it is not checked here
 
 
 def _read_sla(r: _Reader, raw: Any) -> tuple[SlaPolicy, ...]:
@@ -487,7 +490,13 @@ def _bool(v: Any) -> bool:
     return v
 
 
-SECTIONS = ("workspace", "channels", "people", "sla", "targets", "outbox", "routing", "handoff")
+def _read_imports(r: _Reader, raw: Any) -> Imports:
+    t = r.table(raw, "imports", ("folder",))
+    return Imports(folder=r.value(t, "imports", "folder", _string))
+
+
+SECTIONS = ("workspace", "channels", "people", "sla", "targets", "outbox", "routing", "handoff",
+            "imports")
 
 
 def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
@@ -504,6 +513,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
         outbox=_read_outbox(r, data.get("outbox")),
         routing=_read_routing(r, data.get("routing"), people),
         handoff=_read_handoff(r, data.get("handoff")),
+        imports=_read_imports(r, data.get("imports")),
         source=source,
     )
     if r.problems:

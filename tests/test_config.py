@@ -1,0 +1,190 @@
+"""Configuration: the public keys mean what PRODUCT.md says, and every problem is reported at once."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date, time, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.cli import main
+from bot.config import ConfigError, Secrets, load_config, parse_config, parse_duration
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "alignbot.example.toml"
+
+# The "Configuration" block of PRODUCT.md, verbatim: a file holding only these keys is valid.
+PRODUCT_EXAMPLE = '''
+[workspace]
+timezone = "America/New_York"      # IANA name; the default for people and calendars
+holidays = "US"                    # country (or "US-CA") for public holidays; omit for none
+extra_holidays = ["2026-12-24"]    # company days off
+working_days = ["mon", "tue", "wed", "thu", "fri"]
+working_hours = "09:00-17:00"
+gross_margin = 0.8                 # used by cltv
+admins = ["U0ADMIN01"]             # Slack user ids allowed to run admin commands
+
+[channels]
+handoff = "C0HANDOFF1"             # channel ids
+marketing = "C0MARKET01"
+digest = "C0DIGEST01"
+
+[[people]]
+slack_id = "U0SALES01"
+email = "sam@example.com"
+role = "sales"                     # sales | marketing | exec | sales_manager | marketing_manager | admin
+manager = "U0SALESMG1"             # optional
+timezone = "America/Los_Angeles"   # optional, else the workspace's
+weight = 1                         # routing weight, optional
+daily_cap = 25                     # optional
+
+[[sla]]                            # first match wins, top to bottom
+name = "hot"
+min_score = 80                     # optional matchers: min_score, source, segment, region
+respond_within = "15m"
+clock = "wall"                     # wall | business
+
+[[sla]]
+name = "standard"
+respond_within = "4h"
+clock = "business"
+
+[targets]                          # metric key = target value, in the units of `alignbot query --json`
+response_time = 30
+sla_compliance = 0.9
+win_rate = 0.3
+'''
+
+
+def test_the_product_example_is_valid_and_means_what_it_says():
+    c = parse_config(tomllib.loads(PRODUCT_EXAMPLE))
+    ws = c.workspace
+    assert (ws.timezone, ws.holidays, ws.extra_holidays) == ("America/New_York", "US",
+                                                            (date(2026, 12, 24),))
+    assert ws.working_days == (0, 1, 2, 3, 4)
+    assert (ws.working_hours.start, ws.working_hours.end) == (time(9), time(17))
+    assert ws.gross_margin == 0.8 and ws.admins == ("U0ADMIN01",)
+    assert (c.channels.handoff, c.channels.marketing, c.channels.digest) == (
+        "C0HANDOFF1", "C0MARKET01", "C0DIGEST01")
+    [sam] = c.people
+    assert (sam.slack_id, sam.email, sam.role, sam.manager, sam.timezone, sam.weight,
+            sam.daily_cap) == ("U0SALES01", "sam@example.com", "sales", "U0SALESMG1",
+                               "America/Los_Angeles", 1, 25)
+    hot, standard = c.sla
+    assert (hot.min_score, hot.respond_within, hot.clock) == (80, timedelta(minutes=15), "wall")
+    assert (standard.respond_within, standard.clock) == (timedelta(hours=4), "business")
+    assert dict(c.targets) == {"response_time": 30, "sla_compliance": 0.9, "win_rate": 0.3}
+    assert c.is_admin("U0ADMIN01") and not c.is_admin("U0SALES01")
+
+
+def test_the_committed_example_is_valid():
+    c = load_config(EXAMPLE)
+    assert {p.role for p in c.people} == {"sales", "sales_manager", "marketing",
+                                          "marketing_manager", "exec", "admin"}
+    assert c.routing.rules[0].pool == "enterprise"
+
+
+def test_every_problem_is_reported_at_once_with_its_key():
+    raw = tomllib.loads('''
+[workspace]
+timzone = "America/New_York"
+timezone = "Mars/Olympus"
+working_hours = "9-5"
+gross_margin = 80
+[[people]]
+slack_id = "U0SALES01"
+role = "salesperson"
+[[people]]
+slack_id = "U0SALES01"
+role = "sales"
+[[sla]]
+name = "hot"
+respond_within = "4h"
+[[sla]]
+name = "standard"
+respond_within = "15 mins"
+[targets]
+win_rate = 0.3
+happiness = 1
+channels = "C0HANDOFF1"
+''')
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    problems = caught.value.problems
+    expected = [
+        "workspace.timzone: unknown key (did you mean 'timezone'?)",
+        "workspace.timezone: 'Mars/Olympus' is not an IANA timezone like America/New_York",
+        "workspace.working_hours: '9-5' is not working hours like \"09:00-17:00\"",
+        "workspace.gross_margin: 80 must be a fraction between 0 and 1 (0.8, not 80)",
+        "people[0].role: 'salesperson' is not one of",
+        "people[1].slack_id: U0SALES01 is listed twice",
+        "sla[1].respond_within: '15 mins' is not a duration like 15m, 4h, 2d",
+        "targets.happiness: unknown key",
+        "targets.channels: unknown key",
+    ]
+    for line in expected:
+        assert any(p.startswith(line) for p in problems), (line, problems)
+    assert len(problems) == len(expected)
+
+
+def test_a_section_that_is_not_a_table_is_named():
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"channels": "C0HANDOFF1"})
+    assert caught.value.problems == ["channels: must be a table, not str"]
+
+
+def test_malformed_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[workspace\ntimezone = ")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    assert "not valid TOML" in caught.value.problems[0]
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "missing.toml")
+    assert "alignbot.example.toml" in caught.value.problems[0]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("15m", timedelta(minutes=15)), ("4h", timedelta(hours=4)), ("2d", timedelta(days=2)),
+    ("1h30m", timedelta(hours=1, minutes=30)),
+])
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["15 mins", "", "4", "h", "-5m", "1.5h", "4H"])
+def test_bad_durations_say_what_is_expected(text):
+    with pytest.raises(ValueError, match="is not a duration like 15m, 4h, 2d"):
+        parse_duration(text)
+
+
+@given(st.integers(0, 99), st.integers(0, 99), st.integers(0, 999))
+def test_durations_round_trip(d, h, m):
+    if d == h == m == 0:
+        return
+    assert parse_duration(f"{d}d{h}h{m}m") == timedelta(days=d, hours=h, minutes=m)
+
+
+def test_secrets_never_show_their_values():
+    secrets = Secrets.from_env({"SLACK_BOT_TOKEN": "xoxb-very-secret", "DATABASE_URL":
+                                "postgresql://u:hunter2@db/x"})
+    for shown in (repr(secrets), str(secrets), f"{secrets}"):
+        assert "very-secret" not in shown and "hunter2" not in shown
+    assert secrets.status()["SLACK_BOT_TOKEN"] is True
+    assert secrets.status()["SLACK_APP_TOKEN"] is False
+
+
+def test_cli_config_check(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ALIGNBOT_CONFIG", str(EXAMPLE))
+    assert main(["config", "check"]) == 0
+    assert "OK (9 people" in capsys.readouterr().out
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[workspace]\ntimezone = "Nowhere/Land"\n[[sla]]\nname = "x"\n'
+                      'respond_within = "soon"\n')
+    monkeypatch.setenv("ALIGNBOT_CONFIG", str(broken))
+    assert main(["config", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "2 problem(s)" in out and "workspace.timezone" in out and "sla[0].respond_within" in out
