@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from datetime import datetime
+from pathlib import Path
 
 from bot.clock import SystemClock
 from bot.config import ConfigError, Secrets, load_config
@@ -59,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("check", help="validate the config file").set_defaults(func=cmd_config_check)
 
+    imp = sub.add_parser("import", help="import a CSV file (the webhook's fields as columns)")
+    imp.add_argument("entity", choices=("leads", "deals", "customers", "spend", "content",
+                                        "content_usage"))
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--mapping", help="column names of a CRM export: hubspot or salesforce")
+    imp.set_defaults(func=cmd_import)
+
     lead = sub.add_parser("lead", help="show one lead: fields, owner, stage times, SLA, history")
     lead.add_argument("external_id")
     lead.add_argument("--json", action="store_true", help="machine-readable output")
@@ -104,6 +112,32 @@ def cmd_config_check(args) -> int:
     for var, present in verdict.secrets.items():
         print(f"  {var}: {'set' if present else 'not set'}")
     return 0 if verdict.ok else 1
+
+
+def cmd_import(args) -> int:
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from bot.imports import import_csv
+
+    if not args.file.is_file():
+        print(f"alignbot: no file {args.file}", file=sys.stderr)
+        return 2
+    services = _local_services()
+    with args.file.open(encoding="utf-8-sig") as f:
+        total = max(sum(1 for _ in f) - 1, 0)
+    with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(args.file.name, total=total)
+        try:
+            summary = import_csv(services, args.entity, args.file, mapping=args.mapping,
+                                 progress=lambda n: bar.advance(task, n))
+        except ValueError as exc:
+            print(f"alignbot: {exc}", file=sys.stderr)
+            return 2
+    print(json.dumps(summary.as_dict(), indent=2))
+    return 0
 
 
 def cmd_lead(args) -> int:
@@ -230,14 +264,14 @@ def cmd_run(args) -> int:
 def cmd_worker(args) -> int:
     from bot.runtime import SenderLoop, build_services
 
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # first: a stop during start-up is clean too
     config, secrets = load_config(), Secrets.from_env()
     _require(secrets, app_mode=False)
     services = build_services(config, secrets, SystemClock())
     loop = SenderLoop(services).start()
     scheduler = _start_scheduler(services)
     log.info("worker running: scheduler and outbox sender (Ctrl-C to stop)")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     loop.stop()

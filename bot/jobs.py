@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
@@ -19,6 +20,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.config import Config
 from bot.events import prune_events
 from bot.services import Services
+
+
+def import_folder(services: Services, now: datetime) -> Any:
+    """Import CSV files dropped into [imports] folder, each content once."""
+    folder = services.config.imports.folder
+    if not folder or not Path(folder).is_dir():
+        return []
+    from bot.imports import import_dropped  # only when there is a folder to watch
+
+    return [(path.name, s.as_dict()) for path, s in import_dropped(services, Path(folder), now)]
 
 
 def outbox_sweep(services: Services, now: datetime) -> Any:
@@ -47,6 +58,8 @@ class Job:
 JOBS: tuple[Job, ...] = (
     Job("outbox.sweep", outbox_sweep, lambda c: every(seconds=30), 30,
         "deliver queued Slack messages that are due (retries, held messages)"),
+    Job("imports.folder", import_folder, lambda c: every(minutes=1), 60,
+        "import CSV files dropped into the configured folder"),
     Job("events.prune", prune_events, lambda c: CronTrigger(hour=3, timezone=c.workspace.tz), 3600,
         "forget processed Slack event ids older than two days"),
 )

@@ -32,7 +32,7 @@ def lead_command(inv: Invocation) -> Reply:
 
 
 def leads_command(inv: Invocation) -> Reply:
-    """List leads: `mine` (default), `open` or `overdue` (oldest breach first); add a page number.
+    """List leads: `mine` (newest first, the default), `open` or `overdue` (oldest breach first).
     `/align leads overdue 2` shows the second page."""
     which = inv.args[0].lower() if inv.args and not inv.args[0].isdigit() else "mine"
     page = next((int(a) for a in inv.args if a.isdigit()), 1)
@@ -46,7 +46,7 @@ def leads_command(inv: Invocation) -> Reply:
             session, inv.request.team_id, MINE if which == "mine" else OPEN,
             owner_id=me.id if which == "mine" else None,
             due_before=inv.now if which == "overdue" else None,
-            offset=(page - 1) * PAGE, limit=PAGE)
+            offset=(page - 1) * PAGE, limit=PAGE, newest_first=which == "mine")
         owners = {p.id: p.slack_id for p in (queries.get_person_by_id(session, r.owner_id)
                                              for r in rows) if p}
         items = [views.LeadLine(r.external_id, r.name, r.company, r.status,

@@ -9,6 +9,7 @@ scheduled jobs whose time came, in order.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from slack_bolt import App, BoltRequest
 
@@ -27,6 +29,8 @@ from bot.scheduler import fire_times
 from bot.services import Services
 
 PROMPT = "alignbot> "
+DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*(?:\|[^>]*)?>")
+MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 HELP = """Lines you can type:
   /align <command>          a slash command, as the current user (try /align help)
   click <action> [msg#] [user]  click a button (default: the latest message having it);
@@ -261,7 +265,20 @@ class Shell:
             self.say(_indent(f"({who}) " + blocks_text(data.get("blocks") or [], data.get("text", ""))))
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        print(self._as_slack_shows(text), file=self.out, flush=True)
+
+    def _as_slack_shows(self, text: str) -> str:
+        """Mentions and <!date> tokens rendered for the current user, in their timezone."""
+        user = self.fake.users.get(self.state.user, {})
+        tz = ZoneInfo(user.get("tz") or self.services.config.workspace.timezone)
+
+        def date(m: re.Match) -> str:
+            return datetime.fromtimestamp(int(m[1]), tz).strftime("%a %b %d %H:%M %Z")
+
+        def mention(m: re.Match) -> str:
+            return "@" + (self.fake.users.get(m[1], {}).get("real_name") or m[1])
+
+        return MENTION.sub(mention, DATE_TOKEN.sub(date, text))
 
 
 class ShellError(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,3 +47,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def advance_sequences(session: Session, tables: list[str]) -> None:
+    """After rows were inserted with explicit ids, move PostgreSQL's id sequences past them."""
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite picks max(id) + 1 by itself
+    for table in tables:
+        session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                             f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"))

@@ -46,14 +46,15 @@ def last_event(session: Session, lead_id: int, kinds: tuple[str, ...]) -> LeadEv
 
 def list_leads(session: Session, team_id: str, statuses: tuple[str, ...], *,
                owner_id: int | None = None, due_before: datetime | None = None,
-               offset: int = 0, limit: int = 20) -> tuple[list[Lead], int]:
-    """One page of leads (oldest first) and how many there are in all."""
+               offset: int = 0, limit: int = 20, newest_first: bool = False) -> tuple[list[Lead], int]:
+    """One page of leads and how many there are in all."""
     where = [Lead.team_id == team_id, Lead.status.in_(statuses)]
     if owner_id is not None:
         where.append(Lead.owner_id == owner_id)
     if due_before is not None:
         where += [Lead.sla_due_at < due_before, Lead.sla_met.is_(None)]
     order = Lead.sla_due_at if due_before is not None else Lead.mql_at
+    order = order.desc() if newest_first else order
     rows = list(session.scalars(select(Lead).where(*where).order_by(order, Lead.id)
                                 .offset(offset).limit(limit)))
     total = session.scalar(select(func.count()).select_from(Lead).where(*where))

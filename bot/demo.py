@@ -1,0 +1,384 @@
+"""A realistic generated data set for the shell's `--demo`: the same seed gives the same data.
+
+Six months of leads walked through the lifecycle (with rejections, breaches and
+leads still open), their deals, customers with churn, monthly spend, content and
+its use by sales, and three past pulse survey runs whose perceptions differ by role.
+Rows are bulk-inserted with explicit ids: thousands of ORM objects would be slow.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from bot.calendar import Calendar
+from bot.config import Config
+from bot.lifecycle import REJECTION_REASONS
+from storage.db import advance_sequences
+from storage.models import (
+    ContentItem,
+    ContentUse,
+    Customer,
+    Deal,
+    Lead,
+    LeadEvent,
+    Person,
+    Spend,
+    Survey,
+    SurveyAnswer,
+    SurveyInvite,
+    SurveyQuestion,
+    SurveyRun,
+)
+
+FIRST = ["Ann", "Bo", "Carla", "Dev", "Elif", "Femi", "Gus", "Hana", "Ivan", "Jade", "Kofi", "Lena",
+         "Mateo", "Nina", "Omar", "Pia", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wes", "Yuki"]
+LAST = ["Lee", "Park", "Silva", "Patel", "Kaya", "Adeyemi", "Berg", "Sato", "Petrov", "Moreau",
+        "Mensah", "Novak", "Garcia", "Rossi", "Haddad", "Larsen", "Walsh", "Diaz", "Lund", "Okafor"]
+COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industries", "Wayne Corp",
+             "Soylent", "Tyrell", "Cyberdyne", "Vandelay", "Wonka", "Gringotts", "Oceanic",
+             "Pied Piper", "Massive Dynamic", "Aperture", "Monarch", "Nakatomi", "Dunder Mifflin"]
+TITLES = ["VP Sales", "Head of Marketing", "CTO", "Operations Manager", "CFO", "Founder",
+          "Director of IT", "Procurement Lead", "RevOps Manager", "Product Manager"]
+SOURCES = {"webinar": 22, "ebook": 18, "paid_search": 20, "events": 10, "referral": 8,
+           "organic": 15, "partner": 7}
+SEGMENTS = {"smb": 55, "mid_market": 30, "enterprise": 15}
+REGIONS = {"na": 60, "emea": 28, "apac": 12}
+DEAL_SIZE = {"smb": (5_000, 20_000), "mid_market": (20_000, 60_000), "enterprise": (60_000, 150_000)}
+WHY = ["Visited pricing twice this week", "Attended the webinar and asked a question",
+       "Downloaded the ROI guide", "Requested a demo", "Matches ICP: 200+ employees, SaaS",
+       "Opened 5 nurture emails", "Referred by a customer"]
+NOTES = {"not_icp": "Too small for us", "duplicate": "Already in talks via partner",
+         "wrong_territory": "Based in LATAM", "bad_data": "Email bounces",
+         "not_ready": "Budget next year", "other": "Student project"}
+ROLE_SLOTS = {"sales": 6, "sales_manager": 1, "marketing": 3, "marketing_manager": 1, "exec": 2,
+              "admin": 1}
+TZS = ["America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London"]
+DIMENSIONS = {  # key: (question, how sales / marketing / exec tend to answer, 1-5)
+    "target_customer": ("How well do we share an understanding of the target customer?", (3, 4, 3)),
+    "shared_goals": ("How shared are our goals and objectives?", (3, 3, 4)),
+    "communication": ("How effective is communication between sales and marketing?", (2, 3, 3)),
+    "lead_quality": ("How good is the quality of the leads marketing passes to sales?", (2, 4, 3)),
+    "customer_satisfaction": ("How satisfied are our customers?", (4, 3, 4)),
+}
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    people: int
+    leads: int
+    lead_events: int
+    deals: int
+    customers: int
+    spend: int
+    content_items: int
+    content_uses: int
+    survey_runs: int
+    survey_answers: int
+    already_present: bool = False
+
+    def __str__(self) -> str:
+        if self.already_present:
+            return f"already present ({self.leads} leads)"
+        return ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in asdict(self).items()
+                         if k != "already_present")
+
+
+class _Ids:
+    """Explicit primary keys, so related rows can be bulk-inserted in one go."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.next: dict[type, int] = {}
+
+    def __call__(self, model: type) -> int:
+        if model not in self.next:
+            self.next[model] = (self.session.scalar(select(func.max(model.id))) or 0) + 1
+        self.next[model] += 1
+        return self.next[model] - 1
+
+
+def generate_demo(session: Session, team_id: str, now: datetime, config: Config, *,
+                  seed: int = 7, leads: int = 3000) -> DemoSummary:
+    """Fill the store for `team_id`; does nothing when the team already has leads."""
+    existing = session.scalar(select(func.count()).select_from(Lead).where(Lead.team_id == team_id))
+    if existing:
+        return DemoSummary(0, existing, 0, 0, 0, 0, 0, 0, 0, 0, already_present=True)
+    rng = random.Random(seed)
+    ids = _Ids(session)
+    people = _people(session, rng, ids, team_id, config, now)
+    sales = [p for p in people if p["role"] == "sales"]
+    lead_rows, events = _leads(rng, ids, team_id, sales, config, now, leads)
+    deals, customers = _deals_and_customers(rng, ids, team_id, lead_rows, sales, now)
+    spend = _spend(ids, team_id, now)
+    content, uses = _content(rng, ids, team_id, sales, deals, now)
+    runs, answers = _surveys(session, rng, ids, team_id, people, now)
+    for model, rows in ((Lead, lead_rows), (LeadEvent, events), (Deal, deals), (Customer, customers),
+                        (Spend, spend), (ContentItem, content), (ContentUse, uses)):
+        if rows:
+            session.execute(insert(model), rows)
+    advance_sequences(session, [m.__tablename__ for m in ids.next])
+    return DemoSummary(len(people), len(lead_rows), len(events), len(deals), len(customers),
+                       len(spend), len(content), len(uses), runs, answers)
+
+
+def _pick(rng: random.Random, weights: dict[str, int]) -> str:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def _people(session, rng, ids, team_id, config, now) -> list[dict[str, Any]]:
+    known = list(session.scalars(select(Person).where(Person.team_id == team_id)))
+    rows = [{"id": p.id, "slack_id": p.slack_id, "role": p.role, "email": p.email,
+             "manager": p.manager_slack_id} for p in known]
+    new = []
+    for role, wanted in ROLE_SLOTS.items():
+        for _ in range(wanted - sum(1 for r in rows if r["role"] == role)):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            n = len(rows) + 1
+            row = {"id": ids(Person), "team_id": team_id, "slack_id": f"U0DEMO{n:03d}",
+                   "email": f"{first}.{last}{n}@example.com".lower(), "name": f"{first} {last}",
+                   "role": role, "timezone": rng.choice(TZS), "weight": 1,
+                   "deactivated": False, "from_config": False, "updated_at": now}
+            new.append(row)
+            rows.append({**row, "manager": None})
+    managers = [r["slack_id"] for r in rows if r["role"] == "sales_manager"]
+    for row in new:
+        if row["role"] == "sales" and managers:
+            row["manager_slack_id"] = rng.choice(managers)
+    if new:
+        session.execute(insert(Person), new)
+    return rows
+
+
+def _leads(rng, ids, team_id, sales, config, now, count):
+    calendar = Calendar.of(config)
+    leads, events = [], []
+    start = now - timedelta(days=182)
+    for n in range(1, count + 1):
+        mql = calendar.next_working_start(start + timedelta(seconds=rng.uniform(0, 182 * 86400)))
+        if mql >= now:
+            mql = now - timedelta(minutes=rng.uniform(5, 300))
+        owner = rng.choice(sales) if sales else None
+        segment = _pick(rng, SEGMENTS)
+        score = min(100, max(0, int(rng.betavariate(2.2, 2.0) * 100)))
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        lead = {"id": ids(Lead), "team_id": team_id, "external_id": f"L-{n:06d}",
+                "source": _pick(rng, SOURCES), "email": f"{first}.{last}{n}@prospect.example".lower(),
+                "name": f"{first} {last}", "company": rng.choice(COMPANIES),
+                "title": rng.choice(TITLES), "score": score, "segment": segment,
+                "region": _pick(rng, REGIONS), "why": rng.choice(WHY),
+                "crm_url": f"https://crm.example.com/leads/L-{n:06d}",
+                "owner_id": owner["id"] if owner else None,
+                "owner_email": owner["email"] if owner else None,
+                "created_at": mql, "mql_at": mql, "updated_at": mql, "status": "new"}
+        _walk(rng, lead, owner, calendar, config, now, events)
+        leads.append(lead)
+    return leads, events
+
+
+def _walk(rng, lead, owner, calendar, config, now, events) -> None:
+    """Move a lead through the lifecycle while its stage times stay in the past."""
+    hot = lead["score"] >= 80
+    actor = owner["slack_id"] if owner else "system"
+
+    def step(status, at, who=actor, **data):
+        if at >= now:
+            return False
+        events.append({"team_id": lead["team_id"], "lead_id": lead["id"], "kind": status,
+                       "from_status": lead["status"], "to_status": status, "actor": who, "at": at,
+                       "data": data or None})
+        lead["status"], lead["updated_at"] = status, at
+        return True
+
+    routed = lead["mql_at"] + timedelta(minutes=rng.uniform(0.2, 3))
+    if not step("routed", routed, "system", owner=actor):
+        return
+    lead["routed_at"] = routed
+    lead["sla_policy"], lead["sla_clock"] = ("hot", "wall") if hot else ("standard", "business")
+    lead["sla_due_at"] = routed + timedelta(minutes=15) if hot else \
+        calendar.add_business_minutes(routed, 240)
+    slow = rng.random() < 0.15  # some leads wait too long: breaches to look at
+    respond = routed + timedelta(minutes=rng.uniform(2, 90 if hot else 200) * (6 if slow else 1))
+    if rng.random() < 0.09:
+        reason = rng.choices(list(REJECTION_REASONS), weights=[35, 15, 10, 15, 20, 5])[0]
+        if step("rejected", respond, reason=reason):
+            lead.update(rejected_at=respond, rejection_reason=reason, rejection_note=NOTES[reason])
+            _respond(lead, respond, calendar)
+        return
+    if not step("accepted", respond):
+        return
+    lead["accepted_at"] = respond
+    touch = respond + timedelta(minutes=rng.uniform(1, 120))
+    if rng.random() < 0.08:  # never touched: recycled to marketing after a month
+        if step("recycled", respond + timedelta(days=30), "system"):
+            lead["recycled_at"] = respond + timedelta(days=30)
+            lead["sla_met"] = False
+        return
+    if not step("contacted", touch):
+        return
+    lead["first_touch_at"] = touch
+    _respond(lead, touch, calendar)
+    qualified = touch + timedelta(days=rng.uniform(1, 20))
+    if rng.random() > 0.35 or not step("qualified", qualified):
+        return
+    lead["qualified_at"] = qualified
+
+
+def _respond(lead, at, calendar) -> None:
+    lead["response_minutes"] = round((at - lead["routed_at"]).total_seconds() / 60, 2)
+    lead["business_minutes"] = round(calendar.business_minutes_between(lead["routed_at"], at), 2)
+    lead["sla_met"] = at <= lead["sla_due_at"]
+
+
+def _deals_and_customers(rng, ids, team_id, leads, sales, now):
+    deals, customers = [], []
+    qualified = [lead for lead in leads if lead.get("qualified_at")]
+    extra = [{"created": now - timedelta(days=rng.uniform(10, 180)), "lead": None,
+              "segment": _pick(rng, SEGMENTS), "source": rng.choice(["sales", "partner"])}
+             for _ in range(len(qualified) // 4)]
+    sources = [{"created": lead["qualified_at"], "lead": lead, "segment": lead["segment"],
+                "source": "marketing"} for lead in qualified] + extra
+    for n, d in enumerate(sources, 1):
+        low, high = DEAL_SIZE[d["segment"]]
+        amount = Decimal(rng.randrange(low, high, 500)).quantize(Decimal("0.01"))
+        closes = d["created"] + timedelta(days=rng.uniform(10, 90))
+        outcome = rng.choices(["won", "lost", "open"], weights=[30, 50, 20])[0]
+        if closes >= now:
+            outcome = "open"
+        owner = rng.choice(sales) if sales else None
+        lead = d["lead"]
+        deals.append({"id": ids(Deal), "team_id": team_id, "external_id": f"D-{n:06d}",
+                      "lead_id": lead["id"] if lead else None,
+                      "lead_external_id": lead["external_id"] if lead else None,
+                      "name": f"{(lead or {}).get('company') or rng.choice(COMPANIES)} deal",
+                      "owner_id": lead["owner_id"] if lead else (owner["id"] if owner else None),
+                      "amount": amount, "source": d["source"], "created_at": d["created"],
+                      "closed_at": closes if outcome != "open" else None, "outcome": outcome,
+                      "updated_at": closes if outcome != "open" else d["created"]})
+        if lead is not None and outcome != "open":
+            lead.update(status=outcome, closed_at=closes, updated_at=closes)
+        if outcome == "won":
+            customers.append(_customer(rng, ids, team_id, f"C-{n:06d}", closes, amount / 12, now))
+    for n in range(150):  # customers from before the window
+        started = now - timedelta(days=rng.uniform(200, 900))
+        mrr = Decimal(rng.randrange(400, 9000, 50))
+        customers.append(_customer(rng, ids, team_id, f"C-OLD{n:04d}", started, mrr, now))
+    return deals, customers
+
+
+def _customer(rng, ids, team_id, external_id, started, mrr, now) -> dict[str, Any]:
+    churned = started + timedelta(days=rng.uniform(60, 700)) if rng.random() < 0.18 else None
+    return {"id": ids(Customer), "team_id": team_id, "external_id": external_id,
+            "name": f"{rng.choice(COMPANIES)} ({external_id})", "started_at": started,
+            "churned_at": churned if churned and churned < now else None,
+            "mrr": Decimal(mrr).quantize(Decimal("0.01")), "updated_at": started}
+
+
+def _spend(ids, team_id, now) -> list[dict[str, Any]]:
+    rows, month = [], date(now.year, now.month, 1)
+    for i in range(7):
+        y, m = divmod(month.year * 12 + month.month - 1 - i, 12)
+        first = date(y, m + 1, 1)
+        for team, base in (("marketing", 60_000), ("sales", 90_000)):
+            rows.append({"id": ids(Spend), "team_id": team_id, "month": first, "team": team,
+                         "amount": Decimal(base + 2_500 * ((i * 7 + len(team)) % 5)),
+                         "updated_at": now})
+    return rows
+
+
+def _content(rng, ids, team_id, sales, deals, now):
+    kinds = ["case study", "deck", "one-pager", "battlecard", "demo video"]
+    items = [{"id": ids(ContentItem), "team_id": team_id, "external_id": f"C-{n:03d}",
+              "title": f"{rng.choice(COMPANIES)} {rng.choice(kinds)}", "kind": rng.choice(kinds),
+              "url": f"https://content.example.com/C-{n:03d}",
+              "created_at": now - timedelta(days=rng.uniform(30, 400)), "updated_at": now}
+             for n in range(1, 26)]
+    uses, seen = [], set()
+    popular = items[: len(items) * 2 // 3]  # a third of the content is never used: a finding
+    for _ in range(450 if sales else 0):
+        item, rep = rng.choice(popular), rng.choice(sales)
+        used = now - timedelta(days=rng.uniform(0, 180), minutes=rng.randrange(1440))
+        key = (item["id"], rep["email"], used)
+        if used < item["created_at"] or key in seen:
+            continue
+        seen.add(key)
+        deal = rng.choice(deals) if deals and rng.random() < 0.4 else None
+        uses.append({"id": ids(ContentUse), "team_id": team_id, "content_id": item["id"],
+                     "user_email": rep["email"], "person_id": rep["id"],
+                     "deal_id": deal["id"] if deal else None, "used_at": used})
+    return items, uses
+
+
+def _surveys(session, rng, ids, team_id, people, now) -> tuple[int, int]:
+    survey_id = ids(Survey)
+    session.execute(insert(Survey), [{
+        "id": survey_id, "team_id": team_id, "key": "pulse", "min_responses": 5,
+        "title": "Sales & marketing alignment pulse", "schedule": "monthly",
+        "audience": {"roles": ["sales", "marketing", "exec"]}, "created_at": now - timedelta(days=120)}])
+    group = {"sales": "sales", "sales_manager": "sales", "marketing": "marketing",
+             "marketing_manager": "marketing", "exec": "exec"}
+    asked = [p for p in people if p["role"] in group]
+    answers = 0
+    for months_ago in (3, 2, 1):
+        opened = now - timedelta(days=30 * months_ago)
+        run_id = ids(SurveyRun)
+        session.execute(insert(SurveyRun), [{
+            "id": run_id, "team_id": team_id, "survey_id": survey_id, "state": "closed",
+            "opened_at": opened, "closes_at": opened + timedelta(days=5),
+            "closed_at": opened + timedelta(days=5)}])
+        questions = [(key, text, "1-5") for key, (text, _) in DIMENSIONS.items()] + [
+            ("overall", "How well do sales and marketing work together?", "0-10"),
+            ("comment", "Anything else? (optional)", "text")]
+        qids = {}
+        for pos, (key, text, scale) in enumerate(questions):
+            qids[key] = ids(SurveyQuestion)
+            session.execute(insert(SurveyQuestion), [{
+                "id": qids[key], "team_id": team_id, "run_id": run_id, "position": pos,
+                "key": key, "text": text, "scale": scale}])
+        invites, rows = [], []
+        for p in asked:
+            role = group[p["role"]]
+            answered = rng.random() < 0.75
+            invites.append({"id": ids(SurveyInvite), "team_id": team_id, "run_id": run_id,
+                            "person_id": p["id"], "role": role, "sent_at": opened,
+                            "answered_at": opened + timedelta(hours=rng.uniform(1, 72))
+                            if answered else None, "reminders_sent": 0 if answered else 1})
+            if answered:
+                rows += _answers(rng, ids, team_id, run_id, qids, role, opened, months_ago)
+        session.execute(insert(SurveyInvite), invites)
+        if rows:
+            session.execute(insert(SurveyAnswer), rows)
+        answers += len(rows)
+    return 3, answers
+
+
+def _answers(rng, ids, team_id, run_id, qids, role, opened, months_ago) -> list[dict[str, Any]]:
+    key = f"{rng.getrandbits(128):032x}"  # opaque: never derived from who answered
+    at = opened + timedelta(hours=rng.uniform(1, 72))
+    column = ("sales", "marketing", "exec").index(role)
+    rows = []
+    for dim, (_, typical) in DIMENSIONS.items():
+        value = max(1, min(5, typical[column] + rng.choice((-1, 0, 0, 0, 1)) + (months_ago == 1)))
+        rows.append({"id": ids(SurveyAnswer), "team_id": team_id, "run_id": run_id,
+                     "question_id": qids[dim], "role": role, "respondent_key": key,
+                     "value": value, "comment": None, "answered_at": at})
+    rows.append({"id": ids(SurveyAnswer), "team_id": team_id, "run_id": run_id,
+                 "question_id": qids["overall"], "role": role, "respondent_key": key,
+                 "value": max(0, min(10, rng.randint(4, 8) - (role == "sales"))),
+                 "comment": None, "answered_at": at})
+    if rng.random() < 0.3:
+        rows.append({"id": ids(SurveyAnswer), "team_id": team_id, "run_id": run_id,
+                     "question_id": qids["comment"], "role": role, "respondent_key": key,
+                     "value": None, "comment": rng.choice([
+                         "Leads from webinars are rarely ready to buy.",
+                         "We need a shared definition of an MQL.",
+                         "Weekly syncs helped a lot this month.",
+                         "Sales rarely tells us why leads were rejected.",
+                     ]), "answered_at": at})
+    return rows

@@ -1,0 +1,71 @@
+"""The demo data set: deterministic, realistic in shape, anonymous where it must be."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from bot.demo import generate_demo
+from bot.lifecycle import REJECTION_REASONS
+from bot.people import sync_config_people
+from storage.db import make_engine, make_sessionmaker
+from storage.migrate import upgrade
+from storage.models import Deal, Lead, LeadEvent, Person, SurveyAnswer
+from tests.slack import TEAM
+
+NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+STAGES = ("mql_at", "routed_at", "accepted_at", "first_touch_at", "qualified_at", "closed_at")
+
+
+def make(services, leads=400):
+    with services.transaction() as s:
+        return generate_demo(s, TEAM, NOW, services.config, leads=leads)
+
+
+def fingerprint(sessions):
+    with sessions.begin() as s:
+        by_status = dict(s.execute(select(Lead.status, func.count()).group_by(Lead.status)).all())
+        won = s.scalar(select(func.sum(Deal.amount)).where(Deal.outcome == "won"))
+        return by_status, won
+
+
+def test_same_seed_same_data(services, tmp_path):
+    first = make(services)
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    upgrade(other)
+    sessions = make_sessionmaker(other)
+    with sessions.begin() as s:
+        sync_config_people(s, TEAM, services.config, NOW)
+        assert generate_demo(s, TEAM, NOW, services.config, leads=400) == first
+    assert fingerprint(sessions) == fingerprint(services.sessions)
+
+
+def test_shape_is_realistic(services):
+    summary = make(services)
+    assert summary.leads == 400 and summary.deals > 0 and summary.customers > 150
+    with services.sessions.begin() as s:
+        roles = set(s.scalars(select(Person.role)))
+        assert roles >= {"sales", "sales_manager", "marketing", "marketing_manager", "exec", "admin"}
+        leads = list(s.scalars(select(Lead)))
+        statuses = {lead.status for lead in leads}
+        assert {"routed", "accepted", "contacted", "rejected", "won", "lost"} <= statuses
+        assert any(lead.sla_met is False for lead in leads)  # breaches exist to look at
+        for lead in leads:
+            times = [getattr(lead, k) for k in STAGES if getattr(lead, k) is not None]
+            assert times == sorted(times), lead.external_id
+            assert all(t <= NOW and t.tzinfo is not None for t in times)
+            if lead.status == "rejected":
+                assert lead.rejection_reason in REJECTION_REASONS
+        events = s.scalar(select(func.count()).select_from(LeadEvent))
+        assert events >= len(leads)
+
+
+def test_answers_hold_no_slack_ids_and_a_second_run_adds_nothing(services):
+    make(services)
+    with services.sessions.begin() as s:
+        people = set(s.scalars(select(Person.slack_id)))
+        for answer in s.scalars(select(SurveyAnswer)):
+            assert answer.respondent_key not in people
+            assert not any(v and str(v) in people for v in (answer.comment, answer.value))
+    assert make(services).already_present
