@@ -1,4 +1,4 @@
-"""The HTTP surface: Slack's events endpoint through Bolt's Flask adapter, health, served by waitress.
+"""The HTTP surface: Slack's events (Bolt's Flask adapter), CRM webhooks and health, served by waitress.
 
 waitress is a production WSGI server that runs in this process, so one `alignbot
 run` holds the HTTP threads, the scheduler and the outbox sender together.
@@ -11,6 +11,7 @@ from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from sqlalchemy import text
 
+from bot import webhooks
 from bot.services import Services
 
 
@@ -22,6 +23,19 @@ def create_web_app(services: Services, bolt: App | None) -> Flask:
         @web.post("/slack/events")
         def slack_events():
             return handler.handle(request)
+
+    @web.post("/webhooks/<entity>")
+    def webhook(entity: str):
+        if (request.content_length or 0) > webhooks.MAX_BODY_BYTES:
+            answer = webhooks.too_large()  # refuse before reading it
+        else:
+            answer = webhooks.receive(services, entity, request.headers, request.get_data())
+        return jsonify(answer.body), answer.status
+
+    @web.errorhandler(500)
+    def internal_error(_error):
+        # the transaction was rolled back: say so, in JSON, to the CRM's retry logic
+        return jsonify(error="internal error; nothing was stored, retry later"), 500
 
     @web.get("/healthz")
     def healthz():

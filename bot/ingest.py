@@ -1,0 +1,471 @@
+"""Ingest: records from webhooks, CSV imports and dropped files, validated and upserted.
+
+Each entity's fields are declared once (parser and column). A bad record is
+rejected with every reason at once and the good ones of the same batch are
+stored. Upserts are by key, so the same record sent twice changes nothing the
+second time. Lead stage changes go through the lifecycle, like a click in Slack.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot import lifecycle, sla
+from bot.config import Config
+from storage import ingest as queries
+from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend
+
+ENTITIES = ("leads", "deals", "customers", "spend", "content", "content_usage")
+MAX_BATCH = 1000
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+STAGE_TIME = {"routed": "routed_at", "accepted": "accepted_at", "contacted": "first_touch_at",
+              "qualified": "qualified_at", "won": "closed_at", "lost": "closed_at",
+              "rejected": "rejected_at", "recycled": "recycled_at"}
+# The stages a lead imported "at" a status has passed through, in order.
+CHAIN = {"new": (), "routed": ("routed",), "accepted": ("routed", "accepted"),
+         "contacted": ("routed", "accepted", "contacted"),
+         "qualified": ("routed", "accepted", "contacted", "qualified"),
+         "won": ("routed", "accepted", "contacted", "qualified", "won"),
+         "lost": ("routed", "accepted", "contacted", "qualified", "lost"),
+         "rejected": ("routed", "rejected"), "recycled": ("routed", "recycled")}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    external_id: str | None
+    errors: list[str]
+
+
+@dataclass
+class IngestResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    new_leads: list[int] = field(default_factory=list)  # created as "new": the caller routes them
+    unmapped_owners: set[str] = field(default_factory=set)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                "rejected": [{"index": r.index, "external_id": r.external_id, "errors": r.errors}
+                             for r in self.rejected]}
+
+
+# ------------------------------------------------------------------ field parsers
+
+
+def text(limit: int) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        if not isinstance(v, str | int) or isinstance(v, bool):
+            raise ValueError(f"{v!r} is not text")
+        s = str(v).strip()
+        if len(s) > limit:
+            raise ValueError(f"is {len(s)} characters long; at most {limit}")
+        return s
+    return parse
+
+
+def email(v: Any) -> str:
+    s = text(320)(v).lower()
+    if not EMAIL.match(s):
+        raise ValueError(f"{v!r} is not an email address")
+    return s
+
+
+def instant(v: Any) -> datetime:
+    try:
+        when = datetime.fromisoformat(str(v).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{v!r} is not an ISO 8601 time like 2026-03-01T10:00:00-05:00") from None
+    if when.tzinfo is None:
+        raise ValueError(f"{v!r} has no UTC offset (write it like 2026-03-01T10:00:00-05:00)")
+    return when.astimezone(UTC)
+
+
+def money(v: Any) -> Decimal:
+    try:
+        amount = Decimal(str(v).strip()) if not isinstance(v, bool) else None
+    except InvalidOperation:
+        amount = None
+    if amount is None or not amount.is_finite() or amount < 0:
+        raise ValueError(f"{v!r} is not an amount like 1200.50 (no currency sign, not negative)")
+    return amount.quantize(Decimal("0.01"))
+
+
+def score(v: Any) -> int:
+    try:
+        n = int(str(v).strip()) if not isinstance(v, bool | float) else int(v)
+    except ValueError:
+        raise ValueError(f"{v!r} is not a whole number") from None
+    if isinstance(v, float) and not v.is_integer():
+        raise ValueError(f"{v!r} is not a whole number")
+    if not 0 <= n <= 100:
+        raise ValueError(f"{n} is not between 0 and 100")
+    return n
+
+
+def choice(*options: str) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        s = str(v).strip().lower()
+        if s not in options:
+            raise ValueError(f"{v!r} is not one of {', '.join(options)}")
+        return s
+    return parse
+
+
+def month(v: Any) -> date:
+    m = re.match(r"^(\d{4})-(\d{2})$", str(v).strip())
+    if not m or not 1 <= int(m[2]) <= 12:
+        raise ValueError(f"{v!r} is not a month like 2026-03")
+    return date(int(m[1]), int(m[2]), 1)
+
+
+KEY = text(128)
+FIELDS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "leads": {"external_id": KEY, "source": text(64), "email": email, "name": text(200),
+              "company": text(200), "title": text(200), "score": score, "segment": text(64),
+              "region": text(64), "owner_email": email, "why": text(4000), "crm_url": text(1000),
+              "created_at": instant, "mql_at": instant, "status": choice(*lifecycle.STATUSES),
+              "routed_at": instant, "accepted_at": instant, "rejected_at": instant,
+              "rejection_reason": choice(*lifecycle.REJECTION_REASONS), "first_touch_at": instant},
+    "deals": {"external_id": KEY, "lead_external_id": KEY, "name": text(200), "owner_email": email,
+              "amount": money, "source": choice("marketing", "sales", "partner"),
+              "created_at": instant, "closed_at": instant, "outcome": choice("open", "won", "lost")},
+    "customers": {"external_id": KEY, "name": text(200), "started_at": instant,
+                  "churned_at": instant, "mrr": money},
+    "spend": {"month": month, "team": choice("marketing", "sales"), "amount": money},
+    "content": {"external_id": KEY, "title": text(300), "kind": text(64), "url": text(1000),
+                "created_at": instant},
+    "content_usage": {"content_external_id": KEY, "user_email": email, "used_at": instant,
+                      "deal_external_id": KEY},
+}
+REQUIRED = {"leads": ("external_id", "source"), "deals": ("external_id",),
+            "customers": ("external_id", "started_at"), "spend": ("month", "team", "amount"),
+            "content": ("external_id",),
+            "content_usage": ("content_external_id", "user_email", "used_at")}
+
+
+def parse(entity: str, raw: Any) -> tuple[dict[str, Any], list[str]]:
+    """A record's values and every problem with it (empty strings count as absent)."""
+    if not isinstance(raw, dict):
+        return {}, ["record must be a JSON object"]
+    fields, values, errors = FIELDS[entity], {}, []
+    for name, value in raw.items():
+        if name not in fields:
+            errors.append(f"{name}: unknown field; {entity} take {', '.join(fields)}")
+        elif value is not None and value != "":
+            try:
+                values[name] = fields[name](value)
+            except ValueError as exc:
+                errors.append(f"{name}: {exc}")
+    errors += [f"{name}: is required" for name in REQUIRED[entity]
+               if name not in values and not any(e.startswith(f"{name}:") for e in errors)]
+    errors += _cross_checks(entity, values)
+    return values, errors
+
+
+def _cross_checks(entity: str, v: dict[str, Any]) -> list[str]:
+    errors = []
+
+    def order(earlier: str, later: str) -> None:
+        if earlier in v and later in v and v[later] < v[earlier]:
+            errors.append(f"{later}: is before {earlier}")
+
+    if entity == "deals":
+        order("created_at", "closed_at")
+        if v.get("outcome") in ("won", "lost") and "closed_at" not in v:
+            errors.append(f"closed_at: needed when outcome is {v['outcome']}")
+    elif entity == "customers":
+        order("started_at", "churned_at")
+    elif entity == "leads":
+        for a, b in (("mql_at", "routed_at"), ("routed_at", "accepted_at"),
+                     ("routed_at", "rejected_at"), ("accepted_at", "first_touch_at")):
+            order(a, b)
+        if v.get("status") == "rejected" and "rejection_reason" not in v:
+            errors.append("rejection_reason: needed when status is rejected")
+    return errors
+
+
+def key_of(entity: str, raw: Any, values: dict[str, Any]) -> str | None:
+    if entity == "spend":
+        return f"{raw.get('month')}/{raw.get('team')}" if isinstance(raw, dict) else None
+    if entity == "content_usage":
+        return (f"{raw.get('content_external_id')}/{raw.get('user_email')}/{raw.get('used_at')}"
+                if isinstance(raw, dict) else None)
+    key = values.get("external_id") or (raw.get("external_id") if isinstance(raw, dict) else None)
+    return str(key) if key is not None else None
+
+
+# ------------------------------------------------------------------ upserts
+
+
+def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any], *, now: datetime,
+           actor: str, resolve_owner: Callable[[str], int | None],
+           config: Config | None = None) -> IngestResult:
+    if entity not in ENTITIES:
+        raise ValueError(f"unknown entity {entity!r}; one of {', '.join(ENTITIES)}")
+    result = IngestResult()
+    parsed = []
+    for index, raw in enumerate(records):
+        values, errors = parse(entity, raw)
+        if errors:
+            result.rejected.append(Rejection(index, key_of(entity, raw, values), errors))
+        else:
+            parsed.append((index, values))
+    ctx = _Context(session, team_id, now, actor, resolve_owner, config or Config(), result)
+    UPSERT[entity](ctx, parsed)
+    session.flush()
+    return result
+
+
+@dataclass
+class _Context:
+    session: Session
+    team_id: str
+    now: datetime
+    actor: str
+    resolve_owner: Callable[[str], int | None]
+    config: Config
+    result: IngestResult
+    owners: dict[str, int | None] = field(default_factory=dict)
+
+    def owner_id(self, email_: str) -> int | None:
+        if email_ not in self.owners:
+            self.owners[email_] = self.resolve_owner(email_)
+            if self.owners[email_] is None:
+                self.result.unmapped_owners.add(email_)
+        return self.owners[email_]
+
+    def stamps(self, columns: dict) -> dict:
+        """Defaults of a new row: created now unless the record says when; updated now."""
+        return {"updated_at": self.now} | ({} if "created_at" in columns
+                                           else {"created_at": self.now})
+
+    def reject(self, index: int, key: str | None, error: str) -> None:
+        self.result.rejected.append(Rejection(index, key, [error]))
+
+
+def _apply(row: Any, values: dict[str, Any]) -> bool:
+    """Set the given values; True when any differs from what is stored."""
+    changed = False
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed = True
+    return changed
+
+
+def _simple(ctx: _Context, parsed, model, existing: dict, key: Callable[[dict], Any],
+            prepare: Callable[[dict], dict | str], defaults: Callable[[dict], dict]) -> None:
+    """Upsert rows whose only rule is 'same key, same row' (deals, customers, spend, content)."""
+    for index, values in parsed:
+        columns = prepare(values)
+        if isinstance(columns, str):
+            ctx.reject(index, str(key(values)), columns)
+            continue
+        row = existing.get(key(values))
+        if row is None:
+            extra = {k: v for k, v in defaults(columns).items() if hasattr(model, k)}
+            row = model(team_id=ctx.team_id, **extra, **columns)
+            ctx.session.add(row)
+            existing[key(values)] = row
+            ctx.result.created += 1
+        elif _apply(row, columns):
+            if hasattr(row, "updated_at"):
+                row.updated_at = ctx.now
+            ctx.result.updated += 1
+        else:
+            ctx.result.unchanged += 1
+
+
+def _deals(ctx: _Context, parsed) -> None:
+    keys = [v["external_id"] for _, v in parsed]
+    existing = queries.get_by_external_ids(ctx.session, Deal, ctx.team_id, keys)
+    leads = queries.get_ids_by_external_ids(
+        ctx.session, Lead, ctx.team_id, [v["lead_external_id"] for _, v in parsed
+                                         if "lead_external_id" in v])
+
+    def prepare(v: dict) -> dict:
+        columns = dict(v)
+        if "lead_external_id" in v:
+            columns["lead_id"] = leads.get(v["lead_external_id"])
+        if "owner_email" in v:
+            columns["owner_id"] = ctx.owner_id(v["owner_email"])
+        return columns
+
+    _simple(ctx, parsed, Deal, existing, lambda v: v["external_id"], prepare, ctx.stamps)
+
+
+def _customers(ctx: _Context, parsed) -> None:
+    existing = queries.get_by_external_ids(ctx.session, Customer, ctx.team_id,
+                                           [v["external_id"] for _, v in parsed])
+    _simple(ctx, parsed, Customer, existing, lambda v: v["external_id"], dict, ctx.stamps)
+
+
+def _content(ctx: _Context, parsed) -> None:
+    existing = queries.get_by_external_ids(ctx.session, ContentItem, ctx.team_id,
+                                           [v["external_id"] for _, v in parsed])
+    _simple(ctx, parsed, ContentItem, existing, lambda v: v["external_id"], dict, ctx.stamps)
+
+
+def _spend(ctx: _Context, parsed) -> None:
+    existing = queries.get_spend(ctx.session, ctx.team_id, {v["month"] for _, v in parsed})
+    _simple(ctx, parsed, Spend, existing, lambda v: (v["month"], v["team"]), dict, ctx.stamps)
+
+
+def _content_usage(ctx: _Context, parsed) -> None:
+    items = queries.get_ids_by_external_ids(ctx.session, ContentItem, ctx.team_id,
+                                            [v["content_external_id"] for _, v in parsed])
+    deals = queries.get_ids_by_external_ids(ctx.session, Deal, ctx.team_id,
+                                            [v["deal_external_id"] for _, v in parsed
+                                             if "deal_external_id" in v])
+    existing = queries.get_content_uses(ctx.session, ctx.team_id, list(items.values()))
+
+    def prepare(v: dict) -> dict | str:
+        content_id = items.get(v["content_external_id"])
+        if content_id is None:
+            return (f"content_external_id: no content item {v['content_external_id']} "
+                    "(send it to /webhooks/content first)")
+        columns = {"content_id": content_id, "user_email": v["user_email"], "used_at": v["used_at"],
+                   "person_id": ctx.owner_id(v["user_email"])}
+        if "deal_external_id" in v:
+            columns["deal_id"] = deals.get(v["deal_external_id"])
+        return columns
+
+    _simple(ctx, parsed, ContentUse, existing,
+            lambda v: (items.get(v["content_external_id"]), v["user_email"], v["used_at"]),
+            prepare, lambda columns: {})
+
+
+# ------------------------------------------------------------------ leads
+
+PLAIN = ("source", "email", "name", "company", "title", "score", "segment", "region", "why",
+         "crm_url")
+
+
+def _leads(ctx: _Context, parsed) -> None:
+    existing = queries.get_by_external_ids(ctx.session, Lead, ctx.team_id,
+                                           [v["external_id"] for _, v in parsed])
+    created: list[tuple[Lead, dict[str, Any]]] = []
+    for index, values in parsed:
+        lead = existing.get(values["external_id"])
+        if lead is not None and lead.id is None:
+            ctx.reject(index, values["external_id"], "external_id: sent twice in this batch")
+        elif lead is None:
+            if values.get("status", "new") != "new" and "owner_email" not in values:
+                ctx.reject(index, values["external_id"],
+                           "owner_email: needed to import a lead that is already routed")
+                continue
+            lead = _new_lead(ctx, values)
+            existing[values["external_id"]] = lead
+            created.append((lead, values))
+        else:
+            _existing_lead(ctx, index, lead, values)
+    ctx.session.flush()  # one flush gives every new lead its id
+    for lead, values in created:
+        _import_stages(ctx, lead, values)
+
+
+def _existing_lead(ctx: _Context, index: int, lead: Lead, values: dict[str, Any]) -> None:
+    try:
+        with ctx.session.begin_nested():
+            outcome = _update_lead(ctx, lead, values)
+    except (lifecycle.IllegalTransition, Refused) as exc:
+        ctx.reject(index, values["external_id"], f"status: {exc}")
+        ctx.session.refresh(lead)
+        return
+    setattr(ctx.result, outcome, getattr(ctx.result, outcome) + 1)
+
+
+class Refused(ValueError):
+    """A record this lead cannot take; its message is the reason reported."""
+
+
+def _new_lead(ctx: _Context, v: dict[str, Any]) -> Lead:
+    mql = v.get("mql_at", ctx.now)
+    lead = Lead(team_id=ctx.team_id, external_id=v["external_id"], status="new",
+                created_at=v.get("created_at", mql), mql_at=mql, updated_at=ctx.now,
+                owner_email=v.get("owner_email"), rejection_reason=v.get("rejection_reason"),
+                **{k: v[k] for k in PLAIN if k in v})
+    ctx.session.add(lead)
+    ctx.result.created += 1
+    return lead
+
+
+def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
+    """A new lead's history: created, then each stage it was imported at (a new one is routed later)."""
+    lifecycle.record(ctx.session, lead, "created", actor=ctx.actor, at=lead.created_at)
+    status = v.get("status", "new")
+    if status == "new":
+        ctx.result.new_leads.append(lead.id)
+        return
+    lead.owner_id = ctx.owner_id(v["owner_email"])
+    owner = ctx.session.get(Person, lead.owner_id) if lead.owner_id else None
+    at = lead.mql_at
+    for stage in CHAIN[status]:
+        at = v.get(STAGE_TIME[stage], at)
+        lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at,
+                             data={"reason": v["rejection_reason"]} if stage == "rejected" else None)
+        if stage == "routed":
+            sla.start(lead, ctx.config, owner, at)
+        if stage in ("contacted", "rejected"):
+            sla.stop(lead, ctx.config, owner, at)
+    lead.updated_at = ctx.now
+
+
+def _update_lead(ctx: _Context, lead: Lead, v: dict[str, Any]) -> str:
+    """'updated' or 'unchanged'; stage moves go through the lifecycle (illegal ones raise)."""
+    plain = {k: v[k] for k in PLAIN if k in v}
+    if "owner_email" in v and v["owner_email"] != lead.owner_email:
+        plain["owner_email"] = v["owner_email"]
+        plain["owner_id"] = ctx.owner_id(v["owner_email"])
+    changed_fields = [k for k, value in plain.items() if getattr(lead, k) != value]
+    if changed_fields:
+        _apply(lead, plain)
+        lifecycle.record(ctx.session, lead, "updated", actor=ctx.actor, at=ctx.now,
+                         data={"fields": changed_fields})
+    moved = _move(ctx, lead, v)
+    if changed_fields or moved:
+        lead.updated_at = ctx.now
+        return "updated"
+    return "unchanged"
+
+
+def _move(ctx: _Context, lead: Lead, v: dict[str, Any]) -> bool:
+    target = v.get("status")
+    if target is None:  # a newly given stage time is a move too
+        for status, name in (("rejected", "rejected_at"), ("contacted", "first_touch_at"),
+                             ("accepted", "accepted_at")):
+            if name in v and getattr(lead, name) is None:
+                target = status
+                break
+    if target is None or target == lead.status:
+        return False
+    owner = ctx.session.get(Person, lead.owner_id) if lead.owner_id else None
+    steps = [s for s in CHAIN.get(target, (target,)) if s not in CHAIN.get(lead.status, ())
+             and s != lead.status] if target in CHAIN else [target]
+    if not steps or not lifecycle.can(lead, steps[0]):
+        raise lifecycle.IllegalTransition(lead, target)
+    for stage in steps:
+        at = v.get(STAGE_TIME.get(stage, ""), ctx.now)
+        data = {"reason": v.get("rejection_reason")} if stage == "rejected" else None
+        if stage == "rejected":
+            if "rejection_reason" not in v:
+                raise Refused("a rejection needs a rejection_reason")
+            lead.rejection_reason = v["rejection_reason"]
+        lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at, data=data)
+        if stage in ("contacted", "rejected"):
+            sla.stop(lead, ctx.config, owner, at)
+    return True
+
+
+UPSERT = {"leads": _leads, "deals": _deals, "customers": _customers, "spend": _spend,
+          "content": _content, "content_usage": _content_usage}

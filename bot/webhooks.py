@@ -1,0 +1,101 @@
+"""`POST /webhooks/<entity>`: CRMs and marketing automation push records here.
+
+Signed like Slack's own requests: `X-Alignbot-Signature: v1=<hex HMAC-SHA256(secret,
+"v1:" + timestamp + ":" + raw body)>`, at most five minutes old. A bad signature
+changes nothing (401); bad JSON is a 400; a body or batch over the limit a 413.
+Good records are stored even when others in the batch are rejected, and every
+rejection is reported with its reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot import directory
+from bot.handoff import hand_off
+from bot.ingest import ENTITIES, MAX_BATCH, IngestResult, ingest
+from bot.services import Services
+from storage.leads import get_lead
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+WINDOW_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), b"v1:" + timestamp.encode() + b":" + body, hashlib.sha256)
+    return "v1=" + digest.hexdigest()
+
+
+def receive(services: Services, entity: str, headers: Mapping[str, str], body: bytes) -> Answer:
+    if len(body) > MAX_BODY_BYTES:
+        return too_large()
+    refused = _check_signature(services, headers, body)
+    if refused:
+        return refused
+    if entity not in ENTITIES:
+        return Answer(404, {"error": f"unknown entity {entity!r}; use one of {', '.join(ENTITIES)}"})
+    try:
+        records = records_of(entity, json.loads(body))
+    except ValueError as exc:
+        return Answer(400, {"error": str(exc)})
+    if len(records) > MAX_BATCH:
+        return Answer(413, {"error": f"{len(records)} records; a batch holds at most {MAX_BATCH}"})
+    return Answer(200, store(services, entity, records, actor="webhook").as_dict())
+
+
+def too_large() -> Answer:
+    return Answer(413, {"error": f"body over {MAX_BODY_BYTES} bytes; send smaller batches"})
+
+
+def records_of(entity: str, data: Any) -> list[Any]:
+    """One JSON object, or {"<entity>": [ ... ]}."""
+    if isinstance(data, dict) and set(data) == {entity}:
+        if not isinstance(data[entity], list):
+            raise ValueError(f'"{entity}" must be a list of records')
+        return data[entity]
+    if isinstance(data, dict):
+        return [data]
+    raise ValueError(f'send one JSON object, or {{"{entity}": [ ... ]}}')
+
+
+def store(services: Services, entity: str, records: Sequence[Any], *, actor: str) -> IngestResult:
+    """Ingest in one transaction, then route and card every new lead in the same one."""
+    now = services.clock.now()
+    with services.transaction() as session:
+        def person(email: str):
+            return directory.resolve_owner(session, services.team_id, email, slack=services.slack,
+                                           config=services.config, now=now)
+
+        result = ingest(session, services.team_id, entity, records, now=now, actor=actor,
+                        config=services.config,
+                        resolve_owner=lambda email: (p.id if (p := person(email)) else None))
+        for lead_id in result.new_leads:
+            lead = get_lead(session, services.team_id, lead_id)
+            hand_off(session, services.team_id, lead, services.config, now, owner_by_email=person)
+    return result
+
+
+def _check_signature(services: Services, headers: Mapping[str, str], body: bytes) -> Answer | None:
+    secret = services.secrets.webhook_secret
+    if not secret:
+        return Answer(503, {"error": "webhooks are off: set ALIGNBOT_WEBHOOK_SECRET"})
+    timestamp = headers.get("X-Alignbot-Timestamp", "")
+    given = headers.get("X-Alignbot-Signature", "")
+    if not timestamp.isdigit() or not given:
+        return Answer(401, {"error": "missing X-Alignbot-Timestamp or X-Alignbot-Signature"})
+    if abs(services.clock.now().timestamp() - int(timestamp)) > WINDOW_SECONDS:
+        return Answer(401, {"error": "X-Alignbot-Timestamp is more than 5 minutes off"})
+    if not hmac.compare_digest(given, signature(secret, timestamp, body)):
+        return Answer(401, {"error": "bad signature"})
+    return None
