@@ -1,0 +1,154 @@
+"""Ingest rules: validation with every reason, upsert by key, lead stages through the lifecycle."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from bot.ingest import ingest
+from storage.models import ContentUse, Customer, Deal, Lead, LeadEvent, Spend
+from tests.slack import TEAM
+
+OWNERS = {"sam@example.com": "U0SALES01"}
+
+
+def run(services, entity, records):
+    from storage.people import get_person
+
+    with services.transaction() as s:
+        def owner(email):
+            person = get_person(s, TEAM, OWNERS[email]) if email in OWNERS else None
+            return person.id if person else None
+
+        return ingest(s, TEAM, entity, records, now=services.clock.now(), actor="webhook",
+                      resolve_owner=owner, config=services.config)
+
+
+def rows(services, model):
+    with services.sessions.begin() as s:
+        return list(s.scalars(select(model).order_by(model.id)))
+
+
+@pytest.mark.parametrize("entity,record,change", [
+    ("deals", {"external_id": "D-1", "amount": 5000, "source": "marketing",
+               "created_at": "2026-10-01T10:00:00-04:00", "outcome": "open"}, {"outcome": "won",
+               "closed_at": "2026-11-02T10:00:00-05:00"}),
+    ("customers", {"external_id": "C-1", "started_at": "2026-01-01T00:00:00Z", "mrr": "99.90"},
+     {"churned_at": "2026-06-01T00:00:00Z"}),
+    ("spend", {"month": "2026-03", "team": "marketing", "amount": 1200.5}, {"amount": 1300}),
+    ("content", {"external_id": "K-1", "title": "ROI guide", "kind": "ebook"}, {"title": "ROI 2"}),
+])
+def test_create_then_unchanged_then_updated(services, entity, record, change):
+    assert run(services, entity, [record]).as_dict() == {
+        "created": 1, "updated": 0, "unchanged": 0, "rejected": []}
+    assert run(services, entity, [record]).unchanged == 1
+    assert run(services, entity, [{**record, **change}]).updated == 1
+
+
+def test_money_and_months_are_stored_exactly(services):
+    run(services, "spend", [{"month": "2026-03", "team": "sales", "amount": "1200.5"}])
+    [row] = rows(services, Spend)
+    assert row.amount == Decimal("1200.50") and str(row.month) == "2026-03-01"
+
+
+@pytest.mark.parametrize("record,reason", [
+    ("just text", "record must be a JSON object"),
+    ({"external_id": "L-1", "source": "webinar", "colour": "red"}, "colour: unknown field"),
+    ({"external_id": "L-1", "source": "webinar", "score": 120}, "score: 120 is not between 0 and 100"),
+    ({"external_id": "L-1", "source": "webinar", "mql_at": "2026-03-01 10:00"},
+     "mql_at: '2026-03-01 10:00' has no UTC offset"),
+    ({"external_id": "L-1"}, "source: is required"),
+    ({"source": "webinar"}, "external_id: is required"),
+    ({"external_id": "L-1", "source": "webinar", "email": "nope"}, "email: 'nope' is not an email"),
+    ({"external_id": "L-1", "source": "webinar", "status": "contacted"},
+     "owner_email: needed to import a lead that is already routed"),
+    ({"external_id": "L-1", "source": "webinar", "mql_at": "2026-03-02T00:00:00Z",
+      "routed_at": "2026-03-01T00:00:00Z"}, "routed_at: is before mql_at"),
+])
+def test_malformed_leads_are_rejected_with_the_reason(services, record, reason):
+    result = run(services, "leads", [record, {"external_id": "L-OK", "source": "ebook"}])
+    assert result.created == 1  # the good one in the same batch is stored
+    [rejection] = result.rejected
+    assert rejection.index == 0 and any(e.startswith(reason) for e in rejection.errors), \
+        rejection.errors
+
+
+@pytest.mark.parametrize("entity,record,reason", [
+    ("deals", {"external_id": "D-1", "amount": -5}, "amount: -5 is not an amount"),
+    ("deals", {"external_id": "D-1", "source": "magic"}, "source: 'magic' is not one of"),
+    ("deals", {"external_id": "D-1", "outcome": "won"}, "closed_at: needed when outcome is won"),
+    ("deals", {"external_id": "D-1", "created_at": "2026-03-02T00:00:00Z",
+               "closed_at": "2026-03-01T00:00:00Z", "outcome": "lost"}, "closed_at: is before"),
+    ("customers", {"external_id": "C-1"}, "started_at: is required"),
+    ("spend", {"month": "March", "team": "marketing", "amount": 1}, "month: 'March' is not a month"),
+    ("content_usage", {"content_external_id": "K-404", "user_email": "sam@example.com",
+                       "used_at": "2026-03-01T00:00:00Z"}, "content_external_id: no content item"),
+])
+def test_malformed_records_of_other_entities(services, entity, record, reason):
+    [rejection] = run(services, entity, [record]).rejected
+    assert any(e.startswith(reason) for e in rejection.errors), rejection.errors
+
+
+def test_every_problem_of_a_record_is_listed(services):
+    [rejection] = run(services, "leads", [{"external_id": "L-1", "score": "high",
+                                           "email": "x", "region": 5.5}]).rejected
+    assert len(rejection.errors) == 4  # score, email, region, and the missing source
+
+
+def test_a_lead_imported_as_contacted_keeps_its_history_and_is_not_routed_again(services):
+    result = run(services, "leads", [{
+        "external_id": "L-9", "source": "events", "owner_email": "sam@example.com",
+        "status": "contacted", "mql_at": "2026-11-23T14:00:00Z",
+        "routed_at": "2026-11-23T14:05:00Z", "first_touch_at": "2026-11-23T15:05:00Z"}])
+    assert result.created == 1 and result.new_leads == []
+    [lead] = rows(services, Lead)
+    assert lead.status == "contacted" and lead.accepted_at == lead.routed_at  # default: previous
+    assert lead.response_minutes == 60 and lead.sla_policy == "standard"
+    kinds = [e.kind for e in rows(services, LeadEvent)]
+    assert kinds == ["created", "routed", "accepted", "contacted"]
+    again = run(services, "leads", [{"external_id": "L-9", "source": "events",
+                                     "owner_email": "sam@example.com", "status": "contacted"}])
+    assert again.unchanged == 1 and len(rows(services, LeadEvent)) == 4
+
+
+def test_a_new_lead_waits_for_routing_and_an_update_moves_it(services):
+    first = run(services, "leads", [{"external_id": "L-1", "source": "webinar"}])
+    assert first.new_leads == [rows(services, Lead)[0].id]
+    run(services, "leads", [{"external_id": "L-1", "source": "webinar",
+                             "owner_email": "sam@example.com", "status": "routed"}])
+    moved = run(services, "leads", [{"external_id": "L-1", "source": "webinar",
+                                     "first_touch_at": "2026-11-24T15:00:00Z"}])
+    assert moved.updated == 1 and rows(services, Lead)[0].status == "contacted"
+
+
+def test_an_illegal_move_is_refused_and_changes_nothing(services):
+    run(services, "leads", [{"external_id": "L-1", "source": "webinar",
+                             "owner_email": "sam@example.com", "status": "rejected",
+                             "rejection_reason": "duplicate"}])
+    result = run(services, "leads", [{"external_id": "L-1", "source": "ebook", "status": "won"}])
+    [rejection] = result.rejected
+    assert "it can become: recycled, routed" in rejection.errors[0]
+    [lead] = rows(services, Lead)
+    assert lead.status == "rejected" and lead.source == "webinar"
+
+
+def test_unmapped_owner_is_reported_and_the_lead_kept(services):
+    result = run(services, "leads", [{"external_id": "L-1", "source": "webinar",
+                                      "owner_email": "ghost@example.com", "status": "routed"}])
+    assert result.unmapped_owners == {"ghost@example.com"} and result.created == 1
+
+
+def test_deals_link_to_leads_and_usage_to_content(services):
+    run(services, "leads", [{"external_id": "L-1", "source": "webinar"}])
+    run(services, "deals", [{"external_id": "D-1", "lead_external_id": "L-1", "amount": 10,
+                             "owner_email": "sam@example.com"}])
+    run(services, "content", [{"external_id": "K-1", "title": "Deck"}])
+    usage = {"content_external_id": "K-1", "user_email": "sam@example.com",
+             "used_at": "2026-11-20T10:00:00Z", "deal_external_id": "D-1"}
+    assert run(services, "content_usage", [usage]).created == 1
+    assert run(services, "content_usage", [usage]).unchanged == 1
+    [deal], [use] = rows(services, Deal), rows(services, ContentUse)
+    assert deal.lead_id == rows(services, Lead)[0].id and use.deal_id == deal.id
+    assert rows(services, Customer) == []
