@@ -1,0 +1,171 @@
+"""CSV import: `alignbot import <entity> FILE.csv [--mapping hubspot]`, and dropped files.
+
+Columns carry the webhook's field names, or a mapping renames a CRM export's
+columns (field = column, or a list of columns joined with a space). Rows go in
+batches through the same path as the webhook, so new leads are routed and carded.
+Rejected rows are written next to the input as FILE.rejected.csv with their
+reasons; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.ingest import MAX_BATCH, IngestResult
+from bot.services import Services
+from bot.webhooks import store
+from storage.imports import add_imported_file, get_imported_file
+
+log = logging.getLogger(__name__)
+
+Mapping_ = dict[str, str | list[str]]
+# Column names as the CRMs' own export documentation gives them.
+MAPPINGS: dict[str, dict[str, Mapping_]] = {
+    "hubspot": {
+        "leads": {"external_id": "Record ID", "email": "Email", "name": ["First Name", "Last Name"],
+                  "company": "Company Name", "title": "Job Title", "score": "HubSpot Score",
+                  "source": "Original Source", "created_at": "Create Date",
+                  "mql_at": "Became a Marketing Qualified Lead Date",
+                  "owner_email": "Contact owner email", "region": "Country/Region",
+                  "segment": "Company size"},
+        "deals": {"external_id": "Record ID", "name": "Deal Name", "amount": "Amount",
+                  "created_at": "Create Date", "closed_at": "Close Date",
+                  "owner_email": "Deal owner email", "lead_external_id": "Associated Contact IDs"},
+    },
+    "salesforce": {
+        "leads": {"external_id": "Lead ID", "email": "Email", "name": ["First Name", "Last Name"],
+                  "company": "Company / Account", "title": "Title", "source": "Lead Source",
+                  "created_at": "Create Date", "owner_email": "Lead Owner Email",
+                  "score": "Lead Score", "region": "Country"},
+        "deals": {"external_id": "Opportunity ID", "name": "Opportunity Name", "amount": "Amount",
+                  "created_at": "Created Date", "closed_at": "Close Date",
+                  "owner_email": "Opportunity Owner Email", "source": "Lead Source"},
+    },
+}
+TIME_FIELDS = {"created_at", "mql_at", "routed_at", "accepted_at", "rejected_at", "first_touch_at",
+               "closed_at", "started_at", "churned_at", "used_at"}
+
+
+@dataclass
+class ImportSummary:
+    rows: int = 0
+    result: IngestResult = field(default_factory=IngestResult)
+    rejected_file: Path | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, **self.result.as_dict(),
+                "rejected_file": str(self.rejected_file) if self.rejected_file else None}
+
+
+def import_csv(services: Services, entity: str, path: Path, *, mapping: str | None = None,
+               progress: Callable[[int], None] | None = None, actor: str = "import") -> ImportSummary:
+    """Import every row; `progress(n)` is told after each batch of n rows."""
+    columns = _mapping(entity, mapping)
+    tz = services.config.workspace.tz
+    summary = ImportSummary()
+    rejected: list[tuple[dict[str, str], list[str]]] = []
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        for batch in _batches(reader):
+            records = [_record(row, columns, tz) for row in batch]
+            result = store(services, entity, records, actor=actor)
+            _add(summary.result, result, offset=summary.rows)
+            rejected += [(batch[r.index], r.errors) for r in result.rejected]
+            summary.rows += len(batch)
+            if progress:
+                progress(len(batch))
+        fieldnames = list(reader.fieldnames or [])
+    if rejected:
+        summary.rejected_file = _write_rejected(path, fieldnames, rejected)
+    return summary
+
+
+def import_dropped(services: Services, folder: Path, now: datetime) -> list[tuple[Path, ImportSummary]]:
+    """Import each `<entity>*.csv` in the folder once per content (renamed copies too)."""
+    done = []
+    for path in sorted(folder.glob("*.csv")):
+        entity = next((e for e in ("content_usage", "leads", "deals", "customers", "spend", "content")
+                       if path.name.startswith(e)), None)
+        if entity is None or path.name.endswith(".rejected.csv"):
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        with services.sessions.begin() as session:
+            if get_imported_file(session, services.team_id, digest):
+                continue
+        summary = import_csv(services, entity, path)
+        with services.transaction() as session:
+            add_imported_file(session, team_id=services.team_id, sha256=digest, filename=path.name,
+                              entity=entity, imported_at=now, summary=summary.as_dict())
+        log.info("imported %s: %s", path.name, summary.as_dict())
+        done.append((path, summary))
+    return done
+
+
+def _mapping(entity: str, name: str | None) -> Mapping_ | None:
+    if name is None:
+        return None
+    try:
+        return MAPPINGS[name][entity]
+    except KeyError:
+        known = ", ".join(f"{m} ({', '.join(MAPPINGS[m])})" for m in MAPPINGS)
+        raise ValueError(f"no mapping {name!r} for {entity}; mappings: {known}") from None
+
+
+def _record(row: Mapping[str, str], columns: Mapping_ | None, tz: ZoneInfo) -> dict[str, str]:
+    """A CSV row as a webhook record: mapped, empty cells dropped, naive export times localised."""
+    if columns is None:
+        values = dict(row)
+    else:
+        values = {f: " ".join(row.get(c, "") for c in ([col] if isinstance(col, str) else col)).strip()
+                  for f, col in columns.items()}
+    record = {k: v.strip() for k, v in values.items() if k and v is not None and v.strip()}
+    if columns is not None:
+        for key in TIME_FIELDS & record.keys():
+            record[key] = _localise(record[key], tz)
+    return record
+
+
+def _localise(text: str, tz: ZoneInfo) -> str:
+    """CRM exports write local times without an offset: read them in the workspace timezone."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return text  # the ingest reports it, with the field name
+    return (when.replace(tzinfo=tz) if when.tzinfo is None else when).isoformat()
+
+
+def _batches(reader: csv.DictReader) -> Iterator[list[dict[str, str]]]:
+    batch: list[dict[str, str]] = []
+    for row in reader:
+        batch.append(row)
+        if len(batch) == MAX_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _add(total: IngestResult, part: IngestResult, offset: int) -> None:
+    total.created += part.created
+    total.updated += part.updated
+    total.unchanged += part.unchanged
+    total.rejected += [type(r)(r.index + offset, r.external_id, r.errors) for r in part.rejected]
+
+
+def _write_rejected(path: Path, fieldnames: list[str],
+                    rows: list[tuple[dict[str, str], list[str]]]) -> Path:
+    out = path.with_name(path.stem + ".rejected.csv")
+    with out.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=[*fieldnames, "errors"], extrasaction="ignore")
+        writer.writeheader()
+        for row, errors in rows:
+            writer.writerow({**row, "errors": "; ".join(errors)})
+    return out
