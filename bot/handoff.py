@@ -206,6 +206,13 @@ def view_for_token(session: Session, team_id: str, token: str, config: Config,
     return card_view(session, _lead_of(session, team_id, token), config, now)
 
 
+def reject_form(session: Session, team_id: str, token: str, user: str, config: Config,
+                now: datetime) -> cards.CardView:
+    """What the reject modal shows, once we know this person may reject this lead now."""
+    return card_view(session, _clicked(session, team_id, token, user, config, "rejected", now),
+                     config, now)
+
+
 def _clicked(session: Session, team_id: str, token: str, user: str, config: Config, to: str,
              now: datetime) -> Lead:
     lead = _lead_of(session, team_id, token)

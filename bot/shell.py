@@ -37,6 +37,8 @@ HELP = """Lines you can type:
                             for a user picker, name the person to pick
   submit block=value ...    submit the open modal (e.g. submit reason=not_icp note="no budget")
   react <emoji> <msg#>      add an emoji reaction to a message (e.g. react three 12)
+  webhook <entity> <json>   what a CRM would POST to /webhooks/<entity>
+  import <entity> FILE [mapping]  import a CSV file (mapping: hubspot or salesforce)
   as <user>                 act as another person (Slack id, email or name)
   tick <duration>           advance the clock (15m, 4h, 2d) and run the jobs that fall due
   jobs                      list the scheduled jobs and when they run next
@@ -58,7 +60,8 @@ class Shell:
         self._seq = 0
         fake.on_change = self._show
         self.commands: dict[str, Callable[[list[str]], None]] = {
-            "click": self.click, "submit": self.submit, "react": self.react, "as": self.act_as, "tick": self.tick,
+            "click": self.click, "submit": self.submit, "react": self.react,
+            "import": self.import_file, "as": self.act_as, "tick": self.tick,
             "jobs": self.jobs, "run": self.run_job, "whoami": self.whoami, "time": self.time,
             "help": lambda _: self.say(HELP),
         }
@@ -79,6 +82,8 @@ class Shell:
         try:
             if line.startswith("/"):
                 self.slash(line)
+            elif line.split(maxsplit=1)[0] == "webhook":
+                self.webhook(line)
             else:
                 words = shlex.split(line)
                 handler = self.commands.get(words[0].lower())
@@ -152,6 +157,32 @@ class Shell:
                 "authorizations": [{"team_id": self.services.team_id,
                                     "user_id": self.fake.bot_user, "is_bot": True}]}
         self._dispatch(json.dumps(body), "application/json")
+
+    def webhook(self, line: str) -> None:
+        """`webhook leads {"external_id": ...}`: what a CRM would POST, without the signature."""
+        from bot.webhooks import records_of, store
+
+        _, entity, *rest = line.split(maxsplit=2) + [""]
+        try:
+            records = records_of(entity, json.loads(rest[0] or "null"))
+            result = store(self.services, entity, records, actor="shell")
+        except ValueError as exc:
+            raise ShellError(f"{exc} — usage: webhook <entity> <json>") from None
+        self.say(f"  {json.dumps(result.as_dict())}")
+
+    def import_file(self, args: list[str]) -> None:
+        from pathlib import Path
+
+        from bot.imports import import_csv
+
+        if len(args) < 2:
+            raise ShellError("usage: import <entity> FILE.csv [hubspot|salesforce]")
+        try:
+            summary = import_csv(self.services, args[0], Path(args[1]),
+                                 mapping=args[2] if len(args) > 2 else None)
+        except (ValueError, OSError) as exc:
+            raise ShellError(str(exc)) from None
+        self.say(f"  {json.dumps(summary.as_dict())}")
 
     def act_as(self, args: list[str]) -> None:
         if not args:
@@ -305,7 +336,7 @@ def blocks_text(blocks: list[dict[str, Any]], fallback: str, number: int | None 
         if kind in ("section", "header"):
             if block.get("text"):
                 lines.append(block["text"]["text"])
-            lines.extend(f["text"] for f in block.get("fields", []))
+            lines.extend(f["text"].replace("\n", " ", 1) for f in block.get("fields", []))
             if block.get("accessory", {}).get("action_id"):
                 lines.append(_button_text(block["accessory"], number))
         elif kind == "context":
@@ -331,9 +362,10 @@ def render_view(view: dict[str, Any]) -> str:
 
 
 def _button_text(el: dict[str, Any], number: int | None) -> str:
-    label = (el.get("text") or {}).get("text", el.get("action_id"))
+    label = (el.get("text") or el.get("placeholder") or {}).get("text", el.get("action_id"))
     target = f" {number}" if number else ""
-    return f"[{label} → click {el.get('action_id')}{target}]"
+    who = " <user>" if el.get("type") == "users_select" else ""
+    return f"[{label} → click {el.get('action_id')}{target}{who}]"
 
 
 def _indent(text: str) -> str:

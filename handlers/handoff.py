@@ -51,8 +51,9 @@ def register(app: App, services: Services) -> None:
         ack()
         try:
             with services.sessions.begin() as session:
-                view = handoff.view_for_token(session, body["team"]["id"], action["value"],
-                                              services.config, services.clock.now())
+                view = handoff.reject_form(session, body["team"]["id"], action["value"],
+                                           body["user"]["id"], services.config,
+                                           services.clock.now())
         except handoff.ClickRefused as exc:
             answer(client, body["channel"]["id"], body["user"]["id"], str(exc))
             return

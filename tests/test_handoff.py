@@ -129,6 +129,14 @@ def test_reject_opens_a_modal_and_marketing_sees_the_reason_in_a_source_thread(
     assert lead(services, 1).sla_met is True  # a decision is a response
 
 
+def test_reject_is_refused_before_the_modal_for_someone_who_cannot_act(
+        app, services, fake_slack, clock):
+    new_lead(services)
+    click(app, fake_slack, card(fake_slack), cards.REJECT, "U0SALES02", clock.now())
+    assert fake_slack.views == []
+    assert "Only <@U0SALES01>" in ephemerals(fake_slack, "U0SALES02")[-1]
+
+
 def test_other_needs_a_note(app, services, fake_slack, clock):
     new_lead(services)
     click(app, fake_slack, card(fake_slack), cards.REJECT, "U0SALES01", clock.now())

@@ -97,3 +97,18 @@ def test_cli_shell_reads_a_script_from_stdin(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "alignbot> /align help" in result.stdout
     assert "/align help [command]" in result.stdout
+
+
+def test_a_webhook_lead_is_carded_accepted_and_reprinted(shell):
+    out = run(shell, 'webhook leads {"external_id": "L-77", "source": "webinar", '
+                     '"name": "Ann Lee", "company": "Acme", "score": 55}')
+    assert '"created": 1' in out
+    assert "#1 [C0HANDOFF1]" in out and "New lead: Ann Lee" in out
+    card = next(m for m in shell.fake.messages if "Ann Lee" in m.text and m.channel == "C0HANDOFF1")
+    out = run(shell, f"click handoff.accept {card.number}")
+    assert f"#{card.number} [C0HANDOFF1] (updated)" in out and "Accepted by @Sam Sales" in out
+    assert "You accepted" in out
+
+
+def test_webhook_line_explains_bad_json(shell):
+    assert "usage: webhook <entity> <json>" in run(shell, "webhook leads {oops")
