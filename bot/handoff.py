@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from bot import lifecycle, outbox, sla
 from bot.blocks import handoff as cards
 from bot.config import Config
-from bot.routing import Decision, route
+from bot.routing import Decision, Router
 from storage import leads as queries
-from storage.models import Lead, Person
+from storage.models import Lead, OutboxMessage, Person
 from storage.outbox import count_posts_since, get_first_post, get_pending_post
 from storage.people import get_person
 
@@ -41,19 +41,66 @@ class ClickRefused(Exception):
 # ------------------------------------------------------------------ new leads
 
 
+class Handoffs:
+    """Hands off many new leads in one transaction with a few queries, not a dozen per lead:
+    routing state, per-channel card counts and open summaries are read once and tracked."""
+
+    def __init__(self, session: Session, team_id: str, config: Config, now: datetime,
+                 owner_by_email: Callable[[str], Person | None] | None = None):
+        self.session, self.team_id, self.config, self.now = session, team_id, config, now
+        self.owner_by_email = owner_by_email
+        self.router = Router(session, team_id, config, now)
+        self._recent: dict[str, int] = {}
+        self._summary: dict[str, OutboxMessage | None] = {}
+
+    def hand_off(self, lead: Lead) -> None:
+        """Route a new lead and post its card (channel, and the owner's DM).
+        An owner the CRM named wins; one nobody in Slack matches leaves it in the queue."""
+        decision = _explicit(lead, self.owner_by_email) \
+            if lead.owner_email and self.owner_by_email else self.router.route(lead)
+        data = {"pool": decision.pool, "reason": decision.reason}
+        if decision.owner is None:
+            lifecycle.record(self.session, lead, "unassigned", actor="system", at=self.now, data=data)
+        else:
+            _assign(self.session, lead, decision.owner, self.config, self.now, actor="system",
+                    data=data)
+        view = card_view(self.session, lead, self.config, self.now, fresh=decision)
+        if self.config.channels.handoff:
+            self._post(self.config.channels.handoff, view, f"lead:{lead.id}:channel")
+        if decision.owner is not None and self.config.handoff.dm_owner:
+            self._post(decision.owner.slack_id, view,
+                       f"lead:{lead.id}:dm:{decision.owner.slack_id}")
+
+    def _post(self, channel: str, view: cards.CardView, ref: str) -> None:
+        """The card itself or, in a burst, a line in the channel's summary message.
+        Slack takes about one message a second per channel: an import of a thousand leads
+        must not become a thousand messages."""
+        if channel not in self._recent:
+            self._recent[channel] = count_posts_since(self.session, self.team_id, channel,
+                                                      "lead:", self.now - BURST_WINDOW)
+            self._summary[channel] = get_pending_post(self.session, self.team_id,
+                                                      f"burst:{channel}")
+        if self._recent[channel] < self.config.handoff.burst_limit:
+            self._recent[channel] += 1
+            outbox.post(self.session, self.team_id, channel, cards.handoff_card(view),
+                        now=self.now, ref=ref)
+            return
+        summary = self._summary[channel]
+        lines = cards.summary_lines(summary.payload) if summary is not None else []
+        if summary is None or len(lines) >= cards.SUMMARY_MAX:
+            self._summary[channel] = outbox.post(
+                self.session, self.team_id, channel,
+                cards.burst_summary([cards.summary_line(view)]), now=self.now,
+                ref=f"burst:{channel}", not_before=self.now + SUMMARY_GATHER)
+            return
+        summary.payload = {"channel": channel,
+                           **cards.burst_summary([*lines, cards.summary_line(view)])}
+
+
 def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: datetime,
              owner_by_email: Callable[[str], Person | None] | None = None) -> None:
-    """Route a new lead and post its card (channel, and the owner's DM).
-    An owner the CRM named wins; one nobody in Slack matches leaves the lead in the queue."""
-    decision = _explicit(lead, owner_by_email) if lead.owner_email and owner_by_email else \
-        route(session, team_id, lead, config, now)
-    if decision.owner is None:
-        lifecycle.record(session, lead, "unassigned", actor="system", at=now,
-                         data={"pool": decision.pool, "reason": decision.reason})
-    else:
-        _assign(session, lead, decision.owner, config, now, actor="system",
-                data={"pool": decision.pool, "reason": decision.reason})
-    post_cards(session, team_id, lead, config, now)
+    """Hand off one new lead (see Handoffs for many)."""
+    Handoffs(session, team_id, config, now, owner_by_email).hand_off(lead)
 
 
 def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Decision:
@@ -70,35 +117,6 @@ def _assign(session: Session, lead: Lead, owner: Person, config: Config, now: da
     lifecycle.transition(session, lead, "routed", actor=actor, at=now,
                          data={**data, "owner": owner.slack_id})
     sla.start(lead, config, owner, now)
-
-
-def post_cards(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> None:
-    view = card_view(session, lead, config, now)
-    if config.channels.handoff:
-        _post_card(session, team_id, config.channels.handoff, view, config, now,
-                   ref=f"lead:{lead.id}:channel")
-    owner = queries.get_person_by_id(session, lead.owner_id)
-    if owner is not None and config.handoff.dm_owner:
-        _post_card(session, team_id, owner.slack_id, view, config, now,
-                   ref=f"lead:{lead.id}:dm:{owner.slack_id}")
-
-
-def _post_card(session: Session, team_id: str, channel: str, view: cards.CardView,
-               config: Config, now: datetime, ref: str) -> None:
-    """The card itself or, in a burst, a line in the channel's summary message.
-    Slack takes about one message a second per channel: an import of a thousand leads
-    must not become a thousand messages."""
-    recent = count_posts_since(session, team_id, channel, "lead:", now - BURST_WINDOW)
-    if recent < config.handoff.burst_limit:
-        outbox.post(session, team_id, channel, cards.handoff_card(view), now=now, ref=ref)
-        return
-    summary = get_pending_post(session, team_id, f"burst:{channel}")
-    lines = cards.summary_lines(summary.payload) if summary is not None else []
-    if summary is None or len(lines) >= cards.SUMMARY_MAX:
-        outbox.post(session, team_id, channel, cards.burst_summary([cards.summary_line(view)]),
-                    now=now, ref=f"burst:{channel}", not_before=now + SUMMARY_GATHER)
-        return
-    summary.payload = {"channel": channel, **cards.burst_summary([*lines, cards.summary_line(view)])}
 
 
 def open_card(session: Session, team_id: str, token: str, user: str, config: Config,
@@ -122,11 +140,16 @@ def _dm_refs(session: Session, team_id: str, lead: Lead) -> list[str]:
     return [f"lead:{lead.id}:dm:{sid}" for sid in sorted(o for o in owners if o)]
 
 
-def card_view(session: Session, lead: Lead, config: Config, now: datetime) -> cards.CardView:
+def card_view(session: Session, lead: Lead, config: Config, now: datetime,
+              fresh: Decision | None = None) -> cards.CardView:
+    """What a lead's card shows. `fresh`: the routing of a lead just handed off, whose
+    history holds nothing else yet, so it need not be read."""
     owner = queries.get_person_by_id(session, lead.owner_id)
-    acted = queries.last_event(session, lead.id, ("accepted", "contacted", "rejected", "qualified",
-                                                  "won", "lost", "recycled"))
-    unassigned = queries.last_event(session, lead.id, ("unassigned",)) if owner is None else None
+    acted = None if fresh else queries.last_event(
+        session, lead.id, ("accepted", "contacted", "rejected", "qualified", "won", "lost",
+                           "recycled"))
+    unassigned = None if fresh or owner is not None else \
+        queries.last_event(session, lead.id, ("unassigned",))
     return cards.CardView(
         lead_id=lead.id, external_id=lead.external_id, name=lead.name, company=lead.company,
         title=lead.title, score=lead.score, hot=(lead.score or 0) >= config.routing.hot_score,
@@ -135,7 +158,8 @@ def card_view(session: Session, lead: Lead, config: Config, now: datetime) -> ca
         sla_policy=lead.sla_policy, sla_due_at=lead.sla_due_at, sla_state=sla.state(lead, now),
         acted_by=acted.actor if acted else None, acted_at=acted.at if acted else None,
         rejection_reason=lead.rejection_reason, rejection_note=lead.rejection_note,
-        unassigned_reason=(unassigned.data or {}).get("reason") if unassigned else None,
+        unassigned_reason=fresh.reason if fresh and owner is None else
+        (unassigned.data or {}).get("reason") if unassigned else None,
     )
 
 

@@ -80,29 +80,50 @@ def person_calendar(config: Config, person: Person) -> Calendar:
     return Calendar.of(config, person.timezone, hours)
 
 
+class Router:
+    """Routes many leads in one transaction: each pool's members, today's load and its
+    (locked) round-robin state are read once, then kept up to date in memory."""
+
+    def __init__(self, session: Session, team_id: str, config: Config, now: datetime):
+        self.session, self.team_id, self.config, self.now = session, team_id, config, now
+        self._pools: dict[str, tuple[list[Person], dict[int, int], dict[str, RoutingState]]] = {}
+
+    def route(self, lead: Lead) -> Decision:
+        pool = pool_for(self.config, lead)
+        members, load, states = self._pool(pool)
+        if not members:
+            return Decision(None, pool, f"pool {pool} has nobody in it")
+        eligible = [p for p in members
+                    if why_not(p, lead, self.config, self.now, load.get(p.id, 0)) is None]
+        if not eligible:
+            return Decision(None, pool, f"nobody in pool {pool} can take it now")
+        deficits = {sid: s.credit for sid, s in states.items()}
+        chosen = pick(deficits, {p.slack_id: p.weight for p in members},
+                      [p.slack_id for p in eligible])
+        for p in eligible:
+            state = states.setdefault(p.slack_id, RoutingState(
+                team_id=self.team_id, pool=pool, slack_id=p.slack_id, credit=0.0, assigned=0))
+            state.credit = deficits[p.slack_id]
+            state.assigned += p.slack_id == chosen
+            self.session.add(state)
+        owner = next(p for p in eligible if p.slack_id == chosen)
+        load[owner.id] = load.get(owner.id, 0) + 1
+        return Decision(owner, pool, f"round-robin in pool {pool}")
+
+    def _pool(self, pool: str):
+        if pool not in self._pools:
+            members = pool_members(self.session, self.team_id, self.config, pool)
+            tz = self.config.workspace.tz
+            today = datetime.combine(self.now.astimezone(tz).date(), datetime.min.time(), tz)
+            load = queries.count_routed_since(self.session, self.team_id,
+                                              [p.id for p in members], today)
+            states = queries.get_routing_states(self.session, self.team_id, pool)
+            self._pools[pool] = (members, load, states)
+        return self._pools[pool]
+
+
 def route(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> Decision:
-    pool = pool_for(config, lead)
-    members = pool_members(session, team_id, config, pool)
-    if not members:
-        return Decision(None, pool, f"pool {pool} has nobody in it")
-    today = datetime.combine(now.astimezone(config.workspace.tz).date(), datetime.min.time(),
-                             config.workspace.tz)
-    load = queries.count_routed_since(session, team_id, [p.id for p in members], today)
-    eligible = [p for p in members if why_not(p, lead, config, now, load.get(p.id, 0)) is None]
-    if not eligible:
-        return Decision(None, pool, f"nobody in pool {pool} can take it now")
-    states = queries.get_routing_states(session, team_id, pool)
-    deficits = {sid: s.credit for sid, s in states.items()}
-    chosen = pick(deficits, {p.slack_id: p.weight for p in members},
-                  [p.slack_id for p in eligible])
-    for p in eligible:
-        state = states.get(p.slack_id) or RoutingState(team_id=team_id, pool=pool,
-                                                       slack_id=p.slack_id, credit=0.0, assigned=0)
-        state.credit = deficits[p.slack_id]
-        state.assigned += p.slack_id == chosen
-        session.add(state)
-    owner = next(p for p in eligible if p.slack_id == chosen)
-    return Decision(owner, pool, f"round-robin in pool {pool}")
+    return Router(session, team_id, config, now).route(lead)
 
 
 def pool_members(session: Session, team_id: str, config: Config, pool: str) -> list[Person]:

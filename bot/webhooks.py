@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import directory
-from bot.handoff import hand_off
+from bot.handoff import Handoffs
 from bot.ingest import ENTITIES, MAX_BATCH, IngestResult, ingest
 from bot.services import Services
-from storage.leads import get_lead
+from storage.leads import get_lead_by_id
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 WINDOW_SECONDS = 300
@@ -80,9 +80,9 @@ def store(services: Services, entity: str, records: Sequence[Any], *, actor: str
         result = ingest(session, services.team_id, entity, records, now=now, actor=actor,
                         config=services.config,
                         resolve_owner=lambda email: (p.id if (p := person(email)) else None))
+        handoffs = Handoffs(session, services.team_id, services.config, now, owner_by_email=person)
         for lead_id in result.new_leads:
-            lead = get_lead(session, services.team_id, lead_id)
-            hand_off(session, services.team_id, lead, services.config, now, owner_by_email=person)
+            handoffs.hand_off(get_lead_by_id(session, lead_id))
     return result
 
 

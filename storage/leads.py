@@ -59,3 +59,8 @@ def list_leads(session: Session, team_id: str, statuses: tuple[str, ...], *,
                                 .offset(offset).limit(limit)))
     total = session.scalar(select(func.count()).select_from(Lead).where(*where))
     return rows, total or 0
+
+
+def get_lead_by_id(session: Session, lead_id: int) -> Lead | None:
+    """By primary key: rows this session already holds come from its identity map, no query."""
+    return session.get(Lead, lead_id)

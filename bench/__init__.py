@@ -1,0 +1,1 @@
+"""Benchmarks: numbers are measured here, never asserted in timed tests."""

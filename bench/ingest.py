@@ -1,0 +1,96 @@
+"""Ingest throughput, end to end: validation, upsert, routing, SLA, card rows in the outbox.
+
+    python -m bench.ingest [--batches 10] [--csv-rows 100000]
+
+Webhook path: signed-off batches of 1,000 new leads through `bot.webhooks.store` (the
+handler after signature checks) on a fresh SQLite file. CSV path: `alignbot import` of
+one file through `bot.imports.import_csv`. Slack is the in-process fake; nothing is sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bot.clock import FakeClock
+from bot.config import Secrets, load_config
+from bot.fakeslack import FakeSlack
+from bot.imports import import_csv
+from bot.runtime import build_services
+from bot.webhooks import store
+from storage.db import make_engine
+from storage.migrate import upgrade
+from storage.models import Lead, OutboxMessage
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+SOURCES = ["webinar", "ebook", "paid_search", "events", "referral"]
+SEGMENTS = ["smb", "mid_market", "enterprise"]
+
+
+def services_on(path: Path):
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    return build_services(load_config(ROOT / "alignbot.example.toml"), Secrets(), FakeClock(NOW),
+                          engine=engine, slack=FakeSlack().client(), team_id="T0BENCH")
+
+
+def record(n: int) -> dict[str, str | int]:
+    return {"external_id": f"L-{n:07d}", "source": SOURCES[n % 5], "name": f"Person {n}",
+            "company": f"Company {n % 997}", "email": f"p{n}@prospect.example",
+            "score": (n * 37) % 101, "segment": SEGMENTS[n % 3], "region": "na",
+            "why": "Downloaded the ROI guide"}
+
+
+def webhook(batches: int, workdir: Path) -> None:
+    services = services_on(workdir / "webhook.db")
+    timings = []
+    for b in range(batches):
+        records = [record(b * 1000 + i) for i in range(1000)]
+        start = time.perf_counter()
+        result = store(services, "leads", records, actor="bench")
+        timings.append(time.perf_counter() - start)
+        assert result.created == 1000, result.as_dict()
+    with services.sessions.begin() as s:
+        routed = s.scalar(select(func.count()).select_from(Lead).where(Lead.status == "routed"))
+        queued = s.scalar(select(func.count()).select_from(OutboxMessage))
+    total = sum(timings)
+    print(f"webhook: {batches} batches x 1,000 leads in {total:.2f} s = "
+          f"{batches * 1000 / total:,.0f} leads/s (batch p50 {sorted(timings)[len(timings) // 2]:.3f} s,"
+          f" max {max(timings):.3f} s); {routed:,} routed, {queued:,} outbox rows")
+
+
+def csv_import(rows: int, workdir: Path) -> None:
+    services = services_on(workdir / "csv.db")
+    path = workdir / "leads.csv"
+    fields = list(record(0))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(record(n) for n in range(rows))
+    start = time.perf_counter()
+    summary = import_csv(services, "leads", path)
+    elapsed = time.perf_counter() - start
+    assert summary.result.created == rows, summary.as_dict()
+    print(f"csv: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--batches", type=int, default=10)
+    p.add_argument("--csv-rows", type=int, default=100_000)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        webhook(args.batches, Path(d))
+        if args.csv_rows:
+            csv_import(args.csv_rows, Path(d))
+
+
+if __name__ == "__main__":
+    main()
