@@ -14,12 +14,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from bot.calendar import Calendar
 from bot.config import Config
 from bot.lifecycle import REJECTION_REASONS
+from storage.bulk import add_rows, count_leads, next_id
 from storage.db import advance_sequences
 from storage.models import (
     ContentItem,
@@ -36,6 +36,7 @@ from storage.models import (
     SurveyQuestion,
     SurveyRun,
 )
+from storage.people import list_people
 
 FIRST = ["Ann", "Bo", "Carla", "Dev", "Elif", "Femi", "Gus", "Hana", "Ivan", "Jade", "Kofi", "Lena",
          "Mateo", "Nina", "Omar", "Pia", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wes", "Yuki"]
@@ -99,7 +100,7 @@ class _Ids:
 
     def __call__(self, model: type) -> int:
         if model not in self.next:
-            self.next[model] = (self.session.scalar(select(func.max(model.id))) or 0) + 1
+            self.next[model] = next_id(self.session, model)
         self.next[model] += 1
         return self.next[model] - 1
 
@@ -107,7 +108,7 @@ class _Ids:
 def generate_demo(session: Session, team_id: str, now: datetime, config: Config, *,
                   seed: int = 7, leads: int = 3000) -> DemoSummary:
     """Fill the store for `team_id`; does nothing when the team already has leads."""
-    existing = session.scalar(select(func.count()).select_from(Lead).where(Lead.team_id == team_id))
+    existing = count_leads(session, team_id)
     if existing:
         return DemoSummary(0, existing, 0, 0, 0, 0, 0, 0, 0, 0, already_present=True)
     rng = random.Random(seed)
@@ -121,8 +122,7 @@ def generate_demo(session: Session, team_id: str, now: datetime, config: Config,
     runs, answers = _surveys(session, rng, ids, team_id, people, now)
     for model, rows in ((Lead, lead_rows), (LeadEvent, events), (Deal, deals), (Customer, customers),
                         (Spend, spend), (ContentItem, content), (ContentUse, uses)):
-        if rows:
-            session.execute(insert(model), rows)
+        add_rows(session, model, rows)
     advance_sequences(session, [m.__tablename__ for m in ids.next])
     return DemoSummary(len(people), len(lead_rows), len(events), len(deals), len(customers),
                        len(spend), len(content), len(uses), runs, answers)
@@ -133,7 +133,7 @@ def _pick(rng: random.Random, weights: dict[str, int]) -> str:
 
 
 def _people(session, rng, ids, team_id, config, now) -> list[dict[str, Any]]:
-    known = list(session.scalars(select(Person).where(Person.team_id == team_id)))
+    known = list_people(session, team_id)
     rows = [{"id": p.id, "slack_id": p.slack_id, "role": p.role, "email": p.email,
              "manager": p.manager_slack_id} for p in known]
     new = []
@@ -151,8 +151,7 @@ def _people(session, rng, ids, team_id, config, now) -> list[dict[str, Any]]:
     for row in new:
         if row["role"] == "sales" and managers:
             row["manager_slack_id"] = rng.choice(managers)
-    if new:
-        session.execute(insert(Person), new)
+    add_rows(session, Person, new)
     return rows
 
 
@@ -317,7 +316,7 @@ def _content(rng, ids, team_id, sales, deals, now):
 
 def _surveys(session, rng, ids, team_id, people, now) -> tuple[int, int]:
     survey_id = ids(Survey)
-    session.execute(insert(Survey), [{
+    add_rows(session, Survey, [{
         "id": survey_id, "team_id": team_id, "key": "pulse", "min_responses": 5,
         "title": "Sales & marketing alignment pulse", "schedule": "monthly",
         "audience": {"roles": ["sales", "marketing", "exec"]}, "created_at": now - timedelta(days=120)}])
@@ -328,7 +327,7 @@ def _surveys(session, rng, ids, team_id, people, now) -> tuple[int, int]:
     for months_ago in (3, 2, 1):
         opened = now - timedelta(days=30 * months_ago)
         run_id = ids(SurveyRun)
-        session.execute(insert(SurveyRun), [{
+        add_rows(session, SurveyRun, [{
             "id": run_id, "team_id": team_id, "survey_id": survey_id, "state": "closed",
             "opened_at": opened, "closes_at": opened + timedelta(days=5),
             "closed_at": opened + timedelta(days=5)}])
@@ -338,7 +337,7 @@ def _surveys(session, rng, ids, team_id, people, now) -> tuple[int, int]:
         qids = {}
         for pos, (key, text, scale) in enumerate(questions):
             qids[key] = ids(SurveyQuestion)
-            session.execute(insert(SurveyQuestion), [{
+            add_rows(session, SurveyQuestion, [{
                 "id": qids[key], "team_id": team_id, "run_id": run_id, "position": pos,
                 "key": key, "text": text, "scale": scale}])
         invites, rows = [], []
@@ -351,9 +350,8 @@ def _surveys(session, rng, ids, team_id, people, now) -> tuple[int, int]:
                             if answered else None, "reminders_sent": 0 if answered else 1})
             if answered:
                 rows += _answers(rng, ids, team_id, run_id, qids, role, opened, months_ago)
-        session.execute(insert(SurveyInvite), invites)
-        if rows:
-            session.execute(insert(SurveyAnswer), rows)
+        add_rows(session, SurveyInvite, invites)
+        add_rows(session, SurveyAnswer, rows)
         answers += len(rows)
     return 3, answers
 

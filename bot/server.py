@@ -9,10 +9,10 @@ from __future__ import annotations
 from flask import Flask, jsonify, request
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
-from sqlalchemy import text
 
 from bot import webhooks
 from bot.services import Services
+from storage.db import ping
 
 
 def create_web_app(services: Services, bolt: App | None) -> Flask:
@@ -40,8 +40,7 @@ def create_web_app(services: Services, bolt: App | None) -> Flask:
     @web.get("/healthz")
     def healthz():
         try:
-            with services.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            ping(services.engine)
         except Exception as exc:  # the point of a health check is to say so, not to crash
             return jsonify(ok=False, database=type(exc).__name__), 503
         return jsonify(ok=True, team_id=services.team_id)

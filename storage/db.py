@@ -56,3 +56,9 @@ def advance_sequences(session: Session, tables: list[str]) -> None:
     for table in tables:
         session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                              f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"))
+
+
+def ping(engine: Engine) -> None:
+    """Raise when the database does not answer (the health check)."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
