@@ -46,9 +46,3 @@ class FakeClock:
         with self._lock:
             self._now = when.astimezone(UTC)
 
-
-def utc(when: datetime) -> datetime:
-    """Normalise an aware datetime to UTC (naive values are refused, never guessed)."""
-    if when.tzinfo is None:
-        raise ValueError(f"naive datetime {when!r}: times must carry an offset")
-    return when.astimezone(UTC)

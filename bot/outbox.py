@@ -1,6 +1,6 @@
 """The outbox: every message the bot intends to post or update, and the sender that delivers it.
 
-Writers call `post()` / `update()` / `publish_home()` inside the transaction that
+Writers call `post()` / `update()` inside the transaction that
 caused the message, so the message exists exactly when the change does. The
 `OutboxSender` delivers rows: each row is claimed with a conditional UPDATE (one
 winner even with several senders on one database), channels are paced with a
@@ -58,12 +58,6 @@ def update(session: Session, original: OutboxMessage, message: dict[str, Any], *
     """Queue a chat.update of an earlier post; it is sent once the original has its ts."""
     return _add(session, original.team_id, "chat.update", original.channel, dict(message),
                 now=now, ref=original.ref, parent=original)
-
-
-def publish_home(session: Session, team_id: str, user_id: str, view: dict[str, Any], *,
-                 now: datetime) -> OutboxMessage:
-    return _add(session, team_id, "views.publish", None, {"user_id": user_id, "view": view},
-                now=now, ref=f"home:{user_id}")
 
 
 def _add(session: Session, team_id: str, method: str, channel: str | None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from storage.models import ProcessedEvent
@@ -22,7 +22,3 @@ def add_processed_event(session: Session, team_id: str, event_id: str, now: date
 def delete_processed_events_before(session: Session, before: datetime) -> int:
     return session.execute(delete(ProcessedEvent).where(ProcessedEvent.received_at < before)).rowcount
 
-
-def count_processed_events(session: Session, team_id: str) -> int:
-    return len(session.scalars(select(ProcessedEvent.event_id)
-                               .where(ProcessedEvent.team_id == team_id)).all())

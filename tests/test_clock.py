@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.clock import FakeClock, utc
+from bot.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_MODULE = ROOT / "bot" / "clock.py"
@@ -61,5 +61,3 @@ def test_fake_clock_moves_only_when_told():
 def test_naive_times_are_refused():
     with pytest.raises(ValueError):
         FakeClock(datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
-    with pytest.raises(ValueError):
-        utc(datetime(2026, 1, 1))  # noqa: DTZ001
