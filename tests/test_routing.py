@@ -40,3 +40,62 @@ def test_round_robin_stays_within_one_lead_of_the_fair_share(weights, steps):
 
 
 
+
+
+# ---------------------------------------------------------------- eligibility, on the store
+
+from datetime import timedelta  # noqa: E402
+
+from sqlalchemy import select  # noqa: E402
+
+from storage.models import Lead, Person  # noqa: E402
+from tests.test_handoff import new_lead  # noqa: E402
+
+
+def owners(services):
+    with services.sessions.begin() as s:
+        return [s.get(Person, lead.owner_id).slack_id if lead.owner_id else None
+                for lead in s.scalars(select(Lead).order_by(Lead.id))]
+
+
+def set_person(services, slack_id, **values):
+    with services.sessions.begin() as s:
+        person = s.scalars(select(Person).where(Person.slack_id == slack_id)).one()
+        for k, v in values.items():
+            setattr(person, k, v)
+
+
+def test_daily_cap_is_respected_and_resets_the_next_day(services, clock):
+    set_person(services, "U0SALES01", daily_cap=1)
+    for i in range(4):
+        new_lead(services, external_id=f"L-{i}")
+    assert owners(services) == ["U0SALES01", "U0SALES02", "U0SALES02", "U0SALES02"]
+    clock.advance(timedelta(days=1))  # a new day: the cap counts again from zero
+    for i in range(2):
+        new_lead(services, external_id=f"L-next-{i}")
+    assert sorted(owners(services)[-2:]) == ["U0SALES01", "U0SALES02"]
+
+
+def test_deactivated_people_get_nothing(services):
+    set_person(services, "U0SALES02", deactivated=True)
+    for i in range(3):
+        new_lead(services, external_id=f"L-{i}")
+    assert set(owners(services)) == {"U0SALES01"}
+
+
+def test_hot_leads_only_go_to_people_inside_their_hours(services, clock):
+    # 09:00 in New York is 06:00 in Los Angeles, where U0SALES02 works
+    for i in range(3):
+        new_lead(services, external_id=f"H-{i}", score=95)
+    assert set(owners(services)) == {"U0SALES01"}
+    for i in range(2):  # warm leads may wait for her morning: she is in the rotation for them
+        new_lead(services, external_id=f"W-{i}", score=30)
+    assert sorted(owners(services)[-2:]) == ["U0SALES01", "U0SALES02"]
+
+
+def test_weights_split_leads_in_proportion(services):
+    set_person(services, "U0SALES02", weight=3)
+    for i in range(8):
+        new_lead(services, external_id=f"L-{i}")
+    got = owners(services)
+    assert got.count("U0SALES02") == 6 and got.count("U0SALES01") == 2
