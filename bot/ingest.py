@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bot import lifecycle, sla
 from bot.config import Config
 from storage import ingest as queries
+from storage.leads import allocate_lead_ids
 from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend
 
 ENTITIES = ("leads", "deals", "customers", "spend", "content", "content_usage")
@@ -50,7 +51,7 @@ class IngestResult:
     updated: int = 0
     unchanged: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-    new_leads: list[int] = field(default_factory=list)  # created as "new": the caller routes them
+    new_leads: list[Lead] = field(default_factory=list)  # created as "new": the caller routes them
     unmapped_owners: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
@@ -222,7 +223,6 @@ def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any], 
             parsed.append((index, values))
     ctx = _Context(session, team_id, now, actor, resolve_owner, config or Config(), result)
     UPSERT[entity](ctx, parsed)
-    session.flush()
     return result
 
 
@@ -355,6 +355,8 @@ def _leads(ctx: _Context, parsed) -> None:
     existing = queries.get_by_external_ids(ctx.session, Lead, ctx.team_id,
                                            [v["external_id"] for _, v in parsed])
     created: list[tuple[Lead, dict[str, Any]]] = []
+    fresh = [v for _, v in parsed if v["external_id"] not in existing]
+    ids = iter(allocate_lead_ids(ctx.session, len({v["external_id"] for v in fresh})))
     for index, values in parsed:
         lead = existing.get(values["external_id"])
         if lead is not None and lead.id is None:
@@ -364,13 +366,12 @@ def _leads(ctx: _Context, parsed) -> None:
                 ctx.reject(index, values["external_id"],
                            "owner_email: needed to import a lead that is already routed")
                 continue
-            lead = _new_lead(ctx, values)
+            lead = _new_lead(ctx, values, next(ids))
             existing[values["external_id"]] = lead
             created.append((lead, values))
         else:
             _existing_lead(ctx, index, lead, values)
-    ctx.session.flush()  # one flush gives every new lead its id
-    for lead, values in created:
+    for lead, values in created:  # ids are known: nothing is flushed until the caller is done
         _import_stages(ctx, lead, values)
 
 
@@ -389,9 +390,9 @@ class Refused(ValueError):
     """A record this lead cannot take; its message is the reason reported."""
 
 
-def _new_lead(ctx: _Context, v: dict[str, Any]) -> Lead:
+def _new_lead(ctx: _Context, v: dict[str, Any], lead_id: int) -> Lead:
     mql = v.get("mql_at", ctx.now)
-    lead = Lead(team_id=ctx.team_id, external_id=v["external_id"], status="new",
+    lead = Lead(id=lead_id, team_id=ctx.team_id, external_id=v["external_id"], status="new",
                 created_at=v.get("created_at", mql), mql_at=mql, updated_at=ctx.now,
                 owner_email=v.get("owner_email"), rejection_reason=v.get("rejection_reason"),
                 **{k: v[k] for k in PLAIN if k in v})
@@ -405,7 +406,7 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
     lifecycle.record(ctx.session, lead, "created", actor=ctx.actor, at=lead.created_at)
     status = v.get("status", "new")
     if status == "new":
-        ctx.result.new_leads.append(lead.id)
+        ctx.result.new_leads.append(lead)
         return
     lead.owner_id = ctx.owner_id(v["owner_email"])
     owner = ctx.session.get(Person, lead.owner_id) if lead.owner_id else None

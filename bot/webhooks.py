@@ -20,7 +20,6 @@ from bot import directory
 from bot.handoff import Handoffs
 from bot.ingest import ENTITIES, MAX_BATCH, IngestResult, ingest
 from bot.services import Services
-from storage.leads import get_lead_by_id
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 WINDOW_SECONDS = 300
@@ -81,8 +80,9 @@ def store(services: Services, entity: str, records: Sequence[Any], *, actor: str
                         config=services.config,
                         resolve_owner=lambda email: (p.id if (p := person(email)) else None))
         handoffs = Handoffs(session, services.team_id, services.config, now, owner_by_email=person)
-        for lead_id in result.new_leads:
-            handoffs.hand_off(get_lead_by_id(session, lead_id))
+        with session.no_autoflush:  # new leads are written once, already routed and carded
+            for lead in result.new_leads:
+                handoffs.hand_off(lead)
     return result
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.models import Lead, LeadEvent, Person
@@ -61,6 +61,15 @@ def list_leads(session: Session, team_id: str, statuses: tuple[str, ...], *,
     return rows, total or 0
 
 
-def get_lead_by_id(session: Session, lead_id: int) -> Lead | None:
-    """By primary key: rows this session already holds come from its identity map, no query."""
-    return session.get(Lead, lead_id)
+def allocate_lead_ids(session: Session, n: int) -> list[int]:
+    """Ids for n new leads before they are inserted, so they can be routed and carded first
+    and written once. SQLite: this transaction holds the write lock, so max + 1 is ours."""
+    if n == 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.scalars(text(
+            "SELECT nextval(pg_get_serial_sequence('leads', 'id')) FROM generate_series(1, :n)"),
+            {"n": n}))
+    with session.no_autoflush:
+        start = (session.scalar(select(func.max(Lead.id))) or 0) + 1
+    return list(range(start, start + n))

@@ -115,7 +115,7 @@ def test_a_lead_imported_as_contacted_keeps_its_history_and_is_not_routed_again(
 
 def test_a_new_lead_waits_for_routing_and_an_update_moves_it(services):
     first = run(services, "leads", [{"external_id": "L-1", "source": "webinar"}])
-    assert first.new_leads == [rows(services, Lead)[0].id]
+    assert [lead.id for lead in first.new_leads] == [rows(services, Lead)[0].id]
     run(services, "leads", [{"external_id": "L-1", "source": "webinar",
                              "owner_email": "sam@example.com", "status": "routed"}])
     moved = run(services, "leads", [{"external_id": "L-1", "source": "webinar",
