@@ -1,13 +1,14 @@
 """Business time: working days and hours in a timezone, minus public and company holidays.
 
-All arithmetic is done on aware datetimes built from local wall times, so a working
-day that contains a daylight-saving switch is as long as it really is.
+Working windows are built from local wall times and then converted to UTC, and all
+arithmetic happens in UTC: Python adds and subtracts datetimes that share a zoneinfo
+in wall-clock time, which would make a day with a daylight-saving switch an hour off.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -48,8 +49,9 @@ class Calendar:
                 and day not in _public_holidays(self.holidays, day.year))
 
     def window(self, day: date) -> tuple[datetime, datetime]:
-        return (datetime.combine(day, self.hours.start, self.tz),
-                datetime.combine(day, self.hours.end, self.tz))
+        """The day's working hours as UTC instants."""
+        return (datetime.combine(day, self.hours.start, self.tz).astimezone(UTC),
+                datetime.combine(day, self.hours.end, self.tz).astimezone(UTC))
 
     def is_working_time(self, at: datetime) -> bool:
         local = at.astimezone(self.tz)
@@ -60,12 +62,14 @@ class Calendar:
 
     def next_working_start(self, at: datetime) -> datetime:
         """`at` itself when it is working time, else the start of the next working window."""
+        at = at.astimezone(UTC)
         for start, end in self._windows_from(at):
             if at < end:
                 return max(at, start)
         raise ValueError("no working time within ten years; check working_days and holidays")
 
     def add_business_minutes(self, at: datetime, minutes: float) -> datetime:
+        at = at.astimezone(UTC)
         remaining = timedelta(minutes=minutes)
         for start, end in self._windows_from(at):
             begin = max(at, start)
@@ -77,6 +81,7 @@ class Calendar:
         raise ValueError("no working time within ten years; check working_days and holidays")
 
     def business_minutes_between(self, a: datetime, b: datetime) -> float:
+        a, b = a.astimezone(UTC), b.astimezone(UTC)
         if b <= a:
             return 0.0
         total = timedelta()
