@@ -19,7 +19,7 @@ def command_table() -> CommandTable:
 
 
 def create_app(services: Services, *, verify_requests: bool = True) -> App:
-    from handlers import commands, directory, errors, handoff, middleware
+    from handlers import commands, directory, errors, handoff, middleware, sla
 
     app = App(
         client=services.slack,
@@ -30,7 +30,7 @@ def create_app(services: Services, *, verify_requests: bool = True) -> App:
     )
     if verify_requests:
         app.use(_verification(services.secrets.slack_signing_secret, services.clock))
-    for module in (middleware, errors, commands, handoff, directory):
+    for module in (middleware, errors, commands, handoff, directory, sla):
         module.register(app, services)
     return app
 

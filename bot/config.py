@@ -107,6 +107,12 @@ class SlaPolicy:
     source: str | None = None
     segment: str | None = None
     region: str | None = None
+    # the nudges: a reminder at this share of the window (0 = none), a breach notice to the
+    # owner and their manager at the due time, then optional escalation and reassignment
+    remind_at: float = 0.5
+    breach_notice: bool = True
+    escalate_after: timedelta | None = None
+    reassign_after: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -414,7 +420,8 @@ def _read_sla(r: _Reader, raw: Any) -> tuple[SlaPolicy, ...]:
     for i, item in enumerate(raw):
         key = f"sla[{i}]"
         t = r.table(item, key, ("name", "respond_within", "clock", "min_score", "source",
-                                "segment", "region"))
+                                "segment", "region", "remind_at", "breach_notice",
+                                "escalate_after", "reassign_after"))
         out.append(SlaPolicy(
             name=r.value(t, key, "name", _string, required=True) or f"policy {i}",
             respond_within=r.value(t, key, "respond_within", _duration, timedelta(hours=4),
@@ -424,8 +431,19 @@ def _read_sla(r: _Reader, raw: Any) -> tuple[SlaPolicy, ...]:
             source=r.value(t, key, "source", _string),
             segment=r.value(t, key, "segment", _string),
             region=r.value(t, key, "region", _string),
+            remind_at=r.value(t, key, "remind_at", _share, 0.5),
+            breach_notice=r.value(t, key, "breach_notice", _bool, True),
+            escalate_after=r.value(t, key, "escalate_after", _duration),
+            reassign_after=r.value(t, key, "reassign_after", _duration),
         ))
     return tuple(out)
+
+
+def _share(v: Any) -> float:
+    x = _fraction(v)
+    if x >= 1:
+        raise ValueError(f"{v!r} must be below 1: the reminder comes before the due time")
+    return x
 
 
 def _read_targets(r: _Reader, raw: Any) -> dict[str, float]:

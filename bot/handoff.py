@@ -116,7 +116,7 @@ def _assign(session: Session, lead: Lead, owner: Person, config: Config, now: da
     lead.owner_id = owner.id
     lifecycle.transition(session, lead, "routed", actor=actor, at=now,
                          data={**data, "owner": owner.slack_id})
-    sla.start(lead, config, owner, now)
+    sla.open_clock(session, lead, config, owner, now)
 
 
 def open_card(session: Session, team_id: str, token: str, user: str, config: Config,
@@ -178,7 +178,7 @@ def first_touch(session: Session, team_id: str, token: str, user: str, config: C
                 now: datetime) -> ClickResult:
     lead = _clicked(session, team_id, token, user, config, "contacted", now)
     _decide(session, lead, "contacted", user, now)
-    sla.stop(lead, config, queries.get_person_by_id(session, lead.owner_id), now)
+    sla.close_clock(session, lead, config, queries.get_person_by_id(session, lead.owner_id), now)
     refresh_cards(session, team_id, lead, config, now)
     met = {True: " within the SLA", False: " after the SLA was due"}.get(lead.sla_met, "")
     return ClickResult(True, f"First touch on {_name(lead)} logged{met}.")
@@ -189,7 +189,7 @@ def reject(session: Session, team_id: str, token: str, user: str, config: Config
     lead = _clicked(session, team_id, token, user, config, "rejected", now)
     lead.rejection_reason, lead.rejection_note = reason, (note or "").strip() or None
     _decide(session, lead, "rejected", user, now, data={"reason": reason, "note": lead.rejection_note})
-    sla.stop(lead, config, queries.get_person_by_id(session, lead.owner_id), now)
+    sla.close_clock(session, lead, config, queries.get_person_by_id(session, lead.owner_id), now)
     refresh_cards(session, team_id, lead, config, now)
     _tell_marketing(session, team_id, lead, config, now)
     return ClickResult(True, f"You rejected {_name(lead)}; marketing sees your reason.")
@@ -213,16 +213,22 @@ def reassign(session: Session, team_id: str, token: str, user: str, config: Conf
         raise ClickRefused(f"{_name(lead)} is already with <@{to}>.")
     _check(session, lead, token, user, config, "routed",
            allow_self=lead.owner_id is None and to == user)
-    _claim(session, lead, "routed", now)
-    _assign(session, lead, new_owner, config, now, actor=user,
-            data={"reason": "taken" if to == user else "reassigned"})
-    refresh_cards(session, team_id, lead, config, now)
-    if config.handoff.dm_owner:
-        outbox.post(session, team_id, new_owner.slack_id,
-                    cards.handoff_card(card_view(session, lead, config, now)), now=now,
-                    ref=f"lead:{lead.id}:dm:{new_owner.slack_id}")
+    reassign_to(session, lead, new_owner, config, now, actor=user,
+                reason="taken" if to == user else "reassigned")
     who = "yours" if to == user else f"with <@{to}>"
     return ClickResult(True, f"{_name(lead)} is now {who}.")
+
+
+def reassign_to(session: Session, lead: Lead, new_owner: Person, config: Config, now: datetime,
+                *, actor: str, reason: str) -> None:
+    """Move the lead to a new owner (a click, or the SLA's automatic reassignment)."""
+    _claim(session, lead, "routed", now)
+    _assign(session, lead, new_owner, config, now, actor=actor, data={"reason": reason})
+    refresh_cards(session, lead.team_id, lead, config, now)
+    if config.handoff.dm_owner:
+        outbox.post(session, lead.team_id, new_owner.slack_id,
+                    cards.handoff_card(card_view(session, lead, config, now)), now=now,
+                    ref=f"lead:{lead.id}:dm:{new_owner.slack_id}")
 
 
 def view_for_token(session: Session, team_id: str, token: str, config: Config,

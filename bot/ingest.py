@@ -416,9 +416,9 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
         lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at,
                              data={"reason": v["rejection_reason"]} if stage == "rejected" else None)
         if stage == "routed":
-            sla.start(lead, ctx.config, owner, at)
+            sla.open_clock(ctx.session, lead, ctx.config, owner, at)
         if stage in ("contacted", "rejected"):
-            sla.stop(lead, ctx.config, owner, at)
+            sla.close_clock(ctx.session, lead, ctx.config, owner, at)
     lead.updated_at = ctx.now
 
 
@@ -464,7 +464,7 @@ def _move(ctx: _Context, lead: Lead, v: dict[str, Any]) -> bool:
             lead.rejection_reason = v["rejection_reason"]
         lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at, data=data)
         if stage in ("contacted", "rejected"):
-            sla.stop(lead, ctx.config, owner, at)
+            sla.close_clock(ctx.session, lead, ctx.config, owner, at)
     return True
 
 

@@ -19,6 +19,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Config
 from bot.events import prune_events
+from bot.imports import import_dropped
+from bot.nudges import sweep
 from bot.services import Services
 
 
@@ -27,9 +29,12 @@ def import_folder(services: Services, now: datetime) -> Any:
     folder = services.config.imports.folder
     if not folder or not Path(folder).is_dir():
         return []
-    from bot.imports import import_dropped  # only when there is a folder to watch
-
     return [(path.name, s.as_dict()) for path, s in import_dropped(services, Path(folder), now)]
+
+
+def sla_sweep(services: Services, now: datetime) -> Any:
+    """Send the SLA nudges that fell due (each once, even with several workers)."""
+    return sweep(services, now)
 
 
 def outbox_sweep(services: Services, now: datetime) -> Any:
@@ -58,6 +63,8 @@ class Job:
 JOBS: tuple[Job, ...] = (
     Job("outbox.sweep", outbox_sweep, lambda c: every(seconds=30), 30,
         "deliver queued Slack messages that are due (retries, held messages)"),
+    Job("sla.sweep", sla_sweep, lambda c: every(minutes=1), 60,
+        "send due SLA reminders, breach notices, escalations and reassignments"),
     Job("imports.folder", import_folder, lambda c: every(minutes=1), 60,
         "import CSV files dropped into the configured folder"),
     Job("events.prune", prune_events, lambda c: CronTrigger(hour=3, timezone=c.workspace.tz), 3600,

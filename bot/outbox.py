@@ -135,36 +135,31 @@ class OutboxSender:
             return self._flush(limit)
 
     def _flush(self, limit: int) -> SendReport:
+        """One pass over the due rows in id order; a row held back by its channel's pacing
+        waits for the next flush without hiding the rows behind it."""
         report = SendReport()
         now = self.clock.now()
-        skipped: set[int] = set()
+        cursor = 0
         while report.sent + report.dead < limit:
-            candidates = [r for r in self._due(now) if r.id not in skipped]
-            if not candidates:
+            page = self._due(now, cursor)
+            if not page:
                 break
-            progressed = False
-            for row in candidates:
+            cursor = page[-1].id
+            for row in page:
                 ready = self._ready_at(row, now)
                 if ready > now:
                     report.wake(ready)
-                    skipped.add(row.id)
-                    continue
-                if not self._claim(row.id, now):
-                    skipped.add(row.id)  # another sender has it
-                    continue
-                progressed = True
-                self._deliver(row, now, report)
-                now = self.clock.now()
-            if not progressed:
-                break
+                elif self._claim(row.id, now):  # else another sender has it
+                    self._deliver(row, now, report)
+                    now = self.clock.now()
         report.wake(self._next_scheduled(now))
         return report
 
     # -- selection and claiming
 
-    def _due(self, now: datetime) -> list[OutboxMessage]:
+    def _due(self, now: datetime, after_id: int) -> list[OutboxMessage]:
         with self.sessions.begin() as s:
-            return queries.list_due(s, now, now - CLAIM_LEASE, BATCH)
+            return queries.list_due(s, now, now - CLAIM_LEASE, BATCH, after_id)
 
     def _ready_at(self, row: OutboxMessage, now: datetime) -> datetime:
         if row.parent_id is not None and self._parent(row) is None:

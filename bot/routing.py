@@ -88,9 +88,10 @@ class Router:
         self.session, self.team_id, self.config, self.now = session, team_id, config, now
         self._pools: dict[str, tuple[list[Person], dict[int, int], dict[str, RoutingState]]] = {}
 
-    def route(self, lead: Lead) -> Decision:
+    def route(self, lead: Lead, exclude: set[int] | frozenset[int] = frozenset()) -> Decision:
         pool = pool_for(self.config, lead)
         members, load, states = self._pool(pool)
+        members = [p for p in members if p.id not in exclude]
         if not members:
             return Decision(None, pool, f"pool {pool} has nobody in it")
         eligible = [p for p in members

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from bot.calendar import Calendar
 from bot.config import Config, SlaPolicy
 from bot.routing import person_calendar
 from storage.models import Lead, Person
+from storage.nudges import add_nudge, cancel_pending
 
-DUE_SOON_SHARE = 0.25  # the last quarter of the window counts as "due soon"
+DUE_SOON_SHARE = 0.5  # the second half of the window, when the default reminder goes out
 
 
 def policy_for(config: Config, lead: Lead) -> SlaPolicy | None:
@@ -56,13 +59,50 @@ def stop(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None
         lead.sla_met = at <= lead.sla_due_at
 
 
+def open_clock(session: Session, lead: Lead, config: Config, owner: Person | None,
+               at: datetime) -> None:
+    """At routing: the due time, and the nudges that will follow it."""
+    start(lead, config, owner, at)
+    schedule(session, lead, config, owner)
+
+
+def schedule(session: Session, lead: Lead, config: Config, owner: Person | None) -> None:
+    """The nudge rows of the lead's policy: reminder, breach, escalation, reassignment."""
+    cancel_pending(session, lead.id)
+    policy = policy_for(config, lead)
+    if policy is None or lead.sla_due_at is None or lead.routed_at is None:
+        return
+    due = lead.sla_due_at
+    stages = []
+    if policy.remind_at > 0:
+        share = policy.respond_within * policy.remind_at
+        stages.append(("remind", lead.routed_at + share if policy.clock == "wall" else
+                       calendar_for(config, owner).add_business_minutes(
+                           lead.routed_at, share.total_seconds() / 60)))
+    if policy.breach_notice:
+        stages.append(("breach", due))
+    if policy.escalate_after:
+        stages.append(("escalate", due + policy.escalate_after))
+    if policy.reassign_after:
+        stages.append(("reassign", due + policy.reassign_after))
+    for stage, at in stages:
+        add_nudge(session, team_id=lead.team_id, lead_id=lead.id, stage=stage, due_at=at)
+
+
+def close_clock(session: Session, lead: Lead, config: Config, owner: Person | None,
+                at: datetime) -> None:
+    """At the first touch or a rejection: record the response; the nudges are off."""
+    stop(lead, config, owner, at)
+    cancel_pending(session, lead.id)
+
+
 def state(lead: Lead, now: datetime) -> str | None:
     """on_track | due_soon | breached | met, or None when the lead has no SLA."""
     if lead.sla_due_at is None or lead.routed_at is None:
         return None
     if lead.sla_met is not None:
         return "met" if lead.sla_met else "breached"
-    if now > lead.sla_due_at:
+    if now >= lead.sla_due_at:  # the breach notice goes out at the due time itself
         return "breached"
     window = (lead.sla_due_at - lead.routed_at).total_seconds()
     left = (lead.sla_due_at - now).total_seconds()

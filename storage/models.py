@@ -432,3 +432,27 @@ class UnmappedEmail(Base):
     first_seen_at: Mapped[datetime]
     notified_at: Mapped[datetime | None]
     leads: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Nudge(Base):
+    """One SLA stage of a lead, due at a time: reminder, breach notice, escalation, reassignment.
+
+    Written when the lead is routed, cancelled by the first touch or a rejection, and
+    claimed by the sweep with a conditional UPDATE so each is sent once."""
+
+    __tablename__ = "nudges"
+    __table_args__ = (
+        Index("ix_nudges_state_due", "state", "due_at"),
+        Index("ix_nudges_lead", "lead_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(16))  # remind | breach | escalate | reassign
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|cancelled
+    held: Mapped[bool] = mapped_column(Boolean, default=False)  # moved to the recipient's next morning
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]

@@ -31,11 +31,12 @@ def has_dedupe_key(session: Session, team_id: str, dedupe_key: str) -> bool:
         OutboxMessage.team_id == team_id, OutboxMessage.dedupe_key == dedupe_key)) is not None
 
 
-def list_due(session: Session, now: datetime, stale_before: datetime, limit: int) -> list[OutboxMessage]:
-    """Pending rows that are due, and rows whose sender vanished mid-claim."""
+def list_due(session: Session, now: datetime, stale_before: datetime, limit: int,
+             after_id: int = 0) -> list[OutboxMessage]:
+    """Pending rows that are due, and rows whose sender vanished mid-claim, by id after `after_id`."""
     return list(session.scalars(
         select(OutboxMessage)
-        .where(_claimable(now, stale_before))
+        .where(_claimable(now, stale_before), OutboxMessage.id > after_id)
         .order_by(OutboxMessage.id).limit(limit)
     ))
 
