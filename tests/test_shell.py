@@ -112,3 +112,30 @@ def test_a_webhook_lead_is_carded_accepted_and_reprinted(shell):
 
 def test_webhook_line_explains_bad_json(shell):
     assert "usage: webhook <entity> <json>" in run(shell, "webhook leads {oops")
+
+
+def test_an_evening_lead_nudges_in_the_morning_each_stage_once(tmp_path):
+    import dataclasses
+    from datetime import timedelta
+
+    from tests.conftest import TEST_CONFIG, check_slack_call
+    from tests.shelltools import make_shell
+
+    shell = make_shell(tmp_path, TEST_CONFIG, check_slack_call,
+                       at=datetime(2026, 11, 24, 21, 50, tzinfo=UTC))  # Tuesday 16:50 New York
+    config = shell.services.config
+    shell.services.config = dataclasses.replace(config, sla=tuple(dataclasses.replace(
+        p, respond_within=timedelta(hours=18), clock="wall", escalate_after=timedelta(minutes=30),
+        reassign_after=timedelta(hours=1)) for p in config.sla))
+    run(shell, 'webhook leads {"external_id": "L-5", "source": "events", "name": "Eve Ng"}')
+    evening = run(shell, "tick 16h")  # to Wednesday 08:50: the 01:50 reminder waits
+    assert "Reminder" not in evening
+    morning = run(shell, "tick 4h")  # to 12:50
+    stages = [":hourglass_flowing_sand:",   # the reminder, held from 01:50 to 09:00
+              ":red_circle: Your lead",      # the breach notice at 10:50 ...
+              "@Sam Sales's lead",           # ... and to the manager
+              "past its SLA; owner",         # the channel escalation at 11:20
+              "[D0SALES02]"]                 # reassigned at 11:50: the new owner's card
+    shown = [morning.find(marker) for marker in stages]
+    assert all(i >= 0 for i in shown) and shown == sorted(shown), shown
+    assert [morning.count(marker) for marker in stages[:4]] == [1, 1, 1, 1]
