@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from slack_bolt import App
 
@@ -11,32 +10,13 @@ from bot import handoff
 from bot.blocks import handoff as cards
 from bot.lifecycle import REJECTION_REASONS
 from bot.services import Services
+from handlers.clicks import answer, button_listener, run_click
 
 
 def register(app: App, services: Services) -> None:
-    def run(service: Callable, team_id: str, token: str, user: str, **details) -> str:
-        """One click, one transaction; the answer for the clicker, whatever happened."""
-        try:
-            with services.transaction() as session:
-                return service(session, team_id, token, user, services.config,
-                               services.clock.now(), **details).message
-        except handoff.ClickRefused as exc:
-            return str(exc)
-
-    def answer(client, channel: str, user: str, text: str) -> None:
-        client.chat_postEphemeral(channel=channel, user=user, **cards.click_answer(text))
-
-    def on_button(service: Callable):
-        def listener(ack, body, action, client):
-            ack()
-            user = body["user"]["id"]
-            answer(client, body["channel"]["id"], user,
-                   run(service, body["team"]["id"], action["value"], user))
-        return listener
-
-    app.action(cards.ACCEPT)(on_button(handoff.accept))
-    app.action(cards.FIRST_TOUCH)(on_button(handoff.first_touch))
-    app.action(cards.TAKE)(on_button(handoff.take))
+    app.action(cards.ACCEPT)(button_listener(services, handoff.accept))
+    app.action(cards.FIRST_TOUCH)(button_listener(services, handoff.first_touch))
+    app.action(cards.TAKE)(button_listener(services, handoff.take))
 
     @app.action(cards.REASSIGN)
     def reassign(ack, body, action, client):
@@ -44,7 +24,8 @@ def register(app: App, services: Services) -> None:
         user = body["user"]["id"]
         token = action.get("block_id", "").removeprefix("lead-")  # selects carry no value
         answer(client, body["channel"]["id"], user,
-               run(handoff.reassign, body["team"]["id"], token, user, to=action["selected_user"]))
+               run_click(services, handoff.reassign, body["team"]["id"], token, user,
+                         to=action["selected_user"]))
 
     @app.action(cards.REJECT)
     def reject(ack, body, action, client):
@@ -74,8 +55,8 @@ def register(app: App, services: Services) -> None:
         ack()
         token, channel = cards.modal_target(view["private_metadata"])
         user = body["user"]["id"]
-        answer(client, channel, user, run(handoff.reject, body["team"]["id"], token, user,
-                                              reason=reason, note=note))
+        answer(client, channel, user, run_click(services, handoff.reject, body["team"]["id"],
+                                                token, user, reason=reason, note=note))
 
     @app.action(re.compile(rf"^{re.escape(cards.OPEN_CARD)}\.\d+$"))
     def open_card(ack, body, action, client):
