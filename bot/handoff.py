@@ -113,10 +113,11 @@ def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Dec
 
 def _assign(session: Session, lead: Lead, owner: Person, config: Config, now: datetime, *,
             actor: str, data: dict) -> None:
+    rerouted = lead.status != "new"
     lead.owner_id = owner.id
     lifecycle.transition(session, lead, "routed", actor=actor, at=now,
                          data={**data, "owner": owner.slack_id})
-    sla.open_clock(session, lead, config, owner, now)
+    sla.open_clock(session, lead, config, owner, now, rerouted=rerouted)
 
 
 def open_card(session: Session, team_id: str, token: str, user: str, config: Config,

@@ -416,7 +416,7 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
         lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at,
                              data={"reason": v["rejection_reason"]} if stage == "rejected" else None)
         if stage == "routed":
-            sla.open_clock(ctx.session, lead, ctx.config, owner, at)
+            sla.open_clock(ctx.session, lead, ctx.config, owner, at, rerouted=False)
         if stage in ("contacted", "rejected"):
             sla.close_clock(ctx.session, lead, ctx.config, owner, at)
     lead.updated_at = ctx.now

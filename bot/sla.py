@@ -60,15 +60,17 @@ def stop(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None
 
 
 def open_clock(session: Session, lead: Lead, config: Config, owner: Person | None,
-               at: datetime) -> None:
-    """At routing: the due time, and the nudges that will follow it."""
+               at: datetime, *, rerouted: bool) -> None:
+    """At routing: the due time, and the nudges that will follow it (replacing the old
+    owner's when the lead is routed again)."""
     start(lead, config, owner, at)
+    if rerouted:
+        cancel_pending(session, lead.id)
     schedule(session, lead, config, owner)
 
 
 def schedule(session: Session, lead: Lead, config: Config, owner: Person | None) -> None:
     """The nudge rows of the lead's policy: reminder, breach, escalation, reassignment."""
-    cancel_pending(session, lead.id)
     policy = policy_for(config, lead)
     if policy is None or lead.sla_due_at is None or lead.routed_at is None:
         return

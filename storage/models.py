@@ -443,7 +443,7 @@ class Nudge(Base):
     __tablename__ = "nudges"
     __table_args__ = (
         Index("ix_nudges_state_due", "state", "due_at"),
-        Index("ix_nudges_lead", "lead_id"),
+        Index("ix_nudges_lead_state", "lead_id", "state"),  # cancelling one lead's nudges
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
