@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
-from bot.config import Config, WorkingHours
+from bot.config import Config, WorkingHours, Workspace
 
 MAX_DAYS = 3660  # a search for working time gives up after ten years of holidays
 
@@ -39,10 +39,7 @@ class Calendar:
     def of(cls, config: Config, timezone: str | None = None,
            hours: WorkingHours | None = None) -> Calendar:
         """The workspace calendar, in a person's own timezone and hours when they have them."""
-        ws = config.workspace
-        return cls(tz=ZoneInfo(timezone or ws.timezone), days=ws.working_days,
-                   hours=hours or ws.working_hours, holidays=ws.holidays,
-                   extra=frozenset(ws.extra_holidays))
+        return _calendar(config.workspace, timezone, hours)
 
     def is_working_day(self, day: date) -> bool:
         return (day.weekday() in self.days and day not in self.extra
@@ -69,6 +66,9 @@ class Calendar:
         raise ValueError("no working time within ten years; check working_days and holidays")
 
     def add_business_minutes(self, at: datetime, minutes: float) -> datetime:
+        return _add_business_minutes(self, at, minutes)
+
+    def _add(self, at: datetime, minutes: float) -> datetime:
         at = at.astimezone(UTC)
         remaining = timedelta(minutes=minutes)
         for start, end in self._windows_from(at):
@@ -99,3 +99,16 @@ class Calendar:
             d = day + timedelta(days=offset)
             if self.is_working_day(d):
                 yield self.window(d)
+
+
+# A batch of leads routed at one instant asks the same questions thousands of times.
+@lru_cache(maxsize=256)
+def _calendar(ws: Workspace, timezone: str | None, hours: WorkingHours | None) -> Calendar:
+    return Calendar(tz=ZoneInfo(timezone or ws.timezone), days=ws.working_days,
+                    hours=hours or ws.working_hours, holidays=ws.holidays,
+                    extra=frozenset(ws.extra_holidays))
+
+
+@lru_cache(maxsize=4096)
+def _add_business_minutes(calendar: Calendar, at: datetime, minutes: float) -> datetime:
+    return calendar._add(at, minutes)

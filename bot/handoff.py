@@ -19,6 +19,7 @@ from bot.blocks import handoff as cards
 from bot.config import Config
 from bot.routing import Decision, Router
 from storage import leads as queries
+from storage.bulk import Rows
 from storage.models import Lead, OutboxMessage, Person
 from storage.outbox import count_posts_since, get_first_post, get_pending_post
 from storage.people import get_person
@@ -43,15 +44,19 @@ class ClickRefused(Exception):
 
 class Handoffs:
     """Hands off many new leads in one transaction with a few queries, not a dozen per lead:
-    routing state, per-channel card counts and open summaries are read once and tracked."""
+    routing state, per-channel card counts and open summaries are read once and tracked, and
+    each summary message is written once, by `finish()`. The leads' history and nudges go
+    into `rows` when given (the caller writes them)."""
 
     def __init__(self, session: Session, team_id: str, config: Config, now: datetime,
-                 owner_by_email: Callable[[str], Person | None] | None = None):
+                 owner_by_email: Callable[[str], Person | None] | None = None,
+                 rows: Rows | None = None):
         self.session, self.team_id, self.config, self.now = session, team_id, config, now
-        self.owner_by_email = owner_by_email
+        self.owner_by_email, self.rows = owner_by_email, rows
         self.router = Router(session, team_id, config, now)
         self._recent: dict[str, int] = {}
-        self._summary: dict[str, OutboxMessage | None] = {}
+        self._summary: dict[str, tuple[OutboxMessage, list[dict]] | None] = {}
+        self._gathered: list[tuple[OutboxMessage, list[dict]]] = []
 
     def hand_off(self, lead: Lead) -> None:
         """Route a new lead and post its card (channel, and the owner's DM).
@@ -60,16 +65,23 @@ class Handoffs:
             if lead.owner_email and self.owner_by_email else self.router.route(lead)
         data = {"pool": decision.pool, "reason": decision.reason}
         if decision.owner is None:
-            lifecycle.record(self.session, lead, "unassigned", actor="system", at=self.now, data=data)
+            lifecycle.record(self.session, lead, "unassigned", actor="system", at=self.now, data=data,
+                             rows=self.rows)
         else:
             _assign(self.session, lead, decision.owner, self.config, self.now, actor="system",
-                    data=data)
+                    data=data, rows=self.rows)
         view = card_view(self.session, lead, self.config, self.now, fresh=decision)
         if self.config.channels.handoff:
             self._post(self.config.channels.handoff, view, f"lead:{lead.id}:channel")
         if decision.owner is not None and self.config.handoff.dm_owner:
             self._post(decision.owner.slack_id, view,
                        f"lead:{lead.id}:dm:{decision.owner.slack_id}")
+
+    def finish(self) -> None:
+        """Write the summaries gathered since the last call, each once with all its lines."""
+        for message, lines in self._gathered:
+            message.payload = {"channel": message.channel, **cards.burst_summary(lines)}
+        self._gathered.clear()
 
     def _post(self, channel: str, view: cards.CardView, ref: str) -> None:
         """The card itself or, in a burst, a line in the channel's summary message.
@@ -78,29 +90,35 @@ class Handoffs:
         if channel not in self._recent:
             self._recent[channel] = count_posts_since(self.session, self.team_id, channel,
                                                       "lead:", self.now - BURST_WINDOW)
-            self._summary[channel] = get_pending_post(self.session, self.team_id,
-                                                      f"burst:{channel}")
+            pending = get_pending_post(self.session, self.team_id, f"burst:{channel}")
+            self._summary[channel] = None if pending is None else \
+                self._gather(pending, cards.summary_lines(pending.payload))
         if self._recent[channel] < self.config.handoff.burst_limit:
             self._recent[channel] += 1
             outbox.post(self.session, self.team_id, channel, cards.handoff_card(view),
                         now=self.now, ref=ref)
             return
+        line = cards.summary_line(view)
         summary = self._summary[channel]
-        lines = cards.summary_lines(summary.payload) if summary is not None else []
-        if summary is None or len(lines) >= cards.SUMMARY_MAX:
-            self._summary[channel] = outbox.post(
-                self.session, self.team_id, channel,
-                cards.burst_summary([cards.summary_line(view)]), now=self.now,
-                ref=f"burst:{channel}", not_before=self.now + SUMMARY_GATHER)
-            return
-        summary.payload = {"channel": channel,
-                           **cards.burst_summary([*lines, cards.summary_line(view)])}
+        if summary is None or len(summary[1]) >= cards.SUMMARY_MAX:
+            message = outbox.post(self.session, self.team_id, channel, cards.burst_summary([line]),
+                                  now=self.now, ref=f"burst:{channel}",
+                                  not_before=self.now + SUMMARY_GATHER)
+            self._summary[channel] = self._gather(message, [line])
+        else:
+            summary[1].append(line)
+
+    def _gather(self, message: OutboxMessage, lines: list[dict]) -> tuple[OutboxMessage, list[dict]]:
+        self._gathered.append((message, lines))
+        return message, lines
 
 
 def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: datetime,
              owner_by_email: Callable[[str], Person | None] | None = None) -> None:
     """Hand off one new lead (see Handoffs for many)."""
-    Handoffs(session, team_id, config, now, owner_by_email).hand_off(lead)
+    handoffs = Handoffs(session, team_id, config, now, owner_by_email)
+    handoffs.hand_off(lead)
+    handoffs.finish()
 
 
 def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Decision:
@@ -112,12 +130,12 @@ def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Dec
 
 
 def _assign(session: Session, lead: Lead, owner: Person, config: Config, now: datetime, *,
-            actor: str, data: dict) -> None:
+            actor: str, data: dict, rows: Rows | None = None) -> None:
     rerouted = lead.status != "new"
     lead.owner_id = owner.id
     lifecycle.transition(session, lead, "routed", actor=actor, at=now,
-                         data={**data, "owner": owner.slack_id})
-    sla.open_clock(session, lead, config, owner, now, rerouted=rerouted)
+                         data={**data, "owner": owner.slack_id}, rows=rows)
+    sla.open_clock(session, lead, config, owner, now, rerouted=rerouted, rows=rows)
 
 
 def open_card(session: Session, team_id: str, token: str, user: str, config: Config,

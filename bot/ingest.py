@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bot import lifecycle, sla
 from bot.config import Config
 from storage import ingest as queries
+from storage.bulk import Rows
 from storage.leads import allocate_lead_ids
 from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend
 
@@ -210,7 +211,9 @@ def key_of(entity: str, raw: Any, values: dict[str, Any]) -> str | None:
 
 def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any], *, now: datetime,
            actor: str, resolve_owner: Callable[[str], int | None],
-           config: Config | None = None) -> IngestResult:
+           config: Config | None = None, rows: Rows | None = None) -> IngestResult:
+    """Validate and upsert; new leads' history and nudges go into `rows` when given (the
+    caller writes them after routing, in one statement per table)."""
     if entity not in ENTITIES:
         raise ValueError(f"unknown entity {entity!r}; one of {', '.join(ENTITIES)}")
     result = IngestResult()
@@ -221,7 +224,7 @@ def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any], 
             result.rejected.append(Rejection(index, key_of(entity, raw, values), errors))
         else:
             parsed.append((index, values))
-    ctx = _Context(session, team_id, now, actor, resolve_owner, config or Config(), result)
+    ctx = _Context(session, team_id, now, actor, resolve_owner, config or Config(), result, rows)
     UPSERT[entity](ctx, parsed)
     return result
 
@@ -235,6 +238,7 @@ class _Context:
     resolve_owner: Callable[[str], int | None]
     config: Config
     result: IngestResult
+    rows: Rows | None = None
     owners: dict[str, int | None] = field(default_factory=dict)
 
     def owner_id(self, email_: str) -> int | None:
@@ -355,11 +359,12 @@ def _leads(ctx: _Context, parsed) -> None:
     existing = queries.get_by_external_ids(ctx.session, Lead, ctx.team_id,
                                            [v["external_id"] for _, v in parsed])
     created: list[tuple[Lead, dict[str, Any]]] = []
+    created_keys: set[str] = set()
     fresh = [v for _, v in parsed if v["external_id"] not in existing]
     ids = iter(allocate_lead_ids(ctx.session, len({v["external_id"] for v in fresh})))
     for index, values in parsed:
         lead = existing.get(values["external_id"])
-        if lead is not None and lead.id is None:
+        if values["external_id"] in created_keys:
             ctx.reject(index, values["external_id"], "external_id: sent twice in this batch")
         elif lead is None:
             if values.get("status", "new") != "new" and "owner_email" not in values:
@@ -369,6 +374,7 @@ def _leads(ctx: _Context, parsed) -> None:
             lead = _new_lead(ctx, values, next(ids))
             existing[values["external_id"]] = lead
             created.append((lead, values))
+            created_keys.add(values["external_id"])
         else:
             _existing_lead(ctx, index, lead, values)
     for lead, values in created:  # ids are known: nothing is flushed until the caller is done
@@ -402,8 +408,9 @@ def _new_lead(ctx: _Context, v: dict[str, Any], lead_id: int) -> Lead:
 
 
 def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
-    """A new lead's history: created, then each stage it was imported at (a new one is routed later)."""
-    lifecycle.record(ctx.session, lead, "created", actor=ctx.actor, at=lead.created_at)
+    """A new lead's history: created, then each stage it was imported at (a new one is routed
+    later). Its SLA is worked out from the stage times; nudges only if it still awaits a touch."""
+    lifecycle.record(ctx.session, lead, "created", actor=ctx.actor, at=lead.created_at, rows=ctx.rows)
     status = v.get("status", "new")
     if status == "new":
         ctx.result.new_leads.append(lead)
@@ -413,12 +420,14 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
     at = lead.mql_at
     for stage in CHAIN[status]:
         at = v.get(STAGE_TIME[stage], at)
-        lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at,
+        lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at, rows=ctx.rows,
                              data={"reason": v["rejection_reason"]} if stage == "rejected" else None)
         if stage == "routed":
-            sla.open_clock(ctx.session, lead, ctx.config, owner, at, rerouted=False)
+            sla.start(lead, ctx.config, owner, at)
         if stage in ("contacted", "rejected"):
-            sla.close_clock(ctx.session, lead, ctx.config, owner, at)
+            sla.stop(lead, ctx.config, owner, at)
+    if lead.status in ("routed", "accepted"):
+        sla.schedule(ctx.session, lead, ctx.config, owner, ctx.rows)
     lead.updated_at = ctx.now
 
 

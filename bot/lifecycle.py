@@ -8,12 +8,12 @@ history (one lead event per transition) are the same whatever the source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from storage import bulk
 from storage.models import Lead, LeadEvent
 
 STATUSES = ("new", "routed", "accepted", "contacted", "qualified", "won", "lost", "rejected",
@@ -56,23 +56,14 @@ class IllegalTransition(ValueError):
         self.allowed = allowed
 
 
-@dataclass(frozen=True)
-class Change:
-    """What a transition did, for the caller to render or queue messages about."""
-
-    lead: Lead
-    from_status: str
-    to_status: str
-    event: LeadEvent
-
-
 def can(lead: Lead, to: str) -> bool:
     return to in ALLOWED.get(lead.status, frozenset())
 
 
 def transition(session: Session, lead: Lead, to: str, *, actor: str, at: datetime,
-               data: dict[str, Any] | None = None) -> Change:
-    """Move the lead to `to`, stamp the stage time, and write its lead event."""
+               data: dict[str, Any] | None = None, rows: bulk.Rows | None = None) -> None:
+    """Move the lead to `to`, stamp the stage time, and write its lead event
+    (into `rows` when the lead is one of a batch written together)."""
     if to not in STATUSES:
         raise ValueError(f"unknown status {to!r}; statuses: {', '.join(STATUSES)}")
     if not can(lead, to):
@@ -88,14 +79,13 @@ def transition(session: Session, lead: Lead, to: str, *, actor: str, at: datetim
         setattr(lead, STAMP[to], at)
     lead.status = to
     lead.updated_at = at
-    event = record(session, lead, to, actor=actor, at=at, from_status=before, data=data)
-    return Change(lead, before, to, event)
+    record(session, lead, to, actor=actor, at=at, from_status=before, data=data, rows=rows)
 
 
 def record(session: Session, lead: Lead, kind: str, *, actor: str, at: datetime,
-           from_status: str | None = None, data: dict[str, Any] | None = None) -> LeadEvent:
+           from_status: str | None = None, data: dict[str, Any] | None = None,
+           rows: bulk.Rows | None = None) -> None:
     """Append one event to the lead's history (transitions and other changes alike)."""
-    event = LeadEvent(team_id=lead.team_id, lead_id=lead.id, kind=kind, from_status=from_status,
-                      to_status=lead.status, actor=actor, at=at, data=data)
-    session.add(event)
-    return event
+    bulk.add(session, rows, LeadEvent, {
+        "team_id": lead.team_id, "lead_id": lead.id, "kind": kind, "from_status": from_status,
+        "to_status": lead.status, "actor": actor, "at": at, "data": data})

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
@@ -73,11 +74,15 @@ def why_not(person: Person, lead: Lead, config: Config, now: datetime, routed_to
 
 
 def person_calendar(config: Config, person: Person) -> Calendar:
-    hours = None
-    if person.working_hours:
-        start, end = person.working_hours.split("-")
-        hours = WorkingHours(*(datetime.strptime(t, "%H:%M").time() for t in (start, end)))  # noqa: DTZ007
-    return Calendar.of(config, person.timezone, hours)
+    return Calendar.of(config, person.timezone, _hours(person.working_hours))
+
+
+@lru_cache(maxsize=64)
+def _hours(text: str | None) -> WorkingHours | None:
+    if not text:
+        return None
+    start, end = text.split("-")
+    return WorkingHours(*(datetime.strptime(t, "%H:%M").time() for t in (start, end)))  # noqa: DTZ007
 
 
 class Router:
@@ -102,11 +107,13 @@ class Router:
         chosen = pick(deficits, {p.slack_id: p.weight for p in members},
                       [p.slack_id for p in eligible])
         for p in eligible:
-            state = states.setdefault(p.slack_id, RoutingState(
-                team_id=self.team_id, pool=pool, slack_id=p.slack_id, credit=0.0, assigned=0))
+            state = states.get(p.slack_id)
+            if state is None:
+                state = states[p.slack_id] = RoutingState(
+                    team_id=self.team_id, pool=pool, slack_id=p.slack_id, credit=0.0, assigned=0)
+                self.session.add(state)
             state.credit = deficits[p.slack_id]
             state.assigned += p.slack_id == chosen
-            self.session.add(state)
         owner = next(p for p in eligible if p.slack_id == chosen)
         load[owner.id] = load.get(owner.id, 0) + 1
         return Decision(owner, pool, f"round-robin in pool {pool}")

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from bot.calendar import Calendar
 from bot.config import Config, SlaPolicy
 from bot.routing import person_calendar
+from storage.bulk import Rows
 from storage.models import Lead, Person
 from storage.nudges import add_nudge, cancel_pending
 
@@ -60,16 +61,17 @@ def stop(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None
 
 
 def open_clock(session: Session, lead: Lead, config: Config, owner: Person | None,
-               at: datetime, *, rerouted: bool) -> None:
+               at: datetime, *, rerouted: bool, rows: Rows | None = None) -> None:
     """At routing: the due time, and the nudges that will follow it (replacing the old
     owner's when the lead is routed again)."""
     start(lead, config, owner, at)
     if rerouted:
         cancel_pending(session, lead.id)
-    schedule(session, lead, config, owner)
+    schedule(session, lead, config, owner, rows)
 
 
-def schedule(session: Session, lead: Lead, config: Config, owner: Person | None) -> None:
+def schedule(session: Session, lead: Lead, config: Config, owner: Person | None,
+             rows: Rows | None = None) -> None:
     """The nudge rows of the lead's policy: reminder, breach, escalation, reassignment."""
     policy = policy_for(config, lead)
     if policy is None or lead.sla_due_at is None or lead.routed_at is None:
@@ -88,7 +90,7 @@ def schedule(session: Session, lead: Lead, config: Config, owner: Person | None)
     if policy.reassign_after:
         stages.append(("reassign", due + policy.reassign_after))
     for stage, at in stages:
-        add_nudge(session, team_id=lead.team_id, lead_id=lead.id, stage=stage, due_at=at)
+        add_nudge(session, rows, team_id=lead.team_id, lead_id=lead.id, stage=stage, due_at=at)
 
 
 def close_clock(session: Session, lead: Lead, config: Config, owner: Person | None,

@@ -20,6 +20,7 @@ from bot import directory
 from bot.handoff import Handoffs
 from bot.ingest import ENTITIES, MAX_BATCH, IngestResult, ingest
 from bot.services import Services
+from storage.bulk import Rows
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 WINDOW_SECONDS = 300
@@ -76,13 +77,17 @@ def store(services: Services, entity: str, records: Sequence[Any], *, actor: str
             return directory.resolve_owner(session, services.team_id, email, slack=services.slack,
                                            config=services.config, now=now)
 
+        rows = Rows()  # new leads' history and nudges, written once after the leads
         result = ingest(session, services.team_id, entity, records, now=now, actor=actor,
-                        config=services.config,
+                        config=services.config, rows=rows,
                         resolve_owner=lambda email: (p.id if (p := person(email)) else None))
-        handoffs = Handoffs(session, services.team_id, services.config, now, owner_by_email=person)
+        handoffs = Handoffs(session, services.team_id, services.config, now, owner_by_email=person,
+                            rows=rows)
         with session.no_autoflush:  # new leads are written once, already routed and carded
             for lead in result.new_leads:
                 handoffs.hand_off(lead)
+        handoffs.finish()
+        rows.write(session)
     return result
 
 

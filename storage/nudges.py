@@ -7,13 +7,12 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from storage import bulk
 from storage.models import Nudge
 
 
-def add_nudge(session: Session, **fields) -> Nudge:
-    row = Nudge(state="pending", held=False, **fields)
-    session.add(row)
-    return row
+def add_nudge(session: Session, rows: bulk.Rows | None = None, **fields) -> None:
+    bulk.add(session, rows, Nudge, {"state": "pending", "held": False, **fields})
 
 
 def cancel_pending(session: Session, lead_id: int, stages: tuple[str, ...] | None = None) -> int:

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.ingest import ingest
-from storage.models import ContentUse, Customer, Deal, Lead, LeadEvent, Spend
+from storage.models import ContentUse, Customer, Deal, Lead, LeadEvent, Nudge, Spend
 from tests.slack import TEAM
 
 OWNERS = {"sam@example.com": "U0SALES01"}
@@ -111,6 +111,29 @@ def test_a_lead_imported_as_contacted_keeps_its_history_and_is_not_routed_again(
     again = run(services, "leads", [{"external_id": "L-9", "source": "events",
                                      "owner_email": "sam@example.com", "status": "contacted"}])
     assert again.unchanged == 1 and len(rows(services, LeadEvent)) == 4
+
+
+def test_a_lead_sent_twice_in_one_batch_is_stored_once_and_the_second_reported(services):
+    result = run(services, "leads", [{"external_id": "L-1", "source": "webinar", "name": "Ann"},
+                                     {"external_id": "L-2", "source": "webinar"},
+                                     {"external_id": "L-1", "source": "webinar", "name": "Bob"}])
+    assert result.created == 2 and [(r.index, r.errors) for r in result.rejected] == [
+        (2, ["external_id: sent twice in this batch"])]
+    assert [(lead.external_id, lead.name) for lead in rows(services, Lead)] == [
+        ("L-1", "Ann"), ("L-2", None)]
+
+
+@pytest.mark.parametrize("status,stamps,nudged", [
+    ("accepted", {"accepted_at": "2026-11-24T14:10:00Z"}, True),  # still awaits its first touch
+    ("contacted", {"first_touch_at": "2026-11-24T14:20:00Z"}, False),
+    ("recycled", {}, False),
+])
+def test_only_an_imported_lead_still_awaiting_a_touch_gets_nudges(services, status, stamps, nudged):
+    run(services, "leads", [{"external_id": "L-9", "source": "events", "status": status,
+                             "owner_email": "sam@example.com", "routed_at": "2026-11-24T14:05:00Z",
+                             **stamps}])
+    assert bool(rows(services, Nudge)) == nudged
+    assert all(n.state == "pending" for n in rows(services, Nudge))
 
 
 def test_a_new_lead_waits_for_routing_and_an_update_moves_it(services):
