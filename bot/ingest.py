@@ -52,7 +52,8 @@ class IngestResult:
     updated: int = 0
     unchanged: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-    new_leads: list[Lead] = field(default_factory=list)  # created as "new": the caller routes them
+    # created as "new", for the caller to route (drafts when ingested with `rows`)
+    new_leads: list[Lead] = field(default_factory=list)
     unmapped_owners: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
@@ -397,13 +398,17 @@ class Refused(ValueError):
 
 
 def _new_lead(ctx: _Context, v: dict[str, Any], lead_id: int) -> Lead:
+    """A new lead: a draft written with the batch's rows when there are any, else an ORM row."""
     mql = v.get("mql_at", ctx.now)
-    lead = Lead(id=lead_id, team_id=ctx.team_id, external_id=v["external_id"], status="new",
-                created_at=v.get("created_at", mql), mql_at=mql, updated_at=ctx.now,
-                owner_email=v.get("owner_email"), rejection_reason=v.get("rejection_reason"),
-                **{k: v[k] for k in PLAIN if k in v})
-    ctx.session.add(lead)
+    fields = dict(id=lead_id, team_id=ctx.team_id, external_id=v["external_id"], status="new",
+                  created_at=v.get("created_at", mql), mql_at=mql, updated_at=ctx.now,
+                  owner_email=v.get("owner_email"), rejection_reason=v.get("rejection_reason"),
+                  **{k: v[k] for k in PLAIN if k in v})
     ctx.result.created += 1
+    if ctx.rows is not None:
+        return ctx.rows.new(Lead, **fields)
+    lead = Lead(**fields)
+    ctx.session.add(lead)
     return lead
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from storage.models import Lead
+from storage.models import Base, Lead
 
 
 def next_id(session: Session, model: type) -> int:
@@ -15,32 +15,46 @@ def next_id(session: Session, model: type) -> int:
 
 
 def add_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
-    """One executemany on the table itself: the ORM's bulk path would inspect every row."""
+    """Through the ORM's bulk path, which fills in column defaults a row leaves out."""
     if rows:
-        session.connection().execute(insert(model.__table__), rows)
+        session.execute(insert(model), rows)
 
 
 def count_leads(session: Session, team_id: str) -> int:
     return session.scalar(select(func.count()).select_from(Lead).where(Lead.team_id == team_id)) or 0
 
 
+class Draft:
+    """A new row as plain attributes: what code reads and sets on a model instance, without
+    the ORM's bookkeeping on every access. Written by `Rows.write` with its final values."""
+
+    def __init__(self, model: type, values: dict[str, Any]):
+        self.__dict__.update(dict.fromkeys(model.__table__.columns.keys()), **values)
+
+
 class Rows:
-    """Rows that nothing reads back before the transaction ends (the history and nudges of a
-    batch of new leads), kept as plain dicts and written in one INSERT per table: a thousand
+    """Rows that nothing reads back before the transaction ends (a batch of new leads, their
+    history and nudges), kept as plain dicts and written in one INSERT per table: a thousand
     leads' worth of ORM objects would cost more than everything else in the batch."""
 
     def __init__(self) -> None:
-        self._rows: dict[type, list[dict[str, Any]]] = {}
+        self._rows: dict[Table, list[dict[str, Any]]] = {}
 
     def add(self, model: type, row: dict[str, Any]) -> None:
-        self._rows.setdefault(model, []).append(row)
+        self._rows.setdefault(model.__table__, []).append(row)
+
+    def new(self, model: type, **values: Any) -> Any:
+        """A draft of a new row, written with whatever values it holds by then."""
+        draft = Draft(model, values)
+        self.add(model, vars(draft))
+        return draft
 
     def write(self, session: Session) -> None:
-        """Flush the ORM first: these rows point at leads that may not be written yet."""
+        """Flush the ORM first, then each table before the ones that point at it."""
         session.flush()
-        for model, rows in self._rows.items():
-            add_rows(session, model, rows)
-        self._rows.clear()
+        for table in Base.metadata.sorted_tables:
+            if rows := self._rows.pop(table, None):  # alike rows: one plain executemany
+                session.connection().execute(insert(table), rows)
 
 
 def add(session: Session, rows: Rows | None, model: type, row: dict[str, Any]) -> None:
