@@ -163,7 +163,7 @@ def card_view(session: Session, lead: Lead, config: Config, now: datetime,
               fresh: Decision | None = None) -> cards.CardView:
     """What a lead's card shows. `fresh`: the routing of a lead just handed off, whose
     history holds nothing else yet, so it need not be read."""
-    owner = queries.get_person_by_id(session, lead.owner_id)
+    owner = fresh.owner if fresh else queries.get_person_by_id(session, lead.owner_id)
     acted = None if fresh else queries.last_event(
         session, lead.id, ("accepted", "contacted", "rejected", "qualified", "won", "lost",
                            "recycled"))
