@@ -21,7 +21,7 @@ from bot.routing import Decision, Router
 from storage import leads as queries
 from storage.bulk import Rows
 from storage.models import Lead, OutboxMessage, Person
-from storage.outbox import count_posts_since, get_first_post, get_pending_post
+from storage.outbox import count_posts_since, get_first_post, get_pending_post, list_first_posts
 from storage.people import get_person
 
 BURST_WINDOW = timedelta(minutes=1)
@@ -144,31 +144,85 @@ def open_card(session: Session, team_id: str, token: str, user: str, config: Con
     return cards.handoff_card(view_for_token(session, team_id, token, config, now))
 
 
+ACTED = ("accepted", "contacted", "rejected", "qualified", "won", "lost", "recycled")
+CARD_EVENTS = (*ACTED, "unassigned", "routed")  # what a card shows, and where its DMs went
+
+
+class CardBatch:
+    """Card views and in-place refreshes for many leads of one team in a few queries: the
+    history cards show and the cards' first posts are read once for all of them. A lead
+    changed since (reassigned) is `forget`-ten and read again alone when next needed.
+    The updates go into `rows` when given (the caller writes them)."""
+
+    def __init__(self, session: Session, team_id: str, config: Config, now: datetime,
+                 leads: list[Lead] = (), rows: Rows | None = None):
+        self.session, self.team_id, self.config, self.now = session, team_id, config, now
+        self.rows = rows
+        self._history: dict[int, list] = {}
+        self._posts: dict[str, OutboxMessage] = {}
+        self._with_posts: set[int] = set()
+        self._read_history([lead.id for lead in leads])
+
+    def view(self, lead: Lead) -> cards.CardView:
+        events = self._events(lead)
+        acted = next((e for e in reversed(events) if e.kind in ACTED), None)
+        owner = queries.get_person_by_id(self.session, lead.owner_id)
+        unassigned = None if owner else \
+            next((e for e in reversed(events) if e.kind == "unassigned"), None)
+        return _view(lead, owner, self.config, self.now, acted=acted,
+                     unassigned_reason=(unassigned.data or {}).get("reason") if unassigned else None)
+
+    def refresh(self, lead: Lead) -> None:
+        """Update every card of this lead in place (channel and DMs), through the outbox."""
+        card = cards.handoff_card(self.view(lead))
+        if lead.id not in self._with_posts:
+            self._read_posts(self._history.keys() - self._with_posts)
+        for ref in self._refs(lead.id):
+            if (original := self._posts.get(ref)) is not None:
+                outbox.update(self.session, original, card, now=self.now, rows=self.rows)
+
+    def forget(self, lead: Lead) -> None:
+        self._history.pop(lead.id, None)
+        self._with_posts.discard(lead.id)
+
+    def _events(self, lead: Lead) -> list:
+        if lead.id not in self._history:
+            self._read_history([lead.id])
+        return self._history[lead.id]
+
+    def _read_history(self, lead_ids: list[int]) -> None:
+        self._history.update({lead_id: [] for lead_id in lead_ids})
+        for event in queries.list_events_of_kinds(self.session, lead_ids, CARD_EVENTS):
+            self._history[event.lead_id].append(event)
+
+    def _read_posts(self, lead_ids: set[int]) -> None:
+        refs = [ref for lead_id in lead_ids for ref in self._refs(lead_id)]
+        self._posts.update(list_first_posts(self.session, self.team_id, refs))
+        self._with_posts |= lead_ids
+
+    def _refs(self, lead_id: int) -> list[str]:
+        owners = {(e.data or {}).get("owner") for e in self._history[lead_id] if e.kind == "routed"}
+        return [f"lead:{lead_id}:channel",
+                *(f"lead:{lead_id}:dm:{sid}" for sid in sorted(o for o in owners if o))]
+
+
 def refresh_cards(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> None:
     """Update every card of this lead in place (channel and DMs), through the outbox."""
-    card = cards.handoff_card(card_view(session, lead, config, now))
-    for ref in [f"lead:{lead.id}:channel", *_dm_refs(session, team_id, lead)]:
-        original = get_first_post(session, team_id, ref)
-        if original is not None:
-            outbox.update(session, original, card, now=now)
-
-
-def _dm_refs(session: Session, team_id: str, lead: Lead) -> list[str]:
-    owners = {e.data.get("owner") for e in queries.list_events(session, lead.id)
-              if e.kind == "routed" and e.data}
-    return [f"lead:{lead.id}:dm:{sid}" for sid in sorted(o for o in owners if o)]
+    CardBatch(session, team_id, config, now, [lead]).refresh(lead)
 
 
 def card_view(session: Session, lead: Lead, config: Config, now: datetime,
               fresh: Decision | None = None) -> cards.CardView:
     """What a lead's card shows. `fresh`: the routing of a lead just handed off, whose
     history holds nothing else yet, so it need not be read."""
-    owner = fresh.owner if fresh else queries.get_person_by_id(session, lead.owner_id)
-    acted = None if fresh else queries.last_event(
-        session, lead.id, ("accepted", "contacted", "rejected", "qualified", "won", "lost",
-                           "recycled"))
-    unassigned = None if fresh or owner is not None else \
-        queries.last_event(session, lead.id, ("unassigned",))
+    if fresh is None:
+        return CardBatch(session, lead.team_id, config, now).view(lead)
+    return _view(lead, fresh.owner, config, now, acted=None,
+                 unassigned_reason=fresh.reason if fresh.owner is None else None)
+
+
+def _view(lead: Lead, owner: Person | None, config: Config, now: datetime, *, acted,
+          unassigned_reason: str | None) -> cards.CardView:
     return cards.CardView(
         lead_id=lead.id, external_id=lead.external_id, name=lead.name, company=lead.company,
         title=lead.title, score=lead.score, hot=(lead.score or 0) >= config.routing.hot_score,
@@ -177,8 +231,7 @@ def card_view(session: Session, lead: Lead, config: Config, now: datetime,
         sla_policy=lead.sla_policy, sla_due_at=lead.sla_due_at, sla_state=sla.state(lead, now),
         acted_by=acted.actor if acted else None, acted_at=acted.at if acted else None,
         rejection_reason=lead.rejection_reason, rejection_note=lead.rejection_note,
-        unassigned_reason=fresh.reason if fresh and owner is None else
-        (unassigned.data or {}).get("reason") if unassigned else None,
+        unassigned_reason=unassigned_reason,
     )
 
 
@@ -239,15 +292,20 @@ def reassign(session: Session, team_id: str, token: str, user: str, config: Conf
 
 
 def reassign_to(session: Session, lead: Lead, new_owner: Person, config: Config, now: datetime,
-                *, actor: str, reason: str) -> None:
-    """Move the lead to a new owner (a click, or the SLA's automatic reassignment)."""
+                *, actor: str, reason: str, batch: CardBatch | None = None,
+                rows: Rows | None = None) -> None:
+    """Move the lead to a new owner (a click, or the SLA's automatic reassignment): its
+    cards are updated, and the new owner gets one of their own. Many leads at once (the
+    SLA sweep) share a card `batch` and write their new `rows` together."""
     _claim(session, lead, "routed", now)
-    _assign(session, lead, new_owner, config, now, actor=actor, data={"reason": reason})
-    refresh_cards(session, lead.team_id, lead, config, now)
+    _assign(session, lead, new_owner, config, now, actor=actor, data={"reason": reason},
+            rows=rows)
+    batch = batch or CardBatch(session, lead.team_id, config, now, [lead])
+    batch.refresh(lead)
     if config.handoff.dm_owner:
         outbox.post(session, lead.team_id, new_owner.slack_id,
-                    cards.handoff_card(card_view(session, lead, config, now)), now=now,
-                    ref=f"lead:{lead.id}:dm:{new_owner.slack_id}")
+                    cards.handoff_card(batch.view(lead)), now=now,
+                    ref=f"lead:{lead.id}:dm:{new_owner.slack_id}", rows=rows)
 
 
 def view_for_token(session: Session, team_id: str, token: str, config: Config,

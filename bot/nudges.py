@@ -1,13 +1,15 @@
 """The SLA sweep: sends each due nudge once, holding nudges until the working day starts.
 
 Stages: a reminder to the owner, a breach notice to the owner and their manager,
-an escalation in the handoff channel, and a reassignment to the next eligible
-person in the pool. Several sweeps (processes) may run: each nudge is claimed
-with a conditional UPDATE before anything is sent.
+an escalation in the handoff channel, a reassignment to the next eligible person
+in the pool, and the card refreshes when its SLA state changes. Several sweeps
+(processes) may run: nudges are claimed with a conditional UPDATE before anything
+is sent, a batch at a time, and a batch is fired in one transaction.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,12 +22,15 @@ from bot.config import Config
 from bot.routing import Router
 from bot.services import Services
 from storage import nudges as queries
-from storage.leads import get_lead, get_person_by_id
-from storage.models import Lead, Nudge, Person
+from storage.bulk import Rows
+from storage.leads import get_lead, get_person_by_id, list_leads_by_id, list_people_by_id
+from storage.models import Lead, Person
+
+log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)  # a claim older than this was lost with its process
 SNOOZE = timedelta(minutes=30)
-BATCH = 500
+BATCH = 1000
 OPEN = ("routed", "accepted")  # still waiting for the first touch
 
 
@@ -35,84 +40,162 @@ class SweepReport:
     held: int = 0
     dropped: int = 0  # the lead was answered in the meantime
 
+    def __add__(self, other: SweepReport) -> SweepReport:
+        return SweepReport(self.sent + other.sent, self.held + other.held,
+                           self.dropped + other.dropped)
+
+
+class Batch:
+    """Fires many claimed nudges in one transaction with a few queries: their leads, owners,
+    card history and card posts are read once; the history and messages they write, and
+    the nudges' own new states, are written together by `finish()`."""
+
+    def __init__(self, session: Session, config: Config, now: datetime, nudges: list):
+        self.session, self.config, self.now, self.rows = session, config, now, Rows()
+        self.leads = {lead.id: lead for lead in list_leads_by_id(session, [n.lead_id for n in nudges])}
+        # Held here: the session keeps only weak references to what it loaded.
+        self.people = {p.id: p for p in list_people_by_id(
+            session, [lead.owner_id for lead in self.leads.values() if lead.owner_id])}
+        self.sent: list[int] = []
+        self.dropped: list[int] = []
+        self.held: dict[int, tuple[int, datetime]] = {}  # nudge id -> (lead id, new due time)
+        self._cards: dict[str, handoff.CardBatch] = {}
+        self._routers: dict[str, Router] = {}
+
+    def person(self, person_id: int | None) -> Person | None:
+        if person_id is not None and person_id not in self.people:
+            self.people[person_id] = get_person_by_id(self.session, person_id)
+        return self.people.get(person_id)
+
+    def cards(self, team_id: str) -> handoff.CardBatch:
+        if team_id not in self._cards:
+            self._cards[team_id] = handoff.CardBatch(
+                self.session, team_id, self.config, self.now,
+                [lead for lead in self.leads.values() if lead.team_id == team_id], self.rows)
+        return self._cards[team_id]
+
+    def router(self, team_id: str) -> Router:
+        if team_id not in self._routers:
+            self._routers[team_id] = Router(self.session, team_id, self.config, self.now)
+        return self._routers[team_id]
+
+    def rerouted(self, lead: Lead) -> None:
+        """The lead has a new owner and new nudges: what was held for the old one is void."""
+        for nudge_id, (lead_id, _) in list(self.held.items()):
+            if lead_id == lead.id:
+                del self.held[nudge_id]
+                self.dropped.append(nudge_id)
+        self.cards(lead.team_id).forget(lead)
+
+    def finish(self) -> SweepReport:
+        self.rows.write(self.session)
+        queries.mark_fired(self.session, self.now, sent=self.sent, cancelled=self.dropped,
+                           held={nudge_id: due for nudge_id, (_, due) in self.held.items()})
+        return SweepReport(len(self.sent), len(self.held), len(self.dropped))
+
 
 def sweep(services: Services, now: datetime, name: str | None = None) -> SweepReport:
+    """Claim what is due, in batches, and fire each batch in one transaction."""
     name = name or f"sweep-{uuid.uuid4().hex[:8]}"
     report = SweepReport()
-    with services.sessions.begin() as session:
-        due = queries.list_due(session, now, now - LEASE, BATCH)
-    for nudge_id in due:
+    while True:
         with services.sessions.begin() as session:
-            if not queries.mark_claimed(session, nudge_id, name, now, now - LEASE):
-                continue  # another sweep has it
+            ids = queries.claim_due(session, name, now, now - LEASE, BATCH)
+        if ids:
+            report += _fire_claimed(services, ids, now)
+        if len(ids) < BATCH:
+            return report
+
+
+def _fire_claimed(services: Services, ids: list[int], now: datetime) -> SweepReport:
+    """One transaction for the batch; if it fails, one per nudge, so a nudge that cannot be
+    sent holds back only itself (it stays claimed and is retried after the lease)."""
+    try:
         with services.transaction() as session:
-            outcome = fire(session, services.config, session.get(Nudge, nudge_id), now)
-        setattr(report, outcome, getattr(report, outcome) + 1)
-    return report
+            return fire_all(session, services.config, queries.list_nudges(session, ids), now)
+    except Exception:
+        log.exception("SLA sweep: firing nudges %s failed", ids if len(ids) == 1 else
+                      f"{ids[0]}..{ids[-1]} ({len(ids)}); firing them one by one")
+        if len(ids) == 1:
+            return SweepReport()
+    return sum((_fire_claimed(services, [i], now) for i in ids), SweepReport())
 
 
-def fire(session: Session, config: Config, nudge: Nudge, now: datetime) -> str:
-    lead = get_lead(session, nudge.team_id, nudge.lead_id)
+def fire_all(session: Session, config: Config, nudges: list, now: datetime) -> SweepReport:
+    batch = Batch(session, config, now, nudges)
+    with session.no_autoflush:  # one flush at the end: no query in here needs what is pending
+        for nudge in nudges:
+            fire(batch, nudge, batch.leads.get(nudge.lead_id))
+    return batch.finish()
+
+
+def fire(batch: Batch, nudge, lead: Lead | None) -> None:
+    config, now = batch.config, batch.now
     if lead is None or lead.status not in OPEN or lead.sla_met is not None:
-        nudge.state = "cancelled"
-        return "dropped"
+        batch.dropped.append(nudge.id)
+        return
     if nudge.stage == "remind" and lead.sla_due_at is not None and lead.sla_due_at <= now:
-        nudge.state = "cancelled"  # held past the due time: the breach notice says it all
-        return "dropped"
-    owner = get_person_by_id(session, lead.owner_id)
-    if (lead.score or 0) < config.routing.hot_score:  # hot leads do not wait for the morning
+        batch.dropped.append(nudge.id)  # held past the due time: the breach notice says it all
+        return
+    owner = batch.person(lead.owner_id)
+    # A card changes whenever; people are not disturbed after hours unless the lead is hot.
+    if nudge.stage != "card" and (lead.score or 0) < config.routing.hot_score:
         person = owner if nudge.stage in ("remind", "breach") else None
         calendar = sla.calendar_for(config, person)
         if not calendar.is_working_time(now):
-            nudge.due_at, nudge.held, nudge.state = calendar.next_working_start(now), True, "pending"
-            return "held"
-    STAGES[nudge.stage](session, config, lead, owner, now)
-    lifecycle.record(session, lead, f"sla_{nudge.stage}", actor="system", at=now)
-    nudge.state, nudge.sent_at = "sent", now
-    return "sent"
+            batch.held[nudge.id] = (lead.id, calendar.next_working_start(now))
+            return
+    STAGES[nudge.stage](batch, lead, owner)
+    if nudge.stage != "card":
+        lifecycle.record(batch.session, lead, f"sla_{nudge.stage}", actor="system", at=now,
+                         rows=batch.rows)
+    batch.sent.append(nudge.id)
 
 
-def _remind(session: Session, config: Config, lead: Lead, owner: Person | None,
-            now: datetime) -> None:
+def _card(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    batch.cards(lead.team_id).refresh(lead)
+
+
+def _remind(batch: Batch, lead: Lead, owner: Person | None) -> None:
     if owner is not None:
-        view = handoff.card_view(session, lead, config, now)
-        outbox.post(session, lead.team_id, owner.slack_id, views.reminder(view), now=now,
-                    ref=f"lead:{lead.id}:nudge")
-    handoff.refresh_cards(session, lead.team_id, lead, config, now)  # the card says "due soon"
+        outbox.post(batch.session, lead.team_id, owner.slack_id,
+                    views.reminder(batch.cards(lead.team_id).view(lead)), now=batch.now,
+                    ref=f"lead:{lead.id}:nudge", rows=batch.rows)
 
 
-def _breach(session: Session, config: Config, lead: Lead, owner: Person | None,
-            now: datetime) -> None:
-    view = handoff.card_view(session, lead, config, now)
+def _breach(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    view = batch.cards(lead.team_id).view(lead)
     if owner is not None:
-        outbox.post(session, lead.team_id, owner.slack_id, views.breach(view, to_owner=True),
-                    now=now, ref=f"lead:{lead.id}:nudge")
+        outbox.post(batch.session, lead.team_id, owner.slack_id, views.breach(view, to_owner=True),
+                    now=batch.now, ref=f"lead:{lead.id}:nudge", rows=batch.rows)
         if owner.manager_slack_id:
-            outbox.post(session, lead.team_id, owner.manager_slack_id,
-                        views.breach(view, to_owner=False), now=now, ref=f"lead:{lead.id}:nudge")
-    handoff.refresh_cards(session, lead.team_id, lead, config, now)
+            outbox.post(batch.session, lead.team_id, owner.manager_slack_id,
+                        views.breach(view, to_owner=False), now=batch.now,
+                        ref=f"lead:{lead.id}:nudge", rows=batch.rows)
+    batch.cards(lead.team_id).refresh(lead)
 
 
-def _escalate(session: Session, config: Config, lead: Lead, owner: Person | None,
-              now: datetime) -> None:
-    if config.channels.handoff:
-        view = handoff.card_view(session, lead, config, now)
-        outbox.post(session, lead.team_id, config.channels.handoff, views.escalation(view, now),
-                    now=now, ref=f"lead:{lead.id}:escalation")
+def _escalate(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    if batch.config.channels.handoff:
+        outbox.post(batch.session, lead.team_id, batch.config.channels.handoff,
+                    views.escalation(batch.cards(lead.team_id).view(lead), batch.now), now=batch.now,
+                    ref=f"lead:{lead.id}:escalation", rows=batch.rows)
 
 
-def _reassign(session: Session, config: Config, lead: Lead, owner: Person | None,
-              now: datetime) -> None:
-    decision = Router(session, lead.team_id, config, now).route(
-        lead, exclude={owner.id} if owner else set())
+def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    decision = batch.router(lead.team_id).route(lead, exclude={owner.id} if owner else set())
     if decision.owner is None:
-        _escalate(session, config, lead, owner, now)
+        _escalate(batch, lead, owner)
         return
-    handoff.reassign_to(session, lead, decision.owner, config, now, actor="system",
-                        reason=f"SLA breached: reassigned from {owner.slack_id if owner else '-'}")
+    handoff.reassign_to(batch.session, lead, decision.owner, batch.config, batch.now,
+                        actor="system",
+                        reason=f"SLA breached: reassigned from {owner.slack_id if owner else '-'}",
+                        batch=batch.cards(lead.team_id), rows=batch.rows)
+    batch.rerouted(lead)
 
 
-STAGES = {"remind": _remind, "breach": _breach, "escalate": _escalate, "reassign": _reassign}
+STAGES = {"card": _card, "remind": _remind, "breach": _breach, "escalate": _escalate,
+          "reassign": _reassign}
 
 
 # ------------------------------------------------------------------ buttons on a nudge

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.clock import Clock
 from bot.config import OutboxSettings
 from storage import outbox as queries
+from storage.bulk import Rows
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -47,27 +48,30 @@ PERMANENT_ERRORS = {
 
 def post(session: Session, team_id: str, channel: str, message: dict[str, Any], *, now: datetime,
          ref: str | None = None, dedupe_key: str | None = None,
-         thread_of: OutboxMessage | None = None, not_before: datetime | None = None) -> OutboxMessage:
-    """Queue a chat.postMessage to a channel id (or a user id, for a DM), maybe in a thread."""
+         thread_of: OutboxMessage | None = None, not_before: datetime | None = None,
+         rows: Rows | None = None) -> OutboxMessage | None:
+    """Queue a chat.postMessage to a channel id (or a user id, for a DM), maybe in a thread.
+    With `rows`, the message is written with the batch's other rows (and None returned)."""
     return _add(session, team_id, "chat.postMessage", channel, {"channel": channel, **message},
-                now=now, ref=ref, dedupe_key=dedupe_key, parent=thread_of, not_before=not_before)
+                now=now, ref=ref, dedupe_key=dedupe_key, parent=thread_of, not_before=not_before,
+                rows=rows)
 
 
 def update(session: Session, original: OutboxMessage, message: dict[str, Any], *,
-           now: datetime) -> OutboxMessage:
+           now: datetime, rows: Rows | None = None) -> OutboxMessage | None:
     """Queue a chat.update of an earlier post; it is sent once the original has its ts."""
     return _add(session, original.team_id, "chat.update", original.channel, dict(message),
-                now=now, ref=original.ref, parent=original)
+                now=now, ref=original.ref, parent=original, rows=rows)
 
 
 def _add(session: Session, team_id: str, method: str, channel: str | None,
          payload: dict[str, Any], *, now: datetime, ref: str | None,
          dedupe_key: str | None = None, parent: OutboxMessage | None = None,
-         not_before: datetime | None = None) -> OutboxMessage:
+         not_before: datetime | None = None, rows: Rows | None = None) -> OutboxMessage | None:
     if parent is not None and parent.id is None:
         session.flush()  # the parent needs its id before we can point at it
     return queries.add_message(
-        session, team_id=team_id, method=method, channel=channel, payload=payload, ref=ref,
+        session, rows, team_id=team_id, method=method, channel=channel, payload=payload, ref=ref,
         dedupe_key=dedupe_key, parent_id=parent.id if parent is not None else None,
         next_attempt_at=not_before or now, created_at=now)
 

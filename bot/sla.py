@@ -17,7 +17,7 @@ from storage.bulk import Rows
 from storage.models import Lead, Person
 from storage.nudges import add_nudge, cancel_pending
 
-DUE_SOON_SHARE = 0.5  # the second half of the window, when the default reminder goes out
+DUE_SOON_SHARE = 0.5  # the last half of the window (wall time) shows "due soon"
 
 
 def policy_for(config: Config, lead: Lead) -> SlaPolicy | None:
@@ -72,19 +72,20 @@ def open_clock(session: Session, lead: Lead, config: Config, owner: Person | Non
 
 def schedule(session: Session, lead: Lead, config: Config, owner: Person | None,
              rows: Rows | None = None) -> None:
-    """The nudge rows of the lead's policy: reminder, breach, escalation, reassignment."""
+    """The nudge rows of the lead's policy: reminder, breach, escalation, reassignment, and
+    the moments its card changes state ("card": due soon, and due when no breach notice
+    is sent — the breach notice refreshes the card itself)."""
     policy = policy_for(config, lead)
     if policy is None or lead.sla_due_at is None or lead.routed_at is None:
         return
     due = lead.sla_due_at
-    stages = []
+    stages = [("card", due - (due - lead.routed_at) * DUE_SOON_SHARE)]
     if policy.remind_at > 0:
         share = policy.respond_within * policy.remind_at
         stages.append(("remind", lead.routed_at + share if policy.clock == "wall" else
                        calendar_for(config, owner).add_business_minutes(
                            lead.routed_at, share.total_seconds() / 60)))
-    if policy.breach_notice:
-        stages.append(("breach", due))
+    stages.append(("breach" if policy.breach_notice else "card", due))
     if policy.escalate_after:
         stages.append(("escalate", due + policy.escalate_after))
     if policy.reassign_after:

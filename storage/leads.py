@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.models import Lead, LeadEvent, Person
@@ -19,23 +19,44 @@ def get_lead_by_external_id(session: Session, team_id: str, external_id: str) ->
                                              Lead.external_id == external_id))
 
 
+def list_leads_by_id(session: Session, lead_ids: list[int]) -> list[Lead]:
+    return list(session.scalars(select(Lead).where(Lead.id.in_(lead_ids))))
+
+
 def get_person_by_id(session: Session, person_id: int | None) -> Person | None:
     return session.get(Person, person_id) if person_id is not None else None
+
+
+def list_people_by_id(session: Session, person_ids: list[int]) -> list[Person]:
+    return list(session.scalars(select(Person).where(Person.id.in_(person_ids))))
+
+
+_LEADS = Lead.__table__
+# Built once: the SLA sweep reassigns hundreds of leads a batch, each through this.
+_MARK_STATUS = (update(_LEADS)
+                .where(_LEADS.c.id == bindparam("lead"), _LEADS.c.status == bindparam("was"),
+                       _LEADS.c.owner_id.is_not_distinct_from(bindparam("owner")))
+                .values(status=bindparam("to"), updated_at=bindparam("at")))
 
 
 def mark_status(session: Session, lead_id: int, status: str, owner_id: int | None, to: str,
                 at: datetime) -> bool:
     """Compare-and-set on (status, owner): only one of several simultaneous clicks can win."""
-    owner = Lead.owner_id.is_(None) if owner_id is None else Lead.owner_id == owner_id
-    result = session.execute(
-        update(Lead).where(Lead.id == lead_id, Lead.status == status, owner)
-        .values(status=to, updated_at=at).execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return session.execute(_MARK_STATUS, {"lead": lead_id, "was": status, "owner": owner_id,
+                                          "to": to, "at": at}).rowcount == 1
 
 
 def list_events(session: Session, lead_id: int) -> list[LeadEvent]:
     return list(session.scalars(select(LeadEvent).where(LeadEvent.lead_id == lead_id)
                                 .order_by(LeadEvent.at, LeadEvent.id)))
+
+
+def list_events_of_kinds(session: Session, lead_ids: list[int], kinds: tuple[str, ...]):
+    """The light rows (lead_id, kind, actor, at, data) of these kinds, oldest first."""
+    return session.execute(
+        select(LeadEvent.lead_id, LeadEvent.kind, LeadEvent.actor, LeadEvent.at, LeadEvent.data)
+        .where(LeadEvent.lead_id.in_(lead_ids), LeadEvent.kind.in_(kinds))
+        .order_by(LeadEvent.id)).all()
 
 
 def last_event(session: Session, lead_id: int, kinds: tuple[str, ...]) -> LeadEvent | None:

@@ -1,10 +1,10 @@
-"""Nudge queries: scheduled SLA stages, claimed one by one so each is sent once."""
+"""Nudge queries: scheduled SLA stages, claimed in batches so each is sent once."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage import bulk
@@ -15,26 +15,54 @@ def add_nudge(session: Session, rows: bulk.Rows | None = None, **fields) -> None
     bulk.add(session, rows, Nudge, {"state": "pending", "held": False, **fields})
 
 
+_NUDGES = Nudge.__table__
+# Built once: every first touch, rejection and reassignment runs this.
+_CANCEL = (update(_NUDGES).where(_NUDGES.c.lead_id == bindparam("lead"),
+                                 _NUDGES.c.state == "pending").values(state="cancelled"))
+_CANCEL_STAGES = _CANCEL.where(_NUDGES.c.stage.in_(bindparam("stages", expanding=True)))
+
+
 def cancel_pending(session: Session, lead_id: int, stages: tuple[str, ...] | None = None) -> int:
-    where = [Nudge.lead_id == lead_id, Nudge.state == "pending"]
     if stages:
-        where.append(Nudge.stage.in_(stages))
-    return session.execute(update(Nudge).where(*where).values(state="cancelled")
-                           .execution_options(synchronize_session=False)).rowcount
+        return session.execute(_CANCEL_STAGES, {"lead": lead_id, "stages": list(stages)}).rowcount
+    return session.execute(_CANCEL, {"lead": lead_id}).rowcount
 
 
-def list_due(session: Session, now: datetime, stale_before: datetime, limit: int) -> list[int]:
-    return list(session.scalars(select(Nudge.id).where(_claimable(now, stale_before))
-                                .order_by(Nudge.due_at, Nudge.id).limit(limit)))
+def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,
+              limit: int) -> list[int]:
+    """Claim up to `limit` due nudges in one conditional UPDATE: whichever sweep claims a
+    nudge is its one sender. On PostgreSQL the candidates are locked with SKIP LOCKED, so
+    concurrent sweeps take disjoint sets instead of waiting on each other; SQLite runs
+    one writer at a time."""
+    candidates = (select(Nudge.id).where(_claimable(now, stale_before))
+                  .order_by(Nudge.due_at, Nudge.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    return list(session.scalars(
+        update(Nudge).where(Nudge.id.in_(candidates), _claimable(now, stale_before))
+        .values(state="sending", claimed_by=by, claimed_at=now).returning(Nudge.id)
+        .execution_options(synchronize_session=False)))
 
 
-def mark_claimed(session: Session, nudge_id: int, by: str, now: datetime,
-                 stale_before: datetime) -> bool:
-    """The conditional UPDATE that makes one sweep, of any number, the sender."""
-    return session.execute(
-        update(Nudge).where(Nudge.id == nudge_id, _claimable(now, stale_before))
-        .values(state="sending", claimed_by=by, claimed_at=now)
-        .execution_options(synchronize_session=False)).rowcount == 1
+def list_nudges(session: Session, nudge_ids: list[int]):
+    """Light rows (id, team_id, lead_id, stage), in due order: the sweep only reads them."""
+    return session.execute(select(Nudge.id, Nudge.team_id, Nudge.lead_id, Nudge.stage)
+                           .where(Nudge.id.in_(nudge_ids)).order_by(Nudge.due_at, Nudge.id)).all()
+
+
+def mark_fired(session: Session, now: datetime, *, sent: list[int], cancelled: list[int],
+               held: dict[int, datetime]) -> None:
+    """What a sweep did with the nudges it claimed: sent, cancelled, or pending again later."""
+    if sent:
+        session.execute(update(_NUDGES).where(_NUDGES.c.id.in_(sent))
+                        .values(state="sent", sent_at=now))
+    if cancelled:
+        session.execute(update(_NUDGES).where(_NUDGES.c.id.in_(cancelled))
+                        .values(state="cancelled"))
+    if held:
+        session.execute(update(_NUDGES).where(_NUDGES.c.id == bindparam("nudge"))
+                        .values(state="pending", held=True, due_at=bindparam("due")),
+                        [{"nudge": i, "due": due} for i, due in held.items()])
 
 
 def _claimable(now: datetime, stale_before: datetime):

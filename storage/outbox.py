@@ -7,11 +7,17 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from storage import bulk
 from storage.models import OutboxMessage
 
 
-def add_message(session: Session, **fields) -> OutboxMessage:
-    row = OutboxMessage(state="pending", attempts=0, **fields)
+def add_message(session: Session, rows: bulk.Rows | None = None, **fields) -> OutboxMessage | None:
+    """A new pending message: into the session (and returned), or into a batch's `rows`."""
+    fields = {"state": "pending", "attempts": 0, **fields}
+    if rows is not None:
+        rows.add(OutboxMessage, fields)
+        return None
+    row = OutboxMessage(**fields)
     session.add(row)
     return row
 
@@ -24,6 +30,17 @@ def get_first_post(session: Session, team_id: str, ref: str) -> OutboxMessage | 
                OutboxMessage.method == "chat.postMessage")
         .order_by(OutboxMessage.id).limit(1)
     ).first()
+
+
+def list_first_posts(session: Session, team_id: str, refs: list[str]) -> dict[str, OutboxMessage]:
+    """`get_first_post` for many refs in one query."""
+    first: dict[str, OutboxMessage] = {}
+    for row in session.scalars(select(OutboxMessage)
+                               .where(OutboxMessage.team_id == team_id, OutboxMessage.ref.in_(refs),
+                                      OutboxMessage.method == "chat.postMessage")
+                               .order_by(OutboxMessage.id)):
+        first.setdefault(row.ref, row)
+    return first
 
 
 def has_dedupe_key(session: Session, team_id: str, dedupe_key: str) -> bool:

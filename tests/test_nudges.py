@@ -34,6 +34,18 @@ def drain(services, clock):
         report = services.sender.flush()
 
 
+def in_new_york(services):
+    """Both sales reps in New York: their SLA clocks run alike."""
+    with services.sessions.begin() as s:
+        for p in s.scalars(select(Person).where(Person.role == "sales")):
+            p.timezone = "America/New_York"
+
+
+def away(services, slack_id, until):
+    with services.sessions.begin() as s:
+        s.scalars(select(Person).where(Person.slack_id == slack_id)).one().away_until = until
+
+
 def run_until(services, clock, when):
     """Advance minute by minute to `when`, sweeping as the scheduler would."""
     while clock.now() < when:
@@ -125,13 +137,65 @@ def test_snooze_and_working_on_it(app, services, fake_slack, clock):
     assert "Only the lead's owner" in fake_slack.messages[-1].text
 
 
+def test_the_card_shows_each_sla_state_change_even_without_reminders(services, fake_slack, clock):
+    with_stages(services, remind_at=0, breach_notice=False)
+    new_lead(services)  # Tuesday 09:00 New York, due 13:00
+    run_until(services, clock, datetime(2026, 11, 24, 15, 59, tzinfo=UTC))
+    assert "on track" in str(card(fake_slack).blocks)
+    run_until(services, clock, datetime(2026, 11, 24, 16, 0, tzinfo=UTC))  # half the window left
+    assert "due soon" in str(card(fake_slack).blocks)
+    assert "due soon" in str(card(fake_slack, "U0SALES01").blocks)  # the owner's copy too
+    run_until(services, clock, datetime(2026, 11, 24, 18, 0, tzinfo=UTC))
+    assert "breached" in str(card(fake_slack).blocks)
+    assert texts(fake_slack, "U0SALES01")[1:] == []  # nobody was messaged: only cards changed
+    assert fake_slack.in_channel("U0SALESMG1") == []
+
+
+def test_what_was_held_for_an_owner_is_void_once_the_same_sweep_reassigns(services, fake_slack,
+                                                                          clock):
+    with_stages(services, respond_within=timedelta(hours=1), clock="wall",
+                reassign_after=timedelta(minutes=1))
+    away(services, "U0SALES01", until=datetime(2026, 11, 25, tzinfo=UTC))
+    new_lead(services)  # 09:00 New York, to U0SALES02 in Los Angeles (06:00 there)
+    away(services, "U0SALES01", until=None)
+    clock.set(datetime(2026, 11, 24, 15, 1, tzinfo=UTC))  # the sweeper was down for an hour
+    report = sweep(services, clock.now())  # the breach is held for LA's morning, then the
+    assert report.held == 0  # reassignment to U0SALES01 voids it (it was U0SALES02's)
+    with services.sessions.begin() as s:
+        assert s.scalars(select(Person.slack_id).join(Lead, Lead.owner_id == Person.id)).one() \
+            == "U0SALES01"
+        pending = s.scalars(select(Nudge).where(Nudge.state == "pending")).all()
+    assert pending and all(n.due_at > clock.now() and not n.held for n in pending)  # new clock
+
+
+def test_a_nudge_that_fails_holds_back_only_itself(services, fake_slack, clock, monkeypatch):
+    import bot.nudges
+
+    in_new_york(services)
+    for i in range(3):
+        new_lead(services, external_id=f"L-{i}", name=f"Lead {i}")
+    broken = bot.nudges.STAGES["remind"]
+
+    def remind(batch, lead, owner):
+        if lead.name == "Lead 1":
+            raise RuntimeError("a bug in one reminder")
+        broken(batch, lead, owner)
+
+    monkeypatch.setitem(bot.nudges.STAGES, "remind", remind)
+    clock.set(datetime(2026, 11, 24, 16, 0, tzinfo=UTC))
+    report = sweep(services, clock.now())
+    assert report.sent == 2 + 3  # two reminders, three card refreshes
+    with services.sessions.begin() as s:
+        states = dict(s.execute(select(Lead.name, Nudge.state).join(Lead, Lead.id == Nudge.lead_id)
+                                .where(Nudge.stage == "remind")).all())
+    assert states == {"Lead 0": "sent", "Lead 1": "sending", "Lead 2": "sent"}  # retried later
+
+
 def test_two_sweeps_on_one_database_send_each_of_1000_nudges_once(services, fake_slack, clock,
                                                                  engine):
     from bot.webhooks import store
 
-    with services.sessions.begin() as s:  # both reps in New York: every reminder is in hours
-        for p in s.scalars(select(Person).where(Person.role == "sales")):
-            p.timezone = "America/New_York"
+    in_new_york(services)  # every reminder is in working hours
     store(services, "leads", [{"external_id": f"L-{i}", "source": "webinar", "score": 50}
                               for i in range(1000)], actor="test")
     clock.set(datetime(2026, 11, 24, 16, 0, tzinfo=UTC))  # every reminder is due
@@ -152,7 +216,7 @@ def test_two_sweeps_on_one_database_send_each_of_1000_nudges_once(services, fake
     for t in threads:
         t.join()
     assert errors == []
-    assert sum(r.sent for r in reports) == 1000
+    assert sum(r.sent for r in reports) == 2000  # per lead: its reminder, and its card's "due soon"
     with services.sessions.begin() as s:
         assert s.scalars(select(Nudge.state).where(Nudge.stage == "remind")).all() == ["sent"] * 1000
         queued = s.scalars(select(OutboxMessage.ref).where(OutboxMessage.ref.like("%:nudge"))).all()

@@ -1,0 +1,101 @@
+"""SLA sweep latency over a large book of open leads.
+
+    python -m bench.sla [--leads 100000] [--due 1000] [--stages remind,breach,escalate,reassign]
+
+Loads `--leads` open leads through the webhook path (routing writes their nudges),
+arriving over the last 30 days. Then every pending nudge is moved to tomorrow but
+`--due` of them, spread evenly over `--stages` on distinct leads, which are moved to
+a minute ago; and the sweep that sends them is timed, then the idle sweeps that
+follow (what runs every minute). Each stage mix starts from the same loaded database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import time
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+
+from bench.ingest import NOW, record, services_on
+from bot.nudges import sweep
+from bot.webhooks import store
+from storage.models import Lead, Nudge, OutboxMessage
+
+DAY, DAYS = timedelta(days=1), timedelta(days=30)
+MIXES = ("remind", "remind,breach,escalate,reassign")
+
+
+def load(services, leads: int) -> None:
+    """Batches of 1,000 arriving evenly over the last `DAYS` days: an open book, not one day."""
+    batches = range(0, leads, 1000)
+    for i, first in enumerate(batches):
+        services.clock.set(NOW - DAYS * (len(batches) - i) / len(batches))
+        store(services, "leads", [record(n) for n in range(first, min(first + 1000, leads))],
+              actor="bench")
+
+
+def make_due(services, due: int, stages: list[str]) -> None:
+    with services.sessions.begin() as s:
+        s.execute(update(Nudge).where(Nudge.state == "pending").values(due_at=NOW + DAY))
+        lead_ids = s.scalars(select(Lead.id).where(Lead.status == "routed")
+                             .order_by(Lead.id.desc()).limit(due)).all()  # the newest
+        for i, lead_id in enumerate(lead_ids):
+            s.execute(update(Nudge).where(Nudge.lead_id == lead_id,
+                                          Nudge.stage == stages[i % len(stages)])
+                      .values(due_at=NOW - timedelta(minutes=1)))
+
+
+def count(services, model, *where) -> int:
+    with services.sessions.begin() as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def copy(source: Path, target: Path) -> None:
+    """Through SQLite's backup API: the source's WAL holds part of what was loaded."""
+    target.unlink(missing_ok=True)
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
+def run(path: Path, due: int, stages: list[str], sweeps: int) -> None:
+    services = services_on(path)
+    make_due(services, due, stages)
+    queued = count(services, OutboxMessage)
+    start = time.perf_counter()
+    report = sweep(services, NOW)
+    busy = time.perf_counter() - start
+    idle = []
+    for _ in range(sweeps):
+        start = time.perf_counter()
+        sweep(services, NOW)
+        idle.append(time.perf_counter() - start)
+    print(f"{','.join(stages)}: sweep with {due:,} due {busy * 1000:.0f} ms "
+          f"(sent {report.sent}, held {report.held}, dropped {report.dropped}; "
+          f"{count(services, OutboxMessage) - queued:,} outbox rows); "
+          f"idle sweep after it {sorted(idle)[len(idle) // 2] * 1000:.1f} ms")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--leads", type=int, default=100_000)
+    p.add_argument("--due", type=int, default=1000)
+    p.add_argument("--stages", action="append", help="a comma-separated stage mix; repeatable")
+    p.add_argument("--sweeps", type=int, default=5)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        base = Path(d) / "loaded.db"
+        start = time.perf_counter()
+        load(services_on(base), args.leads)
+        print(f"loaded {args.leads:,} open leads in {time.perf_counter() - start:.1f} s")
+        for mix in args.stages or MIXES:
+            copy(base, Path(d) / "sla.db")
+            run(Path(d) / "sla.db", args.due, mix.split(","), args.sweeps)
+
+
+if __name__ == "__main__":
+    main()
