@@ -1,0 +1,1 @@
+"""Metrics: the registry, the query grammar, snapshots and answers."""

@@ -1,0 +1,327 @@
+"""Every metric of PRODUCT.md "Metrics", defined once: its words, its unit, and how it is computed.
+
+A metric is computed in two steps: `parts` (numbers per group, counted in SQL by
+`storage.metrics`) and `value` (the finished number, `None` when there is no data). For an
+additive metric the parts of adjacent periods add up, so daily snapshots can be stored as
+parts and merged; the others (churn, content, CLTV, growth) are computed live.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import NamedTuple
+
+from sqlalchemy.orm import Session
+
+from storage import metrics as queries
+
+DIMENSIONS = ("owner", "source", "segment", "region", "team")
+MONTH = timedelta(days=365.25 / 12)
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
+FORMATS = {"ratio": "{:.0%}", "minutes": "{:.0f} min", "days": "{:.1f} days", "count": "{:,.0f}"}
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a metric's value is computed from, for one group over one period. Values are
+    counted in the histogram to a tenth (rounded in SQL), so merging the histograms of days
+    gives exactly the histogram of the whole period."""
+
+    numerator: float = 0.0
+    denominator: float = 0.0
+    histogram: Mapping[float, int] = field(default_factory=dict)  # value (to 0.1) -> count
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "histogram", MappingProxyType(dict(self.histogram)))
+
+    def __add__(self, other: Parts) -> Parts:
+        return Parts(self.numerator + other.numerator, self.denominator + other.denominator,
+                     Counter(self.histogram) + Counter(other.histogram))
+
+
+# parts(session, team_id, start, end, by, *, now, gross_margin) -> {group key: Parts}
+PartsFn = Callable[..., dict[str, Parts]]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its words, how to show it, and `parts` then `value` to compute it."""
+
+    key: str
+    label: str
+    synonyms: tuple[str, ...]
+    definition: str  # shown to users
+    unit: str  # ratio | minutes | days | money | count
+    better: str  # higher | lower
+    dimensions: tuple[str, ...]  # the group-bys it supports
+    additive: bool  # parts over [a, c) == parts over [a, b) + parts over [b, c)
+    parts: PartsFn
+    value: Callable[[Parts], float | None]
+    default_by: str | None = None  # the grouping an answer shows when none is asked
+
+    def format(self, value: float | None, currency: str = "USD") -> str:
+        """48%, 37 min, 12.5 days, $1,234, 1,234; "—" for no value."""
+        if value is None:
+            return "—"
+        if self.unit == "money":
+            symbol = SYMBOLS.get(currency)
+            return f"{symbol}{value:,.0f}" if symbol else f"{value:,.0f} {currency}"
+        return FORMATS[self.unit].format(value)
+
+
+def quantile(histogram: Mapping[float, int], q: float) -> float | None:
+    """The q-quantile, interpolated between the two nearest ranks (numpy's default)."""
+    n = sum(histogram.values())
+    if not n:
+        return None
+    rank = (n - 1) * q
+    below = int(rank)
+    low, high = _nth(histogram, below), _nth(histogram, min(below + 1, n - 1))
+    return low + (high - low) * (rank - below)
+
+
+def _nth(histogram: Mapping[float, int], k: int) -> float:
+    """The k-th smallest value (from 0)."""
+    for value in sorted(histogram):
+        k -= histogram[value]
+        if k < 0:
+            return value
+    raise IndexError(k)
+
+
+# ------------------------------------------------------------------ values
+
+
+def _share(p: Parts) -> float | None:
+    return p.numerator / p.denominator if p.denominator else None
+
+
+def _count(p: Parts) -> float | None:
+    return p.numerator or None  # nothing happened: no data, not a measured zero
+
+
+def _median(p: Parts) -> float | None:
+    return quantile(p.histogram, 0.5)
+
+
+def _growth(p: Parts) -> float | None:
+    return p.numerator / p.denominator - 1 if p.denominator else None
+
+
+def _cost(p: Parts) -> float | None:
+    return p.numerator / p.denominator if p.numerator and p.denominator else None  # no spend yet
+
+
+# ------------------------------------------------------------------ parts
+
+
+def _adapt(query, make: Callable[..., Parts]) -> PartsFn:
+    """A parts function from a storage query of (session, team_id, start, end, by)."""
+    return lambda session, team_id, start, end, by=None, **_: {
+        k: make(v) for k, v in query(session, team_id, start, end, by).items()}
+
+
+def _pair(numbers: tuple[float, float]) -> Parts:
+    return Parts(*numbers)
+
+
+def _histogram(histogram: Mapping[float, int]) -> Parts:
+    return Parts(histogram=histogram)
+
+
+def _whole(query) -> PartsFn:
+    """Parts of a metric without dimensions, from a query of (numerator, denominator)."""
+    return lambda session, team_id, start, end, by=None, **_: {
+        "": Parts(*query(session, team_id, start, end))}
+
+
+def _sla_parts(session: Session, team_id: str, start: datetime, end: datetime,
+               by: str | None = None, *, now: datetime | None = None, **_) -> dict[str, Parts]:
+    rows = queries.list_sla_parts(session, team_id, start, end, by, now=now)
+    return {k: _pair(numbers) for k, numbers in rows.items()}
+
+
+def _growth_parts(session: Session, team_id: str, start: datetime, end: datetime,
+                  by: str | None = None, **_) -> dict[str, Parts]:
+    """Won amount of the period over that of the previous period of equal length."""
+    current = queries.list_won_amounts(session, team_id, start, end, by)
+    before = queries.list_won_amounts(session, team_id, start - (end - start), start, by)
+    return {k: Parts(current.get(k, (0, 0))[1], before.get(k, (0, 0))[1])
+            for k in current.keys() | before.keys()}
+
+
+def _cac_parts(session: Session, team_id: str, start: datetime, end: datetime,
+               by: str | None = None, **_) -> dict[str, Parts]:
+    customers = queries.count_customers_started(session, team_id, start, end)
+    return {k: Parts(spend, customers)
+            for k, spend in queries.list_spend(session, team_id, start, end, by).items()}
+
+
+def _cltv_parts(session: Session, team_id: str, start: datetime, end: datetime,
+                by: str | None = None, *, gross_margin: float = 0.8, **_) -> dict[str, Parts]:
+    """ARPA × gross margin over monthly churn; no parts when nobody was active."""
+    churned, active = queries.get_churn_parts(session, team_id, start, end)
+    arpa = queries.get_arpa(session, team_id, end)
+    if arpa is None or not active:
+        return {}
+    return {"": Parts(arpa * gross_margin, churned / active / ((end - start) / MONTH))}
+
+
+# ------------------------------------------------------------------ the metrics
+
+METRICS: dict[str, Metric] = {m.key: m for m in (
+    Metric(
+        "response_time", "Response time",
+        ("response time", "speed to lead", "time to first touch", "first response",
+         "time to respond", "response"),
+        "Median minutes from routing to first touch, for leads routed in the period.",
+        unit="minutes", better="lower", dimensions=DIMENSIONS, additive=True,
+        parts=_adapt(queries.list_response_histograms, _histogram), value=_median),
+    Metric(
+        "sla_compliance", "SLA compliance",
+        ("sla", "sla compliance", "sla met", "sla rate", "on time response"),
+        "Share of leads routed in the period whose SLA was met (first touch or rejection at or "
+        "before the due time); leads still open past due count as breaches; open leads not yet "
+        "due are left out.",
+        unit="ratio", better="higher", dimensions=DIMENSIONS, additive=True,
+        parts=_sla_parts, value=_share),
+    Metric(
+        "acceptance_rate", "Acceptance rate",
+        ("acceptance rate", "acceptance", "accept rate", "accepted leads"),
+        "Accepted / (accepted + rejected), for leads decided in the period.",
+        unit="ratio", better="higher", dimensions=DIMENSIONS, additive=True,
+        parts=_adapt(queries.list_acceptance_parts, _pair), value=_share),
+    Metric(
+        "rejection_reasons", "Rejections",
+        ("rejection reasons", "rejections", "rejected leads", "rejection", "why rejected"),
+        "Count of rejections in the period, by reason.",
+        unit="count", better="lower", dimensions=("reason",), additive=True,
+        parts=_adapt(queries.list_rejection_counts, Parts), value=_count, default_by="reason"),
+    Metric(
+        "conversion_rate", "Conversion rate",
+        ("conversion rate", "conversion", "mql to deal", "mql conversion", "lead conversion"),
+        "Of leads that became MQL in the period, the share with a linked deal created on or "
+        "after the MQL time.",
+        unit="ratio", better="higher", dimensions=DIMENSIONS, additive=True,
+        parts=_adapt(queries.list_conversion_parts, _pair), value=_share),
+    Metric(
+        "win_rate", "Win rate",
+        ("win rate", "close rate", "wins", "won rate", "win ratio"),
+        "Won / (won + lost), for deals closed in the period.",
+        unit="ratio", better="higher", dimensions=DIMENSIONS, additive=True,
+        parts=_adapt(queries.list_win_parts, _pair), value=_share),
+    Metric(
+        "sales_cycle", "Sales cycle",
+        ("sales cycle", "cycle time", "deal cycle", "time to close", "days to close"),
+        "Median days from deal created to closed, for deals won in the period.",
+        unit="days", better="lower", dimensions=DIMENSIONS, additive=True,
+        parts=_adapt(queries.list_cycle_histograms, _histogram), value=_median),
+    Metric(
+        "content_utilization", "Content utilization",
+        ("content utilization", "content usage", "content use", "content used",
+         "collateral usage"),
+        "Share of content items existing at period end that sales used at least once in the "
+        "period.",
+        unit="ratio", better="higher", dimensions=(), additive=False,
+        parts=_whole(queries.get_content_parts), value=_share),
+    Metric(
+        "churn_rate", "Churn rate",
+        ("churn rate", "churn", "customer churn", "logo churn"),
+        "Customers churned in the period / customers active at period start.",
+        unit="ratio", better="lower", dimensions=(), additive=False,
+        parts=_whole(queries.get_churn_parts), value=_share),
+    Metric(
+        "revenue_growth", "Revenue growth",
+        ("revenue growth", "growth", "bookings growth", "won revenue growth"),
+        "Won amount closed in the period vs. the previous period of equal length, as a % "
+        "change.",
+        unit="ratio", better="higher", dimensions=DIMENSIONS, additive=False,
+        parts=_growth_parts, value=_growth),
+    Metric(
+        "cac", "Customer acquisition cost",
+        ("customer acquisition cost", "cac", "acquisition cost", "cost per customer"),
+        "Marketing + sales spend in the period / customers started in the period.",
+        unit="money", better="lower", dimensions=("team",), additive=True,
+        parts=_cac_parts, value=_cost),
+    Metric(
+        "cltv", "Customer lifetime value",
+        ("ltv", "lifetime value", "customer lifetime value", "cltv", "clv"),
+        "ARPA × gross margin / monthly churn, where ARPA is the average MRR of customers active "
+        "at period end and monthly churn is the period's churn rate divided by its length in "
+        "months.",
+        unit="money", better="higher", dimensions=(), additive=False,
+        parts=_cltv_parts, value=_share),
+    Metric(
+        "marketing_sourced_revenue", "Marketing-sourced revenue",
+        ("marketing sourced revenue", "marketing-sourced revenue", "marketing revenue",
+         "marketing sourced", "marketing share of revenue"),
+        "Share of won amount from deals with source marketing, for deals won in the period.",
+        unit="ratio", better="higher", dimensions=("owner", "segment", "region", "team"),
+        additive=True, parts=_adapt(queries.list_won_amounts, _pair), value=_share),
+    Metric(
+        "leads_routed", "Leads routed",
+        ("leads routed", "routed leads", "leads", "lead volume", "handoffs", "new leads"),
+        "Count of leads routed in the period.",
+        unit="count", better="higher", dimensions=DIMENSIONS, additive=True,
+        parts=_adapt(queries.list_routed_counts, Parts), value=_count),
+)}
+
+
+def vocabulary() -> dict[str, tuple[str, ...]]:
+    """Metric key -> the words that name it, for the query parser."""
+    return {key: m.synonyms for key, m in METRICS.items()}
+
+
+def compute(session: Session, team_id: str, metric_key: str, start: datetime, end: datetime,
+            by: str | None = None, *, gross_margin: float = 0.8, now: datetime | None = None
+            ) -> tuple[float | None, dict[str, float | None] | None]:
+    """The metric's value over [start, end), and its value per group (highest first) when
+    grouped by `by` or by the metric's own default grouping.
+
+    `now` is the as-of time of the data; only SLA compliance depends on it (open leads due
+    by then are breaches). It defaults to `end`: open leads judged as the period closed.
+    Answers pass the clock's now, so that a lead of a running period is not judged before
+    it is due, and one that has fallen due since a past period closed counts as a breach.
+    """
+    metric = METRICS.get(metric_key)
+    if metric is None:
+        raise ValueError(f"unknown metric {metric_key!r}; metrics: {', '.join(METRICS)}")
+    by = by or metric.default_by
+    if by is not None and by not in metric.dimensions:
+        supported = ", ".join(metric.dimensions) or "nothing"
+        raise ValueError(f"{metric.label} cannot be grouped by {by}; it can be by {supported}")
+
+    def parts(group_by: str | None) -> dict[str, Parts]:
+        return metric.parts(session, team_id, start, end, group_by, now=now,
+                            gross_margin=gross_margin)
+
+    overall = metric.value(sum(parts(None).values(), Parts()))
+    if by is None:
+        return overall, None
+    groups = {key: metric.value(p) for key, p in parts(by).items()}
+    return overall, dict(sorted(groups.items(), key=_highest_first))
+
+
+def _highest_first(item: tuple[str, float | None]) -> tuple:
+    key, value = item
+    return (value is None, -(value or 0.0), key)
+
+
+class ResponseTime(NamedTuple):
+    median: float | None
+    p90: float | None
+    business_median: float | None  # working hours only
+
+
+def response_time_detail(session: Session, team_id: str, start: datetime, end: datetime,
+                         by: str | None = None) -> dict[str, ResponseTime]:
+    """Response time's median, p90 and business-time median, per group ("" for by=None)."""
+    wall = queries.list_response_histograms(session, team_id, start, end, by)
+    business = queries.list_response_histograms(session, team_id, start, end, by, business=True)
+    return {k: ResponseTime(quantile(wall.get(k, {}), 0.5), quantile(wall.get(k, {}), 0.9),
+                            quantile(business.get(k, {}), 0.5))
+            for k in sorted(wall.keys() | business.keys() if by else {""})}

@@ -1,0 +1,240 @@
+"""Metric queries: the numbers each metric of `bot.metrics.registry` is computed from.
+
+Every query counts or sums in SQL over a half-open period `[start, end)` of aware UTC
+datetimes and returns `{group key: numbers}`. With `by=None` there is one group, "".
+Otherwise the key is the owner's Slack id or role ("unassigned" without an owner), or a
+lead's source, segment, region or rejection reason ("unknown" when empty); a deal's
+segment and region are its lead's, its source its own. Queries group by the key's *label*:
+PostgreSQL would not match a repeated expression whose literal became two parameters.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Numeric,
+    Select,
+    case,
+    cast,
+    distinct,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend
+
+UNASSIGNED = "unassigned"
+UNKNOWN = "unknown"
+SPEND_TEAMS = ("marketing", "sales")  # as spend's CHECK constraint
+# Monthly spend is booked at noon UTC on the month's first day: an instant that falls on
+# that local date from UTC-12 to UTC+11, so a period of whole local days gets whole months.
+SPEND_BOOKED_AT = timedelta(hours=12)
+
+# What each grouping reads: a column of the row, of its owner, or of a deal's lead.
+KEYS: dict[type, dict[str, Any]] = {
+    Lead: {"owner": Person.slack_id, "team": Person.role, "source": Lead.source,
+           "segment": Lead.segment, "region": Lead.region, "reason": Lead.rejection_reason},
+    Deal: {"owner": Person.slack_id, "team": Person.role, "source": Deal.source,
+           "segment": Lead.segment, "region": Lead.region},
+    Spend: {"team": Spend.team},
+}
+
+
+def _grouped(entity: type, by: str | None, *columns: Any) -> Select:
+    """SELECT <key> AS grp, *columns FROM entity, grouped by the key (no grouping for by=None)."""
+    if by is None:
+        return select(literal_column("''").label("grp"), *columns).select_from(entity)
+    column = KEYS.get(entity, {}).get(by)
+    if column is None:
+        raise ValueError(f"{entity.__tablename__} cannot be grouped by {by!r}")
+    owner = column.class_ is Person
+    stmt = select(func.coalesce(column, UNASSIGNED if owner else UNKNOWN).label("grp"), *columns)
+    stmt = stmt.select_from(entity)
+    if owner:
+        stmt = stmt.outerjoin(Person, entity.owner_id == Person.id)
+    elif column.class_ is not entity:  # a deal's segment or region
+        stmt = stmt.outerjoin(Lead, entity.lead_id == Lead.id)
+    return stmt.group_by("grp")
+
+
+def _rows(session: Session, stmt: Select) -> dict[str, tuple]:
+    return {grp: tuple(rest) for grp, *rest in session.execute(stmt)}
+
+
+def _lead_counts(session: Session, by: str | None, *where: Any) -> dict[str, int]:
+    rows = _rows(session, _grouped(Lead, by, func.count()).where(*where))
+    return {k: n for k, (n,) in rows.items()}
+
+
+def _histograms(session: Session, entity: type, by: str | None, value: ColumnElement,
+                *where: Any) -> dict[str, dict[float, int]]:
+    """How many rows have each value, rounded to 0.1 in SQL (half away from zero, the same
+    on both backends), per group."""
+    bucket = cast(func.round(cast(value, Numeric), 1), Float).label("bucket")
+    stmt = _grouped(entity, by, bucket, func.count()).where(value.is_not(None), *where)
+    histograms: dict[str, dict[float, int]] = {}
+    for grp, rounded, count in session.execute(stmt.group_by("bucket")):
+        histograms.setdefault(grp, {})[rounded] = count
+    return histograms
+
+
+def _within(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
+    return (column >= start) & (column < end)
+
+
+def _days_between(session: Session, a: Any, b: Any) -> ColumnElement:
+    if session.get_bind().dialect.name == "sqlite":  # julianday is a float: round to seconds
+        return func.round((func.julianday(b) - func.julianday(a)) * 86400) / 86400
+    return func.extract("epoch", b - a) / 86400
+
+
+# ------------------------------------------------------------------ leads
+
+
+def list_response_histograms(session: Session, team_id: str, start: datetime, end: datetime,
+                             by: str | None = None, *, business: bool = False
+                             ) -> dict[str, dict[float, int]]:
+    """Minutes from routing to first touch (wall or business time) of leads routed in the
+    period. A rejection also stops the SLA clock, but it is not a touch: left out."""
+    minutes = Lead.business_minutes if business else Lead.response_minutes
+    return _histograms(session, Lead, by, minutes, Lead.team_id == team_id,
+                       _within(Lead.routed_at, start, end), Lead.first_touch_at.is_not(None))
+
+
+def list_sla_parts(session: Session, team_id: str, start: datetime, end: datetime,
+                   by: str | None = None, *, now: datetime | None = None
+                   ) -> dict[str, tuple[int, int]]:
+    """(met, judged) of leads routed in the period with an SLA. Judged: the outcome recorded
+    at the response (`sla_met`), or still open and due by `now` (a breach); open leads not
+    yet due are left out. `now` is the data's as-of time, `end` unless given."""
+    judged = or_(Lead.sla_met.is_not(None), Lead.sla_due_at <= (end if now is None else now))
+    stmt = _grouped(Lead, by, func.count(case((Lead.sla_met.is_(True), 1))), func.count())
+    return _rows(session, stmt.where(Lead.team_id == team_id, _within(Lead.routed_at, start, end),
+                                     Lead.sla_due_at.is_not(None), judged))
+
+
+def list_acceptance_parts(session: Session, team_id: str, start: datetime, end: datetime,
+                          by: str | None = None) -> dict[str, tuple[int, int]]:
+    """(accepted, decided) by each lead's standing decision, counted when it was made: a
+    rejection at `rejected_at`, else an acceptance at `accepted_at`. A lead accepted and
+    later rejected counts once, as rejected (so the parts of adjacent periods add up)."""
+    accepted = Lead.rejected_at.is_(None) & _within(Lead.accepted_at, start, end)
+    stmt = _grouped(Lead, by, func.count(case((accepted, 1))), func.count())
+    return _rows(session, stmt.where(Lead.team_id == team_id,
+                                     accepted | _within(Lead.rejected_at, start, end)))
+
+
+def list_rejection_counts(session: Session, team_id: str, start: datetime, end: datetime,
+                          by: str | None = None) -> dict[str, int]:
+    return _lead_counts(session, by, Lead.team_id == team_id, _within(Lead.rejected_at, start, end))
+
+
+def list_conversion_parts(session: Session, team_id: str, start: datetime, end: datetime,
+                          by: str | None = None) -> dict[str, tuple[int, int]]:
+    """(converted, MQLs): leads that became MQL in the period, and those of them with a
+    linked deal created at or after the MQL time."""
+    converted = exists().where(Deal.lead_id == Lead.id, Deal.created_at >= Lead.mql_at)
+    stmt = _grouped(Lead, by, func.count(case((converted, 1))), func.count())
+    return _rows(session, stmt.where(Lead.team_id == team_id, _within(Lead.mql_at, start, end)))
+
+
+def list_routed_counts(session: Session, team_id: str, start: datetime, end: datetime,
+                       by: str | None = None) -> dict[str, int]:
+    return _lead_counts(session, by, Lead.team_id == team_id, _within(Lead.routed_at, start, end))
+
+
+# ------------------------------------------------------------------ deals
+
+
+def list_win_parts(session: Session, team_id: str, start: datetime, end: datetime,
+                   by: str | None = None) -> dict[str, tuple[int, int]]:
+    """(won, won + lost) of deals closed in the period."""
+    stmt = _grouped(Deal, by, func.count(case((Deal.outcome == "won", 1))), func.count())
+    return _rows(session, stmt.where(Deal.team_id == team_id, _within(Deal.closed_at, start, end),
+                                     Deal.outcome.in_(("won", "lost"))))
+
+
+def list_cycle_histograms(session: Session, team_id: str, start: datetime, end: datetime,
+                          by: str | None = None) -> dict[str, dict[float, int]]:
+    """Days from created to closed of deals won in the period."""
+    days = _days_between(session, Deal.created_at, Deal.closed_at)
+    return _histograms(session, Deal, by, days, Deal.team_id == team_id,
+                       _within(Deal.closed_at, start, end), Deal.outcome == "won")
+
+
+def list_won_amounts(session: Session, team_id: str, start: datetime, end: datetime,
+                     by: str | None = None) -> dict[str, tuple[float, float]]:
+    """(from marketing, total) won amount of deals won in the period; deals without an
+    amount add nothing."""
+    marketing = func.sum(case((Deal.source == "marketing", Deal.amount)), type_=Float)
+    stmt = _grouped(Deal, by, marketing, func.sum(Deal.amount, type_=Float))
+    rows = _rows(session, stmt.where(Deal.team_id == team_id, _within(Deal.closed_at, start, end),
+                                     Deal.outcome == "won"))
+    return {k: (m or 0.0, total or 0.0) for k, (m, total) in rows.items()}
+
+
+# ------------------------------------------------------------------ customers, spend, content
+
+
+def _active(at: datetime) -> ColumnElement[bool]:
+    """Started before `at` and not churned by then."""
+    not_churned = Customer.churned_at.is_(None) | (Customer.churned_at >= at)
+    return (Customer.started_at < at) & not_churned
+
+
+def get_churn_parts(session: Session, team_id: str, start: datetime, end: datetime
+                    ) -> tuple[int, int]:
+    """(churned in the period, active at its start). A customer who started and churned
+    within the period is churned too, as the definition reads."""
+    churned = _within(Customer.churned_at, start, end)
+    return tuple(session.execute(
+        select(func.count(case((churned, 1))), func.count(case((_active(start), 1))))
+        .where(Customer.team_id == team_id, churned | _active(start))).one())
+
+
+def get_arpa(session: Session, team_id: str, at: datetime) -> float | None:
+    """Average MRR of the customers active at `at` (those without an MRR left out)."""
+    return session.scalar(select(func.avg(Customer.mrr, type_=Float))
+                          .where(Customer.team_id == team_id, _active(at)))
+
+
+def count_customers_started(session: Session, team_id: str, start: datetime, end: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(Customer).where(
+        Customer.team_id == team_id, _within(Customer.started_at, start, end)))
+
+
+def _first_booking_at_or_after(at: datetime) -> date:
+    """The first month day whose booking instant (noon UTC) is at or after `at`."""
+    midnight = (at - SPEND_BOOKED_AT).astimezone(UTC)
+    day = midnight.date()
+    return day if midnight.time() == time.min else day + timedelta(days=1)
+
+
+def list_spend(session: Session, team_id: str, start: datetime, end: datetime,
+               by: str | None = None) -> dict[str, float]:
+    """Spend booked in the period (see SPEND_BOOKED_AT); by team, both teams always."""
+    stmt = _grouped(Spend, by, func.sum(Spend.amount, type_=Float)).where(
+        Spend.team_id == team_id, Spend.month >= _first_booking_at_or_after(start),
+        Spend.month < _first_booking_at_or_after(end))
+    spend = {k: total or 0.0 for k, (total,) in _rows(session, stmt).items()}
+    return dict.fromkeys(SPEND_TEAMS, 0.0) | spend if by == "team" else spend
+
+
+def get_content_parts(session: Session, team_id: str, start: datetime, end: datetime
+                      ) -> tuple[int, int]:
+    """(used in the period, existing at its end) content items; a use is by sales by contract."""
+    existing = (ContentItem.team_id == team_id) & (ContentItem.created_at < end)
+    used = (select(func.count(distinct(ContentUse.content_id)))
+            .join(ContentItem, ContentUse.content_id == ContentItem.id)
+            .where(ContentUse.team_id == team_id, _within(ContentUse.used_at, start, end), existing)
+            .scalar_subquery())
+    items = select(func.count()).select_from(ContentItem).where(existing).scalar_subquery()
+    return tuple(session.execute(select(used, items)).one())
