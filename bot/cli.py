@@ -72,6 +72,19 @@ def _parser() -> argparse.ArgumentParser:
     lead.add_argument("--json", action="store_true", help="machine-readable output")
     lead.set_defaults(func=cmd_lead)
 
+    query = sub.add_parser("query", help='answer a metric question: "win rate last quarter by source"')
+    query.add_argument("text")
+    out = query.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object (PRODUCT.md 'Metrics')")
+    out.add_argument("--csv", action="store_true", help="the groups, or the trend, as CSV")
+    query.set_defaults(func=cmd_query)
+
+    metrics = sub.add_parser("metrics", help="metric snapshots")
+    metrics_sub = metrics.add_subparsers(dest="metrics_command", required=True)
+    refresh = metrics_sub.add_parser("refresh", help="recompute the daily snapshots that changed")
+    refresh.add_argument("--full", action="store_true", help="recompute every day")
+    refresh.set_defaults(func=cmd_metrics_refresh)
+
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", help="public base URL for HTTP mode (default: Socket Mode)")
     manifest.set_defaults(func=cmd_manifest)
@@ -166,6 +179,58 @@ def cmd_lead(args) -> int:
     Console().print(table)
     for e in data["events"]:
         print(f"  {e['at']}  {e['kind']:<12} {e['actor']}")
+    return 0
+
+
+def cmd_query(args) -> int:
+    import json
+
+    from bot.metrics.answers import ask
+    from bot.metrics.grammar import QueryError
+
+    services = _local_services()
+    try:
+        answer = ask(services, args.text)
+    except QueryError as exc:
+        print(f"alignbot: {exc.message}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(answer.as_json(), indent=2))
+    elif args.csv:
+        sys.stdout.write(answer.csv())
+    else:
+        _print_answer(answer, services.config.workspace)
+    return 0
+
+
+def _print_answer(answer, workspace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    metric, fmt = answer.metric, lambda v: answer.metric.format(v, workspace.currency)
+    table = Table(title=f"{metric.label}, {answer.period.label}", show_header=False)
+    table.add_row("value", fmt(answer.value))
+    if answer.comparison is not None:
+        table.add_row(f"vs {answer.comparison.label}", fmt(answer.comparison.value))
+    if answer.target is not None:
+        table.add_row("target", fmt(answer.target))
+    table.add_row("trend", "  ".join(fmt(v) for v in answer.trend))
+    for key, value in (answer.groups or {}).items():
+        table.add_row(f"  {key}", fmt(value))
+    table.add_row("as of", answer.as_of.astimezone(workspace.tz).strftime("%Y-%m-%d %H:%M %Z"))
+    Console().print(table)
+    print(metric.definition)
+
+
+def cmd_metrics_refresh(args) -> int:
+    from bot.metrics.snapshots import refresh
+
+    services = _local_services()
+    with services.sessions.begin() as session:
+        report = refresh(session, services.config, services.team_id, services.clock.now(),
+                         full=args.full)
+    print(f"{report.days} day(s) recomputed, {report.rows:,} snapshot rows, "
+          f"in {report.seconds:.1f} s; as of {report.as_of.isoformat()}")
     return 0
 
 

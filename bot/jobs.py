@@ -20,8 +20,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.config import Config
 from bot.events import prune_events
 from bot.imports import import_dropped
+from bot.metrics.snapshots import refresh
 from bot.nudges import sweep
 from bot.services import Services
+from storage.people import list_team_ids
 
 
 def import_folder(services: Services, now: datetime) -> Any:
@@ -35,6 +37,17 @@ def import_folder(services: Services, now: datetime) -> Any:
 def sla_sweep(services: Services, now: datetime) -> Any:
     """Send the SLA nudges that fell due (each once, even with several workers)."""
     return sweep(services, now)
+
+
+def metrics_refresh(services: Services, now: datetime) -> Any:
+    """Recompute the daily metric snapshots whose inputs changed, per workspace."""
+    with services.sessions() as session:
+        teams = list_team_ids(session)
+    reports = []
+    for team_id in teams:
+        with services.sessions.begin() as session:
+            reports.append(refresh(session, services.config, team_id, now))
+    return reports
 
 
 def outbox_sweep(services: Services, now: datetime) -> Any:
@@ -65,6 +78,8 @@ JOBS: tuple[Job, ...] = (
         "deliver queued Slack messages that are due (retries, held messages)"),
     Job("sla.sweep", sla_sweep, lambda c: every(minutes=1), 60,
         "send due SLA reminders, breach notices, escalations and reassignments"),
+    Job("metrics.refresh", metrics_refresh, lambda c: every(minutes=15), 900,
+        "recompute the daily metric snapshots of the days whose data changed"),
     Job("imports.folder", import_folder, lambda c: every(minutes=1), 60,
         "import CSV files dropped into the configured folder"),
     Job("events.prune", prune_events, lambda c: CronTrigger(hour=3, timezone=c.workspace.tz), 3600,

@@ -88,6 +88,7 @@ class Lead(Base):
         Index("ix_leads_team_routed_at", "team_id", "routed_at"),
         Index("ix_leads_team_decided", "team_id", "accepted_at", "rejected_at"),
         Index("ix_leads_team_due", "team_id", "sla_due_at"),
+        Index("ix_leads_team_updated", "team_id", "updated_at"),  # what a metric refresh redoes
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -153,6 +154,7 @@ class Deal(Base):
         Index("ix_deals_team_closed", "team_id", "closed_at", "outcome"),
         Index("ix_deals_team_created", "team_id", "created_at"),
         Index("ix_deals_lead", "lead_id"),
+        Index("ix_deals_team_updated", "team_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -330,7 +332,19 @@ class MetricSnapshot(Base):
     value: Mapped[float | None] = mapped_column(Float)
     numerator: Mapped[float | None] = mapped_column(Float)
     denominator: Mapped[float | None] = mapped_column(Float)
+    histogram: Mapped[dict[str, Any] | None]  # value (to 0.1) -> count, for medians
     computed_at: Mapped[datetime]
+
+
+class MetricRefresh(Base):
+    """Which days of a workspace the snapshots hold, and as of when."""
+
+    __tablename__ = "metric_refreshes"
+
+    team_id: Mapped[str] = mapped_column(TeamId, primary_key=True)
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    as_of: Mapped[datetime]
 
 
 class OutboxMessage(Base):

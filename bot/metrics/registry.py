@@ -63,6 +63,11 @@ class Metric:
     value: Callable[[Parts], float | None]
     default_by: str | None = None  # the grouping an answer shows when none is asked
 
+    @property
+    def median(self) -> bool:
+        """Computed from a histogram of values rather than from sums."""
+        return self.value is _median
+
     def format(self, value: float | None, currency: str = "USD") -> str:
         """48%, 37 min, 12.5 days, $1,234, 1,234; "—" for no value."""
         if value is None:

@@ -1,0 +1,151 @@
+"""Answers to metric questions: one parser, one computation, for every surface.
+
+`/align metric`, @mentions, `/align scorecard`, `/align export`, the App Home and
+`alignbot query` all come here: words are parsed by `grammar`, numbers come from the
+`registry` through `snapshots` (daily rollups for whole past days, live tables for the
+rest), and an `Answer` carries everything a builder or a script shows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from bot.config import Config
+from bot.metrics import snapshots
+from bot.metrics.grammar import Period, Query, QueryError, parse_period, parse_query
+from bot.metrics.registry import METRICS, Metric, vocabulary
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+TREND = 6  # periods in an answer's trend, the asked one last
+COMPARE_LABELS = {"previous": "previous period", "last_year": "last year"}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    kind: str  # previous | last_year
+    period: Period
+    value: float | None
+    change: float | None  # value now minus value then, in the metric's unit
+
+    @property
+    def label(self) -> str:
+        return COMPARE_LABELS[self.kind]
+
+
+@dataclass(frozen=True)
+class Answer:
+    query: Query
+    metric: Metric
+    value: float | None
+    groups: dict[str, float | None] | None  # highest first; only with `by`
+    comparison: Comparison | None  # only with `vs`
+    trend: tuple[float | None, ...]  # the TREND periods of equal length ending with this one
+    target: float | None
+    as_of: datetime  # the oldest data the answer stands on
+
+    @property
+    def period(self) -> Period:
+        return self.query.period
+
+    def on_target(self) -> bool | None:
+        """Whether the value meets its target, in the metric's better direction."""
+        if self.value is None or self.target is None:
+            return None
+        return self.value >= self.target if self.metric.better == "higher" else \
+            self.value <= self.target
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape of PRODUCT.md "Metrics": `alignbot query --json`."""
+        out: dict[str, Any] = {
+            "metric": self.metric.key, "value": self.value, "unit": self.metric.unit,
+            "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat(),
+                       "label": self.period.label}}
+        if self.comparison is not None:
+            c = self.comparison
+            out["comparison"] = {"label": c.kind, "value": c.value, "change": c.change,
+                                 "period": {"start": c.period.start.isoformat(),
+                                            "end": c.period.end.isoformat()}}
+        if self.groups is not None:
+            out["groups"] = [{"key": k, "value": v} for k, v in self.groups.items()]
+        out["target"] = self.target
+        out["trend"] = list(self.trend)
+        out["as_of"] = self.as_of.isoformat()
+        return out
+
+    def csv(self) -> str:
+        """One row per group with `by`, else one per period of the trend."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        if self.groups is not None:
+            writer.writerow([self.query.by or self.metric.default_by, self.metric.key])
+            writer.writerows([k, _cell(v)] for k, v in self.groups.items())
+        else:
+            writer.writerow(["period", "start", "end", self.metric.key])
+            for period, value in zip(trend_periods(self.period), self.trend, strict=True):
+                writer.writerow([period.label, period.start.isoformat(), period.end.isoformat(),
+                                 _cell(value)])
+        return out.getvalue()
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else repr(round(value, 6))
+
+
+def parse(text: str, config: Config, now: datetime, default_metric: str | None = None) -> Query:
+    """Words -> a query, or a QueryError saying what is wrong and what would work."""
+    query = parse_query(text, now, config.workspace.tz, vocabulary(), default_metric)
+    metric = METRICS[query.metric]
+    if query.by is not None and query.by not in metric.dimensions:
+        ways = ", ".join(metric.dimensions) or "nothing: it is one number for the workspace"
+        raise QueryError(f"{metric.label} cannot be broken down by {query.by}; it can by {ways}.")
+    return query
+
+
+def ask(services: Services, text: str, default_metric: str | None = None) -> Answer:
+    """Parse and answer a question for the services' workspace, now."""
+    now = services.clock.now()
+    query = parse(text, services.config, now, default_metric)
+    with services.sessions() as session:
+        return answer(session, services.config, services.team_id, query, now)
+
+
+def answer(session: Session, config: Config, team_id: str, query: Query,
+           now: datetime) -> Answer:
+    metric = METRICS[query.metric]
+    reader = snapshots.Reader(session, config, team_id, now)
+    value, groups = reader.value(metric, query.period, query.by or metric.default_by)
+    comparison = None
+    if query.compare is not None:
+        then = query.period.previous() if query.compare == "previous" else \
+            query.period.last_year()
+        before, _ = reader.value(metric, then, None)
+        change = value - before if value is not None and before is not None else None
+        comparison = Comparison(query.compare, then, before, change)
+    trend = tuple(reader.value(metric, p, None)[0] for p in trend_periods(query.period)[:-1])
+    return Answer(query, metric, value, groups if query.by or metric.default_by else None,
+                  comparison, (*trend, value), config.targets.get(metric.key), reader.as_of)
+
+
+def scorecard(session: Session, config: Config, team_id: str, now: datetime,
+              period: Period | None = None) -> list[Answer]:
+    """Every metric over the period (default: the last 30 days) against its target,
+    compared with the period before."""
+    period = period or parse_period("", now, config.workspace.tz)
+    return [answer(session, config, team_id, Query(key, period, compare="previous"), now)
+            for key in METRICS]
+
+
+def trend_periods(period: Period) -> list[Period]:
+    """The TREND periods ending with `period`, each the one before the next."""
+    periods = [period]
+    while len(periods) < TREND:
+        periods.insert(0, periods[0].previous())
+    return periods

@@ -1,0 +1,163 @@
+"""Daily metric snapshots: what the refresh job stores, and how answers read them.
+
+A metric's value over a period is computed from its *parts* (see `registry`). For the
+additive metrics, the refresh stores the parts of every whole past day, per grouping,
+in `metric_snapshots`; a period is then read as the sum of its stored days plus the
+live parts of what the snapshots do not cover (today, days not refreshed yet, partial
+days). Both paths use the registry's own parts functions, so for the same data they
+give the same number. The others (churn, content, CLTV, growth) are always live: they
+read small tables or a single instant.
+
+What a refresh redoes: every day since the last refreshed one, the days of every row
+changed since the last refresh (by the instants metrics count it at), and always the
+last `SETTLE_DAYS` — a re-routed lead's stage time moves within them, and the day it
+left is known only there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from bot.config import Config
+from bot.metrics.grammar import Period
+from bot.metrics.registry import METRICS, Metric, Parts
+from storage import snapshots as queries
+
+SETTLE_DAYS = 7
+DAY = timedelta(days=1)
+
+
+class Reader:
+    """Values of metrics for one workspace as of `now`; `as_of` is how fresh the data read
+    so far is (the last refresh's time once a snapshot was used)."""
+
+    def __init__(self, session: Session, config: Config, team_id: str, now: datetime):
+        self.session, self.config, self.team_id, self.now = session, config, team_id, now
+        self.tz = config.workspace.tz
+        self.refresh = queries.get_refresh(session, team_id)
+        self.as_of = now
+
+    def value(self, metric: Metric, period: Period, by: str | None
+              ) -> tuple[float | None, dict[str, float | None] | None]:
+        """The metric over the period, and per group (highest first) when `by` is given."""
+        overall = metric.value(sum(self.parts(metric, period.start, period.end, None).values(),
+                                   Parts()))
+        if by is None:
+            return overall, None
+        groups = {k: metric.value(p) for k, p in self.parts(metric, period.start, period.end,
+                                                             by).items()}
+        return overall, dict(sorted(groups.items(), key=_highest_first))
+
+    def parts(self, metric: Metric, start: datetime, end: datetime, by: str | None
+              ) -> dict[str, Parts]:
+        stored = self._stored_days(metric, start, end)
+        if stored is None:
+            return self.live(metric, start, end, by)
+        first, last = stored
+        self.as_of = min(self.as_of, self.refresh.as_of)
+        parts = self._snapshot(metric, by, first, last)
+        for a, b in ((start, self.midnight(first)), (self.midnight(last + DAY), end)):
+            if a < b:
+                for key, p in self.live(metric, a, b, by).items():
+                    parts[key] = parts.get(key, Parts()) + p
+        return parts
+
+    def live(self, metric: Metric, start: datetime, end: datetime, by: str | None
+             ) -> dict[str, Parts]:
+        return metric.parts(self.session, self.team_id, start, end, by, now=self.now,
+                            gross_margin=self.config.workspace.gross_margin)
+
+    def midnight(self, day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=self.tz)
+
+    def _stored_days(self, metric: Metric, start: datetime, end: datetime
+                     ) -> tuple[date, date] | None:
+        """The whole local days of [start, end) the snapshots hold, if any."""
+        if not metric.additive or self.refresh is None:
+            return None
+        local_start = start.astimezone(self.tz)
+        first = local_start.date() + (DAY if local_start != self.midnight(local_start.date())
+                                      else timedelta(0))
+        last = end.astimezone(self.tz).date() - DAY
+        first, last = max(first, self.refresh.first_day), min(last, self.refresh.last_day)
+        return (first, last) if first <= last else None
+
+    def _snapshot(self, metric: Metric, by: str | None, first: date, last: date
+                  ) -> dict[str, Parts]:
+        dimension = by or ""
+        if metric.median:
+            return {k: Parts(histogram=h) for k, h in queries.merge_histograms(
+                self.session, self.team_id, metric.key, dimension, first, last).items()}
+        return {k: Parts(n, d) for k, (n, d) in queries.sum_parts(
+            self.session, self.team_id, metric.key, dimension, first, last).items()}
+
+
+def _highest_first(item: tuple[str, float | None]) -> tuple:
+    key, value = item
+    return (value is None, -(value or 0.0), key)
+
+
+# ------------------------------------------------------------------ the refresh job
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    team_id: str
+    days: int
+    rows: int
+    seconds: float
+    as_of: datetime
+
+
+def refresh(session: Session, config: Config, team_id: str, now: datetime, *,
+            full: bool = False) -> RefreshReport:
+    """Recompute the snapshots of the days whose inputs changed (all days when `full`),
+    through yesterday; idempotent: a day's rows are replaced whole."""
+    started = time.perf_counter()
+    queries.lock_refresh(session, team_id)  # two workers refresh one after the other
+    reader = Reader(session, config, team_id, now)
+    yesterday = now.astimezone(reader.tz).date() - DAY
+    state = None if full else reader.refresh
+    days = _days_to_redo(session, reader, state, yesterday)
+    rows = 0
+    for day in days:
+        day_rows = _day_rows(reader, day)
+        queries.replace_day(session, team_id, day, day_rows)
+        rows += len(day_rows)
+    if days or state is not None:
+        first = min([*days, *([state.first_day] if state else [])])
+        queries.set_refresh(session, team_id, first, max(yesterday, first), now)
+    return RefreshReport(team_id, len(days), rows, time.perf_counter() - started, now)
+
+
+def _days_to_redo(session: Session, reader: Reader, state, yesterday: date) -> list[date]:
+    """All days anything happened on, for a first or full refresh; else see the module."""
+    days = {t.astimezone(reader.tz).date() for t in queries.list_changed_times(
+        session, reader.team_id, state and state.as_of, reader.now)}
+    if state is not None:
+        days |= {state.last_day + DAY * i for i in range(1, (yesterday - state.last_day).days + 1)}
+        days |= {yesterday - DAY * i for i in range(SETTLE_DAYS)}
+    return sorted(d for d in days if d <= yesterday)
+
+
+def _day_rows(reader: Reader, day: date) -> list[dict]:
+    """Every additive metric's parts of one day, for the whole team and per grouping."""
+    start, end = reader.midnight(day), reader.midnight(day + DAY)
+    rows = []
+    for metric in METRICS.values():
+        if not metric.additive:
+            continue
+        for by in (None, *metric.dimensions):
+            for key, p in reader.live(metric, start, end, by).items():
+                if not (p.numerator or p.denominator or p.histogram):
+                    continue  # nothing happened: a missing row reads the same
+                rows.append({"metric": metric.key, "dimension": by or "", "dimension_value": key,
+                             "value": metric.value(p), "numerator": p.numerator,
+                             "denominator": p.denominator,
+                             "histogram": {str(v): n for v, n in p.histogram.items()} or None,
+                             "computed_at": reader.now})
+    return rows

@@ -1,0 +1,98 @@
+"""Metric snapshot queries: the daily parts a refresh stores, their sums over days, and
+which days a refresh must redo."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, union_all
+from sqlalchemy.orm import Session
+
+from storage.metrics import SPEND_BOOKED_AT
+from storage.models import Customer, Deal, Lead, MetricRefresh, MetricSnapshot, Spend
+
+_SNAPSHOTS = MetricSnapshot.__table__
+
+
+def get_refresh(session: Session, team_id: str) -> MetricRefresh | None:
+    return session.get(MetricRefresh, team_id)
+
+
+def lock_refresh(session: Session, team_id: str) -> None:
+    """Holds the workspace's refresh row until the transaction ends (PostgreSQL; SQLite has
+    one writer at a time anyway)."""
+    session.execute(select(MetricRefresh.team_id).where(MetricRefresh.team_id == team_id)
+                    .with_for_update())
+
+
+def set_refresh(session: Session, team_id: str, first_day: date, last_day: date,
+                as_of: datetime) -> None:
+    session.merge(MetricRefresh(team_id=team_id, first_day=first_day, last_day=last_day,
+                                as_of=as_of))
+
+
+def replace_day(session: Session, team_id: str, day: date, rows: list[dict[str, Any]]) -> None:
+    """The day's snapshot rows, all of them at once: what is not in `rows` is gone."""
+    session.execute(delete(_SNAPSHOTS).where(_SNAPSHOTS.c.team_id == team_id,
+                                             _SNAPSHOTS.c.day == day))
+    if rows:
+        session.execute(insert(_SNAPSHOTS), [{"team_id": team_id, "day": day, **r} for r in rows])
+
+
+def sum_parts(session: Session, team_id: str, metric: str, dimension: str, first: date,
+              last: date) -> dict[str, tuple[float, float]]:
+    """(Σ numerator, Σ denominator) per dimension value over the days first..last."""
+    rows = session.execute(
+        select(_SNAPSHOTS.c.dimension_value, func.sum(_SNAPSHOTS.c.numerator),
+               func.sum(_SNAPSHOTS.c.denominator))
+        .where(*_days(team_id, metric, dimension, first, last))
+        .group_by(_SNAPSHOTS.c.dimension_value))
+    return {k: (n or 0.0, d or 0.0) for k, n, d in rows}
+
+
+def merge_histograms(session: Session, team_id: str, metric: str, dimension: str, first: date,
+                     last: date) -> dict[str, Counter]:
+    """The days' histograms merged per dimension value (keys back to numbers)."""
+    merged: dict[str, Counter] = {}
+    for key, histogram in session.execute(
+            select(_SNAPSHOTS.c.dimension_value, _SNAPSHOTS.c.histogram)
+            .where(*_days(team_id, metric, dimension, first, last))):
+        counts = merged.setdefault(key, Counter())
+        for value, n in (histogram or {}).items():
+            counts[float(value)] += n
+    return merged
+
+
+def _days(team_id: str, metric: str, dimension: str, first: date, last: date) -> list:
+    return [_SNAPSHOTS.c.team_id == team_id, _SNAPSHOTS.c.metric == metric,
+            _SNAPSHOTS.c.dimension == dimension, _SNAPSHOTS.c.day >= first,
+            _SNAPSHOTS.c.day <= last]
+
+
+def list_changed_times(session: Session, team_id: str, since: datetime | None,
+                       now: datetime) -> set[datetime]:
+    """The instants additive metrics count at, of every row changed since `since` (of all
+    rows when None) — and of open leads that fell due since then (breaches now)."""
+    def changed(model):
+        return [model.team_id == team_id] + ([model.updated_at >= since] if since else [])
+
+    stmts = [select(t).where(*changed(Lead), t.is_not(None))
+             for t in (Lead.routed_at, Lead.mql_at, Lead.accepted_at, Lead.rejected_at)]
+    stmts += [select(Deal.closed_at).where(*changed(Deal), Deal.closed_at.is_not(None)),
+              select(Lead.mql_at).join(Deal, Deal.lead_id == Lead.id)  # conversion
+              .where(*changed(Deal), Lead.mql_at.is_not(None)),
+              select(Customer.started_at).where(*changed(Customer))]
+    if since is not None:
+        stmts.append(select(Lead.routed_at).where(
+            Lead.team_id == team_id, Lead.sla_met.is_(None), Lead.sla_due_at >= since,
+            Lead.sla_due_at < now, Lead.routed_at.is_not(None)))
+    times = set(session.scalars(union_all(*stmts).subquery().select().distinct()))
+    months = session.scalars(select(Spend.month).where(*changed(Spend)).distinct())
+    return times | {_booked(m) for m in months}
+
+
+def _booked(month: date) -> datetime:
+    return datetime.combine(month, time.min, UTC) + SPEND_BOOKED_AT
+

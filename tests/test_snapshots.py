@@ -1,0 +1,118 @@
+"""Daily snapshots: a refresh stores whole past days; answers over them equal live ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.metrics.grammar import parse_period
+from bot.metrics.registry import METRICS, compute
+from bot.metrics.snapshots import SETTLE_DAYS, Reader, refresh
+from storage.db import make_sessionmaker
+from storage.models import Lead, MetricSnapshot
+from storage.snapshots import get_refresh
+from tests.metric_fixture import add_metric_fixture, at
+from tests.slack import TEAM
+
+NOW = datetime(2026, 8, 3, 16, 0, tzinfo=UTC)  # a Monday noon in New York, after the fixture
+PERIODS = ("2026-05", "2026-06", "Q2 2026", "2026-05-10..2026-07-20", "last 90 days", "ytd",
+           "this month", "2025-12")
+
+
+@pytest.fixture
+def sessions(engine):
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as s:
+        add_metric_fixture(s)
+    return sessions
+
+
+def live(session, config, key, period, by):
+    return compute(session, TEAM, key, period.start, period.end, by,
+                   gross_margin=config.workspace.gross_margin, now=NOW)
+
+
+def test_answers_over_snapshots_equal_live_ones_for_every_metric_period_and_grouping(
+        sessions, config):
+    with sessions.begin() as s:
+        report = refresh(s, config, TEAM, NOW)
+    assert 0 < report.days < (NOW - at(1, 1)).days / 2  # only the days something happened
+    with sessions() as s:
+        reader = Reader(s, config, TEAM, NOW)
+        for text in PERIODS:
+            period = parse_period(text, NOW, config.workspace.tz)
+            for metric in METRICS.values():
+                for by in (None, *metric.dimensions):
+                    value, groups = reader.value(metric, period, by or metric.default_by)
+                    expected, expected_groups = live(s, config, metric.key, period, by)
+                    assert value == pytest.approx(expected), (metric.key, text, by)
+                    assert (groups or {}) == pytest.approx(expected_groups or {}), \
+                        (metric.key, text, by)
+        assert reader.as_of == NOW  # the refresh's time: it ran at NOW
+
+
+def test_snapshots_hold_whole_past_days_only_and_today_is_read_live(sessions, config):
+    with sessions.begin() as s:
+        refresh(s, config, TEAM, NOW)
+        s.add(Lead(team_id=TEAM, external_id="L-TODAY", source="webinar", status="routed",
+                   created_at=NOW, mql_at=NOW, routed_at=NOW, updated_at=NOW))
+    with sessions() as s:
+        assert get_refresh(s, TEAM).last_day == date(2026, 8, 2)  # yesterday in New York
+        assert s.scalar(select(func.max(MetricSnapshot.day))) < date(2026, 8, 3)
+        this_month = parse_period("this month", NOW, config.workspace.tz)
+        value, _ = Reader(s, config, TEAM, NOW).value(METRICS["leads_routed"], this_month, None)
+        assert value == 1  # today's lead, which no snapshot holds
+
+
+def test_a_past_period_is_read_from_snapshots_as_of_the_refresh(sessions, config):
+    with sessions.begin() as s:
+        refresh(s, config, TEAM, NOW)
+    with sessions.begin() as s:  # a May lead moves to another workspace; no refresh since
+        s.scalars(select(Lead).where(Lead.routed_at >= at(5, 2),
+                                     Lead.routed_at < at(5, 31))).first().team_id = "T0ELSE"
+    later = NOW + timedelta(hours=1)
+    with sessions() as s:
+        may = parse_period("2026-05", later, config.workspace.tz)
+        reader = Reader(s, config, TEAM, later)
+        stored, _ = reader.value(METRICS["leads_routed"], may, None)
+        assert stored == (live(s, config, "leads_routed", may, None)[0] or 0) + 1
+        assert reader.as_of == NOW  # what the answer says: the data is an hour old
+
+
+def test_a_refresh_is_idempotent_and_redoes_only_what_changed(sessions, config):
+    with sessions.begin() as s:
+        refresh(s, config, TEAM, NOW)
+    with sessions() as s:
+        before = s.execute(select(MetricSnapshot.metric, MetricSnapshot.day,
+                                  MetricSnapshot.dimension, MetricSnapshot.dimension_value,
+                                  MetricSnapshot.numerator, MetricSnapshot.denominator)
+                           .order_by(MetricSnapshot.metric, MetricSnapshot.day,
+                                     MetricSnapshot.dimension,
+                                     MetricSnapshot.dimension_value)).all()
+    later = NOW + timedelta(hours=1)
+    with sessions.begin() as s:
+        again = refresh(s, config, TEAM, later)
+    assert again.days == SETTLE_DAYS  # nothing changed: only the settling window
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(MetricSnapshot)) == len(before)
+    # A lead of May is rejected now (it was accepted): May's acceptance changes.
+    with sessions.begin() as s:
+        lead = s.scalars(select(Lead).where(Lead.accepted_at < at(5, 31),
+                                            Lead.rejected_at.is_(None))).first()
+        lead.rejected_at, lead.rejection_reason, lead.updated_at = at(5, 20), "bad_fit", later
+    with sessions.begin() as s:
+        changed = refresh(s, config, TEAM, later + timedelta(minutes=5))
+    assert changed.days == SETTLE_DAYS + 1 or changed.days == SETTLE_DAYS + 2  # + its day(s)
+    with sessions() as s:
+        may = parse_period("2026-05", NOW, config.workspace.tz)
+        metric = METRICS["acceptance_rate"]
+        assert Reader(s, config, TEAM, later).value(metric, may, None)[0] == pytest.approx(
+            live(s, config, "acceptance_rate", may, None)[0])
+
+
+def test_a_full_refresh_of_an_empty_workspace_stores_nothing(engine, config):
+    with make_sessionmaker(engine).begin() as s:
+        report = refresh(s, config, "T0EMPTY", NOW)
+    assert (report.days, report.rows) == (0, 0)
