@@ -126,10 +126,14 @@ def list_acceptance_parts(session: Session, team_id: str, start: datetime, end: 
     """(accepted, decided) by each lead's standing decision, counted when it was made: a
     rejection at `rejected_at`, else an acceptance at `accepted_at`. A lead accepted and
     later rejected counts once, as rejected (so the parts of adjacent periods add up)."""
-    accepted = Lead.rejected_at.is_(None) & _within(Lead.accepted_at, start, end)
-    stmt = _grouped(Lead, by, func.count(case((accepted, 1))), func.count())
-    return _rows(session, stmt.where(Lead.team_id == team_id,
-                                     accepted | _within(Lead.rejected_at, start, end)))
+    # Two queries, not one with OR: each is then a range of ix_leads_team_decided.
+    accepted = _lead_counts(session, by, Lead.team_id == team_id, Lead.rejected_at.is_(None),
+                            _within(Lead.accepted_at, start, end))
+    rejected = _lead_counts(session, by, Lead.team_id == team_id,
+                            _within(Lead.rejected_at, start, end))
+    return {k: (accepted.get(k, 0), accepted.get(k, 0) + rejected.get(k, 0))
+            for k in accepted.keys() | rejected.keys()
+            if accepted.get(k, 0) + rejected.get(k, 0)}
 
 
 def list_rejection_counts(session: Session, team_id: str, start: datetime, end: datetime,

@@ -86,7 +86,9 @@ class Lead(Base):
         Index("ix_leads_team_owner_status", "team_id", "owner_id", "status"),
         Index("ix_leads_team_mql_at", "team_id", "mql_at"),
         Index("ix_leads_team_routed_at", "team_id", "routed_at"),
-        Index("ix_leads_team_decided", "team_id", "accepted_at", "rejected_at"),
+        # rejected_at first: "decided in the period" is (not rejected, accepted in it) or
+        # (rejected in it), and both halves are then a range of this one index
+        Index("ix_leads_team_decided", "team_id", "rejected_at", "accepted_at"),
         Index("ix_leads_team_due", "team_id", "sla_due_at"),
         Index("ix_leads_team_updated", "team_id", "updated_at"),  # what a metric refresh redoes
     )

@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 DIMENSIONS = ("owner", "source", "segment", "region", "team")
+BREAKDOWNS = (*DIMENSIONS, "reason")  # rejections break down by their reason
 MAX_LENGTH = 500
 MAX_DAYS = 3660  # ten years: anything longer is a typo, and an expensive one
 DEFAULT_DAYS = 30
@@ -40,7 +41,7 @@ PERIOD_FORMS = ("Periods: today, yesterday, this|last week|month|quarter|year, "
                 "last N days|weeks|months, mtd, qtd, ytd, 2026-03, Q3 2026, 2026, "
                 "2026-01-01..2026-03-31.")
 COMPARE_FORMS = "Compare with “vs previous” (the period before) or “vs last year”."
-DIMENSION_FORMS = "Break down by owner, source, segment, region or team."
+DIMENSION_FORMS = "Break down by owner, source, segment, region or team (rejections by reason)."
 
 _UNIT_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 _TO_DATE = {"mtd": "month", "qtd": "quarter", "ytd": "year"}
@@ -252,9 +253,9 @@ def _take_by(words: str) -> tuple[str | None, str]:
     if len(matches) > 1:
         raise QueryError(f"One breakdown at a time, please. {DIMENSION_FORMS}")
     word = matches[0]["dim"] or ""
-    dimension = word[:-1] if word.endswith("s") and word[:-1] in DIMENSIONS else word
-    if dimension not in DIMENSIONS:
-        suggestions = tuple(difflib.get_close_matches(dimension, DIMENSIONS, n=2))
+    dimension = word[:-1] if word.endswith("s") and word[:-1] in BREAKDOWNS else word
+    if dimension not in BREAKDOWNS:
+        suggestions = tuple(difflib.get_close_matches(dimension, BREAKDOWNS, n=2))
         what = f"by “{_quote(word)}”" if word else "by nothing"
         raise QueryError(f"I can't break down {what}. {_did_you_mean(suggestions)}"
                          f"{DIMENSION_FORMS}", suggestions)

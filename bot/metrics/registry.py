@@ -17,9 +17,9 @@ from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
+from bot.metrics.grammar import DIMENSIONS
 from storage import metrics as queries
 
-DIMENSIONS = ("owner", "source", "segment", "region", "team")
 MONTH = timedelta(days=365.25 / 12)
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
 FORMATS = {"ratio": "{:.0%}", "minutes": "{:.0f} min", "days": "{:.1f} days", "count": "{:,.0f}"}

@@ -1,4 +1,4 @@
-"""metric snapshot histograms, refresh state, updated_at indexes
+"""metric snapshot histograms, refresh state, updated_at indexes, decided index led by rejected_at
 
 Revision ID: 0005
 Revises: 0004
@@ -29,6 +29,8 @@ def upgrade() -> None:
 
     with op.batch_alter_table('leads', schema=None) as batch_op:
         batch_op.create_index('ix_leads_team_updated', ['team_id', 'updated_at'], unique=False)
+        batch_op.drop_index('ix_leads_team_decided')
+        batch_op.create_index('ix_leads_team_decided', ['team_id', 'rejected_at', 'accepted_at'], unique=False)
 
     with op.batch_alter_table('metric_snapshots', schema=None) as batch_op:
         batch_op.add_column(sa.Column('histogram', sa.JSON(), nullable=True))
@@ -43,6 +45,8 @@ def downgrade() -> None:
 
     with op.batch_alter_table('leads', schema=None) as batch_op:
         batch_op.drop_index('ix_leads_team_updated')
+        batch_op.drop_index('ix_leads_team_decided')
+        batch_op.create_index('ix_leads_team_decided', ['team_id', 'accepted_at', 'rejected_at'], unique=False)
 
     with op.batch_alter_table('deals', schema=None) as batch_op:
         batch_op.drop_index('ix_deals_team_updated')

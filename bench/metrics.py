@@ -1,0 +1,204 @@
+"""Metric answer latency, refresh duration and memory over a large store.
+
+    python -m bench.metrics [--leads 1000000] [--deals 200000] [--customers 50000] [--reps 15]
+
+Generates two years of data straight into a fresh SQLite file (a child process, so its
+memory is not counted): leads with routing, touches, rejections and SLA outcomes, deals
+(three in four linked to a lead), customers with churn, monthly spend and content use.
+Then, in this process: a full snapshot refresh (the first one), every metric answered as
+`/align metric` answers it (value and a trend of six periods) for the last 30 days, last
+quarter and last year, with and without `by`; one day of new data and the refresh after
+it; and the peak RSS of this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from statistics import median
+
+from sqlalchemy import insert
+
+from bot.config import load_config
+from bot.metrics.answers import answer, parse
+from bot.metrics.registry import METRICS
+from bot.metrics.snapshots import refresh
+from storage.db import make_engine, make_sessionmaker
+from storage.migrate import upgrade
+from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend
+
+ROOT = Path(__file__).resolve().parents[1]
+TEAM = "T0BENCH"
+NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+SPAN = timedelta(days=730)
+CHUNK = 20_000
+SOURCES = ["webinar", "ebook", "paid_search", "events", "referral", "organic"]
+SEGMENTS = ["smb", "mid_market", "enterprise"]
+REGIONS = ["na", "emea", "apac", "latam"]
+REASONS = ["not_icp", "bad_timing", "duplicate", "no_budget", "bad_data"]
+REPS = [f"U0REP{i:04d}" for i in range(40)]
+PERIODS = ("last 30 days", "last quarter", "last year")
+
+
+def generate(path: Path, leads: int, deals: int, customers: int, now: datetime) -> None:
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    rnd = random.Random(7)
+    with make_sessionmaker(engine).begin() as s:
+        s.execute(insert(Person), [
+            {"team_id": TEAM, "slack_id": sid, "role": "sales", "weight": 1, "updated_at": now,
+             "deactivated": False, "from_config": True} for sid in REPS])
+        owners = list(range(1, len(REPS) + 1))
+        touched = []
+        for first in range(1, leads + 1, CHUNK):
+            rows = [_lead(rnd, i, owners, now) for i in range(first, min(first + CHUNK, leads + 1))]
+            touched += [(r["id"], r["first_touch_at"]) for r in rows if r["first_touch_at"]]
+            s.execute(insert(Lead), rows)
+        for first in range(1, deals + 1, CHUNK):
+            s.execute(insert(Deal), [_deal(rnd, i, touched, owners, now)
+                                     for i in range(first, min(first + CHUNK, deals + 1))])
+        s.execute(insert(Customer), [_customer(rnd, i, now) for i in range(customers)])
+        months = [date(now.year - 2 + (now.month + k - 1) // 12, (now.month + k - 1) % 12 + 1, 1)
+                  for k in range(25)]
+        s.execute(insert(Spend), [{"team_id": TEAM, "month": m, "team": team,
+                                   "updated_at": datetime.combine(m, datetime.min.time(), UTC),
+                                   "amount": Decimal(rnd.randint(40_000, 90_000))}
+                                  for m in months for team in ("marketing", "sales")])
+        s.execute(insert(ContentItem), [{"id": i + 1, "team_id": TEAM, "external_id": f"C{i}",
+                                         "created_at": now - SPAN, "updated_at": now}
+                                        for i in range(200)])
+        s.execute(insert(ContentUse), [
+            {"team_id": TEAM, "content_id": rnd.randint(1, 200), "user_email": "rep@example.com",
+             "used_at": now - SPAN * rnd.random()} for _ in range(20_000)])
+
+
+def _lead(rnd: random.Random, i: int, owners: list[int], now: datetime,
+          span: timedelta = SPAN) -> dict:
+    mql = now - span * rnd.random()
+    routed = mql + timedelta(minutes=rnd.randint(0, 10))
+    fate = rnd.random()
+    row = {"id": i, "team_id": TEAM, "external_id": f"L{i:07d}", "source": rnd.choice(SOURCES),
+           "segment": rnd.choice(SEGMENTS), "region": rnd.choice(REGIONS),
+           "score": rnd.randint(0, 100), "owner_id": rnd.choice(owners), "created_at": mql,
+           "mql_at": mql, "routed_at": routed, "updated_at": routed, "sla_policy": "standard",
+           "sla_clock": "wall", "sla_due_at": routed + timedelta(hours=4), "accepted_at": None,
+           "rejected_at": None, "rejection_reason": None, "first_touch_at": None,
+           "response_minutes": None, "business_minutes": None, "sla_met": None,
+           "status": "routed"}
+    if fate < 0.85:  # touched: accepted at the first touch
+        minutes = round(rnd.expovariate(1 / 45), 2)
+        touch = routed + timedelta(minutes=minutes)
+        row.update(status="contacted", accepted_at=touch, first_touch_at=touch, updated_at=touch,
+                   response_minutes=minutes, business_minutes=round(minutes * 0.7, 2),
+                   sla_met=touch <= row["sla_due_at"])
+    elif fate < 0.95:
+        rejected = routed + timedelta(minutes=rnd.randint(5, 600))
+        row.update(status="rejected", rejected_at=rejected, rejection_reason=rnd.choice(REASONS),
+                   updated_at=rejected,
+                   sla_met=rejected <= row["sla_due_at"])
+    return row
+
+
+def _deal(rnd: random.Random, i: int, touched: list, owners: list[int], now: datetime) -> dict:
+    lead_id, touch = rnd.choice(touched) if rnd.random() < 0.75 else (None, None)
+    created = (touch or now - SPAN * rnd.random()) + timedelta(days=rnd.randint(0, 20))
+    closed = created + timedelta(days=rnd.randint(3, 120), hours=rnd.randint(0, 23))
+    outcome = "open" if closed >= now or rnd.random() < 0.1 else \
+        ("won" if rnd.random() < 0.35 else "lost")
+    return {"team_id": TEAM, "external_id": f"D{i:07d}", "lead_id": lead_id,
+            "owner_id": rnd.choice(owners), "amount": Decimal(rnd.randint(2, 200) * 500),
+            "source": "marketing" if lead_id else rnd.choice(["sales", "partner"]),
+            "created_at": min(created, now), "closed_at": None if outcome == "open" else closed,
+            "outcome": outcome, "updated_at": min(closed if outcome != "open" else created, now)}
+
+
+def _customer(rnd: random.Random, i: int, now: datetime) -> dict:
+    started = now - SPAN * 1.5 * rnd.random()
+    churned = started + timedelta(days=rnd.randint(30, 900)) if rnd.random() < 0.3 else None
+    return {"team_id": TEAM, "external_id": f"A{i:06d}", "started_at": started,
+            "churned_at": churned if churned and churned < now else None,
+            "mrr": Decimal(rnd.randint(100, 5000)),
+            "updated_at": churned if churned and churned < now else started}
+
+
+def add_one_day(sessions, first_id: int, count: int, now: datetime) -> None:
+    """A day's worth of new leads, the way the webhook leaves them (updated now)."""
+    rnd = random.Random(11)
+    owners = list(range(1, len(REPS) + 1))
+    with sessions.begin() as s:
+        s.execute(insert(Lead), [_lead(rnd, first_id + k, owners, now, span=timedelta(days=1))
+                                 for k in range(count)])
+
+
+def latencies(sessions, config, reps: int) -> list[tuple[str, str, str, float, float]]:
+    rows = []
+    with sessions() as s:
+        for metric in METRICS.values():
+            for text in PERIODS:
+                for by in (None, metric.dimensions[0] if metric.dimensions else None):
+                    if by is None and rows and rows[-1][:3] == (metric.key, text, "-"):
+                        continue
+                    query = parse(f"{metric.key} {text}" + (f" by {by}" if by else ""), config, NOW)
+                    times = []
+                    for _ in range(reps):
+                        start = time.perf_counter()
+                        answer(s, config, TEAM, query, NOW)
+                        times.append(time.perf_counter() - start)
+                    times.sort()
+                    rows.append((metric.key, text, by or "-", median(times) * 1000,
+                                 times[min(len(times) - 1, int(len(times) * 0.95))] * 1000))
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--leads", type=int, default=1_000_000)
+    p.add_argument("--deals", type=int, default=200_000)
+    p.add_argument("--customers", type=int, default=50_000)
+    p.add_argument("--reps", type=int, default=15, help="answers per metric, period and by")
+    p.add_argument("--generate", type=Path, help=argparse.SUPPRESS)  # the child process
+    args = p.parse_args()
+    if args.generate:
+        generate(args.generate, args.leads, args.deals, args.customers, NOW - timedelta(days=1))
+        return
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "metrics.db"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bench.metrics", "--generate", str(path),
+                        "--leads", str(args.leads), "--deals", str(args.deals),
+                        "--customers", str(args.customers)], check=True)
+        print(f"generated {args.leads:,} leads, {args.deals:,} deals, {args.customers:,} "
+              f"customers in {time.perf_counter() - start:.0f} s "
+              f"({path.stat().st_size / 1e6:,.0f} MB)")
+        config = load_config(ROOT / "alignbot.example.toml")
+        sessions = make_sessionmaker(make_engine(f"sqlite:///{path}"))
+        with sessions.begin() as s:
+            first = refresh(s, config, TEAM, NOW - timedelta(days=1))
+        print(f"first refresh: {first.days} days, {first.rows:,} rows in {first.seconds:.1f} s")
+        add_one_day(sessions, args.leads + 1, args.leads // 730, NOW)
+        with sessions.begin() as s:
+            daily = refresh(s, config, TEAM, NOW)
+        print(f"refresh after one day of new data ({args.leads // 730:,} leads): "
+              f"{daily.days} days, {daily.rows:,} rows in {daily.seconds:.2f} s")
+        rows = latencies(sessions, config, args.reps)
+        print(f"{'metric':<26} {'period':<13} {'by':<8} {'p50 ms':>7} {'p95 ms':>7}")
+        for key, text, by, p50, p95 in rows:
+            print(f"{key:<26} {text:<13} {by:<8} {p50:7.1f} {p95:7.1f}")
+        worst = max(rows, key=lambda r: r[4])
+        over = sum(r[4] > 50 for r in rows)
+        print(f"worst p95: {worst[4]:.1f} ms ({worst[0]}, {worst[1]}, by {worst[2]}); "
+              f"{over} of {len(rows)} over 50 ms")
+        print(f"peak RSS of this process: "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
