@@ -16,7 +16,6 @@ left is known only there.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -109,7 +108,6 @@ class RefreshReport:
     team_id: str
     days: int
     rows: int
-    seconds: float
     as_of: datetime
 
 
@@ -117,7 +115,6 @@ def refresh(session: Session, config: Config, team_id: str, now: datetime, *,
             full: bool = False) -> RefreshReport:
     """Recompute the snapshots of the days whose inputs changed (all days when `full`),
     through yesterday; idempotent: a day's rows are replaced whole."""
-    started = time.perf_counter()
     queries.lock_refresh(session, team_id)  # two workers refresh one after the other
     reader = Reader(session, config, team_id, now)
     yesterday = now.astimezone(reader.tz).date() - DAY
@@ -131,7 +128,7 @@ def refresh(session: Session, config: Config, team_id: str, now: datetime, *,
     if days or state is not None:
         first = min([*days, *([state.first_day] if state else [])])
         queries.set_refresh(session, team_id, first, max(yesterday, first), now)
-    return RefreshReport(team_id, len(days), rows, time.perf_counter() - started, now)
+    return RefreshReport(team_id, len(days), rows, now)
 
 
 def _days_to_redo(session: Session, reader: Reader, state, yesterday: date) -> list[date]:
