@@ -4,7 +4,7 @@ which days a refresh must redo."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
 from sqlalchemy import Integer, cast, delete, func, insert, select, true, union_all
@@ -75,10 +75,10 @@ def _days(team_id: str, metric: str, dimension: str, first: date, last: date) ->
             _SNAPSHOTS.c.day <= last]
 
 
-def list_changed_times(session: Session, team_id: str, since: datetime | None,
-                       now: datetime) -> set[datetime]:
-    """The instants additive metrics count at, of every row changed since `since` (of all
-    rows when None) — and of open leads that fell due since then (breaches now)."""
+def list_changed_days(session: Session, team_id: str, since: datetime | None, now: datetime,
+                      tz: tzinfo) -> set[date]:
+    """The local days additive metrics count rows at, of every row changed since `since` (of
+    all rows when None) — and of open leads that fell due since then (breaches now)."""
     def changed(model):
         return [model.team_id == team_id] + ([model.updated_at >= since] if since else [])
 
@@ -92,9 +92,11 @@ def list_changed_times(session: Session, team_id: str, since: datetime | None,
         stmts.append(select(Lead.routed_at).where(
             Lead.team_id == team_id, Lead.sla_met.is_(None), Lead.sla_due_at >= since,
             Lead.sla_due_at < now, Lead.routed_at.is_not(None)))
-    times = set(session.scalars(union_all(*stmts).subquery().select().distinct()))
+    # Streamed: a first refresh reads millions of instants and keeps only their days.
+    days = {t.astimezone(tz).date() for t in session.scalars(
+        union_all(*stmts).subquery().select().execution_options(yield_per=20_000))}
     months = session.scalars(select(Spend.month).where(*changed(Spend)).distinct())
-    return times | {_booked(m) for m in months}
+    return days | {_booked(m).astimezone(tz).date() for m in months}
 
 
 def _booked(month: date) -> datetime:

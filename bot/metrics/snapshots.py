@@ -133,8 +133,8 @@ def refresh(session: Session, config: Config, team_id: str, now: datetime, *,
 
 def _days_to_redo(session: Session, reader: Reader, state, yesterday: date) -> list[date]:
     """All days anything happened on, for a first or full refresh; else see the module."""
-    days = {t.astimezone(reader.tz).date() for t in queries.list_changed_times(
-        session, reader.team_id, state and state.as_of, reader.now)}
+    days = queries.list_changed_days(session, reader.team_id, state and state.as_of, reader.now,
+                                     reader.tz)
     if state is not None:
         days |= {state.last_day + DAY * i for i in range(1, (yesterday - state.last_day).days + 1)}
         days |= {yesterday - DAY * i for i in range(SETTLE_DAYS)}

@@ -1,4 +1,5 @@
-"""metric snapshot histograms, refresh state, updated_at indexes, decided index led by rejected_at
+"""metric snapshot histograms, refresh state, updated_at indexes, decided index led by
+rejected_at, a covering index of customers
 
 Revision ID: 0005
 Revises: 0004
@@ -24,6 +25,10 @@ def upgrade() -> None:
     sa.Column('as_of', storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('team_id', name=op.f('pk_metric_refreshes'))
     )
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_index('ix_customers_team_started')
+        batch_op.create_index('ix_customers_team_started', ['team_id', 'started_at', 'churned_at', 'mrr'], unique=False)
+
     with op.batch_alter_table('deals', schema=None) as batch_op:
         batch_op.create_index('ix_deals_team_updated', ['team_id', 'updated_at'], unique=False)
 
@@ -50,6 +55,10 @@ def downgrade() -> None:
 
     with op.batch_alter_table('deals', schema=None) as batch_op:
         batch_op.drop_index('ix_deals_team_updated')
+
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_index('ix_customers_team_started')
+        batch_op.create_index('ix_customers_team_started', ['team_id', 'started_at'], unique=False)
 
     op.drop_table('metric_refreshes')
     # ### end Alembic commands ###
