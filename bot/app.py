@@ -10,16 +10,17 @@ from slack_sdk.signature import SignatureVerifier
 from bot import admin, leads
 from bot.clock import Clock
 from bot.commands import HELP, CommandTable
+from bot.metrics import commands as metric_commands
 from bot.services import Services
 
 
 def command_table() -> CommandTable:
     """Every `/align` command, in the order `/align help` lists them."""
-    return CommandTable([HELP, *leads.COMMANDS, *admin.COMMANDS])
+    return CommandTable([HELP, *leads.COMMANDS, *metric_commands.COMMANDS, *admin.COMMANDS])
 
 
 def create_app(services: Services, *, verify_requests: bool = True) -> App:
-    from handlers import commands, directory, errors, handoff, middleware, sla
+    from handlers import commands, directory, errors, handoff, home, metrics, middleware, sla
 
     app = App(
         client=services.slack,
@@ -30,7 +31,7 @@ def create_app(services: Services, *, verify_requests: bool = True) -> App:
     )
     if verify_requests:
         app.use(_verification(services.secrets.slack_signing_secret, services.clock))
-    for module in (middleware, errors, commands, handoff, directory, sla):
+    for module in (middleware, errors, commands, metrics, handoff, directory, sla, home):
         module.register(app, services)
     return app
 

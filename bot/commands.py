@@ -23,14 +23,25 @@ NOT_ADMIN = "Only admins can run `/align {name}`. Admins are listed under `[work
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A file that comes with a reply (a CSV export, a chart); the transport uploads it."""
+
+    filename: str
+    content: bytes | str
+    title: str
+
+
+@dataclass(frozen=True)
 class Reply:
     text: str
     blocks: list[dict[str, Any]] | None = None
     public: bool = False  # posted in the channel instead of shown only to the caller
+    file: Upload | None = None
 
     @classmethod
-    def of(cls, message: dict[str, Any], public: bool = False) -> Reply:
-        return cls(message["text"], message.get("blocks"), public)
+    def of(cls, message: dict[str, Any], public: bool = False,
+           file: Upload | None = None) -> Reply:
+        return cls(message["text"], message.get("blocks"), public, file)
 
     def message(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": self.blocks or views.text_blocks(self.text)}

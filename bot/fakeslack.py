@@ -64,7 +64,7 @@ class FakeSlack:
                  check: Callable[[str, dict[str, Any]], None] | None = None):
         self.team_id = team_id
         self.bot_user = bot_user
-        self.on_change = on_change  # ("post" | "update" | "ephemeral" | "view" | "home", obj)
+        self.on_change = on_change  # (post|update|ephemeral|view|home|file, obj)
         self.check = check  # contract check for each call (tests)
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.messages: list[Message] = []
@@ -102,7 +102,7 @@ class FakeSlack:
         return [args for m, args in self.calls if m == method]
 
     def in_channel(self, channel: str) -> list[Message]:
-        channel = self._dm_id(channel) if channel[:1] in "UW" else channel
+        channel = self.dm_id(channel) if channel[:1] in "UW" else channel
         return [m for m in self.messages if m.channel == channel and not m.ephemeral_to]
 
     def message(self, number: int) -> Message:
@@ -177,7 +177,7 @@ class FakeSlack:
             return _error("channel_not_found")
         if not args.get("text") and not args.get("blocks"):
             return _error("no_text")
-        channel = self._dm_id(channel) if channel[:1] in "UW" else channel
+        channel = self.dm_id(channel) if channel[:1] in "UW" else channel
         msg = self._new_message(channel, args)
         self._notify("post", msg)
         return _ok(channel=channel, ts=msg.ts, message={"text": msg.text, "ts": msg.ts})
@@ -205,7 +205,7 @@ class FakeSlack:
 
     def _conversations_open(self, args):
         users = str(args.get("users", "")).split(",")
-        return _ok(channel={"id": self._dm_id(users[0])})
+        return _ok(channel={"id": self.dm_id(users[0])})
 
     def _views_open(self, args):
         view = _json(args.get("view"))
@@ -251,11 +251,12 @@ class FakeSlack:
 
     def _files_completeUploadExternal(self, args):
         files = _json(args.get("files")) or []
-        for f in files:
-            for known in self.files:
-                if known["id"] == f.get("id"):
-                    known.update(shared=True, title=f.get("title"), channel=args.get("channel_id"))
-        self._notify("file", files)
+        titles = {f.get("id"): f.get("title") for f in files}
+        shared = [known for known in self.files if known["id"] in titles]
+        for known in shared:
+            known.update(shared=True, title=titles[known["id"]], channel=args.get("channel_id"),
+                         thread_ts=args.get("thread_ts"))
+        self._notify("file", shared)
         return _ok(files=files)
 
     # -- helpers
@@ -268,7 +269,8 @@ class FakeSlack:
         self.messages.append(msg)
         return msg
 
-    def _dm_id(self, user_id: str) -> str:
+    def dm_id(self, user_id: str) -> str:
+        """The id of the bot's DM channel with a user (D… for U…)."""
         return "D" + user_id[1:]
 
     def _notify(self, kind: str, obj: Any) -> None:

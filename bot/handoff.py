@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from bot import lifecycle, outbox, sla
+from bot import home, lifecycle, outbox, sla
 from bot.blocks import handoff as cards
 from bot.config import Config
 from bot.routing import Decision, Router
@@ -57,6 +57,7 @@ class Handoffs:
         self._recent: dict[str, int] = {}
         self._summary: dict[str, tuple[OutboxMessage, list[dict]] | None] = {}
         self._gathered: list[tuple[OutboxMessage, list[dict]]] = []
+        self._owners: set[int] = set()  # whose Homes show new leads
 
     def hand_off(self, lead: Lead) -> None:
         """Route a new lead and post its card (channel, and the owner's DM).
@@ -70,6 +71,7 @@ class Handoffs:
         else:
             _assign(self.session, lead, decision.owner, self.config, self.now, actor="system",
                     data=data, rows=self.rows)
+            self._owners.add(decision.owner.id)
         view = card_view(self.session, lead, self.config, self.now, fresh=decision)
         if self.config.channels.handoff:
             self._post(self.config.channels.handoff, view, f"lead:{lead.id}:channel")
@@ -78,10 +80,13 @@ class Handoffs:
                        f"lead:{lead.id}:dm:{decision.owner.slack_id}")
 
     def finish(self) -> None:
-        """Write the summaries gathered since the last call, each once with all its lines."""
+        """Write the summaries gathered since the last call, each once with all its lines,
+        and mark the owners' Homes stale, once for all their new leads."""
         for message, lines in self._gathered:
             message.payload = {"channel": message.channel, **cards.burst_summary(lines)}
         self._gathered.clear()
+        home.mark_stale(self.session, self._owners, self.now)
+        self._owners.clear()
 
     def _post(self, channel: str, view: cards.CardView, ref: str) -> None:
         """The card itself or, in a burst, a line in the channel's summary message.
@@ -298,6 +303,7 @@ def reassign_to(session: Session, lead: Lead, new_owner: Person, config: Config,
     cards are updated, and the new owner gets one of their own. Many leads at once (the
     SLA sweep) share a card `batch` and write their new `rows` together."""
     _claim(session, lead, "routed", now)
+    home.mark_stale(session, [lead.owner_id, new_owner.id], now)  # the old owner's and the new
     _assign(session, lead, new_owner, config, now, actor=actor, data={"reason": reason},
             rows=rows)
     batch = batch or CardBatch(session, lead.team_id, config, now, [lead])
@@ -331,6 +337,7 @@ def _decide(session: Session, lead: Lead, to: str, user: str, now: datetime,
             data: dict | None = None) -> None:
     _claim(session, lead, to, now)
     lifecycle.transition(session, lead, to, actor=user, at=now, data=data)
+    home.mark_stale(session, [lead.owner_id], now)
 
 
 def _claim(session: Session, lead: Lead, to: str, now: datetime) -> None:

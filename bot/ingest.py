@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import lifecycle, sla
+from bot import home, lifecycle, sla
 from bot.config import Config
 from storage import ingest as queries
 from storage.bulk import Rows
@@ -227,6 +227,7 @@ def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any], 
             parsed.append((index, values))
     ctx = _Context(session, team_id, now, actor, resolve_owner, config or Config(), result, rows)
     UPSERT[entity](ctx, parsed)
+    home.mark_stale(session, ctx.homes, now)
     return result
 
 
@@ -241,6 +242,7 @@ class _Context:
     result: IngestResult
     rows: Rows | None = None
     owners: dict[str, int | None] = field(default_factory=dict)
+    homes: set[int | None] = field(default_factory=set)  # owners, old and new, of changed leads
 
     def owner_id(self, email_: str) -> int | None:
         if email_ not in self.owners:
@@ -383,6 +385,7 @@ def _leads(ctx: _Context, parsed) -> None:
 
 
 def _existing_lead(ctx: _Context, index: int, lead: Lead, values: dict[str, Any]) -> None:
+    owner = lead.owner_id
     try:
         with ctx.session.begin_nested():
             outcome = _update_lead(ctx, lead, values)
@@ -391,6 +394,8 @@ def _existing_lead(ctx: _Context, index: int, lead: Lead, values: dict[str, Any]
         ctx.session.refresh(lead)
         return
     setattr(ctx.result, outcome, getattr(ctx.result, outcome) + 1)
+    if outcome == "updated":
+        ctx.homes.update((owner, lead.owner_id))
 
 
 class Refused(ValueError):
@@ -421,6 +426,7 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
         ctx.result.new_leads.append(lead)
         return
     lead.owner_id = ctx.owner_id(v["owner_email"])
+    ctx.homes.add(lead.owner_id)
     owner = ctx.session.get(Person, lead.owner_id) if lead.owner_id else None
     at = lead.mql_at
     for stage in CHAIN[status]:

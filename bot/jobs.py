@@ -17,6 +17,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot import home
 from bot.config import Config
 from bot.events import prune_events
 from bot.imports import import_dropped
@@ -78,6 +79,8 @@ JOBS: tuple[Job, ...] = (
         "deliver queued Slack messages that are due (retries, held messages)"),
     Job("sla.sweep", sla_sweep, lambda c: every(minutes=1), 60,
         "send due SLA reminders, breach notices, escalations and reassignments"),
+    Job("home.refresh", home.refresh, lambda c: every(seconds=30), 30,
+        f"republish App Homes whose leads changed, at most once per {home.DEBOUNCE.seconds} s each"),
     Job("metrics.refresh", metrics_refresh, lambda c: every(minutes=15), 900,
         "recompute the daily metric snapshots of the days whose data changed"),
     Job("imports.folder", import_folder, lambda c: every(minutes=1), 60,

@@ -33,7 +33,7 @@ SCOPES: tuple[str, ...] = (
     "users:read",  # timezones, deactivated users skipped by routing (users.info, user_change)
     "users:read.email",  # mapping CRM owner emails to Slack users (users.lookupByEmail)
     "usergroups:read",  # survey audiences taken from Slack user groups
-    "files:write",  # /align export CSV uploads (files.getUploadURLExternal/completeUploadExternal)
+    "files:write",  # CSV exports and `chart` PNGs (files.getUploadURLExternal/completeUploadExternal)
     "channels:read",  # checking configured public channels exist
     "groups:read",  # checking configured private channels exist
 )

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from bot import handoff, lifecycle, outbox, sla
+from bot import handoff, home, lifecycle, outbox, sla
 from bot.blocks import sla as views
 from bot.config import Config
 from bot.routing import Router
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=5)  # a claim older than this was lost with its process
 SNOOZE = timedelta(minutes=30)
 BATCH = 1000
-OPEN = ("routed", "accepted")  # still waiting for the first touch
 
 
 @dataclass
@@ -59,6 +58,7 @@ class Batch:
         self.sent: list[int] = []
         self.dropped: list[int] = []
         self.held: dict[int, tuple[int, datetime]] = {}  # nudge id -> (lead id, new due time)
+        self.homes: set[int | None] = set()  # owners whose leads changed SLA state
         self._cards: dict[str, handoff.CardBatch] = {}
         self._routers: dict[str, Router] = {}
 
@@ -89,6 +89,7 @@ class Batch:
 
     def finish(self) -> SweepReport:
         self.rows.write(self.session)
+        home.mark_stale(self.session, self.homes, self.now)
         queries.mark_fired(self.session, self.now, sent=self.sent, cancelled=self.dropped,
                            held={nudge_id: due for nudge_id, (_, due) in self.held.items()})
         return SweepReport(len(self.sent), len(self.held), len(self.dropped))
@@ -131,7 +132,7 @@ def fire_all(session: Session, config: Config, nudges: list, now: datetime) -> S
 
 def fire(batch: Batch, nudge, lead: Lead | None) -> None:
     config, now = batch.config, batch.now
-    if lead is None or lead.status not in OPEN or lead.sla_met is not None:
+    if lead is None or lead.status not in sla.OPEN or lead.sla_met is not None:
         batch.dropped.append(nudge.id)
         return
     if nudge.stage == "remind" and lead.sla_due_at is not None and lead.sla_due_at <= now:
@@ -154,6 +155,7 @@ def fire(batch: Batch, nudge, lead: Lead | None) -> None:
 
 def _card(batch: Batch, lead: Lead, owner: Person | None) -> None:
     batch.cards(lead.team_id).refresh(lead)
+    batch.homes.add(lead.owner_id)
 
 
 def _remind(batch: Batch, lead: Lead, owner: Person | None) -> None:
@@ -173,6 +175,7 @@ def _breach(batch: Batch, lead: Lead, owner: Person | None) -> None:
                         views.breach(view, to_owner=False), now=batch.now,
                         ref=f"lead:{lead.id}:nudge", rows=batch.rows)
     batch.cards(lead.team_id).refresh(lead)
+    batch.homes.add(lead.owner_id)
 
 
 def _escalate(batch: Batch, lead: Lead, owner: Person | None) -> None:
@@ -221,7 +224,7 @@ def working_on_it(session: Session, team_id: str, token: str, user: str, config:
 
 def _open_lead(session: Session, team_id: str, token: str, user: str) -> Lead:
     lead = get_lead(session, team_id, int(token.split("|")[0]))
-    if lead is None or lead.status not in OPEN:
+    if lead is None or lead.status not in sla.OPEN:
         raise handoff.ClickRefused("This lead has been answered already; nothing to do.")
     owner = get_person_by_id(session, lead.owner_id)
     if owner is None or owner.slack_id != user:

@@ -64,6 +64,17 @@ def update(session: Session, original: OutboxMessage, message: dict[str, Any], *
                 now=now, ref=original.ref, parent=original, rows=rows)
 
 
+def publish(session: Session, team_id: str, user_id: str, view: dict[str, Any], *,
+            now: datetime) -> None:
+    """Queue a views.publish of someone's Home tab. Only the newest view matters, so one
+    still queued for them is dropped; one a sender has claimed already goes out first.
+    A Home has no channel: all of them share one pace, as Slack limits the method."""
+    ref = f"home:{user_id}"
+    queries.mark_superseded(session, team_id, ref)
+    _add(session, team_id, "views.publish", None, {"user_id": user_id, "view": view}, now=now,
+         ref=ref)
+
+
 def _add(session: Session, team_id: str, method: str, channel: str | None,
          payload: dict[str, Any], *, now: datetime, ref: str | None,
          dedupe_key: str | None = None, parent: OutboxMessage | None = None,

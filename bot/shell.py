@@ -33,10 +33,12 @@ DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*(?:\|[^>]*)?>")
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 HELP = """Lines you can type:
   /align <command>          a slash command, as the current user (try /align help)
+  @alignbot <question>      mention the bot in the channel: a metric question or a command
   click <action> [msg#] [user]  click a button (default: the latest message having it);
                             for a user picker, name the person to pick
   submit block=value ...    submit the open modal (e.g. submit reason=not_icp note="no budget")
   react <emoji> <msg#>      add an emoji reaction to a message (e.g. react three 12)
+  home [user]               open the App Home tab (yours, or that person's)
   webhook <entity> <json>   what a CRM would POST to /webhooks/<entity>
   import <entity> FILE [mapping]  import a CSV file (mapping: hubspot or salesforce)
   as <user>                 act as another person (Slack id, email or name)
@@ -60,7 +62,7 @@ class Shell:
         self._seq = 0
         fake.on_change = self._show
         self.commands: dict[str, Callable[[list[str]], None]] = {
-            "click": self.click, "submit": self.submit, "react": self.react,
+            "click": self.click, "submit": self.submit, "react": self.react, "home": self.home,
             "import": self.import_file, "as": self.act_as, "tick": self.tick,
             "jobs": self.jobs, "run": self.run_job, "whoami": self.whoami, "time": self.time,
             "help": lambda _: self.say(HELP),
@@ -82,6 +84,8 @@ class Shell:
         try:
             if line.startswith("/"):
                 self.slash(line)
+            elif line.startswith("@"):
+                self.mention(line)
             elif line.split(maxsplit=1)[0] == "webhook":
                 self.webhook(line)
             else:
@@ -145,12 +149,29 @@ class Shell:
         if len(args) != 2 or not args[1].isdigit():
             raise ShellError("usage: react <emoji> <msg#>")
         msg = self._message(int(args[1]))
-        self._seq += 1
-        event = {
+        self._send_event({
             "type": "reaction_added", "user": self.state.user, "reaction": args[0].strip(":"),
             "item": {"type": "message", "channel": msg.channel, "ts": msg.ts},
             "item_user": self.fake.bot_user, "event_ts": f"{self.clock.now().timestamp():.6f}",
-        }
+        })
+
+    def home(self, args: list[str]) -> None:
+        user = self._resolve_user(" ".join(args)) if args else self.state.user
+        self._send_event({"type": "app_home_opened", "user": user, "channel": self.fake.dm_id(user),
+                          "tab": "home", "event_ts": f"{self.clock.now().timestamp():.6f}"})
+
+    def mention(self, line: str) -> None:
+        """`@alignbot <text>`: a message in the channel that mentions the bot."""
+        self._seq += 1
+        ts = f"{int(self.clock.now().timestamp())}.{self._seq:06d}"  # unique: its own thread
+        self._send_event({
+            "type": "app_mention", "user": self.state.user, "team": self.services.team_id,
+            "text": f"<@{self.fake.bot_user}> {line.partition(' ')[2]}", "channel": self.channel,
+            "client_msg_id": f"local-{self._seq}", "ts": ts, "event_ts": ts,
+        })
+
+    def _send_event(self, event: dict[str, Any]) -> None:
+        self._seq += 1
         body = {"token": "local", "team_id": self.services.team_id, "api_app_id": "A0LOCAL",
                 "event": event, "type": "event_callback", "event_id": f"Ev0LOCAL{self._seq:06d}",
                 "event_time": int(self.clock.now().timestamp()),
@@ -279,7 +300,10 @@ class Shell:
             user, view = obj
             self.say(f"  [App Home of {user} updated] {render_view(view)}")
         elif kind == "file":
-            self.say(f"  [file shared] {', '.join(f.get('title') or f['id'] for f in obj)}")
+            for f in obj:
+                thread = f" (thread {f['thread_ts']})" if f.get("thread_ts") else ""
+                self.say(f"  [file {f['filename']}, {len(f.get('bytes', b''))} bytes, "
+                         f"in {f['channel']}{thread}]")
 
     def _show_ack(self, body: str) -> None:
         if not body:

@@ -18,6 +18,7 @@ from storage.models import Lead, Person
 from storage.nudges import add_nudge, cancel_pending
 
 DUE_SOON_SHARE = 0.5  # the last half of the window (wall time) shows "due soon"
+OPEN = ("routed", "accepted")  # still waiting for the first touch
 
 
 def policy_for(config: Config, lead: Lead) -> SlaPolicy | None:

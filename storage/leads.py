@@ -67,15 +67,18 @@ def last_event(session: Session, lead_id: int, kinds: tuple[str, ...]) -> LeadEv
 
 def list_leads(session: Session, team_id: str, statuses: tuple[str, ...], *,
                owner_id: int | None = None, due_before: datetime | None = None,
-               offset: int = 0, limit: int = 20, newest_first: bool = False) -> tuple[list[Lead], int]:
-    """One page of leads and how many there are in all."""
+               offset: int = 0, limit: int = 20, newest_first: bool = False,
+               by_due: bool = False) -> tuple[list[Lead], int]:
+    """One page of leads and how many there are in all, by MQL time or by due time (overdue
+    ones, and with `by_due`: then leads without an SLA come last, on every backend)."""
     where = [Lead.team_id == team_id, Lead.status.in_(statuses)]
     if owner_id is not None:
         where.append(Lead.owner_id == owner_id)
     if due_before is not None:
         where += [Lead.sla_due_at < due_before, Lead.sla_met.is_(None)]
-    order = Lead.sla_due_at if due_before is not None else Lead.mql_at
+    order = Lead.sla_due_at if due_before is not None or by_due else Lead.mql_at
     order = order.desc() if newest_first else order
+    order = order.nulls_last() if by_due else order
     rows = list(session.scalars(select(Lead).where(*where).order_by(order, Lead.id)
                                 .offset(offset).limit(limit)))
     total = session.scalar(select(func.count()).select_from(Lead).where(*where))

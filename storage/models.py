@@ -153,7 +153,9 @@ class Deal(Base):
     __table_args__ = (
         UniqueConstraint("team_id", "external_id"),
         CheckConstraint("outcome IN ('open', 'won', 'lost')", name="outcome"),
-        Index("ix_deals_team_closed", "team_id", "closed_at", "outcome"),
+        # covering: won and lost amounts of a period by source or owner, without visiting rows
+        Index("ix_deals_team_closed", "team_id", "closed_at", "outcome", "source", "amount",
+              "owner_id"),
         Index("ix_deals_team_created", "team_id", "created_at"),
         Index("ix_deals_lead", "lead_id"),
         Index("ix_deals_team_updated", "team_id", "updated_at"),
@@ -373,7 +375,8 @@ class OutboxMessage(Base):
     # the earlier post this one edits (chat.update) or replies under (a thread)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
     dedupe_key: Mapped[str | None] = mapped_column(String(200))  # e.g. one digest per channel+period
-    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|dead
+    # pending|sending|sent|dead, or superseded: dropped unsent for a newer one (a Home view)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
@@ -473,3 +476,18 @@ class Nudge(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+
+
+class HomeTab(Base):
+    """Someone who has opened alignbot's App Home, so it is kept up to date for them.
+
+    `refresh_at` is set by the first change to what their Home shows since it was last
+    published (plus the debounce window), and cleared by the job that publishes it again."""
+
+    __tablename__ = "home_tabs"
+    __table_args__ = (Index("ix_home_tabs_refresh_at", "refresh_at"),)
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    refresh_at: Mapped[datetime | None]

@@ -101,3 +101,13 @@ def get_pending_post(session: Session, team_id: str, ref: str) -> OutboxMessage 
         .where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref,
                OutboxMessage.state == "pending", OutboxMessage.method == "chat.postMessage")
         .order_by(OutboxMessage.id.desc()).limit(1).with_for_update()).first()
+
+
+def mark_superseded(session: Session, team_id: str, ref: str) -> int:
+    """Drop what is still queued for `ref`: a conditional UPDATE, so a row a sender has
+    claimed in the meantime is left to it."""
+    return session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref,
+               OutboxMessage.state == "pending")
+        .values(state="superseded").execution_options(synchronize_session=False)).rowcount

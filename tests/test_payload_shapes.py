@@ -75,3 +75,27 @@ def test_shell_reactions_look_like_slacks_reaction_added(shell_with_button):
     run(shell_with_button, "react two 1")
     real = load("event_reaction_added.json")
     assert _shape_diff(real, seen[0]) == []
+
+
+def test_shell_mentions_look_like_slacks_app_mention(shell):
+    seen = []
+
+    @shell.app.middleware
+    def capture(body, next):  # noqa: A002 - Bolt injects by this name
+        seen.append(body)
+        return next()
+
+    run(shell, "@alignbot help")
+    assert _shape_diff(load("event_app_mention.json"), seen[0]) == []
+
+
+def test_shell_home_opens_look_like_slacks_app_home_opened(shell):
+    seen = []
+
+    @shell.app.middleware
+    def capture(body, next):  # noqa: A002 - Bolt injects by this name
+        seen.append(body)
+        return next()
+
+    run(shell, "home")
+    assert _shape_diff(load("event_app_home_opened.home_tab.json"), seen[0]) == []

@@ -12,6 +12,10 @@ if TYPE_CHECKING:
 
 HELP_TITLE = "alignbot commands"
 HELP_FOOTER = "Type `/align help <command>` for details. Admin-only commands are marked :lock:."
+FILE_IN_DM = ":inbox_tray: Slack can't show a file to you alone, so `{name}` is in your " \
+    "direct messages with alignbot."
+FILE_FAILED = ":warning: I couldn't post `{name}` here: Slack said `{error}`. If I'm not in " \
+    "this channel, `/invite @alignbot` and ask again."
 
 
 def text_blocks(text: str) -> list[dict[str, Any]]:
@@ -35,6 +39,16 @@ def help_overview(commands: Sequence[Command], is_admin: bool) -> dict[str, Any]
 def help_topic(cmd: Command) -> dict[str, Any]:
     body = _line(cmd) + (f"\n\n{cmd.details}" if cmd.details else "")
     return message(body)
+
+
+def with_file_note(message: dict[str, Any], name: str, *, private: bool,
+                   error: str | None) -> dict[str, Any]:
+    """A reply whose file went elsewhere (a private reply's, to the asker's DM) or nowhere
+    (the upload failed), saying so under it."""
+    if error is None and not private:
+        return message
+    note = FILE_FAILED.format(name=name, error=error) if error else FILE_IN_DM.format(name=name)
+    return {"text": message["text"], "blocks": [*message["blocks"], context(note)]}
 
 
 def unknown_command(word: str, suggestions: list[str], topic: bool = False) -> dict[str, Any]:

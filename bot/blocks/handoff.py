@@ -7,7 +7,7 @@ in their own timezone; the fallback after `|` is for clients that cannot.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from bot.blocks.kit import actions, button, clip, context, header, mrkdwn, plain, section
@@ -66,8 +66,8 @@ class CardView:
         return f"{self.lead_id}|{self.status}|{self.owner or '-'}"
 
 
-def when(at: datetime, style: str = "{date_short_pretty} at {time}") -> str:
-    fallback = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def when(at: datetime, style: str = "{date_short_pretty} at {time}", tz: tzinfo = UTC) -> str:
+    fallback = at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
     return f"<!date^{int(at.timestamp())}^{style}|{fallback}>"
 
 

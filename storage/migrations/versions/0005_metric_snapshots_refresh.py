@@ -1,5 +1,5 @@
 """metric snapshot histograms, refresh state, updated_at indexes, decided index led by
-rejected_at, a covering index of customers
+rejected_at, covering indexes of customers and closed deals
 
 Revision ID: 0005
 Revises: 0004
@@ -31,6 +31,8 @@ def upgrade() -> None:
 
     with op.batch_alter_table('deals', schema=None) as batch_op:
         batch_op.create_index('ix_deals_team_updated', ['team_id', 'updated_at'], unique=False)
+        batch_op.drop_index('ix_deals_team_closed')
+        batch_op.create_index('ix_deals_team_closed', ['team_id', 'closed_at', 'outcome', 'source', 'amount', 'owner_id'], unique=False)
 
     with op.batch_alter_table('leads', schema=None) as batch_op:
         batch_op.create_index('ix_leads_team_updated', ['team_id', 'updated_at'], unique=False)
@@ -55,6 +57,8 @@ def downgrade() -> None:
 
     with op.batch_alter_table('deals', schema=None) as batch_op:
         batch_op.drop_index('ix_deals_team_updated')
+        batch_op.drop_index('ix_deals_team_closed')
+        batch_op.create_index('ix_deals_team_closed', ['team_id', 'closed_at', 'outcome'], unique=False)
 
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index('ix_customers_team_started')

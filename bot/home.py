@@ -1,0 +1,128 @@
+"""The App Home: each person's own page, built from sections, and kept up to date.
+
+A Home is the blocks of the SECTIONS in order, each a function of (context, person);
+another section (surveys: unanswered questions, the latest pulse, the alignment index)
+is one more entry there. Opening the tab publishes the Home at once: it answers the
+person's own action. From then on, a change to what it shows (a lead's owner, status or
+SLA state) marks it stale in the transaction of the change, due DEBOUNCE after the first
+change; the refresh job publishes it through the outbox when that time comes. However
+many changes a window holds, they are one publish, and one person's Home is published
+at most once per window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from bot import outbox, sla
+from bot.blocks import home as views
+from bot.blocks.kit import Block
+from bot.blocks.leads import LeadLine
+from bot.config import Config
+from bot.metrics import answers
+from storage import home as queries
+from storage.leads import list_leads, list_people_by_id
+from storage.models import Person
+from storage.people import get_person
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+DEBOUNCE = timedelta(seconds=30)
+LEADS_SHOWN = 20  # and "N more": a Home holds 100 blocks, and other sections need room
+SALES = ("sales", "sales_manager")  # they see their leads section even when it is empty
+BATCH = 200  # Homes refreshed per transaction
+
+
+@dataclass
+class Context:
+    """What sections read: one workspace as of `now`. The parts that are the same for
+    everyone are computed once, however many Homes a refresh builds."""
+
+    session: Session
+    config: Config
+    team_id: str
+    now: datetime
+
+    @cached_property
+    def scorecard(self) -> list[answers.Answer]:
+        return answers.scorecard(self.session, self.config, self.team_id, self.now)
+
+    def tz(self, person: Person | None) -> tzinfo:
+        """The person's own timezone, else the workspace's."""
+        return ZoneInfo(person.timezone) if person and person.timezone else \
+            self.config.workspace.tz
+
+
+def open_leads(ctx: Context, person: Person | None) -> list[Block]:
+    """The person's leads waiting for a first touch, oldest due first. Only sales people
+    and whoever owns some see the section."""
+    if person is None:
+        return []
+    leads, total = list_leads(ctx.session, ctx.team_id, sla.OPEN, owner_id=person.id,
+                              limit=LEADS_SHOWN, by_due=True)
+    if not total and person.role not in SALES:
+        return []
+    lines = [LeadLine(lead.external_id, lead.name, lead.company, lead.status, person.slack_id,
+                      lead.sla_due_at, sla.state(lead, ctx.now)) for lead in leads]
+    return views.open_leads(lines, total, ctx.tz(person))
+
+
+def team_scorecard(ctx: Context, person: Person | None) -> list[Block]:
+    return views.scorecard(ctx.scorecard, ctx.config.workspace.currency)
+
+
+def footer(ctx: Context, person: Person | None) -> list[Block]:
+    return views.footer(ctx.now, ctx.tz(person))
+
+
+SECTIONS: tuple[Callable[[Context, Person | None], list[Block]], ...] = (
+    open_leads, team_scorecard, footer)
+
+
+def build(ctx: Context, person: Person | None) -> dict[str, Any]:
+    """The Home view of a person (None: someone alignbot has no row for)."""
+    return views.home_view([section(ctx, person) for section in SECTIONS])
+
+
+def open_home(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
+    """The Home of someone who just opened the tab; from now on it is kept up to date.
+    The tab is recorded first, in a short transaction of its own: a change committed while
+    the Home is being read then marks it, and no write lock waits for the reading."""
+    with services.sessions.begin() as session:
+        person = get_person(session, team_id, user_id)
+        if person is not None:  # nothing alignbot knows changes for anyone else
+            queries.add_home_tab(session, team_id, person.id)
+    with services.sessions.begin() as session:
+        return build(Context(session, services.config, team_id, services.clock.now()), person)
+
+
+def mark_stale(session: Session, person_ids: Iterable[int | None], now: datetime) -> None:
+    """What these people's Homes show changed: publish them again once the window that
+    starts with the first such change is over (people without a Home are skipped)."""
+    queries.mark_homes_stale(session, {i for i in person_ids if i is not None}, now + DEBOUNCE)
+
+
+def refresh(services: Services, now: datetime) -> int:
+    """Queue every Home whose window is over, each claimed once (even with several workers),
+    a batch a transaction; how many."""
+    done = 0
+    while True:
+        with services.transaction() as session:
+            people = list_people_by_id(session, queries.claim_due_homes(session, now, BATCH))
+            contexts: dict[str, Context] = {}
+            for person in (p for p in people if not p.deactivated):  # Slack would refuse
+                ctx = contexts.setdefault(person.team_id, Context(
+                    session, services.config, person.team_id, now))
+                outbox.publish(session, person.team_id, person.slack_id, build(ctx, person),
+                               now=now)
+        done += len(people)
+        if len(people) < BATCH:
+            return done

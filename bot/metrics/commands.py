@@ -1,0 +1,110 @@
+"""Metrics in Slack: `/align metric`, `/align scorecard`, `/align export`, and what an
+@mention asks. Answers come from `answers`; files (charts, CSV) ride on the reply as an
+`Upload` for the transport to deliver."""
+
+from __future__ import annotations
+
+from bot.blocks import metrics as views
+from bot.commands import Command, CommandTable, Invocation, Reply, Upload
+from bot.metrics.answers import Answer, answer, parse, scorecard
+from bot.metrics.charts import series, trend_png
+from bot.metrics.grammar import QueryError, parse_period
+from bot.metrics.registry import vocabulary
+from storage.people import list_people
+
+FLAGS = ("share", "chart")  # the scorecard's words besides its period
+
+
+def metric_command(inv: Invocation) -> Reply:
+    """Answer a metric question: `/align metric win rate last quarter by source vs previous`.
+    Periods: today, yesterday, this|last week|month|quarter|year, last N days|weeks|months,
+    mtd, qtd, ytd, 2026-03, Q3 2026, 2026-01-01..2026-03-31 (default: the last 30 days).
+    Break down `by owner|source|segment|region|team`; compare `vs previous` or `vs last year`.
+    Only you see the answer unless you add `share`; add `chart` for a chart of its trend."""
+    found = _answer(inv, views.ASK_METRIC)
+    if isinstance(found, Reply):
+        return found
+    currency = inv.services.config.workspace.currency
+    names = _names(inv) if found.query.by == "owner" else None
+    chart = None
+    if found.query.chart:
+        chart = Upload(views.file_name(found.metric.key, found.period, "png"),
+                       trend_png(series(found, currency)),
+                       f"{found.metric.label}, {found.period.label}")
+    return Reply.of(views.metric_answer(found, currency, names), public=found.query.share,
+                    file=chart)
+
+
+def scorecard_command(inv: Invocation) -> Reply:
+    """Every metric against its target: `/align scorecard [period]` (default: the last 30 days).
+    Each line: the value, its target (✅ met, ⚠️ missed), the trend and the change since the
+    previous period. Add `share` to post it in the channel, `chart` for every trend as charts."""
+    words = [w for w in inv.args if w.lower() not in FLAGS]
+    flags = {w.lower() for w in inv.args} & set(FLAGS)
+    config = inv.services.config
+    try:
+        period = parse_period(" ".join(words), inv.now, config.workspace.tz)
+    except QueryError as exc:
+        return Reply.of(views.metric_error(exc, views.ASK_SCORECARD))
+    with inv.services.sessions.begin() as session:
+        answers = scorecard(session, config, inv.request.team_id, inv.now, period)
+    chart = None
+    if "chart" in flags:
+        chart = Upload(views.file_name("scorecard", period, "png"),
+                       trend_png(*(series(a, config.workspace.currency) for a in answers)),
+                       f"Scorecard, {period.label}")
+    return Reply.of(views.scorecard(answers, config.workspace.currency),
+                    public="share" in flags, file=chart)
+
+
+def export_command(inv: Invocation) -> Reply:
+    """Export a metric as a CSV file: `/align export win rate last quarter by owner`.
+    With `by`, one row per group; without, one row per period of its trend (the last 6).
+    The file comes to you in a direct message, or to the channel with `share`."""
+    found = _answer(inv, views.ASK_EXPORT)
+    if isinstance(found, Reply):
+        return found
+    name = views.file_name(found.metric.key, found.period, "csv")
+    return Reply.of(views.metric_export(found, name), public=found.query.share,
+                    file=Upload(name, found.csv(), f"{found.metric.label}, {found.period.label}"))
+
+
+def _answer(inv: Invocation, example: str) -> Answer | Reply:
+    """The answer to the words after the command, or what the grammar could not read."""
+    config = inv.services.config
+    try:
+        query = parse(" ".join(inv.args), config, inv.now)
+    except QueryError as exc:
+        return Reply.of(views.metric_error(exc, example))
+    with inv.services.sessions.begin() as session:
+        return answer(session, config, inv.request.team_id, query, inv.now)
+
+
+def _names(inv: Invocation) -> dict[str, str]:
+    """People's names by Slack id: a table in a code block cannot show <@mentions>."""
+    with inv.services.sessions.begin() as session:
+        return {p.slack_id: p.name for p in list_people(session, inv.request.team_id) if p.name}
+
+
+def mention_command(table: CommandTable, text: str) -> str:
+    """The `/align` words an @mention stands for. One that starts with a command's name runs
+    it ("help", "lead L-123"); anything else is a metric question. A metric named by more
+    words than the command wins: "leads routed today" asks, "leads mine" lists."""
+    words = text.split()
+    found = table.find(words)
+    if not words or (found and not _starts_with_metric(words, len(found[0].words))):
+        return text
+    return f"metric {text}"
+
+
+def _starts_with_metric(words: list[str], longer_than: int) -> bool:
+    start = " ".join(w.lower().strip("?!.,;:") for w in words) + " "
+    return any(start.startswith(name + " ") for names in vocabulary().values()
+               for name in names if len(name.split()) > longer_than)
+
+
+COMMANDS = [
+    Command("metric", metric_command, usage="<question>"),
+    Command("scorecard", scorecard_command, usage="[period]"),
+    Command("export", export_command, usage="<question>"),
+]
