@@ -14,6 +14,7 @@ from bot.blocks import handoff as cards
 from bot.handoff import hand_off
 from storage.models import Lead, LeadEvent, Person
 from tests.slack import TEAM, all_text, click, submit
+from tests.slack_contract import check_message
 
 
 def new_lead(services, external_id="L-1", score=60, **fields) -> int:
@@ -258,3 +259,16 @@ def test_every_card_action_has_a_listener(app, services, fake_slack, clock, acti
     resp = click(app, fake_slack, msg, action_id, "U0SALES01", clock.now(),
                  selected_user="U0SALES01")
     assert resp.status == 200
+
+
+@pytest.mark.parametrize("name", ["Ann Lee", "A" * 200, "“Zoë” 李小龍 " * 20, '"quoted\\" \n' * 20])
+def test_a_full_burst_summary_stays_within_slacks_limits(name):
+    def view(i):
+        return cards.CardView(
+            lead_id=100_000 + i, external_id=f"L-{i:07d}", name=name, company=name, title=None,
+            score=95, hot=True, source="paid_search_" + "x" * 50, segment=None, region=None,
+            why=None, crm_url=None, owner="U0SALES01", status="routed", sla_policy=None,
+            sla_due_at=None, sla_state=None)
+
+    check_message(cards.burst_summary([cards.summary_line(view(i))
+                                       for i in range(cards.SUMMARY_MAX)]))

@@ -6,6 +6,7 @@ in their own timezone; the fallback after `|` is for clients that cannot.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -22,7 +23,8 @@ OPEN_CRM = "handoff.open_crm"
 OPEN_CARD = "handoff.open_card"  # one per summary line: ids must be unique in a message
 REJECT_MODAL = "handoff.reject_modal"
 ACTION_IDS = (ACCEPT, REJECT, REASSIGN, FIRST_TOUCH, TAKE, OPEN_CRM, OPEN_CARD)
-SUMMARY_MAX = 30  # lead lines in one summary: within 50 blocks and ~13,000 characters
+SUMMARY_MAX = 25  # lead lines in one summary: within 50 blocks and 13,000 characters of JSON
+LINE_JSON = 220  # a summary line's text as JSON (escapes count): 25 of them stay within that
 
 REASON_BLOCK, REASON_ACTION = "reason", "reason_pick"
 NOTE_BLOCK, NOTE_ACTION = "note", "note_text"
@@ -181,10 +183,17 @@ def rejection_thread_parent(source: str) -> dict[str, Any]:
 def summary_line(v: CardView) -> dict[str, Any]:
     owner = f"<@{v.owner}>" if v.owner else "unassigned"
     score = f"{v.score}{' :fire:' if v.hot else ''}" if v.score is not None else "—"
-    text = clip(f"*{v.name or v.external_id}* — {v.company or 'unknown company'} · "
-                f"score {score} · {v.source} · {owner}", 200)
+    name, company = clip(v.name or v.external_id, 60), clip(v.company or "unknown company", 60)
+    text = _json_clip(f"*{name}* — {company} · score {score} · {v.source} · {owner}", LINE_JSON)
     return section(text, accessory=button("Open card", f"{OPEN_CARD}.{v.lead_id}", v.token),
                    block_id=f"line-{v.lead_id}")
+
+
+def _json_clip(text: str, limit: int) -> str:
+    """Clipped so that its JSON (quotes, escapes, \\u sequences) is at most `limit` long."""
+    while (size := len(json.dumps(text))) > limit:
+        text = clip(text, max(1, len(text) * limit // size - 1))
+    return text
 
 
 def burst_summary(lines: list[dict[str, Any]]) -> dict[str, Any]:
