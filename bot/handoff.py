@@ -290,8 +290,10 @@ def reassign(session: Session, team_id: str, token: str, user: str, config: Conf
         raise ClickRefused(f"{_name(lead)} is already with <@{to}>.")
     _check(session, lead, token, user, config, "routed",
            allow_self=lead.owner_id is None and to == user)
+    old_owner = lead.owner_id
     reassign_to(session, lead, new_owner, config, now, actor=user,
                 reason="taken" if to == user else "reassigned")
+    home.mark_stale(session, [old_owner, new_owner.id], now)
     who = "yours" if to == user else f"with <@{to}>"
     return ClickResult(True, f"{_name(lead)} is now {who}.")
 
@@ -301,9 +303,9 @@ def reassign_to(session: Session, lead: Lead, new_owner: Person, config: Config,
                 rows: Rows | None = None) -> None:
     """Move the lead to a new owner (a click, or the SLA's automatic reassignment): its
     cards are updated, and the new owner gets one of their own. Many leads at once (the
-    SLA sweep) share a card `batch` and write their new `rows` together."""
+    SLA sweep) share a card `batch` and write their new `rows` together. The caller marks
+    the old and the new owner's Homes (the sweep, once for its whole batch)."""
     _claim(session, lead, "routed", now)
-    home.mark_stale(session, [lead.owner_id, new_owner.id], now)  # the old owner's and the new
     _assign(session, lead, new_owner, config, now, actor=actor, data={"reason": reason},
             rows=rows)
     batch = batch or CardBatch(session, lead.team_id, config, now, [lead])

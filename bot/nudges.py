@@ -194,6 +194,7 @@ def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
                         actor="system",
                         reason=f"SLA breached: reassigned from {owner.slack_id if owner else '-'}",
                         batch=batch.cards(lead.team_id), rows=batch.rows)
+    batch.homes |= {owner.id if owner else None, decision.owner.id}
     batch.rerouted(lead)
 
 
