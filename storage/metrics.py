@@ -76,14 +76,25 @@ def _lead_counts(session: Session, by: str | None, *where: Any) -> dict[str, int
 
 def _histograms(session: Session, entity: type, by: str | None, value: ColumnElement,
                 *where: Any) -> dict[str, dict[float, int]]:
-    """How many rows have each value, rounded to 0.1 in SQL (half away from zero, the same
-    on both backends), per group."""
-    bucket = cast(func.round(cast(value, Numeric), 1), Float).label("bucket")
+    """How many rows have each value, rounded in SQL (see `_two_figures`), per group."""
+    bucket = _two_figures(value).label("bucket")
     stmt = _grouped(entity, by, bucket, func.count()).where(value.is_not(None), *where)
     histograms: dict[str, dict[float, int]] = {}
     for grp, rounded, count in session.execute(stmt.group_by("bucket")):
         histograms.setdefault(grp, {})[rounded] = count
     return histograms
+
+
+def _two_figures(value: ColumnElement) -> ColumnElement:
+    """Two significant figures, and tenths below 10: 4.56 -> 4.6, 37.4 -> 37, 123 -> 120, half
+    away from zero on both backends. That is the precision answers show, and it keeps a
+    histogram to about 200 values however many rows it counts, so a year of stored days
+    and months adds up in milliseconds."""
+    v = cast(value, Numeric)
+    steps = [(v < 10, func.round(v, 1)), (v < 100, func.round(v, 0))]
+    steps += [(v < 10 ** (n + 1), func.round(v / 10 ** (n - 1), 0) * 10 ** (n - 1))
+              for n in (2, 3, 4, 5)]
+    return cast(case(*steps, else_=func.round(v / 10 ** 5, 0) * 10 ** 5), Float)
 
 
 def _within(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:

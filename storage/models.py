@@ -321,23 +321,25 @@ class SurveyAnswer(Base):
 
 
 class MetricSnapshot(Base):
-    """Daily rollups that metric queries read: metric × day × dimension value."""
+    """Rollups that metric queries read: metric × day (or month) × dimension value."""
 
     __tablename__ = "metric_snapshots"
     __table_args__ = (
-        UniqueConstraint("team_id", "metric", "day", "dimension", "dimension_value"),
+        UniqueConstraint("team_id", "metric", "grain", "day", "dimension", "dimension_value",
+                         name="uq_metric_snapshots_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(TeamId)
     metric: Mapped[str] = mapped_column(String(64))
-    day: Mapped[date] = mapped_column(Date)
+    grain: Mapped[str] = mapped_column(String(8), default="day", server_default="day")  # | month
+    day: Mapped[date] = mapped_column(Date)  # a month's first day for grain "month"
     dimension: Mapped[str] = mapped_column(String(32), default="")  # "" = the whole team
     dimension_value: Mapped[str] = mapped_column(String(128), default="")
     value: Mapped[float | None] = mapped_column(Float)
     numerator: Mapped[float | None] = mapped_column(Float)
     denominator: Mapped[float | None] = mapped_column(Float)
-    histogram: Mapped[dict[str, Any] | None]  # value (to 0.1) -> count, for medians
+    histogram: Mapped[dict[str, Any] | None]  # rounded value -> count, for medians
     computed_at: Mapped[datetime]
 
 

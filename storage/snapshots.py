@@ -1,5 +1,8 @@
-"""Metric snapshot queries: the daily parts a refresh stores, their sums over days, and
-which days a refresh must redo."""
+"""Metric snapshot queries: the daily (and monthly) parts a refresh stores, their sums over
+spans of days and months, and which days a refresh must redo.
+
+A span is (grain, first, last): the rows of that grain whose `day` is in first..last (a
+month's row has its first day)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
-from sqlalchemy import Integer, cast, delete, func, insert, select, true, union_all
+from sqlalchemy import Integer, cast, delete, func, insert, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
 from storage.metrics import SPEND_BOOKED_AT
@@ -33,29 +36,33 @@ def set_refresh(session: Session, team_id: str, first_day: date, last_day: date,
                                 as_of=as_of))
 
 
-def replace_day(session: Session, team_id: str, day: date, rows: list[dict[str, Any]]) -> None:
-    """The day's snapshot rows, all of them at once: what is not in `rows` is gone."""
+def replace_rows(session: Session, team_id: str, grain: str, day: date,
+                 rows: list[dict[str, Any]]) -> None:
+    """A day's (or month's) snapshot rows, all at once: what is not in `rows` is gone."""
     session.execute(delete(_SNAPSHOTS).where(_SNAPSHOTS.c.team_id == team_id,
-                                             _SNAPSHOTS.c.day == day))
+                                             _SNAPSHOTS.c.grain == grain, _SNAPSHOTS.c.day == day))
     if rows:
-        session.execute(insert(_SNAPSHOTS), [{"team_id": team_id, "day": day, **r} for r in rows])
+        session.execute(insert(_SNAPSHOTS), [{"team_id": team_id, "grain": grain, "day": day, **r}
+                                             for r in rows])
 
 
-def sum_parts(session: Session, team_id: str, metric: str, dimension: str, first: date,
-              last: date) -> dict[str, tuple[float, float]]:
-    """(Σ numerator, Σ denominator) per dimension value over the days first..last."""
+Span = tuple[str, date, date]
+
+
+def sum_parts(session: Session, team_id: str, metric: str, dimension: str,
+              spans: list[Span]) -> dict[str, tuple[float, float]]:
+    """(Σ numerator, Σ denominator) per dimension value over the spans."""
     rows = session.execute(
         select(_SNAPSHOTS.c.dimension_value, func.sum(_SNAPSHOTS.c.numerator),
                func.sum(_SNAPSHOTS.c.denominator))
-        .where(*_days(team_id, metric, dimension, first, last))
+        .where(*_spans(team_id, metric, dimension, spans))
         .group_by(_SNAPSHOTS.c.dimension_value))
     return {k: (n or 0.0, d or 0.0) for k, n, d in rows}
 
 
-def merge_histograms(session: Session, team_id: str, metric: str, dimension: str, first: date,
-                     last: date) -> dict[str, Counter]:
-    """The days' histograms merged per dimension value, in SQL: a year of them is a few
-    hundred thousand counts, too many to add up in Python."""
+def merge_histograms(session: Session, team_id: str, metric: str, dimension: str,
+                     spans: list[Span]) -> dict[str, Counter]:
+    """The spans' histograms merged per dimension value, in SQL."""
     each = "json_each_text" if session.get_bind().dialect.name == "postgresql" else "json_each"
     pairs = getattr(func, each)(_SNAPSHOTS.c.histogram).table_valued("key", "value")
     merged: dict[str, Counter] = {}
@@ -63,16 +70,17 @@ def merge_histograms(session: Session, team_id: str, metric: str, dimension: str
             select(_SNAPSHOTS.c.dimension_value, pairs.c.key,
                    func.sum(cast(pairs.c.value, Integer)))
             .select_from(_SNAPSHOTS).join(pairs, true())
-            .where(*_days(team_id, metric, dimension, first, last))
+            .where(*_spans(team_id, metric, dimension, spans))
             .group_by(_SNAPSHOTS.c.dimension_value, pairs.c.key)):
         merged.setdefault(key, Counter())[float(value)] = n
     return merged
 
 
-def _days(team_id: str, metric: str, dimension: str, first: date, last: date) -> list:
-    return [_SNAPSHOTS.c.team_id == team_id, _SNAPSHOTS.c.metric == metric,
-            _SNAPSHOTS.c.dimension == dimension, _SNAPSHOTS.c.day >= first,
-            _SNAPSHOTS.c.day <= last]
+def _spans(team_id: str, metric: str, dimension: str, spans: list[Span]) -> list:
+    c = _SNAPSHOTS.c
+    return [c.team_id == team_id, c.metric == metric, c.dimension == dimension,
+            or_(*((c.grain == grain) & (c.day >= first) & (c.day <= last)
+                  for grain, first, last in spans))]
 
 
 def list_changed_days(session: Session, team_id: str, since: datetime | None, now: datetime,

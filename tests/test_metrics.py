@@ -99,32 +99,34 @@ def test_parts_add_sums_and_merge_histograms():
 
 
 def test_response_time(session):
-    # June, touched leads routed in June: L1 10, L9 12.35 -> 12.4, L2 30, L3 45, L14 60,
-    # L4 3960 (L5, L6, L13 were rejected, L7, L8 never touched): median (30 + 45) / 2
+    # June, touched leads routed in June: L1 10, L9 12.35 -> 12, L2 30, L3 45, L14 60,
+    # L4 3960 -> 4000 (L5, L6, L13 were rejected, L7, L8 never touched): median (30 + 45) / 2
     assert metric(session, "response_time", JUNE) == (pytest.approx(37.5), None)
-    # Sam: L1 10, L9 12.4, L2 30; Sue: L3 45, L4 3960; Max: L14 60
+    # Sam: L1 10, L9 12, L2 30; Sue: L3 45, L4 4000; Max: L14 60
     _, groups = metric(session, "response_time", JUNE, "owner")
-    assert groups == pytest.approx({"U0SUE": 2002.5, "U0MAX": 60.0, "U0SAM": 12.4})
+    assert groups == pytest.approx({"U0SUE": 2022.5, "U0MAX": 60.0, "U0SAM": 12.0})
     assert list(groups) == ["U0SUE", "U0MAX", "U0SAM"]
     assert metric(session, "response_time", JULY)[0] == pytest.approx(40.0)  # L12 (L15 rejected)
     assert metric(session, "response_time", MAY)[0] == pytest.approx(5.0)  # L11
 
 
 def test_response_time_detail(session):
-    # p90 of 6 values: rank 4.5, half way from 60 to 3960; business minutes:
-    # 10, 12.4, 20 (L3), 30, 60, 120 (L4): median 25
+    # p90 of 6 values: rank 4.5, half way from 60 to 4000; business minutes:
+    # 10, 12, 20 (L3), 30, 60, 120 (L4): median 25
     assert response_time_detail(session, TEAM, *JUNE) == {
-        "": pytest.approx(ResponseTime(37.5, 2010.0, 25.0))}
+        "": pytest.approx(ResponseTime(37.5, 2030.0, 25.0))}
     detail = response_time_detail(session, TEAM, *JUNE, by="segment")
-    assert detail["enterprise"] == pytest.approx(ResponseTime(3960.0, 3960.0, 120.0))  # L4
+    assert detail["enterprise"] == pytest.approx(ResponseTime(4000.0, 4000.0, 120.0))  # L4
     assert response_time_detail(session, TEAM, *EMPTY) == {"": ResponseTime(None, None, None)}
 
 
-def test_minutes_and_days_are_counted_to_a_tenth_half_up_on_every_backend(session):
+def test_minutes_and_days_are_counted_to_two_figures_half_up_on_every_backend(session):
     sam = METRICS["response_time"].parts(session, TEAM, *JUNE, "owner")["U0SAM"]
-    assert dict(sam.histogram) == {10.0: 1, 12.4: 1, 30.0: 1}  # L9's 12.35
-    cycle = METRICS["sales_cycle"].parts(session, TEAM, *JUNE, None)[""]
-    assert dict(cycle.histogram) == {20.0: 1, 41.3: 1}  # D4's 41.25 days
+    assert dict(sam.histogram) == {10.0: 1, 12.0: 1, 30.0: 1}  # L9's 12.35
+    sue = METRICS["response_time"].parts(session, TEAM, *JUNE, "owner")["U0SUE"]
+    assert dict(sue.histogram) == {45.0: 1, 4000.0: 1}  # L4's 3960
+    cycle = METRICS["sales_cycle"].parts(session, TEAM, *JULY, None)[""]
+    assert dict(cycle.histogram) == {34.0: 1, 61.0: 1}  # D2's 33.5 days: half up
 
 
 def test_sla_compliance(session):
@@ -193,11 +195,11 @@ def test_win_rate(session):
 
 
 def test_sales_cycle(session):
-    # won in June: D1 20.0 days, D4 41.25 -> 41.3; in July: D2 33.5, D7 61.0
-    assert metric(session, "sales_cycle", JUNE)[0] == pytest.approx(30.65)
-    assert metric(session, "sales_cycle", JULY)[0] == pytest.approx(47.25)
+    # won in June: D1 20.0 days, D4 41.25 -> 41; in July: D2 33.5 -> 34, D7 61.0
+    assert metric(session, "sales_cycle", JUNE)[0] == pytest.approx(30.5)
+    assert metric(session, "sales_cycle", JULY)[0] == pytest.approx(47.5)
     assert metric(session, "sales_cycle", JUNE, "owner")[1] == pytest.approx(
-        {"U0MAX": 41.3, "U0SAM": 20.0})
+        {"U0MAX": 41.0, "U0SAM": 20.0})
 
 
 def test_content_utilization(session):

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from bot.metrics.grammar import parse_period
 from bot.metrics.registry import METRICS, compute
-from bot.metrics.snapshots import SETTLE_DAYS, Reader, refresh
+from bot.metrics.snapshots import SETTLE_DAYS, Reader, refresh, spans
 from storage.db import make_sessionmaker
 from storage.models import Lead, MetricSnapshot
 from storage.snapshots import get_refresh
@@ -116,3 +116,16 @@ def test_a_full_refresh_of_an_empty_workspace_stores_nothing(engine, config):
     with make_sessionmaker(engine).begin() as s:
         report = refresh(s, config, "T0EMPTY", NOW)
     assert (report.days, report.rows) == (0, 0)
+
+
+@pytest.mark.parametrize(("first", "last", "expected"), [
+    (date(2026, 5, 10), date(2026, 5, 20), [("day", date(2026, 5, 10), date(2026, 5, 20))]),
+    (date(2026, 5, 1), date(2026, 5, 31), [("month", date(2026, 5, 1), date(2026, 5, 31))]),
+    (date(2026, 5, 10), date(2026, 7, 20), [("month", date(2026, 6, 1), date(2026, 6, 30)),
+                                            ("day", date(2026, 5, 10), date(2026, 5, 31)),
+                                            ("day", date(2026, 7, 1), date(2026, 7, 20))]),
+    (date(2026, 12, 15), date(2027, 2, 28), [("month", date(2027, 1, 1), date(2027, 2, 28)),
+                                             ("day", date(2026, 12, 15), date(2026, 12, 31))]),
+])
+def test_a_span_of_days_reads_whole_months_as_month_rows(first, last, expected):
+    assert spans(first, last) == expected

@@ -28,12 +28,12 @@ FORMATS = {"ratio": "{:.0%}", "minutes": "{:.0f} min", "days": "{:.1f} days", "c
 @dataclass(frozen=True)
 class Parts:
     """What a metric's value is computed from, for one group over one period. Values are
-    counted in the histogram to a tenth (rounded in SQL), so merging the histograms of days
-    gives exactly the histogram of the whole period."""
+    counted in the histogram to two significant figures (rounded in SQL), so merging the
+    histograms of days gives exactly the histogram of the whole period."""
 
     numerator: float = 0.0
     denominator: float = 0.0
-    histogram: Mapping[float, int] = field(default_factory=dict)  # value (to 0.1) -> count
+    histogram: Mapping[float, int] = field(default_factory=dict)  # rounded value -> count
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "histogram", MappingProxyType(dict(self.histogram)))

@@ -2,7 +2,8 @@
 
 A metric's value over a period is computed from its *parts* (see `registry`). For the
 additive metrics, the refresh stores the parts of every whole past day, per grouping,
-in `metric_snapshots`; a period is then read as the sum of its stored days plus the
+in `metric_snapshots`, and their sums per month; a period is then read as the sum of its
+stored months and days (a year is a dozen rows per group, not 365) plus the
 live parts of what the snapshots do not cover (today, days not refreshed yet, partial
 days). Both paths use the registry's own parts functions, so for the same data they
 give the same number. The others (churn, content, CLTV, growth) are always live: they
@@ -87,12 +88,36 @@ class Reader:
 
     def _snapshot(self, metric: Metric, by: str | None, first: date, last: date
                   ) -> dict[str, Parts]:
-        dimension = by or ""
-        if metric.median:
-            return {k: Parts(histogram=h) for k, h in queries.merge_histograms(
-                self.session, self.team_id, metric.key, dimension, first, last).items()}
-        return {k: Parts(n, d) for k, (n, d) in queries.sum_parts(
-            self.session, self.team_id, metric.key, dimension, first, last).items()}
+        return stored_parts(self.session, self.team_id, metric, by, spans(first, last))
+
+
+def stored_parts(session: Session, team_id: str, metric: Metric, by: str | None,
+                 over: list[queries.Span]) -> dict[str, Parts]:
+    if metric.median:
+        return {k: Parts(histogram=h) for k, h in queries.merge_histograms(
+            session, team_id, metric.key, by or "", over).items()}
+    return {k: Parts(n, d) for k, (n, d) in queries.sum_parts(
+        session, team_id, metric.key, by or "", over).items()}
+
+
+def spans(first: date, last: date) -> list[queries.Span]:
+    """first..last as the months wholly inside it (one row each) and the days around them."""
+    month = first if first.day == 1 else _next_month(first)
+    months_end = month
+    while _next_month(months_end) - DAY <= last:
+        months_end = _next_month(months_end)
+    if months_end == month:
+        return [("day", first, last)]
+    out = [("month", month, months_end - DAY)]
+    if first < month:
+        out.append(("day", first, month - DAY))
+    if months_end <= last:
+        out.append(("day", months_end, last))
+    return out
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
 def _highest_first(item: tuple[str, float | None]) -> tuple:
@@ -123,8 +148,12 @@ def refresh(session: Session, config: Config, team_id: str, now: datetime, *,
     rows = 0
     for day in days:
         day_rows = _day_rows(reader, day)
-        queries.replace_day(session, team_id, day, day_rows)
+        queries.replace_rows(session, team_id, "day", day, day_rows)
         rows += len(day_rows)
+    for month in sorted({day.replace(day=1) for day in days}):
+        month_rows = _month_rows(reader, month)
+        queries.replace_rows(session, team_id, "month", month, month_rows)
+        rows += len(month_rows)
     if days or state is not None:
         first = min([*days, *([state.first_day] if state else [])])
         queries.set_refresh(session, team_id, first, max(yesterday, first), now)
@@ -144,12 +173,23 @@ def _days_to_redo(session: Session, reader: Reader, state, yesterday: date) -> l
 def _day_rows(reader: Reader, day: date) -> list[dict]:
     """Every additive metric's parts of one day, for the whole team and per grouping."""
     start, end = reader.midnight(day), reader.midnight(day + DAY)
+    return _rows(reader, lambda metric, by: reader.live(metric, start, end, by))
+
+
+def _month_rows(reader: Reader, month: date) -> list[dict]:
+    """The month's day rows added up: what a period holding the whole month reads."""
+    days = [("day", month, _next_month(month) - DAY)]
+    return _rows(reader, lambda metric, by: stored_parts(reader.session, reader.team_id, metric,
+                                                         by, days))
+
+
+def _rows(reader: Reader, parts_of) -> list[dict]:
     rows = []
     for metric in METRICS.values():
         if not metric.additive:
             continue
         for by in (None, *metric.dimensions):
-            for key, p in reader.live(metric, start, end, by).items():
+            for key, p in parts_of(metric, by).items():
                 if not (p.numerator or p.denominator or p.histogram):
                     continue  # nothing happened: a missing row reads the same
                 rows.append({"metric": metric.key, "dimension": by or "", "dimension_value": key,
