@@ -110,6 +110,11 @@ def mark_stale(session: Session, person_ids: Iterable[int | None], now: datetime
     queries.mark_homes_stale(session, {i for i in person_ids if i is not None}, now + DEBOUNCE)
 
 
+def mark_team_stale(session: Session, team_id: str, now: datetime) -> None:
+    """The scorecard every Home shows has new numbers (a metric refresh)."""
+    queries.mark_team_homes_stale(session, team_id, now + DEBOUNCE)
+
+
 def refresh(services: Services, now: datetime) -> int:
     """Queue every Home whose window is over, each claimed once (even with several workers),
     a batch a transaction; how many."""

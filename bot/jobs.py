@@ -41,13 +41,15 @@ def sla_sweep(services: Services, now: datetime) -> Any:
 
 
 def metrics_refresh(services: Services, now: datetime) -> Any:
-    """Recompute the daily metric snapshots whose inputs changed, per workspace."""
+    """Recompute the daily metric snapshots whose inputs changed, per workspace; the
+    scorecards on people's Homes are then due for a refresh."""
     with services.sessions() as session:
         teams = list_team_ids(session)
     reports = []
     for team_id in teams:
         with services.sessions.begin() as session:
             reports.append(refresh(session, services.config, team_id, now))
+            home.mark_team_stale(session, team_id, now)
     return reports
 
 

@@ -30,6 +30,13 @@ def mark_homes_stale(session: Session, person_ids: Collection[int], due: datetim
                         .values(refresh_at=due).execution_options(synchronize_session=False))
 
 
+def mark_team_homes_stale(session: Session, team_id: str, due: datetime) -> None:
+    """Every Home of the workspace due at `due`, unless already due (new metric numbers)."""
+    session.execute(update(HomeTab)
+                    .where(HomeTab.team_id == team_id, HomeTab.refresh_at.is_(None))
+                    .values(refresh_at=due).execution_options(synchronize_session=False))
+
+
 def claim_due_homes(session: Session, now: datetime, limit: int) -> list[int]:
     """Clear the mark of up to `limit` Homes due by `now`, in one conditional UPDATE; whoever
     clears a mark publishes that Home. On PostgreSQL the candidates are locked with SKIP

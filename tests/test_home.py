@@ -169,6 +169,16 @@ def test_an_sla_state_change_refreshes_the_home(app, services, fake_slack, clock
     assert ":large_yellow_circle: due soon" in home_text(fake_slack, "U0SALES01")
 
 
+def test_a_metric_refresh_republishes_every_open_home_once(app, services, fake_slack, clock):
+    open_home(app, clock, "U0SALES01")
+    open_home(app, clock, "U0SALES02")
+    run_job(services, "metrics.refresh")
+    refresh_at(services, clock, 0)
+    assert publishes(fake_slack, "U0SALES01") == publishes(fake_slack, "U0SALES02") == 1
+    refresh_at(services, clock, DEBOUNCE.seconds)  # the scorecard's numbers may have moved
+    assert publishes(fake_slack, "U0SALES01") == publishes(fake_slack, "U0SALES02") == 2
+
+
 def test_crm_updates_refresh_the_home(app, services, fake_slack, clock):
     new_lead(services, "L-1", name="Ann Lee")
     open_home(app, clock, "U0SALES01")
