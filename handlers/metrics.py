@@ -1,12 +1,15 @@
-"""@mentions: "@alignbot what was our win rate last quarter by source?" is answered in the
-asker's thread. A mention that starts with a command's name ("@alignbot help") runs that
-command: both go through the same command table as `/align`."""
+"""@mentions and direct messages: "@alignbot what was our win rate last quarter by source?"
+is answered in the asker's thread; a question sent to the bot by DM is answered in the
+DM. One that starts with a command's name ("help", "lead L-123") runs that command: all
+go through the same command table as `/align`."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, Say
+from slack_sdk import WebClient
 
 from bot.commands import CommandRequest
 from bot.metrics.commands import mention_command
@@ -17,11 +20,20 @@ MENTION = re.compile(r"<@[A-Z0-9]+>")
 
 
 def register(app: App, services: Services) -> None:
-    @app.event("app_mention")
-    def mentioned(event, say, context, client):
+    def answer(event: dict[str, Any], team_id: str, say: Say, client: WebClient,
+               thread: str | None) -> None:
         text = MENTION.sub("", event.get("text", "")).strip()
         reply = services.commands.dispatch(services, CommandRequest(
-            team_id=context.team_id, user_id=event.get("user", ""),
-            channel_id=event.get("channel"), text=mention_command(services.commands, text)))
-        thread = event.get("thread_ts") or event.get("ts")
+            team_id=team_id, user_id=event.get("user", ""), channel_id=event.get("channel"),
+            text=mention_command(services.commands, text)))
         say(thread_ts=thread, **deliver(client, reply, event.get("channel", ""), thread_ts=thread))
+
+    @app.event("app_mention")
+    def mentioned(event, say, context, client):
+        answer(event, context.team_id, say, client, event.get("thread_ts") or event.get("ts"))
+
+    @app.event("message")
+    def direct_message(event, say, context, client):
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return  # edits, joins, other channels, and the bot's own messages
+        answer(event, context.team_id, say, client, event.get("thread_ts"))

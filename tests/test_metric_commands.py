@@ -199,3 +199,18 @@ def test_the_shell_answers_metric_commands_and_mentions(shell):
     assert "[file leads_routed_2026-11-24.csv, 32 bytes, in D0SALES01]" in out
     out = run(shell, "@alignbot how many leads routed today?")
     assert "[C0HANDOFF1] (thread " in out and "*1*" in out
+
+
+def test_a_question_sent_by_dm_is_answered_in_the_dm(app, clock, data, fake_slack):
+    event = {"type": "message", "channel_type": "im", "channel": "D0SALES01", "user": "U0SALES01",
+             "text": "win rate Q3 2026 by source", "ts": "1764000000.000200",
+             "event_ts": "1764000000.000200"}
+    assert send_event(app, event, "EvDm1", clock.now()).status == 200
+    args = fake_slack.calls_of("chat.postMessage")[-1]
+    assert args["channel"] == "D0SALES01" and "thread_ts" not in args
+    assert "*67%*" in posted(fake_slack)[1]
+    calls = len(fake_slack.calls_of("chat.postMessage"))
+    for i, ignored in enumerate(({"bot_id": "B0ALIGNBOT"}, {"subtype": "message_changed"},
+                                 {"channel_type": "channel", "channel": "C0HANDOFF1"})):
+        assert send_event(app, {**event, **ignored}, f"EvDmIgnored{i}", clock.now()).status == 200
+    assert len(fake_slack.calls_of("chat.postMessage")) == calls  # none of those is a question
