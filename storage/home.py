@@ -24,10 +24,11 @@ def add_home_tab(session: Session, team_id: str, person_id: int) -> None:
 def mark_homes_stale(session: Session, person_ids: Collection[int], due: datetime) -> None:
     """Due for publishing at `due`, unless already due: however many changes, one publish.
     People without a Home tab have no row, so nothing happens for them."""
-    if person_ids:
-        session.execute(update(HomeTab)
-                        .where(HomeTab.person_id.in_(person_ids), HomeTab.refresh_at.is_(None))
-                        .values(refresh_at=due).execution_options(synchronize_session=False))
+    if person_ids:  # Core, not ORM: nothing pending in the session needs flushing first
+        tabs = HomeTab.__table__.c
+        session.execute(update(HomeTab.__table__)
+                        .where(tabs.person_id.in_(person_ids), tabs.refresh_at.is_(None))
+                        .values(refresh_at=due))
 
 
 def mark_team_homes_stale(session: Session, team_id: str, due: datetime) -> None:
