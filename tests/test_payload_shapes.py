@@ -77,7 +77,8 @@ def test_shell_reactions_look_like_slacks_reaction_added(shell_with_button):
     assert _shape_diff(real, seen[0]) == []
 
 
-def test_shell_mentions_look_like_slacks_app_mention(shell):
+def bodies(shell, line: str) -> list[dict]:
+    """Every request body the app received while the shell ran `line`."""
     seen = []
 
     @shell.app.middleware
@@ -85,17 +86,14 @@ def test_shell_mentions_look_like_slacks_app_mention(shell):
         seen.append(body)
         return next()
 
-    run(shell, "@alignbot help")
-    assert _shape_diff(load("event_app_mention.json"), seen[0]) == []
+    run(shell, line)
+    return seen
+
+
+def test_shell_mentions_look_like_slacks_app_mention(shell):
+    assert _shape_diff(load("event_app_mention.json"), bodies(shell, "@alignbot help")[0]) == []
 
 
 def test_shell_home_opens_look_like_slacks_app_home_opened(shell):
-    seen = []
-
-    @shell.app.middleware
-    def capture(body, next):  # noqa: A002 - Bolt injects by this name
-        seen.append(body)
-        return next()
-
-    run(shell, "home")
-    assert _shape_diff(load("event_app_home_opened.home_tab.json"), seen[0]) == []
+    real = load("event_app_home_opened.home_tab.json")
+    assert _shape_diff(real, bodies(shell, "home")[0]) == []
