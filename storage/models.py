@@ -321,7 +321,7 @@ class SurveyAnswer(Base):
 
 
 class MetricSnapshot(Base):
-    """Rollups that metric queries read: metric × day (or month) × dimension value."""
+    """Rollups that metric queries read: metric × day (month, year) × dimension value."""
 
     __tablename__ = "metric_snapshots"
     __table_args__ = (
@@ -332,8 +332,8 @@ class MetricSnapshot(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(TeamId)
     metric: Mapped[str] = mapped_column(String(64))
-    grain: Mapped[str] = mapped_column(String(8), default="day", server_default="day")  # | month
-    day: Mapped[date] = mapped_column(Date)  # a month's first day for grain "month"
+    grain: Mapped[str] = mapped_column(String(8), default="day", server_default="day")  # month|year
+    day: Mapped[date] = mapped_column(Date)  # a month's or year's first day for those grains
     dimension: Mapped[str] = mapped_column(String(32), default="")  # "" = the whole team
     dimension_value: Mapped[str] = mapped_column(String(128), default="")
     value: Mapped[float | None] = mapped_column(Float)

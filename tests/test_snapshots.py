@@ -124,8 +124,18 @@ def test_a_full_refresh_of_an_empty_workspace_stores_nothing(engine, config):
     (date(2026, 5, 10), date(2026, 7, 20), [("month", date(2026, 6, 1), date(2026, 6, 30)),
                                             ("day", date(2026, 5, 10), date(2026, 5, 31)),
                                             ("day", date(2026, 7, 1), date(2026, 7, 20))]),
-    (date(2026, 12, 15), date(2027, 2, 28), [("month", date(2027, 1, 1), date(2027, 2, 28)),
-                                             ("day", date(2026, 12, 15), date(2026, 12, 31))]),
+    (date(2025, 11, 15), date(2027, 2, 28), [("year", date(2026, 1, 1), date(2026, 12, 31)),
+                                             ("month", date(2025, 12, 1), date(2025, 12, 31)),
+                                             ("day", date(2025, 11, 15), date(2025, 11, 30)),
+                                             ("month", date(2027, 1, 1), date(2027, 2, 28))]),
 ])
-def test_a_span_of_days_reads_whole_months_as_month_rows(first, last, expected):
+def test_a_span_of_days_reads_whole_years_and_months_as_one_row_each(first, last, expected):
     assert spans(first, last) == expected
+
+
+def test_a_span_ending_at_the_last_stored_day_reads_that_months_rollup():
+    assert spans(date(2026, 10, 26), date(2026, 11, 23), through=date(2026, 11, 23)) == [
+        ("month", date(2026, 11, 1), date(2026, 11, 30)),
+        ("day", date(2026, 10, 26), date(2026, 10, 31))]
+    assert spans(date(2026, 1, 1), date(2026, 11, 23), through=date(2026, 11, 23)) == [
+        ("year", date(2026, 1, 1), date(2026, 12, 31))]  # this year so far

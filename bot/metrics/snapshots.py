@@ -2,8 +2,8 @@
 
 A metric's value over a period is computed from its *parts* (see `registry`). For the
 additive metrics, the refresh stores the parts of every whole past day, per grouping,
-in `metric_snapshots`, and their sums per month; a period is then read as the sum of its
-stored months and days (a year is a dozen rows per group, not 365) plus the
+in `metric_snapshots`, and their sums per month and per year; a period is then read as
+the sum of its stored years, months and days (a year is one row per group) plus the
 live parts of what the snapshots do not cover (today, days not refreshed yet, partial
 days). Both paths use the registry's own parts functions, so for the same data they
 give the same number. The others (churn, content, CLTV, growth) are always live: they
@@ -88,7 +88,8 @@ class Reader:
 
     def _snapshot(self, metric: Metric, by: str | None, first: date, last: date
                   ) -> dict[str, Parts]:
-        return stored_parts(self.session, self.team_id, metric, by, spans(first, last))
+        return stored_parts(self.session, self.team_id, metric, by,
+                            spans(first, last, self.refresh.last_day))
 
 
 def stored_parts(session: Session, team_id: str, metric: Metric, by: str | None,
@@ -100,23 +101,40 @@ def stored_parts(session: Session, team_id: str, metric: Metric, by: str | None,
         session, team_id, metric.key, by or "", over).items()}
 
 
-def spans(first: date, last: date) -> list[queries.Span]:
-    """first..last as the months wholly inside it (one row each) and the days around them."""
-    month = first if first.day == 1 else _next_month(first)
-    months_end = month
-    while _next_month(months_end) - DAY <= last:
-        months_end = _next_month(months_end)
-    if months_end == month:
+ROLLUPS = ("year", "month")  # sums of days stored per unit, coarsest first
+
+
+def spans(first: date, last: date, through: date | None = None) -> list[queries.Span]:
+    """first..last as the fewest stored rows: the years wholly inside it, then the months,
+    then the days around them. The unit holding `through` (the last stored day) has the
+    days through it, so it also serves a span that ends there."""
+    return _cover(first, last, through, ROLLUPS)
+
+
+def _cover(first: date, last: date, through: date | None,
+           grains: tuple[str, ...]) -> list[queries.Span]:
+    if first > last:
+        return []
+    if not grains:
         return [("day", first, last)]
-    out = [("month", month, months_end - DAY)]
-    if first < month:
-        out.append(("day", first, month - DAY))
-    if months_end <= last:
-        out.append(("day", months_end, last))
-    return out
+    grain, finer = grains[0], grains[1:]
+    start = first if _unit_start(grain, first) == first else _next_unit(grain, first)
+    end = start
+    while end <= last and (_next_unit(grain, end) - DAY <= last or last == through):
+        end = _next_unit(grain, end)
+    if end == start:
+        return _cover(first, last, through, finer)
+    return [(grain, start, end - DAY), *_cover(first, start - DAY, through, finer),
+            *_cover(end, last, through, finer)]
 
 
-def _next_month(day: date) -> date:
+def _unit_start(grain: str, day: date) -> date:
+    return date(day.year, 1, 1) if grain == "year" else day.replace(day=1)
+
+
+def _next_unit(grain: str, day: date) -> date:
+    if grain == "year":
+        return date(day.year + 1, 1, 1)
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
@@ -150,10 +168,11 @@ def refresh(session: Session, config: Config, team_id: str, now: datetime, *,
         day_rows = _day_rows(reader, day)
         queries.replace_rows(session, team_id, "day", day, day_rows)
         rows += len(day_rows)
-    for month in sorted({day.replace(day=1) for day in days}):
-        month_rows = _month_rows(reader, month)
-        queries.replace_rows(session, team_id, "month", month, month_rows)
-        rows += len(month_rows)
+    for grain, finer in (("month", "day"), ("year", "month")):
+        for unit in sorted({_unit_start(grain, day) for day in days}):
+            unit_rows = _rollup_rows(reader, finer, unit, _next_unit(grain, unit) - DAY)
+            queries.replace_rows(session, team_id, grain, unit, unit_rows)
+            rows += len(unit_rows)
     if days or state is not None:
         first = min([*days, *([state.first_day] if state else [])])
         queries.set_refresh(session, team_id, first, max(yesterday, first), now)
@@ -176,11 +195,11 @@ def _day_rows(reader: Reader, day: date) -> list[dict]:
     return _rows(reader, lambda metric, by: reader.live(metric, start, end, by))
 
 
-def _month_rows(reader: Reader, month: date) -> list[dict]:
-    """The month's day rows added up: what a period holding the whole month reads."""
-    days = [("day", month, _next_month(month) - DAY)]
+def _rollup_rows(reader: Reader, finer: str, first: date, last: date) -> list[dict]:
+    """A month's day rows (a year's month rows) added up: what a period holding it reads."""
+    over = [(finer, first, last)]
     return _rows(reader, lambda metric, by: stored_parts(reader.session, reader.team_id, metric,
-                                                         by, days))
+                                                         by, over))
 
 
 def _rows(reader: Reader, parts_of) -> list[dict]:
