@@ -13,14 +13,22 @@ steps = st.lists(st.one_of(st.just(("lead", None)),
                  max_size=120)
 
 
-@settings(max_examples=300, deadline=None)
-@given(weights=st.lists(st.integers(1, 5), min_size=4, max_size=4), steps=steps)
-def test_round_robin_stays_within_one_lead_of_the_fair_share(weights, steps):
+# No router can keep everyone within one lead of their share while people come and go:
+# when three equally owed people are eligible, whoever gets the lead may go away next, the
+# other two are then owed half a lead more each, and one of them must wait — owed 1/3 + 1/2
+# + ... The most a router can promise is the harmonic number of the pool less one; within
+# one lead holds while the same people stay eligible.
+DRIFT = sum(1 / k for k in range(1, len(PEOPLE) + 1)) - 1  # 1 1/12 for four people
+
+
+def replay(weights: list[int], steps) -> tuple[dict, dict]:
+    """Route the leads of `steps` (toggling availability in between): who got how many, and
+    each person's fair share — each lead shared among those eligible for it, by weight."""
     weight = dict(zip(PEOPLE, weights, strict=True))
     available = set(PEOPLE)
     deficits: dict[str, float] = {}
     got = dict.fromkeys(PEOPLE, 0)
-    share = dict.fromkeys(PEOPLE, 0.0)  # each lead shared among those eligible for it, by weight
+    share = dict.fromkeys(PEOPLE, 0.0)
     for kind, who in steps:
         if kind == "toggle":
             available ^= {who}
@@ -36,10 +44,31 @@ def test_round_robin_stays_within_one_lead_of_the_fair_share(weights, steps):
         for p in eligible:
             share[p] += weight[p] / total
         for p in PEOPLE:
-            assert abs(got[p] - share[p]) <= 1 + 1e-9, (p, got, share)
+            assert abs(got[p] - share[p]) <= DRIFT + 1e-9, (p, got, share)
+    return got, share
 
 
+@settings(max_examples=300, deadline=None)
+@given(weights=st.lists(st.integers(1, 5), min_size=4, max_size=4), steps=steps)
+def test_round_robin_never_drifts_from_the_fair_share_more_than_any_router_must(weights, steps):
+    replay(weights, steps)
 
+
+@settings(max_examples=300, deadline=None)
+@given(weights=st.lists(st.integers(1, 5), min_size=4, max_size=4),
+       leads=st.integers(0, 120))
+def test_round_robin_stays_within_one_lead_while_the_same_people_are_eligible(weights, leads):
+    got, share = replay(weights, [("lead", None)] * leads)
+    assert all(abs(got[p] - share[p]) <= 1 + 1e-9 for p in PEOPLE), (got, share)
+
+
+def test_whoever_leaves_after_a_tie_leaves_the_others_owed_more_than_one():
+    """The case behind DRIFT: A, B and D are tied at the second lead, A gets it and goes
+    away, and D is left owed more than one lead. Had B or D got it, their leaving instead
+    would do the same: it is the tie, not the pick."""
+    got, share = replay([2, 2, 3, 2], [("lead", None), ("toggle", "C"), ("lead", None),
+                                       ("toggle", "A"), ("lead", None)])
+    assert max(share[p] - got[p] for p in PEOPLE) > 1
 
 
 # ---------------------------------------------------------------- eligibility, on the store
