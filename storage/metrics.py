@@ -211,18 +211,29 @@ def get_churn_parts(session: Session, team_id: str, start: datetime, end: dateti
     within the period is churned too, as the definition reads. Active at the start is
     "started before it" less "churned before it" (ingest keeps started <= churned): two
     ranges of two indexes, where one condition over both columns would visit them all."""
-    def count(*where: Any) -> int:
-        return session.scalar(select(func.count()).select_from(Customer)
-                              .where(Customer.team_id == team_id, *where))
-
-    return (count(_within(Customer.churned_at, start, end)),
-            count(Customer.started_at < start) - count(Customer.churned_at < start))
+    return (count_churned(session, team_id, start, end),
+            _count_customers(session, team_id, Customer.started_at < start)
+            - _count_customers(session, team_id, Customer.churned_at < start))
 
 
-def get_arpa(session: Session, team_id: str, at: datetime) -> float | None:
-    """Average MRR of the customers active at `at` (those without an MRR left out)."""
-    return session.scalar(select(func.avg(Customer.mrr, type_=Float))
-                          .where(Customer.team_id == team_id, _active(at)))
+def count_churned(session: Session, team_id: str, start: datetime, end: datetime) -> int:
+    return _count_customers(session, team_id, _within(Customer.churned_at, start, end))
+
+
+def _count_customers(session: Session, team_id: str, *where: Any) -> int:
+    return session.scalar(select(func.count()).select_from(Customer)
+                          .where(Customer.team_id == team_id, *where))
+
+
+def get_active(session: Session, team_id: str, at: datetime) -> tuple[int, float | None]:
+    """(customers active at `at`, their average MRR — those without one left out). Kept for
+    the session: the periods of a trend meet at the same instants, each read once."""
+    key = ("customers_active", team_id, at)
+    if key not in session.info:
+        session.info[key] = tuple(session.execute(
+            select(func.count(), func.avg(Customer.mrr, type_=Float))
+            .where(Customer.team_id == team_id, _active(at))).one())
+    return session.info[key]
 
 
 def count_customers_started(session: Session, team_id: str, start: datetime, end: datetime) -> int:

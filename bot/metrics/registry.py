@@ -169,8 +169,9 @@ def _cac_parts(session: Session, team_id: str, start: datetime, end: datetime,
 def _cltv_parts(session: Session, team_id: str, start: datetime, end: datetime,
                 by: str | None = None, *, gross_margin: float = 0.8, **_) -> dict[str, Parts]:
     """ARPA × gross margin over monthly churn; no parts when nobody was active."""
-    churned, active = queries.get_churn_parts(session, team_id, start, end)
-    arpa = queries.get_arpa(session, team_id, end)
+    churned = queries.count_churned(session, team_id, start, end)
+    active, _ = queries.get_active(session, team_id, start)
+    _, arpa = queries.get_active(session, team_id, end)
     if arpa is None or not active:
         return {}
     return {"": Parts(arpa * gross_margin, churned / active / ((end - start) / MONTH))}
