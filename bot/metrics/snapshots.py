@@ -44,12 +44,15 @@ class Reader:
     def value(self, metric: Metric, period: Period, by: str | None
               ) -> tuple[float | None, dict[str, float | None] | None]:
         """The metric over the period, and per group (highest first) when `by` is given."""
-        overall = metric.value(sum(self.parts(metric, period.start, period.end, None).values(),
-                                   Parts()))
-        if by is None:
+        grouped = self.parts(metric, period.start, period.end, by) if by else None
+        # A median's groups split its values (every lead has one owner, source, ...): their
+        # histograms add up to the whole. Sums may not (CAC's teams share its customers).
+        whole = grouped if metric.median and grouped is not None else \
+            self.parts(metric, period.start, period.end, None)
+        overall = metric.value(sum(whole.values(), Parts()))
+        if grouped is None:
             return overall, None
-        groups = {k: metric.value(p) for k, p in self.parts(metric, period.start, period.end,
-                                                             by).items()}
+        groups = {k: metric.value(p) for k, p in grouped.items()}
         return overall, dict(sorted(groups.items(), key=_highest_first))
 
     def parts(self, metric: Metric, start: datetime, end: datetime, by: str | None
