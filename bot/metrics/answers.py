@@ -122,14 +122,14 @@ def answer(session: Session, config: Config, team_id: str, query: Query,
     metric = METRICS[query.metric]
     reader = snapshots.Reader(session, config, team_id, now)
     value, groups = reader.value(metric, query.period, query.by or metric.default_by)
+    earlier = trend_periods(query.period)[:-1]
+    trend = tuple(reader.value(metric, p, None)[0] for p in earlier)
     comparison = None
     if query.compare is not None:
-        then = query.period.previous() if query.compare == "previous" else \
-            query.period.last_year()
-        before, _ = reader.value(metric, then, None)
+        then = earlier[-1] if query.compare == "previous" else query.period.last_year()
+        before = trend[-1] if query.compare == "previous" else reader.value(metric, then, None)[0]
         change = value - before if value is not None and before is not None else None
         comparison = Comparison(query.compare, then, before, change)
-    trend = tuple(reader.value(metric, p, None)[0] for p in trend_periods(query.period)[:-1])
     return Answer(query, metric, value, groups if query.by or metric.default_by else None,
                   comparison, (*trend, value), config.targets.get(metric.key), reader.as_of)
 

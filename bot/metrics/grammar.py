@@ -367,10 +367,10 @@ def _unit(unit: str, day: date, tz: ZoneInfo) -> Period:
 def _period(first: date, end: date, tz: tzinfo | None, kind: str | None = None,
             label: str | None = None) -> Period:
     """[first, end) as local midnights, built from dates so DST cannot shift them."""
-    return Period(_midnight(first, tz), _midnight(end, tz), label or _label(first, end, kind), kind)
+    return Period(midnight(first, tz), midnight(end, tz), label or _label(first, end, kind), kind)
 
 
-def _midnight(day: date, tz: tzinfo | None) -> datetime:
+def midnight(day: date, tz: tzinfo | None) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=tz)
 
 

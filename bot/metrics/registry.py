@@ -308,13 +308,12 @@ def compute(session: Session, team_id: str, metric_key: str, start: datetime, en
     overall = metric.value(sum(parts(None).values(), Parts()))
     if by is None:
         return overall, None
-    groups = {key: metric.value(p) for key, p in parts(by).items()}
-    return overall, dict(sorted(groups.items(), key=_highest_first))
+    return overall, highest_first({key: metric.value(p) for key, p in parts(by).items()})
 
 
-def _highest_first(item: tuple[str, float | None]) -> tuple:
-    key, value = item
-    return (value is None, -(value or 0.0), key)
+def highest_first(groups: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Groups by value, highest first; those without a value last; ties by key."""
+    return dict(sorted(groups.items(), key=lambda kv: (kv[1] is None, -(kv[1] or 0.0), kv[0])))
 
 
 class ResponseTime(NamedTuple):

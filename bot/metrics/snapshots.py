@@ -23,8 +23,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from bot.config import Config
-from bot.metrics.grammar import Period
-from bot.metrics.registry import METRICS, Metric, Parts
+from bot.metrics.grammar import Period, midnight
+from bot.metrics.registry import METRICS, Metric, Parts, highest_first
 from storage import snapshots as queries
 
 SETTLE_DAYS = 7
@@ -52,8 +52,7 @@ class Reader:
         overall = metric.value(sum(whole.values(), Parts()))
         if grouped is None:
             return overall, None
-        groups = {k: metric.value(p) for k, p in grouped.items()}
-        return overall, dict(sorted(groups.items(), key=_highest_first))
+        return overall, highest_first({k: metric.value(p) for k, p in grouped.items()})
 
     def parts(self, metric: Metric, start: datetime, end: datetime, by: str | None
               ) -> dict[str, Parts]:
@@ -75,7 +74,7 @@ class Reader:
                             gross_margin=self.config.workspace.gross_margin)
 
     def midnight(self, day: date) -> datetime:
-        return datetime(day.year, day.month, day.day, tzinfo=self.tz)
+        return midnight(day, self.tz)
 
     def _stored_days(self, metric: Metric, start: datetime, end: datetime
                      ) -> tuple[date, date] | None:
@@ -139,11 +138,6 @@ def _next_unit(grain: str, day: date) -> date:
     if grain == "year":
         return date(day.year + 1, 1, 1)
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
-
-
-def _highest_first(item: tuple[str, float | None]) -> tuple:
-    key, value = item
-    return (value is None, -(value or 0.0), key)
 
 
 # ------------------------------------------------------------------ the refresh job
