@@ -241,10 +241,12 @@ def _local_services():
 
     from bot.runtime import build_services
     from storage.db import make_engine, make_sessionmaker
+    from storage.migrate import require_current
     from storage.people import list_team_ids
 
     secrets = Secrets.from_env()
     engine = make_engine(secrets.database_url)
+    require_current(engine)  # a clear "run alignbot db upgrade" before any query can fail
     team = os.environ.get("ALIGNBOT_TEAM_ID")
     if not team:
         with make_sessionmaker(engine).begin() as session:

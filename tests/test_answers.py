@@ -96,3 +96,9 @@ def test_parse_refuses_what_the_grammar_cannot_read(config):
     with pytest.raises(QueryError) as e:
         parse("what is the weather", config, NOW)
     assert "Metrics" in e.value.message or e.value.suggestions
+
+
+def test_query_on_a_database_never_upgraded_says_what_to_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    assert main(["query", "win rate last quarter"]) == 2
+    assert "alignbot db upgrade" in capsys.readouterr().err
