@@ -57,17 +57,12 @@ def pick(deficits: dict[str, float], weights: dict[str, int], eligible: Sequence
     return best
 
 
-def why_not(person: Person, lead: Lead, config: Config, now: datetime, routed_today: int) -> str | None:
-    """Why this person cannot take this lead now, or None when they can."""
+def why_not(person: Person, config: Config, now: datetime) -> str | None:
+    """Why this person can take no lead now (the daily cap and hot leads aside), or None."""
     if person.deactivated:
         return "deactivated in Slack"
     if person.away_until is not None and person.away_until > now:
         return "away"
-    if person.daily_cap is not None and routed_today >= person.daily_cap:
-        return "at daily cap"
-    if (lead.score or 0) >= config.routing.hot_score and not person_calendar(config, person) \
-            .is_working_time(now):
-        return "outside working hours (hot lead)"
     if person.weight <= 0:
         return "weight 0"
     return None
@@ -85,49 +80,77 @@ def _hours(text: str | None) -> WorkingHours | None:
     return WorkingHours(*(datetime.strptime(t, "%H:%M").time() for t in (start, end)))  # noqa: DTZ007
 
 
+@dataclass(frozen=True)
+class _Member:
+    """A pool member as plain values for one routing batch (ORM attributes cost per read)."""
+    person: Person
+    id: int
+    slack_id: str
+    weight: int
+    cap: int | None
+    available: bool  # not deactivated, not away, weight above 0
+    working: bool  # inside their working hours now: may take a hot lead
+
+
+@dataclass
+class _Pool:
+    members: list[_Member]
+    load: dict[int, int]  # leads routed today, of the members with a daily cap
+    states: dict[str, RoutingState]
+    deficits: dict[str, float]
+
+
 class Router:
     """Routes many leads in one transaction: each pool's members, today's load and its
     (locked) round-robin state are read once, then kept up to date in memory."""
 
     def __init__(self, session: Session, team_id: str, config: Config, now: datetime):
         self.session, self.team_id, self.config, self.now = session, team_id, config, now
-        self._pools: dict[str, tuple[list[Person], dict[int, int], dict[str, RoutingState]]] = {}
+        self._pools: dict[str, _Pool] = {}
 
     def route(self, lead: Lead, exclude: set[int] | frozenset[int] = frozenset()) -> Decision:
-        pool = pool_for(self.config, lead)
-        members, load, states = self._pool(pool)
-        members = [p for p in members if p.id not in exclude]
-        if not members:
-            return Decision(None, pool, f"pool {pool} has nobody in it")
-        eligible = [p for p in members
-                    if why_not(p, lead, self.config, self.now, load.get(p.id, 0)) is None]
+        name = pool_for(self.config, lead)
+        pool = self._pool(name)
+        if all(m.id in exclude for m in pool.members):
+            return Decision(None, name, f"pool {name} has nobody in it")
+        hot = (lead.score or 0) >= self.config.routing.hot_score
+        eligible = [m for m in pool.members
+                    if m.available and (m.working or not hot) and m.id not in exclude
+                    and (m.cap is None or pool.load.get(m.id, 0) < m.cap)]
         if not eligible:
-            return Decision(None, pool, f"nobody in pool {pool} can take it now")
-        deficits = {sid: s.credit for sid, s in states.items()}
-        chosen = pick(deficits, {p.slack_id: p.weight for p in members},
-                      [p.slack_id for p in eligible])
-        for p in eligible:
-            state = states.get(p.slack_id)
+            return Decision(None, name, f"nobody in pool {name} can take it now")
+        chosen = pick(pool.deficits, {m.slack_id: m.weight for m in eligible},
+                      [m.slack_id for m in eligible])
+        for m in eligible:
+            state = pool.states.get(m.slack_id)
             if state is None:
-                state = states[p.slack_id] = RoutingState(
-                    team_id=self.team_id, pool=pool, slack_id=p.slack_id, credit=0.0, assigned=0)
+                state = pool.states[m.slack_id] = RoutingState(
+                    team_id=self.team_id, pool=name, slack_id=m.slack_id, credit=0.0, assigned=0)
                 self.session.add(state)
-            state.credit = deficits[p.slack_id]
-            state.assigned += p.slack_id == chosen
-        owner = next(p for p in eligible if p.slack_id == chosen)
-        load[owner.id] = load.get(owner.id, 0) + 1
-        return Decision(owner, pool, f"round-robin in pool {pool}")
+            state.credit = pool.deficits[m.slack_id]
+            state.assigned += m.slack_id == chosen
+        owner = next(m for m in eligible if m.slack_id == chosen)
+        pool.load[owner.id] = pool.load.get(owner.id, 0) + 1
+        return Decision(owner.person, name, f"round-robin in pool {name}")
 
-    def _pool(self, pool: str):
-        if pool not in self._pools:
-            members = pool_members(self.session, self.team_id, self.config, pool)
+    def _pool(self, name: str) -> _Pool:
+        if name not in self._pools:
+            members = [self._member(p) for p in
+                       pool_members(self.session, self.team_id, self.config, name)]
             tz = self.config.workspace.tz
             today = datetime.combine(self.now.astimezone(tz).date(), datetime.min.time(), tz)
-            load = queries.count_routed_since(self.session, self.team_id,
-                                              [p.id for p in members], today)
-            states = queries.get_routing_states(self.session, self.team_id, pool)
-            self._pools[pool] = (members, load, states)
-        return self._pools[pool]
+            capped = [m.id for m in members if m.cap is not None]  # the only loads that matter
+            load = queries.count_routed_since(self.session, self.team_id, capped, today) \
+                if capped else {}
+            states = queries.get_routing_states(self.session, self.team_id, name)
+            self._pools[name] = _Pool(members, load, states,
+                                      {sid: s.credit for sid, s in states.items()})
+        return self._pools[name]
+
+    def _member(self, p: Person) -> _Member:
+        return _Member(p, p.id, p.slack_id, p.weight, p.daily_cap,
+                       available=why_not(p, self.config, self.now) is None,
+                       working=person_calendar(self.config, p).is_working_time(self.now))
 
 
 def route(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> Decision:

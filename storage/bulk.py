@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from storage.models import Base, Lead
@@ -53,8 +55,28 @@ class Rows:
         """Flush the ORM first, then each table before the ones that point at it."""
         session.flush()
         for table in Base.metadata.sorted_tables:
-            if rows := self._rows.pop(table, None):  # alike rows: one plain executemany
-                session.connection().execute(insert(table), rows)
+            if rows := self._rows.pop(table, None):
+                for keys, alike in groupby(rows, key=lambda row: tuple(row)):
+                    insert_many(session.connection(), table, keys, list(alike))
+
+
+def insert_many(conn: Connection, table: Table, keys: tuple[str, ...],
+                rows: list[dict[str, Any]]) -> None:
+    """One executemany at the driver, with each column's own bind processor applied only
+    where it has one: SQLAlchemy's executemany builds and processes every row's parameters
+    in general code, a third of a batch of new leads' cost."""
+    compiled = insert(table).compile(dialect=conn.dialect, column_keys=list(keys))
+    order = compiled.positiontup if compiled.positional else list(keys)
+    processors = [(i, p) for i, name in enumerate(order)
+                  if (p := table.c[name].type._cached_bind_processor(conn.dialect))]
+    get = itemgetter(*order)
+    params = []
+    for row in rows:
+        values = list(get(row)) if len(order) > 1 else [row[order[0]]]
+        for i, process in processors:
+            values[i] = process(values[i])
+        params.append(tuple(values) if compiled.positional else dict(zip(order, values, strict=True)))
+    conn.exec_driver_sql(compiled.string, params)
 
 
 def add(session: Session, rows: Rows | None, model: type, row: dict[str, Any]) -> None:

