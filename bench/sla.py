@@ -2,11 +2,12 @@
 
     python -m bench.sla [--leads 100000] [--due 1000] [--stages remind,breach,...] [--repeat 5]
 
-Loads `--leads` open leads through the webhook path (routing writes their nudges),
-arriving over the last 30 days. Then every pending nudge is moved to tomorrow but
-`--due` of them, spread evenly over `--stages` on distinct leads, which are moved to
-a minute ago; and the sweep that sends them is timed, then the idle sweeps that
-follow (what runs every minute). Each stage mix starts from the same loaded database.
+Loads `--leads` open leads through the webhook path (routing writes each lead's first
+stage), arriving over the last 30 days. Then every pending nudge is moved to tomorrow
+but `--due` of them, on distinct leads, which become stages of `--stages` in turn, due a
+minute ago; and the sweep that sends them (and writes each one's next stage) is timed,
+then the idle sweeps that follow (what runs every minute). Each stage mix starts from
+the same loaded database.
 """
 
 from __future__ import annotations
@@ -42,15 +43,27 @@ def load(services, leads: int) -> None:
               actor="bench")
 
 
+MINUTE = timedelta(minutes=1)
+# (routed, due) relative to now for a lead at each stage, so that the stage after it (the
+# example config's standard policy escalates 1 h and reassigns 2 h after the due time)
+# is still ahead: the timed sweep sends the chosen stages and writes the next ones.
+TIMES = {"remind": (-MINUTE, DAY), "breach": (-DAY, -MINUTE),
+         "escalate": (-DAY, -MINUTE - timedelta(hours=1)),
+         "reassign": (-DAY, -MINUTE - timedelta(hours=2))}
+
+
 def make_due(services, due: int, stages: list[str], skip: int = 0) -> None:
     with services.sessions.begin() as s:
         s.execute(update(Nudge).where(Nudge.state == "pending").values(due_at=NOW + DAY))
         lead_ids = s.scalars(select(Lead.id).where(Lead.status == "routed")  # the newest
                              .order_by(Lead.id.desc()).offset(skip).limit(due)).all()
         for i, lead_id in enumerate(lead_ids):
-            s.execute(update(Nudge).where(Nudge.lead_id == lead_id,
-                                          Nudge.stage == stages[i % len(stages)])
-                      .values(due_at=NOW - timedelta(minutes=1)))
+            stage = stages[i % len(stages)]
+            routed, due_at = TIMES[stage]
+            s.execute(update(Lead).where(Lead.id == lead_id)
+                      .values(routed_at=NOW + routed, sla_due_at=NOW + due_at))
+            s.execute(update(Nudge).where(Nudge.lead_id == lead_id, Nudge.state == "pending")
+                      .values(stage=stage, due_at=NOW - MINUTE))
 
 
 def count(services, model, *where) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy.orm import Session
 
@@ -72,11 +73,11 @@ class Handoffs:
             _assign(self.session, lead, decision.owner, self.config, self.now, actor="system",
                     data=data, rows=self.rows)
             self._owners.add(decision.owner.id)
-        view = card_view(self.session, lead, self.config, self.now, fresh=decision)
+        card = _Card(card_view(self.session, lead, self.config, self.now, fresh=decision))
         if self.config.channels.handoff:
-            self._post(self.config.channels.handoff, view, f"lead:{lead.id}:channel")
+            self._post(self.config.channels.handoff, card, f"lead:{lead.id}:channel")
         if decision.owner is not None and self.config.handoff.dm_owner:
-            self._post(decision.owner.slack_id, view,
+            self._post(decision.owner.slack_id, card,
                        f"lead:{lead.id}:dm:{decision.owner.slack_id}")
 
     def finish(self) -> None:
@@ -85,10 +86,11 @@ class Handoffs:
         for message, lines in self._gathered:
             message.payload = {"channel": message.channel, **cards.burst_summary(lines)}
         self._gathered.clear()
+        self.router.save()
         home.mark_stale(self.session, self._owners, self.now)
         self._owners.clear()
 
-    def _post(self, channel: str, view: cards.CardView, ref: str) -> None:
+    def _post(self, channel: str, card: _Card, ref: str) -> None:
         """The card itself or, in a burst, a line in the channel's summary message.
         Slack takes about one message a second per channel: an import of a thousand leads
         must not become a thousand messages."""
@@ -100,10 +102,9 @@ class Handoffs:
                 self._gather(pending, cards.summary_lines(pending.payload))
         if self._recent[channel] < self.config.handoff.burst_limit:
             self._recent[channel] += 1
-            outbox.post(self.session, self.team_id, channel, cards.handoff_card(view),
-                        now=self.now, ref=ref)
+            outbox.post(self.session, self.team_id, channel, card.blocks, now=self.now, ref=ref)
             return
-        line = cards.summary_line(view)
+        line = card.line
         summary = self._summary[channel]
         if summary is None or len(summary[1]) >= cards.SUMMARY_MAX:
             message = outbox.post(self.session, self.team_id, channel, cards.burst_summary([line]),
@@ -116,6 +117,21 @@ class Handoffs:
     def _gather(self, message: OutboxMessage, lines: list[dict]) -> tuple[OutboxMessage, list[dict]]:
         self._gathered.append((message, lines))
         return message, lines
+
+
+class _Card:
+    """A new lead's card and its summary line, each built once for the channel and the DM."""
+
+    def __init__(self, view: cards.CardView):
+        self.view = view
+
+    @cached_property
+    def blocks(self) -> dict:
+        return cards.handoff_card(self.view)
+
+    @cached_property
+    def line(self) -> dict:
+        return cards.summary_line(self.view)
 
 
 def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: datetime,

@@ -59,6 +59,7 @@ class Batch:
         self.dropped: list[int] = []
         self.held: dict[int, tuple[int, datetime]] = {}  # nudge id -> (lead id, new due time)
         self.homes: set[int | None] = set()  # owners whose leads changed SLA state
+        self.follow: dict[int, tuple[str, datetime]] = {}  # lead id -> the stage its next follows
         self._cards: dict[str, handoff.CardBatch] = {}
         self._routers: dict[str, Router] = {}
 
@@ -80,14 +81,22 @@ class Batch:
         return self._routers[team_id]
 
     def rerouted(self, lead: Lead) -> None:
-        """The lead has a new owner and new nudges: what was held for the old one is void."""
+        """The lead has a new owner and new nudges: what was held for the old one is void,
+        and its old chain of stages ends here."""
         for nudge_id, (lead_id, _) in list(self.held.items()):
             if lead_id == lead.id:
                 del self.held[nudge_id]
                 self.dropped.append(nudge_id)
+        self.follow.pop(lead.id, None)
         self.cards(lead.team_id).forget(lead)
 
     def finish(self) -> SweepReport:
+        for router in self._routers.values():
+            router.save()
+        for lead_id, fired in self.follow.items():  # each fired stage writes the next
+            lead = self.leads[lead_id]
+            sla.schedule(self.session, lead, self.config, self.person(lead.owner_id), self.rows,
+                         after=fired)
         self.rows.write(self.session)
         home.mark_stale(self.session, self.homes, self.now)
         queries.mark_fired(self.session, self.now, sent=self.sent, cancelled=self.dropped,
@@ -99,13 +108,12 @@ def sweep(services: Services, now: datetime, name: str | None = None) -> SweepRe
     """Claim what is due, in batches, and fire each batch in one transaction."""
     name = name or f"sweep-{uuid.uuid4().hex[:8]}"
     report = SweepReport()
-    while True:
+    while True:  # until nothing is due: a fired stage may write a next one due already
         with services.sessions.begin() as session:
             ids = queries.claim_due(session, name, now, now - LEASE, BATCH)
-        if ids:
-            report += _fire_claimed(services, ids, now)
-        if len(ids) < BATCH:
+        if not ids:
             return report
+        report += _fire_claimed(services, ids, now)
 
 
 def _fire_claimed(services: Services, ids: list[int], now: datetime) -> SweepReport:
@@ -135,20 +143,24 @@ def fire(batch: Batch, nudge, lead: Lead | None) -> None:
     if lead is None or lead.status not in sla.OPEN or lead.sla_met is not None:
         batch.dropped.append(nudge.id)
         return
-    if nudge.stage == "remind" and lead.sla_due_at is not None and lead.sla_due_at <= now:
+    if nudge.stage != SNOOZED and not nudge.held:  # first claimed: the chain goes on
+        batch.follow[lead.id] = (nudge.stage, nudge.due_at)
+    if nudge.stage in ("remind", SNOOZED) and lead.sla_due_at is not None \
+            and lead.sla_due_at <= now:
         batch.dropped.append(nudge.id)  # held past the due time: the breach notice says it all
         return
     owner = batch.person(lead.owner_id)
     # A card changes whenever; people are not disturbed after hours unless the lead is hot.
     if nudge.stage != "card" and (lead.score or 0) < config.routing.hot_score:
-        person = owner if nudge.stage in ("remind", "breach") else None
+        person = owner if nudge.stage in ("remind", SNOOZED, "breach") else None
         calendar = sla.calendar_for(config, person)
         if not calendar.is_working_time(now):
             batch.held[nudge.id] = (lead.id, calendar.next_working_start(now))
             return
     STAGES[nudge.stage](batch, lead, owner)
     if nudge.stage != "card":
-        lifecycle.record(batch.session, lead, f"sla_{nudge.stage}", actor="system", at=now,
+        kind = "remind" if nudge.stage == SNOOZED else nudge.stage
+        lifecycle.record(batch.session, lead, f"sla_{kind}", actor="system", at=now,
                          rows=batch.rows)
     batch.sent.append(nudge.id)
 
@@ -198,8 +210,9 @@ def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
     batch.rerouted(lead)
 
 
-STAGES = {"card": _card, "remind": _remind, "breach": _breach, "escalate": _escalate,
-          "reassign": _reassign}
+SNOOZED = "snooze"  # a reminder the owner asked for again: outside the chain of stages
+STAGES = {"card": _card, "remind": _remind, SNOOZED: _remind, "breach": _breach,
+          "escalate": _escalate, "reassign": _reassign}
 
 
 # ------------------------------------------------------------------ buttons on a nudge
@@ -208,7 +221,7 @@ STAGES = {"card": _card, "remind": _remind, "breach": _breach, "escalate": _esca
 def snooze(session: Session, team_id: str, token: str, user: str, config: Config,
            now: datetime) -> handoff.ClickResult:
     lead = _open_lead(session, team_id, token, user)
-    queries.add_nudge(session, team_id=team_id, lead_id=lead.id, stage="remind",
+    queries.add_nudge(session, team_id=team_id, lead_id=lead.id, stage=SNOOZED,
                       due_at=now + SNOOZE)
     lifecycle.record(session, lead, "snoozed", actor=user, at=now)
     return handoff.ClickResult(True, "Snoozed: I will remind you again in 30 minutes.")
@@ -217,7 +230,11 @@ def snooze(session: Session, team_id: str, token: str, user: str, config: Config
 def working_on_it(session: Session, team_id: str, token: str, user: str, config: Config,
                   now: datetime) -> handoff.ClickResult:
     lead = _open_lead(session, team_id, token, user)
-    queries.cancel_pending(session, lead.id, stages=("remind",))
+    queries.cancel_pending(session, lead.id, stages=(SNOOZED,))
+    if queries.cancel_pending(session, lead.id, stages=("remind",)):  # the chain skips it
+        owner = get_person_by_id(session, lead.owner_id)
+        remind = next(s for s in sla.stages(lead, config, owner) if s[0] == "remind")
+        sla.schedule(session, lead, config, owner, after=remind)
     lifecycle.record(session, lead, "working_on_it", actor=user, at=now)
     return handoff.ClickResult(True, "Noted — no more reminders. Log the first touch on the card "
                                      "when you reach them; the due time still stands.")

@@ -13,8 +13,9 @@ so the order is fair across restarts and processes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
@@ -98,11 +99,13 @@ class _Pool:
     load: dict[int, int]  # leads routed today, of the members with a daily cap
     states: dict[str, RoutingState]
     deficits: dict[str, float]
+    assigned: Counter[str] = field(default_factory=Counter)  # since the last save
 
 
 class Router:
     """Routes many leads in one transaction: each pool's members, today's load and its
-    (locked) round-robin state are read once, then kept up to date in memory."""
+    (locked) round-robin state are read once, then kept up to date in memory and written
+    back by `save()`, before the transaction ends."""
 
     def __init__(self, session: Session, team_id: str, config: Config, now: datetime):
         self.session, self.team_id, self.config, self.now = session, team_id, config, now
@@ -121,17 +124,24 @@ class Router:
             return Decision(None, name, f"nobody in pool {name} can take it now")
         chosen = pick(pool.deficits, {m.slack_id: m.weight for m in eligible},
                       [m.slack_id for m in eligible])
-        for m in eligible:
-            state = pool.states.get(m.slack_id)
-            if state is None:
-                state = pool.states[m.slack_id] = RoutingState(
-                    team_id=self.team_id, pool=name, slack_id=m.slack_id, credit=0.0, assigned=0)
-                self.session.add(state)
-            state.credit = pool.deficits[m.slack_id]
-            state.assigned += m.slack_id == chosen
+        pool.assigned[chosen] += 1
         owner = next(m for m in eligible if m.slack_id == chosen)
         pool.load[owner.id] = pool.load.get(owner.id, 0) + 1
         return Decision(owner.person, name, f"round-robin in pool {name}")
+
+    def save(self) -> None:
+        """Write each pool's deficits and counts to its state rows (new rows for newcomers)."""
+        for name, pool in self._pools.items():
+            for slack_id, credit in pool.deficits.items():
+                state = pool.states.get(slack_id)
+                if state is None:
+                    state = pool.states[slack_id] = RoutingState(
+                        team_id=self.team_id, pool=name, slack_id=slack_id, credit=0.0, assigned=0)
+                    self.session.add(state)
+                if state.credit != credit:
+                    state.credit = credit
+                if count := pool.assigned.pop(slack_id, 0):
+                    state.assigned += count
 
     def _pool(self, name: str) -> _Pool:
         if name not in self._pools:
@@ -151,10 +161,6 @@ class Router:
         return _Member(p, p.id, p.slack_id, p.weight, p.daily_cap,
                        available=why_not(p, self.config, self.now) is None,
                        working=person_calendar(self.config, p).is_working_time(self.now))
-
-
-def route(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> Decision:
-    return Router(session, team_id, config, now).route(lead)
 
 
 def pool_members(session: Session, team_id: str, config: Config, pool: str) -> list[Person]:

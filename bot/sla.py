@@ -71,28 +71,46 @@ def open_clock(session: Session, lead: Lead, config: Config, owner: Person | Non
     schedule(session, lead, config, owner, rows)
 
 
-def schedule(session: Session, lead: Lead, config: Config, owner: Person | None,
-             rows: Rows | None = None) -> None:
-    """The nudge rows of the lead's policy: reminder, breach, escalation, reassignment, and
-    the moments its card changes state ("card": due soon, and due when no breach notice
-    is sent — the breach notice refreshes the card itself)."""
+def stages(lead: Lead, config: Config, owner: Person | None) -> list[tuple[str, datetime]]:
+    """The lead's nudges in due order: reminder, breach, escalation, reassignment, and the
+    moments its card changes state ("card": due soon, and due when no breach notice is sent
+    — the breach notice refreshes the card itself)."""
     policy = policy_for(config, lead)
     if policy is None or lead.sla_due_at is None or lead.routed_at is None:
-        return
+        return []
     due = lead.sla_due_at
-    stages = [("card", due - (due - lead.routed_at) * DUE_SOON_SHARE)]
+    found = [("card", due - (due - lead.routed_at) * DUE_SOON_SHARE)]
     if policy.remind_at > 0:
         share = policy.respond_within * policy.remind_at
-        stages.append(("remind", lead.routed_at + share if policy.clock == "wall" else
-                       calendar_for(config, owner).add_business_minutes(
-                           lead.routed_at, share.total_seconds() / 60)))
-    stages.append(("breach" if policy.breach_notice else "card", due))
+        found.append(("remind", lead.routed_at + share if policy.clock == "wall" else
+                      calendar_for(config, owner).add_business_minutes(
+                          lead.routed_at, share.total_seconds() / 60)))
+    found.append(("breach" if policy.breach_notice else "card", due))
     if policy.escalate_after:
-        stages.append(("escalate", due + policy.escalate_after))
+        found.append(("escalate", due + policy.escalate_after))
     if policy.reassign_after:
-        stages.append(("reassign", due + policy.reassign_after))
-    for stage, at in stages:
+        found.append(("reassign", due + policy.reassign_after))
+    return sorted(found, key=lambda stage: stage[1])  # stable: ties keep the order above
+
+
+def schedule(session: Session, lead: Lead, config: Config, owner: Person | None,
+             rows: Rows | None = None, after: tuple[str, datetime] | None = None) -> None:
+    """Write the lead's next nudge: its first stage, or the one after `after` (a stage that
+    fired). A lead has one pending stage at a time, and each writes the next as it fires:
+    a row per stage up front made the nudges most of what routing a lead writes."""
+    upcoming = stages(lead, config, owner)
+    if after is not None:
+        upcoming = upcoming[_position(upcoming, after) + 1:]
+    if upcoming:
+        stage, at = upcoming[0]
         add_nudge(session, rows, team_id=lead.team_id, lead_id=lead.id, stage=stage, due_at=at)
+
+
+def _position(upcoming: list[tuple[str, datetime]], fired: tuple[str, datetime]) -> int:
+    """Where the fired stage is; when the policy changed since, the last stage due by then."""
+    if fired in upcoming:
+        return upcoming.index(fired)
+    return sum(at <= fired[1] for _, at in upcoming) - 1
 
 
 def close_clock(session: Session, lead: Lead, config: Config, owner: Person | None,

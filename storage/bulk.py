@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
@@ -31,7 +32,12 @@ class Draft:
     the ORM's bookkeeping on every access. Written by `Rows.write` with its final values."""
 
     def __init__(self, model: type, values: dict[str, Any]):
-        self.__dict__.update(dict.fromkeys(model.__table__.columns.keys()), **values)
+        self.__dict__.update(_columns(model), **values)
+
+
+@cache
+def _columns(model: type) -> dict[str, None]:
+    return dict.fromkeys(model.__table__.columns.keys())
 
 
 class Rows:

@@ -461,8 +461,9 @@ class UnmappedEmail(Base):
 class Nudge(Base):
     """One SLA stage of a lead, due at a time: reminder, breach notice, escalation, reassignment.
 
-    Written when the lead is routed, cancelled by the first touch or a rejection, and
-    claimed by the sweep with a conditional UPDATE so each is sent once."""
+    A lead has one pending stage at a time: the first is written when the lead is routed,
+    and each writes the next when the sweep first claims it (with a conditional UPDATE, so
+    each is sent once). A first touch or a rejection cancels what is pending."""
 
     __tablename__ = "nudges"
     __table_args__ = (
@@ -473,7 +474,7 @@ class Nudge(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(TeamId)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
-    stage: Mapped[str] = mapped_column(String(16))  # remind | breach | escalate | reassign
+    stage: Mapped[str] = mapped_column(String(16))  # card|remind|snooze|breach|escalate|reassign
     due_at: Mapped[datetime]
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|cancelled
     held: Mapped[bool] = mapped_column(Boolean, default=False)  # moved to the recipient's next morning

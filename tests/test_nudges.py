@@ -13,7 +13,7 @@ from bot.blocks import sla as views
 from bot.nudges import sweep
 from storage.db import make_sessionmaker
 from storage.models import Lead, Nudge, OutboxMessage, Person
-from tests.slack import click
+from tests.slack import TEAM, click
 from tests.test_handoff import card, new_lead
 
 
@@ -135,6 +135,53 @@ def test_snooze_and_working_on_it(app, services, fake_slack, clock):
           clock.now())
     click(app, fake_slack, reminder, views.SNOOZE, "U0SALES02", clock.now())
     assert "Only the lead's owner" in fake_slack.messages[-1].text
+    run_until(services, clock, datetime(2026, 11, 24, 18, 1, tzinfo=UTC))  # past due
+    owner = texts(fake_slack, "U0SALES01")
+    assert sum("Reminder" in t for t in owner) == 2  # no more reminders...
+    assert sum("SLA breached" in t for t in owner) == 1  # ...but the due time still stands
+
+
+def pending_stages(services):
+    with services.sessions.begin() as s:
+        return s.execute(select(Nudge.stage, Nudge.due_at).where(Nudge.state == "pending")
+                         .order_by(Nudge.due_at)).all()
+
+
+def test_a_lead_waits_on_one_stage_at_a_time_and_each_writes_the_next(services, fake_slack, clock):
+    new_lead(services)  # Tuesday 09:00 New York, due 13:00, reminder at half-way
+    assert pending_stages(services) == [("card", datetime(2026, 11, 24, 16, 0, tzinfo=UTC))]
+    clock.set(datetime(2026, 11, 24, 16, 0, tzinfo=UTC))
+    sweep(services, clock.now())  # the card, then the reminder written due at the same time
+    assert pending_stages(services) == [("breach", datetime(2026, 11, 24, 18, 0, tzinfo=UTC))]
+    drain(services, clock)
+    assert sum("Reminder" in t for t in texts(fake_slack, "U0SALES01")) == 1
+
+
+def test_working_on_it_before_the_reminder_skips_it_and_keeps_the_breach(services, clock):
+    from bot.nudges import working_on_it
+
+    with_stages(services, remind_at=0.75)  # the card's "due soon" first, then the reminder
+    lead_id = new_lead(services)
+    clock.set(datetime(2026, 11, 24, 16, 0, tzinfo=UTC))
+    sweep(services, clock.now())
+    assert [stage for stage, _ in pending_stages(services)] == ["remind"]
+    with services.transaction() as s:  # e.g. from a reminder of an earlier time they owned it
+        working_on_it(s, TEAM, f"{lead_id}|x", "U0SALES01", services.config, clock.now())
+    assert pending_stages(services) == [("breach", datetime(2026, 11, 24, 18, 0, tzinfo=UTC))]
+
+
+def test_a_policy_changed_between_stages_neither_repeats_nor_stops_the_chain(
+        services, fake_slack, clock):
+    with_stages(services, remind_at=0.75)
+    new_lead(services)  # due 13:00 New York: the card at 11:00, the reminder at 12:00
+    clock.set(datetime(2026, 11, 24, 16, 0, tzinfo=UTC))
+    sweep(services, clock.now())
+    with_stages(services, remind_at=0.25)  # the policy now reminds at 10:00
+    clock.set(datetime(2026, 11, 24, 17, 0, tzinfo=UTC))
+    sweep(services, clock.now())  # the 12:00 reminder matches no stage of the policy now
+    assert pending_stages(services) == [("breach", datetime(2026, 11, 24, 18, 0, tzinfo=UTC))]
+    drain(services, clock)
+    assert sum("Reminder" in t for t in texts(fake_slack, "U0SALES01")) == 1
 
 
 def test_the_card_shows_each_sla_state_change_even_without_reminders(services, fake_slack, clock):
@@ -160,7 +207,7 @@ def test_what_was_held_for_an_owner_is_void_once_the_same_sweep_reassigns(servic
     away(services, "U0SALES01", until=None)
     clock.set(datetime(2026, 11, 24, 15, 1, tzinfo=UTC))  # the sweeper was down for an hour
     report = sweep(services, clock.now())  # the breach is held for LA's morning, then the
-    assert report.held == 0  # reassignment to U0SALES01 voids it (it was U0SALES02's)
+    assert report.held == 1  # reassignment to U0SALES01 voids it (it was U0SALES02's)
     with services.sessions.begin() as s:
         assert s.scalars(select(Person.slack_id).join(Lead, Lead.owner_id == Person.id)).one() \
             == "U0SALES01"
