@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, String, Table, inspect
+from sqlalchemy import Column, Integer, MetaData, String, Table, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.cli import main
@@ -80,3 +80,31 @@ def test_db_upgrade_command_migrates_a_fresh_database(tmp_path, monkeypatch, cap
     assert revision is not None
     assert f"database at revision {revision}" in capsys.readouterr().out
     upgrade(make_engine(url))  # running it again is harmless
+
+
+def test_stages_written_up_front_become_one_pending_stage_per_lead(tmp_path, clock):
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from storage.models import Lead, Nudge
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0007")  # when routing wrote every stage of a lead at once
+    now, hour = clock.now(), timedelta(hours=1)
+    with Session(engine) as s, s.begin():
+        for lead_id in (1, 2):
+            s.add(Lead(id=lead_id, team_id="T1", external_id=f"L-{lead_id}", source="webinar",
+                       status="routed", created_at=now, mql_at=now, updated_at=now))
+        s.flush()
+        for lead_id, stage, due, state, held in [
+                (1, "card", 2, "sent", False), (1, "remind", 3, "pending", True),
+                (1, "breach", 4, "pending", False), (1, "escalate", 5, "pending", False),
+                (2, "card", 2, "pending", False), (2, "breach", 4, "pending", False)]:
+            s.add(Nudge(team_id="T1", lead_id=lead_id, stage=stage, due_at=now + due * hour,
+                        state=state, held=held))
+    upgrade(engine)
+    with Session(engine) as s:
+        pending = s.execute(select(Nudge.lead_id, Nudge.stage).where(Nudge.state == "pending")
+                            .order_by(Nudge.lead_id, Nudge.due_at)).all()
+    assert pending == [(1, "remind"), (1, "breach"), (2, "card")]  # a held stage stays
