@@ -53,7 +53,7 @@ def pick(deficits: dict[str, float], weights: dict[str, int], eligible: Sequence
         return None
     for e in eligible:
         deficits[e] = deficits.get(e, 0.0) + weights[e] / total
-    best = max(eligible, key=lambda e: (deficits[e], -eligible.index(e)))
+    best = max(eligible, key=deficits.__getitem__)  # the first of equals, in pool order
     deficits[best] -= 1
     return best
 

@@ -175,3 +175,20 @@ def test_deals_link_to_leads_and_usage_to_content(services):
     [deal], [use] = rows(services, Deal), rows(services, ContentUse)
     assert deal.lead_id == rows(services, Lead)[0].id and use.deal_id == deal.id
     assert rows(services, Customer) == []
+
+
+def test_rows_written_in_bulk_get_the_column_defaults_they_leave_out(services, clock):
+    from storage.bulk import Rows
+
+    with services.transaction() as s:
+        lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=clock.now(),
+                    mql_at=clock.now(), updated_at=clock.now())
+        s.add(lead)
+        s.flush()
+        rows = Rows()
+        rows.add(Nudge, {"team_id": "T1", "lead_id": lead.id, "stage": "card",
+                         "due_at": clock.now()})  # no state, no held
+        rows.write(s)
+    with services.sessions.begin() as s:
+        nudge = s.scalars(select(Nudge)).one()
+        assert (nudge.state, nudge.held, nudge.due_at) == ("pending", False, clock.now())

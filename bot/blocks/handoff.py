@@ -191,6 +191,9 @@ def summary_line(v: CardView) -> dict[str, Any]:
 
 def _json_clip(text: str, limit: int) -> str:
     """Clipped so that its JSON (quotes, escapes, \\u sequences) is at most `limit` long."""
+    plain = text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+    if plain and len(text) + 2 <= limit:  # nothing to escape: its JSON is the text and quotes
+        return text
     while (size := len(json.dumps(text))) > limit:
         text = clip(text, max(1, len(text) * limit // size - 1))
     return text
