@@ -13,9 +13,8 @@ at most once per window.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -44,16 +43,21 @@ BATCH = 200  # Homes refreshed per transaction
 @dataclass
 class Context:
     """What sections read: one workspace as of `now`. The parts that are the same for
-    everyone are computed once, however many Homes a refresh builds."""
+    everyone are computed once, however many Homes a refresh builds (kept in `shared`,
+    which outlives the batch's transaction)."""
 
     session: Session
     config: Config
     team_id: str
     now: datetime
+    shared: dict[str, Any] = field(default_factory=dict)
 
-    @cached_property
+    @property
     def scorecard(self) -> list[answers.Answer]:
-        return answers.scorecard(self.session, self.config, self.team_id, self.now)
+        if "scorecard" not in self.shared:
+            self.shared["scorecard"] = answers.scorecard(self.session, self.config, self.team_id,
+                                                         self.now)
+        return self.shared["scorecard"]
 
     def tz(self, person: Person | None) -> tzinfo:
         """The person's own timezone, else the workspace's."""
@@ -118,14 +122,15 @@ def mark_team_stale(session: Session, team_id: str, now: datetime) -> None:
 def refresh(services: Services, now: datetime) -> int:
     """Queue every Home whose window is over, each claimed once (even with several workers),
     a batch a transaction; how many."""
-    done = 0
+    done, shared = 0, {}
     while True:
         with services.transaction() as session:
             people = list_people_by_id(session, queries.claim_due_homes(session, now, BATCH))
             contexts: dict[str, Context] = {}
             for person in (p for p in people if not p.deactivated):  # Slack would refuse
                 ctx = contexts.setdefault(person.team_id, Context(
-                    session, services.config, person.team_id, now))
+                    session, services.config, person.team_id, now,
+                    shared.setdefault(person.team_id, {})))
                 outbox.publish(session, person.team_id, person.slack_id, build(ctx, person),
                                now=now)
         done += len(people)

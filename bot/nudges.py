@@ -231,10 +231,10 @@ def working_on_it(session: Session, team_id: str, token: str, user: str, config:
                   now: datetime) -> handoff.ClickResult:
     lead = _open_lead(session, team_id, token, user)
     queries.cancel_pending(session, lead.id, stages=(SNOOZED,))
-    if queries.cancel_pending(session, lead.id, stages=("remind",)):  # the chain skips it
-        owner = get_person_by_id(session, lead.owner_id)
-        remind = next(s for s in sla.stages(lead, config, owner) if s[0] == "remind")
-        sla.schedule(session, lead, config, owner, after=remind)
+    if (due := queries.get_pending_due(session, lead.id, "remind")) is not None:
+        queries.cancel_pending(session, lead.id, stages=("remind",))  # the chain skips it
+        sla.schedule(session, lead, config, get_person_by_id(session, lead.owner_id),
+                     after=("remind", due))
     lifecycle.record(session, lead, "working_on_it", actor=user, at=now)
     return handoff.ClickResult(True, "Noted — no more reminders. Log the first touch on the card "
                                      "when you reach them; the due time still stands.")

@@ -58,17 +58,6 @@ def pick(deficits: dict[str, float], weights: dict[str, int], eligible: Sequence
     return best
 
 
-def why_not(person: Person, config: Config, now: datetime) -> str | None:
-    """Why this person can take no lead now (the daily cap and hot leads aside), or None."""
-    if person.deactivated:
-        return "deactivated in Slack"
-    if person.away_until is not None and person.away_until > now:
-        return "away"
-    if person.weight <= 0:
-        return "weight 0"
-    return None
-
-
 def person_calendar(config: Config, person: Person) -> Calendar:
     return Calendar.of(config, person.timezone, _hours(person.working_hours))
 
@@ -159,7 +148,8 @@ class Router:
 
     def _member(self, p: Person) -> _Member:
         return _Member(p, p.id, p.slack_id, p.weight, p.daily_cap,
-                       available=why_not(p, self.config, self.now) is None,
+                       available=not p.deactivated and p.weight > 0
+                       and not (p.away_until is not None and p.away_until > self.now),
                        working=person_calendar(self.config, p).is_working_time(self.now))
 
 

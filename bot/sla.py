@@ -63,8 +63,8 @@ def stop(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None
 
 def open_clock(session: Session, lead: Lead, config: Config, owner: Person | None,
                at: datetime, *, rerouted: bool, rows: Rows | None = None) -> None:
-    """At routing: the due time, and the nudges that will follow it (replacing the old
-    owner's when the lead is routed again)."""
+    """At routing: the due time, and the first nudge of the chain that follows it
+    (replacing the old owner's when the lead is routed again)."""
     start(lead, config, owner, at)
     if rerouted:
         cancel_pending(session, lead.id)

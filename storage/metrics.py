@@ -237,8 +237,7 @@ def get_active(session: Session, team_id: str, at: datetime) -> tuple[int, float
 
 
 def count_customers_started(session: Session, team_id: str, start: datetime, end: datetime) -> int:
-    return session.scalar(select(func.count()).select_from(Customer).where(
-        Customer.team_id == team_id, _within(Customer.started_at, start, end)))
+    return _count_customers(session, team_id, _within(Customer.started_at, start, end))
 
 
 def _first_booking_at_or_after(at: datetime) -> date:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage import bulk
@@ -26,6 +26,13 @@ def cancel_pending(session: Session, lead_id: int, stages: tuple[str, ...] | Non
     if stages:
         return session.execute(_CANCEL_STAGES, {"lead": lead_id, "stages": list(stages)}).rowcount
     return session.execute(_CANCEL, {"lead": lead_id}).rowcount
+
+
+def get_pending_due(session: Session, lead_id: int, stage: str) -> datetime | None:
+    """When the lead's chain waits on this stage (not yet claimed once: not held), its due."""
+    return session.scalar(select(func.min(Nudge.due_at)).where(
+        Nudge.lead_id == lead_id, Nudge.stage == stage, Nudge.state == "pending",
+        Nudge.held == false()))
 
 
 def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,

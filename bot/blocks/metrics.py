@@ -64,8 +64,7 @@ def scorecard(answers: Sequence[Answer], currency: str) -> dict[str, Any]:
 
 
 def metric_export(answer: Answer, filename: str) -> dict[str, Any]:
-    by = answer.query.by or answer.metric.default_by
-    rows = f"one row per {by}" if answer.groups is not None else \
+    rows = f"one row per {answer.by}" if answer.groups is not None else \
         f"one row for each of the last {len(answer.trend)} periods"
     return message(f":page_facing_up: `{filename}`: {answer.metric.label}, "
                    f"{period_text(answer.period)} — {rows}.")
@@ -169,8 +168,7 @@ def _table(answer: Answer, currency: str, names: Mapping[str, str]) -> str:
     width = max(map(len, labels))
     rows = [f"{label:<{width}}  {_value(answer, value, currency):>10}"
             for label, (_, value) in zip(labels, shown, strict=True)]
-    by = answer.query.by or answer.metric.default_by
-    text = f"*By {by}*\n```\n" + "\n".join(rows) + "\n```"
+    text = f"*By {answer.by}*\n```\n" + "\n".join(rows) + "\n```"
     if len(groups) > TABLE_ROWS:
         text += f"\n…and {len(groups) - TABLE_ROWS} more (`/align export` lists them all)"
     return text

@@ -55,6 +55,11 @@ class Answer:
     def period(self) -> Period:
         return self.query.period
 
+    @property
+    def by(self) -> str | None:
+        """What the groups are by: the question's `by`, else the metric's own default."""
+        return self.query.by or self.metric.default_by
+
     def on_target(self) -> bool | None:
         """Whether the value meets its target, in the metric's better direction."""
         if self.value is None or self.target is None:
@@ -85,7 +90,7 @@ class Answer:
         out = io.StringIO()
         writer = csv.writer(out)
         if self.groups is not None:
-            writer.writerow([self.query.by or self.metric.default_by, self.metric.key])
+            writer.writerow([self.by, self.metric.key])
             writer.writerows([k, _cell(v)] for k, v in self.groups.items())
         else:
             writer.writerow(["period", "start", "end", self.metric.key])
@@ -130,8 +135,8 @@ def answer(session: Session, config: Config, team_id: str, query: Query,
         before = trend[-1] if query.compare == "previous" else reader.value(metric, then, None)[0]
         change = value - before if value is not None and before is not None else None
         comparison = Comparison(query.compare, then, before, change)
-    return Answer(query, metric, value, groups if query.by or metric.default_by else None,
-                  comparison, (*trend, value), config.targets.get(metric.key), reader.as_of)
+    return Answer(query, metric, value, groups, comparison, (*trend, value),
+                  config.targets.get(metric.key), reader.as_of)
 
 
 def scorecard(session: Session, config: Config, team_id: str, now: datetime,
