@@ -437,7 +437,7 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
             sla.start(lead, ctx.config, owner, at)
         if stage in ("contacted", "rejected"):
             sla.stop(lead, ctx.config, owner, at)
-    if lead.status in ("routed", "accepted"):
+    if lead.status in sla.OPEN:
         sla.schedule(ctx.session, lead, ctx.config, owner, ctx.rows)
     lead.updated_at = ctx.now
 

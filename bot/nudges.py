@@ -60,6 +60,7 @@ class Batch:
         self.held: dict[int, tuple[int, datetime]] = {}  # nudge id -> (lead id, new due time)
         self.homes: set[int | None] = set()  # owners whose leads changed SLA state
         self.follow: dict[int, tuple[str, datetime]] = {}  # lead id -> the stage its next follows
+        self.rerouted_ids: set[int] = set()  # their other nudges in this batch are void
         self._cards: dict[str, handoff.CardBatch] = {}
         self._routers: dict[str, Router] = {}
 
@@ -88,6 +89,7 @@ class Batch:
                 del self.held[nudge_id]
                 self.dropped.append(nudge_id)
         self.follow.pop(lead.id, None)
+        self.rerouted_ids.add(lead.id)
         self.cards(lead.team_id).forget(lead)
 
     def finish(self) -> SweepReport:
@@ -140,7 +142,8 @@ def fire_all(session: Session, config: Config, nudges: list, now: datetime) -> S
 
 def fire(batch: Batch, nudge, lead: Lead | None) -> None:
     config, now = batch.config, batch.now
-    if lead is None or lead.status not in sla.OPEN or lead.sla_met is not None:
+    if lead is None or lead.status not in sla.OPEN or lead.sla_met is not None \
+            or lead.id in batch.rerouted_ids:
         batch.dropped.append(nudge.id)
         return
     if nudge.stage != SNOOZED and not nudge.held:  # first claimed: the chain goes on
@@ -186,8 +189,7 @@ def _breach(batch: Batch, lead: Lead, owner: Person | None) -> None:
             outbox.post(batch.session, lead.team_id, owner.manager_slack_id,
                         views.breach(view, to_owner=False), now=batch.now,
                         ref=f"lead:{lead.id}:nudge", rows=batch.rows)
-    batch.cards(lead.team_id).refresh(lead)
-    batch.homes.add(lead.owner_id)
+    _card(batch, lead, owner)
 
 
 def _escalate(batch: Batch, lead: Lead, owner: Person | None) -> None:
@@ -230,9 +232,9 @@ def snooze(session: Session, team_id: str, token: str, user: str, config: Config
 def working_on_it(session: Session, team_id: str, token: str, user: str, config: Config,
                   now: datetime) -> handoff.ClickResult:
     lead = _open_lead(session, team_id, token, user)
-    queries.cancel_pending(session, lead.id, stages=(SNOOZED,))
-    if (due := queries.get_pending_due(session, lead.id, "remind")) is not None:
-        queries.cancel_pending(session, lead.id, stages=("remind",))  # the chain skips it
+    due = queries.get_pending_due(session, lead.id, "remind")  # the chain waits on it
+    queries.cancel_pending(session, lead.id, stages=("remind", SNOOZED))
+    if due is not None:  # the chain skips it (a held one wrote its next stage already)
         sla.schedule(session, lead, config, get_person_by_id(session, lead.owner_id),
                      after=("remind", due))
     lifecycle.record(session, lead, "working_on_it", actor=user, at=now)

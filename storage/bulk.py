@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import cache
-from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
@@ -61,9 +60,11 @@ class Rows:
         """Flush the ORM first, then each table before the ones that point at it."""
         session.flush()
         for table in Base.metadata.sorted_tables:
-            if rows := self._rows.pop(table, None):
-                for keys, alike in groupby(rows, key=lambda row: tuple(row)):
-                    insert_many(session.connection(), table, keys, list(alike))
+            shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in self._rows.pop(table, ()):
+                shapes.setdefault(tuple(row), []).append(row)
+            for keys, alike in shapes.items():
+                insert_many(session.connection(), table, keys, alike)
 
 
 def insert_many(conn: Connection, table: Table, keys: tuple[str, ...],

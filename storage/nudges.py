@@ -52,10 +52,8 @@ def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,
 
 
 def list_nudges(session: Session, nudge_ids: list[int]):
-    """Light rows (id, team_id, lead_id, stage, due_at, held), in due order: the sweep only
-    reads them."""
-    return session.execute(select(Nudge.id, Nudge.team_id, Nudge.lead_id, Nudge.stage,
-                                  Nudge.due_at, Nudge.held)
+    """Light rows (id, lead_id, stage, due_at, held), in due order: the sweep only reads them."""
+    return session.execute(select(Nudge.id, Nudge.lead_id, Nudge.stage, Nudge.due_at, Nudge.held)
                            .where(Nudge.id.in_(nudge_ids)).order_by(Nudge.due_at, Nudge.id)).all()
 
 
