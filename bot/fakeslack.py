@@ -128,7 +128,8 @@ class FakeSlack:
                           "is_ephemeral": bool(msg.ephemeral_to)},
             "channel": {"id": msg.channel, "name": msg.channel},
             "message": {"type": "message", "ts": msg.ts, "text": msg.text, "blocks": msg.blocks},
-            "trigger_id": trigger_id, "response_url": "https://hooks.slack.invalid/actions/local",
+            "trigger_id": trigger_id,
+            "response_url": f"https://{self.host}/respond/{msg.channel}/{msg.ts}/{user}",
             "actions": [action],
         }
 
@@ -188,16 +189,38 @@ class FakeSlack:
         return _ok(message_ts=msg.ts)
 
     def _chat_update(self, args):
-        msg = next((m for m in self.messages
-                    if m.channel == args.get("channel") and m.ts == args.get("ts")), None)
+        msg = self._find(args.get("channel"), args.get("ts"))
         if msg is None:
             return _error("message_not_found")
+        self._replace(msg, args)
+        return _ok(channel=msg.channel, ts=msg.ts, text=msg.text)
+
+    def respond(self, channel: str, ts: str, user: str, args: dict[str, Any]) -> Response:
+        """A reply through a click's response_url: it replaces the clicked message, or adds
+        one that only the clicker sees (unless it is `in_channel`)."""
+        with self._lock:
+            self.calls.append(("response_url", args))
+            if self.check:
+                self.check("response_url", args)
+            if not args.get("replace_original"):
+                private = args.get("response_type") != "in_channel"
+                msg = self._new_message(channel, args, ephemeral_to=user if private else None)
+                self._notify("ephemeral" if private else "post", msg)
+            elif (msg := self._find(channel, ts)) is not None:
+                self._replace(msg, args)
+            else:
+                return 404, {}, {"ok": False, "error": "message_not_found"}
+            return 200, {}, {"ok": True}
+
+    def _find(self, channel: str | None, ts: str | None) -> Message | None:
+        return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
+
+    def _replace(self, msg: Message, args: dict[str, Any]) -> None:
         msg.history.append({"text": msg.text, "blocks": msg.blocks})
         msg.text = args.get("text", msg.text)
         msg.blocks = _blocks(args.get("blocks", msg.blocks))
         msg.updates += 1
         self._notify("update", msg)
-        return _ok(channel=msg.channel, ts=msg.ts, text=msg.text)
 
     def _chat_getPermalink(self, args):
         return _ok(permalink=f"https://local.slack.invalid/archives/{args.get('channel')}/"
@@ -282,8 +305,12 @@ class FakeSlack:
         return WebClient(base_url=self.base_url, **kwargs)
 
     def http(self, path: str, content_type: str, body: bytes) -> Response:
-        """Answer one HTTP request: /api/<method>, or a file upload to /upload/<id>."""
+        """Answer one HTTP request: /api/<method>, a file upload to /upload/<id>, or a reply
+        to a click's /respond/<channel>/<ts>/<user>."""
         path, _, query = path.partition("?")
+        if path.startswith("/respond/"):
+            channel, ts, user = path.split("/")[2:5]
+            return self.respond(channel, ts, user, parse_args(content_type, body))
         if path.startswith("/upload/"):
             file_id = path.rsplit("/", 1)[-1]
             for f in self.files:

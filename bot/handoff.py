@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cache
 
 from sqlalchemy.orm import Session
 
@@ -19,10 +19,11 @@ from bot import home, lifecycle, outbox, sla
 from bot.blocks import handoff as cards
 from bot.config import Config
 from bot.routing import Decision, Router
+from storage import bulk, bursts
 from storage import leads as queries
 from storage.bulk import Rows
-from storage.models import Lead, OutboxMessage, Person
-from storage.outbox import count_posts_since, get_first_post, get_pending_post, list_first_posts
+from storage.models import HandoffBurst, HandoffBurstLead, Lead, OutboxMessage, Person
+from storage.outbox import count_posts_since, get_first_post, list_first_posts
 from storage.people import get_person
 
 BURST_WINDOW = timedelta(minutes=1)
@@ -45,9 +46,9 @@ class ClickRefused(Exception):
 
 class Handoffs:
     """Hands off many new leads in one transaction with a few queries, not a dozen per lead:
-    routing state, per-channel card counts and open summaries are read once and tracked, and
-    each summary message is written once, by `finish()`. The leads' history and nudges go
-    into `rows` when given (the caller writes them)."""
+    routing state and each channel's recent cards and open burst are read once and tracked.
+    The leads' history, nudges and burst lines go into `rows` when given (the caller writes
+    them, then calls `finish()`)."""
 
     def __init__(self, session: Session, team_id: str, config: Config, now: datetime,
                  owner_by_email: Callable[[str], Person | None] | None = None,
@@ -55,9 +56,9 @@ class Handoffs:
         self.session, self.team_id, self.config, self.now = session, team_id, config, now
         self.owner_by_email, self.rows = owner_by_email, rows
         self.router = Router(session, team_id, config, now)
-        self._recent: dict[str, int] = {}
-        self._summary: dict[str, tuple[OutboxMessage, list[dict]] | None] = {}
-        self._gathered: list[tuple[OutboxMessage, list[dict]]] = []
+        self._recent: dict[str, int] = {}  # cards posted to a channel within the burst window
+        self._bursts: dict[str, HandoffBurst | None] = {}  # a channel's open burst
+        self._grown: dict[int, HandoffBurst] = {}  # bursts with new leads, shown by finish()
         self._owners: set[int] = set()  # whose Homes show new leads
 
     def hand_off(self, lead: Lead) -> None:
@@ -73,65 +74,88 @@ class Handoffs:
             _assign(self.session, lead, decision.owner, self.config, self.now, actor="system",
                     data=data, rows=self.rows)
             self._owners.add(decision.owner.id)
-        card = _Card(card_view(self.session, lead, self.config, self.now, fresh=decision))
+        card = cache(lambda: cards.handoff_card(  # built once for the channel and the DM
+            card_view(self.session, lead, self.config, self.now, fresh=decision)))
         if self.config.channels.handoff:
-            self._post(self.config.channels.handoff, card, f"lead:{lead.id}:channel")
+            self._post(self.config.channels.handoff, card, lead.id, f"lead:{lead.id}:channel")
         if decision.owner is not None and self.config.handoff.dm_owner:
-            self._post(decision.owner.slack_id, card,
+            self._post(decision.owner.slack_id, card, lead.id,
                        f"lead:{lead.id}:dm:{decision.owner.slack_id}")
 
     def finish(self) -> None:
-        """Write the summaries gathered since the last call, each once with all its lines,
-        and mark the owners' Homes stale, once for all their new leads."""
-        for message, lines in self._gathered:
-            message.payload = {"channel": message.channel, **cards.burst_summary(lines)}
-        self._gathered.clear()
+        """Show each burst that grew as it is now (the leads' rows must be written by
+        then), write back the routing state, and mark the owners' Homes stale, once for
+        all their new leads."""
+        for burst in self._grown.values():
+            self._show(burst)
+        self._grown.clear()
         self.router.save()
         home.mark_stale(self.session, self._owners, self.now)
         self._owners.clear()
 
-    def _post(self, channel: str, card: _Card, ref: str) -> None:
-        """The card itself or, in a burst, a line in the channel's summary message.
-        Slack takes about one message a second per channel: an import of a thousand leads
-        must not become a thousand messages."""
+    def _post(self, channel: str, card: Callable[[], dict], lead_id: int, ref: str) -> None:
+        """The card itself or, in a burst, a line in the channel's summary. Slack takes about
+        one message a second per channel: an import of any size must stay one message."""
         if channel not in self._recent:
-            self._recent[channel] = count_posts_since(self.session, self.team_id, channel,
-                                                      "lead:", self.now - BURST_WINDOW)
-            pending = get_pending_post(self.session, self.team_id, f"burst:{channel}")
-            self._summary[channel] = None if pending is None else \
-                self._gather(pending, cards.summary_lines(pending.payload))
-        if self._recent[channel] < self.config.handoff.burst_limit:
+            self._bursts[channel] = bursts.get_open_burst(self.session, self.team_id, channel,
+                                                          self.now - BURST_WINDOW)
+            self._recent[channel] = 0 if self._bursts[channel] else count_posts_since(
+                self.session, self.team_id, channel, "lead:", self.now - BURST_WINDOW)
+        burst = self._bursts[channel]
+        if burst is None and self._recent[channel] < self.config.handoff.burst_limit:
             self._recent[channel] += 1
-            outbox.post(self.session, self.team_id, channel, card.blocks, now=self.now, ref=ref)
+            outbox.post(self.session, self.team_id, channel, card(), now=self.now, ref=ref)
             return
-        line = card.line
-        summary = self._summary[channel]
-        if summary is None or len(summary[1]) >= cards.SUMMARY_MAX:
-            message = outbox.post(self.session, self.team_id, channel, cards.burst_summary([line]),
-                                  now=self.now, ref=f"burst:{channel}",
-                                  not_before=self.now + SUMMARY_GATHER)
-            self._summary[channel] = self._gather(message, [line])
-        else:
-            summary[1].append(line)
+        if burst is None:
+            burst = self._bursts[channel] = HandoffBurst(
+                team_id=self.team_id, channel=channel, leads=0, started_at=self.now,
+                last_at=self.now)
+            self.session.add(burst)
+            self.session.flush()  # its lines point at its id
+        bulk.add(self.session, self.rows, HandoffBurstLead,
+                 {"burst_id": burst.id, "lead_id": lead_id, "team_id": self.team_id})
+        burst.leads += 1
+        burst.last_at = self.now
+        self._grown[burst.id] = burst
 
-    def _gather(self, message: OutboxMessage, lines: list[dict]) -> tuple[OutboxMessage, list[dict]]:
-        self._gathered.append((message, lines))
-        return message, lines
+    def _show(self, burst: HandoffBurst) -> None:
+        """Post the summary, gathering lines for a few seconds first; once it is out, edit
+        it in place (one queued edit at a time, so an import is not a flood of edits)."""
+        message = cards.burst_summary(summary_page(self.session, burst, 1, self.config, self.now))
+        if burst.message_id is not None:
+            outbox.revise(self.session, self.session.get(OutboxMessage, burst.message_id), message,
+                          now=self.now)
+            return
+        posted = outbox.post(self.session, self.team_id, burst.channel, message, now=self.now,
+                             ref=f"burst:{burst.channel}", not_before=self.now + SUMMARY_GATHER)
+        self.session.flush()
+        burst.message_id = posted.id
 
 
-class _Card:
-    """A new lead's card and its summary line, each built once for the channel and the DM."""
+def summary_page(session: Session, burst: HandoffBurst, page: int, config: Config,
+                 now: datetime) -> cards.SummaryPage:
+    """A page of a burst's summary, read as the leads are now (a page past the end: the last)."""
+    page = min(max(page, 1), cards.page_count(burst.leads))
+    listed = bursts.list_burst_leads(session, burst.id, offset=(page - 1) * cards.SUMMARY_MAX,
+                                     limit=cards.SUMMARY_MAX)
+    lines = [cards.summary_line(_view(lead, owner, config, now, acted=None, unassigned_reason=None))
+             for lead, owner in listed]
+    return cards.SummaryPage(burst.id, burst.leads, page, lines,
+                             for_owner=burst.channel != config.channels.handoff)
 
-    def __init__(self, view: cards.CardView):
-        self.view = view
 
-    @cached_property
-    def blocks(self) -> dict:
-        return cards.handoff_card(self.view)
-
-    @cached_property
-    def line(self) -> dict:
-        return cards.summary_line(self.view)
+def burst_page(session: Session, team_id: str, token: str, user: str, config: Config,
+               now: datetime) -> dict:
+    """The summary page a Previous / Next button asks for (`<burst id>|<page>`)."""
+    try:
+        burst_id, page = (int(part) for part in token.split("|"))
+    except ValueError:
+        raise ClickRefused("That button is broken; list the leads with `/align leads open`.") \
+            from None
+    burst = bursts.get_burst(session, team_id, burst_id)
+    if burst is None:
+        raise ClickRefused("That summary no longer exists; list the leads with `/align leads open`.")
+    return cards.burst_summary(summary_page(session, burst, page, config, now))
 
 
 def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: datetime,

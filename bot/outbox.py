@@ -64,6 +64,16 @@ def update(session: Session, original: OutboxMessage, message: dict[str, Any], *
                 now=now, ref=original.ref, parent=original, rows=rows)
 
 
+def revise(session: Session, original: OutboxMessage, message: dict[str, Any], *,
+           now: datetime) -> None:
+    """Make a post read as `message`: rewritten while it is still queued, else edited in
+    place by one chat.update that replaces any edit still queued."""
+    if queries.rewrite_pending(session, original.id, {"channel": original.channel, **message}):
+        return
+    queries.mark_updates_superseded(session, original)
+    update(session, original, message, now=now)
+
+
 def publish(session: Session, team_id: str, user_id: str, view: dict[str, Any], *,
             now: datetime) -> None:
     """Queue a views.publish of someone's Home tab. Only the newest view matters, so one

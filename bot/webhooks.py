@@ -86,8 +86,8 @@ def store(services: Services, entity: str, records: Sequence[Any], *, actor: str
         with session.no_autoflush:  # new leads are written once, already routed and carded
             for lead in result.new_leads:
                 handoffs.hand_off(lead)
-        handoffs.finish()
         rows.write(session)
+        handoffs.finish()
     return result
 
 

@@ -70,6 +70,20 @@ def register(app: App, services: Services) -> None:
             card = cards.click_answer(str(exc))
         client.chat_postEphemeral(channel=body["channel"]["id"], user=user, **card)
 
+    @app.action(re.compile(rf"^({re.escape(cards.PAGE_PREV)}|{re.escape(cards.PAGE_NEXT)})$"))
+    def summary_page(ack, body, action, respond):
+        """Another page of a burst summary, for the clicker alone: a page they were shown
+        is turned in place; a shared summary stays on its first page for everyone else."""
+        ack()
+        try:
+            with services.sessions.begin() as session:
+                page = handoff.burst_page(session, body["team"]["id"], action["value"],
+                                          body["user"]["id"], services.config, services.clock.now())
+        except handoff.ClickRefused as exc:
+            page = cards.click_answer(str(exc))
+        respond(**page, response_type="ephemeral",
+                replace_original=bool(body.get("container", {}).get("is_ephemeral")))
+
     @app.action(cards.OPEN_CRM)
     def open_crm(ack):
         ack()  # a link button: Slack opens the URL, we only acknowledge

@@ -392,6 +392,38 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
 
 
+class HandoffBurst(Base):
+    """New leads that came faster than one channel (or one person's DM) should get cards.
+
+    They are listed in one summary message (`message_id`), read a page at a time from
+    `handoff_burst_leads`. A burst stays open while leads keep coming (`last_at` less than
+    a minute ago), so an import of any size is one message per channel, edited as it grows."""
+
+    __tablename__ = "handoff_bursts"
+    __table_args__ = (Index("ix_handoff_bursts_team_channel_last", "team_id", "channel", "last_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    channel: Mapped[str] = mapped_column(String(32))  # a channel id, or the owner's user id
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))  # set when first posted
+    leads: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+
+
+class HandoffBurstLead(Base):
+    """A lead listed in a burst's summary instead of getting its own card there."""
+
+    __tablename__ = "handoff_burst_leads"
+    __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: one B-tree, not two
+
+    burst_id: Mapped[int] = mapped_column(ForeignKey("handoff_bursts.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+
+
 class ProcessedEvent(Base):
     """Slack event ids already handled, so retries and duplicates are processed once."""
 

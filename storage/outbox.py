@@ -94,20 +94,30 @@ def count_posts_since(session: Session, team_id: str, channel: str, ref_prefix: 
                OutboxMessage.ref.startswith(ref_prefix), OutboxMessage.created_at >= since)) or 0
 
 
-def get_pending_post(session: Session, team_id: str, ref: str) -> OutboxMessage | None:
-    """The newest still-queued post for `ref`: it can be rewritten before it is sent."""
-    return session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref,
-               OutboxMessage.state == "pending", OutboxMessage.method == "chat.postMessage")
-        .order_by(OutboxMessage.id.desc()).limit(1).with_for_update()).first()
-
-
 def mark_superseded(session: Session, team_id: str, ref: str) -> int:
     """Drop what is still queued for `ref`: a conditional UPDATE, so a row a sender has
     claimed in the meantime is left to it."""
     return session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref,
+               OutboxMessage.state == "pending")
+        .values(state="superseded").execution_options(synchronize_session=False)).rowcount
+
+
+def rewrite_pending(session: Session, message_id: int, payload: dict) -> bool:
+    """Give a still-queued message new content: a conditional UPDATE, so a row a sender has
+    claimed in the meantime keeps what it is sending (False: edit it with an update instead)."""
+    return session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.state == "pending")
+        .values(payload=payload).execution_options(synchronize_session=False)).rowcount == 1
+
+
+def mark_updates_superseded(session: Session, original: OutboxMessage) -> int:
+    """Drop the queued edits of a message: a newer edit says all they would have."""
+    return session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.team_id == original.team_id, OutboxMessage.ref == original.ref,
+               OutboxMessage.parent_id == original.id, OutboxMessage.method == "chat.update",
                OutboxMessage.state == "pending")
         .values(state="superseded").execution_options(synchronize_session=False)).rowcount

@@ -222,30 +222,97 @@ def test_a_burst_becomes_one_summary_each_lead_one_click_from_its_card(
     assert lead(services, 4).status == "accepted"
 
 
-def test_bursts_rewrite_a_queued_summary_instead_of_queueing_more(services, fake_slack, clock):
-    with_burst_limit(services, 2)
-    new_lead(services, external_id="L-0")
-    posted_before = len(fake_slack.calls_of("chat.postMessage"))
-    with services.transaction() as s:  # many leads in one transaction, as an import does
-        now = clock.now()
-        for i in range(1, 100):
-            row = Lead(team_id=TEAM, external_id=f"B-{i}", source="import", status="new",
-                       created_at=now, mql_at=now, updated_at=now)
+def many_leads(services, prefix, n):
+    """`n` new leads handed off in one transaction, as an import batch does."""
+    with services.transaction() as s:
+        now = services.clock.now()
+        for i in range(n):
+            row = Lead(team_id=TEAM, external_id=f"{prefix}-{i}", name=f"{prefix} {i}",
+                       source="import", status="new", created_at=now, mql_at=now, updated_at=now)
             s.add(row)
             s.flush()
             hand_off(s, TEAM, row, services.config, now)
-    services.sender.flush()
-    clock.advance(timedelta(minutes=5))
-    services.sender.flush()
-    new_posts = len(fake_slack.calls_of("chat.postMessage")) - posted_before
-    # 99 leads: 1 card + summaries of ≤30 lines in the channel, and the same in two DMs
-    assert new_posts <= 3 * (1 + 4)
-    listed = sum(a.startswith(cards.OPEN_CARD) for m in fake_slack.in_channel("C0HANDOFF1")
-                 for a in m.action_ids())
-    assert listed + 2 == 100  # every lead is on a card or a summary line
 
 
-@pytest.mark.parametrize("action_id", [a for a in cards.ACTION_IDS if a != cards.OPEN_CARD])
+def listed_ids(msg) -> list[int]:
+    return [int(a.rsplit(".", 1)[1]) for a in msg.action_ids() if a.startswith(cards.OPEN_CARD)]
+
+
+def test_an_import_sized_burst_is_one_message_per_channel_edited_as_it_grows(
+        services, fake_slack, clock):
+    with_burst_limit(services, 2)
+    many_leads(services, "A", 98)
+    services.sender.flush()
+    clock.advance(timedelta(seconds=10))  # the summary gathers lines first
+    services.sender.flush()
+    cards_, summary = fake_slack.in_channel("C0HANDOFF1")[:2], fake_slack.in_channel("C0HANDOFF1")[2]
+    assert len(fake_slack.in_channel("C0HANDOFF1")) == 3 and all("A " in c.text for c in cards_)
+    assert summary.text == "96 new leads arrived at once"
+    assert listed_ids(summary) == list(range(3, 28))  # the first page: 25 lines
+    assert "page 1 of 4" in all_text({"blocks": summary.blocks})
+    for prefix in ("B", "C"):  # more batches within the minute: the same burst
+        clock.advance(timedelta(seconds=20))
+        many_leads(services, prefix, 50)
+    services.sender.flush()
+    assert len(fake_slack.in_channel("C0HANDOFF1")) == 3  # no new message...
+    assert summary.updates == 1 and summary.text == "196 new leads arrived at once"  # one edit
+    dms = {m.channel for m in fake_slack.messages} - {"C0HANDOFF1"}
+    for dm in dms:  # each DM: two cards and one summary "for you", edited in place
+        posted = fake_slack.in_channel(dm)
+        assert len(posted) == 3 and "for you" in posted[-1].text
+
+
+def test_summary_pages_turn_for_the_clicker_alone(app, services, fake_slack, clock):
+    with_burst_limit(services, 1)
+    many_leads(services, "A", 61)
+    clock.advance(timedelta(seconds=10))
+    services.sender.flush()
+    summary = fake_slack.in_channel("C0HANDOFF1")[-1]
+    click(app, fake_slack, summary, cards.PAGE_NEXT, "U0SALES02", clock.now())
+    page = fake_slack.messages[-1]
+    assert page.ephemeral_to == "U0SALES02" and listed_ids(page) == list(range(27, 52))
+    seen = listed_ids(summary) + listed_ids(page)
+    click(app, fake_slack, page, cards.PAGE_NEXT, "U0SALES02", clock.now())
+    assert fake_slack.messages[-1] is page and page.updates == 1  # turned in place
+    assert listed_ids(page) == list(range(52, 62)) and cards.PAGE_NEXT not in page.action_ids()
+    seen += listed_ids(page)
+    assert seen == list(range(2, 62))  # every lead of the burst exactly once, in order
+    click(app, fake_slack, page, cards.PAGE_PREV, "U0SALES02", clock.now())
+    assert listed_ids(page) == list(range(27, 52))
+    assert summary.updates == 0 and listed_ids(summary) == list(range(2, 27))  # others: page 1
+    click(app, fake_slack, page, f"{cards.OPEN_CARD}.30", "U0SALES02", clock.now())
+    assert cards.ACCEPT in fake_slack.messages[-1].action_ids()  # still one click from its card
+
+
+def test_a_broken_page_button_changes_nothing_and_says_so(app, services, fake_slack, clock):
+    with_burst_limit(services, 1)
+    many_leads(services, "A", 30)
+    clock.advance(timedelta(seconds=10))
+    services.sender.flush()
+    summary = fake_slack.in_channel("C0HANDOFF1")[-1]
+    _, button = summary.find_element(cards.PAGE_NEXT)
+    for value, says in (("x|2", "broken"), ("999|2", "no longer exists")):
+        button["value"] = value
+        assert click(app, fake_slack, summary, cards.PAGE_NEXT, "U0SALES02", clock.now()).status == 200
+        assert says in ephemerals(fake_slack, "U0SALES02")[-1]
+    assert summary.updates == 0
+
+
+def test_after_a_quiet_minute_cards_come_one_by_one_again(services, fake_slack, clock):
+    with_burst_limit(services, 1)
+    many_leads(services, "A", 5)
+    clock.advance(timedelta(seconds=61))
+    new_lead(services, external_id="L-late", name="Late Lead")
+    clock.advance(timedelta(seconds=10))
+    services.sender.flush()
+    channel = fake_slack.in_channel("C0HANDOFF1")
+    assert [m.text.split(" (")[0] for m in channel] == [
+        "New lead: A 0 — unknown company", "4 new leads arrived at once",
+        "New lead: Late Lead — Acme"]
+
+
+@pytest.mark.parametrize("action_id", [a for a in cards.ACTION_IDS  # on cards, not summaries
+                                       if a not in (cards.OPEN_CARD, cards.PAGE_PREV, cards.PAGE_NEXT)])
 def test_every_card_action_has_a_listener(app, services, fake_slack, clock, action_id):
     with services.sessions.begin() as s:
         for p in s.scalars(select(Person).where(Person.slack_id == "U0SALES02")):
@@ -270,5 +337,5 @@ def test_a_full_burst_summary_stays_within_slacks_limits(name):
             why=None, crm_url=None, owner="U0SALES01", status="routed", sla_policy=None,
             sla_due_at=None, sla_state=None)
 
-    check_message(cards.burst_summary([cards.summary_line(view(i))
-                                       for i in range(cards.SUMMARY_MAX)]))
+    lines = [cards.summary_line(view(i)) for i in range(cards.SUMMARY_MAX)]
+    check_message(cards.burst_summary(cards.SummaryPage(7, 100_000, 3, lines, for_owner=True)))

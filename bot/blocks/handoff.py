@@ -21,9 +21,10 @@ FIRST_TOUCH = "handoff.first_touch"
 TAKE = "handoff.take"
 OPEN_CRM = "handoff.open_crm"
 OPEN_CARD = "handoff.open_card"  # one per summary line: ids must be unique in a message
+PAGE_PREV, PAGE_NEXT = "handoff.page.prev", "handoff.page.next"  # a burst summary's pages
 REJECT_MODAL = "handoff.reject_modal"
-ACTION_IDS = (ACCEPT, REJECT, REASSIGN, FIRST_TOUCH, TAKE, OPEN_CRM, OPEN_CARD)
-SUMMARY_MAX = 25  # lead lines in one summary: within 50 blocks and 13,000 characters of JSON
+ACTION_IDS = (ACCEPT, REJECT, REASSIGN, FIRST_TOUCH, TAKE, OPEN_CRM, OPEN_CARD, PAGE_PREV, PAGE_NEXT)
+SUMMARY_MAX = 25  # lead lines on a summary page: within 50 blocks and 13,000 characters of JSON
 LINE_JSON = 220  # a summary line's text as JSON (escapes count): 25 of them stay within that
 
 REASON_BLOCK, REASON_ACTION = "reason", "reason_pick"
@@ -184,30 +185,56 @@ def summary_line(v: CardView) -> dict[str, Any]:
     owner = f"<@{v.owner}>" if v.owner else "unassigned"
     score = f"{v.score}{' :fire:' if v.hot else ''}" if v.score is not None else "—"
     name, company = clip(v.name or v.external_id, 60), clip(v.company or "unknown company", 60)
-    text = _json_clip(f"*{name}* — {company} · score {score} · {v.source} · {owner}", LINE_JSON)
+    status = "" if v.status in ("new", "routed") else f" · {v.status}"
+    text = _json_clip(f"*{name}* — {company} · score {score} · {v.source} · {owner}{status}",
+                      LINE_JSON)
     return section(text, accessory=button("Open card", f"{OPEN_CARD}.{v.lead_id}", v.token),
                    block_id=f"line-{v.lead_id}")
 
 
 def _json_clip(text: str, limit: int) -> str:
     """Clipped so that its JSON (quotes, escapes, \\u sequences) is at most `limit` long."""
-    plain = text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
-    if plain and len(text) + 2 <= limit:  # nothing to escape: its JSON is the text and quotes
-        return text
     while (size := len(json.dumps(text))) > limit:
         text = clip(text, max(1, len(text) * limit // size - 1))
     return text
 
 
-def burst_summary(lines: list[dict[str, Any]]) -> dict[str, Any]:
-    """Many leads at once: one message listing them, each one click from its card."""
-    head = section(f":inbox_tray: *{len(lines)} new leads* arrived at once. Open a card to "
+@dataclass(frozen=True)
+class SummaryPage:
+    """One page of a burst summary: which burst, how many leads in all, and this page's lines."""
+
+    burst_id: int
+    total: int
+    page: int
+    lines: list[dict[str, Any]]
+    for_owner: bool  # in the owner's DM rather than the handoff channel
+
+    @property
+    def pages(self) -> int:
+        return page_count(self.total)
+
+
+def page_count(leads: int) -> int:
+    return max(1, -(-leads // SUMMARY_MAX))
+
+
+def burst_summary(p: SummaryPage) -> dict[str, Any]:
+    """Many leads at once: one message listing them a page at a time, each one click from
+    its card."""
+    whose = " for you" if p.for_owner else ""
+    head = section(f":inbox_tray: *{p.total:,} new leads*{whose} arrived at once. Open a card to "
                    "accept, reject or reassign it.")
-    return {"text": f"{len(lines)} new leads arrived at once", "blocks": [head, *lines]}
-
-
-def summary_lines(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    return [b for b in payload.get("blocks", []) if str(b.get("block_id", "")).startswith("line-")]
+    blocks = [head, *p.lines]
+    if p.pages > 1:
+        first = (p.page - 1) * SUMMARY_MAX + 1
+        blocks.append(context(f"Leads {first:,}–{first + len(p.lines) - 1:,} of {p.total:,} · "
+                              f"page {p.page} of {p.pages}"))
+        nav = [button(f"‹ Previous {SUMMARY_MAX}", PAGE_PREV, f"{p.burst_id}|{p.page - 1}")] \
+            if p.page > 1 else []
+        if p.page < p.pages:
+            nav.append(button(f"Next {SUMMARY_MAX} ›", PAGE_NEXT, f"{p.burst_id}|{p.page + 1}"))
+        blocks.append(actions(*nav, block_id=f"burst-{p.burst_id}-{p.page}"))
+    return {"text": f"{p.total:,} new leads{whose} arrived at once", "blocks": blocks}
 
 
 def click_answer(text: str) -> dict[str, Any]:

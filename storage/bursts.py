@@ -1,0 +1,37 @@
+"""Handoff burst queries: the open burst of a channel, and a page of a burst's leads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage.models import HandoffBurst, HandoffBurstLead, Lead, Person
+
+
+def get_open_burst(session: Session, team_id: str, channel: str,
+                   since: datetime) -> HandoffBurst | None:
+    """The channel's burst that took a lead at `since` or later, locked: batches arriving
+    at once on PostgreSQL add to it one after the other."""
+    return session.scalars(
+        select(HandoffBurst)
+        .where(HandoffBurst.team_id == team_id, HandoffBurst.channel == channel,
+               HandoffBurst.last_at >= since)
+        .order_by(HandoffBurst.id.desc()).limit(1).with_for_update()).first()
+
+
+def get_burst(session: Session, team_id: str, burst_id: int) -> HandoffBurst | None:
+    burst = session.get(HandoffBurst, burst_id)
+    return burst if burst is not None and burst.team_id == team_id else None
+
+
+def list_burst_leads(session: Session, burst_id: int, *, offset: int,
+                     limit: int) -> list[tuple[Lead, Person | None]]:
+    """A page of the burst's leads in the order they came, each with its owner now."""
+    return list(session.execute(
+        select(Lead, Person)
+        .join(HandoffBurstLead, HandoffBurstLead.lead_id == Lead.id)
+        .outerjoin(Person, Person.id == Lead.owner_id)
+        .where(HandoffBurstLead.burst_id == burst_id)
+        .order_by(HandoffBurstLead.lead_id).offset(offset).limit(limit)))
