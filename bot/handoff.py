@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cached_property
 
 from sqlalchemy.orm import Session
 
@@ -58,7 +58,7 @@ class Handoffs:
         self.router = Router(session, team_id, config, now)
         self._recent: dict[str, int] = {}  # cards posted to a channel within the burst window
         self._bursts: dict[str, HandoffBurst | None] = {}  # a channel's open burst
-        self._grown: dict[int, HandoffBurst] = {}  # bursts with new leads, shown by finish()
+        self._grown: dict[HandoffBurst, int] = {}  # bursts' new leads, counted in by finish()
         self._owners: set[int] = set()  # whose Homes show new leads
 
     def hand_off(self, lead: Lead) -> None:
@@ -74,8 +74,7 @@ class Handoffs:
             _assign(self.session, lead, decision.owner, self.config, self.now, actor="system",
                     data=data, rows=self.rows)
             self._owners.add(decision.owner.id)
-        card = cache(lambda: cards.handoff_card(  # built once for the channel and the DM
-            card_view(self.session, lead, self.config, self.now, fresh=decision)))
+        card = _Card(lambda: card_view(self.session, lead, self.config, self.now, fresh=decision))
         if self.config.channels.handoff:
             self._post(self.config.channels.handoff, card, lead.id, f"lead:{lead.id}:channel")
         if decision.owner is not None and self.config.handoff.dm_owner:
@@ -86,14 +85,16 @@ class Handoffs:
         """Show each burst that grew as it is now (the leads' rows must be written by
         then), write back the routing state, and mark the owners' Homes stale, once for
         all their new leads."""
-        for burst in self._grown.values():
+        for burst, added in self._grown.items():
+            burst.leads += added
+            burst.last_at = self.now
             self._show(burst)
         self._grown.clear()
         self.router.save()
         home.mark_stale(self.session, self._owners, self.now)
         self._owners.clear()
 
-    def _post(self, channel: str, card: Callable[[], dict], lead_id: int, ref: str) -> None:
+    def _post(self, channel: str, card: _Card, lead_id: int, ref: str) -> None:
         """The card itself or, in a burst, a line in the channel's summary. Slack takes about
         one message a second per channel: an import of any size must stay one message."""
         if channel not in self._recent:
@@ -104,7 +105,7 @@ class Handoffs:
         burst = self._bursts[channel]
         if burst is None and self._recent[channel] < self.config.handoff.burst_limit:
             self._recent[channel] += 1
-            outbox.post(self.session, self.team_id, channel, card(), now=self.now, ref=ref)
+            outbox.post(self.session, self.team_id, channel, card.blocks, now=self.now, ref=ref)
             return
         if burst is None:
             burst = self._bursts[channel] = HandoffBurst(
@@ -114,22 +115,31 @@ class Handoffs:
             self.session.flush()  # its lines point at its id
         bulk.add(self.session, self.rows, HandoffBurstLead,
                  {"burst_id": burst.id, "lead_id": lead_id, "team_id": self.team_id})
-        burst.leads += 1
-        burst.last_at = self.now
-        self._grown[burst.id] = burst
+        self._grown[burst] = self._grown.get(burst, 0) + 1
 
     def _show(self, burst: HandoffBurst) -> None:
         """Post the summary, gathering lines for a few seconds first; once it is out, edit
         it in place (one queued edit at a time, so an import is not a flood of edits)."""
         message = cards.burst_summary(summary_page(self.session, burst, 1, self.config, self.now))
         if burst.message_id is not None:
-            outbox.revise(self.session, self.session.get(OutboxMessage, burst.message_id), message,
-                          now=self.now)
+            outbox.revise(self.session, burst.message_id, burst.channel, message, now=self.now)
             return
         posted = outbox.post(self.session, self.team_id, burst.channel, message, now=self.now,
                              ref=f"burst:{burst.channel}", not_before=self.now + SUMMARY_GATHER)
         self.session.flush()
         burst.message_id = posted.id
+
+
+class _Card:
+    """A new lead's card: built only when it is posted rather than listed in a burst, and
+    then once for both the channel and the DM."""
+
+    def __init__(self, view: Callable[[], cards.CardView]):
+        self._view = view
+
+    @cached_property
+    def blocks(self) -> dict:
+        return cards.handoff_card(self._view())
 
 
 def summary_page(session: Session, burst: HandoffBurst, page: int, config: Config,
@@ -138,8 +148,10 @@ def summary_page(session: Session, burst: HandoffBurst, page: int, config: Confi
     page = min(max(page, 1), cards.page_count(burst.leads))
     listed = bursts.list_burst_leads(session, burst.id, offset=(page - 1) * cards.SUMMARY_MAX,
                                      limit=cards.SUMMARY_MAX)
-    lines = [cards.summary_line(_view(lead, owner, config, now, acted=None, unassigned_reason=None))
-             for lead, owner in listed]
+    lines = [cards.summary_line(cards.SummaryLine(
+        lead_id=r.id, external_id=r.external_id, name=r.name, company=r.company, score=r.score,
+        hot=(r.score or 0) >= config.routing.hot_score, source=r.source, owner=r.owner,
+        status=r.status)) for r in listed]
     return cards.SummaryPage(burst.id, burst.leads, page, lines,
                              for_owner=burst.channel != config.channels.handoff)
 

@@ -64,12 +64,13 @@ def update(session: Session, original: OutboxMessage, message: dict[str, Any], *
                 now=now, ref=original.ref, parent=original, rows=rows)
 
 
-def revise(session: Session, original: OutboxMessage, message: dict[str, Any], *,
+def revise(session: Session, original_id: int, channel: str, message: dict[str, Any], *,
            now: datetime) -> None:
-    """Make a post read as `message`: rewritten while it is still queued, else edited in
-    place by one chat.update that replaces any edit still queued."""
-    if queries.rewrite_pending(session, original.id, {"channel": original.channel, **message}):
+    """Make a post to `channel` read as `message`: rewritten while it is still queued, else
+    edited in place by one chat.update that replaces any edit still queued."""
+    if queries.rewrite_pending(session, original_id, {"channel": channel, **message}):
         return
+    original = queries.get_message_head(session, original_id)
     queries.mark_updates_superseded(session, original)
     update(session, original, message, now=now)
 

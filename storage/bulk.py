@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from functools import cache
 from operator import itemgetter
 from typing import Any
@@ -78,7 +80,8 @@ def insert_many(conn: Connection, table: Table, keys: tuple[str, ...],
         rows, keys = [defaults | row for row in rows], (*keys, *defaults)
     compiled = insert(table).compile(dialect=conn.dialect, column_keys=list(keys))
     order = compiled.positiontup if compiled.positional else list(keys)
-    processors = [(i, p) for i, name in enumerate(order)
+    processors = [(i, _memo(p) if table.c[name].type.python_type is datetime else p)
+                  for i, name in enumerate(order)
                   if (p := table.c[name].type._cached_bind_processor(conn.dialect))]
     get = itemgetter(*order)
     params = []
@@ -89,6 +92,18 @@ def insert_many(conn: Connection, table: Table, keys: tuple[str, ...],
                 values[i] = process(values[i])
         params.append(tuple(values) if compiled.positional else dict(zip(order, values, strict=True)))
     conn.exec_driver_sql(compiled.string, params)
+
+
+def _memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A bind processor that converts each distinct value once: a batch's times are mostly
+    the same few instants (now, and the due times it leads to)."""
+    done: dict[Any, Any] = {}
+
+    def memo(value: Any) -> Any:
+        if (bound := done.get(value)) is None:
+            bound = done[value] = process(value)
+        return bound
+    return memo
 
 
 def add(session: Session, rows: Rows | None, model: type, row: dict[str, Any]) -> None:

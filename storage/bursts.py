@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from storage.models import HandoffBurst, HandoffBurstLead, Lead, Person
@@ -26,11 +26,12 @@ def get_burst(session: Session, team_id: str, burst_id: int) -> HandoffBurst | N
     return burst if burst is not None and burst.team_id == team_id else None
 
 
-def list_burst_leads(session: Session, burst_id: int, *, offset: int,
-                     limit: int) -> list[tuple[Lead, Person | None]]:
-    """A page of the burst's leads in the order they came, each with its owner now."""
+def list_burst_leads(session: Session, burst_id: int, *, offset: int, limit: int) -> list[Row]:
+    """A page of the burst's leads in the order they came, as they are now: what a summary
+    line shows (`id, external_id, name, company, score, source, status, owner`)."""
     return list(session.execute(
-        select(Lead, Person)
+        select(Lead.id, Lead.external_id, Lead.name, Lead.company, Lead.score, Lead.source,
+               Lead.status, Person.slack_id.label("owner"))
         .join(HandoffBurstLead, HandoffBurstLead.lead_id == Lead.id)
         .outerjoin(Person, Person.id == Lead.owner_id)
         .where(HandoffBurstLead.burst_id == burst_id)

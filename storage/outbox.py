@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from storage import bulk
 from storage.models import OutboxMessage
@@ -111,6 +111,12 @@ def rewrite_pending(session: Session, message_id: int, payload: dict) -> bool:
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.state == "pending")
         .values(payload=payload).execution_options(synchronize_session=False)).rowcount == 1
+
+
+def get_message_head(session: Session, message_id: int) -> OutboxMessage:
+    """A message without its payload: enough to point an update at it."""
+    return session.scalars(select(OutboxMessage).where(OutboxMessage.id == message_id)
+                           .options(defer(OutboxMessage.payload))).one()
 
 
 def mark_updates_superseded(session: Session, original: OutboxMessage) -> int:

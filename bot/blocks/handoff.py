@@ -181,7 +181,26 @@ def rejection_thread_parent(source: str) -> dict[str, Any]:
     return {"text": f"Rejected leads from source {source}", "blocks": [section(text)]}
 
 
-def summary_line(v: CardView) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SummaryLine:
+    """What a burst summary says of one lead."""
+
+    lead_id: int
+    external_id: str
+    name: str | None
+    company: str | None
+    score: int | None
+    hot: bool
+    source: str
+    owner: str | None  # Slack id
+    status: str
+
+    @property
+    def token(self) -> str:  # as its card's: the card it opens is read fresh anyway
+        return f"{self.lead_id}|{self.status}|{self.owner or '-'}"
+
+
+def summary_line(v: SummaryLine) -> dict[str, Any]:
     owner = f"<@{v.owner}>" if v.owner else "unassigned"
     score = f"{v.score}{' :fire:' if v.hot else ''}" if v.score is not None else "—"
     name, company = clip(v.name or v.external_id, 60), clip(v.company or "unknown company", 60)
