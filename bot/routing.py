@@ -89,6 +89,19 @@ class _Pool:
     states: dict[str, RoutingState]
     deficits: dict[str, float]
     assigned: Counter[str] = field(default_factory=Counter)  # since the last save
+    eligible_now: dict[bool, dict[str, _Member]] = field(default_factory=dict)  # by hotness
+
+    def eligible(self, hot: bool, exclude: set[int] | frozenset[int]) -> dict[str, _Member]:
+        """Who may take a lead now, by Slack id in pool order: the same for every lead of a
+        batch until someone reaches their cap."""
+        if not exclude and hot in self.eligible_now:
+            return self.eligible_now[hot]
+        eligible = {m.slack_id: m for m in self.members
+                    if m.available and (m.working or not hot) and m.id not in exclude
+                    and (m.cap is None or self.load.get(m.id, 0) < m.cap)}
+        if not exclude:
+            self.eligible_now[hot] = eligible
+        return eligible
 
 
 class Router:
@@ -103,19 +116,19 @@ class Router:
     def route(self, lead: Lead, exclude: set[int] | frozenset[int] = frozenset()) -> Decision:
         name = pool_for(self.config, lead)
         pool = self._pool(name)
-        if all(m.id in exclude for m in pool.members):
+        if exclude and all(m.id in exclude for m in pool.members):
             return Decision(None, name, f"pool {name} has nobody in it")
         hot = (lead.score or 0) >= self.config.routing.hot_score
-        eligible = [m for m in pool.members
-                    if m.available and (m.working or not hot) and m.id not in exclude
-                    and (m.cap is None or pool.load.get(m.id, 0) < m.cap)]
+        eligible = pool.eligible(hot, exclude)
         if not eligible:
             return Decision(None, name, f"nobody in pool {name} can take it now")
-        chosen = pick(pool.deficits, {m.slack_id: m.weight for m in eligible},
-                      [m.slack_id for m in eligible])
+        chosen = pick(pool.deficits, {m.slack_id: m.weight for m in eligible.values()},
+                      list(eligible))
         pool.assigned[chosen] += 1
-        owner = next(m for m in eligible if m.slack_id == chosen)
+        owner = eligible[chosen]
         pool.load[owner.id] = pool.load.get(owner.id, 0) + 1
+        if owner.cap is not None and pool.load[owner.id] >= owner.cap:
+            pool.eligible_now.clear()  # they are out until tomorrow
         return Decision(owner.person, name, f"round-robin in pool {name}")
 
     def save(self) -> None:

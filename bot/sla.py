@@ -7,6 +7,7 @@ decision is a response); the lead is met when that happened by the due time.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
@@ -78,19 +79,25 @@ def stages(lead: Lead, config: Config, owner: Person | None) -> list[tuple[str, 
     policy = policy_for(config, lead)
     if policy is None or lead.sla_due_at is None or lead.routed_at is None:
         return []
-    due = lead.sla_due_at
-    found = [("card", due - (due - lead.routed_at) * DUE_SOON_SHARE)]
+    business_remind = policy.remind_at > 0 and policy.clock != "wall"
+    return list(_stages(policy, calendar_for(config, owner) if business_remind else None,
+                        lead.routed_at, lead.sla_due_at))
+
+
+@lru_cache(maxsize=1024)  # a batch routed at one instant has a handful of distinct plans
+def _stages(policy: SlaPolicy, calendar: Calendar | None, routed_at: datetime,
+            due: datetime) -> tuple[tuple[str, datetime], ...]:
+    found = [("card", due - (due - routed_at) * DUE_SOON_SHARE)]
     if policy.remind_at > 0:
         share = policy.respond_within * policy.remind_at
-        found.append(("remind", lead.routed_at + share if policy.clock == "wall" else
-                      calendar_for(config, owner).add_business_minutes(
-                          lead.routed_at, share.total_seconds() / 60)))
+        found.append(("remind", routed_at + share if calendar is None else
+                      calendar.add_business_minutes(routed_at, share.total_seconds() / 60)))
     found.append(("breach" if policy.breach_notice else "card", due))
     if policy.escalate_after:
         found.append(("escalate", due + policy.escalate_after))
     if policy.reassign_after:
         found.append(("reassign", due + policy.reassign_after))
-    return sorted(found, key=lambda stage: stage[1])  # stable: ties keep the order above
+    return tuple(sorted(found, key=lambda stage: stage[1]))  # stable: ties keep the order above
 
 
 def schedule(session: Session, lead: Lead, config: Config, owner: Person | None,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from functools import cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import JSON, Connection, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from storage.models import Base, Lead
+from storage.types import UTCDateTime
+
+REPEATED = (UTCDateTime, JSON)  # column types whose values in a batch are mostly repeats
 
 
 def next_id(session: Session, model: type) -> int:
@@ -80,7 +82,7 @@ def insert_many(conn: Connection, table: Table, keys: tuple[str, ...],
         rows, keys = [defaults | row for row in rows], (*keys, *defaults)
     compiled = insert(table).compile(dialect=conn.dialect, column_keys=list(keys))
     order = compiled.positiontup if compiled.positional else list(keys)
-    processors = [(i, _memo(p) if table.c[name].type.python_type is datetime else p)
+    processors = [(i, _memo(p) if isinstance(table.c[name].type, REPEATED) else p)
                   for i, name in enumerate(order)
                   if (p := table.c[name].type._cached_bind_processor(conn.dialect))]
     get = itemgetter(*order)
@@ -96,12 +98,18 @@ def insert_many(conn: Connection, table: Table, keys: tuple[str, ...],
 
 def _memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A bind processor that converts each distinct value once: a batch's times are mostly
-    the same few instants (now, and the due times it leads to)."""
+    the same few instants (now, and the due times it leads to), and its events' data the
+    same few routing decisions. A flat dict is known by its items; anything else unhashable
+    is converted every time."""
     done: dict[Any, Any] = {}
 
     def memo(value: Any) -> Any:
-        if (bound := done.get(value)) is None:
-            bound = done[value] = process(value)
+        key = tuple(value.items()) if type(value) is dict else value
+        try:
+            if (bound := done.get(key)) is None:
+                bound = done[key] = process(value)
+        except TypeError:  # nested lists or dicts
+            return process(value)
         return bound
     return memo
 

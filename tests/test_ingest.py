@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -192,3 +193,26 @@ def test_rows_written_in_bulk_get_the_column_defaults_they_leave_out(services, c
     with services.sessions.begin() as s:
         nudge = s.scalars(select(Nudge)).one()
         assert (nudge.state, nudge.held, nudge.due_at) == ("pending", False, clock.now())
+
+
+def test_rows_written_in_bulk_keep_each_value_though_repeats_are_bound_once(services, clock):
+    from storage.bulk import Rows
+
+    now = clock.now()
+    data = [{"pool": "default", "owner": "U1"}, {"owner": "U1", "pool": "default"},
+            {"pool": "default", "owner": "U2"}, {"nested": [1, {"a": None}]}, None,
+            {"pool": "default", "owner": "U1"}]
+    with services.transaction() as s:
+        lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=now,
+                    mql_at=now, updated_at=now)
+        s.add(lead)
+        s.flush()
+        batch = Rows()
+        for i, d in enumerate(data):
+            batch.add(LeadEvent, {"team_id": "T1", "lead_id": lead.id, "kind": "updated",
+                                 "from_status": None, "to_status": "new", "actor": "x",
+                                 "at": now + timedelta(seconds=i % 2), "data": d})
+        batch.write(s)
+    events = rows(services, LeadEvent)
+    assert [e.data for e in events] == data
+    assert [e.at for e in events] == [now + timedelta(seconds=i % 2) for i in range(len(data))]
