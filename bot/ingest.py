@@ -405,13 +405,13 @@ class Refused(ValueError):
 def _new_lead(ctx: _Context, v: dict[str, Any], lead_id: int) -> Lead:
     """A new lead: a draft written with the batch's rows when there are any, else an ORM row."""
     mql = v.get("mql_at", ctx.now)
-    fields = dict(id=lead_id, team_id=ctx.team_id, external_id=v["external_id"], status="new",
+    fields = {k: v[k] for k in PLAIN if k in v}
+    fields.update(id=lead_id, team_id=ctx.team_id, external_id=v["external_id"], status="new",
                   created_at=v.get("created_at", mql), mql_at=mql, updated_at=ctx.now,
-                  owner_email=v.get("owner_email"), rejection_reason=v.get("rejection_reason"),
-                  **{k: v[k] for k in PLAIN if k in v})
+                  owner_email=v.get("owner_email"), rejection_reason=v.get("rejection_reason"))
     ctx.result.created += 1
     if ctx.rows is not None:
-        return ctx.rows.new(Lead, **fields)
+        return ctx.rows.new(Lead, fields)
     lead = Lead(**fields)
     ctx.session.add(lead)
     return lead

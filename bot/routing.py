@@ -89,19 +89,27 @@ class _Pool:
     states: dict[str, RoutingState]
     deficits: dict[str, float]
     assigned: Counter[str] = field(default_factory=Counter)  # since the last save
-    eligible_now: dict[bool, dict[str, _Member]] = field(default_factory=dict)  # by hotness
+    eligible_now: dict[bool, _Eligible] = field(default_factory=dict)  # by hotness
 
-    def eligible(self, hot: bool, exclude: set[int] | frozenset[int]) -> dict[str, _Member]:
-        """Who may take a lead now, by Slack id in pool order: the same for every lead of a
-        batch until someone reaches their cap."""
+    def eligible(self, hot: bool, exclude: set[int] | frozenset[int]) -> _Eligible:
+        """Who may take a lead now: the same for every lead of a batch until someone
+        reaches their cap."""
         if not exclude and hot in self.eligible_now:
             return self.eligible_now[hot]
-        eligible = {m.slack_id: m for m in self.members
-                    if m.available and (m.working or not hot) and m.id not in exclude
-                    and (m.cap is None or self.load.get(m.id, 0) < m.cap)}
+        members = {m.slack_id: m for m in self.members
+                   if m.available and (m.working or not hot) and m.id not in exclude
+                   and (m.cap is None or self.load.get(m.id, 0) < m.cap)}
+        eligible = _Eligible(members, {sid: m.weight for sid, m in members.items()}, list(members))
         if not exclude:
             self.eligible_now[hot] = eligible
         return eligible
+
+
+@dataclass(frozen=True)
+class _Eligible:
+    members: dict[str, _Member]  # by Slack id, in pool order
+    weights: dict[str, int]
+    ids: list[str]
 
 
 class Router:
@@ -120,12 +128,11 @@ class Router:
             return Decision(None, name, f"pool {name} has nobody in it")
         hot = (lead.score or 0) >= self.config.routing.hot_score
         eligible = pool.eligible(hot, exclude)
-        if not eligible:
+        if not eligible.members:
             return Decision(None, name, f"nobody in pool {name} can take it now")
-        chosen = pick(pool.deficits, {m.slack_id: m.weight for m in eligible.values()},
-                      list(eligible))
+        chosen = pick(pool.deficits, eligible.weights, eligible.ids)
         pool.assigned[chosen] += 1
-        owner = eligible[chosen]
+        owner = eligible.members[chosen]
         pool.load[owner.id] = pool.load.get(owner.id, 0) + 1
         if owner.cap is not None and pool.load[owner.id] >= owner.cap:
             pool.eligible_now.clear()  # they are out until tomorrow

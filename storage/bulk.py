@@ -35,7 +35,7 @@ class Draft:
     the ORM's bookkeeping on every access. Written by `Rows.write` with its final values."""
 
     def __init__(self, model: type, values: dict[str, Any]):
-        self.__dict__.update(_columns(model), **values)
+        self.__dict__ = {**_columns(model), **values}
 
 
 @cache
@@ -54,7 +54,7 @@ class Rows:
     def add(self, model: type, row: dict[str, Any]) -> None:
         self._rows.setdefault(model.__table__, []).append(row)
 
-    def new(self, model: type, **values: Any) -> Any:
+    def new(self, model: type, values: dict[str, Any]) -> Any:
         """A draft of a new row, written with whatever values it holds by then."""
         draft = Draft(model, values)
         self.add(model, vars(draft))
