@@ -78,7 +78,10 @@ def csv_import(rows: int, workdir: Path) -> None:
     summary = import_csv(services, "leads", path)
     elapsed = time.perf_counter() - start
     assert summary.result.created == rows, summary.as_dict()
-    print(f"csv: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s")
+    with services.sessions.begin() as s:
+        queued = s.scalar(select(func.count()).select_from(OutboxMessage))
+    print(f"csv: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s; "
+          f"{queued:,} outbox rows (cards, then one summary per channel and its edits)")
 
 
 def main() -> None:

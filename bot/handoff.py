@@ -120,7 +120,7 @@ class Handoffs:
     def _show(self, burst: HandoffBurst) -> None:
         """Post the summary, gathering lines for a few seconds first; once it is out, edit
         it in place (one queued edit at a time, so an import is not a flood of edits)."""
-        message = cards.burst_summary(summary_page(self.session, burst, 1, self.config, self.now))
+        message = cards.burst_summary(summary_page(self.session, burst, 1, self.config))
         if burst.message_id is not None:
             outbox.revise(self.session, burst.message_id, burst.channel, message, now=self.now)
             return
@@ -142,8 +142,8 @@ class _Card:
         return cards.handoff_card(self._view())
 
 
-def summary_page(session: Session, burst: HandoffBurst, page: int, config: Config,
-                 now: datetime) -> cards.SummaryPage:
+def summary_page(session: Session, burst: HandoffBurst, page: int,
+                 config: Config) -> cards.SummaryPage:
     """A page of a burst's summary, read as the leads are now (a page past the end: the last)."""
     page = min(max(page, 1), cards.page_count(burst.leads))
     listed = bursts.list_burst_leads(session, burst.id, offset=(page - 1) * cards.SUMMARY_MAX,
@@ -156,8 +156,7 @@ def summary_page(session: Session, burst: HandoffBurst, page: int, config: Confi
                              for_owner=burst.channel != config.channels.handoff)
 
 
-def burst_page(session: Session, team_id: str, token: str, user: str, config: Config,
-               now: datetime) -> dict:
+def burst_page(session: Session, team_id: str, token: str, config: Config) -> dict:
     """The summary page a Previous / Next button asks for (`<burst id>|<page>`)."""
     try:
         burst_id, page = (int(part) for part in token.split("|"))
@@ -167,7 +166,7 @@ def burst_page(session: Session, team_id: str, token: str, user: str, config: Co
     burst = bursts.get_burst(session, team_id, burst_id)
     if burst is None:
         raise ClickRefused("That summary no longer exists; list the leads with `/align leads open`.")
-    return cards.burst_summary(summary_page(session, burst, page, config, now))
+    return cards.burst_summary(summary_page(session, burst, page, config))
 
 
 def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: datetime,

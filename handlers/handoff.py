@@ -78,7 +78,7 @@ def register(app: App, services: Services) -> None:
         try:
             with services.sessions.begin() as session:
                 page = handoff.burst_page(session, body["team"]["id"], action["value"],
-                                          body["user"]["id"], services.config, services.clock.now())
+                                          services.config)
         except handoff.ClickRefused as exc:
             page = cards.click_answer(str(exc))
         respond(**page, response_type="ephemeral",
