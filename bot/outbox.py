@@ -68,11 +68,9 @@ def revise(session: Session, original_id: int, channel: str, message: dict[str, 
            now: datetime) -> None:
     """Make a post to `channel` read as `message`: rewritten while it is still queued, else
     edited in place by one chat.update that replaces any edit still queued."""
-    if queries.rewrite_pending(session, original_id, {"channel": channel, **message}):
-        return
-    original = queries.get_message_head(session, original_id)
-    queries.mark_updates_superseded(session, original)
-    update(session, original, message, now=now)
+    queries.mark_updates_superseded(session, original_id)  # an older edit must not follow
+    if not queries.rewrite_pending(session, original_id, {"channel": channel, **message}):
+        update(session, queries.get_message_head(session, original_id), message, now=now)
 
 
 def publish(session: Session, team_id: str, user_id: str, view: dict[str, Any], *,
@@ -175,7 +173,7 @@ class OutboxSender:
                 ready = self._ready_at(row, now)
                 if ready > now:
                     report.wake(ready)
-                elif self._claim(row.id, now):  # else another sender has it
+                elif self._claim(row, now):  # else another sender has it
                     self._deliver(row, now, report)
                     now = self.clock.now()
         report.wake(self._next_scheduled(now))
@@ -199,9 +197,14 @@ class OutboxSender:
             parent = s.get(OutboxMessage, row.parent_id)
         return parent if parent is not None and parent.ts else None
 
-    def _claim(self, row_id: int, now: datetime) -> bool:
+    def _claim(self, row: OutboxMessage, now: datetime) -> bool:
+        """Claim the row and read what it says now: a queued message may have been
+        rewritten since it was listed (a burst summary that grew)."""
         with self.sessions.begin() as s:
-            return queries.mark_claimed(s, row_id, self.name, now, now - CLAIM_LEASE)
+            if not queries.mark_claimed(s, row.id, self.name, now, now - CLAIM_LEASE):
+                return False
+            row.payload = queries.get_payload(s, row.id)
+            return True
 
     def _next_scheduled(self, now: datetime) -> datetime | None:
         with self.sessions.begin() as s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from operator import itemgetter
 from typing import Any
@@ -99,19 +100,28 @@ def insert_many(conn: Connection, table: Table, keys: tuple[str, ...],
 def _memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A bind processor that converts each distinct value once: a batch's times are mostly
     the same few instants (now, and the due times it leads to), and its events' data the
-    same few routing decisions. A flat dict is known by its items; anything else unhashable
-    is converted every time."""
+    same few routing decisions. Values are known by what they bind to: a time by its UTC
+    instant, data by its items and their types (True and 1 are equal, but not the same
+    JSON). Anything unhashable (nested lists or dicts) is converted every time."""
     done: dict[Any, Any] = {}
 
     def memo(value: Any) -> Any:
-        key = tuple(value.items()) if type(value) is dict else value
         try:
+            key = _key(value)
             if (bound := done.get(key)) is None:
                 bound = done[key] = process(value)
-        except TypeError:  # nested lists or dicts
+        except TypeError:
             return process(value)
         return bound
     return memo
+
+
+def _key(value: Any) -> Any:
+    if isinstance(value, datetime):  # equal local times can be an hour apart (fold)
+        return value.astimezone(UTC) if value.tzinfo else value
+    if type(value) is dict:
+        return tuple((k, v.__class__, v) for k, v in value.items())
+    return value.__class__, value
 
 
 def add(session: Session, rows: Rows | None, model: type, row: dict[str, Any]) -> None:

@@ -119,11 +119,14 @@ def get_message_head(session: Session, message_id: int) -> OutboxMessage:
                            .options(defer(OutboxMessage.payload))).one()
 
 
-def mark_updates_superseded(session: Session, original: OutboxMessage) -> int:
-    """Drop the queued edits of a message: a newer edit says all they would have."""
+def mark_updates_superseded(session: Session, original_id: int) -> int:
+    """Drop the queued edits of a message: newer content says all they would have."""
     return session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.team_id == original.team_id, OutboxMessage.ref == original.ref,
-               OutboxMessage.parent_id == original.id, OutboxMessage.method == "chat.update",
+        .where(OutboxMessage.parent_id == original_id, OutboxMessage.method == "chat.update",
                OutboxMessage.state == "pending")
         .values(state="superseded").execution_options(synchronize_session=False)).rowcount
+
+
+def get_payload(session: Session, message_id: int) -> dict:
+    return session.scalar(select(OutboxMessage.payload).where(OutboxMessage.id == message_id))

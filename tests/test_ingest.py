@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -199,9 +200,12 @@ def test_rows_written_in_bulk_keep_each_value_though_repeats_are_bound_once(serv
     from storage.bulk import Rows
 
     now = clock.now()
+    # the same New York wall time twice on the night clocks go back: an hour apart
+    times = [now, datetime(2025, 11, 2, 1, 30, tzinfo=ZoneInfo("America/New_York")),
+             datetime(2025, 11, 2, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York"))]
     data = [{"pool": "default", "owner": "U1"}, {"owner": "U1", "pool": "default"},
             {"pool": "default", "owner": "U2"}, {"nested": [1, {"a": None}]}, None,
-            {"pool": "default", "owner": "U1"}]
+            {"pool": "default", "owner": "U1"}, {"flag": 1}, {"flag": True}, {"flag": 1.5}]
     with services.transaction() as s:
         lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=now,
                     mql_at=now, updated_at=now)
@@ -211,8 +215,10 @@ def test_rows_written_in_bulk_keep_each_value_though_repeats_are_bound_once(serv
         for i, d in enumerate(data):
             batch.add(LeadEvent, {"team_id": "T1", "lead_id": lead.id, "kind": "updated",
                                  "from_status": None, "to_status": "new", "actor": "x",
-                                 "at": now + timedelta(seconds=i % 2), "data": d})
+                                 "at": times[i % 3], "data": d})
         batch.write(s)
     events = rows(services, LeadEvent)
-    assert [e.data for e in events] == data
-    assert [e.at for e in events] == [now + timedelta(seconds=i % 2) for i in range(len(data))]
+    assert [(e.data, type((e.data or {}).get("flag"))) for e in events] == \
+        [(d, type((d or {}).get("flag"))) for d in data]
+    # (a time in the repeated hour never equals one in another zone: compare in UTC)
+    assert [e.at for e in events] == [times[i % 3].astimezone(UTC) for i in range(len(data))]

@@ -180,3 +180,33 @@ def test_two_senders_on_one_database_deliver_each_row_exactly_once(services, fak
                                    .group_by(OutboxMessage.claimed_by)).all())
         assert s.scalar(select(func.count()).where(OutboxMessage.state != "sent")) == 0
     assert sum(by_sender.values()) == n
+
+
+def test_a_message_rewritten_after_it_was_listed_goes_out_as_rewritten(services, fake_slack,
+                                                                      monkeypatch):
+    [message] = queue(services, 1)
+    listed = services.sender._due
+
+    def list_then_rewrite(*args):  # another transaction rewrites it meanwhile
+        found = listed(*args)
+        with services.transaction() as s:
+            outbox.revise(s, message.id, "C0HANDOFF1", {"text": "grown"}, now=services.clock.now())
+        return found
+
+    monkeypatch.setattr(services.sender, "_due", list_then_rewrite)
+    services.sender.flush()
+    assert [m.text for m in fake_slack.messages] == ["grown"]
+
+
+def test_a_revision_drops_queued_edits_even_when_it_rewrites_the_post(services):
+    [message] = queue(services, 1)
+    now = services.clock.now()
+    with services.transaction() as s:  # the post is out for sending: the revision is an edit
+        s.get(OutboxMessage, message.id).state = "sending"
+        outbox.revise(s, message.id, "C0HANDOFF1", {"text": "edit 1"}, now=now)
+    with services.transaction() as s:  # its send failed and waits for a retry
+        s.get(OutboxMessage, message.id).state = "pending"
+        outbox.revise(s, message.id, "C0HANDOFF1", {"text": "edit 2"}, now=now)
+    post, edit = rows(services)
+    assert (post.state, post.payload["text"]) == ("pending", "edit 2")
+    assert edit.state == "superseded"  # else "edit 1" would follow and undo "edit 2"
