@@ -87,6 +87,7 @@ class Handoffs:
         all their new leads."""
         for burst, added in self._grown.items():
             burst.leads += added
+            burst.window_leads += added
             burst.last_at = self.now
             self._show(burst)
         self._grown.clear()
@@ -98,8 +99,7 @@ class Handoffs:
         """The card itself or, in a burst, a line in the channel's summary. Slack takes about
         one message a second per channel: an import of any size must stay one message."""
         if channel not in self._recent:
-            self._bursts[channel] = bursts.get_open_burst(self.session, self.team_id, channel,
-                                                          self.now - BURST_WINDOW)
+            self._bursts[channel] = self._open_burst(channel)
             self._recent[channel] = 0 if self._bursts[channel] else count_posts_since(
                 self.session, self.team_id, channel, "lead:", self.now - BURST_WINDOW)
         burst = self._bursts[channel]
@@ -109,13 +109,23 @@ class Handoffs:
             return
         if burst is None:
             burst = self._bursts[channel] = HandoffBurst(
-                team_id=self.team_id, channel=channel, leads=0, started_at=self.now,
-                last_at=self.now)
+                team_id=self.team_id, channel=channel, leads=0, last_at=self.now,
+                window_at=self.now, window_leads=0)
             self.session.add(burst)
             self.session.flush()  # its lines point at its id
         bulk.add(self.session, self.rows, HandoffBurstLead,
                  {"burst_id": burst.id, "lead_id": lead_id, "team_id": self.team_id})
         self._grown[burst] = self._grown.get(burst, 0) + 1
+
+    def _open_burst(self, channel: str) -> HandoffBurst | None:
+        """The channel's burst, while leads still come faster than cards may: one whose
+        last minute brought no more than the limit is over, and cards flow again."""
+        burst = bursts.get_open_burst(self.session, self.team_id, channel, self.now - BURST_WINDOW)
+        if burst is not None and burst.window_at <= self.now - BURST_WINDOW:
+            if burst.window_leads <= self.config.handoff.burst_limit:
+                return None
+            burst.window_at, burst.window_leads = self.now, 0
+        return burst
 
     def _show(self, burst: HandoffBurst) -> None:
         """Post the summary, gathering lines for a few seconds first; once it is out, edit

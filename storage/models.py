@@ -397,7 +397,8 @@ class HandoffBurst(Base):
 
     They are listed in one summary message (`message_id`), read a page at a time from
     `handoff_burst_leads`. A burst stays open while leads keep coming (`last_at` less than
-    a minute ago), so an import of any size is one message per channel, edited as it grows."""
+    a minute ago, and more than the burst limit a minute), so an import of any size is one
+    message per channel, edited as it grows."""
 
     __tablename__ = "handoff_bursts"
     __table_args__ = (Index("ix_handoff_bursts_team_channel_last", "team_id", "channel", "last_at"),)
@@ -407,8 +408,10 @@ class HandoffBurst(Base):
     channel: Mapped[str] = mapped_column(String(32))  # a channel id, or the owner's user id
     message_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))  # set when first posted
     leads: Mapped[int] = mapped_column(Integer, default=0)
-    started_at: Mapped[datetime]
     last_at: Mapped[datetime]
+    # the minute it is in and its leads so far: at card pace again, the burst is over
+    window_at: Mapped[datetime]
+    window_leads: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class HandoffBurstLead(Base):

@@ -311,6 +311,20 @@ def test_after_a_quiet_minute_cards_come_one_by_one_again(services, fake_slack, 
         "New lead: Late Lead — Acme"]
 
 
+def test_a_burst_ends_when_leads_slow_to_card_pace(services, fake_slack, clock):
+    with_burst_limit(services, 2)
+    many_leads(services, "A", 10)  # 2 cards, then a burst of 8
+    for i in range(5):  # then one lead every 50 seconds: never a quiet minute
+        clock.advance(timedelta(seconds=50))
+        new_lead(services, external_id=f"T-{i}", name=f"Trickle {i}")
+    services.sender.flush()
+    cards_ = [m.text for m in fake_slack.in_channel("C0HANDOFF1") if m.text.startswith("New lead")]
+    # the first minute of the burst took 8 leads, so it went on a minute more; the next
+    # minute brought 2, no more than the limit: the burst was over and cards came again
+    assert [t.split(" (")[0] for t in cards_[2:]] == [
+        "New lead: Trickle 3 — Acme", "New lead: Trickle 4 — Acme"]
+
+
 @pytest.mark.parametrize("action_id", [a for a in cards.ACTION_IDS  # on cards, not summaries
                                        if a not in (cards.OPEN_CARD, cards.PAGE_PREV, cards.PAGE_NEXT)])
 def test_every_card_action_has_a_listener(app, services, fake_slack, clock, action_id):

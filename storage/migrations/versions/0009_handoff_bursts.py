@@ -23,8 +23,9 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=32), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=True),
     sa.Column('leads', sa.Integer(), nullable=False),
-    sa.Column('started_at', storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_leads', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['message_id'], ['outbox.id'], name=op.f('fk_handoff_bursts_message_id_outbox')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_handoff_bursts'))
     )
