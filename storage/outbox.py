@@ -50,9 +50,10 @@ def has_dedupe_key(session: Session, team_id: str, dedupe_key: str) -> bool:
 
 def list_due(session: Session, now: datetime, stale_before: datetime, limit: int,
              after_id: int = 0) -> list[OutboxMessage]:
-    """Pending rows that are due, and rows whose sender vanished mid-claim, by id after `after_id`."""
+    """Pending rows that are due, and rows whose sender vanished mid-claim, by id after `after_id`;
+    without their payload, which is read when a row is claimed (it may be rewritten till then)."""
     return list(session.scalars(
-        select(OutboxMessage)
+        select(OutboxMessage).options(defer(OutboxMessage.payload))
         .where(_claimable(now, stale_before), OutboxMessage.id > after_id)
         .order_by(OutboxMessage.id).limit(limit)
     ))
@@ -95,12 +96,14 @@ def count_posts_since(session: Session, team_id: str, channel: str, ref_prefix: 
 
 
 def mark_superseded(session: Session, team_id: str, ref: str) -> int:
-    """Drop what is still queued for `ref`: a conditional UPDATE, so a row a sender has
-    claimed in the meantime is left to it."""
+    """Drop what is still queued for `ref`."""
+    return _supersede(session, OutboxMessage.team_id == team_id, OutboxMessage.ref == ref)
+
+
+def _supersede(session: Session, *where) -> int:
+    """A conditional UPDATE, so a row a sender has claimed in the meantime is left to it."""
     return session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.team_id == team_id, OutboxMessage.ref == ref,
-               OutboxMessage.state == "pending")
+        update(OutboxMessage).where(*where, OutboxMessage.state == "pending")
         .values(state="superseded").execution_options(synchronize_session=False)).rowcount
 
 
@@ -121,11 +124,8 @@ def get_message_head(session: Session, message_id: int) -> OutboxMessage:
 
 def mark_updates_superseded(session: Session, original_id: int) -> int:
     """Drop the queued edits of a message: newer content says all they would have."""
-    return session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.parent_id == original_id, OutboxMessage.method == "chat.update",
-               OutboxMessage.state == "pending")
-        .values(state="superseded").execution_options(synchronize_session=False)).rowcount
+    return _supersede(session, OutboxMessage.parent_id == original_id,
+                      OutboxMessage.method == "chat.update")
 
 
 def get_payload(session: Session, message_id: int) -> dict:

@@ -262,12 +262,17 @@ def test_an_import_sized_burst_is_one_message_per_channel_edited_as_it_grows(
         assert len(posted) == 3 and "for you" in posted[-1].text
 
 
-def test_summary_pages_turn_for_the_clicker_alone(app, services, fake_slack, clock):
+def burst_summary(services, fake_slack, clock, leads):
+    """The handoff channel's summary of a burst of `leads` after one card, once it is out."""
     with_burst_limit(services, 1)
-    many_leads(services, "A", 61)
-    clock.advance(timedelta(seconds=10))
+    many_leads(services, "A", leads)
+    clock.advance(timedelta(seconds=10))  # the summary gathers lines first
     services.sender.flush()
-    summary = fake_slack.in_channel("C0HANDOFF1")[-1]
+    return fake_slack.in_channel("C0HANDOFF1")[-1]
+
+
+def test_summary_pages_turn_for_the_clicker_alone(app, services, fake_slack, clock):
+    summary = burst_summary(services, fake_slack, clock, 61)
     click(app, fake_slack, summary, cards.PAGE_NEXT, "U0SALES02", clock.now())
     page = fake_slack.messages[-1]
     assert page.ephemeral_to == "U0SALES02" and listed_ids(page) == list(range(27, 52))
@@ -285,11 +290,7 @@ def test_summary_pages_turn_for_the_clicker_alone(app, services, fake_slack, clo
 
 
 def test_a_broken_page_button_changes_nothing_and_says_so(app, services, fake_slack, clock):
-    with_burst_limit(services, 1)
-    many_leads(services, "A", 30)
-    clock.advance(timedelta(seconds=10))
-    services.sender.flush()
-    summary = fake_slack.in_channel("C0HANDOFF1")[-1]
+    summary = burst_summary(services, fake_slack, clock, 30)
     _, button = summary.find_element(cards.PAGE_NEXT)
     for value, says in (("x|2", "broken"), ("999|2", "no longer exists")):
         button["value"] = value

@@ -65,8 +65,12 @@ class CardView:
 
     @property
     def token(self) -> str:
-        """What the card showed when it was built: a click on an older card is stale."""
-        return f"{self.lead_id}|{self.status}|{self.owner or '-'}"
+        return card_token(self.lead_id, self.status, self.owner)
+
+
+def card_token(lead_id: int, status: str, owner: str | None) -> str:
+    """What a card showed when it was built: a click on an older card is stale."""
+    return f"{lead_id}|{status}|{owner or '-'}"
 
 
 def when(at: datetime, style: str = "{date_short_pretty} at {time}", tz: tzinfo = UTC) -> str:
@@ -197,7 +201,7 @@ class SummaryLine:
 
     @property
     def token(self) -> str:  # as its card's: the card it opens is read fresh anyway
-        return f"{self.lead_id}|{self.status}|{self.owner or '-'}"
+        return card_token(self.lead_id, self.status, self.owner)
 
 
 def summary_line(v: SummaryLine) -> dict[str, Any]:
