@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
-from bot.config import Config, WorkingHours, Workspace
+from bot.config import Config, WorkingHours, Workspace, hashed_once
 
 MAX_DAYS = 3660  # a search for working time gives up after ten years of holidays
 
@@ -27,6 +27,7 @@ def _public_holidays(spec: str | None, year: int) -> frozenset[date]:
     return frozenset(holidays_lib.country_holidays(country, subdiv=subdiv or None, years=year))
 
 
+@hashed_once
 @dataclass(frozen=True)
 class Calendar:
     tz: ZoneInfo

@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,18 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(days=d, hours=h, minutes=mins)
 
 
+def hashed_once(cls: type) -> type:
+    """A frozen dataclass that works out its hash once: calendars and their settings key
+    the caches that every lead routed looks up, and a dataclass hashes all its fields anew."""
+    def __hash__(self) -> int:
+        if (h := self.__dict__.get("_hash")) is None:
+            h = self.__dict__["_hash"] = hash(tuple(getattr(self, f.name) for f in fields(self)))
+        return h
+    cls.__hash__ = __hash__
+    return cls
+
+
+@hashed_once
 @dataclass(frozen=True)
 class WorkingHours:
     start: time
@@ -62,6 +74,7 @@ class WorkingHours:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
+@hashed_once
 @dataclass(frozen=True)
 class Workspace:
     timezone: str = "UTC"

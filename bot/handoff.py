@@ -81,19 +81,25 @@ class Handoffs:
             self._post(decision.owner.slack_id, card, lead.id,
                        f"lead:{lead.id}:dm:{decision.owner.slack_id}")
 
-    def finish(self) -> None:
-        """Show each burst that grew as it is now (the leads' rows must be written by
-        then), write back the routing state, and mark the owners' Homes stale, once for
-        all their new leads."""
+    def finish(self, *, show: bool = True) -> set[int]:
+        """Count each burst's new leads in and show it as it is now (the leads' rows must
+        be written by then), write back the routing state, and mark the owners' Homes
+        stale, once for all their new leads. The ids of the bursts that grew are returned:
+        an import shows them once at its end (`show=False`), not after every batch, but a
+        new burst's summary is queued at once all the same."""
+        grown = set()
         for burst, added in self._grown.items():
             burst.leads += added
             burst.window_leads += added
             burst.last_at = self.now
-            self._show(burst)
+            if show or burst.message_id is None:
+                show_burst(self.session, self.team_id, burst, self.config, self.now)
+            grown.add(burst.id)
         self._grown.clear()
         self.router.save()
         home.mark_stale(self.session, self._owners, self.now)
         self._owners.clear()
+        return grown
 
     def _post(self, channel: str, card: _Card, lead_id: int, ref: str) -> None:
         """The card itself or, in a burst, a line in the channel's summary. Slack takes about
@@ -127,17 +133,27 @@ class Handoffs:
             burst.window_at, burst.window_leads = self.now, 0
         return burst
 
-    def _show(self, burst: HandoffBurst) -> None:
-        """Post the summary, gathering lines for a few seconds first; once it is out, edit
-        it in place (one queued edit at a time, so an import is not a flood of edits)."""
-        message = cards.burst_summary(summary_page(self.session, burst, 1, self.config))
-        if burst.message_id is not None:
-            outbox.revise(self.session, burst.message_id, burst.channel, message, now=self.now)
-            return
-        posted = outbox.post(self.session, self.team_id, burst.channel, message, now=self.now,
-                             ref=f"burst:{burst.channel}", not_before=self.now + SUMMARY_GATHER)
-        self.session.flush()
-        burst.message_id = posted.id
+
+
+def show_bursts(session: Session, team_id: str, burst_ids: set[int], config: Config,
+                now: datetime) -> None:
+    for burst_id in sorted(burst_ids):
+        if (burst := bursts.get_burst(session, team_id, burst_id)) is not None:
+            show_burst(session, team_id, burst, config, now)
+
+
+def show_burst(session: Session, team_id: str, burst: HandoffBurst, config: Config,
+               now: datetime) -> None:
+    """Post a burst's summary, gathering lines for a few seconds first; once it is out,
+    edit it in place (one queued edit at a time, so an import is not a flood of edits)."""
+    message = cards.burst_summary(summary_page(session, burst, 1, config))
+    if burst.message_id is not None:
+        outbox.revise(session, burst.message_id, burst.channel, message, now=now)
+        return
+    posted = outbox.post(session, team_id, burst.channel, message, now=now,
+                         ref=f"burst:{burst.channel}", not_before=now + SUMMARY_GATHER)
+    session.flush()
+    burst.message_id = posted.id
 
 
 class _Card:

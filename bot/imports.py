@@ -13,15 +13,17 @@ import csv
 import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.ingest import MAX_BATCH, IngestResult
+from bot.handoff import show_bursts
+from bot.ingest import MAX_BATCH, IngestResult, check
 from bot.services import Services
-from bot.webhooks import store
+from bot.webhooks import Staged, stage
 from storage.imports import add_imported_file, get_imported_file
 
 log = logging.getLogger(__name__)
@@ -72,16 +74,44 @@ def import_csv(services: Services, entity: str, path: Path, *, mapping: str | No
     tz = services.config.workspace.tz
     summary = ImportSummary()
     rejected: list[tuple[dict[str, str], list[str]]] = []
-    with path.open(newline="", encoding="utf-8-sig") as f:
+
+    bursts: set[int] = set()  # their summaries are shown once, at the end
+
+    def commit(staged: Staged) -> IngestResult:
+        result = staged.commit(show_bursts=False)
+        bursts.update(staged.bursts)
+        return result
+
+    def stored(batch: list[dict[str, str]], committed: Future[IngestResult]) -> None:
+        result = committed.result()
+        _add(summary.result, result, offset=summary.rows)
+        rejected.extend((batch[r.index], r.errors) for r in result.rejected)
+        summary.rows += len(batch)
+        if progress:
+            progress(len(batch))
+
+    # Each batch is its own transaction. While one commits on the writer thread (inserting
+    # is the database's own work, done without the GIL), the next is read and checked.
+    with path.open(newline="", encoding="utf-8-sig") as f, \
+            ThreadPoolExecutor(1, thread_name_prefix="import") as writer:
         reader = csv.DictReader(f)
-        for batch in _batches(reader):
-            records = [_record(row, columns, tz) for row in batch]
-            result = store(services, entity, records, actor=actor)
-            _add(summary.result, result, offset=summary.rows)
-            rejected += [(batch[r.index], r.errors) for r in result.rejected]
-            summary.rows += len(batch)
-            if progress:
-                progress(len(batch))
+        committing: tuple[list[dict[str, str]], Future[IngestResult]] | None = None
+        try:
+            for batch in _batches(reader):
+                checked = check(entity, [_record(row, columns, tz) for row in batch])
+                if committing:
+                    stored(*committing)
+                committing = batch, writer.submit(commit, stage(services, entity, checked,
+                                                                actor=actor))
+            if committing:
+                stored(*committing)
+        finally:  # whatever stopped the import, what it stored is shown
+            if committing:
+                wait([committing[1]])
+            if bursts:
+                with services.transaction() as session:
+                    show_bursts(session, services.team_id, bursts, services.config,
+                                services.clock.now())
         fieldnames = list(reader.fieldnames or [])
     if rejected:
         summary.rejected_file = _write_rejected(path, fieldnames, rejected)

@@ -210,23 +210,36 @@ def key_of(entity: str, raw: Any, values: dict[str, Any]) -> str | None:
 # ------------------------------------------------------------------ upserts
 
 
-def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any], *, now: datetime,
-           actor: str, resolve_owner: Callable[[str], int | None],
-           config: Config | None = None, rows: Rows | None = None) -> IngestResult:
-    """Validate and upsert; new leads' history and nudges go into `rows` when given (the
-    caller writes them after routing, in one statement per table)."""
+@dataclass(frozen=True)
+class Checked:
+    """A batch validated, before anything is read or written: each good record's values
+    with its index in the batch, and the rejections."""
+    parsed: list[tuple[int, dict[str, Any]]]
+    rejected: list[Rejection]
+
+
+def check(entity: str, records: Sequence[Any]) -> Checked:
     if entity not in ENTITIES:
         raise ValueError(f"unknown entity {entity!r}; one of {', '.join(ENTITIES)}")
-    result = IngestResult()
-    parsed = []
+    parsed, rejected = [], []
     for index, raw in enumerate(records):
         values, errors = parse(entity, raw)
         if errors:
-            result.rejected.append(Rejection(index, key_of(entity, raw, values), errors))
+            rejected.append(Rejection(index, key_of(entity, raw, values), errors))
         else:
             parsed.append((index, values))
+    return Checked(parsed, rejected)
+
+
+def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any] | Checked, *,
+           now: datetime, actor: str, resolve_owner: Callable[[str], int | None],
+           config: Config | None = None, rows: Rows | None = None) -> IngestResult:
+    """Validate (unless `check`ed already) and upsert; new leads' history and nudges go into
+    `rows` when given (the caller writes them after routing, in one statement per table)."""
+    checked = records if isinstance(records, Checked) else check(entity, records)
+    result = IngestResult(rejected=list(checked.rejected))
     ctx = _Context(session, team_id, now, actor, resolve_owner, config or Config(), result, rows)
-    UPSERT[entity](ctx, parsed)
+    UPSERT[entity](ctx, checked.parsed)
     home.mark_stale(session, ctx.homes, now)
     return result
 

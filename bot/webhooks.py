@@ -13,14 +13,16 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from bot import directory
 from bot.handoff import Handoffs
-from bot.ingest import ENTITIES, MAX_BATCH, IngestResult, ingest
+from bot.ingest import ENTITIES, MAX_BATCH, Checked, IngestResult, ingest
 from bot.services import Services
-from storage.bulk import Rows
+from storage.bulk import Rows, Statement, execute
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 WINDOW_SECONDS = 300
@@ -69,10 +71,19 @@ def records_of(entity: str, data: Any) -> list[Any]:
     raise ValueError(f'send one JSON object, or {{"{entity}": [ ... ]}}')
 
 
-def store(services: Services, entity: str, records: Sequence[Any], *, actor: str) -> IngestResult:
+def store(services: Services, entity: str, records: Sequence[Any] | Checked, *,
+          actor: str) -> IngestResult:
     """Ingest in one transaction, then route and card every new lead in the same one."""
+    return stage(services, entity, records, actor=actor).commit()
+
+
+def stage(services: Services, entity: str, records: Sequence[Any] | Checked, *,
+          actor: str) -> Staged:
+    """The reading and deciding half of `store`: ingested, routed and carded in an open
+    transaction, the new rows' INSERTs prepared but not run."""
     now = services.clock.now()
-    with services.transaction() as session:
+    session = services.sessions()
+    try:
         def person(email: str):
             return directory.resolve_owner(session, services.team_id, email, slack=services.slack,
                                            config=services.config, now=now)
@@ -86,9 +97,33 @@ def store(services: Services, entity: str, records: Sequence[Any], *, actor: str
         with session.no_autoflush:  # new leads are written once, already routed and carded
             for lead in result.new_leads:
                 handoffs.hand_off(lead)
-        rows.write(session)
-        handoffs.finish()
-    return result
+        inserts = rows.prepare(session.get_bind().dialect)
+    except BaseException:
+        session.close()  # rolls back
+        raise
+    return Staged(services, session, result, handoffs, inserts)
+
+
+@dataclass
+class Staged:
+    """A batch staged by `stage`; `commit()` is the writing half, mostly the database's own
+    work, so an import runs it on another thread while it reads the next batch."""
+    services: Services
+    session: Session
+    result: IngestResult
+    handoffs: Handoffs
+    inserts: list[Statement]
+
+    bursts: set[int] = field(default_factory=set)  # the bursts it grew, once committed
+
+    def commit(self, *, show_bursts: bool = True) -> IngestResult:
+        """Write and commit; `show_bursts=False` leaves bursts' summaries to the caller."""
+        with self.session:
+            execute(self.session, self.inserts)
+            self.bursts = self.handoffs.finish(show=show_bursts)
+            self.session.commit()
+        self.services.wake_sender()
+        return self.result
 
 
 def _check_signature(services: Services, headers: Mapping[str, str], body: bytes) -> Answer | None:

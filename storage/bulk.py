@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, func, insert, select
+from sqlalchemy import JSON, Dialect, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from storage.models import Base, Lead
 from storage.types import UTCDateTime
 
 REPEATED = (UTCDateTime, JSON)  # column types whose values in a batch are mostly repeats
+# parameters per statement: what SQLite allows by default (999 before 3.32)
+SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+ROWS_PER_INSERT = 100  # one prepared statement the driver keeps and reuses
 
 
 def next_id(session: Session, model: type) -> int:
@@ -62,56 +67,101 @@ class Rows:
         return draft
 
     def write(self, session: Session) -> None:
-        """Flush the ORM first, then each table before the ones that point at it."""
-        session.flush()
+        execute(session, self.prepare(session.get_bind().dialect))
+
+    def prepare(self, dialect: Dialect) -> list[Statement]:
+        """The INSERTs, each table before the ones that point at it, with their parameters
+        bound: ready for `execute`, which then leaves only the database's own work."""
+        statements = []
         for table in Base.metadata.sorted_tables:
             shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for row in self._rows.pop(table, ()):
                 shapes.setdefault(tuple(row), []).append(row)
             for keys, alike in shapes.items():
-                insert_many(session.connection(), table, keys, alike)
+                statements += _inserts(dialect, table, keys, alike)
+        return statements
 
 
-def insert_many(conn: Connection, table: Table, keys: tuple[str, ...],
-                rows: list[dict[str, Any]]) -> None:
-    """One executemany at the driver, with each column's own bind processor applied only
-    where it has one: SQLAlchemy's executemany builds and processes every row's parameters
-    in general code, a third of a batch of new leads' cost."""
-    defaults = {c.key: c.default.arg for c in table.columns  # what SQLAlchemy would fill in
-                if c.key not in keys and c.default is not None and c.default.is_scalar}
-    if defaults:
-        rows, keys = [defaults | row for row in rows], (*keys, *defaults)
-    compiled = insert(table).compile(dialect=conn.dialect, column_keys=list(keys))
-    order = compiled.positiontup if compiled.positional else list(keys)
-    processors = [(i, _memo(p) if isinstance(table.c[name].type, REPEATED) else p)
-                  for i, name in enumerate(order)
-                  if (p := table.c[name].type._cached_bind_processor(conn.dialect))]
-    get = itemgetter(*order)
-    params = []
-    for row in rows:
-        values = list(get(row)) if len(order) > 1 else [row[order[0]]]
-        for i, process in processors:
-            if values[i] is not None:  # most of a new lead's stage times are still empty
-                values[i] = process(values[i])
-        params.append(tuple(values) if compiled.positional else dict(zip(order, values, strict=True)))
-    conn.exec_driver_sql(compiled.string, params)
+Statement = tuple[str, Any]  # SQL and its parameters, as the driver takes them
+
+
+def execute(session: Session, statements: list[Statement]) -> None:
+    """Flush the ORM first (the rows may point at what it holds), then the statements."""
+    session.flush()
+    conn = session.connection()
+    for sql, params in statements:
+        conn.exec_driver_sql(sql, params)
+
+
+def _inserts(dialect: Dialect, table: Table, keys: tuple[str, ...],
+             rows: list[dict[str, Any]]) -> list[Statement]:
+    """Parameters bound a column at a time, and only in columns whose type has a bind
+    processor: SQLAlchemy's executemany builds and processes every row's parameters in
+    general code, a third of a batch of new leads' cost. A column empty in every row is
+    left out (NULL all the same): binding None is the driver's slowest case, and a new
+    lead's later stage times are all empty."""
+    columns = {key: list(map(itemgetter(key), rows)) for key in keys}
+    for c in table.columns:
+        if c.key in columns and c.server_default is None and \
+                columns[c.key].count(None) == len(rows):
+            del columns[c.key]
+        elif c.key not in columns and c.default is not None and c.default.is_scalar:
+            columns[c.key] = [c.default.arg] * len(rows)  # what SQLAlchemy would fill in
+    sql, order, positional = _insert(dialect, table, tuple(columns))
+    for name in order:
+        if process := table.c[name].type._cached_bind_processor(dialect):
+            if isinstance(table.c[name].type, REPEATED):
+                process = _memo(process)
+            columns[name] = [v if v is None else process(v) for v in columns[name]]
+    values = list(zip(*(columns[name] for name in order), strict=True))
+    if not positional:  # psycopg pipelines an executemany itself
+        return [(sql, [dict(zip(order, row, strict=True)) for row in values])]
+    return _values_lists(sql, values)
+
+
+@lru_cache(maxsize=256)
+def _insert(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[str, list[str], bool]:
+    """An INSERT's SQL, its parameters' order and whether they are positional."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    return compiled.string, compiled.positiontup if compiled.positional else list(keys), \
+        compiled.positional
+
+
+def _values_lists(sql: str, values: list[tuple]) -> list[Statement]:
+    """On SQLite, INSERT ... VALUES (...), (...) of a fixed number of rows: parsed once,
+    then run as one step for all of them instead of a bind, step and reset per row. The
+    rows left over go in one executemany."""
+    per = max(1, min(ROWS_PER_INSERT, SQLITE_MAX_VARIABLES // len(values[0])))
+    whole = len(values) - len(values) % per
+    head, _, row = sql.partition(" VALUES ")
+    many = f"{head} VALUES {', '.join([row] * per)}"
+    statements: list[Statement] = [(many, tuple(chain.from_iterable(values[start:start + per])))
+                                   for start in range(0, whole, per)]
+    if whole < len(values):
+        statements.append((sql, values[whole:]))
+    return statements
 
 
 def _memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A bind processor that converts each distinct value once: a batch's times are mostly
     the same few instants (now, and the due times it leads to), and its events' data the
-    same few routing decisions. Values are known by what they bind to: a time by its UTC
-    instant, data by its items and their types (True and 1 are equal, but not the same
-    JSON). Anything unhashable (nested lists or dicts) is converted every time."""
-    done: dict[Any, Any] = {}
+    same few routing decisions. The same object is known by its id (only for the one
+    statement's values, which stay alive meanwhile). Equal values are known by what they
+    bind to: a time by its UTC instant, data by its items and their types (True and 1 are
+    equal, but not the same JSON). Anything unhashable (nested lists or dicts) is
+    converted every time."""
+    by_id: dict[int, Any] = {}
+    by_key: dict[Any, Any] = {}
 
     def memo(value: Any) -> Any:
-        try:
-            key = _key(value)
-            if (bound := done.get(key)) is None:
-                bound = done[key] = process(value)
-        except TypeError:
-            return process(value)
+        if (bound := by_id.get(id(value))) is None:
+            try:
+                key = _key(value)
+                if (bound := by_key.get(key)) is None:
+                    bound = by_key[key] = process(value)
+            except TypeError:
+                return process(value)
+            by_id[id(value)] = bound
         return bound
     return memo
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from datetime import timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
+from bot import imports
 from bot.cli import main
 from bot.imports import import_csv, import_dropped
-from storage.models import Lead
+from storage.models import Lead, OutboxMessage
 
 
 def write(path, header, rows):
@@ -87,3 +90,52 @@ def test_cli_import_prints_a_summary(services, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert '"created": 1' in out and "deals.rejected.csv" in out
     assert main(["import", "deals", str(tmp_path / "missing.csv")]) == 2
+
+
+def many_rows(tmp_path, n):
+    return write(tmp_path / "leads.csv", ["external_id", "source", "name"],
+                 [[f"L-{i:03d}", "webinar", f"Person {i}"] for i in range(n)])
+
+
+@pytest.fixture
+def small_batches(services, monkeypatch):
+    """Batches of 10 rows and bursts past 2 cards: an import of dozens of rows behaves as
+    one of many thousands does."""
+    monkeypatch.setattr(imports, "MAX_BATCH", 10)
+    services.config = dataclasses.replace(
+        services.config, handoff=dataclasses.replace(services.config.handoff, burst_limit=2))
+
+
+def channel_summary(services, fake_slack):
+    services.clock.advance(timedelta(seconds=10))  # a summary gathers lines first
+    services.sender.flush()
+    return fake_slack.in_channel("C0HANDOFF1")
+
+
+def test_an_import_shows_each_burst_once_with_every_lead_it_stored(
+        services, fake_slack, small_batches, tmp_path):
+    summary = import_csv(services, "leads", many_rows(tmp_path, 45))
+    assert summary.result.created == 45
+    with services.sessions.begin() as s:  # summaries are shown once, at the end: no edits
+        assert s.scalar(select(func.count()).where(OutboxMessage.method == "chat.update")) == 0
+    channel = channel_summary(services, fake_slack)
+    assert len(channel) == 3 and channel[-1].text == "43 new leads arrived at once"
+    assert channel[-1].updates == 0  # rewritten while it gathered, never edited
+
+
+def test_an_import_that_fails_midway_keeps_and_shows_what_it_stored(
+        services, fake_slack, small_batches, tmp_path, monkeypatch):
+    staged = []
+
+    def stage(*args, **kwargs):
+        if len(staged) == 3:
+            raise RuntimeError("database went away")
+        staged.append(1)
+        return real_stage(*args, **kwargs)
+    real_stage = imports.stage
+    monkeypatch.setattr(imports, "stage", stage)
+    with pytest.raises(RuntimeError, match="went away"):
+        import_csv(services, "leads", many_rows(tmp_path, 45))
+    assert len(leads(services)) == 30  # the three batches before the failure
+    channel = channel_summary(services, fake_slack)
+    assert channel[-1].text == "28 new leads arrived at once"  # all but the 2 cards

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -194,6 +194,26 @@ def test_rows_written_in_bulk_get_the_column_defaults_they_leave_out(services, c
     with services.sessions.begin() as s:
         nudge = s.scalars(select(Nudge)).one()
         assert (nudge.state, nudge.held, nudge.due_at) == ("pending", False, clock.now())
+
+
+def test_rows_written_in_bulk_come_back_whole_past_one_statements_worth(services, clock):
+    from storage.bulk import ROWS_PER_INSERT, Rows
+
+    n = ROWS_PER_INSERT * 2 + 7  # two statements of many rows, then the rest
+    with services.transaction() as s:
+        lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=clock.now(),
+                    mql_at=clock.now(), updated_at=clock.now())
+        s.add(lead)
+        s.flush()
+        batch = Rows()
+        for i in range(n):  # `data` is empty in every row: the column is left out, still NULL
+            batch.add(LeadEvent, {"team_id": "T1", "lead_id": lead.id, "kind": "updated",
+                                 "from_status": None, "to_status": "new", "actor": f"a{i}",
+                                 "at": clock.now() + timedelta(minutes=i % 3), "data": None})
+        batch.write(s)
+    events = rows(services, LeadEvent)
+    assert [(e.actor, e.at, e.data) for e in events] == [
+        (f"a{i}", clock.now() + timedelta(minutes=i % 3), None) for i in range(n)]
 
 
 def test_rows_written_in_bulk_keep_each_value_though_repeats_are_bound_once(services, clock):
