@@ -40,7 +40,7 @@ class Calendar:
     def of(cls, config: Config, timezone: str | None = None,
            hours: WorkingHours | None = None) -> Calendar:
         """The workspace calendar, in a person's own timezone and hours when they have them."""
-        return _calendar(config.workspace, timezone, hours)
+        return workspace_calendar(config.workspace, timezone, hours)
 
     def is_working_day(self, day: date) -> bool:
         return (day.weekday() in self.days and day not in self.extra
@@ -104,7 +104,8 @@ class Calendar:
 
 # A batch of leads routed at one instant asks the same questions thousands of times.
 @lru_cache(maxsize=256)
-def _calendar(ws: Workspace, timezone: str | None, hours: WorkingHours | None) -> Calendar:
+def workspace_calendar(ws: Workspace, timezone: str | None = None,
+                       hours: WorkingHours | None = None) -> Calendar:
     return Calendar(tz=ZoneInfo(timezone or ws.timezone), days=ws.working_days,
                     hours=hours or ws.working_hours, holidays=ws.holidays,
                     extra=frozenset(ws.extra_holidays))

@@ -13,7 +13,7 @@ import csv
 import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.handoff import show_bursts
-from bot.ingest import MAX_BATCH, IngestResult, check
+from bot.ingest import MAX_BATCH, Checked, IngestResult, check
 from bot.services import Services
 from bot.webhooks import Staged, stage
 from storage.imports import add_imported_file, get_imported_file
@@ -72,50 +72,77 @@ def import_csv(services: Services, entity: str, path: Path, *, mapping: str | No
     """Import every row; `progress(n)` is told after each batch of n rows."""
     columns = _mapping(entity, mapping)
     tz = services.config.workspace.tz
-    summary = ImportSummary()
-    rejected: list[tuple[dict[str, str], list[str]]] = []
+    pipeline = _Pipeline(services, entity, actor, progress)
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        pipeline.run((batch, check(entity, [_record(row, columns, tz) for row in batch]))
+                     for batch in _batches(reader))
+        fieldnames = list(reader.fieldnames or [])
+    summary = pipeline.summary
+    if pipeline.rejected:
+        summary.rejected_file = _write_rejected(path, fieldnames, pipeline.rejected)
+    return summary
 
-    bursts: set[int] = set()  # their summaries are shown once, at the end
 
-    def commit(staged: Staged) -> IngestResult:
+class _Pipeline:
+    """Batches, each its own transaction. While one commits on the writer thread (inserting
+    is the database's own work, done without the GIL), the next is read and checked. The
+    bursts' summaries are shown once, at the end (a new one is queued at once anyway)."""
+
+    def __init__(self, services: Services, entity: str, actor: str,
+                 progress: Callable[[int], None] | None):
+        self.services, self.entity, self.actor, self.progress = services, entity, actor, progress
+        self.summary = ImportSummary()
+        self.rejected: list[tuple[dict[str, str], list[str]]] = []
+        self.bursts: set[int] = set()
+        self._committing: tuple[list[dict[str, str]], Future[IngestResult]] | None = None
+
+    def run(self, batches: Iterator[tuple[list[dict[str, str]], Checked]]) -> None:
+        with ThreadPoolExecutor(1, thread_name_prefix="import") as writer:
+            try:
+                for batch, checked in batches:
+                    self._collect()
+                    staged = stage(self.services, self.entity, checked, actor=self.actor)
+                    self._committing = batch, writer.submit(self._commit, staged)
+                self._collect()
+            finally:
+                self._settle()
+
+    def _commit(self, staged: Staged) -> IngestResult:
         result = staged.commit(show_bursts=False)
-        bursts.update(staged.bursts)
+        self.bursts.update(staged.bursts)
         return result
 
-    def stored(batch: list[dict[str, str]], committed: Future[IngestResult]) -> None:
+    def _collect(self) -> None:
+        """Count in the batch that was committing (raising what stopped it)."""
+        if self._committing is None:
+            return
+        batch, committed = self._committing
+        self._committing = None
         result = committed.result()
-        _add(summary.result, result, offset=summary.rows)
-        rejected.extend((batch[r.index], r.errors) for r in result.rejected)
-        summary.rows += len(batch)
-        if progress:
-            progress(len(batch))
+        _add(self.summary.result, result, offset=self.summary.rows)
+        self.rejected.extend((batch[r.index], r.errors) for r in result.rejected)
+        self.summary.rows += len(batch)
+        if self.progress:
+            self.progress(len(batch))
 
-    # Each batch is its own transaction. While one commits on the writer thread (inserting
-    # is the database's own work, done without the GIL), the next is read and checked.
-    with path.open(newline="", encoding="utf-8-sig") as f, \
-            ThreadPoolExecutor(1, thread_name_prefix="import") as writer:
-        reader = csv.DictReader(f)
-        committing: tuple[list[dict[str, str]], Future[IngestResult]] | None = None
+    def _settle(self) -> None:
+        """Whatever stopped the import: the batch in flight ends, and what was stored is
+        shown. Neither may hide why the import stopped, nor fail one that went well."""
+        if self._committing is not None:
+            batch, committed = self._committing
+            if (error := committed.exception()) is not None:
+                log.error("import: rows %d to %d were not stored: %s", self.summary.rows + 1,
+                          self.summary.rows + len(batch), error)
+        if not self.bursts:
+            return
         try:
-            for batch in _batches(reader):
-                checked = check(entity, [_record(row, columns, tz) for row in batch])
-                if committing:
-                    stored(*committing)
-                committing = batch, writer.submit(commit, stage(services, entity, checked,
-                                                                actor=actor))
-            if committing:
-                stored(*committing)
-        finally:  # whatever stopped the import, what it stored is shown
-            if committing:
-                wait([committing[1]])
-            if bursts:
-                with services.transaction() as session:
-                    show_bursts(session, services.team_id, bursts, services.config,
-                                services.clock.now())
-        fieldnames = list(reader.fieldnames or [])
-    if rejected:
-        summary.rejected_file = _write_rejected(path, fieldnames, rejected)
-    return summary
+            with self.services.transaction() as session:
+                show_bursts(session, self.services.team_id, self.bursts, self.services.config,
+                            self.services.clock.now())
+        except Exception:
+            log.exception("import: the leads are stored, but their summaries in Slack could "
+                          "not be brought up to date")
 
 
 def import_dropped(services: Services, folder: Path, now: datetime) -> list[tuple[Path, ImportSummary]]:

@@ -21,8 +21,8 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
-from bot.calendar import Calendar
-from bot.config import Config, WorkingHours
+from bot.calendar import Calendar, workspace_calendar
+from bot.config import Config, WorkingHours, Workspace
 from storage import routing as queries
 from storage.models import Lead, Person, RoutingState
 
@@ -59,15 +59,16 @@ def pick(deficits: dict[str, float], weights: dict[str, int], eligible: Sequence
 
 
 def person_calendar(config: Config, person: Person) -> Calendar:
-    return Calendar.of(config, person.timezone, _hours(person.working_hours))
+    return _person_calendar(config.workspace, person.timezone, person.working_hours)
 
 
-@lru_cache(maxsize=64)
-def _hours(text: str | None) -> WorkingHours | None:
-    if not text:
-        return None
-    start, end = text.split("-")
-    return WorkingHours(*(datetime.strptime(t, "%H:%M").time() for t in (start, end)))  # noqa: DTZ007
+@lru_cache(maxsize=256)  # asked for every lead routed, by people's settings as they are now
+def _person_calendar(workspace: Workspace, timezone: str | None, hours: str | None) -> Calendar:
+    own = None
+    if hours:  # "09:00-17:00"
+        own = WorkingHours(*(datetime.strptime(t, "%H:%M").time()  # noqa: DTZ007
+                             for t in hours.split("-")))
+    return workspace_calendar(workspace, timezone, own)
 
 
 @dataclass(frozen=True)

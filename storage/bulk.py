@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache, lru_cache
@@ -17,8 +16,7 @@ from storage.models import Base, Lead
 from storage.types import UTCDateTime
 
 REPEATED = (UTCDateTime, JSON)  # column types whose values in a batch are mostly repeats
-# parameters per statement: what SQLite allows by default (999 before 3.32)
-SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+SQLITE_MAX_VARIABLES = 999  # parameters per statement: the least any SQLite build allows by default
 ROWS_PER_INSERT = 100  # one prepared statement the driver keeps and reuses
 
 
@@ -102,17 +100,16 @@ def _inserts(dialect: Dialect, table: Table, keys: tuple[str, ...],
     lead's later stage times are all empty."""
     columns = {key: list(map(itemgetter(key), rows)) for key in keys}
     for c in table.columns:
-        if c.key in columns and c.server_default is None and \
+        if c.key not in columns:
+            if c.default is not None and c.default.is_scalar:
+                columns[c.key] = [c.default.arg] * len(rows)  # what SQLAlchemy would fill in
+        elif c.default is None and c.server_default is None and \
                 columns[c.key].count(None) == len(rows):
             del columns[c.key]
-        elif c.key not in columns and c.default is not None and c.default.is_scalar:
-            columns[c.key] = [c.default.arg] * len(rows)  # what SQLAlchemy would fill in
     sql, order, positional = _insert(dialect, table, tuple(columns))
     for name in order:
         if process := table.c[name].type._cached_bind_processor(dialect):
-            if isinstance(table.c[name].type, REPEATED):
-                process = _memo(process)
-            columns[name] = [v if v is None else process(v) for v in columns[name]]
+            columns[name] = _bind(columns[name], process, isinstance(table.c[name].type, REPEATED))
     values = list(zip(*(columns[name] for name in order), strict=True))
     if not positional:  # psycopg pipelines an executemany itself
         return [(sql, [dict(zip(order, row, strict=True)) for row in values])]
@@ -140,6 +137,15 @@ def _values_lists(sql: str, values: list[tuple]) -> list[Statement]:
     if whole < len(values):
         statements.append((sql, values[whole:]))
     return statements
+
+
+def _bind(column: list[Any], process: Callable[[Any], Any], repeated: bool) -> list[Any]:
+    first = column[0]
+    if first is not None and all(v is first for v in column):  # one value in every row: now
+        return [process(first)] * len(column)
+    if repeated:
+        process = _memo(process)
+    return [v if v is None else process(v) for v in column]
 
 
 def _memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:

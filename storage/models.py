@@ -398,7 +398,7 @@ class HandoffBurst(Base):
     They are listed in one summary message (`message_id`), read a page at a time from
     `handoff_burst_leads`. A burst stays open while leads keep coming (`last_at` less than
     a minute ago, and more than the burst limit a minute), so an import of any size is one
-    message per channel, edited as it grows."""
+    message per channel: edited as webhook batches come, and once at the end of a CSV import."""
 
     __tablename__ = "handoff_bursts"
     __table_args__ = (Index("ix_handoff_bursts_team_channel_last", "team_id", "channel", "last_at"),)

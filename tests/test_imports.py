@@ -7,12 +7,12 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot import imports
 from bot.cli import main
 from bot.imports import import_csv, import_dropped
-from storage.models import Lead, OutboxMessage
+from storage.models import Lead
 
 
 def write(path, header, rows):
@@ -112,15 +112,17 @@ def channel_summary(services, fake_slack):
     return fake_slack.in_channel("C0HANDOFF1")
 
 
-def test_an_import_shows_each_burst_once_with_every_lead_it_stored(
+def test_an_import_edits_each_burst_summary_once_at_its_end(
         services, fake_slack, small_batches, tmp_path):
-    summary = import_csv(services, "leads", many_rows(tmp_path, 45))
+    def between_batches(_rows):  # the sender at work while the import runs
+        services.clock.advance(timedelta(seconds=10))
+        services.sender.flush()
+
+    summary = import_csv(services, "leads", many_rows(tmp_path, 45), progress=between_batches)
     assert summary.result.created == 45
-    with services.sessions.begin() as s:  # summaries are shown once, at the end: no edits
-        assert s.scalar(select(func.count()).where(OutboxMessage.method == "chat.update")) == 0
     channel = channel_summary(services, fake_slack)
-    assert len(channel) == 3 and channel[-1].text == "43 new leads arrived at once"
-    assert channel[-1].updates == 0  # rewritten while it gathered, never edited
+    assert len(channel) == 3  # 2 cards, then one summary: posted early, edited once at the end
+    assert channel[-1].text == "43 new leads arrived at once" and channel[-1].updates == 1
 
 
 def test_an_import_that_fails_midway_keeps_and_shows_what_it_stored(
@@ -139,3 +141,38 @@ def test_an_import_that_fails_midway_keeps_and_shows_what_it_stored(
     assert len(leads(services)) == 30  # the three batches before the failure
     channel = channel_summary(services, fake_slack)
     assert channel[-1].text == "28 new leads arrived at once"  # all but the 2 cards
+
+
+def test_a_batch_that_fails_to_commit_is_reported_though_reading_fails_too(
+        services, small_batches, tmp_path, monkeypatch, caplog):
+    commits = []
+
+    def commit(self, **kwargs):
+        commits.append(1)
+        if len(commits) == 2:
+            self.session.close()
+            raise RuntimeError("disk full")
+        return real_commit(self, **kwargs)
+    real_commit = imports.Staged.commit
+    monkeypatch.setattr(imports.Staged, "commit", commit)
+
+    def record(row, *args):
+        if row["external_id"] == "L-025":  # reading stops in the next batch
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+        return real_record(row, *args)
+    real_record = imports._record
+    monkeypatch.setattr(imports, "_record", record)
+    with pytest.raises(UnicodeDecodeError):
+        import_csv(services, "leads", many_rows(tmp_path, 45))
+    assert "rows 11 to 20 were not stored: disk full" in caplog.text
+    assert len(leads(services)) == 10
+
+
+def test_a_summary_that_cannot_be_shown_does_not_fail_the_import(
+        services, small_batches, tmp_path, monkeypatch, caplog):
+    def show_bursts(*args):
+        raise RuntimeError("database is locked")
+    monkeypatch.setattr(imports, "show_bursts", show_bursts)
+    summary = import_csv(services, "leads", many_rows(tmp_path, 45))
+    assert summary.result.created == 45 and len(leads(services)) == 45
+    assert "summaries in Slack could not be brought up to date" in caplog.text

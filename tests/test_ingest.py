@@ -196,6 +196,24 @@ def test_rows_written_in_bulk_get_the_column_defaults_they_leave_out(services, c
         assert (nudge.state, nudge.held, nudge.due_at) == ("pending", False, clock.now())
 
 
+def test_an_empty_value_written_in_bulk_is_null_not_the_columns_default(services, clock):
+    from sqlalchemy.exc import IntegrityError
+
+    from storage.bulk import Rows
+
+    with services.transaction() as s:
+        lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=clock.now(),
+                    mql_at=clock.now(), updated_at=clock.now())
+        s.add(lead)
+        s.flush()
+        batch = Rows()
+        for _ in range(3):  # `held` has a default and may not be NULL: refused, as the ORM would
+            batch.add(Nudge, {"team_id": "T1", "lead_id": lead.id, "stage": "card",
+                              "due_at": clock.now(), "state": "pending", "held": None})
+        with pytest.raises(IntegrityError):
+            batch.write(s)
+
+
 def test_rows_written_in_bulk_come_back_whole_past_one_statements_worth(services, clock):
     from storage.bulk import ROWS_PER_INSERT, Rows
 
