@@ -24,6 +24,7 @@ from bot.handoff import show_bursts
 from bot.ingest import MAX_BATCH, Checked, IngestResult, check
 from bot.services import Services
 from bot.webhooks import Staged, stage
+from storage.db import wal_checkpoints
 from storage.imports import add_imported_file, get_imported_file
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,14 @@ class _Pipeline:
         self._committing: tuple[list[dict[str, str]], Future[IngestResult]] | None = None
 
     def run(self, batches: Iterator[tuple[list[dict[str, str]], Checked]]) -> None:
-        with ThreadPoolExecutor(1, thread_name_prefix="import") as writer:
+        with wal_checkpoints(self.services.engine) as checkpoint, \
+                ThreadPoolExecutor(1, thread_name_prefix="import") as writer:
             try:
                 for batch, checked in batches:
                     self._collect()
                     staged = stage(self.services, self.entity, checked, actor=self.actor)
                     self._committing = batch, writer.submit(self._commit, staged)
+                    writer.submit(checkpoint)  # while the next batch is staged
                 self._collect()
             finally:
                 self._settle()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache, lru_cache
@@ -16,8 +17,9 @@ from storage.models import Base, Lead
 from storage.types import UTCDateTime
 
 REPEATED = (UTCDateTime, JSON)  # column types whose values in a batch are mostly repeats
-SQLITE_MAX_VARIABLES = 999  # parameters per statement: the least any SQLite build allows by default
-ROWS_PER_INSERT = 100  # one prepared statement the driver keeps and reuses
+# Rows per SQLite INSERT: few statements, so a batch's writing seldom waits for the GIL
+# (and one prepared statement the driver keeps and reuses).
+ROWS_PER_INSERT = 500
 
 
 def next_id(session: Session, model: type) -> int:
@@ -80,15 +82,20 @@ class Rows:
         return statements
 
 
-Statement = tuple[str, Any]  # SQL and its parameters, as the driver takes them
+Statement = tuple[str, list[Any]]  # an INSERT of one row, and each row's parameters
 
 
 def execute(session: Session, statements: list[Statement]) -> None:
-    """Flush the ORM first (the rows may point at what it holds), then the statements."""
+    """Flush the ORM first (the rows may point at what it holds), then the statements:
+    psycopg pipelines an executemany itself; on SQLite, see `_values_lists`."""
     session.flush()
     conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    limit = conn.connection.dbapi_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) \
+        if sqlite else 0
     for sql, params in statements:
-        conn.exec_driver_sql(sql, params)
+        for part in _values_lists(sql, params, limit) if sqlite else [(sql, params)]:
+            conn.exec_driver_sql(*part)
 
 
 def _inserts(dialect: Dialect, table: Table, keys: tuple[str, ...],
@@ -111,9 +118,9 @@ def _inserts(dialect: Dialect, table: Table, keys: tuple[str, ...],
         if process := table.c[name].type._cached_bind_processor(dialect):
             columns[name] = _bind(columns[name], process, isinstance(table.c[name].type, REPEATED))
     values = list(zip(*(columns[name] for name in order), strict=True))
-    if not positional:  # psycopg pipelines an executemany itself
+    if not positional:
         return [(sql, [dict(zip(order, row, strict=True)) for row in values])]
-    return _values_lists(sql, values)
+    return [(sql, values)]
 
 
 @lru_cache(maxsize=256)
@@ -124,19 +131,24 @@ def _insert(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[str,
         compiled.positional
 
 
-def _values_lists(sql: str, values: list[tuple]) -> list[Statement]:
-    """On SQLite, INSERT ... VALUES (...), (...) of a fixed number of rows: parsed once,
-    then run as one step for all of them instead of a bind, step and reset per row. The
-    rows left over go in one executemany."""
-    per = max(1, min(ROWS_PER_INSERT, SQLITE_MAX_VARIABLES // len(values[0])))
+def _values_lists(sql: str, values: list[tuple], limit: int) -> list[tuple[str, Any]]:
+    """INSERT ... VALUES (...), (...) of a fixed number of rows, as many as SQLite takes
+    parameters: parsed once, then one step (without the GIL) for all of them instead of a
+    bind, step and reset per row. The rows left over go in one executemany."""
+    per = max(1, min(ROWS_PER_INSERT, limit // len(values[0])))
     whole = len(values) - len(values) % per
-    head, _, row = sql.partition(" VALUES ")
-    many = f"{head} VALUES {', '.join([row] * per)}"
-    statements: list[Statement] = [(many, tuple(chain.from_iterable(values[start:start + per])))
-                                   for start in range(0, whole, per)]
+    many = _many(sql, per)
+    statements = [(many, tuple(chain.from_iterable(values[start:start + per])))
+                  for start in range(0, whole, per)]
     if whole < len(values):
         statements.append((sql, values[whole:]))
     return statements
+
+
+@lru_cache(maxsize=64)
+def _many(sql: str, rows: int) -> str:
+    head, _, row = sql.partition(" VALUES ")
+    return f"{head} VALUES {', '.join([row] * rows)}"
 
 
 def _bind(column: list[Any], process: Callable[[Any], Any], repeated: bool) -> list[Any]:

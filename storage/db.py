@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -62,3 +64,19 @@ def ping(engine: Engine) -> None:
     """Raise when the database does not answer (the health check)."""
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+@contextmanager
+def wal_checkpoints(engine: Engine) -> Iterator[Callable[[], None]]:
+    """A checkpoint of SQLite's write-ahead log on a connection of its own, for a bulk
+    writer to run between its commits: otherwise the commit that fills the log copies it
+    into the database and waits for the disk, while nothing else can go on. If one fails,
+    commits checkpoint as they always do. A no-op on PostgreSQL and in memory."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        yield lambda: None
+        return
+    raw = engine.raw_connection()
+    try:
+        yield lambda: raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        raw.close()

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from datetime import timedelta
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bot import imports
 from bot.cli import main
 from bot.imports import import_csv, import_dropped
+from storage.db import make_engine, wal_checkpoints
+from storage.migrate import upgrade
 from storage.models import Lead
+
+NOW = datetime(2026, 11, 24, 15, tzinfo=UTC)
 
 
 def write(path, header, rows):
@@ -176,3 +182,18 @@ def test_a_summary_that_cannot_be_shown_does_not_fail_the_import(
     summary = import_csv(services, "leads", many_rows(tmp_path, 45))
     assert summary.result.created == 45 and len(leads(services)) == 45
     assert "summaries in Slack could not be brought up to date" in caplog.text
+
+
+def test_a_wal_checkpoint_puts_what_was_committed_into_the_database_file(tmp_path):
+    path = tmp_path / "a.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with wal_checkpoints(engine) as checkpoint:
+        with engine.begin() as conn:
+            conn.execute(insert(Lead), [{"team_id": "T1", "external_id": f"L-{i}", "source": "x",
+                                         "created_at": NOW, "updated_at": NOW} for i in range(50)])
+        checkpoint()
+        shutil.copy(path, tmp_path / "alone.db")  # the database file without its log
+    engine.dispose()
+    with sqlite3.connect(tmp_path / "alone.db") as alone:
+        assert alone.execute("SELECT count(*) FROM leads").fetchone() == (50,)
