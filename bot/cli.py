@@ -128,6 +128,7 @@ def cmd_config_check(args) -> int:
 
 
 def cmd_import(args) -> int:
+    import csv
     import json
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -138,16 +139,24 @@ def cmd_import(args) -> int:
         print(f"alignbot: no file {args.file}", file=sys.stderr)
         return 2
     services = _local_services()
-    with args.file.open(encoding="utf-8-sig") as f:
+    with args.file.open("rb") as f:  # for the progress bar: a bad byte is the import's to report
         total = max(sum(1 for _ in f) - 1, 0)
+    done = 0
+
+    def advance(rows: int) -> None:
+        nonlocal done
+        done += rows
+        bar.advance(task, rows)
+
     with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
         task = bar.add_task(args.file.name, total=total)
         try:
             summary = import_csv(services, args.entity, args.file, mapping=args.mapping,
-                                 progress=lambda n: bar.advance(task, n))
-        except ValueError as exc:
-            print(f"alignbot: {exc}", file=sys.stderr)
+                                 progress=advance)
+        except (ValueError, csv.Error) as exc:
+            kept = f" (the {done:,} rows before it are imported)" if done else ""
+            print(f"alignbot: {exc}{kept}", file=sys.stderr)
             return 2
     print(json.dumps(summary.as_dict(), indent=2))
     return 0

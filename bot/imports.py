@@ -137,6 +137,8 @@ class _Pipeline:
             if (error := committed.exception()) is not None:
                 log.error("import: rows %d to %d were not stored: %s", self.summary.rows + 1,
                           self.summary.rows + len(batch), error)
+            else:
+                self._collect()  # stored: counted and told, like the batches before it
         if not self.bursts:
             return
         try:

@@ -197,3 +197,17 @@ def test_a_wal_checkpoint_puts_what_was_committed_into_the_database_file(tmp_pat
     engine.dispose()
     with sqlite3.connect(tmp_path / "alone.db") as alone:
         assert alone.execute("SELECT count(*) FROM leads").fetchone() == (50,)
+
+
+def test_cli_import_of_a_file_broken_midway_says_how_far_it_got(
+        services, small_batches, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("bot.cli._local_services", lambda: services)
+    path = many_rows(tmp_path, 1500)
+    data = path.read_bytes()
+    cut = data.index(b"L-1400")
+    path.write_bytes(data[:cut] + b"\xff" + data[cut:])  # not UTF-8, far past the first read
+    assert main(["import", "leads", str(path)]) == 2
+    err = capsys.readouterr().err
+    stored = len(leads(services))
+    assert "can't decode byte 0xff" in err and f"the {stored:,} rows before it are imported" in err
+    assert 0 < stored < 1400 and stored % 10 == 0  # whole batches, each stored or not at all
