@@ -128,12 +128,11 @@ def cmd_config_check(args) -> int:
 
 
 def cmd_import(args) -> int:
-    import csv
     import json
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from bot.imports import import_csv
+    from bot.imports import ImportStopped, import_csv
 
     if not args.file.is_file():
         print(f"alignbot: no file {args.file}", file=sys.stderr)
@@ -141,22 +140,21 @@ def cmd_import(args) -> int:
     services = _local_services()
     with args.file.open("rb") as f:  # for the progress bar: a bad byte is the import's to report
         total = max(sum(1 for _ in f) - 1, 0)
-    done = 0
-
-    def advance(rows: int) -> None:
-        nonlocal done
-        done += rows
-        bar.advance(task, rows)
-
     with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
         task = bar.add_task(args.file.name, total=total)
         try:
             summary = import_csv(services, args.entity, args.file, mapping=args.mapping,
-                                 progress=advance)
-        except (ValueError, csv.Error) as exc:
-            kept = f" (the {done:,} rows before it are imported)" if done else ""
-            print(f"alignbot: {exc}{kept}", file=sys.stderr)
+                                 progress=lambda n: bar.advance(task, n))
+        except ImportStopped as stopped:
+            print(f"alignbot: {stopped}", file=sys.stderr)
+            if stopped.summary.rows:
+                print(f"alignbot: nothing after row {stopped.summary.rows:,} is imported; "
+                      "the rows before it are:", file=sys.stderr)
+                print(json.dumps(stopped.summary.as_dict(), indent=2))
+            return 2
+        except ValueError as exc:
+            print(f"alignbot: {exc}", file=sys.stderr)
             return 2
     print(json.dumps(summary.as_dict(), indent=2))
     return 0

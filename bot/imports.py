@@ -74,15 +74,28 @@ def import_csv(services: Services, entity: str, path: Path, *, mapping: str | No
     columns = _mapping(entity, mapping)
     tz = services.config.workspace.tz
     pipeline = _Pipeline(services, entity, actor, progress)
+    summary = pipeline.summary
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        pipeline.run((batch, check(entity, [_record(row, columns, tz) for row in batch]))
-                     for batch in _batches(reader))
-        fieldnames = list(reader.fieldnames or [])
-    summary = pipeline.summary
-    if pipeline.rejected:
-        summary.rejected_file = _write_rejected(path, fieldnames, pipeline.rejected)
+        try:
+            pipeline.run((batch, check(entity, [_record(row, columns, tz) for row in batch]))
+                         for batch in _batches(reader))
+        except (ValueError, csv.Error) as exc:  # the file breaks off: what came before stays
+            raise ImportStopped(exc, summary) from exc
+        finally:
+            if pipeline.rejected:
+                summary.rejected_file = _write_rejected(path, list(reader.fieldnames or []),
+                                                        pipeline.rejected)
     return summary
+
+
+class ImportStopped(ValueError):
+    """A file that breaks off midway (a byte that is not UTF-8, a broken quote): the rows
+    before it are imported, and `summary` says how they went."""
+
+    def __init__(self, error: Exception, summary: ImportSummary):
+        super().__init__(str(error))
+        self.summary = summary
 
 
 class _Pipeline:
@@ -116,17 +129,17 @@ class _Pipeline:
         self.bursts.update(staged.bursts)
         return result
 
-    def _collect(self) -> None:
+    def _collect(self, *, tell: bool = True) -> None:
         """Count in the batch that was committing (raising what stopped it)."""
         if self._committing is None:
             return
         batch, committed = self._committing
+        result = committed.result()  # interrupted, it is still in flight for `_settle`
         self._committing = None
-        result = committed.result()
         _add(self.summary.result, result, offset=self.summary.rows)
         self.rejected.extend((batch[r.index], r.errors) for r in result.rejected)
         self.summary.rows += len(batch)
-        if self.progress:
+        if tell and self.progress:
             self.progress(len(batch))
 
     def _settle(self) -> None:
@@ -138,7 +151,7 @@ class _Pipeline:
                 log.error("import: rows %d to %d were not stored: %s", self.summary.rows + 1,
                           self.summary.rows + len(batch), error)
             else:
-                self._collect()  # stored: counted and told, like the batches before it
+                self._collect(tell=False)  # stored: counted (the caller is failing)
         if not self.bursts:
             return
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +11,9 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
+
+log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///alignbot.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -72,11 +77,17 @@ def wal_checkpoints(engine: Engine) -> Iterator[Callable[[], None]]:
     writer to run between its commits: otherwise the commit that fills the log copies it
     into the database and waits for the disk, while nothing else can go on. If one fails,
     commits checkpoint as they always do. A no-op on PostgreSQL and in memory."""
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
-        yield lambda: None
+    if engine.dialect.name != "sqlite" or not isinstance(engine.pool, QueuePool):
+        yield lambda: None  # one connection for all (a database in memory): nothing to copy
         return
     raw = engine.raw_connection()
+
+    def checkpoint() -> None:
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            log.debug("WAL checkpoint failed; commits will checkpoint", exc_info=True)
     try:
-        yield lambda: raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        yield checkpoint
     finally:
         raw.close()

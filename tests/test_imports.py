@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -168,7 +169,7 @@ def test_a_batch_that_fails_to_commit_is_reported_though_reading_fails_too(
         return real_record(row, *args)
     real_record = imports._record
     monkeypatch.setattr(imports, "_record", record)
-    with pytest.raises(UnicodeDecodeError):
+    with pytest.raises(imports.ImportStopped, match="invalid start byte"):
         import_csv(services, "leads", many_rows(tmp_path, 45))
     assert "rows 11 to 20 were not stored: disk full" in caplog.text
     assert len(leads(services)) == 10
@@ -202,12 +203,29 @@ def test_a_wal_checkpoint_puts_what_was_committed_into_the_database_file(tmp_pat
 def test_cli_import_of_a_file_broken_midway_says_how_far_it_got(
         services, small_batches, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("bot.cli._local_services", lambda: services)
-    path = many_rows(tmp_path, 1500)
+    path = write(tmp_path / "leads.csv", ["external_id", "source", "name"],
+                 [[f"L-{i:04d}", "" if i % 7 == 0 else "webinar", f"Person {i}"]
+                  for i in range(1500)])
     data = path.read_bytes()
     cut = data.index(b"L-1400")
     path.write_bytes(data[:cut] + b"\xff" + data[cut:])  # not UTF-8, far past the first read
     assert main(["import", "leads", str(path)]) == 2
-    err = capsys.readouterr().err
-    stored = len(leads(services))
-    assert "can't decode byte 0xff" in err and f"the {stored:,} rows before it are imported" in err
-    assert 0 < stored < 1400 and stored % 10 == 0  # whole batches, each stored or not at all
+    out, err = capsys.readouterr()
+    stored, read = len(leads(services)), json.loads(out)["rows"]
+    assert "can't decode byte 0xff" in err and f"nothing after row {read:,} is imported" in err
+    assert 0 < read < 1400 and read % 10 == 0  # whole batches, each stored or not at all
+    with (tmp_path / "leads.rejected.csv").open() as f:  # the bad rows before it, kept
+        rejected = [r["external_id"] for r in csv.DictReader(f)]
+    assert rejected == [f"L-{i:04d}" for i in range(0, read, 7)]
+    assert stored + len(rejected) == read
+
+
+def test_a_checkpoint_after_each_batch_keeps_the_database_file_current(
+        services, small_batches, tmp_path):
+    if services.engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite write-ahead log")
+    import_csv(services, "leads", many_rows(tmp_path, 45))
+    shutil.copy(services.engine.url.database, tmp_path / "alone.db")  # without its log
+    with sqlite3.connect(tmp_path / "alone.db") as alone:
+        assert alone.execute("SELECT count(*) FROM leads").fetchone() == (45,)
+

@@ -196,6 +196,28 @@ def test_rows_written_in_bulk_get_the_column_defaults_they_leave_out(services, c
         assert (nudge.state, nudge.held, nudge.due_at) == ("pending", False, clock.now())
 
 
+def test_rows_written_in_bulk_fit_the_connections_own_parameter_limit(services, clock):
+    import sqlite3
+
+    from storage.bulk import Rows
+
+    with services.transaction() as s:
+        conn = s.connection().connection.dbapi_connection
+        if not isinstance(conn, sqlite3.Connection):
+            pytest.skip("SQLite's limit on a statement's parameters")
+        lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=clock.now(),
+                    mql_at=clock.now(), updated_at=clock.now())
+        s.add(lead)
+        s.flush()
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20)  # a build that allows only 20
+        batch = Rows()
+        for i in range(200):
+            batch.add(LeadEvent, {"team_id": "T1", "lead_id": lead.id, "kind": "updated",
+                                 "to_status": "new", "actor": f"a{i}", "at": clock.now()})
+        batch.write(s)
+    assert [e.actor for e in rows(services, LeadEvent)] == [f"a{i}" for i in range(200)]
+
+
 def test_an_empty_value_written_in_bulk_is_null_not_the_columns_default(services, clock):
     from sqlalchemy.exc import IntegrityError
 
