@@ -220,10 +220,9 @@ def test_cli_import_of_a_file_broken_midway_says_how_far_it_got(
     assert stored + len(rejected) == read
 
 
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # a write-ahead log
 def test_a_checkpoint_after_each_batch_keeps_the_database_file_current(
         services, small_batches, tmp_path):
-    if services.engine.dialect.name != "sqlite":
-        pytest.skip("a SQLite write-ahead log")
     import_csv(services, "leads", many_rows(tmp_path, 45))
     shutil.copy(services.engine.url.database, tmp_path / "alone.db")  # without its log
     with sqlite3.connect(tmp_path / "alone.db") as alone:

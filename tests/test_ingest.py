@@ -196,6 +196,7 @@ def test_rows_written_in_bulk_get_the_column_defaults_they_leave_out(services, c
         assert (nudge.state, nudge.held, nudge.due_at) == ("pending", False, clock.now())
 
 
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # its limit on parameters
 def test_rows_written_in_bulk_fit_the_connections_own_parameter_limit(services, clock):
     import sqlite3
 
@@ -203,8 +204,6 @@ def test_rows_written_in_bulk_fit_the_connections_own_parameter_limit(services, 
 
     with services.transaction() as s:
         conn = s.connection().connection.dbapi_connection
-        if not isinstance(conn, sqlite3.Connection):
-            pytest.skip("SQLite's limit on a statement's parameters")
         lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=clock.now(),
                     mql_at=clock.now(), updated_at=clock.now())
         s.add(lead)
