@@ -90,8 +90,8 @@ def import_csv(services: Services, entity: str, path: Path, *, mapping: str | No
 
 
 class ImportStopped(ValueError):
-    """A file that breaks off midway (a byte that is not UTF-8, a broken quote): the rows
-    before it are imported, and `summary` says how they went."""
+    """A file that breaks off midway (a byte that is not UTF-8, a field past the csv
+    module's size limit): the rows before it are imported; `summary` says how they went."""
 
     def __init__(self, error: Exception, summary: ImportSummary):
         super().__init__(str(error))
