@@ -62,10 +62,12 @@ class ImportSummary:
     rows: int = 0
     result: IngestResult = field(default_factory=IngestResult)
     rejected_file: Path | None = None
+    stopped: str | None = None  # why the file broke off, for a dropped one
 
     def as_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, **self.result.as_dict(),
-                "rejected_file": str(self.rejected_file) if self.rejected_file else None}
+                "rejected_file": str(self.rejected_file) if self.rejected_file else None,
+                **({"stopped": self.stopped} if self.stopped else {})}
 
 
 def import_csv(services: Services, entity: str, path: Path, *, mapping: str | None = None,
@@ -164,7 +166,8 @@ class _Pipeline:
 
 
 def import_dropped(services: Services, folder: Path, now: datetime) -> list[tuple[Path, ImportSummary]]:
-    """Import each `<entity>*.csv` in the folder once per content (renamed copies too)."""
+    """Import each `<entity>*.csv` in the folder once per content (renamed copies too). A file
+    that breaks off is imported up to there, once; a fixed copy is new content."""
     done = []
     for path in sorted(folder.glob("*.csv")):
         entity = next((e for e in ("content_usage", "leads", "deals", "customers", "spend", "content")
@@ -175,11 +178,17 @@ def import_dropped(services: Services, folder: Path, now: datetime) -> list[tupl
         with services.sessions.begin() as session:
             if get_imported_file(session, services.team_id, digest):
                 continue
-        summary = import_csv(services, entity, path)
+        try:
+            summary = import_csv(services, entity, path)
+            log.info("imported %s: %s", path.name, summary.as_dict())
+        except ImportStopped as stopped:  # not again until it is fixed, nor in the way of others
+            summary = stopped.summary
+            summary.stopped = str(stopped)
+            log.error("imported %s only up to row %d, where it breaks off: %s", path.name,
+                      summary.rows, stopped)
         with services.transaction() as session:
             add_imported_file(session, team_id=services.team_id, sha256=digest, filename=path.name,
                               entity=entity, imported_at=now, summary=summary.as_dict())
-        log.info("imported %s: %s", path.name, summary.as_dict())
         done.append((path, summary))
     return done
 

@@ -90,6 +90,21 @@ def test_dropped_files_are_imported_once_per_content(services, tmp_path):
     assert set(leads(services)) == {"L-1", "L-2"}
 
 
+def test_a_dropped_file_that_breaks_off_is_imported_up_to_there_once_and_others_still_are(
+        services, small_batches, tmp_path, caplog):
+    broken = many_rows(tmp_path, 1500).rename(tmp_path / "leads-a.csv")
+    data = broken.read_bytes()
+    cut = data.index(b"L-1400")
+    broken.write_bytes(data[:cut] + b"\xff" + data[cut:])  # not UTF-8, past the first read
+    write(tmp_path / "leads-b.csv", ["external_id", "source"], [["B-1", "webinar"]])
+    done = dict(import_dropped(services, tmp_path, services.clock.now()))
+    assert [p.name for p in done] == ["leads-a.csv", "leads-b.csv"]
+    assert "can't decode" in done[tmp_path / "leads-a.csv"].stopped
+    assert "leads-a.csv only up to row" in caplog.text
+    assert "B-1" in leads(services) and 0 < len(leads(services)) - 1 < 1400
+    assert import_dropped(services, tmp_path, services.clock.now()) == []  # not again
+
+
 def test_cli_import_prints_a_summary(services, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("bot.cli._local_services", lambda: services)
     path = write(tmp_path / "deals.csv", ["external_id", "amount"], [["D-1", "100"], ["D-2", "x"]])
