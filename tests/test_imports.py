@@ -92,16 +92,13 @@ def test_dropped_files_are_imported_once_per_content(services, tmp_path):
 
 def test_a_dropped_file_that_breaks_off_is_imported_up_to_there_once_and_others_still_are(
         services, small_batches, tmp_path, caplog):
-    broken = many_rows(tmp_path, 1500).rename(tmp_path / "leads-a.csv")
-    data = broken.read_bytes()
-    cut = data.index(b"L-1400")
-    broken.write_bytes(data[:cut] + b"\xff" + data[cut:])  # not UTF-8, past the first read
+    broken_off(many_rows(tmp_path, 150), at=120).rename(tmp_path / "leads-a.csv")
     write(tmp_path / "leads-b.csv", ["external_id", "source"], [["B-1", "webinar"]])
     done = dict(import_dropped(services, tmp_path, services.clock.now()))
     assert [p.name for p in done] == ["leads-a.csv", "leads-b.csv"]
     assert "can't decode" in done[tmp_path / "leads-a.csv"].stopped
     assert "leads-a.csv only up to row" in caplog.text
-    assert "B-1" in leads(services) and 0 < len(leads(services)) - 1 < 1400
+    assert "B-1" in leads(services) and 0 < len(leads(services)) - 1 < 120
     assert import_dropped(services, tmp_path, services.clock.now()) == []  # not again
 
 
@@ -117,6 +114,16 @@ def test_cli_import_prints_a_summary(services, tmp_path, monkeypatch, capsys):
 def many_rows(tmp_path, n):
     return write(tmp_path / "leads.csv", ["external_id", "source", "name"],
                  [[f"L-{i:03d}", "webinar", f"Person {i}"] for i in range(n)])
+
+
+def broken_off(path, at):
+    """The file with a byte that is not UTF-8 before row `at`: far enough in that the
+    rows before it are read first (a name of 100 characters each)."""
+    rows = list(csv.reader(path.open()))
+    data = write(path, rows[0], [[*r[:2], r[2].ljust(100, ".")] for r in rows[1:]]).read_bytes()
+    cut = data.index(f"L-{at:03d}".encode())
+    path.write_bytes(data[:cut] + b"\xff" + data[cut:])
+    return path
 
 
 @pytest.fixture
@@ -218,20 +225,17 @@ def test_a_wal_checkpoint_puts_what_was_committed_into_the_database_file(tmp_pat
 def test_cli_import_of_a_file_broken_midway_says_how_far_it_got(
         services, small_batches, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("bot.cli._local_services", lambda: services)
-    path = write(tmp_path / "leads.csv", ["external_id", "source", "name"],
-                 [[f"L-{i:04d}", "" if i % 7 == 0 else "webinar", f"Person {i}"]
-                  for i in range(1500)])
-    data = path.read_bytes()
-    cut = data.index(b"L-1400")
-    path.write_bytes(data[:cut] + b"\xff" + data[cut:])  # not UTF-8, far past the first read
+    path = broken_off(write(tmp_path / "leads.csv", ["external_id", "source", "name"],
+                            [[f"L-{i:03d}", "" if i % 7 == 0 else "webinar", f"Person {i}"]
+                             for i in range(150)]), at=120)
     assert main(["import", "leads", str(path)]) == 2
     out, err = capsys.readouterr()
     stored, read = len(leads(services)), json.loads(out)["rows"]
     assert "can't decode byte 0xff" in err and f"nothing after row {read:,} is imported" in err
-    assert 0 < read < 1400 and read % 10 == 0  # whole batches, each stored or not at all
+    assert 0 < read < 120 and read % 10 == 0  # whole batches, each stored or not at all
     with (tmp_path / "leads.rejected.csv").open() as f:  # the bad rows before it, kept
         rejected = [r["external_id"] for r in csv.DictReader(f)]
-    assert rejected == [f"L-{i:04d}" for i in range(0, read, 7)]
+    assert rejected == [f"L-{i:03d}" for i in range(0, read, 7)]
     assert stored + len(rejected) == read
 
 
