@@ -179,14 +179,20 @@ def test_deals_link_to_leads_and_usage_to_content(services):
     assert rows(services, Customer) == []
 
 
+def a_lead(s, now):
+    """One lead for bulk rows to point at, written now."""
+    lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=now, mql_at=now,
+                updated_at=now)
+    s.add(lead)
+    s.flush()
+    return lead
+
+
 def test_rows_written_in_bulk_get_the_column_defaults_they_leave_out(services, clock):
     from storage.bulk import Rows
 
     with services.transaction() as s:
-        lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=clock.now(),
-                    mql_at=clock.now(), updated_at=clock.now())
-        s.add(lead)
-        s.flush()
+        lead = a_lead(s, clock.now())
         rows = Rows()
         rows.add(Nudge, {"team_id": "T1", "lead_id": lead.id, "stage": "card",
                          "due_at": clock.now()})  # no state, no held
@@ -204,10 +210,7 @@ def test_rows_written_in_bulk_fit_the_connections_own_parameter_limit(services, 
 
     with services.transaction() as s:
         conn = s.connection().connection.dbapi_connection
-        lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=clock.now(),
-                    mql_at=clock.now(), updated_at=clock.now())
-        s.add(lead)
-        s.flush()
+        lead = a_lead(s, clock.now())
         conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20)  # a build that allows only 20
         batch = Rows()
         for i in range(200):
@@ -223,10 +226,7 @@ def test_an_empty_value_written_in_bulk_is_null_not_the_columns_default(services
     from storage.bulk import Rows
 
     with services.transaction() as s:
-        lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=clock.now(),
-                    mql_at=clock.now(), updated_at=clock.now())
-        s.add(lead)
-        s.flush()
+        lead = a_lead(s, clock.now())
         batch = Rows()
         for _ in range(3):  # `held` has a default and may not be NULL: refused, as the ORM would
             batch.add(Nudge, {"team_id": "T1", "lead_id": lead.id, "stage": "card",
@@ -240,10 +240,7 @@ def test_rows_written_in_bulk_come_back_whole_past_one_statements_worth(services
 
     n = ROWS_PER_INSERT * 2 + 7  # two statements of many rows, then the rest
     with services.transaction() as s:
-        lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=clock.now(),
-                    mql_at=clock.now(), updated_at=clock.now())
-        s.add(lead)
-        s.flush()
+        lead = a_lead(s, clock.now())
         batch = Rows()
         for i in range(n):  # `data` is empty in every row: the column is left out, still NULL
             batch.add(LeadEvent, {"team_id": "T1", "lead_id": lead.id, "kind": "updated",
@@ -266,10 +263,7 @@ def test_rows_written_in_bulk_keep_each_value_though_repeats_are_bound_once(serv
             {"pool": "default", "owner": "U2"}, {"nested": [1, {"a": None}]}, None,
             {"pool": "default", "owner": "U1"}, {"flag": 1}, {"flag": True}, {"flag": 1.5}]
     with services.transaction() as s:
-        lead = Lead(team_id="T1", external_id="L-1", source="webinar", created_at=now,
-                    mql_at=now, updated_at=now)
-        s.add(lead)
-        s.flush()
+        lead = a_lead(s, now)
         batch = Rows()
         for i, d in enumerate(data):
             batch.add(LeadEvent, {"team_id": "T1", "lead_id": lead.id, "kind": "updated",
