@@ -60,26 +60,30 @@ class Handoffs:
         self._bursts: dict[str, HandoffBurst | None] = {}  # a channel's open burst
         self._grown: dict[HandoffBurst, int] = {}  # bursts' new leads, counted in by finish()
         self._owners: set[int] = set()  # whose Homes show new leads
+        self._decided: dict[Decision, dict] = {}  # routing decisions as their events record them
 
     def hand_off(self, lead: Lead) -> None:
         """Route a new lead and post its card (channel, and the owner's DM).
         An owner the CRM named wins; one nobody in Slack matches leaves it in the queue."""
         decision = _explicit(lead, self.owner_by_email) \
             if lead.owner_email and self.owner_by_email else self.router.route(lead)
-        data = {"pool": decision.pool, "reason": decision.reason}
-        if decision.owner is None:
+        data = self._decided.get(decision)
+        if data is None:  # one per decision, shared by its leads' events (written, never changed)
+            data = self._decided[decision] = {"pool": decision.pool, "reason": decision.reason}
+            if decision.owner is not None:
+                data["owner"] = decision.owner.slack_id
+        if (owner := decision.owner) is None:
             lifecycle.record(self.session, lead, "unassigned", actor="system", at=self.now, data=data,
                              rows=self.rows)
         else:
-            _assign(self.session, lead, decision.owner, self.config, self.now, actor="system",
+            _assign(self.session, lead, owner, self.config, self.now, actor="system",
                     data=data, rows=self.rows)
-            self._owners.add(decision.owner.id)
+            self._owners.add(owner.id)
         card = _Card(lambda: card_view(self.session, lead, self.config, self.now, fresh=decision))
         if self.config.channels.handoff:
-            self._post(self.config.channels.handoff, card, lead.id, f"lead:{lead.id}:channel")
-        if decision.owner is not None and self.config.handoff.dm_owner:
-            self._post(decision.owner.slack_id, card, lead.id,
-                       f"lead:{lead.id}:dm:{decision.owner.slack_id}")
+            self._post(self.config.channels.handoff, card, lead.id)
+        if owner is not None and self.config.handoff.dm_owner:
+            self._post(data["owner"], card, lead.id, dm=True)
 
     def finish(self, *, show: bool = True) -> set[int]:
         """Count each burst's new leads in and show it as it is now (the leads' rows must
@@ -101,7 +105,7 @@ class Handoffs:
         self._owners.clear()
         return grown
 
-    def _post(self, channel: str, card: _Card, lead_id: int, ref: str) -> None:
+    def _post(self, channel: str, card: _Card, lead_id: int, *, dm: bool = False) -> None:
         """The card itself or, in a burst, a line in the channel's summary. Slack takes about
         one message a second per channel: an import of any size must stay one message."""
         if channel not in self._recent:
@@ -111,7 +115,8 @@ class Handoffs:
         burst = self._bursts[channel]
         if burst is None and self._recent[channel] < self.config.handoff.burst_limit:
             self._recent[channel] += 1
-            outbox.post(self.session, self.team_id, channel, card.blocks, now=self.now, ref=ref)
+            outbox.post(self.session, self.team_id, channel, card.blocks, now=self.now,
+                        ref=f"lead:{lead_id}:dm:{channel}" if dm else f"lead:{lead_id}:channel")
             return
         if burst is None:
             burst = self._bursts[channel] = HandoffBurst(
@@ -215,8 +220,7 @@ def _assign(session: Session, lead: Lead, owner: Person, config: Config, now: da
             actor: str, data: dict, rows: Rows | None = None) -> None:
     rerouted = lead.status != "new"
     lead.owner_id = owner.id
-    lifecycle.transition(session, lead, "routed", actor=actor, at=now,
-                         data={**data, "owner": owner.slack_id}, rows=rows)
+    lifecycle.transition(session, lead, "routed", actor=actor, at=now, data=data, rows=rows)
     sla.open_clock(session, lead, config, owner, now, rerouted=rerouted, rows=rows)
 
 
@@ -383,8 +387,8 @@ def reassign_to(session: Session, lead: Lead, new_owner: Person, config: Config,
     SLA sweep) share a card `batch` and write their new `rows` together. The caller marks
     the old and the new owner's Homes (the sweep, once for its whole batch)."""
     _claim(session, lead, "routed", now)
-    _assign(session, lead, new_owner, config, now, actor=actor, data={"reason": reason},
-            rows=rows)
+    _assign(session, lead, new_owner, config, now, actor=actor,
+            data={"reason": reason, "owner": new_owner.slack_id}, rows=rows)
     batch = batch or CardBatch(session, lead.team_id, config, now, [lead])
     batch.refresh(lead)
     if config.handoff.dm_owner:

@@ -90,6 +90,7 @@ class _Pool:
     states: dict[str, RoutingState]
     deficits: dict[str, float]
     assigned: Counter[str] = field(default_factory=Counter)  # since the last save
+    decisions: dict[str, Decision] = field(default_factory=dict)  # by Slack id: one per person
     eligible_now: dict[bool, _Eligible] = field(default_factory=dict)  # by hotness
 
     def eligible(self, hot: bool, exclude: set[int] | frozenset[int]) -> _Eligible:
@@ -137,7 +138,10 @@ class Router:
         pool.load[owner.id] = pool.load.get(owner.id, 0) + 1
         if owner.cap is not None and pool.load[owner.id] >= owner.cap:
             pool.eligible_now.clear()  # they are out until tomorrow
-        return Decision(owner.person, name, f"round-robin in pool {name}")
+        if (decision := pool.decisions.get(chosen)) is None:
+            decision = pool.decisions[chosen] = Decision(owner.person, name,
+                                                         f"round-robin in pool {name}")
+        return decision
 
     def save(self) -> None:
         """Write each pool's deficits and counts to its state rows (new rows for newcomers)."""

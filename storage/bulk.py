@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from itertools import chain
@@ -82,7 +82,9 @@ class Rows:
         return statements
 
 
-Statement = tuple[str, list[Any]]  # an INSERT of one row, and each row's parameters
+# An INSERT of one row, and its parameters: on SQLite a list per column (in the order of
+# the INSERT's), cut into statements of many rows by `execute`; else a dict per row.
+Statement = tuple[str, list[Any]]
 
 
 def execute(session: Session, statements: list[Statement]) -> None:
@@ -117,10 +119,10 @@ def _inserts(dialect: Dialect, table: Table, keys: tuple[str, ...],
     for name in order:
         if process := table.c[name].type._cached_bind_processor(dialect):
             columns[name] = _bind(columns[name], process, isinstance(table.c[name].type, REPEATED))
-    values = list(zip(*(columns[name] for name in order), strict=True))
     if not positional:
-        return [(sql, [dict(zip(order, row, strict=True)) for row in values])]
-    return [(sql, values)]
+        return [(sql, [dict(zip(order, row, strict=True))
+                       for row in zip(*(columns[name] for name in order), strict=True)])]
+    return [(sql, [columns[name] for name in order])]
 
 
 @lru_cache(maxsize=256)
@@ -131,18 +133,23 @@ def _insert(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[str,
         compiled.positional
 
 
-def _values_lists(sql: str, values: list[tuple], limit: int) -> list[tuple[str, Any]]:
+def _values_lists(sql: str, columns: list[list[Any]], limit: int) -> list[tuple[str, Any]]:
     """INSERT ... VALUES (...), (...) of a fixed number of rows, as many as SQLite takes
     parameters: parsed once, then one step (without the GIL) for all of them instead of a
     bind, step and reset per row. The rows left over go in one executemany."""
-    per = max(1, min(ROWS_PER_INSERT, limit // len(values[0])))
-    whole = len(values) - len(values) % per
+    count = len(columns[0])
+    per = max(1, min(ROWS_PER_INSERT, limit // len(columns)))
+    whole = count - count % per
     many = _many(sql, per)
-    statements = [(many, tuple(chain.from_iterable(values[start:start + per])))
+    statements = [(many, tuple(chain.from_iterable(_rows(columns, start, start + per))))
                   for start in range(0, whole, per)]
-    if whole < len(values):
-        statements.append((sql, values[whole:]))
+    if whole < count:
+        statements.append((sql, list(_rows(columns, whole, count))))
     return statements
+
+
+def _rows(columns: list[list[Any]], start: int, stop: int) -> Iterator[tuple]:
+    return zip(*(c[start:stop] for c in columns), strict=True)
 
 
 @lru_cache(maxsize=64)
