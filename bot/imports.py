@@ -24,7 +24,7 @@ from bot.handoff import show_bursts
 from bot.ingest import MAX_BATCH, Checked, IngestResult, check
 from bot.services import Services
 from bot.webhooks import Staged, stage
-from storage.db import wal_checkpoints
+from storage.db import make_way, wal_checkpoints
 from storage.imports import add_imported_file, get_imported_file
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,9 @@ class ImportStopped(ValueError):
 
 class _Pipeline:
     """Batches, each its own transaction. While one commits on the writer thread (inserting
-    is the database's own work, done without the GIL), the next is read and checked. The
-    bursts' summaries are shown once, at the end (a new one is queued at once anyway)."""
+    is the database's own work, done without the GIL), the next is read and checked; then
+    whoever else waits to write goes first. The bursts' summaries are shown once, at the
+    end (a new one is queued at once anyway)."""
 
     def __init__(self, services: Services, entity: str, actor: str,
                  progress: Callable[[int], None] | None):
@@ -119,6 +120,7 @@ class _Pipeline:
             try:
                 for batch, checked in batches:
                     self._collect()
+                    make_way(self.services.engine)
                     staged = stage(self.services, self.entity, checked, actor=self.actor)
                     self._committing = batch, writer.submit(self._commit, staged)
                     writer.submit(checkpoint)  # while the next batch is staged

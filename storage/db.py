@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///alignbot.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+BEGIN_RETRY_SECONDS = 0.001  # how often a transaction waiting to begin tries again
+MAKE_WAY_SECONDS = 0.002  # a bulk writer's pause between transactions: two such tries
 
 
 def normalise_url(url: str) -> str:
@@ -37,7 +40,7 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so
         # that SELECT ... then UPDATE in one transaction is really one transaction.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", lambda conn: begin_immediate(conn.connection.driver_connection))
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
@@ -50,6 +53,34 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def begin_immediate(dbapi_conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, tried every millisecond while another connection writes (for as
+    long as the busy timeout). SQLite's own busy handler backs off to trying every 100 ms,
+    so a click or command waiting behind a bulk import would miss the moments between its
+    batches when the lock is free, and wait for the whole import."""
+    dbapi_conn.execute("PRAGMA busy_timeout=0")
+    try:
+        for _ in range(int(SQLITE_BUSY_TIMEOUT_MS / 1000 / BEGIN_RETRY_SECONDS)):
+            try:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+            time.sleep(BEGIN_RETRY_SECONDS)
+        dbapi_conn.execute("BEGIN IMMEDIATE")  # the last try: "database is locked" is the caller's
+    finally:
+        dbapi_conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+
+def make_way(engine: Engine) -> None:
+    """Between a bulk writer's transactions (an import's batches), let a transaction waiting
+    to begin (a click, a command, a webhook) go first: SQLite grants its lock to whoever asks
+    first once it is free, and the bulk writer would always ask first."""
+    if engine.dialect.name == "sqlite":
+        time.sleep(MAKE_WAY_SECONDS)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

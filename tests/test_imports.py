@@ -7,14 +7,18 @@ import dataclasses
 import json
 import shutil
 import sqlite3
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from bot import imports
 from bot.cli import main
 from bot.imports import import_csv, import_dropped
+from storage import db
 from storage.db import make_engine, wal_checkpoints
 from storage.migrate import upgrade
 from storage.models import Lead
@@ -247,3 +251,34 @@ def test_a_checkpoint_after_each_batch_keeps_the_database_file_current(
     with sqlite3.connect(tmp_path / "alone.db") as alone:
         assert alone.execute("SELECT count(*) FROM leads").fetchone() == (45,)
 
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # one writer at a time
+def test_a_write_waiting_behind_an_import_goes_in_between_its_batches(
+        services, small_batches, tmp_path, monkeypatch):
+    """A click during a long import waits for the batch being written, not for the file."""
+    monkeypatch.setattr(db, "MAKE_WAY_SECONDS", 0.05)  # ample on a busy machine too
+    waiting, seen = threading.Event(), []
+
+    def pause(seconds):  # storage.db's, between a waiting transaction's tries
+        waiting.set()
+        time.sleep(seconds)
+
+    def click():  # another writer: how many leads were stored when it got in
+        with services.sessions.begin() as s:
+            seen.append(s.scalar(select(func.count()).select_from(Lead)))
+    clicker = threading.Thread(target=click)
+
+    def stage(*args, **kwargs):
+        staged = real_stage(*args, **kwargs)  # the import now holds the lock
+        if not clicker.is_alive() and not seen:
+            clicker.start()
+            assert waiting.wait(timeout=10)
+        return staged
+    real_stage = imports.stage
+    monkeypatch.setattr(imports, "stage", stage)
+    monkeypatch.setattr(db, "time", SimpleNamespace(sleep=pause))
+    summary = import_csv(services, "leads", many_rows(tmp_path, 30))
+    clicker.join()
+    assert seen == [10]  # in right after the first batch
+    assert summary.result.created == 30 and len(leads(services)) == 30
