@@ -7,13 +7,15 @@ from datetime import datetime
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
+from storage.db import lock_handoffs
 from storage.models import HandoffBurst, HandoffBurstLead, Lead, Person
 
 
 def get_open_burst(session: Session, team_id: str, channel: str,
                    since: datetime) -> HandoffBurst | None:
-    """The channel's burst that took a lead at `since` or later, locked: batches arriving
-    at once on PostgreSQL add to it one after the other."""
+    """The channel's burst that took a lead at `since` or later. Batches arriving at once
+    count the channel's cards and start its burst one after the other (`lock_handoffs`)."""
+    lock_handoffs(session, team_id)
     return session.scalars(
         select(HandoffBurst)
         .where(HandoffBurst.team_id == team_id, HandoffBurst.channel == channel,

@@ -83,6 +83,16 @@ def make_way(engine: Engine) -> None:
         time.sleep(MAKE_WAY_SECONDS)
 
 
+def lock_handoffs(session: Session, team_id: str) -> None:
+    """Hold the workspace's routing and handoff bursts until the transaction ends. On
+    PostgreSQL, batches in flight together would otherwise both start a pool's state rows
+    (one failing) or a channel's burst. One lock for both, so no two can wait on each other.
+    SQLite has one writer at a time anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                        {"key": f"handoffs:{team_id}"})
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

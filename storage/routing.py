@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from storage.db import lock_handoffs
 from storage.models import Lead, Person, RoutingState
 
 
@@ -31,7 +32,9 @@ def count_routed_since(session: Session, team_id: str, owner_ids: list[int],
 
 
 def get_routing_states(session: Session, team_id: str, pool: str) -> dict[str, RoutingState]:
-    """The pool's state rows, locked until the transaction ends (two routers never interleave)."""
+    """The pool's state rows, locked until the transaction ends: two routers never interleave,
+    not even before the pool has any rows (`lock_handoffs`)."""
+    lock_handoffs(session, team_id)
     rows = session.scalars(select(RoutingState)
                            .where(RoutingState.team_id == team_id, RoutingState.pool == pool)
                            .with_for_update())

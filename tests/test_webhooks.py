@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -11,8 +12,8 @@ from sqlalchemy import func, select
 
 from bot.config import Secret
 from bot.server import create_web_app
-from bot.webhooks import MAX_BATCH, signature
-from storage.models import Lead, OutboxMessage
+from bot.webhooks import MAX_BATCH, signature, stage, store
+from storage.models import HandoffBurst, Lead, OutboxMessage, RoutingState
 
 SECRET = "whsec-test-0123456789"
 
@@ -108,3 +109,37 @@ def test_other_entities_land_too(web, services):
                                          "created_at": "2026-11-01T10:00:00-05:00",
                                          "outcome": "open"})
     assert resp.get_json()["created"] == 1
+
+
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)  # SQLite has one writer: batches never overlap there
+@pytest.mark.parametrize("crm_owner", [None, "sam@example.com"], ids=["round-robin", "crm-owner"])
+def test_batches_in_flight_together_route_and_burst_one_after_the_other(
+        services, fake_slack, crm_owner):
+    """The second of two batches arriving at once waits for the first's routing and cards:
+    it neither fails on the round-robin state the first started, nor counts the channel's
+    cards before the first's and starts a second burst."""
+    services.config = dataclasses.replace(
+        services.config, handoff=dataclasses.replace(services.config.handoff, burst_limit=2))
+
+    def batch(numbers):
+        return [lead(n, **({"owner_email": crm_owner} if crm_owner else {})) for n in numbers]
+    first = stage(services, "leads", batch(range(5)), actor="crm")  # not committed yet
+    second = threading.Thread(target=store, args=(services, "leads", batch(range(5, 10))),
+                              kwargs={"actor": "crm"})
+    second.start()
+    with services.engine.connect() as conn:  # until the second waits for the first (or is done)
+        for _ in range(10_000):
+            if not second.is_alive() or conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").scalar():
+                break
+            conn.rollback()
+    first.commit()
+    second.join()
+    assert count(services, Lead, Lead.status == "routed") == 10
+    with services.sessions.begin() as s:
+        assert sum(s.scalars(select(RoutingState.assigned))) == (0 if crm_owner else 10)
+        assert s.scalar(select(func.count()).select_from(HandoffBurst)
+                        .where(HandoffBurst.channel == "C0HANDOFF1")) == 1
+        assert s.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.channel == "C0HANDOFF1", OutboxMessage.ref.startswith("lead:"))) == 2
