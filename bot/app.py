@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future
+
 from slack_bolt import App
 from slack_bolt.middleware.request_verification import RequestVerification
 from slack_sdk.signature import Clock as SignatureClock
@@ -19,21 +21,39 @@ def command_table() -> CommandTable:
     return CommandTable([HELP, *leads.COMMANDS, *metric_commands.COMMANDS, *admin.COMMANDS])
 
 
-def create_app(services: Services, *, verify_requests: bool = True) -> App:
+def create_app(services: Services, *, verify_requests: bool = True,
+               after_ack: Executor | None = None) -> App:
+    """`after_ack` runs what a listener leaves until its ack is out (a command's file);
+    by default a pool of threads, `Inline()` in the shell and tests."""
     from handlers import commands, directory, errors, handoff, home, metrics, middleware, sla
 
     app = App(
         client=services.slack,
         signing_secret=services.secrets.slack_signing_secret or "",
         request_verification_enabled=False,  # ours below: the same check, on our clock
-        # Ack on the fast path and reply from the listener; slow work goes to the outbox.
+        # Ack on the fast path and reply from the listener; slow work goes to the outbox,
+        # or to a lazy listener when it answers the request itself.
         process_before_response=True,
+        listener_executor=after_ack,
     )
     if verify_requests:
         app.use(_verification(services.secrets.slack_signing_secret, services.clock))
     for module in (middleware, errors, commands, metrics, handoff, directory, sla, home):
         module.register(app, services)
     return app
+
+
+class Inline(Executor):
+    """Each task at once, in the caller's thread: a request's work is all done when
+    `app.dispatch` returns."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        done: Future = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - kept in the future, as a pool would
+            done.set_exception(exc)
+        return done
 
 
 class _ClockAdapter(SignatureClock):

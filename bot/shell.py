@@ -111,7 +111,8 @@ class Shell:
             "token": "local", "team_id": self.services.team_id, "team_domain": "local",
             "channel_id": self.channel, "channel_name": "shell", "user_id": self.state.user,
             "user_name": self.state.user, "command": command, "text": text.strip(),
-            "api_app_id": "A0LOCAL", "response_url": "https://hooks.slack.invalid/commands/local",
+            "api_app_id": "A0LOCAL",
+            "response_url": f"https://{self.fake.host}/respond/{self.channel}/-/{self.state.user}",
             "trigger_id": self._trigger(),
         })
         resp = self._dispatch(body, "application/x-www-form-urlencoded")
@@ -405,7 +406,7 @@ SHELL_DB = "sqlite:///alignbot-shell.db"
 def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | None = None,
                 demo: bool = False, out: TextIO = sys.stdout, check=None) -> Shell:
     """The shell's own world: a fake Slack, a fake clock at `at`, its own database."""
-    from bot.app import create_app
+    from bot.app import Inline, create_app
     from bot.config import Secrets
     from bot.runtime import build_services
     from storage.db import make_engine
@@ -420,7 +421,7 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
     if demo:
         _load_demo(services, out)
     _introduce_people(services, fake)
-    app = create_app(services, verify_requests=False)
+    app = create_app(services, verify_requests=False, after_ack=Inline())
     first = user or (config.workspace.admins[0] if config.workspace.admins else None) \
         or next(iter(fake.users), "U0LOCAL01")
     if first not in fake.users:

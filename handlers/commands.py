@@ -11,39 +11,61 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import commands as views
-from bot.commands import CommandRequest, Reply
+from bot.commands import CommandRequest, Reply, Upload
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
-    @app.command("/align")
-    def align(ack, command, client):
+    def answer(ack, command, context):
+        """The answer goes back in the ack itself. Its file, if any, is uploaded after the
+        ack (`send_file`): Slack gives a command three seconds, and an upload is three calls."""
         reply = services.commands.dispatch(services, CommandRequest(
             team_id=command["team_id"], user_id=command["user_id"],
             channel_id=command.get("channel_id"), text=command.get("text", "")))
-        message = deliver(client, reply, command.get("channel_id", ""),
-                          private_to=None if reply.public else command["user_id"])
+        private_to = None if reply.public else command["user_id"]
+        message = reply.message()
+        if reply.file is not None:
+            context["file"] = (reply.file, command.get("channel_id", ""), private_to)
+            message = views.with_file_note(message, reply.file.filename, private=bool(private_to),
+                                           error=None)
         ack(response_type="in_channel" if reply.public else "ephemeral", **message)
 
+    def send_file(context, client, respond):
+        """After the answer: its file; if Slack refuses it, the asker is told privately."""
+        if "file" not in context:
+            return
+        file, channel, private_to = context["file"]
+        if error := upload(client, file, channel, private_to=private_to):
+            respond(response_type="ephemeral", replace_original=False,
+                    **views.file_failed(file.filename, error))
 
-def deliver(client: WebClient, reply: Reply, channel: str, *, thread_ts: str | None = None,
-            private_to: str | None = None) -> dict[str, Any]:
-    """Uploads the reply's file, if any, and returns the message to show. Slack has no
-    ephemeral files, so the file of a reply only `private_to` sees goes to their DM.
-    The upload comes first so that a failure can be told in the reply itself."""
+    app.command("/align")(ack=answer, lazy=[send_file])
+
+
+def deliver(client: WebClient, reply: Reply, channel: str, *, thread_ts: str | None = None) -> dict[str, Any]:
+    """Uploads the reply's file, if any, and returns the message to show (an answer in a
+    thread: it may take its time). The upload comes first so that a failure can be told in
+    the reply itself."""
     message = reply.message()
     if reply.file is None:
         return message
-    if private_to:
-        channel = client.conversations_open(users=private_to)["channel"]["id"]
-    error = None
+    error = upload(client, reply.file, channel, thread_ts=thread_ts)
+    return views.with_file_note(message, reply.file.filename, private=False, error=error)
+
+
+def upload(client: WebClient, file: Upload, channel: str, *, thread_ts: str | None = None,
+           private_to: str | None = None) -> str | None:
+    """Slack's error, or None once the file is posted. Slack has no ephemeral files, so the
+    file of a reply only `private_to` sees goes to their DM."""
     try:
-        client.files_upload_v2(channel=channel, thread_ts=thread_ts, title=reply.file.title,
-                               filename=reply.file.filename, content=reply.file.content)
+        if private_to:
+            channel = client.conversations_open(users=private_to)["channel"]["id"]
+        client.files_upload_v2(channel=channel, thread_ts=thread_ts, title=file.title,
+                               filename=file.filename, content=file.content)
     except SlackApiError as exc:
         error = exc.response.get("error") or "unknown_error"
-        log.warning("could not upload %s to %s: %s", reply.file.filename, channel, error)
-    return views.with_file_note(message, reply.file.filename, private=bool(private_to),
-                                error=error)
+        log.warning("could not upload %s to %s: %s", file.filename, channel, error)
+        return error
+    return None

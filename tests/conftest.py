@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bot.app import create_app
+from bot.app import Inline, create_app
 from bot.clock import FakeClock
 from bot.config import Secret, Secrets, parse_config
 from bot.fakeslack import FakeSlack
@@ -143,7 +143,7 @@ def services(config, clock, engine, fake_slack):
 
 @pytest.fixture
 def app(services):
-    return create_app(services)
+    return create_app(services, after_ack=Inline())
 
 
 @pytest.fixture

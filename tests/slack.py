@@ -7,7 +7,7 @@ import hmac
 import json
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 from slack_bolt import App, BoltRequest, BoltResponse
 
@@ -28,17 +28,22 @@ def request(body: str, content_type: str, now: datetime, *, secret: str = SIGNIN
     return BoltRequest(body=body, headers={k: [v] for k, v in headers.items()})
 
 
-def slash_body(text: str, user: str = "U0SALES01", channel: str = "C0HANDOFF1") -> str:
+def slash_body(text: str, user: str = "U0SALES01", channel: str = "C0HANDOFF1",
+               slack_host: str = "hooks.slack.invalid") -> str:
     return urlencode({
         "token": "legacy", "team_id": TEAM, "team_domain": "test", "channel_id": channel,
         "channel_name": "handoff", "user_id": user, "user_name": user, "command": "/align",
         "text": text, "api_app_id": "A0TEST", "trigger_id": "111.222.trigger",
-        "response_url": "https://hooks.slack.invalid/commands/T0TEST/1/x",
+        "response_url": f"https://{slack_host}/respond/{channel}/-/{user}",
     })
 
 
 def slash(app: App, text: str, now: datetime, **kw) -> BoltResponse:
-    return app.dispatch(request(slash_body(text, **kw), "application/x-www-form-urlencoded", now))
+    """`/align text` sent to the app; a later reply through its response_url reaches the
+    fake Slack the app's client talks to."""
+    host = urlparse(app.client.base_url).hostname
+    return app.dispatch(request(slash_body(text, slack_host=host, **kw),
+                                "application/x-www-form-urlencoded", now))
 
 
 def event_body(event: dict[str, Any], event_id: str) -> str:

@@ -51,6 +51,11 @@ def with_file_note(message: dict[str, Any], name: str, *, private: bool,
     return {"text": message["text"], "blocks": [*message["blocks"], context(note)]}
 
 
+def file_failed(name: str, error: str) -> dict[str, Any]:
+    """Told after an answer whose file Slack refused."""
+    return message(FILE_FAILED.format(name=name, error=error))
+
+
 def unknown_command(word: str, suggestions: list[str], topic: bool = False) -> dict[str, Any]:
     what = "no help topic" if topic else "no command"
     text = f"There is {what} `{word}`."
