@@ -83,14 +83,20 @@ def make_way(engine: Engine) -> None:
         time.sleep(MAKE_WAY_SECONDS)
 
 
-def lock_handoffs(session: Session, team_id: str) -> None:
-    """Hold the workspace's routing and handoff bursts until the transaction ends. On
-    PostgreSQL, batches in flight together would otherwise both start a pool's state rows
-    (one failing) or a channel's burst. One lock for both, so no two can wait on each other.
-    SQLite has one writer at a time anyway."""
+def hold(session: Session, name: str) -> None:
+    """Wait for the lock `name`, then hold it until the transaction ends: for work two
+    PostgreSQL transactions must do one after the other even before there are rows to
+    lock (both would insert them, and one fail). SQLite has one writer at a time anyway."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                        {"key": f"handoffs:{team_id}"})
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+                        {"name": name})
+
+
+def lock_handoffs(session: Session, team_id: str) -> None:
+    """The workspace's routing and handoff bursts: batches in flight together would both
+    start a pool's round-robin state or a channel's burst. One lock for both, so no two
+    transactions can wait on each other."""
+    hold(session, f"handoffs:{team_id}")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

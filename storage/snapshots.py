@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from storage.db import hold
 from storage.metrics import SPEND_BOOKED_AT
 from storage.models import Customer, Deal, Lead, MetricRefresh, MetricSnapshot, Spend
 
@@ -24,10 +25,9 @@ def get_refresh(session: Session, team_id: str) -> MetricRefresh | None:
 
 
 def lock_refresh(session: Session, team_id: str) -> None:
-    """Holds the workspace's refresh row until the transaction ends (PostgreSQL; SQLite has
-    one writer at a time anyway)."""
-    session.execute(select(MetricRefresh.team_id).where(MetricRefresh.team_id == team_id)
-                    .with_for_update())
+    """The workspace's refresh, until the transaction ends: two workers' first refreshes
+    would both write its first snapshots and refresh row."""
+    hold(session, f"metrics-refresh:{team_id}")
 
 
 def set_refresh(session: Session, team_id: str, first_day: date, last_day: date,

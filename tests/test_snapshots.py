@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from bot.metrics.snapshots import SETTLE_DAYS, Reader, refresh, spans
 from storage.db import make_sessionmaker
 from storage.models import Lead, MetricSnapshot
 from storage.snapshots import get_refresh
+from tests.concurrency import until_waiting
 from tests.metric_fixture import add_metric_fixture, at
 from tests.slack import TEAM
 
@@ -139,3 +141,28 @@ def test_a_span_ending_at_the_last_stored_day_reads_that_months_rollup():
         ("day", date(2026, 10, 26), date(2026, 10, 31))]
     assert spans(date(2026, 1, 1), date(2026, 11, 23), through=date(2026, 11, 23)) == [
         ("year", date(2026, 1, 1), date(2026, 12, 31))]  # this year so far
+
+
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)  # SQLite has one writer: refreshes never overlap there
+def test_two_workers_first_refreshes_run_one_after_the_other(sessions, config):
+    """Two bot processes' schedulers refresh at the same minute; before the first refresh
+    there is no row to lock, and the second would fail writing the same snapshots."""
+    errors = []
+
+    def second_worker():
+        try:
+            with sessions.begin() as s:
+                refresh(s, config, TEAM, NOW)
+        except Exception as exc:  # noqa: BLE001 - the test's verdict
+            errors.append(exc)
+    with sessions.begin() as first:
+        stored = refresh(first, config, TEAM, NOW).rows
+        second = threading.Thread(target=second_worker)
+        second.start()
+        until_waiting(first.get_bind(), second)
+    second.join()
+    assert errors == []
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(MetricSnapshot)) == stored
+

@@ -14,6 +14,7 @@ from bot.config import Secret
 from bot.server import create_web_app
 from bot.webhooks import MAX_BATCH, signature, stage, store
 from storage.models import HandoffBurst, Lead, OutboxMessage, RoutingState
+from tests.concurrency import until_waiting
 
 SECRET = "whsec-test-0123456789"
 
@@ -128,12 +129,7 @@ def test_batches_in_flight_together_route_and_burst_one_after_the_other(
     second = threading.Thread(target=store, args=(services, "leads", batch(range(5, 10))),
                               kwargs={"actor": "crm"})
     second.start()
-    with services.engine.connect() as conn:  # until the second waits for the first (or is done)
-        for _ in range(10_000):
-            if not second.is_alive() or conn.exec_driver_sql(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").scalar():
-                break
-            conn.rollback()
+    until_waiting(services.engine, second)
     first.commit()
     second.join()
     assert count(services, Lead, Lead.status == "routed") == 10

@@ -1,0 +1,19 @@
+"""Two PostgreSQL transactions at once: waiting until one waits for the other's lock."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import Engine
+
+TRIES = 10_000  # a few seconds of asking
+
+
+def until_waiting(engine: Engine, thread: threading.Thread) -> None:
+    """Until `thread` waits for an advisory lock another transaction holds (or is done)."""
+    with engine.connect() as conn:
+        for _ in range(TRIES):
+            if not thread.is_alive() or conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").scalar():
+                return
+            conn.rollback()
