@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
+from typing import Any
 
 from slack_bolt import App
 from slack_bolt.middleware.request_verification import RequestVerification
@@ -45,15 +47,31 @@ def create_app(services: Services, *, verify_requests: bool = True,
 
 class Inline(Executor):
     """Each task at once, in the caller's thread: a request's work is all done when
-    `app.dispatch` returns."""
+    `app.dispatch` returns (the tests)."""
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         done: Future = Future()
         try:
             done.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - kept in the future, as a pool would
+        except Exception as exc:  # kept in the future, as a pool would
             done.set_exception(exc)
         return done
+
+
+class AfterAck(Executor):
+    """Tasks kept until `run()`: the shell shows a command's answer, then what follows it."""
+
+    def __init__(self) -> None:
+        self._tasks: list[Callable[[], Any]] = []
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        self._tasks.append(lambda: fn(*args, **kwargs))
+        return Future()
+
+    def run(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task()
 
 
 class _ClockAdapter(SignatureClock):

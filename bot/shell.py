@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,9 @@ from bot.fakeslack import FakeSlack, Message
 from bot.jobs import JOBS, job
 from bot.scheduler import fire_times
 from bot.services import Services
+
+if TYPE_CHECKING:
+    from bot.app import AfterAck
 
 PROMPT = "alignbot> "
 DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*(?:\|[^>]*)?>")
@@ -55,9 +58,10 @@ class ShellState:
 
 
 class Shell:
-    def __init__(self, services: Services, app: App, fake: FakeSlack, clock: FakeClock,
-                 user: str, out: TextIO = sys.stdout):
+    def __init__(self, services: Services, app: App, after_ack: AfterAck, fake: FakeSlack,
+                 clock: FakeClock, user: str, out: TextIO = sys.stdout):
         self.services, self.app, self.fake, self.clock, self.out = services, app, fake, clock, out
+        self.after_ack = after_ack  # what the app leaves until its ack is shown
         self.state = ShellState(user=user, last_tick=clock.now())
         self._seq = 0
         fake.on_change = self._show
@@ -117,6 +121,7 @@ class Shell:
         })
         resp = self._dispatch(body, "application/x-www-form-urlencoded")
         self._show_ack(resp.body)
+        self.after_ack.run()  # a file follows its answer
 
     def click(self, args: list[str]) -> None:
         if not args:
@@ -406,7 +411,7 @@ SHELL_DB = "sqlite:///alignbot-shell.db"
 def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | None = None,
                 demo: bool = False, out: TextIO = sys.stdout, check=None) -> Shell:
     """The shell's own world: a fake Slack, a fake clock at `at`, its own database."""
-    from bot.app import Inline, create_app
+    from bot.app import AfterAck, create_app
     from bot.config import Secrets
     from bot.runtime import build_services
     from storage.db import make_engine
@@ -421,12 +426,13 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
     if demo:
         _load_demo(services, out)
     _introduce_people(services, fake)
-    app = create_app(services, verify_requests=False, after_ack=Inline())
+    after_ack = AfterAck()
+    app = create_app(services, verify_requests=False, after_ack=after_ack)
     first = user or (config.workspace.admins[0] if config.workspace.admins else None) \
         or next(iter(fake.users), "U0LOCAL01")
     if first not in fake.users:
         fake.add_user(first, "Local User", tz=config.workspace.timezone)
-    return Shell(services, app, fake, clock, first, out)
+    return Shell(services, app, after_ack, fake, clock, first, out)
 
 
 def _load_demo(services: Services, out: TextIO) -> None:

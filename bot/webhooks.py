@@ -23,6 +23,7 @@ from bot.handoff import Handoffs
 from bot.ingest import ENTITIES, MAX_BATCH, Checked, IngestResult, ingest
 from bot.services import Services
 from storage.bulk import Rows, Statement, execute
+from storage.db import lock_handoffs
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 WINDOW_SECONDS = 300
@@ -88,6 +89,8 @@ def stage(services: Services, entity: str, records: Sequence[Any] | Checked, *,
             return directory.resolve_owner(session, services.team_id, email, slack=services.slack,
                                            config=services.config, now=now)
 
+        if entity == "leads":  # it routes and posts cards: see lock_handoffs
+            lock_handoffs(session, services.team_id)
         rows = Rows()  # new leads' history and nudges, written once after the leads
         result = ingest(session, services.team_id, entity, records, now=now, actor=actor,
                         config=services.config, rows=rows,

@@ -33,11 +33,17 @@ def register(app: App, services: Services) -> None:
         ack(response_type="in_channel" if reply.public else "ephemeral", **message)
 
     def send_file(context, client, respond):
-        """After the answer: its file; if Slack refuses it, the asker is told privately."""
+        """After the answer: its file; if it does not get there, the asker is told privately
+        (nothing after an ack reaches the app's error handler)."""
         if "file" not in context:
             return
         file, channel, private_to = context["file"]
-        if error := upload(client, file, channel, private_to=private_to):
+        try:
+            error = upload(client, file, channel, private_to=private_to)
+        except Exception:
+            log.exception("could not upload %s to %s", file.filename, channel)
+            error = "request_failed"
+        if error:
             respond(response_type="ephemeral", replace_original=False,
                     **views.file_failed(file.filename, error))
 

@@ -83,7 +83,7 @@ class Rows:
 
 
 # An INSERT of one row, and its parameters: on SQLite a list per column (in the order of
-# the INSERT's), cut into statements of many rows by `execute`; else a dict per row.
+# the INSERT's), cut into statements of many rows by `execute`; else one set per row.
 Statement = tuple[str, list[Any]]
 
 
@@ -119,10 +119,10 @@ def _inserts(dialect: Dialect, table: Table, keys: tuple[str, ...],
     for name in order:
         if process := table.c[name].type._cached_bind_processor(dialect):
             columns[name] = _bind(columns[name], process, isinstance(table.c[name].type, REPEATED))
-    if not positional:
-        return [(sql, [dict(zip(order, row, strict=True))
-                       for row in zip(*(columns[name] for name in order), strict=True)])]
-    return [(sql, [columns[name] for name in order])]
+    if dialect.name == "sqlite":  # cut into statements of many rows by `execute`
+        return [(sql, [columns[name] for name in order])]
+    rows = zip(*(columns[name] for name in order), strict=True)
+    return [(sql, list(rows) if positional else [dict(zip(order, row, strict=True)) for row in rows])]
 
 
 @lru_cache(maxsize=256)

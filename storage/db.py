@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///alignbot.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-BEGIN_RETRY_SECONDS = 0.001  # how often a transaction waiting to begin tries again
+BEGIN_RETRY_SECONDS = 0.001  # how often a transaction waiting to begin tries again...
+FAST_TRIES = 1000  # ...at first: about a second (longer when other threads hold the GIL)
 MAKE_WAY_SECONDS = 0.002  # a bulk writer's pause between transactions: two such tries
 
 
@@ -56,13 +57,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def begin_immediate(dbapi_conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE, tried every millisecond while another connection writes (for as
-    long as the busy timeout). SQLite's own busy handler backs off to trying every 100 ms,
-    so a click or command waiting behind a bulk import would miss the moments between its
-    batches when the lock is free, and wait for the whole import."""
+    """BEGIN IMMEDIATE, tried every millisecond for a while (`FAST_TRIES`) when another
+    connection writes, then as SQLite waits, up to its busy timeout. SQLite's own busy
+    handler soon tries only every 100 ms, so a click or command waiting behind a bulk import
+    would miss the moments between batches when the lock is free, and wait for all of it."""
     dbapi_conn.execute("PRAGMA busy_timeout=0")
     try:
-        for _ in range(int(SQLITE_BUSY_TIMEOUT_MS / 1000 / BEGIN_RETRY_SECONDS)):
+        for _ in range(FAST_TRIES):
             try:
                 dbapi_conn.execute("BEGIN IMMEDIATE")
                 return
@@ -70,9 +71,9 @@ def begin_immediate(dbapi_conn: sqlite3.Connection) -> None:
                 if "locked" not in str(exc):
                     raise
             time.sleep(BEGIN_RETRY_SECONDS)
-        dbapi_conn.execute("BEGIN IMMEDIATE")  # the last try: "database is locked" is the caller's
     finally:
         dbapi_conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    dbapi_conn.execute("BEGIN IMMEDIATE")  # past the busy timeout: "database is locked"
 
 
 def make_way(engine: Engine) -> None:
@@ -94,8 +95,9 @@ def hold(session: Session, name: str) -> None:
 
 def lock_handoffs(session: Session, team_id: str) -> None:
     """The workspace's routing and handoff bursts: batches in flight together would both
-    start a pool's round-robin state or a channel's burst. One lock for both, so no two
-    transactions can wait on each other."""
+    start a pool's round-robin state or a channel's burst. One lock for both, taken before
+    any lead is locked (a batch updating the lead a sweep reassigns), so no two transactions
+    can wait on each other."""
     hold(session, f"handoffs:{team_id}")
 
 

@@ -9,11 +9,15 @@ from sqlalchemy import Engine
 TRIES = 10_000  # a few seconds of asking
 
 
+WAITING = """SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+
+
 def until_waiting(engine: Engine, thread: threading.Thread) -> None:
     """Until `thread` waits for an advisory lock another transaction holds (or is done)."""
     with engine.connect() as conn:
         for _ in range(TRIES):
-            if not thread.is_alive() or conn.exec_driver_sql(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").scalar():
+            if not thread.is_alive() or conn.exec_driver_sql(WAITING).scalar():
                 return
             conn.rollback()
+    raise AssertionError("the other transaction neither waited for the lock nor finished")

@@ -122,11 +122,20 @@ def check_slack_call(method: str, args: dict) -> None:
 
 @pytest.fixture
 def fake_slack():
-    fake = FakeSlack(team_id=TEAM, check=check_slack_call)
+    broken = []
+
+    def check(method: str, args: dict) -> None:
+        try:
+            check_slack_call(method, args)
+        except AssertionError as exc:
+            broken.append(str(exc))
+            raise
+    fake = FakeSlack(team_id=TEAM, check=check)
     for person in TEST_CONFIG["people"]:
         fake.add_user(person["slack_id"], person["name"], person["email"],
                       tz=person.get("timezone", "America/New_York"))
-    return fake
+    yield fake
+    assert broken == []  # also the calls whose error Bolt only logged (after an ack)
 
 
 @pytest.fixture

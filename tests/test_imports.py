@@ -260,8 +260,9 @@ def test_a_write_waiting_behind_an_import_goes_in_between_its_batches(
     monkeypatch.setattr(db, "MAKE_WAY_SECONDS", 0.05)  # ample on a busy machine too
     waiting, seen = threading.Event(), []
 
-    def pause(seconds):  # storage.db's, between a waiting transaction's tries
-        waiting.set()
+    def pause(seconds):  # storage.db's: the import's between batches, the click's between tries
+        if threading.current_thread() is clicker:
+            waiting.set()
         time.sleep(seconds)
 
     def click():  # another writer: how many leads were stored when it got in

@@ -9,11 +9,11 @@ won, D3 (sales) lost and D4 (sales) won: 75%; Q3 closed D2 and D7 (marketing) wo
 from __future__ import annotations
 
 import json
-from concurrent.futures import Executor, Future
 
 import pytest
+from slack_sdk import WebClient
 
-from bot.app import create_app
+from bot.app import AfterAck, create_app
 from bot.blocks import commands as command_views
 from bot.metrics.commands import mention_command
 from tests.metric_fixture import add_metric_fixture
@@ -116,30 +116,24 @@ def test_a_shared_export_goes_to_the_channel(app, clock, data, fake_slack):
     assert fake_slack.calls_of("conversations.open") == []
 
 
-class Later(Executor):
-    """Holds what a listener leaves until after its ack, until `run()`."""
-
-    def __init__(self):
-        self.tasks = []
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        self.tasks.append(lambda: fn(*args, **kwargs))
-        return Future()
-
-    def run(self) -> None:
-        for task in self.tasks:
-            task()
-
-
 def test_the_answer_goes_to_slack_before_its_file_is_uploaded(services, clock, data, fake_slack):
     """Slack gives a command three seconds: the upload's three calls come after the ack."""
-    later = Later()
+    later = AfterAck()
     _, body = ask(create_app(services, after_ack=later), clock, "export win rate Q2 2026 by source")
     assert "is in your direct messages" in all_text(body)
     assert fake_slack.files == [] and fake_slack.calls_of("conversations.open") == []
     later.run()
     [csv] = fake_slack.files
     assert csv["channel"] == "D0SALES01" and csv["filename"] == "win_rate_2026-04-01_2026-06-30.csv"
+
+
+def test_an_upload_that_never_reaches_slack_is_told_too(app, clock, data, fake_slack, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("slack.com is unreachable")
+    monkeypatch.setattr(WebClient, "files_upload_v2", unreachable)
+    ask(app, clock, "export win rate Q2 2026")
+    told = fake_slack.messages[-1]
+    assert told.ephemeral_to == "U0SALES01" and "`request_failed`" in told.text
 
 
 def test_a_failed_upload_is_told_to_the_asker_after_the_answer(app, clock, data, fake_slack):
