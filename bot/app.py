@@ -25,8 +25,8 @@ def command_table() -> CommandTable:
 
 def create_app(services: Services, *, verify_requests: bool = True,
                after_ack: Executor | None = None) -> App:
-    """`after_ack` runs what a listener leaves until its ack is out (a command's file);
-    by default a pool of threads, `Inline()` in the shell and tests."""
+    """`after_ack` runs what a listener leaves until its ack is out (a command's file):
+    by default a pool of threads; the shell's `AfterAck` runs it once the answer is shown."""
     from handlers import commands, directory, errors, handoff, home, metrics, middleware, sla
 
     app = App(
@@ -43,19 +43,6 @@ def create_app(services: Services, *, verify_requests: bool = True,
     for module in (middleware, errors, commands, metrics, handoff, directory, sla, home):
         module.register(app, services)
     return app
-
-
-class Inline(Executor):
-    """Each task at once, in the caller's thread: a request's work is all done when
-    `app.dispatch` returns (the tests)."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        done: Future = Future()
-        try:
-            done.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # kept in the future, as a pool would
-            done.set_exception(exc)
-        return done
 
 
 class AfterAck(Executor):

@@ -83,7 +83,7 @@ class Handoffs:
         if self.config.channels.handoff:
             self._post(self.config.channels.handoff, card, lead.id)
         if owner is not None and self.config.handoff.dm_owner:
-            self._post(data["owner"], card, lead.id, dm=True)
+            self._post(data["owner"], card, lead.id, dm=True)  # to the owner's Slack id
 
     def finish(self, *, show: bool = True) -> set[int]:
         """Count each burst's new leads in and show it as it is now (the leads' rows must

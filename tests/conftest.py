@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import Executor, Future
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bot.app import Inline, create_app
+from bot.app import create_app
 from bot.clock import FakeClock
 from bot.config import Secret, Secrets, parse_config
 from bot.fakeslack import FakeSlack
@@ -148,6 +149,19 @@ def services(config, clock, engine, fake_slack):
     secrets = Secrets(slack_signing_secret=Secret(SIGNING_SECRET))
     return build_services(config, secrets, clock, engine=engine, slack=fake_slack.client(),
                           team_id=TEAM)
+
+
+class Inline(Executor):
+    """What a listener leaves until after its ack, run at once: all of a request's work is
+    done when `app.dispatch` returns."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        done: Future = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # kept in the future, as a pool would
+            done.set_exception(exc)
+        return done
 
 
 @pytest.fixture
