@@ -8,7 +8,6 @@ import json
 import shutil
 import sqlite3
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -256,18 +255,23 @@ def test_a_checkpoint_after_each_batch_keeps_the_database_file_current(
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # one writer at a time
 def test_a_write_waiting_behind_an_import_goes_in_between_its_batches(
         services, small_batches, tmp_path, monkeypatch):
-    """A click during a long import waits for the batch being written, not for the file."""
-    monkeypatch.setattr(db, "MAKE_WAY_SECONDS", 0.05)  # ample on a busy machine too
-    waiting, seen = threading.Event(), []
+    """A click during a long import waits for the batch being written, not for the file.
+    The pauses are storage.db's, told apart by thread and run on events, not on time: the
+    click's between its tries to begin, the import's between its batches (`make_way`)."""
+    waiting, gap, clicked, seen = threading.Event(), threading.Event(), threading.Event(), []
 
-    def pause(seconds):  # storage.db's: the import's between batches, the click's between tries
-        if threading.current_thread() is clicker:
+    def pause(seconds):
+        if threading.current_thread() is clicker:  # the click found the lock taken
             waiting.set()
-        time.sleep(seconds)
+            gap.wait(timeout=10)  # it tries again once the import makes way
+        elif clicker.is_alive():  # the import makes way: the click goes first
+            gap.set()
+            clicked.wait(timeout=10)
 
     def click():  # another writer: how many leads were stored when it got in
         with services.sessions.begin() as s:
             seen.append(s.scalar(select(func.count()).select_from(Lead)))
+        clicked.set()
     clicker = threading.Thread(target=click)
 
     def stage(*args, **kwargs):
