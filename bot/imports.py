@@ -1,10 +1,9 @@
 """CSV import: `alignbot import <entity> FILE.csv [--mapping hubspot]`, and dropped files.
 
-Columns carry the webhook's field names, or a mapping renames a CRM export's
-columns (field = column, or a list of columns joined with a space). Rows go in
-batches through the same path as the webhook, so new leads are routed and carded.
-Rejected rows are written next to the input as FILE.rejected.csv with their
-reasons; nothing is dropped silently.
+The file is read and checked in batches by bot.csvfile; each batch goes through the
+same path as the webhook, so new leads are routed and carded. Rejected rows are
+written next to the input as FILE.rejected.csv with their reasons; nothing is
+dropped silently.
 """
 
 from __future__ import annotations
@@ -12,50 +11,23 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from bot import csvfile
 from bot.handoff import show_bursts
-from bot.ingest import MAX_BATCH, Checked, IngestResult, check
+from bot.ingest import IngestResult
+from bot.records import MAX_BATCH, Checked
 from bot.services import Services
 from bot.webhooks import Staged, stage
 from storage.db import make_way, wal_checkpoints
 from storage.imports import add_imported_file, get_imported_file
 
 log = logging.getLogger(__name__)
-
-Mapping_ = dict[str, str | list[str]]
-# Column names as the CRMs' own export documentation gives them.
-MAPPINGS: dict[str, dict[str, Mapping_]] = {
-    "hubspot": {
-        "leads": {"external_id": "Record ID", "email": "Email", "name": ["First Name", "Last Name"],
-                  "company": "Company Name", "title": "Job Title", "score": "HubSpot Score",
-                  "source": "Original Source", "created_at": "Create Date",
-                  "mql_at": "Became a Marketing Qualified Lead Date",
-                  "owner_email": "Contact owner email", "region": "Country/Region",
-                  "segment": "Company size"},
-        "deals": {"external_id": "Record ID", "name": "Deal Name", "amount": "Amount",
-                  "created_at": "Create Date", "closed_at": "Close Date",
-                  "owner_email": "Deal owner email", "lead_external_id": "Associated Contact IDs"},
-    },
-    "salesforce": {
-        "leads": {"external_id": "Lead ID", "email": "Email", "name": ["First Name", "Last Name"],
-                  "company": "Company / Account", "title": "Title", "source": "Lead Source",
-                  "created_at": "Create Date", "owner_email": "Lead Owner Email",
-                  "score": "Lead Score", "region": "Country"},
-        "deals": {"external_id": "Opportunity ID", "name": "Opportunity Name", "amount": "Amount",
-                  "created_at": "Created Date", "closed_at": "Close Date",
-                  "owner_email": "Opportunity Owner Email", "source": "Lead Source"},
-    },
-}
-TIME_FIELDS = {"created_at", "mql_at", "routed_at", "accepted_at", "rejected_at", "first_touch_at",
-               "closed_at", "started_at", "churned_at", "used_at"}
-
 
 @dataclass
 class ImportSummary:
@@ -73,20 +45,17 @@ class ImportSummary:
 def import_csv(services: Services, entity: str, path: Path, *, mapping: str | None = None,
                progress: Callable[[int], None] | None = None, actor: str = "import") -> ImportSummary:
     """Import every row; `progress(n)` is told after each batch of n rows."""
-    columns = _mapping(entity, mapping)
-    tz = services.config.workspace.tz
+    columns = csvfile.columns(entity, mapping)
     pipeline = _Pipeline(services, entity, actor, progress)
     summary = pipeline.summary
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
+    with csvfile.Reader(path, entity, columns, services.config.workspace.tz, MAX_BATCH) as reader:
         try:
-            pipeline.run((batch, check(entity, [_record(row, columns, tz) for row in batch]))
-                         for batch in _batches(reader))
+            pipeline.run(iter(reader))
         except (ValueError, csv.Error) as exc:  # the file breaks off: what came before stays
             raise ImportStopped(exc, summary) from exc
         finally:
             if pipeline.rejected:
-                summary.rejected_file = _write_rejected(path, list(reader.fieldnames or []),
+                summary.rejected_file = _write_rejected(path, reader.fieldnames,
                                                         pipeline.rejected)
     return summary
 
@@ -193,50 +162,6 @@ def import_dropped(services: Services, folder: Path, now: datetime) -> list[tupl
                               entity=entity, imported_at=now, summary=summary.as_dict())
         done.append((path, summary))
     return done
-
-
-def _mapping(entity: str, name: str | None) -> Mapping_ | None:
-    if name is None:
-        return None
-    try:
-        return MAPPINGS[name][entity]
-    except KeyError:
-        known = ", ".join(f"{m} ({', '.join(MAPPINGS[m])})" for m in MAPPINGS)
-        raise ValueError(f"no mapping {name!r} for {entity}; mappings: {known}") from None
-
-
-def _record(row: Mapping[str, str], columns: Mapping_ | None, tz: ZoneInfo) -> dict[str, str]:
-    """A CSV row as a webhook record: mapped, empty cells dropped, naive export times localised."""
-    if columns is None:
-        values = dict(row)
-    else:
-        values = {f: " ".join(row.get(c, "") for c in ([col] if isinstance(col, str) else col)).strip()
-                  for f, col in columns.items()}
-    record = {k: v.strip() for k, v in values.items() if k and v is not None and v.strip()}
-    if columns is not None:
-        for key in TIME_FIELDS & record.keys():
-            record[key] = _localise(record[key], tz)
-    return record
-
-
-def _localise(text: str, tz: ZoneInfo) -> str:
-    """CRM exports write local times without an offset: read them in the workspace timezone."""
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return text  # the ingest reports it, with the field name
-    return (when.replace(tzinfo=tz) if when.tzinfo is None else when).isoformat()
-
-
-def _batches(reader: csv.DictReader) -> Iterator[list[dict[str, str]]]:
-    batch: list[dict[str, str]] = []
-    for row in reader:
-        batch.append(row)
-        if len(batch) == MAX_BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _add(total: IngestResult, part: IngestResult, offset: int) -> None:

@@ -13,11 +13,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.records import REJECTION_REASONS, STATUSES
 from storage import bulk
 from storage.models import Lead, LeadEvent
 
-STATUSES = ("new", "routed", "accepted", "contacted", "qualified", "won", "lost", "rejected",
-            "recycled")
 # The order of the main path; importing a lead "at" a stage fills the earlier stage times.
 PATH = ("new", "routed", "accepted", "contacted", "qualified")
 ALLOWED: dict[str, frozenset[str]] = {
@@ -30,14 +29,6 @@ ALLOWED: dict[str, frozenset[str]] = {
     "lost": frozenset({"recycled"}),
     "rejected": frozenset({"routed", "recycled"}),
     "recycled": frozenset({"routed"}),
-}
-REJECTION_REASONS = {
-    "not_icp": "Not our ideal customer",
-    "duplicate": "Duplicate",
-    "wrong_territory": "Wrong territory",
-    "bad_data": "Bad contact data",
-    "not_ready": "Not ready / nurture",
-    "other": "Other",
 }
 # The timestamp column each status stamps on the lead.
 STAMP = {"routed": "routed_at", "accepted": "accepted_at", "contacted": "first_touch_at",

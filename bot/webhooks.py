@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from bot import directory
 from bot.handoff import Handoffs
-from bot.ingest import ENTITIES, MAX_BATCH, Checked, IngestResult, ingest
+from bot.ingest import IngestResult, ingest
+from bot.records import ENTITIES, MAX_BATCH, Checked
 from bot.services import Services
 from storage.bulk import Rows, Statement, execute
 from storage.db import lock_handoffs

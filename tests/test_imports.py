@@ -188,14 +188,11 @@ def test_a_batch_that_fails_to_commit_is_reported_though_reading_fails_too(
     real_commit = imports.Staged.commit
     monkeypatch.setattr(imports.Staged, "commit", commit)
 
-    def record(row, *args):
-        if row["external_id"] == "L-025":  # reading stops in the next batch
-            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
-        return real_record(row, *args)
-    real_record = imports._record
-    monkeypatch.setattr(imports, "_record", record)
-    with pytest.raises(imports.ImportStopped, match="invalid start byte"):
-        import_csv(services, "leads", many_rows(tmp_path, 45))
+    path = write(tmp_path / "leads.csv", ["external_id", "source", "name"],  # reading stops
+                 [[f"L-{i:03d}", "webinar", "x" * (200_000 if i == 25 else 1)]  # in batch 3
+                  for i in range(45)])
+    with pytest.raises(imports.ImportStopped, match="field larger than field limit"):
+        import_csv(services, "leads", path)
     assert "rows 11 to 20 were not stored: disk full" in caplog.text
     assert len(leads(services)) == 10
 

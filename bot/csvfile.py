@@ -1,0 +1,164 @@
+"""Reading a CSV file of records: a CRM export's columns mapped to the webhook's fields,
+in batches, each checked, in a process of its own (`Reader`).
+
+Columns carry the webhook's field names, or a mapping renames a CRM export's columns
+(field = column, or a list of columns joined with a space). Empty cells are left out,
+and an export's times without an offset are read in the workspace's timezone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import multiprocessing
+import pickle
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.records import Checked, check
+
+Mapping_ = dict[str, str | list[str]]
+# Column names as the CRMs' own export documentation gives them.
+MAPPINGS: dict[str, dict[str, Mapping_]] = {
+    "hubspot": {
+        "leads": {"external_id": "Record ID", "email": "Email", "name": ["First Name", "Last Name"],
+                  "company": "Company Name", "title": "Job Title", "score": "HubSpot Score",
+                  "source": "Original Source", "created_at": "Create Date",
+                  "mql_at": "Became a Marketing Qualified Lead Date",
+                  "owner_email": "Contact owner email", "region": "Country/Region",
+                  "segment": "Company size"},
+        "deals": {"external_id": "Record ID", "name": "Deal Name", "amount": "Amount",
+                  "created_at": "Create Date", "closed_at": "Close Date",
+                  "owner_email": "Deal owner email", "lead_external_id": "Associated Contact IDs"},
+    },
+    "salesforce": {
+        "leads": {"external_id": "Lead ID", "email": "Email", "name": ["First Name", "Last Name"],
+                  "company": "Company / Account", "title": "Title", "source": "Lead Source",
+                  "created_at": "Create Date", "owner_email": "Lead Owner Email",
+                  "score": "Lead Score", "region": "Country"},
+        "deals": {"external_id": "Opportunity ID", "name": "Opportunity Name", "amount": "Amount",
+                  "created_at": "Created Date", "closed_at": "Close Date",
+                  "owner_email": "Opportunity Owner Email", "source": "Lead Source"},
+    },
+}
+TIME_FIELDS = {"created_at", "mql_at", "routed_at", "accepted_at", "rejected_at", "first_touch_at",
+               "closed_at", "started_at", "churned_at", "used_at"}
+
+
+class Reader:
+    """The file read and checked a batch ahead, in a process of its own: that is a fifth of
+    an import's Python, which in the importing process would take turns with staging and
+    writing for the GIL. Yields (rows, checked) batches; where the file breaks off, raises
+    what stopped the reading there (csv.Error, UnicodeDecodeError, OSError)."""
+
+    def __init__(self, path: Path, entity: str, columns: Mapping_ | None, tz: ZoneInfo,
+                 size: int):
+        self.path = path
+        self.fieldnames: list[str] = []
+        context = _process_context()
+        self._batches, sending = context.Pipe(duplex=False)  # holds about one batch
+        self._process = context.Process(target=_read, name="alignbot-import-reader", daemon=True,
+                                        args=(sending, path, entity, columns, tz, size))
+        self._process.start()
+        sending.close()  # the reader's own: when it ends, `recv` does
+
+    def __iter__(self) -> Iterator[tuple[list[dict[str, str]], Checked]]:
+        self.fieldnames = self._receive()
+        while (batch := self._receive()) is not None:
+            yield batch
+
+    def _receive(self) -> Any:
+        try:
+            kind, value = self._batches.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(f"the process reading {self.path.name} ended unexpectedly "
+                               f"(exit code {self._process.exitcode})") from None
+        if kind == "error":
+            raise value
+        return value
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._batches.close()  # a reader still sending gets a broken pipe, and ends
+        self._process.join()
+
+
+def _read(batches: Connection, path: Path, entity: str, columns: Mapping_ | None, tz: ZoneInfo,
+          size: int) -> None:
+    """The reader process: sends the header, each batch, then None; or what stopped it."""
+    with batches, contextlib.suppress(BrokenPipeError):  # broken: the import stopped
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                batches.send(("fieldnames", list(reader.fieldnames or [])))
+                for batch in _batches(reader, size):
+                    records = [_record(row, columns, tz) for row in batch]
+                    batches.send(("batch", (batch, check(entity, records))))
+            batches.send(("end", None))
+        except Exception as exc:  # noqa: BLE001 - the importing process raises it
+            try:
+                batches.send(("error", exc))
+            except pickle.PicklingError:
+                batches.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """Readers forked by a server that has loaded only this module: forking the bot itself
+    would copy its other threads' locks in whatever state they are, and spawning would
+    start a new interpreter for every file."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def columns(entity: str, name: str | None) -> Mapping_ | None:
+    if name is None:
+        return None
+    try:
+        return MAPPINGS[name][entity]
+    except KeyError:
+        known = ", ".join(f"{m} ({', '.join(MAPPINGS[m])})" for m in MAPPINGS)
+        raise ValueError(f"no mapping {name!r} for {entity}; mappings: {known}") from None
+
+
+def _record(row: Mapping[str, str], columns: Mapping_ | None, tz: ZoneInfo) -> dict[str, str]:
+    """A CSV row as a webhook record: mapped, empty cells dropped, naive export times localised."""
+    if columns is None:
+        values = dict(row)
+    else:
+        values = {f: " ".join(row.get(c, "") for c in ([col] if isinstance(col, str) else col)).strip()
+                  for f, col in columns.items()}
+    record = {k: v.strip() for k, v in values.items() if k and v is not None and v.strip()}
+    if columns is not None:
+        for key in TIME_FIELDS & record.keys():
+            record[key] = _localise(record[key], tz)
+    return record
+
+
+def _localise(text: str, tz: ZoneInfo) -> str:
+    """CRM exports write local times without an offset: read them in the workspace timezone."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return text  # the ingest reports it, with the field name
+    return (when.replace(tzinfo=tz) if when.tzinfo is None else when).isoformat()
+
+
+def _batches(reader: csv.DictReader, size: int) -> Iterator[list[dict[str, str]]]:
+    batch: list[dict[str, str]] = []
+    for row in reader:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
