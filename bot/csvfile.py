@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import multiprocessing
+import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from bot.records import Checked, check
@@ -45,26 +46,35 @@ MAPPINGS: dict[str, dict[str, Mapping_]] = {
                   "owner_email": "Opportunity Owner Email", "source": "Lead Source"},
     },
 }
+ROOT = Path(__file__).resolve().parents[1]  # where `bot` is, for the reader process
+PIPE_BYTES = 1 << 20  # several batches; Linux's default limit for a pipe
 TIME_FIELDS = {"created_at", "mql_at", "routed_at", "accepted_at", "rejected_at", "first_touch_at",
                "closed_at", "started_at", "churned_at", "used_at"}
 
 
 class Reader:
-    """The file read and checked a batch ahead, in a process of its own: that is a fifth of
-    an import's Python, which in the importing process would take turns with staging and
-    writing for the GIL. Yields (rows, checked) batches; where the file breaks off, raises
-    what stopped the reading there (csv.Error, UnicodeDecodeError, OSError)."""
+    """The file read and checked a batch ahead, by `python -m bot.csvfile`: that is a fifth
+    of an import's Python, which in the importing process would take turns for the GIL
+    with staging and writing. Yields (rows, checked) batches; where the file breaks off,
+    raises what stopped the reading there (csv.Error, UnicodeDecodeError, OSError).
+
+    A process of its own, not a fork (the bot's other threads' locks would be copied in
+    whatever state they are) nor multiprocessing's spawn (it imports the main module
+    again, the whole bot): this module loads only the record checks."""
 
     def __init__(self, path: Path, entity: str, columns: Mapping_ | None, tz: ZoneInfo,
                  size: int):
         self.path = path
         self.fieldnames: list[str] = []
-        context = _process_context()
-        self._batches, sending = context.Pipe(duplex=False)  # holds about one batch
-        self._process = context.Process(target=_read, name="alignbot-import-reader", daemon=True,
-                                        args=(sending, path, entity, columns, tz, size))
-        self._process.start()
-        sending.close()  # the reader's own: when it ends, `recv` does
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self._process = subprocess.Popen([sys.executable, "-m", __name__], env=env,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux; else as is
+            import fcntl
+            fcntl.fcntl(self._process.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        with self._process.stdin as job:
+            pickle.dump((path, entity, columns, tz, size), job)
 
     def __iter__(self) -> Iterator[tuple[list[dict[str, str]], Checked]]:
         self.fieldnames = self._receive()
@@ -73,11 +83,10 @@ class Reader:
 
     def _receive(self) -> Any:
         try:
-            kind, value = self._batches.recv()
+            kind, value = pickle.load(self._process.stdout)
         except EOFError:
-            self._process.join()
             raise RuntimeError(f"the process reading {self.path.name} ended unexpectedly "
-                               f"(exit code {self._process.exitcode})") from None
+                               f"(exit code {self._process.wait()})") from None
         if kind == "error":
             raise value
         return value
@@ -86,38 +95,32 @@ class Reader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._batches.close()  # a reader still sending gets a broken pipe, and ends
-        self._process.join()
+        self._process.stdout.close()  # a reader still sending gets a broken pipe, and ends
+        self._process.wait()
 
 
-def _read(batches: Connection, path: Path, entity: str, columns: Mapping_ | None, tz: ZoneInfo,
-          size: int) -> None:
-    """The reader process: sends the header, each batch, then None; or what stopped it."""
-    with batches, contextlib.suppress(BrokenPipeError):  # broken: the import stopped
+def read(job: BinaryIO, out: BinaryIO) -> None:
+    """The reader process: the header, each batch, then None; or what stopped it."""
+    path, entity, columns, tz, size = pickle.load(job)
+
+    def send(kind: str, value: Any) -> None:
+        pickle.dump((kind, value), out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+    with contextlib.suppress(BrokenPipeError):  # the import stopped
         try:
             with path.open(newline="", encoding="utf-8-sig") as f:
                 reader = csv.DictReader(f)
-                batches.send(("fieldnames", list(reader.fieldnames or [])))
+                send("fieldnames", list(reader.fieldnames or []))
                 for batch in _batches(reader, size):
-                    records = [_record(row, columns, tz) for row in batch]
-                    batches.send(("batch", (batch, check(entity, records))))
-            batches.send(("end", None))
+                    send("batch", (batch, check(entity, [_record(row, columns, tz)
+                                                         for row in batch])))
+            send("end", None)
         except Exception as exc:  # noqa: BLE001 - the importing process raises it
             try:
-                batches.send(("error", exc))
+                send("error", exc)
             except pickle.PicklingError:
-                batches.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
-
-
-def _process_context() -> multiprocessing.context.BaseContext:
-    """Readers forked by a server that has loaded only this module: forking the bot itself
-    would copy its other threads' locks in whatever state they are, and spawning would
-    start a new interpreter for every file."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
+                send("error", RuntimeError(f"{type(exc).__name__}: {exc}"))
 
 
 def columns(entity: str, name: str | None) -> Mapping_ | None:
@@ -162,3 +165,7 @@ def _batches(reader: csv.DictReader, size: int) -> Iterator[list[dict[str, str]]
             batch = []
     if batch:
         yield batch
+
+
+if __name__ == "__main__":
+    read(sys.stdin.buffer, sys.stdout.buffer)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, insert, select
 
-from bot import imports
+from bot import csvfile, imports
 from bot.cli import main
 from bot.imports import import_csv, import_dropped
 from storage import db
@@ -284,3 +284,20 @@ def test_a_write_waiting_behind_an_import_goes_in_between_its_batches(
     clicker.join()
     assert seen == [10]  # in right after the first batch
     assert summary.result.created == 30 and len(leads(services)) == 30
+
+
+def test_the_reader_process_ends_with_the_import_that_stops_reading(tmp_path):
+    path = many_rows(tmp_path, 50_000)  # more than the pipe holds: the reader waits to send
+    with csvfile.Reader(path, "leads", None, UTC, 1000) as reader:
+        batches = iter(reader)
+        rows, checked = next(batches)
+        assert [r["external_id"] for r in rows[:2]] == ["L-000", "L-001"]
+        assert len(checked.parsed) == 1000 and not checked.rejected
+    assert reader._process.returncode is not None  # not left running, nor waiting to send
+
+
+def test_a_reader_process_that_dies_is_an_error_that_says_so(tmp_path):
+    with csvfile.Reader(many_rows(tmp_path, 50_000), "leads", None, UTC, 1000) as reader:
+        reader._process.kill()  # it cannot have sent it all: the pipe holds less
+        with pytest.raises(RuntimeError, match=r"reading leads.csv ended unexpectedly \(exit code -9\)"):
+            list(reader)
