@@ -61,6 +61,7 @@ class Handoffs:
         self._grown: dict[HandoffBurst, int] = {}  # bursts' new leads, counted in by finish()
         self._owners: set[int] = set()  # whose Homes show new leads
         self._decided: dict[Decision, dict] = {}  # routing decisions as their events record them
+        self._plans: dict[tuple, sla.Plan] = {}  # SLA due times and first nudges (see open_clock)
 
     def hand_off(self, lead: Lead) -> None:
         """Route a new lead and post its card (channel, and the owner's DM).
@@ -77,7 +78,7 @@ class Handoffs:
                              rows=self.rows)
         else:
             _assign(self.session, lead, owner, self.config, self.now, actor="system",
-                    data=data, rows=self.rows)
+                    data=data, rows=self.rows, plans=self._plans)
             self._owners.add(owner.id)
         card = _Card(lambda: card_view(self.session, lead, self.config, self.now, fresh=decision))
         if self.config.channels.handoff:
@@ -217,11 +218,12 @@ def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Dec
 
 
 def _assign(session: Session, lead: Lead, owner: Person, config: Config, now: datetime, *,
-            actor: str, data: dict, rows: Rows | None = None) -> None:
+            actor: str, data: dict, rows: Rows | None = None,
+            plans: dict[tuple, sla.Plan] | None = None) -> None:
     rerouted = lead.status != "new"
     lead.owner_id = owner.id
     lifecycle.transition(session, lead, "routed", actor=actor, at=now, data=data, rows=rows)
-    sla.open_clock(session, lead, config, owner, now, rerouted=rerouted, rows=rows)
+    sla.open_clock(session, lead, config, owner, now, rerouted=rerouted, rows=rows, plans=plans)
 
 
 def open_card(session: Session, team_id: str, token: str, user: str, config: Config,

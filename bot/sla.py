@@ -62,14 +62,30 @@ def stop(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None
         lead.sla_met = at <= lead.sla_due_at
 
 
+Plan = tuple[str | None, str | None, datetime | None, tuple[str, datetime] | None]
+
+
 def open_clock(session: Session, lead: Lead, config: Config, owner: Person | None,
-               at: datetime, *, rerouted: bool, rows: Rows | None = None) -> None:
+               at: datetime, *, rerouted: bool, rows: Rows | None = None,
+               plans: dict[tuple, Plan] | None = None) -> None:
     """At routing: the due time, and the first nudge of the chain that follows it
-    (replacing the old owner's when the lead is routed again)."""
-    start(lead, config, owner, at)
+    (replacing the old owner's when the lead is routed again). `plans` keeps them for a
+    batch by policy, owner and time: the same for every lead those three are the same for."""
     if rerouted:
         cancel_pending(session, lead.id)
-    schedule(session, lead, config, owner, rows)
+    key = (policy_for(config, lead), owner.id if owner else None, at, lead.routed_at)
+    if plans is None or (plan := plans.get(key)) is None:
+        start(lead, config, owner, at)
+        upcoming = stages(lead, config, owner)
+        plan = (lead.sla_policy, lead.sla_clock, lead.sla_due_at, upcoming[0] if upcoming else None)
+        if plans is not None:
+            plans[key] = plan
+    else:
+        lead.sla_policy, lead.sla_clock, lead.sla_due_at, _ = plan
+        lead.sla_met = lead.response_minutes = lead.business_minutes = None
+    if (first := plan[3]) is not None:
+        add_nudge(session, rows, team_id=lead.team_id, lead_id=lead.id, stage=first[0],
+                  due_at=first[1])
 
 
 def stages(lead: Lead, config: Config, owner: Person | None) -> list[tuple[str, datetime]]:

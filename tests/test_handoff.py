@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot import lifecycle
+from bot import lifecycle, sla
 from bot.blocks import handoff as cards
 from bot.handoff import hand_off
-from storage.models import Lead, LeadEvent, Person
+from bot.webhooks import store
+from storage.models import Lead, LeadEvent, Nudge, Person
 from tests.slack import TEAM, all_text, click, submit
 from tests.slack_contract import check_message
 
@@ -354,3 +355,29 @@ def test_a_full_burst_summary_stays_within_slacks_limits(name):
 
     lines = [cards.summary_line(view(i)) for i in range(cards.SUMMARY_MAX)]
     check_message(cards.burst_summary(cards.SummaryPage(7, 100_000, 3, lines, for_owner=True)))
+
+
+def test_a_batchs_due_times_and_nudges_are_each_owners_own(services):
+    """A batch works each SLA plan out once per policy and owner: those of a rep with other
+    hours, and of hot leads, are their own, as if each lead were routed alone."""
+    with services.transaction() as s:
+        rep = s.scalar(select(Person).where(Person.slack_id == "U0SALES02"))
+        rep.timezone, rep.working_hours = "Europe/London", "08:00-12:00"
+    store(services, "leads", [{"external_id": f"L-{i}", "source": "webinar",
+                               "score": 90 if i % 3 == 0 else 40} for i in range(12)],
+          actor="webhook")
+    with services.sessions.begin() as s:
+        leads = s.scalars(select(Lead).order_by(Lead.id)).all()
+        nudges = {n.lead_id: (n.stage, n.due_at) for n in s.scalars(select(Nudge))}
+        plans = {}
+        for lead in leads:
+            owner = s.get(Person, lead.owner_id)
+            alone = Lead(score=lead.score, source=lead.source, routed_at=lead.routed_at)
+            sla.start(alone, services.config, owner, lead.routed_at)
+            assert (lead.sla_policy, lead.sla_due_at) == (alone.sla_policy, alone.sla_due_at)
+            alone.sla_due_at = lead.sla_due_at
+            assert nudges[lead.id] == sla.stages(alone, services.config, owner)[0]
+            plans[lead.sla_policy, owner.slack_id] = lead.sla_due_at
+    assert plans.keys() == {("hot", "U0SALES01"), ("standard", "U0SALES01"),  # hot leads: to
+                            ("standard", "U0SALES02")}  # those in their working hours only
+    assert plans["standard", "U0SALES01"] != plans["standard", "U0SALES02"]
