@@ -12,6 +12,7 @@ import contextlib
 import csv
 import os
 import pickle
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -68,13 +69,18 @@ class Reader:
         self.fieldnames: list[str] = []
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-        self._process = subprocess.Popen([sys.executable, "-m", __name__], env=env,
+        # -P: this `bot`, not one in the working directory
+        self._process = subprocess.Popen([sys.executable, "-P", "-m", __name__], env=env,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux; else as is
-            import fcntl
-            fcntl.fcntl(self._process.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        with self._process.stdin as job:
-            pickle.dump((path, entity, columns, tz, size), job)
+        try:
+            with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux; else as is
+                import fcntl
+                fcntl.fcntl(self._process.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            with self._process.stdin as job:
+                pickle.dump((path, entity, columns, tz, size), job)
+        except BaseException:
+            self.close()
+            raise
 
     def __iter__(self) -> Iterator[tuple[list[dict[str, str]], Checked]]:
         self.fieldnames = self._receive()
@@ -84,30 +90,36 @@ class Reader:
     def _receive(self) -> Any:
         try:
             kind, value = pickle.load(self._process.stdout)
-        except EOFError:
+        except (EOFError, pickle.UnpicklingError):  # nothing more, or cut off mid-batch
             raise RuntimeError(f"the process reading {self.path.name} ended unexpectedly "
                                f"(exit code {self._process.wait()})") from None
         if kind == "error":
             raise value
         return value
 
+    def close(self) -> None:
+        """Done reading, whether or not the reader is: it is stopped, never waited on."""
+        self._process.stdout.close()
+        self._process.kill()
+        self._process.wait()
+
     def __enter__(self) -> Reader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._process.stdout.close()  # a reader still sending gets a broken pipe, and ends
-        self._process.wait()
+        self.close()
 
 
 def read(job: BinaryIO, out: BinaryIO) -> None:
     """The reader process: the header, each batch, then None; or what stopped it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the import's to handle
     path, entity, columns, tz, size = pickle.load(job)
 
     def send(kind: str, value: Any) -> None:
         pickle.dump((kind, value), out, protocol=pickle.HIGHEST_PROTOCOL)
         out.flush()
 
-    with contextlib.suppress(BrokenPipeError):  # the import stopped
+    with contextlib.suppress(BrokenPipeError, OSError):  # the import stopped reading
         try:
             with path.open(newline="", encoding="utf-8-sig") as f:
                 reader = csv.DictReader(f)
@@ -117,10 +129,19 @@ def read(job: BinaryIO, out: BinaryIO) -> None:
                                                          for row in batch])))
             send("end", None)
         except Exception as exc:  # noqa: BLE001 - the importing process raises it
-            try:
-                send("error", exc)
-            except pickle.PicklingError:
-                send("error", RuntimeError(f"{type(exc).__name__}: {exc}"))
+            send("error", _portable(exc))
+
+
+def _portable(exc: Exception) -> Exception:
+    """The error as the importing process can unpickle it: itself if it survives the trip,
+    else one of its family (a ValueError or csv.Error still stops the import) that says it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any that does not
+        family = next((k for k in (ValueError, csv.Error, OSError) if isinstance(exc, k)),
+                      RuntimeError)
+        return family(f"{type(exc).__name__}: {exc}")
 
 
 def columns(entity: str, name: str | None) -> Mapping_ | None:

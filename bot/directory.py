@@ -50,8 +50,9 @@ def resolve_owner(session: Session, team_id: str, email: str, *, slack: WebClien
 def upsert_slack_user(session: Session, team_id: str, user: dict[str, Any], now: datetime,
                       email: str | None = None) -> Person:
     """Store what Slack says about a user; a role from the config is never overwritten."""
-    person = get_person(session, team_id, user["id"]) or Person(
-        team_id=team_id, slack_id=user["id"], role="sales", weight=1, from_config=False)
+    known = get_person(session, team_id, user["id"])
+    person = known or Person(team_id=team_id, slack_id=user["id"], role="sales", weight=1,
+                             from_config=False)
     profile = user.get("profile") or {}
     person.email = person.email or email or (profile.get("email") or "").lower() or None
     person.name = user.get("real_name") or profile.get("real_name") or person.name
@@ -59,6 +60,8 @@ def upsert_slack_user(session: Session, team_id: str, user: dict[str, Any], now:
     person.deactivated = bool(user.get("deleted"))
     person.looked_up_at = person.updated_at = now
     session.add(person)
+    if known is None:
+        _store_now(session)
     return person
 
 
@@ -70,6 +73,7 @@ def user_changed(session: Session, team_id: str, user: dict[str, Any], now: date
 
 def _remember_missing(session: Session, team_id: str, email: str, missing: UnmappedEmail | None,
                       config: Config, now: datetime) -> None:
+    new = missing is None
     if missing is None:
         missing = UnmappedEmail(team_id=team_id, email=email, first_seen_at=now, leads=0)
         session.add(missing)
@@ -83,6 +87,14 @@ def _remember_missing(session: Session, team_id: str, email: str, missing: Unmap
         for admin in config.workspace.admins:
             outbox.post(session, team_id, admin, {"text": text}, now=now,
                         ref=f"unmapped:{email}")
+    if new:
+        _store_now(session)
+
+
+def _store_now(session: Session) -> None:
+    """Someone (or an email) first met: stored at once, since a batch of leads is routed
+    without flushing as it goes, and its next lead naming them must find them."""
+    session.flush()
 
 
 def _fresh(at: datetime | None, now: datetime, ttl: timedelta) -> bool:

@@ -70,10 +70,10 @@ def open_clock(session: Session, lead: Lead, config: Config, owner: Person | Non
                plans: dict[tuple, Plan] | None = None) -> None:
     """At routing: the due time, and the first nudge of the chain that follows it
     (replacing the old owner's when the lead is routed again). `plans` keeps them for a
-    batch by policy, owner and time: the same for every lead those three are the same for."""
+    batch by policy, the owner's calendar and time: the same for every lead those are."""
     if rerouted:
         cancel_pending(session, lead.id)
-    key = (policy_for(config, lead), owner.id if owner else None, at, lead.routed_at)
+    key = (policy_for(config, lead), calendar_for(config, owner), at, lead.routed_at)
     if plans is None or (plan := plans.get(key)) is None:
         start(lead, config, owner, at)
         upcoming = stages(lead, config, owner)

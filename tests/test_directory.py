@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from bot.directory import resolve_owner
 from bot.handoff import hand_off
-from storage.models import Lead, Person
+from bot.webhooks import store
+from storage.models import Lead, Person, UnmappedEmail
 from tests.slack import TEAM, send_event
 
 
@@ -55,6 +56,25 @@ def test_unknown_email_goes_to_the_queue_and_admins_hear_once(services, fake_sla
     assert len(cards) == 3 and all("matches nobody in Slack" in str(c.blocks) for c in cards)
     with services.sessions.begin() as s:
         assert {lead.status for lead in s.scalars(select(Lead))} == {"new"}
+
+
+def test_a_batch_naming_a_new_owner_or_an_unknown_email_twice_stores_them_once(
+        services, fake_slack):
+    """The second lead naming someone first met in the batch finds what the first stored."""
+    fake_slack.add_user("U0NEWREP1", "Nia New", "nia@example.com")
+    records = [{"external_id": f"L-{i}", "source": "events",
+                "owner_email": "nia@example.com" if i % 2 else "ghost@example.com"}
+               for i in range(4)]
+    assert store(services, "leads", records, actor="webhook").created == 4
+    services.sender.flush()
+    with services.sessions.begin() as s:
+        owners = {lead.external_id: lead.owner_id for lead in s.scalars(select(Lead))}
+        nia = s.scalars(select(Person).where(Person.slack_id == "U0NEWREP1")).one()
+        ghost = s.scalars(select(UnmappedEmail)).one()
+    assert owners == {"L-0": None, "L-1": nia.id, "L-2": None, "L-3": nia.id}
+    assert ghost.email == "ghost@example.com" and ghost.leads == 2
+    assert len(fake_slack.in_channel("U0ADMIN01")) == 1  # told once
+    assert len(fake_slack.calls_of("users.lookupByEmail")) == 2  # once per email
 
 
 def test_user_change_event_deactivates_a_known_person(app, services, clock):

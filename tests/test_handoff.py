@@ -357,20 +357,13 @@ def test_a_full_burst_summary_stays_within_slacks_limits(name):
     check_message(cards.burst_summary(cards.SummaryPage(7, 100_000, 3, lines, for_owner=True)))
 
 
-def test_a_batchs_due_times_and_nudges_are_each_owners_own(services):
-    """A batch works each SLA plan out once per policy and owner: those of a rep with other
-    hours, and of hot leads, are their own, as if each lead were routed alone."""
-    with services.transaction() as s:
-        rep = s.scalar(select(Person).where(Person.slack_id == "U0SALES02"))
-        rep.timezone, rep.working_hours = "Europe/London", "08:00-12:00"
-    store(services, "leads", [{"external_id": f"L-{i}", "source": "webinar",
-                               "score": 90 if i % 3 == 0 else 40} for i in range(12)],
-          actor="webhook")
+def plans_of_each_lead_alone(services) -> dict:
+    """Each stored lead's SLA policy, due time and first nudge, checked against those of
+    the lead routed alone; the due times by (policy, owner)."""
     with services.sessions.begin() as s:
-        leads = s.scalars(select(Lead).order_by(Lead.id)).all()
         nudges = {n.lead_id: (n.stage, n.due_at) for n in s.scalars(select(Nudge))}
         plans = {}
-        for lead in leads:
+        for lead in s.scalars(select(Lead).order_by(Lead.id)):
             owner = s.get(Person, lead.owner_id)
             alone = Lead(score=lead.score, source=lead.source, routed_at=lead.routed_at)
             sla.start(alone, services.config, owner, lead.routed_at)
@@ -378,6 +371,33 @@ def test_a_batchs_due_times_and_nudges_are_each_owners_own(services):
             alone.sla_due_at = lead.sla_due_at
             assert nudges[lead.id] == sla.stages(alone, services.config, owner)[0]
             plans[lead.sla_policy, owner.slack_id] = lead.sla_due_at
+    return plans
+
+
+def test_a_batchs_due_times_and_nudges_are_each_owners_own(services):
+    """A batch works each SLA plan out once per policy and calendar: those of a rep with
+    other hours, and of hot leads, are their own, as if each lead were routed alone."""
+    with services.transaction() as s:
+        rep = s.scalar(select(Person).where(Person.slack_id == "U0SALES02"))
+        rep.timezone, rep.working_hours = "Europe/London", "08:00-12:00"
+    store(services, "leads", [{"external_id": f"L-{i}", "source": "webinar",
+                               "score": 90 if i % 3 == 0 else 40} for i in range(12)],
+          actor="webhook")
+    plans = plans_of_each_lead_alone(services)
     assert plans.keys() == {("hot", "U0SALES01"), ("standard", "U0SALES01"),  # hot leads: to
                             ("standard", "U0SALES02")}  # those in their working hours only
     assert plans["standard", "U0SALES01"] != plans["standard", "U0SALES02"]
+
+
+def test_owners_the_crm_names_for_the_first_time_each_get_their_own_due_times(
+        services, fake_slack):
+    """People first met in a batch (found in Slack by their CRM email) are not stored yet
+    when its leads are routed: their due times still follow each one's own timezone."""
+    fake_slack.add_user("U0NEW0001", "Nia", email="nia@acme.example", tz="Europe/London")
+    fake_slack.add_user("U0NEW0002", "Oz", email="oz@acme.example", tz="Asia/Tokyo")
+    store(services, "leads", [{"external_id": f"L-{i}", "source": "webinar", "score": 40,
+                               "owner_email": ("nia" if i % 2 else "oz") + "@acme.example"}
+                              for i in range(4)], actor="webhook")
+    plans = plans_of_each_lead_alone(services)
+    assert plans.keys() == {("standard", "U0NEW0001"), ("standard", "U0NEW0002")}
+    assert plans["standard", "U0NEW0001"] != plans["standard", "U0NEW0002"]

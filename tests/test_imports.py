@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
+import pickle
 import shutil
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -288,16 +291,49 @@ def test_a_write_waiting_behind_an_import_goes_in_between_its_batches(
 
 def test_the_reader_process_ends_with_the_import_that_stops_reading(tmp_path):
     path = many_rows(tmp_path, 50_000)  # more than the pipe holds: the reader waits to send
-    with csvfile.Reader(path, "leads", None, UTC, 1000) as reader:
-        batches = iter(reader)
-        rows, checked = next(batches)
-        assert [r["external_id"] for r in rows[:2]] == ["L-000", "L-001"]
-        assert len(checked.parsed) == 1000 and not checked.rejected
-    assert reader._process.returncode is not None  # not left running, nor waiting to send
+    read = []
+
+    def import_that_stops():
+        with csvfile.Reader(path, "leads", None, UTC, 1000) as reader:
+            read.append(next(iter(reader)))
+    importing = threading.Thread(target=import_that_stops, daemon=True)
+    importing.start()
+    importing.join(timeout=30)
+    assert not importing.is_alive()  # it did not wait on a reader still sending
+    rows, checked = read[0]
+    assert [r["external_id"] for r in rows[:2]] == ["L-000", "L-001"]
+    assert len(checked.parsed) == 1000 and not checked.rejected
 
 
-def test_a_reader_process_that_dies_is_an_error_that_says_so(tmp_path):
+def test_a_reader_process_that_dies_mid_file_is_an_error_that_says_so(tmp_path):
     with csvfile.Reader(many_rows(tmp_path, 50_000), "leads", None, UTC, 1000) as reader:
-        reader._process.kill()  # it cannot have sent it all: the pipe holds less
-        with pytest.raises(RuntimeError, match=r"reading leads.csv ended unexpectedly \(exit code -9\)"):
-            list(reader)
+        batches = iter(reader)
+        next(batches)  # it is sending the rest: more than the pipe holds
+        reader._process.kill()
+        with pytest.raises(RuntimeError, match=r"reading leads.csv ended unexpectedly "
+                                               r"\(exit code -9\)"):
+            list(batches)
+
+
+def test_a_batch_cut_off_by_the_reader_dying_is_the_same_error():
+    sent = pickle.dumps(("batch", ([{"external_id": f"L-{i}"} for i in range(1000)], None)),
+                        protocol=pickle.HIGHEST_PROTOCOL)
+    for cut in (0, 10, len(sent) // 2, len(sent) - 1):  # wherever the pipe's content ends
+        reader = object.__new__(csvfile.Reader)
+        reader.path = Path("leads.csv")
+        reader._process = SimpleNamespace(stdout=io.BytesIO(sent[:cut]), wait=lambda: -9)
+        with pytest.raises(RuntimeError, match=r"ended unexpectedly \(exit code -9\)"):
+            reader._receive()
+
+
+class _Unpicklable(ValueError):
+    def __init__(self, row, why):
+        super().__init__(f"row {row}: {why}")
+
+
+def test_a_reader_error_that_cannot_cross_to_the_import_still_stops_it_and_says_why():
+    portable = csvfile._portable(_Unpicklable(7, "bad"))
+    assert type(portable) is ValueError  # an import stops on it, as on the error itself
+    assert str(portable) == "_Unpicklable: row 7: bad"
+    error = UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+    assert csvfile._portable(error) is error  # those that cross, cross as they are
