@@ -49,6 +49,17 @@ def test_create_then_unchanged_then_updated(services, entity, record, change):
     assert run(services, entity, [{**record, **change}]).updated == 1
 
 
+def test_keys_are_matched_exactly_whatever_they_hold(services):
+    """Keys are looked up as one JSON array: quotes, backslashes, accents and digits-only
+    keys still find their records, and only theirs."""
+    keys = ['Q-"1"', "B-\\2", "Zoë-3", "0042", "L-%", "l-%"]
+    records = [{"external_id": k, "source": "events", "name": "Ann"} for k in keys]
+    assert run(services, "leads", records).created == len(keys)
+    again = run(services, "leads", [{**r, "name": "Bo"} if r["external_id"] == "0042" else r
+                                    for r in records])
+    assert (again.created, again.updated, again.unchanged) == (0, 1, len(keys) - 1)
+
+
 def test_money_and_months_are_stored_exactly(services):
     run(services, "spend", [{"month": "2026-03", "team": "sales", "amount": "1200.5"}])
     [row] = rows(services, Spend)
