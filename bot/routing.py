@@ -106,6 +106,19 @@ class _Pool:
             self.eligible_now[hot] = eligible
         return eligible
 
+    def why_nobody(self, name: str, hot: bool, exclude: set[int] | frozenset[int],
+                   hot_score: int) -> str:
+        """Why nobody may take a lead now, for its unassigned card: the first rule that
+        leaves nobody (away, daily cap, working hours for a hot lead)."""
+        left = [m for m in self.members if m.id not in exclude and m.available]
+        if not left:
+            return f"everyone in pool {name} is away or out of the rotation"
+        left = [m for m in left if m.cap is None or self.load.get(m.id, 0) < m.cap]
+        if not left:
+            return f"everyone in pool {name} has had their daily cap of leads"
+        return (f"it is hot (score {hot_score} or more), which goes only to someone in their "
+                f"working hours, and nobody in pool {name} is now")
+
 
 @dataclass(frozen=True)
 class _Eligible:
@@ -131,7 +144,8 @@ class Router:
         hot = (lead.score or 0) >= self.config.routing.hot_score
         eligible = pool.eligible(hot, exclude)
         if not eligible.members:
-            return Decision(None, name, f"nobody in pool {name} can take it now")
+            return Decision(None, name, pool.why_nobody(name, hot, exclude,
+                                                        self.config.routing.hot_score))
         chosen = pick(pool.deficits, eligible.weights, eligible.ids)
         pool.assigned[chosen] += 1
         owner = eligible.members[chosen]

@@ -180,11 +180,24 @@ def test_nobody_eligible_gives_an_unassigned_card_anyone_in_sales_can_take(
     new_lead(services)
     unassigned = card(fake_slack)
     assert "Unassigned" in all_text({"blocks": unassigned.blocks})
+    assert "everyone in pool default is away" in all_text({"blocks": unassigned.blocks})
     assert fake_slack.in_channel("U0SALES01") == []  # no DM to anyone
     click(app, fake_slack, unassigned, cards.TAKE, "U0SALES02", clock.now())
     services.sender.flush()
     assert lead(services, 1).status == "routed"
     assert "<@U0SALES02>" in all_text({"blocks": card(fake_slack).blocks})
+
+
+def test_a_hot_lead_outside_everyones_working_hours_says_so_on_its_card(
+        services, fake_slack, clock):
+    clock.advance(timedelta(hours=12))  # 02:00 in New York: nobody is working
+    new_lead(services, score=95)
+    text = all_text({"blocks": card(fake_slack).blocks})
+    assert "Unassigned" in text
+    assert "it is hot (score 80 or more), which goes only to someone in their working hours, " \
+           "and nobody in pool default is now" in text
+    new_lead(services, external_id="L-2", score=40)  # not hot: routed all the same
+    assert "Unassigned" not in all_text({"blocks": card(fake_slack).blocks})
 
 
 def test_round_robin_alternates_between_reps(services):

@@ -105,6 +105,16 @@ def test_daily_cap_is_respected_and_resets_the_next_day(services, clock):
     assert sorted(owners(services)[-2:]) == ["U0SALES01", "U0SALES02"]
 
 
+def test_a_lead_nobody_may_take_for_their_caps_says_so(services, fake_slack):
+    set_person(services, "U0SALES01", daily_cap=1)
+    set_person(services, "U0SALES02", daily_cap=1)
+    for i in range(3):
+        new_lead(services, external_id=f"L-{i}")
+    assert owners(services) == ["U0SALES01", "U0SALES02", None]
+    unassigned = fake_slack.in_channel("C0HANDOFF1")[-1]
+    assert "everyone in pool default has had their daily cap of leads" in str(unassigned.blocks)
+
+
 def test_deactivated_people_get_nothing(services):
     set_person(services, "U0SALES02", deactivated=True)
     for i in range(3):
