@@ -150,6 +150,7 @@ class Shell:
         resp = self._dispatch(urlencode({"payload": json.dumps(payload)}),
                               "application/x-www-form-urlencoded")
         self._show_ack(resp.body)
+        self.after_ack.run()  # the clicker's answer follows the ack
 
     def react(self, args: list[str]) -> None:
         if len(args) != 2 or not args[1].isdigit():

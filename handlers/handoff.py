@@ -8,27 +8,25 @@ from slack_bolt import App
 
 from bot import handoff
 from bot.blocks import handoff as cards
+from bot.blocks.handoff import click_answer
 from bot.lifecycle import REJECTION_REASONS
 from bot.services import Services
-from handlers.clicks import answer, button_listener, run_click
+from handlers.clicks import answer_later, button_listener, deciding, run_click, tell
 
 
 def register(app: App, services: Services) -> None:
-    app.action(cards.ACCEPT)(button_listener(services, handoff.accept))
-    app.action(cards.FIRST_TOUCH)(button_listener(services, handoff.first_touch))
-    app.action(cards.TAKE)(button_listener(services, handoff.take))
+    app.action(cards.ACCEPT)(**button_listener(services, handoff.accept))
+    app.action(cards.FIRST_TOUCH)(**button_listener(services, handoff.first_touch))
+    app.action(cards.TAKE)(**button_listener(services, handoff.take))
 
-    @app.action(cards.REASSIGN)
-    def reassign(ack, body, action, client):
-        ack()
-        user = body["user"]["id"]
+    def reassign(body, action):
         token = action.get("block_id", "").removeprefix("lead-")  # selects carry no value
-        answer(client, body["channel"]["id"], user,
-               run_click(services, handoff.reassign, body["team"]["id"], token, user,
-                         to=action["selected_user"]))
+        return click_answer(run_click(services, handoff.reassign, body["team"]["id"], token,
+                                      body["user"]["id"], to=action["selected_user"]))
+    app.action(cards.REASSIGN)(**deciding(reassign))
 
-    @app.action(cards.REJECT)
-    def reject(ack, body, action, client):
+    def reject(ack, body, action, client, context):
+        """The reason modal opens at once (its trigger lasts three seconds)."""
         ack()
         try:
             with services.sessions.begin() as session:
@@ -36,13 +34,13 @@ def register(app: App, services: Services) -> None:
                                            body["user"]["id"], services.config,
                                            services.clock.now())
         except handoff.ClickRefused as exc:
-            answer(client, body["channel"]["id"], body["user"]["id"], str(exc))
+            answer_later(context, body["channel"]["id"], click_answer(str(exc)))
             return
         client.views_open(trigger_id=body["trigger_id"],
                           view=cards.reject_modal(view, reply_in=body["channel"]["id"]))
+    app.action(cards.REJECT)(ack=reject, lazy=[tell])
 
-    @app.view(cards.REJECT_MODAL)
-    def rejected(ack, body, view, client):
+    def rejected(ack, body, view, context):
         values = view["state"]["values"]
         picked = values.get(cards.REASON_BLOCK, {}).get(cards.REASON_ACTION) or {}
         reason = (picked.get("selected_option") or {}).get("value")
@@ -54,35 +52,37 @@ def register(app: App, services: Services) -> None:
                        errors={cards.NOTE_BLOCK: "Tell marketing what “other” means here."})
         ack()
         token, channel = cards.modal_target(view["private_metadata"])
-        user = body["user"]["id"]
-        answer(client, channel, user, run_click(services, handoff.reject, body["team"]["id"],
-                                                token, user, reason=reason, note=note))
+        answer_later(context, channel, click_answer(run_click(
+            services, handoff.reject, body["team"]["id"], token, body["user"]["id"],
+            reason=reason, note=note)))
+    app.view(cards.REJECT_MODAL)(ack=rejected, lazy=[tell])
 
-    @app.action(re.compile(rf"^{re.escape(cards.OPEN_CARD)}\.\d+$"))
-    def open_card(ack, body, action, client):
-        ack()
-        user = body["user"]["id"]
+    def open_card(body, action):
         try:
             with services.sessions.begin() as session:
-                card = handoff.open_card(session, body["team"]["id"], action["value"], user,
-                                         services.config, services.clock.now())
+                return handoff.open_card(session, body["team"]["id"], action["value"],
+                                         body["user"]["id"], services.config,
+                                         services.clock.now())
         except handoff.ClickRefused as exc:
-            card = cards.click_answer(str(exc))
-        client.chat_postEphemeral(channel=body["channel"]["id"], user=user, **card)
+            return click_answer(str(exc))
+    app.action(re.compile(rf"^{re.escape(cards.OPEN_CARD)}\.\d+$"))(**deciding(open_card))
 
-    @app.action(re.compile(rf"^({re.escape(cards.PAGE_PREV)}|{re.escape(cards.PAGE_NEXT)})$"))
-    def summary_page(ack, body, action, respond):
+    def summary_page(ack, body, action, context):
         """Another page of a burst summary, for the clicker alone: a page they were shown
         is turned in place; a shared summary stays on its first page for everyone else."""
         ack()
         try:
             with services.sessions.begin() as session:
-                page = handoff.burst_page(session, body["team"]["id"], action["value"],
-                                          services.config)
+                context["page"] = handoff.burst_page(session, body["team"]["id"],
+                                                     action["value"], services.config)
         except handoff.ClickRefused as exc:
-            page = cards.click_answer(str(exc))
-        respond(**page, response_type="ephemeral",
+            context["page"] = click_answer(str(exc))
+
+    def turn_page(body, respond, context):
+        respond(**context["page"], response_type="ephemeral",
                 replace_original=bool(body.get("container", {}).get("is_ephemeral")))
+    app.action(re.compile(rf"^({re.escape(cards.PAGE_PREV)}|{re.escape(cards.PAGE_NEXT)})$"))(
+        ack=summary_page, lazy=[turn_page])
 
     @app.action(cards.OPEN_CRM)
     def open_crm(ack):

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import lifecycle, sla
+from bot.app import AfterAck, create_app
 from bot.blocks import handoff as cards
 from bot.handoff import hand_off
 from bot.webhooks import store
@@ -129,6 +130,27 @@ def test_reject_opens_a_modal_and_marketing_sees_the_reason_in_a_source_thread(
     assert "no budget" in replies[0].blocks[0]["text"]["text"]
     assert "Rejected by <@U0SALES02>" in all_text({"blocks": card(fake_slack).blocks})
     assert lead(services, 1).sla_met is True  # a decision is a response
+
+
+def test_a_click_is_stored_and_acked_before_its_answer_goes_to_slack(
+        services, fake_slack, clock):
+    """Slack gives a click three seconds: the change is made before the 200, the clicker's
+    private answer (a Slack call) only after it."""
+    later = AfterAck()
+    app = create_app(services, after_ack=later)
+    new_lead(services)
+    new_lead(services, external_id="L-2", name="Bo Park")
+    accepted = click(app, fake_slack, card(fake_slack, "U0SALES01"), cards.ACCEPT, "U0SALES01",
+                     clock.now())
+    click(app, fake_slack, card(fake_slack, "U0SALES02"), cards.REJECT, "U0SALES02", clock.now())
+    rejected = submit(app, fake_slack, fake_slack.views[-1], "U0SALES02",
+                      {cards.REASON_BLOCK: "not_icp"}, clock.now())
+    assert accepted.status == rejected.status == 200
+    assert (lead(services, 1).status, lead(services, 2).status) == ("accepted", "rejected")
+    assert ephemerals(fake_slack, "U0SALES01") == ephemerals(fake_slack, "U0SALES02") == []
+    later.run()
+    assert "accepted" in ephemerals(fake_slack, "U0SALES01")[-1]
+    assert "rejected" in ephemerals(fake_slack, "U0SALES02")[-1]
 
 
 def test_reject_is_refused_before_the_modal_for_someone_who_cannot_act(
