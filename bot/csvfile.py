@@ -119,7 +119,7 @@ def read(job: BinaryIO, out: BinaryIO) -> None:
         pickle.dump((kind, value), out, protocol=pickle.HIGHEST_PROTOCOL)
         out.flush()
 
-    with contextlib.suppress(BrokenPipeError, OSError):  # the import stopped reading
+    with contextlib.suppress(OSError):  # a broken pipe: the import stopped reading
         try:
             with path.open(newline="", encoding="utf-8-sig") as f:
                 reader = csv.DictReader(f)

@@ -37,7 +37,6 @@ class Rejection:
     errors: list[str]
 
 
-
 # ------------------------------------------------------------------ field parsers
 
 
