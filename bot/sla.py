@@ -70,10 +70,11 @@ def open_clock(session: Session, lead: Lead, config: Config, owner: Person | Non
                plans: dict[tuple, Plan] | None = None) -> None:
     """At routing: the due time, and the first nudge of the chain that follows it
     (replacing the old owner's when the lead is routed again). `plans` keeps them for a
-    batch by policy, the owner's calendar and time: the same for every lead those are."""
+    batch by policy, the owner's hours and time: the same for every lead those are."""
     if rerouted:
         cancel_pending(session, lead.id)
-    key = (policy_for(config, lead), calendar_for(config, owner), at, lead.routed_at)
+    hours = (owner.timezone, owner.working_hours) if owner else None  # the calendar's own
+    key = (policy_for(config, lead), hours, at, lead.routed_at)
     if plans is None or (plan := plans.get(key)) is None:
         start(lead, config, owner, at)
         upcoming = stages(lead, config, owner)
