@@ -70,10 +70,10 @@ class ImportStopped(ValueError):
 
 
 class _Pipeline:
-    """Batches, each its own transaction. While one commits on the writer thread (inserting
-    is the database's own work, done without the GIL), the next is read and checked; then
-    whoever else waits to write goes first. The bursts' summaries are shown once, at the
-    end (a new one is queued at once anyway)."""
+    """Batches, each its own transaction, read and checked ahead by the reader process.
+    One commits on the writer thread (inserting is the database's own work, done without
+    the GIL) while the next is received; then whoever else waits to write goes first. The
+    bursts' summaries are shown once, at the end (a new one is queued at once anyway)."""
 
     def __init__(self, services: Services, entity: str, actor: str,
                  progress: Callable[[int], None] | None):

@@ -100,21 +100,23 @@ class _Pool:
             return self.eligible_now[hot]
         members = {m.slack_id: m for m in self.members
                    if m.available and (m.working or not hot) and m.id not in exclude
-                   and (m.cap is None or self.load.get(m.id, 0) < m.cap)}
+                   and self.has_room(m)}
         eligible = _Eligible(members, {sid: m.weight for sid, m in members.items()}, list(members))
         if not exclude:
             self.eligible_now[hot] = eligible
         return eligible
 
-    def why_nobody(self, name: str, hot: bool, exclude: set[int] | frozenset[int],
-                   hot_score: int) -> str:
+    def has_room(self, member: _Member) -> bool:
+        """Below their daily cap, if they have one."""
+        return member.cap is None or self.load.get(member.id, 0) < member.cap
+
+    def why_nobody(self, name: str, exclude: set[int] | frozenset[int], hot_score: int) -> str:
         """Why nobody may take a lead now, for its unassigned card: the first rule that
-        leaves nobody (away, daily cap, working hours for a hot lead)."""
+        leaves nobody (away, daily cap; else it is hot, and nobody is in working hours)."""
         left = [m for m in self.members if m.id not in exclude and m.available]
         if not left:
             return f"everyone in pool {name} is away or out of the rotation"
-        left = [m for m in left if m.cap is None or self.load.get(m.id, 0) < m.cap]
-        if not left:
+        if not any(self.has_room(m) for m in left):
             return f"everyone in pool {name} has had their daily cap of leads"
         return (f"it is hot (score {hot_score} or more), which goes only to someone in their "
                 f"working hours, and nobody in pool {name} is now")
@@ -144,13 +146,13 @@ class Router:
         hot = (lead.score or 0) >= self.config.routing.hot_score
         eligible = pool.eligible(hot, exclude)
         if not eligible.members:
-            return Decision(None, name, pool.why_nobody(name, hot, exclude,
+            return Decision(None, name, pool.why_nobody(name, exclude,
                                                         self.config.routing.hot_score))
         chosen = pick(pool.deficits, eligible.weights, eligible.ids)
         pool.assigned[chosen] += 1
         owner = eligible.members[chosen]
         pool.load[owner.id] = pool.load.get(owner.id, 0) + 1
-        if owner.cap is not None and pool.load[owner.id] >= owner.cap:
+        if not pool.has_room(owner):
             pool.eligible_now.clear()  # they are out until tomorrow
         if (decision := pool.decisions.get(chosen)) is None:
             decision = pool.decisions[chosen] = Decision(owner.person, name,
