@@ -24,6 +24,7 @@ from bot.ingest import IngestResult
 from bot.records import MAX_BATCH, Checked
 from bot.services import Services
 from bot.webhooks import Staged, stage
+from storage.bulk import gc_paused
 from storage.db import make_way, wal_checkpoints
 from storage.imports import add_imported_file, get_imported_file
 
@@ -84,7 +85,7 @@ class _Pipeline:
         self._committing: tuple[list[dict[str, str]], Future[IngestResult]] | None = None
 
     def run(self, batches: Iterator[tuple[list[dict[str, str]], Checked]]) -> None:
-        with wal_checkpoints(self.services.engine) as checkpoint, \
+        with gc_paused(), wal_checkpoints(self.services.engine) as checkpoint, \
                 ThreadPoolExecutor(1, thread_name_prefix="import") as writer:
             try:
                 for batch, checked in batches:

@@ -23,7 +23,7 @@ from bot.handoff import Handoffs
 from bot.ingest import IngestResult, ingest
 from bot.records import ENTITIES, MAX_BATCH, Checked
 from bot.services import Services
-from storage.bulk import Rows, Statement, execute
+from storage.bulk import Rows, Statement, execute, gc_paused
 from storage.db import lock_handoffs
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -76,7 +76,8 @@ def records_of(entity: str, data: Any) -> list[Any]:
 def store(services: Services, entity: str, records: Sequence[Any] | Checked, *,
           actor: str) -> IngestResult:
     """Ingest in one transaction, then route and card every new lead in the same one."""
-    return stage(services, entity, records, actor=actor).commit()
+    with gc_paused():
+        return stage(services, entity, records, actor=actor).commit()
 
 
 def stage(services: Services, entity: str, records: Sequence[Any] | Checked, *,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from itertools import chain
@@ -20,6 +23,45 @@ REPEATED = (UTCDateTime, JSON)  # column types whose values in a batch are mostl
 # Rows per SQLite INSERT: few statements, so a batch's writing seldom waits for the GIL
 # (and one prepared statement the driver keeps and reuses).
 ROWS_PER_INSERT = 500
+
+
+class _GCPause:
+    """See `gc_paused`: one pause for all the batches in progress, in any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_enabled = False
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._holders == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+
+    def exit(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0 and self._was_enabled:
+                gc.enable()
+
+
+_gc_pause = _GCPause()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while batches of rows are built and written. A batch's
+    tens of thousands of new objects, alive until its commit, set off a dozen collections
+    each, now and then of the whole heap, all with the GIL held: a fifth of an import's
+    time. Batches leave next to no cyclic garbage (about 60 objects per 1,000 leads); it
+    is collected as usual once the last pause in progress ends."""
+    _gc_pause.enter()
+    try:
+        yield
+    finally:
+        _gc_pause.exit()
 
 
 def next_id(session: Session, model: type) -> int:

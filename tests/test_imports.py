@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gc
 import io
 import json
 import pickle
@@ -167,7 +168,7 @@ def test_an_import_that_fails_midway_keeps_and_shows_what_it_stored(
     def stage(*args, **kwargs):
         if len(staged) == 3:
             raise RuntimeError("database went away")
-        staged.append(1)
+        staged.append(gc.isenabled())
         return real_stage(*args, **kwargs)
     real_stage = imports.stage
     monkeypatch.setattr(imports, "stage", stage)
@@ -176,6 +177,7 @@ def test_an_import_that_fails_midway_keeps_and_shows_what_it_stored(
     assert len(leads(services)) == 30  # the three batches before the failure
     channel = channel_summary(services, fake_slack)
     assert channel[-1].text == "28 new leads arrived at once"  # all but the 2 cards
+    assert staged == [False] * 3 and gc.isenabled()  # paused for the batches, not after them
 
 
 def test_a_batch_that_fails_to_commit_is_reported_though_reading_fails_too(

@@ -286,3 +286,25 @@ def test_rows_written_in_bulk_keep_each_value_though_repeats_are_bound_once(serv
         [(d, type((d or {}).get("flag"))) for d in data]
     # (a time in the repeated hour never equals one in another zone: compare in UTC)
     assert [e.at for e in events] == [times[i % 3].astimezone(UTC) for i in range(len(data))]
+
+
+def test_the_garbage_collector_pauses_until_the_last_batch_in_progress_ends():
+    import gc
+
+    from storage.bulk import gc_paused
+    assert gc.isenabled()
+    first, second = gc_paused(), gc_paused()  # an import and a webhook, say
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the webhook's batch is still being built
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+
+    gc.disable()  # someone else's choice stays theirs
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
