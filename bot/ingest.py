@@ -22,9 +22,6 @@ from storage.bulk import Rows
 from storage.leads import allocate_lead_ids
 from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend
 
-STAGE_TIME = {"routed": "routed_at", "accepted": "accepted_at", "contacted": "first_touch_at",
-              "qualified": "qualified_at", "won": "closed_at", "lost": "closed_at",
-              "rejected": "rejected_at", "recycled": "recycled_at"}
 # The stages a lead imported "at" a status has passed through, in order.
 CHAIN = {"new": (), "routed": ("routed",), "accepted": ("routed", "accepted"),
          "contacted": ("routed", "accepted", "contacted"),
@@ -262,7 +259,7 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
     owner = ctx.session.get(Person, lead.owner_id) if lead.owner_id else None
     at = lead.mql_at
     for stage in CHAIN[status]:
-        at = v.get(STAGE_TIME[stage], at)
+        at = v.get(lifecycle.STAMP[stage], at)
         lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at, rows=ctx.rows,
                              data={"reason": v["rejection_reason"]} if stage == "rejected" else None)
         if stage == "routed":
@@ -308,7 +305,7 @@ def _move(ctx: _Context, lead: Lead, v: dict[str, Any]) -> bool:
     if not steps or not lifecycle.can(lead, steps[0]):
         raise lifecycle.IllegalTransition(lead, target)
     for stage in steps:
-        at = v.get(STAGE_TIME.get(stage, ""), ctx.now)
+        at = v.get(lifecycle.STAMP.get(stage, ""), ctx.now)
         data = {"reason": v.get("rejection_reason")} if stage == "rejected" else None
         if stage == "rejected":
             if "rejection_reason" not in v:

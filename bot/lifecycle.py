@@ -17,8 +17,6 @@ from bot.records import REJECTION_REASONS, STATUSES
 from storage import bulk
 from storage.models import Lead, LeadEvent
 
-# The order of the main path; importing a lead "at" a stage fills the earlier stage times.
-PATH = ("new", "routed", "accepted", "contacted", "qualified")
 ALLOWED: dict[str, frozenset[str]] = {
     "new": frozenset({"routed", "rejected", "recycled"}),
     "routed": frozenset({"routed", "accepted", "contacted", "rejected", "recycled"}),
