@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -179,12 +178,16 @@ def _values_lists(sql: str, columns: list[list[Any]], limit: int) -> list[tuple[
     """INSERT ... VALUES (...), (...) of a fixed number of rows, as many as SQLite takes
     parameters: parsed once, then one step (without the GIL) for all of them instead of a
     bind, step and reset per row. The rows left over go in one executemany."""
-    count = len(columns[0])
-    per = max(1, min(ROWS_PER_INSERT, limit // len(columns)))
+    count, width = len(columns[0]), len(columns)
+    per = max(1, min(ROWS_PER_INSERT, limit // width))
     whole = count - count % per
     many = _many(sql, per)
-    statements = [(many, tuple(chain.from_iterable(_rows(columns, start, start + per))))
-                  for start in range(0, whole, per)]
+    statements = []
+    for start in range(0, whole, per):
+        values = [None] * (per * width)  # row by row: each column into every width-th place
+        for i, column in enumerate(columns):
+            values[i::width] = column[start:start + per]
+        statements.append((many, tuple(values)))
     if whole < count:
         statements.append((sql, list(_rows(columns, whole, count))))
     return statements
