@@ -85,11 +85,12 @@ class _Pipeline:
         self._committing: tuple[list[dict[str, str]], Future[IngestResult]] | None = None
 
     def run(self, batches: Iterator[tuple[list[dict[str, str]], Checked]]) -> None:
-        with gc_paused(), wal_checkpoints(self.services.engine) as checkpoint, \
+        with gc_paused() as batch_done, wal_checkpoints(self.services.engine) as checkpoint, \
                 ThreadPoolExecutor(1, thread_name_prefix="import") as writer:
             try:
                 for batch, checked in batches:
                     self._collect()
+                    batch_done()
                     make_way(self.services.engine)
                     staged = stage(self.services, self.entity, checked, actor=self.actor)
                     self._committing = batch, writer.submit(self._commit, staged)

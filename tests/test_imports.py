@@ -11,6 +11,7 @@ import pickle
 import shutil
 import sqlite3
 import threading
+import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ from bot import csvfile, imports
 from bot.cli import main
 from bot.imports import import_csv, import_dropped
 from storage import db
+from storage.bulk import YOUNG_EVERY
 from storage.db import make_engine, wal_checkpoints
 from storage.migrate import upgrade
 from storage.models import Lead
@@ -178,6 +180,24 @@ def test_an_import_that_fails_midway_keeps_and_shows_what_it_stored(
     channel = channel_summary(services, fake_slack)
     assert channel[-1].text == "28 new leads arrived at once"  # all but the 2 cards
     assert staged == [False] * 3 and gc.isenabled()  # paused for the batches, not after them
+
+
+def test_a_long_import_still_collects_the_garbage_its_batches_leave(
+        services, small_batches, tmp_path, monkeypatch):
+    class Cycle:
+        def __init__(self):
+            self.me = self
+    left: list[weakref.ref] = []
+
+    def stage(*args, **kwargs):
+        if len(left) == YOUNG_EVERY + 1:  # still importing, the collector still paused
+            assert not gc.isenabled() and left[0]() is None  # the first batch's is gone
+        left.append(weakref.ref(Cycle()))  # garbage only a collection can free
+        return real_stage(*args, **kwargs)
+    real_stage = imports.stage
+    monkeypatch.setattr(imports, "stage", stage)
+    import_csv(services, "leads", many_rows(tmp_path, 10 * (YOUNG_EVERY + 2)))
+    assert len(left) == YOUNG_EVERY + 2
 
 
 def test_a_batch_that_fails_to_commit_is_reported_though_reading_fails_too(
