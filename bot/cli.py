@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -140,6 +141,7 @@ def cmd_import(args) -> int:
     services = _local_services()
     with args.file.open("rb") as f:  # for the progress bar: a bad byte is the import's to report
         total = max(sum(1 for _ in f) - 1, 0)
+    started = time.perf_counter()
     with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
         task = bar.add_task(args.file.name, total=total)
@@ -156,8 +158,18 @@ def cmd_import(args) -> int:
         except ValueError as exc:
             print(f"alignbot: {exc}", file=sys.stderr)
             return 2
+    print(_import_line(args.file.name, summary, time.perf_counter() - started), file=sys.stderr)
     print(json.dumps(summary.as_dict(), indent=2))
     return 0
+
+
+def _import_line(name: str, summary, seconds: float) -> str:
+    """The import in one line, for people (the JSON after it is for scripts)."""
+    r = summary.result
+    line = (f"alignbot: {summary.rows:,} rows of {name} in {seconds:.1f} s "
+            f"({summary.rows / max(seconds, 1e-9):,.0f} rows/s): {r.created:,} created, "
+            f"{r.updated:,} updated, {r.unchanged:,} unchanged, {len(r.rejected):,} rejected")
+    return line + (f" (reasons in {summary.rejected_file.name})" if summary.rejected_file else "")
 
 
 def cmd_lead(args) -> int:

@@ -8,6 +8,7 @@ import gc
 import io
 import json
 import pickle
+import re
 import shutil
 import sqlite3
 import threading
@@ -115,8 +116,10 @@ def test_cli_import_prints_a_summary(services, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("bot.cli._local_services", lambda: services)
     path = write(tmp_path / "deals.csv", ["external_id", "amount"], [["D-1", "100"], ["D-2", "x"]])
     assert main(["import", "deals", str(path)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert '"created": 1' in out and "deals.rejected.csv" in out
+    assert re.search(r"2 rows of deals\.csv in [\d.]+ s \([\d,]+ rows/s\): 1 created, 0 updated, "
+                     r"0 unchanged, 1 rejected \(reasons in deals\.rejected\.csv\)$", err.strip())
     assert main(["import", "deals", str(tmp_path / "missing.csv")]) == 2
 
 
