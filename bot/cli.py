@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -141,7 +140,7 @@ def cmd_import(args) -> int:
     services = _local_services()
     with args.file.open("rb") as f:  # for the progress bar: a bad byte is the import's to report
         total = max(sum(1 for _ in f) - 1, 0)
-    started = time.perf_counter()
+    started = services.clock.now()
     with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
         task = bar.add_task(args.file.name, total=total)
@@ -158,7 +157,8 @@ def cmd_import(args) -> int:
         except ValueError as exc:
             print(f"alignbot: {exc}", file=sys.stderr)
             return 2
-    print(_import_line(args.file.name, summary, time.perf_counter() - started), file=sys.stderr)
+    took = (services.clock.now() - started).total_seconds()
+    print(_import_line(args.file.name, summary, took), file=sys.stderr)
     print(json.dumps(summary.as_dict(), indent=2))
     return 0
 
@@ -166,9 +166,10 @@ def cmd_import(args) -> int:
 def _import_line(name: str, summary, seconds: float) -> str:
     """The import in one line, for people (the JSON after it is for scripts)."""
     r = summary.result
-    line = (f"alignbot: {summary.rows:,} rows of {name} in {seconds:.1f} s "
-            f"({summary.rows / max(seconds, 1e-9):,.0f} rows/s): {r.created:,} created, "
-            f"{r.updated:,} updated, {r.unchanged:,} unchanged, {len(r.rejected):,} rejected")
+    rate = f" ({summary.rows / seconds:,.0f} rows/s)" if seconds > 0 else ""
+    line = (f"alignbot: {summary.rows:,} rows of {name} in {seconds:.1f} s{rate}: "
+            f"{r.created:,} created, {r.updated:,} updated, {r.unchanged:,} unchanged, "
+            f"{len(r.rejected):,} rejected")
     return line + (f" (reasons in {summary.rejected_file.name})" if summary.rejected_file else "")
 
 
