@@ -51,14 +51,14 @@ def text(limit: int) -> Callable[[Any], str]:
     return parse
 
 
+_email_text = text(320)
+
+
 def email(v: Any) -> str:
     s = _email_text(v).lower()
     if not EMAIL.match(s):
         raise ValueError(f"{v!r} is not an email address")
     return s
-
-
-_email_text = text(320)
 
 
 def instant(v: Any) -> datetime:
@@ -153,7 +153,8 @@ def parse(entity: str, raw: Any) -> tuple[dict[str, Any], list[str]]:
     return values, errors
 
 
-# The lead fields whose order is checked; most records have none of them.
+# A lead's checks across fields, and the fields that bring them into play (most records
+# have none of these).
 _LEAD_ORDER = (("mql_at", "routed_at"), ("routed_at", "accepted_at"), ("routed_at", "rejected_at"),
                ("accepted_at", "first_touch_at"))
 _LEAD_CHECKED = {"routed_at", "accepted_at", "rejected_at", "first_touch_at", "status"}

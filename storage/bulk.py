@@ -57,10 +57,10 @@ _gc_pause = _GCPause()
 def gc_paused() -> Iterator[Callable[[], None]]:
     """No cyclic garbage collection while batches of rows are built and written. A batch's
     tens of thousands of new objects, alive until its commit, set off a dozen collections
-    each, now and then of the whole heap, all with the GIL held: a fifth of an import's
-    time. Batches leave little cyclic garbage (about 60 objects per 1,000 leads). A long
-    pause (an import) calls the function yielded after each batch: every tenth call
-    collects what was made since the one before (a couple of milliseconds), so that
+    each, now and then of the whole heap, all with the GIL held: a tenth to a fifth of an
+    import's time. Batches leave little cyclic garbage (about 60 objects per 1,000 leads).
+    A long pause (an import) calls the function yielded after each batch: every tenth
+    call collects what was made since the one before (a couple of milliseconds), so that
     garbage stays bounded however long the file. The rest is collected as usual once the
     last pause in progress ends."""
     _gc_pause.enter()
