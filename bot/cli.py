@@ -153,6 +153,8 @@ def cmd_import(args) -> int:
                 print(f"alignbot: nothing after row {stopped.summary.rows:,} is imported; "
                       "the rows before it are:", file=sys.stderr)
                 print(json.dumps(stopped.summary.as_dict(), indent=2))
+            else:
+                print("alignbot: nothing is imported", file=sys.stderr)
             return 2
         except ValueError as exc:
             print(f"alignbot: {exc}", file=sys.stderr)

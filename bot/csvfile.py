@@ -58,7 +58,8 @@ class Reader:
     """The file read and checked a batch ahead, by `python -m bot.csvfile`: that is a fifth
     of an import's Python, which in the importing process would take turns for the GIL
     with staging and writing. Yields (rows, checked) batches; where the file breaks off,
-    raises what stopped the reading there (csv.Error, UnicodeDecodeError, OSError).
+    raises what stopped the reading there (csv.Error, OSError; a ValueError saying
+    where the file stops being UTF-8).
 
     A process of its own, not a fork (the bot's other threads' locks would be copied in
     whatever state they are) nor multiprocessing's spawn (it imports the main module
@@ -130,8 +131,25 @@ def read(job: BinaryIO, out: BinaryIO) -> None:
                     send("batch", (batch, check(entity, [_record(row, columns, tz)
                                                          for row in batch])))
             send("end", None)
+        except UnicodeDecodeError:  # where the reading got to is not where the byte is
+            send("error", ValueError(not_utf8(path)))
         except Exception as exc:  # noqa: BLE001 - the importing process raises it
             send("error", _portable(exc))
+
+
+def not_utf8(path: Path) -> str:
+    """Where the file stops being UTF-8 text, as an editor counts lines, and what to do: a
+    spreadsheet saved as plain "CSV" on Windows writes é as the single byte 0xe9. (No byte
+    of a UTF-8 character is a newline, so each line can be checked on its own.)"""
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return (f"line {number:,} is not UTF-8 text (byte 0x{line[exc.start]:02x}, "
+                        f"the line's byte {exc.start + 1:,}); save the file as \"CSV UTF-8\" "
+                        "and import it again")
+    return "the file is not UTF-8 text; save it as \"CSV UTF-8\" and import it again"
 
 
 def _portable(exc: Exception) -> Exception:

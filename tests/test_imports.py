@@ -106,7 +106,8 @@ def test_a_dropped_file_that_breaks_off_is_imported_up_to_there_once_and_others_
     write(tmp_path / "leads-b.csv", ["external_id", "source"], [["B-1", "webinar"]])
     done = dict(import_dropped(services, tmp_path, services.clock.now()))
     assert [p.name for p in done] == ["leads-a.csv", "leads-b.csv"]
-    assert "can't decode" in done[tmp_path / "leads-a.csv"].stopped
+    assert done[tmp_path / "leads-a.csv"].stopped.startswith(
+        "line 122 is not UTF-8 text (byte 0xff, the line's byte 1)")  # row 120, after the header
     assert "leads-a.csv only up to row" in caplog.text
     assert "B-1" in leads(services) and 0 < len(leads(services)) - 1 < 120
     assert import_dropped(services, tmp_path, services.clock.now()) == []  # not again
@@ -261,12 +262,25 @@ def test_cli_import_of_a_file_broken_midway_says_how_far_it_got(
     assert main(["import", "leads", str(path)]) == 2
     out, err = capsys.readouterr()
     stored, read = len(leads(services)), json.loads(out)["rows"]
-    assert "can't decode byte 0xff" in err and f"nothing after row {read:,} is imported" in err
+    assert "line 122 is not UTF-8 text" in err and f"nothing after row {read:,} is imported" in err
     assert 0 < read < 120 and read % 10 == 0  # whole batches, each stored or not at all
     with (tmp_path / "leads.rejected.csv").open() as f:  # the bad rows before it, kept
         rejected = [r["external_id"] for r in csv.DictReader(f)]
     assert rejected == [f"L-{i:03d}" for i in range(0, read, 7)]
     assert stored + len(rejected) == read
+
+
+def test_a_file_that_is_not_utf8_says_on_which_line_and_what_to_do(
+        services, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("bot.cli._local_services", lambda: services)
+    path = tmp_path / "leads.csv"  # UTF-8 until a spreadsheet's Windows "é" on line 3
+    path.write_bytes("external_id,source,name\nL-1,webinar,José\n".encode()
+                     + b"L-2,webinar,Andr\xe9\nL-3,webinar,Ann\n")
+    assert main(["import", "leads", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        'alignbot: line 3 is not UTF-8 text (byte 0xe9, the line\'s byte 17); save the file as '
+        '"CSV UTF-8" and import it again', "alignbot: nothing is imported"]
+    assert leads(services) == {}
 
 
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # a write-ahead log
