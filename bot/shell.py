@@ -201,13 +201,16 @@ class Shell:
     def import_file(self, args: list[str]) -> None:
         from pathlib import Path
 
-        from bot.imports import import_csv
+        from bot.imports import ImportStopped, import_csv
 
         if len(args) < 2:
             raise ShellError("usage: import <entity> FILE.csv [hubspot|salesforce]")
         try:
             summary = import_csv(self.services, args[0], Path(args[1]),
                                  mapping=args[2] if len(args) > 2 else None)
+        except ImportStopped as stopped:  # what came before it is imported: show that too
+            self.say(f"  stopped: {stopped}")
+            summary = stopped.summary
         except (ValueError, OSError) as exc:
             raise ShellError(str(exc)) from None
         self.say(f"  {json.dumps(summary.as_dict())}")
