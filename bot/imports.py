@@ -36,8 +36,11 @@ class ImportSummary:
     result: IngestResult = field(default_factory=IngestResult)
     rejected_file: Path | None = None
     stopped: str | None = None  # why the file broke off, for a dropped one
+    failed: str | None = None  # why a dropped one could not be imported this time
 
     def as_dict(self) -> dict[str, Any]:
+        if self.failed:  # what it stored before is not known (it comes back unchanged)
+            return {"failed": self.failed}
         return {"rows": self.rows, **self.result.as_dict(),
                 "rejected_file": str(self.rejected_file) if self.rejected_file else None,
                 **({"stopped": self.stopped} if self.stopped else {})}
@@ -140,7 +143,8 @@ class _Pipeline:
 
 def import_dropped(services: Services, folder: Path, now: datetime) -> list[tuple[Path, ImportSummary]]:
     """Import each `<entity>*.csv` in the folder once per content (renamed copies too). A file
-    that breaks off is imported up to there, once; a fixed copy is new content."""
+    that breaks off is imported up to there, once; a fixed copy is new content. One that
+    fails otherwise (its reader died, the database is away) is tried again next time."""
     done = []
     for path in sorted(folder.glob("*.csv")):
         entity = next((e for e in ("content_usage", "leads", "deals", "customers", "spend", "content")
@@ -159,6 +163,10 @@ def import_dropped(services: Services, folder: Path, now: datetime) -> list[tupl
             summary.stopped = str(stopped)
             log.error("imported %s only up to row %d, where it breaks off: %s", path.name,
                       summary.rows, stopped)
+        except Exception as exc:  # noqa: BLE001 - the reader died, the disk...: the others go on
+            log.exception("could not import %s; it is tried again on the next run", path.name)
+            done.append((path, ImportSummary(failed=f"{exc}; tried again on the next run")))
+            continue
         with services.transaction() as session:
             add_imported_file(session, team_id=services.team_id, sha256=digest, filename=path.name,
                               entity=entity, imported_at=now, summary=summary.as_dict())

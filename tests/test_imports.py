@@ -113,6 +113,28 @@ def test_a_dropped_file_that_breaks_off_is_imported_up_to_there_once_and_others_
     assert import_dropped(services, tmp_path, services.clock.now()) == []  # not again
 
 
+def test_a_dropped_file_that_fails_is_tried_again_and_holds_up_no_other(
+        services, tmp_path, monkeypatch, caplog):
+    write(tmp_path / "leads-a.csv", ["external_id", "source"], [["A-1", "webinar"]])
+    write(tmp_path / "leads-b.csv", ["external_id", "source"], [["B-1", "webinar"]])
+
+    def import_csv(services, entity, path, **kwargs):
+        if path.name == "leads-a.csv" and not caplog.records:
+            raise RuntimeError("the process reading leads-a.csv ended unexpectedly (exit code -9)")
+        return real_import_csv(services, entity, path, **kwargs)
+    real_import_csv = imports.import_csv
+    monkeypatch.setattr(imports, "import_csv", import_csv)
+
+    done = {p.name: s.as_dict() for p, s in import_dropped(services, tmp_path, services.clock.now())}
+    assert done["leads-a.csv"] == {"failed": "the process reading leads-a.csv ended unexpectedly "
+                                             "(exit code -9); tried again on the next run"}
+    assert done["leads-b.csv"]["created"] == 1
+    assert "could not import leads-a.csv" in caplog.text
+    done = {p.name: s.as_dict() for p, s in import_dropped(services, tmp_path, services.clock.now())}
+    assert list(done) == ["leads-a.csv"] and done["leads-a.csv"]["created"] == 1
+    assert set(leads(services)) == {"A-1", "B-1"}
+
+
 def test_cli_import_prints_a_summary(services, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("bot.cli._local_services", lambda: services)
     monkeypatch.setattr(services.clock, "now",  # time passes as the import runs
