@@ -58,6 +58,7 @@ class Handoffs:
         self.router = Router(session, team_id, config, now)
         self._recent: dict[str, int] = {}  # cards posted to a channel within the burst window
         self._bursts: dict[str, HandoffBurst | None] = {}  # a channel's open burst
+        self._open: dict[str, HandoffBurst] | None = None  # the bursts open when it began
         self._grown: dict[HandoffBurst, int] = {}  # bursts' new leads, counted in by finish()
         self._owners: set[int] = set()  # whose Homes show new leads
         self._decided: dict[Decision, dict] = {}  # routing decisions as their events record them
@@ -132,7 +133,10 @@ class Handoffs:
     def _open_burst(self, channel: str) -> HandoffBurst | None:
         """The channel's burst, while leads still come faster than cards may: one whose
         last minute brought no more than the limit is over, and cards flow again."""
-        burst = bursts.get_open_burst(self.session, self.team_id, channel, self.now - BURST_WINDOW)
+        if self._open is None:
+            self._open = bursts.list_open_bursts(self.session, self.team_id,
+                                                 self.now - BURST_WINDOW)
+        burst = self._open.get(channel)
         if burst is not None and burst.window_at <= self.now - BURST_WINDOW:
             if burst.window_leads <= self.config.handoff.burst_limit:
                 return None

@@ -1,4 +1,4 @@
-"""Handoff burst queries: the open burst of a channel, and a page of a burst's leads."""
+"""Handoff burst queries: the channels' open bursts, and a page of a burst's leads."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ from storage.db import lock_handoffs
 from storage.models import HandoffBurst, HandoffBurstLead, Lead, Person
 
 
-def get_open_burst(session: Session, team_id: str, channel: str,
-                   since: datetime) -> HandoffBurst | None:
-    """The channel's burst that took a lead at `since` or later. Batches arriving at once
-    count the channel's cards and start its burst one after the other (`lock_handoffs`)."""
+def list_open_bursts(session: Session, team_id: str, since: datetime) -> dict[str, HandoffBurst]:
+    """Each channel's latest burst that took a lead at `since` or later, read in one query
+    for all the channels a batch posts to (the handoff channel and each owner's DM).
+    Batches arriving at once count the channels' cards and start their bursts one after
+    the other (`lock_handoffs`)."""
     lock_handoffs(session, team_id)
-    return session.scalars(
+    found = session.scalars(
         select(HandoffBurst)
-        .where(HandoffBurst.team_id == team_id, HandoffBurst.channel == channel,
-               HandoffBurst.last_at >= since)
-        .order_by(HandoffBurst.id.desc()).limit(1).with_for_update()).first()
+        .where(HandoffBurst.team_id == team_id, HandoffBurst.last_at >= since)
+        .order_by(HandoffBurst.id).with_for_update())
+    return {burst.channel: burst for burst in found}  # the latest of a channel's wins
 
 
 def get_burst(session: Session, team_id: str, burst_id: int) -> HandoffBurst | None:
