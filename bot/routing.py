@@ -13,6 +13,7 @@ so the order is fair across restarts and processes.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,15 +47,24 @@ def pool_for(config: Config, lead: Lead) -> str:
     return DEFAULT_POOL
 
 
-def pick(deficits: dict[str, float], weights: dict[str, int], eligible: Sequence[str]) -> str | None:
-    """Deficit round-robin over `eligible` (in pool order); updates `deficits` in place."""
+def shares(weights: dict[str, int], eligible: Sequence[str]) -> list[tuple[str, float]]:
+    """What each eligible person (in pool order) accrues per lead: their weight's share.
+    Empty when nobody has any weight."""
     total = sum(weights[e] for e in eligible)
-    if total <= 0:
-        return None
-    for e in eligible:
-        deficits[e] = deficits.get(e, 0.0) + weights[e] / total
-    best = max(eligible, key=deficits.__getitem__)  # the first of equals, in pool order
-    deficits[best] -= 1
+    return [(e, weights[e] / total) for e in eligible] if total > 0 else []
+
+
+def pick(deficits: dict[str, float], shares: list[tuple[str, float]]) -> str | None:
+    """Deficit round-robin: everyone accrues their share, the one owed most (the first of
+    equals, in pool order) gets the lead and pays one back. Updates `deficits` in place.
+    One pass: it runs for every lead, over pools of dozens."""
+    best, most = None, -math.inf
+    for person, share in shares:
+        owed = deficits[person] = deficits.get(person, 0.0) + share
+        if owed > most:
+            best, most = person, owed
+    if best is not None:
+        deficits[best] -= 1
     return best
 
 
@@ -101,7 +111,8 @@ class _Pool:
         members = {m.slack_id: m for m in self.members
                    if m.available and (m.working or not hot) and m.id not in exclude
                    and self.has_room(m)}
-        eligible = _Eligible(members, {sid: m.weight for sid, m in members.items()}, list(members))
+        eligible = _Eligible(members, shares({sid: m.weight for sid, m in members.items()},
+                                             list(members)))
         if not exclude:
             self.eligible_now[hot] = eligible
         return eligible
@@ -125,8 +136,7 @@ class _Pool:
 @dataclass(frozen=True)
 class _Eligible:
     members: dict[str, _Member]  # by Slack id, in pool order
-    weights: dict[str, int]
-    ids: list[str]
+    shares: list[tuple[str, float]]  # see `shares`
 
 
 class Router:
@@ -148,7 +158,7 @@ class Router:
         if not eligible.members:
             return Decision(None, name, pool.why_nobody(name, exclude,
                                                         self.config.routing.hot_score))
-        chosen = pick(pool.deficits, eligible.weights, eligible.ids)
+        chosen = pick(pool.deficits, eligible.shares)
         pool.assigned[chosen] += 1
         owner = eligible.members[chosen]
         pool.load[owner.id] = pool.load.get(owner.id, 0) + 1

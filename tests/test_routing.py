@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.routing import pick
+from bot.routing import pick, shares
 
 PEOPLE = ["A", "B", "C", "D"]
 steps = st.lists(st.one_of(st.just(("lead", None)),
@@ -34,7 +34,7 @@ def replay(weights: list[int], steps) -> tuple[dict, dict]:
             available ^= {who}
             continue
         eligible = [p for p in PEOPLE if p in available]
-        chosen = pick(deficits, weight, eligible)
+        chosen = pick(deficits, shares(weight, eligible))
         if not eligible:
             assert chosen is None
             continue
