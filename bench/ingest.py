@@ -1,11 +1,13 @@
 """Ingest throughput, end to end: validation, upsert, routing, SLA, card rows in the outbox.
 
-    python -m bench.ingest [--batches 10] [--csv-rows 100000] [--repeat 3]
+    python -m bench.ingest [--batches 10] [--csv-rows 100000] [--repeat 3] [--team N]
 
 Webhook path: signed-off batches of 1,000 new leads through `bot.webhooks.store` (the
 handler after signature checks) on a fresh SQLite file. CSV path: `alignbot import` of
 one file through `bot.imports.import_csv`, `--repeat` times (each into a fresh file).
-Slack is the in-process fake; nothing is sent.
+Slack is the in-process fake; nothing is sent. The team is the example config's (three
+reps) or, with `--team N`, N reps in every pool: each has a DM of cards and a summary,
+and their leads spread over more of the owner indexes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import csv
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
@@ -21,7 +24,7 @@ from statistics import median
 from sqlalchemy import func, select
 
 from bot.clock import FakeClock
-from bot.config import Secrets, load_config
+from bot.config import Config, Person, Secrets, load_config
 from bot.fakeslack import FakeSlack
 from bot.imports import import_csv
 from bot.runtime import build_services
@@ -36,11 +39,23 @@ SOURCES = ["webinar", "ebook", "paid_search", "events", "referral"]
 SEGMENTS = ["smb", "mid_market", "enterprise"]
 
 
-def services_on(path: Path):
+def services_on(path: Path, team: int = 0):
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
-    return build_services(load_config(ROOT / "alignbot.example.toml"), Secrets(), FakeClock(NOW),
-                          engine=engine, slack=FakeSlack().client(), team_id="T0BENCH")
+    return build_services(config(team), Secrets(), FakeClock(NOW), engine=engine,
+                          slack=FakeSlack().client(), team_id="T0BENCH")
+
+
+def config(team: int) -> Config:
+    """The example config; with a `team`, that many reps (weight 1, no cap) in every pool."""
+    example = load_config(ROOT / "alignbot.example.toml")
+    if not team:
+        return example
+    reps = tuple(Person(f"U0REP{n:04d}", f"rep{n}@example.com", "sales", name=f"Rep {n}")
+                 for n in range(team))
+    pools = {name: tuple(r.slack_id for r in reps) for name in example.routing.pools}
+    return replace(example, people=example.people + reps,
+                   routing=replace(example.routing, pools=pools))
 
 
 def record(n: int) -> dict[str, str | int]:
@@ -50,8 +65,8 @@ def record(n: int) -> dict[str, str | int]:
             "why": "Downloaded the ROI guide"}
 
 
-def webhook(batches: int, workdir: Path) -> None:
-    services = services_on(workdir / "webhook.db")
+def webhook(batches: int, workdir: Path, team: int = 0) -> None:
+    services = services_on(workdir / "webhook.db", team)
     timings = []
     for b in range(batches):
         records = [record(b * 1000 + i) for i in range(1000)]
@@ -68,9 +83,9 @@ def webhook(batches: int, workdir: Path) -> None:
           f" max {max(timings):.3f} s); {routed:,} routed, {queued:,} outbox rows")
 
 
-def csv_import(rows: int, workdir: Path, run: int = 1) -> float:
+def csv_import(rows: int, workdir: Path, run: int = 1, team: int = 0) -> float:
     """One import of `rows` new leads into a fresh database; its rows/s."""
-    services = services_on(workdir / f"csv{run}.db")
+    services = services_on(workdir / f"csv{run}.db", team)
     path = workdir / "leads.csv"
     if not path.exists():
         with path.open("w", newline="") as f:
@@ -93,11 +108,16 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--csv-rows", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=3, help="CSV imports, each into a fresh database")
+    p.add_argument("--team", type=int, default=0, help="sales reps in every pool (default: the "
+                   "example config's three)")
     args = p.parse_args()
+    print(f"team: {args.team} reps in every pool" if args.team else
+          "team: the example config's (three reps)")
     with tempfile.TemporaryDirectory() as d:
-        webhook(args.batches, Path(d))
+        webhook(args.batches, Path(d), args.team)
         if args.csv_rows:
-            rates = sorted(csv_import(args.csv_rows, Path(d), run) for run in range(args.repeat))
+            rates = sorted(csv_import(args.csv_rows, Path(d), run, args.team)
+                           for run in range(args.repeat))
             if len(rates) > 1:  # a shared machine's speed drifts: the middle run says most
                 print(f"csv: median {median(rates):,.0f} rows/s of {len(rates)} runs "
                       f"({rates[0]:,.0f} to {rates[-1]:,.0f})")
