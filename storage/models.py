@@ -401,7 +401,8 @@ class HandoffBurst(Base):
     message per channel: edited as webhook batches come, and once at the end of a CSV import."""
 
     __tablename__ = "handoff_bursts"
-    __table_args__ = (Index("ix_handoff_bursts_team_channel_last", "team_id", "channel", "last_at"),)
+    # the bursts still open: all of a team's channels in one range (list_open_bursts)
+    __table_args__ = (Index("ix_handoff_bursts_team_last", "team_id", "last_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(TeamId)
