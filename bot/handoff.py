@@ -58,7 +58,7 @@ class Handoffs:
         self.router = Router(session, team_id, config, now)
         self._recent: dict[str, int] = {}  # cards posted to a channel within the burst window
         self._bursts: dict[str, HandoffBurst | None] = {}  # a channel's open burst
-        self._open: dict[str, HandoffBurst] | None = None  # the bursts open when it began
+        self._open: dict[str, HandoffBurst] | None = None  # all channels' open bursts, read once
         self._grown: dict[HandoffBurst, int] = {}  # bursts' new leads, counted in by finish()
         self._owners: set[int] = set()  # whose Homes show new leads
         self._decided: dict[Decision, dict] = {}  # routing decisions as their events record them
