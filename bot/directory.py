@@ -74,7 +74,7 @@ def user_changed(session: Session, team_id: str, user: dict[str, Any], now: date
 def _remember_missing(session: Session, team_id: str, email: str, missing: UnmappedEmail | None,
                       config: Config, now: datetime) -> None:
     new = missing is None
-    if missing is None:
+    if new:
         missing = UnmappedEmail(team_id=team_id, email=email, first_seen_at=now, leads=0)
         session.add(missing)
     missing.first_seen_at = missing.first_seen_at or now

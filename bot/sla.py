@@ -39,16 +39,22 @@ def calendar_for(config: Config, owner: Person | None) -> Calendar:
 
 def start(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None:
     policy = policy_for(config, lead)
-    lead.sla_met = lead.response_minutes = lead.business_minutes = None
     if policy is None:
-        lead.sla_policy = lead.sla_clock = lead.sla_due_at = None
-        return
-    lead.sla_policy, lead.sla_clock = policy.name, policy.clock
-    if policy.clock == "wall":
-        lead.sla_due_at = at + policy.respond_within
+        due = None
+    elif policy.clock == "wall":
+        due = at + policy.respond_within
     else:
         minutes = policy.respond_within.total_seconds() / 60
-        lead.sla_due_at = calendar_for(config, owner).add_business_minutes(at, minutes)
+        due = calendar_for(config, owner).add_business_minutes(at, minutes)
+    _clock(lead, policy, due)
+
+
+def _clock(lead: Lead, policy: SlaPolicy | None, due: datetime | None) -> None:
+    """The lead's clock under `policy`, due then, with no response recorded yet."""
+    lead.sla_met = lead.response_minutes = lead.business_minutes = None
+    lead.sla_policy = policy.name if policy else None
+    lead.sla_clock = policy.clock if policy else None
+    lead.sla_due_at = due
 
 
 def stop(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None:
@@ -62,7 +68,7 @@ def stop(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None
         lead.sla_met = at <= lead.sla_due_at
 
 
-Plan = tuple[str | None, str | None, datetime | None, tuple[str, datetime] | None]
+Plan = tuple[datetime | None, tuple[str, datetime] | None]  # the due time, the first nudge
 
 
 def open_clock(session: Session, lead: Lead, config: Config, owner: Person | None,
@@ -74,17 +80,16 @@ def open_clock(session: Session, lead: Lead, config: Config, owner: Person | Non
     if rerouted:
         cancel_pending(session, lead.id)
     hours = (owner.timezone, owner.working_hours) if owner else None  # the calendar's own
-    key = (policy_for(config, lead), hours, at, lead.routed_at)
+    key = (policy := policy_for(config, lead), hours, at, lead.routed_at)
     if plans is None or (plan := plans.get(key)) is None:
         start(lead, config, owner, at)
         upcoming = stages(lead, config, owner)
-        plan = (lead.sla_policy, lead.sla_clock, lead.sla_due_at, upcoming[0] if upcoming else None)
+        plan = (lead.sla_due_at, upcoming[0] if upcoming else None)
         if plans is not None:
             plans[key] = plan
     else:
-        lead.sla_policy, lead.sla_clock, lead.sla_due_at, _ = plan
-        lead.sla_met = lead.response_minutes = lead.business_minutes = None
-    if (first := plan[3]) is not None:
+        _clock(lead, policy, plan[0])
+    if (first := plan[1]) is not None:
         add_nudge(session, rows, team_id=lead.team_id, lead_id=lead.id, stage=first[0],
                   due_at=first[1])
 
