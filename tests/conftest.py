@@ -77,7 +77,8 @@ def sqlite_template(tmp_path_factory):
 def pg_engine():
     """A database of our own on the PostgreSQL server, created and migrated once per run."""
     url = make_url(os.environ[PG_ENV])
-    name = f"alignbot_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    # one database per run: runs from several checkouts can share the server
+    name = f"alignbot_test_{os.getpid()}"
     admin = make_engine(url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:  # unreachable server → a loud error here, never a skip
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -87,6 +88,10 @@ def pg_engine():
     upgrade(engine)
     yield engine
     engine.dispose()
+    admin = make_engine(url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(params=_backends())

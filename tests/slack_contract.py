@@ -1,4 +1,5 @@
-"""Slack's own contracts as test oracles, read from the shared `slack/` folder.
+"""Slack's own contracts as test oracles, read from `tests/contracts/slack/` (public files
+copied unchanged from Slack's repositories; where each came from is in its `SOURCES.json`).
 
 - `manifest_validator()`: the app-manifest JSON schema, `$ref`s resolved to local files.
 - `known_methods()` / `check_call()`: Web API methods and their argument names, merged
@@ -12,7 +13,6 @@ Nothing here touches the network; every file is loaded once.
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT7
 
-SHARED_ENV = "ALIGNBOT_SLACK_SHARED"
+CONTRACTS = Path(__file__).resolve().parent / "contracts" / "slack"
 MANIFEST_SCHEMA = "manifest/manifest.schema.json"
 
 # Arguments the client adds to any call: the token, and Bolt's team_id (WebClient(team_id=...)).
@@ -52,19 +52,17 @@ MAX_PRIVATE_METADATA = 3000
 # -- files
 
 
-def shared_dir() -> Path:
-    """The `shared/slack` folder beside the repo checkout, or $ALIGNBOT_SLACK_SHARED."""
-    override = os.environ.get(SHARED_ENV)
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "slack"
-    if not (path / "slack_web_openapi_v2.json").is_file():  # an oracle that is missing must fail loudly
-        raise FileNotFoundError(f"Slack's contract files are not at {path}; set {SHARED_ENV}")
-    return path
+def contracts_dir() -> Path:
+    """The folder of Slack's contract files the repository carries."""
+    if not (CONTRACTS / "slack_web_openapi_v2.json").is_file():  # a missing oracle fails loudly
+        raise FileNotFoundError(f"Slack's contract files are not at {CONTRACTS}")
+    return CONTRACTS
 
 
 @cache
 def load(relative: str) -> Any:
     """One JSON file of the shared folder, parsed once."""
-    return json.loads((shared_dir() / relative).read_text(encoding="utf-8"))
+    return json.loads((contracts_dir() / relative).read_text(encoding="utf-8"))
 
 
 # -- app manifest
@@ -72,7 +70,7 @@ def load(relative: str) -> Any:
 
 def _retrieve_local(uri: str) -> Resource:
     """Resolve a remote schema `$ref` to the sibling file of the same name, never the network."""
-    path = shared_dir() / "manifest" / Path(urlsplit(uri).path).name
+    path = contracts_dir() / "manifest" / Path(urlsplit(uri).path).name
     if not path.is_file():
         raise NoSuchResource(ref=uri)
     return Resource.from_contents(load(f"manifest/{path.name}"), default_specification=DRAFT7)
@@ -200,7 +198,7 @@ def _payload_events() -> set[str]:
     """Event types seen in the real payloads of `payloads/` (e.g. app_home_opened,
     which the 2018-era catalog predates)."""
     events = set()
-    for path in sorted((shared_dir() / "payloads").glob("*.json")):
+    for path in sorted((contracts_dir() / "payloads").glob("*.json")):
         body = load(f"payloads/{path.name}")
         if isinstance(body, dict) and body.get("type") == "event_callback":
             events.add(body["event"]["type"])

@@ -18,7 +18,7 @@ ENTERPRISE = {"enterprise_id", "enterprise_name", "is_enterprise_install"}
 
 
 def load(name: str):
-    text = (slack_contract.shared_dir() / "payloads" / name).read_text()
+    text = (slack_contract.contracts_dir() / "payloads" / name).read_text()
     return json.loads(text) if name.endswith(".json") else text
 
 
