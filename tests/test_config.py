@@ -16,51 +16,18 @@ from bot.config import ConfigError, Secrets, load_config, parse_config, parse_du
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "alignbot.example.toml"
 
-# The "Configuration" block of PRODUCT.md, verbatim: a file holding only these keys is valid.
-PRODUCT_EXAMPLE = '''
-[workspace]
-timezone = "America/New_York"      # IANA name; the default for people and calendars
-holidays = "US"                    # country (or "US-CA") for public holidays; omit for none
-extra_holidays = ["2026-12-24"]    # company days off
-working_days = ["mon", "tue", "wed", "thu", "fri"]
-working_hours = "09:00-17:00"
-gross_margin = 0.8                 # used by cltv
-admins = ["U0ADMIN01"]             # Slack user ids allowed to run admin commands
+SPEC = ROOT / "docs" / "spec.md"
 
-[channels]
-handoff = "C0HANDOFF1"             # channel ids
-marketing = "C0MARKET01"
-digest = "C0DIGEST01"
 
-[[people]]
-slack_id = "U0SALES01"
-email = "sam@example.com"
-role = "sales"                     # sales | marketing | exec | sales_manager | marketing_manager | admin
-manager = "U0SALESMG1"             # optional
-timezone = "America/Los_Angeles"   # optional, else the workspace's
-weight = 1                         # routing weight, optional
-daily_cap = 25                     # optional
+def spec_example() -> str:
+    """The "Configuration" block of docs/spec.md: a file holding only these keys is valid."""
+    section = SPEC.read_text(encoding="utf-8").split("## Configuration", 1)[1]
+    return section.split("```toml", 1)[1].split("```", 1)[0]
 
-[[sla]]                            # first match wins, top to bottom
-name = "hot"
-min_score = 80                     # optional matchers: min_score, source, segment, region
-respond_within = "15m"
-clock = "wall"                     # wall | business
-
-[[sla]]
-name = "standard"
-respond_within = "4h"
-clock = "business"
-
-[targets]                          # metric key = target value, in the units of `alignbot query --json`
-response_time = 30
-sla_compliance = 0.9
-win_rate = 0.3
-'''
 
 
 def test_the_product_example_is_valid_and_means_what_it_says():
-    c = parse_config(tomllib.loads(PRODUCT_EXAMPLE))
+    c = parse_config(tomllib.loads(spec_example()))
     ws = c.workspace
     assert (ws.timezone, ws.holidays, ws.extra_holidays) == ("America/New_York", "US",
                                                             (date(2026, 12, 24),))
