@@ -25,7 +25,6 @@ def spec_example() -> str:
     return section.split("```toml", 1)[1].split("```", 1)[0]
 
 
-
 def test_the_product_example_is_valid_and_means_what_it_says():
     c = parse_config(tomllib.loads(spec_example()))
     ws = c.workspace
