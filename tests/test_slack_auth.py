@@ -89,11 +89,11 @@ def test_every_malformed_or_wrong_signature_is_a_401_and_nothing_of_the_body_is_
     body, content_type = _payload(name)
     now = int(clock.now().timestamp())
     calls_before = len(fake_slack.calls)
-    for case, headers in _bad_headers(body, now).items():
-        resp = web.post("/slack/events", data=body,
-                        headers={"Content-Type": content_type, **headers})
-        assert resp.status_code == 401, (case, resp.status_code, resp.get_data(as_text=True))
-        assert "challenge" not in resp.get_data(as_text=True), case
+    answered = {case: web.post("/slack/events", data=body,
+                               headers={"Content-Type": content_type, **headers})
+                for case, headers in _bad_headers(body, now).items()}
+    assert {case: (resp.status_code, resp.get_data(as_text=True))
+            for case, resp in answered.items() if resp.status_code != 401} == {}
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert not {leaf for leaf in _leaves(body, content_type) if leaf in logged}
     assert fake_slack.calls[calls_before:] == []  # nobody was answered or told anything
