@@ -58,6 +58,15 @@ def run_env(tmp_path, sqlite_template, **env: str) -> dict[str, str]:
             **env}
 
 
+def use_env(monkeypatch, env: dict[str, str]) -> None:
+    """`env` as this process's environment, for `alignbot` run in-process."""
+    for key in os.environ:
+        if key not in env:
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
 @contextlib.contextmanager
 def serving(env: dict[str, str], cwd: Path):
     """`alignbot run` until it listens (no polling, no sleep): its base URL and log so far."""
@@ -149,12 +158,19 @@ def test_a_refused_app_token_says_which_token_in_one_line(tmp_path, sqlite_templ
                                                           slack_over_http, monkeypatch, capsys):
     fake, api_url = slack_over_http
     fake.script("apps.connections.open", (200, {}, {"ok": False, "error": "invalid_auth"}))
-    for key, value in run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-x",
-                              SLACK_APP_TOKEN="xapp-wrong", SLACK_API_URL=api_url).items():
-        monkeypatch.setenv(key, value)
+    use_env(monkeypatch, run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-x",
+                                 SLACK_APP_TOKEN="xapp-wrong", SLACK_API_URL=api_url))
     assert cli_main(["run", "--port", "0"]) == 1
     assert capsys.readouterr().err == \
         "alignbot: Slack refused apps.connections.open: invalid_auth (check SLACK_APP_TOKEN)\n"
+
+
+def test_http_mode_without_a_signing_secret_says_so(tmp_path, sqlite_template, monkeypatch,
+                                                   capsys):
+    use_env(monkeypatch, run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-x"))
+    assert cli_main(["run", "--port", "0"]) == 2
+    assert "SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode) is not set" in \
+        capsys.readouterr().err
 
 
 class FakeSocket:
