@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -17,6 +19,8 @@ from bot.commands import HELP, CommandTable
 from bot.metrics import commands as metric_commands
 from bot.services import Services
 
+log = logging.getLogger(__name__)
+
 
 def command_table() -> CommandTable:
     """Every `/align` command, in the order `/align help` lists them."""
@@ -25,21 +29,26 @@ def command_table() -> CommandTable:
 
 def create_app(services: Services, *, verify_requests: bool = True,
                after_ack: Executor | None = None) -> App:
-    """`after_ack` runs what a listener leaves until its ack is out (a command's file):
+    """`verify_requests` is for HTTP mode, where it needs the signing secret; Socket Mode's
+    requests come over the socket alignbot opened with its app token, and the shell's from
+    itself. `after_ack` runs what a listener leaves until its ack is out (a command's file):
     by default a pool of threads; the shell's `AfterAck` runs it once the answer is shown."""
     from handlers import commands, directory, errors, handoff, home, metrics, middleware, sla
 
     app = App(
         client=services.slack,
         signing_secret=services.secrets.slack_signing_secret or "",
-        request_verification_enabled=False,  # ours below: the same check, on our clock
+        request_verification_enabled=False,  # ours: the same check, on our clock
+        # Bolt runs this before its url_verification answer and every middleware (but its
+        # empty answer to ssl_check): nothing of an unsigned request is used, answered or logged.
+        before_authorize=_Verification(request_verifier(services.secrets.slack_signing_secret,
+                                                        services.clock))
+        if verify_requests else None,
         # Ack on the fast path and reply from the listener; slow work goes to the outbox,
         # or to a lazy listener when it answers the request itself.
         process_before_response=True,
         listener_executor=after_ack,
     )
-    if verify_requests:
-        app.use(_verification(services.secrets.slack_signing_secret, services.clock))
     for module in (middleware, errors, commands, metrics, handoff, directory, sla, home):
         module.register(app, services)
     return app
@@ -69,19 +78,39 @@ class _ClockAdapter(SignatureClock):
         return self.clock.now().timestamp()
 
 
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only
+
+
+class _Verifier(SignatureVerifier):
+    """slack_sdk's check, refusing malformed headers instead of raising on them (`int("abc")`,
+    `compare_digest` of a non-ASCII string): a raise would reach the error handler, which
+    answers 200 and logs the unverified body's user."""
+
+    def is_valid(self, body: str | bytes, timestamp: str | None, signature: str | None) -> bool:
+        if not (timestamp and signature and _TIMESTAMP.fullmatch(timestamp)
+                and signature.isascii()):
+            return False
+        return super().is_valid(body, timestamp, signature)
+
+
 class _Verification(RequestVerification):
     """Bolt's signature check (5-minute window), reading the time from our clock."""
 
-    def __init__(self, secret: str, clock: Clock):
-        super().__init__(signing_secret=secret)
-        self._on_our_clock = SignatureVerifier(secret, clock=_ClockAdapter(clock))
+    def __init__(self, verifier: SignatureVerifier):
+        super().__init__(signing_secret=verifier.signing_secret)
+        self._on_our_clock = verifier
 
     @property
     def verifier(self) -> SignatureVerifier:
         return self._on_our_clock
 
+    def _debug_log_error(self, signature, timestamp, body) -> None:
+        # Bolt's own line holds the body: an unverified request's data stays out of logs
+        log.info("refused a Slack request whose signature is missing, wrong or stale")
 
-def _verification(secret: str | None, clock: Clock) -> RequestVerification:
+
+def request_verifier(secret: str | None, clock: Clock) -> SignatureVerifier:
+    """Checks that a request is Slack's: signed with the app's secret in the last 5 minutes."""
     if not secret:
-        raise ValueError("SLACK_SIGNING_SECRET is needed to verify requests from Slack")
-    return _Verification(secret, clock)
+        raise ValueError("SLACK_SIGNING_SECRET is needed in HTTP mode, to verify requests from Slack")
+    return _Verifier(secret, clock=_ClockAdapter(clock))

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SchemaOutOfDate) as exc:
         print(f"alignbot: {exc}", file=sys.stderr)
         return 2
+    except CannotStart as exc:
+        print(f"alignbot: {exc}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -330,18 +333,21 @@ def cmd_run(args) -> int:
 
     config, secrets = load_config(), Secrets.from_env()
     _require(secrets, app_mode=True)
-    services = build_services(config, secrets, SystemClock())
-    bolt = create_app(services)
+    socket_mode = bool(secrets.slack_app_token)
+    with _reaching_slack(secrets):
+        services = build_services(config, secrets, SystemClock())  # auth.test: which workspace
+    # Socket Mode's requests come over the socket its app token opens: no signing secret
+    bolt = create_app(services, verify_requests=not socket_mode)
+    socket = None
+    if socket_mode:
+        log.info("connecting to Slack in Socket Mode")
+        with _reaching_slack(secrets):
+            socket = _connect_socket(bolt, secrets.slack_app_token)
     loop = SenderLoop(services).start()
     scheduler = None if args.no_scheduler else _start_scheduler(services)
-    web = create_web_app(services, None if secrets.slack_app_token else bolt)
-    if secrets.slack_app_token:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        log.info("connecting to Slack in Socket Mode")
-        SocketModeHandler(bolt, secrets.slack_app_token).connect()
+    web = create_web_app(services, None if socket_mode else bolt, socket=socket)
     log.info("serving HTTP on %s:%s (%s)", args.host, args.port,
-             "health only" if secrets.slack_app_token else "/slack/events, /healthz")
+             "/healthz, /webhooks" if socket_mode else "/slack/events, /healthz, /webhooks")
     try:
         serve(web, args.host, args.port)
     finally:
@@ -349,6 +355,49 @@ def cmd_run(args) -> int:
         if scheduler:
             scheduler.shutdown(wait=False)
     return 0
+
+
+def _connect_socket(bolt, app_token: str):
+    """The Socket Mode client, connecting. A refused app token raises; a socket that cannot
+    connect does not: the client tries again every 10 seconds, and /healthz says so."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    handler = SocketModeHandler(bolt, app_token)
+    handler.connect()
+    return handler.client
+
+
+class CannotStart(Exception):
+    """Start-up stopped for a reason one line says (Slack unreachable, a token refused)."""
+
+
+TOKEN_OF = {"auth.test": "SLACK_BOT_TOKEN", "apps.connections.open": "SLACK_APP_TOKEN"}
+
+
+@contextlib.contextmanager
+def _reaching_slack(secrets: Secrets):
+    """Slack's failures at start-up, as one line instead of chained tracebacks (and the SDK's
+    own lines about each try, unless debugging)."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.runtime import SLACK_API
+
+    sdk = logging.getLogger("slack_sdk")
+    level = sdk.level
+    if not log.isEnabledFor(logging.DEBUG):
+        sdk.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except SlackApiError as exc:
+        method = exc.response.api_url.rstrip("/").rsplit("/", 1)[-1]
+        check = f" (check {TOKEN_OF[method]})" if method in TOKEN_OF else ""
+        raise CannotStart(f"Slack refused {method}: {exc.response.get('error')}{check}") from None
+    except OSError as exc:  # URLError, refused, reset, timed out, TLS
+        reason = getattr(exc, "reason", None) or exc
+        raise CannotStart(f"cannot reach Slack at {secrets.slack_api_url or SLACK_API}: "
+                          f"{reason}") from None
+    finally:
+        sdk.setLevel(level)
 
 
 def cmd_worker(args) -> int:

@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
 from bot import outbox
+from bot.blocks import admin as views
 from bot.config import Config
 from storage.models import Person, UnmappedEmail
 from storage.people import get_person, get_person_by_email, get_unmapped_email
@@ -81,11 +82,9 @@ def _remember_missing(session: Session, team_id: str, email: str, missing: Unmap
     missing.leads += 1
     if missing.notified_at is None:
         missing.notified_at = now
-        text = (f":warning: No Slack user has the email *{email}*, which the CRM gives as a lead "
-                "owner. Its leads wait in the handoff channel's queue. Add the person under "
-                "[[people]] in the config, or fix the owner in the CRM.")
+        notice = views.unmapped_owner(email)
         for admin in config.workspace.admins:
-            outbox.post(session, team_id, admin, {"text": text}, now=now,
+            outbox.post(session, team_id, admin, notice, now=now,
                         ref=f"unmapped:{email}")
     if new:
         _store_now(session)

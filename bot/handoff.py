@@ -441,7 +441,7 @@ def _lead_of(session: Session, team_id: str, token: str) -> Lead:
     try:
         lead_id = int(token.split("|")[0])
     except ValueError:
-        raise ClickRefused("That button is broken; open the lead with `/align lead <id>`.") from None
+        raise ClickRefused("That button is broken; open the lead with `/align lead &lt;id&gt;`.") from None
     lead = queries.get_lead(session, team_id, lead_id)
     if lead is None:
         raise ClickRefused("That lead no longer exists.")
@@ -507,7 +507,7 @@ def _tell_marketing(session: Session, team_id: str, lead: Lead, config: Config, 
 
 
 def _name(lead: Lead) -> str:
-    return f"*{lead.name or lead.external_id}*" + (f" ({lead.company})" if lead.company else "")
+    return cards.lead_name(lead.name, lead.external_id, lead.company)
 
 
 def _owner_text(owner: Person | None) -> str:

@@ -21,11 +21,11 @@ PAGE = 15
 def lead_command(inv: Invocation) -> Reply:
     """Show a lead's card and its history: `/align lead L-123`."""
     if not inv.args:
-        return Reply("Which lead? `/align lead <external id>`, e.g. `/align lead L-123`.")
+        return Reply("Which lead? `/align lead &lt;external id&gt;`, e.g. `/align lead L-123`.")
     with inv.services.sessions.begin() as session:
         lead = queries.get_lead_by_external_id(session, inv.request.team_id, inv.args[0])
         if lead is None:
-            return Reply(f"No lead `{inv.args[0]}`. Lead ids are the CRM's, e.g. `L-123`.")
+            return Reply.of(views.no_lead(inv.args[0]))
         view = handoff.card_view(session, lead, inv.services.config, inv.now)
         events = queries.list_events(session, lead.id)
         return Reply.of(views.lead_detail(view, events))
@@ -37,7 +37,7 @@ def leads_command(inv: Invocation) -> Reply:
     which = inv.args[0].lower() if inv.args and not inv.args[0].isdigit() else "mine"
     page = next((int(a) for a in inv.args if a.isdigit()), 1)
     if which not in ("mine", "open", "overdue"):
-        return Reply(f"`/align leads {which}`? Try `mine`, `open` or `overdue`.")
+        return Reply.of(views.unknown_list(which))
     with inv.services.sessions.begin() as session:
         me = get_person(session, inv.request.team_id, inv.request.user_id)
         if which == "mine" and me is None:

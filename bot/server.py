@@ -8,21 +8,33 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, request
 from slack_bolt import App
-from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
+from slack_sdk.socket_mode.client import BaseSocketModeClient
 
 from bot import webhooks
+from bot.app import request_verifier
 from bot.services import Services
 from storage.db import ping
 
 
-def create_web_app(services: Services, bolt: App | None) -> Flask:
+def create_web_app(services: Services, bolt: App | None, *,
+                   socket: BaseSocketModeClient | None = None) -> Flask:
+    """Slack's requests come to /slack/events when `bolt` is given (HTTP mode), or over the
+    Socket Mode `socket`, which /healthz then reports on."""
     web = Flask("alignbot")
-    handler = SlackRequestHandler(bolt) if bolt is not None else None
 
-    if handler is not None:
+    if bolt is not None:
+        verifier = request_verifier(services.secrets.slack_signing_secret, services.clock)
+
         @web.post("/slack/events")
         def slack_events():
-            return handler.handle(request)
+            try:
+                req = to_bolt_request(request)  # Bolt parses the body before it checks anything
+            except Exception:  # noqa: BLE001 - any body it cannot read: not JSON, too deep, a list
+                if verifier.is_valid_request(request.get_data(as_text=True), request.headers):
+                    return jsonify(error="malformed request body"), 400
+                return jsonify(error="invalid request"), 401
+            return to_flask_response(bolt.dispatch(req))
 
     @web.post("/webhooks/<entity>")
     def webhook(entity: str):
@@ -43,6 +55,8 @@ def create_web_app(services: Services, bolt: App | None) -> Flask:
             ping(services.engine)
         except Exception as exc:  # the point of a health check is to say so, not to crash
             return jsonify(ok=False, database=type(exc).__name__), 503
+        if socket is not None and not socket.is_connected():  # Slack cannot reach us meanwhile
+            return jsonify(ok=False, slack="the Socket Mode connection is down; reconnecting"), 503
         return jsonify(ok=True, team_id=services.team_id)
 
     return web

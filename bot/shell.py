@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from slack_bolt import App, BoltRequest
 
+from bot.blocks.kit import shown, unescape
 from bot.clock import FakeClock
 from bot.config import parse_duration
 from bot.fakeslack import FakeSlack, Message
@@ -363,18 +364,18 @@ def render_message(msg: Message, kind: str = "post") -> str:
 
 def blocks_text(blocks: list[dict[str, Any]], fallback: str, number: int | None = None) -> str:
     if not blocks:
-        return fallback
+        return unescape(fallback)
     lines: list[str] = []
     for block in blocks:
         kind = block.get("type")
         if kind in ("section", "header"):
             if block.get("text"):
-                lines.append(block["text"]["text"])
-            lines.extend(f["text"].replace("\n", " ", 1) for f in block.get("fields", []))
+                lines.append(shown(block["text"]))
+            lines.extend(shown(f).replace("\n", " ", 1) for f in block.get("fields", []))
             if block.get("accessory", {}).get("action_id"):
                 lines.append(_button_text(block["accessory"], number))
         elif kind == "context":
-            lines.append("  ".join(e.get("text", "") for e in block.get("elements", [])))
+            lines.append("  ".join(shown(e) for e in block.get("elements", []) if "text" in e))
         elif kind == "divider":
             lines.append("─" * 40)
         elif kind == "actions":

@@ -33,6 +33,9 @@ def normalise_url(url: str) -> str:
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     url = normalise_url(url or DEFAULT_URL)
+    # A failing statement's error carries its parameters (lead names, emails) into every
+    # log line and traceback of it: only debug logging, asked for, shows them.
+    kwargs.setdefault("hide_parameters", not log.isEnabledFor(logging.DEBUG))
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

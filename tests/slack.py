@@ -11,6 +11,8 @@ from urllib.parse import urlencode, urlparse
 
 from slack_bolt import App, BoltRequest, BoltResponse
 
+from bot.blocks.kit import shown, unescape
+
 TEAM = "T0TEST"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 
@@ -68,14 +70,18 @@ def reply(resp: BoltResponse) -> dict[str, Any]:
 
 
 def all_text(message: dict[str, Any]) -> str:
-    """Everything a reader sees in a message: fallback text plus every block's text."""
-    parts = [message.get("text") or ""]
+    """Everything a reader sees in a message: fallback text plus every block's text, as Slack
+    shows them (mrkdwn unescaped)."""
+    parts = [unescape(message.get("text") or "")]
     for block in message.get("blocks") or []:
         if isinstance(block.get("text"), dict):
-            parts.append(block["text"].get("text", ""))
-        parts.extend(f.get("text", "") for f in block.get("fields", []))
-        parts.extend(e.get("text", "") if isinstance(e.get("text"), str) else
-                     (e.get("text") or {}).get("text", "") for e in block.get("elements", []))
+            parts.append(shown(block["text"]))
+        parts.extend(shown(f) for f in block.get("fields", []))
+        for e in block.get("elements", []):
+            if e.get("type") in ("mrkdwn", "plain_text"):  # a context's texts
+                parts.append(shown(e))
+            elif isinstance(e.get("text"), dict):  # a button's label
+                parts.append(shown(e["text"]))
     return "\n".join(parts)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import traceback
+from datetime import UTC, datetime
 
 import pytest
 
@@ -55,3 +58,41 @@ def test_a_transaction_that_waits_too_long_says_the_database_is_locked(locked, m
     holder.execute("ROLLBACK")
     with engine.connect() as conn:  # the same pooled connection: its own timeout is back
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 20
+
+
+def test_a_failing_statement_is_logged_without_its_parameters(engine, caplog):
+    """Outside debug logging, a database error names the statement, never the lead's data."""
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    from storage.models import Lead
+
+    caplog.set_level(logging.INFO)
+    quiet = make_engine(engine.url.render_as_string(hide_password=False))
+    pii = {"name": "Ann Secretname", "email": "ann.secret@example.com", "company": "Hushco",
+           "why": "whispered on the phone"}
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    with Session(quiet) as session:
+        session.add(Lead(team_id="T0TEST", external_id="L-1", source="webinar", created_at=now,
+                         updated_at=now))
+        session.commit()
+        session.add(Lead(team_id="T0TEST", external_id="L-1", source="webinar", created_at=now,
+                         updated_at=now, **pii))
+        with pytest.raises(IntegrityError) as failed:
+            session.commit()
+    logging.getLogger("alignbot").exception("the insert failed", exc_info=failed.value)
+    told = caplog.text + "".join(traceback.format_exception(failed.value))
+    assert "INSERT INTO leads" in told  # the statement is still there to debug with
+    assert [value for value in pii.values() if value in told] == []
+    quiet.dispose()
+
+
+def test_debug_logging_shows_a_failing_statements_parameters(engine, caplog):
+    from sqlalchemy import text
+
+    caplog.set_level(logging.DEBUG, logger="storage.db")
+    loud = make_engine(engine.url.render_as_string(hide_password=False))
+    with pytest.raises(Exception) as failed, loud.connect() as conn:
+        conn.execute(text("SELECT :who FROM no_such_table"), {"who": "Ann Secretname"})
+    assert "Ann Secretname" in str(failed.value)
+    loud.dispose()

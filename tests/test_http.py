@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,11 +17,14 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
+from bot.cli import main as cli_main
 from bot.clock import SystemClock
 from bot.fakeslack import FakeSlack
+from bot.server import create_web_app
 from tests.slack import SIGNING_SECRET, sign, slash_body
 
 ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "bot.cli"]
 
 
 class _Quiet(WSGIRequestHandler):
@@ -43,31 +48,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def running_bot(tmp_path, slack_over_http):
-    fake, api_url = slack_over_http
-    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-fake-token", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-           "SLACK_API_URL": api_url, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
-           "ALIGNBOT_CONFIG": str(ROOT / "alignbot.example.toml")}
-    env.pop("SLACK_APP_TOKEN", None)
-    cli = [sys.executable, "-m", "bot.cli"]
-    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=60)
+def run_env(tmp_path, sqlite_template, **env: str) -> dict[str, str]:
+    """The environment of `alignbot run` on a migrated store of its own, Slack's secrets
+    only as given."""
+    db = tmp_path / "run.db"
+    shutil.copy(sqlite_template, db)
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SLACK_")},
+            "DATABASE_URL": f"sqlite:///{db}", "ALIGNBOT_CONFIG": str(ROOT / "alignbot.example.toml"),
+            **env}
+
+
+def use_env(monkeypatch, env: dict[str, str]) -> None:
+    """`env` as this process's environment, for `alignbot` run in-process."""
+    for key in os.environ:
+        if key not in env:
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], cwd: Path):
+    """`alignbot run` until it listens (no polling, no sleep): its base URL and log so far."""
     port = free_port()
-    proc = subprocess.Popen([*cli, "run", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = subprocess.Popen([*CLI, "run", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd)
     log = []
     try:
-        for line in proc.stderr:  # wait for waitress to say it listens (no polling, no sleep)
+        for line in proc.stderr:
             log.append(line)
             if "Serving on" in line:
                 break
         else:
             pytest.fail("alignbot run exited early:\n" + "".join(log))
         threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
-        yield f"http://127.0.0.1:{port}", fake
+        yield f"http://127.0.0.1:{port}", "".join(log)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def running_bot(tmp_path, sqlite_template, slack_over_http):
+    fake, api_url = slack_over_http
+    env = run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-fake-token",
+                  SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=api_url)
+    with serving(env, tmp_path) as (base, _):
+        yield base, fake
 
 
 def post(url: str, body: str, headers: dict[str, str]) -> tuple[int, str]:
@@ -96,6 +123,71 @@ def test_run_serves_health_and_signed_slash_commands(running_bot):
     assert status == 401
     status, _ = post(f"{base}/slack/events", body, {**form, **sign(body, now - 600)})
     assert status == 401
+
+
+def test_socket_mode_runs_without_a_signing_secret_and_health_tells_a_down_socket(
+        tmp_path, sqlite_template, slack_over_http):
+    fake, api_url = slack_over_http
+    fake.script("apps.connections.open",  # a socket address where nothing listens
+                (200, {}, {"ok": True, "url": f"ws://127.0.0.1:{free_port()}/link"}))
+    env = run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-fake-token",
+                  SLACK_APP_TOKEN="xapp-fake-token", SLACK_API_URL=api_url)
+    with serving(env, tmp_path) as (base, log):
+        assert "Traceback" not in log
+        with pytest.raises(urllib.error.HTTPError) as health:
+            urllib.request.urlopen(f"{base}/healthz", timeout=10)
+        assert health.value.code == 503
+        assert "Socket Mode connection is down" in json.loads(health.value.read())["slack"]
+        status, _ = post(f"{base}/slack/events", "{}", {"Content-Type": "application/json"})
+        assert status == 404  # Slack's requests come over the socket only
+
+
+def test_run_without_network_says_so_in_one_line(tmp_path, sqlite_template):
+    closed = free_port()
+    env = run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-x", SLACK_APP_TOKEN="xapp-x",
+                  SLACK_API_URL=f"http://127.0.0.1:{closed}/api/")
+    result = subprocess.run([*CLI, "run", "--port", "0"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()  # not 60 lines of chained tracebacks
+    assert line.startswith(f"alignbot: cannot reach Slack at http://127.0.0.1:{closed}/api/: ")
+    assert "refused" in line
+
+
+def test_a_refused_app_token_says_which_token_in_one_line(tmp_path, sqlite_template,
+                                                          slack_over_http, monkeypatch, capsys):
+    fake, api_url = slack_over_http
+    fake.script("apps.connections.open", (200, {}, {"ok": False, "error": "invalid_auth"}))
+    use_env(monkeypatch, run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-x",
+                                 SLACK_APP_TOKEN="xapp-wrong", SLACK_API_URL=api_url))
+    assert cli_main(["run", "--port", "0"]) == 1
+    assert capsys.readouterr().err == \
+        "alignbot: Slack refused apps.connections.open: invalid_auth (check SLACK_APP_TOKEN)\n"
+
+
+def test_http_mode_without_a_signing_secret_says_so(tmp_path, sqlite_template, monkeypatch,
+                                                   capsys):
+    use_env(monkeypatch, run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-x"))
+    assert cli_main(["run", "--port", "0"]) == 2
+    assert "SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode) is not set" in \
+        capsys.readouterr().err
+
+
+class FakeSocket:
+    def __init__(self, connected: bool):
+        self.connected = connected
+
+    def is_connected(self) -> bool:
+        return self.connected
+
+
+def test_health_follows_the_socket_mode_connection(services):
+    socket = FakeSocket(connected=False)
+    web = create_web_app(services, None, socket=socket).test_client()
+    down = web.get("/healthz")
+    assert down.status_code == 503 and down.json["ok"] is False and "down" in down.json["slack"]
+    socket.connected = True
+    assert web.get("/healthz").status_code == 200
 
 
 def test_run_refuses_an_unmigrated_database(tmp_path):

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.blocks.kit import context, section
+from bot.blocks.kit import context, escape, message, section
 
 if TYPE_CHECKING:
     from bot.admin import ConfigVerdict
 
 
 def config_verdict(v: ConfigVerdict) -> dict[str, Any]:
-    secrets = ", ".join(f"{name} {'set' if ok else 'missing'}" for name, ok in v.secrets.items())
+    secrets = ", ".join(f"{escape(name)} {'set' if ok else 'missing'}"
+                        for name, ok in v.secrets.items())
     if v.ok:
-        counts = ", ".join(f"{n} {what}" for what, n in v.summary.items())
-        head = f":white_check_mark: `{v.source}` is valid ({counts})."
+        counts = ", ".join(f"{n} {escape(what)}" for what, n in v.summary.items())
+        head = f":white_check_mark: `{escape(v.source)}` is valid ({counts})."
     else:
-        head = f":x: `{v.source}` has {len(v.problems)} problem(s):\n" + "\n".join(
-            f"• `{p.split(':', 1)[0]}`:{p.split(':', 1)[1]}" if ":" in p else f"• {p}"
-            for p in v.problems)
+        head = f":x: `{escape(v.source)}` has {len(v.problems)} problem(s):\n" + "\n".join(
+            _problem(p) for p in v.problems)
     return {"text": head, "blocks": [section(head), context(f"Secrets: {secrets}")]}
+
+
+def _problem(problem: str) -> str:
+    """"• `key`: what is wrong", quoting the file's own values."""
+    key, colon, what = problem.partition(":")
+    return f"• `{escape(key)}`:{escape(what)}" if colon else f"• {escape(problem)}"
+
+
+def unmapped_owner(email: str) -> dict[str, Any]:
+    """Told to the admins once per email the CRM gives as an owner that no Slack user has."""
+    return message(f":warning: No Slack user has the email *{escape(email)}*, which the CRM gives "
+                   "as a lead owner. Its leads wait in the handoff channel's queue. Add the person "
+                   "under [[people]] in the config, or fix the owner in the CRM.")

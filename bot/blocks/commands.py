@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from bot.blocks.kit import context, header, message, section
+from bot.blocks.kit import context, escape, header, message, section
 
 if TYPE_CHECKING:
     from bot.commands import Command
 
 HELP_TITLE = "alignbot commands"
-HELP_FOOTER = "Type `/align help <command>` for details. Admin-only commands are marked :lock:."
+HELP_FOOTER = "Type `/align help &lt;command&gt;` for details. Admin-only commands are marked :lock:."
 FILE_IN_DM = ":inbox_tray: Slack can't show a file to you alone, so `{name}` is in your " \
     "direct messages with alignbot."
 FILE_FAILED = ":warning: I couldn't post `{name}` here: Slack said `{error}`. If I'm not in " \
@@ -23,9 +23,10 @@ def text_blocks(text: str) -> list[dict[str, Any]]:
 
 
 def _line(cmd: Command) -> str:
+    """Usages like `<id>` and docstrings are meant literally: escaped like data."""
     lock = " :lock:" if cmd.admin else ""
     usage = f" {cmd.usage}" if cmd.usage else ""
-    return f"`/align {cmd.name}{usage}`{lock} — {cmd.summary}"
+    return f"`/align {escape(cmd.name + usage)}`{lock} — {escape(cmd.summary)}"
 
 
 def help_overview(commands: Sequence[Command], is_admin: bool) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def help_overview(commands: Sequence[Command], is_admin: bool) -> dict[str, Any]
 
 
 def help_topic(cmd: Command) -> dict[str, Any]:
-    body = _line(cmd) + (f"\n\n{cmd.details}" if cmd.details else "")
+    body = _line(cmd) + (f"\n\n{escape(cmd.details)}" if cmd.details else "")
     return message(body)
 
 
@@ -47,19 +48,20 @@ def with_file_note(message: dict[str, Any], name: str, *, private: bool,
     (the upload failed), saying so under it."""
     if error is None and not private:
         return message
-    note = FILE_FAILED.format(name=name, error=error) if error else FILE_IN_DM.format(name=name)
+    note = FILE_FAILED.format(name=escape(name), error=escape(error)) if error else \
+        FILE_IN_DM.format(name=escape(name))
     return {"text": message["text"], "blocks": [*message["blocks"], context(note)]}
 
 
 def file_failed(name: str, error: str) -> dict[str, Any]:
     """Told after an answer whose file Slack refused."""
-    return message(FILE_FAILED.format(name=name, error=error))
+    return message(FILE_FAILED.format(name=escape(name), error=escape(error)))
 
 
 def unknown_command(word: str, suggestions: list[str], topic: bool = False) -> dict[str, Any]:
     what = "no help topic" if topic else "no command"
-    text = f"There is {what} `{word}`."
+    text = f"There is {what} `{escape(word)}`."
     if suggestions:
-        text += " Did you mean " + " or ".join(f"`/align {s}`" for s in suggestions) + "?"
+        text += " Did you mean " + " or ".join(f"`/align {escape(s)}`" for s in suggestions) + "?"
     text += " Type `/align help` for the list."
     return message(text)

@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from bot.blocks.kit import actions, button, clip, context, header, mrkdwn, plain, section
+from bot.blocks.kit import (
+    actions,
+    button,
+    clip,
+    context,
+    escape,
+    header,
+    mention,
+    mrkdwn,
+    plain,
+    section,
+)
 from bot.lifecycle import REJECTION_REASONS
 
 ACCEPT = "handoff.accept"
@@ -78,27 +89,32 @@ def when(at: datetime, style: str = "{date_short_pretty} at {time}", tz: tzinfo 
     return f"<!date^{int(at.timestamp())}^{style}|{fallback}>"
 
 
+def lead_name(name: str | None, external_id: str, company: str | None = None) -> str:
+    """A lead as mrkdwn, bold, with its company when given: "*Ann Lee* (Acme)"."""
+    return f"*{escape(name or external_id)}*" + (f" ({escape(company)})" if company else "")
+
+
 def _who(v: CardView) -> str:
-    who = v.name or v.external_id
-    return f"{who}, {v.title}" if v.title else who
+    who = escape(v.name or v.external_id)
+    return f"{who}, {escape(v.title)}" if v.title else who
 
 
 def handoff_card(v: CardView) -> dict[str, Any]:
     company = v.company or "unknown company"
     score = f"{v.score}{' :fire:' if v.hot else ''}" if v.score is not None else "—"
-    owner = f"<@{v.owner}>" if v.owner else "*Unassigned*"
+    owner = mention(v.owner) if v.owner else "*Unassigned*"
     title = (f"New lead: {v.name or v.external_id} — {company}" if v.status in ("new", "routed")
              else f"Lead: {v.name or v.external_id} — {company}")
-    fields = [f"*Who*\n{_who(v)}", f"*Company*\n{company}", f"*Score*\n{score}",
-              f"*Source*\n{v.source}", f"*Owner*\n{owner}", f"*SLA*\n{_sla_text(v)}"]
+    fields = [f"*Who*\n{_who(v)}", f"*Company*\n{escape(company)}", f"*Score*\n{score}",
+              f"*Source*\n{escape(v.source)}", f"*Owner*\n{owner}", f"*SLA*\n{_sla_text(v)}"]
     if v.segment or v.region:
-        fields.append(f"*Segment / region*\n{v.segment or '—'} / {v.region or '—'}")
+        fields.append(f"*Segment / region*\n{escape(v.segment or '—')} / {escape(v.region or '—')}")
     crm = button("Open in CRM", OPEN_CRM, str(v.lead_id), url=v.crm_url) if v.crm_url else None
-    blocks = [header(title),
-              section(f"*Why it qualified:* {v.why or '—'}", fields=fields, accessory=crm)]
+    blocks = [header(title),  # plain_text: shown as it is
+              section(f"*Why it qualified:* {escape(v.why or '—')}", fields=fields, accessory=crm)]
     blocks += _state_blocks(v)
-    blocks.append(context(f"Lead {v.external_id}"))
-    text = f"{title} (score {score}, source {v.source}) → {owner}"
+    blocks.append(context(f"Lead {escape(v.external_id)}"))
+    text = f"{escape(title)} (score {score}, source {escape(v.source)}) → {owner}"
     return {"text": text, "blocks": blocks}
 
 
@@ -106,7 +122,7 @@ def _sla_text(v: CardView) -> str:
     if v.sla_due_at is None:
         return "—"
     badge = SLA_BADGE.get(v.sla_state or "", "")
-    return f"{v.sla_policy}: due {when(v.sla_due_at)} {badge}".strip()
+    return f"{escape(v.sla_policy)}: due {when(v.sla_due_at)} {badge}".strip()
 
 
 def _state_blocks(v: CardView) -> list[dict[str, Any]]:
@@ -114,7 +130,7 @@ def _state_blocks(v: CardView) -> list[dict[str, Any]]:
     reassign = {"type": "users_select", "action_id": REASSIGN,
                 "placeholder": plain("Reassign to…")}
     if v.status == "new" and v.owner is None:
-        note = f"Nobody could take it automatically: {v.unassigned_reason}." \
+        note = f"Nobody could take it automatically: {escape(v.unassigned_reason)}." \
             if v.unassigned_reason else "Waiting for an owner."
         return [section(f":inbox_tray: {note}"),
                 actions(button("Take it", TAKE, token, style="primary"),
@@ -131,16 +147,20 @@ def _state_blocks(v: CardView) -> list[dict[str, Any]]:
 
 
 def _done_line(v: CardView) -> str:
-    line = STATUS_LINE.get(v.status, v.status)
+    line = STATUS_LINE.get(v.status) or escape(v.status)
     if v.acted_by:
-        line += f" by <@{v.acted_by}>"
+        line += f" by {mention(v.acted_by)}"
     if v.acted_at:
         line += f" {when(v.acted_at, '{date_short_pretty} at {time}')}"
     if v.status == "rejected" and v.rejection_reason:
-        line += f"\n*Reason:* {REJECTION_REASONS.get(v.rejection_reason, v.rejection_reason)}"
+        line += f"\n*Reason:* {_reason(v.rejection_reason)}"
         if v.rejection_note:
-            line += f"\n*Note:* {v.rejection_note}"
+            line += f"\n*Note:* {escape(v.rejection_note)}"
     return line
+
+
+def _reason(key: str | None) -> str:
+    return escape(REJECTION_REASONS.get(key or "", key or "—"))
 
 
 def reject_modal(v: CardView, reply_in: str) -> dict[str, Any]:
@@ -151,8 +171,8 @@ def reject_modal(v: CardView, reply_in: str) -> dict[str, Any]:
         "title": plain("Reject lead", 24), "submit": plain("Reject", 24),
         "close": plain("Cancel", 24),
         "blocks": [
-            section(f"*{v.name or v.external_id}* — {v.company or 'unknown company'}\n"
-                    "Marketing sees the reason and your note."),
+            section(f"*{escape(v.name or v.external_id)}* — {escape(v.company or 'unknown company')}"
+                    "\nMarketing sees the reason and your note."),
             {"type": "input", "block_id": REASON_BLOCK, "label": plain("Reason"),
              "element": {"type": "static_select", "action_id": REASON_ACTION,
                          "placeholder": plain("Pick a reason"), "options": options}},
@@ -171,18 +191,20 @@ def modal_target(private_metadata: str) -> tuple[str, str]:
 
 def rejection_notice(v: CardView) -> dict[str, Any]:
     """What marketing reads, threaded under its source's parent message."""
-    reason = REJECTION_REASONS.get(v.rejection_reason or "", v.rejection_reason or "—")
-    line = (f":no_entry: <@{v.acted_by}> rejected *{v.name or v.external_id}* "
-            f"({v.company or 'unknown company'}, score {v.score if v.score is not None else '—'})"
-            f"\n*Reason:* {reason}")
+    reason = _reason(v.rejection_reason)
+    who = mention(v.acted_by) if v.acted_by else "Someone"
+    line = (f":no_entry: {who} rejected *{escape(v.name or v.external_id)}* "
+            f"({escape(v.company or 'unknown company')}, "
+            f"score {v.score if v.score is not None else '—'})\n*Reason:* {reason}")
     if v.rejection_note:
-        line += f"\n*Note:* {v.rejection_note}"
-    return {"text": f"Lead {v.external_id} rejected: {reason}", "blocks": [section(line)]}
+        line += f"\n*Note:* {escape(v.rejection_note)}"
+    return {"text": f"Lead {escape(v.external_id)} rejected: {reason}", "blocks": [section(line)]}
 
 
 def rejection_thread_parent(source: str) -> dict[str, Any]:
-    text = f"Rejected leads from source *{source}* — reasons and notes from sales, in this thread."
-    return {"text": f"Rejected leads from source {source}", "blocks": [section(text)]}
+    text = f"Rejected leads from source *{escape(source)}* — reasons and notes from sales, " \
+        "in this thread."
+    return {"text": f"Rejected leads from source {escape(source)}", "blocks": [section(text)]}
 
 
 @dataclass(frozen=True)
@@ -205,11 +227,12 @@ class SummaryLine:
 
 
 def summary_line(v: SummaryLine) -> dict[str, Any]:
-    owner = f"<@{v.owner}>" if v.owner else "unassigned"
+    owner = mention(v.owner) if v.owner else "unassigned"
     score = f"{v.score}{' :fire:' if v.hot else ''}" if v.score is not None else "—"
-    name, company = clip(v.name or v.external_id, 60), clip(v.company or "unknown company", 60)
-    status = "" if v.status in ("new", "routed") else f" · {v.status}"
-    text = _json_clip(f"*{name}* — {company} · score {score} · {v.source} · {owner}{status}",
+    name = escape(clip(v.name or v.external_id, 60))
+    company = escape(clip(v.company or "unknown company", 60))
+    status = "" if v.status in ("new", "routed") else f" · {escape(v.status)}"
+    text = _json_clip(f"*{name}* — {company} · score {score} · {escape(v.source)} · {owner}{status}",
                       LINE_JSON)
     return section(text, accessory=button("Open card", f"{OPEN_CARD}.{v.lead_id}", v.token),
                    block_id=f"line-{v.lead_id}")

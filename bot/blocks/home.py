@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.blocks import metrics
 from bot.blocks.handoff import SLA_BADGE, when
-from bot.blocks.kit import Block, context, divider, header, section
+from bot.blocks.kit import Block, context, divider, escape, header, section
 from bot.blocks.leads import LeadLine
 
 if TYPE_CHECKING:
@@ -44,10 +44,11 @@ def open_leads(leads: Sequence[LeadLine], total: int, tz: tzinfo) -> list[Block]
 
 
 def _lead(lead: LeadLine, tz: tzinfo) -> str:
-    company = f" ({lead.company})" if lead.company else ""
+    company = f" ({escape(lead.company)})" if lead.company else ""
     due = f"due {when(lead.due_at, tz=tz)} {SLA_BADGE.get(lead.sla_state or '', '')}".rstrip() \
         if lead.due_at else "no SLA"
-    return f"`{lead.external_id}` *{lead.name or lead.external_id}*{company} — {lead.status} · {due}"
+    return (f"`{escape(lead.external_id)}` *{escape(lead.name or lead.external_id)}*{company} — "
+            f"{escape(lead.status)} · {due}")
 
 
 def scorecard(answers: Sequence[Answer], currency: str) -> list[Block]:

@@ -1,4 +1,11 @@
-"""Tiny Block Kit helpers the message builders are assembled from."""
+"""Tiny Block Kit helpers the message builders are assembled from.
+
+Slack reads `&`, `<` and `>` in mrkdwn and in a message's fallback `text` as markup:
+`<!channel>` pings a channel, `<https://evil.example|Acme login>` is a disguised link.
+So every text that did not come from alignbot itself (CRM data, what people typed,
+config values, Slack's errors) goes into those through `escape`, and shows as typed.
+plain_text (headers, buttons, titles) is never read as markup: it takes text as it is.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,26 @@ from typing import Any
 
 Block = dict[str, Any]
 SECTION_LIMIT = 3000
+
+
+def escape(text: object) -> str:
+    """Data as Slack shows it literally in mrkdwn and fallback text (its own escaping rule)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape(text: str) -> str:
+    """What Slack shows of escaped mrkdwn: for the shell and tests, which read as people do."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def shown(text: dict[str, Any]) -> str:
+    """A text object as Slack shows it: mrkdwn unescaped, plain_text as it is."""
+    return unescape(text["text"]) if text.get("type") == "mrkdwn" else text["text"]
+
+
+def mention(user_id: str) -> str:
+    """A Slack user mention; the id is escaped too, so no id can smuggle markup in."""
+    return f"<@{escape(user_id)}>"
 
 
 def mrkdwn(text: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.blocks.handoff import SLA_BADGE, CardView, handoff_card, when
-from bot.blocks.kit import context, divider, header, section
+from bot.blocks.kit import context, divider, escape, header, mention, message, section
 
 HISTORY_LINES = 15  # the newest events; Slack caps a message at 50 blocks
 
@@ -26,8 +26,8 @@ class LeadLine:
 
 def lead_detail(view: CardView, events: Sequence[Any]) -> dict[str, Any]:
     card = handoff_card(view)
-    lines = [f"{when(e.at, '{date_short} {time}')} — {e.kind}"
-             + (f" by <@{e.actor}>" if e.actor.startswith(("U", "W")) else f" ({e.actor})")
+    lines = [f"{when(e.at, '{date_short} {time}')} — {escape(e.kind)}"
+             + (f" by {mention(e.actor)}" if e.actor.startswith(("U", "W")) else f" ({escape(e.actor)})")
              for e in events[-HISTORY_LINES:]]
     more = len(events) - HISTORY_LINES
     history = "*History*\n" + "\n".join(lines) + (f"\n…and {more} earlier" if more > 0 else "")
@@ -46,16 +46,24 @@ def lead_list(which: str, items: Sequence[LeadLine], page: int, per_page: int,
     if page < pages:
         blocks.append(context(f"Page {page} of {pages} — `/align leads {which} {page + 1}` "
                               "for the next."))
-    text = f"{title} ({total}): " + ", ".join(i.external_id for i in items)
+    text = f"{title} ({total}): " + ", ".join(escape(i.external_id) for i in items)
     return {"text": text, "blocks": blocks}
 
 
 def _line(i: LeadLine) -> str:
-    who = i.name or i.external_id
-    company = f" ({i.company})" if i.company else ""
-    owner = f"<@{i.owner}>" if i.owner else "unassigned"
+    who = escape(i.name or i.external_id)
+    company = f" ({escape(i.company)})" if i.company else ""
+    owner = mention(i.owner) if i.owner else "unassigned"
     due = f" · due {when(i.due_at)} {SLA_BADGE.get(i.sla_state or '', '')}" if i.due_at else ""
-    return f"`{i.external_id}` *{who}*{company} — {i.status} · {owner}{due}"
+    return f"`{escape(i.external_id)}` *{who}*{company} — {escape(i.status)} · {owner}{due}"
+
+
+def no_lead(external_id: str) -> dict[str, Any]:
+    return message(f"No lead `{escape(external_id)}`. Lead ids are the CRM's, e.g. `L-123`.")
+
+
+def unknown_list(which: str) -> dict[str, Any]:
+    return message(f"`/align leads {escape(which)}`? Try `mine`, `open` or `overdue`.")
 
 
 def away_set(until: datetime | None) -> dict[str, Any]:

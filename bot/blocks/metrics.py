@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.blocks.kit import clip, context, header, message, section
+from bot.blocks.kit import clip, context, escape, header, message, section
 from bot.metrics.charts import sparkline
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def metric_answer(answer: Answer, currency: str,
     if answer.groups:
         blocks.append(section(_table(answer, currency, names or {})))
     blocks.append(context(m.definition, as_of(answer)))
-    text = f"{m.label}, {answer.period.label}: {value}"
+    text = f"{m.label}, {escape(answer.period.label)}: {value}"
     return {"text": text, "blocks": blocks}
 
 
@@ -53,27 +53,27 @@ def scorecard(answers: Sequence[Answer], currency: str) -> dict[str, Any]:
     period, a line each."""
     period = answers[0].period
     lines = [_scorecard_line(a, currency) for a in answers]
-    blocks = [header(f"Scorecard: {period.label}"),
+    blocks = [header(f"Scorecard: {period.label}"),  # plain_text: shown as it is
               context(f"{dates_text(period)} · ✅ on target, ⚠️ off target · "
                       "changes vs the previous period")]
     blocks += [section("\n".join(lines[i:i + SCORECARD_LINES]))
                for i in range(0, len(lines), SCORECARD_LINES)]
     blocks.append(context(as_of(min(answers, key=lambda a: a.as_of))))
     summary = "; ".join(f"{a.metric.label} {_value(a, a.value, currency)}" for a in answers)
-    return {"text": clip(f"Scorecard, {period.label}: {summary}", 3000), "blocks": blocks}
+    return {"text": clip(f"Scorecard, {escape(period.label)}: {summary}", 3000), "blocks": blocks}
 
 
 def metric_export(answer: Answer, filename: str) -> dict[str, Any]:
-    rows = f"one row per {answer.by}" if answer.groups is not None else \
+    rows = f"one row per {escape(answer.by)}" if answer.groups is not None else \
         f"one row for each of the last {len(answer.trend)} periods"
-    return message(f":page_facing_up: `{filename}`: {answer.metric.label}, "
+    return message(f":page_facing_up: `{escape(filename)}`: {answer.metric.label}, "
                    f"{period_text(answer.period)} — {rows}.")
 
 
 def metric_error(error: QueryError, example: str = ASK_METRIC) -> dict[str, Any]:
     """What the grammar could not read; its message names the closest metrics ("did you
     mean"), and the example shows a question that works."""
-    text = f":thinking_face: {error.message}"
+    text = f":thinking_face: {escape(error.message)}"  # it quotes what was asked
     return {"text": text, "blocks": [section(text), context(example)]}
 
 
@@ -81,7 +81,7 @@ def metric_error(error: QueryError, example: str = ASK_METRIC) -> dict[str, Any]
 
 
 def period_text(period: Period) -> str:
-    return f"{period.label} ({dates_text(period)})"
+    return f"{escape(period.label)} ({dates_text(period)})"
 
 
 def dates_text(period: Period) -> str:
@@ -115,7 +115,11 @@ def _day(day: date | datetime, *, year: bool = False, weekday: bool = False) -> 
 
 
 def _value(answer: Answer, value: float | None, currency: str) -> str:
-    return NO_DATA if value is None else answer.metric.format(value, currency)
+    return NO_DATA if value is None else _format(answer, value, currency)
+
+
+def _format(answer: Answer, value: float, currency: str) -> str:
+    return escape(answer.metric.format(value, currency))  # the currency is the config's
 
 
 def _change(answer: Answer, change: float, currency: str) -> str:
@@ -125,7 +129,7 @@ def _change(answer: Answer, change: float, currency: str) -> str:
         return "no change"
     m = answer.metric
     size = f"{round(abs(change) * 100, 1):g} pts" if m.unit == "ratio" else \
-        m.format(abs(change), currency)
+        _format(answer, abs(change), currency)
     return f"{UP if change > 0 else DOWN} {size}"
 
 
@@ -150,7 +154,7 @@ def _comparison(answer: Answer, currency: str) -> str | None:
 def _target(answer: Answer, currency: str) -> str | None:
     if answer.target is None:
         return None
-    return f"Target {answer.metric.format(answer.target, currency)} " \
+    return f"Target {_format(answer, answer.target, currency)} " \
            f"{TARGET_MARK[answer.on_target()]}"
 
 
@@ -165,10 +169,10 @@ def _table(answer: Answer, currency: str, names: Mapping[str, str]) -> str:
     groups = list(answer.groups.items())
     shown = groups[:TABLE_ROWS]
     labels = [clip(names.get(key, key) or "—", LABEL_WIDTH).replace("`", "'") for key, _ in shown]
-    width = max(map(len, labels))
-    rows = [f"{label:<{width}}  {_value(answer, value, currency):>10}"
+    width = max(map(len, labels))  # as shown: escaped after padding
+    rows = [f"{escape(f'{label:<{width}}')}  {_value(answer, value, currency):>10}"
             for label, (_, value) in zip(labels, shown, strict=True)]
-    text = f"*By {answer.by}*\n```\n" + "\n".join(rows) + "\n```"
+    text = f"*By {escape(answer.by)}*\n```\n" + "\n".join(rows) + "\n```"
     if len(groups) > TABLE_ROWS:
         text += f"\n…and {len(groups) - TABLE_ROWS} more (`/align export` lists them all)"
     return text
@@ -178,7 +182,7 @@ def _scorecard_line(answer: Answer, currency: str) -> str:
     parts = [f"{TARGET_MARK[answer.on_target()]} *{answer.metric.label}* "
              f"{_value(answer, answer.value, currency)}"]
     if answer.target is not None:
-        parts.append(f"target {answer.metric.format(answer.target, currency)}")
+        parts.append(f"target {_format(answer, answer.target, currency)}")
     if any(v is not None for v in answer.trend):
         parts.append(f"`{sparkline(answer.trend)}`")
     c = answer.comparison
