@@ -85,6 +85,8 @@ def test_the_committed_example_is_valid():
     assert {p.role for p in c.people} == {"sales", "sales_manager", "marketing",
                                           "marketing_manager", "exec", "admin"}
     assert c.routing.rules[0].pool == "enterprise"
+    assert (c.routing.unassigned_within, c.routing.unassigned_clock) == (timedelta(minutes=30),
+                                                                        "business")
 
 
 def test_every_problem_is_reported_at_once_with_its_key():
