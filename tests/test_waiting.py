@@ -294,3 +294,15 @@ def test_no_open_lead_is_ever_without_an_owner_or_a_retry_and_escalation(
     for number, step in enumerate(steps):
         act(app, services, clock, step, number)
         check_no_lead_is_left_behind(services, clock.now())
+
+
+def test_a_waiting_lead_the_crm_decides_keeps_no_clock_of_its_wait(services, fake_slack, clock):
+    people(services, away_until=WED_0000)
+    for status in ("new", "rejected"):
+        store(services, "leads", [{"external_id": "L-1", "source": "webinar", "status": status,
+                                   "rejection_reason": "duplicate"}], actor="webhook")
+    lead, _, _ = the_lead(services)
+    assert (lead.status, lead.sla_policy, lead.sla_due_at) == ("rejected", None, None)
+    sweep_at(services, clock, WED_0000)
+    assert not any("still has no owner" in m.text for m in fake_slack.messages)
+    assert the_lead(services)[0].status == "rejected"  # not routed again
