@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from types import SimpleNamespace
 
@@ -96,9 +96,12 @@ class Handoffs:
         decision = self._decide(lead, self.owner_by_email or self._stored_owner)
         data = self._data(decision)
         if (owner := decision.owner) is None:
-            self._wait(lead, decision, data)
-            batch.note(lead, "unassigned", data)
-            batch.refresh(lead)
+            last = batch.last(lead, "unassigned")
+            news = last is None or last.data != data  # a new reason or a new time to try
+            self._wait(lead, decision, data, record=news)
+            if news:
+                batch.note(lead, "unassigned", data)
+                batch.refresh(lead)
             return False
         if not queries.mark_status(self.session, lead.id, lead.status, lead.owner_id, "routed",
                                    self.now):
@@ -128,14 +131,15 @@ class Handoffs:
             if decision.owner is not None:
                 data["owner"] = decision.owner.slack_id
             if decision.retry_at is not None:
-                data["retry_at"] = decision.retry_at.isoformat()
+                data["retry_at"] = decision.retry_at.astimezone(UTC).isoformat()
         return data
 
-    def _wait(self, lead: Lead, decision: Decision, data: dict) -> None:
+    def _wait(self, lead: Lead, decision: Decision, data: dict, *, record: bool = True) -> None:
         """Nobody may take the lead now: it waits in the queue until `decision.retry_at`,
         when routing tries again, on a clock of its own from when it first waited."""
-        lifecycle.record(self.session, lead, "unassigned", actor="system", at=self.now, data=data,
-                         rows=self.rows)
+        if record:
+            lifecycle.record(self.session, lead, "unassigned", actor="system", at=self.now,
+                             data=data, rows=self.rows)
         add_nudge(self.session, self.rows, team_id=lead.team_id, lead_id=lead.id,
                   stage=sla.ROUTE, due_at=decision.retry_at)
         if lead.sla_policy != UNASSIGNED:  # first time (or a lead queued before retries)
@@ -329,8 +333,7 @@ class CardBatch:
         events = self._events(lead)
         acted = next((e for e in reversed(events) if e.kind in ACTED), None)
         owner = queries.get_person_by_id(self.session, lead.owner_id)
-        unassigned = None if owner else \
-            next((e for e in reversed(events) if e.kind == "unassigned"), None)
+        unassigned = None if owner else self.last(lead, "unassigned")
         data = (unassigned.data or {}) if unassigned else {}
         retry_at = datetime.fromisoformat(data["retry_at"]) if "retry_at" in data else None
         waiting = Decision(None, data.get("pool"), data["reason"], retry_at) \
@@ -345,6 +348,10 @@ class CardBatch:
         for ref in self._refs(lead.id):
             if (original := self._posts.get(ref)) is not None:
                 outbox.update(self.session, original, card, now=self.now, rows=self.rows)
+
+    def last(self, lead: Lead, kind: str):
+        """The lead's latest event of this kind (one a card shows), if any."""
+        return next((e for e in reversed(self._events(lead)) if e.kind == kind), None)
 
     def note(self, lead: Lead, kind: str, data: dict) -> None:
         """An event of the lead written in this transaction but not stored yet (it goes into

@@ -306,3 +306,15 @@ def test_a_waiting_lead_the_crm_decides_keeps_no_clock_of_its_wait(services, fak
     sweep_at(services, clock, WED_0000)
     assert not any("still has no owner" in m.text for m in fake_slack.messages)
     assert the_lead(services)[0].status == "rejected"  # not routed again
+
+
+def test_a_try_that_changes_nothing_leaves_the_card_and_history_alone(app, services, fake_slack,
+                                                                      clock):
+    everyone_away(services, clock)
+    slash(app, "back", clock.now(), user="U0MKTG01")  # someone outside the pool: no news
+    sweep_at(services, clock, clock.now() + timedelta(minutes=1))
+    assert card(fake_slack).updates == 0
+    with services.sessions.begin() as s:
+        kinds = list(s.scalars(select(LeadEvent.kind).order_by(LeadEvent.id)))
+    assert kinds == ["created", "unassigned"]
+    assert the_lead(services)[2]["route"] == WED_0000  # the next try stands
