@@ -66,6 +66,14 @@ class Calendar:
                 return max(at, start)
         raise ValueError("no working time within ten years; check working_days and holidays")
 
+    def next_day_start(self, at: datetime) -> datetime:
+        """The start of the first working window that begins after `at`: the next morning."""
+        at = at.astimezone(UTC)
+        for start, _ in self._windows_from(at):
+            if start > at:
+                return start
+        raise ValueError("no working time within ten years; check working_days and holidays")
+
     def add_business_minutes(self, at: datetime, minutes: float) -> datetime:
         return _add_business_minutes(self, at, minutes)
 

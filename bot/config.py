@@ -22,6 +22,7 @@ import holidays as holidays_lib
 ROLES = ("sales", "marketing", "exec", "sales_manager", "marketing_manager", "admin")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SLA_CLOCKS = ("wall", "business")
+UNASSIGNED = "unassigned"  # the SLA of a lead waiting for an owner ([routing] unassigned_within)
 # The metric keys of PRODUCT.md "Metrics"; targets may only name these.
 METRIC_KEYS = (
     "response_time", "sla_compliance", "acceptance_rate", "rejection_reasons",
@@ -142,6 +143,9 @@ class Routing:
     pools: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name → Slack ids, in order
     rules: tuple[RoutingRule, ...] = ()  # first match wins; no match → the "default" pool
     hot_score: int = 80  # a lead this hot only goes to people inside their working hours
+    # a lead nobody could take has a clock of its own: escalated when it has waited this long
+    unassigned_within: timedelta = timedelta(minutes=30)
+    unassigned_clock: str = "business"  # on the workspace calendar, like a policy's clock
 
 
 @dataclass(frozen=True)
@@ -435,8 +439,12 @@ def _read_sla(r: _Reader, raw: Any) -> tuple[SlaPolicy, ...]:
         t = r.table(item, key, ("name", "respond_within", "clock", "min_score", "source",
                                 "segment", "region", "remind_at", "breach_notice",
                                 "escalate_after", "reassign_after"))
+        name = r.value(t, key, "name", _string, required=True) or f"policy {i}"
+        if name == UNASSIGNED:
+            r.fail(f"{key}.name", f"{UNASSIGNED!r} is the SLA of a lead waiting for an owner "
+                                  "([routing] unassigned_within); give this policy another name")
         out.append(SlaPolicy(
-            name=r.value(t, key, "name", _string, required=True) or f"policy {i}",
+            name=name,
             respond_within=r.value(t, key, "respond_within", _duration, timedelta(hours=4),
                                    required=True),
             clock=r.value(t, key, "clock", _choice(SLA_CLOCKS), "business"),
@@ -476,7 +484,8 @@ def _read_outbox(r: _Reader, raw: Any) -> OutboxSettings:
 
 
 def _read_routing(r: _Reader, raw: Any, people: tuple[Person, ...]) -> Routing:
-    t = r.table(raw, "routing", ("pools", "rules", "hot_score"))
+    t = r.table(raw, "routing", ("pools", "rules", "hot_score", "unassigned_within",
+                                 "unassigned_clock"))
     known = {p.slack_id for p in people}
     pools: dict[str, tuple[str, ...]] = {}
     for name, members in r.table(t.get("pools"), "routing.pools", tuple(t.get("pools") or ())).items():
@@ -500,8 +509,13 @@ def _read_routing(r: _Reader, raw: Any, people: tuple[Person, ...]) -> Routing:
                                  region=r.value(rt, key, "region", _string),
                                  source=r.value(rt, key, "source", _string),
                                  min_score=r.value(rt, key, "min_score", _int(0, 100))))
+    d = Routing()
     return Routing(pools=pools, rules=tuple(rules),
-                   hot_score=r.value(t, "routing", "hot_score", _int(0, 100), 80))
+                   hot_score=r.value(t, "routing", "hot_score", _int(0, 100), d.hot_score),
+                   unassigned_within=r.value(t, "routing", "unassigned_within", _duration,
+                                             d.unassigned_within),
+                   unassigned_clock=r.value(t, "routing", "unassigned_clock",
+                                            _choice(SLA_CLOCKS), d.unassigned_clock))
 
 
 def _read_handoff(r: _Reader, raw: Any) -> Handoff:

@@ -4,27 +4,34 @@ Every click is decided by a compare-and-set on the lead's status, so the first
 click wins and later ones (double clicks, a colleague, a stale card) change
 nothing and get a short answer. Card updates and the marketing feedback go
 through the outbox in the same transaction as the change.
+
+A lead nobody may take waits in the handoff channel's queue, never unseen: the SLA
+sweep tries its routing again when someone may take it (`Handoffs.retry`), and
+escalates it when it has waited too long (`sla.wait_clock`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from types import SimpleNamespace
 
 from sqlalchemy.orm import Session
 
 from bot import home, lifecycle, outbox, sla
 from bot.blocks import handoff as cards
-from bot.config import Config
+from bot.calendar import Calendar
+from bot.config import UNASSIGNED, Config
 from bot.routing import Decision, Router
 from storage import bulk, bursts
 from storage import leads as queries
 from storage.bulk import Rows
 from storage.models import HandoffBurst, HandoffBurstLead, Lead, OutboxMessage, Person
+from storage.nudges import add_nudge, pull_due
 from storage.outbox import count_posts_since, get_first_post, list_first_posts
-from storage.people import get_person
+from storage.people import get_person, get_person_by_email
 
 BURST_WINDOW = timedelta(minutes=1)
 SUMMARY_GATHER = timedelta(seconds=10)  # a summary waits this long for more lines before it goes
@@ -67,25 +74,85 @@ class Handoffs:
     def hand_off(self, lead: Lead) -> None:
         """Route a new lead and post its card (channel, and the owner's DM).
         An owner the CRM named wins; one nobody in Slack matches leaves it in the queue."""
-        decision = _explicit(lead, self.owner_by_email) \
-            if lead.owner_email and self.owner_by_email else self.router.route(lead)
-        data = self._decided.get(decision)
-        if data is None:  # one per decision, shared by its leads' events (written, never changed)
-            data = self._decided[decision] = {"pool": decision.pool, "reason": decision.reason}
-            if decision.owner is not None:
-                data["owner"] = decision.owner.slack_id
+        decision = self._decide(lead, self.owner_by_email)
+        data = self._data(decision)
         if (owner := decision.owner) is None:
-            lifecycle.record(self.session, lead, "unassigned", actor="system", at=self.now, data=data,
-                             rows=self.rows)
+            self._wait(lead, decision, data)
         else:
             _assign(self.session, lead, owner, self.config, self.now, actor="system",
-                    data=data, rows=self.rows, plans=self._plans)
+                    data=data, rows=self.rows, plans=self._plans, fresh=True)
             self._owners.add(owner.id)
         card = _Card(lambda: card_view(self.session, lead, self.config, self.now, fresh=decision))
         if self.config.channels.handoff:
             self._post(self.config.channels.handoff, card, lead.id)
         if owner is not None and self.config.handoff.dm_owner:
             self._post(data["owner"], card, lead.id, dm=True)  # to the owner's Slack id
+
+    def retry(self, lead: Lead, batch: CardBatch) -> bool:
+        """Route a lead waiting for an owner again (the SLA sweep, when someone may take it
+        by now; a CRM owner is looked up in the store only). Routed, its SLA clock starts
+        now, its cards are updated in place and the owner gets theirs, as for a new lead;
+        else it waits for the next chance, and its card says why. True when routed."""
+        decision = self._decide(lead, self.owner_by_email or self._stored_owner)
+        data = self._data(decision)
+        if (owner := decision.owner) is None:
+            last = batch.last(lead, "unassigned")
+            news = last is None or last.data != data  # a new reason or a new time to try
+            self._wait(lead, decision, data, record=news)
+            if news:
+                batch.note(lead, "unassigned", data)
+                batch.refresh(lead)
+            return False
+        if not queries.mark_status(self.session, lead.id, lead.status, lead.owner_id, "routed",
+                                   self.now):
+            return False  # taken from its card in the meantime
+        _assign(self.session, lead, owner, self.config, self.now, actor="system", data=data,
+                rows=self.rows)
+        self._owners.add(owner.id)
+        batch.refresh(lead)
+        if self.config.handoff.dm_owner:
+            self._post(owner.slack_id, _Card(lambda: batch.view(lead)), lead.id, dm=True)
+        return True
+
+    def _decide(self, lead: Lead, owner_by_email: Callable[[str], Person | None] | None
+                ) -> Decision:
+        decision = _explicit(lead, owner_by_email) \
+            if lead.owner_email and owner_by_email else self.router.route(lead)
+        if decision.owner is None and decision.retry_at is None:
+            decision = replace(decision, retry_at=self._next_morning)  # no known moment
+        return decision
+
+    def _data(self, decision: Decision) -> dict:
+        """What the lead's event records of the decision: one dict per decision, shared by
+        its leads' events (written, never changed)."""
+        data = self._decided.get(decision)
+        if data is None:
+            data = self._decided[decision] = {"pool": decision.pool, "reason": decision.reason}
+            if decision.owner is not None:
+                data["owner"] = decision.owner.slack_id
+            if decision.retry_at is not None:
+                data["retry_at"] = decision.retry_at.astimezone(UTC).isoformat()
+        return data
+
+    def _wait(self, lead: Lead, decision: Decision, data: dict, *, record: bool = True) -> None:
+        """Nobody may take the lead now: it waits in the queue until `decision.retry_at`,
+        when routing tries again, on a clock of its own from when it first waited."""
+        if record:
+            lifecycle.record(self.session, lead, "unassigned", actor="system", at=self.now,
+                             data=data, rows=self.rows)
+        add_nudge(self.session, self.rows, team_id=lead.team_id, lead_id=lead.id,
+                  stage=sla.ROUTE, due_at=decision.retry_at)
+        if lead.sla_policy != UNASSIGNED:  # first time (or a lead queued before retries)
+            sla.wait_clock(self.session, lead, self.config, self.now, self.rows)
+
+    @cached_property
+    def _next_morning(self) -> datetime:
+        """When nobody is known to become free (deactivated, a CRM owner nobody matches),
+        the queue is tried again when the next working day starts."""
+        return Calendar.of(self.config).next_day_start(self.now)
+
+    def _stored_owner(self, email: str) -> Person | None:
+        return get_person_by_email(self.session, self.team_id, email.strip().lower())
 
     def finish(self, *, show: bool = True) -> set[int]:
         """Count each burst's new leads in and show it as it is now (the leads' rows must
@@ -223,11 +290,18 @@ def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Dec
 
 def _assign(session: Session, lead: Lead, owner: Person, config: Config, now: datetime, *,
             actor: str, data: dict, rows: Rows | None = None,
-            plans: dict[tuple, sla.Plan] | None = None) -> None:
-    rerouted = lead.status != "new"
+            plans: dict[tuple, sla.Plan] | None = None, fresh: bool = False) -> None:
+    """Give the lead to `owner`, with a new SLA clock. `fresh`: a lead just arriving, with
+    no nudges yet to replace (a queued lead has its retry and escalation)."""
     lead.owner_id = owner.id
     lifecycle.transition(session, lead, "routed", actor=actor, at=now, data=data, rows=rows)
-    sla.open_clock(session, lead, config, owner, now, rerouted=rerouted, rows=rows, plans=plans)
+    sla.open_clock(session, lead, config, owner, now, rerouted=not fresh, rows=rows, plans=plans)
+
+
+def someone_is_back(session: Session, team_id: str, now: datetime) -> None:
+    """Someone may take leads again sooner than their absence said: the leads waiting for
+    an owner are tried again at the next sweep rather than when it would have ended."""
+    pull_due(session, team_id, sla.ROUTE, now)
 
 
 def open_card(session: Session, team_id: str, token: str, user: str, config: Config,
@@ -259,10 +333,12 @@ class CardBatch:
         events = self._events(lead)
         acted = next((e for e in reversed(events) if e.kind in ACTED), None)
         owner = queries.get_person_by_id(self.session, lead.owner_id)
-        unassigned = None if owner else \
-            next((e for e in reversed(events) if e.kind == "unassigned"), None)
-        return _view(lead, owner, self.config, self.now, acted=acted,
-                     unassigned_reason=(unassigned.data or {}).get("reason") if unassigned else None)
+        unassigned = None if owner else self.last(lead, "unassigned")
+        data = (unassigned.data or {}) if unassigned else {}
+        retry_at = datetime.fromisoformat(data["retry_at"]) if "retry_at" in data else None
+        waiting = Decision(None, data.get("pool"), data["reason"], retry_at) \
+            if "reason" in data else None
+        return _view(lead, owner, self.config, self.now, acted=acted, waiting=waiting)
 
     def refresh(self, lead: Lead) -> None:
         """Update every card of this lead in place (channel and DMs), through the outbox."""
@@ -272,6 +348,16 @@ class CardBatch:
         for ref in self._refs(lead.id):
             if (original := self._posts.get(ref)) is not None:
                 outbox.update(self.session, original, card, now=self.now, rows=self.rows)
+
+    def last(self, lead: Lead, kind: str):
+        """The lead's latest event of this kind (one a card shows), if any."""
+        return next((e for e in reversed(self._events(lead)) if e.kind == kind), None)
+
+    def note(self, lead: Lead, kind: str, data: dict) -> None:
+        """An event of the lead written in this transaction but not stored yet (it goes into
+        `rows`): the views built from now on show it."""
+        self._events(lead).append(SimpleNamespace(lead_id=lead.id, kind=kind, actor="system",
+                                                  at=self.now, data=data))
 
     def forget(self, lead: Lead) -> None:
         self._history.pop(lead.id, None)
@@ -310,11 +396,12 @@ def card_view(session: Session, lead: Lead, config: Config, now: datetime,
     if fresh is None:
         return CardBatch(session, lead.team_id, config, now).view(lead)
     return _view(lead, fresh.owner, config, now, acted=None,
-                 unassigned_reason=fresh.reason if fresh.owner is None else None)
+                 waiting=fresh if fresh.owner is None else None)
 
 
 def _view(lead: Lead, owner: Person | None, config: Config, now: datetime, *, acted,
-          unassigned_reason: str | None) -> cards.CardView:
+          waiting: Decision | None) -> cards.CardView:
+    """`waiting`: why nobody could take the lead, and when routing tries again."""
     return cards.CardView(
         lead_id=lead.id, external_id=lead.external_id, name=lead.name, company=lead.company,
         title=lead.title, score=lead.score, hot=(lead.score or 0) >= config.routing.hot_score,
@@ -323,7 +410,8 @@ def _view(lead: Lead, owner: Person | None, config: Config, now: datetime, *, ac
         sla_policy=lead.sla_policy, sla_due_at=lead.sla_due_at, sla_state=sla.state(lead, now),
         acted_by=acted.actor if acted else None, acted_at=acted.at if acted else None,
         rejection_reason=lead.rejection_reason, rejection_note=lead.rejection_note,
-        unassigned_reason=unassigned_reason,
+        unassigned_reason=waiting.reason if waiting else None,
+        retry_at=waiting.retry_at if waiting else None,
     )
 
 

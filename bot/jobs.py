@@ -36,7 +36,8 @@ def import_folder(services: Services, now: datetime) -> Any:
 
 
 def sla_sweep(services: Services, now: datetime) -> Any:
-    """Send the SLA nudges that fell due (each once, even with several workers)."""
+    """Send the SLA nudges that fell due (each once, even with several workers), and route
+    the leads waiting for an owner whose next try came."""
     return sweep(services, now)
 
 
@@ -80,7 +81,7 @@ JOBS: tuple[Job, ...] = (
     Job("outbox.sweep", outbox_sweep, lambda c: every(seconds=30), 30,
         "deliver queued Slack messages that are due (retries, held messages)"),
     Job("sla.sweep", sla_sweep, lambda c: every(minutes=1), 60,
-        "send due SLA reminders, breach notices, escalations and reassignments"),
+        "send due SLA nudges, escalations and reassignments; route leads waiting for an owner"),
     Job("home.refresh", home.refresh, lambda c: every(seconds=30), 30,
         f"republish App Homes whose leads changed, at most once per {home.DEBOUNCE.seconds} s each"),
     Job("metrics.refresh", metrics_refresh, lambda c: every(minutes=15), 900,

@@ -71,6 +71,7 @@ def back_command(inv: Invocation) -> Reply:
     with inv.services.transaction() as session:
         if set_away_until(session, inv.request.team_id, inv.request.user_id, None) is None:
             return Reply("You are not a lead owner, so there is nothing to resume.")
+        handoff.someone_is_back(session, inv.request.team_id, inv.now)
     return Reply("Welcome back — new leads can come your way again.")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.config import UNASSIGNED
 from bot.records import REJECTION_REASONS, STATUSES
 from storage import bulk
 from storage.models import Lead, LeadEvent
@@ -64,6 +65,8 @@ def transition(session: Session, lead: Lead, to: str, *, actor: str, at: datetim
         lead.accepted_at = at  # a first touch without an explicit accept is an acceptance
     if to == "routed" and before in ("rejected", "recycled"):
         lead.rejected_at = lead.rejection_reason = lead.rejection_note = None
+    if before == "new" and lead.sla_policy == UNASSIGNED:  # its wait for an owner is over
+        lead.sla_policy = lead.sla_clock = lead.sla_due_at = None
     if to in STAMP:
         setattr(lead, STAMP[to], at)
     lead.status = to

@@ -2,7 +2,10 @@
 
 Stages: a reminder to the owner, a breach notice to the owner and their manager,
 an escalation in the handoff channel, a reassignment to the next eligible person
-in the pool, and the card refreshes when its SLA state changes. Several sweeps
+in the pool, and the card refreshes when its SLA state changes. A lead waiting for
+an owner has two of its own: its routing is tried again when someone may take it,
+and if it still has no owner when due one, the handoff channel, the sales managers
+and the admins are told (one message for all that fell due together). Several sweeps
 (processes) may run: nudges are claimed with a conditional UPDATE before anything
 is sent, a batch at a time, and a batch is fired in one transaction.
 """
@@ -25,6 +28,7 @@ from storage import nudges as queries
 from storage.bulk import Rows
 from storage.leads import get_lead, get_person_by_id, list_leads_by_id, list_people_by_id
 from storage.models import Lead, Person
+from storage.routing import list_people_by_role
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,9 @@ class Batch:
         self.homes: set[int | None] = set()  # owners whose leads changed SLA state
         self.follow: dict[int, tuple[str, datetime]] = {}  # lead id -> the stage its next follows
         self.rerouted_ids: set[int] = set()  # their other nudges in this batch are void
+        self.unowned: dict[str, list[Lead]] = {}  # by team: leads due an owner, still without
         self._cards: dict[str, handoff.CardBatch] = {}
-        self._routers: dict[str, Router] = {}
+        self._handoffs: dict[str, handoff.Handoffs] = {}
 
     def person(self, person_id: int | None) -> Person | None:
         if person_id is not None and person_id not in self.people:
@@ -76,10 +81,14 @@ class Batch:
                 [lead for lead in self.leads.values() if lead.team_id == team_id], self.rows)
         return self._cards[team_id]
 
+    def handoffs(self, team_id: str) -> handoff.Handoffs:
+        if team_id not in self._handoffs:
+            self._handoffs[team_id] = handoff.Handoffs(self.session, team_id, self.config,
+                                                       self.now, rows=self.rows)
+        return self._handoffs[team_id]
+
     def router(self, team_id: str) -> Router:
-        if team_id not in self._routers:
-            self._routers[team_id] = Router(self.session, team_id, self.config, self.now)
-        return self._routers[team_id]
+        return self.handoffs(team_id).router  # one per team: it holds the pools' state
 
     def rerouted(self, lead: Lead) -> None:
         """The lead has a new owner and new nudges: what was held for the old one is void,
@@ -93,13 +102,15 @@ class Batch:
         self.cards(lead.team_id).forget(lead)
 
     def finish(self) -> SweepReport:
-        for router in self._routers.values():
-            router.save()
         for lead_id, fired in self.follow.items():  # each fired stage writes the next
             lead = self.leads[lead_id]
             sla.schedule(self.session, lead, self.config, self.person(lead.owner_id), self.rows,
                          after=fired)
+        for team_id, leads in self.unowned.items():
+            _tell_unowned(self, team_id, leads)
         self.rows.write(self.session)
+        for handoffs in self._handoffs.values():  # routing state, DM bursts, owners' Homes
+            handoffs.finish()
         home.mark_stale(self.session, self.homes, self.now)
         queries.mark_fired(self.session, self.now, sent=self.sent, cancelled=self.dropped,
                            held={nudge_id: due for nudge_id, (_, due) in self.held.items()})
@@ -142,11 +153,15 @@ def fire_all(session: Session, config: Config, nudges: list, now: datetime) -> S
 
 def fire(batch: Batch, nudge, lead: Lead | None) -> None:
     config, now = batch.config, batch.now
-    if lead is None or lead.status not in sla.OPEN or lead.sla_met is not None \
-            or lead.id in batch.rerouted_ids:
+    if not _applies(batch, nudge, lead):
         batch.dropped.append(nudge.id)
         return
-    if nudge.stage != SNOOZED and not nudge.held:  # first claimed: the chain goes on
+    if nudge.stage == sla.ROUTE:
+        if batch.handoffs(lead.team_id).retry(lead, batch.cards(lead.team_id)):
+            batch.rerouted(lead)
+        batch.sent.append(nudge.id)
+        return
+    if nudge.stage not in OUTSIDE_CHAIN and not nudge.held:  # first claimed: the chain goes on
         batch.follow[lead.id] = (nudge.stage, nudge.due_at)
     if nudge.stage in ("remind", SNOOZED) and lead.sla_due_at is not None \
             and lead.sla_due_at <= now:
@@ -166,6 +181,16 @@ def fire(batch: Batch, nudge, lead: Lead | None) -> None:
         lifecycle.record(batch.session, lead, f"sla_{kind}", actor="system", at=now,
                          rows=batch.rows)
     batch.sent.append(nudge.id)
+
+
+def _applies(batch: Batch, nudge, lead: Lead | None) -> bool:
+    """The stage still has something to do: its lead waits for an owner (the queue's
+    stages) or for a first touch (the others), and this sweep has not rerouted it."""
+    if lead is None or lead.id in batch.rerouted_ids:
+        return False
+    if nudge.stage in (sla.ROUTE, sla.ESCALATE_UNASSIGNED):
+        return lead.status == sla.WAITING
+    return lead.status in sla.OPEN and lead.sla_met is None
 
 
 def _card(batch: Batch, lead: Lead, owner: Person | None) -> None:
@@ -199,6 +224,27 @@ def _escalate(batch: Batch, lead: Lead, owner: Person | None) -> None:
                     ref=f"lead:{lead.id}:escalation", rows=batch.rows)
 
 
+def _unowned(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    batch.unowned.setdefault(lead.team_id, []).append(lead)
+    _card(batch, lead, owner)
+
+
+def _tell_unowned(batch: Batch, team_id: str, leads: list[Lead]) -> None:
+    """Leads still without an owner when due one: the handoff channel, the sales managers
+    and the admins are told, in one message for all of the batch (a burst of leads that
+    nobody could take is one message each, not one per lead)."""
+    cards = batch.cards(team_id)
+    message = views.unassigned([cards.view(lead) for lead in leads])
+    ref = f"lead:{leads[0].id}:escalation" if len(leads) == 1 else "escalation:unassigned"
+    people = [p for role in ("sales_manager", "admin")
+              for p in list_people_by_role(batch.session, team_id, role) if not p.deactivated]
+    to = [batch.config.channels.handoff, *(p.slack_id for p in people),
+          *batch.config.workspace.admins]
+    for where in dict.fromkeys(w for w in to if w):  # each once, in that order
+        outbox.post(batch.session, team_id, where, message, now=batch.now, ref=ref,
+                    rows=batch.rows)
+
+
 def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
     decision = batch.router(lead.team_id).route(lead, exclude={owner.id} if owner else set())
     if decision.owner is None:
@@ -213,8 +259,9 @@ def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
 
 
 SNOOZED = "snooze"  # a reminder the owner asked for again: outside the chain of stages
+OUTSIDE_CHAIN = (SNOOZED, sla.ESCALATE_UNASSIGNED)  # stages no next stage follows
 STAGES = {"card": _card, "remind": _remind, SNOOZED: _remind, "breach": _breach,
-          "escalate": _escalate, "reassign": _reassign}
+          "escalate": _escalate, "reassign": _reassign, sla.ESCALATE_UNASSIGNED: _unowned}
 
 
 # ------------------------------------------------------------------ buttons on a nudge

@@ -3,7 +3,8 @@
 1. An explicit owner wins. 2. Otherwise the first matching rule picks a pool (no
 match: "default"). 3. In the pool, a weighted round-robin over the people who are
 eligible now: not away, not deactivated, under their daily cap, and — for hot
-leads — inside their working hours. 4. Nobody eligible: the lead stays unassigned.
+leads — inside their working hours. 4. Nobody eligible: the lead stays unassigned,
+and the decision says when someone first may take it (its retry: see `next_chance`).
 
 The round-robin is deficit-based: each eligible person accrues weight/total per
 lead, the one owed most gets it and pays one lead back. People who are away
@@ -17,7 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy.orm import Session
@@ -35,6 +36,7 @@ class Decision:
     owner: Person | None
     pool: str | None
     reason: str  # shown on the card and in the lead's history
+    retry_at: datetime | None = None  # nobody now: when someone may first take it, if known
 
 
 def pool_for(config: Config, lead: Lead) -> str:
@@ -89,8 +91,14 @@ class _Member:
     slack_id: str
     weight: int
     cap: int | None
-    available: bool  # not deactivated, not away, weight above 0
+    active: bool  # not deactivated, weight above 0
+    back_at: datetime | None  # the end of their absence, if they are away
+    calendar: Calendar  # their working hours
     working: bool  # inside their working hours now: may take a hot lead
+
+    @property
+    def available(self) -> bool:
+        return self.active and self.back_at is None
 
 
 @dataclass
@@ -102,6 +110,7 @@ class _Pool:
     assigned: Counter[str] = field(default_factory=Counter)  # since the last save
     decisions: dict[str, Decision] = field(default_factory=dict)  # by Slack id: one per person
     eligible_now: dict[bool, _Eligible] = field(default_factory=dict)  # by hotness
+    chances: dict[bool, datetime | None] = field(default_factory=dict)  # by hotness
 
     def eligible(self, hot: bool, exclude: set[int] | frozenset[int]) -> _Eligible:
         """Who may take a lead now: the same for every lead of a batch until someone
@@ -132,6 +141,24 @@ class _Pool:
         return (f"it is hot (score {hot_score} or more), which goes only to someone in their "
                 f"working hours, and nobody in pool {name} is now")
 
+    def next_chance(self, hot: bool, now: datetime, midnight: datetime) -> datetime | None:
+        """When someone may first take a lead nobody may take now: as their absence ends,
+        at `midnight` when daily caps start again, and for a hot lead when their working
+        hours start. None when nobody will unless something changes (deactivated, weight 0,
+        a cap of 0, nobody in the pool)."""
+        if hot not in self.chances:
+            self.chances[hot] = min((at for m in self.members
+                                     if (at := self._chance(m, hot, now, midnight))), default=None)
+        return self.chances[hot]
+
+    def _chance(self, m: _Member, hot: bool, now: datetime, midnight: datetime) -> datetime | None:
+        if not m.active or m.cap == 0:
+            return None
+        at = m.back_at or now
+        if at < midnight and not self.has_room(m):
+            at = midnight
+        return m.calendar.next_working_start(at) if hot else at
+
 
 @dataclass(frozen=True)
 class _Eligible:
@@ -147,6 +174,9 @@ class Router:
     def __init__(self, session: Session, team_id: str, config: Config, now: datetime):
         self.session, self.team_id, self.config, self.now = session, team_id, config, now
         self._pools: dict[str, _Pool] = {}
+        today = now.astimezone(config.workspace.tz).date()
+        self.today, self.midnight = (datetime.combine(day, datetime.min.time(), config.workspace.tz)
+                                     for day in (today, today + timedelta(days=1)))
 
     def route(self, lead: Lead, exclude: set[int] | frozenset[int] = frozenset()) -> Decision:
         name = pool_for(self.config, lead)
@@ -157,13 +187,15 @@ class Router:
         eligible = pool.eligible(hot, exclude)
         if not eligible.members:
             return Decision(None, name, pool.why_nobody(name, exclude,
-                                                        self.config.routing.hot_score))
+                                                        self.config.routing.hot_score),
+                            None if exclude else pool.next_chance(hot, self.now, self.midnight))
         chosen = pick(pool.deficits, eligible.shares)
         pool.assigned[chosen] += 1
         owner = eligible.members[chosen]
         pool.load[owner.id] = pool.load.get(owner.id, 0) + 1
         if not pool.has_room(owner):
             pool.eligible_now.clear()  # they are out until tomorrow
+            pool.chances.clear()
         if (decision := pool.decisions.get(chosen)) is None:
             decision = pool.decisions[chosen] = Decision(owner.person, name,
                                                          f"round-robin in pool {name}")
@@ -187,10 +219,8 @@ class Router:
         if name not in self._pools:
             members = [self._member(p) for p in
                        pool_members(self.session, self.team_id, self.config, name)]
-            tz = self.config.workspace.tz
-            today = datetime.combine(self.now.astimezone(tz).date(), datetime.min.time(), tz)
             capped = [m.id for m in members if m.cap is not None]  # the only loads that matter
-            load = queries.count_routed_since(self.session, self.team_id, capped, today) \
+            load = queries.count_routed_since(self.session, self.team_id, capped, self.today) \
                 if capped else {}
             states = queries.get_routing_states(self.session, self.team_id, name)
             self._pools[name] = _Pool(members, load, states,
@@ -198,10 +228,12 @@ class Router:
         return self._pools[name]
 
     def _member(self, p: Person) -> _Member:
+        calendar = person_calendar(self.config, p)
+        away = p.away_until is not None and p.away_until > self.now
         return _Member(p, p.id, p.slack_id, p.weight, p.daily_cap,
-                       available=not p.deactivated and p.weight > 0
-                       and not (p.away_until is not None and p.away_until > self.now),
-                       working=person_calendar(self.config, p).is_working_time(self.now))
+                       active=not p.deactivated and p.weight > 0,
+                       back_at=p.away_until if away else None, calendar=calendar,
+                       working=calendar.is_working_time(self.now))
 
 
 def pool_members(session: Session, team_id: str, config: Config, pool: str) -> list[Person]:

@@ -2,6 +2,9 @@
 
 The clock starts at routing and stops at the first touch or a rejection (a
 decision is a response); the lead is met when that happened by the due time.
+A lead nobody could take has a clock of its own (`wait_clock`), so it is never left
+unseen: it is escalated when it has waited `[routing] unassigned_within`; routing it
+replaces that clock with its policy's, started then.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from functools import lru_cache
 from sqlalchemy.orm import Session
 
 from bot.calendar import Calendar
-from bot.config import Config, SlaPolicy
+from bot.config import UNASSIGNED, Config, SlaPolicy
 from bot.routing import person_calendar
 from storage.bulk import Rows
 from storage.models import Lead, Person
@@ -20,6 +23,9 @@ from storage.nudges import add_nudge, cancel_pending
 
 DUE_SOON_SHARE = 0.5  # the last half of the window (wall time) shows "due soon"
 OPEN = ("routed", "accepted")  # still waiting for the first touch
+WAITING = "new"  # the status of a lead waiting for an owner
+ROUTE = "route"  # the nudge that tries a waiting lead's routing again
+ESCALATE_UNASSIGNED = "unassigned"  # the nudge that escalates a lead still waiting
 
 
 def policy_for(config: Config, lead: Lead) -> SlaPolicy | None:
@@ -149,10 +155,28 @@ def close_clock(session: Session, lead: Lead, config: Config, owner: Person | No
     cancel_pending(session, lead.id)
 
 
+def wait_clock(session: Session, lead: Lead, config: Config, at: datetime,
+               rows: Rows | None = None) -> None:
+    """A lead nobody could take: it is due an owner `unassigned_within` after `at` (in
+    business time on the workspace calendar, unless that clock is "wall"), and escalated then."""
+    within, clock = config.routing.unassigned_within, config.routing.unassigned_clock
+    due = at + within if clock == "wall" else \
+        Calendar.of(config).add_business_minutes(at, within.total_seconds() / 60)
+    lead.sla_met = lead.response_minutes = lead.business_minutes = None
+    lead.sla_policy, lead.sla_clock, lead.sla_due_at = UNASSIGNED, clock, due
+    add_nudge(session, rows, team_id=lead.team_id, lead_id=lead.id, stage=ESCALATE_UNASSIGNED,
+              due_at=due)
+
+
 def state(lead: Lead, now: datetime) -> str | None:
-    """on_track | due_soon | breached | met, or None when the lead has no SLA."""
-    if lead.sla_due_at is None or lead.routed_at is None:
+    """on_track | due_soon | breached | met, or None when the lead has no SLA. A lead
+    waiting for an owner is on track until it is due one, then breached."""
+    if lead.sla_due_at is None:
         return None
+    if lead.routed_at is None:
+        if lead.status != WAITING or lead.sla_policy != UNASSIGNED:
+            return None
+        return "breached" if now >= lead.sla_due_at else "on_track"
     if lead.sla_met is not None:
         return "met" if lead.sla_met else "breached"
     if now >= lead.sla_due_at:  # the breach notice goes out at the due time itself

@@ -35,6 +35,14 @@ def get_pending_due(session: Session, lead_id: int, stage: str) -> datetime | No
         Nudge.held == false()))
 
 
+def pull_due(session: Session, team_id: str, stage: str, now: datetime) -> int:
+    """Bring the team's pending nudges of this stage that are due later forward to `now`."""
+    return session.execute(update(Nudge).where(
+        Nudge.team_id == team_id, Nudge.stage == stage, Nudge.state == "pending",
+        Nudge.due_at > now).values(due_at=now).execution_options(synchronize_session=False)
+    ).rowcount
+
+
 def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,
               limit: int) -> list[int]:
     """Claim up to `limit` due nudges in one conditional UPDATE: whichever sweep claims a

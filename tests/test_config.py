@@ -51,6 +51,8 @@ def test_the_committed_example_is_valid():
     assert {p.role for p in c.people} == {"sales", "sales_manager", "marketing",
                                           "marketing_manager", "exec", "admin"}
     assert c.routing.rules[0].pool == "enterprise"
+    assert (c.routing.unassigned_within, c.routing.unassigned_clock) == (timedelta(minutes=30),
+                                                                        "business")
 
 
 def test_every_problem_is_reported_at_once_with_its_key():
@@ -94,6 +96,23 @@ channels = "C0HANDOFF1"
     for line in expected:
         assert any(p.startswith(line) for p in problems), (line, problems)
     assert len(problems) == len(expected)
+
+
+def test_the_unassigned_leads_sla_has_a_default_a_key_and_a_reserved_name():
+    default = parse_config({}).routing
+    assert (default.unassigned_within, default.unassigned_clock) == (timedelta(minutes=30),
+                                                                    "business")
+    routing = parse_config({"routing": {"unassigned_within": "1h", "unassigned_clock": "wall"}})
+    assert (routing.routing.unassigned_within, routing.routing.unassigned_clock) == (
+        timedelta(hours=1), "wall")
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"routing": {"unassigned_within": "soon", "unassigned_clock": "sundial"},
+                      "sla": [{"name": "unassigned", "respond_within": "1h"}]})
+    assert caught.value.problems == [
+        "sla[0].name: 'unassigned' is the SLA of a lead waiting for an owner ([routing] "
+        "unassigned_within); give this policy another name",
+        "routing.unassigned_within: 'soon' is not a duration like 15m, 4h, 2d",
+        "routing.unassigned_clock: 'sundial' is not one of wall, business"]
 
 
 def test_a_section_that_is_not_a_table_is_named():

@@ -46,7 +46,7 @@ def _card(status: str, **changes: Any) -> CardView:
                   crm_url="https://crm.example/lead/7", owner=HOSTILE, status=status,
                   sla_policy=HOSTILE, sla_due_at=NOW, sla_state="due_soon", acted_by=HOSTILE,
                   acted_at=NOW, rejection_reason=HOSTILE, rejection_note=HOSTILE,
-                  unassigned_reason=HOSTILE)
+                  unassigned_reason=HOSTILE, retry_at=NOW)
     return CardView(**{**fields, **changes})
 
 
@@ -84,6 +84,7 @@ EXAMPLES: dict[str, list[Any]] = {
     "tzinfo": [NY],
     "list[str]": [[HOSTILE, HOSTILE]],
     "CardView": CARDS,
+    "list[CardView]": [CARDS[:1], CARDS * 3],  # one lead, and more than a message lists
     "SummaryLine": [_line()],
     "SummaryPage": [SummaryPage(3, 60, 2, [cards.summary_line(_line())], for_owner=True)],
     "Sequence[LeadLine]": [[LeadLine(HOSTILE, HOSTILE, HOSTILE, HOSTILE, HOSTILE, NOW, HOSTILE)]],

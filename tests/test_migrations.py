@@ -108,3 +108,32 @@ def test_stages_written_up_front_become_one_pending_stage_per_lead(tmp_path, clo
         pending = s.execute(select(Nudge.lead_id, Nudge.stage).where(Nudge.state == "pending")
                             .order_by(Nudge.lead_id, Nudge.due_at)).all()
     assert pending == [(1, "remind"), (1, "breach"), (2, "card")]  # a held stage stays
+
+
+def test_leads_left_waiting_before_retries_are_routed_by_the_first_sweep(tmp_path, clock, config,
+                                                                        fake_slack):
+    from sqlalchemy.orm import Session
+
+    from bot.config import Secrets
+    from bot.nudges import sweep
+    from bot.runtime import build_services
+    from storage.models import Lead, Nudge, Person
+    from tests.slack import TEAM
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0010")  # an unassigned lead had nothing scheduled: it waited for ever
+    now = clock.now()
+    with Session(engine) as s, s.begin():
+        for lead_id, status in ((1, "new"), (2, "contacted")):
+            s.add(Lead(id=lead_id, team_id=TEAM, external_id=f"L-{lead_id}", source="webinar",
+                       status=status, created_at=now, mql_at=now, updated_at=now))
+    upgrade(engine)
+    with Session(engine) as s:
+        assert s.execute(select(Nudge.lead_id, Nudge.stage, Nudge.state)).all() == [
+            (1, "route", "pending")]
+    services = build_services(config, Secrets(), clock, engine=engine, slack=fake_slack.client(),
+                              team_id=TEAM)
+    sweep(services, now)
+    with Session(engine) as s:
+        lead = s.get(Lead, 1)
+        assert (lead.status, s.get(Person, lead.owner_id).slack_id) == ("routed", "U0SALES01")

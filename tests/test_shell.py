@@ -152,3 +152,54 @@ def test_an_evening_lead_nudges_in_the_morning_each_stage_once(tmp_path):
     shown = [morning.find(marker) for marker in stages]
     assert all(i >= 0 for i in shown) and shown == sorted(shown), shown
     assert [morning.count(marker) for marker in stages[:4]] == [1, 1, 1, 1]
+
+
+
+def skip_quiet_time(shell, until: datetime) -> None:
+    """Move the shell's clock on without replaying every job run in between (two days of
+    them take a minute): only once nothing is due before `until`."""
+    from sqlalchemy import func, select
+
+    from storage.models import Nudge, OutboxMessage
+
+    with shell.services.sessions() as s:
+        next_nudge = s.scalar(select(func.min(Nudge.due_at)).where(Nudge.state == "pending"))
+        queued = s.scalar(select(func.count()).select_from(OutboxMessage)
+                          .where(OutboxMessage.state != "sent"))
+    assert next_nudge >= until and queued == 0, (next_nudge, queued)
+    shell.clock.set(until)
+    shell.state.last_tick = until
+
+
+def test_a_hot_lead_on_saturday_is_routed_when_the_first_hours_start_on_monday(tmp_path):
+    """Issue #19: a hot lead that came in on a weekend waited as "unassigned" for ever."""
+    from tests.conftest import TEST_CONFIG, check_slack_call
+    from tests.shelltools import make_shell
+
+    shell = make_shell(tmp_path, TEST_CONFIG, check_slack_call,
+                       at=datetime.fromisoformat("2026-12-05T10:00-05:00"))  # Saturday
+    out = run(shell, 'webhook leads {"external_id": "L-901", "source": "webinar", "name": "Ann", '
+                     '"company": "Acme", "score": 90}')
+    assert "*Owner* *Unassigned*" in out
+    assert "nobody in pool default is now. Routing tries again Mon Dec 07 09:00 EST" in out
+    assert "*SLA* an owner by Mon Dec 07 09:30 EST :large_green_circle: on track" in out
+    card = shell.fake.in_channel("C0HANDOFF1")[0]
+    assert "[C0HANDOFF1]" not in run(shell, "tick 1h")  # the weekend is quiet
+
+    skip_quiet_time(shell, datetime.fromisoformat("2026-12-07T08:58-05:00"))
+    assert "[C0HANDOFF1]" not in run(shell, "tick 1m")  # Monday 08:59: nobody at work yet
+    monday = run(shell, "tick 1m")  # 09:00 in New York: Sam's hours start (Sue's at noon)
+    assert f"#{card.number} [C0HANDOFF1] (updated)" in monday  # the same card, in place
+    assert "Nobody could take it" not in str(card.blocks)
+    assert "<@U0SALES01>" in str(card.blocks) and "hot: due <!date^" in str(card.blocks)
+    dm = shell.fake.in_channel("U0SALES01")
+    assert len(dm) == 1 and "New lead: Ann — Acme" in dm[0].text  # Sam's DM card
+    lead = run(shell, "/align lead L-901")
+    assert "*Owner* @Sam Sales" in lead
+    assert "*SLA* hot: due Mon Dec 07 09:15 EST" in lead  # the clock started at 09:00
+    assert "Mon Dec 07 09:00 EST — routed (system)" in lead
+
+    later = run(shell, "tick 1h")  # Monday 10:00
+    assert "reach out before then" in later  # Sam is reminded ...
+    assert "@Sam Sales's lead *Ann* (Acme) passed its SLA" in later  # ... and his manager told
+    assert "still has no owner" not in later  # no escalation: the lead has its owner

@@ -73,6 +73,7 @@ class CardView:
     rejection_reason: str | None = None
     rejection_note: str | None = None
     unassigned_reason: str | None = None
+    retry_at: datetime | None = None  # an unassigned lead: when routing tries again
 
     @property
     def token(self) -> str:
@@ -122,6 +123,8 @@ def _sla_text(v: CardView) -> str:
     if v.sla_due_at is None:
         return "—"
     badge = SLA_BADGE.get(v.sla_state or "", "")
+    if v.status == "new" and v.owner is None:  # its own clock: the lead needs an owner
+        return f"an owner by {when(v.sla_due_at)} {badge}".strip()
     return f"{escape(v.sla_policy)}: due {when(v.sla_due_at)} {badge}".strip()
 
 
@@ -132,6 +135,8 @@ def _state_blocks(v: CardView) -> list[dict[str, Any]]:
     if v.status == "new" and v.owner is None:
         note = f"Nobody could take it automatically: {escape(v.unassigned_reason)}." \
             if v.unassigned_reason else "Waiting for an owner."
+        if v.retry_at:
+            note += f" Routing tries again {when(v.retry_at)}."
         return [section(f":inbox_tray: {note}"),
                 actions(button("Take it", TAKE, token, style="primary"),
                         {**reassign, "placeholder": plain("Assign to…")}, block_id=f"lead-{token}")]
