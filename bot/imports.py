@@ -8,6 +8,7 @@ batches complete; nothing is dropped silently, and nothing piles up in memory.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import logging
@@ -98,12 +99,17 @@ class _RejectedFile:
     def __init__(self, path: Path, reader: csvfile.Reader):
         self.path, self._reader = path, reader
         self._file: TextIO | None = None
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # none, or in the way: `write` says so if it must
+            path.unlink()
 
     def write(self, rows: list[tuple[dict[str, str], list[str]]]) -> None:
         columns = [c for c in self._reader.fieldnames if c != csvfile.REASONS]
         if self._file is None:
-            self._file = self.path.open("w", newline="", encoding="utf-8")
+            try:
+                self._file = self.path.open("w", newline="", encoding="utf-8")
+            except OSError as exc:  # the rows would be lost: the import stops before them
+                raise csvfile.FileError(f"cannot write the rejected rows to {self.path}: "
+                                        f"{exc.strerror or exc}") from None
             csvfile.write_rows(self._file, [[*columns, csvfile.REASONS]])
         csvfile.write_rows(self._file, ([*map(row.get, columns), "; ".join(errors)]
                                         for row, errors in rows))
@@ -160,14 +166,13 @@ class _Pipeline:
         self._committing = None
         s = self.summary
         s.created, s.updated = s.created + result.created, s.updated + result.updated
-        s.unchanged += result.unchanged
+        s.unchanged, s.rejected = s.unchanged + result.unchanged, s.rejected + len(result.rejected)
+        s.first_rejected += [Rejection(r.index + s.rows, r.external_id, r.errors)
+                             for r in result.rejected[:FIRST_REJECTED - len(s.first_rejected)]]
+        s.rows += len(batch)  # stored: counted, even if its rejected rows cannot be written
         if result.rejected:
-            s.rejected += len(result.rejected)
-            s.first_rejected += [Rejection(r.index + s.rows, r.external_id, r.errors)
-                                 for r in result.rejected[:FIRST_REJECTED - len(s.first_rejected)]]
             self.rejected.write([(batch[r.index], r.errors) for r in result.rejected])
             s.rejected_file = self.rejected.path
-        s.rows += len(batch)
         if tell and self.progress:
             self.progress(len(batch))
 

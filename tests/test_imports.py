@@ -579,3 +579,16 @@ def test_a_folder_named_like_a_csv_file_holds_up_no_dropped_file(services, tmp_p
     write(tmp_path / "leads-new.csv", ["external_id", "source"], [["N-1", "webinar"]])
     done = import_dropped(services, tmp_path, services.clock.now())
     assert [p.name for p, _ in done] == ["leads-new.csv"] and "N-1" in leads(services)
+
+
+def test_rejected_rows_that_cannot_be_written_stop_the_import_before_them(
+        services, small_batches, tmp_path, monkeypatch, capsys):
+    path = write(tmp_path / "leads.csv", ["external_id", "source", "score"],
+                 [[f"L-{i:03d}", "webinar", "999" if i == 15 else "50"] for i in range(30)])
+    (tmp_path / "leads.leads.rejected.csv").mkdir()  # in the way, as a read-only folder would be
+    code, out, err = cli_import(services, monkeypatch, capsys, "leads", path)
+    assert code == 2 and err[0] == (f"alignbot: cannot write the rejected rows to "
+                                    f"{tmp_path / 'leads.leads.rejected.csv'}: Is a directory")
+    summary = json.loads(out)  # up to the batch with the rejected row, which is stored
+    assert (summary["rows"], summary["created"], summary["rejected"]) == (20, 19, 1)
+    assert summary["first_rejected"][0]["row"] == 16 and summary["rejected_file"] is None
