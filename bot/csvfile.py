@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 from zoneinfo import ZoneInfo
 
-from bot.records import FIELDS, REQUIRED, Checked, check
+from bot.records import FIELDS, REQUIRED, Checked, Rejection, check, key_of
 
 Mapping_ = dict[str, str | list[str]]
 # Column names as the CRMs' own export documentation gives them.
@@ -139,15 +139,15 @@ def read(job: BinaryIO, out: BinaryIO) -> None:
                 rows = 0
                 for batch in _batches(reader, size):
                     rows += len(batch)
-                    send("batch", (batch, check(entity, [_record(row, columns, tz)
-                                                         for row in batch])))
+                    send("batch", (batch, _check(entity, batch, columns, tz,
+                                                 len(reader.fieldnames))))
                 if not rows:
                     raise FileError(f"{path.name} has a header but no rows: nothing to import")
             send("end", None)
         except UnicodeDecodeError:  # where the reading got to is not where the byte is
             send("error", ValueError(not_utf8(path)))
         except csv.Error as exc:
-            send("error", csv.Error(_broken_row(reader.line_num + 1, exc)))
+            send("error", csv.Error(_broken_row(reader.reader.line_num, exc)))  # the line it was on
         except Exception as exc:  # noqa: BLE001 - the importing process raises it
             send("error", _portable(exc))
 
@@ -267,19 +267,36 @@ def columns(entity: str, name: str | None) -> Mapping_ | None:
 
 def _record(row: Mapping[str, str], columns: Mapping_ | None, tz: ZoneInfo) -> dict[str, str]:
     """A CSV row as a webhook record: mapped, empty cells dropped, naive export times localised."""
-    if columns is None:
-        values = {k: v for k, v in row.items() if k != REASONS}
-    else:
-        values = {f: " ".join(row.get(c) or "" for c in ([col] if isinstance(col, str) else col))
-                  for f, col in columns.items()}
+    values = row if columns is None else {
+        f: " ".join(row.get(c) or "" for c in ([col] if isinstance(col, str) else col))
+        for f, col in columns.items()}
     record = {}
-    for key, value in values.items():
-        if key and value is not None and (cell := _as_it_was(value).strip()):
+    for key, value in values.items():  # (cells past the header's are under None: left out)
+        if key and value and key != REASONS and (
+                cell := (_as_it_was(value) if value[0] == "'" else value).strip()):
             record[key] = cell
     if columns is not None:
         for key in TIME_FIELDS & record.keys():
             record[key] = _localise(record[key], tz)
     return record
+
+
+def _check(entity: str, batch: list[dict[str, Any]], columns: Mapping_ | None, tz: ZoneInfo,
+           width: int) -> Checked:
+    """The batch's records checked; a row with more cells than the header (a value with a
+    comma, not quoted) has its values in the wrong columns, and is rejected for it."""
+    records = [_record(row, columns, tz) for row in batch]
+    checked = check(entity, records)
+    extra = {i: width + len(row[None]) for i, row in enumerate(batch) if None in row}
+    if not extra:
+        return checked
+    rejected = {r.index: r for r in checked.rejected}
+    for i, cells in extra.items():
+        why = f"has {cells} cells, the header {width}: is a value with a comma in it not quoted?"
+        earlier = rejected.get(i, Rejection(i, key_of(entity, records[i], records[i]), []))
+        rejected[i] = Rejection(i, earlier.external_id, [why, *earlier.errors])
+    return Checked([(i, values) for i, values in checked.parsed if i not in extra],
+                   sorted(rejected.values(), key=lambda r: r.index))
 
 
 def _localise(text: str, tz: ZoneInfo) -> str:

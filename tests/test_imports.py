@@ -592,3 +592,15 @@ def test_rejected_rows_that_cannot_be_written_stop_the_import_before_them(
     summary = json.loads(out)  # up to the batch with the rejected row, which is stored
     assert (summary["rows"], summary["created"], summary["rejected"]) == (20, 19, 1)
     assert summary["first_rejected"][0]["row"] == 16 and summary["rejected_file"] is None
+
+
+def test_a_row_with_more_cells_than_the_header_is_rejected_not_shifted(services, tmp_path):
+    path = tmp_path / "leads.csv"  # "Acme, Inc" not quoted: its score would be " Inc"...
+    path.write_text("external_id,source,company,name\nL-1,webinar,Acme, Inc,Ann\n"
+                    "L-2,webinar,Beta,Bo\n")
+    summary = import_csv(services, "leads", path)
+    assert (summary.created, summary.rejected) == (1, 1) and set(leads(services)) == {"L-2"}
+    assert summary.first_rejected[0].errors == [
+        "has 5 cells, the header 4: is a value with a comma in it not quoted?"]
+    with summary.rejected_file.open() as f:
+        assert [r["external_id"] for r in csv.DictReader(f)] == ["L-1"]
