@@ -604,3 +604,12 @@ def test_a_row_with_more_cells_than_the_header_is_rejected_not_shifted(services,
         "has 5 cells, the header 4: is a value with a comma in it not quoted?"]
     with summary.rejected_file.open() as f:
         assert [r["external_id"] for r in csv.DictReader(f)] == ["L-1"]
+
+
+def test_a_short_row_of_a_crm_export_is_read_with_its_missing_cells_empty(services, tmp_path):
+    path = tmp_path / "export.csv"  # the last row stops after its source: no names, no date
+    path.write_text("Record ID,Original Source,First Name,Last Name,Create Date\n"
+                    "101,webinar,Ann,Lee,2026-11-23 09:30\n102,ebook\n")
+    summary = import_csv(services, "leads", path, mapping="hubspot")
+    assert (summary.created, summary.rejected) == (2, 0)
+    assert leads(services)["102"].source == "ebook" and leads(services)["102"].name is None
