@@ -54,8 +54,7 @@ MAPPINGS: dict[str, dict[str, Mapping_]] = {
 ROOT = Path(__file__).resolve().parents[1]  # where `bot` is, for the reader process
 PIPE_BYTES = 1 << 20  # several batches; Linux's default limit for a pipe
 # A cell a spreadsheet would take for a formula (OWASP's list): =HYPERLINK(…), +cmd|…, @SUM(…)
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA = frozenset(FORMULA_START)
+FORMULA_START = frozenset("=+-@\t\r")
 REASONS = "errors"  # the column a rejected file adds; ignored when the fixed file comes back
 SHOWN_COLUMNS = 12  # of a header, in an error about it
 TIME_FIELDS = {"created_at", "mql_at", "routed_at", "accepted_at", "rejected_at", "first_touch_at",
@@ -178,18 +177,18 @@ def _header(name: str, header: list[str] | None, entity: str, columns: Mapping_ 
     header = [column.strip() for column in header]
     if not any(header):
         raise FileError(f"{name} has no header: its first line names no columns")
+    if columns is None:  # every column is read
+        need, may = REQUIRED[entity], [f for f in FIELDS[entity] if f not in REQUIRED[entity]]
+        used, expected = header, f"{entity} need {', '.join(need)} and may have {', '.join(may)}"
+        unknown = [c for c in header if c and c not in FIELDS[entity] and c != REASONS]
+    else:  # the mapped ones are: an export has many more
+        mapped = _mapped(columns.values())
+        need = list(_mapped(columns[f] for f in REQUIRED[entity] if f in columns))
+        used = [c for c in header if c in mapped]
+        expected, unknown = f"its mapping needs {', '.join(need)}", []
     problems = []
-    mapped = _mapped(columns.values()) if columns is not None else {}
-    used = header if columns is None else [c for c in header if c in mapped]
     if twice := [c for c, n in Counter(filter(None, used)).items() if n > 1]:
         problems.append(f"{', '.join(twice)} more than once")
-    if columns is None:
-        need, may = REQUIRED[entity], [f for f in FIELDS[entity] if f not in REQUIRED[entity]]
-        expected = f"{entity} need {', '.join(need)} and may have {', '.join(may)}"
-        unknown = [c for c in header if c and c not in FIELDS[entity] and c != REASONS]
-    else:
-        need = list(_mapped(columns[f] for f in REQUIRED[entity] if f in columns))
-        expected, unknown = f"its mapping needs {', '.join(need)}", []
     if missing := [c for c in need if c not in header]:
         problems.append(f"missing {', '.join(missing)}")
     elif unknown:
@@ -219,13 +218,14 @@ def write_rows(f: TextIO, rows: Iterable[Iterable[object]]) -> None:
     """Every CSV file alignbot writes is written here. Text, which comes from data, that a
     spreadsheet would run as a formula gets a leading ' (OWASP's rule), so it shows as
     text; numbers alignbot writes stay numbers, negative ones too."""
-    csv.writer(f).writerows([f"'{c}" if isinstance(c, str) and c[:1] in _FORMULA else c
+    csv.writer(f).writerows([f"'{c}" if isinstance(c, str) and c[:1] in FORMULA_START else c
                              for c in row] for row in rows)
 
 
 def _as_it_was(cell: str) -> str:
-    """A cell as it was before `write_rows` wrote it: a fixed rejected file imports as it was."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
+    """A cell that starts with ' as it was before `write_rows` wrote it: a fixed rejected
+    file imports as it was."""
+    return cell[1:] if cell[1:2] in FORMULA_START else cell
 
 
 def not_utf8(path: Path) -> str:

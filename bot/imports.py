@@ -218,17 +218,20 @@ def import_dropped(services: Services, folder: Path, now: datetime) -> list[tupl
             continue
         with services.sessions.begin() as session:
             seen = get_imported_file(session, services.team_id, digest)
-            earlier = (seen.summary or {}) if seen else None
-        if earlier is not None and not ("retry_at" in earlier and
-                                        datetime.fromisoformat(earlier["retry_at"]) <= now):
+            earlier = dict(seen.summary or {}) if seen else {}
+        if seen and not _retry_due(earlier, now):
             continue
-        summary, stored = _import_dropped(services, entity, path,
-                                          (earlier or {}).get("tries", 0) + 1, now)
+        summary, stored = _import_dropped(services, entity, path, earlier.get("tries", 0) + 1, now)
         with services.transaction() as session:
             put_imported_file(session, team_id=services.team_id, sha256=digest, filename=path.name,
                               entity=entity, imported_at=now, summary=stored)
         done.append((path, summary))
     return done
+
+
+def _retry_due(summary: dict[str, Any], now: datetime) -> bool:
+    """Whether a file seen before is tried again now: after a passing failure, once it is time."""
+    return "retry_at" in summary and datetime.fromisoformat(summary["retry_at"]) <= now
 
 
 def _import_dropped(services: Services, entity: str, path: Path, attempt: int,
@@ -247,13 +250,13 @@ def _import_dropped(services: Services, entity: str, path: Path, attempt: int,
         return summary, summary.as_dict()
     except Exception as exc:  # noqa: BLE001 - the reader died, the database...: the others go on
         if attempt < MAX_TRIES:
-            wait = timedelta(minutes=2 ** (attempt - 1))
+            minutes = 2 ** (attempt - 1)
             log.exception("could not import %s (try %d of %d); it is tried again in %d min",
-                          path.name, attempt, MAX_TRIES, wait.seconds // 60)
-            summary = ImportSummary(failed=f"{exc}; tried again in {wait.seconds // 60} min "
+                          path.name, attempt, MAX_TRIES, minutes)
+            summary = ImportSummary(failed=f"{exc}; tried again in {minutes} min "
                                            f"(try {attempt} of {MAX_TRIES})")
             return summary, {**summary.as_dict(), "tries": attempt,
-                             "retry_at": (now + wait).isoformat()}
+                             "retry_at": (now + timedelta(minutes=minutes)).isoformat()}
         log.exception("could not import %s in %d tries; given up", path.name, MAX_TRIES)
         summary = ImportSummary(failed=f"{exc}; given up after {MAX_TRIES} tries: once the cause "
                                        f"is fixed, import it with `alignbot import {entity}`")
