@@ -135,10 +135,13 @@ def cmd_import(args) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from bot.csvfile import FileError, check_path
     from bot.imports import ImportStopped, import_csv
 
-    if not args.file.is_file():
-        print(f"alignbot: no file {args.file}", file=sys.stderr)
+    try:
+        check_path(args.file)
+    except FileError as exc:
+        print(f"alignbot: {exc}", file=sys.stderr)
         return 2
     services = _local_services()
     with args.file.open("rb") as f:  # for the progress bar: a bad byte is the import's to report
@@ -170,12 +173,11 @@ def cmd_import(args) -> int:
 
 def _import_line(name: str, summary, seconds: float) -> str:
     """The import in one line, for people (the JSON after it is for scripts)."""
-    r = summary.result
     rate = f" ({summary.rows / seconds:,.0f} rows/s)" if seconds > 0 else ""
     line = (f"alignbot: {summary.rows:,} rows of {name} in {seconds:.1f} s{rate}: "
-            f"{r.created:,} created, {r.updated:,} updated, {r.unchanged:,} unchanged, "
-            f"{len(r.rejected):,} rejected")
-    return line + (f" (reasons in {summary.rejected_file.name})" if summary.rejected_file else "")
+            f"{summary.created:,} created, {summary.updated:,} updated, "
+            f"{summary.unchanged:,} unchanged, {summary.rejected:,} rejected")
+    return line + (f" (reasons in {summary.rejected_file})" if summary.rejected_file else "")
 
 
 def cmd_lead(args) -> int:

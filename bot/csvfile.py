@@ -1,9 +1,11 @@
 """Reading a CSV file of records: a CRM export's columns mapped to the webhook's fields,
-in batches, each checked, in a process of its own (`Reader`).
+in batches, each checked, in a process of its own (`Reader`); and writing every CSV file
+alignbot writes (`write_rows`).
 
 Columns carry the webhook's field names, or a mapping renames a CRM export's columns
-(field = column, or a list of columns joined with a space). Empty cells are left out,
-and an export's times without an offset are read in the workspace's timezone.
+(field = column, or a list of columns joined with a space). The header is checked before
+any row: a column missing, unknown or named twice is one error for the file. Empty cells
+are left out, and an export's times without an offset are read in the workspace's timezone.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import pickle
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 from zoneinfo import ZoneInfo
 
-from bot.records import Checked, check
+from bot.records import FIELDS, REQUIRED, Checked, Rejection, check, key_of
 
 Mapping_ = dict[str, str | list[str]]
 # Column names as the CRMs' own export documentation gives them.
@@ -50,6 +53,10 @@ MAPPINGS: dict[str, dict[str, Mapping_]] = {
 }
 ROOT = Path(__file__).resolve().parents[1]  # where `bot` is, for the reader process
 PIPE_BYTES = 1 << 20  # several batches; Linux's default limit for a pipe
+# A cell a spreadsheet would take for a formula (OWASP's list): =HYPERLINK(…), +cmd|…, @SUM(…)
+FORMULA_START = frozenset("=+-@\t\r")
+REASONS = "errors"  # the column a rejected file adds; ignored when the fixed file comes back
+SHOWN_COLUMNS = 12  # of a header, in an error about it
 TIME_FIELDS = {"created_at", "mql_at", "routed_at", "accepted_at", "rejected_at", "first_touch_at",
                "closed_at", "started_at", "churned_at", "used_at"}
 
@@ -126,15 +133,99 @@ def read(job: BinaryIO, out: BinaryIO) -> None:
         try:
             with path.open(newline="", encoding="utf-8-sig") as f:
                 reader = csv.DictReader(f)
-                send("fieldnames", list(reader.fieldnames or []))
+                reader.fieldnames = _header(path.name, reader.fieldnames, entity, columns)
+                send("fieldnames", reader.fieldnames)
+                rows = 0
                 for batch in _batches(reader, size):
-                    send("batch", (batch, check(entity, [_record(row, columns, tz)
-                                                         for row in batch])))
+                    rows += len(batch)
+                    send("batch", (batch, _check(entity, batch, columns, tz,
+                                                 len(reader.fieldnames))))
+                if not rows:
+                    raise FileError(f"{path.name} has a header but no rows: nothing to import")
             send("end", None)
         except UnicodeDecodeError:  # where the reading got to is not where the byte is
             send("error", ValueError(not_utf8(path)))
+        except csv.Error as exc:
+            send("error", csv.Error(_broken_row(reader.reader.line_num, exc)))  # the line it was on
         except Exception as exc:  # noqa: BLE001 - the importing process raises it
             send("error", _portable(exc))
+
+
+class FileError(ValueError):
+    """What is wrong with the file as a whole (no such file, its header, no rows): nothing
+    in it is imported, and trying again without changing it would fail the same way."""
+
+
+def check_path(path: Path) -> None:
+    """A clear line, before any reading, for a path that is not a file one can read."""
+    try:
+        with path.open("rb"):
+            pass
+    except FileNotFoundError:
+        raise FileError(f"no file {path}") from None
+    except IsADirectoryError:
+        raise FileError(f"{path} is a folder, not a CSV file") from None
+    except OSError as exc:
+        raise FileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _header(name: str, header: list[str] | None, entity: str, columns: Mapping_ | None) -> list[str]:
+    """The column names, stripped, once they are known to make sense: each row of a file
+    with a column missing, unknown or named twice would be rejected for the same reason."""
+    if header is None:
+        raise FileError(f"{name} is empty: no header, no rows")
+    header = [column.strip() for column in header]
+    if not any(header):
+        raise FileError(f"{name} has no header: its first line names no columns")
+    if columns is None:  # every column is read
+        need, may = REQUIRED[entity], [f for f in FIELDS[entity] if f not in REQUIRED[entity]]
+        used, expected = header, f"{entity} need {', '.join(need)} and may have {', '.join(may)}"
+        unknown = [c for c in header if c and c not in FIELDS[entity] and c != REASONS]
+    else:  # the mapped ones are: an export has many more
+        mapped = _mapped(columns.values())
+        need = list(_mapped(columns[f] for f in REQUIRED[entity] if f in columns))
+        used = [c for c in header if c in mapped]
+        expected, unknown = f"its mapping needs {', '.join(need)}", []
+    problems = []
+    if twice := [c for c, n in Counter(filter(None, used)).items() if n > 1]:
+        problems.append(f"{', '.join(twice)} more than once")
+    if missing := [c for c in need if c not in header]:
+        problems.append(f"missing {', '.join(missing)}")
+    elif unknown:
+        problems.append(f"unknown {', '.join(unknown)}")
+    if not problems:
+        return header
+    shown = ", ".join(header[:SHOWN_COLUMNS]) + (f", … ({len(header)} in all)"
+                                                 if len(header) > SHOWN_COLUMNS else "")
+    separator = next((s for s in (";", "\t", "|") if s in "".join(header)), None)
+    hint = f"; is it comma-separated? Its header has {separator!r} in it" if separator else ""
+    raise FileError(f"{name}'s columns are {shown} — {'; '.join(problems)} ({expected}){hint}")
+
+
+def _mapped(columns: Iterable[str | list[str]]) -> dict[str, None]:
+    """A mapping's column names, in order, each once."""
+    return dict.fromkeys(c for col in columns for c in ([col] if isinstance(col, str) else col))
+
+
+def _broken_row(line: int, exc: csv.Error) -> str:
+    if "field limit" in str(exc):  # the csv module's words for its only size limit
+        return (f"line {line:,} has a field longer than {csv.field_size_limit():,} characters "
+                "(128 KB), the most one cell may hold; is a quote left open before it?")
+    return f"line {line:,}: {exc}"
+
+
+def write_rows(f: TextIO, rows: Iterable[Iterable[object]]) -> None:
+    """Every CSV file alignbot writes is written here. Text, which comes from data, that a
+    spreadsheet would run as a formula gets a leading ' (OWASP's rule), so it shows as
+    text; numbers alignbot writes stay numbers, negative ones too."""
+    csv.writer(f).writerows([f"'{c}" if isinstance(c, str) and c[:1] in FORMULA_START else c
+                             for c in row] for row in rows)
+
+
+def _as_it_was(cell: str) -> str:
+    """A cell that starts with ' as it was before `write_rows` wrote it: a fixed rejected
+    file imports as it was."""
+    return cell[1:] if cell[1:2] in FORMULA_START else cell
 
 
 def not_utf8(path: Path) -> str:
@@ -176,16 +267,36 @@ def columns(entity: str, name: str | None) -> Mapping_ | None:
 
 def _record(row: Mapping[str, str], columns: Mapping_ | None, tz: ZoneInfo) -> dict[str, str]:
     """A CSV row as a webhook record: mapped, empty cells dropped, naive export times localised."""
-    if columns is None:
-        values = dict(row)
-    else:
-        values = {f: " ".join(row.get(c, "") for c in ([col] if isinstance(col, str) else col)).strip()
-                  for f, col in columns.items()}
-    record = {k: v.strip() for k, v in values.items() if k and v is not None and v.strip()}
+    values = row if columns is None else {
+        f: " ".join(row.get(c) or "" for c in ([col] if isinstance(col, str) else col))
+        for f, col in columns.items()}
+    record = {}
+    for key, value in values.items():  # (cells past the header's are under None: left out)
+        if key and value and key != REASONS and (
+                cell := (_as_it_was(value) if value[0] == "'" else value).strip()):
+            record[key] = cell
     if columns is not None:
         for key in TIME_FIELDS & record.keys():
             record[key] = _localise(record[key], tz)
     return record
+
+
+def _check(entity: str, batch: list[dict[str, Any]], columns: Mapping_ | None, tz: ZoneInfo,
+           width: int) -> Checked:
+    """The batch's records checked; a row with more cells than the header (a value with a
+    comma, not quoted) has its values in the wrong columns, and is rejected for it."""
+    records = [_record(row, columns, tz) for row in batch]
+    checked = check(entity, records)
+    extra = {i: width + len(row[None]) for i, row in enumerate(batch) if None in row}
+    if not extra:
+        return checked
+    rejected = {r.index: r for r in checked.rejected}
+    for i, cells in extra.items():
+        why = f"has {cells} cells, the header {width}: is a value with a comma in it not quoted?"
+        earlier = rejected.get(i, Rejection(i, key_of(entity, records[i], records[i]), []))
+        rejected[i] = Rejection(i, earlier.external_id, [why, *earlier.errors])
+    return Checked([(i, values) for i, values in checked.parsed if i not in extra],
+                   sorted(rejected.values(), key=lambda r: r.index))
 
 
 def _localise(text: str, tz: ZoneInfo) -> str:
@@ -198,15 +309,23 @@ def _localise(text: str, tz: ZoneInfo) -> str:
 
 
 def _batches(reader: csv.DictReader, size: int) -> Iterator[list[dict[str, str]]]:
+    """The rows in batches; where the file breaks off, the rows read before it, then the error."""
     batch: list[dict[str, str]] = []
-    for row in reader:
-        batch.append(row)
-        if len(batch) == size:
+    try:
+        for row in reader:
+            batch.append(row)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    except Exception:
+        if batch:
             yield batch
-            batch = []
+        raise
     if batch:
         yield batch
 
 
-if __name__ == "__main__":
-    read(sys.stdin.buffer, sys.stdout.buffer)
+if __name__ == "__main__":  # as bot.csvfile, so that its errors unpickle in the import
+    from bot.csvfile import read as read_as_imported
+
+    read_as_imported(sys.stdin.buffer, sys.stdout.buffer)

@@ -2,46 +2,60 @@
 
 The file is read and checked in batches by bot.csvfile; each batch goes through the
 same path as the webhook, so new leads are routed and carded. Rejected rows are
-written next to the input as FILE.rejected.csv with their reasons; nothing is
-dropped silently.
+written next to the input as FILE.<entity>.rejected.csv with their reasons, as their
+batches complete; nothing is dropped silently, and nothing piles up in memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from bot import csvfile
 from bot.handoff import show_bursts
 from bot.ingest import IngestResult
-from bot.records import MAX_BATCH, Checked
+from bot.records import MAX_BATCH, Checked, Rejection
 from bot.services import Services
 from bot.webhooks import Staged, stage
 from storage.bulk import gc_paused
 from storage.db import make_way, wal_checkpoints
-from storage.imports import add_imported_file, get_imported_file
+from storage.imports import get_imported_file, put_imported_file
 
 log = logging.getLogger(__name__)
 
+FIRST_REJECTED = 10  # rejected rows a summary shows; all of them are in the rejected file
+MAX_TRIES = 6  # of a dropped file that fails for a passing reason: 1, 2, 4, … minutes apart
+
+
 @dataclass
 class ImportSummary:
+    """An import's counts and its first few rejections: all of them, with the rows as
+    they were, are in `rejected_file`, however many there are."""
     rows: int = 0
-    result: IngestResult = field(default_factory=IngestResult)
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    first_rejected: list[Rejection] = field(default_factory=list)  # index: the row's, from 0
     rejected_file: Path | None = None
-    stopped: str | None = None  # why the file broke off, for a dropped one
-    failed: str | None = None  # why a dropped one could not be imported this time
+    stopped: str | None = None  # why the file broke off or was refused, for a dropped one
+    failed: str | None = None  # why a dropped one could not be imported
 
     def as_dict(self) -> dict[str, Any]:
         if self.failed:  # what it stored before is not known (it comes back unchanged)
             return {"failed": self.failed}
-        return {"rows": self.rows, **self.result.as_dict(),
+        return {"rows": self.rows, "created": self.created, "updated": self.updated,
+                "unchanged": self.unchanged, "rejected": self.rejected,
+                "first_rejected": [{"row": r.index + 1, "external_id": r.external_id,
+                                    "errors": r.errors} for r in self.first_rejected],
                 "rejected_file": str(self.rejected_file) if self.rejected_file else None,
                 **({"stopped": self.stopped} if self.stopped else {})}
 
@@ -49,28 +63,64 @@ class ImportSummary:
 def import_csv(services: Services, entity: str, path: Path, *, mapping: str | None = None,
                progress: Callable[[int], None] | None = None, actor: str = "import") -> ImportSummary:
     """Import every row; `progress(n)` is told after each batch of n rows."""
+    csvfile.check_path(path)
     columns = csvfile.columns(entity, mapping)
-    pipeline = _Pipeline(services, entity, actor, progress)
-    summary = pipeline.summary
-    with csvfile.Reader(path, entity, columns, services.config.workspace.tz, MAX_BATCH) as reader:
+    with csvfile.Reader(path, entity, columns, services.config.workspace.tz, MAX_BATCH) as reader, \
+            _RejectedFile(rejected_path(path, entity), reader) as rejected:
+        pipeline = _Pipeline(services, entity, actor, progress, rejected)
         try:
             pipeline.run(iter(reader))
         except (ValueError, csv.Error) as exc:  # the file breaks off: what came before stays
-            raise ImportStopped(exc, summary) from exc
-        finally:
-            if pipeline.rejected:
-                summary.rejected_file = _write_rejected(path, reader.fieldnames,
-                                                        pipeline.rejected)
-    return summary
+            raise ImportStopped(exc, pipeline.summary) from exc
+    return pipeline.summary
+
+
+def rejected_path(path: Path, entity: str) -> Path:
+    """Beside the input, named by it and the entity: importing one file as leads and then
+    as deals keeps both files of reasons."""
+    return path.with_name(f"{path.stem}.{entity}.rejected.csv")
 
 
 class ImportStopped(ValueError):
-    """A file that breaks off midway (a byte that is not UTF-8, a field past the csv
-    module's size limit): the rows before it are imported; `summary` says how they went."""
+    """A file that is refused (its header, no rows) or breaks off midway (a byte that is not
+    UTF-8, a field past the csv module's size limit): the rows before it are imported;
+    `summary` says how they went."""
 
     def __init__(self, error: Exception, summary: ImportSummary):
         super().__init__(str(error))
         self.summary = summary
+
+
+class _RejectedFile:
+    """Rejected rows as they were, with their reasons, written as their batches are counted:
+    an import holds none of them, however many there are. An earlier import's file of the
+    same name is removed first: its reasons are not this import's."""
+
+    def __init__(self, path: Path, reader: csvfile.Reader):
+        self.path, self._reader = path, reader
+        self._file: TextIO | None = None
+        with contextlib.suppress(OSError):  # none, or in the way: `write` says so if it must
+            path.unlink()
+
+    def write(self, rows: list[tuple[dict[str, str], list[str]]]) -> None:
+        columns = [c for c in self._reader.fieldnames if c != csvfile.REASONS]
+        if self._file is None:
+            try:
+                self._file = self.path.open("w", newline="", encoding="utf-8")
+            except OSError as exc:  # the rows would be lost: the import stops before them
+                raise csvfile.FileError(f"cannot write the rejected rows to {self.path}: "
+                                        f"{exc.strerror or exc}") from None
+            csvfile.write_rows(self._file, [[*columns, csvfile.REASONS]])
+        csvfile.write_rows(self._file, ([*map(row.get, columns), "; ".join(errors)]
+                                        for row, errors in rows))
+        self._file.flush()  # what is counted is in the file, whatever happens next
+
+    def __enter__(self) -> _RejectedFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 class _Pipeline:
@@ -80,10 +130,10 @@ class _Pipeline:
     bursts' summaries are shown once, at the end (a new one is queued at once anyway)."""
 
     def __init__(self, services: Services, entity: str, actor: str,
-                 progress: Callable[[int], None] | None):
+                 progress: Callable[[int], None] | None, rejected: _RejectedFile):
         self.services, self.entity, self.actor, self.progress = services, entity, actor, progress
         self.summary = ImportSummary()
-        self.rejected: list[tuple[dict[str, str], list[str]]] = []
+        self.rejected = rejected
         self.bursts: set[int] = set()
         self._committing: tuple[list[dict[str, str]], Future[IngestResult]] | None = None
 
@@ -114,9 +164,15 @@ class _Pipeline:
         batch, committed = self._committing
         result = committed.result()  # interrupted, it is still in flight for `_settle`
         self._committing = None
-        _add(self.summary.result, result, offset=self.summary.rows)
-        self.rejected.extend((batch[r.index], r.errors) for r in result.rejected)
-        self.summary.rows += len(batch)
+        s = self.summary
+        s.created, s.updated = s.created + result.created, s.updated + result.updated
+        s.unchanged, s.rejected = s.unchanged + result.unchanged, s.rejected + len(result.rejected)
+        s.first_rejected += [Rejection(r.index + s.rows, r.external_id, r.errors)
+                             for r in result.rejected[:FIRST_REJECTED - len(s.first_rejected)]]
+        s.rows += len(batch)  # stored: counted, even if its rejected rows cannot be written
+        if result.rejected:
+            self.rejected.write([(batch[r.index], r.errors) for r in result.rejected])
+            s.rejected_file = self.rejected.path
         if tell and self.progress:
             self.progress(len(batch))
 
@@ -142,51 +198,72 @@ class _Pipeline:
 
 
 def import_dropped(services: Services, folder: Path, now: datetime) -> list[tuple[Path, ImportSummary]]:
-    """Import each `<entity>*.csv` in the folder once per content (renamed copies too). A file
-    that breaks off is imported up to there, once; a fixed copy is new content. One that
-    fails otherwise (its reader died, the database is away) is tried again next time."""
+    """Import each `<entity>*.csv` in the folder once per content (renamed copies too), and
+    say how each went. One that cannot be imported as it is (its header, a byte that is not
+    UTF-8, every row rejected) is imported as far as it goes, once; a fixed copy is new
+    content. One that fails for what may pass (its reader died, the database went away) is
+    tried MAX_TRIES times in all, 1, 2, 4, … minutes apart, then given up. None holds up
+    the files after it."""
     done = []
     for path in sorted(folder.glob("*.csv")):
         entity = next((e for e in ("content_usage", "leads", "deals", "customers", "spend", "content")
                        if path.name.startswith(e)), None)
-        if entity is None or path.name.endswith(".rejected.csv"):
+        if entity is None or path.name.endswith(".rejected.csv") or not path.is_file():
             continue
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        with services.sessions.begin() as session:
-            if get_imported_file(session, services.team_id, digest):
-                continue
         try:
-            summary = import_csv(services, entity, path)
-            log.info("imported %s: %s", path.name, summary.as_dict())
-        except ImportStopped as stopped:  # not again until it is fixed, nor in the way of others
-            summary = stopped.summary
-            summary.stopped = str(stopped)
-            log.error("imported %s only up to row %d, where it breaks off: %s", path.name,
-                      summary.rows, stopped)
-        except Exception as exc:  # noqa: BLE001 - the reader died, the disk...: the others go on
-            log.exception("could not import %s; it is tried again on the next run", path.name)
-            done.append((path, ImportSummary(failed=f"{exc}; tried again on the next run")))
+            with path.open("rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError as exc:  # not readable (yet): there is no content to know it by
+            log.warning("cannot read %s: %s", path.name, exc)
             continue
+        with services.sessions.begin() as session:
+            seen = get_imported_file(session, services.team_id, digest)
+            earlier = dict(seen.summary or {}) if seen else {}
+        if seen and not _retry_due(earlier, now):
+            continue
+        summary, stored = _import_dropped(services, entity, path, earlier.get("tries", 0) + 1, now)
         with services.transaction() as session:
-            add_imported_file(session, team_id=services.team_id, sha256=digest, filename=path.name,
-                              entity=entity, imported_at=now, summary=summary.as_dict())
+            put_imported_file(session, team_id=services.team_id, sha256=digest, filename=path.name,
+                              entity=entity, imported_at=now, summary=stored)
         done.append((path, summary))
     return done
 
 
-def _add(total: IngestResult, part: IngestResult, offset: int) -> None:
-    total.created += part.created
-    total.updated += part.updated
-    total.unchanged += part.unchanged
-    total.rejected += [type(r)(r.index + offset, r.external_id, r.errors) for r in part.rejected]
+def _retry_due(summary: dict[str, Any], now: datetime) -> bool:
+    """Whether a file seen before is tried again now: after a passing failure, once it is time."""
+    return "retry_at" in summary and datetime.fromisoformat(summary["retry_at"]) <= now
 
 
-def _write_rejected(path: Path, fieldnames: list[str],
-                    rows: list[tuple[dict[str, str], list[str]]]) -> Path:
-    out = path.with_name(path.stem + ".rejected.csv")
-    with out.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=[*fieldnames, "errors"], extrasaction="ignore")
-        writer.writeheader()
-        for row, errors in rows:
-            writer.writerow({**row, "errors": "; ".join(errors)})
-    return out
+def _import_dropped(services: Services, entity: str, path: Path, attempt: int,
+                    now: datetime) -> tuple[ImportSummary, dict[str, Any]]:
+    """How the import went, and what to store of it: with a passing failure, when to try again."""
+    try:
+        summary = import_csv(services, entity, path)
+    except ImportStopped as stopped:  # not again until it is fixed, nor in the way of others
+        summary = stopped.summary
+        summary.stopped = str(stopped)
+        if summary.rows:
+            log.error("imported %s only up to row %d, where it breaks off: %s", path.name,
+                      summary.rows, stopped)
+        else:
+            log.error("could not import %s: %s", path.name, stopped)
+        return summary, summary.as_dict()
+    except Exception as exc:  # noqa: BLE001 - the reader died, the database...: the others go on
+        if attempt < MAX_TRIES:
+            minutes = 2 ** (attempt - 1)
+            log.exception("could not import %s (try %d of %d); it is tried again in %d min",
+                          path.name, attempt, MAX_TRIES, minutes)
+            summary = ImportSummary(failed=f"{exc}; tried again in {minutes} min "
+                                           f"(try {attempt} of {MAX_TRIES})")
+            return summary, {**summary.as_dict(), "tries": attempt,
+                             "retry_at": (now + timedelta(minutes=minutes)).isoformat()}
+        log.exception("could not import %s in %d tries; given up", path.name, MAX_TRIES)
+        summary = ImportSummary(failed=f"{exc}; given up after {MAX_TRIES} tries: once the cause "
+                                       f"is fixed, import it with `alignbot import {entity}`")
+        return summary, summary.as_dict()
+    if summary.rejected == summary.rows:
+        log.error("imported %s: every row is rejected; the reasons are in %s", path.name,
+                  summary.rejected_file)
+    else:
+        log.info("imported %s: %s", path.name, summary.as_dict())
+    return summary, summary.as_dict()

@@ -211,6 +211,9 @@ class Shell:
                                  mapping=args[2] if len(args) > 2 else None)
         except ImportStopped as stopped:  # what came before it is imported: show that too
             self.say(f"  stopped: {stopped}")
+            if not stopped.summary.rows:
+                self.say("  nothing is imported")
+                return
             summary = stopped.summary
         except (ValueError, OSError) as exc:
             raise ShellError(str(exc)) from None

@@ -1,4 +1,5 @@
-"""Imported-file queries: a dropped file is imported once per content."""
+"""Imported-file queries: a dropped file is imported once per content (tried again only
+after a failure that may pass, which its summary says)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ def get_imported_file(session: Session, team_id: str, sha256: str) -> ImportedFi
                                                      ImportedFile.sha256 == sha256))
 
 
-def add_imported_file(session: Session, **fields) -> ImportedFile:
-    row = ImportedFile(**fields)
-    session.add(row)
+def put_imported_file(session: Session, *, team_id: str, sha256: str, **fields) -> ImportedFile:
+    """The file's row, added or, after another try, brought up to date."""
+    row = get_imported_file(session, team_id, sha256)
+    if row is None:
+        row = ImportedFile(team_id=team_id, sha256=sha256)
+        session.add(row)
+    for name, value in fields.items():
+        setattr(row, name, value)
     return row

@@ -28,6 +28,7 @@ from storage.bulk import YOUNG_EVERY
 from storage.db import make_engine, wal_checkpoints
 from storage.migrate import upgrade
 from storage.models import Lead
+from tests.shelltools import run
 
 NOW = datetime(2026, 11, 24, 15, tzinfo=UTC)
 
@@ -52,7 +53,7 @@ def test_import_stores_good_rows_and_writes_the_rejected_ones_with_reasons(servi
     seen = []
     summary = import_csv(services, "leads", path, progress=seen.append)
     assert summary.rows == 4 and seen == [4]
-    assert summary.result.created == 2 and len(summary.result.rejected) == 2
+    assert summary.created == 2 and summary.rejected == 2
     assert set(leads(services)) == {"L-1", "L-4"}
     assert leads(services)["L-1"].status == "routed"  # routed like a webhook lead
     with summary.rejected_file.open() as f:
@@ -70,7 +71,7 @@ def test_a_hubspot_export_imports_unchanged(services, tmp_path):
                  [["101", "Ann", "Lee", "ann@acme.example", "Acme", "CTO", "85", "webinar",
                    "2026-11-23 09:30", "ignored"]])
     summary = import_csv(services, "leads", path, mapping="hubspot")
-    assert summary.result.created == 1, summary.result.rejected
+    assert summary.created == 1, summary.first_rejected
     lead = leads(services)["101"]
     assert (lead.name, lead.company, lead.score, lead.source) == ("Ann Lee", "Acme", 85, "webinar")
     # the export's local time is read in the workspace timezone (New York, UTC-5 in November)
@@ -127,12 +128,15 @@ def test_a_dropped_file_that_fails_is_tried_again_and_holds_up_no_other(
 
     done = {p.name: s.as_dict() for p, s in import_dropped(services, tmp_path, services.clock.now())}
     assert done["leads-a.csv"] == {"failed": "the process reading leads-a.csv ended unexpectedly "
-                                             "(exit code -9); tried again on the next run"}
+                                             "(exit code -9); tried again in 1 min (try 1 of 6)"}
     assert done["leads-b.csv"]["created"] == 1
     assert "could not import leads-a.csv" in caplog.text
+    services.clock.advance(timedelta(minutes=1))
     done = {p.name: s.as_dict() for p, s in import_dropped(services, tmp_path, services.clock.now())}
     assert list(done) == ["leads-a.csv"] and done["leads-a.csv"]["created"] == 1
     assert set(leads(services)) == {"A-1", "B-1"}
+    services.clock.advance(timedelta(hours=1))
+    assert import_dropped(services, tmp_path, services.clock.now()) == []  # imported: done
 
 
 def test_cli_import_prints_a_summary(services, tmp_path, monkeypatch, capsys):
@@ -142,9 +146,10 @@ def test_cli_import_prints_a_summary(services, tmp_path, monkeypatch, capsys):
     path = write(tmp_path / "deals.csv", ["external_id", "amount"], [["D-1", "100"], ["D-2", "x"]])
     assert main(["import", "deals", str(path)]) == 0
     out, err = capsys.readouterr()
-    assert '"created": 1' in out and "deals.rejected.csv" in out
+    assert '"created": 1' in out and "deals.deals.rejected.csv" in out
     assert re.search(r"2 rows of deals\.csv in [1-9][\d.]* s \([\d.]+ rows/s\): 1 created, 0 updated, "
-                     r"0 unchanged, 1 rejected \(reasons in deals\.rejected\.csv\)$", err.strip())
+                     r"0 unchanged, 1 rejected \(reasons in (\S+)\)$", err.strip())[1] == str(
+        tmp_path / "deals.deals.rejected.csv")  # where it is, not only its name
     assert main(["import", "deals", str(tmp_path / "missing.csv")]) == 2
 
 
@@ -185,7 +190,7 @@ def test_an_import_edits_each_burst_summary_once_at_its_end(
         services.sender.flush()
 
     summary = import_csv(services, "leads", many_rows(tmp_path, 45), progress=between_batches)
-    assert summary.result.created == 45
+    assert summary.created == 45
     channel = channel_summary(services, fake_slack)
     assert len(channel) == 3  # 2 cards, then one summary: posted early, edited once at the end
     assert channel[-1].text == "43 new leads arrived at once" and channel[-1].updates == 1
@@ -242,9 +247,9 @@ def test_a_batch_that_fails_to_commit_is_reported_though_reading_fails_too(
     monkeypatch.setattr(imports.Staged, "commit", commit)
 
     path = write(tmp_path / "leads.csv", ["external_id", "source", "name"],  # reading stops
-                 [[f"L-{i:03d}", "webinar", "x" * (200_000 if i == 25 else 1)]  # in batch 3
+                 [[f"L-{i:03d}", "webinar", "x" * (200_000 if i == 20 else 1)]  # batch 3's first
                   for i in range(45)])
-    with pytest.raises(imports.ImportStopped, match="field larger than field limit"):
+    with pytest.raises(imports.ImportStopped, match="line 22 has a field longer than 131,072"):
         import_csv(services, "leads", path)
     assert "rows 11 to 20 were not stored: disk full" in caplog.text
     assert len(leads(services)) == 10
@@ -256,7 +261,7 @@ def test_a_summary_that_cannot_be_shown_does_not_fail_the_import(
         raise RuntimeError("database is locked")
     monkeypatch.setattr(imports, "show_bursts", show_bursts)
     summary = import_csv(services, "leads", many_rows(tmp_path, 45))
-    assert summary.result.created == 45 and len(leads(services)) == 45
+    assert summary.created == 45 and len(leads(services)) == 45
     assert "summaries in Slack could not be brought up to date" in caplog.text
 
 
@@ -285,8 +290,8 @@ def test_cli_import_of_a_file_broken_midway_says_how_far_it_got(
     out, err = capsys.readouterr()
     stored, read = len(leads(services)), json.loads(out)["rows"]
     assert "line 122 is not UTF-8 text" in err and f"nothing after row {read:,} is imported" in err
-    assert 0 < read < 120 and read % 10 == 0  # whole batches, each stored or not at all
-    with (tmp_path / "leads.rejected.csv").open() as f:  # the bad rows before it, kept
+    assert 0 < read < 120  # the rows before the bad byte, as far as they could be decoded
+    with (tmp_path / "leads.leads.rejected.csv").open() as f:  # the bad rows before it, kept
         rejected = [r["external_id"] for r in csv.DictReader(f)]
     assert rejected == [f"L-{i:03d}" for i in range(0, read, 7)]
     assert stored + len(rejected) == read
@@ -349,7 +354,7 @@ def test_a_write_waiting_behind_an_import_goes_in_between_its_batches(
     summary = import_csv(services, "leads", many_rows(tmp_path, 30))
     clicker.join()
     assert seen == [10]  # in right after the first batch
-    assert summary.result.created == 30 and len(leads(services)) == 30
+    assert summary.created == 30 and len(leads(services)) == 30
 
 
 def test_the_reader_process_ends_with_the_import_that_stops_reading(tmp_path):
@@ -400,3 +405,211 @@ def test_a_reader_error_that_cannot_cross_to_the_import_still_stops_it_and_says_
     assert str(portable) == "_Unpicklable: row 7: bad"
     error = UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
     assert csvfile._portable(error) is error  # those that cross, cross as they are
+
+
+# ------------------------------------------------------------------ rejected rows, at any size
+
+
+def test_rejected_rows_go_to_their_file_as_batches_complete_and_the_summary_shows_ten(
+        services, small_batches, tmp_path):
+    path = write(tmp_path / "leads.csv", ["external_id", "source", "score"],
+                 [[f"L-{i:03d}", "webinar", "999"] for i in range(45)])
+    in_file = []
+
+    def progress(_rows):  # after each batch: its rejected rows are in the file already
+        with (tmp_path / "leads.leads.rejected.csv").open() as f:
+            in_file.append(len(list(csv.DictReader(f))))
+    summary = import_csv(services, "leads", path, progress=progress).as_dict()
+    assert in_file == [10, 20, 30, 40, 45]
+    assert (summary["rows"], summary["created"], summary["rejected"]) == (45, 0, 45)
+    assert [r["row"] for r in summary["first_rejected"]] == list(range(1, 11))
+    assert summary["first_rejected"][0] == {"row": 1, "external_id": "L-000",
+                                            "errors": ["score: 999 is not between 0 and 100"]}
+    assert summary["rejected_file"] == str(tmp_path / "leads.leads.rejected.csv")
+
+
+def test_a_field_over_128_kb_says_its_line_and_the_rows_before_it_are_kept(
+        services, small_batches, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("bot.cli._local_services", lambda: services)
+    path = write(tmp_path / "leads.csv", ["external_id", "source", "name"],
+                 [[f"L-{i:03d}", "webinar", "x" * (200_000 if i == 25 else 1)] for i in range(45)])
+    assert main(["import", "leads", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert err.splitlines()[0] == (
+        "alignbot: line 27 has a field longer than 131,072 characters (128 KB), the most one "
+        "cell may hold; is a quote left open before it?")
+    assert json.loads(out)["rows"] == 25 and sorted(leads(services)) == [
+        f"L-{i:03d}" for i in range(25)]  # the rows of its batch before it too
+
+
+# ------------------------------------------------------------------ the file as a whole
+
+
+def cli_import(services, monkeypatch, capsys, *args):
+    monkeypatch.setattr("bot.cli._local_services", lambda: services)
+    code = main(["import", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err.splitlines()
+
+
+def test_a_semicolon_separated_file_is_one_error_up_front(services, tmp_path, monkeypatch, capsys):
+    path = tmp_path / "leads.csv"
+    path.write_text("id;full name;org\n1;Ann Lee;Acme\n2;Bo Chen;Beta\n")
+    code, out, err = cli_import(services, monkeypatch, capsys, "leads", path)
+    assert code == 2 and out.strip() == ""
+    assert err[0].startswith("alignbot: leads.csv's columns are id;full name;org — missing "
+                             "external_id, source (leads need external_id, source and may have "
+                             "email, name, ")
+    assert err[0].endswith("; is it comma-separated? Its header has ';' in it")
+    assert err[1:] == ["alignbot: nothing is imported"]
+    assert not (tmp_path / "leads.leads.rejected.csv").exists() and leads(services) == {}
+
+
+@pytest.mark.parametrize(("header", "mapping", "why"), [
+    ("external_id,name", None, "columns are external_id, name — missing source (leads need"),
+    ("external_id,source,email,Email,email", None, "— email more than once; unknown Email ("),
+    ("external_id,source,colour", None, "— unknown colour (leads need external_id, source and"),
+    (" external_id , source,colour ", None, "are external_id, source, colour — unknown colour ("),
+    ("Record ID,Email,Email", "hubspot", "— Email more than once; missing Original Source (its "
+                                         "mapping needs Record ID, Original Source)"),
+])
+def test_a_header_that_cannot_work_is_refused_before_any_row(services, tmp_path, header, mapping,
+                                                             why):
+    path = tmp_path / "leads.csv"
+    path.write_text(f"{header}\nL-1,webinar,Ann,x,y\n")
+    with pytest.raises(imports.ImportStopped) as stopped:
+        import_csv(services, "leads", path, mapping=mapping)
+    assert why in str(stopped.value) and stopped.value.summary.rows == 0
+    assert leads(services) == {}
+
+
+def test_columns_a_mapping_does_not_read_may_repeat_and_a_rejected_files_reasons_are_ignored(
+        services, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("Record ID,Original Source,Notes,Notes\n101,webinar,a,b\n")
+    assert import_csv(services, "leads", path, mapping="hubspot").created == 1
+    path.write_text("external_id,source,errors\nL-1,webinar,score: 999 is not between 0 and 100\n")
+    assert import_csv(services, "leads", path).created == 1  # a rejected file, fixed
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"", "leads.csv is empty: no header, no rows"),
+    (b"\xef\xbb\xbf", "leads.csv is empty: no header, no rows"),  # a spreadsheet's UTF-8 mark
+    (b"\n\nexternal_id,source\n", "leads.csv has no header: its first line names no columns"),
+    (b"external_id,source\n", "leads.csv has a header but no rows: nothing to import"),
+    (b"external_id,source\n\n\n", "leads.csv has a header but no rows: nothing to import"),
+])
+def test_an_empty_file_says_so(services, tmp_path, monkeypatch, capsys, content, why):
+    (tmp_path / "leads.csv").write_bytes(content)
+    code, _, err = cli_import(services, monkeypatch, capsys, "leads", tmp_path / "leads.csv")
+    assert code == 2 and err == [f"alignbot: {why}", "alignbot: nothing is imported"]
+
+
+def test_a_missing_file_or_a_folder_is_one_clear_line(services, shell, tmp_path, monkeypatch,
+                                                      capsys):
+    missing, folder = tmp_path / "nope.csv", tmp_path / "exports"
+    folder.mkdir()
+    assert cli_import(services, monkeypatch, capsys, "leads", missing) == (
+        2, "", [f"alignbot: no file {missing}"])
+    assert cli_import(services, monkeypatch, capsys, "leads", folder) == (
+        2, "", [f"alignbot: {folder} is a folder, not a CSV file"])
+    assert f"no file {missing}" in run(shell, f"import leads {missing}")
+    out = run(shell, f"import leads {folder}")
+    assert f"{folder} is a folder, not a CSV file" in out and "Errno" not in out
+
+
+def test_each_entity_imported_from_one_file_has_its_own_file_of_reasons_and_no_stale_one(
+        services, tmp_path, monkeypatch, capsys):
+    path = write(tmp_path / "export.csv", ["external_id", "source", "name"],
+                 [["X-1", "webinar", "Ann"], ["X-2", "", "Bo"]])
+    as_leads = import_csv(services, "leads", path)  # X-2 has no source
+    as_deals = import_csv(services, "deals", path)  # `webinar` is no deal source
+    assert as_leads.rejected_file == tmp_path / "export.leads.rejected.csv"
+    assert as_deals.rejected_file == tmp_path / "export.deals.rejected.csv"
+    assert "source: is required" in as_leads.rejected_file.read_text()
+    assert "'webinar' is not one of marketing" in as_deals.rejected_file.read_text()
+    write(path, ["external_id", "source", "name"], [["X-2", "ebook", "Bo"]])  # fixed
+    code, out, err = cli_import(services, monkeypatch, capsys, "leads", path)
+    assert code == 0 and json.loads(out)["rejected_file"] is None and "reasons in" not in err[0]
+    assert not as_leads.rejected_file.exists()  # its reasons were the last import's, not this one's
+    assert as_deals.rejected_file.exists()
+
+
+# ------------------------------------------------------------------ dropped files that fail
+
+
+def test_a_dropped_file_that_cannot_be_imported_as_it_is_is_reported_once(
+        services, tmp_path, caplog):
+    (tmp_path / "leads-a.csv").write_text("id;name\n1;Ann\n")
+    write(tmp_path / "leads-b.csv", ["external_id", "source", "score"], [["B-1", "webinar", "999"]])
+    (tmp_path / "leads-c.csv").write_text("")
+    done = {p.name: s.as_dict() for p, s in import_dropped(services, tmp_path, services.clock.now())}
+    assert done["leads-a.csv"]["stopped"].startswith("leads-a.csv's columns are id;name — missing")
+    assert done["leads-b.csv"]["rejected"] == 1 and done["leads-b.csv"]["first_rejected"][0][
+        "errors"] == ["score: 999 is not between 0 and 100"]
+    assert done["leads-c.csv"]["stopped"] == "leads-c.csv is empty: no header, no rows"
+    assert "could not import leads-a.csv" in caplog.text
+    assert "leads-b.csv: every row is rejected; the reasons are in" in caplog.text
+    for _ in range(3):  # not again, ever: it would fail the same way
+        services.clock.advance(timedelta(minutes=5))
+        assert import_dropped(services, tmp_path, services.clock.now()) == []
+
+
+def test_a_dropped_file_that_keeps_failing_is_tried_a_few_times_then_given_up(
+        services, tmp_path, monkeypatch):
+    write(tmp_path / "leads-a.csv", ["external_id", "source"], [["A-1", "webinar"]])
+    tries = []
+
+    def import_csv(services, entity, path, **kwargs):
+        tries.append(services.clock.now())
+        raise RuntimeError("database is locked")
+    monkeypatch.setattr(imports, "import_csv", import_csv)
+    start, reports = services.clock.now(), []
+    for _ in range(180):  # the job, every minute for three hours
+        reports += [s.as_dict() for _, s in import_dropped(services, tmp_path, services.clock.now())]
+        services.clock.advance(timedelta(minutes=1))
+    assert [int((t - start).total_seconds() // 60) for t in tries] == [0, 1, 3, 7, 15, 31]
+    assert reports[0] == {"failed": "database is locked; tried again in 1 min (try 1 of 6)"}
+    assert reports[-1] == {"failed": "database is locked; given up after 6 tries: once the cause "
+                                     "is fixed, import it with `alignbot import leads`"}
+
+
+def test_a_folder_named_like_a_csv_file_holds_up_no_dropped_file(services, tmp_path):
+    (tmp_path / "leads-old.csv").mkdir()
+    write(tmp_path / "leads-new.csv", ["external_id", "source"], [["N-1", "webinar"]])
+    done = import_dropped(services, tmp_path, services.clock.now())
+    assert [p.name for p, _ in done] == ["leads-new.csv"] and "N-1" in leads(services)
+
+
+def test_rejected_rows_that_cannot_be_written_stop_the_import_before_them(
+        services, small_batches, tmp_path, monkeypatch, capsys):
+    path = write(tmp_path / "leads.csv", ["external_id", "source", "score"],
+                 [[f"L-{i:03d}", "webinar", "999" if i == 15 else "50"] for i in range(30)])
+    (tmp_path / "leads.leads.rejected.csv").mkdir()  # in the way, as a read-only folder would be
+    code, out, err = cli_import(services, monkeypatch, capsys, "leads", path)
+    assert code == 2 and err[0] == (f"alignbot: cannot write the rejected rows to "
+                                    f"{tmp_path / 'leads.leads.rejected.csv'}: Is a directory")
+    summary = json.loads(out)  # up to the batch with the rejected row, which is stored
+    assert (summary["rows"], summary["created"], summary["rejected"]) == (20, 19, 1)
+    assert summary["first_rejected"][0]["row"] == 16 and summary["rejected_file"] is None
+
+
+def test_a_row_with_more_cells_than_the_header_is_rejected_not_shifted(services, tmp_path):
+    path = tmp_path / "leads.csv"  # "Acme, Inc" not quoted: its score would be " Inc"...
+    path.write_text("external_id,source,company,name\nL-1,webinar,Acme, Inc,Ann\n"
+                    "L-2,webinar,Beta,Bo\n")
+    summary = import_csv(services, "leads", path)
+    assert (summary.created, summary.rejected) == (1, 1) and set(leads(services)) == {"L-2"}
+    assert summary.first_rejected[0].errors == [
+        "has 5 cells, the header 4: is a value with a comma in it not quoted?"]
+    with summary.rejected_file.open() as f:
+        assert [r["external_id"] for r in csv.DictReader(f)] == ["L-1"]
+
+
+def test_a_short_row_of_a_crm_export_is_read_with_its_missing_cells_empty(services, tmp_path):
+    path = tmp_path / "export.csv"  # the last row stops after its source: no names, no date
+    path.write_text("Record ID,Original Source,First Name,Last Name,Create Date\n"
+                    "101,webinar,Ann,Lee,2026-11-23 09:30\n102,ebook\n")
+    summary = import_csv(services, "leads", path, mapping="hubspot")
+    assert (summary.created, summary.rejected) == (2, 0)
+    assert leads(services)["102"].source == "ebook" and leads(services)["102"].name is None

@@ -116,11 +116,11 @@ def test_an_imported_file_is_carded_and_its_bad_rows_reported(shell, tmp_path):
                     "L-2,webinar,Bo Chen,555\n")
     out = run(shell, f"import leads {path}")
     assert '"created": 1' in out and "score: 555 is not between 0 and 100" in out
-    assert "New lead: Ann Lee" in out and (tmp_path / "leads.rejected.csv").exists()
+    assert "New lead: Ann Lee" in out and (tmp_path / "leads.leads.rejected.csv").exists()
 
     path.write_bytes(b"external_id,source,name\nL-3,webinar,Andr\xe9\n")
     out = run(shell, f"import leads {path}")
-    assert "stopped: line 2 is not UTF-8 text" in out and '"rows": 0' in out
+    assert "stopped: line 2 is not UTF-8 text" in out and "nothing is imported" in out
 
 
 def test_webhook_line_explains_bad_json(shell):

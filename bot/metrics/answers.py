@@ -8,7 +8,6 @@ rest), and an `Answer` carries everything a builder or a script shows.
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from bot.config import Config
+from bot.csvfile import write_rows
 from bot.metrics import snapshots
 from bot.metrics.grammar import Period, Query, QueryError, parse_period, parse_query
 from bot.metrics.registry import METRICS, Metric, vocabulary
@@ -86,22 +86,22 @@ class Answer:
         return out
 
     def csv(self) -> str:
-        """One row per group with `by`, else one per period of the trend."""
-        out = io.StringIO()
-        writer = csv.writer(out)
+        """One row per group with `by`, else one per period of the trend. Group keys come
+        from data (a lead's source): text; values are numbers, or empty for no data."""
         if self.groups is not None:
-            writer.writerow([self.by, self.metric.key])
-            writer.writerows([k, _cell(v)] for k, v in self.groups.items())
+            rows = [[self.by, self.metric.key],
+                    *([k, _cell(v)] for k, v in self.groups.items())]
         else:
-            writer.writerow(["period", "start", "end", self.metric.key])
-            for period, value in zip(trend_periods(self.period), self.trend, strict=True):
-                writer.writerow([period.label, period.start.isoformat(), period.end.isoformat(),
-                                 _cell(value)])
+            rows = [["period", "start", "end", self.metric.key],
+                    *([p.label, p.start.isoformat(), p.end.isoformat(), _cell(v)]
+                      for p, v in zip(trend_periods(self.period), self.trend, strict=True))]
+        out = io.StringIO()
+        write_rows(out, rows)
         return out.getvalue()
 
 
-def _cell(value: float | None) -> str:
-    return "" if value is None else repr(round(value, 6))
+def _cell(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def parse(text: str, config: Config, now: datetime, default_metric: str | None = None) -> Query:
