@@ -54,9 +54,6 @@ class Answer:
     failed: str | None = None
 
 
-NOT_ASKED = Answer(failed="not asked before the batch")
-
-
 class LookupFailed(Exception):
     """Slack could not be asked who has an email, and nobody here knows: the lead waits."""
 
@@ -123,12 +120,12 @@ def resolve_owner(session: Session, team_id: str, email: str, *, answers: Mappin
         if person is None:
             missing.leads += 1
         return person
-    answer = answers.get(email, NOT_ASKED)
-    if answer.failed is not None:
-        _wait_for_lookup(session, team_id, email, answer.failed, now)
+    answer = answers.get(email)  # None: not asked (it failed a moment ago)
+    if answer is None or answer.failed is not None:
+        error = _wait_for_lookup(session, team_id, email, answer and answer.failed, now)
         if person is not None:
             return person  # what we knew, though not lately
-        raise LookupFailed(f"could not be looked up in Slack ({answer.failed}); alignbot "
+        raise LookupFailed(f"could not be looked up in Slack ({error}); alignbot "
                            f"tries again every {RETRY_FAILED.seconds // 60} minutes")
     delete_owner_lookup(session, team_id, email)
     if answer.user is None:
@@ -137,15 +134,19 @@ def resolve_owner(session: Session, team_id: str, email: str, *, answers: Mappin
     return upsert_slack_user(session, team_id, answer.user, now, email=email)
 
 
-def _wait_for_lookup(session: Session, team_id: str, email: str, error: str,
-                     now: datetime) -> None:
+def _wait_for_lookup(session: Session, team_id: str, email: str, error: str | None,
+                     now: datetime) -> str:
+    """Keep the email for a retry; `error` None when Slack was not asked this time (the
+    last failure stands). What failed, for the lead's card."""
     lookup = get_owner_lookup(session, team_id, email)
     if lookup is None:
-        session.add(OwnerLookup(team_id=team_id, email=email, first_failed_at=now, failed_at=now,
-                                error=error[:200]))
+        lookup = OwnerLookup(team_id=team_id, email=email, first_failed_at=now, failed_at=now,
+                             error=(error or "not asked before the batch")[:200])
+        session.add(lookup)
         _store_now(session)
-    else:
+    elif error is not None:
         lookup.failed_at, lookup.error = now, error[:200]
+    return lookup.error
 
 
 def upsert_slack_user(session: Session, team_id: str, user: dict[str, Any], now: datetime,

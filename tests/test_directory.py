@@ -194,3 +194,21 @@ def test_slack_is_asked_about_owners_before_any_lock_is_taken(services, fake_sla
     with services.sessions.begin() as s:
         assert s.scalars(select(Lead.owner_id).where(Lead.external_id == "L-1")).one() is not None
         assert len(s.scalars(select(ProcessedEvent)).all()) == 2
+
+
+def test_batches_soon_after_a_failed_lookup_leave_it_to_the_retry(services, fake_slack, clock,
+                                                                   monkeypatch):
+    """Slack down: each webhook would wait out a timeout for the same owner; within five
+    minutes of a failure, the batch does not ask again (the retry job does)."""
+    monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
+
+    def batch(n):
+        return store(services, "leads", [{"external_id": f"L-{n}", "source": "events",
+                                          "owner_email": "nia@example.com"}], actor="webhook")
+    batch(1)
+    clock.advance(timedelta(minutes=4))
+    assert batch(2).created == 1
+    assert len(fake_slack.calls_of("users.lookupByEmail")) == 1
+    clock.advance(timedelta(minutes=2))
+    batch(3)
+    assert len(fake_slack.calls_of("users.lookupByEmail")) == 2
