@@ -24,6 +24,7 @@ from bot import home, lifecycle, outbox, sla
 from bot.blocks import handoff as cards
 from bot.calendar import Calendar
 from bot.config import UNASSIGNED, Config
+from bot.directory import LookupFailed
 from bot.routing import Decision, Router
 from storage import bulk, bursts
 from storage import leads as queries
@@ -281,7 +282,10 @@ def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: da
 
 
 def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Decision:
-    owner = owner_by_email(lead.owner_email)
+    try:
+        owner = owner_by_email(lead.owner_email)
+    except LookupFailed as exc:  # it waits, saying so, until bot.owners finds the owner
+        return Decision(None, None, f"the CRM owner {lead.owner_email} {exc}")
     if owner is None or owner.deactivated:
         why = "is deactivated in Slack" if owner else "matches nobody in Slack"
         return Decision(None, None, f"the CRM owner {lead.owner_email} {why}")

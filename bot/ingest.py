@@ -1,8 +1,11 @@
 """Ingest: records from webhooks, CSV imports and dropped files, checked and upserted.
 
 Each entity's fields are declared once, in bot.records. Upserts are by key, so the
-same record sent twice changes nothing the second time. Lead stage changes go
-through the lifecycle, like a click in Slack.
+same record sent twice changes nothing the second time; a key twice in one batch is
+stored once (the first) and the second rejected. A record that carries the CRM's own
+`updated_at` older than the one applied last is skipped: deliveries can arrive out
+of order, and the newer state wins. Lead stage changes go through the lifecycle, like
+a click in Slack.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot import home, lifecycle, sla
 from bot.config import Config
-from bot.records import Checked, Rejection, check
+from bot.records import KEY_FIELDS, Checked, Rejection, check, key_text, window
 from storage import ingest as queries
 from storage.bulk import Rows
 from storage.leads import allocate_lead_ids
@@ -37,6 +40,8 @@ class IngestResult:
     updated: int = 0
     unchanged: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    # counted unchanged: older than what is stored (the reason is in `errors`)
+    skipped: list[Rejection] = field(default_factory=list)
     # created as "new", for the caller to route (drafts when ingested with `rows`)
     new_leads: list[Lead] = field(default_factory=list)
     unmapped_owners: set[str] = field(default_factory=set)
@@ -44,17 +49,33 @@ class IngestResult:
     def as_dict(self) -> dict[str, Any]:
         return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
                 "rejected": [{"index": r.index, "external_id": r.external_id, "errors": r.errors}
-                             for r in self.rejected]}
+                             for r in self.rejected],
+                "skipped": [{"index": r.index, "external_id": r.external_id, "reason": r.errors[0]}
+                            for r in self.skipped]}
+
+    def add(self, other: IngestResult) -> IngestResult:
+        """Both parts of a batch stored apart, as one."""
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected = sorted(self.rejected + other.rejected, key=lambda r: r.index)
+        self.skipped = sorted(self.skipped + other.skipped, key=lambda r: r.index)
+        self.new_leads += other.new_leads
+        self.unmapped_owners |= other.unmapped_owners
+        return self
 
 
 def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any] | Checked, *,
            now: datetime, actor: str, resolve_owner: Callable[[str], int | None],
            config: Config | None = None, rows: Rows | None = None) -> IngestResult:
-    """Validate (unless `check`ed already) and upsert; new leads' history and nudges go into
-    `rows` when given (the caller writes them after routing, in one statement per table)."""
-    checked = records if isinstance(records, Checked) else check(entity, records)
+    """Validate (unless `check`ed already: then only its times against `now`) and upsert; new
+    leads' history and nudges go into `rows` when given (the caller writes them after
+    routing, in one statement per table)."""
+    checked = window(entity, records, now) if isinstance(records, Checked) else \
+        check(entity, records, now)
     result = IngestResult(rejected=list(checked.rejected))
-    ctx = _Context(session, team_id, now, actor, resolve_owner, config or Config(), result, rows)
+    ctx = _Context(session, team_id, entity, now, actor, resolve_owner, config or Config(), result,
+                   rows)
     UPSERT[entity](ctx, checked.parsed)
     home.mark_stale(session, ctx.homes, now)
     return result
@@ -64,6 +85,7 @@ def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any] |
 class _Context:
     session: Session
     team_id: str
+    entity: str
     now: datetime
     actor: str
     resolve_owner: Callable[[str], int | None]
@@ -88,6 +110,33 @@ class _Context:
     def reject(self, index: int, key: str | None, error: str) -> None:
         self.result.rejected.append(Rejection(index, key, [error]))
 
+    def first_in_batch(self, index: int, values: dict[str, Any], seen: set) -> bool:
+        """False (and the record rejected) when its key came earlier in this batch."""
+        key = key_text(self.entity, values)
+        if key in seen:
+            self.reject(index, key, f"{'/'.join(KEY_FIELDS[self.entity])}: sent twice in this batch")
+            return False
+        seen.add(key)
+        return True
+
+    def outdated(self, index: int, values: dict[str, Any], row: Any) -> bool:
+        """True (and the record skipped) when the CRM's `updated_at` is older than the
+        update applied last."""
+        given, stored = values.get("updated_at"), row.source_updated_at
+        if given is None or stored is None or given >= stored:
+            return False
+        self.result.unchanged += 1
+        self.result.skipped.append(Rejection(index, key_text(self.entity, values), [
+            f"updated_at {given.isoformat()} is older than the update already applied "
+            f"({stored.isoformat()}); the newer one stays"]))
+        return True
+
+
+def _applied_at(row: Any, values: dict[str, Any]) -> None:
+    """The CRM's time of the update just applied (unchanged or not), for `outdated`."""
+    if "updated_at" in values:
+        row.source_updated_at = values["updated_at"]
+
 
 def _apply(row: Any, values: dict[str, Any]) -> bool:
     """Set the given values; True when any differs from what is stored."""
@@ -102,19 +151,30 @@ def _apply(row: Any, values: dict[str, Any]) -> bool:
 def _simple(ctx: _Context, parsed, model, existing: dict, key: Callable[[dict], Any],
             prepare: Callable[[dict], dict | str], defaults: Callable[[dict], dict]) -> None:
     """Upsert rows whose only rule is 'same key, same row' (deals, customers, spend, content)."""
+    seen: set[str] = set()
     for index, values in parsed:
+        if not ctx.first_in_batch(index, values, seen):
+            continue
         columns = prepare(values)
         if isinstance(columns, str):
-            ctx.reject(index, str(key(values)), columns)
+            ctx.reject(index, key_text(ctx.entity, values), columns)
             continue
+        columns.pop("updated_at", None)  # the CRM's: kept as source_updated_at
         row = existing.get(key(values))
         if row is None:
             extra = {k: v for k, v in defaults(columns).items() if hasattr(model, k)}
+            if hasattr(model, "source_updated_at"):
+                extra["source_updated_at"] = values.get("updated_at")
             row = model(team_id=ctx.team_id, **extra, **columns)
             ctx.session.add(row)
             existing[key(values)] = row
             ctx.result.created += 1
-        elif _apply(row, columns):
+            continue
+        if hasattr(row, "source_updated_at"):
+            if ctx.outdated(index, values, row):
+                continue
+            _applied_at(row, values)
+        if _apply(row, columns):
             if hasattr(row, "updated_at"):
                 row.updated_at = ctx.now
             ctx.result.updated += 1
@@ -191,14 +251,14 @@ def _leads(ctx: _Context, parsed) -> None:
     existing = queries.get_by_external_ids(ctx.session, Lead, ctx.team_id,
                                            [v["external_id"] for _, v in parsed])
     created: list[tuple[Lead, dict[str, Any]]] = []
-    created_keys: set[str] = set()
+    seen: set[str] = set()
     fresh = [v for _, v in parsed if v["external_id"] not in existing]
     ids = iter(allocate_lead_ids(ctx.session, len({v["external_id"] for v in fresh})))
     for index, values in parsed:
         lead = existing.get(values["external_id"])
-        if values["external_id"] in created_keys:
-            ctx.reject(index, values["external_id"], "external_id: sent twice in this batch")
-        elif lead is None:
+        if not ctx.first_in_batch(index, values, seen):
+            continue
+        if lead is None:
             if values.get("status", "new") != "new" and "owner_email" not in values:
                 ctx.reject(index, values["external_id"],
                            "owner_email: needed to import a lead that is already routed")
@@ -206,8 +266,7 @@ def _leads(ctx: _Context, parsed) -> None:
             lead = _new_lead(ctx, values, next(ids))
             existing[values["external_id"]] = lead
             created.append((lead, values))
-            created_keys.add(values["external_id"])
-        else:
+        elif not ctx.outdated(index, values, lead):
             _existing_lead(ctx, index, lead, values)
     for lead, values in created:  # ids are known: nothing is flushed until the caller is done
         _import_stages(ctx, lead, values)
@@ -218,6 +277,7 @@ def _existing_lead(ctx: _Context, index: int, lead: Lead, values: dict[str, Any]
     try:
         with ctx.session.begin_nested():
             outcome = _update_lead(ctx, lead, values)
+            _applied_at(lead, values)
     except (lifecycle.IllegalTransition, Refused) as exc:
         ctx.reject(index, values["external_id"], f"status: {exc}")
         ctx.session.refresh(lead)
@@ -237,7 +297,8 @@ def _new_lead(ctx: _Context, v: dict[str, Any], lead_id: int) -> Lead:
     fields = {k: v[k] for k in PLAIN if k in v}
     fields.update(id=lead_id, team_id=ctx.team_id, external_id=v["external_id"], status="new",
                   created_at=v.get("created_at", mql), mql_at=mql, updated_at=ctx.now,
-                  owner_email=v.get("owner_email"), rejection_reason=v.get("rejection_reason"))
+                  source_updated_at=v.get("updated_at"), owner_email=v.get("owner_email"),
+                  rejection_reason=v.get("rejection_reason"))
     ctx.result.created += 1
     if ctx.rows is not None:
         return ctx.rows.new(Lead, fields)

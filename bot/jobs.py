@@ -17,7 +17,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import home
+from bot import home, owners
 from bot.config import Config
 from bot.events import prune_events
 from bot.imports import import_dropped
@@ -88,6 +88,8 @@ JOBS: tuple[Job, ...] = (
         "recompute the daily metric snapshots of the days whose data changed"),
     Job("imports.folder", import_folder, lambda c: every(minutes=1), 60,
         "import CSV files dropped into the configured folder"),
+    Job("owners.retry", owners.retry, lambda c: every(minutes=5), 300,
+        "ask Slack again about CRM owner emails it could not answer for, and route their leads"),
     Job("events.prune", prune_events, lambda c: CronTrigger(hour=3, timezone=c.workspace.tz), 3600,
         "forget processed Slack event ids older than two days"),
 )

@@ -42,7 +42,7 @@ def create_web_app(services: Services, bolt: App | None, *,
             answer = webhooks.too_large()  # refuse before reading it
         else:
             answer = webhooks.receive(services, entity, request.headers, request.get_data())
-        return jsonify(answer.body), answer.status
+        return jsonify(answer.body), answer.status, answer.headers
 
     @web.errorhandler(500)
     def internal_error(_error):

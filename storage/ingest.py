@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from storage.models import ContentUse, Spend
+from storage.models import ContentUse, Spend, WebhookRequest
 
 CHUNK = 500  # keys per IN (...) list
 
@@ -51,3 +51,19 @@ def get_content_uses(session: Session, team_id: str, content_ids: list[int]) -> 
                                                             ContentUse.content_id.in_(chunk))):
             found[(row.content_id, row.user_email, row.used_at)] = row
     return found
+
+
+def add_webhook_request(session: Session, team_id: str, signature: str, now: datetime) -> None:
+    """Remember a request by its signature (a second one is an IntegrityError, at the latest
+    when the transaction commits)."""
+    session.add(WebhookRequest(team_id=team_id, signature=signature, received_at=now))
+    session.flush()
+
+
+def delete_webhook_request(session: Session, team_id: str, signature: str) -> None:
+    session.execute(delete(WebhookRequest).where(WebhookRequest.team_id == team_id,
+                                                 WebhookRequest.signature == signature))
+
+
+def delete_webhook_requests_before(session: Session, before: datetime) -> None:
+    session.execute(delete(WebhookRequest).where(WebhookRequest.received_at < before))

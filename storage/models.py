@@ -124,6 +124,7 @@ class Lead(Base):
     closed_at: Mapped[datetime | None]
     recycled_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    source_updated_at: Mapped[datetime | None]  # the CRM's time of the update applied last
     # the SLA as decided at routing, and its outcome at first touch or rejection
     sla_policy: Mapped[str | None] = mapped_column(String(64))
     sla_clock: Mapped[str | None] = mapped_column(String(16))
@@ -177,6 +178,7 @@ class Deal(Base):
     closed_at: Mapped[datetime | None]
     outcome: Mapped[str] = mapped_column(String(8), default="open")
     updated_at: Mapped[datetime]
+    source_updated_at: Mapped[datetime | None]  # the CRM's time of the update applied last
 
 
 class Customer(Base):
@@ -196,6 +198,7 @@ class Customer(Base):
     churned_at: Mapped[datetime | None]
     mrr: Mapped[Decimal | None]
     updated_at: Mapped[datetime]
+    source_updated_at: Mapped[datetime | None]  # the CRM's time of the update applied last
 
 
 class Spend(Base):
@@ -225,6 +228,7 @@ class ContentItem(Base):
     url: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    source_updated_at: Mapped[datetime | None]  # the CRM's time of the update applied last
 
 
 class ContentUse(Base):
@@ -478,6 +482,31 @@ class ImportedFile(Base):
     entity: Mapped[str] = mapped_column(String(32))
     imported_at: Mapped[datetime]
     summary: Mapped[dict[str, Any] | None]
+
+
+class WebhookRequest(Base):
+    """A webhook request's signature, kept while the request could still be replayed."""
+
+    __tablename__ = "webhook_requests"
+
+    team_id: Mapped[str] = mapped_column(TeamId, primary_key=True)
+    signature: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OwnerLookup(Base):
+    """A CRM owner email Slack could not be asked about (a network error, an outage): its
+    leads wait unassigned until a later lookup answers."""
+
+    __tablename__ = "owner_lookups"
+    __table_args__ = (UniqueConstraint("team_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    email: Mapped[str] = mapped_column(String(320))
+    first_failed_at: Mapped[datetime]
+    failed_at: Mapped[datetime]  # the last time
+    error: Mapped[str] = mapped_column(String(200))
 
 
 class UnmappedEmail(Base):

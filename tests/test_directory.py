@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.directory import resolve_owner
+from bot.directory import look_up, resolve_owner
 from bot.handoff import hand_off
 from bot.webhooks import store
 from storage.models import Lead, Person, UnmappedEmail
@@ -14,9 +14,10 @@ from tests.slack import TEAM, send_event
 
 
 def resolve(services, email):
+    now = services.clock.now()
+    answers = look_up(services.sessions, services.slack, TEAM, [email], now)
     with services.transaction() as s:
-        person = resolve_owner(s, TEAM, email, slack=services.slack, config=services.config,
-                               now=services.clock.now())
+        person = resolve_owner(s, TEAM, email, answers=answers, config=services.config, now=now)
         return person.slack_id if person else None
 
 
@@ -41,13 +42,14 @@ def test_others_are_looked_up_once_and_remembered(services, fake_slack, clock):
 def test_unknown_email_goes_to_the_queue_and_admins_hear_once(services, fake_slack):
     now = services.clock.now()
     for i in range(3):
+        answers = look_up(services.sessions, services.slack, TEAM, ["ghost@example.com"], now)
         with services.transaction() as s:
             lead = Lead(team_id=TEAM, external_id=f"L-{i}", source="events", status="new",
                         owner_email="ghost@example.com", created_at=now, mql_at=now, updated_at=now)
             s.add(lead)
             s.flush()
-            hand_off(s, TEAM, lead, services.config, now, owner_by_email=lambda e, s=s: resolve_owner(
-                s, TEAM, e, slack=services.slack, config=services.config, now=now))
+            hand_off(s, TEAM, lead, services.config, now, owner_by_email=lambda e, s=s, a=answers:
+                     resolve_owner(s, TEAM, e, answers=a, config=services.config, now=now))
     services.sender.flush()
     notices = fake_slack.in_channel("U0ADMIN01")
     assert len(notices) == 1 and "ghost@example.com" in notices[0].text
@@ -86,3 +88,127 @@ def test_user_change_event_deactivates_a_known_person(app, services, clock):
     with services.sessions.begin() as s:
         sue = s.scalars(select(Person).where(Person.slack_id == "U0SALES02")).one()
         assert sue.deactivated is True and sue.timezone == "America/Los_Angeles"  # config wins
+
+
+def _unreachable(args):
+    raise TimeoutError("timed out")  # what urllib raises after the client's timeout
+
+
+def test_an_owner_slack_cannot_be_asked_about_waits_in_the_queue_and_is_asked_again(
+        services, fake_slack, clock, monkeypatch):
+    """A lookup that fails at the network level stores the batch all the same: the lead waits
+    unassigned saying why, the email is not taken for nobody's, and a later run routes it."""
+    from bot.jobs import run_job
+
+    fake_slack.add_user("U0NEWREP1", "Nia New", "nia@example.com")
+    monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
+    records = [{"external_id": "L-1", "source": "events", "owner_email": "nia@example.com"},
+               {"external_id": "L-2", "source": "events", "owner_email": "sam@example.com"}]
+    assert store(services, "leads", records, actor="webhook").created == 2
+    services.sender.flush()
+    waiting = [c for c in fake_slack.in_channel("C0HANDOFF1") if "L-1" in str(c.blocks)]
+    assert len(waiting) == 1 and "could not be looked up in Slack" in str(waiting[0].blocks)
+    with services.sessions.begin() as s:
+        leads = {lead.external_id: lead for lead in s.scalars(select(Lead))}
+        assert (leads["L-1"].status, leads["L-1"].owner_id) == ("new", None)
+        assert leads["L-2"].status == "routed"  # the others of the batch go on
+        assert s.scalars(select(UnmappedEmail)).all() == []  # not taken for nobody's
+    assert fake_slack.in_channel("U0ADMIN01") == []  # nothing for the admins to fix
+
+    clock.advance(timedelta(minutes=5))
+    assert run_job(services, "owners.retry") == {"nia@example.com": "still no answer"}
+    monkeypatch.undo()  # Slack answers again
+    clock.advance(timedelta(minutes=5))
+    assert run_job(services, "owners.retry") == {
+        "nia@example.com": "1 lead(s) routed to U0NEWREP1"}
+    services.sender.flush()
+    with services.sessions.begin() as s:
+        lead = s.scalars(select(Lead).where(Lead.external_id == "L-1")).one()
+        nia = s.scalars(select(Person).where(Person.slack_id == "U0NEWREP1")).one()
+        assert (lead.status, lead.owner_id) == ("routed", nia.id)
+    [card] = [c for c in fake_slack.in_channel("C0HANDOFF1") if "L-1" in str(c.blocks)]
+    assert card.updates and "U0NEWREP1" in str(card.blocks)  # the same card, updated
+    assert len(fake_slack.in_channel("U0NEWREP1")) == 1  # and Nia gets hers
+    assert run_job(services, "owners.retry") == {}  # nothing left to ask
+
+
+def test_a_retry_that_finds_nobody_says_so_on_the_waiting_card(services, fake_slack, clock,
+                                                                monkeypatch):
+    from bot import owners
+
+    monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
+    store(services, "leads", [{"external_id": "L-1", "source": "events",
+                               "owner_email": "ghost@example.com"}], actor="webhook")
+    monkeypatch.undo()
+    assert owners.retry(services, clock.now()) == {"ghost@example.com": "matches nobody in Slack"}
+    services.sender.flush()
+    [card] = fake_slack.in_channel("C0HANDOFF1")
+    assert "matches nobody in Slack" in str(card.blocks)
+    assert len(fake_slack.in_channel("U0ADMIN01")) == 1  # now there is something to fix
+
+
+def test_deals_of_an_owner_found_later_become_theirs(services, fake_slack, clock, monkeypatch):
+    from bot import owners
+    from storage.models import Deal
+
+    fake_slack.add_user("U0NEWREP1", "Nia New", "nia@example.com")
+    monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
+    assert store(services, "deals", [{"external_id": "D-1", "owner_email": "nia@example.com"}],
+                 actor="webhook").created == 1
+    monkeypatch.undo()
+    owners.retry(services, clock.now())
+    with services.sessions.begin() as s:
+        deal, nia = s.scalars(select(Deal)).one(), s.scalars(
+            select(Person).where(Person.slack_id == "U0NEWREP1")).one()
+        assert deal.owner_id == nia.id
+
+
+def test_once_slack_does_not_answer_the_batch_asks_no_more(services, fake_slack, monkeypatch):
+    """Each lookup would wait as long: one timeout per batch, not one per owner."""
+    monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
+    records = [{"external_id": f"L-{i}", "source": "events", "owner_email": f"rep{i}@example.com"}
+               for i in range(5)]
+    assert store(services, "leads", records, actor="webhook").created == 5
+    assert len(fake_slack.calls_of("users.lookupByEmail")) == 1
+
+
+def test_slack_is_asked_about_owners_before_any_lock_is_taken(services, fake_slack, monkeypatch):
+    """A slow users.lookupByEmail (12 s once) held the batch's write lock, and clicks failed
+    meanwhile with "database is locked": now no connection is held while Slack answers."""
+    from storage.models import ProcessedEvent
+
+    fake_slack.add_user("U0NEWREP1", "Nia New", "nia@example.com")
+    answer = fake_slack._users_lookupByEmail
+
+    def slow_lookup(args):
+        assert services.engine.pool.checkedout() == 0, "a connection is held during the lookup"
+        with services.sessions.begin() as s:  # a click's write goes through meanwhile
+            s.add(ProcessedEvent(team_id=TEAM, event_id=f"Ev-{args['email']}",
+                                 received_at=services.clock.now()))
+        return answer(args)
+    monkeypatch.setattr(fake_slack, "_users_lookupByEmail", slow_lookup)
+    records = [{"external_id": "L-1", "source": "events", "owner_email": "nia@example.com"},
+               {"external_id": "L-2", "source": "events", "owner_email": "ghost@example.com"}]
+    assert store(services, "leads", records, actor="webhook").created == 2
+    assert len(fake_slack.calls_of("users.lookupByEmail")) == 2
+    with services.sessions.begin() as s:
+        assert s.scalars(select(Lead.owner_id).where(Lead.external_id == "L-1")).one() is not None
+        assert len(s.scalars(select(ProcessedEvent)).all()) == 2
+
+
+def test_batches_soon_after_a_failed_lookup_leave_it_to_the_retry(services, fake_slack, clock,
+                                                                   monkeypatch):
+    """Slack down: each webhook would wait out a timeout for the same owner; within five
+    minutes of a failure, the batch does not ask again (the retry job does)."""
+    monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
+
+    def batch(n):
+        return store(services, "leads", [{"external_id": f"L-{n}", "source": "events",
+                                          "owner_email": "nia@example.com"}], actor="webhook")
+    batch(1)
+    clock.advance(timedelta(minutes=4))
+    assert batch(2).created == 1
+    assert len(fake_slack.calls_of("users.lookupByEmail")) == 1
+    clock.advance(timedelta(minutes=2))
+    batch(3)
+    assert len(fake_slack.calls_of("users.lookupByEmail")) == 2

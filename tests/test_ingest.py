@@ -44,7 +44,7 @@ def rows(services, model):
 ])
 def test_create_then_unchanged_then_updated(services, entity, record, change):
     assert run(services, entity, [record]).as_dict() == {
-        "created": 1, "updated": 0, "unchanged": 0, "rejected": []}
+        "created": 1, "updated": 0, "unchanged": 0, "rejected": [], "skipped": []}
     assert run(services, entity, [record]).unchanged == 1
     assert run(services, entity, [{**record, **change}]).updated == 1
 
@@ -308,3 +308,85 @@ def test_the_garbage_collector_pauses_until_the_last_batch_in_progress_ends():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("entity,first,second,key", [
+    ("deals", {"external_id": "D-1", "amount": 10}, {"external_id": "D-1", "amount": 20}, "D-1"),
+    ("customers", {"external_id": "C-1", "started_at": "2026-01-01T00:00:00Z", "mrr": 10},
+     {"external_id": "C-1", "started_at": "2026-01-01T00:00:00Z", "mrr": 20}, "C-1"),
+    ("spend", {"month": "2026-03", "team": "sales", "amount": 10},
+     {"month": "2026-03", "team": "sales", "amount": 20}, "2026-03/sales"),
+    ("content", {"external_id": "K-1", "title": "One"}, {"external_id": "K-1", "title": "Two"},
+     "K-1"),
+    ("content_usage", {"content_external_id": "K-0", "user_email": "sam@example.com",
+                       "used_at": "2026-03-01T10:00:00-05:00"},
+     {"content_external_id": "K-0", "user_email": "SAM@example.com",
+      "used_at": "2026-03-01T15:00:00Z", "deal_external_id": "D-9"},
+     "K-0/sam@example.com/2026-03-01T15:00:00+00:00"),
+    ("leads", {"external_id": "L-0", "source": "webinar", "name": "Ann"},  # already stored
+     {"external_id": "L-0", "source": "webinar", "name": "Bob"}, "L-0"),
+])
+def test_a_key_sent_twice_in_one_batch_is_stored_once_and_the_second_rejected(
+        services, entity, first, second, key):
+    """Not a silent last-wins: the first is stored and the second reported, its key as text."""
+    run(services, "content", [{"external_id": "K-0"}])
+    run(services, "leads", [{"external_id": "L-0", "source": "webinar", "name": "Zed"}])
+    result = run(services, entity, [first, {**second}])
+    assert result.created + result.updated == 1
+    [rejection] = result.rejected
+    assert rejection.index == 1 and rejection.external_id == key
+    assert rejection.errors[0].endswith(": sent twice in this batch"), rejection.errors
+    again = run(services, entity, [first])
+    assert again.unchanged == 1  # what is stored is the first
+
+
+def test_a_rejected_usage_names_its_key_as_text(services):
+    [rejection] = run(services, "content_usage", [{
+        "content_external_id": "K-404", "user_email": "sam@example.com",
+        "used_at": "2026-03-01T15:00:00Z"}]).rejected
+    assert rejection.external_id == "K-404/sam@example.com/2026-03-01T15:00:00+00:00"
+
+
+@pytest.mark.parametrize("field,value,reason", [
+    ("created_at", "9000-01-01T00:00:00Z", "more than a day ahead"),
+    ("mql_at", "2099-01-01T00:00:00Z", "more than a day ahead"),
+    ("mql_at", "0001-01-01T00:00:00+01:00", "before 1970"),
+    ("first_touch_at", "9999-12-31T23:00:00-01:00", "more than a day ahead"),
+    ("mql_at", "1969-12-31T23:59:59Z", "before 1970"),
+])
+def test_implausible_times_are_rejected_saying_the_window(services, field, value, reason):
+    result = run(services, "leads", [{"external_id": "L-1", "source": "webinar", field: value},
+                                     {"external_id": "L-2", "source": "webinar",
+                                      "mql_at": "2026-11-24T20:00:00Z"}])  # 6 h ahead: fine
+    assert result.created == 1
+    [rejection] = result.rejected
+    assert any(e.startswith(f"{field}: ") and reason in e for e in rejection.errors), rejection
+
+
+def test_planned_times_may_lie_ahead_within_ten_years(services):
+    result = run(services, "deals", [
+        {"external_id": "D-1", "closed_at": "2027-06-30T00:00:00Z"},  # an expected close
+        {"external_id": "D-2", "closed_at": "2099-01-01T00:00:00Z"}])
+    assert result.created == 1 and "ten years" in result.rejected[0].errors[0]
+
+
+def test_a_hubspot_null_date_in_a_timezone_east_of_utc_is_that_rows_rejection(services, tmp_path):
+    """HubSpot writes "no date" as 0001-01-01 00:00:00; read in Europe/Berlin (UTC+0:53 in
+    year 1) it is before year 1 in UTC: an OverflowError that stopped the import."""
+    import csv
+    import dataclasses
+
+    from bot.imports import import_csv
+
+    workspace = dataclasses.replace(services.config.workspace, timezone="Europe/Berlin")
+    services.config = dataclasses.replace(services.config, workspace=workspace)
+    path = tmp_path / "hubspot.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Record ID", "Original Source", "Create Date", "First Name"])
+        w.writerow(["101", "webinar", "0001-01-01 00:00:00", "Ann"])
+        w.writerow(["102", "webinar", "2026-11-20 09:30:00", "Bo"])
+    summary = import_csv(services, "leads", path, mapping="hubspot")
+    assert summary.result.created == 1
+    [rejection] = summary.result.rejected
+    assert rejection.external_id == "101" and "before 1970" in rejection.errors[0]

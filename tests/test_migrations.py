@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, String, Table, inspect, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.cli import main
@@ -93,10 +93,10 @@ def test_stages_written_up_front_become_one_pending_stage_per_lead(tmp_path, clo
     upgrade(engine, "0007")  # when routing wrote every stage of a lead at once
     now, hour = clock.now(), timedelta(hours=1)
     with Session(engine) as s, s.begin():
-        for lead_id in (1, 2):
-            s.add(Lead(id=lead_id, team_id="T1", external_id=f"L-{lead_id}", source="webinar",
-                       status="routed", created_at=now, mql_at=now, updated_at=now))
-        s.flush()
+        for lead_id in (1, 2):  # only the columns 0007 had (the model has more since)
+            s.execute(insert(Lead).values(
+                id=lead_id, team_id="T1", external_id=f"L-{lead_id}", source="webinar",
+                status="routed", created_at=now, mql_at=now, updated_at=now))
         for lead_id, stage, due, state, held in [
                 (1, "card", 2, "sent", False), (1, "remind", 3, "pending", True),
                 (1, "breach", 4, "pending", False), (1, "escalate", 5, "pending", False),

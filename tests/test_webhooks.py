@@ -46,7 +46,8 @@ def count(services, model, *where):
 def test_one_lead_is_stored_routed_and_carded(web, services, fake_slack):
     resp = post(web, services, "leads", lead(1))
     assert resp.status_code == 200
-    assert resp.get_json() == {"created": 1, "updated": 0, "unchanged": 0, "rejected": []}
+    assert resp.get_json() == {"created": 1, "updated": 0, "unchanged": 0, "rejected": [],
+                               "skipped": []}
     services.sender.flush()
     [card] = fake_slack.in_channel("C0HANDOFF1")
     assert "Person 1" in card.text
@@ -73,6 +74,7 @@ def test_a_batch_with_bad_records_stores_the_good_ones_and_says_why(web, service
         channels = s.scalar(select(func.count(OutboxMessage.channel.distinct())))
     assert queued == channels * (services.config.handoff.burst_limit + 1)
 
+    services.clock.advance(timedelta(seconds=1))  # sent again (not replayed: signed anew)
     again = post(web, services, "leads", {"leads": records}).get_json()
     assert again["created"] == 0 and again["unchanged"] == 997
     assert count(services, OutboxMessage) == queued  # nothing new queued
@@ -139,3 +141,208 @@ def test_batches_in_flight_together_route_and_burst_one_after_the_other(
                         .where(HandoffBurst.channel == "C0HANDOFF1")) == 1
         assert s.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.channel == "C0HANDOFF1", OutboxMessage.ref.startswith("lead:"))) == 2
+
+
+# ------------------------------------------------------------------ hardening (issue 20)
+
+
+def signed(services, body, ts=None):
+    ts = ts if ts is not None else str(int(services.clock.now().timestamp()))
+    return {"X-Alignbot-Timestamp": ts, "X-Alignbot-Signature": signature(SECRET, ts, body)}
+
+
+@pytest.mark.parametrize("headers", [
+    lambda s, body: signed(s, body, ts="9" * 309),  # signed, but no time a clock can hold
+    lambda s, body: signed(s, body, ts="²"),  # a digit to str.isdigit, not to int()
+    lambda s, body: signed(s, body, ts="٣"),  # an Arabic-Indic digit
+    lambda s, body: signed(s, body, ts="-1"),
+    lambda s, body: {**signed(s, body), "X-Alignbot-Signature": "v1=é" + "0" * 63},
+    lambda s, body: {**signed(s, body), "X-Alignbot-Signature": "v1=" + "0" * 10_000},
+    lambda s, body: {**signed(s, body), "X-Alignbot-Signature": "v1"},
+    lambda s, body: {"X-Alignbot-Timestamp": "", "X-Alignbot-Signature": ""},
+], ids=["309-digits", "superscript", "arabic-digit", "negative", "non-ascii-signature",
+        "long-signature", "no-hex", "empty"])
+def test_every_malformed_signature_header_is_a_401(web, services, headers):
+    body = json.dumps(lead(1)).encode()
+    resp = web.post("/webhooks/leads", data=body, content_type="application/json",
+                    headers=headers(services, body))
+    assert resp.status_code == 401 and resp.get_json()["error"]
+    assert count(services, Lead) == 0
+
+
+def test_json_nested_too_deeply_is_a_400_and_only_once_signed(web, services):
+    body = b"[" * 100_000
+    unsigned = web.post("/webhooks/leads", data=body, content_type="application/json")
+    assert unsigned.status_code == 401  # authenticated before it is parsed
+    resp = web.post("/webhooks/leads", data=body, content_type="application/json",
+                    headers=signed(services, body))
+    assert resp.status_code == 400 and "nested" in resp.get_json()["error"]
+
+
+def test_a_value_nested_deep_inside_a_record_is_that_records_rejection(web, services):
+    deep = "[" * 900 + "]" * 900
+    bad = f'{{"external_id": "L-2", "source": {deep}, "score": {deep}}}'
+    body = f'{{"leads": [{json.dumps(lead(1))}, {bad}]}}'.encode()
+    resp = web.post("/webhooks/leads", data=body, content_type="application/json",
+                    headers=signed(services, body))
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["created"] == 1
+    [rejected] = resp.get_json()["rejected"]
+    assert rejected["index"] == 1 and len(rejected["errors"]) == 2
+    assert all(len(e) < 200 for e in rejected["errors"])  # the value is shown shortened
+
+
+BAD_VALUES = [  # (entity, the bad field, the record as JSON text)
+    ("leads", "name", '{"external_id": "L-2", "source": "x", "name": "\\udfff"}'),  # lone surrogate
+    ("leads", "name", '{"external_id": "L-2", "source": "x", "name": "Ann\\u0000Lee"}'),  # NUL
+    ("leads", "score", '{"external_id": "L-2", "source": "x", "score": Infinity}'),
+    ("leads", "score", '{"external_id": "L-2", "source": "x", "score": 1e400}'),
+    ("leads", "created_at",
+     '{"external_id": "L-2", "source": "x", "created_at": "0001-01-01T00:00:00+01:00"}'),
+    ("leads", "mql_at", '{"external_id": "L-2", "source": "x", "mql_at": "9999-12-31T23:00:00-01:00"}'),
+    ("leads", "created_at", '{"external_id": "L-2", "source": "x", "created_at": "9000-01-01T00:00:00Z"}'),
+    ("leads", "mql_at", '{"external_id": "L-2", "source": "x", "mql_at": "2099-01-01T00:00:00Z"}'),
+    ("leads", "mql_at", '{"external_id": "L-2", "source": "x", "mql_at": "1969-12-31T23:59:59Z"}'),
+    ("leads", "external_id", '{"external_id": "L-\\udfff", "source": "x"}'),
+    ("leads", "owner_email", '{"external_id": "L-2", "source": "x", "owner_email": "a\\u0000@b.example"}'),
+    ("deals", "amount", '{"external_id": "D-2", "amount": "1e30"}'),
+    ("deals", "amount", '{"external_id": "D-2", "amount": 1e12}'),  # more than the column holds
+    ("deals", "amount", '{"external_id": "D-2", "amount": NaN}'),
+    ("deals", "closed_at", '{"external_id": "D-2", "closed_at": "2099-01-01T00:00:00Z", "outcome": "won"}'),
+    ("customers", "mrr",
+     '{"external_id": "C-2", "started_at": "2026-01-01T00:00:00Z", "mrr": "-Infinity"}'),
+    ("spend", "month", '{"month": "0000-01", "team": "sales", "amount": 1}'),
+    ("spend", "month", '{"month": "2099-01", "team": "sales", "amount": 1}'),
+    ("content", "title", '{"external_id": "K-2", "title": "\\ud800\\udfff\\ud800"}'),
+    ("content_usage", "used_at", '{"content_external_id": "K-1", "user_email": "sam@example.com", '
+                                 '"used_at": "0001-01-01T00:00:00+01:00"}'),
+]
+
+
+@pytest.mark.parametrize("entity,field,bad", BAD_VALUES, ids=[f"{e}-{i}" for i, (e, _, _) in
+                                                             enumerate(BAD_VALUES)])
+def test_one_bad_value_is_its_records_rejection_and_the_good_record_is_stored(
+        web, services, entity, field, bad):
+    """Values that passed the checks and failed in the database (or on the way to it) lost the
+    whole batch with a 500; now each is its record's rejection, with the field it is in."""
+    post(web, services, "content", {"external_id": "K-1"})
+    good = {"leads": lead(1), "deals": {"external_id": "D-1", "amount": 10},
+            "customers": {"external_id": "C-1", "started_at": "2026-01-01T00:00:00Z"},
+            "spend": {"month": "2026-03", "team": "sales", "amount": 1},
+            "content": {"external_id": "K-3"},
+            "content_usage": {"content_external_id": "K-1", "user_email": "sam@example.com",
+                              "used_at": "2026-11-01T00:00:00Z"}}[entity]
+    body = f'{{"{entity}": [{json.dumps(good)}, {bad}]}}'.encode()
+    resp = web.post(f"/webhooks/{entity}", data=body, content_type="application/json",
+                    headers=signed(services, body))
+    assert resp.status_code == 200, resp.get_json()
+    answer = resp.get_json()
+    assert answer["created"] == 1
+    [rejected] = answer["rejected"]
+    assert rejected["index"] == 1 and any(e.startswith(f"{field}: ") for e in rejected["errors"]), \
+        rejected
+
+
+def test_implausible_times_say_the_window(web, services):
+    resp = post(web, services, "leads", lead(1, created_at="9000-01-01T00:00:00Z",
+                                              mql_at="1900-01-01T00:00:00Z"))
+    [rejected] = resp.get_json()["rejected"]
+    assert any(e.startswith("created_at:") and "day" in e for e in rejected["errors"])
+    assert any(e.startswith("mql_at:") and "1970" in e for e in rejected["errors"])
+
+
+def test_a_record_the_database_refuses_is_rejected_alone(web, services, monkeypatch):
+    """A value the checks miss and the database refuses costs its record only: the batch is
+    stored again without it."""
+    from bot import records
+
+    monkeypatch.setitem(records.FIELDS["leads"], "company", lambda v: v)  # a check with a gap
+    records_ = [lead(n) for n in range(5)]
+    records_[3] = lead(3, company="\udfff")  # no database takes a lone surrogate
+    resp = post(web, services, "leads", {"leads": records_})
+    assert resp.status_code == 200
+    answer = resp.get_json()
+    assert answer["created"] == 4
+    [rejected] = answer["rejected"]
+    assert rejected["index"] == 3 and rejected["external_id"] == "L-00003"
+    assert "database" in rejected["errors"][0]
+    with services.sessions.begin() as s:
+        assert sorted(s.scalars(select(Lead.external_id))) == [
+            "L-00000", "L-00001", "L-00002", "L-00004"]
+        assert set(s.scalars(select(Lead.status))) == {"routed"}
+
+
+def test_a_replayed_request_is_refused_and_rolls_nothing_back(web, services, clock):
+    first = json.dumps(lead(1, name="First")).encode()
+    first_headers = signed(services, first)
+    assert web.post("/webhooks/leads", data=first, headers=first_headers,
+                    content_type="application/json").status_code == 200
+    clock.advance(timedelta(seconds=30))
+    assert post(web, services, "leads", lead(1, name="Second")).get_json()["updated"] == 1
+    clock.advance(timedelta(seconds=30))
+    replay = web.post("/webhooks/leads", data=first, headers=first_headers,
+                      content_type="application/json")
+    assert replay.status_code == 409 and "already" in replay.get_json()["error"]
+    with services.sessions.begin() as s:
+        assert s.scalars(select(Lead.name)).one() == "Second"
+
+
+def test_signatures_are_remembered_only_as_long_as_a_request_is_fresh(web, services, clock):
+    from storage.models import WebhookRequest
+
+    post(web, services, "leads", lead(1))
+    clock.advance(timedelta(minutes=11))
+    post(web, services, "leads", lead(2))
+    assert count(services, WebhookRequest) == 1  # the first was forgotten
+
+
+def test_a_request_that_fails_can_be_sent_again(web, services, monkeypatch):
+    """Its signature is not kept: the sender's retry is not a replay."""
+    from bot import webhooks
+
+    body = json.dumps(lead(1)).encode()
+    headers = signed(services, body)
+    monkeypatch.setattr(webhooks, "stage", lambda *a, **k: 1 / 0)  # a bug, say
+    failed = web.post("/webhooks/leads", data=body, headers=headers,
+                      content_type="application/json")
+    assert failed.status_code == 500 and "retry" in failed.get_json()["error"]
+    monkeypatch.undo()
+    assert web.post("/webhooks/leads", data=body, headers=headers,
+                    content_type="application/json").status_code == 200
+
+
+@pytest.mark.parametrize("entity,record,newer,older", [
+    ("leads", lead(1), {"name": "Newer"}, {"name": "Older"}),
+    ("deals", {"external_id": "D-1", "amount": 10}, {"amount": 30}, {"amount": 20}),
+    ("customers", {"external_id": "C-1", "started_at": "2026-01-01T00:00:00Z"},
+     {"mrr": 30}, {"mrr": 20}),
+    ("content", {"external_id": "K-1"}, {"title": "Newer"}, {"title": "Older"}),
+])
+def test_an_older_update_never_overwrites_a_newer_one(web, services, entity, record, newer, older):
+    from storage.models import ContentItem, Customer, Deal
+
+    model = {"leads": Lead, "deals": Deal, "customers": Customer, "content": ContentItem}[entity]
+    field, = newer
+    assert post(web, services, entity, {**record, **newer,
+                                        "updated_at": "2026-11-24T10:00:00Z"}).status_code == 200
+    resp = post(web, services, entity, {**record, **older, "updated_at": "2026-11-24T09:00:00Z"})
+    answer = resp.get_json()
+    assert resp.status_code == 200 and (answer["updated"], answer["unchanged"]) == (0, 1)
+    [skipped] = answer["skipped"]
+    assert skipped["index"] == 0 and "older" in skipped["reason"]
+    with services.sessions.begin() as s:
+        assert str(getattr(s.scalars(select(model)).one(), field)) in ("Newer", "30", "30.00")
+    # a record without updated_at, or a newer one, still applies
+    again = post(web, services, entity, {**record, **older, "updated_at": "2026-11-24T11:00:00Z"})
+    assert again.get_json()["updated"] == 1
+
+
+def test_a_down_database_is_one_log_line_and_a_503_to_retry(web, services, tmp_path, caplog):
+    from storage.db import make_engine, make_sessionmaker
+
+    services.sessions = make_sessionmaker(make_engine(f"sqlite:///{tmp_path}"))  # a directory
+    resp = post(web, services, "leads", lead(1))
+    assert resp.status_code == 503 and "retry" in resp.get_json()["error"]
+    assert resp.headers.get("Retry-After")
+    errors = [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
+    assert len(errors) == 1 and errors[0].exc_info is None and "\n" not in errors[0].getMessage()
