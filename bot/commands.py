@@ -24,11 +24,13 @@ NOT_ADMIN = "Only admins can run `/align {name}`. Admins are listed under `[work
 
 @dataclass(frozen=True)
 class Upload:
-    """A file that comes with a reply (a CSV export, a chart); the transport uploads it."""
+    """A file that comes with a reply (a CSV export, a chart). The transport calls `make`
+    once the answer is out: drawing a chart takes a second or two, and Slack gives an ack
+    three."""
 
     filename: str
-    content: bytes | str
     title: str
+    make: Callable[[], bytes | str]
 
 
 @dataclass(frozen=True)

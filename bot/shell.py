@@ -185,6 +185,7 @@ class Shell:
                 "authorizations": [{"team_id": self.services.team_id,
                                     "user_id": self.fake.bot_user, "is_bot": True}]}
         self._dispatch(json.dumps(body), "application/json")
+        self.after_ack.run()  # the answer follows the HTTP 200
 
     def webhook(self, line: str) -> None:
         """`webhook leads {"external_id": ...}`: what a CRM would POST, without the signature."""

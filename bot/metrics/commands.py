@@ -29,8 +29,8 @@ def metric_command(inv: Invocation) -> Reply:
     chart = None
     if found.query.chart:
         chart = Upload(views.file_name(found.metric.key, found.period, "png"),
-                       trend_png(series(found, currency)),
-                       f"{found.metric.label}, {found.period.label}")
+                       f"{found.metric.label}, {found.period.label}",
+                       lambda: trend_png(series(found, currency)))
     return Reply.of(views.metric_answer(found, currency, names), public=found.query.share,
                     file=chart)
 
@@ -50,9 +50,9 @@ def scorecard_command(inv: Invocation) -> Reply:
         answers = scorecard(session, config, inv.request.team_id, inv.now, period)
     chart = None
     if "chart" in flags:
-        chart = Upload(views.file_name("scorecard", period, "png"),
-                       trend_png(*(series(a, config.workspace.currency) for a in answers)),
-                       f"Scorecard, {period.label}")
+        currency = config.workspace.currency
+        chart = Upload(views.file_name("scorecard", period, "png"), f"Scorecard, {period.label}",
+                       lambda: trend_png(*(series(a, currency) for a in answers)))
     return Reply.of(views.scorecard(answers, config.workspace.currency),
                     public="share" in flags, file=chart)
 
@@ -66,7 +66,7 @@ def export_command(inv: Invocation) -> Reply:
         return found
     name = views.file_name(found.metric.key, found.period, "csv")
     return Reply.of(views.metric_export(found, name), public=found.query.share,
-                    file=Upload(name, found.csv(), f"{found.metric.label}, {found.period.label}"))
+                    file=Upload(name, f"{found.metric.label}, {found.period.label}", found.csv))
 
 
 def _answer(inv: Invocation, example: str) -> Answer | Reply:
