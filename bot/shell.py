@@ -40,7 +40,7 @@ HELP = """Lines you can type:
   click <action> [msg#] [user]  click a button (default: the latest message having it);
                             for a user picker, name the person to pick
   submit block=value ...    submit the open modal (e.g. submit reason=not_icp note="no budget")
-  react <emoji> <msg#>      add an emoji reaction to a message (e.g. react three 12)
+  react <emoji> <msg#>      (reactions will count once surveys exist; nothing reads them yet)
   home [user]               open the App Home tab (yours, or that person's)
   webhook <entity> <json>   what a CRM would POST to /webhooks/<entity>
   import <entity> FILE [mapping]  import a CSV file (mapping: hubspot or salesforce)
@@ -49,6 +49,9 @@ HELP = """Lines you can type:
   jobs                      list the scheduled jobs and when they run next
   run <job>                 run one job now
   whoami | time | help | quit"""
+
+NO_REACTIONS = ("  alignbot does not read reactions yet: they will count as survey answers once "
+                "surveys exist.")
 
 
 @dataclass
@@ -152,15 +155,8 @@ class Shell:
         self._show_ack(resp.body)
         self.after_ack.run()  # the clicker's answer follows the ack
 
-    def react(self, args: list[str]) -> None:
-        if len(args) != 2 or not args[1].isdigit():
-            raise ShellError("usage: react <emoji> <msg#>")
-        msg = self._message(int(args[1]))
-        self._send_event({
-            "type": "reaction_added", "user": self.state.user, "reaction": args[0].strip(":"),
-            "item": {"type": "message", "channel": msg.channel, "ts": msg.ts},
-            "item_user": self.fake.bot_user, "event_ts": f"{self.clock.now().timestamp():.6f}",
-        })
+    def react(self, _: list[str]) -> None:
+        self.say(NO_REACTIONS)
 
     def home(self, args: list[str]) -> None:
         user = self._resolve_user(" ".join(args)) if args else self.state.user

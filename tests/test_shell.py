@@ -52,16 +52,11 @@ def test_click_on_a_missing_button_explains(shell):
     assert "there is no message #9" in out
 
 
-def test_react_sends_a_reaction_added_event(shell):
-    seen = []
-
-    @shell.app.event("reaction_added")
-    def reacted(event):
-        seen.append((event["user"], event["reaction"], event["item"]["ts"]))
-
+def test_react_says_plainly_that_nothing_reads_reactions_yet(shell, caplog):
     post_card(shell)
-    run(shell, "react :three: 1")
-    assert seen == [("U0SALES01", "three", shell.fake.message(1).ts)]
+    out = run(shell, "react three 1")
+    assert "alignbot does not read reactions yet" in out
+    assert "404" not in out and "Unhandled request" not in caplog.text
 
 
 def test_tick_moves_the_clock_and_runs_due_jobs(shell):
