@@ -8,6 +8,7 @@ scheduled jobs whose time came, in order.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import shlex
@@ -99,7 +100,7 @@ class Shell:
                 words = shlex.split(line)
                 handler = self.commands.get(words[0].lower())
                 if handler is None:
-                    self.say(f"unknown line {words[0]!r}; type help")
+                    self.say(self._unknown(words[0]))
                     return
                 handler(words[1:])
         except ShellError as exc:
@@ -109,6 +110,11 @@ class Shell:
     def flush(self) -> None:
         """Deliver what the bot queued, as the sender would right after the commit."""
         self.services.sender.flush()
+
+    def _unknown(self, word: str) -> str:
+        close = difflib.get_close_matches(word.lower(), [*self.commands, "webhook", "quit"], n=1)
+        guess = f" — did you mean {close[0]!r}?" if close else ""
+        return f"unknown line {word!r}{guess}; type help"
 
     # -- lines
 

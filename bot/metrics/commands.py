@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from bot.blocks import metrics as views
-from bot.commands import Command, CommandTable, Invocation, Reply, Upload
+from bot.commands import Command, CommandTable, Invocation, Reply, Upload, small_talk
 from bot.metrics.answers import Answer, answer, parse, scorecard
 from bot.metrics.charts import series, trend_png
 from bot.metrics.grammar import QueryError, parse_period
@@ -88,19 +88,29 @@ def _names(inv: Invocation) -> dict[str, str]:
 
 def mention_command(table: CommandTable, text: str) -> str:
     """The `/align` words an @mention stands for. One that starts with a command's name runs
-    it ("help", "lead L-123"); anything else is a metric question. A metric named by more
-    words than the command wins: "leads routed today" asks, "leads mine" lists."""
+    it ("help", "lead L-123"); small talk ("hi there!") and a typo of a command's name
+    ("hepl") go to the table as they are, for a friendly answer or a "did you mean"; anything
+    else is a metric question. A metric named by more words than the command wins: "leads
+    routed today" asks, "leads mine" lists."""
     words = text.split()
+    if not words or small_talk(text):
+        return text
     found = table.find(words)
-    if not words or (found and not _starts_with_metric(words, len(found[0].words))):
+    if found:
+        return f"metric {text}" if _names_metric(words, longer_than=len(found[0].words)) else text
+    if table.near_miss(words[0]) and not _names_metric(words):
         return text
     return f"metric {text}"
 
 
-def _starts_with_metric(words: list[str], longer_than: int) -> bool:
-    start = " ".join(w.lower().strip("?!.,;:") for w in words) + " "
-    return any(start.startswith(name + " ") for names in vocabulary().values()
-               for name in names if len(name.split()) > longer_than)
+def _names_metric(words: list[str], longer_than: int = 0) -> bool:
+    """Do the words name a metric (at their start, when `longer_than` a command's name)?"""
+    said = " " + " ".join(w.lower().strip("?!.,;:") for w in words) + " "
+    names = {n for key, synonyms in vocabulary().items()
+             for n in (key.replace("_", " "), *synonyms) if len(n.split()) > longer_than}
+    if longer_than:
+        return any(said.startswith(f" {name} ") for name in names)
+    return any(f" {name} " in said for name in names)
 
 
 COMMANDS = [
