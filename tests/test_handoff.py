@@ -85,7 +85,9 @@ def test_a_second_click_changes_nothing_and_says_who_was_first(app, services, fa
     click(app, fake_slack, stale, cards.ACCEPT, "U0SALES01", clock.now())  # the double click
     services.sender.flush()
     assert len(fake_slack.calls_of("chat.update")) == updates_before
-    assert "Already accepted by <@U0SALES01>" in ephemerals(fake_slack, "U0SALES01")[-1]
+    assert "You already accepted this lead" in ephemerals(fake_slack, "U0SALES01")[-1]
+    click(app, fake_slack, stale, cards.ACCEPT, "U0SALESMG1", clock.now())  # someone else
+    assert "Already accepted by <@U0SALES01>" in ephemerals(fake_slack, "U0SALESMG1")[-1]
     with services.sessions.begin() as s:
         kinds = [e.kind for e in s.scalars(select(LeadEvent).order_by(LeadEvent.id))]
     assert kinds.count("accepted") == 1
