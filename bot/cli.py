@@ -122,8 +122,8 @@ def cmd_config_check(args) -> int:
         print(f"{verdict.source}: {len(verdict.problems)} problem(s)")
         for p in verdict.problems:
             print(f"  - {p}")
-    for var, present in verdict.secrets.items():
-        print(f"  {var}: {'set' if present else 'not set'}")
+    for var, state in verdict.secrets.items():
+        print(f"  {var}: {state}")
     return 0 if verdict.ok else 1
 
 
@@ -292,6 +292,7 @@ def cmd_manifest(args) -> int:
 def cmd_shell(args) -> int:
     from bot.config import Config
     from bot.shell import SHELL_DB, build_shell
+    from storage.db import DEFAULT_URL
 
     try:
         config = load_config()
@@ -301,7 +302,10 @@ def cmd_shell(args) -> int:
         print("No alignbot.toml: using the defaults (copy alignbot.example.toml to configure).")
         config = Config()
     at = args.at or SystemClock().now()
-    shell = build_shell(config, db_url=args.db or SHELL_DB, at=at, user=args.user, demo=args.demo)
+    db_url = args.db or SHELL_DB
+    print(f"The shell's store: {db_url} (its own; `alignbot run` uses DATABASE_URL, "
+          f"default {DEFAULT_URL}).")
+    shell = build_shell(config, db_url=db_url, at=at, user=args.user, demo=args.demo)
     interactive = sys.stdin.isatty()
     shell.say("alignbot shell — type `help` for the lines you can use, `/align help` for commands.")
     shell.time([])

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot import outbox
 from bot.blocks.kit import actions, button, message, section
@@ -147,3 +149,19 @@ def test_an_evening_lead_nudges_in_the_morning_each_stage_once(tmp_path):
     shown = [morning.find(marker) for marker in stages]
     assert all(i >= 0 for i in shown) and shown == sorted(shown), shown
     assert [morning.count(marker) for marker in stages[:4]] == [1, 1, 1, 1]
+
+
+def test_make_run_without_slack_opens_the_shell_on_its_own_store_only(tmp_path):
+    """One store per use, each named: the demo never lands in the bot's alignbot.db."""
+    root = Path(__file__).resolve().parents[1]
+    for name in ("Makefile", "pyproject.toml", "alignbot.example.toml"):
+        shutil.copy(root / name, tmp_path / name)
+    os.utime(tmp_path / "pyproject.toml", (0, 0))  # older than the venv: nothing to install
+    venv = Path(sys.executable).parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("SLACK_BOT_TOKEN", "DATABASE_URL")}
+    result = subprocess.run(
+        ["make", "-s", "run", f"VENV={venv}", f"STAMP={venv / 'bin' / 'python'}"],
+        input="quit\n", capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "The shell's store: sqlite:///alignbot-shell.db (its own" in result.stdout
+    assert (tmp_path / "alignbot-shell.db").exists() and not (tmp_path / "alignbot.db").exists()
