@@ -11,7 +11,10 @@ from pathlib import Path
 
 from bot import outbox
 from bot.blocks.kit import actions, button, message, section
-from tests.shelltools import run
+from bot.jobs import JOBS
+from bot.metrics import snapshots
+from tests.conftest import TEST_CONFIG, check_slack_call
+from tests.shelltools import make_shell, run
 
 
 def post_card(shell, text="Lead L-1: Acme", action_id="test.ping"):
@@ -165,3 +168,28 @@ def test_make_run_without_slack_opens_the_shell_on_its_own_store_only(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "The shell's store: sqlite:///alignbot-shell.db (its own" in result.stdout
     assert (tmp_path / "alignbot-shell.db").exists() and not (tmp_path / "alignbot.db").exists()
+
+
+def test_every_jobs_report_reads_for_people(shell):
+    for j in JOBS:
+        out = run(shell, f"run {j.id}")
+        assert out.count(f"  {j.id}: ") >= 1, out
+        assert "Report(" not in out and "[" not in out.split(": ", 1)[1], out
+
+
+def test_the_demo_comes_with_its_snapshots_and_a_tick_refreshes_the_last_days_once(
+        tmp_path, monkeypatch):
+    """The tour's first `tick 2h` once sat silent for half a minute: its first metrics
+    refresh did every day of the demo's history, and then did the last days 7 times more."""
+    shell = make_shell(tmp_path, TEST_CONFIG, check_slack_call, demo=True,
+                       at=datetime(2026, 12, 1, 15, 0, tzinfo=UTC))
+    reports = []
+
+    def refresh(*args, **kwargs):
+        reports.append(snapshots.refresh(*args, **kwargs))
+        return reports[-1]
+    monkeypatch.setattr("bot.jobs.refresh", refresh)
+    run(shell, "tick 2h")
+    assert [r.days for r in reports] == [snapshots.SETTLE_DAYS]
+    out = run(shell, "run metrics.refresh")
+    assert f"metrics.refresh: T0LOCAL: {snapshots.SETTLE_DAYS} day(s) recomputed" in out
