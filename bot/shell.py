@@ -485,7 +485,7 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
                 demo: bool = False, out: TextIO = sys.stdout, check=None) -> Shell:
     """The shell's own world: a fake Slack, a fake clock at `at`, its own database."""
     from bot.app import AfterAck, create_app
-    from bot.config import Secret, Secrets
+    from bot.config import Secrets
     from bot.runtime import build_services
     from storage.db import make_engine
     from storage.migrate import upgrade
@@ -494,8 +494,8 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
     upgrade(engine)
     clock = FakeClock(at)
     fake = FakeSlack(team_id=SHELL_TEAM, check=check)
-    services = build_services(config, Secrets(database_url=Secret(db_url)), clock, engine=engine,
-                              slack=fake.client(), team_id=SHELL_TEAM)
+    services = build_services(config, Secrets(), clock, engine=engine, slack=fake.client(),
+                              team_id=SHELL_TEAM)
     if demo:
         _load_demo(services, out)
     _introduce_people(services, fake)
