@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from bot import outbox
 from bot.blocks.kit import actions, button, message, section
 from bot.jobs import JOBS
 from bot.metrics import snapshots
+from bot.shell import PROMPT
 from tests.conftest import TEST_CONFIG, check_slack_call
 from tests.shelltools import make_shell, run
 
@@ -131,9 +134,6 @@ def test_an_evening_lead_nudges_in_the_morning_each_stage_once(tmp_path):
     import dataclasses
     from datetime import timedelta
 
-    from tests.conftest import TEST_CONFIG, check_slack_call
-    from tests.shelltools import make_shell
-
     shell = make_shell(tmp_path, TEST_CONFIG, check_slack_call,
                        at=datetime(2026, 11, 24, 21, 50, tzinfo=UTC))  # Tuesday 16:50 New York
     config = shell.services.config
@@ -177,19 +177,39 @@ def test_every_jobs_report_reads_for_people(shell):
         assert "Report(" not in out and "[" not in out.split(": ", 1)[1], out
 
 
-def test_the_demo_comes_with_its_snapshots_and_a_tick_refreshes_the_last_days_once(
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_tour() -> tuple[list[str], list[str]]:
+    """The lines the README's tour types, and the messages it says they print."""
+    blocks = re.findall(r"```text\n(.*?)```", README.read_text(), re.S)
+    lines = [line for block in blocks for line in block.splitlines()]
+    typed = [re.sub(r"\s{2,}# .*$", "", line.removeprefix(PROMPT)) for line in lines
+             if line.startswith(PROMPT)]
+    return typed, [line.split("]")[0] + "]" for line in lines if line.startswith("#")]
+
+
+def test_the_readme_tour_runs_as_written_and_its_first_tick_refreshes_only_the_last_days(
         tmp_path, monkeypatch):
     """The tour's first `tick 2h` once sat silent for half a minute: its first metrics
-    refresh did every day of the demo's history, and then did the last days 7 times more."""
-    shell = make_shell(tmp_path, TEST_CONFIG, check_slack_call, demo=True,
-                       at=datetime(2026, 12, 1, 15, 0, tzinfo=UTC))
+    refresh did every day of the demo's history, and then the last days 7 times more."""
     reports = []
 
     def refresh(*args, **kwargs):
         reports.append(snapshots.refresh(*args, **kwargs))
         return reports[-1]
     monkeypatch.setattr("bot.jobs.refresh", refresh)
-    run(shell, "tick 2h")
-    assert [r.days for r in reports] == [snapshots.SETTLE_DAYS]
-    out = run(shell, "run metrics.refresh")
-    assert f"metrics.refresh: T0LOCAL: {snapshots.SETTLE_DAYS} day(s) recomputed" in out
+    config = tomllib.loads((README.parent / "alignbot.example.toml").read_text())
+    shell = make_shell(tmp_path, config, check_slack_call, demo=True, user="U0ADMIN01",
+                       at=datetime.fromisoformat("2026-12-01T10:00:00-05:00"))
+    typed, shown = readme_tour()
+    assert typed[0] == "/align help" and typed[-1].startswith("import leads my-export.csv")
+    out = run(shell, *typed[:-1])  # the last line imports a file of the reader's own
+    assert "\n! " not in out, out
+    assert [r.days for r in reports] == [snapshots.SETTLE_DAYS] * 2  # tick 2h, then `run`
+    for header in shown:
+        assert header in out, header
+    for said in ("Did you mean `/align help`?", "Hi @Ada Novak!", "Scorecard: Q3 2026",
+                 f"metrics.refresh: T0LOCAL: {snapshots.SETTLE_DAYS} day(s) recomputed",
+                 "You are away until Fri Dec 04"):
+        assert said in out, said
