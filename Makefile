@@ -12,11 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# With a bot token: migrate the bot's store (DATABASE_URL, default alignbot.db) and run.
+# Without: the shell, on a store of its own (alignbot-shell.db), so demo data never
+# mixes with real leads.
 run: $(STAMP)
 	@test -f alignbot.toml || { cp alignbot.example.toml alignbot.toml; echo "created alignbot.toml from alignbot.example.toml"; }
-	$(BIN)/alignbot db upgrade
-	@if [ -n "$$SLACK_BOT_TOKEN" ]; then exec $(BIN)/alignbot run; \
-	else echo "No SLACK_BOT_TOKEN set: starting the local shell with demo data."; \
+	@if [ -n "$$SLACK_BOT_TOKEN" ]; then $(BIN)/alignbot db upgrade && exec $(BIN)/alignbot run; \
+	else echo "No SLACK_BOT_TOKEN set: starting the local shell with demo data, in its own store alignbot-shell.db."; \
 	     echo "To connect Slack, see README 'Connect Slack' and run: SLACK_BOT_TOKEN=... SLACK_APP_TOKEN=... make run"; \
 	     exec $(BIN)/alignbot shell --demo; fi
 

@@ -13,7 +13,7 @@ from bot.config import ConfigError, Secrets, load_config
 class ConfigVerdict:
     source: str
     problems: tuple[str, ...]
-    secrets: dict[str, bool]
+    secrets: dict[str, str]  # variable -> set | not set | its default
     summary: dict[str, int]
 
     @property

@@ -9,6 +9,7 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from slack_bolt import App
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.middleware.request_verification import RequestVerification
 from slack_sdk.signature import Clock as SignatureClock
 from slack_sdk.signature import SignatureVerifier
@@ -35,6 +36,7 @@ def create_app(services: Services, *, verify_requests: bool = True,
     by default a pool of threads; the shell's `AfterAck` runs it once the answer is shown."""
     from handlers import commands, directory, errors, handoff, home, metrics, middleware, sla
 
+    logging.getLogger("slack_bolt.App").addFilter(_TOKEN_NOTICE)
     app = App(
         client=services.slack,
         signing_secret=services.secrets.slack_signing_secret or "",
@@ -52,6 +54,17 @@ def create_app(services: Services, *, verify_requests: bool = True,
     for module in (middleware, errors, commands, metrics, handoff, directory, sla, home):
         module.register(app, services)
     return app
+
+
+class _TokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN by itself and, handed our client (made from that same
+    token), warns at every start that the token goes unused: true, and only noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_TOKEN_NOTICE = _TokenNotice()
 
 
 class AfterAck(Executor):

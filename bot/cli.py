@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -125,8 +126,8 @@ def cmd_config_check(args) -> int:
         print(f"{verdict.source}: {len(verdict.problems)} problem(s)")
         for p in verdict.problems:
             print(f"  - {p}")
-    for var, present in verdict.secrets.items():
-        print(f"  {var}: {'set' if present else 'not set'}")
+    for var, state in verdict.secrets.items():
+        print(f"  {var}: {state}")
     return 0 if verdict.ok else 1
 
 
@@ -264,27 +265,49 @@ def cmd_metrics_refresh(args) -> int:
 
 def _local_services():
     """Services for commands that work on the store only; the running bot delivers what they queue."""
-    from slack_sdk import WebClient
-
-    from bot.runtime import build_services
-    from storage.db import make_engine, make_sessionmaker
+    from bot.runtime import build_services, make_web_client
+    from storage.db import make_engine
     from storage.migrate import require_current
-    from storage.people import list_team_ids
 
     secrets = Secrets.from_env()
     engine = make_engine(secrets.database_url)
     require_current(engine)  # a clear "run alignbot db upgrade" before any query can fail
-    team = os.environ.get("ALIGNBOT_TEAM_ID")
-    if not team:
-        with make_sessionmaker(engine).begin() as session:
-            teams = list_team_ids(session)
-        if len(teams) != 1:
-            raise ConfigError(["ALIGNBOT_TEAM_ID: set it to the workspace to use; the store holds "
-                               + (", ".join(teams) or "no workspace yet (start `alignbot run` once)")],
+    slack = make_web_client(secrets)
+    return build_services(load_config(), secrets, SystemClock(), engine=engine, slack=slack,
+                          team_id=_workspace(engine, slack, secrets))
+
+
+TEAM_ID = re.compile(r"[TE][A-Z0-9]{2,}")  # a Slack workspace (or Enterprise Grid org) id
+
+
+def _workspace(engine, slack, secrets: Secrets) -> str:
+    """The workspace the store's commands work on: ALIGNBOT_TEAM_ID, else the store's only
+    one, else the bot token's (auth.test), so history can be imported before the bot runs."""
+    from slack_sdk.errors import SlackApiError
+
+    from storage.db import make_sessionmaker
+    from storage.people import list_team_ids
+
+    if team := os.environ.get("ALIGNBOT_TEAM_ID"):
+        if not TEAM_ID.fullmatch(team):
+            raise ConfigError([f"ALIGNBOT_TEAM_ID: {team!r} is not a Slack workspace id "
+                               "(like T0123ABCD: Slack shows it in the workspace's URL)"],
                               "environment")
-        team = teams[0]
-    return build_services(load_config(), secrets, SystemClock(), engine=engine,
-                          slack=WebClient(token=secrets.slack_bot_token), team_id=team)
+        return team
+    with make_sessionmaker(engine).begin() as session:
+        teams = list_team_ids(session)
+    if len(teams) == 1:
+        return teams[0]
+    held = f"the store holds {', '.join(teams)}" if teams else "the store holds no workspace yet"
+    if secrets.slack_bot_token:
+        try:
+            return slack.auth_test()["team_id"]
+        except SlackApiError as exc:
+            held += f", and Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')})"
+        except OSError as exc:
+            held += f", and Slack cannot be reached to ask which SLACK_BOT_TOKEN's is ({exc})"
+    raise ConfigError([f"ALIGNBOT_TEAM_ID: set it to the workspace to use (like T0123ABCD), "
+                       f"or set SLACK_BOT_TOKEN to learn it from Slack; {held}"], "environment")
 
 
 def cmd_manifest(args) -> int:
@@ -297,6 +320,7 @@ def cmd_manifest(args) -> int:
 def cmd_shell(args) -> int:
     from bot.config import Config
     from bot.shell import SHELL_DB, build_shell
+    from storage.db import DEFAULT_URL
 
     try:
         config = load_config()
@@ -306,7 +330,10 @@ def cmd_shell(args) -> int:
         print("No alignbot.toml: using the defaults (copy alignbot.example.toml to configure).")
         config = Config()
     at = args.at or SystemClock().now()
-    shell = build_shell(config, db_url=args.db or SHELL_DB, at=at, user=args.user, demo=args.demo)
+    db_url = args.db or SHELL_DB
+    print(f"The shell's store: {db_url} (its own; `alignbot run` uses DATABASE_URL, "
+          f"default {DEFAULT_URL}).")
+    shell = build_shell(config, db_url=db_url, at=at, user=args.user, demo=args.demo)
     interactive = sys.stdin.isatty()
     shell.say("alignbot shell — type `help` for the lines you can use, `/align help` for commands.")
     shell.time([])

@@ -8,6 +8,7 @@ help (first line the summary, the rest the details of `/align help <name>`).
 from __future__ import annotations
 
 import difflib
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,15 +21,29 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 NOT_ADMIN = "Only admins can run `/align {name}`. Admins are listed under `[workspace] admins` in the config."
+ASK_ME = ("Ask me about a metric, like `win rate last quarter by source`, or a lead, like "
+          "`lead L-123`; `help` lists everything I can do.")
+GREETING = "Hi <@{user}>! " + ASK_ME
+THANKS = "You're welcome, <@{user}>! " + ASK_ME
+
+# small talk: a message made only of these words is a greeting or thanks, not a question
+_HELLO = frozenset({"hi", "hello", "hey", "heya", "hiya", "howdy", "yo", "greetings", "morning",
+                    "afternoon", "evening", "good", "gm"})
+_THANK = frozenset({"thanks", "thank", "thx", "ty", "cheers", "appreciated", "appreciate"})
+_POLITE = frozenset({"there", "you", "all", "team", "everyone", "folks", "so", "much", "a", "lot",
+                     "again", "alignbot", "bot", "very", "many", "ok", "okay", "great", "it",
+                     "that", "this", "for", "the", "help", "and", "i", "we", "really"})
 
 
 @dataclass(frozen=True)
 class Upload:
-    """A file that comes with a reply (a CSV export, a chart); the transport uploads it."""
+    """A file that comes with a reply (a CSV export, a chart). The transport calls `make`
+    once the answer is out: drawing a chart takes a second or two, and Slack gives an ack
+    three."""
 
     filename: str
-    content: bytes | str
     title: str
+    make: Callable[[], bytes | str]
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,13 @@ class CommandTable:
                 return cmd, words[n:]
         return None
 
+    def near_miss(self, word: str) -> bool:
+        """Is `word` a typo of a command's first word ("hepl", "leeds")? Stricter than
+        `suggest`: an unknown first word that is not one is read as a metric question."""
+        firsts = {c.words[0] for c in self.commands}
+        return word.lower() not in firsts and bool(
+            difflib.get_close_matches(word.lower(), firsts, n=1, cutoff=0.75))
+
     def suggest(self, words: list[str]) -> list[str]:
         names = [c.name for c in self.commands]
         guess = " ".join(words[:2]).lower()
@@ -110,6 +132,9 @@ class CommandTable:
             difflib.get_close_matches(words[0].lower(), names, n=3, cutoff=0.5)
 
     def dispatch(self, services: Services, request: CommandRequest) -> Reply:
+        talk = small_talk(request.text)
+        if talk:
+            return Reply(talk.format(user=request.user_id))
         try:
             words = shlex.split(request.text)
         except ValueError:
@@ -123,6 +148,16 @@ class CommandTable:
         if cmd.admin and not services.config.is_admin(request.user_id):
             return Reply(NOT_ADMIN.format(name=cmd.name))
         return cmd.run(Invocation(services, request, args, services.clock.now(), self))
+
+
+def small_talk(text: str) -> str | None:
+    """GREETING or THANKS for a message that is only that ("Hi there!", "thanks a lot")."""
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    if not words <= _HELLO | _THANK | _POLITE:
+        return None
+    if words & _THANK:
+        return THANKS
+    return GREETING if words & _HELLO else None
 
 
 def help_command(inv: Invocation) -> Reply:

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 
+from storage.db import DEFAULT_URL
+
 ROLES = ("sales", "marketing", "exec", "sales_manager", "marketing_manager", "admin")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SLA_CLOCKS = ("wall", "business")
@@ -220,9 +222,12 @@ class Secrets:
         values = {k: Secret(env[v]) for k, v in cls.ENV.items() if env.get(v)}
         return cls(**values, slack_api_url=env.get("SLACK_API_URL") or None)
 
-    def status(self) -> dict[str, bool]:
-        """Which secrets are set, by environment variable name (never their values)."""
-        return {var: bool(getattr(self, attr)) for attr, var in self.ENV.items()}
+    def status(self) -> dict[str, str]:
+        """Each one's state by environment variable name: "set" (never its value), "not
+        set", or what is used when it is not set."""
+        defaults = {"DATABASE_URL": f"not set, so {DEFAULT_URL}"}
+        return {var: "set" if getattr(self, attr) else defaults.get(var, "not set")
+                for attr, var in self.ENV.items()}
 
 
 # ---------------------------------------------------------------- validation

@@ -1,16 +1,19 @@
 """A realistic generated data set for the shell's `--demo`: the same seed gives the same data.
 
-Six months of leads walked through the lifecycle (with rejections, breaches and
-leads still open), their deals, customers with churn, monthly spend, content and
-its use by sales, and three past pulse survey runs whose perceptions differ by role.
-Rows are bulk-inserted with explicit ids: thousands of ORM objects would be slow.
+Three years of steady growth (leads, and with them deals, customers, spend and content use,
+about 3% more each month): leads walked through the lifecycle (with rejections, breaches
+and leads still open), their deals, customers with churn on top of a base signed before
+the window, monthly spend, content and its use by sales, and three past pulse survey runs
+whose perceptions differ by role. Three years, so that every trend an answer shows (six
+quarters, and the period before for growth; last year against the one before) has data. Rows are bulk-inserted with
+explicit ids: thousands of ORM objects would be slow.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -51,13 +54,15 @@ SOURCES = {"webinar": 22, "ebook": 18, "paid_search": 20, "events": 10, "referra
            "organic": 15, "partner": 7}
 SEGMENTS = {"smb": 55, "mid_market": 30, "enterprise": 15}
 REGIONS = {"na": 60, "emea": 28, "apac": 12}
-DEAL_SIZE = {"smb": (5_000, 20_000), "mid_market": (20_000, 60_000), "enterprise": (60_000, 150_000)}
+DEAL_SIZE = {"smb": (8_000, 20_000), "mid_market": (25_000, 50_000), "enterprise": (60_000, 100_000)}
 WHY = ["Visited pricing twice this week", "Attended the webinar and asked a question",
        "Downloaded the ROI guide", "Requested a demo", "Matches ICP: 200+ employees, SaaS",
        "Opened 5 nurture emails", "Referred by a customer"]
 NOTES = {"not_icp": "Too small for us", "duplicate": "Already in talks via partner",
          "wrong_territory": "Based in LATAM", "bad_data": "Email bounces",
          "not_ready": "Budget next year", "other": "Student project"}
+HISTORY_MONTHS = 36
+GROWTH = 1.03  # each month brings about 3% more leads than the one before
 ROLE_SLOTS = {"sales": 6, "sales_manager": 1, "marketing": 3, "marketing_manager": 1, "exec": 2,
               "admin": 1}
 TZS = ["America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London"]
@@ -106,26 +111,70 @@ class _Ids:
 
 
 def generate_demo(session: Session, team_id: str, now: datetime, config: Config, *,
-                  seed: int = 7, leads: int = 3000) -> DemoSummary:
+                  seed: int = 7, leads: int = 8000) -> DemoSummary:
     """Fill the store for `team_id`; does nothing when the team already has leads."""
     existing = count_leads(session, team_id)
     if existing:
         return DemoSummary(0, existing, 0, 0, 0, 0, 0, 0, 0, 0, already_present=True)
     rng = random.Random(seed)
     ids = _Ids(session)
+    months = _Months(rng, now)
     people = _people(session, rng, ids, team_id, config, now)
     sales = [p for p in people if p["role"] == "sales"]
-    lead_rows, events = _leads(rng, ids, team_id, sales, config, now, leads)
-    deals, customers = _deals_and_customers(rng, ids, team_id, lead_rows, sales, now)
-    spend = _spend(ids, team_id, now)
-    content, uses = _content(rng, ids, team_id, sales, deals, now)
+    lead_rows, events = _leads(rng, ids, team_id, sales, config, now, leads, months)
+    deals, customers = _deals_and_customers(rng, ids, team_id, lead_rows, sales, now, months)
+    spend = _spend(ids, team_id, now, months)
+    content, uses = _content(rng, ids, team_id, sales, deals, now, months)
     runs, answers = _surveys(session, rng, ids, team_id, people, now)
-    for model, rows in ((Lead, lead_rows), (LeadEvent, events), (Deal, deals), (Customer, customers),
-                        (Spend, spend), (ContentItem, content), (ContentUse, uses)):
-        add_rows(session, model, rows)
+    for model, rows in ((Lead, _same_keys(lead_rows)), (LeadEvent, events), (Deal, deals),
+                        (Customer, customers), (Spend, spend), (ContentItem, content),
+                        (ContentUse, uses)):
+        add_rows(session, model, rows, nulls=True)
     advance_sequences(session, [m.__tablename__ for m in ids.next])
     return DemoSummary(len(people), len(lead_rows), len(events), len(deals), len(customers),
                        len(spend), len(content), len(uses), runs, answers)
+
+
+def _same_keys(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every row with every key (None where it had none): the bulk insert sends rows of the
+    same keys together, and a lead's stages vary, thousands of small statements otherwise."""
+    keys = dict.fromkeys(k for row in rows for k in row)
+    return [{**dict.fromkeys(keys), **row} for row in rows]
+
+
+class _Months:
+    """The history's months, oldest first, the current one up to now; `instant()` picks a
+    time in them, a later month (and a month with more of its days past) more likely."""
+
+    def __init__(self, rng: random.Random, now: datetime):
+        self.rng, self.now = rng, now
+        first = _add_months(date(now.year, now.month, 1), -HISTORY_MONTHS)
+        self.starts = [_add_months(first, i) for i in range(HISTORY_MONTHS + 1)]
+        self.spans = []
+        for start in self.starts:
+            begin = datetime.combine(start, time.min, now.tzinfo)
+            end = min(datetime.combine(_add_months(start, 1), time.min, now.tzinfo), now)
+            self.spans.append((begin, end))
+        # growth with a little month-to-month noise, by how much of the month is past
+        self.weights = [GROWTH ** i * rng.uniform(0.92, 1.08) * (end - begin).total_seconds()
+                        for i, (begin, end) in enumerate(self.spans)]
+
+    @property
+    def start(self) -> datetime:
+        return self.spans[0][0]
+
+    def instant(self) -> datetime:
+        begin, end = self.rng.choices(self.spans, weights=self.weights)[0]
+        return begin + (end - begin) * self.rng.random()
+
+    def growth(self, i: int) -> float:
+        """How much bigger month `i` is than the first (without the noise)."""
+        return GROWTH ** i
+
+
+def _add_months(day: date, months: int) -> date:
+    y, m = divmod(day.year * 12 + day.month - 1 + months, 12)
+    return date(y, m + 1, 1)
 
 
 def _pick(rng: random.Random, weights: dict[str, int]) -> str:
@@ -155,12 +204,11 @@ def _people(session, rng, ids, team_id, config, now) -> list[dict[str, Any]]:
     return rows
 
 
-def _leads(rng, ids, team_id, sales, config, now, count):
+def _leads(rng, ids, team_id, sales, config, now, count, months):
     calendar = Calendar.of(config)
     leads, events = [], []
-    start = now - timedelta(days=182)
     for n in range(1, count + 1):
-        mql = calendar.next_working_start(start + timedelta(seconds=rng.uniform(0, 182 * 86400)))
+        mql = calendar.next_working_start(months.instant())
         if mql >= now:
             mql = now - timedelta(minutes=rng.uniform(5, 300))
         owner = rng.choice(sales) if sales else None
@@ -235,10 +283,10 @@ def _respond(lead, at, calendar) -> None:
     lead["sla_met"] = at <= lead["sla_due_at"]
 
 
-def _deals_and_customers(rng, ids, team_id, leads, sales, now):
+def _deals_and_customers(rng, ids, team_id, leads, sales, now, months):
     deals, customers = [], []
     qualified = [lead for lead in leads if lead.get("qualified_at")]
-    extra = [{"created": now - timedelta(days=rng.uniform(10, 180)), "lead": None,
+    extra = [{"created": months.instant(), "lead": None,
               "segment": _pick(rng, SEGMENTS), "source": rng.choice(["sales", "partner"])}
              for _ in range(len(qualified) // 4)]
     sources = [{"created": lead["qualified_at"], "lead": lead, "segment": lead["segment"],
@@ -264,8 +312,9 @@ def _deals_and_customers(rng, ids, team_id, leads, sales, now):
             lead.update(status=outcome, closed_at=closes, updated_at=closes)
         if outcome == "won":
             customers.append(_customer(rng, ids, team_id, f"C-{n:06d}", closes, amount / 12, now))
-    for n in range(150):  # customers from before the window
-        started = now - timedelta(days=rng.uniform(200, 900))
+    for n in range(150):  # signed before the window, their contracts starting on a 1st
+        first = _add_months(months.starts[0], -rng.randrange(1, 37))
+        started = datetime.combine(first, time.min, now.tzinfo)
         mrr = Decimal(rng.randrange(400, 9000, 50))
         customers.append(_customer(rng, ids, team_id, f"C-OLD{n:04d}", started, mrr, now))
     return deals, customers
@@ -279,30 +328,32 @@ def _customer(rng, ids, team_id, external_id, started, mrr, now) -> dict[str, An
             "mrr": Decimal(mrr).quantize(Decimal("0.01")), "updated_at": started}
 
 
-def _spend(ids, team_id, now) -> list[dict[str, Any]]:
-    rows, month = [], date(now.year, now.month, 1)
-    for i in range(7):
-        y, m = divmod(month.year * 12 + month.month - 1 - i, 12)
-        first = date(y, m + 1, 1)
-        for team, base in (("marketing", 60_000), ("sales", 90_000)):
+def _spend(ids, team_id, now, months) -> list[dict[str, Any]]:
+    """Each month's budget grows with the leads, half as fast."""
+    rows = []
+    for i, first in enumerate(months.starts):
+        for team, base in (("marketing", 40_000), ("sales", 60_000)):
+            amount = base * (1 + (months.growth(i) - 1) / 2) + 2_500 * ((i * 7 + len(team)) % 5)
             rows.append({"id": ids(Spend), "team_id": team_id, "month": first, "team": team,
-                         "amount": Decimal(base + 2_500 * ((i * 7 + len(team)) % 5)),
-                         "updated_at": now})
+                         "amount": Decimal(round(amount, -2)),
+                         "updated_at": months.spans[i][0]})
     return rows
 
 
-def _content(rng, ids, team_id, sales, deals, now):
+def _content(rng, ids, team_id, sales, deals, now, months):
     kinds = ["case study", "deck", "one-pager", "battlecard", "demo video"]
     items = [{"id": ids(ContentItem), "team_id": team_id, "external_id": f"C-{n:03d}",
               "title": f"{rng.choice(COMPANIES)} {rng.choice(kinds)}", "kind": rng.choice(kinds),
               "url": f"https://content.example.com/C-{n:03d}",
-              "created_at": now - timedelta(days=rng.uniform(30, 400)), "updated_at": now}
-             for n in range(1, 26)]
+              "created_at": months.start + (now - months.start) * rng.random() * 0.9}
+             for n in range(1, 41)]
+    for item in items:  # as if last edited when made: a change now would need a refresh
+        item["updated_at"] = item["created_at"]
     uses, seen = [], set()
     popular = items[: len(items) * 2 // 3]  # a third of the content is never used: a finding
-    for _ in range(450 if sales else 0):
+    for _ in range(2400 if sales else 0):
         item, rep = rng.choice(popular), rng.choice(sales)
-        used = now - timedelta(days=rng.uniform(0, 180), minutes=rng.randrange(1440))
+        used = months.instant()
         key = (item["id"], rep["email"], used)
         if used < item["created_at"] or key in seen:
             continue

@@ -516,17 +516,17 @@ def _clicked(session: Session, team_id: str, token: str, user: str, config: Conf
 
 def _decide(session: Session, lead: Lead, to: str, user: str, now: datetime,
             data: dict | None = None) -> None:
-    _claim(session, lead, to, now)
+    _claim(session, lead, to, now, user)
     lifecycle.transition(session, lead, to, actor=user, at=now, data=data)
     home.mark_stale(session, [lead.owner_id], now)
 
 
-def _claim(session: Session, lead: Lead, to: str, now: datetime) -> None:
+def _claim(session: Session, lead: Lead, to: str, now: datetime, user: str | None = None) -> None:
     """Compare-and-set on (status, owner) first: of simultaneous clicks exactly one goes on.
     The loaded `lead` keeps its old values; the lifecycle then applies the move to it."""
     if not queries.mark_status(session, lead.id, lead.status, lead.owner_id, to, now):
         session.refresh(lead)
-        raise ClickRefused(_already(session, lead))
+        raise ClickRefused(_already(session, lead, user))
 
 
 def _lead_of(session: Session, team_id: str, token: str) -> Lead:
@@ -546,7 +546,7 @@ def _check(session: Session, lead: Lead, token: str, user: str, config: Config, 
     _, status, owner = (token.split("|") + ["", ""])[:3]
     current_owner = queries.get_person_by_id(session, lead.owner_id)
     if status != lead.status or owner != (current_owner.slack_id if current_owner else "-"):
-        raise ClickRefused(_already(session, lead))
+        raise ClickRefused(_already(session, lead, user))
     if not lifecycle.can(lead, to):
         raise ClickRefused(str(lifecycle.IllegalTransition(lead, to)))
     if allow_self or may_act(session, lead, current_owner, user, config):
@@ -568,8 +568,9 @@ def may_act(session: Session, lead: Lead, owner: Person | None, user: str, confi
     return owner.manager_slack_id == user or (me is not None and me.role == "sales_manager")
 
 
-def _already(session: Session, lead: Lead) -> str:
-    """'Already accepted by @x at 10:42' — what a late or stale click is told."""
+def _already(session: Session, lead: Lead, user: str | None = None) -> str:
+    """'Already accepted by @x at 10:42' — what a late or stale click is told ('You already
+    accepted this lead' when `user` is who did it)."""
     event = queries.last_event(session, lead.id, DECISIONS + ("qualified", "won", "lost"))
     owner = queries.get_person_by_id(session, lead.owner_id)
     if lead.status == "routed" and owner is not None:
@@ -580,6 +581,8 @@ def _already(session: Session, lead: Lead) -> str:
     what = {"contacted": "touched"}.get(lead.status, lead.status)
     if event is None or event.actor == "system":
         return f"This card is out of date: {_name(lead)} is {what}. Nothing was changed."
+    if event.actor == user:
+        return f"You already {what} this lead {cards.when(event.at, '{time}')}."
     return (f"Already {what} by <@{event.actor}> {cards.when(event.at, '{time}')}. "
             "Nothing was changed.")
 

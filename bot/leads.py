@@ -3,12 +3,13 @@ and saying you are away: `/align away [until DATE]`, `/align back`."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import Any
 
 from bot import handoff, sla
 from bot.blocks import leads as views
 from bot.commands import Command, Invocation, Reply
+from bot.metrics.grammar import QueryError, parse_day
 from bot.services import Services
 from storage import leads as queries
 from storage.people import get_person, set_away_until
@@ -16,6 +17,8 @@ from storage.people import get_person, set_away_until
 OPEN = ("new", "routed", "accepted")  # still waiting for a first touch
 MINE = ("new", "routed", "accepted", "contacted", "qualified")
 PAGE = 15
+LISTS = ("mine", "open", "overdue")
+AWAY_EXAMPLES = "`/align away until friday` or `/align away until 2026-12-01`"
 
 
 def lead_command(inv: Invocation) -> Reply:
@@ -34,10 +37,13 @@ def lead_command(inv: Invocation) -> Reply:
 def leads_command(inv: Invocation) -> Reply:
     """List leads: `mine` (newest first, the default), `open` or `overdue` (oldest breach first).
     `/align leads overdue 2` shows the second page."""
-    which = inv.args[0].lower() if inv.args and not inv.args[0].isdigit() else "mine"
-    page = next((int(a) for a in inv.args if a.isdigit()), 1)
-    if which not in ("mine", "open", "overdue"):
+    args = list(inv.args)
+    which = args.pop(0).lower() if args and not args[0].isdigit() else "mine"
+    if which not in LISTS:
         return Reply.of(views.unknown_list(which))
+    if len(args) > 1 or (args and not (args[0].isdigit() and int(args[0]) >= 1)):
+        return Reply.of(views.not_a_page(" ".join(args), which))
+    page = int(args[0]) if args else 1
     with inv.services.sessions.begin() as session:
         me = get_person(session, inv.request.team_id, inv.request.user_id)
         if which == "mine" and me is None:
@@ -56,7 +62,8 @@ def leads_command(inv: Invocation) -> Reply:
 
 
 def away_command(inv: Invocation) -> Reply:
-    """Stop getting new leads: `/align away` (until you say `/align back`) or `/align away until 2026-12-01`."""
+    """Stop getting new leads: `/align away` (until you say `/align back`) or `/align away until friday`.
+    The day you are back: tomorrow, a weekday (friday, next monday), next week or a date (2026-12-01)."""
     until = _parse_until(inv)
     if isinstance(until, Reply):
         return until
@@ -79,14 +86,15 @@ def _parse_until(inv: Invocation) -> datetime | Reply:
     tz = inv.services.config.workspace.tz
     if not inv.args:
         return datetime(2100, 1, 1, tzinfo=tz)
-    words = inv.args[1:] if inv.args[0].lower() == "until" else inv.args
+    words = inv.args[1:] if inv.args[0].lower() in ("until", "till", "til") else inv.args
+    if not words:
+        return Reply(f"Say the day you are back, like {AWAY_EXAMPLES}.")
+    today = inv.now.astimezone(tz).date()
     try:
-        day = date.fromisoformat(words[0]) if words else None
-    except ValueError:
-        day = None
-    if day is None:
-        return Reply("Say the day you are back, like `/align away until 2026-12-01`.")
-    if day <= inv.now.astimezone(tz).date():
+        day = parse_day(" ".join(words), today)
+    except QueryError as exc:
+        return Reply(f"{exc.message} Like {AWAY_EXAMPLES}.")
+    if day <= today:
         return Reply(f"{day} is not in the future. `/align away` alone pauses until `/align back`.")
     return datetime.combine(day, time.min, tz)
 
@@ -129,6 +137,6 @@ def _iso(at: datetime | None) -> str | None:
 COMMANDS = [
     Command("lead", lead_command, usage="<id>"),
     Command("leads", leads_command, usage="[mine|open|overdue] [page]"),
-    Command("away", away_command, usage="[until YYYY-MM-DD]"),
+    Command("away", away_command, usage="[until DAY]"),
     Command("back", back_command),
 ]

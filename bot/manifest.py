@@ -13,36 +13,31 @@ from typing import Any
 EVENTS_PATH = "/slack/events"
 OAUTH_REDIRECT_PATH = "/slack/oauth_redirect"
 
-DESCRIPTION = "Keeps sales and marketing aligned: lead handoff, SLA nudges, pulse surveys, shared KPIs."
+DESCRIPTION = "Keeps sales and marketing aligned: lead handoff, SLA nudges, shared metrics."
 COMMAND = "/align"
-COMMAND_DESCRIPTION = "Leads, surveys and shared sales & marketing metrics"
+COMMAND_DESCRIPTION = "Leads and shared sales & marketing metrics"
 USAGE_HINT = (
-    "help | lead <id> | leads mine | metric win rate last quarter | away until 2026-12-01 | export ..."
+    "help | lead <id> | leads mine | metric win rate last quarter | away until friday | export ..."
 )
 
-# Bot token scopes, each with the feature that needs it.
-SCOPES: tuple[str, ...] = (
-    "app_mentions:read",  # @mention questions
-    "chat:write",  # handoff cards, nudges, survey prompts, digests, card updates
-    "chat:write.public",  # digests and handoff cards in channels the bot was not invited to
-    "commands",  # the /align slash command
-    "im:history",  # reading DMs sent to the bot (message.im)
-    "im:read",  # DM channel info for survey prompts and nudges
-    "im:write",  # opening DMs to lead owners and survey audiences (conversations.open)
-    "reactions:read",  # survey answers given as :one: ... :five: reactions
-    "users:read",  # timezones, deactivated users skipped by routing (users.info, user_change)
-    "users:read.email",  # mapping CRM owner emails to Slack users (users.lookupByEmail)
-    "usergroups:read",  # survey audiences taken from Slack user groups
-    "files:write",  # CSV exports and `chart` PNGs (files.getUploadURLExternal/completeUploadExternal)
-    "channels:read",  # checking configured public channels exist
-    "groups:read",  # checking configured private channels exist
-)
+# Bot token scopes, each with the Web API methods, events or command that need it; nothing
+# for features that do not exist yet (surveys will add reactions:read and usergroups:read).
+SCOPES: dict[str, tuple[str, ...]] = {
+    "app_mentions:read": ("app_mention",),  # @mention questions
+    "chat:write": ("chat.postMessage", "chat.update", "chat.postEphemeral"),  # cards, nudges
+    "chat:write.public": ("chat.postMessage",),  # cards in channels the bot was not invited to
+    "commands": (COMMAND,),
+    "im:history": ("message.im",),  # questions sent to the bot by DM
+    "im:write": ("conversations.open",),  # the DM a private answer's file goes to
+    "users:read": ("user_change",),  # deactivations and timezones for routing and nudges
+    "users:read.email": ("users.lookupByEmail",),  # CRM owner emails to Slack users
+    "files:write": ("files.getUploadURLExternal", "files.completeUploadExternal"),  # CSV, PNG
+}
 
-# Bot events, each with the feature that needs it.
+# Bot events, each with the feature that needs it; each has a listener in handlers/.
 EVENTS: tuple[str, ...] = (
     "app_home_opened",  # rendering the App Home tab
     "app_mention",  # @mention metric questions
-    "reaction_added",  # emoji answers to survey prompts
     "user_change",  # deactivations and timezone changes for routing and nudges
     "message.im",  # questions sent to the bot by DM
 )

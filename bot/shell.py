@@ -8,13 +8,16 @@ scheduled jobs whose time came, in order.
 
 from __future__ import annotations
 
+import difflib
+import itertools
 import json
 import re
 import shlex
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -41,7 +44,7 @@ HELP = """Lines you can type:
   click <action> [msg#] [user]  click a button (default: the latest message having it);
                             for a user picker, name the person to pick
   submit block=value ...    submit the open modal (e.g. submit reason=not_icp note="no budget")
-  react <emoji> <msg#>      add an emoji reaction to a message (e.g. react three 12)
+  react <emoji> <msg#>      (reactions will count once surveys exist; nothing reads them yet)
   home [user]               open the App Home tab (yours, or that person's)
   webhook <entity> <json>   what a CRM would POST to /webhooks/<entity>
   import <entity> FILE [mapping]  import a CSV file (mapping: hubspot or salesforce)
@@ -50,6 +53,14 @@ HELP = """Lines you can type:
   jobs                      list the scheduled jobs and when they run next
   run <job>                 run one job now
   whoami | time | help | quit"""
+
+# Jobs a `tick` runs once, at their last due time: a metrics refresh depends only on the
+# data and the time, so the runs before the last would only redo what the last one does
+# (each redoes the last days, a second or so on the demo's data).
+ONCE_A_TICK = frozenset({"metrics.refresh"})
+SENDER = "outbox.sweep"
+NO_REACTIONS = ("  alignbot does not read reactions yet: they will count as survey answers once "
+                "surveys exist.")
 
 
 @dataclass
@@ -65,6 +76,7 @@ class Shell:
         self.after_ack = after_ack  # what the app leaves until its ack is shown
         self.state = ShellState(user=user, last_tick=clock.now())
         self._seq = 0
+        self._console: Any = None  # a tick's progress bar's, while it shows
         fake.on_change = self._show
         self.commands: dict[str, Callable[[list[str]], None]] = {
             "click": self.click, "submit": self.submit, "react": self.react, "home": self.home,
@@ -97,7 +109,7 @@ class Shell:
                 words = shlex.split(line)
                 handler = self.commands.get(words[0].lower())
                 if handler is None:
-                    self.say(f"unknown line {words[0]!r}; type help")
+                    self.say(self._unknown(words[0]))
                     return
                 handler(words[1:])
         except ShellError as exc:
@@ -107,6 +119,11 @@ class Shell:
     def flush(self) -> None:
         """Deliver what the bot queued, as the sender would right after the commit."""
         self.services.sender.flush()
+
+    def _unknown(self, word: str) -> str:
+        close = difflib.get_close_matches(word.lower(), [*self.commands, "webhook", "quit"], n=1)
+        guess = f" — did you mean {close[0]!r}?" if close else ""
+        return f"unknown line {word!r}{guess}; type help"
 
     # -- lines
 
@@ -153,15 +170,8 @@ class Shell:
         self._show_ack(resp.body)
         self.after_ack.run()  # the clicker's answer follows the ack
 
-    def react(self, args: list[str]) -> None:
-        if len(args) != 2 or not args[1].isdigit():
-            raise ShellError("usage: react <emoji> <msg#>")
-        msg = self._message(int(args[1]))
-        self._send_event({
-            "type": "reaction_added", "user": self.state.user, "reaction": args[0].strip(":"),
-            "item": {"type": "message", "channel": msg.channel, "ts": msg.ts},
-            "item_user": self.fake.bot_user, "event_ts": f"{self.clock.now().timestamp():.6f}",
-        })
+    def react(self, _: list[str]) -> None:
+        self.say(NO_REACTIONS)
 
     def home(self, args: list[str]) -> None:
         user = self._resolve_user(" ".join(args)) if args else self.state.user
@@ -186,6 +196,7 @@ class Shell:
                 "authorizations": [{"team_id": self.services.team_id,
                                     "user_id": self.fake.bot_user, "is_bot": True}]}
         self._dispatch(json.dumps(body), "application/json")
+        self.after_ack.run()  # the answer follows the HTTP 200
 
     def webhook(self, line: str) -> None:
         """`webhook leads {"external_id": ...}`: what a CRM would POST, without the signature."""
@@ -233,13 +244,42 @@ class Shell:
         except ValueError as exc:
             raise ShellError(str(exc)) from None
         start, end = self.clock.now(), self.clock.now() + delta
-        runs = sorted((t, j.id) for j in JOBS for t in fire_times(j, self.services, start, end))
-        for when, job_id in runs:
-            self.clock.set(when)
-            job(job_id).run(self.services, when)
-            self.flush()
+        # at each time the outbox sweep goes last: it delivers what the others queued, as
+        # the sender (woken by their commits) would
+        runs = sorted((t, j.id == SENDER, j.id) for j in JOBS
+                      for t in fire_times(j, self.services, start, end))
+        last = {job_id: when for when, _, job_id in runs}
+        runs = [run for run in runs if run[2] not in ONCE_A_TICK or run[0] == last[run[2]]]
+        with self._progress(f"tick {args[0]}", len(runs)) as step:
+            for when, due in itertools.groupby(runs, key=lambda run: run[0]):
+                self.clock.set(when)
+                for _, _, job_id in due:
+                    step(f"{self._local(when)} {job_id}")
+                    job(job_id).run(self.services, when)
+                if job_id != SENDER:
+                    self.flush()
         self.clock.set(end)
         self.time([])
+
+    @contextmanager
+    def _progress(self, what: str, total: int) -> Iterator[Callable[[str], None]]:
+        """A bar while a tick's jobs run, on a terminal (a script gets the result alone);
+        what the bot posts meanwhile is printed above it."""
+        if not self.out.isatty():
+            yield lambda _: None
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.description}"), console=Console(file=self.out),
+                      transient=True) as bar:
+            task = bar.add_task("", total=total)
+            self._console = bar.console
+            try:
+                yield lambda doing: bar.update(task, advance=1, description=doing)
+            finally:
+                self._console = None
 
     def jobs(self, _: list[str]) -> None:
         now = self.clock.now()
@@ -252,7 +292,8 @@ class Shell:
             result = job(args[0] if args else "").run(self.services, self.clock.now())
         except KeyError as exc:
             raise ShellError(exc.args[0]) from None
-        self.say(f"  {args[0]}: {result}")
+        for line in report_lines(args[0], result, self._local):
+            self.say(f"  {args[0]}: {line}")
 
     def whoami(self, _: list[str]) -> None:
         user = self.fake.users.get(self.state.user, {})
@@ -334,6 +375,10 @@ class Shell:
             self.say(_indent(f"({who}) " + blocks_text(data.get("blocks") or [], data.get("text", ""))))
 
     def say(self, text: str) -> None:
+        if self._console is not None:  # above the progress bar of a tick
+            self._console.print(self._as_slack_shows(text), markup=False, highlight=False,
+                                emoji=False, soft_wrap=True)
+            return
         print(self._as_slack_shows(text), file=self.out, flush=True)
 
     def _as_slack_shows(self, text: str) -> str:
@@ -348,6 +393,30 @@ class Shell:
             return "@" + (self.fake.users.get(m[1], {}).get("real_name") or m[1])
 
         return MENTION.sub(mention, DATE_TOKEN.sub(date, text))
+
+
+def report_lines(job_id: str, result: Any, local: Callable[[datetime | None], str]) -> list[str]:
+    """A job's report for people, a line each (`run <job>`)."""
+    if job_id == "metrics.refresh":
+        return [f"{r.team_id}: {r.days} day(s) recomputed, {r.rows:,} snapshot rows, as of "
+                f"{local(r.as_of)}" for r in result] or ["no workspace to refresh"]
+    if job_id == "sla.sweep":
+        return [f"{result.sent} nudge(s) sent, {result.held} held for working hours, "
+                f"{result.dropped} no longer needed"]
+    if job_id == "outbox.sweep":
+        after = f"; next one due {local(result.next_due)}" if result.next_due else ""
+        return [f"{result.sent} message(s) sent, {result.retried} to retry, "
+                f"{result.dead} given up{after}"]
+    if job_id == "home.refresh":
+        return [f"{result} Home tab(s) republished"]
+    if job_id == "imports.folder":
+        return [f"{name}: " + (summary.get("failed") or
+                               f"{summary['created']} created, {summary['updated']} updated, "
+                               f"{len(summary['rejected'])} rejected")
+                for name, summary in result] or ["no new files"]
+    if job_id == "events.prune":
+        return [f"{result} processed Slack event id(s) forgotten"]
+    return [str(result)]
 
 
 class ShellError(Exception):
@@ -444,11 +513,35 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
 
 
 def _load_demo(services: Services, out: TextIO) -> None:
+    """The demo data and its metric snapshots, made once per store (a bar on the terminal
+    shows how far). Snapshots of the last week only, the days every refresh redoes: the
+    first `tick` then refreshes those, not three years of days, and older periods are read
+    live (as fast, for the demo's few thousand leads)."""
     from bot.demo import generate_demo
+    from bot.metrics.snapshots import SETTLE_DAYS, refresh
 
-    with services.transaction() as session:
-        summary = generate_demo(session, services.team_id, services.clock.now(), services.config)
+    now = services.clock.now()
+    recent = now.astimezone(services.config.workspace.tz).date() - timedelta(SETTLE_DAYS)
+    with _bar() as bar:
+        making = bar.add_task("demo data", total=None)
+        with services.transaction() as session:
+            summary = generate_demo(session, services.team_id, now, services.config)
+        bar.update(making, total=1, completed=1)
+        if not summary.already_present:
+            days = bar.add_task("metric snapshots", total=None)
+            with services.sessions.begin() as session:
+                refresh(session, services.config, services.team_id, now, since=recent,
+                        progress=lambda done, total: bar.update(days, completed=done,
+                                                                total=total))
     print(f"demo data: {summary}", file=out)
+
+
+def _bar():
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=Console(stderr=True))
 
 
 def _introduce_people(services: Services, fake: FakeSlack) -> None:

@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 
 def register(app: App, services: Services) -> None:
     def answer(ack, command, context):
-        """The answer goes back in the ack itself. Its file, if any, is uploaded after the
-        ack (`send_file`): Slack gives a command three seconds, and an upload is three calls."""
+        """The answer goes back in the ack itself. Its file, if any, is made and uploaded
+        after the ack (`send_file`): Slack gives a command three seconds, a chart takes one
+        or two to draw, and an upload is three calls."""
         reply = services.commands.dispatch(services, CommandRequest(
             team_id=command["team_id"], user_id=command["user_id"],
             channel_id=command.get("channel_id"), text=command.get("text", "")))
@@ -52,8 +53,8 @@ def register(app: App, services: Services) -> None:
 
 def deliver(client: WebClient, reply: Reply, channel: str, *, thread_ts: str | None = None) -> dict[str, Any]:
     """Uploads the reply's file, if any, and returns the message to show (an answer in a
-    thread: it may take its time). The upload comes first so that a failure can be told in
-    the reply itself."""
+    thread, sent after the ack: it may take its time). The upload comes first so that a
+    failure can be told in the reply itself."""
     message = reply.message()
     if reply.file is None:
         return message
@@ -69,7 +70,7 @@ def upload(client: WebClient, file: Upload, channel: str, *, thread_ts: str | No
         if private_to:
             channel = client.conversations_open(users=private_to)["channel"]["id"]
         client.files_upload_v2(channel=channel, thread_ts=thread_ts, title=file.title,
-                               filename=file.filename, content=file.content)
+                               filename=file.filename, content=file.make())
     except SlackApiError as exc:
         error = exc.response.get("error") or "unknown_error"
         log.warning("could not upload %s to %s: %s", file.filename, channel, error)

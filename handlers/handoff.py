@@ -25,8 +25,8 @@ def register(app: App, services: Services) -> None:
                                       body["user"]["id"], to=action["selected_user"]))
     app.action(cards.REASSIGN)(**deciding(reassign))
 
-    def reject(ack, body, action, client, context):
-        """The reason modal opens at once (its trigger lasts three seconds)."""
+    def reject(ack, body, action, context):
+        """The reason modal opens right after the ack (its trigger lasts three seconds)."""
         ack()
         try:
             with services.sessions.begin() as session:
@@ -36,9 +36,12 @@ def register(app: App, services: Services) -> None:
         except handoff.ClickRefused as exc:
             answer_later(context, body["channel"]["id"], click_answer(str(exc)))
             return
-        client.views_open(trigger_id=body["trigger_id"],
-                          view=cards.reject_modal(view, reply_in=body["channel"]["id"]))
-    app.action(cards.REJECT)(ack=reject, lazy=[tell])
+        context["modal"] = cards.reject_modal(view, reply_in=body["channel"]["id"])
+
+    def open_modal(body, client, context):
+        if "modal" in context:
+            client.views_open(trigger_id=body["trigger_id"], view=context["modal"])
+    app.action(cards.REJECT)(ack=reject, lazy=[open_modal, tell])
 
     def rejected(ack, body, view, context):
         values = view["state"]["values"]

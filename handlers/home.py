@@ -13,7 +13,6 @@ log = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
-    @app.event("app_home_opened")
     def home_opened(event, context, client):
         if event.get("tab", "home") != "home":
             return  # the Messages tab: nothing of ours to draw
@@ -24,3 +23,5 @@ def register(app: App, services: Services) -> None:
             return
         # Published directly, not queued: it answers the person's own action, right now.
         client.views_publish(user_id=user, view=home.open_home(services, context.team_id, user))
+    # drawn and published after the HTTP 200: a scorecard is a few dozen queries
+    app.event("app_home_opened")(ack=lambda ack: ack(), lazy=[home_opened])

@@ -1,7 +1,10 @@
 """@mentions and direct messages: "@alignbot what was our win rate last quarter by source?"
 is answered in the asker's thread; a question sent to the bot by DM is answered in the
 DM. One that starts with a command's name ("help", "lead L-123") runs that command: all
-go through the same command table as `/align`."""
+go through the same command table as `/align`.
+
+The answer is worked out and posted after the event is acknowledged (a lazy listener):
+Slack waits three seconds for the HTTP 200, and a chart alone takes one or two to draw."""
 
 from __future__ import annotations
 
@@ -28,12 +31,16 @@ def register(app: App, services: Services) -> None:
             text=mention_command(services.commands, text)))
         say(thread_ts=thread, **deliver(client, reply, event.get("channel", ""), thread_ts=thread))
 
-    @app.event("app_mention")
     def mentioned(event, say, context, client):
         answer(event, context.team_id, say, client, event.get("thread_ts") or event.get("ts"))
+    app.event("app_mention")(ack=acknowledge, lazy=[mentioned])
 
-    @app.event("message")
     def direct_message(event, say, context, client):
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
             return  # edits, joins, other channels, and the bot's own messages
         answer(event, context.team_id, say, client, event.get("thread_ts"))
+    app.event("message")(ack=acknowledge, lazy=[direct_message])
+
+
+def acknowledge(ack) -> None:
+    ack()

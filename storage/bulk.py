@@ -79,10 +79,13 @@ def next_id(session: Session, model: type) -> int:
     return (session.scalar(select(func.max(model.id))) or 0) + 1
 
 
-def add_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
-    """Through the ORM's bulk path, which fills in column defaults a row leaves out."""
+def add_rows(session: Session, model: type, rows: list[dict[str, Any]], *,
+             nulls: bool = False) -> None:
+    """Through the ORM's bulk path, which fills in column defaults a row leaves out. With
+    `nulls`, a None is NULL rather than left out: rows that differ only in which values are
+    None then go in one statement, not one statement each."""
     if rows:
-        session.execute(insert(model), rows)
+        session.execute(insert(model).execution_options(render_nulls=nulls), rows)
 
 
 def count_leads(session: Session, team_id: str) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+from bot.app import create_app
 from bot.commands import Command, CommandTable, Reply
 from handlers.errors import SORRY
 from tests.slack import all_text, reply, request, send_event, slash, slash_body
@@ -84,3 +86,10 @@ def test_unexpected_error_gives_a_short_ephemeral_line(app, services, clock):
 def test_public_reply_is_posted_in_channel(app, services, clock):
     services.commands = CommandTable([Command("shout", lambda inv: Reply("hi all", public=True))])
     assert reply(slash(app, "shout", clock.now()))["response_type"] == "in_channel"
+
+
+def test_starting_with_a_bot_token_in_the_environment_logs_no_noise(services, monkeypatch, caplog):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
+    caplog.set_level(logging.INFO)
+    create_app(services)
+    assert "will be unused" not in caplog.text

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bot.cli import main
 from bot.config import ConfigError, Secrets, load_config, parse_config, parse_duration
+from tests.slack import all_text, reply, slash
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "alignbot.example.toml"
@@ -158,8 +159,16 @@ def test_secrets_never_show_their_values():
                                 "postgresql://u:hunter2@db/x"})
     for shown in (repr(secrets), str(secrets), f"{secrets}"):
         assert "very-secret" not in shown and "hunter2" not in shown
-    assert secrets.status()["SLACK_BOT_TOKEN"] is True
-    assert secrets.status()["SLACK_APP_TOKEN"] is False
+    assert secrets.status()["SLACK_BOT_TOKEN"] == "set"
+    assert secrets.status()["SLACK_APP_TOKEN"] == "not set"
+
+
+def test_a_setting_with_a_default_is_not_called_missing(app, clock):
+    """DATABASE_URL unset means the default store, not a problem."""
+    status = Secrets.from_env({}).status()
+    assert status["DATABASE_URL"] == "not set, so sqlite:///alignbot.db"
+    shown = all_text(reply(slash(app, "config check", clock.now(), user="U0ADMIN01")))
+    assert "missing" not in shown and "DATABASE_URL not set, so sqlite:///alignbot.db" in shown
 
 
 def test_cli_config_check(tmp_path, monkeypatch, capsys):

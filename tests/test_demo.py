@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.demo import generate_demo
 from bot.lifecycle import REJECTION_REASONS
+from bot.metrics.answers import answer, parse, scorecard
+from bot.metrics.grammar import parse_period
 from bot.people import sync_config_people
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
-from storage.models import Deal, Lead, LeadEvent, Person, SurveyAnswer
+from storage.models import ContentUse, Customer, Deal, Lead, LeadEvent, Person, Spend, SurveyAnswer
 from tests.slack import TEAM
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -69,3 +72,51 @@ def test_answers_hold_no_slack_ids_and_a_second_run_adds_nothing(services):
             assert answer.respondent_key not in people
             assert not any(v and str(v) in people for v in (answer.comment, answer.value))
     assert make(services).already_present
+
+
+# ------------------------------------------------------------------ two years and more of growth
+
+AT = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # the tour's morning
+
+
+@pytest.fixture
+def history(services):
+    with services.transaction() as s:
+        generate_demo(s, TEAM, AT, services.config, leads=3000)
+    return services
+
+
+def by_month(session, column) -> dict[str, int]:
+    months: dict[str, int] = {}
+    for at in session.scalars(select(column).where(column.is_not(None))):
+        key = at.astimezone(UTC).strftime("%Y-%m")
+        months[key] = months.get(key, 0) + 1
+    return months
+
+
+def test_history_covers_three_years_of_steady_growth(history):
+    with history.sessions.begin() as s:
+        leads = by_month(s, Lead.mql_at)
+        assert len(leads) >= 36 and min(leads) <= "2023-12"
+        counts = [leads[m] for m in sorted(leads)][:-1]  # the current month is under way
+        quarters = [sum(counts[i:i + 3]) for i in range(0, 36, 3)]
+        assert all(q > 0 for q in quarters)
+        # steady: every quarter bigger than the same quarter a year before
+        assert all(a < b for a, b in zip(quarters, quarters[4:], strict=False)), quarters
+        for column in (Deal.closed_at, Customer.started_at, ContentUse.used_at):
+            assert len(by_month(s, column)) >= 15, column
+        assert len({row.month for row in s.scalars(select(Spend))}) >= 36
+
+
+def test_last_quarters_scorecard_has_a_whole_trend_and_plausible_growth(history):
+    """The tour's `/align scorecard last quarter` once showed "Revenue growth 15098%" and
+    trends like `    ▁█`: the demo covered five months."""
+    period = parse_period("last quarter", AT, history.config.workspace.tz)
+    with history.sessions.begin() as s:
+        answers = {a.metric.key: a for a in scorecard(s, history.config, TEAM, AT, period)}
+        growth = answer(s, history.config, TEAM,
+                        parse("revenue growth last quarter", history.config, AT), AT)
+    for key in ("leads_routed", "win_rate", "acceptance_rate", "conversion_rate", "cac",
+                "revenue_growth", "sales_cycle", "marketing_sourced_revenue"):
+        assert None not in answers[key].trend, (key, answers[key].trend)
+    assert all(-0.5 < g < 1.0 for g in growth.trend), growth.trend

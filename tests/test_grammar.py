@@ -16,6 +16,7 @@ from bot.metrics.grammar import (
     Period,
     Query,
     QueryError,
+    parse_day,
     parse_period,
     parse_query,
 )
@@ -324,3 +325,19 @@ def test_any_text_parses_or_is_refused(text, now):
 @given(st.lists(st.sampled_from(TOKENS), max_size=10).map(" ".join), moments)
 def test_any_sentence_of_real_words_parses_or_is_refused(text, now):
     assert_parses_or_refuses(text, now, default="win_rate")
+
+
+@pytest.mark.parametrize(("words", "day"), [  # from Tuesday, December 1, 2026
+    ("today", "2026-12-01"), ("tomorrow", "2026-12-02"), ("yesterday", "2026-11-30"),
+    ("friday", "2026-12-04"), ("Fri.", "2026-12-04"), ("next friday", "2026-12-04"),
+    ("tuesday", "2026-12-08"), ("next tuesday", "2026-12-08"), ("this tuesday", "2026-12-01"),
+    ("next monday", "2026-12-07"), ("next week", "2026-12-07"), ("2026-12-24", "2026-12-24"),
+])
+def test_a_day_in_words(words, day):
+    assert parse_day(words, date(2026, 12, 1)).isoformat() == day
+
+
+@pytest.mark.parametrize("words", ["", "soon", "2026-02-30", "next", "last friday", "friday 3"])
+def test_a_day_it_cannot_read_says_what_it_can(words):
+    with pytest.raises(QueryError, match="Days: today, tomorrow"):
+        parse_day(words, date(2026, 12, 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bot.blocks import handoff as cards
@@ -66,8 +67,45 @@ def test_away_skips_me_until_i_am_back(app, services, clock):
 
 
 def test_away_explains_bad_dates(app, clock):
-    assert "Say the day" in all_text(reply(slash(app, "away until someday", clock.now())))
+    assert "Say the day" in all_text(reply(slash(app, "away until", clock.now())))
+    unread = all_text(reply(slash(app, "away until someday", clock.now())))
+    assert "couldn't read the day “someday”" in unread and "next monday" in unread
+    assert "not a date" in all_text(reply(slash(app, "away until 2026-02-30", clock.now())))
     assert "not in the future" in all_text(reply(slash(app, "away until 2026-01-01", clock.now())))
+    assert "not in the future" in all_text(reply(slash(app, "away until today", clock.now())))
+
+
+@pytest.mark.parametrize(("words", "back"), [  # said on Tuesday, November 24
+    ("until tomorrow", "2026-11-25"), ("until friday", "2026-11-27"),
+    ("until next monday", "2026-11-30"), ("till Tuesday", "2026-12-01"),
+    ("until next week", "2026-11-30"), ("until 2026-12-24", "2026-12-24"),
+])
+def test_away_takes_the_grammars_day_words(app, services, clock, words, back):
+    body = all_text(reply(slash(app, f"away {words}", clock.now(), user="U0SALES01")))
+    assert "You are away until" in body
+    with services.sessions.begin() as s:
+        me = s.scalars(select(Person).where(Person.slack_id == "U0SALES01")).one()
+        assert me.away_until.astimezone(services.config.workspace.tz).isoformat() == \
+            f"{back}T00:00:00-05:00"
+
+
+def overdue(services, clock, count):
+    for i in range(count):
+        new_lead(services, external_id=f"L-{i:02d}", score=90)  # hot: 15 wall minutes
+    clock.advance(timedelta(hours=1))
+
+
+@pytest.mark.parametrize("page", ["abc", "0", "2 3", "-1"])
+def test_a_page_that_is_not_a_number_is_refused(app, services, clock, page):
+    overdue(services, clock, 2)
+    text = all_text(reply(slash(app, f"leads overdue {page}", clock.now())))
+    assert "is not a page number" in text and "L-00" not in text
+
+
+def test_a_page_past_the_end_says_how_many_there_are(app, services, clock):
+    overdue(services, clock, 18)
+    assert "There is no page 999: there are 2 pages." in all_text(
+        reply(slash(app, "leads overdue 999", clock.now())))
 
 
 def test_lead_json_has_stages_sla_and_history(app, services, fake_slack, clock, capsys,

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
+from slack_bolt import App
 
-from bot.manifest import EVENTS, SCOPES, build_manifest, manifest_json
+from bot.app import create_app
+from bot.manifest import COMMAND, EVENTS, SCOPES, build_manifest, manifest_json
 from tests import slack_contract
+from tests.slack import send_event
 
 URL = "https://bot.example.com"
 
@@ -83,8 +88,72 @@ def test_scopes_cover_email_lookup():
 
 
 def test_scope_and_event_lists_have_no_duplicates():
-    assert len(set(SCOPES)) == len(SCOPES)
     assert len(set(EVENTS)) == len(EVENTS)
+
+
+def registered_events(services, monkeypatch) -> list[str]:
+    """The event types the app's listeners are registered for."""
+    seen = []
+    register = App.event
+
+    def event(self, kind, *args, **kwargs):
+        seen.append(kind)
+        return register(self, kind, *args, **kwargs)
+    monkeypatch.setattr(App, "event", event)
+    create_app(services)
+    return seen
+
+
+def test_every_subscribed_event_has_a_listener_and_every_listener_a_subscription(
+        services, monkeypatch):
+    subscribed = {e.split(".")[0] for e in EVENTS}  # message.im arrives as a `message` event
+    assert set(registered_events(services, monkeypatch)) == subscribed
+
+
+@pytest.mark.parametrize("kind", EVENTS)
+def test_every_subscribed_event_is_handled(app, clock, kind, caplog):
+    event = {"type": kind.split(".")[0], "user": {"id": "U0SALES01"} if kind == "user_change"
+             else "U0SALES01", "channel": "D0SALES01", "channel_type": "im", "text": "help",
+             "tab": "messages", "ts": "1764000000.000100", "event_ts": "1764000000.000100"}
+    assert send_event(app, event, f"Ev-{kind}", clock.now()).status == 200
+    assert "Unhandled request" not in caplog.text
+
+
+# Slack SDK helpers that call other methods than their name says
+SDK_HELPERS = {"files_upload_v2": ("files.getUploadURLExternal", "files.completeUploadExternal")}
+
+
+def methods_the_code_calls() -> set[str]:
+    """Web API methods named in the source: `client.chat_postEphemeral(...)` and the
+    outbox's `"chat.postMessage"` rows."""
+    known = slack_contract.known_methods()
+    root = Path(__file__).resolve().parents[1]
+    source = "\n".join(p.read_text() for folder in ("bot", "handlers")
+                       for p in (root / folder).rglob("*.py") if p.name != "fakeslack.py")
+    called = {m.replace("_", ".", 1) for m in re.findall(r"\.([a-z]+_[a-zA-Z]+)\(", source)}
+    called |= set(re.findall(r'"([a-z]+\.[a-zA-Z]+)"', source))
+    for helper, methods in SDK_HELPERS.items():
+        if f".{helper}(" in source:
+            called |= set(methods)
+    return called & known.keys()
+
+
+def test_every_scope_is_needed_by_what_the_bot_does():
+    """No scope for a feature that does not exist yet: each one's users are a subscribed
+    event, the slash command, or a Web API method the code calls."""
+    used = methods_the_code_calls() | set(EVENTS) | {COMMAND}
+    unused = {scope: users for scope, users in SCOPES.items() if not set(users) <= used}
+    assert unused == {}
+
+
+def test_no_scope_for_surveys_or_channel_checks_that_do_not_exist():
+    assert not {"reactions:read", "usergroups:read", "channels:read", "groups:read",
+                "im:read"} & set(SCOPES)
+
+
+def test_the_descriptions_promise_only_what_exists():
+    manifest = json.dumps(build_manifest()).lower()
+    assert "survey" not in manifest and "digest" not in manifest
 
 
 def test_manifest_json_is_the_manifest():

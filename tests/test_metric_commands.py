@@ -186,6 +186,36 @@ def test_a_mention_it_cannot_read_gets_did_you_mean_in_the_thread(app, clock, fa
     assert thread == "1764000000.000100" and "Did you mean win_rate?" in text
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Hi there!", "Hi <@U0SALES01>! Ask me about a metric"),
+    ("hi", "Hi <@U0SALES01>!"),
+    ("hello alignbot", "Hi <@U0SALES01>!"),
+    ("thanks!", "You're welcome, <@U0SALES01>!"),
+    ("thank you so much", "You're welcome"),
+    ("hepl", "Did you mean `/align help`?"),
+    ("scorcard last quarter", "Did you mean `/align scorecard`?"),
+])
+def test_small_talk_and_typos_get_a_friendly_answer(app, clock, fake_slack, text, expected):
+    mention(app, clock, text)
+    answer = posted(fake_slack)[1]
+    assert expected in answer and "metric “" not in answer and "Which metric" not in answer
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("hi", "Hi <@U0SALES01>!"), ("thanks", "You're welcome"),
+    ("hepl", "Did you mean `/align help`?"), ("leeds", "Did you mean `/align leads`"),
+])
+def test_small_talk_and_typos_on_the_slash_command(app, clock, text, expected):
+    assert expected in all_text(ask(app, clock, text)[1])
+
+
+def test_the_shell_suggests_its_own_lines_too(shell):
+    out = run(shell, "tikc 2h", "@alignbot hepl", "/align hepl", "@alignbot Hi there!")
+    assert "unknown line 'tikc' — did you mean 'tick'?" in out
+    assert out.count("Did you mean `/align help`?") == 2
+    assert "Hi @Sam Sales!" in out
+
+
 def test_a_mention_that_names_a_command_runs_it(app, clock, fake_slack):
     mention(app, clock, "help")
     assert "alignbot commands" in posted(fake_slack)[1]
@@ -206,6 +236,11 @@ def test_a_mention_with_chart_uploads_the_png_in_the_thread(app, clock, data, fa
     ("Lead volume last week", "metric Lead volume last week"),
     ("what was our win rate?", "metric what was our win rate?"),
     ("", ""),  # a bare mention: help, as for `/align`
+    ("Hi there!", "Hi there!"),  # small talk: a friendly answer, not a metric
+    ("hepl", "hepl"),  # a command's typo: "did you mean", not "no metric hepl"
+    ("leeds mine", "leeds mine"),
+    ("churn last month", "metric churn last month"),
+    ("whats our win rate", "metric whats our win rate"),  # "what" is no typo of "away"
 ])
 def test_mentions_are_commands_or_metric_questions(services, text, words):
     assert mention_command(services.commands, text) == words

@@ -69,14 +69,6 @@ def test_shell_clicks_look_like_slacks_block_actions(shell_with_button):
     assert _shape_diff(real, seen[0]) == []
 
 
-def test_shell_reactions_look_like_slacks_reaction_added(shell_with_button):
-    seen = []
-    shell_with_button.app.event("reaction_added")(lambda body: seen.append(body))
-    run(shell_with_button, "react two 1")
-    real = load("event_reaction_added.json")
-    assert _shape_diff(real, seen[0]) == []
-
-
 def bodies(shell, line: str) -> list[dict]:
     """Every request body the app received while the shell ran `line`."""
     seen = []

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot import outbox
 from bot.blocks.kit import actions, button, message, section
-from tests.shelltools import run
+from bot.jobs import JOBS
+from bot.metrics import snapshots
+from bot.shell import PROMPT
+from tests.conftest import TEST_CONFIG, check_slack_call
+from tests.shelltools import make_shell, run
 
 
 def post_card(shell, text="Lead L-1: Acme", action_id="test.ping"):
@@ -52,16 +60,11 @@ def test_click_on_a_missing_button_explains(shell):
     assert "there is no message #9" in out
 
 
-def test_react_sends_a_reaction_added_event(shell):
-    seen = []
-
-    @shell.app.event("reaction_added")
-    def reacted(event):
-        seen.append((event["user"], event["reaction"], event["item"]["ts"]))
-
+def test_react_says_plainly_that_nothing_reads_reactions_yet(shell, caplog):
     post_card(shell)
-    run(shell, "react :three: 1")
-    assert seen == [("U0SALES01", "three", shell.fake.message(1).ts)]
+    out = run(shell, "react three 1")
+    assert "alignbot does not read reactions yet" in out
+    assert "404" not in out and "Unhandled request" not in caplog.text
 
 
 def test_tick_moves_the_clock_and_runs_due_jobs(shell):
@@ -131,9 +134,6 @@ def test_an_evening_lead_nudges_in_the_morning_each_stage_once(tmp_path):
     import dataclasses
     from datetime import timedelta
 
-    from tests.conftest import TEST_CONFIG, check_slack_call
-    from tests.shelltools import make_shell
-
     shell = make_shell(tmp_path, TEST_CONFIG, check_slack_call,
                        at=datetime(2026, 11, 24, 21, 50, tzinfo=UTC))  # Tuesday 16:50 New York
     config = shell.services.config
@@ -152,7 +152,6 @@ def test_an_evening_lead_nudges_in_the_morning_each_stage_once(tmp_path):
     shown = [morning.find(marker) for marker in stages]
     assert all(i >= 0 for i in shown) and shown == sorted(shown), shown
     assert [morning.count(marker) for marker in stages[:4]] == [1, 1, 1, 1]
-
 
 
 def skip_quiet_time(shell, until: datetime) -> None:
@@ -203,3 +202,64 @@ def test_a_hot_lead_on_saturday_is_routed_when_the_first_hours_start_on_monday(t
     assert "reach out before then" in later  # Sam is reminded ...
     assert "@Sam Sales's lead *Ann* (Acme) passed its SLA" in later  # ... and his manager told
     assert "still has no owner" not in later  # no escalation: the lead has its owner
+
+
+def test_make_run_without_slack_opens_the_shell_on_its_own_store_only(tmp_path):
+    """One store per use, each named: the demo never lands in the bot's alignbot.db."""
+    root = Path(__file__).resolve().parents[1]
+    for name in ("Makefile", "pyproject.toml", "alignbot.example.toml"):
+        shutil.copy(root / name, tmp_path / name)
+    os.utime(tmp_path / "pyproject.toml", (0, 0))  # older than the venv: nothing to install
+    venv = Path(sys.executable).parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("SLACK_BOT_TOKEN", "DATABASE_URL")}
+    result = subprocess.run(
+        ["make", "-s", "run", f"VENV={venv}", f"STAMP={venv / 'bin' / 'python'}"],
+        input="quit\n", capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "The shell's store: sqlite:///alignbot-shell.db (its own" in result.stdout
+    assert (tmp_path / "alignbot-shell.db").exists() and not (tmp_path / "alignbot.db").exists()
+
+
+def test_every_jobs_report_reads_for_people(shell):
+    for j in JOBS:
+        out = run(shell, f"run {j.id}")
+        assert out.count(f"  {j.id}: ") >= 1, out
+        assert "Report(" not in out and "[" not in out.split(": ", 1)[1], out
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_tour() -> tuple[list[str], list[str]]:
+    """The lines the README's tour types, and the messages it says they print."""
+    blocks = re.findall(r"```text\n(.*?)```", README.read_text(), re.S)
+    lines = [line for block in blocks for line in block.splitlines()]
+    typed = [re.sub(r"\s{2,}# .*$", "", line.removeprefix(PROMPT)) for line in lines
+             if line.startswith(PROMPT)]
+    return typed, [line.split("]")[0] + "]" for line in lines if line.startswith("#")]
+
+
+def test_the_readme_tour_runs_as_written_and_its_first_tick_refreshes_only_the_last_days(
+        tmp_path, monkeypatch):
+    """The tour's first `tick 2h` once sat silent for half a minute: its first metrics
+    refresh did every day of the demo's history, and then the last days 7 times more."""
+    reports = []
+
+    def refresh(*args, **kwargs):
+        reports.append(snapshots.refresh(*args, **kwargs))
+        return reports[-1]
+    monkeypatch.setattr("bot.jobs.refresh", refresh)
+    config = tomllib.loads((README.parent / "alignbot.example.toml").read_text())
+    shell = make_shell(tmp_path, config, check_slack_call, demo=True, user="U0ADMIN01",
+                       at=datetime.fromisoformat("2026-12-01T10:00:00-05:00"))
+    typed, shown = readme_tour()
+    assert typed[0] == "/align help" and typed[-1].startswith("import leads my-export.csv")
+    out = run(shell, *typed[:-1])  # the last line imports a file of the reader's own
+    assert "\n! " not in out, out
+    assert [r.days for r in reports] == [snapshots.SETTLE_DAYS] * 2  # tick 2h, then `run`
+    for header in shown:
+        assert header in out, header
+    for said in ("Did you mean `/align help`?", "Hi @Ada Novak!", "Scorecard: Q3 2026",
+                 f"metrics.refresh: T0LOCAL: {snapshots.SETTLE_DAYS} day(s) recomputed",
+                 "You are away until Fri Dec 04"):
+        assert said in out, said

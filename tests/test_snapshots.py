@@ -36,11 +36,7 @@ def live(session, config, key, period, by):
                    gross_margin=config.workspace.gross_margin, now=NOW)
 
 
-def test_answers_over_snapshots_equal_live_ones_for_every_metric_period_and_grouping(
-        sessions, config):
-    with sessions.begin() as s:
-        report = refresh(s, config, TEAM, NOW)
-    assert 0 < report.days < (NOW - at(1, 1)).days / 2  # only the days something happened
+def assert_answers_are_live_ones(sessions, config):
     with sessions() as s:
         reader = Reader(s, config, TEAM, NOW)
         for text in PERIODS:
@@ -53,6 +49,32 @@ def test_answers_over_snapshots_equal_live_ones_for_every_metric_period_and_grou
                     assert (groups or {}) == pytest.approx(expected_groups or {}), \
                         (metric.key, text, by)
         assert reader.as_of == NOW  # the refresh's time: it ran at NOW
+
+
+def test_answers_over_snapshots_equal_live_ones_for_every_metric_period_and_grouping(
+        sessions, config):
+    with sessions.begin() as s:
+        report = refresh(s, config, TEAM, NOW)
+    assert 0 < report.days < (NOW - at(1, 1)).days / 2  # only the days something happened
+    assert_answers_are_live_ones(sessions, config)
+
+
+def test_a_refresh_since_a_day_stores_from_it_and_reads_the_rest_live(sessions, config):
+    since = date(2026, 6, 1)
+    with sessions.begin() as s:
+        refresh(s, config, TEAM, NOW, since=since)
+    assert_answers_are_live_ones(sessions, config)
+    with sessions.begin() as s:  # a May lead is rejected: a day before the stored ones
+        lead = s.scalars(select(Lead).where(Lead.accepted_at < at(5, 31),
+                                            Lead.rejected_at.is_(None))).first()
+        lead.rejected_at, lead.rejection_reason, lead.updated_at = at(5, 20), "bad_fit", NOW
+    with sessions.begin() as s:
+        refresh(s, config, TEAM, NOW)
+    with sessions() as s:
+        assert get_refresh(s, TEAM).first_day >= since
+        assert s.scalar(select(func.min(MetricSnapshot.day))
+                        .where(MetricSnapshot.grain == "day")) >= since
+    assert_answers_are_live_ones(sessions, config)
 
 
 def test_snapshots_hold_whole_past_days_only_and_today_is_read_live(sessions, config):

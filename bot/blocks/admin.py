@@ -11,8 +11,7 @@ if TYPE_CHECKING:
 
 
 def config_verdict(v: ConfigVerdict) -> dict[str, Any]:
-    secrets = ", ".join(f"{escape(name)} {'set' if ok else 'missing'}"
-                        for name, ok in v.secrets.items())
+    secrets = ", ".join(f"{escape(name)} {escape(state)}" for name, state in v.secrets.items())
     if v.ok:
         counts = ", ".join(f"{n} {escape(what)}" for what, n in v.summary.items())
         head = f":white_check_mark: `{escape(v.source)}` is valid ({counts})."

@@ -37,10 +37,11 @@ def lead_detail(view: CardView, events: Sequence[Any]) -> dict[str, Any]:
 def lead_list(which: str, items: Sequence[LeadLine], page: int, per_page: int,
               total: int) -> dict[str, Any]:
     title = {"mine": "Your leads", "open": "Open leads", "overdue": "Overdue leads"}[which]
-    if not items:
-        empty = "Nothing here." if page == 1 else f"There is no page {page}."
-        return {"text": f"{title}: {empty}", "blocks": [section(f"*{title}:* {empty}")]}
     pages = (total + per_page - 1) // per_page
+    if not items:
+        empty = "Nothing here." if not total else f"There is no page {page}: " + (
+            "there is only 1 page." if pages == 1 else f"there are {pages} pages.")
+        return {"text": f"{title}: {empty}", "blocks": [section(f"*{title}:* {empty}")]}
     blocks = [header(f"{title} ({total})")]
     blocks += [section(_line(i)) for i in items]
     if page < pages:
@@ -64,6 +65,11 @@ def no_lead(external_id: str) -> dict[str, Any]:
 
 def unknown_list(which: str) -> dict[str, Any]:
     return message(f"`/align leads {escape(which)}`? Try `mine`, `open` or `overdue`.")
+
+
+def not_a_page(given: str, which: str) -> dict[str, Any]:
+    return message(f"`{escape(given)}` is not a page number: `/align leads {escape(which)} 2` "
+                   "shows the second page.")
 
 
 def away_set(until: datetime | None) -> dict[str, Any]:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from bot.blocks import metrics as views
-from bot.commands import Command, CommandTable, Invocation, Reply, Upload
+from bot.commands import Command, CommandTable, Invocation, Reply, Upload, small_talk
 from bot.metrics.answers import Answer, answer, parse, scorecard
 from bot.metrics.charts import series, trend_png
 from bot.metrics.grammar import QueryError, parse_period
@@ -29,8 +29,8 @@ def metric_command(inv: Invocation) -> Reply:
     chart = None
     if found.query.chart:
         chart = Upload(views.file_name(found.metric.key, found.period, "png"),
-                       trend_png(series(found, currency)),
-                       f"{found.metric.label}, {found.period.label}")
+                       f"{found.metric.label}, {found.period.label}",
+                       lambda: trend_png(series(found, currency)))
     return Reply.of(views.metric_answer(found, currency, names), public=found.query.share,
                     file=chart)
 
@@ -50,9 +50,9 @@ def scorecard_command(inv: Invocation) -> Reply:
         answers = scorecard(session, config, inv.request.team_id, inv.now, period)
     chart = None
     if "chart" in flags:
-        chart = Upload(views.file_name("scorecard", period, "png"),
-                       trend_png(*(series(a, config.workspace.currency) for a in answers)),
-                       f"Scorecard, {period.label}")
+        currency = config.workspace.currency
+        chart = Upload(views.file_name("scorecard", period, "png"), f"Scorecard, {period.label}",
+                       lambda: trend_png(*(series(a, currency) for a in answers)))
     return Reply.of(views.scorecard(answers, config.workspace.currency),
                     public="share" in flags, file=chart)
 
@@ -66,7 +66,7 @@ def export_command(inv: Invocation) -> Reply:
         return found
     name = views.file_name(found.metric.key, found.period, "csv")
     return Reply.of(views.metric_export(found, name), public=found.query.share,
-                    file=Upload(name, found.csv(), f"{found.metric.label}, {found.period.label}"))
+                    file=Upload(name, f"{found.metric.label}, {found.period.label}", found.csv))
 
 
 def _answer(inv: Invocation, example: str) -> Answer | Reply:
@@ -88,19 +88,29 @@ def _names(inv: Invocation) -> dict[str, str]:
 
 def mention_command(table: CommandTable, text: str) -> str:
     """The `/align` words an @mention stands for. One that starts with a command's name runs
-    it ("help", "lead L-123"); anything else is a metric question. A metric named by more
-    words than the command wins: "leads routed today" asks, "leads mine" lists."""
+    it ("help", "lead L-123"); small talk ("hi there!") and a typo of a command's name
+    ("hepl") go to the table as they are, for a friendly answer or a "did you mean"; anything
+    else is a metric question. A metric named by more words than the command wins: "leads
+    routed today" asks, "leads mine" lists."""
     words = text.split()
+    if not words or small_talk(text):
+        return text
     found = table.find(words)
-    if not words or (found and not _starts_with_metric(words, len(found[0].words))):
+    if found:
+        return f"metric {text}" if _names_metric(words, longer_than=len(found[0].words)) else text
+    if table.near_miss(words[0]) and not _names_metric(words):
         return text
     return f"metric {text}"
 
 
-def _starts_with_metric(words: list[str], longer_than: int) -> bool:
-    start = " ".join(w.lower().strip("?!.,;:") for w in words) + " "
-    return any(start.startswith(name + " ") for names in vocabulary().values()
-               for name in names if len(name.split()) > longer_than)
+def _names_metric(words: list[str], longer_than: int = 0) -> bool:
+    """Do the words name a metric (at their start, when `longer_than` a command's name)?"""
+    said = " " + " ".join(w.lower().strip("?!.,;:") for w in words) + " "
+    names = {n for key, synonyms in vocabulary().items()
+             for n in (key.replace("_", " "), *synonyms) if len(n.split()) > longer_than}
+    if longer_than:
+        return any(said.startswith(f" {name} ") for name in names)
+    return any(f" {name} " in said for name in names)
 
 
 COMMANDS = [

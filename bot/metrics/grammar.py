@@ -42,8 +42,13 @@ PERIOD_FORMS = ("Periods: today, yesterday, this|last week|month|quarter|year, "
                 "2026-01-01..2026-03-31.")
 COMPARE_FORMS = "Compare with “vs previous” (the period before) or “vs last year”."
 DIMENSION_FORMS = "Break down by owner, source, segment, region or team (rejections by reason)."
+DAY_FORMS = "Days: today, tomorrow, a weekday (friday, next monday), next week, or a date like 2026-12-01."
 
 _UNIT_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+_WEEKDAYS = {name: n for n, names in enumerate((
+    ("monday", "mon"), ("tuesday", "tue", "tues"), ("wednesday", "wed"),
+    ("thursday", "thu", "thur", "thurs"), ("friday", "fri"), ("saturday", "sat"),
+    ("sunday", "sun"))) for name in names}
 _TO_DATE = {"mtd": "month", "qtd": "quarter", "ytd": "year"}
 _FIRST_YEAR, _LAST_YEAR = 1900, 2999  # keeps every derived period inside datetime's range
 
@@ -153,6 +158,29 @@ def parse_period(text: str, now: datetime, tz: ZoneInfo) -> Period:
     if _meaningful(rest):
         raise QueryError(f"I couldn't read the period “{_quote(text)}”. {PERIOD_FORMS}")
     return period or _last_n(DEFAULT_DAYS, "day", today, tz)
+
+
+def parse_day(text: str, today: date) -> date:
+    """One day named in words, counted from `today`: today, tomorrow, yesterday, a date, a
+    weekday ("friday" and "next friday" are the first one after today, "this friday" may be
+    today), or "next week" (its Monday)."""
+    words = _words(text).split()
+    qualifier = words.pop(0) if len(words) == 2 and words[0] in ("next", "this") else None
+    word = " ".join(words)
+    if qualifier is None and re.fullmatch(_DATE, word):
+        try:
+            return _typed_date(word)
+        except QueryError:
+            raise QueryError(f"“{word}” is not a date. {DAY_FORMS}") from None
+    named = {"today": today, "tomorrow": today + DAY, "yesterday": today - DAY}
+    if qualifier is None and word in named:
+        return named[word]
+    if qualifier == "next" and word == "week":
+        return today + (7 - today.weekday()) * DAY
+    if word in _WEEKDAYS:
+        first = 0 if qualifier == "this" else 1
+        return today + ((_WEEKDAYS[word] - today.weekday() - first) % 7 + first) * DAY
+    raise QueryError(f"I couldn't read the day “{_quote(text)}”. {DAY_FORMS}")
 
 
 def parse_query(text: str, now: datetime, tz: ZoneInfo,

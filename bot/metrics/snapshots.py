@@ -12,11 +12,13 @@ read small tables or a single instant.
 What a refresh redoes: every day since the last refreshed one, the days of every row
 changed since the last refresh (by the instants metrics count it at), and always the
 last `SETTLE_DAYS` — a re-routed lead's stage time moves within them, and the day it
-left is known only there.
+left is known only there. Days before the first stored one are never stored later: they
+stay live reads (a first refresh may start at a recent day, as the demo's does).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -152,19 +154,24 @@ class RefreshReport:
 
 
 def refresh(session: Session, config: Config, team_id: str, now: datetime, *,
-            full: bool = False) -> RefreshReport:
+            full: bool = False, since: date | None = None,
+            progress: Callable[[int, int], None] | None = None) -> RefreshReport:
     """Recompute the snapshots of the days whose inputs changed (all days when `full`),
-    through yesterday; idempotent: a day's rows are replaced whole."""
+    through yesterday; idempotent: a day's rows are replaced whole. A first (or full)
+    refresh `since` a day stores the days from it only: the ones before stay live reads,
+    then and in later refreshes. `progress(done, total)` is told after each day."""
     queries.lock_refresh(session, team_id)  # two workers refresh one after the other
     reader = Reader(session, config, team_id, now)
     yesterday = now.astimezone(reader.tz).date() - DAY
     state = None if full else reader.refresh
-    days = _days_to_redo(session, reader, state, yesterday)
+    days = _days_to_redo(session, reader, state, yesterday, since)
     rows = 0
-    for day in days:
+    for done, day in enumerate(days, 1):
         day_rows = _day_rows(reader, day)
         queries.replace_rows(session, team_id, "day", day, day_rows)
         rows += len(day_rows)
+        if progress:
+            progress(done, len(days))
     for grain, finer in (("month", "day"), ("year", "month")):
         for unit in sorted({_unit_start(grain, day) for day in days}):
             unit_rows = _rollup_rows(reader, finer, unit, _next_unit(grain, unit) - DAY)
@@ -176,14 +183,18 @@ def refresh(session: Session, config: Config, team_id: str, now: datetime, *,
     return RefreshReport(team_id, len(days), rows, now)
 
 
-def _days_to_redo(session: Session, reader: Reader, state, yesterday: date) -> list[date]:
-    """All days anything happened on, for a first or full refresh; else see the module."""
+def _days_to_redo(session: Session, reader: Reader, state, yesterday: date,
+                  since: date | None) -> list[date]:
+    """All days anything happened on (from `since`), for a first or full refresh; else see
+    the module. Never a day before the stored ones: storing it alone would leave a gap that
+    the stored span claims to hold."""
     days = queries.list_changed_days(session, reader.team_id, state and state.as_of, reader.now,
                                      reader.tz)
+    first = state.first_day if state is not None else since
     if state is not None:
         days |= {state.last_day + DAY * i for i in range(1, (yesterday - state.last_day).days + 1)}
         days |= {yesterday - DAY * i for i in range(SETTLE_DAYS)}
-    return sorted(d for d in days if d <= yesterday)
+    return sorted(d for d in days if d <= yesterday and (first is None or d >= first))
 
 
 def _day_rows(reader: Reader, day: date) -> list[dict]:

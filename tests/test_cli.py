@@ -1,0 +1,87 @@
+"""The command line on a store the bot has never run on: importing history before Slack is
+connected learns the workspace from the bot token, or takes ALIGNBOT_TEAM_ID."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.cli import main
+from bot.fakeslack import FakeSlack
+from storage.db import make_engine, make_sessionmaker
+from storage.migrate import upgrade
+from storage.models import Lead
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "alignbot.example.toml"
+
+
+@pytest.fixture
+def empty_store(tmp_path, monkeypatch):
+    """A migrated store nobody has used, the example config, and no Slack settings."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    upgrade(make_engine(url))
+    for var in ("SLACK_BOT_TOKEN", "SLACK_API_URL", "ALIGNBOT_TEAM_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("ALIGNBOT_CONFIG", str(EXAMPLE))
+    return make_sessionmaker(make_engine(url))
+
+
+@pytest.fixture
+def leads_csv(tmp_path) -> Path:
+    path = tmp_path / "leads.csv"
+    path.write_text("external_id,source,name\nL-1,webinar,Ann Lee\nL-2,ebook,Bo Park\n")
+    return path
+
+
+def teams_of_leads(sessions) -> set[str]:
+    with sessions.begin() as session:
+        return set(session.scalars(select(Lead.team_id)))
+
+
+def with_token(monkeypatch, team: str = "T0FROMTOKEN") -> FakeSlack:
+    fake = FakeSlack(team_id=team)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", fake.base_url)
+    return fake
+
+
+def test_import_and_query_learn_the_workspace_from_the_bot_token(
+        empty_store, leads_csv, monkeypatch, capsys):
+    fake = with_token(monkeypatch)
+    assert main(["import", "leads", str(leads_csv)]) == 0
+    assert teams_of_leads(empty_store) == {"T0FROMTOKEN"}
+    assert fake.calls_of("auth.test")
+    capsys.readouterr()
+    assert main(["query", "leads routed last 7 days", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metric"] == "leads_routed"
+
+
+def test_import_takes_alignbot_team_id_without_slack(empty_store, leads_csv, monkeypatch):
+    monkeypatch.setenv("ALIGNBOT_TEAM_ID", "T0MANUAL")
+    assert main(["import", "leads", str(leads_csv)]) == 0
+    assert teams_of_leads(empty_store) == {"T0MANUAL"}
+
+
+def test_without_either_it_says_how_to_name_the_workspace(empty_store, leads_csv, capsys):
+    assert main(["import", "leads", str(leads_csv)]) == 2
+    err = capsys.readouterr().err
+    assert "ALIGNBOT_TEAM_ID" in err and "SLACK_BOT_TOKEN" in err and "alignbot run" not in err
+    assert teams_of_leads(empty_store) == set()
+
+
+def test_a_team_id_that_is_not_one_is_refused(empty_store, leads_csv, monkeypatch, capsys):
+    monkeypatch.setenv("ALIGNBOT_TEAM_ID", "acme corp")
+    assert main(["query", "win rate last quarter"]) == 2
+    assert "'acme corp' is not a Slack workspace id" in capsys.readouterr().err
+
+
+def test_a_token_slack_refuses_is_named(empty_store, leads_csv, monkeypatch, capsys):
+    fake = with_token(monkeypatch)
+    fake.script("auth.test", (200, {}, {"ok": False, "error": "invalid_auth"}))
+    assert main(["import", "leads", str(leads_csv)]) == 2
+    assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in capsys.readouterr().err
+    assert teams_of_leads(empty_store) == set()
