@@ -154,7 +154,7 @@ def _store(services: Services, entity: str, checked: Checked, actor: str,
     try:
         return stage(services, entity, checked, actor=actor, answers=answers).commit()
     except Exception as exc:
-        if not _refused_value(exc) or not checked.parsed:
+        if not refused_value(exc) or not checked.parsed:
             raise
         if len(checked.parsed) == 1:
             [(index, values)] = checked.parsed
@@ -169,7 +169,7 @@ def _store(services: Services, entity: str, checked: Checked, actor: str,
     return first.add(_store(services, entity, Checked(checked.parsed[half:], []), actor, answers))
 
 
-def _refused_value(exc: Exception) -> bool:
+def refused_value(exc: Exception) -> bool:
     """An error a record's values cause (the database, or the driver binding them, refusing
     one), as opposed to the database being away."""
     if isinstance(exc, DataError | IntegrityError):

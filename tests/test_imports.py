@@ -613,3 +613,29 @@ def test_a_short_row_of_a_crm_export_is_read_with_its_missing_cells_empty(servic
     summary = import_csv(services, "leads", path, mapping="hubspot")
     assert (summary.created, summary.rejected) == (2, 0)
     assert leads(services)["102"].source == "ebook" and leads(services)["102"].name is None
+
+
+def test_a_row_the_database_refuses_costs_only_itself(services, tmp_path, monkeypatch):
+    """A value the checks let through and the database refuses: its batch is stored again in
+    halves (as a webhook's is), down to that row, which is rejected with the reason."""
+    from sqlalchemy.exc import DataError
+
+    from bot import webhooks
+
+    real = webhooks.execute
+
+    def refusing(session, statements):
+        if any("Poison" in str(params) for _, params in statements):
+            raise DataError("INSERT INTO leads ...", None, ValueError("value out of range"))
+        return real(session, statements)
+
+    monkeypatch.setattr(webhooks, "execute", refusing)
+    rows = [[f"L-{n}", "webinar", "50", "Poison" if n == 7 else f"Lead {n}"] for n in range(20)]
+    path = write(tmp_path / "leads.csv", ["external_id", "source", "score", "name"], rows)
+    summary = import_csv(services, "leads", path)
+    assert (summary.rows, summary.created, summary.rejected) == (20, 19, 1)
+    [rejection] = summary.first_rejected
+    assert rejection.external_id == "L-7" and "database refused it" in rejection.errors[0]
+    assert set(leads(services)) == {f"L-{n}" for n in range(20) if n != 7}
+    with summary.rejected_file.open() as f:
+        assert [row["external_id"] for row in csv.DictReader(f)] == ["L-7"]
