@@ -26,7 +26,7 @@ SCOPES: tuple[str, ...] = (
     "chat:write",  # handoff cards, nudges, survey prompts, digests, card updates
     "chat:write.public",  # digests and handoff cards in channels the bot was not invited to
     "commands",  # the /align slash command
-    "im:history",  # reading DMs sent to the bot (message.im)
+    "im:history",  # reading DMs sent to the bot (message.im); finding a DM whose answer was lost
     "im:read",  # DM channel info for survey prompts and nudges
     "im:write",  # opening DMs to lead owners and survey audiences (conversations.open)
     "reactions:read",  # survey answers given as :one: ... :five: reactions
@@ -36,6 +36,8 @@ SCOPES: tuple[str, ...] = (
     "files:write",  # CSV exports and `chart` PNGs (files.getUploadURLExternal/completeUploadExternal)
     "channels:read",  # checking configured public channels exist
     "groups:read",  # checking configured private channels exist
+    "channels:history",  # finding a post whose answer was lost (conversations.history), not re-posting it
+    "groups:history",  # the same in private channels
 )
 
 # Bot events, each with the feature that needs it.
