@@ -213,11 +213,9 @@ class OutboxSender:
             for row in page:
                 if pooled and self._pooled >= self.settings.workers:
                     return  # a settling delivery starts the next pass
-                if not self._reserve(row, now, report):
+                if not self._take(row, now, report):
                     continue
-                if self._held(row, now, report) or not self._claim(row, now):
-                    self._release(row, refund=True)
-                elif pooled:
+                if pooled:
                     with self._cond:
                         self._pooled += 1
                     self._pool.submit(self._deliver, row, now, report, pooled=True)
@@ -230,6 +228,19 @@ class OutboxSender:
     def _due(self, now: datetime, after_id: int) -> list[OutboxMessage]:
         with self.sessions.begin() as s:
             return queries.list_due(s, now, now - CLAIM_LEASE, BATCH, after_id)
+
+    def _take(self, row: OutboxMessage, now: datetime, report: SendReport) -> bool:
+        """Reserve the row's channel and claim the row; the channel is free again if either
+        fails (the database too)."""
+        if not self._reserve(row, now, report):
+            return False
+        taken = False
+        try:
+            taken = not self._held(row, now, report) and self._claim(row, now)
+            return taken
+        finally:
+            if not taken:
+                self._release(row, refund=True)
 
     def _reserve(self, row: OutboxMessage, now: datetime, report: SendReport) -> bool:
         """Take the row's channel, if nothing is in flight there and its pace allows."""

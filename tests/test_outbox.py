@@ -444,6 +444,24 @@ def test_no_failure_leaves_a_row_sending(services, fake_slack, clock, error):
     assert rows(services)[0].state == "sent" and len(fake_slack.messages) == 1
 
 
+def test_a_database_error_while_claiming_leaves_the_channel_free(services, fake_slack,
+                                                                 monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    queue(services, 1)
+    claim = outbox.queries.mark_claimed
+
+    def locked_once(*args):
+        monkeypatch.setattr(outbox.queries, "mark_claimed", claim)
+        raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(outbox.queries, "mark_claimed", locked_once)
+    with pytest.raises(OperationalError):
+        services.sender.flush()
+    assert services.sender.flush().sent == 1
+    assert [m.text for m in fake_slack.messages] == ["m0"]
+
+
 # -- dead letters (#20.12)
 
 
