@@ -161,7 +161,7 @@ class OutboxSettings:
     max_attempts: int = 8        # then the row is dead-lettered and the admins told
     rate_per_channel: float = 1.0  # messages per second Slack tolerates per channel
     burst: int = 4               # messages a quiet channel may take at once
-    workers: int = 4             # channels delivered side by side (one message in flight each)
+    workers: int = 8             # channels delivered side by side (one message in flight each)
     timeout: float = 10.0        # seconds the sender waits for Slack's answer (Slack's own: 30)
 
 

@@ -387,7 +387,8 @@ class OutboxSender:
 
     def _settle(self, row: OutboxMessage, outcome: _Outcome, now: datetime,
                 report: SendReport) -> None:
-        attempts = row.attempts + 1
+        # A 429 is Slack pacing us, not a failed delivery: it does not use up an attempt.
+        attempts = row.attempts + (0 if outcome.retry_after is not None else 1)
         if outcome.state in ("retry", "unknown") and attempts >= self.settings.max_attempts:
             outcome = _Outcome("dead", error=f"gave up after {attempts} attempts: {outcome.error}")
         done = self.clock.now()
@@ -404,6 +405,7 @@ class OutboxSender:
             else:  # only a post can land twice; an edit or a view is simply tried again
                 maybe_posted = outcome.state == "unknown" and row.method == POST
                 fresh.state = "unknown" if maybe_posted else "pending"
+                fresh.attempts = attempts
                 fresh.next_attempt_at = done + (outcome.retry_after or _backoff(attempts))
                 fresh.last_error = outcome.error
         with self._cond:

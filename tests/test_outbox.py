@@ -79,7 +79,16 @@ def test_429_then_500_then_success_delivers_exactly_once(services, fake_slack, c
     assert len(fake_slack.calls_of("chat.postMessage")) == 3
     assert [m.text for m in fake_slack.messages] == ["m0"]
     [row] = rows(services)
-    assert row.state == "sent" and row.attempts == 3
+    assert row.state == "sent" and row.attempts == 2  # the 429 did not use one up
+
+
+def test_rate_limits_never_use_up_a_messages_attempts(services, fake_slack, clock):
+    limited = (429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"})
+    fake_slack.script("chat.postMessage", *[limited] * (services.config.outbox.max_attempts + 2))
+    queue(services, 1)
+    drain(services, clock)
+    [row] = rows(services)
+    assert row.state == "sent" and [m.text for m in fake_slack.messages] == ["m0"]
 
 
 def test_429_holds_the_whole_channel_but_not_others(services, fake_slack, clock):
