@@ -370,7 +370,7 @@ class OutboxSender:
         """Look for the post by its metadata key in its channel (or its thread) since just
         before its first attempt."""
         channel = args["channel"]
-        if channel[:1] in "UW":  # a DM by user id: its history is the DM channel's
+        if channel.startswith(("U", "W")):  # a DM by user id: its history is the DM channel's
             channel = self.client.conversations_open(users=channel)["channel"]["id"]
         since = (row.first_attempt_at or row.created_at) - CLOCK_SKEW
         query = {"channel": channel, "oldest": f"{since.timestamp():.6f}",
@@ -443,7 +443,7 @@ def _pace_key(row: OutboxMessage) -> str:
 
 
 def _mention(channel: str) -> str:
-    return f"<@{channel}>" if channel[:1] in "UW" else f"<#{channel}>"
+    return f"<@{channel}>" if channel.startswith(("U", "W")) else f"<#{channel}>"
 
 
 def _backoff(attempts: int) -> timedelta:
