@@ -167,6 +167,8 @@ class OutboxSettings:
     max_attempts: int = 8        # then the row is dead-lettered and the admins told
     rate_per_channel: float = 1.0  # messages per second Slack tolerates per channel
     burst: int = 4               # messages a quiet channel may take at once
+    workers: int = 8             # channels delivered side by side (one message in flight each)
+    timeout: float = 10.0        # seconds the sender waits for Slack's answer (Slack's own: 30)
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,15 @@ def _number(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise ValueError(f"{v!r} must be a number")
     return float(v)
+
+
+def _seconds(low: float, high: float) -> Callable[[Any], float]:
+    def convert(v: Any) -> float:
+        x = _number(v)
+        if not low <= x <= high:
+            raise ValueError(f"{v!r} must be a number of seconds between {low:g} and {high:g}")
+        return x
+    return convert
 
 
 def _fraction(v: Any) -> float:
@@ -479,12 +490,14 @@ def _read_targets(r: _Reader, raw: Any) -> dict[str, float]:
 
 
 def _read_outbox(r: _Reader, raw: Any) -> OutboxSettings:
-    t = r.table(raw, "outbox", ("max_attempts", "rate_per_channel", "burst"))
+    t = r.table(raw, "outbox", ("max_attempts", "rate_per_channel", "burst", "workers", "timeout"))
     d = OutboxSettings()
     return OutboxSettings(
         max_attempts=r.value(t, "outbox", "max_attempts", _int(1, 50), d.max_attempts),
         rate_per_channel=r.value(t, "outbox", "rate_per_channel", _number, d.rate_per_channel),
         burst=r.value(t, "outbox", "burst", _int(1, 50), d.burst),
+        workers=r.value(t, "outbox", "workers", _int(1, 32), d.workers),
+        timeout=r.value(t, "outbox", "timeout", _seconds(1, 60), d.timeout),
     )
 
 

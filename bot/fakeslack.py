@@ -1,7 +1,10 @@
 """A fake Slack Web API for the local shell and the tests.
 
 `FakeSlack` keeps the state a workspace would (messages, DMs, users, modals, Home
-tabs) and answers Web API methods with Slack's response shapes. Each fake has its
+tabs) and answers Web API methods with Slack's response shapes. Given a clock, its
+message timestamps follow that clock, as Slack's do (history lookups compare them
+with the bot's own time); `lose_answers()` makes a call take effect and its answer
+never arrive, as a timeout or a dropped connection would. Each fake has its
 own host name (`base_url`); a urllib handler answers HTTP requests to that host
 in process, so any slack_sdk `WebClient` pointed at it — including the one Bolt
 builds for each request — runs its real encoding, error handling and retry
@@ -27,6 +30,8 @@ from urllib.parse import parse_qsl
 
 from slack_sdk import WebClient
 
+from bot.clock import Clock
+
 Response = tuple[int, dict[str, str], dict[str, Any]]
 
 
@@ -39,8 +44,19 @@ class Message:
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
     ephemeral_to: str | None = None
+    metadata: dict[str, Any] | None = None
     updates: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_api(self, with_metadata: bool) -> dict[str, Any]:
+        """As conversations.history shows it (metadata only when asked for)."""
+        shown = {"type": "message", "ts": self.ts, "text": self.text, "blocks": self.blocks,
+                 "bot_id": "B0ALIGNBOT"}
+        if self.thread_ts:
+            shown["thread_ts"] = self.thread_ts
+        if with_metadata and self.metadata:
+            shown["metadata"] = self.metadata
+        return shown
 
     def elements(self) -> list[tuple[str | None, dict[str, Any]]]:
         """Every interactive element, with the id of the block it sits in."""
@@ -61,8 +77,10 @@ class Message:
 class FakeSlack:
     def __init__(self, team_id: str = "T0LOCAL", bot_user: str = "U0ALIGNBOT",
                  on_change: Callable[[str, Any], None] | None = None,
-                 check: Callable[[str, dict[str, Any]], None] | None = None):
+                 check: Callable[[str, dict[str, Any]], None] | None = None,
+                 clock: Clock | None = None):
         self.team_id = team_id
+        self.clock = clock
         self.bot_user = bot_user
         self.on_change = on_change  # (post|update|ephemeral|view|home|file, obj)
         self.check = check  # contract check for each call (tests)
@@ -72,7 +90,9 @@ class FakeSlack:
         self.homes: dict[str, dict[str, Any]] = {}
         self.views: list[dict[str, Any]] = []
         self.files: list[dict[str, Any]] = []
+        self.missing: set[str] = set()  # channel ids that do not exist (any more)
         self._scripted: dict[str, deque[Response]] = defaultdict(deque)
+        self._lost: dict[str, deque[BaseException]] = defaultdict(deque)
         self._ts = itertools.count(1)
         self._lock = threading.RLock()  # several senders may call at once
         self.host = f"slack-{next(_HOSTS)}.fake.invalid"
@@ -95,6 +115,11 @@ class FakeSlack:
     def script(self, method: str, *responses: Response) -> None:
         """Answer the next calls of `method` with these (status, headers, body) first."""
         self._scripted[method].extend(responses)
+
+    def lose_answers(self, method: str, *errors: BaseException) -> None:
+        """Let the next calls of `method` take effect, then raise these errors in the client
+        instead of answering (a timeout, a dropped connection): it cannot tell what happened."""
+        self._lost[method].extend(errors)
 
     # -- reading what happened
 
@@ -166,7 +191,10 @@ class FakeSlack:
             answer = getattr(self, "_" + method.replace(".", "_"), None)
             if answer is None:
                 return _error("unknown_method")
-            return answer(args)
+            response = answer(args)
+            if self._lost.get(method):
+                raise self._lost[method].popleft()
+            return response
 
     def _auth_test(self, args):
         return _ok(team_id=self.team_id, team="Local workspace", user_id=self.bot_user,
@@ -174,7 +202,7 @@ class FakeSlack:
 
     def _chat_postMessage(self, args):
         channel = args.get("channel")
-        if not channel:
+        if not channel or channel in self.missing:
             return _error("channel_not_found")
         if not args.get("text") and not args.get("blocks"):
             return _error("no_text")
@@ -225,6 +253,20 @@ class FakeSlack:
     def _chat_getPermalink(self, args):
         return _ok(permalink=f"https://local.slack.invalid/archives/{args.get('channel')}/"
                              f"p{str(args.get('message_ts', '')).replace('.', '')}")
+
+    def _conversations_history(self, args):
+        """A channel's messages (not thread replies) after `oldest`, newest first."""
+        channel = args.get("channel") or ""
+        if channel[:1] in "UW":
+            return _error("channel_not_found")  # history needs the DM channel's id
+        return _page([m for m in self.in_channel(channel) if not m.thread_ts], args, newest_first=True)
+
+    def _conversations_replies(self, args):
+        """A thread, its parent first, then the replies after `oldest`."""
+        ts = args.get("ts")
+        thread = [m for m in self.in_channel(args.get("channel") or "")
+                  if ts in (m.ts, m.thread_ts)]
+        return _page(thread, args, newest_first=False)
 
     def _conversations_open(self, args):
         users = str(args.get("users", "")).split(",")
@@ -285,10 +327,11 @@ class FakeSlack:
     # -- helpers
 
     def _new_message(self, channel: str, args: dict[str, Any], ephemeral_to: str | None = None):
+        seconds = int(self.clock.now().timestamp()) if self.clock else 1700000000
         msg = Message(number=len(self.messages) + 1, channel=channel,
-                      ts=f"1700000000.{next(self._ts):06d}", text=args.get("text") or "",
+                      ts=f"{seconds}.{next(self._ts):06d}", text=args.get("text") or "",
                       blocks=_blocks(args.get("blocks")), thread_ts=args.get("thread_ts"),
-                      ephemeral_to=ephemeral_to)
+                      ephemeral_to=ephemeral_to, metadata=_json(args.get("metadata")) or None)
         self.messages.append(msg)
         return msg
 
@@ -390,6 +433,19 @@ def _ok(**fields) -> Response:
 
 def _error(error: str) -> Response:
     return 200, {}, {"ok": False, "error": error}
+
+
+def _page(messages: list[Message], args: dict[str, Any], *, newest_first: bool) -> Response:
+    """One page of a history after `oldest` (exclusive, as Slack's default), by `cursor`."""
+    oldest = float(args.get("oldest") or 0)
+    found = [m for m in messages if float(m.ts) > oldest]
+    if newest_first:
+        found.reverse()
+    start, limit = int(args.get("cursor") or 0), int(args.get("limit") or 100)
+    more = start + limit < len(found)
+    with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+    return _ok(messages=[m.as_api(with_metadata) for m in found[start:start + limit]],
+               has_more=more, response_metadata={"next_cursor": str(start + limit) if more else ""})
 
 
 def _json(value: Any) -> Any:

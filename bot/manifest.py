@@ -27,11 +27,14 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "chat:write": ("chat.postMessage", "chat.update", "chat.postEphemeral"),  # cards, nudges
     "chat:write.public": ("chat.postMessage",),  # cards in channels the bot was not invited to
     "commands": (COMMAND,),
-    "im:history": ("message.im",),  # questions sent to the bot by DM
+    "im:history": ("message.im", "conversations.history"),  # DM questions; a DM whose answer was lost
     "im:write": ("conversations.open",),  # the DM a private answer's file goes to
     "users:read": ("user_change",),  # deactivations and timezones for routing and nudges
     "users:read.email": ("users.lookupByEmail",),  # CRM owner emails to Slack users
     "files:write": ("files.getUploadURLExternal", "files.completeUploadExternal"),  # CSV, PNG
+    # finding a post whose answer was lost, instead of posting it twice (see bot/outbox.py)
+    "channels:history": ("conversations.history", "conversations.replies"),
+    "groups:history": ("conversations.history", "conversations.replies"),
 }
 
 # Bot events, each with the feature that needs it; each has a listener in handlers/.

@@ -40,9 +40,11 @@ def build_services(config: Config, secrets: Secrets, clock: Clock, *,
     require_current(engine)
     sessions = make_sessionmaker(engine)
     slack = slack or make_web_client(secrets)
-    # The outbox paces and retries by itself; an SDK retry would block its thread.
+    # The outbox paces and retries by itself; an SDK retry would block its thread, and an
+    # answer that takes longer than its timeout is looked up rather than waited for.
     sender_client = copy.copy(slack)
     sender_client.retry_handlers = []
+    sender_client.timeout = config.outbox.timeout
     sender = OutboxSender(sessions, sender_client, clock, config.outbox,
                           admins=config.workspace.admins)
     team_id = team_id or slack.auth_test()["team_id"]
@@ -55,7 +57,8 @@ def build_services(config: Config, secrets: Secrets, clock: Clock, *,
 
 
 class SenderLoop:
-    """Delivers the outbox right after each commit (woken), and when retries fall due."""
+    """Delivers the outbox on the sender's pool: right after each commit (woken), as each
+    delivery settles (its channel's next message may go), and when retries fall due."""
 
     IDLE = 30.0  # seconds between sweeps when nobody wakes us
 
@@ -67,6 +70,7 @@ class SenderLoop:
 
     def start(self) -> SenderLoop:
         self.services.wake_sender = self._wake.set
+        self.services.sender.on_settled = self._wake.set
         self._thread.start()
         return self
 
@@ -74,17 +78,18 @@ class SenderLoop:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=5)
+        self.services.sender.close(timeout=self.services.config.outbox.timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                report = self.services.sender.flush()
+                next_due = self.services.sender.dispatch()
             except Exception:
-                log.exception("outbox flush failed; retrying on the next wake-up")
-                report = None
+                log.exception("outbox dispatch failed; retrying on the next wake-up")
+                next_due = None
             wait = self.IDLE
-            if report and report.next_due:
-                delay = (report.next_due - self.services.clock.now()).total_seconds()
+            if next_due:
+                delay = (next_due - self.services.clock.now()).total_seconds()
                 wait = max(0.05, min(wait, delay))
             self._wake.wait(wait)

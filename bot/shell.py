@@ -497,7 +497,7 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
     engine = make_engine(db_url)
     upgrade(engine)
     clock = FakeClock(at)
-    fake = FakeSlack(team_id=SHELL_TEAM, check=check)
+    fake = FakeSlack(team_id=SHELL_TEAM, check=check, clock=clock)
     services = build_services(config, Secrets(), clock, engine=engine, slack=fake.client(),
                               team_id=SHELL_TEAM)
     if demo:

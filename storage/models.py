@@ -383,10 +383,13 @@ class OutboxMessage(Base):
     # the earlier post this one edits (chat.update) or replies under (a thread)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
     dedupe_key: Mapped[str | None] = mapped_column(String(200))  # e.g. one digest per channel+period
-    # pending|sending|sent|dead, or superseded: dropped unsent for a newer one (a Home view)
+    # pending|sending|sent|dead, superseded: dropped unsent for a newer one (a Home view), or
+    # unknown: pending after an attempt that may have reached Slack (a timeout, a dropped
+    # connection, a crash mid-send), so it is looked for in the channel before it is re-posted
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
+    first_attempt_at: Mapped[datetime | None]  # no copy of it can be older: where a lookup starts
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session, defer
 from storage import bulk
 from storage.models import OutboxMessage
 
+WAITING = ("pending", "unknown")  # the states of a message still to be delivered
+
 
 def add_message(session: Session, rows: bulk.Rows | None = None, **fields) -> OutboxMessage | None:
     """A new pending message: into the session (and returned), or into a batch's `rows`."""
@@ -59,31 +61,59 @@ def list_due(session: Session, now: datetime, stale_before: datetime, limit: int
     ))
 
 
-def mark_claimed(session: Session, row_id: int, by: str, now: datetime, stale_before: datetime) -> bool:
-    """One conditional UPDATE: exactly one sender can move a row to 'sending'."""
+def mark_claimed(session: Session, row_id: int, by: str, now: datetime, stale_before: datetime,
+                 listed_state: str) -> bool:
+    """One conditional UPDATE: exactly one sender can move a row to 'sending', and only from
+    the state it was listed in, so the sender knows whether an earlier attempt may have landed."""
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == row_id, _claimable(now, stale_before))
+        .where(OutboxMessage.id == row_id, OutboxMessage.state == listed_state,
+               _claimable(now, stale_before))
         .values(state="sending", claimed_by=by, claimed_at=now,
-                attempts=OutboxMessage.attempts + 1)
+                attempts=OutboxMessage.attempts + 1,
+                first_attempt_at=func.coalesce(OutboxMessage.first_attempt_at, now))
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
 
 
+def mark_dead(session: Session, row_id: int, error: str) -> bool:
+    """Give up on a message still waiting (unless a sender has claimed it meanwhile)."""
+    return session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id, OutboxMessage.state.in_(WAITING))
+        .values(state="dead", last_error=error)
+        .execution_options(synchronize_session=False)).rowcount == 1
+
+
 def get_next_due(session: Session, after: datetime) -> datetime | None:
-    """When the next pending row that is not yet due falls due."""
+    """When the next waiting row that is not yet due falls due."""
     return session.scalar(select(OutboxMessage.next_attempt_at)
-                          .where(OutboxMessage.state == "pending",
+                          .where(OutboxMessage.state.in_(WAITING),
                                  OutboxMessage.next_attempt_at > after)
                           .order_by(OutboxMessage.next_attempt_at).limit(1))
 
 
 def _claimable(now: datetime, stale_before: datetime):
     return or_(
-        (OutboxMessage.state == "pending") & (OutboxMessage.next_attempt_at <= now),
+        OutboxMessage.state.in_(WAITING) & (OutboxMessage.next_attempt_at <= now),
         (OutboxMessage.state == "sending") & (OutboxMessage.claimed_at < stale_before),
     )
+
+
+def list_dead_errors(session: Session, team_id: str, channel: str | None, method: str,
+                     since: datetime, first: int) -> tuple[int, list[str]]:
+    """How many messages to `channel` (or of `method`, without one) died in an attempt
+    since `since`, and the first `first` different errors they died of."""
+    where = [OutboxMessage.team_id == team_id, OutboxMessage.state == "dead",
+             OutboxMessage.claimed_at >= since,
+             OutboxMessage.channel == channel if channel else
+             (OutboxMessage.channel.is_(None) & (OutboxMessage.method == method))]
+    count = session.scalar(select(func.count()).select_from(OutboxMessage).where(*where)) or 0
+    errors = session.scalars(select(OutboxMessage.last_error).where(*where)
+                             .group_by(OutboxMessage.last_error)
+                             .order_by(func.min(OutboxMessage.id)).limit(first))
+    return count, [e or "no error recorded" for e in errors]
 
 
 def count_posts_since(session: Session, team_id: str, channel: str, ref_prefix: str,

@@ -127,7 +127,7 @@ def check_slack_call(method: str, args: dict) -> None:
 
 
 @pytest.fixture
-def fake_slack():
+def fake_slack(clock):
     broken = []
 
     def check(method: str, args: dict) -> None:
@@ -136,7 +136,7 @@ def fake_slack():
         except AssertionError as exc:
             broken.append(str(exc))
             raise
-    fake = FakeSlack(team_id=TEAM, check=check)
+    fake = FakeSlack(team_id=TEAM, check=check, clock=clock)
     for person in TEST_CONFIG["people"]:
         fake.add_user(person["slack_id"], person["name"], person["email"],
                       tz=person.get("timezone", "America/New_York"))

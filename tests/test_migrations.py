@@ -121,7 +121,7 @@ def test_leads_left_waiting_before_retries_are_routed_by_the_first_sweep(tmp_pat
     from tests.slack import TEAM
 
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    upgrade(engine, "0011")  # an unassigned lead had nothing scheduled: it waited for ever
+    upgrade(engine, "0012")  # an unassigned lead had nothing scheduled: it waited for ever
     now = clock.now()
     with Session(engine) as s, s.begin():
         for lead_id, status in ((1, "new"), (2, "contacted")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 from datetime import timedelta
 
@@ -9,15 +10,30 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import outbox
+from bot.config import ConfigError, Secrets, parse_config
+from bot.manifest import SCOPES
 from bot.outbox import OutboxSender
+from bot.runtime import SenderLoop, build_services
 from storage.db import make_sessionmaker
 from storage.models import OutboxMessage
+from tests.conftest import START, TEST_CONFIG
+from tests.slack import TEAM
 
 
 def queue(services, n: int, channel: str = "C0HANDOFF1", prefix: str = "m"):
     with services.transaction() as session:
         return [outbox.post(session, services.team_id, channel, {"text": f"{prefix}{i}"},
                             now=services.clock.now(), ref=f"{prefix}:{i}") for i in range(n)]
+
+
+def drain(services, clock, rounds: int = 20) -> None:
+    """Flush, and move the clock to whatever is due next, until nothing is left."""
+    for _ in range(rounds):
+        report = services.sender.flush()
+        if report.next_due is None:
+            return
+        clock.set(max(report.next_due, clock.now()))
+    raise AssertionError(f"the outbox is not empty after {rounds} rounds")
 
 
 def rows(services) -> list[OutboxMessage]:
@@ -63,7 +79,16 @@ def test_429_then_500_then_success_delivers_exactly_once(services, fake_slack, c
     assert len(fake_slack.calls_of("chat.postMessage")) == 3
     assert [m.text for m in fake_slack.messages] == ["m0"]
     [row] = rows(services)
-    assert row.state == "sent" and row.attempts == 3
+    assert row.state == "sent" and row.attempts == 2  # the 429 did not use one up
+
+
+def test_rate_limits_never_use_up_a_messages_attempts(services, fake_slack, clock):
+    limited = (429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"})
+    fake_slack.script("chat.postMessage", *[limited] * (services.config.outbox.max_attempts + 2))
+    queue(services, 1)
+    drain(services, clock)
+    [row] = rows(services)
+    assert row.state == "sent" and [m.text for m in fake_slack.messages] == ["m0"]
 
 
 def test_429_holds_the_whole_channel_but_not_others(services, fake_slack, clock):
@@ -210,3 +235,274 @@ def test_a_revision_drops_queued_edits_even_when_it_rewrites_the_post(services):
     post, edit = rows(services)
     assert (post.state, post.payload["text"]) == ("pending", "edit 2")
     assert edit.state == "superseded"  # else "edit 1" would follow and undo "edit 2"
+
+
+# -- each post once, even when Slack's answer is lost (#20.3)
+
+
+def test_a_post_whose_answer_was_lost_is_found_not_posted_again(services, fake_slack, clock):
+    fake_slack.lose_answers("chat.postMessage", TimeoutError("The read operation timed out"))
+    queue(services, 1)
+    first = services.sender.flush()
+    [row] = rows(services)
+    assert row.state == "unknown" and len(fake_slack.messages) == 1  # it landed; we cannot tell
+    clock.advance(first.next_due - clock.now())
+    assert services.sender.flush().sent == 1
+    [msg] = fake_slack.in_channel("C0HANDOFF1")
+    [row] = rows(services)
+    assert (row.state, row.ts, row.posted_channel) == ("sent", msg.ts, "C0HANDOFF1")
+    assert len(fake_slack.calls_of("chat.postMessage")) == 1
+    [lookup] = fake_slack.calls_of("conversations.history")
+    assert float(lookup["oldest"]) <= row.first_attempt_at.timestamp()
+
+
+def test_a_dm_whose_connection_dropped_is_found_in_the_dm(services, fake_slack, clock):
+    fake_slack.lose_answers("chat.postMessage", http.client.RemoteDisconnected("closed"))
+    queue(services, 1, channel="U0SALES01")
+    clock.advance(services.sender.flush().next_due - clock.now())
+    services.sender.flush()
+    [msg] = fake_slack.in_channel("U0SALES01")
+    [row] = rows(services)
+    assert (row.state, row.ts, row.posted_channel) == ("sent", msg.ts, "D0SALES01")
+    assert [c["users"] for c in fake_slack.calls_of("conversations.open")] == ["U0SALES01"]
+
+
+def test_a_reply_whose_answer_was_lost_is_found_in_its_thread(services, fake_slack, clock):
+    with services.transaction() as session:
+        parent = outbox.post(session, services.team_id, "C0MARKET01", {"text": "webinar leads"},
+                             now=clock.now())
+        outbox.post(session, services.team_id, "C0MARKET01", {"text": "rejected: not icp"},
+                    now=clock.now(), thread_of=parent)
+    fake_slack.lose_answers("chat.postMessage", TimeoutError("timed out"), TimeoutError("timed out"))
+    drain(services, clock)  # both answers lost
+    parent_msg, reply = fake_slack.messages
+    assert reply.thread_ts == parent_msg.ts and len(fake_slack.messages) == 2
+    assert [r.ts for r in rows(services)] == [parent_msg.ts, reply.ts]
+    assert [c["ts"] for c in fake_slack.calls_of("conversations.replies")] == [parent_msg.ts]
+
+
+def test_a_post_a_dead_sender_left_claimed_is_found_not_posted_again(services, fake_slack, clock,
+                                                                      engine):
+    queue(services, 1)
+    services.sender.flush()
+    with services.transaction() as s:  # as if `alignbot run` was killed right after Slack took it
+        row = s.scalars(select(OutboxMessage)).one()
+        row.state, row.ts, row.posted_channel, row.claimed_at = "sending", None, None, clock.now()
+    clock.advance(outbox.CLAIM_LEASE + timedelta(seconds=1))
+    restarted = OutboxSender(make_sessionmaker(engine), services.sender.client, clock,
+                             services.config.outbox)
+    assert restarted.flush().sent == 1
+    [msg] = fake_slack.messages
+    [row] = rows(services)
+    assert (row.state, row.ts) == ("sent", msg.ts)
+    assert len(fake_slack.calls_of("chat.postMessage")) == 1
+
+
+def test_a_5xx_is_an_unknown_outcome_and_a_post_that_did_not_land_goes_once(services, fake_slack,
+                                                                           clock):
+    fake_slack.script("chat.postMessage", (500, {}, {"ok": False, "error": "internal_error"}))
+    queue(services, 1)
+    clock.advance(services.sender.flush().next_due - clock.now())
+    assert services.sender.flush().sent == 1
+    assert [m.text for m in fake_slack.messages] == ["m0"]
+    assert len(fake_slack.calls_of("conversations.history")) == 1
+
+
+def test_a_failed_lookup_waits_rather_than_posting_blind(services, fake_slack, clock):
+    fake_slack.lose_answers("chat.postMessage", TimeoutError("timed out"))
+    fake_slack.script("conversations.history", (503, {}, {"ok": False}))
+    queue(services, 1)
+    clock.advance(services.sender.flush().next_due - clock.now())
+    services.sender.flush()  # the lookup failed: still unknown, nothing posted
+    assert rows(services)[0].state == "unknown" and len(fake_slack.messages) == 1
+    clock.advance(timedelta(minutes=1))
+    services.sender.flush()
+    assert rows(services)[0].state == "sent" and len(fake_slack.messages) == 1
+
+
+def test_where_the_bot_cannot_read_the_channel_the_post_goes_again(services, fake_slack, clock):
+    """At least once, as the README says: Slack lets a bot read only channels it is in."""
+    fake_slack.lose_answers("chat.postMessage", TimeoutError("timed out"))
+    fake_slack.script("conversations.history", (200, {}, {"ok": False, "error": "not_in_channel"}))
+    queue(services, 1)
+    clock.advance(services.sender.flush().next_due - clock.now())
+    services.sender.flush()
+    assert rows(services)[0].state == "sent" and len(fake_slack.messages) == 2
+
+
+def test_the_app_may_read_the_history_it_looks_posts_up_in():
+    assert {"channels:history", "groups:history", "im:history"} <= set(SCOPES)
+
+
+def test_a_known_failure_is_retried_without_a_lookup(services, fake_slack, clock):
+    fake_slack.script("chat.postMessage", (429, {"Retry-After": "3"}, {"ok": False}))
+    queue(services, 1)
+    assert rows(services)[0].state == "pending"
+    clock.advance(services.sender.flush().next_due - clock.now())
+    services.sender.flush()
+    assert fake_slack.calls_of("conversations.history") == []
+    [post, _] = fake_slack.calls_of("chat.postMessage")
+    assert post["metadata"] == {"event_type": outbox.METADATA_TYPE,
+                                "event_payload": {"outbox_id": rows(services)[0].id}}
+
+
+# -- channels side by side (#20.10)
+
+
+def test_a_slow_channel_does_not_hold_the_others(services, fake_slack, monkeypatch):
+    answer = threading.Event()  # Slack's answer to the slow channel's first post
+    others_arrived = threading.Event()
+    slow_done = threading.Event()
+    call = services.sender.client.api_call
+    started = []
+
+    def slow_in_c0slow(method, **kwargs):
+        started.append(kwargs["json"].get("text"))
+        if started[-1] == "s0":
+            assert answer.wait(10)
+        return call(method, **kwargs)
+
+    def arrived(kind, _msg):
+        if len(fake_slack.in_channel("C0HANDOFF1")) == 3:
+            others_arrived.set()
+        if len(fake_slack.in_channel("C0SLOW0001")) == 2:
+            slow_done.set()
+
+    monkeypatch.setattr(services.sender.client, "api_call", slow_in_c0slow)
+    fake_slack.on_change = arrived
+    queue(services, 2, channel="C0SLOW0001", prefix="s")
+    queue(services, 3, channel="C0HANDOFF1")
+    loop = SenderLoop(services).start()
+    try:
+        services.wake_sender()
+        assert others_arrived.wait(10)  # while the slow channel's first post hangs
+        assert fake_slack.in_channel("C0SLOW0001") == []
+        assert sorted(started) == ["m0", "m1", "m2", "s0"]  # its second waits its turn
+        answer.set()
+        assert slow_done.wait(10)
+    finally:
+        answer.set()
+        loop.stop()
+    assert [m.text for m in fake_slack.in_channel("C0SLOW0001")] == ["s0", "s1"]
+    assert [m.text for m in fake_slack.in_channel("C0HANDOFF1")] == ["m0", "m1", "m2"]
+
+
+def test_two_pooled_senders_on_one_database_deliver_each_row_exactly_once(config, clock, engine,
+                                                                         fake_slack):
+    channels, per_channel = 30, 4  # within each channel's burst: the frozen clock never refills
+    n = channels * per_channel
+    delivered = threading.Event()
+    fake_slack.on_change = lambda *_: len(fake_slack.messages) >= n and delivered.set()
+    both = [build_services(config, Secrets(), clock, engine=engine, slack=fake_slack.client(),
+                           team_id=TEAM) for _ in range(2)]
+    for c in range(channels):
+        queue(both[0], per_channel, channel=f"C0CHAN{c:04d}", prefix=f"c{c}-")
+    loops = [SenderLoop(s).start() for s in both]
+    try:
+        for s in both:
+            s.wake_sender()
+        assert delivered.wait(20)
+    finally:
+        for loop in loops:
+            loop.stop()
+    texts = [m.text for m in fake_slack.messages]
+    assert len(texts) == n and len(set(texts)) == n
+    assert {r.state for r in rows(both[0])} == {"sent"}
+
+
+def test_the_sender_gives_up_waiting_long_before_slack_does(services):
+    assert services.sender.client.timeout == services.config.outbox.timeout == 10
+
+
+def test_outbox_settings_are_checked(config):
+    with pytest.raises(ConfigError) as caught:
+        parse_config({**TEST_CONFIG, "outbox": {"workers": 0, "timeout": 300}}, "<tests>")
+    assert {p.split(":")[0] for p in caught.value.problems} == {"outbox.workers", "outbox.timeout"}
+
+
+# -- Retry-After, and no row left 'sending' (#20.11)
+
+
+@pytest.mark.parametrize("value, wait", [
+    ("7", 7.0), ("1.5", 1.5), (" 2 ", 2.0), ("Tue, 24 Nov 2026 14:00:20 GMT", 20.0),
+    ("Tue, 24 Nov 2026 13:00:00 GMT", 0.0), ("-3", 0.0), ("86400", 900.0), ("1e400", 30.0),
+    ("nan", 30.0), ("soon", 30.0), ("", 30.0), (None, 30.0), ("Tue, 99 Zzz 2026", 30.0),
+])
+def test_retry_after_is_read_defensively(value, wait):
+    assert outbox.retry_after(value, START) == timedelta(seconds=wait)
+
+
+def test_a_429_with_a_decimal_retry_after_waits_it_out(services, fake_slack, clock):
+    fake_slack.script("chat.postMessage", (429, {"Retry-After": "1.5"}, {"ok": False}))
+    queue(services, 1)
+    report = services.sender.flush()
+    assert rows(services)[0].state == "pending"
+    assert report.next_due == clock.now() + timedelta(seconds=1.5)
+    clock.advance(timedelta(seconds=1.5))
+    assert services.sender.flush().sent == 1
+
+
+@pytest.mark.parametrize("error", [http.client.IncompleteRead(b"{\"ok\":"), ValueError("odd")])
+def test_no_failure_leaves_a_row_sending(services, fake_slack, clock, error):
+    fake_slack.lose_answers("chat.postMessage", error)
+    queue(services, 1)
+    report = services.sender.flush()
+    assert rows(services)[0].state == "unknown"
+    clock.advance(report.next_due - clock.now())
+    services.sender.flush()
+    assert rows(services)[0].state == "sent" and len(fake_slack.messages) == 1
+
+
+def test_a_database_error_while_claiming_leaves_the_channel_free(services, fake_slack,
+                                                                 monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    queue(services, 1)
+    claim = outbox.queries.mark_claimed
+
+    def locked_once(*args):
+        monkeypatch.setattr(outbox.queries, "mark_claimed", claim)
+        raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(outbox.queries, "mark_claimed", locked_once)
+    with pytest.raises(OperationalError):
+        services.sender.flush()
+    assert services.sender.flush().sent == 1
+    assert [m.text for m in fake_slack.messages] == ["m0"]
+
+
+# -- dead letters (#20.12)
+
+
+def test_dead_letters_are_one_notice_per_channel_and_hour(services, fake_slack, clock):
+    fake_slack.missing.add("C0GONE0001")
+    queue(services, 50, channel="C0GONE0001")
+    drain(services, clock, rounds=60)
+    assert {r.state for r in rows(services) if r.channel == "C0GONE0001"} == {"dead"}
+    [notice] = fake_slack.in_channel("U0ADMIN01")
+    assert "50 messages to <#C0GONE0001>" in notice.text and "channel_not_found" in notice.text
+
+    clock.advance(timedelta(minutes=10))  # one more in the same hour: the notice is edited
+    queue(services, 1, channel="C0GONE0001", prefix="late")
+    drain(services, clock)
+    assert fake_slack.in_channel("U0ADMIN01") == [notice] and "51 messages" in notice.text
+
+    clock.advance(timedelta(hours=1))  # the next hour has a notice of its own
+    queue(services, 1, channel="C0GONE0001", prefix="next")
+    drain(services, clock)
+    assert [m.text.split(" could")[0] for m in fake_slack.in_channel("U0ADMIN01")] == [
+        ":warning: 51 messages to <#C0GONE0001>", ":warning: 1 message to <#C0GONE0001>"]
+
+
+def test_an_edit_of_a_dead_post_dies_with_it(services, fake_slack, clock):
+    fake_slack.missing.add("C0GONE0001")
+    with services.transaction() as session:
+        card = outbox.post(session, services.team_id, "C0GONE0001", {"text": "card v1"},
+                           now=clock.now(), ref="lead:1:card")
+        outbox.update(session, card, {"text": "card v2"}, now=clock.now())
+    report = services.sender.flush()
+    post, edit = rows(services)[:2]
+    assert (post.state, edit.state, edit.last_error) == ("dead", "dead", "parent dead")
+    assert report.dead == 2 and fake_slack.calls_of("chat.update") == []
+    services.sender.flush()  # the admins' notice
+    assert services.sender.flush().next_due is None  # nothing left to look at every second

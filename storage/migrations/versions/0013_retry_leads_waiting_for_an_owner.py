@@ -7,7 +7,7 @@ routes them or, if nobody may take them yet, starts their clock and schedules th
 next retry (see bot.handoff.Handoffs.retry).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-27 10:00:00
 """
 from alembic import op
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0013'
-down_revision = '0011'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
