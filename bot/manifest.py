@@ -17,7 +17,7 @@ DESCRIPTION = "Keeps sales and marketing aligned: lead handoff, SLA nudges, puls
 COMMAND = "/align"
 COMMAND_DESCRIPTION = "Leads, surveys and shared sales & marketing metrics"
 USAGE_HINT = (
-    "help | lead <id> | leads mine | metric win rate last quarter | away until 2026-12-01 | export ..."
+    "help | lead <id> | leads mine | metric win rate last quarter | survey status | export ..."
 )
 
 # Bot token scopes, each with the feature that needs it.
@@ -43,6 +43,7 @@ EVENTS: tuple[str, ...] = (
     "app_home_opened",  # rendering the App Home tab
     "app_mention",  # @mention metric questions
     "reaction_added",  # emoji answers to survey prompts
+    "reaction_removed",  # withdrawing an emoji answer
     "user_change",  # deactivations and timezone changes for routing and nudges
     "message.im",  # questions sent to the bot by DM
 )
