@@ -139,13 +139,13 @@ def list_invites(session: Session, invite_ids: Iterable[int]) -> list[tuple[Surv
     return list(session.execute(select(SurveyInvite, Person)
                                 .join(Person, Person.id == SurveyInvite.person_id)
                                 .where(SurveyInvite.id.in_(list(invite_ids)))
-                                .order_by(SurveyInvite.id)).tuples())
+                                .order_by(SurveyInvite.id)).all())
 
 
 def list_run_invites(session: Session, run_id: int) -> list[tuple[SurveyInvite, Person]]:
     return list(session.execute(select(SurveyInvite, Person)
                                 .join(Person, Person.id == SurveyInvite.person_id)
-                                .where(SurveyInvite.run_id == run_id)).tuples())
+                                .where(SurveyInvite.run_id == run_id)).all())
 
 
 def list_person_invites(session: Session, person_id: int, *, state: str,
@@ -156,7 +156,7 @@ def list_person_invites(session: Session, person_id: int, *, state: str,
         .join(SurveyRun, SurveyRun.id == SurveyInvite.run_id)
         .join(Survey, Survey.id == SurveyRun.survey_id)
         .where(SurveyInvite.person_id == person_id, SurveyRun.state == state)
-        .order_by(SurveyRun.id.desc()).limit(limit)).tuples())
+        .order_by(SurveyRun.id.desc()).limit(limit)).all())
 
 
 def _claim(session: Session, column, now: datetime, limit: int, **values) -> list[int]:

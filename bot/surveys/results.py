@@ -138,7 +138,7 @@ def results(session: Session, survey: str, run: SurveyRun) -> Results:
 def _groups_of(run: SurveyRun, questions: Sequence[SurveyQuestion], rows) -> dict:
     """(question key, role or None) → the group shown for the previous run."""
     out = {}
-    for q in questions:
+    for q in (q for q in questions if q.type != TEXT):
         mine = [a for a in rows if a.key == q.key]
         out[(q.key, None)] = _group(q, mine, None)
         for role in {a.role for a in mine if a.role}:
@@ -152,7 +152,7 @@ def _group(q: SurveyQuestion, rows, previous: Group | None) -> Group | None:
         return None
     question = Question.of(q)
     values = [a.value for a in rows]
-    names = [o for o in question.options] if q.type == CHOICE else [str(v) for v in question.values]
+    names = list(question.options) if q.type == CHOICE else [str(v) for v in question.values]
     counts = dict.fromkeys(names, 0)
     for v in values:
         counts[question.options[v - 1] if q.type == CHOICE else str(v)] += 1
