@@ -57,7 +57,7 @@ def register(app: App, services: Services) -> None:
         shown: list[dict[str, Any]] = []
         note = taking(body["team"]["id"], body["user"]["id"], action.get("value") or "",
                       lambda session, p: shown.append(views.comment_modal(
-                          answers.view(p, answers.current(session, p)))))
+                          answers.view(p, answers.current_comment(session, p)))))
         if note:
             answer_later(context, body["channel"]["id"], note)
         else:

@@ -277,6 +277,14 @@ def find_prompt_by_ts(session: Session, team_id: str, run_id: int, channel: str,
         or_(OutboxMessage.posted_channel == channel, OutboxMessage.channel == channel)).limit(1))
 
 
+def supersede_queued_edits(session: Session, team_id: str, ref: str) -> None:
+    """Drop the still-queued edits of a prompt: a newer one says all they would have."""
+    session.execute(update(OutboxMessage).where(
+        OutboxMessage.team_id == team_id, OutboxMessage.ref == ref,
+        OutboxMessage.method == "chat.update", OutboxMessage.state == "pending")
+        .values(state="superseded").execution_options(synchronize_session=False))
+
+
 def forget_answer_echoes(session: Session, team_id: str, run_id: int) -> None:
     """The run's prompt edits showed people their own answers: gone at close. One a sender
     is delivering right now loses its content only (the sender holds it in memory); prompts

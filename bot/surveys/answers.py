@@ -22,7 +22,7 @@ from bot.surveys.keys import prompt_ref, respondent_key
 from bot.surveys.templates import SCALE5, SCALE10, TEXT, Question
 from storage import surveys as queries
 from storage.models import SurveyAnswer, SurveyQuestion, SurveyRun
-from storage.outbox import get_first_post, list_first_posts
+from storage.outbox import get_first_post, list_first_posts, rewrite_pending
 from storage.people import get_person
 
 # The names Slack sends for the keycap digits (:one: is 1️⃣) and for 🔟.
@@ -101,7 +101,7 @@ def withdraw(session: Session, p: Prompt, now: datetime, *, value: int | None = 
     _show(session, p, now, None)
 
 
-def current(session: Session, p: Prompt) -> str | None:
+def current_comment(session: Session, p: Prompt) -> str | None:
     row = queries.get_answer(session, p.question.id, p.key)
     return row.text if row is not None else None
 
@@ -112,10 +112,17 @@ def view(p: Prompt, shown: str | None) -> views.PromptView:
 
 
 def _show(session: Session, p: Prompt, now: datetime, shown: str | None) -> None:
-    """The prompt, edited in place to show what is recorded now (it is the person's own DM)."""
-    post = get_first_post(session, p.run.team_id, prompt_ref(p.run.id, p.question.position, p.user))
-    if post is not None:
-        outbox.revise(session, post.id, p.user, views.prompt(view(p, shown)), now=now)
+    """The prompt, edited in place to show what is recorded now (it is the person's own DM):
+    one edit queued, replacing any still queued. (`outbox.revise` finds those by their
+    parent, which no index serves; the prompt's ref finds them in the ref index.)"""
+    ref = prompt_ref(p.run.id, p.question.position, p.user)
+    post = get_first_post(session, p.run.team_id, ref)
+    if post is None:
+        return
+    message = views.prompt(view(p, shown))
+    queries.supersede_queued_edits(session, p.run.team_id, ref)
+    if not rewrite_pending(session, post.id, {"channel": p.user, **message}):
+        outbox.update(session, post, message, now=now)
 
 
 # ------------------------------------------------------------------ reactions
