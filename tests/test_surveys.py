@@ -48,7 +48,8 @@ EVENTS = itertools.count(1)
 @pytest.fixture
 def config():
     data = {**TEST_CONFIG, "people": TEST_CONFIG["people"] + MORE_PEOPLE,
-            "surveys": [PULSE, CHOICE]}
+            "surveys": [PULSE, CHOICE, {"name": "groups", "template": "alignment",
+                                        "audience": ["S0REVOPS1", "exec"]}]}
     return parse_config(data, "<tests>")
 
 
@@ -235,6 +236,26 @@ def test_a_malformed_click_changes_nothing_and_says_so(app, services, fake_slack
     click(app, fake_slack, msg, f"{views.ANSWER}.1", "U0SALES01", clock.now())
     assert stored(services, run) == []
     assert "not one alignbot can read" in notes(fake_slack, "U0SALES01")[0]
+
+
+def test_a_user_group_audience_is_resolved_when_the_run_opens(services, fake_slack, clock):
+    """Known people answer in their role's group; someone alignbot meets through the group
+    is looked up (their timezone) and answers in the group's handle."""
+    fake_slack.add_user("U0NEWBIE1", "Nia New", "nia@example.com", tz="Europe/London")
+    fake_slack.add_usergroup("S0REVOPS1", "revops", ["U0MKTG01", "U0NEWBIE1"])
+    run = start(services, clock, "groups")
+    with services.sessions() as s:
+        invited = dict(s.execute(select(Person.slack_id, SurveyInvite.role)
+                                 .join(SurveyInvite, SurveyInvite.person_id == Person.id)
+                                 .where(SurveyInvite.run_id == run.id)).all())
+        newbie = s.scalar(select(Person).where(Person.slack_id == "U0NEWBIE1"))
+    assert invited == {"U0MKTG01": "marketing", "U0NEWBIE1": "revops"}
+    assert newbie.timezone == "Europe/London" and newbie.role == "other"
+    assert [a["usergroup"] for a in fake_slack.calls_of("usergroups.users.list")] == ["S0REVOPS1"]
+    fake_slack.script("usergroups.list", (200, {}, {"ok": False, "error": "missing_scope"}))
+    runs.close(services, "groups")
+    with pytest.raises(runs.SurveyRefused, match="missing_scope"):
+        runs.start(services, "groups", by="U0ADMIN01")
 
 
 # ------------------------------------------------------------------ commands
