@@ -55,13 +55,18 @@ def test_click_on_a_missing_button_explains(shell):
 def test_react_sends_a_reaction_added_event(shell):
     seen = []
 
-    @shell.app.event("reaction_added")
-    def reacted(event):
-        seen.append((event["user"], event["reaction"], event["item"]["ts"]))
+    @shell.app.middleware  # before the survey listener, which answers reactions
+    def reacted(body, next):  # noqa: A002 - Bolt injects by this name
+        event = body.get("event") or {}
+        seen.append((event.get("type"), event.get("user"), event.get("reaction"),
+                     (event.get("item") or {}).get("ts")))
+        return next()
 
     post_card(shell)
-    run(shell, "react :three: 1")
-    assert seen == [("U0SALES01", "three", shell.fake.message(1).ts)]
+    run(shell, "react :three: 1", "unreact three 1")
+    ts = shell.fake.message(1).ts
+    assert seen == [("reaction_added", "U0SALES01", "three", ts),
+                    ("reaction_removed", "U0SALES01", "three", ts)]
 
 
 def test_tick_moves_the_clock_and_runs_due_jobs(shell):
