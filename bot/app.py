@@ -19,13 +19,15 @@ from bot.clock import Clock
 from bot.commands import HELP, CommandTable
 from bot.metrics import commands as metric_commands
 from bot.services import Services
+from bot.surveys import commands as survey_commands
 
 log = logging.getLogger(__name__)
 
 
 def command_table() -> CommandTable:
     """Every `/align` command, in the order `/align help` lists them."""
-    return CommandTable([HELP, *leads.COMMANDS, *metric_commands.COMMANDS, *admin.COMMANDS])
+    return CommandTable([HELP, *leads.COMMANDS, *metric_commands.COMMANDS,
+                         *survey_commands.COMMANDS, *admin.COMMANDS])
 
 
 def create_app(services: Services, *, verify_requests: bool = True,
@@ -34,7 +36,17 @@ def create_app(services: Services, *, verify_requests: bool = True,
     requests come over the socket alignbot opened with its app token, and the shell's from
     itself. `after_ack` runs what a listener leaves until its ack is out (a command's file):
     by default a pool of threads; the shell's `AfterAck` runs it once the answer is shown."""
-    from handlers import commands, directory, errors, handoff, home, metrics, middleware, sla
+    from handlers import (
+        commands,
+        directory,
+        errors,
+        handoff,
+        home,
+        metrics,
+        middleware,
+        sla,
+        surveys,
+    )
 
     logging.getLogger("slack_bolt.App").addFilter(_TOKEN_NOTICE)
     app = App(
@@ -51,7 +63,7 @@ def create_app(services: Services, *, verify_requests: bool = True,
         process_before_response=True,
         listener_executor=after_ack,
     )
-    for module in (middleware, errors, commands, metrics, handoff, directory, sla, home):
+    for module in (middleware, errors, commands, metrics, handoff, directory, sla, home, surveys):
         module.register(app, services)
     return app
 

@@ -1,4 +1,4 @@
-"""The `alignbot` command line: run | worker | shell | db upgrade | config check | manifest."""
+"""The `alignbot` command line: run | worker | shell | db upgrade | config check | manifest | survey."""
 
 from __future__ import annotations
 
@@ -88,6 +88,19 @@ def _parser() -> argparse.ArgumentParser:
     refresh = metrics_sub.add_parser("refresh", help="recompute the daily snapshots that changed")
     refresh.add_argument("--full", action="store_true", help="recompute every day")
     refresh.set_defaults(func=cmd_metrics_refresh)
+
+    survey = sub.add_parser("survey", help="pulse surveys: results, start, close")
+    survey_sub = survey.add_subparsers(dest="survey_command", required=True)
+    results = survey_sub.add_parser("results", help="a run's results (the latest closed by default)")
+    results.add_argument("name")
+    results.add_argument("--run", type=int, help="the run number (1, 2, 3 ...)")
+    results.add_argument("--json", action="store_true", help="one JSON object (issue #16 shape)")
+    results.set_defaults(func=cmd_survey_results)
+    for verb, what in (("start", "open a run now; the running bot sends its prompts"),
+                       ("close", "close the open run now and post its results")):
+        action = survey_sub.add_parser(verb, help=what)
+        action.add_argument("name")
+        action.set_defaults(func=cmd_survey_run, verb=verb)
 
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", help="public base URL for HTTP mode (default: Socket Mode)")
@@ -308,6 +321,50 @@ def _workspace(engine, slack, secrets: Secrets) -> str:
             held += f", and Slack cannot be reached to ask which SLACK_BOT_TOKEN's is ({exc})"
     raise ConfigError([f"ALIGNBOT_TEAM_ID: set it to the workspace to use (like T0123ABCD), "
                        f"or set SLACK_BOT_TOKEN to learn it from Slack; {held}"], "environment")
+
+
+def cmd_survey_results(args) -> int:
+    import json
+
+    from bot.surveys.commands import find_results
+
+    found = find_results(_local_services(), args.name, args.run)
+    if isinstance(found, str):
+        print(f"alignbot: {found}", file=sys.stderr)
+        return 1
+    data = found.as_json()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"{data['survey']} run {data['run']['id']} ({data['run']['state']}): "
+          f"{data['responded']} of {data['invited']} answered; groups under {data['k']} hidden")
+    for q in data["questions"]:
+        groups = {"everyone": q["overall"], **q["by_role"]}
+        shown = ", ".join(f"{name} {g['mean'] if g['mean'] is not None else ''} (n={g['n']})"
+                          if g else f"{name} hidden" for name, g in groups.items())
+        print(f"  {q['key']}: {shown}")
+    for comment in data["comments"] or []:
+        print(f"  > {comment}")
+    return 0
+
+
+def cmd_survey_run(args) -> int:
+    from bot.surveys import runs
+
+    services = _local_services()
+    try:
+        if args.verb == "start":
+            run = runs.start(services, args.name, by="cli")
+            print(f"{args.name} run {run.number} is open until {run.closes_at.isoformat()}; "
+                  "the running bot sends the prompts")
+        else:
+            shown = runs.close(services, args.name)
+            print(f"{args.name} run {shown.number} is closed: {shown.responded} of "
+                  f"{shown.invited} answered; the running bot posts the results")
+    except runs.SurveyRefused as exc:
+        print(f"alignbot: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_manifest(args) -> int:

@@ -18,7 +18,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
+from apscheduler.triggers.cron import CronTrigger
 
+from bot.surveys.templates import CHOICE, MAX_OPTIONS, QUESTION_TYPES, TEMPLATES, Question, question
 from storage.db import DEFAULT_URL
 
 ROLES = ("sales", "marketing", "exec", "sales_manager", "marketing_manager", "admin")
@@ -32,9 +34,12 @@ METRIC_KEYS = (
     "revenue_growth", "cac", "cltv", "marketing_sourced_revenue", "leads_routed",
 )
 DEFAULT_PATH = "alignbot.toml"
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _SLACK_ID = re.compile(r"^[UWCGT][A-Z0-9]{2,}$")
+_USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MIN_K = 3  # the smallest group survey results may ever show
 
 
 class ConfigError(Exception):
@@ -48,12 +53,12 @@ class ConfigError(Exception):
 
 
 def parse_duration(text: str) -> timedelta:
-    """'15m', '4h', '2d', '1h30m' → timedelta; anything else raises ValueError."""
+    """'15m', '4h', '2d', '2w', '1h30m' → timedelta; anything else raises ValueError."""
     m = _DURATION.match(text.strip()) if isinstance(text, str) else None
     if not m or not any(m.groups()):
-        raise ValueError(f"{text!r} is not a duration like 15m, 4h, 2d")
-    d, h, mins = (int(g or 0) for g in m.groups())
-    return timedelta(days=d, hours=h, minutes=mins)
+        raise ValueError(f"{text!r} is not a duration like 15m, 4h, 2d, 2w")
+    w, d, h, mins = (int(g or 0) for g in m.groups())
+    return timedelta(weeks=w, days=d, hours=h, minutes=mins)
 
 
 def hashed_once(cls: type) -> type:
@@ -172,6 +177,22 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True)
+class Survey:
+    """A [[surveys]] entry: what is asked, of whom, when, and how results are shown."""
+
+    name: str
+    questions: tuple[Question, ...]
+    audience: tuple[str, ...]  # roles of [[people]], or Slack user group ids (S…)
+    schedule: str | None = None  # crontab in the workspace timezone; None: manual runs only
+    every: timedelta | None = None  # a scheduled firing opens a run only this long after the last
+    open_for: timedelta = timedelta(days=3)
+    reminders: int = 1
+    remind_every: timedelta = timedelta(days=1)
+    min_responses: int = 5  # k: the smallest group results show
+    channel: str | None = None  # where results are posted at close
+
+
+@dataclass(frozen=True)
 class Config:
     workspace: Workspace = Workspace()
     channels: Channels = Channels()
@@ -182,10 +203,14 @@ class Config:
     routing: Routing = Routing()
     handoff: Handoff = Handoff()
     imports: Imports = Imports()
+    surveys: tuple[Survey, ...] = ()
     source: str = "<defaults>"
 
     def person(self, slack_id: str) -> Person | None:
         return next((p for p in self.people if p.slack_id == slack_id), None)
+
+    def survey(self, name: str) -> Survey | None:
+        return next((s for s in self.surveys if s.name == name.lower()), None)
 
     def is_admin(self, slack_id: str) -> bool:
         if slack_id in self.workspace.admins:
@@ -386,6 +411,12 @@ def _duration(v: Any) -> timedelta:
     return parse_duration(v)
 
 
+def _positive_duration(v: Any) -> timedelta:
+    if not _duration(v):
+        raise ValueError(f"{v!r} must be longer than nothing")
+    return _duration(v)
+
+
 def _email(v: Any) -> str:
     s = _string(v)
     if "@" not in s or " " in s:
@@ -558,8 +589,113 @@ def _read_imports(r: _Reader, raw: Any) -> Imports:
     return Imports(folder=r.value(t, "imports", "folder", _string))
 
 
+SURVEY_KEYS = ("name", "template", "questions", "audience", "schedule", "every", "open_for",
+               "reminders", "remind_every", "min_responses", "channel")
+
+
+def _read_surveys(r: _Reader, raw: Any, channels: Channels) -> tuple[Survey, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        r.fail("surveys", "must be an array of tables ([[surveys]])")
+        return ()
+    out, seen = [], set()
+    for i, item in enumerate(raw):
+        key = f"surveys[{i}]"
+        t = r.table(item, key, SURVEY_KEYS)
+        name = r.value(t, key, "name", _key, required=True)
+        if name in seen:
+            r.fail(f"{key}.name", f"{name!r} is used by another survey")
+        seen.add(name)
+        template = r.value(t, key, "template", _choice(tuple(TEMPLATES)))
+        questions = _read_questions(r, t["questions"], f"{key}.questions") if "questions" in t \
+            else TEMPLATES.get(template or "", ())
+        if template and "questions" in t:
+            r.fail(f"{key}.questions", "give a template or questions of its own, not both")
+        elif "template" not in t and "questions" not in t:
+            r.fail(key, 'needs template = "alignment" or [[surveys.questions]] of its own')
+        schedule = r.value(t, key, "schedule", _crontab)
+        every = r.value(t, key, "every", _positive_duration)
+        if every and "schedule" not in t:
+            r.fail(f"{key}.every", "needs a schedule: it keeps every Nth of the schedule's firings")
+        channel = r.value(t, key, "channel", _slack_id, channels.digest)
+        if channel is None:
+            r.fail(f"{key}.channel", "results need a channel: set it, or [channels] digest")
+        out.append(Survey(
+            name=name or f"survey {i}", questions=questions,
+            audience=r.value(t, key, "audience", _audience, (), required=True),
+            schedule=schedule, every=every,
+            open_for=r.value(t, key, "open_for", _positive_duration, timedelta(days=3)),
+            reminders=r.value(t, key, "reminders", _int(0, 10), 1),
+            remind_every=r.value(t, key, "remind_every", _positive_duration, timedelta(days=1)),
+            min_responses=r.value(t, key, "min_responses", _k, 5),
+            channel=channel,
+        ))
+    return tuple(out)
+
+
+def _read_questions(r: _Reader, raw: Any, key: str) -> tuple[Question, ...]:
+    if not isinstance(raw, list) or not raw:
+        r.fail(key, "must be a non-empty array of tables ([[surveys.questions]])")
+        return ()
+    out, seen = [], set()
+    for i, item in enumerate(raw):
+        qk = f"{key}[{i}]"
+        t = r.table(item, qk, ("key", "text", "type", "options"))
+        name = r.value(t, qk, "key", _key, required=True)
+        if name in seen:
+            r.fail(f"{qk}.key", f"{name!r} is asked twice")
+        seen.add(name)
+        text = r.value(t, qk, "text", _string, required=True)
+        kind = r.value(t, qk, "type", _choice(QUESTION_TYPES), required=True)
+        options = r.value(t, qk, "options", _strings(_string), ())
+        if kind == CHOICE and not 2 <= len(options) <= MAX_OPTIONS:
+            r.fail(f"{qk}.options", f"a choice needs 2 to {MAX_OPTIONS} options")
+        elif kind and kind != CHOICE and "options" in t:
+            r.fail(f"{qk}.options", f"only a choice has options, not a {kind}")
+        if name and text and kind:
+            out.append(question(name, text, kind, options))
+    return tuple(out)
+
+
+def _key(v: Any) -> str:
+    if not isinstance(v, str) or not _KEY.match(v):
+        raise ValueError(f"{v!r} must be lowercase letters, digits, _ or -, like \"pulse\"")
+    return v
+
+
+def _audience(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not v:
+        raise ValueError("must be a non-empty list of roles or Slack user group ids (S…)")
+    for who in v:
+        if who not in ROLES and not (isinstance(who, str) and _USER_GROUP.match(who)):
+            raise ValueError(f"{who!r} is neither a role ({', '.join(ROLES)}) nor a Slack user "
+                             "group id like S0123ABCD")
+    return tuple(dict.fromkeys(v))
+
+
+def _crontab(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{v!r} is not a crontab like \"0 10 * * mon\"")
+    fields_ = v.split()
+    if len(fields_) == 5 and re.search(r"\d", fields_[4]):
+        raise ValueError(f"{v!r}: name the days of the week (mon-fri, sun), not numbers: cron "
+                         "dialects disagree on which day 0 is")
+    try:
+        CronTrigger.from_crontab(v, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"{v!r} is not a crontab like \"0 10 * * mon\" ({exc})") from None
+    return v
+
+
+def _k(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool) and v < MIN_K:
+        raise ValueError(f"{v!r} is below {MIN_K}: smaller groups would let people be recognised")
+    return _int(MIN_K, 1000)(v)
+
+
 SECTIONS = ("workspace", "channels", "people", "sla", "targets", "outbox", "routing", "handoff",
-            "imports")
+            "imports", "surveys")
 
 
 def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
@@ -567,9 +703,10 @@ def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
     r = _Reader()
     r.table(dict(data), "", SECTIONS)
     people = _read_people(r, data.get("people"))
+    channels = _read_channels(r, data.get("channels"))
     config = Config(
         workspace=_read_workspace(r, data.get("workspace")),
-        channels=_read_channels(r, data.get("channels")),
+        channels=channels,
         people=people,
         sla=_read_sla(r, data.get("sla")),
         targets=_read_targets(r, data.get("targets")),
@@ -577,6 +714,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
         routing=_read_routing(r, data.get("routing"), people),
         handoff=_read_handoff(r, data.get("handoff")),
         imports=_read_imports(r, data.get("imports")),
+        surveys=_read_surveys(r, data.get("surveys"), channels),
         source=source,
     )
     if r.problems:

@@ -4,7 +4,8 @@ Three years of steady growth (leads, and with them deals, customers, spend and c
 about 3% more each month): leads walked through the lifecycle (with rejections, breaches
 and leads still open), their deals, customers with churn on top of a base signed before
 the window, monthly spend, content and its use by sales, and three past pulse survey runs
-whose perceptions differ by role. Three years, so that every trend an answer shows (six
+whose perceptions differ by role (opened, answered and closed by the survey code itself:
+anonymous like real ones). Three years, so that every trend an answer shows (six
 quarters, and the period before for growth; last year against the one before) has data. Rows are bulk-inserted with
 explicit ids: thousands of ORM objects would be slow.
 """
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from bot.calendar import Calendar
 from bot.config import Config
 from bot.lifecycle import REJECTION_REASONS
+from bot.surveys.demo import past_runs
 from storage.bulk import add_rows, count_leads, next_id
 from storage.db import advance_sequences
 from storage.models import (
@@ -33,11 +35,6 @@ from storage.models import (
     LeadEvent,
     Person,
     Spend,
-    Survey,
-    SurveyAnswer,
-    SurveyInvite,
-    SurveyQuestion,
-    SurveyRun,
 )
 from storage.people import list_people
 
@@ -66,13 +63,6 @@ GROWTH = 1.03  # each month brings about 3% more leads than the one before
 ROLE_SLOTS = {"sales": 6, "sales_manager": 1, "marketing": 3, "marketing_manager": 1, "exec": 2,
               "admin": 1}
 TZS = ["America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London"]
-DIMENSIONS = {  # key: (question, how sales / marketing / exec tend to answer, 1-5)
-    "target_customer": ("How well do we share an understanding of the target customer?", (3, 4, 3)),
-    "shared_goals": ("How shared are our goals and objectives?", (3, 3, 4)),
-    "communication": ("How effective is communication between sales and marketing?", (2, 3, 3)),
-    "lead_quality": ("How good is the quality of the leads marketing passes to sales?", (2, 4, 3)),
-    "customer_satisfaction": ("How satisfied are our customers?", (4, 3, 4)),
-}
 
 
 @dataclass(frozen=True)
@@ -125,7 +115,7 @@ def generate_demo(session: Session, team_id: str, now: datetime, config: Config,
     deals, customers = _deals_and_customers(rng, ids, team_id, lead_rows, sales, now, months)
     spend = _spend(ids, team_id, now, months)
     content, uses = _content(rng, ids, team_id, sales, deals, now, months)
-    runs, answers = _surveys(session, rng, ids, team_id, people, now)
+    runs, answers = past_runs(session, team_id, config, now, rng)
     for model, rows in ((Lead, _same_keys(lead_rows)), (LeadEvent, events), (Deal, deals),
                         (Customer, customers), (Spend, spend), (ContentItem, content),
                         (ContentUse, uses)):
@@ -363,71 +353,3 @@ def _content(rng, ids, team_id, sales, deals, now, months):
                      "user_email": rep["email"], "person_id": rep["id"],
                      "deal_id": deal["id"] if deal else None, "used_at": used})
     return items, uses
-
-
-def _surveys(session, rng, ids, team_id, people, now) -> tuple[int, int]:
-    survey_id = ids(Survey)
-    add_rows(session, Survey, [{
-        "id": survey_id, "team_id": team_id, "key": "pulse", "min_responses": 5,
-        "title": "Sales & marketing alignment pulse", "schedule": "monthly",
-        "audience": {"roles": ["sales", "marketing", "exec"]}, "created_at": now - timedelta(days=120)}])
-    group = {"sales": "sales", "sales_manager": "sales", "marketing": "marketing",
-             "marketing_manager": "marketing", "exec": "exec"}
-    asked = [p for p in people if p["role"] in group]
-    answers = 0
-    for months_ago in (3, 2, 1):
-        opened = now - timedelta(days=30 * months_ago)
-        run_id = ids(SurveyRun)
-        add_rows(session, SurveyRun, [{
-            "id": run_id, "team_id": team_id, "survey_id": survey_id, "state": "closed",
-            "opened_at": opened, "closes_at": opened + timedelta(days=5),
-            "closed_at": opened + timedelta(days=5)}])
-        questions = [(key, text, "1-5") for key, (text, _) in DIMENSIONS.items()] + [
-            ("overall", "How well do sales and marketing work together?", "0-10"),
-            ("comment", "Anything else? (optional)", "text")]
-        qids = {}
-        for pos, (key, text, scale) in enumerate(questions):
-            qids[key] = ids(SurveyQuestion)
-            add_rows(session, SurveyQuestion, [{
-                "id": qids[key], "team_id": team_id, "run_id": run_id, "position": pos,
-                "key": key, "text": text, "scale": scale}])
-        invites, rows = [], []
-        for p in asked:
-            role = group[p["role"]]
-            answered = rng.random() < 0.75
-            invites.append({"id": ids(SurveyInvite), "team_id": team_id, "run_id": run_id,
-                            "person_id": p["id"], "role": role, "sent_at": opened,
-                            "answered_at": opened + timedelta(hours=rng.uniform(1, 72))
-                            if answered else None, "reminders_sent": 0 if answered else 1})
-            if answered:
-                rows += _answers(rng, ids, team_id, run_id, qids, role, opened, months_ago)
-        add_rows(session, SurveyInvite, invites)
-        add_rows(session, SurveyAnswer, rows)
-        answers += len(rows)
-    return 3, answers
-
-
-def _answers(rng, ids, team_id, run_id, qids, role, opened, months_ago) -> list[dict[str, Any]]:
-    key = f"{rng.getrandbits(128):032x}"  # opaque: never derived from who answered
-    at = opened + timedelta(hours=rng.uniform(1, 72))
-    column = ("sales", "marketing", "exec").index(role)
-    rows = []
-    for dim, (_, typical) in DIMENSIONS.items():
-        value = max(1, min(5, typical[column] + rng.choice((-1, 0, 0, 0, 1)) + (months_ago == 1)))
-        rows.append({"id": ids(SurveyAnswer), "team_id": team_id, "run_id": run_id,
-                     "question_id": qids[dim], "role": role, "respondent_key": key,
-                     "value": value, "comment": None, "answered_at": at})
-    rows.append({"id": ids(SurveyAnswer), "team_id": team_id, "run_id": run_id,
-                 "question_id": qids["overall"], "role": role, "respondent_key": key,
-                 "value": max(0, min(10, rng.randint(4, 8) - (role == "sales"))),
-                 "comment": None, "answered_at": at})
-    if rng.random() < 0.3:
-        rows.append({"id": ids(SurveyAnswer), "team_id": team_id, "run_id": run_id,
-                     "question_id": qids["comment"], "role": role, "respondent_key": key,
-                     "value": None, "comment": rng.choice([
-                         "Leads from webinars are rarely ready to buy.",
-                         "We need a shared definition of an MQL.",
-                         "Weekly syncs helped a lot this month.",
-                         "Sales rarely tells us why leads were rejected.",
-                     ]), "answered_at": at})
-    return rows

@@ -91,6 +91,7 @@ class FakeSlack:
         self.views: list[dict[str, Any]] = []
         self.files: list[dict[str, Any]] = []
         self.missing: set[str] = set()  # channel ids that do not exist (any more)
+        self.usergroups: dict[str, tuple[str, list[str]]] = {}  # id → (handle, member ids)
         self._scripted: dict[str, deque[Response]] = defaultdict(deque)
         self._lost: dict[str, deque[BaseException]] = defaultdict(deque)
         self._ts = itertools.count(1)
@@ -111,6 +112,9 @@ class FakeSlack:
             "deleted": deleted, "is_bot": False, "tz": tz,
             "profile": {"email": email, "real_name": name, "display_name": name},
         }
+
+    def add_usergroup(self, group_id: str, handle: str, members: list[str]) -> None:
+        self.usergroups[group_id] = (handle, list(members))
 
     def script(self, method: str, *responses: Response) -> None:
         """Answer the next calls of `method` with these (status, headers, body) first."""
@@ -136,13 +140,19 @@ class FakeSlack:
     # -- what Slack sends the app when people act (shared by the shell and the tests)
 
     def block_action(self, msg: Message, action_id: str, user: str, *, trigger_id: str,
-                     selected_user: str | None = None, at: float = 1700000000.0) -> dict[str, Any]:
-        """The block_actions payload of a click on `action_id` in `msg`."""
+                     selected_user: str | None = None, selected_option: str | None = None,
+                     at: float = 1700000000.0) -> dict[str, Any]:
+        """The block_actions payload of a click on `action_id` in `msg` (for a select, the
+        user or the option picked: an option's value or its text)."""
         block_id, element = msg.find_element(action_id)
         action: dict[str, Any] = {"action_id": action_id, "block_id": block_id,
                                   "type": element.get("type", "button"), "action_ts": f"{at:.6f}"}
         if element.get("type") == "users_select":
             action["selected_user"] = selected_user
+        elif element.get("type") == "static_select":
+            action["selected_option"] = next(
+                (o for o in element.get("options", [])
+                 if selected_option in (o["value"], o["text"]["text"])), None)
         else:
             action.update(value=element.get("value"), text=element.get("text"))
         return {
@@ -305,6 +315,14 @@ class FakeSlack:
         user = next((u for u in self.users.values()
                      if (u["profile"].get("email") or "").lower() == email), None)
         return _ok(user=user) if user else _error("users_not_found")
+
+    def _usergroups_list(self, args):
+        return _ok(usergroups=[{"id": gid, "handle": handle, "team_id": self.team_id}
+                               for gid, (handle, _) in self.usergroups.items()])
+
+    def _usergroups_users_list(self, args):
+        group = self.usergroups.get(args.get("usergroup"))
+        return _ok(users=group[1]) if group else _error("no_such_subteam")
 
     def _reactions_add(self, args):
         return _ok()

@@ -26,6 +26,7 @@ from bot.blocks.kit import Block
 from bot.blocks.leads import LeadLine
 from bot.config import Config
 from bot.metrics import answers
+from bot.surveys import home as surveys
 from storage import home as queries
 from storage.leads import list_leads, list_people_by_id
 from storage.models import Person
@@ -88,7 +89,7 @@ def footer(ctx: Context, person: Person | None) -> list[Block]:
 
 
 SECTIONS: tuple[Callable[[Context, Person | None], list[Block]], ...] = (
-    open_leads, team_scorecard, footer)
+    open_leads, surveys.waiting, team_scorecard, surveys.latest_results, footer)
 
 
 def build(ctx: Context, person: Person | None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from bot.imports import import_dropped
 from bot.metrics.snapshots import refresh
 from bot.nudges import sweep
 from bot.services import Services
+from bot.surveys import runs as surveys
 from storage.people import list_team_ids
 
 
@@ -52,6 +53,12 @@ def metrics_refresh(services: Services, now: datetime) -> Any:
             reports.append(refresh(session, services.config, team_id, now))
             home.mark_team_stale(session, team_id, now)
     return reports
+
+
+def survey_sweep(services: Services, now: datetime) -> Any:
+    """Open the survey runs whose schedule fired, prompt and remind people in their working
+    hours, close the runs that are due (each effect once, even with several workers)."""
+    return surveys.sweep(services, now)
 
 
 def outbox_sweep(services: Services, now: datetime) -> Any:
@@ -86,6 +93,8 @@ JOBS: tuple[Job, ...] = (
         f"republish App Homes whose leads changed, at most once per {home.DEBOUNCE.seconds} s each"),
     Job("metrics.refresh", metrics_refresh, lambda c: every(minutes=15), 900,
         "recompute the daily metric snapshots of the days whose data changed"),
+    Job("surveys.sweep", survey_sweep, lambda c: every(minutes=1), 60,
+        "open scheduled survey runs, send prompts and reminders in people's hours, close runs"),
     Job("imports.folder", import_folder, lambda c: every(minutes=1), 60,
         "import CSV files dropped into the configured folder"),
     Job("owners.retry", owners.retry, lambda c: every(minutes=5), 300,

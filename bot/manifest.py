@@ -13,15 +13,16 @@ from typing import Any
 EVENTS_PATH = "/slack/events"
 OAUTH_REDIRECT_PATH = "/slack/oauth_redirect"
 
-DESCRIPTION = "Keeps sales and marketing aligned: lead handoff, SLA nudges, shared metrics."
+DESCRIPTION = ("Keeps sales and marketing aligned: lead handoff, SLA nudges, pulse surveys, "
+               "shared metrics.")
 COMMAND = "/align"
-COMMAND_DESCRIPTION = "Leads and shared sales & marketing metrics"
+COMMAND_DESCRIPTION = "Leads, pulse surveys and shared sales & marketing metrics"
 USAGE_HINT = (
-    "help | lead <id> | leads mine | metric win rate last quarter | away until friday | export ..."
+    "help | lead <id> | leads mine | metric win rate last quarter | survey status | export ..."
 )
 
 # Bot token scopes, each with the Web API methods, events or command that need it; nothing
-# for features that do not exist yet (surveys will add reactions:read and usergroups:read).
+# for features that do not exist.
 SCOPES: dict[str, tuple[str, ...]] = {
     "app_mentions:read": ("app_mention",),  # @mention questions
     "chat:write": ("chat.postMessage", "chat.update", "chat.postEphemeral"),  # cards, nudges
@@ -29,9 +30,11 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "commands": (COMMAND,),
     "im:history": ("message.im", "conversations.history"),  # DM questions; a DM whose answer was lost
     "im:write": ("conversations.open",),  # the DM a private answer's file goes to
-    "users:read": ("user_change",),  # deactivations and timezones for routing and nudges
+    "users:read": ("user_change", "users.info"),  # deactivations, timezones; survey audiences
     "users:read.email": ("users.lookupByEmail",),  # CRM owner emails to Slack users
     "files:write": ("files.getUploadURLExternal", "files.completeUploadExternal"),  # CSV, PNG
+    "reactions:read": ("reaction_added", "reaction_removed"),  # emoji answers to survey prompts
+    "usergroups:read": ("usergroups.users.list",),  # survey audiences from Slack user groups
     # finding a post whose answer was lost, instead of posting it twice (see bot/outbox.py)
     "channels:history": ("conversations.history", "conversations.replies"),
     "groups:history": ("conversations.history", "conversations.replies"),
@@ -41,6 +44,8 @@ SCOPES: dict[str, tuple[str, ...]] = {
 EVENTS: tuple[str, ...] = (
     "app_home_opened",  # rendering the App Home tab
     "app_mention",  # @mention metric questions
+    "reaction_added",  # emoji answers to survey prompts
+    "reaction_removed",  # withdrawing an emoji answer
     "user_change",  # deactivations and timezone changes for routing and nudges
     "message.im",  # questions sent to the bot by DM
 )

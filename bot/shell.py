@@ -41,10 +41,11 @@ MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 HELP = """Lines you can type:
   /align <command>          a slash command, as the current user (try /align help)
   @alignbot <question>      mention the bot in the channel: a metric question or a command
-  click <action> [msg#] [user]  click a button (default: the latest message having it);
-                            for a user picker, name the person to pick
+  click <action> [msg#] [pick]  click a button (default: the latest message having it);
+                            for a picker, name the person or the option to pick
   submit block=value ...    submit the open modal (e.g. submit reason=not_icp note="no budget")
-  react <emoji> <msg#>      (reactions will count once surveys exist; nothing reads them yet)
+  react <emoji> <msg#>      add an emoji reaction to a message (e.g. react three 12)
+  unreact <emoji> <msg#>    remove it again
   home [user]               open the App Home tab (yours, or that person's)
   webhook <entity> <json>   what a CRM would POST to /webhooks/<entity>
   import <entity> FILE [mapping]  import a CSV file (mapping: hubspot or salesforce)
@@ -59,9 +60,6 @@ HELP = """Lines you can type:
 # (each redoes the last days, a second or so on the demo's data).
 ONCE_A_TICK = frozenset({"metrics.refresh"})
 SENDER = "outbox.sweep"
-NO_REACTIONS = ("  alignbot does not read reactions yet: they will count as survey answers once "
-                "surveys exist.")
-
 
 @dataclass
 class ShellState:
@@ -79,7 +77,8 @@ class Shell:
         self._console: Any = None  # a tick's progress bar's, while it shows
         fake.on_change = self._show
         self.commands: dict[str, Callable[[list[str]], None]] = {
-            "click": self.click, "submit": self.submit, "react": self.react, "home": self.home,
+            "click": self.click, "submit": self.submit, "react": self.react,
+            "unreact": lambda args: self.react(args, added=False), "home": self.home,
             "import": self.import_file, "as": self.act_as, "tick": self.tick,
             "jobs": self.jobs, "run": self.run_job, "whoami": self.whoami, "time": self.time,
             "help": lambda _: self.say(HELP),
@@ -149,12 +148,14 @@ class Shell:
         picked = args[2 if number else 1] if len(args) > (2 if number else 1) else None
         msg = self._message_with(action_id, number)
         _, element = msg.find_element(action_id)
-        if element.get("type") == "users_select" and not picked:
-            raise ShellError(f"{action_id} picks a person: click {action_id} {msg.number} <user>")
+        if element.get("type") in ("users_select", "static_select") and not picked:
+            what = "a person" if element["type"] == "users_select" else "an option"
+            raise ShellError(f"{action_id} picks {what}: click {action_id} {msg.number} <pick>")
+        person = element.get("type") == "users_select"
         payload = self.fake.block_action(
             msg, action_id, self.state.user, trigger_id=self._trigger(),
-            selected_user=self._resolve_user(picked) if picked else None,
-            at=self.clock.now().timestamp())
+            selected_user=self._resolve_user(picked) if picked and person else None,
+            selected_option=picked if not person else None, at=self.clock.now().timestamp())
         self._send_payload(payload)
 
     def submit(self, args: list[str]) -> None:
@@ -170,8 +171,16 @@ class Shell:
         self._show_ack(resp.body)
         self.after_ack.run()  # the clicker's answer follows the ack
 
-    def react(self, _: list[str]) -> None:
-        self.say(NO_REACTIONS)
+    def react(self, args: list[str], added: bool = True) -> None:
+        if len(args) != 2 or not args[1].isdigit():
+            raise ShellError(f"usage: {'' if added else 'un'}react <emoji> <msg#>")
+        msg = self._message(int(args[1]))
+        self._send_event({
+            "type": "reaction_added" if added else "reaction_removed", "user": self.state.user,
+            "reaction": args[0].strip(":"),
+            "item": {"type": "message", "channel": msg.channel, "ts": msg.ts},
+            "item_user": self.fake.bot_user, "event_ts": f"{self.clock.now().timestamp():.6f}",
+        })
 
     def home(self, args: list[str]) -> None:
         user = self._resolve_user(" ".join(args)) if args else self.state.user
@@ -472,6 +481,8 @@ def _button_text(el: dict[str, Any], number: int | None) -> str:
     label = (el.get("text") or el.get("placeholder") or {}).get("text", el.get("action_id"))
     target = f" {number}" if number else ""
     who = " <user>" if el.get("type") == "users_select" else ""
+    if el.get("type") == "static_select":
+        who = " <" + "|".join(o["text"]["text"] for o in el.get("options", [])) + ">"
     return f"[{label} → click {el.get('action_id')}{target}{who}]"
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -248,36 +249,46 @@ class ContentUse(Base):
 
 
 class Survey(Base):
+    """A [[surveys]] entry of the config, by name: what its runs belong to."""
+
     __tablename__ = "surveys"
     __table_args__ = (UniqueConstraint("team_id", "key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(TeamId)
-    key: Mapped[str] = mapped_column(String(64))  # the template name in the config
-    title: Mapped[str] = mapped_column(String(200))
-    audience: Mapped[dict[str, Any] | None]  # roles / user groups
-    schedule: Mapped[str | None] = mapped_column(String(64))
-    min_responses: Mapped[int] = mapped_column(Integer, default=5)  # k-anonymity threshold
+    key: Mapped[str] = mapped_column(String(64))  # the survey's name in the config
     created_at: Mapped[datetime]
 
 
 class SurveyRun(Base):
+    """One round of a survey. While it is open, `secret` keys each person's answers (so
+    they can change them); closing erases it, with every other link (see SurveyAnswer)."""
+
     __tablename__ = "survey_runs"
     __table_args__ = (
-        UniqueConstraint("survey_id", "opened_at"),
+        UniqueConstraint("survey_id", "opened_at"),  # a scheduled firing opens one run
+        UniqueConstraint("survey_id", "number"),
         Index("ix_survey_runs_team_state", "team_id", "state"),
+        Index("uq_survey_runs_open", "survey_id", unique=True,  # one open run a survey
+              sqlite_where=text("state = 'open'"), postgresql_where=text("state = 'open'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(TeamId)
     survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    number: Mapped[int]  # 1, 2, 3 ... within its survey: "run 3 of pulse"
     state: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    started_by: Mapped[str] = mapped_column(String(64))  # "schedule", or who started it
+    k: Mapped[int]  # the smallest group its results show, fixed when it opens
+    secret: Mapped[str | None] = mapped_column(String(64))  # erased at close
     opened_at: Mapped[datetime]
-    closes_at: Mapped[datetime | None]
+    closes_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
 
 
 class SurveyQuestion(Base):
+    """A question as the run asked it (the config may change later)."""
+
     __tablename__ = "survey_questions"
     __table_args__ = (UniqueConstraint("run_id", "position"),)
 
@@ -285,29 +296,40 @@ class SurveyQuestion(Base):
     team_id: Mapped[str] = mapped_column(TeamId)
     run_id: Mapped[int] = mapped_column(ForeignKey("survey_runs.id", ondelete="CASCADE"))
     position: Mapped[int]
-    key: Mapped[str] = mapped_column(String(64))  # the dimension, e.g. lead_quality
+    key: Mapped[str] = mapped_column(String(64))  # e.g. lead_quality
     text: Mapped[str] = mapped_column(Text)
-    scale: Mapped[str] = mapped_column(String(16))  # 1-5 | 0-10 | text
+    type: Mapped[str] = mapped_column(String(16))  # scale5 | scale10 | choice | text
+    options: Mapped[list[str] | None] = mapped_column(JSON)  # a choice's options, a scale's labels
 
 
 class SurveyInvite(Base):
-    """Participation: who was asked and whether they answered. Never linked to answers."""
+    """Participation: who was asked, when they are prompted and reminded, and (from the
+    close on) whether they answered. Never linked to what they answered."""
 
     __tablename__ = "survey_invites"
-    __table_args__ = (UniqueConstraint("run_id", "person_id"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "person_id"),
+        Index("ix_survey_invites_prompt_due", "prompt_due_at"),
+        Index("ix_survey_invites_reminder_due", "next_reminder_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(TeamId)
     run_id: Mapped[int] = mapped_column(ForeignKey("survey_runs.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
-    role: Mapped[str] = mapped_column(String(32))
-    sent_at: Mapped[datetime | None]
-    answered_at: Mapped[datetime | None]
+    role: Mapped[str] = mapped_column(String(64))  # the group results show them in
+    prompt_due_at: Mapped[datetime | None]  # their questions are due; None once sent (or closed)
+    prompted_at: Mapped[datetime | None]
+    next_reminder_at: Mapped[datetime | None]
     reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    responded: Mapped[bool | None] = mapped_column(Boolean)  # set at close
 
 
 class SurveyAnswer(Base):
-    """An anonymous answer: role and an opaque respondent key, never a Slack user id."""
+    """An answer. While its run is open, `respondent_key` (an HMAC of the person under the
+    run's secret) lets them change or withdraw it. At close, the answers are rewritten in
+    random order without the key, with `role` only where results show that group, and
+    groups results never show are dropped: no row then says whose it is, or when."""
 
     __tablename__ = "survey_answers"
     __table_args__ = (
@@ -319,11 +341,10 @@ class SurveyAnswer(Base):
     team_id: Mapped[str] = mapped_column(TeamId)
     run_id: Mapped[int] = mapped_column(ForeignKey("survey_runs.id", ondelete="CASCADE"))
     question_id: Mapped[int] = mapped_column(ForeignKey("survey_questions.id", ondelete="CASCADE"))
-    role: Mapped[str] = mapped_column(String(32))
-    respondent_key: Mapped[str] = mapped_column(String(64))
-    value: Mapped[int | None]
-    comment: Mapped[str | None] = mapped_column(Text)
-    answered_at: Mapped[datetime]
+    respondent_key: Mapped[str | None] = mapped_column(String(64))  # None once closed
+    role: Mapped[str | None] = mapped_column(String(64))  # set at close, for a shown group only
+    value: Mapped[int | None]  # a scale's value, a choice's option number
+    text: Mapped[str | None] = mapped_column(Text)  # a free-text answer
 
 
 class MetricSnapshot(Base):

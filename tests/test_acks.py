@@ -25,7 +25,9 @@ COMMANDS = {
     "help": "help", "lead": "lead L-1", "leads": "leads overdue", "away": "away",
     "back": "back", "metric": "metric win rate Q3 2026 by source chart",
     "scorecard": "scorecard Q3 2026 chart", "export": "export win rate Q3 2026 share",
-    "config check": "config check",
+    "config check": "config check", "survey start": "survey start pulse",
+    "survey close": "survey close pulse", "survey status": "survey status",
+    "survey results": "survey results pulse",
 }
 
 

@@ -112,7 +112,7 @@ def test_the_unassigned_leads_sla_has_a_default_a_key_and_a_reserved_name():
     assert caught.value.problems == [
         "sla[0].name: 'unassigned' is the SLA of a lead waiting for an owner ([routing] "
         "unassigned_within); give this policy another name",
-        "routing.unassigned_within: 'soon' is not a duration like 15m, 4h, 2d",
+        "routing.unassigned_within: 'soon' is not a duration like 15m, 4h, 2d, 2w",
         "routing.unassigned_clock: 'sundial' is not one of wall, business"]
 
 

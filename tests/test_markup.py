@@ -25,10 +25,13 @@ from bot.blocks import handoff as cards
 from bot.blocks.handoff import CardView, SummaryLine, SummaryPage
 from bot.blocks.kit import section, unescape
 from bot.blocks.leads import LeadLine
+from bot.blocks.surveys import PendingSurvey, PromptView, RunStatus
 from bot.commands import Command
 from bot.metrics.answers import TREND, Answer, Comparison
 from bot.metrics.grammar import Period, Query, QueryError, parse_period
 from bot.metrics.registry import METRICS
+from bot.surveys.results import Group, QuestionResult, Results
+from bot.surveys.templates import CHOICE, SCALE5, SCALE10, TEXT, Question
 from bot.webhooks import store
 from tests.slack import all_text, click, reply, slash, submit
 
@@ -73,6 +76,22 @@ def _command(admin: bool = False) -> Command:
     return Command(HOSTILE, run, usage=HOSTILE, admin=admin)
 
 
+def _prompts() -> list[PromptView]:
+    questions = [Question(HOSTILE, HOSTILE, SCALE5, (HOSTILE,) * 5),
+                 Question(HOSTILE, HOSTILE, SCALE10, (HOSTILE,) + ("",) * 10),
+                 Question(HOSTILE, HOSTILE, CHOICE, (HOSTILE, "x")),
+                 Question(HOSTILE, HOSTILE, TEXT)]
+    return [PromptView(HOSTILE, 1, 0, 7, q, NOW, 5, answer) for q in questions
+            for answer in (None, HOSTILE)]
+
+
+def _results(state: str) -> Results:
+    group = Group(6, 3.5, {HOSTILE: 6}, 0.5)
+    question = QuestionResult(HOSTILE, HOSTILE, SCALE5, group, {HOSTILE: group, "x": None})
+    return Results(HOSTILE, 2, state, NOW, NOW, NOW, 5, {HOSTILE: (9, 6)}, (question,),
+                   (HOSTILE,))
+
+
 # Hostile examples of each kind of argument a builder takes (by its annotation); a builder
 # runs once per example of its most varied argument, the others taking theirs in turn.
 EXAMPLES: dict[str, list[Any]] = {
@@ -99,6 +118,12 @@ EXAMPLES: dict[str, list[Any]] = {
                       ConfigVerdict(HOSTILE, (), {"SLACK_BOT_TOKEN": True}, {HOSTILE: 1})],
     "Command": [_command(), _command(admin=True)],
     "Sequence[Command]": [[_command(), _command(admin=True)]],
+    "PromptView": _prompts(),
+    "PendingSurvey": [PendingSurvey(HOSTILE, NOW, (HOSTILE, HOSTILE), 5)],
+    "Sequence[PendingSurvey]": [[PendingSurvey(HOSTILE, NOW, (HOSTILE,), 5)]],
+    "RunStatus": [RunStatus(HOSTILE, 2, NOW, NOW, 9, 8, 6, 5)],
+    "Sequence[RunStatus]": [[RunStatus(HOSTILE, 2, NOW, NOW, 9, 8, 6, 5)]],
+    "Results": [_results("closed"), _results("open")],
 }
 # Arguments that are alignbot's own (mrkdwn it wrote, blocks already built) or that the
 # builder's caller has already checked: the builder takes them as they are.
@@ -111,8 +136,9 @@ OWN = {
     ("lead_list", "which"): "open",  # one of mine|open|overdue: unknown_list answers others
     ("lead_list", "page"): 1, ("lead_list", "per_page"): 15, ("lead_list", "total"): 30,
     ("open_leads", "total"): 30,
+    ("note", "text"): "alignbot's own text",
 }
-SHOWS_NO_DATA = {"footer", "away_set", "home_view", "text_blocks", "click_answer"}
+SHOWS_NO_DATA = {"footer", "away_set", "home_view", "text_blocks", "click_answer", "note"}
 
 
 def builders() -> Iterator[tuple[str, Callable[..., Any]]]:

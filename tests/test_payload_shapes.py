@@ -69,6 +69,17 @@ def test_shell_clicks_look_like_slacks_block_actions(shell_with_button):
     assert _shape_diff(real, seen[0]) == []
 
 
+@pytest.mark.parametrize(("line", "event"), [("react two 1", "reaction_added"),
+                                              ("unreact two 1", "reaction_removed")])
+def test_shell_reactions_look_like_slacks_reaction_added(shell_with_button, line, event):
+    """reaction_removed has reaction_added's shape (Slack's docs), its type aside."""
+    real = load("event_reaction_added.json")
+    real["event"]["type"] = event
+    seen = bodies(shell_with_button, line)[0]
+    assert seen["event"]["type"] == event
+    assert _shape_diff(real, seen) == []
+
+
 def bodies(shell, line: str) -> list[dict]:
     """Every request body the app received while the shell ran `line`."""
     seen = []

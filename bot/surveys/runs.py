@@ -1,0 +1,361 @@
+"""A run's life: opened (on schedule or by an admin), prompted in each person's working
+hours, non-responders reminded, closed (the anonymising rewrite, then the results).
+
+Every effect is claimed in the database in the transaction that has it, so several
+workers running the sweep each do a part and nothing twice: a scheduled firing inserts
+its run under a unique key, prompts and reminders are taken with a conditional UPDATE,
+and a close is the conditional UPDATE of the run's state.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from apscheduler.triggers.cron import CronTrigger
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import home, outbox
+from bot.blocks import surveys as views
+from bot.config import Config, Survey
+from bot.directory import upsert_slack_user
+from bot.sla import calendar_for
+from bot.surveys.keys import prompt_ref, respondent_key
+from bot.surveys.results import Results, anonymised, results
+from bot.surveys.templates import Question
+from storage import surveys as queries
+from storage.bulk import Rows
+from storage.models import Person, SurveyQuestion, SurveyRun
+from storage.people import get_person
+
+log = logging.getLogger(__name__)
+
+SCHEDULE = "schedule"  # `started_by` of a run its schedule opened
+GRACE = timedelta(hours=1)  # a firing missed by less than this (a restart) still opens its run
+DST_SLACK = timedelta(hours=1)  # `every` tolerates a daylight-saving hour between firings
+BATCH = 500  # invites prompted or reminded per transaction
+TEAM = {"sales_manager": "sales", "marketing_manager": "marketing"}  # results group managers
+# with their team: a role of one or two would only ever be hidden, and hide others with it
+
+
+class SurveyRefused(Exception):
+    """Why a run could not be started or closed; said to whoever asked."""
+
+
+# ------------------------------------------------------------------ opening
+
+
+def open_run(session: Session, config: Config, team_id: str, survey: Survey, now: datetime, *,
+             started_by: str, slack: WebClient | None = None) -> SurveyRun:
+    """Open a run now: questions as the config says today, the audience as it is today."""
+    row = queries.get_or_add_survey(session, team_id, survey.name, now)
+    if queries.get_open_run(session, row.id) is not None:
+        raise SurveyRefused(f"{survey.name} already has an open run; close it first "
+                            f"(`/align survey close {survey.name}`).")
+    audience = _audience(session, team_id, survey, slack, now)
+    if not audience:
+        raise SurveyRefused(f"Nobody is in the audience of {survey.name} "
+                            f"({', '.join(survey.audience)}): no run was opened.")
+    run = SurveyRun(team_id=team_id, survey_id=row.id, state="open", started_by=started_by,
+                    number=queries.next_run_number(session, row.id), k=survey.min_responses,
+                    secret=secrets.token_hex(32), opened_at=now, closes_at=now + survey.open_for)
+    session.add(run)
+    session.flush()
+    queries.add_questions(session, [
+        {"team_id": team_id, "run_id": run.id, "position": i, "key": q.key, "text": q.text,
+         "type": q.type, "options": list(q.options) or None}
+        for i, q in enumerate(survey.questions)])
+    queries.add_invites(session, [
+        {"team_id": team_id, "run_id": run.id, "person_id": person.id, "role": role,
+         "reminders_sent": 0,
+         "prompt_due_at": calendar_for(config, person).next_working_start(now)}
+        for person, role in audience.items()])
+    log.info("survey %s run %s opened by %s: %d invited", survey.name, run.number, started_by,
+             len(audience))
+    return run
+
+
+def _audience(session: Session, team_id: str, survey: Survey, slack: WebClient | None,
+              now: datetime) -> dict[Person, str]:
+    """Everyone the survey asks, with the group their answers count in."""
+    roles = {r for r in survey.audience if not r.startswith("S")}
+    wanted = roles | {m for m, team in TEAM.items() if team in roles}
+    people = {p: TEAM.get(p.role, p.role) for p in queries.list_audience(session, team_id, wanted)}
+    groups = [g for g in survey.audience if g.startswith("S")]
+    if groups:
+        if slack is None:
+            raise SurveyRefused(f"{survey.name} asks Slack user groups, and Slack is not here.")
+        for person, role in _group_members(session, team_id, groups, slack, now):
+            people.setdefault(person, role)
+    return people
+
+
+def _group_members(session: Session, team_id: str, groups: list[str], slack: WebClient,
+                   now: datetime):
+    """Members of Slack user groups. Someone alignbot knows answers in their role's group;
+    someone it meets here is looked up (their timezone) and answers in the user group's."""
+    try:
+        handles = {g["id"]: g.get("handle") or g["id"]
+                   for g in slack.usergroups_list(team_id=team_id)["usergroups"]}
+        for group in groups:
+            for user in slack.usergroups_users_list(usergroup=group, team_id=team_id)["users"]:
+                person = get_person(session, team_id, user)
+                if person is not None:
+                    if not person.deactivated:
+                        yield person, TEAM.get(person.role, person.role)
+                    continue
+                info = slack.users_info(user=user)["user"]
+                if info.get("deleted") or info.get("is_bot"):
+                    continue
+                person = upsert_slack_user(session, team_id, info, now)
+                person.role = "other"  # not a role of the config: no leads, no managing
+                yield person, handles.get(group, group)
+    except SlackApiError as exc:
+        raise SurveyRefused(f"Slack refused to list user group members: "
+                            f"{exc.response.get('error')} (does the app have usergroups:read?)")\
+            from None
+
+
+def start(services, survey_name: str, by: str) -> SurveyRun:
+    """`/align survey start` and `alignbot survey start`: a run opened now, by someone."""
+    survey = services.config.survey(survey_name)
+    if survey is None:
+        raise SurveyRefused(unknown_survey(services.config, survey_name))
+    try:
+        with services.transaction() as session:
+            run = open_run(session, services.config, services.team_id, survey,
+                           services.clock.now(), started_by=by, slack=services.slack)
+            session.expunge(run)
+    except IntegrityError:  # a scheduled firing opened one at this very moment
+        raise SurveyRefused(f"{survey.name} already has an open run.") from None
+    send_prompts(services, services.clock.now())
+    return run
+
+
+def unknown_survey(config: Config, name: str) -> str:
+    names = ", ".join(s.name for s in config.surveys) or "none yet: add [[surveys]] to the config"
+    return f"There is no survey {name!r}. Surveys: {names}."
+
+
+# ------------------------------------------------------------------ the schedule
+
+
+def due_firing(survey: Survey, config: Config, now: datetime) -> datetime | None:
+    """The schedule's latest firing at or before `now`, if it is at most GRACE old."""
+    if not survey.schedule:
+        return None
+    trigger = CronTrigger.from_crontab(survey.schedule, timezone=config.workspace.tz)
+    fired = trigger.get_next_fire_time(None, now - GRACE)
+    latest = None
+    while fired is not None and fired <= now:
+        latest, fired = fired, trigger.get_next_fire_time(fired, fired + timedelta(seconds=1))
+    return latest
+
+
+def open_scheduled(services, now: datetime) -> list[SurveyRun]:
+    """Open the runs whose firing came. Each firing is one run however many workers see it:
+    the run is keyed by (survey, firing time). With `every`, a firing opens a run only when
+    the last scheduled one opened at least that long ago (a fortnightly pulse on a weekly
+    schedule); manual runs do not move the schedule."""
+    opened = []
+    for survey in services.config.surveys:
+        fired = due_firing(survey, services.config, now)
+        if fired is None:
+            continue
+        try:
+            with services.transaction() as session:
+                row = queries.get_or_add_survey(session, services.team_id, survey.name, now)
+                last = queries.get_last_scheduled_open(session, row.id)
+                if last is not None and (last >= fired or (
+                        survey.every and fired - last < survey.every - DST_SLACK)):
+                    continue  # this firing's run exists, or this firing is skipped
+                if queries.get_open_run(session, row.id) is not None:
+                    log.info("survey %s: the schedule fired while a run is still open; skipped",
+                             survey.name)
+                    continue
+                run = open_run(session, services.config, services.team_id, survey, fired,
+                               started_by=SCHEDULE, slack=services.slack)
+                session.expunge(run)
+                opened.append(run)
+        except IntegrityError:
+            continue  # another worker opened it first
+        except SurveyRefused as exc:
+            log.warning("survey %s: the scheduled run did not open: %s", survey.name, exc)
+    return opened
+
+
+# ------------------------------------------------------------------ prompts and reminders
+
+
+@dataclass
+class _RunCache:
+    """What prompting many people of a run needs once."""
+
+    run: SurveyRun
+    name: str
+    questions: list[SurveyQuestion]
+    survey: Survey | None
+
+    def view(self, row: SurveyQuestion, answer: str | None = None) -> views.PromptView:
+        return views.PromptView(self.name, self.run.id, row.position, len(self.questions),
+                                Question.of(row), self.run.closes_at, self.run.k, answer)
+
+
+def _runs(session: Session, config: Config, invites) -> dict[int, _RunCache]:
+    cache = {}
+    for invite, _ in invites:
+        if invite.run_id not in cache:
+            run = queries.get_run(session, invite.run_id)
+            name = queries.get_survey_key(session, run.survey_id)
+            cache[run.id] = _RunCache(run, name, queries.list_questions(session, run.id),
+                                      config.survey(name))
+    return cache
+
+
+def send_prompts(services, now: datetime) -> int:
+    """Prompt everyone whose prompts are due, each in their working hours (else held till
+    their next working start); their first reminder is then due `remind_every` later."""
+    sent = 0
+    while True:
+        with services.transaction() as session:
+            invites = queries.list_invites(session, queries.claim_due_prompts(session, now, BATCH))
+            runs, rows, changes = _runs(session, services.config, invites), Rows(), []
+            for invite, person in invites:
+                cache = runs[invite.run_id]
+                calendar = calendar_for(services.config, person)
+                if cache.run.state != "open" or person.deactivated:
+                    continue
+                if not calendar.is_working_time(now):
+                    changes.append({"id": invite.id, "prompted_at": None,
+                                    "prompt_due_at": calendar.next_working_start(now)})
+                    continue
+                for q in cache.questions:
+                    outbox.post(session, invite.team_id, person.slack_id,
+                                views.prompt(cache.view(q)), now=now, rows=rows,
+                                ref=prompt_ref(cache.run.id, q.position, person.slack_id))
+                if cache.survey and cache.survey.reminders:
+                    changes.append({"id": invite.id,
+                                    "next_reminder_at": now + cache.survey.remind_every})
+                sent += 1
+            rows.write(session)
+            queries.set_invites(session, changes)
+        if len(invites) < BATCH:
+            return sent
+
+
+def send_reminders(services, now: datetime) -> int:
+    """Remind who has not answered every question (free text aside), in their hours; each
+    reminder once, `reminders` of them, `remind_every` apart."""
+    sent = 0
+    while True:
+        with services.transaction() as session:
+            invites = queries.list_invites(session,
+                                           queries.claim_due_reminders(session, now, BATCH))
+            runs, rows, changes = _runs(session, services.config, invites), Rows(), []
+            for run_id, cache in runs.items():
+                if cache.run.state != "open" or cache.survey is None:
+                    continue
+                mine = [(i, p) for i, p in invites if i.run_id == run_id and not p.deactivated]
+                keys = {i.id: respondent_key(cache.run.secret, p.id) for i, p in mine}
+                answered = queries.list_answered(session, run_id, keys.values())
+                for invite, person in mine:
+                    left = [q for q in cache.questions if Question.of(q).required
+                            and q.id not in answered.get(keys[invite.id], ())]
+                    calendar = calendar_for(services.config, person)
+                    if not left:
+                        continue  # nothing to remind of: no more reminders
+                    if not calendar.is_working_time(now):
+                        changes.append({"id": invite.id,
+                                        "next_reminder_at": calendar.next_working_start(now)})
+                        continue
+                    outbox.post(session, invite.team_id, person.slack_id, views.reminder(
+                        views.PendingSurvey(cache.name, cache.run.closes_at,
+                                            tuple(q.text for q in left), cache.run.k)),
+                                now=now, rows=rows, ref=f"survey-reminder:{run_id}")
+                    more = invite.reminders_sent + 1 < cache.survey.reminders
+                    changes.append({"id": invite.id, "reminders_sent": invite.reminders_sent + 1,
+                                    "next_reminder_at": now + cache.survey.remind_every
+                                    if more else None})
+                    sent += 1
+            rows.write(session)
+            queries.set_invites(session, changes)
+        if len(invites) < BATCH:
+            return sent
+
+
+# ------------------------------------------------------------------ closing
+
+
+def close_run(session: Session, config: Config, run: SurveyRun, now: datetime, *,
+              announce: bool = True, rng: random.Random | None = None) -> Results | None:
+    """Close an open run (None if someone else closed it first) and make it anonymous:
+    who answered anything is kept, per person; the answers are rewritten in random order
+    without their key (the secret that made it is erased), with the role only where that
+    group is shown, and without any group results never show. The prompt edits that showed
+    people their own answers leave the outbox. Then the results go to the survey's channel."""
+    secret = run.secret
+    if not queries.mark_closed(session, run.id, now):
+        return None
+    invites = queries.list_run_invites(session, run.id)
+    role_of = {respondent_key(secret, person.id): invite.role for invite, person in invites}
+    answers = queries.list_answers(session, run.id)
+    keys = {a.respondent_key for a in answers}
+    queries.end_invites(session, run.id, [i.id for i, p in invites
+                                          if respondent_key(secret, p.id) in keys])
+    kept = anonymised(queries.list_questions(session, run.id), answers, role_of, run.k,
+                      rng or random.SystemRandom())
+    queries.replace_answers(session, run.id, [{"team_id": run.team_id, "run_id": run.id,
+                                               "respondent_key": None, **a} for a in kept])
+    queries.forget_answer_echoes(session, run.team_id, run.id)
+    session.expire_all()
+    name = queries.get_survey_key(session, run.survey_id)
+    shown = results(session, name, queries.get_run(session, run.id))
+    survey = config.survey(name)
+    if announce and survey and survey.channel:
+        outbox.post(session, run.team_id, survey.channel, views.results_message(shown), now=now,
+                    ref=f"survey-results:{run.id}")
+    home.mark_team_stale(session, run.team_id, now)
+    log.info("survey %s run %s closed: %d of %d answered", name, shown.number, shown.responded,
+             shown.invited)
+    return shown
+
+
+def close(services, survey_name: str) -> Results:
+    """`/align survey close` and `alignbot survey close`: close the open run now."""
+    survey = services.config.survey(survey_name)
+    if survey is None:
+        raise SurveyRefused(unknown_survey(services.config, survey_name))
+    with services.transaction() as session:
+        row = queries.get_survey(session, services.team_id, survey.name)
+        run = queries.get_open_run(session, row.id) if row else None
+        shown = close_run(session, services.config, run, services.clock.now()) if run else None
+    if shown is None:
+        raise SurveyRefused(f"{survey.name} has no open run to close.")
+    return shown
+
+
+def close_due(services, now: datetime) -> list[Results]:
+    closed = []
+    with services.sessions() as session:
+        due = queries.list_due_runs(session, now)
+    for run_id in due:
+        with services.transaction() as session:
+            run = queries.get_run(session, run_id)
+            if (shown := close_run(session, services.config, run, now)) is not None:
+                closed.append(shown)
+    return closed
+
+
+def sweep(services, now: datetime) -> dict[str, int]:
+    """The job: open what the schedules fired, prompt, remind, close what is due."""
+    opened = open_scheduled(services, now)
+    closed = close_due(services, now)
+    return {"opened": len(opened), "prompted": send_prompts(services, now),
+            "reminded": send_reminders(services, now), "closed": len(closed)}
+

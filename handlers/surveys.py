@@ -1,0 +1,102 @@
+"""Survey listeners: answer buttons, the choice select, the comment button and its modal,
+and reactions added to or removed from a prompt."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks import surveys as views
+from bot.services import Services
+from bot.surveys import answers
+from handlers.clicks import answer_later, tell
+
+log = logging.getLogger(__name__)
+MALFORMED = views.note("That button is not one alignbot can read; nothing was recorded.")
+
+
+def register(app: App, services: Services) -> None:
+    def taking(team_id: str, user: str, token: str, act: Callable) -> dict[str, Any] | None:
+        """Run `act(session, prompt)` on the prompt `token` ("run:position[:...]") names;
+        the private note to show when it was not taken."""
+        try:
+            run_id, position = (int(part) for part in token.split(":")[:2])
+        except ValueError:
+            return MALFORMED
+        try:
+            with services.transaction() as session:
+                act(session, answers.prompt(session, team_id, user, run_id, position))
+        except answers.NotTaken as exc:
+            return exc.note
+        return None
+
+    def value_of(token: str) -> int | None:
+        last = token.rsplit(":", 1)[-1]
+        return int(last) if token.count(":") == 2 and last.isdigit() else None
+
+    def clicked(ack, body, action, context):
+        ack()
+        token = (action.get("selected_option") or {}).get("value") or action.get("value") or ""
+        note = MALFORMED if value_of(token) is None else taking(
+            body["team"]["id"], body["user"]["id"], token,
+            lambda session, p: answers.answer(session, p, services.clock.now(),
+                                              value=value_of(token)))
+        if note:
+            answer_later(context, body["channel"]["id"], note)
+    app.action(re.compile(rf"^{re.escape(views.ANSWER)}\.\d+$"))(ack=clicked, lazy=[tell])
+    app.action(views.CHOOSE)(ack=clicked, lazy=[tell])
+
+    def comment(ack, body, action, client, context):
+        """The modal opens at once (its trigger lasts three seconds), with their comment."""
+        ack()
+        shown: list[dict[str, Any]] = []
+        note = taking(body["team"]["id"], body["user"]["id"], action.get("value") or "",
+                      lambda session, p: shown.append(views.comment_modal(
+                          answers.view(p, answers.current_comment(session, p)))))
+        if note:
+            answer_later(context, body["channel"]["id"], note)
+        else:
+            client.views_open(trigger_id=body["trigger_id"], view=shown[0])
+    app.action(views.COMMENT)(ack=comment, lazy=[tell])
+
+    def commented(ack, body, view, client):
+        ack()
+        text = ((view["state"]["values"].get(views.COMMENT_BLOCK) or {})
+                .get(views.COMMENT_ACTION) or {}).get("value")
+        user = body["user"]["id"]
+        note = taking(body["team"]["id"], user, view.get("private_metadata") or "",
+                      lambda session, p: answers.answer(session, p, services.clock.now(),
+                                                        text=text))
+        if note:  # a modal has no channel: the note goes to the person's DM with alignbot
+            client.chat_postMessage(channel=user, **note)
+    app.view(views.COMMENT)(commented)
+
+    def reacted(added: bool):
+        def listener(event, context, client):
+            item = event.get("item") or {}
+            if item.get("type") != "message" or event.get("item_user") != context.bot_user_id:
+                return  # a reaction on someone else's message, or on a file
+            user, channel = event.get("user", ""), item.get("channel", "")
+            try:
+                with services.transaction() as session:
+                    answers.react(session, context.team_id, user, channel, item.get("ts", ""),
+                                  event.get("reaction", ""), services.clock.now(), added=added)
+            except answers.NotTaken as exc:
+                _tell(client, channel, user, exc.note)
+        return listener
+    app.event("reaction_added")(reacted(True))
+    app.event("reaction_removed")(reacted(False))
+
+
+def _tell(client, channel: str, user: str, note: dict[str, Any]) -> None:
+    """Where Slack allows a private line there (the bot's DM with them does)."""
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, **note)
+    except SlackApiError as exc:
+        log.info("could not tell %s why a reaction was not counted: %s", user,
+                 exc.response.get("error"))

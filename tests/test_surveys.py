@@ -1,0 +1,466 @@
+"""Pulse surveys through the real app: prompts in DMs, answers by button, select, comment
+modal and reactions (Slack's own payload shapes), changes of mind and withdrawals, what is
+not taken, the close that makes a run anonymous, and the results' JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import inspect, select, text
+
+from bot.blocks import surveys as views
+from bot.cli import main
+from bot.config import parse_config
+from bot.surveys import runs
+from bot.surveys.commands import find_results
+from bot.surveys.keys import respondent_key
+from storage.models import (
+    OutboxMessage,
+    Person,
+    SurveyAnswer,
+    SurveyInvite,
+    SurveyQuestion,
+    SurveyRun,
+)
+from tests import slack_contract
+from tests.conftest import TEST_CONFIG
+from tests.slack import all_text, click, reply, request, send_event, slash, submit
+from tests.test_nudges import drain
+
+MORE_PEOPLE = [
+    {"slack_id": "U0SALES03", "email": "sol@example.com", "role": "sales", "name": "Sol"},
+    {"slack_id": "U0MKTG02", "email": "mo@example.com", "role": "marketing", "name": "Mo"},
+    {"slack_id": "U0MKTG03", "email": "meg@example.com", "role": "marketing", "name": "Meg"},
+]
+PULSE = {"name": "pulse", "template": "alignment", "audience": ["sales", "marketing"],
+         "open_for": "3d", "reminders": 2, "remind_every": "1d", "min_responses": 3}
+CHOICE = {"name": "tools", "audience": ["marketing"], "min_responses": 3, "questions": [
+    {"key": "crm", "text": "Which CRM view do you use most?", "type": "choice",
+     "options": ["Pipeline", "Leads", "Reports"]}]}
+EVENTS = itertools.count(1)
+
+
+@pytest.fixture
+def config():
+    data = {**TEST_CONFIG, "people": TEST_CONFIG["people"] + MORE_PEOPLE,
+            "surveys": [PULSE, CHOICE, {"name": "groups", "template": "alignment",
+                                        "audience": ["S0REVOPS1", "exec"]}]}
+    return parse_config(data, "<tests>")
+
+
+def start(services, clock, name="pulse"):
+    run = runs.start(services, name, by="U0ADMIN01")
+    drain(services, clock)
+    return run
+
+
+def prompt(fake, user, run, position):
+    """The person's DM holding that question (as it reads now)."""
+    block = f"survey-{run.id}:{position}"
+    return next(m for m in fake.in_channel(user) if any(b.get("block_id") == block
+                                                         for b in m.blocks))
+
+
+def react(app, fake, msg, user, emoji, now, added=True, item_user="U0ALIGNBOT"):
+    event = {"type": "reaction_added" if added else "reaction_removed", "user": user,
+             "item": {"type": "message", "channel": msg.channel, "ts": msg.ts},
+             "reaction": emoji, "item_user": item_user, "event_ts": "1764000000.000100"}
+    assert send_event(app, event, f"Ev{next(EVENTS):06d}", now).status == 200
+
+
+def stored(services, run):
+    with services.sessions() as s:
+        return sorted((a.question_id, a.value, a.text) for a in s.scalars(
+            select(SurveyAnswer).where(SurveyAnswer.run_id == run.id)))
+
+
+def answer_of(services, run, user, position):
+    """What the person's answer to that question is now (found with the open run's key)."""
+    with services.sessions() as s:
+        person_id = s.scalar(select(Person.id).where(Person.slack_id == user))
+        key = respondent_key(s.get(SurveyRun, run.id).secret, person_id)
+        row = s.scalar(select(SurveyAnswer)
+                       .join(SurveyQuestion, SurveyQuestion.id == SurveyAnswer.question_id)
+                       .where(SurveyQuestion.run_id == run.id, SurveyQuestion.position == position,
+                              SurveyAnswer.respondent_key == key))
+        return None if row is None else (row.value if row.text is None else row.text)
+
+
+def notes(fake, user):
+    return [m.text for m in fake.messages if m.ephemeral_to == user]
+
+
+# ------------------------------------------------------------------ prompts
+
+
+def test_each_question_is_its_own_dm_and_says_who_sees_what(app, services, fake_slack, clock):
+    run = start(services, clock)
+    mine = [m for m in fake_slack.in_channel("U0SALES01") if m.action_ids()]
+    assert len(mine) == 7  # the alignment template: five dimensions, collaboration, comment
+    first = all_text({"text": mine[0].text, "blocks": mine[0].blocks})
+    assert "question 1 of 7" in first and "target customer" in first
+    assert "1 · Low" in first and "5 · High" in first and ":one: … :five:" in first
+    assert "4 · Rather high" in first
+    assert all("Nobody sees who answered what" in all_text({"blocks": m.blocks}) for m in mine)
+    assert "10 · Completely" in all_text({"blocks": prompt(fake_slack, "U0SALES01", run, 5).blocks})
+    assert prompt(fake_slack, "U0SALES01", run, 6).action_ids() == [views.COMMENT]
+
+
+# ------------------------------------------------------------------ answering
+
+
+def test_a_button_answers_and_the_prompt_shows_the_answer(app, services, fake_slack, clock):
+    run = start(services, clock)
+    msg = prompt(fake_slack, "U0SALES01", run, 0)
+    assert click(app, fake_slack, msg, f"{views.ANSWER}.4", "U0SALES01", clock.now()).status == 200
+    drain(services, clock)
+    assert answer_of(services, run, "U0SALES01", 0) == 4
+    assert "Your answer: *4 · Rather high*" in all_text({"blocks": msg.blocks})
+    assert msg.updates == 1 and notes(fake_slack, "U0SALES01") == []
+
+
+def test_a_reaction_answers_and_a_keycap_counts_the_same(app, services, fake_slack, clock):
+    run = start(services, clock)
+    react(app, fake_slack, prompt(fake_slack, "U0SALES01", run, 2), "U0SALES01", "three",
+          clock.now())
+    react(app, fake_slack, prompt(fake_slack, "U0SALES01", run, 5), "U0SALES01", "keycap_ten",
+          clock.now())
+    react(app, fake_slack, prompt(fake_slack, "U0SALES01", run, 1), "U0SALES01", "keycap_2",
+          clock.now())
+    drain(services, clock)
+    assert answer_of(services, run, "U0SALES01", 2) == 3
+    assert answer_of(services, run, "U0SALES01", 5) == 10
+    assert answer_of(services, run, "U0SALES01", 1) == 2
+    assert "Your answer: *10 · Completely*" in all_text(
+        {"blocks": prompt(fake_slack, "U0SALES01", run, 5).blocks})
+
+
+def test_the_latest_answer_counts_and_removing_a_reaction_withdraws_it(app, services, fake_slack,
+                                                                         clock):
+    run = start(services, clock)
+    msg = prompt(fake_slack, "U0SALES01", run, 0)
+    react(app, fake_slack, msg, "U0SALES01", "two", clock.now())
+    click(app, fake_slack, msg, f"{views.ANSWER}.5", "U0SALES01", clock.now())
+    assert answer_of(services, run, "U0SALES01", 0) == 5
+    react(app, fake_slack, msg, "U0SALES01", "two", clock.now(), added=False)
+    assert answer_of(services, run, "U0SALES01", 0) == 5  # an older reaction: the answer stays
+    react(app, fake_slack, msg, "U0SALES01", "four", clock.now())
+    react(app, fake_slack, msg, "U0SALES01", "four", clock.now(), added=False)
+    drain(services, clock)
+    assert answer_of(services, run, "U0SALES01", 0) is None
+    shown = all_text({"blocks": msg.blocks})
+    assert "Your answer" not in shown and "react with :one: … :five:" in shown
+    assert len(stored(services, run)) == 0
+
+
+def test_a_choice_is_picked_from_a_select(app, services, fake_slack, clock):
+    run = start(services, clock, "tools")
+    msg = prompt(fake_slack, "U0MKTG01", run, 0)
+    payload = fake_slack.block_action(msg, views.CHOOSE, "U0MKTG01", trigger_id="t",
+                                      selected_option="Leads")
+    app.dispatch(request(urlencode({"payload": json.dumps(payload)}),
+                         "application/x-www-form-urlencoded", clock.now()))
+    react(app, fake_slack, msg, "U0MKTG02", "one", clock.now())  # not hers: not counted
+    drain(services, clock)
+    assert answer_of(services, run, "U0MKTG01", 0) == 2
+    assert "Your answer: *Leads*" in all_text({"blocks": msg.blocks})
+
+
+def test_a_comment_is_written_in_a_modal_and_an_empty_one_withdraws_it(app, services, fake_slack,
+                                                                       clock):
+    run = start(services, clock)
+    msg = prompt(fake_slack, "U0SALES01", run, 6)
+    click(app, fake_slack, msg, views.COMMENT, "U0SALES01", clock.now())
+    submit(app, fake_slack, fake_slack.views[-1], "U0SALES01",
+           {views.COMMENT_BLOCK: "Webinar leads are <!channel> cold"}, clock.now())
+    assert answer_of(services, run, "U0SALES01", 6) == "Webinar leads are <!channel> cold"
+    click(app, fake_slack, msg, views.COMMENT, "U0SALES01", clock.now())
+    modal = fake_slack.views[-1]
+    assert modal["blocks"][1]["element"]["initial_value"] == "Webinar leads are <!channel> cold"
+    submit(app, fake_slack, modal, "U0SALES01", {views.COMMENT_BLOCK: "  "}, clock.now())
+    assert answer_of(services, run, "U0SALES01", 6) is None
+
+
+def test_a_reaction_that_is_no_answer_gets_a_private_note(app, services, fake_slack, clock):
+    run = start(services, clock)
+    react(app, fake_slack, prompt(fake_slack, "U0SALES01", run, 0), "U0SALES01", "seven",
+          clock.now())  # 1-5 only
+    react(app, fake_slack, prompt(fake_slack, "U0SALES01", run, 0), "U0SALES01", "heart_eyes",
+          clock.now())
+    react(app, fake_slack, prompt(fake_slack, "U0SALES01", run, 6), "U0SALES01", "one",
+          clock.now())  # the comment takes words
+    assert stored(services, run) == []
+    said = notes(fake_slack, "U0SALES01")
+    assert len(said) == 3 and "not an answer" in said[0] and "Write a comment" in said[2]
+
+
+def test_a_reaction_from_someone_not_invited_is_not_counted(app, services, fake_slack, clock):
+    run = start(services, clock)
+    react(app, fake_slack, prompt(fake_slack, "U0SALES01", run, 0), "U0ADMIN01", "three",
+          clock.now())
+    assert stored(services, run) == []
+    assert "sent to someone else" in notes(fake_slack, "U0ADMIN01")[0]
+
+
+def test_a_reaction_on_an_unrelated_message_is_ignored_quietly(app, services, fake_slack, clock):
+    run = start(services, clock)
+    fake_slack.client().chat_postMessage(channel="C0HANDOFF1", text="lunch?")
+    other = fake_slack.in_channel("C0HANDOFF1")[-1]
+    react(app, fake_slack, other, "U0SALES01", "three", clock.now())  # a bot message
+    react(app, fake_slack, prompt(fake_slack, "U0SALES01", run, 0), "U0SALES01", "three",
+          clock.now(), item_user="U0SALES02")  # someone else's message
+    assert stored(services, run) == [] and notes(fake_slack, "U0SALES01") == []
+
+
+def test_an_answer_after_the_close_is_not_taken(app, services, fake_slack, clock):
+    run = start(services, clock)
+    msg = prompt(fake_slack, "U0SALES01", run, 0)
+    assert "is closed" in all_text(reply(slash(app, "survey close pulse", clock.now(),
+                                               user="U0ADMIN01")))
+    click(app, fake_slack, msg, f"{views.ANSWER}.3", "U0SALES01", clock.now())
+    react(app, fake_slack, msg, "U0SALES01", "three", clock.now())
+    assert stored(services, run) == []
+    said = notes(fake_slack, "U0SALES01")
+    assert len(said) == 2 and all("has closed" in n for n in said)
+
+
+def test_a_malformed_click_changes_nothing_and_says_so(app, services, fake_slack, clock):
+    run = start(services, clock)
+    msg = prompt(fake_slack, "U0SALES01", run, 0)
+    msg.blocks[1]["elements"][0]["value"] = "not:a-token"
+    click(app, fake_slack, msg, f"{views.ANSWER}.1", "U0SALES01", clock.now())
+    assert stored(services, run) == []
+    assert "not one alignbot can read" in notes(fake_slack, "U0SALES01")[0]
+
+
+def test_a_user_group_audience_is_resolved_when_the_run_opens(services, fake_slack, clock):
+    """Known people answer in their role's group; someone alignbot meets through the group
+    is looked up (their timezone) and answers in the group's handle."""
+    fake_slack.add_user("U0NEWBIE1", "Nia New", "nia@example.com", tz="Europe/London")
+    fake_slack.add_usergroup("S0REVOPS1", "revops", ["U0MKTG01", "U0NEWBIE1"])
+    run = start(services, clock, "groups")
+    with services.sessions() as s:
+        invited = dict(s.execute(select(Person.slack_id, SurveyInvite.role)
+                                 .join(SurveyInvite, SurveyInvite.person_id == Person.id)
+                                 .where(SurveyInvite.run_id == run.id)).all())
+        newbie = s.scalar(select(Person).where(Person.slack_id == "U0NEWBIE1"))
+    assert invited == {"U0MKTG01": "marketing", "U0NEWBIE1": "revops"}
+    assert newbie.timezone == "Europe/London" and newbie.role == "other"
+    assert [a["usergroup"] for a in fake_slack.calls_of("usergroups.users.list")] == ["S0REVOPS1"]
+    fake_slack.script("usergroups.list", (200, {}, {"ok": False, "error": "missing_scope"}))
+    runs.close(services, "groups")
+    with pytest.raises(runs.SurveyRefused, match="missing_scope"):
+        runs.start(services, "groups", by="U0ADMIN01")
+
+
+# ------------------------------------------------------------------ commands
+
+
+def test_only_admins_start_and_close_and_status_never_shows_answers(app, services, fake_slack,
+                                                                    clock):
+    refused = all_text(reply(slash(app, "survey start pulse", clock.now(), user="U0SALES01")))
+    assert "Only admins" in refused
+    assert "no survey 'nope'" in all_text(reply(slash(app, "survey start nope", clock.now(),
+                                                       user="U0ADMIN01")))
+    opened = all_text(reply(slash(app, "survey start pulse", clock.now(), user="U0ADMIN01")))
+    assert "pulse* run 1 is open: 7 people invited" in opened.replace("*pulse", "pulse")
+    again = all_text(reply(slash(app, "survey start pulse", clock.now(), user="U0ADMIN01")))
+    assert "already has an open run" in again
+    drain(services, clock)
+    with services.sessions() as s:
+        run = s.scalar(select(SurveyRun))
+    click(app, fake_slack, prompt(fake_slack, "U0SALES01", run, 0), f"{views.ANSWER}.4",
+          "U0SALES01", clock.now())
+    status = all_text(reply(slash(app, "survey status", clock.now())))
+    assert "1 of 7 have answered" in status and "Rather high" not in status
+    assert "still open" in all_text(reply(slash(app, "survey results pulse", clock.now())))
+
+
+# ------------------------------------------------------------------ anonymity
+
+
+def answer_everything(app, services, fake, clock, run, users, values):
+    for user, value in zip(users, values, strict=True):
+        for position in range(6):
+            msg = prompt(fake, user, run, position)
+            if position % 2:
+                react(app, fake, msg, user, ("zero", "one", "two", "three", "four", "five")[value],
+                      clock.now())
+            else:
+                click(app, fake, msg, f"{views.ANSWER}.{value}", user, clock.now())
+        click(app, fake, prompt(fake, user, run, 6), views.COMMENT, user, clock.now())
+        submit(app, fake, fake.views[-1], user, {views.COMMENT_BLOCK: f"note {value}"},
+               clock.now())
+        clock.advance(timedelta(minutes=7))
+    drain(services, clock)
+
+
+def everything(engine):
+    """Every value of every column of every table, with where it is."""
+    with engine.connect() as conn:
+        for table in inspect(engine).get_table_names():
+            for row in conn.execute(text(f'SELECT * FROM "{table}"')).mappings():
+                for column, value in row.items():
+                    yield table, column, value
+
+
+def as_time(value) -> datetime | None:
+    """A stored time (SQLite keeps UTC text), else None."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC) if isinstance(value, str) \
+            and value[:2] == "20" else None
+    except ValueError:
+        return None
+
+
+def in_arrival_order(services, run):
+    with services.sessions() as s:
+        return [(a.question_id, a.value, a.text) for a in s.scalars(
+            select(SurveyAnswer).where(SurveyAnswer.run_id == run.id).order_by(SurveyAnswer.id))]
+
+
+def test_after_the_close_nothing_links_a_person_to_an_answer(app, services, fake_slack, clock,
+                                                              engine):
+    """Seven people answer everything (by button and reaction, and a comment); then every
+    column of every table is searched for anything that ties one of them to an answer:
+    their id or email (or a hash of either) in an answer row, the keys and secret the open
+    run used, the time of an answer, the order they answered in, a prompt edit showing one."""
+    people = ["U0SALES01", "U0SALES02", "U0SALESMG1", "U0SALES03", "U0MKTG01", "U0MKTG02",
+              "U0MKTG03"]
+    clock.set(datetime.fromisoformat("2026-11-24T12:30:00-05:00"))  # LA is at work too
+    run = start(services, clock)
+    with services.sessions() as s:
+        secret = s.get(SurveyRun, run.id).secret
+        ids = dict(s.execute(select(Person.slack_id, Person.id)).all())
+        emails = [e for e in s.scalars(select(Person.email)) if e]
+    keys = {respondent_key(secret, ids[u]) for u in people}
+    clock.advance(timedelta(hours=1))  # answers come after the prompts were delivered
+    answered_at = []
+    for user, value in zip(people, [1, 2, 3, 4, 5, 1, 2], strict=True):
+        answered_at.append(clock.now())
+        answer_everything(app, services, fake_slack, clock, run, [user], [value])
+    arrival = in_arrival_order(services, run)
+    with services.sessions() as s:
+        assert len(arrival) == 7 * 7
+        assert set(s.scalars(select(SurveyAnswer.respondent_key))) == keys
+        assert s.scalar(select(OutboxMessage).where(OutboxMessage.method == "chat.update"))
+    reply(slash(app, "survey close pulse", clock.now(), user="U0ADMIN01"))
+    drain(services, clock)
+
+    identities = [*people, *emails]
+    hashes = {h(x.encode()).hexdigest() for x in [*identities, *map(str, ids.values())]
+              for h in (hashlib.sha256, hashlib.md5, hashlib.sha1)}
+    for table, column, value in everything(engine):
+        shown, where = str(value), (table, column, value)
+        assert secret not in shown and not any(k in shown for k in keys), where
+        assert not any(h[:12] in shown for h in hashes), where
+        if table == "survey_answers":
+            assert column not in ("answered_at", "created_at", "updated_at"), where
+            assert not any(i in shown for i in identities), where
+            assert column != "respondent_key" or value is None, where
+        if table == "outbox":
+            assert "Your answer" not in shown, where  # the prompt edits are gone
+        if (at := as_time(value)) is not None and (table, column) != ("processed_events",
+                                                                      "received_at"):
+            assert at not in answered_at, where  # no time of an answer (event ids: no person)
+    after = in_arrival_order(services, run)
+    assert sorted(after, key=str) == sorted(arrival, key=str)  # every answer is kept (k = 3) ...
+
+    def per_question(rows):
+        return {q: [r for r in rows if r[0] == q] for q, _, _ in rows}
+    # ... in random order: no question's answers are stored in the order people gave them
+    # (each run of this test, all seven matching by chance has odds of about 1 in 10^20)
+    assert per_question(after) != per_question(arrival)
+    with services.sessions() as s:
+        assert all(i.responded for i in s.scalars(select(SurveyInvite)))
+
+
+def test_the_close_keeps_only_the_groups_results_show(app, services, fake_slack, clock):
+    """Four sales people and one marketer answer (k = 3): sales is shown; marketing alone
+    (one) is not, and everyone minus sales would give it away, so sales is hidden too, and
+    the database keeps no role for any answer."""
+    clock.set(datetime.fromisoformat("2026-11-24T12:30:00-05:00"))
+    run = start(services, clock)
+    answer_everything(app, services, fake_slack, clock, run,
+                      ["U0SALES01", "U0SALES02", "U0SALESMG1", "U0SALES03", "U0MKTG01"],
+                      [4, 4, 5, 3, 1])
+    runs.close(services, "pulse")
+    with services.sessions() as s:
+        assert {a.role for a in s.scalars(select(SurveyAnswer))} == {None}
+        assert s.scalar(select(SurveyAnswer).where(SurveyAnswer.text.is_not(None))) is not None
+    data = find_results(services, "pulse").as_json()
+    first = data["questions"][0]
+    assert first["overall"]["n"] == 5 and first["overall"]["mean"] == 3.4
+    assert first["by_role"] == {"marketing": None, "sales": None}
+    assert sorted(data["comments"]) == ["note 1", "note 3", "note 4", "note 4", "note 5"]
+
+
+def test_groups_below_k_are_not_stored_and_comments_need_more_than_k(app, services, fake_slack,
+                                                                       clock):
+    run = start(services, clock)
+    answer_everything(app, services, fake_slack, clock, run, ["U0SALES01", "U0MKTG01"], [4, 2])
+    runs.close(services, "pulse")
+    assert stored(services, run) == []  # two answers a question: never shown, so not kept
+    data = find_results(services, "pulse").as_json()
+    assert data["responded"] == 2 and data["comments"] is None
+    assert all(q["overall"] is None for q in data["questions"])
+
+
+# ------------------------------------------------------------------ results
+
+
+def test_results_json_has_the_issues_shape_and_change_since_the_previous_run(
+        app, services, fake_slack, clock, capsys, monkeypatch):
+    users = ["U0SALES01", "U0SALESMG1", "U0SALES03", "U0MKTG01", "U0MKTG02", "U0MKTG03"]
+    for values in ([2, 2, 2, 4, 4, 4], [3, 3, 3, 5, 5, 5]):
+        run = start(services, clock)
+        answer_everything(app, services, fake_slack, clock, run, users, values)
+        runs.close(services, "pulse")
+        drain(services, clock)
+    data = find_results(services, "pulse").as_json()
+    assert set(data) == {"survey", "run", "invited", "responded", "participation", "k",
+                         "questions", "comments"}
+    assert set(data["run"]) == {"id", "opened_at", "closed_at", "state"}
+    assert data["run"]["id"] == 2 and data["run"]["state"] == "closed"
+    assert (data["invited"], data["responded"], data["k"]) == (7, 6, 3)
+    assert data["participation"] == round(6 / 7, 4)
+    q = data["questions"][0]
+    assert set(q) == {"key", "type", "overall", "by_role"} and q["key"] == "customer_understanding"
+    assert q["overall"] == {"n": 6, "mean": 4.0, "distribution": {"1": 0, "2": 0, "3": 3, "4": 0,
+                                                                  "5": 3}, "change": 1.0}
+    assert q["by_role"]["sales"] == {"n": 3, "mean": 3.0, "distribution": {
+        "1": 0, "2": 0, "3": 3, "4": 0, "5": 0}, "change": 1.0}
+    assert [q["key"] for q in data["questions"]][-1] == "collaboration"
+    assert data["comments"] is not None and len(data["comments"]) == 6
+    posted = fake_slack.in_channel("C0DIGEST01")
+    assert len(posted) == 2 and "run 2 results" in posted[-1].text
+    assert "n=6: 4.00 (+1.00)" in all_text({"blocks": posted[-1].blocks})
+    # the same through the CLI, on the same store
+    monkeypatch.setattr("bot.cli._local_services", lambda: services)
+    assert main(["survey", "results", "pulse", "--run", "1", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["run"]["id"] == 1 and printed["questions"][0]["overall"]["change"] is None
+    assert main(["survey", "results", "pulse", "--run", "9", "--json"]) == 1
+
+
+def test_every_slack_call_of_a_survey_is_in_slacks_method_lists(app, services, fake_slack, clock):
+    """The fake Slack checks each call against Slack's specs (conftest); here, the survey's
+    whole life makes each kind of call at least once."""
+    run = start(services, clock)
+    answer_everything(app, services, fake_slack, clock, run, ["U0SALES01"], [3])
+    react(app, fake_slack, prompt(fake_slack, "U0SALES01", run, 0), "U0SALES01", "nine",
+          clock.now())
+    runs.close(services, "pulse")
+    drain(services, clock)
+    made = {method for method, _ in fake_slack.calls}
+    assert {"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open"} <= made
+    for method, args in fake_slack.calls:
+        if method != "response_url":
+            slack_contract.check_call(method, args)
