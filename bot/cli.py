@@ -218,7 +218,7 @@ def cmd_query(args) -> int:
 
     services = _local_services()
     try:
-        answer = ask(services, args.text)
+        answer = ask(services, args.text, exact=True)  # scripts check it against the CRM
     except QueryError as exc:
         print(f"alignbot: {exc.message}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ SLA_CLOCKS = ("wall", "business")
 UNASSIGNED = "unassigned"  # the SLA of a lead waiting for an owner ([routing] unassigned_within)
 # The metric keys of PRODUCT.md "Metrics"; targets may only name these.
 METRIC_KEYS = (
-    "response_time", "sla_compliance", "acceptance_rate", "rejection_reasons",
+    "response_time", "sla_compliance", "acceptance_rate", "rejection_reasons", "not_icp_share",
     "conversion_rate", "win_rate", "sales_cycle", "content_utilization", "churn_rate",
     "revenue_growth", "cac", "cltv", "marketing_sourced_revenue", "leads_routed",
 )

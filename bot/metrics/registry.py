@@ -45,6 +45,8 @@ class Parts:
 
 # parts(session, team_id, start, end, by, *, now, gross_margin) -> {group key: Parts}
 PartsFn = Callable[..., dict[str, Parts]]
+# exact(session, team_id, start, end, by) -> {group key: value}
+ExactFn = Callable[..., dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class Metric:
     parts: PartsFn
     value: Callable[[Parts], float | None]
     default_by: str | None = None  # the grouping an answer shows when none is asked
+    # a median's exact value per group, from the rows (the histogram rounds them): what
+    # answers that people check against their CRM use (`alignbot query`, exports, the gap)
+    exact: ExactFn | None = None
 
     @property
     def median(self) -> bool:
@@ -186,7 +191,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
          "time to respond", "response"),
         "Median minutes from routing to first touch, for leads routed in the period.",
         unit="minutes", better="lower", dimensions=DIMENSIONS, additive=True,
-        parts=_adapt(queries.list_response_histograms, _histogram), value=_median),
+        parts=_adapt(queries.list_response_histograms, _histogram), value=_median,
+        exact=queries.list_response_medians),
     Metric(
         "sla_compliance", "SLA compliance",
         ("sla", "sla compliance", "sla met", "sla rate", "on time response"),
@@ -208,6 +214,14 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         unit="count", better="lower", dimensions=("reason",), additive=True,
         parts=_adapt(queries.list_rejection_counts, Parts), value=_count, default_by="reason"),
     Metric(
+        "not_icp_share", "Not-ICP rejections",
+        ("not icp share", "not icp", "not our ideal customer", "not ideal customer",
+         "icp rejections", "wrong customer"),
+        "Share of the rejections in the period whose reason is not_icp (not our ideal "
+        "customer).",
+        unit="ratio", better="lower", dimensions=DIMENSIONS, additive=True,
+        parts=_adapt(queries.list_not_icp_parts, _pair), value=_share),
+    Metric(
         "conversion_rate", "Conversion rate",
         ("conversion rate", "conversion", "mql to deal", "mql conversion", "lead conversion"),
         "Of leads that became MQL in the period, the share with a linked deal created on or "
@@ -225,7 +239,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         ("sales cycle", "cycle time", "deal cycle", "time to close", "days to close"),
         "Median days from deal created to closed, for deals won in the period.",
         unit="days", better="lower", dimensions=DIMENSIONS, additive=True,
-        parts=_adapt(queries.list_cycle_histograms, _histogram), value=_median),
+        parts=_adapt(queries.list_cycle_histograms, _histogram), value=_median,
+        exact=queries.list_cycle_medians),
     Metric(
         "content_utilization", "Content utilization",
         ("content utilization", "content usage", "content use", "content used",
