@@ -12,13 +12,16 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
+from apscheduler.triggers.cron import CronTrigger
 
+from bot.alignment.definitions import COMPONENTS, DIMENSIONS, TARGETS_MET, Definitions
+from bot.metrics.grammar import QueryError, parse_period
 from storage.db import DEFAULT_URL
 
 ROLES = ("sales", "marketing", "exec", "sales_manager", "marketing_manager", "admin")
@@ -169,6 +172,21 @@ class OutboxSettings:
     burst: int = 4               # messages a quiet channel may take at once
 
 
+DIGEST_SECTIONS = ("handoff", "sla", "funnel", "pulse", "index", "gap", "chart")
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A [[digests]] entry: what is posted where, when, about which period."""
+
+    name: str
+    channel: str
+    schedule: str  # crontab in the workspace timezone
+    period: str  # words of the query grammar, read at each firing ("last week")
+    sections: tuple[str, ...] = DIGEST_SECTIONS
+    skip_if_empty: bool = False  # an empty period: nothing posted, instead of a line saying so
+
+
 @dataclass(frozen=True)
 class Config:
     workspace: Workspace = Workspace()
@@ -180,7 +198,12 @@ class Config:
     routing: Routing = Routing()
     handoff: Handoff = Handoff()
     imports: Imports = Imports()
+    alignment: Definitions = Definitions()
+    digests: tuple[Digest, ...] = ()
     source: str = "<defaults>"
+
+    def digest(self, name: str) -> Digest | None:
+        return next((d for d in self.digests if d.name == name), None)
 
     def person(self, slack_id: str) -> Person | None:
         return next((p for p in self.people if p.slack_id == slack_id), None)
@@ -545,8 +568,138 @@ def _read_imports(r: _Reader, raw: Any) -> Imports:
     return Imports(folder=r.value(t, "imports", "folder", _string))
 
 
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_CHECK_AT = datetime(2026, 1, 5, tzinfo=UTC)  # any instant: a period's words are checked, not read
+
+
+def _period(v: Any) -> str:
+    try:
+        parse_period(_string(v), _CHECK_AT, UTC)
+    except QueryError as exc:
+        raise ValueError(exc.message) from None
+    return v.strip()
+
+
+def _crontab(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{v!r} is not a crontab like \"0 9 * * mon\"")
+    fields_ = v.split()
+    if len(fields_) == 5 and re.search(r"\d", fields_[4]):
+        raise ValueError(f"{v!r}: name the days of the week (mon-fri, sun), not numbers: cron "
+                         "dialects disagree on which day 0 is")
+    try:
+        CronTrigger.from_crontab(v, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"{v!r} is not a crontab like \"0 9 * * mon\" ({exc})") from None
+    return v
+
+
+def _read_digests(r: _Reader, raw: Any, channels: Channels) -> tuple[Digest, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        r.fail("digests", "must be an array of tables ([[digests]])")
+        return ()
+    out, seen = [], set()
+    for i, item in enumerate(raw):
+        key = f"digests[{i}]"
+        t = r.table(item, key, ("name", "channel", "schedule", "period", "sections",
+                                "skip_if_empty"))
+        name = r.value(t, key, "name", _digest_name, required=True)
+        if name in seen:
+            r.fail(f"{key}.name", f"{name!r} is the name of an earlier digest")
+        seen.add(name)
+        channel = r.value(t, key, "channel", _slack_id, channels.digest)
+        if channel is None and "channel" not in t:
+            r.fail(f"{key}.channel", "is required ([channels] digest is not set either)")
+        out.append(Digest(
+            name=name or f"digest {i}", channel=channel or "",
+            schedule=r.value(t, key, "schedule", _crontab, "", required=True),
+            period=r.value(t, key, "period", _period, "", required=True),
+            sections=r.value(t, key, "sections", _sections, DIGEST_SECTIONS),
+            skip_if_empty=r.value(t, key, "skip_if_empty", _bool, False)))
+    return tuple(out)
+
+
+def _digest_name(v: Any) -> str:
+    if not isinstance(v, str) or not _NAME.match(v):
+        raise ValueError(f"{v!r} must be a short name of a-z, 0-9, - and _ (it is typed in "
+                         "`/align digest send <name>`)")
+    return v
+
+
+def _sections(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not v:
+        raise ValueError(f"must be a non-empty list of {', '.join(DIGEST_SECTIONS)}")
+    for section in v:
+        if section not in DIGEST_SECTIONS:
+            raise ValueError(f"{section!r} is not one of {', '.join(DIGEST_SECTIONS)}")
+    if len(set(v)) < len(v):
+        raise ValueError("names a section twice")
+    return tuple(v)
+
+
+def _read_alignment(r: _Reader, raw: Any) -> Definitions:
+    key = "alignment"
+    t = r.table(raw, key, ("period", "survey", "perception_levels", "attainment_levels",
+                           "targets_met_levels", "weights", "dimensions"))
+    d = Definitions()
+    return Definitions(
+        period=r.value(t, key, "period", _period, d.period),
+        survey=r.value(t, key, "survey", _string, d.survey),
+        perception_levels=r.value(t, key, "perception_levels", _levels(1, 5), d.perception_levels),
+        attainment_levels=r.value(t, key, "attainment_levels", _levels(0, None),
+                                  d.attainment_levels),
+        targets_met_levels=r.value(t, key, "targets_met_levels", _levels(0, 1),
+                                   d.targets_met_levels),
+        weights=r.value(t, key, "weights", _weights, d.weights),
+        dimensions={**d.dimensions, **_read_dimensions(r, t.get("dimensions"))})
+
+
+def _levels(low: float, high: float | None) -> Callable[[Any], tuple[float, float]]:
+    def convert(v: Any) -> tuple[float, float]:
+        if not (isinstance(v, list) and len(v) == 2):
+            raise ValueError(f"{v!r} must be two numbers: where Medium starts, where High starts")
+        medium, high_ = (_number(x) for x in v)
+        if not (low <= medium < high_ and (high is None or high_ <= high)):
+            span = f"from {low} to {high}" if high is not None else f"from {low}"
+            raise ValueError(f"{v!r} must rise ({medium} below {high_}), {span}")
+        return medium, high_
+    return convert
+
+
+def _weights(v: Any) -> dict[str, float]:
+    if not isinstance(v, dict) or set(v) != set(COMPONENTS):
+        raise ValueError(f"must be a table of {', '.join(COMPONENTS)}")
+    weights = {c: _number(v[c]) for c in COMPONENTS}
+    if min(weights.values()) < 0 or abs(sum(weights.values()) - 1) > 1e-9:
+        raise ValueError(f"{v!r}: weights are at least 0 and add up to 1")
+    return weights
+
+
+def _read_dimensions(r: _Reader, raw: Any) -> dict[str, tuple[str, ...]]:
+    key = "alignment.dimensions"
+    t = r.table(raw, key, tuple(DIMENSIONS))
+    metrics = (*METRIC_KEYS, TARGETS_MET)
+    return {dim: keys for dim in t if dim in DIMENSIONS
+            if (keys := r.value(t, key, dim, _metric_list(metrics))) is not None}
+
+
+def _metric_list(known: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
+    def convert(v: Any) -> tuple[str, ...]:
+        if not isinstance(v, list) or not v:
+            raise ValueError("must be a non-empty list of metric keys")
+        for m in v:
+            if m not in known:
+                hint = difflib.get_close_matches(str(m), known, n=1)
+                raise ValueError(f"{m!r} is not a metric" + (f" (did you mean '{hint[0]}'?)"
+                                                            if hint else ""))
+        return tuple(v)
+    return convert
+
+
 SECTIONS = ("workspace", "channels", "people", "sla", "targets", "outbox", "routing", "handoff",
-            "imports")
+            "imports", "alignment", "digests")
 
 
 def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
@@ -554,9 +707,10 @@ def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
     r = _Reader()
     r.table(dict(data), "", SECTIONS)
     people = _read_people(r, data.get("people"))
+    channels = _read_channels(r, data.get("channels"))
     config = Config(
         workspace=_read_workspace(r, data.get("workspace")),
-        channels=_read_channels(r, data.get("channels")),
+        channels=channels,
         people=people,
         sla=_read_sla(r, data.get("sla")),
         targets=_read_targets(r, data.get("targets")),
@@ -564,6 +718,8 @@ def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
         routing=_read_routing(r, data.get("routing"), people),
         handoff=_read_handoff(r, data.get("handoff")),
         imports=_read_imports(r, data.get("imports")),
+        alignment=_read_alignment(r, data.get("alignment")),
+        digests=_read_digests(r, data.get("digests"), channels),
         source=source,
     )
     if r.problems:

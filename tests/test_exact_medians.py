@@ -21,7 +21,6 @@ from bot.cli import main
 from bot.metrics.grammar import parse_period
 from bot.metrics.registry import METRICS
 from bot.metrics.snapshots import Reader, refresh
-from storage.db import make_sessionmaker
 from storage.models import Lead
 from tests.metric_fixture import add_metric_fixture, at
 from tests.slack import TEAM, reply, slash

@@ -21,6 +21,9 @@ import pytest
 
 import bot.blocks
 from bot.admin import ConfigVerdict
+from bot.alignment.definitions import Definitions
+from bot.alignment.perception import Perception
+from bot.alignment.report import Report, build
 from bot.blocks import handoff as cards
 from bot.blocks.handoff import CardView, SummaryLine, SummaryPage
 from bot.blocks.kit import section, unescape
@@ -66,6 +69,19 @@ def _answer(key: str, *, by: str | None = HOSTILE) -> Answer:
                   comparison, (0.1,) * TREND, 0.25, NOW)
 
 
+def _report(surveyed: bool, values: dict[str, float] | None = None) -> Report:
+    asked = parse_period("Q3 2026", NOW, NY)
+    period = Period(asked.start, asked.end, HOSTILE, asked.kind)
+    means = {d: {"exec": 4.5, "sales": 1.5, "marketing": None} for d in Definitions().dimensions}
+    perception = Perception(HOSTILE, 2, NOW, means, 6.0, 0.5, 0.8, 8, 10) if surveyed else None
+    values = {"response_time": 40, "sla_compliance": 0.5, "acceptance_rate": 0.8,
+              "not_icp_share": 0.4, "conversion_rate": 0.1, "churn_rate": 0.0} \
+        if values is None else values
+    return build(period, values, {"churn_rate": 0.02, "response_time": 30, "sla_compliance": 0.9,
+                                  "acceptance_rate": 0.7, "not_icp_share": 0.2},
+                 perception, Definitions())
+
+
 def _command(admin: bool = False) -> Command:
     def run(inv):
         pass
@@ -98,6 +114,7 @@ EXAMPLES: dict[str, list[Any]] = {
                                     {HOSTILE: True}, {}),
                       ConfigVerdict(HOSTILE, (), {"SLACK_BOT_TOKEN": True}, {HOSTILE: 1})],
     "Command": [_command(), _command(admin=True)],
+    "Report": [_report(True), _report(False), _report(False, {})],
     "Sequence[Command]": [[_command(), _command(admin=True)]],
 }
 # Arguments that are alignbot's own (mrkdwn it wrote, blocks already built) or that the
