@@ -264,3 +264,16 @@ def test_the_cli_prints_the_json(services, data, surveyed, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["index"] == 73
     assert main(["index", "fortnight", "--json"]) == 2
     assert "I couldn't read the period" in capsys.readouterr().err
+
+
+def test_the_home_shows_the_index_and_the_flagged_rows(services, data, surveyed):
+    from bot.home import Context, build
+
+    services.config = parse_config({**TEST_CONFIG, "targets": TARGETS,
+                                    "alignment": {"period": "2026-06"}}, "<tests>")
+    with services.sessions() as session:
+        home = all_text(build(Context(session, services.config, TEAM, NOW), None))
+    assert "Alignment index *73* · Integrated · 2026-06 (Jun 1 – Jun 30, 2026)" in home
+    assert ("*Lead quality*: sales underrates (the data says :large_green_circle: High)"
+            in home)
+    assert "Customer satisfaction" not in home  # no gap there: not flagged
