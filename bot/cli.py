@@ -91,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--json", action="store_true", help="one JSON object (README 'Alignment')")
         cmd.set_defaults(func=cmd_alignment, what=name)
 
+    digest = sub.add_parser("digest", help="channel digests")
+    digest_sub = digest.add_subparsers(dest="digest_command", required=True)
+    preview = digest_sub.add_parser("preview", help="a digest as it would be posted now")
+    preview.add_argument("name", help="its [[digests]] name")
+    preview.add_argument("--json", action="store_true", help="its sections' numbers as JSON")
+    preview.set_defaults(func=cmd_digest_preview)
+
     metrics = sub.add_parser("metrics", help="metric snapshots")
     metrics_sub = metrics.add_subparsers(dest="metrics_command", required=True)
     refresh = metrics_sub.add_parser("refresh", help="recompute the daily snapshots that changed")
@@ -302,6 +309,28 @@ def _print_alignment(report, what: str) -> None:
                           *(row.perception[r] or "—" for r in ("exec", "sales", "marketing")),
                           ", ".join(f"{g.role} {g.direction}" for g in row.gaps))
     Console().print(table)
+
+
+def cmd_digest_preview(args) -> int:
+    import json
+
+    from bot.blocks.digests import digest_message
+    from bot.blocks.kit import unescape
+    from bot.digests.commands import find, preview
+    from bot.shell import blocks_text
+
+    services = _local_services()
+    digest = find(services.config, [args.name])
+    if isinstance(digest, str):
+        print(f"alignbot: {unescape(digest)}", file=sys.stderr)
+        return 2
+    view = preview(services, services.team_id, digest, services.clock.now())
+    if args.json:
+        print(json.dumps({"channel": digest.channel, **view.as_json()}, indent=2))
+    else:
+        message = digest_message(view, preview=True)
+        print(blocks_text(message["blocks"], message["text"]))
+    return 0
 
 
 def cmd_metrics_refresh(args) -> int:

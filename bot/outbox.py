@@ -10,6 +10,7 @@ row that keeps failing is dead-lettered with a log line and an admin notice.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import uuid
@@ -71,6 +72,19 @@ def revise(session: Session, original_id: int, channel: str, message: dict[str, 
     queries.mark_updates_superseded(session, original_id)  # an older edit must not follow
     if not queries.rewrite_pending(session, original_id, {"channel": channel, **message}):
         update(session, queries.get_message_head(session, original_id), message, now=now)
+
+
+UPLOAD = "files.uploadV2"  # not one Web API method: slack_sdk's files_upload_v2, three calls
+
+
+def upload(session: Session, team_id: str, channel: str, filename: str, title: str,
+           content: bytes, *, now: datetime, ref: str | None = None,
+           thread_of: OutboxMessage | None = None) -> OutboxMessage | None:
+    """Queue a file for a channel, maybe in the thread of an earlier post (sent once that
+    post has its ts). The bytes ride in the row: it is written with what caused it."""
+    payload = {"filename": filename, "title": title,
+               "content": base64.b64encode(content).decode("ascii")}
+    return _add(session, team_id, UPLOAD, channel, payload, now=now, ref=ref, parent=thread_of)
 
 
 def publish(session: Session, team_id: str, user_id: str, view: dict[str, Any], *,
@@ -245,6 +259,8 @@ class OutboxSender:
 
     def _call(self, row: OutboxMessage) -> _Outcome:
         args = dict(row.payload)
+        if row.method == UPLOAD:
+            return self._upload(row, args)
         if row.method == "chat.update":
             parent = self._parent(row)
             args.update(channel=parent.posted_channel or parent.channel, ts=parent.ts)
@@ -258,6 +274,19 @@ class OutboxSender:
         except (URLError, OSError, TimeoutError) as exc:
             return _Outcome("retry", error=f"network: {exc}")
         return _Outcome("sent", ts=resp.get("ts"), channel=resp.get("channel"))
+
+    def _upload(self, row: OutboxMessage, args: dict[str, Any]) -> _Outcome:
+        parent = self._parent(row) if row.parent_id is not None else None
+        where = {"channel": row.channel} if parent is None else \
+            {"channel": parent.posted_channel or parent.channel, "thread_ts": parent.ts}
+        try:
+            self.client.files_upload_v2(**where, filename=args["filename"], title=args["title"],
+                                        content=base64.b64decode(args["content"]))
+        except SlackApiError as exc:
+            return _failure(exc)
+        except (URLError, OSError, TimeoutError) as exc:
+            return _Outcome("retry", error=f"network: {exc}")
+        return _Outcome("sent", channel=where["channel"])
 
     def _notify_admins(self, session: Session, dead: OutboxMessage, now: datetime) -> None:
         if dead.ref and dead.ref.startswith("outbox-dead:"):

@@ -561,3 +561,30 @@ class HomeTab(Base):
                                            primary_key=True)
     team_id: Mapped[str] = mapped_column(TeamId)
     refresh_at: Mapped[datetime | None]
+
+
+class DigestPost(Base):
+    """A digest's post for one period in one channel: the claim that makes it once.
+
+    Taken by a unique key in the transaction that queues the digest's outbox rows, so two
+    workers, a restart or a schedule firing more often than the period post it once. A
+    period whose digest came too late to post (`skipped`) or had nothing to say with
+    `skip_if_empty` (`empty`) has a row too: it is decided, and not looked at again."""
+
+    __tablename__ = "digest_posts"
+    __table_args__ = (
+        UniqueConstraint("team_id", "digest", "channel", "period_start", "period_end",
+                         name="uq_digest_posts_period"),
+        Index("ix_digest_posts_team_digest_fired", "team_id", "digest", "channel", "fired_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    digest: Mapped[str] = mapped_column(String(40))  # its [[digests]] name
+    channel: Mapped[str] = mapped_column(String(32))
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    fired_at: Mapped[datetime]  # the schedule's firing it answers (an admin's send: its time)
+    kind: Mapped[str] = mapped_column(String(16))  # on_time | late | sent | skipped | empty
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    created_at: Mapped[datetime]

@@ -29,6 +29,8 @@ from bot.blocks.handoff import CardView, SummaryLine, SummaryPage
 from bot.blocks.kit import section, unescape
 from bot.blocks.leads import LeadLine
 from bot.commands import Command
+from bot.config import DIGEST_SECTIONS
+from bot.digests.content import KPIS, DigestView
 from bot.metrics.answers import TREND, Answer, Comparison
 from bot.metrics.grammar import Period, Query, QueryError, parse_period
 from bot.metrics.registry import METRICS
@@ -82,6 +84,19 @@ def _report(surveyed: bool, values: dict[str, float] | None = None) -> Report:
                  perception, Definitions())
 
 
+def _digest(surveyed: bool, late: bool, empty: bool = False) -> DigestView:
+    report = _report(surveyed)
+    kpis = {key: _answer(key, by=None) for key in KPIS}
+    if empty:
+        kpis = {key: Answer(a.query, a.metric, None, None, None, a.trend, None, NOW)
+                for key, a in kpis.items()}
+    overdue = tuple(LeadLine(HOSTILE * 3, HOSTILE * 3, HOSTILE * 3, HOSTILE, HOSTILE, NOW,
+                             "breached") for _ in range(10))
+    return DigestView(HOSTILE, report.period, DIGEST_SECTIONS, kpis, 0 if empty else 4,
+                      0 if empty else 3, {f"{HOSTILE}{n}": 9 - n for n in range(8)}, overdue,
+                      12_345, report, NY, HOSTILE, NOW if late else None)
+
+
 def _command(admin: bool = False) -> Command:
     def run(inv):
         pass
@@ -115,6 +130,7 @@ EXAMPLES: dict[str, list[Any]] = {
                       ConfigVerdict(HOSTILE, (), {"SLACK_BOT_TOKEN": True}, {HOSTILE: 1})],
     "Command": [_command(), _command(admin=True)],
     "Report": [_report(True), _report(False), _report(False, {})],
+    "DigestView": [_digest(True, True), _digest(False, False), _digest(False, True, empty=True)],
     "Sequence[Command]": [[_command(), _command(admin=True)]],
 }
 # Arguments that are alignbot's own (mrkdwn it wrote, blocks already built) or that the
