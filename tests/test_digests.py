@@ -360,3 +360,17 @@ def test_malformed_alignment_definitions_are_reported_with_their_keys():
     with pytest.raises(ConfigError, match="weights are at least 0 and add up to 1"):
         parse_config({**TEST_CONFIG, "alignment": {
             "weights": {"kpi": 0.5, "perception": 0.5, "agreement": 0.5}}})
+
+
+def test_a_chart_slack_refuses_is_given_up_and_the_admins_told(services, clock, fake_slack):
+    add_lead(services, ny(11, 24), 1)
+    clock.set(ny(11, 30))
+    fake_slack.script("files.getUploadURLExternal",
+                      (200, {}, {"ok": False, "error": "not_in_channel"}))
+    schedule.sweep(services, clock.now())
+    services.sender.flush()
+    assert len(digests(fake_slack)) == 1 and not [f for f in fake_slack.files if f.get("shared")]
+    with services.sessions() as session:
+        upload = session.scalar(select(OutboxMessage).where(OutboxMessage.method == "files.uploadV2"))
+    assert (upload.state, upload.last_error) == ("dead", "not_in_channel")
+    assert any("could not be delivered" in m.text for m in fake_slack.in_channel("U0ADMIN01"))
