@@ -84,3 +84,20 @@ def test_not_icp_share(services, data):
         0.5, {"webinar": 1.0, "ebook": 0.0})
     assert read(services, "not_icp_share", "2025-12", None, exact=False) == (None, None)
     assert METRICS["not_icp_share"].better == "lower"
+
+
+def test_a_guide_only_narrows_where_the_middle_is_read(services, data, monkeypatch):
+    """June's six response times; the guide is their two-figure histogram. A right guide
+    reads the window around 30 and 45 (and counts the two below it); a wrong one (a refresh
+    behind the rows) finds no middle there and ranks them all: the same 37.5 either way."""
+    exact = METRICS["response_time"].exact
+    june = parse_period("2026-06", at(8, 20), services.config.workspace.tz)
+    right = {10.0: 1, 12.0: 1, 30.0: 1, 45.0: 1, 60.0: 1, 4000.0: 1}
+    with services.sessions() as session:
+        def median(guide):
+            return exact(session, TEAM, june.start, june.end, guide=guide)
+
+        for guide in ({1000.0: 6}, {30.0: 1}, {}, None):
+            assert median(guide) == {"": 37.5}
+        monkeypatch.setattr("storage.metrics.list_response_medians", None)  # no fallback
+        assert median(right) == {"": 37.5}

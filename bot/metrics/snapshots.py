@@ -63,8 +63,11 @@ class Reader:
 
     def _exact(self, metric: Metric, period: Period, by: str | None
                ) -> tuple[float | None, dict[str, float | None] | None]:
-        """Live from the rows: a median of a period has no sum of parts to store."""
-        overall = metric.exact(self.session, self.team_id, period.start, period.end).get("")
+        """Live from the rows (a median of a period has no sum of parts to store), guided
+        by the two-figure histogram of the fast path."""
+        guide = sum(self.parts(metric, period.start, period.end, None).values(), Parts())
+        overall = metric.exact(self.session, self.team_id, period.start, period.end,
+                               guide=guide.histogram).get("")
         if by is None:
             return overall, None
         return overall, highest_first(metric.exact(self.session, self.team_id, period.start,
