@@ -10,7 +10,7 @@ row that keeps failing is dead-lettered with a log line and an admin notice.
 
 from __future__ import annotations
 
-import base64
+import importlib
 import logging
 import threading
 import uuid
@@ -77,13 +77,14 @@ def revise(session: Session, original_id: int, channel: str, message: dict[str, 
 UPLOAD = "files.uploadV2"  # not one Web API method: slack_sdk's files_upload_v2, three calls
 
 
-def upload(session: Session, team_id: str, channel: str, filename: str, title: str,
-           content: bytes, *, now: datetime, ref: str | None = None,
+def upload(session: Session, team_id: str, channel: str, filename: str, title: str, *,
+           make: str, args: dict[str, Any], now: datetime, ref: str | None = None,
            thread_of: OutboxMessage | None = None) -> OutboxMessage | None:
     """Queue a file for a channel, maybe in the thread of an earlier post (sent once that
-    post has its ts). The bytes ride in the row: it is written with what caused it."""
-    payload = {"filename": filename, "title": title,
-               "content": base64.b64encode(content).decode("ascii")}
+    post has its ts). Its bytes are made at delivery by `make` ("module:function", called
+    with `args`, plain JSON): drawing a chart takes a second or two, which no transaction
+    (and no ack) should wait for."""
+    payload = {"filename": filename, "title": title, "make": make, "args": args}
     return _add(session, team_id, UPLOAD, channel, payload, now=now, ref=ref, parent=thread_of)
 
 
@@ -279,9 +280,15 @@ class OutboxSender:
         parent = self._parent(row) if row.parent_id is not None else None
         where = {"channel": row.channel} if parent is None else \
             {"channel": parent.posted_channel or parent.channel, "thread_ts": parent.ts}
+        module, _, name = args["make"].partition(":")
+        try:
+            content = getattr(importlib.import_module(module), name)(**args["args"])
+        except Exception as exc:  # a file that cannot be made holds back nothing else
+            log.exception("outbox row %s: could not make %s", row.id, args["filename"])
+            return _Outcome("dead", error=f"could not make the file: {exc}")
         try:
             self.client.files_upload_v2(**where, filename=args["filename"], title=args["title"],
-                                        content=base64.b64decode(args["content"]))
+                                        content=content)
         except SlackApiError as exc:
             return _failure(exc)
         except (URLError, OSError, TimeoutError) as exc:

@@ -20,7 +20,7 @@ from bot.blocks.leads import LeadLine
 from bot.config import Config, Digest
 from bot.leads import OPEN
 from bot.metrics.answers import Answer, answer
-from bot.metrics.charts import series, trend_png
+from bot.metrics.charts import Series, series, trend_png
 from bot.metrics.grammar import Period, Query
 from bot.metrics.registry import METRICS, Parts
 from bot.metrics.snapshots import Reader
@@ -111,6 +111,24 @@ def compose(session: Session, config: Config, team_id: str, digest: Digest, peri
         config.workspace.tz, config.workspace.currency, late_since)
 
 
-def chart(view: DigestView) -> bytes:
-    """The main trends, small multiples: six periods as long as the digest's."""
-    return trend_png(*(series(view.kpis[key], view.currency) for key in CHARTED))
+CHART = "bot.digests.content:chart_png"  # the outbox draws it at delivery
+
+
+def chart_args(view: DigestView) -> dict[str, Any]:
+    """The main trends over six periods as long as the digest's, as plain JSON for the
+    outbox row that uploads their chart."""
+    trends = [series(view.kpis[key], view.currency) for key in CHARTED]
+    return {"currency": view.currency,
+            "trends": [{"metric": key, "labels": list(s.labels), "values": list(s.values),
+                        "target": s.target} for key, s in zip(CHARTED, trends, strict=True)]}
+
+
+def chart_png(trends: list[dict[str, Any]], currency: str) -> bytes:
+    """`chart_args`'s trends as small multiples."""
+    def formatted(key: str) -> Series:
+        t = next(t for t in trends if t["metric"] == key)
+        metric = METRICS[key]
+        percent = metric.unit == "ratio"
+        return Series(metric.label, t["labels"], t["values"], t["target"], percent,
+                      None if percent else lambda v: metric.format(v, currency))
+    return trend_png(*(formatted(t["metric"]) for t in trends))

@@ -23,7 +23,7 @@ from apscheduler.triggers.cron import CronTrigger
 from bot import outbox
 from bot.blocks.digests import digest_message
 from bot.config import Config, Digest
-from bot.digests.content import DigestView, chart, compose
+from bot.digests.content import CHART, DigestView, chart_args, compose
 from bot.metrics.grammar import Period, parse_period
 from bot.services import Services
 from storage import digests as queries
@@ -103,8 +103,9 @@ def _skip(services: Services, digest: Digest, period: Period, fired: datetime,
 def post(services: Services, digest: Digest, period: Period, now: datetime, *,
          fired_at: datetime, kind: str) -> Outcome:
     """The digest of `period`, queued once: its message, and its chart in the message's
-    thread, in the transaction of its claim. Read and drawn before the claim's transaction,
-    so no write lock waits for the numbers (a worker that loses the race drew for nothing)."""
+    thread (drawn by the outbox at delivery), in the transaction of its claim. The numbers
+    are read before that transaction, so no write lock waits for them (a worker that loses
+    the race read them for nothing)."""
     team = services.team_id
     with services.sessions() as session:
         if queries.get_post(session, team, digest.name, digest.channel, period.start,
@@ -114,7 +115,6 @@ def post(services: Services, digest: Digest, period: Period, now: datetime, *,
                        late_since=fired_at if kind == LATE else None)
     if view.empty and digest.skip_if_empty:
         kind = EMPTY
-    png = chart(view) if "chart" in digest.sections and not view.empty else None
     with services.transaction() as session:
         claim = queries.claim_period(session, team, digest.name, digest.channel, period.start,
                                      period.end, fired_at=fired_at, kind=kind, now=now)
@@ -122,21 +122,21 @@ def post(services: Services, digest: Digest, period: Period, now: datetime, *,
             return Outcome(digest.name, period.label, "already")
         if kind == EMPTY:
             return Outcome(digest.name, period.label, EMPTY)
-        message = _queue(session, services, digest, view, png, now)
+        message = _queue(session, services, digest, view, now)
         queries.set_message(session, claim, message.id)
     return Outcome(digest.name, period.label, kind, message.id)
 
 
-def _queue(session, services: Services, digest: Digest, view: DigestView, png: bytes | None,
+def _queue(session, services: Services, digest: Digest, view: DigestView,
            now: datetime) -> outbox.OutboxMessage:
     ref = f"digest:{digest.name}:{view.period.start.date().isoformat()}"
     message = outbox.post(session, services.team_id, digest.channel,
                           digest_message(view, preview=False), now=now, ref=ref)
-    if png is not None:
+    if "chart" in digest.sections and not view.empty:
         outbox.upload(session, services.team_id, digest.channel,
                       f"{digest.name}_{view.period.start.date().isoformat()}.png",
-                      f"{digest.name.capitalize()} digest: {view.period.label}", png, now=now,
-                      ref=ref, thread_of=message)
+                      f"{digest.name.capitalize()} digest: {view.period.label}", make=CHART,
+                      args=chart_args(view), now=now, ref=ref, thread_of=message)
     session.flush()  # the message's id, for its claim
     return message
 
