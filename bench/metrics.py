@@ -8,7 +8,8 @@ memory is not counted): leads with routing, touches, rejections and SLA outcomes
 Then, in this process: a full snapshot refresh (the first one), every metric answered as
 `/align metric` answers it (value and a trend of six periods) for the last 30 days, last
 quarter and last year, with and without `by`; one day of new data and the refresh after
-it; and the peak RSS of this process.
+it; the medians answered exactly (as `alignbot query`, exports and the gap read them) and
+the gap/index report; and the peak RSS of this process.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from statistics import median
 
 from sqlalchemy import insert
 
+from bot.alignment.report import report
 from bot.config import load_config
 from bot.metrics.answers import answer, parse
 from bot.metrics.registry import METRICS
@@ -166,6 +168,33 @@ def latencies(sessions, config, reps: int) -> list[tuple[str, str, str, float, f
     return rows
 
 
+def exact_latencies(sessions, config, reps: int) -> list[tuple[str, str, str, float, float]]:
+    """The medians as `alignbot query`, exports and the gap read them (exact, from the rows),
+    and the gap/index report itself (every metric it reads, over the last 90 days)."""
+    rows = []
+    for key in (k for k, m in METRICS.items() if m.exact is not None):
+        for text in PERIODS:
+            for by in (None, METRICS[key].dimensions[0]):
+                query = parse(f"{key} {text}" + (f" by {by}" if by else ""), config, NOW)
+                rows.append((key, text, by or "-", *_timed(
+                    reps, sessions, lambda s, q=query: answer(s, config, TEAM, q, NOW, exact=True))))
+    rows.append(("gap/index report", "last 90 days", "-", *_timed(
+        reps, sessions, lambda s: report(s, config, TEAM, NOW))))
+    return rows
+
+
+def _timed(reps: int, sessions, work) -> tuple[float, float]:
+    """p50 and p95 in ms, each run in a session of its own."""
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        with sessions() as s:
+            work(s)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return median(times) * 1000, times[min(len(times) - 1, int(len(times) * 0.95))] * 1000
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--leads", type=int, default=1_000_000)
@@ -202,6 +231,10 @@ def main() -> None:
         over = sum(r[4] > 50 for r in rows)
         print(f"worst p95: {worst[4]:.1f} ms ({worst[0]}, {worst[1]}, by {worst[2]}); "
               f"{over} of {len(rows)} over 50 ms")
+        exact = exact_latencies(sessions, config, args.reps)
+        print("exact medians (alignbot query, exports, the gap and index):")
+        for key, text, by, p50, p95 in exact:
+            print(f"{key:<26} {text:<13} {by:<8} {p50:7.1f} {p95:7.1f}")
         print(f"peak RSS of this process: "
               f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 

@@ -28,7 +28,7 @@ def check_config(path: str | None, secrets: Secrets) -> ConfigVerdict:
     except ConfigError as exc:
         return ConfigVerdict(exc.source, tuple(exc.problems), secrets.status(), {})
     summary = {"people": len(config.people), "sla policies": len(config.sla),
-               "targets": len(config.targets),
+               "targets": len(config.targets), "digests": len(config.digests),
                "channels": sum(1 for c in vars(config.channels).values() if c)}
     return ConfigVerdict(config.source, (), secrets.status(), summary)
 

@@ -15,8 +15,10 @@ from slack_sdk.signature import Clock as SignatureClock
 from slack_sdk.signature import SignatureVerifier
 
 from bot import admin, leads
+from bot.alignment import commands as alignment_commands
 from bot.clock import Clock
 from bot.commands import HELP, CommandTable
+from bot.digests import commands as digest_commands
 from bot.metrics import commands as metric_commands
 from bot.services import Services
 from bot.surveys import commands as survey_commands
@@ -27,7 +29,8 @@ log = logging.getLogger(__name__)
 def command_table() -> CommandTable:
     """Every `/align` command, in the order `/align help` lists them."""
     return CommandTable([HELP, *leads.COMMANDS, *metric_commands.COMMANDS,
-                         *survey_commands.COMMANDS, *admin.COMMANDS])
+                         *survey_commands.COMMANDS, *alignment_commands.COMMANDS,
+                         *digest_commands.COMMANDS, *admin.COMMANDS])
 
 
 def create_app(services: Services, *, verify_requests: bool = True,

@@ -83,6 +83,21 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--csv", action="store_true", help="the groups, or the trend, as CSV")
     query.set_defaults(func=cmd_query)
 
+    for name, what in (("gap", "perception vs. reality per survey dimension"),
+                       ("index", "the alignment index, component by component")):
+        cmd = sub.add_parser(name, help=f"{what}, over PERIOD (default: the last 90 days)")
+        cmd.add_argument("period", nargs="*", help='words of the query grammar: "last quarter"')
+        cmd.add_argument("--survey", help="the survey whose latest closed run is read")
+        cmd.add_argument("--json", action="store_true", help="one JSON object (README 'Alignment')")
+        cmd.set_defaults(func=cmd_alignment, what=name)
+
+    digest = sub.add_parser("digest", help="channel digests")
+    digest_sub = digest.add_subparsers(dest="digest_command", required=True)
+    preview = digest_sub.add_parser("preview", help="a digest as it would be posted now")
+    preview.add_argument("name", help="its [[digests]] name")
+    preview.add_argument("--json", action="store_true", help="its sections' numbers as JSON")
+    preview.set_defaults(func=cmd_digest_preview)
+
     metrics = sub.add_parser("metrics", help="metric snapshots")
     metrics_sub = metrics.add_subparsers(dest="metrics_command", required=True)
     refresh = metrics_sub.add_parser("refresh", help="recompute the daily snapshots that changed")
@@ -231,7 +246,7 @@ def cmd_query(args) -> int:
 
     services = _local_services()
     try:
-        answer = ask(services, args.text)
+        answer = ask(services, args.text, exact=True)  # scripts check it against the CRM
     except QueryError as exc:
         print(f"alignbot: {exc.message}", file=sys.stderr)
         return 2
@@ -261,6 +276,74 @@ def _print_answer(answer, workspace) -> None:
     table.add_row("as of", answer.as_of.astimezone(workspace.tz).strftime("%Y-%m-%d %H:%M %Z"))
     Console().print(table)
     print(metric.definition)
+
+
+def cmd_alignment(args) -> int:
+    import json
+
+    from bot.alignment.report import report
+    from bot.metrics.grammar import QueryError, parse_period
+
+    services = _local_services()
+    now, words = services.clock.now(), " ".join(args.period)
+    try:
+        period = parse_period(words, now, services.config.workspace.tz) if words.strip() else None
+    except QueryError as exc:
+        print(f"alignbot: {exc.message}", file=sys.stderr)
+        return 2
+    with services.sessions() as session:
+        found = report(session, services.config, services.team_id, now, period, args.survey)
+    if args.json:
+        print(json.dumps(found.gap_json() if args.what == "gap" else found.index_json(), indent=2))
+    else:
+        _print_alignment(found, args.what)
+    return 0
+
+
+def _print_alignment(report, what: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    survey = f"{report.perception.survey}, run {report.perception.run}" if report.perception \
+        else "no closed survey run yet"
+    if what == "index":
+        idx = report.index
+        table = Table(title=f"Alignment index, {report.period.label} ({survey})", show_header=False)
+        table.add_row("index", f"{idx.value} ({idx.stage})" if idx.value is not None else "—")
+        for name, value in idx.components.items():
+            shown = "left out" if value is None else f"{value:.4f} × {idx.weights[name]:.4f}"
+            table.add_row(name, shown)
+    else:
+        table = Table(title=f"Perception vs. reality, {report.period.label} ({survey})")
+        for column in ("dimension", "reality", "exec", "sales", "marketing", "gaps"):
+            table.add_column(column)
+        for row in report.rows:
+            table.add_row(row.dimension, row.reality,
+                          *(row.perception[r] or "—" for r in ("exec", "sales", "marketing")),
+                          ", ".join(f"{g.role} {g.direction}" for g in row.gaps))
+    Console().print(table)
+
+
+def cmd_digest_preview(args) -> int:
+    import json
+
+    from bot.blocks.digests import digest_message
+    from bot.blocks.kit import unescape
+    from bot.digests.commands import find, preview
+    from bot.shell import blocks_text
+
+    services = _local_services()
+    digest = find(services.config, [args.name])
+    if isinstance(digest, str):
+        print(f"alignbot: {unescape(digest)}", file=sys.stderr)
+        return 2
+    view = preview(services, services.team_id, digest, services.clock.now())
+    if args.json:
+        print(json.dumps({"channel": digest.channel, **view.as_json()}, indent=2))
+    else:
+        message = digest_message(view, preview=True)
+        print(blocks_text(message["blocks"], message["text"]))
+    return 0
 
 
 def cmd_metrics_refresh(args) -> int:

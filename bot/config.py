@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays as holidays_lib
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.alignment.definitions import COMPONENTS, DIMENSIONS, TARGETS_MET, Definitions
+from bot.metrics.grammar import QueryError, parse_period
 from bot.surveys.templates import CHOICE, MAX_OPTIONS, QUESTION_TYPES, TEMPLATES, Question, question
 from storage.db import DEFAULT_URL
 
@@ -29,7 +31,7 @@ SLA_CLOCKS = ("wall", "business")
 UNASSIGNED = "unassigned"  # the SLA of a lead waiting for an owner ([routing] unassigned_within)
 # The metric keys of PRODUCT.md "Metrics"; targets may only name these.
 METRIC_KEYS = (
-    "response_time", "sla_compliance", "acceptance_rate", "rejection_reasons",
+    "response_time", "sla_compliance", "acceptance_rate", "rejection_reasons", "not_icp_share",
     "conversion_rate", "win_rate", "sales_cycle", "content_utilization", "churn_rate",
     "revenue_growth", "cac", "cltv", "marketing_sourced_revenue", "leads_routed",
 )
@@ -192,6 +194,21 @@ class Survey:
     channel: str | None = None  # where results are posted at close
 
 
+DIGEST_SECTIONS = ("handoff", "sla", "funnel", "pulse", "index", "gap", "chart")
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A [[digests]] entry: what is posted where, when, about which period."""
+
+    name: str
+    channel: str
+    schedule: str  # crontab in the workspace timezone
+    period: str  # words of the query grammar, read at each firing ("last week")
+    sections: tuple[str, ...] = DIGEST_SECTIONS
+    skip_if_empty: bool = False  # an empty period: nothing posted, instead of a line saying so
+
+
 @dataclass(frozen=True)
 class Config:
     workspace: Workspace = Workspace()
@@ -204,7 +221,12 @@ class Config:
     handoff: Handoff = Handoff()
     imports: Imports = Imports()
     surveys: tuple[Survey, ...] = ()
+    alignment: Definitions = Definitions()
+    digests: tuple[Digest, ...] = ()
     source: str = "<defaults>"
+
+    def digest(self, name: str) -> Digest | None:
+        return next((d for d in self.digests if d.name == name), None)
 
     def person(self, slack_id: str) -> Person | None:
         return next((p for p in self.people if p.slack_id == slack_id), None)
@@ -672,6 +694,16 @@ def _audience(v: Any) -> tuple[str, ...]:
             raise ValueError(f"{who!r} is neither a role ({', '.join(ROLES)}) nor a Slack user "
                              "group id like S0123ABCD")
     return tuple(dict.fromkeys(v))
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_CHECK_AT = datetime(2026, 1, 5, tzinfo=UTC)  # any instant: a period's words are checked, not read
+
+
+def _period(v: Any) -> str:
+    try:
+        parse_period(_string(v), _CHECK_AT, UTC)
+    except QueryError as exc:
+        raise ValueError(exc.message) from None
+    return v.strip()
 
 
 def _crontab(v: Any) -> str:
@@ -694,8 +726,112 @@ def _k(v: Any) -> int:
     return _int(MIN_K, 1000)(v)
 
 
+def _read_digests(r: _Reader, raw: Any, channels: Channels) -> tuple[Digest, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        r.fail("digests", "must be an array of tables ([[digests]])")
+        return ()
+    out, seen = [], set()
+    for i, item in enumerate(raw):
+        key = f"digests[{i}]"
+        t = r.table(item, key, ("name", "channel", "schedule", "period", "sections",
+                                "skip_if_empty"))
+        name = r.value(t, key, "name", _digest_name, required=True)
+        if name in seen:
+            r.fail(f"{key}.name", f"{name!r} is the name of an earlier digest")
+        seen.add(name)
+        channel = r.value(t, key, "channel", _slack_id, channels.digest)
+        if channel is None and "channel" not in t:
+            r.fail(f"{key}.channel", "is required ([channels] digest is not set either)")
+        out.append(Digest(
+            name=name or f"digest {i}", channel=channel or "",
+            schedule=r.value(t, key, "schedule", _crontab, "", required=True),
+            period=r.value(t, key, "period", _period, "", required=True),
+            sections=r.value(t, key, "sections", _sections, DIGEST_SECTIONS),
+            skip_if_empty=r.value(t, key, "skip_if_empty", _bool, False)))
+    return tuple(out)
+
+
+def _digest_name(v: Any) -> str:
+    if not isinstance(v, str) or not _NAME.match(v):
+        raise ValueError(f"{v!r} must be a short name of a-z, 0-9, - and _ (it is typed in "
+                         "`/align digest send <name>`)")
+    return v
+
+
+def _sections(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not v:
+        raise ValueError(f"must be a non-empty list of {', '.join(DIGEST_SECTIONS)}")
+    for section in v:
+        if section not in DIGEST_SECTIONS:
+            raise ValueError(f"{section!r} is not one of {', '.join(DIGEST_SECTIONS)}")
+    if len(set(v)) < len(v):
+        raise ValueError("names a section twice")
+    return tuple(v)
+
+
+def _read_alignment(r: _Reader, raw: Any) -> Definitions:
+    key = "alignment"
+    t = r.table(raw, key, ("period", "survey", "perception_levels", "attainment_levels",
+                           "targets_met_levels", "weights", "dimensions"))
+    d = Definitions()
+    return Definitions(
+        period=r.value(t, key, "period", _period, d.period),
+        survey=r.value(t, key, "survey", _string, d.survey),
+        perception_levels=r.value(t, key, "perception_levels", _levels(1, 5), d.perception_levels),
+        attainment_levels=r.value(t, key, "attainment_levels", _levels(0, None),
+                                  d.attainment_levels),
+        targets_met_levels=r.value(t, key, "targets_met_levels", _levels(0, 1),
+                                   d.targets_met_levels),
+        weights=r.value(t, key, "weights", _weights, d.weights),
+        dimensions={**d.dimensions, **_read_dimensions(r, t.get("dimensions"))})
+
+
+def _levels(low: float, high: float | None) -> Callable[[Any], tuple[float, float]]:
+    def convert(v: Any) -> tuple[float, float]:
+        if not (isinstance(v, list) and len(v) == 2):
+            raise ValueError(f"{v!r} must be two numbers: where Medium starts, where High starts")
+        medium, high_ = (_number(x) for x in v)
+        if not (low <= medium < high_ and (high is None or high_ <= high)):
+            span = f"from {low} to {high}" if high is not None else f"from {low}"
+            raise ValueError(f"{v!r} must rise ({medium} below {high_}), {span}")
+        return medium, high_
+    return convert
+
+
+def _weights(v: Any) -> dict[str, float]:
+    if not isinstance(v, dict) or set(v) != set(COMPONENTS):
+        raise ValueError(f"must be a table of {', '.join(COMPONENTS)}")
+    weights = {c: _number(v[c]) for c in COMPONENTS}
+    if min(weights.values()) < 0 or abs(sum(weights.values()) - 1) > 1e-9:
+        raise ValueError(f"{v!r}: weights are at least 0 and add up to 1")
+    return weights
+
+
+def _read_dimensions(r: _Reader, raw: Any) -> dict[str, tuple[str, ...]]:
+    key = "alignment.dimensions"
+    t = r.table(raw, key, tuple(DIMENSIONS))
+    metrics = (*METRIC_KEYS, TARGETS_MET)
+    return {dim: keys for dim in t if dim in DIMENSIONS
+            if (keys := r.value(t, key, dim, _metric_list(metrics))) is not None}
+
+
+def _metric_list(known: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
+    def convert(v: Any) -> tuple[str, ...]:
+        if not isinstance(v, list) or not v:
+            raise ValueError("must be a non-empty list of metric keys")
+        for m in v:
+            if m not in known:
+                hint = difflib.get_close_matches(str(m), known, n=1)
+                raise ValueError(f"{m!r} is not a metric" + (f" (did you mean '{hint[0]}'?)"
+                                                            if hint else ""))
+        return tuple(v)
+    return convert
+
+
 SECTIONS = ("workspace", "channels", "people", "sla", "targets", "outbox", "routing", "handoff",
-            "imports", "surveys")
+            "imports", "surveys", "alignment", "digests")
 
 
 def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
@@ -715,8 +851,12 @@ def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
         handoff=_read_handoff(r, data.get("handoff")),
         imports=_read_imports(r, data.get("imports")),
         surveys=_read_surveys(r, data.get("surveys"), channels),
+        alignment=_read_alignment(r, data.get("alignment")),
+        digests=_read_digests(r, data.get("digests"), channels),
         source=source,
     )
+    if config.alignment.survey and config.survey(config.alignment.survey) is None:
+        r.fail("alignment.survey", f"{config.alignment.survey!r} is not a [[surveys]] name")
     if r.problems:
         raise ConfigError(r.problems, source)
     return config

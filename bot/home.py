@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot import outbox, sla
+from bot.alignment import home as alignment_home
 from bot.blocks import home as views
 from bot.blocks.kit import Block
 from bot.blocks.leads import LeadLine
@@ -89,7 +90,8 @@ def footer(ctx: Context, person: Person | None) -> list[Block]:
 
 
 SECTIONS: tuple[Callable[[Context, Person | None], list[Block]], ...] = (
-    open_leads, surveys.waiting, team_scorecard, surveys.latest_results, footer)
+    open_leads, surveys.waiting, team_scorecard, surveys.latest_results,
+    alignment_home.alignment, footer)
 
 
 def build(ctx: Context, person: Person | None) -> dict[str, Any]:

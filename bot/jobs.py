@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import home, owners
 from bot.config import Config
+from bot.digests import schedule as digests
 from bot.events import prune_events
 from bot.imports import import_dropped
 from bot.metrics.snapshots import refresh
@@ -61,6 +63,18 @@ def survey_sweep(services: Services, now: datetime) -> Any:
     return surveys.sweep(services, now)
 
 
+def digests_post(services: Services, now: datetime) -> Any:
+    """Post the digests whose schedule fired, each (digest, channel, period) once; catch up
+    on firings missed while alignbot was down (late, with a note, up to a period)."""
+    return digests.sweep(services, now)
+
+
+def digests_trigger(config: Config) -> BaseTrigger:
+    """At every digest's firing, and every CATCH_UP minutes for what a restart missed."""
+    return OrTrigger([*(digests.crontab(config, d) for d in config.digests),
+                      every(minutes=digests.CATCH_UP)])
+
+
 def outbox_sweep(services: Services, now: datetime) -> Any:
     """Deliver whatever the immediate flush missed: retries, held rows, another process's crash."""
     return services.sender.flush()
@@ -99,6 +113,8 @@ JOBS: tuple[Job, ...] = (
         "import CSV files dropped into the configured folder"),
     Job("owners.retry", owners.retry, lambda c: every(minutes=5), 300,
         "ask Slack again about CRM owner emails it could not answer for, and route their leads"),
+    Job("digests.post", digests_post, digests_trigger, 3600,
+        "post the channel digests whose schedule fired, each period once"),
     Job("events.prune", prune_events, lambda c: CronTrigger(hour=3, timezone=c.workspace.tz), 3600,
         "forget processed Slack event ids older than two days"),
 )

@@ -14,6 +14,7 @@ per channel and hour.
 from __future__ import annotations
 
 import email.utils
+import importlib
 import itertools
 import logging
 import math
@@ -92,6 +93,20 @@ def revise(session: Session, original_id: int, channel: str, message: dict[str, 
     queries.mark_updates_superseded(session, original_id)  # an older edit must not follow
     if not queries.rewrite_pending(session, original_id, {"channel": channel, **message}):
         update(session, queries.get_message_head(session, original_id), message, now=now)
+
+
+UPLOAD = "files.uploadV2"  # not one Web API method: slack_sdk's files_upload_v2, three calls
+
+
+def upload(session: Session, team_id: str, channel: str, filename: str, title: str, *,
+           make: str, args: dict[str, Any], now: datetime, ref: str | None = None,
+           thread_of: OutboxMessage | None = None) -> OutboxMessage | None:
+    """Queue a file for a channel, maybe in the thread of an earlier post (sent once that
+    post has its ts). Its bytes are made at delivery by `make` ("module:function", called
+    with `args`, plain JSON): drawing a chart takes a second or two, which no transaction
+    (and no ack) should wait for."""
+    payload = {"filename": filename, "title": title, "make": make, "args": args}
+    return _add(session, team_id, UPLOAD, channel, payload, now=now, ref=ref, parent=thread_of)
 
 
 def publish(session: Session, team_id: str, user_id: str, view: dict[str, Any], *,
@@ -322,6 +337,8 @@ class OutboxSender:
 
     def _attempt(self, row: OutboxMessage) -> _Outcome:
         args = self._args(row)
+        if row.method == UPLOAD:  # at least once: a file carries no metadata to look up
+            return self._upload(row, args)
         if row.method != POST:
             return self._call(row.method, args)  # an edit or a Home view: repeating it is harmless
         if row.state != "pending":  # an earlier attempt may have landed: look before posting
@@ -339,7 +356,7 @@ class OutboxSender:
             channel = parent.posted_channel or parent.channel
             if row.method == "chat.update":
                 args.update(channel=channel, ts=parent.ts)
-            elif row.method == POST:  # a reply threaded under an earlier post
+            elif row.method in (POST, UPLOAD):  # in the thread of an earlier post
                 args.update(channel=channel, thread_ts=parent.ts)
         return args
 
@@ -416,6 +433,23 @@ class OutboxSender:
             else:
                 report.retried += 1
                 report.wake(fresh.next_attempt_at)
+
+    def _upload(self, row: OutboxMessage, args: dict[str, Any]) -> _Outcome:
+        where = {"channel": args.get("channel") or row.channel}
+        if args.get("thread_ts"):
+            where["thread_ts"] = args["thread_ts"]
+        module, _, name = args["make"].partition(":")
+        try:
+            content = getattr(importlib.import_module(module), name)(**args["args"])
+        except Exception as exc:  # a file that cannot be made holds back nothing else
+            log.exception("outbox row %s: could not make %s", row.id, args["filename"])
+            return _Outcome("dead", error=f"could not make the file: {exc}")
+        try:
+            self.client.files_upload_v2(**where, filename=args["filename"], title=args["title"],
+                                        content=content)
+        except Exception as exc:
+            return _failure(exc, self.clock.now())
+        return _Outcome("sent", channel=where["channel"])
 
     def _notify_admins(self, session: Session, dead: OutboxMessage, now: datetime) -> None:
         """One notice to each admin per channel and hour, rewritten as more messages die there."""

@@ -423,9 +423,18 @@ def report_lines(job_id: str, result: Any, local: Callable[[datetime | None], st
                                f"{summary['created']} created, {summary['updated']} updated, "
                                f"{len(summary['rejected'])} rejected")
                 for name, summary in result] or ["no new files"]
+    if job_id == "digests.post":
+        return [f"{o.digest} for {o.period}: {DIGEST_OUTCOMES[o.kind]}" for o in result] \
+            or ["no digest due"]
     if job_id == "events.prune":
         return [f"{result} processed Slack event id(s) forgotten"]
     return [str(result)]
+
+
+DIGEST_OUTCOMES = {"on_time": "posted", "late": "posted late, with a note", "sent": "posted",
+                   "skipped": "more than a period late: not posted",
+                   "empty": "nothing to report: not posted (skip_if_empty)",
+                   "already": "posted before"}
 
 
 class ShellError(Exception):

@@ -33,6 +33,7 @@ from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person
 
 UNASSIGNED = "unassigned"
 UNKNOWN = "unknown"
+NOT_ICP = "not_icp"  # the rejection reason "not our ideal customer"
 SPEND_TEAMS = ("marketing", "sales")  # as spend's CHECK constraint
 # Monthly spend is booked at noon UTC on the month's first day: an instant that falls on
 # that local date from UTC-12 to UTC+11, so a period of whole local days gets whole months.
@@ -50,6 +51,12 @@ KEYS: dict[type, dict[str, Any]] = {
 
 def _grouped(entity: type, by: str | None, *columns: Any) -> Select:
     """SELECT <key> AS grp, *columns FROM entity, grouped by the key (no grouping for by=None)."""
+    stmt = _keyed(entity, by, *columns)
+    return stmt if by is None else stmt.group_by("grp")
+
+
+def _keyed(entity: type, by: str | None, *columns: Any) -> Select:
+    """SELECT <key> AS grp, *columns FROM entity, with the join the key needs ('' for by=None)."""
     if by is None:
         return select(literal_column("''").label("grp"), *columns).select_from(entity)
     column = KEYS.get(entity, {}).get(by)
@@ -62,7 +69,7 @@ def _grouped(entity: type, by: str | None, *columns: Any) -> Select:
         stmt = stmt.outerjoin(Person, entity.owner_id == Person.id)
     elif column.class_ is not entity:  # a deal's segment or region
         stmt = stmt.outerjoin(Lead, entity.lead_id == Lead.id)
-    return stmt.group_by("grp")
+    return stmt
 
 
 def _rows(session: Session, stmt: Select) -> dict[str, tuple]:
@@ -83,6 +90,21 @@ def _histograms(session: Session, entity: type, by: str | None, value: ColumnEle
     for grp, rounded, count in session.execute(stmt.group_by("bucket")):
         histograms.setdefault(grp, {})[rounded] = count
     return histograms
+
+
+def _medians(session: Session, entity: type, by: str | None, value: ColumnElement,
+             *where: Any) -> dict[str, float]:
+    """The exact median of the values per group: the middle one, or the mean of the two
+    middle ones (ranked by a window function: both backends, no histogram, no rounding)."""
+    rows = _keyed(entity, by, value.label("v")).where(value.is_not(None), *where).subquery()
+    ranked = select(rows.c.grp, rows.c.v,
+                    func.row_number().over(partition_by=rows.c.grp, order_by=rows.c.v).label("k"),
+                    func.count().over(partition_by=rows.c.grp).label("n")).subquery()
+    # ranks k from 1: the middle is (n + 1) // 2, and also n // 2 + 1 when n is even
+    middle = select(ranked.c.grp, func.avg(ranked.c.v, type_=Float)).where(
+        or_(ranked.c.k == (ranked.c.n + 1) // 2, ranked.c.k == ranked.c.n // 2 + 1)
+    ).group_by(ranked.c.grp)
+    return {grp: median for grp, median in session.execute(middle)}
 
 
 def _two_figures(value: ColumnElement) -> ColumnElement:
@@ -120,6 +142,28 @@ def list_response_histograms(session: Session, team_id: str, start: datetime, en
                        _within(Lead.routed_at, start, end), Lead.first_touch_at.is_not(None))
 
 
+def list_response_medians(session: Session, team_id: str, start: datetime, end: datetime,
+                          by: str | None = None) -> dict[str, float]:
+    """The exact median of `list_response_histograms`'s minutes, per group."""
+    return _medians(session, Lead, by, Lead.response_minutes, Lead.team_id == team_id,
+                    _within(Lead.routed_at, start, end), Lead.first_touch_at.is_not(None))
+
+
+def get_response_window(session: Session, team_id: str, start: datetime, end: datetime,
+                        low: float, high: float) -> tuple[int, int, list[float]]:
+    """(how many, how many below `low`, the sorted values from `low` to `high`) of the
+    minutes `list_response_medians` ranks: range scans of ix_leads_team_routed_touch, and a
+    sort of the few values in the window only."""
+    where = (Lead.team_id == team_id, _within(Lead.routed_at, start, end),
+             Lead.first_touch_at.is_not(None), Lead.response_minutes.is_not(None))
+    total, below = session.execute(select(
+        func.count(), func.count(case((Lead.response_minutes < low, 1)))).where(*where)).one()
+    values = session.scalars(select(Lead.response_minutes).where(
+        *where, Lead.response_minutes >= low, Lead.response_minutes <= high)
+        .order_by(Lead.response_minutes))
+    return total, below, list(values)
+
+
 def list_sla_parts(session: Session, team_id: str, start: datetime, end: datetime,
                    by: str | None = None, *, now: datetime | None = None
                    ) -> dict[str, tuple[int, int]]:
@@ -150,6 +194,15 @@ def list_acceptance_parts(session: Session, team_id: str, start: datetime, end: 
 def list_rejection_counts(session: Session, team_id: str, start: datetime, end: datetime,
                           by: str | None = None) -> dict[str, int]:
     return _lead_counts(session, by, Lead.team_id == team_id, _within(Lead.rejected_at, start, end))
+
+
+def list_not_icp_parts(session: Session, team_id: str, start: datetime, end: datetime,
+                       by: str | None = None) -> dict[str, tuple[int, int]]:
+    """(for not_icp, all) rejections in the period: how much of sales' pushback says marketing
+    aims at the wrong customers."""
+    stmt = _grouped(Lead, by, func.count(case((Lead.rejection_reason == NOT_ICP, 1))), func.count())
+    return _rows(session, stmt.where(Lead.team_id == team_id,
+                                     _within(Lead.rejected_at, start, end)))
 
 
 def list_conversion_parts(session: Session, team_id: str, start: datetime, end: datetime,
@@ -183,6 +236,14 @@ def list_cycle_histograms(session: Session, team_id: str, start: datetime, end: 
     days = _days_between(session, Deal.created_at, Deal.closed_at)
     return _histograms(session, Deal, by, days, Deal.team_id == team_id,
                        _within(Deal.closed_at, start, end), Deal.outcome == "won")
+
+
+def list_cycle_medians(session: Session, team_id: str, start: datetime, end: datetime,
+                       by: str | None = None) -> dict[str, float]:
+    """The exact median of `list_cycle_histograms`'s days, per group."""
+    days = _days_between(session, Deal.created_at, Deal.closed_at)
+    return _medians(session, Deal, by, days, Deal.team_id == team_id,
+                    _within(Deal.closed_at, start, end), Deal.outcome == "won")
 
 
 def list_won_amounts(session: Session, team_id: str, start: datetime, end: datetime,

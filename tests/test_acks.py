@@ -14,6 +14,8 @@ from matplotlib.figure import Figure
 from bot.app import AfterAck, create_app
 from bot.blocks import handoff as cards
 from bot.blocks import sla as nudge_views
+from bot.config import parse_config
+from tests.conftest import TEST_CONFIG
 from tests.metric_fixture import add_metric_fixture
 from tests.slack import request, send_event, slash
 from tests.test_handoff import card, new_lead
@@ -27,8 +29,10 @@ COMMANDS = {
     "scorecard": "scorecard Q3 2026 chart", "export": "export win rate Q3 2026 share",
     "config check": "config check", "survey start": "survey start pulse",
     "survey close": "survey close pulse", "survey status": "survey status",
-    "survey results": "survey results pulse",
+    "survey results": "survey results pulse", "gap": "gap last quarter", "index": "index",
+    "digest preview": "digest preview weekly", "digest send": "digest send weekly",
 }
+ADMIN = ("config check", "digest send", "survey start", "survey close")
 
 
 @pytest.fixture
@@ -78,12 +82,18 @@ def test_a_command_is_acked_before_slack_hears_or_a_chart_is_drawn(
         name, later, services, fake_slack, clock, timeline):
     app, after = later
     new_lead(services)
-    user = "U0ADMIN01" if name == "config check" else "U0SALES01"
+    services.config = parse_config({**TEST_CONFIG, "digests": [
+        {"name": "weekly", "schedule": "0 9 * * mon", "period": "Q3 2026"}]}, "<tests>")
+    user = "U0ADMIN01" if name in ADMIN else "U0SALES01"
     seen = acked(timeline, after, lambda: slash(app, COMMANDS[name], clock.now(), user=user))
     assert seen[0] == ACK, seen
     if "chart" in COMMANDS[name] or name == "export":
         assert "draw" in seen or name == "export"
         assert "files.completeUploadExternal" in seen  # the file did follow
+    if name == "digest send":  # posted, and its chart drawn, by the outbox after the ack
+        services.sender.flush()
+        assert seen.index("chat.postMessage") < seen.index("draw") < seen.index(
+            "files.completeUploadExternal"), seen
 
 
 def test_every_command_is_covered(services):

@@ -21,12 +21,17 @@ import pytest
 
 import bot.blocks
 from bot.admin import ConfigVerdict
+from bot.alignment.definitions import Definitions
+from bot.alignment.perception import Perception
+from bot.alignment.report import Report, build
 from bot.blocks import handoff as cards
 from bot.blocks.handoff import CardView, SummaryLine, SummaryPage
 from bot.blocks.kit import section, unescape
 from bot.blocks.leads import LeadLine
 from bot.blocks.surveys import PendingSurvey, PromptView, RunStatus
 from bot.commands import Command
+from bot.config import DIGEST_SECTIONS
+from bot.digests.content import KPIS, DigestView
 from bot.metrics.answers import TREND, Answer, Comparison
 from bot.metrics.grammar import Period, Query, QueryError, parse_period
 from bot.metrics.registry import METRICS
@@ -67,6 +72,32 @@ def _answer(key: str, *, by: str | None = HOSTILE) -> Answer:
     comparison = Comparison("previous", asked.previous(), 0.2, 0.1)
     return Answer(Query(key, period, by, "previous"), METRICS[key], 0.3, {HOSTILE: 0.3, "x": 0.1},
                   comparison, (0.1,) * TREND, 0.25, NOW)
+
+
+def _report(surveyed: bool, values: dict[str, float] | None = None) -> Report:
+    asked = parse_period("Q3 2026", NOW, NY)
+    period = Period(asked.start, asked.end, HOSTILE, asked.kind)
+    means = {d: {"exec": 4.5, "sales": 1.5, "marketing": None} for d in Definitions().dimensions}
+    perception = Perception(HOSTILE, 2, NOW, means, 6.0, 0.5, 0.8, 8, 10) if surveyed else None
+    values = {"response_time": 40, "sla_compliance": 0.5, "acceptance_rate": 0.8,
+              "not_icp_share": 0.4, "conversion_rate": 0.1, "churn_rate": 0.0} \
+        if values is None else values
+    return build(period, values, {"churn_rate": 0.02, "response_time": 30, "sla_compliance": 0.9,
+                                  "acceptance_rate": 0.7, "not_icp_share": 0.2},
+                 perception, Definitions())
+
+
+def _digest(surveyed: bool, late: bool, empty: bool = False) -> DigestView:
+    report = _report(surveyed)
+    kpis = {key: _answer(key, by=None) for key in KPIS}
+    if empty:
+        kpis = {key: Answer(a.query, a.metric, None, None, None, a.trend, None, NOW)
+                for key, a in kpis.items()}
+    overdue = tuple(LeadLine(HOSTILE * 3, HOSTILE * 3, HOSTILE * 3, HOSTILE, HOSTILE, NOW,
+                             "breached") for _ in range(10))
+    return DigestView(HOSTILE, report.period, DIGEST_SECTIONS, kpis, 0 if empty else 4,
+                      0 if empty else 3, {f"{HOSTILE}{n}": 9 - n for n in range(8)}, overdue,
+                      12_345, report, NY, HOSTILE, NOW if late else None)
 
 
 def _command(admin: bool = False) -> Command:
@@ -117,6 +148,8 @@ EXAMPLES: dict[str, list[Any]] = {
                                     {HOSTILE: True}, {}),
                       ConfigVerdict(HOSTILE, (), {"SLACK_BOT_TOKEN": True}, {HOSTILE: 1})],
     "Command": [_command(), _command(admin=True)],
+    "Report": [_report(True), _report(False), _report(False, {})],
+    "DigestView": [_digest(True, True), _digest(False, False), _digest(False, True, empty=True)],
     "Sequence[Command]": [[_command(), _command(admin=True)]],
     "PromptView": _prompts(),
     "PendingSurvey": [PendingSurvey(HOSTILE, NOW, (HOSTILE, HOSTILE), 5)],

@@ -29,7 +29,7 @@ from storage.models import (
 )
 from tests import slack_contract
 from tests.conftest import TEST_CONFIG
-from tests.slack import all_text, click, reply, request, send_event, slash, submit
+from tests.slack import TEAM, all_text, click, reply, request, send_event, slash, submit
 from tests.test_nudges import drain
 
 MORE_PEOPLE = [
@@ -464,3 +464,30 @@ def test_every_slack_call_of_a_survey_is_in_slacks_method_lists(app, services, f
     for method, args in fake_slack.calls:
         if method != "response_url":
             slack_contract.check_call(method, args)
+
+
+def test_a_closed_run_is_the_perception_the_gap_and_the_index_read(app, services, fake_slack,
+                                                                   clock):
+    """Sales answer 2 to every question, marketing 4: each dimension is Low for sales and High
+    for marketing, exec is hidden (nobody asked), and collaboration is (3 × 2 + 3 × 4) / 6 = 3."""
+    from bot.alignment import report as alignment
+    from bot.alignment.perception import latest_perception
+    from bot.metrics.grammar import parse_period
+
+    users = ["U0SALES01", "U0SALESMG1", "U0SALES03", "U0MKTG01", "U0MKTG02", "U0MKTG03"]
+    run = start(services, clock)
+    answer_everything(app, services, fake_slack, clock, run, users, [2, 2, 2, 4, 4, 4])
+    with services.sessions() as s:
+        assert latest_perception(s, services.config, TEAM) is None  # still open
+    runs.close(services, "pulse")
+    with services.sessions() as s:
+        perception = latest_perception(s, services.config, TEAM)
+        period = parse_period("last 90 days", clock.now(), services.config.workspace.tz)
+        found = alignment.report(s, services.config, TEAM, clock.now(), period)
+    assert (perception.survey, perception.run, perception.collaboration) == ("pulse", 1, 3.0)
+    assert {row["dimension"]: row["perception"] for row in found.gap_json()["rows"]} == {
+        dimension: {"exec": None, "sales": "low", "marketing": "high"}
+        for dimension in ("customer_understanding", "shared_goals", "communication",
+                          "lead_quality", "customer_satisfaction")}
+    index = found.index_json()
+    assert index["components"]["perception"] == 0.3 and index["survey"]["run"] == 1

@@ -114,18 +114,22 @@ def parse(text: str, config: Config, now: datetime, default_metric: str | None =
     return query
 
 
-def ask(services: Services, text: str, default_metric: str | None = None) -> Answer:
+def ask(services: Services, text: str, default_metric: str | None = None, *,
+        exact: bool = False) -> Answer:
     """Parse and answer a question for the services' workspace, now."""
     now = services.clock.now()
     query = parse(text, services.config, now, default_metric)
     with services.sessions() as session:
-        return answer(session, services.config, services.team_id, query, now)
+        return answer(session, services.config, services.team_id, query, now, exact=exact)
 
 
 def answer(session: Session, config: Config, team_id: str, query: Query,
-           now: datetime) -> Answer:
+           now: datetime, *, exact: bool = False) -> Answer:
+    """`exact`: medians from the rows, not to two figures (see `snapshots.Reader`): for
+    answers people check number by number (`alignbot query`, exports); Slack's answers
+    show no more figures than the histograms keep, and read a year of them in milliseconds."""
     metric = METRICS[query.metric]
-    reader = snapshots.Reader(session, config, team_id, now)
+    reader = snapshots.Reader(session, config, team_id, now, exact=exact)
     value, groups = reader.value(metric, query.period, query.by or metric.default_by)
     earlier = trend_periods(query.period)[:-1]
     trend = tuple(reader.value(metric, p, None)[0] for p in earlier)

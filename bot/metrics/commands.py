@@ -61,7 +61,7 @@ def export_command(inv: Invocation) -> Reply:
     """Export a metric as a CSV file: `/align export win rate last quarter by owner`.
     With `by`, one row per group; without, one row per period of its trend (the last 6).
     The file comes to you in a direct message, or to the channel with `share`."""
-    found = _answer(inv, views.ASK_EXPORT)
+    found = _answer(inv, views.ASK_EXPORT, exact=True)  # a file people check against their CRM
     if isinstance(found, Reply):
         return found
     name = views.file_name(found.metric.key, found.period, "csv")
@@ -69,7 +69,7 @@ def export_command(inv: Invocation) -> Reply:
                     file=Upload(name, f"{found.metric.label}, {found.period.label}", found.csv))
 
 
-def _answer(inv: Invocation, example: str) -> Answer | Reply:
+def _answer(inv: Invocation, example: str, *, exact: bool = False) -> Answer | Reply:
     """The answer to the words after the command, or what the grammar could not read."""
     config = inv.services.config
     try:
@@ -77,7 +77,7 @@ def _answer(inv: Invocation, example: str) -> Answer | Reply:
     except QueryError as exc:
         return Reply.of(views.metric_error(exc, example))
     with inv.services.sessions.begin() as session:
-        return answer(session, config, inv.request.team_id, query, inv.now)
+        return answer(session, config, inv.request.team_id, query, inv.now, exact=exact)
 
 
 def _names(inv: Invocation) -> dict[str, str]:

@@ -45,6 +45,9 @@ class Parts:
 
 # parts(session, team_id, start, end, by, *, now, gross_margin) -> {group key: Parts}
 PartsFn = Callable[..., dict[str, Parts]]
+# exact(session, team_id, start, end, by, *, guide) -> {group key: value}; `guide` is the
+# period's two-figure histogram (ungrouped), where the middle values are, give or take 5 %
+ExactFn = Callable[..., dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class Metric:
     parts: PartsFn
     value: Callable[[Parts], float | None]
     default_by: str | None = None  # the grouping an answer shows when none is asked
+    # a median's exact value per group, from the rows (the histogram rounds them): what
+    # answers that people check against their CRM use (`alignbot query`, exports, the gap)
+    exact: ExactFn | None = None
 
     @property
     def median(self) -> bool:
@@ -119,6 +125,29 @@ def _growth(p: Parts) -> float | None:
 
 def _cost(p: Parts) -> float | None:
     return p.numerator / p.denominator if p.numerator and p.denominator else None  # no spend yet
+
+
+def _response_median(session: Session, team_id: str, start: datetime, end: datetime,
+                     by: str | None = None, *, guide: Mapping[float, int] | None = None
+                     ) -> dict[str, float]:
+    """Exact. With a guide, only the values around the middle are read and sorted: the
+    histogram says where they lie (rounding moves a value by at most 5 %, and tenths), and
+    a count of the values below says which ranks they hold. A guide the rows have moved
+    away from (a refresh behind) finds its ranks outside the window: then all are ranked."""
+    if by is None and guide:
+        n = sum(guide.values())
+        low, high = _nth(guide, (n - 1) // 2) * 0.94 - 0.1, _nth(guide, n // 2) * 1.06 + 0.1
+        total, below, values = queries.get_response_window(session, team_id, start, end, low,
+                                                           high)
+        first, second = (total - 1) // 2 - below, total // 2 - below  # ranks in the window
+        if total and first >= 0 and second < len(values):
+            return {"": (values[first] + values[second]) / 2}
+    return queries.list_response_medians(session, team_id, start, end, by)
+
+
+def _unguided(query) -> ExactFn:
+    return lambda session, team_id, start, end, by=None, **_: query(session, team_id, start,
+                                                                    end, by)
 
 
 # ------------------------------------------------------------------ parts
@@ -186,7 +215,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
          "time to respond", "response"),
         "Median minutes from routing to first touch, for leads routed in the period.",
         unit="minutes", better="lower", dimensions=DIMENSIONS, additive=True,
-        parts=_adapt(queries.list_response_histograms, _histogram), value=_median),
+        parts=_adapt(queries.list_response_histograms, _histogram), value=_median,
+        exact=_response_median),
     Metric(
         "sla_compliance", "SLA compliance",
         ("sla", "sla compliance", "sla met", "sla rate", "on time response"),
@@ -208,6 +238,14 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         unit="count", better="lower", dimensions=("reason",), additive=True,
         parts=_adapt(queries.list_rejection_counts, Parts), value=_count, default_by="reason"),
     Metric(
+        "not_icp_share", "Not-ICP rejections",
+        ("not icp share", "not icp", "not our ideal customer", "not ideal customer",
+         "icp rejections", "wrong customer"),
+        "Share of the rejections in the period whose reason is not_icp (not our ideal "
+        "customer).",
+        unit="ratio", better="lower", dimensions=DIMENSIONS, additive=True,
+        parts=_adapt(queries.list_not_icp_parts, _pair), value=_share),
+    Metric(
         "conversion_rate", "Conversion rate",
         ("conversion rate", "conversion", "mql to deal", "mql conversion", "lead conversion"),
         "Of leads that became MQL in the period, the share with a linked deal created on or "
@@ -225,7 +263,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         ("sales cycle", "cycle time", "deal cycle", "time to close", "days to close"),
         "Median days from deal created to closed, for deals won in the period.",
         unit="days", better="lower", dimensions=DIMENSIONS, additive=True,
-        parts=_adapt(queries.list_cycle_histograms, _histogram), value=_median),
+        parts=_adapt(queries.list_cycle_histograms, _histogram), value=_median,
+        exact=_unguided(queries.list_cycle_medians)),
     Metric(
         "content_utilization", "Content utilization",
         ("content utilization", "content usage", "content use", "content used",

@@ -35,17 +35,22 @@ DAY = timedelta(days=1)
 
 class Reader:
     """Values of metrics for one workspace as of `now`; `as_of` is how fresh the data read
-    so far is (the last refresh's time once a snapshot was used)."""
+    so far is (the last refresh's time once a snapshot was used). `exact` reads medians
+    from the rows themselves instead of the histograms' two significant figures."""
 
-    def __init__(self, session: Session, config: Config, team_id: str, now: datetime):
+    def __init__(self, session: Session, config: Config, team_id: str, now: datetime, *,
+                 exact: bool = False):
         self.session, self.config, self.team_id, self.now = session, config, team_id, now
         self.tz = config.workspace.tz
         self.refresh = queries.get_refresh(session, team_id)
         self.as_of = now
+        self.exact = exact
 
     def value(self, metric: Metric, period: Period, by: str | None
               ) -> tuple[float | None, dict[str, float | None] | None]:
         """The metric over the period, and per group (highest first) when `by` is given."""
+        if self.exact and metric.exact is not None:
+            return self._exact(metric, period, by)
         grouped = self.parts(metric, period.start, period.end, by) if by else None
         # A median's groups split its values (every lead has one owner, source, ...): their
         # histograms add up to the whole. Sums may not (CAC's teams share its customers).
@@ -55,6 +60,18 @@ class Reader:
         if grouped is None:
             return overall, None
         return overall, highest_first({k: metric.value(p) for k, p in grouped.items()})
+
+    def _exact(self, metric: Metric, period: Period, by: str | None
+               ) -> tuple[float | None, dict[str, float | None] | None]:
+        """Live from the rows (a median of a period has no sum of parts to store), guided
+        by the two-figure histogram of the fast path."""
+        guide = sum(self.parts(metric, period.start, period.end, None).values(), Parts())
+        overall = metric.exact(self.session, self.team_id, period.start, period.end,
+                               guide=guide.histogram).get("")
+        if by is None:
+            return overall, None
+        return overall, highest_first(metric.exact(self.session, self.team_id, period.start,
+                                                   period.end, by))
 
     def parts(self, metric: Metric, start: datetime, end: datetime, by: str | None
               ) -> dict[str, Parts]:

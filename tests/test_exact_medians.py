@@ -1,0 +1,103 @@
+"""Medians people check against their CRM are exact: `alignbot query`, `/align export` and
+the gap and index read them from the rows; Slack's answers keep the histograms' two
+significant figures (a year of them adds up in milliseconds). Also the not_icp_share metric.
+
+Numbers from tests/metric_fixture.py (the workspace is New York's; June and July hold the
+whole fixture days either way):
+- June response times by owner: Sam L1 10, L9 12.35, L2 30 -> exact 12.35 (two figures: 12);
+  Sue L3 45, L4 3,960 -> exact (45 + 3,960) / 2 = 2,002.5 (two figures: (45 + 4,000) / 2 =
+  2,022.5); Max L14 60. All six: (30 + 45) / 2 = 37.5 either way.
+- July sales cycle: D2 33.5 days, D7 61 -> exact 47.25 (two figures: (34 + 61) / 2 = 47.5).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from bot.cli import main
+from bot.metrics.grammar import parse_period
+from bot.metrics.registry import METRICS
+from bot.metrics.snapshots import Reader, refresh
+from storage.models import Lead
+from tests.metric_fixture import add_metric_fixture, at
+from tests.slack import TEAM, reply, slash
+
+
+@pytest.fixture
+def data(services):
+    with services.transaction() as session:
+        add_metric_fixture(session)
+
+
+def read(services, key: str, period: str, by: str | None, *, exact: bool):
+    now = at(8, 20)
+    with services.sessions() as session:
+        reader = Reader(session, services.config, TEAM, now, exact=exact)
+        return reader.value(METRICS[key], parse_period(period, now, services.config.workspace.tz),
+                            by)
+
+
+def test_exact_medians_read_the_rows_where_snapshots_round_them(services, data):
+    with services.transaction() as session:  # June and July stored: the fast path reads them
+        refresh(session, services.config, TEAM, at(8, 20))
+    assert read(services, "response_time", "2026-06", "owner", exact=True) == (
+        pytest.approx(37.5), pytest.approx({"U0SUE": 2002.5, "U0MAX": 60.0, "U0SAM": 12.35}))
+    assert read(services, "response_time", "2026-06", "owner", exact=False) == (
+        pytest.approx(37.5), pytest.approx({"U0SUE": 2022.5, "U0MAX": 60.0, "U0SAM": 12.0}))
+    assert read(services, "sales_cycle", "2026-07", None, exact=True)[0] == pytest.approx(47.25)
+    assert read(services, "sales_cycle", "2026-07", None, exact=False)[0] == pytest.approx(47.5)
+    assert read(services, "response_time", "2025-12", "owner", exact=True) == (None, {})
+
+
+def test_a_median_of_1199_minutes_is_1199_in_the_json(services, data, monkeypatch, capsys):
+    """The issue's example: two figures would say 1,200."""
+    with services.transaction() as session:
+        session.add(Lead(team_id=TEAM, external_id="L-AUG", source="webinar", status="contacted",
+                         created_at=at(8, 3, 14), mql_at=at(8, 3, 14), routed_at=at(8, 3, 14),
+                         first_touch_at=at(8, 3, 14) + timedelta(minutes=1199),
+                         response_minutes=1199, updated_at=at(8, 4)))
+    monkeypatch.setenv("DATABASE_URL", services.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("ALIGNBOT_TEAM_ID", TEAM)
+    monkeypatch.setenv("ALIGNBOT_CONFIG", "alignbot.example.toml")
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    assert main(["query", "response time 2026-08", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["value"] == 1199
+    assert read(services, "response_time", "2026-08", None, exact=False)[0] == 1200
+
+
+def test_an_export_holds_the_exact_medians(app, clock, data, fake_slack):
+    reply(slash(app, "export response time 2026-06 by owner", clock.now()))
+    [csv] = fake_slack.files
+    assert csv["bytes"].decode().splitlines() == [
+        "owner,response_time", "U0SUE,2002.5", "U0MAX,60.0", "U0SAM,12.35"]
+
+
+def test_not_icp_share(services, data):
+    # June rejections: L5 not_icp (paid_search), L6 duplicate (paid_search) -> 1 of 2;
+    # July: L13 wrong_territory (ebook), L15 not_icp (webinar) -> 1 of 2
+    assert read(services, "not_icp_share", "2026-06", "source", exact=False) == (
+        0.5, {"paid_search": 0.5})
+    assert read(services, "not_icp_share", "2026-07", "source", exact=False) == (
+        0.5, {"webinar": 1.0, "ebook": 0.0})
+    assert read(services, "not_icp_share", "2025-12", None, exact=False) == (None, None)
+    assert METRICS["not_icp_share"].better == "lower"
+
+
+def test_a_guide_only_narrows_where_the_middle_is_read(services, data, monkeypatch):
+    """June's six response times; the guide is their two-figure histogram. A right guide
+    reads the window around 30 and 45 (and counts the two below it); a wrong one (a refresh
+    behind the rows) finds no middle there and ranks them all: the same 37.5 either way."""
+    exact = METRICS["response_time"].exact
+    june = parse_period("2026-06", at(8, 20), services.config.workspace.tz)
+    right = {10.0: 1, 12.0: 1, 30.0: 1, 45.0: 1, 60.0: 1, 4000.0: 1}
+    with services.sessions() as session:
+        def median(guide):
+            return exact(session, TEAM, june.start, june.end, guide=guide)
+
+        for guide in ({1000.0: 6}, {30.0: 1}, {}, None):
+            assert median(guide) == {"": 37.5}
+        monkeypatch.setattr("storage.metrics.list_response_medians", None)  # no fallback
+        assert median(right) == {"": 37.5}
