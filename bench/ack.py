@@ -22,8 +22,8 @@ import urllib.request
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from bot.clock import SystemClock
-from bot.fakeslack import FakeSlack
+from bot.local.fakeslack import FakeSlack
+from bot.platform.clock import SystemClock
 from tests.slack import SIGNING_SECRET, sign, slash_body
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from pathlib import Path
 from statistics import median
 
 from bench.ingest import record, services_on
-from bot.imports import import_csv
+from bot.intake.imports import import_csv
 from storage.db import make_engine
 
 

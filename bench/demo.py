@@ -17,10 +17,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bot.config import load_config
-from bot.demo import generate_demo
+from bot.local.demo import generate_demo
+from bot.local.shell import build_shell
 from bot.metrics.snapshots import refresh
-from bot.shell import build_shell
+from bot.platform.config import load_config
 
 AT = datetime.fromisoformat("2026-12-01T10:00:00-05:00")
 ROOT = Path(__file__).resolve().parents[1]

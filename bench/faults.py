@@ -30,11 +30,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot import outbox
-from bot.clock import SystemClock
-from bot.config import Secret, Secrets, load_config
-from bot.fakeslack import FakeSlack
-from bot.runtime import SenderLoop, build_services
+from bot.local.fakeslack import FakeSlack
+from bot.platform import outbox
+from bot.platform.clock import SystemClock
+from bot.platform.config import Secret, Secrets, load_config
+from bot.platform.runtime import SenderLoop, build_services
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.models import OutboxMessage

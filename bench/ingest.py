@@ -2,9 +2,9 @@
 
     python -m bench.ingest [--batches 10] [--csv-rows 100000] [--repeat 3] [--team N]
 
-Webhook path: signed-off batches of 1,000 new leads through `bot.webhooks.store` (the
+Webhook path: signed-off batches of 1,000 new leads through `bot.intake.webhooks.store` (the
 handler after signature checks) on a fresh SQLite file. CSV path: `alignbot import` of
-one file through `bot.imports.import_csv`, `--repeat` times (each into a fresh file).
+one file through `bot.intake.imports.import_csv`, `--repeat` times (each into a fresh file).
 Slack is the in-process fake; nothing is sent. The team is the example config's (three
 reps) or, with `--team N`, N reps in every pool: each has a DM of cards and a summary,
 and their leads spread over more of the owner indexes.
@@ -23,12 +23,12 @@ from statistics import median
 
 from sqlalchemy import func, select
 
-from bot.clock import FakeClock
-from bot.config import Config, Person, Secrets, load_config
-from bot.fakeslack import FakeSlack
-from bot.imports import import_csv
-from bot.runtime import build_services
-from bot.webhooks import store
+from bot.intake.imports import import_csv
+from bot.intake.webhooks import store
+from bot.local.fakeslack import FakeSlack
+from bot.platform.clock import FakeClock
+from bot.platform.config import Config, Person, Secrets, load_config
+from bot.platform.runtime import build_services
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.models import Lead, OutboxMessage

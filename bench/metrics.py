@@ -29,10 +29,10 @@ from statistics import median
 from sqlalchemy import insert
 
 from bot.alignment.report import report
-from bot.config import load_config
 from bot.metrics.answers import answer, parse
 from bot.metrics.registry import METRICS
 from bot.metrics.snapshots import refresh
+from bot.platform.config import load_config
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.ingest import record, services_on
-from bot.imports import import_csv
+from bot.intake.imports import import_csv
 
 
 def peak_mb() -> float:

@@ -25,8 +25,8 @@ from statistics import median
 from sqlalchemy import func, select, update
 
 from bench.ingest import NOW, record, services_on
-from bot.nudges import sweep
-from bot.webhooks import store
+from bot.intake.webhooks import store
+from bot.sla.nudges import sweep
 from storage.models import Lead, Nudge, OutboxMessage
 
 DAY, DAYS = timedelta(days=1), timedelta(days=30)

@@ -24,10 +24,10 @@ from urllib.parse import urlencode
 
 from bot.app import create_app
 from bot.blocks import surveys as views
-from bot.clock import FakeClock
-from bot.config import Secret, Secrets, parse_config
-from bot.fakeslack import FakeSlack, Message
-from bot.runtime import build_services
+from bot.local.fakeslack import FakeSlack, Message
+from bot.platform.clock import FakeClock
+from bot.platform.config import Secret, Secrets, parse_config
+from bot.platform.runtime import build_services
 from bot.surveys import runs
 from bot.surveys.templates import Question
 from storage import surveys as queries

@@ -14,13 +14,14 @@ from slack_bolt.middleware.request_verification import RequestVerification
 from slack_sdk.signature import Clock as SignatureClock
 from slack_sdk.signature import SignatureVerifier
 
-from bot import admin, leads
 from bot.alignment import commands as alignment_commands
-from bot.clock import Clock
-from bot.commands import HELP, CommandTable
 from bot.digests import commands as digest_commands
+from bot.handoff import leads
 from bot.metrics import commands as metric_commands
-from bot.services import Services
+from bot.platform import admin
+from bot.platform.clock import Clock
+from bot.platform.command_table import HELP, CommandTable
+from bot.platform.services import Services
 from bot.surveys import commands as survey_commands
 
 log = logging.getLogger(__name__)

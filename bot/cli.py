@@ -13,8 +13,8 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from bot.clock import SystemClock
-from bot.config import ConfigError, Secrets, load_config
+from bot.platform.clock import SystemClock
+from bot.platform.config import ConfigError, Secrets, load_config
 from storage.migrate import SchemaOutOfDate
 
 log = logging.getLogger("alignbot")
@@ -144,7 +144,7 @@ def cmd_db_upgrade(args) -> int:
 
 
 def cmd_config_check(args) -> int:
-    from bot.admin import check_config
+    from bot.platform.admin import check_config
 
     verdict = check_config(None, Secrets.from_env())
     if verdict.ok:
@@ -164,8 +164,8 @@ def cmd_import(args) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from bot.csvfile import FileError, check_path
-    from bot.imports import ImportStopped, import_csv
+    from bot.intake.csvfile import FileError, check_path
+    from bot.intake.imports import ImportStopped, import_csv
 
     try:
         check_path(args.file)
@@ -212,7 +212,7 @@ def _import_line(name: str, summary, seconds: float) -> str:
 def cmd_lead(args) -> int:
     import json
 
-    from bot.leads import lead_json
+    from bot.handoff.leads import lead_json
 
     data = lead_json(_local_services(), args.external_id)
     if data is None:
@@ -330,7 +330,7 @@ def cmd_digest_preview(args) -> int:
     from bot.blocks.digests import digest_message
     from bot.blocks.kit import unescape
     from bot.digests.commands import find, preview
-    from bot.shell import blocks_text
+    from bot.local.shell import blocks_text
 
     services = _local_services()
     digest = find(services.config, [args.name])
@@ -361,7 +361,7 @@ def cmd_metrics_refresh(args) -> int:
 
 def _local_services():
     """Services for commands that work on the store only; the running bot delivers what they queue."""
-    from bot.runtime import build_services, make_web_client
+    from bot.platform.runtime import build_services, make_web_client
     from storage.db import make_engine
     from storage.migrate import require_current
 
@@ -451,15 +451,15 @@ def cmd_survey_run(args) -> int:
 
 
 def cmd_manifest(args) -> int:
-    from bot.manifest import manifest_json
+    from bot.platform.manifest import manifest_json
 
     print(manifest_json(request_url=args.url))
     return 0
 
 
 def cmd_shell(args) -> int:
-    from bot.config import Config
-    from bot.shell import SHELL_DB, build_shell
+    from bot.local.shell import SHELL_DB, build_shell
+    from bot.platform.config import Config
     from storage.db import DEFAULT_URL
 
     try:
@@ -486,7 +486,7 @@ def cmd_shell(args) -> int:
 
 
 def _prompt_lines():
-    from bot.shell import PROMPT
+    from bot.local.shell import PROMPT
 
     while True:
         try:
@@ -497,8 +497,8 @@ def _prompt_lines():
 
 def cmd_run(args) -> int:
     from bot.app import create_app
-    from bot.runtime import SenderLoop, build_services
-    from bot.server import create_web_app, serve
+    from bot.platform.runtime import SenderLoop, build_services
+    from bot.platform.server import create_web_app, serve
 
     config, secrets = load_config(), Secrets.from_env()
     _require(secrets, app_mode=True)
@@ -549,7 +549,7 @@ def _reaching_slack(secrets: Secrets):
     own lines about each try, unless debugging)."""
     from slack_sdk.errors import SlackApiError
 
-    from bot.runtime import SLACK_API
+    from bot.platform.runtime import SLACK_API
 
     sdk = logging.getLogger("slack_sdk")
     level = sdk.level
@@ -570,7 +570,7 @@ def _reaching_slack(secrets: Secrets):
 
 
 def cmd_worker(args) -> int:
-    from bot.runtime import SenderLoop, build_services
+    from bot.platform.runtime import SenderLoop, build_services
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # first: a stop during start-up is clean too
@@ -588,7 +588,7 @@ def cmd_worker(args) -> int:
 
 
 def _start_scheduler(services):
-    from bot.scheduler import start_scheduler
+    from bot.platform.scheduler import start_scheduler
 
     return start_scheduler(services)
 

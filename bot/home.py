@@ -20,13 +20,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from bot import outbox, sla
 from bot.alignment import home as alignment_home
 from bot.blocks import home as views
 from bot.blocks.kit import Block
 from bot.blocks.leads import LeadLine
-from bot.config import Config
 from bot.metrics import answers
+from bot.platform import outbox
+from bot.platform.config import Config
+from bot.sla import policies as sla
 from bot.surveys import home as surveys
 from storage import home as queries
 from storage.leads import list_leads, list_people_by_id
@@ -34,7 +35,7 @@ from storage.models import Person
 from storage.people import get_person
 
 if TYPE_CHECKING:
-    from bot.services import Services
+    from bot.platform.services import Services
 
 DEBOUNCE = timedelta(seconds=30)
 LEADS_SHOWN = 20  # and "N more": a Home holds 100 blocks, and other sections need room

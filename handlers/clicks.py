@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.blocks.handoff import click_answer
-from bot.handoff import ClickRefused
-from bot.services import Services
+from bot.handoff.service import ClickRefused
+from bot.platform.services import Services
 
 
 def run_click(services: Services, service: Callable, team_id: str, token: str, user: str,

@@ -11,8 +11,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import commands as views
-from bot.commands import CommandRequest, Reply, Upload
-from bot.services import Services
+from bot.platform.command_table import CommandRequest, Reply, Upload
+from bot.platform.services import Services
 
 log = logging.getLogger(__name__)
 

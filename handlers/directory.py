@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot import directory
-from bot.services import Services
+from bot.handoff import directory
+from bot.platform.services import Services
 
 
 def register(app: App, services: Services) -> None:

@@ -7,7 +7,7 @@ import logging
 
 from slack_bolt import App, BoltResponse
 
-from bot.services import Services
+from bot.platform.services import Services
 
 log = logging.getLogger(__name__)
 

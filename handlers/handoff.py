@@ -6,11 +6,11 @@ import re
 
 from slack_bolt import App
 
-from bot import handoff
 from bot.blocks import handoff as cards
 from bot.blocks.handoff import click_answer
-from bot.lifecycle import REJECTION_REASONS
-from bot.services import Services
+from bot.handoff import service as handoff
+from bot.handoff.lifecycle import REJECTION_REASONS
+from bot.platform.services import Services
 from handlers.clicks import answer_later, button_listener, deciding, run_click, tell
 
 

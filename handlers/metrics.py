@@ -14,9 +14,9 @@ from typing import Any
 from slack_bolt import App, Say
 from slack_sdk import WebClient
 
-from bot.commands import CommandRequest
 from bot.metrics.commands import mention_command
-from bot.services import Services
+from bot.platform.command_table import CommandRequest
+from bot.platform.services import Services
 from handlers.commands import deliver
 
 MENTION = re.compile(r"<@[A-Z0-9]+>")

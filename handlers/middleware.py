@@ -6,8 +6,8 @@ import logging
 
 from slack_bolt import App, BoltResponse
 
-from bot.events import first_delivery
-from bot.services import Services
+from bot.platform.redelivery import first_delivery
+from bot.platform.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot import nudges
 from bot.blocks import sla as views
-from bot.services import Services
+from bot.platform.services import Services
+from bot.sla import nudges
 from handlers.clicks import button_listener
 
 

@@ -12,7 +12,7 @@ from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import surveys as views
-from bot.services import Services
+from bot.platform.services import Services
 from bot.surveys import answers
 from handlers.clicks import answer_later, tell
 

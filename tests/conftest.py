@@ -13,10 +13,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.app import create_app
-from bot.clock import FakeClock
-from bot.config import Secret, Secrets, parse_config
-from bot.fakeslack import FakeSlack
-from bot.runtime import build_services
+from bot.local.fakeslack import FakeSlack
+from bot.platform.clock import FakeClock
+from bot.platform.config import Secret, Secrets, parse_config
+from bot.platform.runtime import build_services
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.models import Base

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
-from bot.config import parse_config
-from bot.shell import Shell, build_shell
+from bot.local.shell import Shell, build_shell
+from bot.platform.config import parse_config
 
 AT = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # Tuesday 09:00 in New York
 

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from bot.app import AfterAck, create_app
 from bot.blocks import handoff as cards
 from bot.blocks import sla as nudge_views
-from bot.config import parse_config
+from bot.platform.config import parse_config
 from tests.conftest import TEST_CONFIG
 from tests.metric_fixture import add_metric_fixture
 from tests.slack import request, send_event, slash

@@ -55,8 +55,8 @@ from bot.alignment import report as alignment
 from bot.alignment.definitions import Definitions
 from bot.alignment.perception import Perception
 from bot.cli import main
-from bot.config import parse_config
 from bot.metrics.grammar import parse_period
+from bot.platform.config import parse_config
 from tests.conftest import TEST_CONFIG
 from tests.metric_fixture import add_metric_fixture, at
 from tests.slack import TEAM, all_text, reply, slash
@@ -257,7 +257,7 @@ def test_the_cli_prints_the_json(services, data, surveyed, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", services.engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("ALIGNBOT_TEAM_ID", TEAM)
     monkeypatch.setattr("bot.cli.load_config", lambda *_: services.config)
-    monkeypatch.setattr("bot.clock.SystemClock.now", lambda self: NOW)
+    monkeypatch.setattr("bot.platform.clock.SystemClock.now", lambda self: NOW)
     assert main(["gap", "2026-06", "--survey", "pulse", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"][3]["reality"] == "high"
     assert main(["index", "2026-06", "--json"]) == 0

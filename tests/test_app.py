@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 from bot.app import create_app
-from bot.commands import Command, CommandTable, Reply
+from bot.platform.command_table import Command, CommandTable, Reply
 from handlers.errors import SORRY
 from tests.slack import all_text, reply, request, send_event, slash, slash_body
 

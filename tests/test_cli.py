@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main
-from bot.fakeslack import FakeSlack
+from bot.local.fakeslack import FakeSlack
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import Lead

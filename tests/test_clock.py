@@ -1,4 +1,4 @@
-"""One clock: nothing but bot/clock.py may read the real time."""
+"""One clock: nothing but bot/platform/clock.py may read the real time."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.clock import FakeClock
+from bot.platform.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[1]
-CLOCK_MODULE = ROOT / "bot" / "clock.py"
+CLOCK_MODULE = ROOT / "bot" / "platform" / "clock.py"
 # calls that read the wall clock or the monotonic clock
 REAL_TIME = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"),
              ("date", "today"), ("time", "time"), ("time", "monotonic"), ("time", "time_ns"),

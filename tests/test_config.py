@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.cli import main
-from bot.config import ConfigError, Secrets, load_config, parse_config, parse_duration
+from bot.platform.config import ConfigError, Secrets, load_config, parse_config, parse_duration
 from tests.slack import all_text, reply, slash
 
 ROOT = Path(__file__).resolve().parents[1]

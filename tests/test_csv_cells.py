@@ -11,7 +11,7 @@ import io
 import pytest
 
 from bot.cli import main
-from bot.imports import import_csv
+from bot.intake.imports import import_csv
 from bot.metrics.answers import ask
 from storage.leads import get_lead_by_external_id
 from tests.slack import reply, slash

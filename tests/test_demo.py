@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from bot.demo import generate_demo
-from bot.lifecycle import REJECTION_REASONS
+from bot.handoff.lifecycle import REJECTION_REASONS
+from bot.handoff.people import sync_config_people
+from bot.local.demo import generate_demo
 from bot.metrics.answers import answer, parse, scorecard
 from bot.metrics.grammar import parse_period
-from bot.people import sync_config_people
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import ContentUse, Customer, Deal, Lead, LeadEvent, Person, Spend, SurveyAnswer

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from bot.cli import main
-from bot.config import ConfigError, Secret, Secrets, parse_config
 from bot.digests import schedule
-from bot.jobs import job
-from bot.runtime import build_services
-from bot.scheduler import fire_times
+from bot.platform.config import ConfigError, Secret, Secrets, parse_config
+from bot.platform.jobs import job
+from bot.platform.runtime import build_services
+from bot.platform.scheduler import fire_times
 from storage.models import DigestPost, Lead, OutboxMessage, Person
 from tests import slack_contract
 from tests.conftest import TEST_CONFIG
@@ -275,7 +275,7 @@ def test_the_cli_preview_prints_json(services, clock, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", services.engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("ALIGNBOT_TEAM_ID", TEAM)
     monkeypatch.setattr("bot.cli.load_config", lambda *_: services.config)
-    monkeypatch.setattr("bot.clock.SystemClock.now", lambda self: ny(12, 1))
+    monkeypatch.setattr("bot.platform.clock.SystemClock.now", lambda self: ny(12, 1))
     assert main(["digest", "preview", "weekly", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["digest"] == "weekly" and out["channel"] == DIGEST and out["empty"] is True

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.directory import look_up, resolve_owner
-from bot.handoff import hand_off
-from bot.webhooks import store
+from bot.handoff.directory import look_up, resolve_owner
+from bot.handoff.service import hand_off
+from bot.intake.webhooks import store
 from storage.models import Lead, Person, UnmappedEmail
 from tests.slack import TEAM, send_event
 
@@ -98,7 +98,7 @@ def test_an_owner_slack_cannot_be_asked_about_waits_in_the_queue_and_is_asked_ag
         services, fake_slack, clock, monkeypatch):
     """A lookup that fails at the network level stores the batch all the same: the lead waits
     unassigned saying why, the email is not taken for nobody's, and a later run routes it."""
-    from bot.jobs import run_job
+    from bot.platform.jobs import run_job
 
     fake_slack.add_user("U0NEWREP1", "Nia New", "nia@example.com")
     monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
@@ -134,7 +134,7 @@ def test_an_owner_slack_cannot_be_asked_about_waits_in_the_queue_and_is_asked_ag
 
 def test_a_retry_that_finds_nobody_says_so_on_the_waiting_card(services, fake_slack, clock,
                                                                 monkeypatch):
-    from bot import owners
+    from bot.intake import owners
 
     monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
     store(services, "leads", [{"external_id": "L-1", "source": "events",
@@ -148,7 +148,7 @@ def test_a_retry_that_finds_nobody_says_so_on_the_waiting_card(services, fake_sl
 
 
 def test_deals_of_an_owner_found_later_become_theirs(services, fake_slack, clock, monkeypatch):
-    from bot import owners
+    from bot.intake import owners
     from storage.models import Deal
 
     fake_slack.add_user("U0NEWREP1", "Nia New", "nia@example.com")

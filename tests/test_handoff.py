@@ -9,11 +9,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot import lifecycle, sla
 from bot.app import AfterAck, create_app
 from bot.blocks import handoff as cards
-from bot.handoff import hand_off
-from bot.webhooks import store
+from bot.handoff import lifecycle
+from bot.handoff.service import hand_off
+from bot.intake.webhooks import store
+from bot.sla import policies as sla
 from storage.models import Lead, LeadEvent, Nudge, Person
 from tests.slack import TEAM, all_text, click, submit
 from tests.slack_contract import check_message

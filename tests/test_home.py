@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bot import outbox
 from bot.blocks import handoff as cards
 from bot.blocks.home import MAX_BLOCKS, home_view
 from bot.blocks.kit import divider, section
 from bot.home import DEBOUNCE, LEADS_SHOWN
-from bot.jobs import run_job
-from bot.manifest import build_manifest
-from bot.nudges import sweep
-from bot.webhooks import store
+from bot.intake.webhooks import store
+from bot.platform import outbox
+from bot.platform.jobs import run_job
+from bot.platform.manifest import build_manifest
+from bot.sla.nudges import sweep
 from storage.models import HomeTab, Lead, Person
 from tests.shelltools import run
 from tests.slack import all_text, click, send_event

@@ -18,9 +18,9 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 
 from bot.cli import main as cli_main
-from bot.clock import SystemClock
-from bot.fakeslack import FakeSlack
-from bot.server import create_web_app
+from bot.local.fakeslack import FakeSlack
+from bot.platform.clock import SystemClock
+from bot.platform.server import create_web_app
 from tests.slack import SIGNING_SECRET, sign, slash_body
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,7 +213,7 @@ def test_run_without_tokens_says_what_is_missing(tmp_path):
 def test_worker_delivers_the_outbox(tmp_path, slack_over_http):
     from datetime import UTC, datetime
 
-    from bot import outbox
+    from bot.platform import outbox
     from storage.db import make_engine, make_sessionmaker
 
     fake, api_url = slack_over_http

@@ -20,9 +20,9 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, insert, select
 
-from bot import csvfile, imports
 from bot.cli import main
-from bot.imports import import_csv, import_dropped
+from bot.intake import csvfile, imports
+from bot.intake.imports import import_csv, import_dropped
 from storage import db
 from storage.bulk import YOUNG_EVERY
 from storage.db import make_engine, wal_checkpoints
@@ -620,7 +620,7 @@ def test_a_row_the_database_refuses_costs_only_itself(services, tmp_path, monkey
     halves (as a webhook's is), down to that row, which is rejected with the reason."""
     from sqlalchemy.exc import DataError
 
-    from bot import webhooks
+    from bot.intake import webhooks
 
     real = webhooks.execute
 

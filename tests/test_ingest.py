@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.ingest import ingest
+from bot.intake.ingest import ingest
 from storage.models import ContentUse, Customer, Deal, Lead, LeadEvent, Nudge, Spend
 from tests.slack import TEAM
 
@@ -376,7 +376,7 @@ def test_a_hubspot_null_date_in_a_timezone_east_of_utc_is_that_rows_rejection(se
     import csv
     import dataclasses
 
-    from bot.imports import import_csv
+    from bot.intake.imports import import_csv
 
     workspace = dataclasses.replace(services.config.workspace, timezone="Europe/Berlin")
     services.config = dataclasses.replace(services.config, workspace=workspace)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.blocks import handoff as cards
 from bot.cli import main
-from bot.leads import lead_json
+from bot.handoff.leads import lead_json
 from storage.models import Lead, Person
 from tests.slack import all_text, click, reply, slash
 from tests.test_handoff import new_lead

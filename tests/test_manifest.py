@@ -10,7 +10,7 @@ import pytest
 from slack_bolt import App
 
 from bot.app import create_app
-from bot.manifest import COMMAND, EVENTS, SCOPES, build_manifest, manifest_json
+from bot.platform.manifest import COMMAND, EVENTS, SCOPES, build_manifest, manifest_json
 from tests import slack_contract
 from tests.slack import send_event
 

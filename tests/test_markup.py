@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import bot.blocks
-from bot.admin import ConfigVerdict
 from bot.alignment.definitions import Definitions
 from bot.alignment.perception import Perception
 from bot.alignment.report import Report, build
@@ -29,15 +28,16 @@ from bot.blocks.handoff import CardView, SummaryLine, SummaryPage
 from bot.blocks.kit import section, unescape
 from bot.blocks.leads import LeadLine
 from bot.blocks.surveys import PendingSurvey, PromptView, RunStatus
-from bot.commands import Command
-from bot.config import DIGEST_SECTIONS
 from bot.digests.content import KPIS, DigestView
+from bot.intake.webhooks import store
 from bot.metrics.answers import TREND, Answer, Comparison
 from bot.metrics.grammar import Period, Query, QueryError, parse_period
 from bot.metrics.registry import METRICS
+from bot.platform.admin import ConfigVerdict
+from bot.platform.command_table import Command
+from bot.platform.config import DIGEST_SECTIONS
 from bot.surveys.results import Group, QuestionResult, Results
 from bot.surveys.templates import CHOICE, SCALE5, SCALE10, TEXT, Question
-from bot.webhooks import store
 from tests.slack import all_text, click, reply, slash, submit
 
 HOSTILE = "<!channel> <@U0EVIL> <https://evil.example|Acme login> <!everyone> R&D"

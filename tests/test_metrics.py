@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.config import METRIC_KEYS
 from bot.metrics.registry import (
     DIMENSIONS,
     METRICS,
@@ -19,6 +18,7 @@ from bot.metrics.registry import (
     response_time_detail,
     vocabulary,
 )
+from bot.platform.config import METRIC_KEYS
 from storage.db import make_sessionmaker
 from tests.metric_fixture import OTHER_TEAM, add_metric_fixture, at, period
 from tests.slack import TEAM

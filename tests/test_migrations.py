@@ -114,9 +114,9 @@ def test_leads_left_waiting_before_retries_are_routed_by_the_first_sweep(tmp_pat
                                                                         fake_slack):
     from sqlalchemy.orm import Session
 
-    from bot.config import Secrets
-    from bot.nudges import sweep
-    from bot.runtime import build_services
+    from bot.platform.config import Secrets
+    from bot.platform.runtime import build_services
+    from bot.sla.nudges import sweep
     from storage.models import Lead, Nudge, Person
     from tests.slack import TEAM
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.blocks import handoff as cards
 from bot.blocks import sla as views
-from bot.nudges import sweep
+from bot.sla.nudges import sweep
 from storage.db import make_sessionmaker
 from storage.models import Lead, Nudge, OutboxMessage, Person
 from tests.slack import TEAM, click
@@ -162,7 +162,7 @@ def test_a_lead_waits_on_one_stage_at_a_time_and_each_writes_the_next(services, 
 
 
 def test_working_on_it_before_the_reminder_skips_it_and_keeps_the_breach(services, clock):
-    from bot.nudges import working_on_it
+    from bot.sla.nudges import working_on_it
 
     with_stages(services, remind_at=0.75)  # the card's "due soon" first, then the reminder
     lead_id = new_lead(services)
@@ -220,19 +220,19 @@ def test_what_was_held_for_an_owner_is_void_once_the_same_sweep_reassigns(servic
 
 
 def test_a_nudge_that_fails_holds_back_only_itself(services, fake_slack, clock, monkeypatch):
-    import bot.nudges
+    import bot.sla.nudges
 
     in_new_york(services)
     for i in range(3):
         new_lead(services, external_id=f"L-{i}", name=f"Lead {i}")
-    broken = bot.nudges.STAGES["remind"]
+    broken = bot.sla.nudges.STAGES["remind"]
 
     def remind(batch, lead, owner):
         if lead.name == "Lead 1":
             raise RuntimeError("a bug in one reminder")
         broken(batch, lead, owner)
 
-    monkeypatch.setitem(bot.nudges.STAGES, "remind", remind)
+    monkeypatch.setitem(bot.sla.nudges.STAGES, "remind", remind)
     clock.set(datetime(2026, 11, 24, 16, 0, tzinfo=UTC))
     report = sweep(services, clock.now())
     assert report.sent == 2 + 3  # two reminders, three card refreshes
@@ -244,7 +244,7 @@ def test_a_nudge_that_fails_holds_back_only_itself(services, fake_slack, clock, 
 
 def test_two_sweeps_on_one_database_send_each_of_1000_nudges_once(services, fake_slack, clock,
                                                                  engine):
-    from bot.webhooks import store
+    from bot.intake.webhooks import store
 
     in_new_york(services)  # every reminder is in working hours
     store(services, "leads", [{"external_id": f"L-{i}", "source": "webinar", "score": 50}

@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot import outbox
-from bot.config import ConfigError, Secrets, parse_config
-from bot.manifest import SCOPES
-from bot.outbox import OutboxSender
-from bot.runtime import SenderLoop, build_services
+from bot.platform import outbox
+from bot.platform.config import ConfigError, Secrets, parse_config
+from bot.platform.manifest import SCOPES
+from bot.platform.outbox import OutboxSender
+from bot.platform.runtime import SenderLoop, build_services
 from storage.db import make_sessionmaker
 from storage.models import OutboxMessage
 from tests.conftest import START, TEST_CONFIG

@@ -8,8 +8,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from bot import outbox
 from bot.blocks.kit import actions, button, message, section
+from bot.platform import outbox
 from tests import slack_contract
 from tests.shelltools import run
 from tests.slack import sign, slash_body

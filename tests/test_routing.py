@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.routing import pick, shares
+from bot.handoff.routing import pick, shares
 
 PEOPLE = ["A", "B", "C", "D"]
 steps = st.lists(st.one_of(st.just(("lead", None)),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot import outbox
-from bot.jobs import JOBS, job, run_job
-from bot.scheduler import fire_times, start_scheduler
+from bot.platform import outbox
+from bot.platform.jobs import JOBS, job, run_job
+from bot.platform.scheduler import fire_times, start_scheduler
 
 
 def test_jobs_are_registered_with_stable_ids_and_explicit_policies(services):

@@ -11,11 +11,11 @@ import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot import outbox
 from bot.blocks.kit import actions, button, message, section
-from bot.jobs import JOBS
+from bot.local.shell import PROMPT
 from bot.metrics import snapshots
-from bot.shell import PROMPT
+from bot.platform import outbox
+from bot.platform.jobs import JOBS
 from tests.conftest import TEST_CONFIG, check_slack_call
 from tests.shelltools import make_shell, run
 
@@ -259,7 +259,7 @@ def test_the_readme_tour_runs_as_written_and_its_first_tick_refreshes_only_the_l
     def refresh(*args, **kwargs):
         reports.append(snapshots.refresh(*args, **kwargs))
         return reports[-1]
-    monkeypatch.setattr("bot.jobs.refresh", refresh)
+    monkeypatch.setattr("bot.platform.jobs.refresh", refresh)
     config = tomllib.loads((README.parent / "alignbot.example.toml").read_text())
     shell = make_shell(tmp_path, config, check_slack_call, demo=True, user="U0ADMIN01",
                        at=datetime.fromisoformat("2026-12-01T10:00:00-05:00"))

@@ -1,4 +1,4 @@
-"""Slack's requests over HTTP (bot/server.py, Bolt's Flask adapter): nothing is read, answered
+"""Slack's requests over HTTP (bot/platform/server.py, Bolt's Flask adapter): nothing is read, answered
 or logged before its signature is checked, with Slack's own recorded payloads."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 
 from bot.app import create_app
-from bot.server import create_web_app
+from bot.platform.server import create_web_app
 from tests import slack_contract
 from tests.conftest import Inline
 from tests.slack import sign

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.config import ConfigError, load_config, parse_config
-from bot.manifest import EVENTS, SCOPES
+from bot.platform.config import ConfigError, load_config, parse_config
+from bot.platform.manifest import EVENTS, SCOPES
 from bot.surveys.results import anonymised, comments_shown, shown_groups
 from bot.surveys.templates import SCALE5, TEXT
 from tests import slack_contract
@@ -142,7 +142,7 @@ def test_a_survey_needs_questions_and_a_channel():
 def test_the_example_config_documents_every_survey_key():
     from pathlib import Path
 
-    from bot.config import SURVEY_KEYS
+    from bot.platform.config import SURVEY_KEYS
 
     example = Path(__file__).resolve().parent.parent / "alignbot.example.toml"
     config = load_config(example)

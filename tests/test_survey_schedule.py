@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.blocks import surveys as views
-from bot.config import Secret, Secrets, parse_config
-from bot.runtime import build_services
+from bot.platform.config import Secret, Secrets, parse_config
+from bot.platform.runtime import build_services
 from bot.surveys import runs
 from storage.models import SurveyRun
 from tests.conftest import TEST_CONFIG

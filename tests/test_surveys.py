@@ -15,7 +15,7 @@ from sqlalchemy import inspect, select, text
 
 from bot.blocks import surveys as views
 from bot.cli import main
-from bot.config import parse_config
+from bot.platform.config import parse_config
 from bot.surveys import runs
 from bot.surveys.commands import find_results
 from bot.surveys.keys import respondent_key

@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot import handoff
 from bot.blocks import handoff as cards
-from bot.nudges import sweep
-from bot.people import sync_config_people
-from bot.routing import Router
-from bot.webhooks import store
+from bot.handoff import service as handoff
+from bot.handoff.people import sync_config_people
+from bot.handoff.routing import Router
+from bot.intake.webhooks import store
+from bot.sla.nudges import sweep
 from storage.models import Base, Lead, LeadEvent, Nudge, Person
 from tests.slack import TEAM, all_text, click, reply, slash
 from tests.test_handoff import new_lead

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.config import Secret
-from bot.records import FIELDS
-from bot.server import create_web_app
-from bot.webhooks import signature
+from bot.intake.records import FIELDS
+from bot.intake.webhooks import signature
+from bot.platform.config import Secret
+from bot.platform.server import create_web_app
 from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Spend
 
 SECRET = "whsec-fuzz-0123456789"

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.config import Secret
-from bot.server import create_web_app
-from bot.webhooks import MAX_BATCH, signature, stage, store
+from bot.intake.webhooks import MAX_BATCH, signature, stage, store
+from bot.platform.config import Secret
+from bot.platform.server import create_web_app
 from storage.models import HandoffBurst, Lead, OutboxMessage, RoutingState
 from tests.concurrency import until_waiting
 
@@ -254,7 +254,7 @@ def test_implausible_times_say_the_window(web, services):
 def test_a_record_the_database_refuses_is_rejected_alone(web, services, monkeypatch):
     """A value the checks miss and the database refuses costs its record only: the batch is
     stored again without it."""
-    from bot import records
+    from bot.intake import records
 
     monkeypatch.setitem(records.FIELDS["leads"], "company", lambda v: v)  # a check with a gap
     records_ = [lead(n) for n in range(5)]
@@ -298,7 +298,7 @@ def test_signatures_are_remembered_only_as_long_as_a_request_is_fresh(web, servi
 
 def test_a_request_that_fails_can_be_sent_again(web, services, monkeypatch):
     """Its signature is not kept: the sender's retry is not a replay."""
-    from bot import webhooks
+    from bot.intake import webhooks
 
     body = json.dumps(lead(1)).encode()
     headers = signed(services, body)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from bot.alignment.report import Report, report
 from bot.blocks import alignment as views
 from bot.blocks.metrics import metric_error
-from bot.commands import Command, Invocation, Reply
 from bot.metrics.grammar import QueryError, parse_period
+from bot.platform.command_table import Command, Invocation, Reply
 
 ASK_GAP = "Ask like `/align gap last quarter` (default: the last 90 days)."
 ASK_INDEX = "Ask like `/align index last quarter` (default: the last 90 days)."

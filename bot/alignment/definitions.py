@@ -1,5 +1,5 @@
 """What the gap and the index are made of, as plain data: the defaults of README "Perception
-vs. reality", which `[alignment]` in the config may override (bot.config reads this module
+vs. reality", which `[alignment]` in the config may override (bot.platform.config reads this module
 to validate it, so it imports nothing of the store)."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.alignment.definitions import COLLABORATION, DIMENSIONS
-from bot.config import Config
+from bot.platform.config import Config
 from bot.surveys.results import results
 from storage import surveys as queries
 

@@ -18,10 +18,10 @@ from bot.alignment import gap
 from bot.alignment.definitions import DEFAULT_TARGETS, TARGETS_MET, Definitions
 from bot.alignment.index import Index, index
 from bot.alignment.perception import Perception, latest_perception
-from bot.config import Config
 from bot.metrics.grammar import Period, parse_period
 from bot.metrics.registry import METRICS
 from bot.metrics.snapshots import Reader
+from bot.platform.config import Config
 
 
 @dataclass(frozen=True)

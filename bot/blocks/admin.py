@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from bot.blocks.kit import context, escape, message, section
 
 if TYPE_CHECKING:
-    from bot.admin import ConfigVerdict
+    from bot.platform.admin import ConfigVerdict
 
 
 def config_verdict(v: ConfigVerdict) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from bot.blocks.kit import context, escape, header, message, section
 
 if TYPE_CHECKING:
-    from bot.commands import Command
+    from bot.platform.command_table import Command
 
 HELP_TITLE = "alignbot commands"
 HELP_FOOTER = "Type `/align help &lt;command&gt;` for details. Admin-only commands are marked :lock:."

@@ -23,7 +23,7 @@ from bot.blocks.kit import (
     plain,
     section,
 )
-from bot.lifecycle import REJECTION_REASONS
+from bot.handoff.lifecycle import REJECTION_REASONS
 
 ACCEPT = "handoff.accept"
 REJECT = "handoff.reject"

@@ -7,12 +7,12 @@ from datetime import datetime
 
 from bot.blocks.digests import digest_message
 from bot.blocks.kit import escape
-from bot.commands import Command, Invocation, Reply
-from bot.config import Config, Digest
 from bot.digests.content import DigestView, compose
 from bot.digests.schedule import EMPTY, SENT, post
 from bot.metrics.grammar import parse_period
-from bot.services import Services
+from bot.platform.command_table import Command, Invocation, Reply
+from bot.platform.config import Config, Digest
+from bot.platform.services import Services
 
 
 def find(config: Config, words: list[str]) -> Digest | str:

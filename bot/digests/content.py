@@ -14,16 +14,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import sla
 from bot.alignment.report import Report, report
 from bot.blocks.leads import LeadLine
-from bot.config import Config, Digest
-from bot.leads import OPEN
+from bot.handoff.leads import OPEN
 from bot.metrics.answers import Answer, answer
 from bot.metrics.charts import Series, series, trend_png
 from bot.metrics.grammar import Period, Query
 from bot.metrics.registry import METRICS, Parts
 from bot.metrics.snapshots import Reader
+from bot.platform.config import Config, Digest
+from bot.sla import policies as sla
 from storage.leads import get_person_by_id, list_leads
 
 OVERDUE_SHOWN = 10  # then "and N more"

@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot import outbox
 from bot.blocks.digests import digest_message
-from bot.config import Config, Digest
 from bot.digests.content import CHART, DigestView, chart_args, compose
 from bot.metrics.grammar import Period, parse_period
-from bot.services import Services
+from bot.platform import outbox
+from bot.platform.config import Config, Digest
+from bot.platform.services import Services
 from storage import digests as queries
 
 log = logging.getLogger(__name__)

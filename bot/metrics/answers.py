@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from bot.config import Config
-from bot.csvfile import write_rows
+from bot.intake.csvfile import write_rows
 from bot.metrics import snapshots
 from bot.metrics.grammar import Period, Query, QueryError, parse_period, parse_query
 from bot.metrics.registry import METRICS, Metric, vocabulary
+from bot.platform.config import Config
 
 if TYPE_CHECKING:
-    from bot.services import Services
+    from bot.platform.services import Services
 
 TREND = 6  # periods in an answer's trend, the asked one last
 COMPARE_LABELS = {"previous": "previous period", "last_year": "last year"}

@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 from bot.blocks import metrics as views
-from bot.commands import Command, CommandTable, Invocation, Reply, Upload, small_talk
 from bot.metrics.answers import Answer, answer, parse, scorecard
 from bot.metrics.charts import series, trend_png
 from bot.metrics.grammar import QueryError, parse_period
 from bot.metrics.registry import vocabulary
+from bot.platform.command_table import Command, CommandTable, Invocation, Reply, Upload, small_talk
 from storage.people import list_people
 
 FLAGS = ("share", "chart")  # the scorecard's words besides its period

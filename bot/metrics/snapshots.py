@@ -24,9 +24,9 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from bot.config import Config
 from bot.metrics.grammar import Period, midnight
 from bot.metrics.registry import METRICS, Metric, Parts, highest_first
+from bot.platform.config import Config
 from storage import snapshots as queries
 
 SETTLE_DAYS = 7

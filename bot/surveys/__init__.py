@@ -1,6 +1,6 @@
 """Pulse surveys: scheduled, answered by buttons or emoji reactions, anonymous by construction.
 
-- `templates`: the question types and the built-in `alignment` template (read by bot.config);
+- `templates`: the question types and the built-in `alignment` template (read by bot.platform.config);
 - `runs`: opening a run (audience, questions, invites), prompting in people's working hours,
   reminding non-responders, closing (the anonymising rewrite) — and the sweep job;
 - `answers`: recording, changing and withdrawing an answer from a click, a select, a modal

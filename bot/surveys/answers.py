@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import outbox
 from bot.blocks import surveys as views
+from bot.platform import outbox
 from bot.surveys.keys import prompt_ref, respondent_key
 from bot.surveys.templates import SCALE5, SCALE10, TEXT, Question
 from storage import surveys as queries

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.blocks import surveys as views
-from bot.commands import Command, Invocation, Reply
+from bot.platform.command_table import Command, Invocation, Reply
 from bot.surveys import runs
 from bot.surveys.results import Results, results
 from storage import surveys as queries

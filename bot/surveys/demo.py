@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from bot.config import Config, Survey
+from bot.platform.config import Config, Survey
 from bot.surveys import answers
 from bot.surveys.keys import respondent_key
 from bot.surveys.runs import close_run, open_run

@@ -21,11 +21,12 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import home, outbox
+from bot import home
 from bot.blocks import surveys as views
-from bot.config import Config, Survey
-from bot.directory import upsert_slack_user
-from bot.sla import calendar_for
+from bot.handoff.directory import upsert_slack_user
+from bot.platform import outbox
+from bot.platform.config import Config, Survey
+from bot.sla.policies import calendar_for
 from bot.surveys.keys import prompt_ref, respondent_key
 from bot.surveys.results import Results, anonymised, results
 from bot.surveys.templates import Question

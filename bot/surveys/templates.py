@@ -1,4 +1,4 @@
-"""Question types and the built-in templates. Plain data: bot.config reads it to validate."""
+"""Question types and the built-in templates. Plain data: bot.platform.config reads it to validate."""
 
 from __future__ import annotations
 

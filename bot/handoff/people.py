@@ -1,0 +1,30 @@
+"""People: the config's [[people]] made into rows the rest of the bot can join on."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from bot.platform.config import Config
+from storage.models import Person
+from storage.people import get_person
+
+
+def sync_config_people(session: Session, team_id: str, config: Config, now: datetime) -> int:
+    """Upsert everyone listed in the config; returns how many rows changed."""
+    changed = 0
+    for p in config.people:
+        row = get_person(session, team_id, p.slack_id) or Person(team_id=team_id,
+                                                                 slack_id=p.slack_id)
+        values = dict(email=p.email, name=p.name or row.name, role=p.role,
+                      manager_slack_id=p.manager, timezone=p.timezone, weight=p.weight,
+                      daily_cap=p.daily_cap, from_config=True,
+                      working_hours=str(p.working_hours) if p.working_hours else None)
+        if row.id is None or any(getattr(row, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(row, k, v)
+            row.updated_at = now
+            session.add(row)
+            changed += 1
+    return changed

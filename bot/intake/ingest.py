@@ -1,0 +1,384 @@
+"""Ingest: records from webhooks, CSV imports and dropped files, checked and upserted.
+
+Each entity's fields are declared once, in bot.intake.records. Upserts are by key, so the
+same record sent twice changes nothing the second time; a key twice in one batch is
+stored once (the first) and the second rejected. A record that carries the CRM's own
+`updated_at` older than the one applied last is skipped: deliveries can arrive out
+of order, and the newer state wins. Lead stage changes go through the lifecycle, like
+a click in Slack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot import home
+from bot.handoff import lifecycle
+from bot.intake.records import KEY_FIELDS, Checked, Rejection, check, key_text, window
+from bot.platform.config import Config
+from bot.sla import policies as sla
+from storage import ingest as queries
+from storage.bulk import Rows
+from storage.leads import allocate_lead_ids
+from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend
+
+# The stages a lead imported "at" a status has passed through, in order.
+CHAIN = {"new": (), "routed": ("routed",), "accepted": ("routed", "accepted"),
+         "contacted": ("routed", "accepted", "contacted"),
+         "qualified": ("routed", "accepted", "contacted", "qualified"),
+         "won": ("routed", "accepted", "contacted", "qualified", "won"),
+         "lost": ("routed", "accepted", "contacted", "qualified", "lost"),
+         "rejected": ("routed", "rejected"), "recycled": ("routed", "recycled")}
+
+
+@dataclass
+class IngestResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    # counted unchanged: older than what is stored (the reason is in `errors`)
+    skipped: list[Rejection] = field(default_factory=list)
+    # created as "new", for the caller to route (drafts when ingested with `rows`)
+    new_leads: list[Lead] = field(default_factory=list)
+    unmapped_owners: set[str] = field(default_factory=set)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                "rejected": [{"index": r.index, "external_id": r.external_id, "errors": r.errors}
+                             for r in self.rejected],
+                "skipped": [{"index": r.index, "external_id": r.external_id, "reason": r.errors[0]}
+                            for r in self.skipped]}
+
+    def add(self, other: IngestResult) -> IngestResult:
+        """Both parts of a batch stored apart, as one."""
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected = sorted(self.rejected + other.rejected, key=lambda r: r.index)
+        self.skipped = sorted(self.skipped + other.skipped, key=lambda r: r.index)
+        self.new_leads += other.new_leads
+        self.unmapped_owners |= other.unmapped_owners
+        return self
+
+
+def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any] | Checked, *,
+           now: datetime, actor: str, resolve_owner: Callable[[str], int | None],
+           config: Config | None = None, rows: Rows | None = None) -> IngestResult:
+    """Validate (unless `check`ed already: then only its times against `now`) and upsert; new
+    leads' history and nudges go into `rows` when given (the caller writes them after
+    routing, in one statement per table)."""
+    checked = window(entity, records, now) if isinstance(records, Checked) else \
+        check(entity, records, now)
+    result = IngestResult(rejected=list(checked.rejected))
+    ctx = _Context(session, team_id, entity, now, actor, resolve_owner, config or Config(), result,
+                   rows)
+    UPSERT[entity](ctx, checked.parsed)
+    home.mark_stale(session, ctx.homes, now)
+    return result
+
+
+@dataclass
+class _Context:
+    session: Session
+    team_id: str
+    entity: str
+    now: datetime
+    actor: str
+    resolve_owner: Callable[[str], int | None]
+    config: Config
+    result: IngestResult
+    rows: Rows | None = None
+    owners: dict[str, int | None] = field(default_factory=dict)
+    homes: set[int | None] = field(default_factory=set)  # owners, old and new, of changed leads
+
+    def owner_id(self, email_: str) -> int | None:
+        if email_ not in self.owners:
+            self.owners[email_] = self.resolve_owner(email_)
+            if self.owners[email_] is None:
+                self.result.unmapped_owners.add(email_)
+        return self.owners[email_]
+
+    def stamps(self, columns: dict) -> dict:
+        """Defaults of a new row: created now unless the record says when; updated now."""
+        return {"updated_at": self.now} | ({} if "created_at" in columns
+                                           else {"created_at": self.now})
+
+    def reject(self, index: int, key: str | None, error: str) -> None:
+        self.result.rejected.append(Rejection(index, key, [error]))
+
+    def first_in_batch(self, index: int, values: dict[str, Any], seen: set) -> bool:
+        """False (and the record rejected) when its key came earlier in this batch."""
+        key = key_text(self.entity, values)
+        if key in seen:
+            self.reject(index, key, f"{'/'.join(KEY_FIELDS[self.entity])}: sent twice in this batch")
+            return False
+        seen.add(key)
+        return True
+
+    def outdated(self, index: int, values: dict[str, Any], row: Any) -> bool:
+        """True (and the record skipped) when the CRM's `updated_at` is older than the
+        update applied last."""
+        given, stored = values.get("updated_at"), row.source_updated_at
+        if given is None or stored is None or given >= stored:
+            return False
+        self.result.unchanged += 1
+        self.result.skipped.append(Rejection(index, key_text(self.entity, values), [
+            f"updated_at {given.isoformat()} is older than the update already applied "
+            f"({stored.isoformat()}); the newer one stays"]))
+        return True
+
+
+def _applied_at(row: Any, values: dict[str, Any]) -> None:
+    """The CRM's time of the update just applied (unchanged or not), for `outdated`."""
+    if "updated_at" in values:
+        row.source_updated_at = values["updated_at"]
+
+
+def _apply(row: Any, values: dict[str, Any]) -> bool:
+    """Set the given values; True when any differs from what is stored."""
+    changed = False
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed = True
+    return changed
+
+
+def _simple(ctx: _Context, parsed, model, existing: dict, key: Callable[[dict], Any],
+            prepare: Callable[[dict], dict | str], defaults: Callable[[dict], dict]) -> None:
+    """Upsert rows whose only rule is 'same key, same row' (deals, customers, spend, content)."""
+    seen: set[str] = set()
+    for index, values in parsed:
+        if not ctx.first_in_batch(index, values, seen):
+            continue
+        columns = prepare(values)
+        if isinstance(columns, str):
+            ctx.reject(index, key_text(ctx.entity, values), columns)
+            continue
+        columns.pop("updated_at", None)  # the CRM's: kept as source_updated_at
+        row = existing.get(key(values))
+        if row is None:
+            extra = {k: v for k, v in defaults(columns).items() if hasattr(model, k)}
+            if hasattr(model, "source_updated_at"):
+                extra["source_updated_at"] = values.get("updated_at")
+            row = model(team_id=ctx.team_id, **extra, **columns)
+            ctx.session.add(row)
+            existing[key(values)] = row
+            ctx.result.created += 1
+            continue
+        if hasattr(row, "source_updated_at"):
+            if ctx.outdated(index, values, row):
+                continue
+            _applied_at(row, values)
+        if _apply(row, columns):
+            if hasattr(row, "updated_at"):
+                row.updated_at = ctx.now
+            ctx.result.updated += 1
+        else:
+            ctx.result.unchanged += 1
+
+
+def _deals(ctx: _Context, parsed) -> None:
+    keys = [v["external_id"] for _, v in parsed]
+    existing = queries.get_by_external_ids(ctx.session, Deal, ctx.team_id, keys)
+    leads = queries.get_ids_by_external_ids(
+        ctx.session, Lead, ctx.team_id, [v["lead_external_id"] for _, v in parsed
+                                         if "lead_external_id" in v])
+
+    def prepare(v: dict) -> dict:
+        columns = dict(v)
+        if "lead_external_id" in v:
+            columns["lead_id"] = leads.get(v["lead_external_id"])
+        if "owner_email" in v:
+            columns["owner_id"] = ctx.owner_id(v["owner_email"])
+        return columns
+
+    _simple(ctx, parsed, Deal, existing, lambda v: v["external_id"], prepare, ctx.stamps)
+
+
+def _customers(ctx: _Context, parsed) -> None:
+    existing = queries.get_by_external_ids(ctx.session, Customer, ctx.team_id,
+                                           [v["external_id"] for _, v in parsed])
+    _simple(ctx, parsed, Customer, existing, lambda v: v["external_id"], dict, ctx.stamps)
+
+
+def _content(ctx: _Context, parsed) -> None:
+    existing = queries.get_by_external_ids(ctx.session, ContentItem, ctx.team_id,
+                                           [v["external_id"] for _, v in parsed])
+    _simple(ctx, parsed, ContentItem, existing, lambda v: v["external_id"], dict, ctx.stamps)
+
+
+def _spend(ctx: _Context, parsed) -> None:
+    existing = queries.get_spend(ctx.session, ctx.team_id, {v["month"] for _, v in parsed})
+    _simple(ctx, parsed, Spend, existing, lambda v: (v["month"], v["team"]), dict, ctx.stamps)
+
+
+def _content_usage(ctx: _Context, parsed) -> None:
+    items = queries.get_ids_by_external_ids(ctx.session, ContentItem, ctx.team_id,
+                                            [v["content_external_id"] for _, v in parsed])
+    deals = queries.get_ids_by_external_ids(ctx.session, Deal, ctx.team_id,
+                                            [v["deal_external_id"] for _, v in parsed
+                                             if "deal_external_id" in v])
+    existing = queries.get_content_uses(ctx.session, ctx.team_id, list(items.values()))
+
+    def prepare(v: dict) -> dict | str:
+        content_id = items.get(v["content_external_id"])
+        if content_id is None:
+            return (f"content_external_id: no content item {v['content_external_id']} "
+                    "(send it to /webhooks/content first)")
+        columns = {"content_id": content_id, "user_email": v["user_email"], "used_at": v["used_at"],
+                   "person_id": ctx.owner_id(v["user_email"])}
+        if "deal_external_id" in v:
+            columns["deal_id"] = deals.get(v["deal_external_id"])
+        return columns
+
+    _simple(ctx, parsed, ContentUse, existing,
+            lambda v: (items.get(v["content_external_id"]), v["user_email"], v["used_at"]),
+            prepare, lambda columns: {})
+
+
+# ------------------------------------------------------------------ leads
+
+PLAIN = ("source", "email", "name", "company", "title", "score", "segment", "region", "why",
+         "crm_url")
+
+
+def _leads(ctx: _Context, parsed) -> None:
+    existing = queries.get_by_external_ids(ctx.session, Lead, ctx.team_id,
+                                           [v["external_id"] for _, v in parsed])
+    created: list[tuple[Lead, dict[str, Any]]] = []
+    seen: set[str] = set()
+    fresh = [v for _, v in parsed if v["external_id"] not in existing]
+    ids = iter(allocate_lead_ids(ctx.session, len({v["external_id"] for v in fresh})))
+    for index, values in parsed:
+        lead = existing.get(values["external_id"])
+        if not ctx.first_in_batch(index, values, seen):
+            continue
+        if lead is None:
+            if values.get("status", "new") != "new" and "owner_email" not in values:
+                ctx.reject(index, values["external_id"],
+                           "owner_email: needed to import a lead that is already routed")
+                continue
+            lead = _new_lead(ctx, values, next(ids))
+            existing[values["external_id"]] = lead
+            created.append((lead, values))
+        elif not ctx.outdated(index, values, lead):
+            _existing_lead(ctx, index, lead, values)
+    for lead, values in created:  # ids are known: nothing is flushed until the caller is done
+        _import_stages(ctx, lead, values)
+
+
+def _existing_lead(ctx: _Context, index: int, lead: Lead, values: dict[str, Any]) -> None:
+    owner = lead.owner_id
+    try:
+        with ctx.session.begin_nested():
+            outcome = _update_lead(ctx, lead, values)
+            _applied_at(lead, values)
+    except (lifecycle.IllegalTransition, Refused) as exc:
+        ctx.reject(index, values["external_id"], f"status: {exc}")
+        ctx.session.refresh(lead)
+        return
+    setattr(ctx.result, outcome, getattr(ctx.result, outcome) + 1)
+    if outcome == "updated":
+        ctx.homes.update((owner, lead.owner_id))
+
+
+class Refused(ValueError):
+    """A record this lead cannot take; its message is the reason reported."""
+
+
+def _new_lead(ctx: _Context, v: dict[str, Any], lead_id: int) -> Lead:
+    """A new lead: a draft written with the batch's rows when there are any, else an ORM row."""
+    mql = v.get("mql_at", ctx.now)
+    fields = {k: v[k] for k in PLAIN if k in v}
+    fields.update(id=lead_id, team_id=ctx.team_id, external_id=v["external_id"], status="new",
+                  created_at=v.get("created_at", mql), mql_at=mql, updated_at=ctx.now,
+                  source_updated_at=v.get("updated_at"), owner_email=v.get("owner_email"),
+                  rejection_reason=v.get("rejection_reason"))
+    ctx.result.created += 1
+    if ctx.rows is not None:
+        return ctx.rows.new(Lead, fields)
+    lead = Lead(**fields)
+    ctx.session.add(lead)
+    return lead
+
+
+def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
+    """A new lead's history: created, then each stage it was imported at (a new one is routed
+    later). Its SLA is worked out from the stage times; nudges only if it still awaits a touch."""
+    lifecycle.record(ctx.session, lead, "created", actor=ctx.actor, at=lead.created_at, rows=ctx.rows)
+    status = v.get("status", "new")
+    if status == "new":
+        ctx.result.new_leads.append(lead)
+        return
+    lead.owner_id = ctx.owner_id(v["owner_email"])
+    ctx.homes.add(lead.owner_id)
+    owner = ctx.session.get(Person, lead.owner_id) if lead.owner_id else None
+    at = lead.mql_at
+    for stage in CHAIN[status]:
+        at = v.get(lifecycle.STAMP[stage], at)
+        lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at, rows=ctx.rows,
+                             data={"reason": v["rejection_reason"]} if stage == "rejected" else None)
+        if stage == "routed":
+            sla.start(lead, ctx.config, owner, at)
+        if stage in ("contacted", "rejected"):
+            sla.stop(lead, ctx.config, owner, at)
+    if lead.status in sla.OPEN:
+        sla.schedule(ctx.session, lead, ctx.config, owner, ctx.rows)
+    lead.updated_at = ctx.now
+
+
+def _update_lead(ctx: _Context, lead: Lead, v: dict[str, Any]) -> str:
+    """'updated' or 'unchanged'; stage moves go through the lifecycle (illegal ones raise)."""
+    plain = {k: v[k] for k in PLAIN if k in v}
+    if "owner_email" in v and v["owner_email"] != lead.owner_email:
+        plain["owner_email"] = v["owner_email"]
+        plain["owner_id"] = ctx.owner_id(v["owner_email"])
+    changed_fields = [k for k, value in plain.items() if getattr(lead, k) != value]
+    if changed_fields:
+        _apply(lead, plain)
+        lifecycle.record(ctx.session, lead, "updated", actor=ctx.actor, at=ctx.now,
+                         data={"fields": changed_fields})
+    moved = _move(ctx, lead, v)
+    if changed_fields or moved:
+        lead.updated_at = ctx.now
+        return "updated"
+    return "unchanged"
+
+
+def _move(ctx: _Context, lead: Lead, v: dict[str, Any]) -> bool:
+    target = v.get("status")
+    if target is None:  # a newly given stage time is a move too
+        for status, name in (("rejected", "rejected_at"), ("contacted", "first_touch_at"),
+                             ("accepted", "accepted_at")):
+            if name in v and getattr(lead, name) is None:
+                target = status
+                break
+    if target is None or target == lead.status:
+        return False
+    owner = ctx.session.get(Person, lead.owner_id) if lead.owner_id else None
+    steps = [s for s in CHAIN.get(target, (target,)) if s not in CHAIN.get(lead.status, ())
+             and s != lead.status] if target in CHAIN else [target]
+    if not steps or not lifecycle.can(lead, steps[0]):
+        raise lifecycle.IllegalTransition(lead, target)
+    for stage in steps:
+        at = v.get(lifecycle.STAMP.get(stage, ""), ctx.now)
+        data = {"reason": v.get("rejection_reason")} if stage == "rejected" else None
+        if stage == "rejected":
+            if "rejection_reason" not in v:
+                raise Refused("a rejection needs a rejection_reason")
+            lead.rejection_reason = v["rejection_reason"]
+        lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at, data=data)
+        if stage in ("contacted", "rejected"):
+            sla.close_clock(ctx.session, lead, ctx.config, owner, at)
+    return True
+
+
+UPSERT = {"leads": _leads, "deals": _deals, "customers": _customers, "spend": _spend,
+          "content": _content, "content_usage": _content_usage}

@@ -1,0 +1,575 @@
+"""The local shell: the same Bolt app, driven by typed lines instead of Slack.
+
+Every line becomes a Slack-shaped payload passed to the real `app.dispatch()`; the
+Web API is a `FakeSlack` that prints each message as text with its number and
+buttons. The clock is a `FakeClock` that only `tick` moves, and `tick` runs the
+scheduled jobs whose time came, in order.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import re
+import shlex
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from slack_bolt import App, BoltRequest
+
+from bot.blocks.kit import shown, unescape
+from bot.local.fakeslack import FakeSlack, Message
+from bot.platform.clock import FakeClock
+from bot.platform.config import parse_duration
+from bot.platform.jobs import JOBS, job
+from bot.platform.scheduler import fire_times
+from bot.platform.services import Services
+
+if TYPE_CHECKING:
+    from bot.app import AfterAck
+
+PROMPT = "alignbot> "
+DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*(?:\|[^>]*)?>")
+MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
+HELP = """Lines you can type:
+  /align <command>          a slash command, as the current user (try /align help)
+  @alignbot <question>      mention the bot in the channel: a metric question or a command
+  click <action> [msg#] [pick]  click a button (default: the latest message having it);
+                            for a picker, name the person or the option to pick
+  submit block=value ...    submit the open modal (e.g. submit reason=not_icp note="no budget")
+  react <emoji> <msg#>      add an emoji reaction to a message (e.g. react three 12)
+  unreact <emoji> <msg#>    remove it again
+  home [user]               open the App Home tab (yours, or that person's)
+  webhook <entity> <json>   what a CRM would POST to /webhooks/<entity>
+  import <entity> FILE [mapping]  import a CSV file (mapping: hubspot or salesforce)
+  as <user>                 act as another person (Slack id, email or name)
+  tick <duration>           advance the clock (15m, 4h, 2d) and run the jobs that fall due
+  jobs                      list the scheduled jobs and when they run next
+  run <job>                 run one job now
+  whoami | time | help | quit"""
+
+# Jobs a `tick` runs once, at their last due time: a metrics refresh depends only on the
+# data and the time, so the runs before the last would only redo what the last one does
+# (each redoes the last days, a second or so on the demo's data).
+ONCE_A_TICK = frozenset({"metrics.refresh"})
+SENDER = "outbox.sweep"
+
+@dataclass
+class ShellState:
+    user: str
+    last_tick: datetime
+
+
+class Shell:
+    def __init__(self, services: Services, app: App, after_ack: AfterAck, fake: FakeSlack,
+                 clock: FakeClock, user: str, out: TextIO = sys.stdout):
+        self.services, self.app, self.fake, self.clock, self.out = services, app, fake, clock, out
+        self.after_ack = after_ack  # what the app leaves until its ack is shown
+        self.state = ShellState(user=user, last_tick=clock.now())
+        self._seq = 0
+        self._console: Any = None  # a tick's progress bar's, while it shows
+        fake.on_change = self._show
+        self.commands: dict[str, Callable[[list[str]], None]] = {
+            "click": self.click, "submit": self.submit, "react": self.react,
+            "unreact": lambda args: self.react(args, added=False), "home": self.home,
+            "import": self.import_file, "as": self.act_as, "tick": self.tick,
+            "jobs": self.jobs, "run": self.run_job, "whoami": self.whoami, "time": self.time,
+            "help": lambda _: self.say(HELP),
+        }
+
+    # -- the loop
+
+    def loop(self, lines: Iterable[str], echo: bool) -> None:
+        for raw in lines:
+            line = raw.strip()
+            if echo and line:
+                self.say(f"{PROMPT}{line}")
+            if line in ("quit", "exit"):
+                return
+            if line and not line.startswith("#"):
+                self.execute(line)
+
+    def execute(self, line: str) -> None:
+        try:
+            if line.startswith("/"):
+                self.slash(line)
+            elif line.startswith("@"):
+                self.mention(line)
+            elif line.split(maxsplit=1)[0] == "webhook":
+                self.webhook(line)
+            else:
+                words = shlex.split(line)
+                handler = self.commands.get(words[0].lower())
+                if handler is None:
+                    self.say(self._unknown(words[0]))
+                    return
+                handler(words[1:])
+        except ShellError as exc:
+            self.say(f"! {exc}")
+        self.flush()
+
+    def flush(self) -> None:
+        """Deliver what the bot queued, as the sender would right after the commit."""
+        self.services.sender.flush()
+
+    def _unknown(self, word: str) -> str:
+        close = difflib.get_close_matches(word.lower(), [*self.commands, "webhook", "quit"], n=1)
+        guess = f" — did you mean {close[0]!r}?" if close else ""
+        return f"unknown line {word!r}{guess}; type help"
+
+    # -- lines
+
+    def slash(self, line: str) -> None:
+        command, _, text = line.partition(" ")
+        body = urlencode({
+            "token": "local", "team_id": self.services.team_id, "team_domain": "local",
+            "channel_id": self.channel, "channel_name": "shell", "user_id": self.state.user,
+            "user_name": self.state.user, "command": command, "text": text.strip(),
+            "api_app_id": "A0LOCAL",
+            "response_url": f"https://{self.fake.host}/respond/{self.channel}/-/{self.state.user}",
+            "trigger_id": self._trigger(),
+        })
+        resp = self._dispatch(body, "application/x-www-form-urlencoded")
+        self._show_ack(resp.body)
+        self.after_ack.run()  # a file follows its answer
+
+    def click(self, args: list[str]) -> None:
+        if not args:
+            raise ShellError("usage: click <action> [msg#] [user, for a user picker]")
+        action_id = args[0]
+        number = int(args[1]) if len(args) > 1 and args[1].isdigit() else None
+        picked = args[2 if number else 1] if len(args) > (2 if number else 1) else None
+        msg = self._message_with(action_id, number)
+        _, element = msg.find_element(action_id)
+        if element.get("type") in ("users_select", "static_select") and not picked:
+            what = "a person" if element["type"] == "users_select" else "an option"
+            raise ShellError(f"{action_id} picks {what}: click {action_id} {msg.number} <pick>")
+        person = element.get("type") == "users_select"
+        payload = self.fake.block_action(
+            msg, action_id, self.state.user, trigger_id=self._trigger(),
+            selected_user=self._resolve_user(picked) if picked and person else None,
+            selected_option=picked if not person else None, at=self.clock.now().timestamp())
+        self._send_payload(payload)
+
+    def submit(self, args: list[str]) -> None:
+        """Submit the modal opened last, with block=value answers."""
+        if not self.fake.views:
+            raise ShellError("no modal is open")
+        answers = dict(a.split("=", 1) for a in args if "=" in a)
+        self._send_payload(self.fake.view_submission(self.fake.views[-1], self.state.user, answers))
+
+    def _send_payload(self, payload: dict[str, Any]) -> None:
+        resp = self._dispatch(urlencode({"payload": json.dumps(payload)}),
+                              "application/x-www-form-urlencoded")
+        self._show_ack(resp.body)
+        self.after_ack.run()  # the clicker's answer follows the ack
+
+    def react(self, args: list[str], added: bool = True) -> None:
+        if len(args) != 2 or not args[1].isdigit():
+            raise ShellError(f"usage: {'' if added else 'un'}react <emoji> <msg#>")
+        msg = self._message(int(args[1]))
+        self._send_event({
+            "type": "reaction_added" if added else "reaction_removed", "user": self.state.user,
+            "reaction": args[0].strip(":"),
+            "item": {"type": "message", "channel": msg.channel, "ts": msg.ts},
+            "item_user": self.fake.bot_user, "event_ts": f"{self.clock.now().timestamp():.6f}",
+        })
+
+    def home(self, args: list[str]) -> None:
+        user = self._resolve_user(" ".join(args)) if args else self.state.user
+        self._send_event({"type": "app_home_opened", "user": user, "channel": self.fake.dm_id(user),
+                          "tab": "home", "event_ts": f"{self.clock.now().timestamp():.6f}"})
+
+    def mention(self, line: str) -> None:
+        """`@alignbot <text>`: a message in the channel that mentions the bot."""
+        self._seq += 1
+        ts = f"{int(self.clock.now().timestamp())}.{self._seq:06d}"  # unique: its own thread
+        self._send_event({
+            "type": "app_mention", "user": self.state.user, "team": self.services.team_id,
+            "text": f"<@{self.fake.bot_user}> {line.partition(' ')[2]}", "channel": self.channel,
+            "client_msg_id": f"local-{self._seq}", "ts": ts, "event_ts": ts,
+        })
+
+    def _send_event(self, event: dict[str, Any]) -> None:
+        self._seq += 1
+        body = {"token": "local", "team_id": self.services.team_id, "api_app_id": "A0LOCAL",
+                "event": event, "type": "event_callback", "event_id": f"Ev0LOCAL{self._seq:06d}",
+                "event_time": int(self.clock.now().timestamp()),
+                "authorizations": [{"team_id": self.services.team_id,
+                                    "user_id": self.fake.bot_user, "is_bot": True}]}
+        self._dispatch(json.dumps(body), "application/json")
+        self.after_ack.run()  # the answer follows the HTTP 200
+
+    def webhook(self, line: str) -> None:
+        """`webhook leads {"external_id": ...}`: what a CRM would POST, without the signature."""
+        from bot.intake.webhooks import records_of, store
+
+        _, entity, *rest = line.split(maxsplit=2) + [""]
+        try:
+            records = records_of(entity, json.loads(rest[0] or "null"))
+            result = store(self.services, entity, records, actor="shell")
+        except ValueError as exc:
+            raise ShellError(f"{exc} — usage: webhook <entity> <json>") from None
+        self.say(f"  {json.dumps(result.as_dict())}")
+
+    def import_file(self, args: list[str]) -> None:
+        from pathlib import Path
+
+        from bot.intake.imports import ImportStopped, import_csv
+
+        if len(args) < 2:
+            raise ShellError("usage: import <entity> FILE.csv [hubspot|salesforce]")
+        try:
+            summary = import_csv(self.services, args[0], Path(args[1]),
+                                 mapping=args[2] if len(args) > 2 else None)
+        except ImportStopped as stopped:  # what came before it is imported: show that too
+            self.say(f"  stopped: {stopped}")
+            if not stopped.summary.rows:
+                self.say("  nothing is imported")
+                return
+            summary = stopped.summary
+        except (ValueError, OSError) as exc:
+            raise ShellError(str(exc)) from None
+        self.say(f"  {json.dumps(summary.as_dict())}")
+
+    def act_as(self, args: list[str]) -> None:
+        if not args:
+            raise ShellError("usage: as <user>")
+        self.state.user = self._resolve_user(" ".join(args))
+        self.whoami([])
+
+    def tick(self, args: list[str]) -> None:
+        if len(args) != 1:
+            raise ShellError("usage: tick <duration>, e.g. tick 30m")
+        try:
+            delta = parse_duration(args[0])
+        except ValueError as exc:
+            raise ShellError(str(exc)) from None
+        start, end = self.clock.now(), self.clock.now() + delta
+        # at each time the outbox sweep goes last: it delivers what the others queued, as
+        # the sender (woken by their commits) would
+        runs = sorted((t, j.id == SENDER, j.id) for j in JOBS
+                      for t in fire_times(j, self.services, start, end))
+        last = {job_id: when for when, _, job_id in runs}
+        runs = [run for run in runs if run[2] not in ONCE_A_TICK or run[0] == last[run[2]]]
+        with self._progress(f"tick {args[0]}", len(runs)) as step:
+            for when, due in itertools.groupby(runs, key=lambda run: run[0]):
+                self.clock.set(when)
+                for _, _, job_id in due:
+                    step(f"{self._local(when)} {job_id}")
+                    job(job_id).run(self.services, when)
+                if job_id != SENDER:
+                    self.flush()
+        self.clock.set(end)
+        self.time([])
+
+    @contextmanager
+    def _progress(self, what: str, total: int) -> Iterator[Callable[[str], None]]:
+        """A bar while a tick's jobs run, on a terminal (a script gets the result alone);
+        what the bot posts meanwhile is printed above it."""
+        if not self.out.isatty():
+            yield lambda _: None
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.description}"), console=Console(file=self.out),
+                      transient=True) as bar:
+            task = bar.add_task("", total=total)
+            self._console = bar.console
+            try:
+                yield lambda doing: bar.update(task, advance=1, description=doing)
+            finally:
+                self._console = None
+
+    def jobs(self, _: list[str]) -> None:
+        now = self.clock.now()
+        for j in JOBS:
+            nxt = j.trigger(self.services.config).get_next_fire_time(None, now)
+            self.say(f"  {j.id:<16} next {self._local(nxt)}  — {j.description}")
+
+    def run_job(self, args: list[str]) -> None:
+        try:
+            result = job(args[0] if args else "").run(self.services, self.clock.now())
+        except KeyError as exc:
+            raise ShellError(exc.args[0]) from None
+        for line in report_lines(args[0], result, self._local):
+            self.say(f"  {args[0]}: {line}")
+
+    def whoami(self, _: list[str]) -> None:
+        user = self.fake.users.get(self.state.user, {})
+        self.say(f"  you are {self.state.user} ({user.get('real_name', 'unknown')})")
+
+    def time(self, _: list[str]) -> None:
+        self.say(f"  it is {self._local(self.clock.now())}")
+
+    # -- plumbing
+
+    @property
+    def channel(self) -> str:
+        return self.services.config.channels.handoff or "C0SHELL"
+
+    def _dispatch(self, body: str, content_type: str):
+        req = BoltRequest(body=body, headers={"content-type": [content_type]})
+        return self.app.dispatch(req)
+
+    def _trigger(self) -> str:
+        self._seq += 1
+        return f"{self._seq}.local.trigger"
+
+    def _message(self, number: int) -> Message:
+        if not 1 <= number <= len(self.fake.messages):
+            raise ShellError(f"there is no message #{number}")
+        return self.fake.message(number)
+
+    def _message_with(self, action_id: str, number: int | None) -> Message:
+        if number is not None:
+            msg = self._message(number)
+            if action_id not in msg.action_ids():
+                raise ShellError(f"message #{number} has no button {action_id!r}; "
+                                 f"it has: {', '.join(msg.action_ids()) or 'none'}")
+            return msg
+        for msg in reversed(self.fake.messages):
+            if action_id in msg.action_ids():
+                return msg
+        raise ShellError(f"no message has a button {action_id!r}")
+
+    def _resolve_user(self, who: str) -> str:
+        who_l = who.lower()
+        for uid, u in self.fake.users.items():
+            names = {uid.lower(), u["name"].lower(), (u["profile"].get("email") or "").lower()}
+            if who_l in names or who_l == u["name"].split()[0].lower():
+                return uid
+        raise ShellError(f"nobody called {who!r}; known: {', '.join(sorted(self.fake.users))}")
+
+    def _local(self, when: datetime | None) -> str:
+        if when is None:
+            return "never"
+        return when.astimezone(self.services.config.workspace.tz).strftime("%a %Y-%m-%d %H:%M %Z")
+
+    def _show(self, kind: str, obj: Any) -> None:
+        if kind in ("post", "update", "ephemeral"):
+            self.say(render_message(obj, kind))
+        elif kind == "view":
+            self.say(f"  [modal] {render_view(obj)}")
+        elif kind == "home":
+            user, view = obj
+            self.say(f"  [App Home of {user} updated] {render_view(view)}")
+        elif kind == "file":
+            for f in obj:
+                thread = f" (thread {f['thread_ts']})" if f.get("thread_ts") else ""
+                self.say(f"  [file {f['filename']}, {len(f.get('bytes', b''))} bytes, "
+                         f"in {f['channel']}{thread}]")
+
+    def _show_ack(self, body: str) -> None:
+        if not body:
+            return
+        try:
+            data = json.loads(body)
+        except ValueError:
+            self.say(f"  (only you) {body}")
+            return
+        if data.get("response_action") == "errors":
+            self.say("  ! " + "; ".join(f"{k}: {v}" for k, v in data["errors"].items()))
+        elif data.get("text") or data.get("blocks"):
+            who = "everyone" if data.get("response_type") == "in_channel" else "only you"
+            self.say(_indent(f"({who}) " + blocks_text(data.get("blocks") or [], data.get("text", ""))))
+
+    def say(self, text: str) -> None:
+        if self._console is not None:  # above the progress bar of a tick
+            self._console.print(self._as_slack_shows(text), markup=False, highlight=False,
+                                emoji=False, soft_wrap=True)
+            return
+        print(self._as_slack_shows(text), file=self.out, flush=True)
+
+    def _as_slack_shows(self, text: str) -> str:
+        """Mentions and <!date> tokens rendered for the current user, in their timezone."""
+        user = self.fake.users.get(self.state.user, {})
+        tz = ZoneInfo(user.get("tz") or self.services.config.workspace.timezone)
+
+        def date(m: re.Match) -> str:
+            return datetime.fromtimestamp(int(m[1]), tz).strftime("%a %b %d %H:%M %Z")
+
+        def mention(m: re.Match) -> str:
+            return "@" + (self.fake.users.get(m[1], {}).get("real_name") or m[1])
+
+        return MENTION.sub(mention, DATE_TOKEN.sub(date, text))
+
+
+def report_lines(job_id: str, result: Any, local: Callable[[datetime | None], str]) -> list[str]:
+    """A job's report for people, a line each (`run <job>`)."""
+    if job_id == "metrics.refresh":
+        return [f"{r.team_id}: {r.days} day(s) recomputed, {r.rows:,} snapshot rows, as of "
+                f"{local(r.as_of)}" for r in result] or ["no workspace to refresh"]
+    if job_id == "sla.sweep":
+        return [f"{result.sent} nudge(s) sent, {result.held} held for working hours, "
+                f"{result.dropped} no longer needed"]
+    if job_id == "outbox.sweep":
+        after = f"; next one due {local(result.next_due)}" if result.next_due else ""
+        return [f"{result.sent} message(s) sent, {result.retried} to retry, "
+                f"{result.dead} given up{after}"]
+    if job_id == "home.refresh":
+        return [f"{result} Home tab(s) republished"]
+    if job_id == "imports.folder":
+        return [f"{name}: " + (summary.get("failed") or
+                               f"{summary['created']} created, {summary['updated']} updated, "
+                               f"{len(summary['rejected'])} rejected")
+                for name, summary in result] or ["no new files"]
+    if job_id == "digests.post":
+        return [f"{o.digest} for {o.period}: {DIGEST_OUTCOMES[o.kind]}" for o in result] \
+            or ["no digest due"]
+    if job_id == "events.prune":
+        return [f"{result} processed Slack event id(s) forgotten"]
+    return [str(result)]
+
+
+DIGEST_OUTCOMES = {"on_time": "posted", "late": "posted late, with a note", "sent": "posted",
+                   "skipped": "more than a period late: not posted",
+                   "empty": "nothing to report: not posted (skip_if_empty)",
+                   "already": "posted before"}
+
+
+class ShellError(Exception):
+    """A line the shell could not carry out; printed, never fatal."""
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def render_message(msg: Message, kind: str = "post") -> str:
+    where = f"to {msg.ephemeral_to} only, in {msg.channel}" if msg.ephemeral_to else msg.channel
+    thread = f" (thread {msg.thread_ts})" if msg.thread_ts else ""
+    label = " (updated)" if kind == "update" else ""
+    head = f"#{msg.number} [{where}]{thread}{label}"
+    return head + "\n" + _indent(blocks_text(msg.blocks, msg.text, msg.number))
+
+
+def blocks_text(blocks: list[dict[str, Any]], fallback: str, number: int | None = None) -> str:
+    if not blocks:
+        return unescape(fallback)
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind in ("section", "header"):
+            if block.get("text"):
+                lines.append(shown(block["text"]))
+            lines.extend(shown(f).replace("\n", " ", 1) for f in block.get("fields", []))
+            if block.get("accessory", {}).get("action_id"):
+                lines.append(_button_text(block["accessory"], number))
+        elif kind == "context":
+            lines.append("  ".join(shown(e) for e in block.get("elements", []) if "text" in e))
+        elif kind == "divider":
+            lines.append("─" * 40)
+        elif kind == "actions":
+            lines.append("  ".join(_button_text(e, number) for e in block.get("elements", [])))
+        elif kind == "image":
+            lines.append(f"[image: {block.get('alt_text', '')}]")
+        elif kind == "input":
+            el = block.get("element", {})
+            options = [o["value"] for o in el.get("options", [])]
+            choice = f" one of: {', '.join(options)}" if options else " text"
+            optional = " (optional)" if block.get("optional") else ""
+            lines.append(f"[{block['block_id']}={choice}]{optional} {block['label']['text']}")
+    return "\n".join(lines)
+
+
+def render_view(view: dict[str, Any]) -> str:
+    title = (view.get("title") or {}).get("text", view.get("type", "view"))
+    return f"{title}\n" + _indent(blocks_text(view.get("blocks", []), ""))
+
+
+def _button_text(el: dict[str, Any], number: int | None) -> str:
+    label = (el.get("text") or el.get("placeholder") or {}).get("text", el.get("action_id"))
+    target = f" {number}" if number else ""
+    who = " <user>" if el.get("type") == "users_select" else ""
+    if el.get("type") == "static_select":
+        who = " <" + "|".join(o["text"]["text"] for o in el.get("options", [])) + ">"
+    return f"[{label} → click {el.get('action_id')}{target}{who}]"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+# ------------------------------------------------------------------ start-up
+
+SHELL_TEAM = "T0LOCAL"
+SHELL_DB = "sqlite:///alignbot-shell.db"
+
+
+def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | None = None,
+                demo: bool = False, out: TextIO = sys.stdout, check=None) -> Shell:
+    """The shell's own world: a fake Slack, a fake clock at `at`, its own database."""
+    from bot.app import AfterAck, create_app
+    from bot.platform.config import Secrets
+    from bot.platform.runtime import build_services
+    from storage.db import make_engine
+    from storage.migrate import upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    clock = FakeClock(at)
+    fake = FakeSlack(team_id=SHELL_TEAM, check=check, clock=clock)
+    services = build_services(config, Secrets(), clock, engine=engine, slack=fake.client(),
+                              team_id=SHELL_TEAM)
+    if demo:
+        _load_demo(services, out)
+    _introduce_people(services, fake)
+    after_ack = AfterAck()
+    app = create_app(services, verify_requests=False, after_ack=after_ack)
+    first = user or (config.workspace.admins[0] if config.workspace.admins else None) \
+        or next(iter(fake.users), "U0LOCAL01")
+    if first not in fake.users:
+        fake.add_user(first, "Local User", tz=config.workspace.timezone)
+    return Shell(services, app, after_ack, fake, clock, first, out)
+
+
+def _load_demo(services: Services, out: TextIO) -> None:
+    """The demo data and its metric snapshots, made once per store (a bar on the terminal
+    shows how far). Snapshots of the last week only, the days every refresh redoes: the
+    first `tick` then refreshes those, not three years of days, and older periods are read
+    live (as fast, for the demo's few thousand leads)."""
+    from bot.local.demo import generate_demo
+    from bot.metrics.snapshots import SETTLE_DAYS, refresh
+
+    now = services.clock.now()
+    recent = now.astimezone(services.config.workspace.tz).date() - timedelta(SETTLE_DAYS)
+    with _bar() as bar:
+        making = bar.add_task("demo data", total=None)
+        with services.transaction() as session:
+            summary = generate_demo(session, services.team_id, now, services.config)
+        bar.update(making, total=1, completed=1)
+        if not summary.already_present:
+            days = bar.add_task("metric snapshots", total=None)
+            with services.sessions.begin() as session:
+                refresh(session, services.config, services.team_id, now, since=recent,
+                        progress=lambda done, total: bar.update(days, completed=done,
+                                                                total=total))
+    print(f"demo data: {summary}", file=out)
+
+
+def _bar():
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=Console(stderr=True))
+
+
+def _introduce_people(services: Services, fake: FakeSlack) -> None:
+    """Everyone the store knows becomes a user of the fake workspace."""
+    from storage.people import list_people
+
+    with services.sessions.begin() as session:
+        for p in list_people(session, services.team_id):
+            fake.add_user(p.slack_id, p.name or p.slack_id, p.email,
+                          tz=p.timezone or services.config.workspace.timezone,
+                          deleted=p.deactivated)

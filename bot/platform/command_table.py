@@ -1,0 +1,176 @@
+"""The `/align` command table: each command declared once, with its help.
+
+Transport-neutral: Slack's slash command, an @mention and the shell all call
+`CommandTable.dispatch`, which returns a `Reply`. A command's docstring is its
+help (first line the summary, the rest the details of `/align help <name>`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.blocks import commands as views
+
+if TYPE_CHECKING:
+    from bot.platform.services import Services
+
+NOT_ADMIN = "Only admins can run `/align {name}`. Admins are listed under `[workspace] admins` in the config."
+ASK_ME = ("Ask me about a metric, like `win rate last quarter by source`, or a lead, like "
+          "`lead L-123`; `help` lists everything I can do.")
+GREETING = "Hi <@{user}>! " + ASK_ME
+THANKS = "You're welcome, <@{user}>! " + ASK_ME
+
+# small talk: a message made only of these words is a greeting or thanks, not a question
+_HELLO = frozenset({"hi", "hello", "hey", "heya", "hiya", "howdy", "yo", "greetings", "morning",
+                    "afternoon", "evening", "good", "gm"})
+_THANK = frozenset({"thanks", "thank", "thx", "ty", "cheers", "appreciated", "appreciate"})
+_POLITE = frozenset({"there", "you", "all", "team", "everyone", "folks", "so", "much", "a", "lot",
+                     "again", "alignbot", "bot", "very", "many", "ok", "okay", "great", "it",
+                     "that", "this", "for", "the", "help", "and", "i", "we", "really"})
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file that comes with a reply (a CSV export, a chart). The transport calls `make`
+    once the answer is out: drawing a chart takes a second or two, and Slack gives an ack
+    three."""
+
+    filename: str
+    title: str
+    make: Callable[[], bytes | str]
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+    public: bool = False  # posted in the channel instead of shown only to the caller
+    file: Upload | None = None
+
+    @classmethod
+    def of(cls, message: dict[str, Any], public: bool = False,
+           file: Upload | None = None) -> Reply:
+        return cls(message["text"], message.get("blocks"), public, file)
+
+    def message(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks or views.text_blocks(self.text)}
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    team_id: str
+    user_id: str
+    channel_id: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What a command function receives: who asked, where, the words after its name."""
+
+    services: Services
+    request: CommandRequest
+    args: list[str]
+    now: datetime
+    table: CommandTable
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # one or more words: "help", "config check"
+    run: Callable[[Invocation], Reply]
+    usage: str = ""  # the arguments, e.g. "[topic]"
+    admin: bool = False
+
+    @property
+    def summary(self) -> str:
+        return (self.run.__doc__ or "").strip().splitlines()[0]
+
+    @property
+    def details(self) -> str:
+        lines = (self.run.__doc__ or "").strip().splitlines()[1:]
+        return "\n".join(line.strip() for line in lines).strip()
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return tuple(self.name.split())
+
+
+@dataclass
+class CommandTable:
+    commands: Sequence[Command]
+    _by_words: dict[tuple[str, ...], Command] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._by_words = {c.words: c for c in self.commands}
+
+    def find(self, words: list[str]) -> tuple[Command, list[str]] | None:
+        """The longest command name that starts `words`, and the words after it."""
+        for n in range(min(len(words), 3), 0, -1):
+            cmd = self._by_words.get(tuple(w.lower() for w in words[:n]))
+            if cmd:
+                return cmd, words[n:]
+        return None
+
+    def near_miss(self, word: str) -> bool:
+        """Is `word` a typo of a command's first word ("hepl", "leeds")? Stricter than
+        `suggest`: an unknown first word that is not one is read as a metric question."""
+        firsts = {c.words[0] for c in self.commands}
+        return word.lower() not in firsts and bool(
+            difflib.get_close_matches(word.lower(), firsts, n=1, cutoff=0.75))
+
+    def suggest(self, words: list[str]) -> list[str]:
+        names = [c.name for c in self.commands]
+        guess = " ".join(words[:2]).lower()
+        return difflib.get_close_matches(guess, names, n=3, cutoff=0.5) or \
+            difflib.get_close_matches(words[0].lower(), names, n=3, cutoff=0.5)
+
+    def dispatch(self, services: Services, request: CommandRequest) -> Reply:
+        talk = small_talk(request.text)
+        if talk:
+            return Reply(talk.format(user=request.user_id))
+        try:
+            words = shlex.split(request.text)
+        except ValueError:
+            words = request.text.split()
+        if not words:
+            words = ["help"]
+        found = self.find(words)
+        if found is None:
+            return Reply.of(views.unknown_command(words[0], self.suggest(words)))
+        cmd, args = found
+        if cmd.admin and not services.config.is_admin(request.user_id):
+            return Reply(NOT_ADMIN.format(name=cmd.name))
+        return cmd.run(Invocation(services, request, args, services.clock.now(), self))
+
+
+def small_talk(text: str) -> str | None:
+    """GREETING or THANKS for a message that is only that ("Hi there!", "thanks a lot")."""
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    if not words <= _HELLO | _THANK | _POLITE:
+        return None
+    if words & _THANK:
+        return THANKS
+    return GREETING if words & _HELLO else None
+
+
+def help_command(inv: Invocation) -> Reply:
+    """List the commands, or explain one: `/align help <command>`.
+    With a command name, shows what it does and its arguments."""
+    is_admin = inv.services.config.is_admin(inv.request.user_id)
+    if not inv.args:
+        return Reply.of(views.help_overview(inv.table.commands, is_admin))
+    found = inv.table.find(inv.args)
+    if found is None:
+        return Reply.of(views.unknown_command(" ".join(inv.args), inv.table.suggest(inv.args),
+                                             topic=True))
+    return Reply.of(views.help_topic(found[0]))
+
+
+HELP = Command("help", help_command, usage="[command]")

@@ -1,0 +1,68 @@
+"""The HTTP surface: Slack's events (Bolt's Flask adapter), CRM webhooks and health, served by waitress.
+
+waitress is a production WSGI server that runs in this process, so one `alignbot
+run` holds the HTTP threads, the scheduler and the outbox sender together.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, request
+from slack_bolt import App
+from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
+from slack_sdk.socket_mode.client import BaseSocketModeClient
+
+from bot.app import request_verifier
+from bot.intake import webhooks
+from bot.platform.services import Services
+from storage.db import ping
+
+
+def create_web_app(services: Services, bolt: App | None, *,
+                   socket: BaseSocketModeClient | None = None) -> Flask:
+    """Slack's requests come to /slack/events when `bolt` is given (HTTP mode), or over the
+    Socket Mode `socket`, which /healthz then reports on."""
+    web = Flask("alignbot")
+
+    if bolt is not None:
+        verifier = request_verifier(services.secrets.slack_signing_secret, services.clock)
+
+        @web.post("/slack/events")
+        def slack_events():
+            try:
+                req = to_bolt_request(request)  # Bolt parses the body before it checks anything
+            except Exception:  # noqa: BLE001 - any body it cannot read: not JSON, too deep, a list
+                if verifier.is_valid_request(request.get_data(as_text=True), request.headers):
+                    return jsonify(error="malformed request body"), 400
+                return jsonify(error="invalid request"), 401
+            return to_flask_response(bolt.dispatch(req))
+
+    @web.post("/webhooks/<entity>")
+    def webhook(entity: str):
+        if (request.content_length or 0) > webhooks.MAX_BODY_BYTES:
+            answer = webhooks.too_large()  # refuse before reading it
+        else:
+            answer = webhooks.receive(services, entity, request.headers, request.get_data())
+        return jsonify(answer.body), answer.status, answer.headers
+
+    @web.errorhandler(500)
+    def internal_error(_error):
+        # the transaction was rolled back: say so, in JSON, to the CRM's retry logic
+        return jsonify(error="internal error; nothing was stored, retry later"), 500
+
+    @web.get("/healthz")
+    def healthz():
+        try:
+            ping(services.engine)
+        except Exception as exc:  # the point of a health check is to say so, not to crash
+            return jsonify(ok=False, database=type(exc).__name__), 503
+        if socket is not None and not socket.is_connected():  # Slack cannot reach us meanwhile
+            return jsonify(ok=False, slack="the Socket Mode connection is down; reconnecting"), 503
+        return jsonify(ok=True, team_id=services.team_id)
+
+    return web
+
+
+def serve(web: Flask, host: str, port: int, threads: int = 8) -> None:
+    from waitress import serve as waitress_serve
+
+    waitress_serve(web, host=host, port=port, threads=threads, ident="alignbot")

@@ -1,0 +1,303 @@
+"""The SLA sweep: sends each due nudge once, holding nudges until the working day starts.
+
+Stages: a reminder to the owner, a breach notice to the owner and their manager,
+an escalation in the handoff channel, a reassignment to the next eligible person
+in the pool, and the card refreshes when its SLA state changes. A lead waiting for
+an owner has two of its own: its routing is tried again when someone may take it,
+and if it still has no owner when due one, the handoff channel, the sales managers
+and the admins are told (one message for all that fell due together). Several sweeps
+(processes) may run: nudges are claimed with a conditional UPDATE before anything
+is sent, a batch at a time, and a batch is fired in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from bot import home
+from bot.blocks import sla as views
+from bot.handoff import lifecycle
+from bot.handoff import service as handoff
+from bot.handoff.routing import Router
+from bot.platform import outbox
+from bot.platform.config import Config
+from bot.platform.services import Services
+from bot.sla import policies as sla
+from storage import nudges as queries
+from storage.bulk import Rows
+from storage.leads import get_lead, get_person_by_id, list_leads_by_id, list_people_by_id
+from storage.models import Lead, Person
+from storage.routing import list_people_by_role
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)  # a claim older than this was lost with its process
+SNOOZE = timedelta(minutes=30)
+BATCH = 1000
+
+
+@dataclass
+class SweepReport:
+    sent: int = 0
+    held: int = 0
+    dropped: int = 0  # the lead was answered in the meantime
+
+    def __add__(self, other: SweepReport) -> SweepReport:
+        return SweepReport(self.sent + other.sent, self.held + other.held,
+                           self.dropped + other.dropped)
+
+
+class Batch:
+    """Fires many claimed nudges in one transaction with a few queries: their leads, owners,
+    card history and card posts are read once; the history and messages they write, and
+    the nudges' own new states, are written together by `finish()`."""
+
+    def __init__(self, session: Session, config: Config, now: datetime, nudges: list):
+        self.session, self.config, self.now, self.rows = session, config, now, Rows()
+        self.leads = {lead.id: lead for lead in list_leads_by_id(session, [n.lead_id for n in nudges])}
+        # Held here: the session keeps only weak references to what it loaded.
+        self.people = {p.id: p for p in list_people_by_id(
+            session, [lead.owner_id for lead in self.leads.values() if lead.owner_id])}
+        self.sent: list[int] = []
+        self.dropped: list[int] = []
+        self.held: dict[int, tuple[int, datetime]] = {}  # nudge id -> (lead id, new due time)
+        self.homes: set[int | None] = set()  # owners whose leads changed SLA state
+        self.follow: dict[int, tuple[str, datetime]] = {}  # lead id -> the stage its next follows
+        self.rerouted_ids: set[int] = set()  # their other nudges in this batch are void
+        self.unowned: dict[str, list[Lead]] = {}  # by team: leads due an owner, still without
+        self._cards: dict[str, handoff.CardBatch] = {}
+        self._handoffs: dict[str, handoff.Handoffs] = {}
+
+    def person(self, person_id: int | None) -> Person | None:
+        if person_id is not None and person_id not in self.people:
+            self.people[person_id] = get_person_by_id(self.session, person_id)
+        return self.people.get(person_id)
+
+    def cards(self, team_id: str) -> handoff.CardBatch:
+        if team_id not in self._cards:
+            self._cards[team_id] = handoff.CardBatch(
+                self.session, team_id, self.config, self.now,
+                [lead for lead in self.leads.values() if lead.team_id == team_id], self.rows)
+        return self._cards[team_id]
+
+    def handoffs(self, team_id: str) -> handoff.Handoffs:
+        if team_id not in self._handoffs:
+            self._handoffs[team_id] = handoff.Handoffs(self.session, team_id, self.config,
+                                                       self.now, rows=self.rows)
+        return self._handoffs[team_id]
+
+    def router(self, team_id: str) -> Router:
+        return self.handoffs(team_id).router  # one per team: it holds the pools' state
+
+    def rerouted(self, lead: Lead) -> None:
+        """The lead has a new owner and new nudges: what was held for the old one is void,
+        and its old chain of stages ends here."""
+        for nudge_id, (lead_id, _) in list(self.held.items()):
+            if lead_id == lead.id:
+                del self.held[nudge_id]
+                self.dropped.append(nudge_id)
+        self.follow.pop(lead.id, None)
+        self.rerouted_ids.add(lead.id)
+        self.cards(lead.team_id).forget(lead)
+
+    def finish(self) -> SweepReport:
+        for lead_id, fired in self.follow.items():  # each fired stage writes the next
+            lead = self.leads[lead_id]
+            sla.schedule(self.session, lead, self.config, self.person(lead.owner_id), self.rows,
+                         after=fired)
+        for team_id, leads in self.unowned.items():
+            _tell_unowned(self, team_id, leads)
+        self.rows.write(self.session)
+        for handoffs in self._handoffs.values():  # routing state, DM bursts, owners' Homes
+            handoffs.finish()
+        home.mark_stale(self.session, self.homes, self.now)
+        queries.mark_fired(self.session, self.now, sent=self.sent, cancelled=self.dropped,
+                           held={nudge_id: due for nudge_id, (_, due) in self.held.items()})
+        return SweepReport(len(self.sent), len(self.held), len(self.dropped))
+
+
+def sweep(services: Services, now: datetime, name: str | None = None) -> SweepReport:
+    """Claim what is due, in batches, and fire each batch in one transaction."""
+    name = name or f"sweep-{uuid.uuid4().hex[:8]}"
+    report = SweepReport()
+    while True:  # until nothing is due: a fired stage may write a next one due already
+        with services.sessions.begin() as session:
+            ids = queries.claim_due(session, name, now, now - LEASE, BATCH)
+        if not ids:
+            return report
+        report += _fire_claimed(services, ids, now)
+
+
+def _fire_claimed(services: Services, ids: list[int], now: datetime) -> SweepReport:
+    """One transaction for the batch; if it fails, one per nudge, so a nudge that cannot be
+    sent holds back only itself (it stays claimed and is retried after the lease)."""
+    try:
+        with services.transaction() as session:
+            return fire_all(session, services.config, queries.list_nudges(session, ids), now)
+    except Exception:
+        log.exception("SLA sweep: firing nudges %s failed", ids if len(ids) == 1 else
+                      f"{ids[0]}..{ids[-1]} ({len(ids)}); firing them one by one")
+        if len(ids) == 1:
+            return SweepReport()
+    return sum((_fire_claimed(services, [i], now) for i in ids), SweepReport())
+
+
+def fire_all(session: Session, config: Config, nudges: list, now: datetime) -> SweepReport:
+    batch = Batch(session, config, now, nudges)
+    with session.no_autoflush:  # one flush at the end: no query in here needs what is pending
+        for nudge in nudges:
+            fire(batch, nudge, batch.leads.get(nudge.lead_id))
+    return batch.finish()
+
+
+def fire(batch: Batch, nudge, lead: Lead | None) -> None:
+    config, now = batch.config, batch.now
+    if not _applies(batch, nudge, lead):
+        batch.dropped.append(nudge.id)
+        return
+    if nudge.stage == sla.ROUTE:
+        if batch.handoffs(lead.team_id).retry(lead, batch.cards(lead.team_id)):
+            batch.rerouted(lead)
+        batch.sent.append(nudge.id)
+        return
+    if nudge.stage not in OUTSIDE_CHAIN and not nudge.held:  # first claimed: the chain goes on
+        batch.follow[lead.id] = (nudge.stage, nudge.due_at)
+    if nudge.stage in ("remind", SNOOZED) and lead.sla_due_at is not None \
+            and lead.sla_due_at <= now:
+        batch.dropped.append(nudge.id)  # held past the due time: the breach notice says it all
+        return
+    owner = batch.person(lead.owner_id)
+    # A card changes whenever; people are not disturbed after hours unless the lead is hot.
+    if nudge.stage != "card" and (lead.score or 0) < config.routing.hot_score:
+        person = owner if nudge.stage in ("remind", SNOOZED, "breach") else None
+        calendar = sla.calendar_for(config, person)
+        if not calendar.is_working_time(now):
+            batch.held[nudge.id] = (lead.id, calendar.next_working_start(now))
+            return
+    STAGES[nudge.stage](batch, lead, owner)
+    if nudge.stage != "card":
+        kind = "remind" if nudge.stage == SNOOZED else nudge.stage
+        lifecycle.record(batch.session, lead, f"sla_{kind}", actor="system", at=now,
+                         rows=batch.rows)
+    batch.sent.append(nudge.id)
+
+
+def _applies(batch: Batch, nudge, lead: Lead | None) -> bool:
+    """The stage still has something to do: its lead waits for an owner (the queue's
+    stages) or for a first touch (the others), and this sweep has not rerouted it."""
+    if lead is None or lead.id in batch.rerouted_ids:
+        return False
+    if nudge.stage in (sla.ROUTE, sla.ESCALATE_UNASSIGNED):
+        return lead.status == sla.WAITING
+    return lead.status in sla.OPEN and lead.sla_met is None
+
+
+def _card(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    batch.cards(lead.team_id).refresh(lead)
+    batch.homes.add(lead.owner_id)
+
+
+def _remind(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    if owner is not None:
+        outbox.post(batch.session, lead.team_id, owner.slack_id,
+                    views.reminder(batch.cards(lead.team_id).view(lead)), now=batch.now,
+                    ref=f"lead:{lead.id}:nudge", rows=batch.rows)
+
+
+def _breach(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    view = batch.cards(lead.team_id).view(lead)
+    if owner is not None:
+        outbox.post(batch.session, lead.team_id, owner.slack_id, views.breach(view, to_owner=True),
+                    now=batch.now, ref=f"lead:{lead.id}:nudge", rows=batch.rows)
+        if owner.manager_slack_id:
+            outbox.post(batch.session, lead.team_id, owner.manager_slack_id,
+                        views.breach(view, to_owner=False), now=batch.now,
+                        ref=f"lead:{lead.id}:nudge", rows=batch.rows)
+    _card(batch, lead, owner)
+
+
+def _escalate(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    if batch.config.channels.handoff:
+        outbox.post(batch.session, lead.team_id, batch.config.channels.handoff,
+                    views.escalation(batch.cards(lead.team_id).view(lead), batch.now), now=batch.now,
+                    ref=f"lead:{lead.id}:escalation", rows=batch.rows)
+
+
+def _unowned(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    batch.unowned.setdefault(lead.team_id, []).append(lead)
+    _card(batch, lead, owner)
+
+
+def _tell_unowned(batch: Batch, team_id: str, leads: list[Lead]) -> None:
+    """Leads still without an owner when due one: the handoff channel, the sales managers
+    and the admins are told, in one message for all of the batch (a burst of leads that
+    nobody could take is one message each, not one per lead)."""
+    cards = batch.cards(team_id)
+    message = views.unassigned([cards.view(lead) for lead in leads])
+    ref = f"lead:{leads[0].id}:escalation" if len(leads) == 1 else "escalation:unassigned"
+    people = [p for role in ("sales_manager", "admin")
+              for p in list_people_by_role(batch.session, team_id, role) if not p.deactivated]
+    to = [batch.config.channels.handoff, *(p.slack_id for p in people),
+          *batch.config.workspace.admins]
+    for where in dict.fromkeys(w for w in to if w):  # each once, in that order
+        outbox.post(batch.session, team_id, where, message, now=batch.now, ref=ref,
+                    rows=batch.rows)
+
+
+def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    decision = batch.router(lead.team_id).route(lead, exclude={owner.id} if owner else set())
+    if decision.owner is None:
+        _escalate(batch, lead, owner)
+        return
+    handoff.reassign_to(batch.session, lead, decision.owner, batch.config, batch.now,
+                        actor="system",
+                        reason=f"SLA breached: reassigned from {owner.slack_id if owner else '-'}",
+                        batch=batch.cards(lead.team_id), rows=batch.rows)
+    batch.homes |= {owner.id if owner else None, decision.owner.id}
+    batch.rerouted(lead)
+
+
+SNOOZED = "snooze"  # a reminder the owner asked for again: outside the chain of stages
+OUTSIDE_CHAIN = (SNOOZED, sla.ESCALATE_UNASSIGNED)  # stages no next stage follows
+STAGES = {"card": _card, "remind": _remind, SNOOZED: _remind, "breach": _breach,
+          "escalate": _escalate, "reassign": _reassign, sla.ESCALATE_UNASSIGNED: _unowned}
+
+
+# ------------------------------------------------------------------ buttons on a nudge
+
+
+def snooze(session: Session, team_id: str, token: str, user: str, config: Config,
+           now: datetime) -> handoff.ClickResult:
+    lead = _open_lead(session, team_id, token, user)
+    queries.add_nudge(session, team_id=team_id, lead_id=lead.id, stage=SNOOZED,
+                      due_at=now + SNOOZE)
+    lifecycle.record(session, lead, "snoozed", actor=user, at=now)
+    return handoff.ClickResult(True, "Snoozed: I will remind you again in 30 minutes.")
+
+
+def working_on_it(session: Session, team_id: str, token: str, user: str, config: Config,
+                  now: datetime) -> handoff.ClickResult:
+    lead = _open_lead(session, team_id, token, user)
+    due = queries.get_pending_due(session, lead.id, "remind")  # the chain waits on it
+    queries.cancel_pending(session, lead.id, stages=("remind", SNOOZED))
+    if due is not None:  # the chain skips it (a held one wrote its next stage already)
+        sla.schedule(session, lead, config, get_person_by_id(session, lead.owner_id),
+                     after=("remind", due))
+    lifecycle.record(session, lead, "working_on_it", actor=user, at=now)
+    return handoff.ClickResult(True, "Noted — no more reminders. Log the first touch on the card "
+                                     "when you reach them; the due time still stands.")
+
+
+def _open_lead(session: Session, team_id: str, token: str, user: str) -> Lead:
+    lead = get_lead(session, team_id, int(token.split("|")[0]))
+    if lead is None or lead.status not in sla.OPEN:
+        raise handoff.ClickRefused("This lead has been answered already; nothing to do.")
+    owner = get_person_by_id(session, lead.owner_id)
+    if owner is None or owner.slack_id != user:
+        raise handoff.ClickRefused("Only the lead's owner can answer its reminders.")
+    return lead
