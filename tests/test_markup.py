@@ -24,6 +24,7 @@ from bot.admin import ConfigVerdict
 from bot.alignment.definitions import Definitions
 from bot.alignment.perception import Perception
 from bot.alignment.report import Report, build
+from bot.app import command_table
 from bot.blocks import handoff as cards
 from bot.blocks.handoff import CardView, SummaryLine, SummaryPage
 from bot.blocks.kit import section, unescape
@@ -291,3 +292,23 @@ def test_hostile_crm_data_and_notes_reach_slack_literally(app, services, fake_sl
     assert f"{HOSTILE} budget" in shown  # the reject note, in the marketing channel
     assert f"You accepted *{HOSTILE}*" in shown  # the click's private answer
     assert "No lead `<!channel>`" in shown  # the first word of what was typed
+
+
+HOSTILE_WORDS = ("<!channel>", "<@U0ADMIN01>", "<https://evil.example|x>")
+# what would ping, mention or link if Slack read the words above as markup
+TYPED_MARKUP = re.compile(r"<(!channel|@U0ADMIN01|https://evil)")
+
+
+@pytest.mark.parametrize("name", [c.name for c in command_table().commands])
+def test_every_command_echoes_hostile_words_literally(name, app, fake_slack, clock):
+    """`/align survey results <!channel>` once answered "There is no survey '<!channel>'",
+    pinging the channel: every command, given hostile words where its arguments go, answers
+    (now or later, through response_url) with them escaped."""
+    answers = []
+    for words in (*HOSTILE_WORDS, " ".join(HOSTILE_WORDS), f"until {HOSTILE_WORDS[0]}",
+                  f"last {HOSTILE_WORDS[2]}", f"{HOSTILE_WORDS[1]} by {HOSTILE_WORDS[0]}"):
+        answers.append(reply(slash(app, f"{name} {words}", clock.now(), user="U0ADMIN01")))
+    sent = [args for method, args in fake_slack.calls if method != "auth.test"] + answers
+    for kind, text in texts(sent):
+        if kind == "mrkdwn":
+            assert not TYPED_MARKUP.search(text), (name, text)
