@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bot.clock import SystemClock
 from bot.config import ConfigError, Secrets, load_config
+from storage.db import DatabaseUnreachable
 from storage.migrate import SchemaOutOfDate
 
 log = logging.getLogger("alignbot")
@@ -33,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     except CannotStart as exc:
         print(f"alignbot: {exc}", file=sys.stderr)
         return 1
+    except DatabaseUnreachable as exc:  # one line to act on, not the driver's traceback
+        log.debug("the database's error", exc_info=True)
+        print(f"alignbot: {exc}", file=sys.stderr)
+        return 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -576,7 +581,8 @@ def cmd_worker(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # first: a stop during start-up is clean too
     config, secrets = load_config(), Secrets.from_env()
     _require(secrets, app_mode=False)
-    services = build_services(config, secrets, SystemClock())
+    with _reaching_slack(secrets):
+        services = build_services(config, secrets, SystemClock())  # auth.test: which workspace
     loop = SenderLoop(services).start()
     scheduler = _start_scheduler(services)
     log.info("worker running: scheduler and outbox sender (Ctrl-C to stop)")

@@ -36,7 +36,7 @@ from bot.clock import Clock
 from bot.config import OutboxSettings
 from storage import outbox as queries
 from storage.bulk import Rows
-from storage.db import hold
+from storage.db import DatabaseUnreachable, hold
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,10 @@ class OutboxSender:
             outcome = _Outcome("unknown", error=f"unexpected: {exc!r}")
         try:
             self._settle(row, outcome, now, report)
-        except Exception:  # the database is away: after CLAIM_LEASE a sender looks it up
+        except DatabaseUnreachable as exc:  # after CLAIM_LEASE a sender looks the row up
+            log.warning("outbox row %s: could not record its outcome (%s): %s", row.id,
+                        outcome.state, exc)
+        except Exception:
             log.exception("outbox row %s: could not record its outcome (%s)", row.id, outcome.state)
         finally:
             with self._cond:

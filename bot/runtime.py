@@ -19,7 +19,7 @@ from bot.config import Config, Secrets
 from bot.outbox import OutboxSender
 from bot.people import sync_config_people
 from bot.services import Services
-from storage.db import make_engine, make_sessionmaker
+from storage.db import DatabaseUnreachable, make_engine, make_sessionmaker
 from storage.migrate import require_current
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class SenderLoop:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox-sender", daemon=True)
+        self._backoff = 0.0  # seconds; grows while the database is away
 
     def start(self) -> SenderLoop:
         self.services.wake_sender = self._wake.set
@@ -83,13 +84,23 @@ class SenderLoop:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
-            try:
-                next_due = self.services.sender.dispatch()
-            except Exception:
-                log.exception("outbox dispatch failed; retrying on the next wake-up")
-                next_due = None
-            wait = self.IDLE
-            if next_due:
-                delay = (next_due - self.services.clock.now()).total_seconds()
-                wait = max(0.05, min(wait, delay))
-            self._wake.wait(wait)
+            self._wake.wait(self.once())
+
+    def once(self) -> float:
+        """One dispatch; how many seconds to wait before the next (unless woken). While the
+        database is away: one line per try, each wait twice the last, up to IDLE."""
+        try:
+            next_due = self.services.sender.dispatch()
+        except DatabaseUnreachable as exc:
+            self._backoff = min(self.IDLE, self._backoff * 2 or 1.0)
+            log.warning("outbox: %s; trying again in %.0f s", exc, self._backoff)
+            log.debug("the database's error", exc_info=True)
+            return self._backoff
+        except Exception:
+            log.exception("outbox dispatch failed; retrying on the next wake-up")
+            next_due = None
+        self._backoff = 0.0
+        if next_due:
+            delay = (next_due - self.services.clock.now()).total_seconds()
+            return max(0.05, min(self.IDLE, delay))
+        return self.IDLE

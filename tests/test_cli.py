@@ -85,3 +85,43 @@ def test_a_token_slack_refuses_is_named(empty_store, leads_csv, monkeypatch, cap
     assert main(["import", "leads", str(leads_csv)]) == 2
     assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in capsys.readouterr().err
     assert teams_of_leads(empty_store) == set()
+
+
+UNREACHABLE = "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/x"  # nothing listens on port 1
+
+
+@pytest.mark.parametrize("argv", [["lead", "L-1"], ["query", "win rate last quarter"],
+                                  ["db", "upgrade"], ["gap"], ["survey", "results", "pulse"],
+                                  ["metrics", "refresh"], ["run", "--port", "0"], ["worker"]])
+def test_a_database_that_is_down_is_one_line_and_a_failure(argv, leads_csv, monkeypatch,
+                                                           capsys):
+    """A closed PostgreSQL port once printed 118-131 lines of the driver's traceback."""
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
+    monkeypatch.setenv("ALIGNBOT_CONFIG", str(EXAMPLE))
+    monkeypatch.setenv("ALIGNBOT_TEAM_ID", "T0MANUAL")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    with_token(monkeypatch)
+    assert main(argv) == 3
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("alignbot: cannot reach the database at "
+                           "postgresql+psycopg://postgres:***@127.0.0.1:1/x: "), line
+    assert "refused" in line.lower() and "hunter2" not in line
+
+
+def test_a_sqlite_store_that_cannot_be_opened_is_one_line(tmp_path, leads_csv, monkeypatch,
+                                                          capsys):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}")  # a directory, not a file
+    monkeypatch.setenv("ALIGNBOT_CONFIG", str(EXAMPLE))
+    monkeypatch.setenv("ALIGNBOT_TEAM_ID", "T0MANUAL")
+    assert main(["import", "leads", str(leads_csv)]) == 3
+    assert capsys.readouterr().err == \
+        f"alignbot: cannot reach the database at sqlite:///{tmp_path}: unable to open database file\n"
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "token_revoked"])
+def test_a_revoked_token_stops_the_worker_in_one_line(error, empty_store, monkeypatch, capsys):
+    fake = with_token(monkeypatch)
+    fake.script("auth.test", (200, {}, {"ok": False, "error": error}))
+    assert main(["worker"]) == 1
+    assert capsys.readouterr().err == \
+        f"alignbot: Slack refused auth.test: {error} (check SLACK_BOT_TOKEN)\n"

@@ -506,3 +506,30 @@ def test_an_edit_of_a_dead_post_dies_with_it(services, fake_slack, clock):
     assert report.dead == 2 and fake_slack.calls_of("chat.update") == []
     services.sender.flush()  # the admins' notice
     assert services.sender.flush().next_due is None  # nothing left to look at every second
+
+
+def test_the_sender_loop_waits_out_a_database_that_is_down_in_one_line_a_try(
+        services, fake_slack, caplog):
+    """A down database once logged a traceback on every wake-up of the sender and of every
+    job: now one line per try, the sender's tries further and further apart."""
+    from dataclasses import replace
+
+    from bot.jobs import JOBS, run_job
+    from storage.db import make_engine
+
+    down = make_sessionmaker(make_engine("postgresql+psycopg://postgres:pw@127.0.0.1:1/x"))
+    weekly = {"name": "weekly", "channel": "C0DIGEST01", "schedule": "* * * * *",
+              "period": "last week"}
+    config = parse_config({**TEST_CONFIG, "digests": [weekly]}, "<tests>")
+    away = replace(services, config=config, sessions=down, sender=OutboxSender(
+        down, fake_slack.client(), services.clock, services.config.outbox))
+    loop = SenderLoop(away)
+    caplog.clear()
+    assert [loop.once() for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    failed = [j.id for j in JOBS if run_job(away, j.id) is None]
+    assert set(failed) == {j.id for j in JOBS} - {"imports.folder"}  # it has no folder here
+    lines = [r for r in caplog.records if r.levelname != "DEBUG"]
+    assert len(lines) == 7 + len(failed) and not any(r.exc_info for r in lines)
+    assert all("cannot reach the database at postgresql+psycopg://postgres:***@127.0.0.1:1/x"
+               in r.getMessage() for r in lines)
+    assert SenderLoop(services).once() == SenderLoop.IDLE  # back: no backoff
