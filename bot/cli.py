@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bot.clock import SystemClock
 from bot.config import ConfigError, Secrets, load_config
-from storage.db import DatabaseUnreachable
+from storage.db import DatabaseUnreachable, keep_row_values_out_of_logs
 from storage.migrate import SchemaOutOfDate
 
 log = logging.getLogger("alignbot")
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    keep_row_values_out_of_logs()
     try:
         return args.func(args) or 0
     except (ConfigError, SchemaOutOfDate) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,37 @@ class DatabaseUnreachable(OperationalError):
 
     def __reduce__(self):
         return type(self), (self.url, self.orig)
+
+
+# PostgreSQL explains an error with the row's values: "DETAIL:  Key (email)=(ann@…) already
+# exists", "DETAIL:  Failing row contains (7, Ann Lee, …)", and CONTEXT lines quoting them.
+ROW_VALUES = re.compile(r"^[ \t]*(?:DETAIL|CONTEXT):.*(?:\n|$)", re.M)
+
+
+class NoRowValues(logging.Filter):
+    """Keeps a database error's row values (personal data) out of log lines and their
+    tracebacks; the first line (which constraint, which column) stays to act on. SQLAlchemy
+    leaves parameters out by itself (`hide_parameters`). Installed unless debugging."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if ROW_VALUES.search(message):
+            record.msg, record.args = ROW_VALUES.sub("", message), None
+        if record.exc_info and not record.exc_text:  # what a formatter would print, scrubbed
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = ROW_VALUES.sub("", record.exc_text)
+        return True
+
+
+NO_ROW_VALUES = NoRowValues()
+
+
+def keep_row_values_out_of_logs() -> None:
+    """Outside debug logging, every handler of the root logger drops rows' values."""
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(NO_ROW_VALUES)  # once, however often the CLI runs in a process
 
 
 def shown_url(url: str) -> str:
