@@ -288,14 +288,15 @@ def cmd_alignment(args) -> int:
     import json
 
     from bot.alignment.report import report
-    from bot.metrics.grammar import QueryError, parse_period
+    from bot.metrics.grammar import QueryError, asked_period
 
     services = _local_services()
     now, words = services.clock.now(), " ".join(args.period)
     try:
-        period = parse_period(words, now, services.config.workspace.tz) if words.strip() else None
+        period = asked_period(words, now, services.config.workspace.tz)
     except QueryError as exc:
-        print(f"alignbot: {exc.message}", file=sys.stderr)
+        print(f"alignbot: {exc.message} Like `alignbot {args.what} last quarter` "
+              "(default: the last 90 days).", file=sys.stderr)
         return 2
     with services.sessions() as session:
         found = report(session, services.config, services.team_id, now, period, args.survey)
