@@ -249,6 +249,16 @@ def test_a_builder_shows_hostile_data_literally_and_pings_nobody(name, builder):
             assert "<!channel> <@U0EVIL>" in "\n".join(shown), (name, kwargs)
 
 
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "slack://open?team=T0EVIL",
+                                 "JavaScript:alert(1)"])
+def test_the_crm_button_opens_web_pages_only(url):
+    """A link stored before records were checked for one: the card shows no button for it."""
+    for link, buttons in ((url, 0), ("https://crm.example/lead/7", 1)):
+        card = cards.handoff_card(_card("routed", crm_url=link))
+        assert [b["accessory"]["url"] for b in card["blocks"] if "accessory" in b] == \
+            [link] * buttons
+
+
 def test_escaping_keeps_alignbots_own_markup():
     """Mentions and dates alignbot writes stay markup: only the data around them is escaped."""
     card = cards.handoff_card(_card("routed", owner="U0SALES01", sla_due_at=NOW + timedelta(hours=1)))
@@ -268,7 +278,7 @@ def test_hostile_crm_data_and_notes_reach_slack_literally(app, services, fake_sl
                "title": HOSTILE, "why": HOSTILE, "score": 60}
     store(services, "leads", [{"external_id": "L-1", **hostile}, {"external_id": "L-2", **hostile},
                               {"external_id": "L-3", **hostile,
-                               "owner_email": "x<!channel>@evil.example"}], actor="webhook")
+                               "owner_email": "r&d@evil.example"}], actor="webhook")
     services.sender.flush()
     manager = "U0SALESMG1"  # may act on any rep's lead
     first, second = (m for m in fake_slack.in_channel("C0HANDOFF1")
@@ -288,7 +298,7 @@ def test_hostile_crm_data_and_notes_reach_slack_literally(app, services, fake_sl
             assert not MARKUP.search(text), text
             shown.append(unescape(text))
     shown = "\n".join(shown)
-    assert "x<!channel>@evil.example" in shown  # the admins' notice of an unknown owner
+    assert "r&d@evil.example" in shown  # the admins' notice of an unknown owner
     assert f"{HOSTILE} budget" in shown  # the reject note, in the marketing channel
     assert f"You accepted *{HOSTILE}*" in shown  # the click's private answer
     assert "No lead `<!channel>`" in shown  # the first word of what was typed
