@@ -168,6 +168,7 @@ def cmd_config_check(args) -> int:
 def cmd_import(args) -> int:
     import json
 
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from bot.csvfile import FileError, check_path
@@ -182,8 +183,11 @@ def cmd_import(args) -> int:
     with args.file.open("rb") as f:  # for the progress bar: a bad byte is the import's to report
         total = max(sum(1 for _ in f) - 1, 0)
     started = services.clock.now()
+    # on stderr, and only to a terminal: stdout is the summary's JSON, for scripts, and a
+    # bar that is not drawn still printed an empty line there
     with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  transient=True) as bar:
+                  transient=True, console=Console(stderr=True),
+                  disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task(args.file.name, total=total)
         try:
             summary = import_csv(services, args.entity, args.file, mapping=args.mapping,

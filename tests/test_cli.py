@@ -125,3 +125,25 @@ def test_a_revoked_token_stops_the_worker_in_one_line(error, empty_store, monkey
     assert main(["worker"]) == 1
     assert capsys.readouterr().err == \
         f"alignbot: Slack refused auth.test: {error} (check SLACK_BOT_TOKEN)\n"
+
+
+def test_a_header_error_prints_one_line_and_nothing_on_stdout(empty_store, tmp_path,
+                                                                monkeypatch, capsys):
+    """The progress bar, not drawn, once left an empty line on stdout (the JSON's stream)."""
+    monkeypatch.setenv("ALIGNBOT_TEAM_ID", "T0MANUAL")
+    semi = tmp_path / "export.csv"
+    semi.write_text("id;full name;org\n1;Ann;Acme\n")
+    assert main(["import", "leads", str(semi)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "alignbot: export.csv's columns are id;full name;org — missing external_id, source "
+        "(leads need external_id, source and may have email, name, company, title, score, "
+        "segment, region, owner_email, why, crm_url, created_at, mql_at, status, routed_at, "
+        "accepted_at, rejected_at, rejection_reason, first_touch_at, updated_at); is it "
+        "comma-separated? Its header has ';' in it",
+        "alignbot: nothing is imported"]
+    good = tmp_path / "good.csv"
+    good.write_text("external_id,source\nL-1,webinar\n")
+    assert main(["import", "leads", str(good)]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] == 1  # stdout: the JSON alone
