@@ -147,3 +147,28 @@ def test_a_header_error_prints_one_line_and_nothing_on_stdout(empty_store, tmp_p
     good.write_text("external_id,source\nL-1,webinar\n")
     assert main(["import", "leads", str(good)]) == 0
     assert json.loads(capsys.readouterr().out)["created"] == 1  # stdout: the JSON alone
+
+
+def test_the_readmes_import_before_slack_runs_as_written_on_a_fresh_store(
+        tmp_path, monkeypatch, capsys):
+    """It once left out `alignbot db upgrade`, and a fresh store's import stopped there."""
+    import re
+    import shlex
+
+    readme = (EXAMPLE.parent / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "alignbot import" in b]
+    monkeypatch.chdir(tmp_path)
+    for var in ("SLACK_BOT_TOKEN", "SLACK_API_URL", "DATABASE_URL", "ALIGNBOT_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "alignbot.example.toml").write_text(EXAMPLE.read_text())
+    (tmp_path / "leads.csv").write_text("external_id,source,name\nL-1,webinar,Ann Lee\n")
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        if words[0] == "cp":
+            (tmp_path / words[2]).write_text((tmp_path / words[1]).read_text())
+        elif words[0] == "export":
+            monkeypatch.setenv(*words[1].split("=", 1))
+        else:
+            assert words[0] == "alignbot" and main(words[1:]) == 0, (line, capsys.readouterr())
+    out = capsys.readouterr().out
+    assert "\"created\": 1" in out and "Count of leads routed" in out
