@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -20,7 +20,7 @@ from slack_sdk.http_retry.handler import RetryHandler
 from sqlalchemy import Engine
 
 from bot.app import command_table
-from bot.clock import Clock
+from bot.clock import Clock, SystemClock
 from bot.config import Config, Secrets
 from bot.outbox import OutboxSender, retry_after
 from bot.people import sync_config_people
@@ -84,13 +84,12 @@ class TolerantRateLimitRetryHandler(RateLimitErrorRetryHandler):
                  **kwargs):
         super().__init__(**kwargs)
         self._sleep = sleep
-        self._clock = clock
+        self._clock = clock or SystemClock()
 
     def _wait(self, response) -> timedelta:
         value = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
         value = value[0] if isinstance(value, list) and value else value
-        now = self._clock.now() if self._clock else datetime.now(UTC)
-        return retry_after(value, now) if value is not None else timedelta(seconds=1)
+        return retry_after(value, self._clock.now()) if value is not None else timedelta(seconds=1)
 
     def _can_retry(self, *, state, request, response=None, error=None) -> bool:
         return super()._can_retry(state=state, request=request, response=response, error=error) \
