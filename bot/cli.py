@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bot.platform.clock import SystemClock
 from bot.platform.config import ConfigError, Secrets, load_config
+from storage.db import DatabaseUnreachable, keep_row_values_out_of_logs
 from storage.migrate import SchemaOutOfDate
 
 log = logging.getLogger("alignbot")
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    keep_row_values_out_of_logs()
     try:
         return args.func(args) or 0
     except (ConfigError, SchemaOutOfDate) as exc:
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     except CannotStart as exc:
         print(f"alignbot: {exc}", file=sys.stderr)
         return 1
+    except DatabaseUnreachable as exc:  # one line to act on, not the driver's traceback
+        log.debug("the database's error", exc_info=True)
+        print(f"alignbot: {exc}", file=sys.stderr)
+        return 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,6 +168,7 @@ def cmd_config_check(args) -> int:
 def cmd_import(args) -> int:
     import json
 
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from bot.intake.csvfile import FileError, check_path
@@ -176,8 +183,11 @@ def cmd_import(args) -> int:
     with args.file.open("rb") as f:  # for the progress bar: a bad byte is the import's to report
         total = max(sum(1 for _ in f) - 1, 0)
     started = services.clock.now()
+    # on stderr, and only to a terminal: stdout is the summary's JSON, for scripts, and a
+    # bar that is not drawn still printed an empty line there
     with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  transient=True) as bar:
+                  transient=True, console=Console(stderr=True),
+                  disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task(args.file.name, total=total)
         try:
             summary = import_csv(services, args.entity, args.file, mapping=args.mapping,
@@ -282,14 +292,15 @@ def cmd_alignment(args) -> int:
     import json
 
     from bot.alignment.report import report
-    from bot.metrics.grammar import QueryError, parse_period
+    from bot.metrics.grammar import QueryError, asked_period
 
     services = _local_services()
     now, words = services.clock.now(), " ".join(args.period)
     try:
-        period = parse_period(words, now, services.config.workspace.tz) if words.strip() else None
+        period = asked_period(words, now, services.config.workspace.tz)
     except QueryError as exc:
-        print(f"alignbot: {exc.message}", file=sys.stderr)
+        print(f"alignbot: {exc.message} Like `alignbot {args.what} last quarter` "
+              "(default: the last 90 days).", file=sys.stderr)
         return 2
     with services.sessions() as session:
         found = report(session, services.config, services.team_id, now, period, args.survey)
@@ -576,7 +587,8 @@ def cmd_worker(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # first: a stop during start-up is clean too
     config, secrets = load_config(), Secrets.from_env()
     _require(secrets, app_mode=False)
-    services = build_services(config, secrets, SystemClock())
+    with _reaching_slack(secrets):
+        services = build_services(config, secrets, SystemClock())  # auth.test: which workspace
     loop = SenderLoop(services).start()
     scheduler = _start_scheduler(services)
     log.info("worker running: scheduler and outbox sender (Ctrl-C to stop)")

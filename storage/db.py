@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -10,7 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
@@ -31,6 +33,58 @@ def normalise_url(url: str) -> str:
     return url
 
 
+class DatabaseUnreachable(OperationalError):
+    """The database did not take a connection (down, refused, a path that cannot be opened):
+    one line that names it, without its password, and why. An OperationalError still, so
+    whoever waits for the database to come back (a webhook's 503) treats it as before."""
+
+    def __init__(self, url: str, orig: BaseException):
+        super().__init__(None, None, orig)
+        self.url = url
+        self.reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+    def __str__(self) -> str:
+        return f"cannot reach the database at {self.url}: {self.reason}"
+
+    def __reduce__(self):
+        return type(self), (self.url, self.orig)
+
+
+# PostgreSQL explains an error with the row's values: "DETAIL:  Key (email)=(ann@…) already
+# exists", "DETAIL:  Failing row contains (7, Ann Lee, …)", and CONTEXT lines quoting them.
+ROW_VALUES = re.compile(r"^[ \t]*(?:DETAIL|CONTEXT):.*(?:\n|$)", re.M)
+
+
+class NoRowValues(logging.Filter):
+    """Keeps a database error's row values (personal data) out of log lines and their
+    tracebacks; the first line (which constraint, which column) stays to act on. SQLAlchemy
+    leaves parameters out by itself (`hide_parameters`). Installed unless debugging."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if ROW_VALUES.search(message):
+            record.msg, record.args = ROW_VALUES.sub("", message), None
+        if record.exc_info and not record.exc_text:  # what a formatter would print, scrubbed
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = ROW_VALUES.sub("", record.exc_text)
+        return True
+
+
+NO_ROW_VALUES = NoRowValues()
+
+
+def keep_row_values_out_of_logs() -> None:
+    """Outside debug logging, every handler of the root logger drops rows' values."""
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(NO_ROW_VALUES)  # once, however often the CLI runs in a process
+
+
+def shown_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     url = normalise_url(url or DEFAULT_URL)
     # A failing statement's error carries its parameters (lead names, emails) into every
@@ -39,14 +93,30 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnreachable(shown_url(url), exc) from None
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        _name_unreachable(engine, url)
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so
         # that SELECT ... then UPDATE in one transaction is really one transaction.
         event.listen(engine, "begin", lambda conn: begin_immediate(conn.connection.driver_connection))
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return _name_unreachable(create_engine(url, pool_pre_ping=True, **kwargs), url)
+
+
+def _name_unreachable(engine: Engine, url: str) -> Engine:
+    """A connection that fails becomes DatabaseUnreachable: a 120-line traceback of the
+    driver's becomes one line a person can act on."""
+    shown = shown_url(url)
+
+    def unreachable(ctx: ExceptionContext) -> None:
+        if ctx.connection is None and not ctx.is_pre_ping:  # while connecting
+            raise DatabaseUnreachable(shown, ctx.original_exception) from None
+    event.listen(engine, "handle_error", unreachable)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

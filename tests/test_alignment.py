@@ -244,6 +244,17 @@ def test_gap_and_index_in_slack(app, clock, data, surveyed, fake_slack):
     assert "I couldn't read the period" in wrong and "/align gap last quarter" in wrong
 
 
+@pytest.mark.parametrize("words", ["hi", "!!!", "me", "<!channel>", "<@U0ADMIN01> the"])
+def test_words_that_name_no_period_are_not_the_default(app, clock, words):
+    """`/align gap <garbage>` once answered for 30 days (and an empty one for 90)."""
+    for name in ("gap", "index"):
+        answer = reply(slash(app, f"{name} {words}", clock.now()))
+        shown = all_text(answer)
+        assert f"I couldn't read a period in “{words}”" in shown, shown
+        assert f"/align {name} last quarter" in shown and "Perception" not in shown
+        assert "<" not in answer["text"]  # what was typed, escaped
+
+
 def test_without_a_run_slack_says_so(app, clock, data):
     index = all_text(reply(slash(app, "index 2026-06", clock.now())))
     assert "Alignment index: 87 · Strategic" in index
@@ -264,6 +275,8 @@ def test_the_cli_prints_the_json(services, data, surveyed, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["index"] == 73
     assert main(["index", "fortnight", "--json"]) == 2
     assert "I couldn't read the period" in capsys.readouterr().err
+    assert main(["gap", "hi"]) == 2
+    assert capsys.readouterr().err.startswith("alignbot: I couldn't read a period in “hi”. ")
 
 
 def test_the_home_shows_the_index_and_the_flagged_rows(services, data, surveyed):

@@ -85,3 +85,90 @@ def test_a_token_slack_refuses_is_named(empty_store, leads_csv, monkeypatch, cap
     assert main(["import", "leads", str(leads_csv)]) == 2
     assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in capsys.readouterr().err
     assert teams_of_leads(empty_store) == set()
+
+
+UNREACHABLE = "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/x"  # nothing listens on port 1
+
+
+@pytest.mark.parametrize("argv", [["lead", "L-1"], ["query", "win rate last quarter"],
+                                  ["db", "upgrade"], ["gap"], ["survey", "results", "pulse"],
+                                  ["metrics", "refresh"], ["run", "--port", "0"], ["worker"]])
+def test_a_database_that_is_down_is_one_line_and_a_failure(argv, leads_csv, monkeypatch,
+                                                           capsys):
+    """A closed PostgreSQL port once printed 118-131 lines of the driver's traceback."""
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
+    monkeypatch.setenv("ALIGNBOT_CONFIG", str(EXAMPLE))
+    monkeypatch.setenv("ALIGNBOT_TEAM_ID", "T0MANUAL")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    with_token(monkeypatch)
+    assert main(argv) == 3
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("alignbot: cannot reach the database at "
+                           "postgresql+psycopg://postgres:***@127.0.0.1:1/x: "), line
+    assert "refused" in line.lower() and "hunter2" not in line
+
+
+def test_a_sqlite_store_that_cannot_be_opened_is_one_line(tmp_path, leads_csv, monkeypatch,
+                                                          capsys):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}")  # a directory, not a file
+    monkeypatch.setenv("ALIGNBOT_CONFIG", str(EXAMPLE))
+    monkeypatch.setenv("ALIGNBOT_TEAM_ID", "T0MANUAL")
+    assert main(["import", "leads", str(leads_csv)]) == 3
+    assert capsys.readouterr().err == \
+        f"alignbot: cannot reach the database at sqlite:///{tmp_path}: unable to open database file\n"
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "token_revoked"])
+def test_a_revoked_token_stops_the_worker_in_one_line(error, empty_store, monkeypatch, capsys):
+    fake = with_token(monkeypatch)
+    fake.script("auth.test", (200, {}, {"ok": False, "error": error}))
+    assert main(["worker"]) == 1
+    assert capsys.readouterr().err == \
+        f"alignbot: Slack refused auth.test: {error} (check SLACK_BOT_TOKEN)\n"
+
+
+def test_a_header_error_prints_one_line_and_nothing_on_stdout(empty_store, tmp_path,
+                                                                monkeypatch, capsys):
+    """The progress bar, not drawn, once left an empty line on stdout (the JSON's stream)."""
+    monkeypatch.setenv("ALIGNBOT_TEAM_ID", "T0MANUAL")
+    semi = tmp_path / "export.csv"
+    semi.write_text("id;full name;org\n1;Ann;Acme\n")
+    assert main(["import", "leads", str(semi)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "alignbot: export.csv's columns are id;full name;org — missing external_id, source "
+        "(leads need external_id, source and may have email, name, company, title, score, "
+        "segment, region, owner_email, why, crm_url, created_at, mql_at, status, routed_at, "
+        "accepted_at, rejected_at, rejection_reason, first_touch_at, updated_at); is it "
+        "comma-separated? Its header has ';' in it",
+        "alignbot: nothing is imported"]
+    good = tmp_path / "good.csv"
+    good.write_text("external_id,source\nL-1,webinar\n")
+    assert main(["import", "leads", str(good)]) == 0
+    assert json.loads(capsys.readouterr().out)["created"] == 1  # stdout: the JSON alone
+
+
+def test_the_readmes_import_before_slack_runs_as_written_on_a_fresh_store(
+        tmp_path, monkeypatch, capsys):
+    """It once left out `alignbot db upgrade`, and a fresh store's import stopped there."""
+    import re
+    import shlex
+
+    readme = (EXAMPLE.parent / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "alignbot import" in b]
+    monkeypatch.chdir(tmp_path)
+    for var in ("SLACK_BOT_TOKEN", "SLACK_API_URL", "DATABASE_URL", "ALIGNBOT_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "alignbot.example.toml").write_text(EXAMPLE.read_text())
+    (tmp_path / "leads.csv").write_text("external_id,source,name\nL-1,webinar,Ann Lee\n")
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        if words[0] == "cp":
+            (tmp_path / words[2]).write_text((tmp_path / words[1]).read_text())
+        elif words[0] == "export":
+            monkeypatch.setenv(*words[1].split("=", 1))
+        else:
+            assert words[0] == "alignbot" and main(words[1:]) == 0, (line, capsys.readouterr())
+    out = capsys.readouterr().out
+    assert "\"created\": 1" in out and "Count of leads routed" in out

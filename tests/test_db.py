@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sqlite3
 import traceback
@@ -96,3 +97,40 @@ def test_debug_logging_shows_a_failing_statements_parameters(engine, caplog):
         conn.execute(text("SELECT :who FROM no_such_table"), {"who": "Ann Secretname"})
     assert "Ann Secretname" in str(failed.value)
     loud.dispose()
+
+
+def test_a_logged_database_error_carries_no_row_values(engine):
+    """PostgreSQL's DETAIL lines ("Failing row contains (…)", "Key (email)=(…)") once put a
+    lead's name and a person's email into the log, parameters hidden or not."""
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    from storage.models import Lead, OwnerLookup
+
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    pii = ["Ann Secretname", "ann.secret@example.com"]
+    failures = []
+    for rows in ([Lead(team_id="T0TEST", external_id="L-1", source=None, name=pii[0],
+                       created_at=now, updated_at=now)],  # a NOT NULL column left empty
+                 [OwnerLookup(team_id="T0TEST", email=pii[1], first_failed_at=now,
+                              failed_at=now, error="timeout") for _ in range(2)]):  # a unique key twice
+        with Session(engine) as session, pytest.raises(IntegrityError) as failed:
+            session.add_all(rows)
+            session.commit()
+        failures.append(failed.value)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(db.NoRowValues())
+    logger = logging.getLogger("test.no_row_values")
+    logger.addHandler(handler)
+    try:
+        for exc in failures:
+            logger.error("the insert failed: %s", exc, exc_info=exc)
+    finally:
+        logger.removeHandler(handler)
+    told = out.getvalue()
+    assert "IntegrityError" in told and "INSERT INTO" in told  # what failed, still there
+    assert [value for value in pii if value in told] == [] and "DETAIL" not in told
+    if engine.dialect.name == "postgresql":  # where the values were: the test can fail
+        assert all(value in "".join(map(str, failures)) for value in pii)

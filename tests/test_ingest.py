@@ -61,9 +61,11 @@ def test_keys_are_matched_exactly_whatever_they_hold(services):
 
 
 def test_money_and_months_are_stored_exactly(services):
-    run(services, "spend", [{"month": "2026-03", "team": "sales", "amount": "1200.5"}])
-    [row] = rows(services, Spend)
-    assert row.amount == Decimal("1200.50") and str(row.month) == "2026-03-01"
+    run(services, "spend", [{"month": "2026-03", "team": "sales", "amount": "1200.5"},
+                            {"month": "2026-03", "team": "marketing", "amount": "-0"}])
+    sales, marketing = sorted(rows(services, Spend), key=lambda r: r.team, reverse=True)
+    assert sales.amount == Decimal("1200.50") and str(sales.month) == "2026-03-01"
+    assert str(marketing.amount) == "0.00"  # -0 is 0, not a negative zero
 
 
 @pytest.mark.parametrize("record,reason", [
@@ -75,6 +77,12 @@ def test_money_and_months_are_stored_exactly(services):
     ({"external_id": "L-1"}, "source: is required"),
     ({"source": "webinar"}, "external_id: is required"),
     ({"external_id": "L-1", "source": "webinar", "email": "nope"}, "email: 'nope' is not an email"),
+    ({"external_id": "L-1", "source": "webinar", "owner_email": "x<!channel>@evil.example"},
+     "owner_email: 'x<!channel>@evil.example' is not an email address like ann@example.com"),
+    ({"external_id": "L-1", "source": "webinar", "crm_url": "javascript:alert(1)"},
+     "crm_url: 'javascript:alert(1)' is not a web address (http:// or https://)"),
+    ({"external_id": "L-1", "source": "webinar", "crm_url": "slack://open?team=T0EVIL"},
+     "crm_url: 'slack://open?team=T0EVIL' is not a web address"),
     ({"external_id": "L-1", "source": "webinar", "status": "contacted"},
      "owner_email: needed to import a lead that is already routed"),
     ({"external_id": "L-1", "source": "webinar", "mql_at": "2026-03-02T00:00:00Z",
@@ -90,6 +98,10 @@ def test_malformed_leads_are_rejected_with_the_reason(services, record, reason):
 
 @pytest.mark.parametrize("entity,record,reason", [
     ("deals", {"external_id": "D-1", "amount": -5}, "amount: -5 is not an amount"),
+    ("deals", {"external_id": "D-1", "amount": "12.345"},
+     "amount: '12.345' has more than 2 decimals; amounts are to the cent"),
+    ("spend", {"month": "2026-03", "team": "sales", "amount": 0.001},
+     "amount: 0.001 has more than 2 decimals"),
     ("deals", {"external_id": "D-1", "source": "magic"}, "source: 'magic' is not one of"),
     ("deals", {"external_id": "D-1", "outcome": "won"}, "closed_at: needed when outcome is won"),
     ("deals", {"external_id": "D-1", "created_at": "2026-03-02T00:00:00Z",

@@ -23,6 +23,7 @@ import bot.blocks
 from bot.alignment.definitions import Definitions
 from bot.alignment.perception import Perception
 from bot.alignment.report import Report, build
+from bot.app import command_table
 from bot.blocks import handoff as cards
 from bot.blocks.handoff import CardView, SummaryLine, SummaryPage
 from bot.blocks.kit import section, unescape
@@ -129,6 +130,7 @@ EXAMPLES: dict[str, list[Any]] = {
     "str": [HOSTILE],
     "str | None": [HOSTILE],
     "bool": [True, False],
+    "int": [2],
     "datetime": [NOW],
     "datetime | None": [NOW, None],
     "tzinfo": [NY],
@@ -227,7 +229,8 @@ def test_the_builders_are_found():
     names = {name for name, _ in ALL}
     assert {"handoff.handoff_card", "sla.reminder", "handoff.rejection_notice",
             "metrics.metric_answer", "leads.lead_detail", "home.open_leads",
-            "admin.config_verdict", "commands.unknown_command"} <= names
+            "admin.config_verdict", "commands.unknown_command",
+            "admin.dead_letters"} <= names  # the outbox's notice to admins, once built in place
 
 
 @pytest.mark.parametrize(("name", "builder"), ALL, ids=[name for name, _ in ALL])
@@ -246,6 +249,16 @@ def test_a_builder_shows_hostile_data_literally_and_pings_nobody(name, builder):
                 shown.append(text)
         if builder.__name__ not in SHOWS_NO_DATA:
             assert "<!channel> <@U0EVIL>" in "\n".join(shown), (name, kwargs)
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "slack://open?team=T0EVIL",
+                                 "JavaScript:alert(1)"])
+def test_the_crm_button_opens_web_pages_only(url):
+    """A link stored before records were checked for one: the card shows no button for it."""
+    for link, buttons in ((url, 0), ("https://crm.example/lead/7", 1)):
+        card = cards.handoff_card(_card("routed", crm_url=link))
+        assert [b["accessory"]["url"] for b in card["blocks"] if "accessory" in b] == \
+            [link] * buttons
 
 
 def test_escaping_keeps_alignbots_own_markup():
@@ -267,7 +280,7 @@ def test_hostile_crm_data_and_notes_reach_slack_literally(app, services, fake_sl
                "title": HOSTILE, "why": HOSTILE, "score": 60}
     store(services, "leads", [{"external_id": "L-1", **hostile}, {"external_id": "L-2", **hostile},
                               {"external_id": "L-3", **hostile,
-                               "owner_email": "x<!channel>@evil.example"}], actor="webhook")
+                               "owner_email": "r&d@evil.example"}], actor="webhook")
     services.sender.flush()
     manager = "U0SALESMG1"  # may act on any rep's lead
     first, second = (m for m in fake_slack.in_channel("C0HANDOFF1")
@@ -287,7 +300,27 @@ def test_hostile_crm_data_and_notes_reach_slack_literally(app, services, fake_sl
             assert not MARKUP.search(text), text
             shown.append(unescape(text))
     shown = "\n".join(shown)
-    assert "x<!channel>@evil.example" in shown  # the admins' notice of an unknown owner
+    assert "r&d@evil.example" in shown  # the admins' notice of an unknown owner
     assert f"{HOSTILE} budget" in shown  # the reject note, in the marketing channel
     assert f"You accepted *{HOSTILE}*" in shown  # the click's private answer
     assert "No lead `<!channel>`" in shown  # the first word of what was typed
+
+
+HOSTILE_WORDS = ("<!channel>", "<@U0ADMIN01>", "<https://evil.example|x>")
+# what would ping, mention or link if Slack read the words above as markup
+TYPED_MARKUP = re.compile(r"<(!channel|@U0ADMIN01|https://evil)")
+
+
+@pytest.mark.parametrize("name", [c.name for c in command_table().commands])
+def test_every_command_echoes_hostile_words_literally(name, app, fake_slack, clock):
+    """`/align survey results <!channel>` once answered "There is no survey '<!channel>'",
+    pinging the channel: every command, given hostile words where its arguments go, answers
+    (now or later, through response_url) with them escaped."""
+    answers = []
+    for words in (*HOSTILE_WORDS, " ".join(HOSTILE_WORDS), f"until {HOSTILE_WORDS[0]}",
+                  f"last {HOSTILE_WORDS[2]}", f"{HOSTILE_WORDS[1]} by {HOSTILE_WORDS[0]}"):
+        answers.append(reply(slash(app, f"{name} {words}", clock.now(), user="U0ADMIN01")))
+    sent = [args for method, args in fake_slack.calls if method != "auth.test"] + answers
+    for kind, text in texts(sent):
+        if kind == "mrkdwn":
+            assert not TYPED_MARKUP.search(text), (name, text)

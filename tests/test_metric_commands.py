@@ -216,6 +216,17 @@ def test_the_shell_suggests_its_own_lines_too(shell):
     assert "Hi @Sam Sales!" in out
 
 
+@pytest.mark.parametrize("text", ["what can you do?", "help me", "Help me please!",
+                                  "What can I ask you?", "how do I use this?", "hey, what can you do",
+                                  "commands?", "what else can you do for us"])
+def test_asking_what_it_can_do_gets_the_help(app, clock, fake_slack, text):
+    """"what can you do?" was read as a metric, "help me" as help about a command "me"."""
+    mention(app, clock, text)
+    answer = posted(fake_slack)[1]
+    assert "alignbot commands" in answer and "metric" not in answer.split("\n")[0], answer
+    assert "alignbot commands" in all_text(ask(app, clock, text)[1])
+
+
 def test_a_mention_that_names_a_command_runs_it(app, clock, fake_slack):
     mention(app, clock, "help")
     assert "alignbot commands" in posted(fake_slack)[1]

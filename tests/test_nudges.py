@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.blocks import handoff as cards
 from bot.blocks import sla as views
-from bot.sla.nudges import sweep
+from bot.sla.nudges import BATCH, sweep
 from storage.db import make_sessionmaker
 from storage.models import Lead, Nudge, OutboxMessage, Person
 from tests.slack import TEAM, click
@@ -242,6 +242,9 @@ def test_a_nudge_that_fails_holds_back_only_itself(services, fake_slack, clock, 
     assert states == {"Lead 0": "sent", "Lead 1": "sending", "Lead 2": "sent"}  # retried later
 
 
+SWEEPS = 1000 // BATCH + 3  # what 1,000 due nudges take a lone sweeper, and spare
+
+
 def test_two_sweeps_on_one_database_send_each_of_1000_nudges_once(services, fake_slack, clock,
                                                                  engine):
     from bot.intake.webhooks import store
@@ -256,8 +259,12 @@ def test_two_sweeps_on_one_database_send_each_of_1000_nudges_once(services, fake
         try:
             mine = dataclasses.replace(services, sessions=make_sessionmaker(engine))
             barrier.wait()
-            while (report := sweep(mine, clock.now(), name=name)).sent:
+            for _ in range(SWEEPS):  # bounded: a sweep that keeps "sending" fails, not spins
+                report = sweep(mine, clock.now(), name=name)
+                if not report.sent:
+                    return
                 reports.append(report)
+            raise AssertionError(f"{name}: still sending after {SWEEPS} sweeps")
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -265,7 +272,8 @@ def test_two_sweeps_on_one_database_send_each_of_1000_nudges_once(services, fake
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a sweep hangs"
     assert errors == []
     assert sum(r.sent for r in reports) == 2000  # per lead: its reminder, and its card's "due soon"
     with services.sessions.begin() as s:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import http.client
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
 
 from bot.platform import outbox
@@ -506,3 +507,72 @@ def test_an_edit_of_a_dead_post_dies_with_it(services, fake_slack, clock):
     assert report.dead == 2 and fake_slack.calls_of("chat.update") == []
     services.sender.flush()  # the admins' notice
     assert services.sender.flush().next_due is None  # nothing left to look at every second
+
+
+def test_the_sender_loop_waits_out_a_database_that_is_down_in_one_line_a_try(
+        services, fake_slack, caplog):
+    """A down database once logged a traceback on every wake-up of the sender and of every
+    job: now one line per try, the sender's tries further and further apart."""
+    from dataclasses import replace
+
+    from bot.platform.jobs import JOBS, run_job
+    from storage.db import make_engine
+
+    down = make_sessionmaker(make_engine("postgresql+psycopg://postgres:pw@127.0.0.1:1/x"))
+    weekly = {"name": "weekly", "channel": "C0DIGEST01", "schedule": "* * * * *",
+              "period": "last week"}
+    config = parse_config({**TEST_CONFIG, "digests": [weekly]}, "<tests>")
+    away = replace(services, config=config, sessions=down, sender=OutboxSender(
+        down, fake_slack.client(), services.clock, services.config.outbox))
+    loop = SenderLoop(away)
+    caplog.clear()
+    assert [loop.once() for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    failed = [j.id for j in JOBS if run_job(away, j.id) is None]
+    assert set(failed) == {j.id for j in JOBS} - {"imports.folder"}  # it has no folder here
+    lines = [r for r in caplog.records if r.levelname != "DEBUG"]
+    assert len(lines) == 7 + len(failed) and not any(r.exc_info for r in lines)
+    assert all("cannot reach the database at postgresql+psycopg://postgres:***@127.0.0.1:1/x"
+               in r.getMessage() for r in lines)
+    assert SenderLoop(services).once() == SenderLoop.IDLE  # back: no backoff
+
+
+def listener_client(fake_slack, clock, slept):
+    from bot.platform.runtime import retry_handlers
+
+    return fake_slack.client(retry_handlers=retry_handlers(sleep=slept.append, clock=clock))
+
+
+@pytest.mark.parametrize(("retry_after", "waited"), [("1.5", 2), ("2", 2), ("0.2", 1),
+                                                      ("Tue, 24 Nov 2026 14:00:03 GMT", 3)])
+def test_the_listener_client_reads_any_retry_after(fake_slack, clock, retry_after, waited):
+    """slack_sdk's own handler did int("1.5") and raised ValueError instead of retrying."""
+    clock.set(datetime(2026, 11, 24, 14, 0, tzinfo=UTC))
+    slept = []
+    fake_slack.script("users.info", (429, {"Retry-After": retry_after},
+                                     {"ok": False, "error": "ratelimited"}))
+    fake_slack.add_user("U0ANN", "Ann")
+    assert listener_client(fake_slack, clock, slept).users_info(user="U0ANN")["ok"]
+    assert slept == [waited]
+
+
+def test_a_long_retry_after_is_not_waited_in_a_listener(fake_slack, clock):
+    slept = []
+    fake_slack.script("users.info", (429, {"Retry-After": "120"},
+                                     {"ok": False, "error": "ratelimited"}))
+    with pytest.raises(SlackApiError):
+        listener_client(fake_slack, clock, slept).users_info(user="U0ANN")
+    assert slept == []
+
+
+def test_a_dropped_connection_repeats_a_read_but_never_a_direct_reply(fake_slack, clock):
+    """After a connection that dropped, the post may have landed: a second would show twice."""
+    slept = []
+    client = listener_client(fake_slack, clock, slept)
+    fake_slack.lose_answers("chat.postMessage", http.client.RemoteDisconnected("dropped"))
+    with pytest.raises(http.client.RemoteDisconnected):
+        client.chat_postMessage(channel="C0HANDOFF1", text="your answer")
+    assert [m.text for m in fake_slack.in_channel("C0HANDOFF1")] == ["your answer"]  # once
+    fake_slack.add_user("U0ANN", "Ann")
+    fake_slack.lose_answers("users.info", http.client.RemoteDisconnected("dropped"))
+    assert client.users_info(user="U0ANN")["user"]["name"] == "Ann"  # a read: tried again
+    assert len(fake_slack.calls_of("users.info")) == 2 and len(slept) == 1

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.blocks.kit import actions, button, message, section
-from bot.local.shell import PROMPT
+from bot.local.shell import JOB_REPORTS, PROMPT, report_lines
 from bot.metrics import snapshots
 from bot.platform import outbox
 from bot.platform.jobs import JOBS
@@ -232,10 +232,16 @@ def test_make_run_without_slack_opens_the_shell_on_its_own_store_only(tmp_path):
 
 
 def test_every_jobs_report_reads_for_people(shell):
+    """`run surveys.sweep` once printed {'opened': 0, ...}: a job without its own words."""
+    assert set(JOB_REPORTS) == {j.id for j in JOBS}
     for j in JOBS:
         out = run(shell, f"run {j.id}")
-        assert out.count(f"  {j.id}: ") >= 1, out
-        assert "Report(" not in out and "[" not in out.split(": ", 1)[1], out
+        lines = [line for line in out.splitlines() if line.startswith(f"  {j.id}: ")]
+        assert lines, out
+        for line in lines:  # no dict, list, tuple or dataclass repr
+            assert not re.search(r"[{}\[\]]|[A-Z]\w*\(|\(\w+=|': ", line.split(": ", 1)[1]), out
+    waiting = {"ann@example.com": "still no answer"}
+    assert report_lines("owners.retry", waiting, str) == ["ann@example.com: still no answer"]
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"

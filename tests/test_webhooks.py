@@ -346,3 +346,17 @@ def test_a_down_database_is_one_log_line_and_a_503_to_retry(web, services, tmp_p
     assert resp.headers.get("Retry-After")
     errors = [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
     assert len(errors) == 1 and errors[0].exc_info is None and "\n" not in errors[0].getMessage()
+
+
+def test_a_signature_used_on_one_path_is_refused_on_every_other(web, services):
+    """The signed text does not name the path (the spec's v1 contract), so a captured request
+    for /webhooks/leads would verify on /webhooks/deals: once used, its signature is a replay
+    on any path (README, "Security notes": the risk left is a request never delivered)."""
+    body = json.dumps({"external_id": "X-1", "source": "marketing"}).encode()
+    headers = signed(services, body)
+    assert web.post("/webhooks/leads", data=body, headers=headers,
+                    content_type="application/json").status_code == 200
+    for entity in ("deals", "customers", "content"):
+        again = web.post(f"/webhooks/{entity}", data=body, headers=headers,
+                         content_type="application/json")
+        assert again.status_code == 409, (entity, again.get_json())

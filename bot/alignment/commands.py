@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.alignment.report import Report, report
 from bot.blocks import alignment as views
 from bot.blocks.metrics import metric_error
-from bot.metrics.grammar import QueryError, parse_period
+from bot.metrics.grammar import QueryError, asked_period
 from bot.platform.command_table import Command, Invocation, Reply
 
 ASK_GAP = "Ask like `/align gap last quarter` (default: the last 90 days)."
@@ -39,7 +39,7 @@ def _report(inv: Invocation, example: str) -> Report | Reply:
     config = inv.services.config
     words = " ".join(w for w in inv.args if w.lower() != SHARE)
     try:
-        period = parse_period(words, inv.now, config.workspace.tz) if words.strip() else None
+        period = asked_period(words, inv.now, config.workspace.tz)
     except QueryError as exc:
         return Reply.of(metric_error(exc, example))
     with inv.services.sessions.begin() as session:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.blocks.kit import context, escape, message, section
+from bot.blocks.kit import context, escape, mention, message, section
 
 if TYPE_CHECKING:
     from bot.platform.admin import ConfigVerdict
@@ -32,3 +33,19 @@ def unmapped_owner(email: str) -> dict[str, Any]:
     return message(f":warning: No Slack user has the email *{escape(email)}*, which the CRM gives "
                    "as a lead owner. Its leads wait in the handoff channel's queue. Add the person "
                    "under [[people]] in the config, or fix the owner in the CRM.")
+
+
+def dead_letters(count: int, channel: str | None, since: datetime, errors: list[str],
+                 latest: int) -> dict[str, Any]:
+    """Told to each admin once per channel and hour (and rewritten as more die there): the
+    messages to `channel` (None: the Home tabs) the outbox gave up on, with their first errors."""
+    if channel is None:
+        where = "Home tabs"
+    elif channel.startswith(("U", "W")):
+        where = mention(channel)
+    else:
+        where = f"<#{escape(channel)}>"
+    return message(f":warning: {count} message{'' if count == 1 else 's'} to {where} could not be "
+                   f"delivered to Slack since {since:%H:%M} UTC. First errors: "
+                   f"{escape('; '.join(errors))}. They are kept in the outbox as dead rows "
+                   f"(the latest is row {latest}).")

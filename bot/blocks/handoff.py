@@ -110,7 +110,9 @@ def handoff_card(v: CardView) -> dict[str, Any]:
               f"*Source*\n{escape(v.source)}", f"*Owner*\n{owner}", f"*SLA*\n{_sla_text(v)}"]
     if v.segment or v.region:
         fields.append(f"*Segment / region*\n{escape(v.segment or '—')} / {escape(v.region or '—')}")
-    crm = button("Open in CRM", OPEN_CRM, str(v.lead_id), url=v.crm_url) if v.crm_url else None
+    # a web page only, even for a link stored before records were checked for it
+    crm = button("Open in CRM", OPEN_CRM, str(v.lead_id), url=v.crm_url) \
+        if v.crm_url and v.crm_url.lower().startswith(("http://", "https://")) else None
     blocks = [header(title),  # plain_text: shown as it is
               section(f"*Why it qualified:* {escape(v.why or '—')}", fields=fields, accessory=crm)]
     blocks += _state_blocks(v)

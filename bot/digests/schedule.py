@@ -27,6 +27,7 @@ from bot.platform import outbox
 from bot.platform.config import Config, Digest
 from bot.platform.services import Services
 from storage import digests as queries
+from storage.db import DatabaseUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ def sweep(services: Services, now: datetime) -> list[Outcome]:
         try:
             done += [_act(services, digest, period, fired, now)
                      for period, fired in _due(services, digest, now)]
+        except DatabaseUnreachable:
+            raise  # not this digest's trouble: the job says so, in one line
         except Exception:
             log.exception("digest %s: could not post", digest.name)
     return done

@@ -7,6 +7,7 @@ from datetime import datetime, time
 from typing import Any
 
 from bot.blocks import leads as views
+from bot.blocks.kit import escape
 from bot.handoff import service as handoff
 from bot.metrics.grammar import QueryError, parse_day
 from bot.platform.command_table import Command, Invocation, Reply
@@ -94,7 +95,7 @@ def _parse_until(inv: Invocation) -> datetime | Reply:
     try:
         day = parse_day(" ".join(words), today)
     except QueryError as exc:
-        return Reply(f"{exc.message} Like {AWAY_EXAMPLES}.")
+        return Reply(f"{escape(exc.message)} Like {AWAY_EXAMPLES}.")  # it quotes the words typed
     if day <= today:
         return Reply(f"{day} is not in the future. `/align away` alone pauses until `/align back`.")
     return datetime.combine(day, time.min, tz)

@@ -14,10 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 ENTITIES = ("leads", "deals", "customers", "spend", "content", "content_usage")
 MAX_BATCH = 1000
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# An address as the HTML standard's <input type=email> takes one, with a dot in the domain:
+# no < > ( ) , ; : \ " [ ] or spaces, so none carries Slack markup (`x<!channel>@evil.example`)
+EMAIL = re.compile(r"[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+                   r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
 # A lead's statuses, and the reasons sales may reject one for (the lifecycle's words).
 STATUSES = ("new", "routed", "accepted", "contacted", "qualified", "won", "lost", "rejected",
             "recycled")
@@ -97,8 +101,21 @@ _email_text = text(320)
 
 def email(v: Any) -> str:
     s = _email_text(v).lower()
-    if not EMAIL.match(s):
-        raise ValueError(f"{shown(v)} is not an email address")
+    if not EMAIL.fullmatch(s):
+        raise ValueError(f"{shown(v)} is not an email address like ann@example.com")
+    return s
+
+
+_url_text = text(1000)
+
+
+def web_url(v: Any) -> str:
+    """A link for a button people click: http or https only (`javascript:`, `slack://` and
+    the like would run or open something else than a page)."""
+    s = _url_text(v)
+    parts = urlsplit(s)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{shown(v)} is not a web address (http:// or https://)")
     return s
 
 
@@ -128,7 +145,12 @@ def instant(v: Any) -> datetime:
 MAX_MONEY = Decimal("999999999999.99")  # what the columns hold (Numeric(14, 2))
 
 
+CENT = Decimal("0.01")
+
+
 def money(v: Any) -> Decimal:
+    """An amount to the cent. More decimals are refused, not rounded: 12.345 is a mistake
+    somewhere (a rate, a unit price), and rounding would hide it. -0 is 0."""
     problem = f"{shown(v)} is not an amount like 1200.50 (no currency sign, not negative)"
     try:
         amount = Decimal(_scalar(v, "an amount"))
@@ -138,7 +160,9 @@ def money(v: Any) -> Decimal:
         raise ValueError(problem)
     if amount > MAX_MONEY:
         raise ValueError(f"{shown(v)} is more than {MAX_MONEY:,} (a typo?)")
-    return amount.quantize(Decimal("0.01"))
+    if amount != amount.quantize(CENT):
+        raise ValueError(f"{shown(v)} has more than 2 decimals; amounts are to the cent")
+    return abs(amount.quantize(CENT))  # abs: -0 is stored as 0
 
 
 def score(v: Any) -> int:
@@ -175,7 +199,7 @@ KEY = text(128)
 FIELDS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "leads": {"external_id": KEY, "source": text(64), "email": email, "name": text(200),
               "company": text(200), "title": text(200), "score": score, "segment": text(64),
-              "region": text(64), "owner_email": email, "why": text(4000), "crm_url": text(1000),
+              "region": text(64), "owner_email": email, "why": text(4000), "crm_url": web_url,
               "created_at": instant, "mql_at": instant, "status": choice(*STATUSES),
               "routed_at": instant, "accepted_at": instant, "rejected_at": instant,
               "rejection_reason": choice(*REJECTION_REASONS), "first_touch_at": instant,

@@ -405,30 +405,45 @@ class Shell:
 
 
 def report_lines(job_id: str, result: Any, local: Callable[[datetime | None], str]) -> list[str]:
-    """A job's report for people, a line each (`run <job>`)."""
-    if job_id == "metrics.refresh":
-        return [f"{r.team_id}: {r.days} day(s) recomputed, {r.rows:,} snapshot rows, as of "
-                f"{local(r.as_of)}" for r in result] or ["no workspace to refresh"]
-    if job_id == "sla.sweep":
-        return [f"{result.sent} nudge(s) sent, {result.held} held for working hours, "
-                f"{result.dropped} no longer needed"]
-    if job_id == "outbox.sweep":
-        after = f"; next one due {local(result.next_due)}" if result.next_due else ""
-        return [f"{result.sent} message(s) sent, {result.retried} to retry, "
-                f"{result.dead} given up{after}"]
-    if job_id == "home.refresh":
-        return [f"{result} Home tab(s) republished"]
-    if job_id == "imports.folder":
-        return [f"{name}: " + (summary.get("failed") or
-                               f"{summary['created']} created, {summary['updated']} updated, "
-                               f"{len(summary['rejected'])} rejected")
-                for name, summary in result] or ["no new files"]
-    if job_id == "digests.post":
-        return [f"{o.digest} for {o.period}: {DIGEST_OUTCOMES[o.kind]}" for o in result] \
-            or ["no digest due"]
-    if job_id == "events.prune":
-        return [f"{result} processed Slack event id(s) forgotten"]
-    return [str(result)]
+    """A job's report for people, a line each (`run <job>`). Every job has its own words:
+    a job without them is a KeyError here, not a Python repr on the screen."""
+    return JOB_REPORTS[job_id](result, local)
+
+
+def _refresh_lines(result, local) -> list[str]:
+    return [f"{r.team_id}: {r.days} day(s) recomputed, {r.rows:,} snapshot rows, as of "
+            f"{local(r.as_of)}" for r in result] or ["no workspace to refresh"]
+
+
+def _outbox_lines(result, local) -> list[str]:
+    after = f"; next one due {local(result.next_due)}" if result.next_due else ""
+    return [f"{result.sent} message(s) sent, {result.retried} to retry, "
+            f"{result.dead} given up{after}"]
+
+
+def _import_lines(result, local) -> list[str]:
+    return [f"{name}: " + (summary.get("failed") or
+                           f"{summary['created']} created, {summary['updated']} updated, "
+                           f"{len(summary['rejected'])} rejected")
+            for name, summary in result] or ["no new files"]
+
+
+JOB_REPORTS: dict[str, Callable[[Any, Callable[[datetime | None], str]], list[str]]] = {
+    "metrics.refresh": _refresh_lines,
+    "sla.sweep": lambda r, _: [f"{r.sent} nudge(s) sent, {r.held} held for working hours, "
+                               f"{r.dropped} no longer needed"],
+    "outbox.sweep": _outbox_lines,
+    "home.refresh": lambda r, _: [f"{r} Home tab(s) republished"],
+    "imports.folder": _import_lines,
+    "surveys.sweep": lambda r, _: [f"{r['opened']} run(s) opened, {r['prompted']} prompt(s) "
+                                   f"and {r['reminded']} reminder(s) sent, {r['closed']} run(s) "
+                                   "closed"],
+    "owners.retry": lambda r, _: [f"{email}: {what}" for email, what in r.items()]
+    or ["no CRM owner email waiting for Slack's answer"],
+    "digests.post": lambda r, _: [f"{o.digest} for {o.period}: {DIGEST_OUTCOMES[o.kind]}"
+                                  for o in r] or ["no digest due"],
+    "events.prune": lambda r, _: [f"{r} processed Slack event id(s) forgotten"],
+}
 
 
 DIGEST_OUTCOMES = {"on_time": "posted", "late": "posted late, with a note", "sent": "posted",

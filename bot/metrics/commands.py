@@ -9,7 +9,15 @@ from bot.metrics.answers import Answer, answer, parse, scorecard
 from bot.metrics.charts import series, trend_png
 from bot.metrics.grammar import QueryError, parse_period
 from bot.metrics.registry import vocabulary
-from bot.platform.command_table import Command, CommandTable, Invocation, Reply, Upload, small_talk
+from bot.platform.command_table import (
+    Command,
+    CommandTable,
+    Invocation,
+    Reply,
+    Upload,
+    asks_for_help,
+    small_talk,
+)
 from storage.people import list_people
 
 FLAGS = ("share", "chart")  # the scorecard's words besides its period
@@ -93,7 +101,7 @@ def mention_command(table: CommandTable, text: str) -> str:
     else is a metric question. A metric named by more words than the command wins: "leads
     routed today" asks, "leads mine" lists."""
     words = text.split()
-    if not words or small_talk(text):
+    if not words or small_talk(text) or asks_for_help(text):
         return text
     found = table.find(words)
     if found:

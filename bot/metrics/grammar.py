@@ -153,11 +153,25 @@ class Query:
 
 def parse_period(text: str, now: datetime, tz: ZoneInfo) -> Period:
     """The period `text` names, with nothing but filler around it; blank means the default."""
-    today = _today(now, tz)
-    period, rest = _take_period(_words(text), today, tz)
+    return named_period(text, now, tz) or _last_n(DEFAULT_DAYS, "day", _today(now, tz), tz)
+
+
+def named_period(text: str, now: datetime, tz: ZoneInfo) -> Period | None:
+    """The period `text` names, or None when it names none (blank, filler, punctuation);
+    words left over that are not filler raise."""
+    period, rest = _take_period(_words(text), _today(now, tz), tz)
     if _meaningful(rest):
         raise QueryError(f"I couldn't read the period “{_quote(text)}”. {PERIOD_FORMS}")
-    return period or _last_n(DEFAULT_DAYS, "day", today, tz)
+    return period
+
+
+def asked_period(text: str, now: datetime, tz: ZoneInfo) -> Period | None:
+    """The period a command's words name; None when there are none (the command's default).
+    Words that name no period ("hi", "!!!", a mention) are an error, not the default."""
+    period = named_period(text, now, tz)
+    if period is None and text.strip():
+        raise QueryError(f"I couldn't read a period in “{_quote(text)}”. {PERIOD_FORMS}")
+    return period
 
 
 def parse_day(text: str, today: date) -> date:

@@ -33,6 +33,20 @@ _THANK = frozenset({"thanks", "thank", "thx", "ty", "cheers", "appreciated", "ap
 _POLITE = frozenset({"there", "you", "all", "team", "everyone", "folks", "so", "much", "a", "lot",
                      "again", "alignbot", "bot", "very", "many", "ok", "okay", "great", "it",
                      "that", "this", "for", "the", "help", "and", "i", "we", "really"})
+# asking what alignbot can do, in words: answered with the help, not read as a metric
+HELP_ASKED = re.compile(
+    r"(?:(?:hey|hi|hello) )?(?:alignbot )?(?:please )?(?:"
+    r"help(?: me| us)?(?: out)?|i need help|"
+    r"what (?:can|do|else can) (?:you|u) do(?: for (?:me|us))?|what do you know|"
+    r"what can i ask(?: you)?|what (?:are|is) (?:your|the) (?:commands|options)|"
+    r"how (?:do i|can i|to|does this|do you) (?:use (?:you|this|it|alignbot)|work)|"
+    r"(?:list |show )?(?:your |the |all )?commands"
+    r")(?: please)?")
+
+
+def asks_for_help(text: str) -> bool:
+    """"What can you do?", "help me", "how do I use this": a request for the command list."""
+    return bool(HELP_ASKED.fullmatch(" ".join(re.findall(r"[a-z]+", text.lower()))))
 
 
 @dataclass(frozen=True)
@@ -139,7 +153,7 @@ class CommandTable:
             words = shlex.split(request.text)
         except ValueError:
             words = request.text.split()
-        if not words:
+        if not words or asks_for_help(request.text):
             words = ["help"]
         found = self.find(words)
         if found is None:

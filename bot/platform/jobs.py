@@ -7,6 +7,7 @@ scheduler in several processes is safe.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,10 @@ from bot.platform.redelivery import prune_events
 from bot.platform.services import Services
 from bot.sla.nudges import sweep
 from bot.surveys import runs as surveys
+from storage.db import DatabaseUnreachable
 from storage.people import list_team_ids
+
+log = logging.getLogger(__name__)
 
 
 def import_folder(services: Services, now: datetime) -> Any:
@@ -129,5 +133,11 @@ def job(job_id: str) -> Job:
 
 
 def run_job(services: Services, job_id: str) -> Any:
-    """What APScheduler calls: the job with the services' current time."""
-    return job(job_id).run(services, services.clock.now())
+    """What APScheduler calls: the job with the services' current time. While the database
+    is away, one line per firing (not APScheduler's traceback); the next firing tries again."""
+    try:
+        return job(job_id).run(services, services.clock.now())
+    except DatabaseUnreachable as exc:
+        log.warning("job %s: %s; it runs again at its next firing", job_id, exc)
+        log.debug("the database's error", exc_info=True)
+        return None

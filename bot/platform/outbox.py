@@ -32,11 +32,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.blocks import admin as views
 from bot.platform.clock import Clock
 from bot.platform.config import OutboxSettings
 from storage import outbox as queries
 from storage.bulk import Rows
-from storage.db import hold
+from storage.db import DatabaseUnreachable, hold
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -324,7 +325,10 @@ class OutboxSender:
             outcome = _Outcome("unknown", error=f"unexpected: {exc!r}")
         try:
             self._settle(row, outcome, now, report)
-        except Exception:  # the database is away: after CLAIM_LEASE a sender looks it up
+        except DatabaseUnreachable as exc:  # after CLAIM_LEASE a sender looks the row up
+            log.warning("outbox row %s: could not record its outcome (%s): %s", row.id,
+                        outcome.state, exc)
+        except Exception:
             log.exception("outbox row %s: could not record its outcome (%s)", row.id, outcome.state)
         finally:
             with self._cond:
@@ -458,26 +462,19 @@ class OutboxSender:
         hour = now.replace(minute=0, second=0, microsecond=0)
         count, errors = queries.list_dead_errors(session, dead.team_id, dead.channel, dead.method,
                                                  hour, NOTICE_ERRORS)
-        where = _mention(dead.channel) if dead.channel else "Home tabs"
-        text = (f":warning: {count} message{'' if count == 1 else 's'} to {where} could not be "
-                f"delivered to Slack since {hour:%H:%M} UTC. First errors: {'; '.join(errors)}. "
-                f"They are kept in the outbox as dead rows (the latest is row {dead.id}).")
+        notice = views.dead_letters(count, dead.channel, hour, list(errors), dead.id)
         hold(session, f"{NOTICE_REF}{dead.team_id}")  # senders in other processes: one notice
         for admin in self.admins:
             ref = f"{NOTICE_REF}{dead.channel or dead.method}:{hour:%Y-%m-%dT%H}:{admin}"
-            notice = queries.get_first_post(session, dead.team_id, ref)
-            if notice is None:
-                post(session, dead.team_id, admin, {"text": text}, now=now, ref=ref)
+            sent = queries.get_first_post(session, dead.team_id, ref)
+            if sent is None:
+                post(session, dead.team_id, admin, notice, now=now, ref=ref)
             else:
-                revise(session, notice.id, admin, {"text": text}, now=now)
+                revise(session, sent.id, admin, notice, now=now)
 
 
 def _pace_key(row: OutboxMessage) -> str:
     return row.channel or row.method
-
-
-def _mention(channel: str) -> str:
-    return f"<@{channel}>" if channel.startswith(("U", "W")) else f"<#{channel}>"
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.blocks import surveys as views
+from bot.blocks.kit import escape
 from bot.platform.command_table import Command, Invocation, Reply
 from bot.surveys import runs
 from bot.surveys.results import Results, results
@@ -20,7 +21,7 @@ def start_command(inv: Invocation) -> Reply:
     try:
         run = runs.start(inv.services, inv.args[0], by=inv.request.user_id)
     except runs.SurveyRefused as exc:
-        return Reply.of(views.note(str(exc)))
+        return Reply.of(views.note(escape(str(exc))))  # may quote the name typed
     return Reply.of(views.run_opened(status_of(inv.services, run, inv.args[0].lower())))
 
 
@@ -31,7 +32,7 @@ def close_command(inv: Invocation) -> Reply:
     try:
         return Reply.of(views.run_closed(runs.close(inv.services, inv.args[0])))
     except runs.SurveyRefused as exc:
-        return Reply.of(views.note(str(exc)))
+        return Reply.of(views.note(escape(str(exc))))  # may quote the name typed
 
 
 def status_command(inv: Invocation) -> Reply:
@@ -49,7 +50,7 @@ def results_command(inv: Invocation) -> Reply:
     Per question and role: answers, mean, distribution, change since the previous run;
     groups under the survey's minimum are hidden."""
     found = find_results(inv.services, *(inv.args + [None, None])[:2])
-    return Reply.of(views.note(found) if isinstance(found, str) else views.results_message(found))
+    return Reply.of(views.note(escape(found)) if isinstance(found, str) else views.results_message(found))
 
 
 def find_results(services, name: str | None, number: Any = None) -> Results | str:
