@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.handoff.directory import look_up, resolve_owner
-from bot.handoff.service import hand_off
-from bot.intake.webhooks import store
+from bot.handoff.new_leads import hand_off
+from bot.intake.batches import store
 from storage.models import Lead, Person, UnmappedEmail
 from tests.slack import TEAM, send_event
 

@@ -12,7 +12,7 @@ from bot.blocks import handoff as cards
 from bot.blocks.home import MAX_BLOCKS, home_view
 from bot.blocks.kit import divider, section
 from bot.home import DEBOUNCE, LEADS_SHOWN
-from bot.intake.webhooks import store
+from bot.intake.batches import store
 from bot.platform import outbox
 from bot.platform.jobs import run_job
 from bot.platform.manifest import build_manifest

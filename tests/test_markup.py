@@ -29,7 +29,7 @@ from bot.blocks.kit import section, unescape
 from bot.blocks.leads import LeadLine
 from bot.blocks.surveys import PendingSurvey, PromptView, RunStatus
 from bot.digests.content import KPIS, DigestView
-from bot.intake.webhooks import store
+from bot.intake.batches import store
 from bot.metrics.answers import TREND, Answer, Comparison
 from bot.metrics.grammar import Period, Query, QueryError, parse_period
 from bot.metrics.registry import METRICS

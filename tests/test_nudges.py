@@ -244,7 +244,7 @@ def test_a_nudge_that_fails_holds_back_only_itself(services, fake_slack, clock, 
 
 def test_two_sweeps_on_one_database_send_each_of_1000_nudges_once(services, fake_slack, clock,
                                                                  engine):
-    from bot.intake.webhooks import store
+    from bot.intake.batches import store
 
     in_new_york(services)  # every reminder is in working hours
     store(services, "leads", [{"external_id": f"L-{i}", "source": "webinar", "score": 50}

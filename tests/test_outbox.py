@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.platform import outbox
+from bot.platform import outbox, sender
 from bot.platform.config import ConfigError, Secrets, parse_config
 from bot.platform.manifest import SCOPES
-from bot.platform.outbox import OutboxSender
 from bot.platform.runtime import SenderLoop, build_services
+from bot.platform.sender import OutboxSender
 from storage.db import make_sessionmaker
 from storage.models import OutboxMessage
 from tests.conftest import START, TEST_CONFIG
@@ -288,7 +288,7 @@ def test_a_post_a_dead_sender_left_claimed_is_found_not_posted_again(services, f
     with services.transaction() as s:  # as if `alignbot run` was killed right after Slack took it
         row = s.scalars(select(OutboxMessage)).one()
         row.state, row.ts, row.posted_channel, row.claimed_at = "sending", None, None, clock.now()
-    clock.advance(outbox.CLAIM_LEASE + timedelta(seconds=1))
+    clock.advance(sender.CLAIM_LEASE + timedelta(seconds=1))
     restarted = OutboxSender(make_sessionmaker(engine), services.sender.client, clock,
                              services.config.outbox)
     assert restarted.flush().sent == 1
@@ -342,7 +342,7 @@ def test_a_known_failure_is_retried_without_a_lookup(services, fake_slack, clock
     services.sender.flush()
     assert fake_slack.calls_of("conversations.history") == []
     [post, _] = fake_slack.calls_of("chat.postMessage")
-    assert post["metadata"] == {"event_type": outbox.METADATA_TYPE,
+    assert post["metadata"] == {"event_type": sender.METADATA_TYPE,
                                 "event_payload": {"outbox_id": rows(services)[0].id}}
 
 
@@ -429,7 +429,7 @@ def test_outbox_settings_are_checked(config):
     ("nan", 30.0), ("soon", 30.0), ("", 30.0), (None, 30.0), ("Tue, 99 Zzz 2026", 30.0),
 ])
 def test_retry_after_is_read_defensively(value, wait):
-    assert outbox.retry_after(value, START) == timedelta(seconds=wait)
+    assert sender.retry_after(value, START) == timedelta(seconds=wait)
 
 
 def test_a_429_with_a_decimal_retry_after_waits_it_out(services, fake_slack, clock):
@@ -458,13 +458,13 @@ def test_a_database_error_while_claiming_leaves_the_channel_free(services, fake_
     from sqlalchemy.exc import OperationalError
 
     queue(services, 1)
-    claim = outbox.queries.mark_claimed
+    claim = sender.queries.mark_claimed
 
     def locked_once(*args):
-        monkeypatch.setattr(outbox.queries, "mark_claimed", claim)
+        monkeypatch.setattr(sender.queries, "mark_claimed", claim)
         raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(outbox.queries, "mark_claimed", locked_once)
+    monkeypatch.setattr(sender.queries, "mark_claimed", locked_once)
     with pytest.raises(OperationalError):
         services.sender.flush()
     assert services.sender.flush().sent == 1

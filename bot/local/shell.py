@@ -209,7 +209,8 @@ class Shell:
 
     def webhook(self, line: str) -> None:
         """`webhook leads {"external_id": ...}`: what a CRM would POST, without the signature."""
-        from bot.intake.webhooks import records_of, store
+        from bot.intake.batches import store
+        from bot.intake.webhooks import records_of
 
         _, entity, *rest = line.split(maxsplit=2) + [""]
         try:

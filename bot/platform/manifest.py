@@ -35,7 +35,7 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "files:write": ("files.getUploadURLExternal", "files.completeUploadExternal"),  # CSV, PNG
     "reactions:read": ("reaction_added", "reaction_removed"),  # emoji answers to survey prompts
     "usergroups:read": ("usergroups.users.list",),  # survey audiences from Slack user groups
-    # finding a post whose answer was lost, instead of posting it twice (see bot/platform/outbox.py)
+    # finding a post whose answer was lost, instead of posting it twice (see bot/platform/sender.py)
     "channels:history": ("conversations.history", "conversations.replies"),
     "groups:history": ("conversations.history", "conversations.replies"),
 }

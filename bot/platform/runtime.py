@@ -17,7 +17,7 @@ from bot.app import command_table
 from bot.handoff.people import sync_config_people
 from bot.platform.clock import Clock
 from bot.platform.config import Config, Secrets
-from bot.platform.outbox import OutboxSender
+from bot.platform.sender import OutboxSender
 from bot.platform.services import Services
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import require_current

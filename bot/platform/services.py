@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.platform.clock import Clock
 from bot.platform.command_table import CommandTable
 from bot.platform.config import Config, Secrets
-from bot.platform.outbox import OutboxSender
+from bot.platform.sender import OutboxSender
 
 
 @dataclass
