@@ -11,7 +11,9 @@ from sqlalchemy import select, update
 from bot.blocks import handoff as cards
 from bot.blocks.home import MAX_BLOCKS, home_view
 from bot.blocks.kit import divider, section
-from bot.home import DEBOUNCE, LEADS_SHOWN
+from bot.features import FEATURES
+from bot.handoff.home import LEADS_SHOWN
+from bot.home import DEBOUNCE
 from bot.intake.batches import store
 from bot.platform import outbox
 from bot.platform.jobs import run_job
@@ -236,7 +238,7 @@ def test_a_malformed_or_messages_tab_event_publishes_nothing(app, fake_slack, cl
 
 
 def test_the_manifest_enables_the_home_tab_and_its_event():
-    manifest = build_manifest()
+    manifest = build_manifest(FEATURES)
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
 

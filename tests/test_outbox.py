@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from bot.features import FEATURES
 from bot.platform import outbox, sender
 from bot.platform.config import ConfigError, Secrets, parse_config
-from bot.platform.manifest import SCOPES
 from bot.platform.runtime import SenderLoop, build_services
 from bot.platform.sender import OutboxSender
 from storage.db import make_sessionmaker
@@ -331,7 +331,7 @@ def test_where_the_bot_cannot_read_the_channel_the_post_goes_again(services, fak
 
 
 def test_the_app_may_read_the_history_it_looks_posts_up_in():
-    assert {"channels:history", "groups:history", "im:history"} <= set(SCOPES)
+    assert {"channels:history", "groups:history", "im:history"} <= set(FEATURES.scopes)
 
 
 def test_a_known_failure_is_retried_without_a_lookup(services, fake_slack, clock):

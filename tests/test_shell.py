@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.blocks.kit import actions, button, message, section
+from bot.features import FEATURES
 from bot.local.shell import PROMPT
 from bot.metrics import snapshots
 from bot.platform import outbox
-from bot.platform.jobs import JOBS
 from tests.conftest import TEST_CONFIG, check_slack_call
 from tests.shelltools import make_shell, run
 
@@ -232,7 +232,7 @@ def test_make_run_without_slack_opens_the_shell_on_its_own_store_only(tmp_path):
 
 
 def test_every_jobs_report_reads_for_people(shell):
-    for j in JOBS:
+    for j in FEATURES.jobs:
         out = run(shell, f"run {j.id}")
         assert out.count(f"  {j.id}: ") >= 1, out
         assert "Report(" not in out and "[" not in out.split(": ", 1)[1], out
@@ -259,7 +259,7 @@ def test_the_readme_tour_runs_as_written_and_its_first_tick_refreshes_only_the_l
     def refresh(*args, **kwargs):
         reports.append(snapshots.refresh(*args, **kwargs))
         return reports[-1]
-    monkeypatch.setattr("bot.platform.jobs.refresh", refresh)
+    monkeypatch.setattr("bot.metrics.feature.refresh", refresh)
     config = tomllib.loads((README.parent / "alignbot.example.toml").read_text())
     shell = make_shell(tmp_path, config, check_slack_call, demo=True, user="U0ADMIN01",
                        at=datetime.fromisoformat("2026-12-01T10:00:00-05:00"))

@@ -28,7 +28,6 @@ from bot.blocks.kit import shown, unescape
 from bot.local.fakeslack import FakeSlack, Message
 from bot.platform.clock import FakeClock
 from bot.platform.config import parse_duration
-from bot.platform.jobs import JOBS, job
 from bot.platform.scheduler import fire_times
 from bot.platform.services import Services
 
@@ -256,7 +255,7 @@ class Shell:
         start, end = self.clock.now(), self.clock.now() + delta
         # at each time the outbox sweep goes last: it delivers what the others queued, as
         # the sender (woken by their commits) would
-        runs = sorted((t, j.id == SENDER, j.id) for j in JOBS
+        runs = sorted((t, j.id == SENDER, j.id) for j in self.services.features.jobs
                       for t in fire_times(j, self.services, start, end))
         last = {job_id: when for when, _, job_id in runs}
         runs = [run for run in runs if run[2] not in ONCE_A_TICK or run[0] == last[run[2]]]
@@ -265,7 +264,7 @@ class Shell:
                 self.clock.set(when)
                 for _, _, job_id in due:
                     step(f"{self._local(when)} {job_id}")
-                    job(job_id).run(self.services, when)
+                    self.services.features.job(job_id).run(self.services, when)
                 if job_id != SENDER:
                     self.flush()
         self.clock.set(end)
@@ -293,13 +292,14 @@ class Shell:
 
     def jobs(self, _: list[str]) -> None:
         now = self.clock.now()
-        for j in JOBS:
+        for j in self.services.features.jobs:
             nxt = j.trigger(self.services.config).get_next_fire_time(None, now)
             self.say(f"  {j.id:<16} next {self._local(nxt)}  — {j.description}")
 
     def run_job(self, args: list[str]) -> None:
         try:
-            result = job(args[0] if args else "").run(self.services, self.clock.now())
+            result = self.services.features.job(args[0] if args else "").run(
+                self.services, self.clock.now())
         except KeyError as exc:
             raise ShellError(exc.args[0]) from None
         for line in report_lines(args[0], result, self._local):

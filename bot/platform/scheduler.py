@@ -6,13 +6,13 @@ from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.platform.jobs import JOBS, Job, run_job
+from bot.platform.jobs import Job, run_job
 from bot.platform.services import Services
 
 
 def start_scheduler(services: Services, *, paused: bool = False) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=services.config.workspace.tz)
-    for j in JOBS:
+    for j in services.features.jobs:
         scheduler.add_job(run_job, j.trigger(services.config), args=[services, j.id], id=j.id,
                           name=j.description, replace_existing=True, coalesce=True,
                           max_instances=1, misfire_grace_time=j.misfire_grace_time)

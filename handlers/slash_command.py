@@ -1,5 +1,5 @@
 """`/align`: the slash command goes through the command table, like @mentions
-(handlers/metrics.py) and the shell. Also how a reply's file reaches Slack."""
+(handlers/mentions.py) and the shell. Also how a reply's file reaches Slack."""
 
 from __future__ import annotations
 
