@@ -25,6 +25,7 @@ from bot.platform import outbox
 from bot.platform.config import Config
 from bot.platform.descriptor import Feature, HomeSection, Section
 from bot.platform.jobs import Job, every
+from bot.platform.scheduler import first_due
 from storage import home as queries
 from storage.leads import list_people_by_id
 from storage.models import Person
@@ -113,7 +114,7 @@ FEATURE = Feature(
     listeners=("handlers.home",),
     jobs=(Job("home.refresh", refresh, lambda c: every(seconds=30), 30,
               f"republish App Homes whose leads changed, at most once per {DEBOUNCE.seconds} s "
-              "each"),),
+              "each", first_due(queries.get_first_due_home)),),
     home=(HomeSection(90, footer),),
     events={"app_home_opened": "rendering the App Home tab"},
 )

@@ -10,7 +10,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import commands as views
+from bot.blocks import replies as views
 from bot.platform.command_table import CommandRequest, Reply, Upload
 from bot.platform.services import Services
 

@@ -16,8 +16,8 @@ from bot.handoff.home import LEADS_SHOWN
 from bot.home import DEBOUNCE
 from bot.intake.batches import store
 from bot.platform import outbox
-from bot.platform.jobs import run_job
 from bot.platform.manifest import build_manifest
+from bot.platform.scheduler import run_job
 from bot.sla.nudges import sweep
 from storage.models import HomeTab, Lead, Person
 from tests.shelltools import run

@@ -24,6 +24,7 @@ from bot.alignment.definitions import Definitions
 from bot.alignment.perception import Perception
 from bot.alignment.report import Report, build
 from bot.blocks import handoff as cards
+from bot.blocks.admin import ConfigVerdict
 from bot.blocks.handoff import CardView, SummaryLine, SummaryPage
 from bot.blocks.kit import section, unescape
 from bot.blocks.leads import LeadLine
@@ -33,7 +34,6 @@ from bot.intake.batches import store
 from bot.metrics.answers import TREND, Answer, Comparison
 from bot.metrics.grammar import Period, Query, QueryError, parse_period
 from bot.metrics.registry import METRICS
-from bot.platform.admin import ConfigVerdict
 from bot.platform.command_table import Command
 from bot.platform.config import DIGEST_SECTIONS
 from bot.surveys.results import Group, QuestionResult, Results
@@ -147,10 +147,10 @@ EXAMPLES: dict[str, list[Any]] = {
     "ConfigVerdict": [ConfigVerdict(HOSTILE, (f"{HOSTILE}: {HOSTILE}", HOSTILE),
                                     {HOSTILE: True}, {}),
                       ConfigVerdict(HOSTILE, (), {"SLACK_BOT_TOKEN": True}, {HOSTILE: 1})],
-    "Command": [_command(), _command(admin=True)],
+    "HelpEntry": [_command(), _command(admin=True)],
     "Report": [_report(True), _report(False), _report(False, {})],
     "DigestView": [_digest(True, True), _digest(False, False), _digest(False, True, empty=True)],
-    "Sequence[Command]": [[_command(), _command(admin=True)]],
+    "Sequence[HelpEntry]": [[_command(), _command(admin=True)]],
     "PromptView": _prompts(),
     "PendingSurvey": [PendingSurvey(HOSTILE, NOW, (HOSTILE, HOSTILE), 5)],
     "Sequence[PendingSurvey]": [[PendingSurvey(HOSTILE, NOW, (HOSTILE,), 5)]],
@@ -227,7 +227,7 @@ def test_the_builders_are_found():
     names = {name for name, _ in ALL}
     assert {"handoff.handoff_card", "sla.reminder", "handoff.rejection_notice",
             "metrics.metric_answer", "leads.lead_detail", "home.open_leads",
-            "admin.config_verdict", "commands.unknown_command"} <= names
+            "admin.config_verdict", "replies.unknown_command"} <= names
 
 
 @pytest.mark.parametrize(("name", "builder"), ALL, ids=[name for name, _ in ALL])

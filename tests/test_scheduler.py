@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.features import FEATURES
 from bot.platform import outbox
-from bot.platform.jobs import run_job
-from bot.platform.scheduler import fire_times, start_scheduler
+from bot.platform.scheduler import fire_times, run_job, start_scheduler
 
 
 def test_jobs_are_registered_with_stable_ids_and_explicit_policies(services):

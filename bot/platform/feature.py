@@ -13,7 +13,9 @@ from bot.platform.descriptor import Feature
 from bot.platform.jobs import Job, every
 from bot.platform.manifest import COMMAND
 from bot.platform.redelivery import prune_events
+from bot.platform.scheduler import first_due
 from bot.platform.services import Services
+from storage.outbox import get_first_due
 
 
 def outbox_sweep(services: Services, now: datetime) -> Any:
@@ -27,7 +29,8 @@ FEATURE = Feature(
     commands=tuple(admin.COMMANDS),
     jobs=(
         Job("outbox.sweep", outbox_sweep, lambda c: every(seconds=30), 30,
-            "deliver queued Slack messages that are due (retries, held messages)"),
+            "deliver queued Slack messages that are due (retries, held messages)",
+            first_due(get_first_due)),
         Job("events.prune", prune_events,
             lambda c: CronTrigger(hour=3, timezone=c.workspace.tz), 3600,
             "forget processed Slack event ids older than two days"),

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.orm import Session
 
-from bot.platform.jobs import Job, run_job
+from bot.platform.jobs import Job
 from bot.platform.services import Services
+
+
+def run_job(services: Services, job_id: str) -> Any:
+    """What APScheduler calls: the job with the services' current time."""
+    return services.features.job(job_id).run(services, services.clock.now())
+
+
+def first_due(query: Callable[[Session], datetime | None]) -> Callable[[Services], datetime | None]:
+    """A job's `next_due`: the query's answer, read in a session of its own."""
+    def next_due(services: Services) -> datetime | None:
+        with services.sessions() as session:
+            return query(session)
+    return next_due
 
 
 def start_scheduler(services: Services, *, paused: bool = False) -> BackgroundScheduler:
@@ -18,6 +34,11 @@ def start_scheduler(services: Services, *, paused: bool = False) -> BackgroundSc
                           max_instances=1, misfire_grace_time=j.misfire_grace_time)
     scheduler.start(paused=paused)
     return scheduler
+
+
+def next_fire(j: Job, services: Services, at: datetime) -> datetime | None:
+    """The job's first firing at or after `at`."""
+    return j.trigger(services.config).get_next_fire_time(None, at)
 
 
 def fire_times(j: Job, services: Services, after: datetime, until: datetime) -> list[datetime]:

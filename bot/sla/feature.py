@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from bot.platform.descriptor import Feature
 from bot.platform.jobs import Job, every
+from bot.platform.scheduler import first_due
 from bot.sla.nudges import sweep
+from storage.nudges import get_first_pending_due
 
 FEATURE = Feature(
     "sla",
     listeners=("handlers.sla",),
     jobs=(Job("sla.sweep", sweep, lambda c: every(minutes=1), 60,
               "send due SLA nudges, escalations and reassignments; route leads waiting for an "
-              "owner"),),
+              "owner", first_due(get_first_pending_due)),),
 )
