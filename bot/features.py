@@ -18,7 +18,7 @@ from bot.platform.descriptor import Features
 from bot.sla import feature as sla
 from bot.surveys import feature as surveys
 
-# The platform goes last: its admin commands end `/align help` (its middleware and error
-# handler apply to every listener wherever they are registered).
+# The platform goes first: Bolt tries listeners in this order, and `/align` is the
+# request that must be answered fastest.
 FEATURES = Features(f.FEATURE for f in (
-    handoff, sla, intake, metrics, surveys, alignment, digests, home, platform))
+    platform, handoff, sla, intake, metrics, surveys, alignment, digests, home))

@@ -49,7 +49,10 @@ class Features:
 
     def __init__(self, features: Iterable[Feature]):
         self.all = tuple(features)
-        self.commands = CommandTable([HELP, *(c for f in self.all for c in f.commands)])
+        commands = [c for f in self.all for c in f.commands]
+        # help first, admin-only commands last: `/align help` lists what most people may run
+        self.commands = CommandTable([HELP, *(c for c in commands if not c.admin),
+                                      *(c for c in commands if c.admin)])
         self.jobs = tuple(j for f in self.all for j in f.jobs)
         self.home = tuple(s.build for s in sorted((s for f in self.all for s in f.home),
                                                   key=lambda s: s.slot))
