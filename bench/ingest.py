@@ -2,7 +2,7 @@
 
     python -m bench.ingest [--batches 10] [--csv-rows 100000] [--repeat 3] [--team N]
 
-Webhook path: signed-off batches of 1,000 new leads through `bot.intake.webhooks.store` (the
+Webhook path: signed-off batches of 1,000 new leads through `bot.intake.batches.store` (the
 handler after signature checks) on a fresh SQLite file. CSV path: `alignbot import` of
 one file through `bot.intake.imports.import_csv`, `--repeat` times (each into a fresh file).
 Slack is the in-process fake; nothing is sent. The team is the example config's (three
@@ -23,8 +23,8 @@ from statistics import median
 
 from sqlalchemy import func, select
 
+from bot.intake.batches import store
 from bot.intake.imports import import_csv
-from bot.intake.webhooks import store
 from bot.local.fakeslack import FakeSlack
 from bot.platform.clock import FakeClock
 from bot.platform.config import Config, Person, Secrets, load_config

@@ -25,7 +25,7 @@ from statistics import median
 from sqlalchemy import func, select, update
 
 from bench.ingest import NOW, record, services_on
-from bot.intake.webhooks import store
+from bot.intake.batches import store
 from bot.sla.nudges import sweep
 from storage.models import Lead, Nudge, OutboxMessage
 

@@ -1,7 +1,9 @@
-"""The Bolt app factory: the one place that wires every feature's handlers."""
+"""The Bolt app factory: the one place that wires every feature's listeners (handlers/),
+by the module names the features declare (bot/features.py)."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from collections.abc import Callable
@@ -14,24 +16,10 @@ from slack_bolt.middleware.request_verification import RequestVerification
 from slack_sdk.signature import Clock as SignatureClock
 from slack_sdk.signature import SignatureVerifier
 
-from bot.alignment import commands as alignment_commands
-from bot.digests import commands as digest_commands
-from bot.handoff import leads
-from bot.metrics import commands as metric_commands
-from bot.platform import admin
 from bot.platform.clock import Clock
-from bot.platform.command_table import HELP, CommandTable
 from bot.platform.services import Services
-from bot.surveys import commands as survey_commands
 
 log = logging.getLogger(__name__)
-
-
-def command_table() -> CommandTable:
-    """Every `/align` command, in the order `/align help` lists them."""
-    return CommandTable([HELP, *leads.COMMANDS, *metric_commands.COMMANDS,
-                         *survey_commands.COMMANDS, *alignment_commands.COMMANDS,
-                         *digest_commands.COMMANDS, *admin.COMMANDS])
 
 
 def create_app(services: Services, *, verify_requests: bool = True,
@@ -40,18 +28,6 @@ def create_app(services: Services, *, verify_requests: bool = True,
     requests come over the socket alignbot opened with its app token, and the shell's from
     itself. `after_ack` runs what a listener leaves until its ack is out (a command's file):
     by default a pool of threads; the shell's `AfterAck` runs it once the answer is shown."""
-    from handlers import (
-        commands,
-        directory,
-        errors,
-        handoff,
-        home,
-        metrics,
-        middleware,
-        sla,
-        surveys,
-    )
-
     logging.getLogger("slack_bolt.App").addFilter(_TOKEN_NOTICE)
     app = App(
         client=services.slack,
@@ -67,8 +43,8 @@ def create_app(services: Services, *, verify_requests: bool = True,
         process_before_response=True,
         listener_executor=after_ack,
     )
-    for module in (middleware, errors, commands, metrics, handoff, directory, sla, home, surveys):
-        module.register(app, services)
+    for module in services.features.listeners:  # the handlers/ modules each feature names
+        importlib.import_module(module).register(app, services)
     return app
 
 

@@ -462,9 +462,10 @@ def cmd_survey_run(args) -> int:
 
 
 def cmd_manifest(args) -> int:
+    from bot.features import FEATURES
     from bot.platform.manifest import manifest_json
 
-    print(manifest_json(request_url=args.url))
+    print(manifest_json(FEATURES, request_url=args.url))
     return 0
 
 

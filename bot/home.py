@@ -1,8 +1,7 @@
 """The App Home: each person's own page, built from sections, and kept up to date.
 
-A Home is the blocks of the SECTIONS in order, each a function of (context, person);
-another section (surveys: unanswered questions, the latest pulse, the alignment index)
-is one more entry there. Opening the tab publishes the Home at once: it answers the
+A Home is the blocks of the features' sections in order (bot/platform/descriptor.py), each
+a function of (context, person): a feature's section is one more entry in its FEATURE. Opening the tab publishes the Home at once: it answers the
 person's own action. From then on, a change to what it shows (a lead's owner, status or
 SLA state) marks it stale in the transaction of the change, due DEBOUNCE after the first
 change; the refresh job publishes it through the outbox when that time comes. However
@@ -12,7 +11,7 @@ at most once per window.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -20,17 +19,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from bot.alignment import home as alignment_home
 from bot.blocks import home as views
 from bot.blocks.kit import Block
-from bot.blocks.leads import LeadLine
-from bot.metrics import answers
 from bot.platform import outbox
 from bot.platform.config import Config
-from bot.sla import policies as sla
-from bot.surveys import home as surveys
+from bot.platform.descriptor import Feature, HomeSection, Section
+from bot.platform.jobs import Job, every
+from bot.platform.scheduler import first_due
 from storage import home as queries
-from storage.leads import list_leads, list_people_by_id
+from storage.leads import list_people_by_id
 from storage.models import Person
 from storage.people import get_person
 
@@ -38,8 +35,6 @@ if TYPE_CHECKING:
     from bot.platform.services import Services
 
 DEBOUNCE = timedelta(seconds=30)
-LEADS_SHOWN = 20  # and "N more": a Home holds 100 blocks, and other sections need room
-SALES = ("sales", "sales_manager")  # they see their leads section even when it is empty
 BATCH = 200  # Homes refreshed per transaction
 
 
@@ -53,14 +48,8 @@ class Context:
     config: Config
     team_id: str
     now: datetime
+    sections: tuple[Section, ...]  # the features' Home sections, in order
     shared: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def scorecard(self) -> list[answers.Answer]:
-        if "scorecard" not in self.shared:
-            self.shared["scorecard"] = answers.scorecard(self.session, self.config, self.team_id,
-                                                         self.now)
-        return self.shared["scorecard"]
 
     def tz(self, person: Person | None) -> tzinfo:
         """The person's own timezone, else the workspace's."""
@@ -68,36 +57,13 @@ class Context:
             self.config.workspace.tz
 
 
-def open_leads(ctx: Context, person: Person | None) -> list[Block]:
-    """The person's leads waiting for a first touch, oldest due first. Only sales people
-    and whoever owns some see the section."""
-    if person is None:
-        return []
-    leads, total = list_leads(ctx.session, ctx.team_id, sla.OPEN, owner_id=person.id,
-                              limit=LEADS_SHOWN, by_due=True)
-    if not total and person.role not in SALES:
-        return []
-    lines = [LeadLine(lead.external_id, lead.name, lead.company, lead.status, person.slack_id,
-                      lead.sla_due_at, sla.state(lead, ctx.now)) for lead in leads]
-    return views.open_leads(lines, total, ctx.tz(person))
-
-
-def team_scorecard(ctx: Context, person: Person | None) -> list[Block]:
-    return views.scorecard(ctx.scorecard, ctx.config.workspace.currency)
-
-
 def footer(ctx: Context, person: Person | None) -> list[Block]:
     return views.footer(ctx.now, ctx.tz(person))
 
 
-SECTIONS: tuple[Callable[[Context, Person | None], list[Block]], ...] = (
-    open_leads, surveys.waiting, team_scorecard, surveys.latest_results,
-    alignment_home.alignment, footer)
-
-
 def build(ctx: Context, person: Person | None) -> dict[str, Any]:
     """The Home view of a person (None: someone alignbot has no row for)."""
-    return views.home_view([section(ctx, person) for section in SECTIONS])
+    return views.home_view([section(ctx, person) for section in ctx.sections])
 
 
 def open_home(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
@@ -109,7 +75,8 @@ def open_home(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
         if person is not None:  # nothing alignbot knows changes for anyone else
             queries.add_home_tab(session, team_id, person.id)
     with services.sessions.begin() as session:
-        return build(Context(session, services.config, team_id, services.clock.now()), person)
+        return build(Context(session, services.config, team_id, services.clock.now(),
+                             services.features.home), person)
 
 
 def mark_stale(session: Session, person_ids: Iterable[int | None], now: datetime) -> None:
@@ -133,10 +100,21 @@ def refresh(services: Services, now: datetime) -> int:
             contexts: dict[str, Context] = {}
             for person in (p for p in people if not p.deactivated):  # Slack would refuse
                 ctx = contexts.setdefault(person.team_id, Context(
-                    session, services.config, person.team_id, now,
+                    session, services.config, person.team_id, now, services.features.home,
                     shared.setdefault(person.team_id, {})))
                 outbox.publish(session, person.team_id, person.slack_id, build(ctx, person),
                                now=now)
         done += len(people)
         if len(people) < BATCH:
             return done
+
+
+FEATURE = Feature(
+    "home",
+    listeners=("handlers.home",),
+    jobs=(Job("home.refresh", refresh, lambda c: every(seconds=30), 30,
+              f"republish App Homes whose leads changed, at most once per {DEBOUNCE.seconds} s "
+              "each", first_due(queries.get_first_due_home)),),
+    home=(HomeSection(90, footer),),
+    events={"app_home_opened": "rendering the App Home tab"},
+)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.blocks.handoff import click_answer
-from bot.handoff.service import ClickRefused
+from bot.handoff.clicks import ClickRefused
 from bot.platform.services import Services
 
 
@@ -21,7 +21,7 @@ def run_click(services: Services, service: Callable, team_id: str, token: str, u
     try:
         with services.transaction() as session:
             return service(session, team_id, token, user, services.config,
-                           services.clock.now(), **details).message
+                           services.clock.now(), **details)
     except ClickRefused as exc:
         return str(exc)
 

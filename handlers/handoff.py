@@ -8,7 +8,7 @@ from slack_bolt import App
 
 from bot.blocks import handoff as cards
 from bot.blocks.handoff import click_answer
-from bot.handoff import service as handoff
+from bot.handoff import clicks as handoff
 from bot.handoff.lifecycle import REJECTION_REASONS
 from bot.platform.services import Services
 from handlers.clicks import answer_later, button_listener, deciding, run_click, tell

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,11 @@ def mark_team_homes_stale(session: Session, team_id: str, due: datetime) -> None
     session.execute(update(HomeTab)
                     .where(HomeTab.team_id == team_id, HomeTab.refresh_at.is_(None))
                     .values(refresh_at=due).execution_options(synchronize_session=False))
+
+
+def get_first_due_home(session: Session) -> datetime | None:
+    """When the earliest Home marked stale is due for its refresh."""
+    return session.scalar(select(func.min(HomeTab.refresh_at)))
 
 
 def claim_due_homes(session: Session, now: datetime, limit: int) -> list[int]:

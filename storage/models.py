@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -468,19 +467,6 @@ class ProcessedEvent(Base):
     team_id: Mapped[str] = mapped_column(TeamId, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(index=True)
-
-
-class AuditLog(Base):
-    __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_team_at", "team_id", "at"),)
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    team_id: Mapped[str] = mapped_column(TeamId)
-    actor: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(64))
-    target: Mapped[str | None] = mapped_column(String(128))
-    at: Mapped[datetime]
-    detail: Mapped[dict[str, Any] | None]
 
 
 class RoutingState(Base):

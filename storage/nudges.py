@@ -28,6 +28,11 @@ def cancel_pending(session: Session, lead_id: int, stages: tuple[str, ...] | Non
     return session.execute(_CANCEL, {"lead": lead_id}).rowcount
 
 
+def get_first_pending_due(session: Session) -> datetime | None:
+    """When the earliest pending nudge falls due (a held one: when it did)."""
+    return session.scalar(select(func.min(Nudge.due_at)).where(Nudge.state == "pending"))
+
+
 def get_pending_due(session: Session, lead_id: int, stage: str) -> datetime | None:
     """When the lead's chain waits on this stage (not yet claimed once: not held), its due."""
     return session.scalar(select(func.min(Nudge.due_at)).where(

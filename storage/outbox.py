@@ -45,11 +45,6 @@ def list_first_posts(session: Session, team_id: str, refs: list[str]) -> dict[st
     return first
 
 
-def has_dedupe_key(session: Session, team_id: str, dedupe_key: str) -> bool:
-    return session.scalar(select(OutboxMessage.id).where(
-        OutboxMessage.team_id == team_id, OutboxMessage.dedupe_key == dedupe_key)) is not None
-
-
 def list_due(session: Session, now: datetime, stale_before: datetime, limit: int,
              after_id: int = 0) -> list[OutboxMessage]:
     """Pending rows that are due, and rows whose sender vanished mid-claim, by id after `after_id`;
@@ -84,6 +79,12 @@ def mark_dead(session: Session, row_id: int, error: str) -> bool:
         .where(OutboxMessage.id == row_id, OutboxMessage.state.in_(WAITING))
         .values(state="dead", last_error=error)
         .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def get_first_due(session: Session) -> datetime | None:
+    """When the earliest message still to be delivered is due (maybe already)."""
+    return session.scalar(select(func.min(OutboxMessage.next_attempt_at))
+                          .where(OutboxMessage.state.in_(WAITING)))
 
 
 def get_next_due(session: Session, after: datetime) -> datetime | None:

@@ -3,6 +3,7 @@ a fake Slack Web API checked against Slack's own method lists, and the app."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from concurrent.futures import Executor, Future
@@ -172,6 +173,43 @@ class Inline(Executor):
 @pytest.fixture
 def app(services):
     return create_app(services, after_ack=Inline())
+
+
+class _ListenerErrors(logging.Handler):
+    """What listeners raised: the app's error handler logs each (handlers/errors.py), and
+    Bolt logs what a lazy listener raised after the ack."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+        self.expected = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "handlers.errors" or (record.name.startswith("slack_bolt")
+                                                and record.getMessage().startswith("Failed to run")):
+            self.seen.append(f"{record.name}: {record.getMessage()}")
+
+
+@pytest.fixture(autouse=True)
+def _no_listener_errors():
+    """An exception raised inside any listener fails the test that triggered it (the app
+    answers Slack 200 all the same, so nothing else would notice)."""
+    catcher = _ListenerErrors()
+    root = logging.getLogger()
+    root.addHandler(catcher)
+    try:
+        yield catcher
+    finally:
+        root.removeHandler(catcher)
+    if catcher.seen and not catcher.expected:
+        pytest.fail("a listener raised:\n" + "\n".join(catcher.seen), pytrace=False)
+
+
+@pytest.fixture
+def listener_errors(_no_listener_errors) -> list[str]:
+    """For a test about errors: what listeners raised, which then fails nothing by itself."""
+    _no_listener_errors.expected = True
+    return _no_listener_errors.seen
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def test_repeated_event_is_processed_once(app, clock, fake_slack):
     assert len(fake_slack.calls_of("chat.postMessage")) == 2
 
 
-def test_unexpected_error_gives_a_short_ephemeral_line(app, services, clock):
+def test_unexpected_error_gives_a_short_ephemeral_line(app, services, clock, listener_errors):
     def broken(inv):
         """Always fails."""
         raise RuntimeError("boom with secret lead data")
@@ -81,6 +81,7 @@ def test_unexpected_error_gives_a_short_ephemeral_line(app, services, clock):
     services.commands = CommandTable([Command("boom", broken)])
     body = reply(slash(app, "boom", clock.now()))
     assert body == {"response_type": "ephemeral", "text": SORRY}
+    assert len(listener_errors) == 1 and "RuntimeError" in listener_errors[0]
 
 
 def test_public_reply_is_posted_in_channel(app, services, clock):

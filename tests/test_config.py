@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from datetime import date, time, timedelta
 from pathlib import Path
@@ -11,7 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.cli import main
-from bot.platform.config import ConfigError, Secrets, load_config, parse_config, parse_duration
+from bot.platform.config import (
+    SECTIONS,
+    Config,
+    ConfigError,
+    Secrets,
+    keys,
+    load_config,
+    parse_config,
+    parse_duration,
+)
 from tests.slack import all_text, reply, slash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,3 +192,16 @@ def test_cli_config_check(tmp_path, monkeypatch, capsys):
     assert main(["config", "check"]) == 1
     out = capsys.readouterr().out
     assert "2 problem(s)" in out and "workspace.timezone" in out and "sla[0].respond_within" in out
+
+
+@pytest.mark.parametrize("section", ["workspace", "channels", "outbox", "routing", "handoff",
+                                     "imports", "alignment"])
+def test_a_tables_keys_are_its_dataclasss_fields(section):
+    """Declared once: the keys a table takes are the fields of what it is read into."""
+    cls = type(getattr(Config(), section))
+    with pytest.raises(ConfigError) as caught:
+        parse_config({section: {"zzz": 1}})
+    [problem] = caught.value.problems
+    assert problem == f"{section}.zzz: unknown key; known keys: {', '.join(keys(cls))}"
+    assert set(keys(cls)) == {f.name for f in dataclasses.fields(cls)}
+    assert set(SECTIONS) == {f.name for f in dataclasses.fields(Config)} - {"source"}

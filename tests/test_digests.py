@@ -14,8 +14,8 @@ from sqlalchemy import func, insert, select
 
 from bot.cli import main
 from bot.digests import schedule
+from bot.features import FEATURES
 from bot.platform.config import ConfigError, Secret, Secrets, parse_config
-from bot.platform.jobs import job
 from bot.platform.runtime import build_services
 from bot.platform.scheduler import fire_times
 from storage.models import DigestPost, Lead, OutboxMessage, Person
@@ -46,9 +46,9 @@ def restart(services, clock):
 
 def run_until(services, clock, until: datetime) -> None:
     """The scheduler: the digest job at each of its fire times, then the sender."""
-    for when in fire_times(job("digests.post"), services, clock.now(), until):
+    for when in fire_times(FEATURES.job("digests.post"), services, clock.now(), until):
         clock.set(when)
-        job("digests.post").run(services, when)
+        FEATURES.job("digests.post").run(services, when)
         services.sender.flush()
     clock.set(until)
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.handoff.directory import look_up, resolve_owner
-from bot.handoff.service import hand_off
-from bot.intake.webhooks import store
+from bot.handoff.new_leads import hand_off
+from bot.intake.batches import store
 from storage.models import Lead, Person, UnmappedEmail
 from tests.slack import TEAM, send_event
 
@@ -98,7 +98,7 @@ def test_an_owner_slack_cannot_be_asked_about_waits_in_the_queue_and_is_asked_ag
         services, fake_slack, clock, monkeypatch):
     """A lookup that fails at the network level stores the batch all the same: the lead waits
     unassigned saying why, the email is not taken for nobody's, and a later run routes it."""
-    from bot.platform.jobs import run_job
+    from bot.platform.scheduler import run_job
 
     fake_slack.add_user("U0NEWREP1", "Nia New", "nia@example.com")
     monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
@@ -212,3 +212,24 @@ def test_batches_soon_after_a_failed_lookup_leave_it_to_the_retry(services, fake
     clock.advance(timedelta(minutes=2))
     batch(3)
     assert len(fake_slack.calls_of("users.lookupByEmail")) == 2
+
+
+def test_a_batchs_owners_are_asked_of_slack_before_the_handoff_lock(services, fake_slack,
+                                                                    monkeypatch):
+    """No network call inside a database lock: Slack is asked about every owner email of
+    the batch before the workspace's handoff lock is taken, never while it is held."""
+    from bot.intake import batches
+
+    fake_slack.add_user("U0NEWREP1", "Nia New", "nia@example.com")
+    asked_at_lock = []
+    lock = batches.lock_handoffs
+
+    def locking(session, team_id):
+        asked_at_lock.append(len(fake_slack.calls_of("users.lookupByEmail")))
+        return lock(session, team_id)
+    monkeypatch.setattr(batches, "lock_handoffs", locking)
+    store(services, "leads", [{"external_id": "L-1", "source": "events",
+                               "owner_email": "nia@example.com"},
+                              {"external_id": "L-2", "source": "events",
+                               "owner_email": "ghost@example.com"}], actor="webhook")
+    assert asked_at_lock == [2] == [len(fake_slack.calls_of("users.lookupByEmail"))]

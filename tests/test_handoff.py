@@ -12,8 +12,8 @@ from sqlalchemy import select
 from bot.app import AfterAck, create_app
 from bot.blocks import handoff as cards
 from bot.handoff import lifecycle
-from bot.handoff.service import hand_off
-from bot.intake.webhooks import store
+from bot.handoff.new_leads import hand_off
+from bot.intake.batches import store
 from bot.sla import policies as sla
 from storage.models import Lead, LeadEvent, Nudge, Person
 from tests.slack import TEAM, all_text, click, submit

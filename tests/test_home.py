@@ -11,11 +11,13 @@ from sqlalchemy import select, update
 from bot.blocks import handoff as cards
 from bot.blocks.home import MAX_BLOCKS, home_view
 from bot.blocks.kit import divider, section
-from bot.home import DEBOUNCE, LEADS_SHOWN
-from bot.intake.webhooks import store
+from bot.features import FEATURES
+from bot.handoff.home import LEADS_SHOWN
+from bot.home import DEBOUNCE
+from bot.intake.batches import store
 from bot.platform import outbox
-from bot.platform.jobs import run_job
 from bot.platform.manifest import build_manifest
+from bot.platform.scheduler import run_job
 from bot.sla.nudges import sweep
 from storage.models import HomeTab, Lead, Person
 from tests.shelltools import run
@@ -236,7 +238,7 @@ def test_a_malformed_or_messages_tab_event_publishes_nothing(app, fake_slack, cl
 
 
 def test_the_manifest_enables_the_home_tab_and_its_event():
-    manifest = build_manifest()
+    manifest = build_manifest(FEATURES)
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
 

@@ -620,16 +620,16 @@ def test_a_row_the_database_refuses_costs_only_itself(services, tmp_path, monkey
     halves (as a webhook's is), down to that row, which is rejected with the reason."""
     from sqlalchemy.exc import DataError
 
-    from bot.intake import webhooks
+    from bot.intake import batches
 
-    real = webhooks.execute
+    real = batches.execute
 
     def refusing(session, statements):
         if any("Poison" in str(params) for _, params in statements):
             raise DataError("INSERT INTO leads ...", None, ValueError("value out of range"))
         return real(session, statements)
 
-    monkeypatch.setattr(webhooks, "execute", refusing)
+    monkeypatch.setattr(batches, "execute", refusing)
     rows = [[f"L-{n}", "webinar", "50", "Poison" if n == 7 else f"Lead {n}"] for n in range(20)]
     path = write(tmp_path / "leads.csv", ["external_id", "source", "score", "name"], rows)
     summary = import_csv(services, "leads", path)

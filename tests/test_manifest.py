@@ -10,16 +10,19 @@ import pytest
 from slack_bolt import App
 
 from bot.app import create_app
-from bot.platform.manifest import COMMAND, EVENTS, SCOPES, build_manifest, manifest_json
+from bot.features import FEATURES
+from bot.platform.descriptor import Features
+from bot.platform.manifest import COMMAND, build_manifest, manifest_json
 from tests import slack_contract
 from tests.slack import send_event
 
 URL = "https://bot.example.com"
+EVENTS, SCOPES = FEATURES.events, FEATURES.scopes
 
 
 @pytest.mark.parametrize("request_url", [None, URL, URL + "/"])
 def test_manifest_validates_against_slack_schema(request_url):
-    assert slack_contract.manifest_errors(build_manifest(request_url=request_url)) == []
+    assert slack_contract.manifest_errors(build_manifest(FEATURES, request_url=request_url)) == []
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -39,7 +42,7 @@ def test_oracle_rejects_the_schemas_invalid_example_for_the_right_reason(version
 
 
 def test_oracle_checks_inside_the_referenced_v1_schema():
-    manifest = build_manifest(name="x" * 36)
+    manifest = build_manifest(FEATURES, name="x" * 36)
     manifest["features"]["slash_commands"][0]["command"] = "align"
     errors = "\n".join(slack_contract.manifest_errors(manifest))
     assert "$.display_information.name" in errors
@@ -47,7 +50,7 @@ def test_oracle_checks_inside_the_referenced_v1_schema():
 
 
 def test_socket_mode_by_default():
-    manifest = build_manifest()
+    manifest = build_manifest(FEATURES)
     settings = manifest["settings"]
     assert settings["socket_mode_enabled"] is True
     assert "request_url" not in settings["event_subscriptions"]
@@ -57,7 +60,7 @@ def test_socket_mode_by_default():
 
 
 def test_http_mode_points_everything_at_the_bolt_endpoints():
-    manifest = build_manifest(request_url=URL + "/")
+    manifest = build_manifest(FEATURES, request_url=URL + "/")
     settings = manifest["settings"]
     assert settings["socket_mode_enabled"] is False
     assert settings["event_subscriptions"]["request_url"] == URL + "/slack/events"
@@ -67,7 +70,7 @@ def test_http_mode_points_everything_at_the_bolt_endpoints():
 
 
 def test_every_bot_event_exists_in_slacks_catalog():
-    events = build_manifest()["settings"]["event_subscriptions"]["bot_events"]
+    events = build_manifest(FEATURES)["settings"]["event_subscriptions"]["bot_events"]
     assert set(events) <= slack_contract.events_catalog(), set(events) - slack_contract.events_catalog()
 
 
@@ -77,14 +80,14 @@ def test_every_bot_event_has_the_scopes_it_needs():
 
 
 def test_has_the_align_command():
-    commands = build_manifest()["features"]["slash_commands"]
+    commands = build_manifest(FEATURES)["features"]["slash_commands"]
     assert [c["command"] for c in commands] == ["/align"]
     assert commands[0]["should_escape"] is False
     assert "metric win rate last quarter" in commands[0]["usage_hint"]
 
 
 def test_scopes_cover_email_lookup():
-    assert "users:read.email" in build_manifest()["oauth_config"]["scopes"]["bot"]
+    assert "users:read.email" in build_manifest(FEATURES)["oauth_config"]["scopes"]["bot"]
 
 
 def test_scope_and_event_lists_have_no_duplicates():
@@ -101,7 +104,25 @@ def registered_events(services, monkeypatch) -> list[str]:
         return register(self, kind, *args, **kwargs)
     monkeypatch.setattr(App, "event", event)
     create_app(services)
+    monkeypatch.undo()
     return seen
+
+
+@pytest.mark.parametrize("feature", FEATURES.all, ids=lambda f: f.name)
+def test_each_feature_subscribes_to_the_events_its_own_listeners_handle(
+        services, monkeypatch, feature):
+    """A feature's events are declared beside its listeners: none missing, none spare."""
+    services.features = Features([feature])
+    declared = {e.split(".")[0] for e in feature.events}  # message.im arrives as `message`
+    assert set(registered_events(services, monkeypatch)) == declared
+
+
+def test_the_manifest_asks_for_the_features_scopes_and_events_and_nothing_else():
+    manifest = build_manifest(FEATURES)
+    assert manifest["oauth_config"]["scopes"]["bot"] == list(SCOPES)
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == list(EVENTS)
+    assert set(SCOPES) == {s for f in FEATURES.all for s in f.scopes}
+    assert set(EVENTS) == {e for f in FEATURES.all for e in f.events}
 
 
 def test_every_subscribed_event_has_a_listener_and_every_listener_a_subscription(
@@ -151,13 +172,13 @@ def test_no_scope_for_channel_checks_that_do_not_exist():
 
 
 def test_the_descriptions_promise_only_what_exists():
-    manifest = json.dumps(build_manifest()).lower()
+    manifest = json.dumps(build_manifest(FEATURES)).lower()
     assert "survey" in manifest and "digest" not in manifest
 
 
 def test_manifest_json_is_the_manifest():
-    assert json.loads(manifest_json(request_url=URL)) == build_manifest(request_url=URL)
-    assert json.loads(manifest_json(name="alignbot-dev"))["display_information"]["name"] == "alignbot-dev"
+    assert json.loads(manifest_json(FEATURES, request_url=URL)) == build_manifest(FEATURES, request_url=URL)
+    assert json.loads(manifest_json(FEATURES, name="alignbot-dev"))["display_information"]["name"] == "alignbot-dev"
 
 
 def test_cli_prints_a_valid_manifest(capsys):

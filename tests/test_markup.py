@@ -23,18 +23,18 @@ import bot.blocks
 from bot.alignment.definitions import Definitions
 from bot.alignment.perception import Perception
 from bot.alignment.report import Report, build
-from bot.app import command_table
 from bot.blocks import handoff as cards
+from bot.blocks.admin import ConfigVerdict
 from bot.blocks.handoff import CardView, SummaryLine, SummaryPage
 from bot.blocks.kit import section, unescape
 from bot.blocks.leads import LeadLine
 from bot.blocks.surveys import PendingSurvey, PromptView, RunStatus
 from bot.digests.content import KPIS, DigestView
-from bot.intake.webhooks import store
+from bot.features import FEATURES
+from bot.intake.batches import store
 from bot.metrics.answers import TREND, Answer, Comparison
 from bot.metrics.grammar import Period, Query, QueryError, parse_period
 from bot.metrics.registry import METRICS
-from bot.platform.admin import ConfigVerdict
 from bot.platform.command_table import Command
 from bot.platform.config import DIGEST_SECTIONS
 from bot.surveys.results import Group, QuestionResult, Results
@@ -149,10 +149,10 @@ EXAMPLES: dict[str, list[Any]] = {
     "ConfigVerdict": [ConfigVerdict(HOSTILE, (f"{HOSTILE}: {HOSTILE}", HOSTILE),
                                     {HOSTILE: True}, {}),
                       ConfigVerdict(HOSTILE, (), {"SLACK_BOT_TOKEN": True}, {HOSTILE: 1})],
-    "Command": [_command(), _command(admin=True)],
+    "HelpEntry": [_command(), _command(admin=True)],
     "Report": [_report(True), _report(False), _report(False, {})],
     "DigestView": [_digest(True, True), _digest(False, False), _digest(False, True, empty=True)],
-    "Sequence[Command]": [[_command(), _command(admin=True)]],
+    "Sequence[HelpEntry]": [[_command(), _command(admin=True)]],
     "PromptView": _prompts(),
     "PendingSurvey": [PendingSurvey(HOSTILE, NOW, (HOSTILE, HOSTILE), 5)],
     "Sequence[PendingSurvey]": [[PendingSurvey(HOSTILE, NOW, (HOSTILE,), 5)]],
@@ -229,7 +229,7 @@ def test_the_builders_are_found():
     names = {name for name, _ in ALL}
     assert {"handoff.handoff_card", "sla.reminder", "handoff.rejection_notice",
             "metrics.metric_answer", "leads.lead_detail", "home.open_leads",
-            "admin.config_verdict", "commands.unknown_command",
+            "admin.config_verdict", "replies.unknown_command",
             "admin.dead_letters"} <= names  # the outbox's notice to admins, once built in place
 
 
@@ -311,7 +311,7 @@ HOSTILE_WORDS = ("<!channel>", "<@U0ADMIN01>", "<https://evil.example|x>")
 TYPED_MARKUP = re.compile(r"<(!channel|@U0ADMIN01|https://evil)")
 
 
-@pytest.mark.parametrize("name", [c.name for c in command_table().commands])
+@pytest.mark.parametrize("name", [c.name for c in FEATURES.commands.commands])
 def test_every_command_echoes_hostile_words_literally(name, app, fake_slack, clock):
     """`/align survey results <!channel>` once answered "There is no survey '<!channel>'",
     pinging the channel: every command, given hostile words where its arguments go, answers

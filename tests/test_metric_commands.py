@@ -14,7 +14,7 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.app import AfterAck, create_app
-from bot.blocks import commands as command_views
+from bot.blocks import replies as command_views
 from bot.metrics.commands import mention_command
 from tests.metric_fixture import add_metric_fixture
 from tests.shelltools import run

@@ -247,7 +247,7 @@ SWEEPS = 1000 // BATCH + 3  # what 1,000 due nudges take a lone sweeper, and spa
 
 def test_two_sweeps_on_one_database_send_each_of_1000_nudges_once(services, fake_slack, clock,
                                                                  engine):
-    from bot.intake.webhooks import store
+    from bot.intake.batches import store
 
     in_new_york(services)  # every reminder is in working hours
     store(services, "leads", [{"external_id": f"L-{i}", "source": "webinar", "score": 50}

@@ -10,11 +10,11 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
 
-from bot.platform import outbox
+from bot.features import FEATURES
+from bot.platform import outbox, sender
 from bot.platform.config import ConfigError, Secrets, parse_config
-from bot.platform.manifest import SCOPES
-from bot.platform.outbox import OutboxSender
 from bot.platform.runtime import SenderLoop, build_services
+from bot.platform.sender import OutboxSender
 from storage.db import make_sessionmaker
 from storage.models import OutboxMessage
 from tests.conftest import START, TEST_CONFIG
@@ -289,7 +289,7 @@ def test_a_post_a_dead_sender_left_claimed_is_found_not_posted_again(services, f
     with services.transaction() as s:  # as if `alignbot run` was killed right after Slack took it
         row = s.scalars(select(OutboxMessage)).one()
         row.state, row.ts, row.posted_channel, row.claimed_at = "sending", None, None, clock.now()
-    clock.advance(outbox.CLAIM_LEASE + timedelta(seconds=1))
+    clock.advance(sender.CLAIM_LEASE + timedelta(seconds=1))
     restarted = OutboxSender(make_sessionmaker(engine), services.sender.client, clock,
                              services.config.outbox)
     assert restarted.flush().sent == 1
@@ -332,7 +332,7 @@ def test_where_the_bot_cannot_read_the_channel_the_post_goes_again(services, fak
 
 
 def test_the_app_may_read_the_history_it_looks_posts_up_in():
-    assert {"channels:history", "groups:history", "im:history"} <= set(SCOPES)
+    assert {"channels:history", "groups:history", "im:history"} <= set(FEATURES.scopes)
 
 
 def test_a_known_failure_is_retried_without_a_lookup(services, fake_slack, clock):
@@ -343,7 +343,7 @@ def test_a_known_failure_is_retried_without_a_lookup(services, fake_slack, clock
     services.sender.flush()
     assert fake_slack.calls_of("conversations.history") == []
     [post, _] = fake_slack.calls_of("chat.postMessage")
-    assert post["metadata"] == {"event_type": outbox.METADATA_TYPE,
+    assert post["metadata"] == {"event_type": sender.METADATA_TYPE,
                                 "event_payload": {"outbox_id": rows(services)[0].id}}
 
 
@@ -430,7 +430,7 @@ def test_outbox_settings_are_checked(config):
     ("nan", 30.0), ("soon", 30.0), ("", 30.0), (None, 30.0), ("Tue, 99 Zzz 2026", 30.0),
 ])
 def test_retry_after_is_read_defensively(value, wait):
-    assert outbox.retry_after(value, START) == timedelta(seconds=wait)
+    assert sender.retry_after(value, START) == timedelta(seconds=wait)
 
 
 def test_a_429_with_a_decimal_retry_after_waits_it_out(services, fake_slack, clock):
@@ -459,13 +459,13 @@ def test_a_database_error_while_claiming_leaves_the_channel_free(services, fake_
     from sqlalchemy.exc import OperationalError
 
     queue(services, 1)
-    claim = outbox.queries.mark_claimed
+    claim = sender.queries.mark_claimed
 
     def locked_once(*args):
-        monkeypatch.setattr(outbox.queries, "mark_claimed", claim)
+        monkeypatch.setattr(sender.queries, "mark_claimed", claim)
         raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(outbox.queries, "mark_claimed", locked_once)
+    monkeypatch.setattr(sender.queries, "mark_claimed", locked_once)
     with pytest.raises(OperationalError):
         services.sender.flush()
     assert services.sender.flush().sent == 1
@@ -515,7 +515,8 @@ def test_the_sender_loop_waits_out_a_database_that_is_down_in_one_line_a_try(
     job: now one line per try, the sender's tries further and further apart."""
     from dataclasses import replace
 
-    from bot.platform.jobs import JOBS, run_job
+    from bot.features import FEATURES
+    from bot.platform.scheduler import run_job
     from storage.db import make_engine
 
     down = make_sessionmaker(make_engine("postgresql+psycopg://postgres:pw@127.0.0.1:1/x"))
@@ -527,8 +528,8 @@ def test_the_sender_loop_waits_out_a_database_that_is_down_in_one_line_a_try(
     loop = SenderLoop(away)
     caplog.clear()
     assert [loop.once() for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
-    failed = [j.id for j in JOBS if run_job(away, j.id) is None]
-    assert set(failed) == {j.id for j in JOBS} - {"imports.folder"}  # it has no folder here
+    failed = [j.id for j in FEATURES.jobs if run_job(away, j.id) is None]
+    assert set(failed) == {j.id for j in FEATURES.jobs} - {"imports.folder"}  # it has no folder here
     lines = [r for r in caplog.records if r.levelname != "DEBUG"]
     assert len(lines) == 7 + len(failed) and not any(r.exc_info for r in lines)
     assert all("cannot reach the database at postgresql+psycopg://postgres:***@127.0.0.1:1/x"

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.blocks.kit import actions, button, message, section
+from bot.features import FEATURES
 from bot.local.shell import JOB_REPORTS, PROMPT, report_lines
 from bot.metrics import snapshots
 from bot.platform import outbox
-from bot.platform.jobs import JOBS
 from tests.conftest import TEST_CONFIG, check_slack_call
 from tests.shelltools import make_shell, run
 
@@ -233,8 +233,8 @@ def test_make_run_without_slack_opens_the_shell_on_its_own_store_only(tmp_path):
 
 def test_every_jobs_report_reads_for_people(shell):
     """`run surveys.sweep` once printed {'opened': 0, ...}: a job without its own words."""
-    assert set(JOB_REPORTS) == {j.id for j in JOBS}
-    for j in JOBS:
+    assert set(JOB_REPORTS) == {j.id for j in FEATURES.jobs}
+    for j in FEATURES.jobs:
         out = run(shell, f"run {j.id}")
         lines = [line for line in out.splitlines() if line.startswith(f"  {j.id}: ")]
         assert lines, out
@@ -265,7 +265,7 @@ def test_the_readme_tour_runs_as_written_and_its_first_tick_refreshes_only_the_l
     def refresh(*args, **kwargs):
         reports.append(snapshots.refresh(*args, **kwargs))
         return reports[-1]
-    monkeypatch.setattr("bot.platform.jobs.refresh", refresh)
+    monkeypatch.setattr("bot.metrics.feature.refresh", refresh)
     config = tomllib.loads((README.parent / "alignbot.example.toml").read_text())
     shell = make_shell(tmp_path, config, check_slack_call, demo=True, user="U0ADMIN01",
                        at=datetime.fromisoformat("2026-12-01T10:00:00-05:00"))

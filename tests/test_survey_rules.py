@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.features import FEATURES
 from bot.platform.config import ConfigError, load_config, parse_config
-from bot.platform.manifest import EVENTS, SCOPES
 from bot.surveys.results import anonymised, comments_shown, shown_groups
 from bot.surveys.templates import SCALE5, TEXT
 from tests import slack_contract
@@ -156,10 +156,10 @@ def test_the_example_config_documents_every_survey_key():
 
 
 def test_the_manifest_subscribes_to_reactions_with_their_scopes_and_listens(app, clock):
-    assert {"reaction_added", "reaction_removed"} <= set(EVENTS)
-    assert {"reactions:read", "usergroups:read"} <= set(SCOPES)
+    assert {"reaction_added", "reaction_removed"} <= set(FEATURES.events)
+    assert {"reactions:read", "usergroups:read"} <= set(FEATURES.scopes)
     for n, event in enumerate(("reaction_added", "reaction_removed")):
-        assert slack_contract.scopes_for_events()[event] <= set(SCOPES)
+        assert slack_contract.scopes_for_events()[event] <= set(FEATURES.scopes)
         body = {"type": event, "user": "U0SALES01", "reaction": "one", "item_user": "U0ALIGNBOT",
                 "item": {"type": "message", "channel": "D0SALES01", "ts": "1.2"},
                 "event_ts": "1.3"}

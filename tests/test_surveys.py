@@ -258,6 +258,23 @@ def test_a_user_group_audience_is_resolved_when_the_run_opens(services, fake_sla
         runs.start(services, "groups", by="U0ADMIN01")
 
 
+def test_slack_is_asked_about_a_user_group_before_the_runs_transaction(
+        services, fake_slack, clock, monkeypatch):
+    """No Slack call inside the transaction that opens the run (its locks would wait)."""
+    fake_slack.add_user("U0NEWBIE1", "Nia New", "nia@example.com")
+    fake_slack.add_usergroup("S0REVOPS1", "revops", ["U0MKTG01", "U0NEWBIE1"])
+    methods = ("usergroups.list", "usergroups.users.list", "users.info")
+    calls_at_open = []
+    open_run = runs.open_run
+
+    def opening(*args, **kwargs):
+        calls_at_open.append([len(fake_slack.calls_of(m)) for m in methods])
+        return open_run(*args, **kwargs)
+    monkeypatch.setattr(runs, "open_run", opening)
+    start(services, clock, "groups")
+    assert calls_at_open == [[1, 1, 1]] == [[len(fake_slack.calls_of(m)) for m in methods]]
+
+
 # ------------------------------------------------------------------ commands
 
 

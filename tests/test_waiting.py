@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.blocks import handoff as cards
-from bot.handoff import service as handoff
+from bot.handoff import clicks as handoff
 from bot.handoff.people import sync_config_people
 from bot.handoff.routing import Router
-from bot.intake.webhooks import store
+from bot.intake.batches import store
 from bot.sla.nudges import sweep
 from storage.models import Base, Lead, LeadEvent, Nudge, Person
 from tests.slack import TEAM, all_text, click, reply, slash

@@ -10,7 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.intake.webhooks import MAX_BATCH, signature, stage, store
+from bot.intake.batches import stage, store
+from bot.intake.records import MAX_BATCH
+from bot.intake.webhooks import signature
 from bot.platform.config import Secret
 from bot.platform.server import create_web_app
 from storage.models import HandoffBurst, Lead, OutboxMessage, RoutingState
@@ -298,11 +300,11 @@ def test_signatures_are_remembered_only_as_long_as_a_request_is_fresh(web, servi
 
 def test_a_request_that_fails_can_be_sent_again(web, services, monkeypatch):
     """Its signature is not kept: the sender's retry is not a replay."""
-    from bot.intake import webhooks
+    from bot.intake import batches
 
     body = json.dumps(lead(1)).encode()
     headers = signed(services, body)
-    monkeypatch.setattr(webhooks, "stage", lambda *a, **k: 1 / 0)  # a bug, say
+    monkeypatch.setattr(batches, "stage", lambda *a, **k: 1 / 0)  # a bug, say
     failed = web.post("/webhooks/leads", data=body, headers=headers,
                       content_type="application/json")
     assert failed.status_code == 500 and "retry" in failed.get_json()["error"]

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.blocks.kit import context, escape, mention, message, section
 
-if TYPE_CHECKING:
-    from bot.platform.admin import ConfigVerdict
+
+@dataclass(frozen=True)
+class ConfigVerdict:
+    """What `config check` found (bot.platform.admin)."""
+
+    source: str
+    problems: tuple[str, ...]
+    secrets: dict[str, str]  # variable -> set | not set | its default
+    summary: dict[str, int]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 def config_verdict(v: ConfigVerdict) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from typing import Any
 
 from bot.blocks import leads as views
 from bot.blocks.kit import escape
-from bot.handoff import service as handoff
+from bot.handoff.cards import card_view
+from bot.handoff.new_leads import someone_is_back
 from bot.metrics.grammar import QueryError, parse_day
 from bot.platform.command_table import Command, Invocation, Reply
 from bot.platform.services import Services
@@ -31,7 +32,7 @@ def lead_command(inv: Invocation) -> Reply:
         lead = queries.get_lead_by_external_id(session, inv.request.team_id, inv.args[0])
         if lead is None:
             return Reply.of(views.no_lead(inv.args[0]))
-        view = handoff.card_view(session, lead, inv.services.config, inv.now)
+        view = card_view(session, lead, inv.services.config, inv.now)
         events = queries.list_events(session, lead.id)
         return Reply.of(views.lead_detail(view, events))
 
@@ -80,7 +81,7 @@ def back_command(inv: Invocation) -> Reply:
     with inv.services.transaction() as session:
         if set_away_until(session, inv.request.team_id, inv.request.user_id, None) is None:
             return Reply("You are not a lead owner, so there is nothing to resume.")
-        handoff.someone_is_back(session, inv.request.team_id, inv.now)
+        someone_is_back(session, inv.request.team_id, inv.now)
     return Reply("Welcome back — new leads can come your way again.")
 
 

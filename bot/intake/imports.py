@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.handoff.service import show_bursts
+from bot.handoff.new_leads import show_bursts
 from bot.intake import csvfile
+from bot.intake.batches import Staged, refused_value, stage, store
 from bot.intake.ingest import IngestResult
 from bot.intake.records import MAX_BATCH, Checked, Rejection
-from bot.intake.webhooks import Staged, refused_value, stage, store
 from bot.platform.services import Services
 from storage.bulk import gc_paused
 from storage.db import make_way, wal_checkpoints

@@ -8,7 +8,8 @@ from datetime import datetime
 
 from bot import home
 from bot.handoff import directory, lifecycle
-from bot.handoff.service import CardBatch, reassign_to
+from bot.handoff.cards import CardBatch
+from bot.handoff.clicks import reassign_to
 from bot.platform.services import Services
 from storage.people import list_leads_waiting_for, list_owner_lookups, set_missing_owner
 

@@ -16,32 +16,23 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import InvalidOperation
 from typing import Any
 
 from sqlalchemy.exc import (
-    DataError,
-    DBAPIError,
     IntegrityError,
     InterfaceError,
     OperationalError,
     SQLAlchemyError,
-    StatementError,
 )
-from sqlalchemy.orm import Session
 
-from bot.handoff import directory
-from bot.handoff.service import Handoffs
-from bot.intake.ingest import IngestResult, ingest
-from bot.intake.records import ENTITIES, MAX_BATCH, Checked, Rejection, check, key_text
+from bot.intake.batches import first_line, store
+from bot.intake.records import ENTITIES, MAX_BATCH
 from bot.platform.services import Services
 from storage import ingest as queries
-from storage.bulk import Rows, Statement, execute, gc_paused
-from storage.db import lock_handoffs
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +80,7 @@ def receive(services: Services, entity: str, headers: Mapping[str, str], body: b
         return _receive_once(services, entity, records, headers["X-Alignbot-Signature"][3:])
     except UNAVAILABLE as exc:
         log.error("webhook %s: the database did not answer (%s); answered 503", entity,
-                  _first_line(exc))
+                  first_line(exc))
         return Answer(503, {"error": "the database is not answering; nothing was stored, "
                                      "retry later"},
                       {"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -133,125 +124,6 @@ def records_of(entity: str, data: Any) -> list[Any]:
     if isinstance(data, dict):
         return [data]
     raise ValueError(f'send one JSON object, or {{"{entity}": [ ... ]}}')
-
-
-OWNER_FIELDS = {"leads": "owner_email", "deals": "owner_email", "content_usage": "user_email"}
-
-
-def store(services: Services, entity: str, records: Sequence[Any] | Checked, *,
-          actor: str) -> IngestResult:
-    """Ingest in one transaction, then route and card every new lead in the same one. A batch
-    the database refuses is stored again in halves, down to the one record it refuses."""
-    checked = records if isinstance(records, Checked) else \
-        check(entity, records, services.clock.now())
-    answers = look_up_owners(services, entity, checked)
-    with gc_paused():
-        return _store(services, entity, checked, actor, answers)
-
-
-def _store(services: Services, entity: str, checked: Checked, actor: str,
-           answers: dict[str, directory.Answer]) -> IngestResult:
-    try:
-        return stage(services, entity, checked, actor=actor, answers=answers).commit()
-    except Exception as exc:
-        if not refused_value(exc) or not checked.parsed:
-            raise
-        if len(checked.parsed) == 1:
-            [(index, values)] = checked.parsed
-            log.warning("%s: the database refused record %d of a batch (%s)", actor, index,
-                        type(getattr(exc, "orig", None) or exc).__name__)
-            return IngestResult(rejected=sorted([*checked.rejected, Rejection(
-                index, key_text(entity, values), [f"the database refused it: {_first_line(exc)}"])],
-                key=lambda r: r.index))
-    half = len(checked.parsed) // 2
-    first = _store(services, entity, Checked(checked.parsed[:half], checked.rejected), actor,
-                   answers)
-    return first.add(_store(services, entity, Checked(checked.parsed[half:], []), actor, answers))
-
-
-def refused_value(exc: Exception) -> bool:
-    """An error a record's values cause (the database, or the driver binding them, refusing
-    one), as opposed to the database being away."""
-    if isinstance(exc, DataError | IntegrityError):
-        return True
-    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
-        return True  # raised while binding a value
-    return isinstance(exc, UnicodeError | OverflowError | InvalidOperation)
-
-
-def _first_line(exc: Exception) -> str:
-    """What went wrong, without the statement and its parameters (a lead's personal data)."""
-    cause = getattr(exc, "orig", None) or exc
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0] if lines else ''}"[:300]
-
-
-def look_up_owners(services: Services, entity: str, checked: Checked) -> dict[str, directory.Answer]:
-    """Slack's answers about the batch's owner emails, asked before its transaction."""
-    name = OWNER_FIELDS.get(entity)
-    emails = {v[name] for _, v in checked.parsed if name in v} if name else set()
-    return directory.look_up(services.sessions, services.slack, services.team_id, emails,
-                             services.clock.now())
-
-
-def stage(services: Services, entity: str, records: Sequence[Any] | Checked, *,
-          actor: str, answers: dict[str, directory.Answer] | None = None) -> Staged:
-    """The reading and deciding half of `store`: ingested, routed and carded in an open
-    transaction, the new rows' INSERTs prepared but not run. Slack is asked about owners
-    first (unless `answers` are given), before the transaction and its locks."""
-    checked = records if isinstance(records, Checked) else check(entity, records)
-    if answers is None:
-        answers = look_up_owners(services, entity, checked)
-    now = services.clock.now()
-    session = services.sessions()
-    try:
-        def person(email: str):
-            return directory.resolve_owner(session, services.team_id, email, answers=answers,
-                                           config=services.config, now=now)
-
-        def owner_id(email: str) -> int | None:
-            try:
-                return p.id if (p := person(email)) else None
-            except directory.LookupFailed:
-                return None  # stored without an owner until one is found
-
-        if entity == "leads":  # it routes and posts cards: see lock_handoffs
-            lock_handoffs(session, services.team_id)
-        rows = Rows()  # new leads' history and nudges, written once after the leads
-        result = ingest(session, services.team_id, entity, checked, now=now, actor=actor,
-                        config=services.config, rows=rows, resolve_owner=owner_id)
-        handoffs = Handoffs(session, services.team_id, services.config, now, owner_by_email=person,
-                            rows=rows)
-        with session.no_autoflush:  # new leads are written once, already routed and carded
-            for lead in result.new_leads:
-                handoffs.hand_off(lead)
-        inserts = rows.prepare(session.get_bind().dialect)
-    except BaseException:
-        session.close()  # rolls back
-        raise
-    return Staged(services, session, result, handoffs, inserts)
-
-
-@dataclass
-class Staged:
-    """A batch staged by `stage`; `commit()` is the writing half, mostly the database's own
-    work, so an import runs it on another thread while it reads the next batch."""
-    services: Services
-    session: Session
-    result: IngestResult
-    handoffs: Handoffs
-    inserts: list[Statement]
-
-    bursts: set[int] = field(default_factory=set)  # the bursts it grew, once committed
-
-    def commit(self, *, show_bursts: bool = True) -> IngestResult:
-        """Write and commit; `show_bursts=False` leaves bursts' summaries to the caller."""
-        with self.session:
-            execute(self.session, self.inserts)
-            self.bursts = self.handoffs.finish(show=show_bursts)
-            self.session.commit()
-        self.services.wake_sender()
-        return self.result
 
 
 def _check_signature(services: Services, headers: Mapping[str, str], body: bytes) -> Answer | None:

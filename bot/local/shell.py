@@ -9,7 +9,6 @@ scheduled jobs whose time came, in order.
 from __future__ import annotations
 
 import difflib
-import itertools
 import json
 import re
 import shlex
@@ -28,8 +27,8 @@ from bot.blocks.kit import shown, unescape
 from bot.local.fakeslack import FakeSlack, Message
 from bot.platform.clock import FakeClock
 from bot.platform.config import parse_duration
-from bot.platform.jobs import JOBS, job
-from bot.platform.scheduler import fire_times
+from bot.platform.jobs import Job
+from bot.platform.scheduler import fire_times, next_fire
 from bot.platform.services import Services
 
 if TYPE_CHECKING:
@@ -60,6 +59,7 @@ HELP = """Lines you can type:
 # (each redoes the last days, a second or so on the demo's data).
 ONCE_A_TICK = frozenset({"metrics.refresh"})
 SENDER = "outbox.sweep"
+INSTANT = timedelta(microseconds=1)  # a firing after a time, not at it
 
 @dataclass
 class ShellState:
@@ -209,7 +209,8 @@ class Shell:
 
     def webhook(self, line: str) -> None:
         """`webhook leads {"external_id": ...}`: what a CRM would POST, without the signature."""
-        from bot.intake.webhooks import records_of, store
+        from bot.intake.batches import store
+        from bot.intake.webhooks import records_of
 
         _, entity, *rest = line.split(maxsplit=2) + [""]
         try:
@@ -253,25 +254,45 @@ class Shell:
         except ValueError as exc:
             raise ShellError(str(exc)) from None
         start, end = self.clock.now(), self.clock.now() + delta
-        # at each time the outbox sweep goes last: it delivers what the others queued, as
-        # the sender (woken by their commits) would
-        runs = sorted((t, j.id == SENDER, j.id) for j in JOBS
-                      for t in fire_times(j, self.services, start, end))
-        last = {job_id: when for when, _, job_id in runs}
-        runs = [run for run in runs if run[2] not in ONCE_A_TICK or run[0] == last[run[2]]]
-        with self._progress(f"tick {args[0]}", len(runs)) as step:
-            for when, due in itertools.groupby(runs, key=lambda run: run[0]):
-                self.clock.set(when)
-                for _, _, job_id in due:
-                    step(f"{self._local(when)} {job_id}")
-                    job(job_id).run(self.services, when)
-                if job_id != SENDER:
+        once = {j.id: times[-1] for j in self.services.features.jobs if j.id in ONCE_A_TICK
+                if (times := fire_times(j, self.services, start, end))}
+        with self._progress(f"tick {args[0]}") as step:
+            while (due := self._next_runs(start, end, once)) is not None:
+                start, jobs = due
+                self.clock.set(start)
+                # the outbox sweep goes last: it delivers what the others queued, as the
+                # sender (woken by their commits) would
+                for j in sorted(jobs, key=lambda j: j.id == SENDER):
+                    step(f"{self._local(start)} {j.id}")
+                    j.run(self.services, start)
+                if j.id != SENDER:
                     self.flush()
         self.clock.set(end)
         self.time([])
 
+    def _next_runs(self, after: datetime, until: datetime, once: dict[str, datetime]
+                   ) -> tuple[datetime, list[Job]] | None:
+        """The next firing in (after, until] at which a job has work, and the jobs due then:
+        a job that says when it next has work (`next_due`) skips the firings before that."""
+        runs = []
+        for j in self.services.features.jobs:
+            if j.id in once:
+                when = once[j.id] if once[j.id] > after else None
+            elif j.next_due is None:
+                when = next_fire(j, self.services, after + INSTANT)
+            else:
+                due = j.next_due(self.services)
+                when = None if due is None else next_fire(j, self.services,
+                                                          max(due, after + INSTANT))
+            if when is not None and when <= until:
+                runs.append((when, j))
+        if not runs:
+            return None
+        first = min(when for when, _ in runs)
+        return first, [j for when, j in runs if when == first]
+
     @contextmanager
-    def _progress(self, what: str, total: int) -> Iterator[Callable[[str], None]]:
+    def _progress(self, what: str) -> Iterator[Callable[[str], None]]:
         """A bar while a tick's jobs run, on a terminal (a script gets the result alone);
         what the bot posts meanwhile is printed above it."""
         if not self.out.isatty():
@@ -283,7 +304,7 @@ class Shell:
         with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.description}"), console=Console(file=self.out),
                       transient=True) as bar:
-            task = bar.add_task("", total=total)
+            task = bar.add_task("", total=None)
             self._console = bar.console
             try:
                 yield lambda doing: bar.update(task, advance=1, description=doing)
@@ -292,13 +313,14 @@ class Shell:
 
     def jobs(self, _: list[str]) -> None:
         now = self.clock.now()
-        for j in JOBS:
+        for j in self.services.features.jobs:
             nxt = j.trigger(self.services.config).get_next_fire_time(None, now)
             self.say(f"  {j.id:<16} next {self._local(nxt)}  — {j.description}")
 
     def run_job(self, args: list[str]) -> None:
         try:
-            result = job(args[0] if args else "").run(self.services, self.clock.now())
+            result = self.services.features.job(args[0] if args else "").run(
+                self.services, self.clock.now())
         except KeyError as exc:
             raise ShellError(exc.args[0]) from None
         for line in report_lines(args[0], result, self._local):

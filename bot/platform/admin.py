@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bot.blocks import admin as views
+from bot.blocks.admin import ConfigVerdict
 from bot.platform.command_table import Command, Invocation, Reply
 from bot.platform.config import ConfigError, Secrets, load_config
-
-
-@dataclass(frozen=True)
-class ConfigVerdict:
-    source: str
-    problems: tuple[str, ...]
-    secrets: dict[str, str]  # variable -> set | not set | its default
-    summary: dict[str, int]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 def check_config(path: str | None, secrets: Secrets) -> ConfigVerdict:

@@ -13,12 +13,9 @@ import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.blocks import commands as views
-
-if TYPE_CHECKING:
-    from bot.platform.services import Services
+from bot.blocks import replies as views
 
 NOT_ADMIN = "Only admins can run `/align {name}`. Admins are listed under `[workspace] admins` in the config."
 ASK_ME = ("Ask me about a metric, like `win rate last quarter by source`, or a lead, like "
@@ -88,7 +85,7 @@ class CommandRequest:
 class Invocation:
     """What a command function receives: who asked, where, the words after its name."""
 
-    services: Services
+    services: Any  # the Services (bot.platform.services), which hold this table: not imported
     request: CommandRequest
     args: list[str]
     now: datetime
@@ -145,7 +142,7 @@ class CommandTable:
         return difflib.get_close_matches(guess, names, n=3, cutoff=0.5) or \
             difflib.get_close_matches(words[0].lower(), names, n=3, cutoff=0.5)
 
-    def dispatch(self, services: Services, request: CommandRequest) -> Reply:
+    def dispatch(self, services: Any, request: CommandRequest) -> Reply:
         talk = small_talk(request.text)
         if talk:
             return Reply(talk.format(user=request.user_id))

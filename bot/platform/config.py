@@ -241,6 +241,11 @@ class Config:
         return person is not None and person.role == "admin"
 
 
+def keys(section: type) -> tuple[str, ...]:
+    """The keys a config table may hold: its dataclass's fields, declared once."""
+    return tuple(f.name for f in fields(section))
+
+
 class Secret(str):
     """A string that never shows itself in repr() or logs."""
 
@@ -447,8 +452,7 @@ def _email(v: Any) -> str:
 
 
 def _read_workspace(r: _Reader, raw: Any) -> Workspace:
-    t = r.table(raw, "workspace", ("timezone", "holidays", "extra_holidays", "working_days",
-                                   "working_hours", "gross_margin", "admins", "currency"))
+    t = r.table(raw, "workspace", keys(Workspace))
     d = Workspace()
     return Workspace(
         timezone=r.value(t, "workspace", "timezone", _timezone, d.timezone),
@@ -463,8 +467,8 @@ def _read_workspace(r: _Reader, raw: Any) -> Workspace:
 
 
 def _read_channels(r: _Reader, raw: Any) -> Channels:
-    t = r.table(raw, "channels", ("handoff", "marketing", "digest"))
-    return Channels(**{k: r.value(t, "channels", k, _slack_id) for k in ("handoff", "marketing", "digest")})
+    t = r.table(raw, "channels", keys(Channels))
+    return Channels(**{k: r.value(t, "channels", k, _slack_id) for k in keys(Channels)})
 
 
 def _read_people(r: _Reader, raw: Any) -> tuple[Person, ...]:
@@ -476,8 +480,7 @@ def _read_people(r: _Reader, raw: Any) -> tuple[Person, ...]:
     people, seen = [], set()
     for i, item in enumerate(raw):
         key = f"people[{i}]"
-        t = r.table(item, key, ("slack_id", "email", "role", "manager", "timezone", "weight",
-                                "daily_cap", "working_hours", "name"))
+        t = r.table(item, key, keys(Person))
         slack_id = r.value(t, key, "slack_id", _slack_id, required=True)
         if slack_id in seen:
             r.fail(f"{key}.slack_id", f"{slack_id} is listed twice")
@@ -505,9 +508,7 @@ def _read_sla(r: _Reader, raw: Any) -> tuple[SlaPolicy, ...]:
     out = []
     for i, item in enumerate(raw):
         key = f"sla[{i}]"
-        t = r.table(item, key, ("name", "respond_within", "clock", "min_score", "source",
-                                "segment", "region", "remind_at", "breach_notice",
-                                "escalate_after", "reassign_after"))
+        t = r.table(item, key, keys(SlaPolicy))
         name = r.value(t, key, "name", _string, required=True) or f"policy {i}"
         if name == UNASSIGNED:
             r.fail(f"{key}.name", f"{UNASSIGNED!r} is the SLA of a lead waiting for an owner "
@@ -543,7 +544,7 @@ def _read_targets(r: _Reader, raw: Any) -> dict[str, float]:
 
 
 def _read_outbox(r: _Reader, raw: Any) -> OutboxSettings:
-    t = r.table(raw, "outbox", ("max_attempts", "rate_per_channel", "burst", "workers", "timeout"))
+    t = r.table(raw, "outbox", keys(OutboxSettings))
     d = OutboxSettings()
     return OutboxSettings(
         max_attempts=r.value(t, "outbox", "max_attempts", _int(1, 50), d.max_attempts),
@@ -555,8 +556,7 @@ def _read_outbox(r: _Reader, raw: Any) -> OutboxSettings:
 
 
 def _read_routing(r: _Reader, raw: Any, people: tuple[Person, ...]) -> Routing:
-    t = r.table(raw, "routing", ("pools", "rules", "hot_score", "unassigned_within",
-                                 "unassigned_clock"))
+    t = r.table(raw, "routing", keys(Routing))
     known = {p.slack_id for p in people}
     pools: dict[str, tuple[str, ...]] = {}
     for name, members in r.table(t.get("pools"), "routing.pools", tuple(t.get("pools") or ())).items():
@@ -572,7 +572,7 @@ def _read_routing(r: _Reader, raw: Any, people: tuple[Person, ...]) -> Routing:
         raw_rules = []
     for i, item in enumerate(raw_rules):
         key = f"routing.rules[{i}]"
-        rt = r.table(item, key, ("pool", "segment", "region", "source", "min_score"))
+        rt = r.table(item, key, keys(RoutingRule))
         pool = r.value(rt, key, "pool", _string, required=True)
         if pool and pool not in pools:
             r.fail(f"{key}.pool", f"no pool {pool!r} under [routing.pools]")
@@ -590,7 +590,7 @@ def _read_routing(r: _Reader, raw: Any, people: tuple[Person, ...]) -> Routing:
 
 
 def _read_handoff(r: _Reader, raw: Any) -> Handoff:
-    t = r.table(raw, "handoff", ("burst_limit", "who_can_act", "dm_owner"))
+    t = r.table(raw, "handoff", keys(Handoff))
     d = Handoff()
     return Handoff(
         burst_limit=r.value(t, "handoff", "burst_limit", _int(1, 1000), d.burst_limit),
@@ -607,12 +607,11 @@ def _bool(v: Any) -> bool:
 
 
 def _read_imports(r: _Reader, raw: Any) -> Imports:
-    t = r.table(raw, "imports", ("folder",))
+    t = r.table(raw, "imports", keys(Imports))
     return Imports(folder=r.value(t, "imports", "folder", _string))
 
 
-SURVEY_KEYS = ("name", "template", "questions", "audience", "schedule", "every", "open_for",
-               "reminders", "remind_every", "min_responses", "channel")
+SURVEY_KEYS = (*keys(Survey), "template")  # a template stands for its questions
 
 
 def _read_surveys(r: _Reader, raw: Any, channels: Channels) -> tuple[Survey, ...]:
@@ -663,7 +662,7 @@ def _read_questions(r: _Reader, raw: Any, key: str) -> tuple[Question, ...]:
     out, seen = [], set()
     for i, item in enumerate(raw):
         qk = f"{key}[{i}]"
-        t = r.table(item, qk, ("key", "text", "type", "options"))
+        t = r.table(item, qk, keys(Question))
         name = r.value(t, qk, "key", _key, required=True)
         if name in seen:
             r.fail(f"{qk}.key", f"{name!r} is asked twice")
@@ -735,8 +734,7 @@ def _read_digests(r: _Reader, raw: Any, channels: Channels) -> tuple[Digest, ...
     out, seen = [], set()
     for i, item in enumerate(raw):
         key = f"digests[{i}]"
-        t = r.table(item, key, ("name", "channel", "schedule", "period", "sections",
-                                "skip_if_empty"))
+        t = r.table(item, key, keys(Digest))
         name = r.value(t, key, "name", _digest_name, required=True)
         if name in seen:
             r.fail(f"{key}.name", f"{name!r} is the name of an earlier digest")
@@ -773,8 +771,7 @@ def _sections(v: Any) -> tuple[str, ...]:
 
 def _read_alignment(r: _Reader, raw: Any) -> Definitions:
     key = "alignment"
-    t = r.table(raw, key, ("period", "survey", "perception_levels", "attainment_levels",
-                           "targets_met_levels", "weights", "dimensions"))
+    t = r.table(raw, key, keys(Definitions))
     d = Definitions()
     return Definitions(
         period=r.value(t, key, "period", _period, d.period),
@@ -830,8 +827,7 @@ def _metric_list(known: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
     return convert
 
 
-SECTIONS = ("workspace", "channels", "people", "sla", "targets", "outbox", "routing", "handoff",
-            "imports", "surveys", "alignment", "digests")
+SECTIONS = tuple(k for k in keys(Config) if k != "source")  # `source` is where it was read
 
 
 def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:

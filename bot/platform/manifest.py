@@ -8,7 +8,10 @@ return to `<url>/slack/oauth_redirect`.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.platform.descriptor import Features
 
 EVENTS_PATH = "/slack/events"
 OAUTH_REDIRECT_PATH = "/slack/oauth_redirect"
@@ -21,38 +24,11 @@ USAGE_HINT = (
     "help | lead <id> | leads mine | metric win rate last quarter | survey status | export ..."
 )
 
-# Bot token scopes, each with the Web API methods, events or command that need it; nothing
-# for features that do not exist.
-SCOPES: dict[str, tuple[str, ...]] = {
-    "app_mentions:read": ("app_mention",),  # @mention questions
-    "chat:write": ("chat.postMessage", "chat.update", "chat.postEphemeral"),  # cards, nudges
-    "chat:write.public": ("chat.postMessage",),  # cards in channels the bot was not invited to
-    "commands": (COMMAND,),
-    "im:history": ("message.im", "conversations.history"),  # DM questions; a DM whose answer was lost
-    "im:write": ("conversations.open",),  # the DM a private answer's file goes to
-    "users:read": ("user_change", "users.info"),  # deactivations, timezones; survey audiences
-    "users:read.email": ("users.lookupByEmail",),  # CRM owner emails to Slack users
-    "files:write": ("files.getUploadURLExternal", "files.completeUploadExternal"),  # CSV, PNG
-    "reactions:read": ("reaction_added", "reaction_removed"),  # emoji answers to survey prompts
-    "usergroups:read": ("usergroups.users.list",),  # survey audiences from Slack user groups
-    # finding a post whose answer was lost, instead of posting it twice (see bot/platform/outbox.py)
-    "channels:history": ("conversations.history", "conversations.replies"),
-    "groups:history": ("conversations.history", "conversations.replies"),
-}
 
-# Bot events, each with the feature that needs it; each has a listener in handlers/.
-EVENTS: tuple[str, ...] = (
-    "app_home_opened",  # rendering the App Home tab
-    "app_mention",  # @mention metric questions
-    "reaction_added",  # emoji answers to survey prompts
-    "reaction_removed",  # withdrawing an emoji answer
-    "user_change",  # deactivations and timezone changes for routing and nudges
-    "message.im",  # questions sent to the bot by DM
-)
-
-
-def build_manifest(*, name: str = "alignbot", request_url: str | None = None) -> dict[str, Any]:
-    """The manifest dict; Socket Mode when `request_url` is None, HTTP mode otherwise."""
+def build_manifest(features: Features, *, name: str = "alignbot",
+                   request_url: str | None = None) -> dict[str, Any]:
+    """The manifest dict; Socket Mode when `request_url` is None, HTTP mode otherwise. Its
+    scopes and events are the features' (bot/features.py): nothing for what does not exist."""
     base = request_url.rstrip("/") if request_url else None
     manifest: dict[str, Any] = {
         "_metadata": {"major_version": 1, "minor_version": 1},
@@ -62,17 +38,17 @@ def build_manifest(*, name: str = "alignbot", request_url: str | None = None) ->
             "background_color": "#1f3a5f",
         },
         "features": _features(base),
-        "oauth_config": {"scopes": {"bot": list(SCOPES)}},
-        "settings": _settings(base),
+        "oauth_config": {"scopes": {"bot": list(features.scopes)}},
+        "settings": _settings(base, features.events),
     }
     if base:
         manifest["oauth_config"]["redirect_urls"] = [base + OAUTH_REDIRECT_PATH]
     return manifest
 
 
-def manifest_json(**kw: Any) -> str:
+def manifest_json(features: Features, **kw: Any) -> str:
     """The manifest as pretty JSON, ready to paste into api.slack.com/apps."""
-    return json.dumps(build_manifest(**kw), indent=2)
+    return json.dumps(build_manifest(features, **kw), indent=2)
 
 
 def _features(base: str | None) -> dict[str, Any]:
@@ -95,8 +71,8 @@ def _features(base: str | None) -> dict[str, Any]:
     }
 
 
-def _settings(base: str | None) -> dict[str, Any]:
-    events: dict[str, Any] = {"bot_events": list(EVENTS)}
+def _settings(base: str | None, bot_events: tuple[str, ...]) -> dict[str, Any]:
+    events: dict[str, Any] = {"bot_events": list(bot_events)}
     interactivity: dict[str, Any] = {"is_enabled": True}
     if base:
         events["request_url"] = base + EVENTS_PATH

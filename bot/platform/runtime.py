@@ -19,11 +19,12 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.handler import RetryHandler
 from sqlalchemy import Engine
 
-from bot.app import command_table
+from bot.features import FEATURES
 from bot.handoff.people import sync_config_people
 from bot.platform.clock import Clock, SystemClock
 from bot.platform.config import Config, Secrets
-from bot.platform.outbox import OutboxSender, retry_after
+from bot.platform.descriptor import Features
+from bot.platform.sender import OutboxSender, retry_after
 from bot.platform.services import Services
 from storage.db import DatabaseUnreachable, make_engine, make_sessionmaker
 from storage.migrate import require_current
@@ -105,7 +106,7 @@ class TolerantRateLimitRetryHandler(RateLimitErrorRetryHandler):
 
 def build_services(config: Config, secrets: Secrets, clock: Clock, *,
                    engine: Engine | None = None, slack: WebClient | None = None,
-                   team_id: str | None = None) -> Services:
+                   team_id: str | None = None, features: Features = FEATURES) -> Services:
     engine = engine or make_engine(secrets.database_url)
     require_current(engine)
     sessions = make_sessionmaker(engine)
@@ -120,7 +121,8 @@ def build_services(config: Config, secrets: Secrets, clock: Clock, *,
     team_id = team_id or slack.auth_test()["team_id"]
     services = Services(config=config, secrets=secrets, clock=clock, engine=engine,
                         sessions=sessions, slack=slack, sender=sender,
-                        commands=command_table(), team_id=team_id)
+                        features=features, commands=features.commands,
+                        team_id=team_id)
     with services.sessions.begin() as session:
         sync_config_people(session, team_id, config, clock.now())
     return services

@@ -2,22 +2,53 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.orm import Session
 
-from bot.platform.jobs import JOBS, Job, run_job
+from bot.platform.jobs import Job
 from bot.platform.services import Services
+from storage.db import DatabaseUnreachable
+
+log = logging.getLogger(__name__)
+
+
+def run_job(services: Services, job_id: str) -> Any:
+    """What APScheduler calls: the job with the services' current time. While the database
+    is away, one line per firing (not APScheduler's traceback); the next firing tries again."""
+    try:
+        return services.features.job(job_id).run(services, services.clock.now())
+    except DatabaseUnreachable as exc:
+        log.warning("job %s: %s; it runs again at its next firing", job_id, exc)
+        log.debug("the database's error", exc_info=True)
+        return None
+
+
+def first_due(query: Callable[[Session], datetime | None]) -> Callable[[Services], datetime | None]:
+    """A job's `next_due`: the query's answer, read in a session of its own."""
+    def next_due(services: Services) -> datetime | None:
+        with services.sessions() as session:
+            return query(session)
+    return next_due
 
 
 def start_scheduler(services: Services, *, paused: bool = False) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=services.config.workspace.tz)
-    for j in JOBS:
+    for j in services.features.jobs:
         scheduler.add_job(run_job, j.trigger(services.config), args=[services, j.id], id=j.id,
                           name=j.description, replace_existing=True, coalesce=True,
                           max_instances=1, misfire_grace_time=j.misfire_grace_time)
     scheduler.start(paused=paused)
     return scheduler
+
+
+def next_fire(j: Job, services: Services, at: datetime) -> datetime | None:
+    """The job's first firing at or after `at`."""
+    return j.trigger(services.config).get_next_fire_time(None, at)
 
 
 def fire_times(j: Job, services: Services, after: datetime, until: datetime) -> list[datetime]:

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.platform.clock import Clock
 from bot.platform.command_table import CommandTable
 from bot.platform.config import Config, Secrets
-from bot.platform.outbox import OutboxSender
+from bot.platform.descriptor import Features
+from bot.platform.sender import OutboxSender
 
 
 @dataclass
@@ -25,7 +26,8 @@ class Services:
     sessions: sessionmaker[Session]
     slack: WebClient
     sender: OutboxSender
-    commands: CommandTable
+    features: Features  # what the app does: its listeners, jobs, Home sections
+    commands: CommandTable  # the features' commands (a test may swap in its own)
     team_id: str  # the workspace this process serves (from auth.test, or the shell's)
     wake_sender: Callable[[], None] = field(default=lambda: None)
 

@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 from bot import home
 from bot.blocks import sla as views
 from bot.handoff import lifecycle
-from bot.handoff import service as handoff
+from bot.handoff.cards import CardBatch
+from bot.handoff.clicks import ClickRefused, reassign_to
+from bot.handoff.new_leads import Handoffs
 from bot.handoff.routing import Router
 from bot.platform import outbox
 from bot.platform.config import Config
@@ -70,24 +72,24 @@ class Batch:
         self.follow: dict[int, tuple[str, datetime]] = {}  # lead id -> the stage its next follows
         self.rerouted_ids: set[int] = set()  # their other nudges in this batch are void
         self.unowned: dict[str, list[Lead]] = {}  # by team: leads due an owner, still without
-        self._cards: dict[str, handoff.CardBatch] = {}
-        self._handoffs: dict[str, handoff.Handoffs] = {}
+        self._cards: dict[str, CardBatch] = {}
+        self._handoffs: dict[str, Handoffs] = {}
 
     def person(self, person_id: int | None) -> Person | None:
         if person_id is not None and person_id not in self.people:
             self.people[person_id] = get_person_by_id(self.session, person_id)
         return self.people.get(person_id)
 
-    def cards(self, team_id: str) -> handoff.CardBatch:
+    def cards(self, team_id: str) -> CardBatch:
         if team_id not in self._cards:
-            self._cards[team_id] = handoff.CardBatch(
+            self._cards[team_id] = CardBatch(
                 self.session, team_id, self.config, self.now,
                 [lead for lead in self.leads.values() if lead.team_id == team_id], self.rows)
         return self._cards[team_id]
 
-    def handoffs(self, team_id: str) -> handoff.Handoffs:
+    def handoffs(self, team_id: str) -> Handoffs:
         if team_id not in self._handoffs:
-            self._handoffs[team_id] = handoff.Handoffs(self.session, team_id, self.config,
+            self._handoffs[team_id] = Handoffs(self.session, team_id, self.config,
                                                        self.now, rows=self.rows)
         return self._handoffs[team_id]
 
@@ -254,7 +256,7 @@ def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
     if decision.owner is None:
         _escalate(batch, lead, owner)
         return
-    handoff.reassign_to(batch.session, lead, decision.owner, batch.config, batch.now,
+    reassign_to(batch.session, lead, decision.owner, batch.config, batch.now,
                         actor="system",
                         reason=f"SLA breached: reassigned from {owner.slack_id if owner else '-'}",
                         batch=batch.cards(lead.team_id), rows=batch.rows)
@@ -272,16 +274,16 @@ STAGES = {"card": _card, "remind": _remind, SNOOZED: _remind, "breach": _breach,
 
 
 def snooze(session: Session, team_id: str, token: str, user: str, config: Config,
-           now: datetime) -> handoff.ClickResult:
+           now: datetime) -> str:
     lead = _open_lead(session, team_id, token, user)
     queries.add_nudge(session, team_id=team_id, lead_id=lead.id, stage=SNOOZED,
                       due_at=now + SNOOZE)
     lifecycle.record(session, lead, "snoozed", actor=user, at=now)
-    return handoff.ClickResult(True, "Snoozed: I will remind you again in 30 minutes.")
+    return "Snoozed: I will remind you again in 30 minutes."
 
 
 def working_on_it(session: Session, team_id: str, token: str, user: str, config: Config,
-                  now: datetime) -> handoff.ClickResult:
+                  now: datetime) -> str:
     lead = _open_lead(session, team_id, token, user)
     due = queries.get_pending_due(session, lead.id, "remind")  # the chain waits on it
     queries.cancel_pending(session, lead.id, stages=("remind", SNOOZED))
@@ -289,15 +291,15 @@ def working_on_it(session: Session, team_id: str, token: str, user: str, config:
         sla.schedule(session, lead, config, get_person_by_id(session, lead.owner_id),
                      after=("remind", due))
     lifecycle.record(session, lead, "working_on_it", actor=user, at=now)
-    return handoff.ClickResult(True, "Noted — no more reminders. Log the first touch on the card "
-                                     "when you reach them; the due time still stands.")
+    return ("Noted — no more reminders. Log the first touch on the card when you reach them; "
+            "the due time still stands.")
 
 
 def _open_lead(session: Session, team_id: str, token: str, user: str) -> Lead:
     lead = get_lead(session, team_id, int(token.split("|")[0]))
     if lead is None or lead.status not in sla.OPEN:
-        raise handoff.ClickRefused("This lead has been answered already; nothing to do.")
+        raise ClickRefused("This lead has been answered already; nothing to do.")
     owner = get_person_by_id(session, lead.owner_id)
     if owner is None or owner.slack_id != user:
-        raise handoff.ClickRefused("Only the lead's owner can answer its reminders.")
+        raise ClickRefused("Only the lead's owner can answer its reminders.")
     return lead

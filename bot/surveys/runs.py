@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -53,13 +52,14 @@ class SurveyRefused(Exception):
 
 
 def open_run(session: Session, config: Config, team_id: str, survey: Survey, now: datetime, *,
-             started_by: str, slack: WebClient | None = None) -> SurveyRun:
-    """Open a run now: questions as the config says today, the audience as it is today."""
+             started_by: str, groups: GroupMembers | None = None) -> SurveyRun:
+    """Open a run now: questions as the config says today, the audience as it is today
+    (its Slack user groups' members as `ask_slack` found them, before this transaction)."""
     row = queries.get_or_add_survey(session, team_id, survey.name, now)
     if queries.get_open_run(session, row.id) is not None:
         raise SurveyRefused(f"{survey.name} already has an open run; close it first "
                             f"(`/align survey close {survey.name}`).")
-    audience = _audience(session, team_id, survey, slack, now)
+    audience = _audience(session, team_id, survey, groups, now)
     if not audience:
         raise SurveyRefused(f"Nobody is in the audience of {survey.name} "
                             f"({', '.join(survey.audience)}): no run was opened.")
@@ -82,45 +82,62 @@ def open_run(session: Session, config: Config, team_id: str, survey: Survey, now
     return run
 
 
-def _audience(session: Session, team_id: str, survey: Survey, slack: WebClient | None,
+def _audience(session: Session, team_id: str, survey: Survey, groups: GroupMembers | None,
               now: datetime) -> dict[Person, str]:
-    """Everyone the survey asks, with the group their answers count in."""
+    """Everyone the survey asks, with the group their answers count in. Someone of a Slack
+    user group alignbot knows answers in their role's group; someone it meets there (looked
+    up: their timezone) answers in the user group's."""
     roles = {r for r in survey.audience if not r.startswith("S")}
     wanted = roles | {m for m, team in TEAM.items() if team in roles}
     people = {p: TEAM.get(p.role, p.role) for p in queries.list_audience(session, team_id, wanted)}
-    groups = [g for g in survey.audience if g.startswith("S")]
-    if groups:
-        if slack is None:
+    if any(g.startswith("S") for g in survey.audience):
+        if groups is None:
             raise SurveyRefused(f"{survey.name} asks Slack user groups, and Slack is not here.")
-        for person, role in _group_members(session, team_id, groups, slack, now):
-            people.setdefault(person, role)
+        for user, group in groups.members:
+            person = get_person(session, team_id, user)
+            if person is None and user in groups.newcomers:
+                person = upsert_slack_user(session, team_id, groups.newcomers[user], now)
+                person.role = "other"  # not a role of the config: no leads, no managing
+                people.setdefault(person, groups.handles.get(group, group))
+            elif person is not None and not person.deactivated:
+                people.setdefault(person, TEAM.get(person.role, person.role))
     return people
 
 
-def _group_members(session: Session, team_id: str, groups: list[str], slack: WebClient,
-                   now: datetime):
-    """Members of Slack user groups. Someone alignbot knows answers in their role's group;
-    someone it meets here is looked up (their timezone) and answers in the user group's."""
+@dataclass
+class GroupMembers:
+    """What Slack says of a survey's user groups, asked before any transaction (no lock
+    waits for Slack): their members, and those alignbot did not know yet."""
+
+    handles: dict[str, str]  # group id -> its @handle
+    members: list[tuple[str, str]]  # (user, group), in Slack's order
+    newcomers: dict[str, dict]  # user -> users.info, for people alignbot has no row for
+
+
+def ask_slack(services, survey: Survey) -> GroupMembers | None:
+    """The survey's user groups' members (None: it asks none). Deleted users and bots
+    are left out."""
+    groups = [g for g in survey.audience if g.startswith("S")]
+    if not groups:
+        return None
+    slack, team_id = services.slack, services.team_id
     try:
         handles = {g["id"]: g.get("handle") or g["id"]
                    for g in slack.usergroups_list(team_id=team_id)["usergroups"]}
-        for group in groups:
-            for user in slack.usergroups_users_list(usergroup=group, team_id=team_id)["users"]:
-                person = get_person(session, team_id, user)
-                if person is not None:
-                    if not person.deactivated:
-                        yield person, TEAM.get(person.role, person.role)
-                    continue
-                info = slack.users_info(user=user)["user"]
-                if info.get("deleted") or info.get("is_bot"):
-                    continue
-                person = upsert_slack_user(session, team_id, info, now)
-                person.role = "other"  # not a role of the config: no leads, no managing
-                yield person, handles.get(group, group)
+        members = [(user, group) for group in groups for user in
+                   slack.usergroups_users_list(usergroup=group, team_id=team_id)["users"]]
+        with services.sessions() as session:
+            unknown = {u for u, _ in members if get_person(session, team_id, u) is None}
+        newcomers = {}
+        for user in sorted(unknown):
+            info = slack.users_info(user=user)["user"]
+            if not (info.get("deleted") or info.get("is_bot")):
+                newcomers[user] = info
     except SlackApiError as exc:
         raise SurveyRefused(f"Slack refused to list user group members: "
                             f"{exc.response.get('error')} (does the app have usergroups:read?)")\
             from None
+    return GroupMembers(handles, members, newcomers)
 
 
 def start(services, survey_name: str, by: str) -> SurveyRun:
@@ -128,10 +145,11 @@ def start(services, survey_name: str, by: str) -> SurveyRun:
     survey = services.config.survey(survey_name)
     if survey is None:
         raise SurveyRefused(unknown_survey(services.config, survey_name))
+    groups = ask_slack(services, survey)
     try:
         with services.transaction() as session:
             run = open_run(session, services.config, services.team_id, survey,
-                           services.clock.now(), started_by=by, slack=services.slack)
+                           services.clock.now(), started_by=by, groups=groups)
             session.expunge(run)
     except IntegrityError:  # a scheduled firing opened one at this very moment
         raise SurveyRefused(f"{survey.name} already has an open run.") from None
@@ -170,18 +188,17 @@ def open_scheduled(services, now: datetime) -> list[SurveyRun]:
         if fired is None:
             continue
         try:
+            with services.sessions() as session:
+                row = queries.get_survey(session, services.team_id, survey.name)
+                if row is not None and not _opens(session, row.id, survey, fired):
+                    continue
+            groups = ask_slack(services, survey)  # Slack is asked before the transaction
             with services.transaction() as session:
                 row = queries.get_or_add_survey(session, services.team_id, survey.name, now)
-                last = queries.get_last_scheduled_open(session, row.id)
-                if last is not None and (last >= fired or (
-                        survey.every and fired - last < survey.every - DST_SLACK)):
-                    continue  # this firing's run exists, or this firing is skipped
-                if queries.get_open_run(session, row.id) is not None:
-                    log.info("survey %s: the schedule fired while a run is still open; skipped",
-                             survey.name)
-                    continue
+                if not _opens(session, row.id, survey, fired):
+                    continue  # another worker was first
                 run = open_run(session, services.config, services.team_id, survey, fired,
-                               started_by=SCHEDULE, slack=services.slack)
+                               started_by=SCHEDULE, groups=groups)
                 session.expunge(run)
                 opened.append(run)
         except IntegrityError:
@@ -189,6 +206,19 @@ def open_scheduled(services, now: datetime) -> list[SurveyRun]:
         except SurveyRefused as exc:
             log.warning("survey %s: the scheduled run did not open: %s", survey.name, exc)
     return opened
+
+
+def _opens(session: Session, survey_id: int, survey: Survey, fired: datetime) -> bool:
+    """Does this firing open a run: its run is not there yet, `every` does not skip it,
+    and no run is still open?"""
+    last = queries.get_last_scheduled_open(session, survey_id)
+    if last is not None and (last >= fired or (
+            survey.every and fired - last < survey.every - DST_SLACK)):
+        return False  # this firing's run exists, or this firing is skipped
+    if queries.get_open_run(session, survey_id) is not None:
+        log.info("survey %s: the schedule fired while a run is still open; skipped", survey.name)
+        return False
+    return True
 
 
 # ------------------------------------------------------------------ prompts and reminders

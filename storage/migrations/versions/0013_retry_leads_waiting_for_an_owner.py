@@ -4,7 +4,7 @@ A lead nobody could take used to wait in the handoff channel's queue with nothin
 scheduled: it was never routed again nor escalated. Now each waiting lead has a
 retry; the leads already waiting get one due at once, and the first SLA sweep
 routes them or, if nobody may take them yet, starts their clock and schedules the
-next retry (see bot.handoff.service.Handoffs.retry).
+next retry (see bot.handoff.new_leads.Handoffs.retry).
 
 Revision ID: 0013
 Revises: 0012

@@ -1,5 +1,5 @@
 """`/align`: the slash command goes through the command table, like @mentions
-(handlers/metrics.py) and the shell. Also how a reply's file reaches Slack."""
+(handlers/mentions.py) and the shell. Also how a reply's file reaches Slack."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import commands as views
+from bot.blocks import replies as views
 from bot.platform.command_table import CommandRequest, Reply, Upload
 from bot.platform.services import Services
 

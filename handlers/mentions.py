@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from bot.metrics.commands import mention_command
 from bot.platform.command_table import CommandRequest
 from bot.platform.services import Services
-from handlers.commands import deliver
+from handlers.slash_command import deliver
 
 MENTION = re.compile(r"<@[A-Z0-9]+>")
 

@@ -1,14 +1,25 @@
-"""Builders for the command surface: help, unknown command, plain replies."""
+"""Builders for replies to commands: help, an unknown command, a reply's file, plain text."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bot.blocks.kit import context, escape, header, message, section
 
-if TYPE_CHECKING:
-    from bot.platform.command_table import Command
+
+class HelpEntry(Protocol):
+    """What help shows of a command (a bot.platform.command_table.Command)."""
+
+    name: str
+    usage: str
+    admin: bool
+
+    @property
+    def summary(self) -> str: ...
+
+    @property
+    def details(self) -> str: ...
 
 HELP_TITLE = "alignbot commands"
 HELP_FOOTER = "Type `/align help &lt;command&gt;` for details. Admin-only commands are marked :lock:."
@@ -22,14 +33,14 @@ def text_blocks(text: str) -> list[dict[str, Any]]:
     return [section(text)]
 
 
-def _line(cmd: Command) -> str:
+def _line(cmd: HelpEntry) -> str:
     """Usages like `<id>` and docstrings are meant literally: escaped like data."""
     lock = " :lock:" if cmd.admin else ""
     usage = f" {cmd.usage}" if cmd.usage else ""
     return f"`/align {escape(cmd.name + usage)}`{lock} — {escape(cmd.summary)}"
 
 
-def help_overview(commands: Sequence[Command], is_admin: bool) -> dict[str, Any]:
+def help_overview(commands: Sequence[HelpEntry], is_admin: bool) -> dict[str, Any]:
     visible = [c for c in commands if is_admin or not c.admin]
     lines = [_line(c) for c in visible]
     blocks = [header(HELP_TITLE), *(section("\n".join(lines[i:i + 12]))
@@ -37,7 +48,7 @@ def help_overview(commands: Sequence[Command], is_admin: bool) -> dict[str, Any]
     return {"text": HELP_TITLE + "\n" + "\n".join(lines), "blocks": blocks}
 
 
-def help_topic(cmd: Command) -> dict[str, Any]:
+def help_topic(cmd: HelpEntry) -> dict[str, Any]:
     body = _line(cmd) + (f"\n\n{escape(cmd.details)}" if cmd.details else "")
     return message(body)
 

@@ -1,0 +1,279 @@
+"""Handing off leads: a new lead is routed and its card posted (in the channel, and in
+its owner's DM); a lead nobody may take waits in the handoff channel's queue, never unseen.
+The SLA sweep tries its routing again when someone may take it (`Handoffs.retry`), and
+escalates it when it has waited too long (`sla.wait_clock`).
+
+Slack takes about one message a second per channel: when leads come faster than cards
+may, a channel gets a burst, one summary message listing them, edited as it grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+
+from sqlalchemy.orm import Session
+
+from bot import home
+from bot.blocks import handoff as blocks
+from bot.handoff import lifecycle
+from bot.handoff.cards import CardBatch, card_view
+from bot.handoff.directory import LookupFailed
+from bot.handoff.routing import Decision, Router
+from bot.platform import outbox
+from bot.platform.config import UNASSIGNED, Config
+from bot.sla import policies as sla
+from bot.sla.calendar import Calendar
+from storage import bulk, bursts
+from storage.bulk import Rows
+from storage.leads import mark_status
+from storage.models import HandoffBurst, HandoffBurstLead, Lead, Person
+from storage.nudges import add_nudge, pull_due
+from storage.outbox import count_posts_since
+from storage.people import get_person_by_email
+
+BURST_WINDOW = timedelta(minutes=1)
+SUMMARY_GATHER = timedelta(seconds=10)  # a summary waits this long for more lines before it goes
+
+
+class Handoffs:
+    """Hands off many new leads in one transaction with a few queries, not a dozen per lead:
+    routing state and each channel's recent cards and open burst are read once and tracked.
+    The leads' history, nudges and burst lines go into `rows` when given (the caller writes
+    them, then calls `finish()`)."""
+
+    def __init__(self, session: Session, team_id: str, config: Config, now: datetime,
+                 owner_by_email: Callable[[str], Person | None] | None = None,
+                 rows: Rows | None = None):
+        self.session, self.team_id, self.config, self.now = session, team_id, config, now
+        self.owner_by_email, self.rows = owner_by_email, rows
+        self.router = Router(session, team_id, config, now)
+        self._recent: dict[str, int] = {}  # cards posted to a channel within the burst window
+        self._bursts: dict[str, HandoffBurst | None] = {}  # a channel's open burst
+        self._open: dict[str, HandoffBurst] | None = None  # all channels' open bursts, read once
+        self._grown: dict[HandoffBurst, int] = {}  # bursts' new leads, counted in by finish()
+        self._owners: set[int] = set()  # whose Homes show new leads
+        self._decided: dict[Decision, dict] = {}  # routing decisions as their events record them
+        self._plans: dict[tuple, sla.Plan] = {}  # SLA due times and first nudges (see open_clock)
+
+    def hand_off(self, lead: Lead) -> None:
+        """Route a new lead and post its card (channel, and the owner's DM).
+        An owner the CRM named wins; one nobody in Slack matches leaves it in the queue."""
+        decision = self._decide(lead, self.owner_by_email)
+        data = self._data(decision)
+        if (owner := decision.owner) is None:
+            self._wait(lead, decision, data)
+        else:
+            assign(self.session, lead, owner, self.config, self.now, actor="system",
+                    data=data, rows=self.rows, plans=self._plans, fresh=True)
+            self._owners.add(owner.id)
+        card = _Card(lambda: card_view(self.session, lead, self.config, self.now, fresh=decision))
+        if self.config.channels.handoff:
+            self._post(self.config.channels.handoff, card, lead.id)
+        if owner is not None and self.config.handoff.dm_owner:
+            self._post(data["owner"], card, lead.id, dm=True)  # to the owner's Slack id
+
+    def retry(self, lead: Lead, batch: CardBatch) -> bool:
+        """Route a lead waiting for an owner again (the SLA sweep, when someone may take it
+        by now; a CRM owner is looked up in the store only). Routed, its SLA clock starts
+        now, its cards are updated in place and the owner gets theirs, as for a new lead;
+        else it waits for the next chance, and its card says why. True when routed."""
+        decision = self._decide(lead, self.owner_by_email or self._stored_owner)
+        data = self._data(decision)
+        if (owner := decision.owner) is None:
+            last = batch.last(lead, "unassigned")
+            news = last is None or last.data != data  # a new reason or a new time to try
+            self._wait(lead, decision, data, record=news)
+            if news:
+                batch.note(lead, "unassigned", data)
+                batch.refresh(lead)
+            return False
+        if not mark_status(self.session, lead.id, lead.status, lead.owner_id, "routed", self.now):
+            return False  # taken from its card in the meantime
+        assign(self.session, lead, owner, self.config, self.now, actor="system", data=data,
+                rows=self.rows)
+        self._owners.add(owner.id)
+        batch.refresh(lead)
+        if self.config.handoff.dm_owner:
+            self._post(owner.slack_id, _Card(lambda: batch.view(lead)), lead.id, dm=True)
+        return True
+
+    def _decide(self, lead: Lead, owner_by_email: Callable[[str], Person | None] | None
+                ) -> Decision:
+        decision = _explicit(lead, owner_by_email) \
+            if lead.owner_email and owner_by_email else self.router.route(lead)
+        if decision.owner is None and decision.retry_at is None:
+            decision = replace(decision, retry_at=self._next_morning)  # no known moment
+        return decision
+
+    def _data(self, decision: Decision) -> dict:
+        """What the lead's event records of the decision: one dict per decision, shared by
+        its leads' events (written, never changed)."""
+        data = self._decided.get(decision)
+        if data is None:
+            data = self._decided[decision] = {"pool": decision.pool, "reason": decision.reason}
+            if decision.owner is not None:
+                data["owner"] = decision.owner.slack_id
+            if decision.retry_at is not None:
+                data["retry_at"] = decision.retry_at.astimezone(UTC).isoformat()
+        return data
+
+    def _wait(self, lead: Lead, decision: Decision, data: dict, *, record: bool = True) -> None:
+        """Nobody may take the lead now: it waits in the queue until `decision.retry_at`,
+        when routing tries again, on a clock of its own from when it first waited."""
+        if record:
+            lifecycle.record(self.session, lead, "unassigned", actor="system", at=self.now,
+                             data=data, rows=self.rows)
+        add_nudge(self.session, self.rows, team_id=lead.team_id, lead_id=lead.id,
+                  stage=sla.ROUTE, due_at=decision.retry_at)
+        if lead.sla_policy != UNASSIGNED:  # first time (or a lead queued before retries)
+            sla.wait_clock(self.session, lead, self.config, self.now, self.rows)
+
+    @cached_property
+    def _next_morning(self) -> datetime:
+        """When nobody is known to become free (deactivated, a CRM owner nobody matches),
+        the queue is tried again when the next working day starts."""
+        return Calendar.of(self.config).next_day_start(self.now)
+
+    def _stored_owner(self, email: str) -> Person | None:
+        return get_person_by_email(self.session, self.team_id, email.strip().lower())
+
+    def finish(self, *, show: bool = True) -> set[int]:
+        """Count each burst's new leads in and show it as it is now (the leads' rows must
+        be written by then), write back the routing state, and mark the owners' Homes
+        stale, once for all their new leads. The ids of the bursts that grew are returned:
+        an import shows them once at its end (`show=False`), not after every batch, but a
+        new burst's summary is queued at once all the same."""
+        grown = set()
+        for burst, added in self._grown.items():
+            burst.leads += added
+            burst.window_leads += added
+            burst.last_at = self.now
+            if show or burst.message_id is None:
+                show_burst(self.session, self.team_id, burst, self.config, self.now)
+            grown.add(burst.id)
+        self._grown.clear()
+        self.router.save()
+        home.mark_stale(self.session, self._owners, self.now)
+        self._owners.clear()
+        return grown
+
+    def _post(self, channel: str, card: _Card, lead_id: int, *, dm: bool = False) -> None:
+        """The card itself or, in a burst, a line in the channel's summary. Slack takes about
+        one message a second per channel: an import of any size must stay one message."""
+        if channel not in self._recent:
+            self._bursts[channel] = self._open_burst(channel)
+            self._recent[channel] = 0 if self._bursts[channel] else count_posts_since(
+                self.session, self.team_id, channel, "lead:", self.now - BURST_WINDOW)
+        burst = self._bursts[channel]
+        if burst is None and self._recent[channel] < self.config.handoff.burst_limit:
+            self._recent[channel] += 1
+            outbox.post(self.session, self.team_id, channel, card.blocks, now=self.now,
+                        ref=f"lead:{lead_id}:dm:{channel}" if dm else f"lead:{lead_id}:channel")
+            return
+        if burst is None:
+            burst = self._bursts[channel] = HandoffBurst(
+                team_id=self.team_id, channel=channel, leads=0, last_at=self.now,
+                window_at=self.now, window_leads=0)
+            self.session.add(burst)
+            self.session.flush()  # its lines point at its id
+        bulk.add(self.session, self.rows, HandoffBurstLead,
+                 {"burst_id": burst.id, "lead_id": lead_id, "team_id": self.team_id})
+        self._grown[burst] = self._grown.get(burst, 0) + 1
+
+    def _open_burst(self, channel: str) -> HandoffBurst | None:
+        """The channel's burst, while leads still come faster than cards may: one whose
+        last minute brought no more than the limit is over, and cards flow again."""
+        if self._open is None:
+            self._open = bursts.list_open_bursts(self.session, self.team_id,
+                                                 self.now - BURST_WINDOW)
+        burst = self._open.get(channel)
+        if burst is not None and burst.window_at <= self.now - BURST_WINDOW:
+            if burst.window_leads <= self.config.handoff.burst_limit:
+                return None
+            burst.window_at, burst.window_leads = self.now, 0
+        return burst
+
+
+def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: datetime,
+             owner_by_email: Callable[[str], Person | None] | None = None) -> None:
+    """Hand off one new lead (see Handoffs for many)."""
+    handoffs = Handoffs(session, team_id, config, now, owner_by_email)
+    handoffs.hand_off(lead)
+    handoffs.finish()
+
+
+def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Decision:
+    try:
+        owner = owner_by_email(lead.owner_email)
+    except LookupFailed as exc:  # it waits, saying so, until bot.intake.owners finds the owner
+        return Decision(None, None, f"the CRM owner {lead.owner_email} {exc}")
+    if owner is None or owner.deactivated:
+        why = "is deactivated in Slack" if owner else "matches nobody in Slack"
+        return Decision(None, None, f"the CRM owner {lead.owner_email} {why}")
+    return Decision(owner, None, "owner from the CRM")
+
+
+def assign(session: Session, lead: Lead, owner: Person, config: Config, now: datetime, *,
+            actor: str, data: dict, rows: Rows | None = None,
+            plans: dict[tuple, sla.Plan] | None = None, fresh: bool = False) -> None:
+    """Give the lead to `owner`, with a new SLA clock. `fresh`: a lead just arriving, with
+    no nudges yet to replace (a queued lead has its retry and escalation)."""
+    lead.owner_id = owner.id
+    lifecycle.transition(session, lead, "routed", actor=actor, at=now, data=data, rows=rows)
+    sla.open_clock(session, lead, config, owner, now, rerouted=not fresh, rows=rows, plans=plans)
+
+
+def someone_is_back(session: Session, team_id: str, now: datetime) -> None:
+    """Someone may take leads again sooner than their absence said: the leads waiting for
+    an owner are tried again at the next sweep rather than when it would have ended."""
+    pull_due(session, team_id, sla.ROUTE, now)
+
+
+def show_bursts(session: Session, team_id: str, burst_ids: set[int], config: Config,
+                now: datetime) -> None:
+    for burst_id in sorted(burst_ids):
+        if (burst := bursts.get_burst(session, team_id, burst_id)) is not None:
+            show_burst(session, team_id, burst, config, now)
+
+
+def show_burst(session: Session, team_id: str, burst: HandoffBurst, config: Config,
+               now: datetime) -> None:
+    """Post a burst's summary, gathering lines for a few seconds first; once it is out,
+    edit it in place (one queued edit at a time, so an import is not a flood of edits)."""
+    message = blocks.burst_summary(summary_page(session, burst, 1, config))
+    if burst.message_id is not None:
+        outbox.revise(session, burst.message_id, burst.channel, message, now=now)
+        return
+    posted = outbox.post(session, team_id, burst.channel, message, now=now,
+                         ref=f"burst:{burst.channel}", not_before=now + SUMMARY_GATHER)
+    session.flush()
+    burst.message_id = posted.id
+
+
+class _Card:
+    """A new lead's card: built only when it is posted rather than listed in a burst, and
+    then once for both the channel and the DM."""
+
+    def __init__(self, view: Callable[[], blocks.CardView]):
+        self._view = view
+
+    @cached_property
+    def blocks(self) -> dict:
+        return blocks.handoff_card(self._view())
+
+
+def summary_page(session: Session, burst: HandoffBurst, page: int,
+                 config: Config) -> blocks.SummaryPage:
+    """A page of a burst's summary, read as the leads are now (a page past the end: the last)."""
+    page = min(max(page, 1), blocks.page_count(burst.leads))
+    listed = bursts.list_burst_leads(session, burst.id, offset=(page - 1) * blocks.SUMMARY_MAX,
+                                     limit=blocks.SUMMARY_MAX)
+    lines = [blocks.summary_line(blocks.SummaryLine(
+        lead_id=r.id, external_id=r.external_id, name=r.name, company=r.company, score=r.score,
+        hot=(r.score or 0) >= config.routing.hot_score, source=r.source, owner=r.owner,
+        status=r.status)) for r in listed]
+    return blocks.SummaryPage(burst.id, burst.leads, page, lines,
+                             for_owner=burst.channel != config.channels.handoff)

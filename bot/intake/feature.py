@@ -1,0 +1,34 @@
+"""Intake: CSV files dropped into a folder, and CRM owner emails Slack could not answer for.
+(Webhooks come through the web server, bot/platform/server.py; imports also by the CLI.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.intake import owners
+from bot.intake.imports import import_dropped
+from bot.platform.descriptor import Feature
+from bot.platform.jobs import Job, every
+from bot.platform.services import Services
+
+
+def import_folder(services: Services, now) -> Any:
+    """Import CSV files dropped into [imports] folder, each content once."""
+    folder = services.config.imports.folder
+    if not folder or not Path(folder).is_dir():
+        return []
+    return [(path.name, s.as_dict()) for path, s in import_dropped(services, Path(folder), now)]
+
+
+FEATURE = Feature(
+    "intake",
+    jobs=(
+        Job("imports.folder", import_folder, lambda c: every(minutes=1), 60,
+            "import CSV files dropped into the configured folder"),
+        Job("owners.retry", owners.retry, lambda c: every(minutes=5), 300,
+            "ask Slack again about CRM owner emails it could not answer for, and route their "
+            "leads"),
+    ),
+    scopes={"users:read.email": ("users.lookupByEmail",)},  # CRM owner emails to Slack users
+)

@@ -1,0 +1,443 @@
+"""The outbox's sender: delivers the rows `bot.platform.outbox` queued.
+
+Each row is claimed with a conditional UPDATE (one winner even with several senders on one
+database); channels go side by side, one message in flight each, paced with a token bucket;
+429s wait out Retry-After, 5xx and network errors back off. A post carries its row id as
+Slack message metadata: after an attempt that may have landed (no answer, a 5xx, a sender
+that died mid-send) it is looked up in its channel before it is posted again. A row that
+keeps failing is dead-lettered with its edits and replies, logged, and the admins get one
+notice per channel and hour.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import importlib
+import itertools
+import logging
+import math
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.error import URLError
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.blocks import admin as views
+from bot.platform.clock import Clock
+from bot.platform.config import OutboxSettings
+from bot.platform.outbox import POST, UPLOAD, post, revise
+from storage import outbox as queries
+from storage.db import DatabaseUnreachable, hold
+from storage.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE = timedelta(minutes=5)  # a row claimed longer ago than this was lost with its sender
+BACKOFF_BASE = timedelta(seconds=5)
+BACKOFF_MAX = timedelta(minutes=15)
+RETRY_AFTER_DEFAULT = timedelta(seconds=30)  # a 429 whose Retry-After cannot be read
+PARENT_POLL = timedelta(seconds=1)  # an edit whose parent is in flight looks again this soon
+PARENT_DEAD = "parent dead"
+BATCH = 200
+METADATA_TYPE = "alignbot_outbox"  # a post's metadata: {"outbox_id": its row id}
+CLOCK_SKEW = timedelta(minutes=1)  # a lookup reads from this long before the first attempt
+LOOKUP_PAGE = 100  # messages a history page asks for...
+LOOKUP_PAGES = 10  # ...and the pages read before concluding an attempt did not land
+NOTICE_REF = "outbox-dead:"
+NOTICE_ERRORS = 3  # different errors a dead-letter notice quotes
+# Slack answers these with ok=false on a 200: retrying cannot help, so they go straight to dead.
+PERMANENT_ERRORS = {
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_auth",
+    "account_inactive", "user_not_found", "cant_update_message", "message_not_found",
+    "msg_too_long", "no_text", "invalid_arguments", "not_authed", "missing_scope",
+}
+# Slack says of these that "some aspect of the operation" may have succeeded.
+MAYBE_DONE = {"internal_error", "fatal_error"}
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    next_due: datetime | None = None  # when the sender has something to do next
+
+    def wake(self, when: datetime | None) -> None:
+        if when is not None and (self.next_due is None or when < self.next_due):
+            self.next_due = when
+
+
+@dataclass
+class _Bucket:
+    """Token bucket for one channel: `burst` at once, then `rate` per second."""
+
+    tokens: float
+    at: datetime
+    blocked_until: datetime | None = None
+
+    def ready_at(self, now: datetime, rate: float, burst: int) -> datetime:
+        if self.blocked_until and self.blocked_until > now:
+            return self.blocked_until
+        self.tokens = min(burst, self.tokens + (now - self.at).total_seconds() * rate)
+        self.at = now
+        if self.tokens >= 1:
+            return now
+        return now + timedelta(seconds=(1 - self.tokens) / rate)
+
+
+@dataclass
+class _Outcome:
+    state: str  # sent | retry (it did not happen) | unknown (it may have) | dead
+    ts: str | None = None
+    channel: str | None = None
+    error: str | None = None
+    retry_after: timedelta | None = None
+
+
+class OutboxSender:
+    """Delivers the outbox: `flush()` in the caller's thread, `dispatch()` on a pool of
+    `settings.workers` threads. Both share the claims, the pacing and the rule of one
+    message in flight per channel, so they can run side by side."""
+
+    def __init__(self, sessions: sessionmaker[Session], client: WebClient, clock: Clock,
+                 settings: OutboxSettings, *, admins: tuple[str, ...] = (),
+                 name: str | None = None):
+        self.sessions = sessions
+        self.client = client
+        self.clock = clock
+        self.settings = settings
+        self.admins = admins
+        self.name = name or f"sender-{uuid.uuid4().hex[:8]}"
+        self.on_settled: Callable[[], None] = lambda: None  # the sender loop's wake-up
+        self._buckets: dict[str, _Bucket] = {}
+        self._busy: set[str] = set()  # the pace keys with a message in flight
+        self._pooled = 0  # deliveries running on the pool
+        self._cond = threading.Condition()  # guards the above and reports; notified on settling
+        self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="outbox")
+
+    def flush(self) -> SendReport:
+        """Deliver what is due now in this thread, one message after another in id order (the
+        tests, the shell and the sweep job want that order), and report what is left."""
+        report = SendReport()
+        self._pass(report, pooled=False)
+        report.wake(self._next_scheduled(self.clock.now()))
+        return report
+
+    def dispatch(self) -> datetime | None:
+        """Start what is due on the pool, channels side by side, and say when to look again.
+        `on_settled` is called as each delivery ends (the channel's next message may go)."""
+        report = SendReport()
+        self._pass(report, pooled=True)
+        report.wake(self._next_scheduled(self.clock.now()))
+        return report.next_due
+
+    def close(self, timeout: float | None = None) -> None:
+        """Let the deliveries in flight end (for up to `timeout`), then stop the pool. A row
+        still in flight then stays 'sending'; after CLAIM_LEASE a sender looks it up."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._pooled, timeout)
+        self._pool.shutdown(wait=False)
+
+    def _pass(self, report: SendReport, *, pooled: bool) -> None:
+        """One pass over the due rows in id order; a row held back (its channel busy or paced,
+        its parent without a ts) waits for a later pass without hiding the rows behind it."""
+        now = self.clock.now()
+        cursor = 0
+        while page := self._due(now, cursor):
+            cursor = page[-1].id
+            for row in page:
+                if pooled and self._pooled >= self.settings.workers:
+                    return  # a settling delivery starts the next pass
+                if not self._take(row, now, report):
+                    continue
+                if pooled:
+                    with self._cond:
+                        self._pooled += 1
+                    self._pool.submit(self._deliver, row, now, report, pooled=True)
+                else:
+                    self._deliver(row, now, report)
+                    now = self.clock.now()
+
+    # -- selection, pacing and claiming
+
+    def _due(self, now: datetime, after_id: int) -> list[OutboxMessage]:
+        with self.sessions.begin() as s:
+            return queries.list_due(s, now, now - CLAIM_LEASE, BATCH, after_id)
+
+    def _take(self, row: OutboxMessage, now: datetime, report: SendReport) -> bool:
+        """Reserve the row's channel and claim the row; the channel is free again if either
+        fails (the database too)."""
+        if not self._reserve(row, now, report):
+            return False
+        taken = False
+        try:
+            taken = not self._held(row, now, report) and self._claim(row, now)
+            return taken
+        finally:
+            if not taken:
+                self._release(row, refund=True)
+
+    def _reserve(self, row: OutboxMessage, now: datetime, report: SendReport) -> bool:
+        """Take the row's channel, if nothing is in flight there and its pace allows."""
+        key = _pace_key(row)
+        with self._cond:
+            if key in self._busy:
+                return False  # the channel's next pass follows that delivery
+            bucket = self._buckets.setdefault(key, _Bucket(tokens=self.settings.burst, at=now))
+            ready = bucket.ready_at(now, self.settings.rate_per_channel, self.settings.burst)
+            if ready > now:
+                report.wake(ready)
+                return False
+            bucket.tokens -= 1
+            self._busy.add(key)
+            return True
+
+    def _release(self, row: OutboxMessage, *, refund: bool = False) -> None:
+        key = _pace_key(row)
+        with self._cond:
+            self._busy.discard(key)
+            if refund:
+                self._buckets[key].tokens += 1
+            self._cond.notify_all()
+
+    def _held(self, row: OutboxMessage, now: datetime, report: SendReport) -> bool:
+        """An edit or a reply waits for its parent's ts, and dies with its parent."""
+        if row.parent_id is None:
+            return False
+        with self.sessions.begin() as s:
+            parent = queries.get_message_head(s, row.parent_id)
+            if parent.ts:
+                return False
+            if parent.state == "dead":
+                if queries.mark_dead(s, row.id, PARENT_DEAD):
+                    log.warning("outbox row %s (%s, ref %s) is dead with its parent %s",
+                                row.id, row.method, row.ref, parent.id)
+                    with self._cond:
+                        report.dead += 1
+                return True
+        with self._cond:  # look again when the parent is due, or soon if a sender has it
+            report.wake(max(now + PARENT_POLL, parent.next_attempt_at))
+        return True
+
+    def _claim(self, row: OutboxMessage, now: datetime) -> bool:
+        """Claim the row from the state it was listed in, and read what it says now: a queued
+        message may have been rewritten since it was listed (a burst summary that grew)."""
+        with self.sessions.begin() as s:
+            if not queries.mark_claimed(s, row.id, self.name, now, now - CLAIM_LEASE, row.state):
+                return False
+            row.payload = queries.get_payload(s, row.id)
+            return True
+
+    def _next_scheduled(self, now: datetime) -> datetime | None:
+        with self.sessions.begin() as s:
+            return queries.get_next_due(s, now)
+
+    # -- delivery
+
+    def _deliver(self, row: OutboxMessage, now: datetime, report: SendReport, *,
+                 pooled: bool = False) -> None:
+        """Attempt the row and settle it, whatever happens: no row is left 'sending'."""
+        try:
+            outcome = self._attempt(row)
+        except Exception as exc:  # a surprise (a bug, an odd failure) is retried, never lost
+            log.exception("outbox row %s: unexpected failure while sending", row.id)
+            outcome = _Outcome("unknown", error=f"unexpected: {exc!r}")
+        try:
+            self._settle(row, outcome, now, report)
+        except DatabaseUnreachable as exc:  # after CLAIM_LEASE a sender looks the row up
+            log.warning("outbox row %s: could not record its outcome (%s): %s", row.id,
+                        outcome.state, exc)
+        except Exception:
+            log.exception("outbox row %s: could not record its outcome (%s)", row.id, outcome.state)
+        finally:
+            with self._cond:
+                if outcome.retry_after is not None:
+                    self._buckets[_pace_key(row)].blocked_until = self.clock.now() + outcome.retry_after
+                if pooled:
+                    self._pooled -= 1
+            self._release(row)
+            self.on_settled()
+
+    def _attempt(self, row: OutboxMessage) -> _Outcome:
+        args = self._args(row)
+        if row.method == UPLOAD:  # at least once: a file carries no metadata to look up
+            return self._upload(row, args)
+        if row.method != POST:
+            return self._call(row.method, args)  # an edit or a Home view: repeating it is harmless
+        if row.state != "pending":  # an earlier attempt may have landed: look before posting
+            found = self._look_up(row, args)
+            if found is not None:
+                return found
+        args["metadata"] = {"event_type": METADATA_TYPE, "event_payload": {"outbox_id": row.id}}
+        return self._call(POST, args)
+
+    def _args(self, row: OutboxMessage) -> dict[str, Any]:
+        args = dict(row.payload)
+        if row.parent_id is not None:
+            with self.sessions.begin() as s:
+                parent = queries.get_message_head(s, row.parent_id)
+            channel = parent.posted_channel or parent.channel
+            if row.method == "chat.update":
+                args.update(channel=channel, ts=parent.ts)
+            elif row.method in (POST, UPLOAD):  # in the thread of an earlier post
+                args.update(channel=channel, thread_ts=parent.ts)
+        return args
+
+    def _call(self, method: str, args: dict[str, Any]) -> _Outcome:
+        try:
+            resp = self.client.api_call(method, json=args)
+        except Exception as exc:
+            return _failure(exc, self.clock.now())
+        return _Outcome("sent", ts=resp.get("ts"), channel=resp.get("channel"))
+
+    def _look_up(self, row: OutboxMessage, args: dict[str, Any]) -> _Outcome | None:
+        """The post, sent, if an earlier attempt landed; None to post it (again). A lookup
+        that fails is tried again later; one Slack refuses (the bot is not in the channel, a
+        scope is missing) cannot be made, so the message is posted: at least once, not at most."""
+        try:
+            ts, channel = self._find(row, args)
+        except Exception as exc:
+            failure = _failure(exc, self.clock.now())
+            if failure.state != "dead":
+                return _Outcome("unknown", error=f"looking for an earlier attempt: {failure.error}",
+                                retry_after=failure.retry_after)
+            log.warning("outbox row %s: cannot look for an earlier attempt in %s (%s); posting it "
+                        "again", row.id, args.get("channel"), failure.error)
+            return None
+        return _Outcome("sent", ts=ts, channel=channel) if ts else None
+
+    def _find(self, row: OutboxMessage, args: dict[str, Any]) -> tuple[str | None, str]:
+        """Look for the post by its metadata key in its channel (or its thread) since just
+        before its first attempt."""
+        channel = args["channel"]
+        if channel.startswith(("U", "W")):  # a DM by user id: its history is the DM channel's
+            channel = self.client.conversations_open(users=channel)["channel"]["id"]
+        since = (row.first_attempt_at or row.created_at) - CLOCK_SKEW
+        query = {"channel": channel, "oldest": f"{since.timestamp():.6f}",
+                 "include_all_metadata": True, "limit": LOOKUP_PAGE}
+        pages = (self.client.conversations_replies(ts=args["thread_ts"], **query)
+                 if args.get("thread_ts") else self.client.conversations_history(**query))
+        for page in itertools.islice(pages, LOOKUP_PAGES):
+            for message in page.get("messages") or ():
+                meta = message.get("metadata") or {}
+                if (meta.get("event_type") == METADATA_TYPE
+                        and (meta.get("event_payload") or {}).get("outbox_id") == row.id):
+                    return message.get("ts"), channel
+        return None, channel
+
+    def _settle(self, row: OutboxMessage, outcome: _Outcome, now: datetime,
+                report: SendReport) -> None:
+        # A 429 is Slack pacing us, not a failed delivery: it does not use up an attempt.
+        attempts = row.attempts + (0 if outcome.retry_after is not None else 1)
+        if outcome.state in ("retry", "unknown") and attempts >= self.settings.max_attempts:
+            outcome = _Outcome("dead", error=f"gave up after {attempts} attempts: {outcome.error}")
+        done = self.clock.now()
+        with self.sessions.begin() as s:
+            fresh = s.get(OutboxMessage, row.id)
+            if outcome.state == "sent":
+                fresh.state, fresh.ts, fresh.posted_channel = "sent", outcome.ts, outcome.channel
+                fresh.sent_at, fresh.last_error = done, None
+            elif outcome.state == "dead":
+                fresh.state, fresh.last_error = "dead", outcome.error
+                log.error("outbox row %s (%s to %s, ref %s) is dead: %s",
+                          row.id, row.method, row.channel, row.ref, outcome.error)
+                self._notify_admins(s, fresh, now)
+            else:  # only a post can land twice; an edit or a view is simply tried again
+                maybe_posted = outcome.state == "unknown" and row.method == POST
+                fresh.state = "unknown" if maybe_posted else "pending"
+                fresh.attempts = attempts
+                fresh.next_attempt_at = done + (outcome.retry_after or _backoff(attempts))
+                fresh.last_error = outcome.error
+        with self._cond:
+            if outcome.state == "sent":
+                report.sent += 1
+            elif outcome.state == "dead":
+                report.dead += 1
+            else:
+                report.retried += 1
+                report.wake(fresh.next_attempt_at)
+
+    def _upload(self, row: OutboxMessage, args: dict[str, Any]) -> _Outcome:
+        where = {"channel": args.get("channel") or row.channel}
+        if args.get("thread_ts"):
+            where["thread_ts"] = args["thread_ts"]
+        module, _, name = args["make"].partition(":")
+        try:
+            content = getattr(importlib.import_module(module), name)(**args["args"])
+        except Exception as exc:  # a file that cannot be made holds back nothing else
+            log.exception("outbox row %s: could not make %s", row.id, args["filename"])
+            return _Outcome("dead", error=f"could not make the file: {exc}")
+        try:
+            self.client.files_upload_v2(**where, filename=args["filename"], title=args["title"],
+                                        content=content)
+        except Exception as exc:
+            return _failure(exc, self.clock.now())
+        return _Outcome("sent", channel=where["channel"])
+
+    def _notify_admins(self, session: Session, dead: OutboxMessage, now: datetime) -> None:
+        """One notice to each admin per channel and hour, rewritten as more messages die there."""
+        if dead.ref and dead.ref.startswith(NOTICE_REF):
+            return  # never notify about a failed notice: that way lies a loop
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        count, errors = queries.list_dead_errors(session, dead.team_id, dead.channel, dead.method,
+                                                 hour, NOTICE_ERRORS)
+        notice = views.dead_letters(count, dead.channel, hour, list(errors), dead.id)
+        hold(session, f"{NOTICE_REF}{dead.team_id}")  # senders in other processes: one notice
+        for admin in self.admins:
+            ref = f"{NOTICE_REF}{dead.channel or dead.method}:{hour:%Y-%m-%dT%H}:{admin}"
+            sent = queries.get_first_post(session, dead.team_id, ref)
+            if sent is None:
+                post(session, dead.team_id, admin, notice, now=now, ref=ref)
+            else:
+                revise(session, sent.id, admin, notice, now=now)
+
+
+def _pace_key(row: OutboxMessage) -> str:
+    return row.channel or row.method
+
+
+def _backoff(attempts: int) -> timedelta:
+    return min(BACKOFF_MAX, BACKOFF_BASE * (2 ** max(0, attempts - 1)))
+
+
+def _failure(exc: Exception, now: datetime) -> _Outcome:
+    """What a failed call means: retry (it did not happen), unknown (it may have), or dead."""
+    if not isinstance(exc, SlackApiError):
+        reason = exc.reason if isinstance(exc, URLError) else exc
+        if isinstance(reason, ConnectionRefusedError | socket.gaierror):
+            return _Outcome("retry", error=f"network: {exc}")  # the request never left
+        return _Outcome("unknown", error=f"no answer: {exc!r}")  # a timeout, a dropped connection
+    resp = exc.response
+    status = resp.status_code
+    error = resp.data.get("error") if isinstance(resp.data, dict) else None
+    if status == 429 or error == "ratelimited":
+        wait = next((v for k, v in (resp.headers or {}).items() if k.lower() == "retry-after"), None)
+        return _Outcome("retry", error=f"rate limited ({status})", retry_after=retry_after(wait, now))
+    if status >= 500 or error in MAYBE_DONE:
+        return _Outcome("unknown", error=f"Slack answered {status} {error or ''}".rstrip())
+    error = error or f"status {status}"
+    return _Outcome("dead" if error in PERMANENT_ERRORS else "retry", error=error)
+
+
+def retry_after(value: Any, now: datetime) -> timedelta:
+    """How long a 429 asks us to wait: seconds, whole or not, or an HTTP date. Anything else
+    waits RETRY_AFTER_DEFAULT; no wait is negative or longer than BACKOFF_MAX."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return RETRY_AFTER_DEFAULT
+        seconds = (when.replace(tzinfo=when.tzinfo or UTC) - now).total_seconds()
+    if not math.isfinite(seconds):
+        return RETRY_AFTER_DEFAULT
+    return timedelta(seconds=min(max(seconds, 0.0), BACKOFF_MAX.total_seconds()))
