@@ -33,6 +33,7 @@ class Link:
     def __init__(self, ws: ServerConnection):
         self.ws = ws
         self.received: queue.Queue[str] = queue.Queue()
+        self.acks: dict[str, dict[str, Any]] = {}
         self.closed = threading.Event()
 
     def send(self, message: dict[str, Any] | str) -> None:
@@ -45,12 +46,17 @@ class Link:
                    "accepts_response_payload": kind == "slash_commands", **extra})
         return envelope_id
 
-    def next_message(self, timeout: float = WAIT) -> dict[str, Any]:
-        """What the app sent next (an ack), as JSON."""
-        try:
-            return json.loads(self.received.get(timeout=timeout))
-        except queue.Empty:
-            raise AssertionError(f"the app sent nothing within {timeout} s") from None
+    def ack_of(self, envelope_id: str, timeout: float = WAIT) -> dict[str, Any]:
+        """The app's ack of `envelope_id`. Envelopes are handled side by side, so acks may
+        come in any order: the others met on the way are kept for their own turn."""
+        while envelope_id not in self.acks:
+            try:
+                ack = json.loads(self.received.get(timeout=timeout))
+            except queue.Empty:
+                raise AssertionError(f"no ack of {envelope_id} within {timeout} s; "
+                                     f"acked so far: {sorted(self.acks)}") from None
+            self.acks[ack["envelope_id"]] = ack
+        return self.acks[envelope_id]
 
     def disconnect(self, reason: str = "refresh_requested") -> None:
         """Slack's notice that this connection is going away: the app is to open a new one."""

@@ -93,17 +93,6 @@ def test_run_without_network_says_so_in_one_line(tmp_path, sqlite_template):
     assert "refused" in line
 
 
-def test_a_refused_app_token_says_which_token_in_one_line(tmp_path, sqlite_template,
-                                                          slack_over_http, monkeypatch, capsys):
-    fake, api_url = slack_over_http
-    fake.script("apps.connections.open", (200, {}, {"ok": False, "error": "invalid_auth"}))
-    use_env(monkeypatch, run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-x",
-                                 SLACK_APP_TOKEN="xapp-wrong", SLACK_API_URL=api_url))
-    assert cli_main(["run", "--port", "0"]) == 1
-    assert capsys.readouterr().err == \
-        "alignbot: Slack refused apps.connections.open: invalid_auth (check SLACK_APP_TOKEN)\n"
-
-
 def test_http_mode_without_a_signing_secret_says_so(tmp_path, sqlite_template, monkeypatch,
                                                    capsys):
     use_env(monkeypatch, run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-x"))
