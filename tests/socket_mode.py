@@ -120,9 +120,12 @@ class SocketSlack(FakeSlack):
         super().__init__(**kw)
         self.socket_url = socket_url
         self.served_at: str | None = None  # its Web API's URL over HTTP, once served
+        self.opening = threading.Event()  # cleared: apps.connections.open waits for it
+        self.opening.set()
         self._answered = threading.Condition()
 
     def _apps_connections_open(self, args):
+        assert self.opening.wait(WAIT), "apps.connections.open held too long"
         return 200, {}, {"ok": True, "url": self.socket_url}
 
     def reachable(self, url: str) -> str:

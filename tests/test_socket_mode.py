@@ -142,6 +142,27 @@ def test_a_disconnect_notice_makes_the_bot_reconnect_and_carry_on(bot):
     assert "Traceback" not in "".join(log)
 
 
+def test_health_says_when_the_socket_is_down_until_the_bot_is_back(bot):
+    """Slack drops the connection without a notice: the SDK's client lets it go at once and
+    its monitor opens a new one on its next round (every 10 s); /healthz follows along."""
+    server, fake, base, log = bot
+    first = server.next_link()
+    fake.opening.clear()  # the new URL waits until health has been read
+    first.ws.close()
+    assert first.closed.wait(WAIT)
+
+    status, body = health(base)
+    assert status == 503 and body["slack"] == "the Socket Mode connection is down; reconnecting"
+    fake.opening.set()
+    second = server.next_link(timeout=WAIT + 10)  # within the monitor's next round
+    ack = second.ack_of(second.envelope("events_api", event(mention("help", "1764000003.000400"),
+                                                            "Ev0SOCKET4")))
+    assert "payload" not in ack
+    assert health(base) == (200, {"ok": True, "team_id": TEAM})
+    assert len(fake.calls_of("apps.connections.open")) == 2
+    assert "Traceback" not in "".join(log)
+
+
 def test_malformed_envelopes_are_dropped_and_the_socket_keeps_serving(bot):
     """Slack sends none of these; if it did, the bot would say sorry where someone waits
     for an answer, log the rest, and keep serving the connection."""
