@@ -552,7 +552,26 @@ class CannotStart(Exception):
     """Start-up stopped for a reason one line says (Slack unreachable, a token refused)."""
 
 
-TOKEN_OF = {"auth.test": "SLACK_BOT_TOKEN", "apps.connections.open": "SLACK_APP_TOKEN"}
+# Each token by the start-up call that uses it: its variable, and where a good one comes from.
+TOKENS = {
+    "auth.test": ("the bot token", "SLACK_BOT_TOKEN",
+                  "it takes the Bot User OAuth Token (xoxb-…) from your app's "
+                  "OAuth & Permissions page, once the app is installed"),
+    "apps.connections.open": ("the app token", "SLACK_APP_TOKEN",
+                              "it takes an app-level token (xapp-…) with the connections:write "
+                              "scope, from your app's Basic Information page → App-Level Tokens"),
+}
+# Slack's errors that mean "this token will not do", as opposed to Slack having a bad moment
+TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked",
+                          "token_expired", "account_inactive", "missing_scope", "no_permission"})
+
+
+def _refused(method: str, error: str | None) -> str:
+    """One line for Slack's refusal of a start-up call: which token, and what to do."""
+    if method in TOKENS and error in TOKEN_ERRORS:
+        what, var, hint = TOKENS[method]
+        return f"Slack refused {what} ({var}): {error} — {hint}"
+    return f"Slack refused {method}: {error}"
 
 
 @contextlib.contextmanager
@@ -571,8 +590,7 @@ def _reaching_slack(secrets: Secrets):
         yield
     except SlackApiError as exc:
         method = exc.response.api_url.rstrip("/").rsplit("/", 1)[-1]
-        check = f" (check {TOKEN_OF[method]})" if method in TOKEN_OF else ""
-        raise CannotStart(f"Slack refused {method}: {exc.response.get('error')}{check}") from None
+        raise CannotStart(_refused(method, exc.response.get("error"))) from None
     except OSError as exc:  # URLError, refused, reset, timed out, TLS
         reason = getattr(exc, "reason", None) or exc
         raise CannotStart(f"cannot reach Slack at {secrets.slack_api_url or SLACK_API}: "
@@ -610,8 +628,14 @@ def _require(secrets: Secrets, app_mode: bool) -> None:
     missing = [] if secrets.slack_bot_token else ["SLACK_BOT_TOKEN"]
     if app_mode and not (secrets.slack_app_token or secrets.slack_signing_secret):
         missing.append("SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode)")
-    if missing:
-        raise ConfigError([f"environment: {m} is not set" for m in missing], "environment")
+    problems = [f"environment: {m} is not set" for m in missing]
+    app_token = secrets.slack_app_token
+    if app_mode and app_token and not app_token.startswith("xapp-"):
+        # a bot token or the signing secret pasted there: say so before asking Slack
+        problems.append("environment: SLACK_APP_TOKEN is not an app-level token (those start "
+                        f"with xapp-): {TOKENS['apps.connections.open'][2]}")
+    if problems:
+        raise ConfigError(problems, "environment")
 
 
 if __name__ == "__main__":

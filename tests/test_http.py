@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
 import urllib.error
 import urllib.request
-from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
@@ -21,71 +16,15 @@ from bot.cli import main as cli_main
 from bot.local.fakeslack import FakeSlack
 from bot.platform.clock import SystemClock
 from bot.platform.server import create_web_app
+from tests.processes import CLI, ROOT, free_port, over_http, run_env, serving, use_env
 from tests.slack import SIGNING_SECRET, sign, slash_body
-
-ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "bot.cli"]
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
 def slack_over_http():
     fake = FakeSlack(team_id="T0TEST")
-    server = make_server("127.0.0.1", 0, fake.wsgi_app(), handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield fake, f"http://127.0.0.1:{server.server_port}/api/"
-    server.shutdown()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_env(tmp_path, sqlite_template, **env: str) -> dict[str, str]:
-    """The environment of `alignbot run` on a migrated store of its own, Slack's secrets
-    only as given."""
-    db = tmp_path / "run.db"
-    shutil.copy(sqlite_template, db)
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("SLACK_")},
-            "DATABASE_URL": f"sqlite:///{db}", "ALIGNBOT_CONFIG": str(ROOT / "alignbot.example.toml"),
-            **env}
-
-
-def use_env(monkeypatch, env: dict[str, str]) -> None:
-    """`env` as this process's environment, for `alignbot` run in-process."""
-    for key in os.environ:
-        if key not in env:
-            monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-
-
-@contextlib.contextmanager
-def serving(env: dict[str, str], cwd: Path):
-    """`alignbot run` until it listens (no polling, no sleep): its base URL and log so far."""
-    port = free_port()
-    proc = subprocess.Popen([*CLI, "run", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stderr=subprocess.PIPE, text=True, cwd=cwd)
-    log = []
-    try:
-        for line in proc.stderr:
-            log.append(line)
-            if "Serving on" in line:
-                break
-        else:
-            pytest.fail("alignbot run exited early:\n" + "".join(log))
-        threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
-        yield f"http://127.0.0.1:{port}", "".join(log)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with over_http(fake) as api_url:
+        yield fake, api_url
 
 
 @pytest.fixture
@@ -133,7 +72,7 @@ def test_socket_mode_runs_without_a_signing_secret_and_health_tells_a_down_socke
     env = run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-fake-token",
                   SLACK_APP_TOKEN="xapp-fake-token", SLACK_API_URL=api_url)
     with serving(env, tmp_path) as (base, log):
-        assert "Traceback" not in log
+        assert "Traceback" not in "".join(log)
         with pytest.raises(urllib.error.HTTPError) as health:
             urllib.request.urlopen(f"{base}/healthz", timeout=10)
         assert health.value.code == 503
@@ -152,17 +91,6 @@ def test_run_without_network_says_so_in_one_line(tmp_path, sqlite_template):
     [line] = result.stderr.splitlines()  # not 60 lines of chained tracebacks
     assert line.startswith(f"alignbot: cannot reach Slack at http://127.0.0.1:{closed}/api/: ")
     assert "refused" in line
-
-
-def test_a_refused_app_token_says_which_token_in_one_line(tmp_path, sqlite_template,
-                                                          slack_over_http, monkeypatch, capsys):
-    fake, api_url = slack_over_http
-    fake.script("apps.connections.open", (200, {}, {"ok": False, "error": "invalid_auth"}))
-    use_env(monkeypatch, run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-x",
-                                 SLACK_APP_TOKEN="xapp-wrong", SLACK_API_URL=api_url))
-    assert cli_main(["run", "--port", "0"]) == 1
-    assert capsys.readouterr().err == \
-        "alignbot: Slack refused apps.connections.open: invalid_auth (check SLACK_APP_TOKEN)\n"
 
 
 def test_http_mode_without_a_signing_secret_says_so(tmp_path, sqlite_template, monkeypatch,
