@@ -123,8 +123,9 @@ def test_a_revoked_token_stops_the_worker_in_one_line(error, empty_store, monkey
     fake = with_token(monkeypatch)
     fake.script("auth.test", (200, {}, {"ok": False, "error": error}))
     assert main(["worker"]) == 1
-    assert capsys.readouterr().err == \
-        f"alignbot: Slack refused auth.test: {error} (check SLACK_BOT_TOKEN)\n"
+    err = capsys.readouterr().err
+    assert err.startswith(f"alignbot: Slack refused the bot token (SLACK_BOT_TOKEN): {error} — ")
+    assert err.count("\n") == 1
 
 
 def test_a_header_error_prints_one_line_and_nothing_on_stdout(empty_store, tmp_path,
