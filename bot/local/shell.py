@@ -426,8 +426,6 @@ def report_lines(job_id: str, result: Any, local: Callable[[datetime | None], st
     if job_id == "digests.post":
         return [f"{o.digest} for {o.period}: {DIGEST_OUTCOMES[o.kind]}" for o in result] \
             or ["no digest due"]
-    if job_id == "events.prune":
-        return [f"{result} processed Slack event id(s) forgotten"]
     return [str(result)]
 
 

@@ -18,13 +18,12 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import home
+from bot import home, retention
 from bot.digests import schedule as digests
 from bot.intake import owners
 from bot.intake.imports import import_dropped
 from bot.metrics.snapshots import refresh
 from bot.platform.config import Config
-from bot.platform.redelivery import prune_events
 from bot.platform.services import Services
 from bot.sla.nudges import sweep
 from bot.surveys import runs as surveys
@@ -116,8 +115,10 @@ JOBS: tuple[Job, ...] = (
         "ask Slack again about CRM owner emails it could not answer for, and route their leads"),
     Job("digests.post", digests_post, digests_trigger, 3600,
         "post the channel digests whose schedule fired, each period once"),
-    Job("events.prune", prune_events, lambda c: CronTrigger(hour=3, timezone=c.workspace.tz), 3600,
-        "forget processed Slack event ids older than two days"),
+    Job("retention.prune", retention.prune,
+        lambda c: CronTrigger(hour=3, timezone=c.workspace.tz), 3600,
+        "delete Slack event ids, delivered messages, lead history and closed survey runs "
+        "older than [retention] says"),
 )
 
 
