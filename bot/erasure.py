@@ -146,6 +146,8 @@ def _clear(row: Any, fields: tuple[str, ...]) -> list[str]:
 def _scrub_history(session: Session, report: ErasureReport, team: str, lead_ids: set[int],
                    needles: set[str]) -> None:
     for event in queries.list_events_to_scrub(session, team, lead_ids, _stored(needles)):
+        if not event.data:  # a JSON null
+            continue
         data = {k: v for k, v in event.data.items()
                 if not (event.lead_id in lead_ids and k == "note")}  # a note is about the lead
         data = _replace(data, needles)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import Text, cast, delete, func, or_, select, update
+from sqlalchemy import Text, cast, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import (
@@ -65,10 +65,10 @@ def delete_email_bookkeeping(session: Session, team_id: str, email: str) -> int:
 
 def list_events_to_scrub(session: Session, team_id: str, lead_ids: Collection[int],
                          needles: Collection[str]) -> list[LeadEvent]:
-    """The erased leads' events with data, and any event whose data mentions a needle."""
+    """The erased leads' events, and any event whose data mentions a needle."""
     mentions = [cast(LeadEvent.data, Text).contains(n, autoescape=True) for n in needles]
     return list(session.scalars(select(LeadEvent).where(
-        LeadEvent.team_id == team_id, LeadEvent.data.is_not(None),
+        LeadEvent.team_id == team_id,
         or_(LeadEvent.lead_id.in_(lead_ids), *mentions))))
 
 
@@ -79,4 +79,4 @@ def list_messages_mentioning(session: Session, team_id: str, needles: Collection
     about = [OutboxMessage.ref.startswith(r, autoescape=True) for r in refs]
     mentions = [cast(OutboxMessage.payload, Text).contains(n, autoescape=True) for n in needles]
     return list(session.scalars(select(OutboxMessage).where(
-        OutboxMessage.team_id == team_id, or_(*about, *mentions)).order_by(OutboxMessage.id)))
+        OutboxMessage.team_id == team_id, or_(false(), *about, *mentions)).order_by(OutboxMessage.id)))
