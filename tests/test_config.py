@@ -11,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.cli import main
-from bot.platform.config import ConfigError, Secrets, load_config, parse_config, parse_duration
+from bot.platform.config import (
+    ConfigError,
+    Retention,
+    Secrets,
+    load_config,
+    parse_config,
+    parse_duration,
+)
 from tests.slack import all_text, reply, slash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +52,9 @@ def test_the_product_example_is_valid_and_means_what_it_says():
     assert (standard.respond_within, standard.clock) == (timedelta(hours=4), "business")
     assert dict(c.targets) == {"response_time": 30, "sla_compliance": 0.9, "win_rate": 0.3}
     assert c.is_admin("U0ADMIN01") and not c.is_admin("U0SALES01")
+    assert c.retention == Retention(slack_events=timedelta(days=2), outbox=timedelta(days=90),
+                                    lead_events=timedelta(days=365),
+                                    survey_runs=timedelta(days=730))
 
 
 def test_the_committed_example_is_valid():
