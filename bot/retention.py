@@ -8,6 +8,7 @@ personal data instead).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from bot.platform.services import Services
 from storage import retention as queries
+
+log = logging.getLogger(__name__)
 
 BATCH = 5_000  # rows a transaction deletes: other writers wait at most this long for the lock
 
@@ -45,6 +48,7 @@ def prune(services: Services, now: datetime) -> PruneReport:
         report.windows[key] = window
         if window is not None:
             report.deleted[key] = _in_batches(services, delete, now - window)
+    log.info("%s", report)
     return report
 
 
