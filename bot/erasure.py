@@ -49,7 +49,8 @@ class ErasureReport:
     @property
     def found(self) -> bool:
         return bool(self.leads or self.people or any(self.owner_email_cleared.values())
-                    or self.content_uses or self.lookups_deleted)
+                    or self.content_uses or self.lookups_deleted or self.history_scrubbed
+                    or self.messages_scrubbed or self.messages_queued)
 
     def as_json(self) -> dict[str, Any]:
         return {"email": self.email, "dry_run": self.dry_run, "leads": self.leads,
