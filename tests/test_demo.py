@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.alignment.report import report
 from bot.handoff.lifecycle import REJECTION_REASONS
 from bot.handoff.people import sync_config_people
 from bot.local.demo import generate_demo
 from bot.metrics.answers import answer, parse, scorecard
 from bot.metrics.grammar import parse_period
+from bot.platform.config import load_config
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import ContentUse, Customer, Deal, Lead, LeadEvent, Person, Spend, SurveyAnswer
 from tests.slack import TEAM
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "alignbot.example.toml"
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 STAGES = ("mql_at", "routed_at", "accepted_at", "first_touch_at", "qualified_at", "closed_at")
 
@@ -84,7 +88,7 @@ AT = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # the tour's morning
 @pytest.fixture
 def history(services):
     with services.transaction() as s:
-        generate_demo(s, TEAM, AT, services.config, leads=3000)
+        generate_demo(s, TEAM, AT, services.config)  # as the tour has it
     return services
 
 
@@ -122,3 +126,20 @@ def test_last_quarters_scorecard_has_a_whole_trend_and_plausible_growth(history)
                 "revenue_growth", "sales_cycle", "marketing_sourced_revenue"):
         assert None not in answers[key].trend, (key, answers[key].trend)
     assert all(-0.5 < g < 1.0 for g in growth.trend), growth.trend
+
+
+
+def test_the_tours_gap_shows_marketing_overrating_lead_quality(engine):
+    """The README's tour (`make run`: the example config, the demo): `/align gap` has
+    something to see, groups large enough to be shown and a role that misjudges the data."""
+    config = load_config(EXAMPLE)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as s:
+        sync_config_people(s, TEAM, config, AT)
+        generate_demo(s, TEAM, AT, config)
+    with sessions.begin() as s:
+        rows = {row.dimension: row for row in report(s, config, TEAM, AT).rows}
+    lead_quality = rows["lead_quality"]
+    assert lead_quality.reality in {"low", "medium"}
+    assert ("marketing", "overrates") in {(g.role, g.direction) for g in lead_quality.gaps}
+    assert all(level is not None for level in lead_quality.perception.values())

@@ -60,7 +60,7 @@ NOTES = {"not_icp": "Too small for us", "duplicate": "Already in talks via partn
          "not_ready": "Budget next year", "other": "Student project"}
 HISTORY_MONTHS = 36
 GROWTH = 1.03  # each month brings about 3% more leads than the one before
-ROLE_SLOTS = {"sales": 6, "sales_manager": 1, "marketing": 3, "marketing_manager": 1, "exec": 2,
+ROLE_SLOTS = {"sales": 6, "sales_manager": 1, "marketing": 7, "marketing_manager": 1, "exec": 6,
               "admin": 1}
 TZS = ["America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London"]
 
@@ -109,7 +109,8 @@ def generate_demo(session: Session, team_id: str, now: datetime, config: Config,
     rng = random.Random(seed)
     ids = _Ids(session)
     months = _Months(rng, now)
-    people = _people(session, rng, ids, team_id, config, now)
+    # people draw from a stream of their own, so a change to the cast leaves the leads alone
+    people = _people(session, random.Random(f"{seed}-people"), ids, team_id, config, now)
     sales = [p for p in people if p["role"] == "sales"]
     lead_rows, events = _leads(rng, ids, team_id, sales, config, now, leads, months)
     deals, customers = _deals_and_customers(rng, ids, team_id, lead_rows, sales, now, months)

@@ -29,7 +29,7 @@ COMMENTS = ["Leads from webinars are rarely ready to buy.", "We need a shared de
 def past_runs(session: Session, team_id: str, config: Config, now: datetime,
               rng: random.Random, months: tuple[int, ...] = (3, 2, 1)) -> tuple[int, int]:
     """A run a month ago, two months ago ... (the config's first survey asked of roles, else a
-    pulse of sales, marketing and exec); three in four people answer. (runs, answers kept)."""
+    pulse of sales, marketing and exec); nine in ten people answer. (runs, answers kept)."""
     survey = next((s for s in config.surveys if not any(a.startswith("S") for a in s.audience)),
                   DEMO)
     kept = 0
@@ -38,7 +38,7 @@ def past_runs(session: Session, team_id: str, config: Config, now: datetime,
         run = open_run(session, config, team_id, survey, opened, started_by="demo")
         questions = queries.list_questions(session, run.id)
         for invite, person in queries.list_run_invites(session, run.id):
-            if rng.random() >= 0.75:
+            if rng.random() >= 0.9:
                 continue
             key = respondent_key(run.secret, person.id)
             for q in questions:
@@ -60,5 +60,6 @@ def _value(rng: random.Random, q, role: str, months_ago: int) -> int:
         return max(0, min(10, rng.randint(4, 8) - (role == "sales") + (months_ago == 1)))
     if q.type == SCALE5:
         typical = TYPICAL.get(q.key, {}).get(role, 3)
-        return max(1, min(5, typical + rng.choice((-1, 0, 0, 0, 1)) + (months_ago == 1)))
+        lately = months_ago == 1 and rng.random() < 0.25
+        return max(1, min(5, typical + rng.choice((-1, 0, 0, 0, 1)) + lately))
     return rng.randint(1, len(q.options or ()) or 1)
