@@ -36,7 +36,8 @@ class PruneReport:
 
     def __str__(self) -> str:
         parts = [f"{self.deleted[k]:,} {WHAT[k]} older than {_span(w)}" if w is not None
-                 else f"{WHAT[k]} kept (no [retention] {k})" for k, w in self.windows.items()]
+                 else f"{WHAT[k]} kept for good (retention {k} = forever)"
+                 for k, w in self.windows.items()]
         return "retention: deleted " + "; ".join(parts)
 
 

@@ -94,7 +94,7 @@ def test_slack_event_ids_older_than_the_window_are_forgotten(services, clock):
     assert report.deleted["slack_events"] == 2
     assert str(report).startswith("retention: deleted 2 processed Slack event id(s) older than "
                                   "2 day(s); 0 delivered outbox message(s) older than 90 day(s)")
-    assert "lead history event(s) kept (no [retention] lead_events)" in str(report)
+    assert "lead history event(s) kept for good (retention lead_events = forever)" in str(report)
 
 
 def test_outbox_rows_go_when_nothing_kept_needs_them(services, monkeypatch):
