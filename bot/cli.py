@@ -1,4 +1,4 @@
-"""The `alignbot` command line: run | worker | shell | db upgrade | config check | manifest | survey."""
+"""The `alignbot` command line: run | worker | shell | db upgrade | config check | erase | manifest | survey."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     worker = sub.add_parser("worker", help="the scheduler and the outbox sender, without Slack requests")
+    worker.add_argument("--health-port", type=int, metavar="PORT",
+                        help="serve /healthz on this port (for a container's health check)")
     worker.set_defaults(func=cmd_worker)
 
     shell = sub.add_parser("shell", help="the local console: same app, fake Slack, movable clock")
@@ -122,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
         action = survey_sub.add_parser(verb, help=what)
         action.add_argument("name")
         action.set_defaults(func=cmd_survey_run, verb=verb)
+
+    erase = sub.add_parser("erase", help="remove a person's personal data from leads and people "
+                                         "(aggregates stay)")
+    erase.add_argument("--email", required=True, help="the email of the lead or person")
+    erase.add_argument("--dry-run", action="store_true", help="report what would go; change nothing")
+    erase.add_argument("--json", action="store_true", help="the report as one JSON object")
+    erase.set_defaults(func=cmd_erase)
 
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", help="public base URL for HTTP mode (default: Socket Mode)")
@@ -461,6 +470,24 @@ def cmd_survey_run(args) -> int:
     return 0
 
 
+def cmd_erase(args) -> int:
+    import json
+
+    from bot.erasure import NotAnEmail, check_email, erase
+
+    try:
+        check_email(args.email)  # before the store is opened: a typo costs nothing
+    except NotAnEmail as exc:
+        print(f"alignbot: {exc}", file=sys.stderr)
+        return 2
+    report = erase(_local_services(), args.email, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0
+
+
 def cmd_manifest(args) -> int:
     from bot.features import FEATURES
     from bot.platform.manifest import manifest_json
@@ -610,12 +637,23 @@ def cmd_worker(args) -> int:
         services = build_services(config, secrets, SystemClock())  # auth.test: which workspace
     loop = SenderLoop(services).start()
     scheduler = _start_scheduler(services)
+    if args.health_port:
+        _serve_health(services, args.health_port)
     log.info("worker running: scheduler and outbox sender (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     loop.stop()
     scheduler.shutdown(wait=False)
     return 0
+
+
+def _serve_health(services, port: int) -> None:
+    from bot.platform.server import create_health_app, serve
+
+    web = create_health_app(services)
+    threading.Thread(target=serve, args=(web, "0.0.0.0", port), kwargs={"threads": 1},
+                     name="health", daemon=True).start()
+    log.info("serving /healthz on port %s", port)
 
 
 def _start_scheduler(services):

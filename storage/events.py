@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from storage.models import ProcessedEvent
@@ -17,8 +16,4 @@ def add_processed_event(session: Session, team_id: str, event_id: str, now: date
     session.add(ProcessedEvent(team_id=team_id, event_id=event_id, received_at=now))
     session.flush()
     return True
-
-
-def delete_processed_events_before(session: Session, before: datetime) -> int:
-    return session.execute(delete(ProcessedEvent).where(ProcessedEvent.received_at < before)).rowcount
 

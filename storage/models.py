@@ -142,7 +142,10 @@ class LeadEvent(Base):
     """Append-only history of a lead: what changed, who did it, when."""
 
     __tablename__ = "lead_events"
-    __table_args__ = (Index("ix_lead_events_lead_at", "lead_id", "at"),)
+    __table_args__ = (
+        Index("ix_lead_events_lead_at", "lead_id", "at"),
+        Index("ix_lead_events_at", "at"),  # retention: the history older than a time
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(TeamId)
@@ -396,6 +399,9 @@ class OutboxMessage(Base):
         UniqueConstraint("team_id", "dedupe_key"),
         Index("ix_outbox_state_due", "state", "next_attempt_at"),
         Index("ix_outbox_team_ref", "team_id", "ref"),
+        # retention: finished rows older than a time, and whether an edit or reply needs them
+        Index("ix_outbox_state_created", "state", "created_at"),
+        Index("ix_outbox_parent", "parent_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

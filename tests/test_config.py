@@ -16,6 +16,7 @@ from bot.platform.config import (
     SECTIONS,
     Config,
     ConfigError,
+    Retention,
     Secrets,
     keys,
     load_config,
@@ -55,6 +56,9 @@ def test_the_product_example_is_valid_and_means_what_it_says():
     assert (standard.respond_within, standard.clock) == (timedelta(hours=4), "business")
     assert dict(c.targets) == {"response_time": 30, "sla_compliance": 0.9, "win_rate": 0.3}
     assert c.is_admin("U0ADMIN01") and not c.is_admin("U0SALES01")
+    assert c.retention == Retention(slack_events=timedelta(days=2), outbox=timedelta(days=90),
+                                    lead_events=timedelta(days=365),
+                                    survey_runs=timedelta(days=730))
 
 
 def test_the_committed_example_is_valid():

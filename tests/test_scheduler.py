@@ -32,7 +32,7 @@ def test_interval_jobs_fire_on_fixed_marks(services):
 def test_daily_job_fires_at_its_local_hour_across_a_dst_change(services):
     # 2026-11-01 is the US fall-back day: 03:00 New York is 08:00 UTC before, 08:00 UTC after
     start = datetime(2026, 10, 30, 12, 0, tzinfo=UTC)
-    times = fire_times(FEATURES.job("events.prune"), services, start, start + timedelta(days=3))
+    times = fire_times(FEATURES.job("retention.prune"), services, start, start + timedelta(days=3))
     assert [t.astimezone(services.config.workspace.tz).hour for t in times] == [3, 3, 3]
     assert [t.astimezone(UTC).hour for t in times] == [7, 8, 8]
 

@@ -464,7 +464,7 @@ JOB_REPORTS: dict[str, Callable[[Any, Callable[[datetime | None], str]], list[st
     or ["no CRM owner email waiting for Slack's answer"],
     "digests.post": lambda r, _: [f"{o.digest} for {o.period}: {DIGEST_OUTCOMES[o.kind]}"
                                   for o in r] or ["no digest due"],
-    "events.prune": lambda r, _: [f"{r} processed Slack event id(s) forgotten"],
+    "retention.prune": lambda r, _: [str(r)],
 }
 
 

@@ -179,6 +179,22 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long each kind of record is kept ([retention]); None keeps it for good."""
+
+    slack_events: timedelta = timedelta(days=2)  # processed Slack event ids
+    outbox: timedelta | None = timedelta(days=90)  # delivered (and superseded) messages
+    lead_events: timedelta | None = None  # a lead's history, not the lead
+    survey_runs: timedelta | None = None  # closed runs with their answers, but a survey's latest
+
+
+# the shortest each may be: Slack retries for minutes, and a delivered message may still be
+# looked up or edited within the day
+RETENTION_MINIMUM = {"slack_events": timedelta(hours=1), "outbox": timedelta(days=1),
+                     "lead_events": timedelta(days=1), "survey_runs": timedelta(days=1)}
+
+
+@dataclass(frozen=True)
 class Survey:
     """A [[surveys]] entry: what is asked, of whom, when, and how results are shown."""
 
@@ -223,6 +239,7 @@ class Config:
     surveys: tuple[Survey, ...] = ()
     alignment: Definitions = Definitions()
     digests: tuple[Digest, ...] = ()
+    retention: Retention = Retention()
     source: str = "<defaults>"
 
     def digest(self, name: str) -> Digest | None:
@@ -769,6 +786,28 @@ def _sections(v: Any) -> tuple[str, ...]:
     return tuple(v)
 
 
+def _read_retention(r: _Reader, raw: Any) -> Retention:
+    t = r.table(raw, "retention", tuple(RETENTION_MINIMUM))
+    d = Retention()
+    return Retention(**{key: r.value(t, "retention", key, _kept(least, key != "slack_events"),
+                                     getattr(d, key))
+                        for key, least in RETENTION_MINIMUM.items()})
+
+
+def _kept(least: timedelta, forever_ok: bool) -> Callable[[Any], timedelta | None]:
+    def convert(v: Any) -> timedelta | None:
+        if forever_ok and v == "forever":
+            return None
+        if _duration(v) < least:
+            raise ValueError(f"{v!r} is shorter than the {_words(least)} it must be at least")
+        return _duration(v)
+    return convert
+
+
+def _words(span: timedelta) -> str:
+    return f"{span.days} day(s)" if span.days else f"{span.seconds // 3600} hour(s)"
+
+
 def _read_alignment(r: _Reader, raw: Any) -> Definitions:
     key = "alignment"
     t = r.table(raw, key, keys(Definitions))
@@ -849,6 +888,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
         surveys=_read_surveys(r, data.get("surveys"), channels),
         alignment=_read_alignment(r, data.get("alignment")),
         digests=_read_digests(r, data.get("digests"), channels),
+        retention=_read_retention(r, data.get("retention")),
         source=source,
     )
     if config.alignment.survey and config.survey(config.alignment.survey) is None:

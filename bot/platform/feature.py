@@ -8,11 +8,11 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+from bot import retention
 from bot.platform import admin
 from bot.platform.descriptor import Feature
 from bot.platform.jobs import Job, every
 from bot.platform.manifest import COMMAND
-from bot.platform.redelivery import prune_events
 from bot.platform.scheduler import first_due
 from bot.platform.services import Services
 from storage.outbox import get_first_due
@@ -31,9 +31,10 @@ FEATURE = Feature(
         Job("outbox.sweep", outbox_sweep, lambda c: every(seconds=30), 30,
             "deliver queued Slack messages that are due (retries, held messages)",
             first_due(get_first_due)),
-        Job("events.prune", prune_events,
+        Job("retention.prune", retention.prune,
             lambda c: CronTrigger(hour=3, timezone=c.workspace.tz), 3600,
-            "forget processed Slack event ids older than two days"),
+            "delete Slack event ids, delivered messages, lead history and closed survey runs "
+            "older than [retention] says"),
     ),
     scopes={
         "commands": (COMMAND,),

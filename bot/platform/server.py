@@ -49,6 +49,18 @@ def create_web_app(services: Services, bolt: App | None, *,
         # the transaction was rolled back: say so, in JSON, to the CRM's retry logic
         return jsonify(error="internal error; nothing was stored, retry later"), 500
 
+    _add_healthz(web, services, socket)
+    return web
+
+
+def create_health_app(services: Services) -> Flask:
+    """/healthz alone, for a process that serves no requests (`alignbot worker`)."""
+    web = Flask("alignbot-health")
+    _add_healthz(web, services, None)
+    return web
+
+
+def _add_healthz(web: Flask, services: Services, socket: BaseSocketModeClient | None) -> None:
     @web.get("/healthz")
     def healthz():
         try:
@@ -58,8 +70,6 @@ def create_web_app(services: Services, bolt: App | None, *,
         if socket is not None and not socket.is_connected():  # Slack cannot reach us meanwhile
             return jsonify(ok=False, slack="the Socket Mode connection is down; reconnecting"), 503
         return jsonify(ok=True, team_id=services.team_id)
-
-    return web
 
 
 def serve(web: Flask, host: str, port: int, threads: int = 8) -> None:
