@@ -326,6 +326,16 @@ class _Reader:
                 self.fail(f"{key}.{name}" if key else name, f"unknown key{extra}")
         return raw
 
+    def tables(self, raw: Any, key: str, allowed: tuple[str, ...]) -> list[tuple[str, dict]]:
+        """An array of tables ([[key]]), each checked like `table`, with its key: key[i]."""
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            self.fail(key, f"must be an array of tables ([[{key}]])")
+            return []
+        return [(f"{key}[{i}]", self.table(item, f"{key}[{i}]", allowed))
+                for i, item in enumerate(raw)]
+
     def value(self, raw: dict, key: str, name: str, convert: Callable[[Any], Any],
               default: Any = None, required: bool = False) -> Any:
         full = f"{key}.{name}" if key else name
@@ -489,15 +499,8 @@ def _read_channels(r: _Reader, raw: Any) -> Channels:
 
 
 def _read_people(r: _Reader, raw: Any) -> tuple[Person, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        r.fail("people", "must be an array of tables ([[people]])")
-        return ()
     people, seen = [], set()
-    for i, item in enumerate(raw):
-        key = f"people[{i}]"
-        t = r.table(item, key, keys(Person))
+    for key, t in r.tables(raw, "people", keys(Person)):
         slack_id = r.value(t, key, "slack_id", _slack_id, required=True)
         if slack_id in seen:
             r.fail(f"{key}.slack_id", f"{slack_id} is listed twice")
@@ -517,15 +520,8 @@ def _read_people(r: _Reader, raw: Any) -> tuple[Person, ...]:
 
 
 def _read_sla(r: _Reader, raw: Any) -> tuple[SlaPolicy, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        r.fail("sla", "must be an array of tables ([[sla]])")
-        return ()
     out = []
-    for i, item in enumerate(raw):
-        key = f"sla[{i}]"
-        t = r.table(item, key, keys(SlaPolicy))
+    for i, (key, t) in enumerate(r.tables(raw, "sla", keys(SlaPolicy))):
         name = r.value(t, key, "name", _string, required=True) or f"policy {i}"
         if name == UNASSIGNED:
             r.fail(f"{key}.name", f"{UNASSIGNED!r} is the SLA of a lead waiting for an owner "
@@ -583,13 +579,7 @@ def _read_routing(r: _Reader, raw: Any, people: tuple[Person, ...]) -> Routing:
                 r.fail(f"routing.pools.{name}", f"{sid} is not a slack_id listed in [[people]]")
         pools[name] = ids
     rules = []
-    raw_rules = t.get("rules") or []
-    if not isinstance(raw_rules, list):
-        r.fail("routing.rules", "must be an array of tables ([[routing.rules]])")
-        raw_rules = []
-    for i, item in enumerate(raw_rules):
-        key = f"routing.rules[{i}]"
-        rt = r.table(item, key, keys(RoutingRule))
+    for key, rt in r.tables(t.get("rules") or None, "routing.rules", keys(RoutingRule)):
         pool = r.value(rt, key, "pool", _string, required=True)
         if pool and pool not in pools:
             r.fail(f"{key}.pool", f"no pool {pool!r} under [routing.pools]")
@@ -632,15 +622,8 @@ SURVEY_KEYS = (*keys(Survey), "template")  # a template stands for its questions
 
 
 def _read_surveys(r: _Reader, raw: Any, channels: Channels) -> tuple[Survey, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        r.fail("surveys", "must be an array of tables ([[surveys]])")
-        return ()
     out, seen = [], set()
-    for i, item in enumerate(raw):
-        key = f"surveys[{i}]"
-        t = r.table(item, key, SURVEY_KEYS)
+    for i, (key, t) in enumerate(r.tables(raw, "surveys", SURVEY_KEYS)):
         name = r.value(t, key, "name", _key, required=True)
         if name in seen:
             r.fail(f"{key}.name", f"{name!r} is used by another survey")
@@ -743,15 +726,8 @@ def _k(v: Any) -> int:
 
 
 def _read_digests(r: _Reader, raw: Any, channels: Channels) -> tuple[Digest, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        r.fail("digests", "must be an array of tables ([[digests]])")
-        return ()
     out, seen = [], set()
-    for i, item in enumerate(raw):
-        key = f"digests[{i}]"
-        t = r.table(item, key, keys(Digest))
+    for i, (key, t) in enumerate(r.tables(raw, "digests", keys(Digest))):
         name = r.value(t, key, "name", _digest_name, required=True)
         if name in seen:
             r.fail(f"{key}.name", f"{name!r} is the name of an earlier digest")
