@@ -29,7 +29,10 @@ def register(app: App, services: Services) -> None:
         reply = services.commands.dispatch(services, CommandRequest(
             team_id=team_id, user_id=event.get("user", ""), channel_id=event.get("channel"),
             text=mention_command(services.commands, text)))
-        say(thread_ts=thread, **deliver(client, reply, event.get("channel", ""), thread_ts=thread))
+        while reply is not None:  # a reply's follow-up, if any, comes after it
+            say(thread_ts=thread, **deliver(client, reply, event.get("channel", ""),
+                                            thread_ts=thread))
+            reply = reply.later() if reply.later else None
 
     def mentioned(event, say, context, client):
         answer(event, context.team_id, say, client, event.get("thread_ts") or event.get("ts"))

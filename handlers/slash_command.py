@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks import replies as views
 from bot.platform.command_table import CommandRequest, Reply, Upload
 from bot.platform.services import Services
+from handlers.errors import SORRY
 
 log = logging.getLogger(__name__)
 
@@ -21,34 +22,61 @@ def register(app: App, services: Services) -> None:
     def answer(ack, command, context):
         """The answer goes back in the ack itself. Its file, if any, is made and uploaded
         after the ack (`send_file`): Slack gives a command three seconds, a chart takes one
-        or two to draw, and an upload is three calls."""
+        or two to draw, and an upload is three calls. Work that asks Slack follows the same
+        way (`follow_up`)."""
         reply = services.commands.dispatch(services, CommandRequest(
             team_id=command["team_id"], user_id=command["user_id"],
             channel_id=command.get("channel_id"), text=command.get("text", "")))
+        context["later"] = reply.later
+        ack(response_type=response_type(reply), **with_file(reply, command, context))
+
+    def with_file(reply, command, context) -> dict[str, Any]:
         private_to = None if reply.public else command["user_id"]
         message = reply.message()
         if reply.file is not None:
             context["file"] = (reply.file, command.get("channel_id", ""), private_to)
             message = views.with_file_note(message, reply.file.filename, private=bool(private_to),
                                            error=None)
-        ack(response_type="in_channel" if reply.public else "ephemeral", **message)
+        return message
+
+    def follow_up(context, command, client, respond):
+        """After the answer: the work it left for later, and that work's reply (nothing
+        after an ack reaches the app's error handler, so a failure is said here)."""
+        if context.get("later") is None:
+            return
+        try:
+            reply = context["later"]()
+        except Exception:
+            log.exception("the follow-up of /align %s failed", command.get("text", ""))
+            respond(response_type="ephemeral", replace_original=False, text=SORRY)
+            return
+        respond(response_type=response_type(reply), replace_original=False,
+                **with_file(reply, command, context))
+        send_file(context, client, respond)
 
     def send_file(context, client, respond):
-        """After the answer: its file; if it does not get there, the asker is told privately
-        (nothing after an ack reaches the app's error handler)."""
+        """After the answer: its file; if it does not get there, the asker is told privately."""
         if "file" not in context:
             return
-        file, channel, private_to = context["file"]
+        file, channel, private_to = context.pop("file")
         try:
             error = upload(client, file, channel, private_to=private_to)
         except Exception:
-            log.exception("could not upload %s to %s", file.filename, channel)
+            log.warning("could not upload %s to %s", file.filename, channel, exc_info=True)
             error = "request_failed"
         if error:
             respond(response_type="ephemeral", replace_original=False,
                     **views.file_failed(file.filename, error))
 
-    app.command("/align")(ack=answer, lazy=[send_file])
+    def after_ack(context, command, client, respond):
+        send_file(context, client, respond)
+        follow_up(context, command, client, respond)
+
+    app.command("/align")(ack=answer, lazy=[after_ack])
+
+
+def response_type(reply: Reply) -> str:
+    return "in_channel" if reply.public else "ephemeral"
 
 
 def deliver(client: WebClient, reply: Reply, channel: str, *, thread_ts: str | None = None) -> dict[str, Any]:

@@ -176,8 +176,9 @@ def app(services):
 
 
 class _ListenerErrors(logging.Handler):
-    """What listeners raised: the app's error handler logs each (handlers/errors.py), and
-    Bolt logs what a lazy listener raised after the ack."""
+    """What listeners raised: the app's error handler logs each (handlers/errors.py), a
+    listener that tells the user itself logs it, and Bolt logs what a lazy listener raised
+    after the ack."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
@@ -185,7 +186,7 @@ class _ListenerErrors(logging.Handler):
         self.expected = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name == "handlers.errors" or (record.name.startswith("slack_bolt")
+        if record.name.startswith("handlers") or (record.name.startswith("slack_bolt")
                                                 and record.getMessage().startswith("Failed to run")):
             self.seen.append(f"{record.name}: {record.getMessage()}")
 

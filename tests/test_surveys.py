@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import inspect, select, text
 
+from bot.app import AfterAck, create_app
 from bot.blocks import surveys as views
 from bot.cli import main
 from bot.platform.config import parse_config
@@ -278,6 +279,25 @@ def test_slack_is_asked_about_a_user_group_before_the_runs_transaction(
 # ------------------------------------------------------------------ commands
 
 
+def test_a_start_that_asks_slack_answers_at_once_and_tells_the_outcome_after(
+        services, fake_slack, clock):
+    """Listing a user group is one Slack call per group and per newcomer: never inside the
+    ack's three seconds. The ack says it is opening; the outcome follows privately."""
+    fake_slack.add_user("U0NEWBIE1", "Nia New", "nia@example.com")
+    fake_slack.add_usergroup("S0REVOPS1", "revops", ["U0MKTG01", "U0NEWBIE1"])
+    later = AfterAck()
+    app = create_app(services, after_ack=later)
+    asked = all_text(reply(slash(app, "survey start groups", clock.now(), user="U0ADMIN01")))
+    assert "Opening *groups*" in asked and fake_slack.calls_of("usergroups.users.list") == []
+    later.run()
+    told = fake_slack.messages[-1]
+    assert told.ephemeral_to == "U0ADMIN01" and "run 1 is open: 2 people invited" in told.text
+    fake_slack.script("usergroups.list", (200, {}, {"ok": False, "error": "missing_scope"}))
+    slash(app, "survey start groups", clock.now(), user="U0ADMIN01")
+    later.run()
+    assert "missing_scope" in fake_slack.messages[-1].text
+
+
 def test_only_admins_start_and_close_and_status_never_shows_answers(app, services, fake_slack,
                                                                     clock):
     refused = all_text(reply(slash(app, "survey start pulse", clock.now(), user="U0SALES01")))
@@ -508,3 +528,15 @@ def test_a_closed_run_is_the_perception_the_gap_and_the_index_read(app, services
                           "lead_quality", "customer_satisfaction")}
     index = found.index_json()
     assert index["components"]["perception"] == 0.3 and index["survey"]["run"] == 1
+
+
+def test_a_mention_that_starts_a_survey_answers_in_its_thread_then_the_outcome(
+        app, fake_slack, clock):
+    fake_slack.add_usergroup("S0REVOPS1", "revops", ["U0MKTG01"])
+    event = {"type": "app_mention", "user": "U0ADMIN01", "text": "<@U0ALIGNBOT> survey start groups",
+             "channel": "C0HANDOFF1", "ts": "1764000000.000100", "event_ts": "1764000000.000100"}
+    assert send_event(app, event, "EvMention1", clock.now()).status == 200
+    said = [(m["thread_ts"], m["text"]) for m in fake_slack.calls_of("chat.postMessage")
+            if m.get("channel") == "C0HANDOFF1"]
+    assert [thread for thread, _ in said] == ["1764000000.000100"] * 2
+    assert "Opening *groups*" in said[0][1] and "run 1 is open" in said[1][1]

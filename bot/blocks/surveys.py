@@ -163,6 +163,11 @@ def use_the_button_note(survey: str) -> dict[str, Any]:
                 "button.")
 
 
+def opening(survey: str) -> dict[str, Any]:
+    return message(f":hourglass_flowing_sand: Opening *{escape(survey)}*: asking Slack who is in "
+                   f"its user groups. I'll tell you here when it is open.")
+
+
 def run_opened(s: RunStatus) -> dict[str, Any]:
     return message(f":mega: *{escape(s.survey)}* run {s.number} is open: {s.invited} people "
                    f"invited, each prompted in their own working hours. It closes "

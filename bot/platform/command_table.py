@@ -63,11 +63,14 @@ class Reply:
     blocks: list[dict[str, Any]] | None = None
     public: bool = False  # posted in the channel instead of shown only to the caller
     file: Upload | None = None
+    # work that asks Slack (which may take longer than the ack's three seconds): the
+    # transport runs it once this reply is out, and shows its reply after this one
+    later: Callable[[], Reply] | None = None
 
     @classmethod
-    def of(cls, message: dict[str, Any], public: bool = False,
-           file: Upload | None = None) -> Reply:
-        return cls(message["text"], message.get("blocks"), public, file)
+    def of(cls, message: dict[str, Any], public: bool = False, file: Upload | None = None,
+           later: Callable[[], Reply] | None = None) -> Reply:
+        return cls(message["text"], message.get("blocks"), public, file, later)
 
     def message(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": self.blocks or views.text_blocks(self.text)}

@@ -18,11 +18,20 @@ def start_command(inv: Invocation) -> Reply:
     `open_for`, or with `/align survey close`."""
     if not inv.args:
         return Reply("Which survey? `/align survey start &lt;name&gt;`.")
-    try:
-        run = runs.start(inv.services, inv.args[0], by=inv.request.user_id)
-    except runs.SurveyRefused as exc:
-        return Reply.of(views.note(escape(str(exc))))  # may quote the name typed
-    return Reply.of(views.run_opened(status_of(inv.services, run, inv.args[0].lower())))
+    name = inv.args[0]
+
+    def opened() -> Reply:
+        try:
+            run = runs.start(inv.services, name, by=inv.request.user_id)
+        except runs.SurveyRefused as exc:
+            return Reply.of(views.note(escape(str(exc))))  # may quote the name typed
+        return Reply.of(views.run_opened(status_of(inv.services, run, name.lower())))
+
+    survey = inv.services.config.survey(name)
+    if survey is None or not runs.user_groups(survey):
+        return opened()
+    # its user groups' members come from Slack, one call per group and per newcomer
+    return Reply.of(views.opening(survey.name), later=opened)
 
 
 def close_command(inv: Invocation) -> Reply:

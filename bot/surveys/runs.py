@@ -114,10 +114,15 @@ class GroupMembers:
     newcomers: dict[str, dict]  # user -> users.info, for people alignbot has no row for
 
 
+def user_groups(survey: Survey) -> list[str]:
+    """The Slack user groups (ids `S…`) in the survey's audience, beside its roles."""
+    return [g for g in survey.audience if g.startswith("S")]
+
+
 def ask_slack(services, survey: Survey) -> GroupMembers | None:
     """The survey's user groups' members (None: it asks none). Deleted users and bots
     are left out."""
-    groups = [g for g in survey.audience if g.startswith("S")]
+    groups = user_groups(survey)
     if not groups:
         return None
     slack, team_id = services.slack, services.team_id
