@@ -105,10 +105,26 @@ def _columns(model: type) -> dict[str, None]:
     return dict.fromkeys(model.__table__.columns.keys())
 
 
+_BATCH = "alignbot.batch"  # the key of a session's batch in progress (Session.info)
+
+
+def batch(session: Session) -> Rows:
+    """Start a batch on this session: until it is written (or prepared), the new rows that
+    nothing reads back before the commit (a batch of new leads, their history, nudges and
+    messages) go into it (`add`), not into the session. The code that writes them never
+    needs to know whether a batch is open."""
+    rows = session.info[_BATCH] = Rows()
+    return rows
+
+
+def batch_of(session: Session) -> Rows | None:
+    return session.info.get(_BATCH)
+
+
 class Rows:
-    """Rows that nothing reads back before the transaction ends (a batch of new leads, their
-    history and nudges), kept as plain dicts and written in one INSERT per table: a thousand
-    leads' worth of ORM objects would cost more than everything else in the batch."""
+    """Rows that nothing reads back before the transaction ends, kept as plain dicts and
+    written in one INSERT per table: a thousand leads' worth of ORM objects would cost more
+    than everything else in the batch."""
 
     def __init__(self) -> None:
         self._rows: dict[Table, list[dict[str, Any]]] = {}
@@ -123,11 +139,15 @@ class Rows:
         return draft
 
     def write(self, session: Session) -> None:
-        execute(session, self.prepare(session.get_bind().dialect))
+        execute(session, self.prepare(session))
 
-    def prepare(self, dialect: Dialect) -> list[Statement]:
-        """The INSERTs, each table before the ones that point at it, with their parameters
-        bound: ready for `execute`, which then leaves only the database's own work."""
+    def prepare(self, session: Session) -> list[Statement]:
+        """The batch's end: its INSERTs, each table before the ones that point at it, with
+        their parameters bound, ready for `execute`, which then leaves only the database's
+        own work. New rows go into the session again."""
+        if session.info.get(_BATCH) is self:
+            del session.info[_BATCH]
+        dialect = session.get_bind().dialect
         statements = []
         for table in Base.metadata.sorted_tables:
             shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -259,9 +279,9 @@ def _key(value: Any) -> Any:
     return value.__class__, value
 
 
-def add(session: Session, rows: Rows | None, model: type, row: dict[str, Any]) -> None:
-    """Into the batch's rows when there is one, else into the session now."""
-    if rows is not None:
+def add(session: Session, model: type, row: dict[str, Any]) -> None:
+    """Into the session's batch when one is open, else into the session now."""
+    if (rows := batch_of(session)) is not None:
         rows.add(model, row)
     else:
         session.add(model(**row))

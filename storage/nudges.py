@@ -11,8 +11,8 @@ from storage import bulk
 from storage.models import Nudge
 
 
-def add_nudge(session: Session, rows: bulk.Rows | None = None, **fields) -> None:
-    bulk.add(session, rows, Nudge, {"state": "pending", "held": False, **fields})
+def add_nudge(session: Session, **fields) -> None:
+    bulk.add(session, Nudge, {"state": "pending", "held": False, **fields})
 
 
 _NUDGES = Nudge.__table__

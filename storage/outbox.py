@@ -13,10 +13,10 @@ from storage.models import OutboxMessage
 WAITING = ("pending", "unknown")  # the states of a message still to be delivered
 
 
-def add_message(session: Session, rows: bulk.Rows | None = None, **fields) -> OutboxMessage | None:
-    """A new pending message: into the session (and returned), or into a batch's `rows`."""
+def add_message(session: Session, **fields) -> OutboxMessage | None:
+    """A new pending message: into the session (and returned), or into its open batch."""
     fields = {"state": "pending", "attempts": 0, **fields}
-    if rows is not None:
+    if (rows := bulk.batch_of(session)) is not None:
         rows.add(OutboxMessage, fields)
         return None
     row = OutboxMessage(**fields)

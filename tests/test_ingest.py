@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.intake.ingest import ingest
-from storage.models import ContentUse, Customer, Deal, Lead, LeadEvent, Nudge, Spend
+from storage.models import ContentUse, Customer, Deal, Lead, LeadEvent, Nudge, OutboxMessage, Spend
 from tests.slack import TEAM
 
 OWNERS = {"sam@example.com": "U0SALES01"}
@@ -402,3 +402,19 @@ def test_a_hubspot_null_date_in_a_timezone_east_of_utc_is_that_rows_rejection(se
     assert (summary.created, summary.rejected) == (1, 1)
     [rejection] = summary.first_rejected
     assert rejection.external_id == "101" and "before 1970" in rejection.errors[0]
+
+
+def test_a_batch_on_the_session_takes_new_rows_until_it_is_written(services, clock):
+    """Code that writes a message or a nudge never knows whether a batch is open: the
+    session's batch takes the row, and once written the session takes them again."""
+    from bot.platform import outbox
+    from storage.bulk import batch
+
+    with services.transaction() as s:
+        opened = batch(s)
+        assert outbox.post(s, "T1", "C1", {"text": "in the batch"}, now=clock.now()) is None
+        opened.write(s)
+        after = outbox.post(s, "T1", "C1", {"text": "in the session"}, now=clock.now())
+        assert after is not None and after in s
+    assert [m.payload["text"] for m in rows(services, OutboxMessage)] == [
+        "in the batch", "in the session"]

@@ -14,7 +14,6 @@ from bot.platform import outbox
 from bot.platform.config import Config
 from bot.sla import policies as sla
 from storage import leads as queries
-from storage.bulk import Rows
 from storage.models import Lead, OutboxMessage, Person
 from storage.outbox import list_first_posts
 
@@ -26,12 +25,11 @@ class CardBatch:
     """Card views and in-place refreshes for many leads of one team in a few queries: the
     history cards show and the cards' first posts are read once for all of them. A lead
     changed since (reassigned) is `forget`-ten and read again alone when next needed.
-    The updates go into `rows` when given (the caller writes them)."""
+    In a batch, the updates go into it (the caller writes them)."""
 
     def __init__(self, session: Session, team_id: str, config: Config, now: datetime,
-                 leads: list[Lead] = (), rows: Rows | None = None):
+                 leads: list[Lead] = ()):
         self.session, self.team_id, self.config, self.now = session, team_id, config, now
-        self.rows = rows
         self._history: dict[int, list] = {}
         self._posts: dict[str, OutboxMessage] = {}
         self._with_posts: set[int] = set()
@@ -55,7 +53,7 @@ class CardBatch:
             self._read_posts(self._history.keys() - self._with_posts)
         for ref in self._refs(lead.id):
             if (original := self._posts.get(ref)) is not None:
-                outbox.update(self.session, original, card, now=self.now, rows=self.rows)
+                outbox.update(self.session, original, card, now=self.now)
 
     def last(self, lead: Lead, kind: str):
         """The lead's latest event of this kind (one a card shows), if any."""
@@ -63,7 +61,7 @@ class CardBatch:
 
     def note(self, lead: Lead, kind: str, data: dict) -> None:
         """An event of the lead written in this transaction but not stored yet (it goes into
-        `rows`): the views built from now on show it."""
+        the batch): the views built from now on show it."""
         self._events(lead).append(SimpleNamespace(lead_id=lead.id, kind=kind, actor="system",
                                                   at=self.now, data=data))
 

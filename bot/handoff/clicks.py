@@ -23,7 +23,6 @@ from bot.platform.config import Config
 from bot.sla import policies as sla
 from storage import bursts
 from storage import leads as queries
-from storage.bulk import Rows
 from storage.models import Lead, Person
 from storage.outbox import get_first_post
 from storage.people import get_person
@@ -91,21 +90,20 @@ def reassign(session: Session, team_id: str, token: str, user: str, config: Conf
 
 
 def reassign_to(session: Session, lead: Lead, new_owner: Person, config: Config, now: datetime,
-                *, actor: str, reason: str, batch: CardBatch | None = None,
-                rows: Rows | None = None) -> None:
+                *, actor: str, reason: str, batch: CardBatch | None = None) -> None:
     """Move the lead to a new owner (a click, or the SLA's automatic reassignment): its
     cards are updated, and the new owner gets one of their own. Many leads at once (the
-    SLA sweep) share a card `batch` and write their new `rows` together. The caller marks
+    SLA sweep) share a card `batch` and write their new rows together (one batch). The caller marks
     the old and the new owner's Homes (the sweep, once for its whole batch)."""
     _claim(session, lead, "routed", now)
     assign(session, lead, new_owner, config, now, actor=actor,
-            data={"reason": reason, "owner": new_owner.slack_id}, rows=rows)
+            data={"reason": reason, "owner": new_owner.slack_id})
     batch = batch or CardBatch(session, lead.team_id, config, now, [lead])
     batch.refresh(lead)
     if config.handoff.dm_owner:
         outbox.post(session, lead.team_id, new_owner.slack_id,
                     blocks.handoff_card(batch.view(lead)), now=now,
-                    ref=f"lead:{lead.id}:dm:{new_owner.slack_id}", rows=rows)
+                    ref=f"lead:{lead.id}:dm:{new_owner.slack_id}")
 
 
 def view_for_token(session: Session, team_id: str, token: str, config: Config,

@@ -51,9 +51,9 @@ def can(lead: Lead, to: str) -> bool:
 
 
 def transition(session: Session, lead: Lead, to: str, *, actor: str, at: datetime,
-               data: dict[str, Any] | None = None, rows: bulk.Rows | None = None) -> None:
+               data: dict[str, Any] | None = None) -> None:
     """Move the lead to `to`, stamp the stage time, and write its lead event
-    (into `rows` when the lead is one of a batch written together)."""
+    (into the session's batch when the lead is one of a batch written together)."""
     if to not in STATUSES:
         raise ValueError(f"unknown status {to!r}; statuses: {', '.join(STATUSES)}")
     if not can(lead, to):
@@ -71,13 +71,12 @@ def transition(session: Session, lead: Lead, to: str, *, actor: str, at: datetim
         setattr(lead, STAMP[to], at)
     lead.status = to
     lead.updated_at = at
-    record(session, lead, to, actor=actor, at=at, from_status=before, data=data, rows=rows)
+    record(session, lead, to, actor=actor, at=at, from_status=before, data=data)
 
 
 def record(session: Session, lead: Lead, kind: str, *, actor: str, at: datetime,
-           from_status: str | None = None, data: dict[str, Any] | None = None,
-           rows: bulk.Rows | None = None) -> None:
+           from_status: str | None = None, data: dict[str, Any] | None = None) -> None:
     """Append one event to the lead's history (transitions and other changes alike)."""
-    bulk.add(session, rows, LeadEvent, {
+    bulk.add(session, LeadEvent, {
         "team_id": lead.team_id, "lead_id": lead.id, "kind": kind, "from_status": from_status,
         "to_status": lead.status, "actor": actor, "at": at, "data": data})

@@ -27,7 +27,6 @@ from bot.platform.config import UNASSIGNED, Config
 from bot.sla import policies as sla
 from bot.sla.calendar import Calendar
 from storage import bulk, bursts
-from storage.bulk import Rows
 from storage.leads import mark_status
 from storage.models import HandoffBurst, HandoffBurstLead, Lead, Person
 from storage.nudges import add_nudge, pull_due
@@ -41,14 +40,13 @@ SUMMARY_GATHER = timedelta(seconds=10)  # a summary waits this long for more lin
 class Handoffs:
     """Hands off many new leads in one transaction with a few queries, not a dozen per lead:
     routing state and each channel's recent cards and open burst are read once and tracked.
-    The leads' history, nudges and burst lines go into `rows` when given (the caller writes
+    The leads' history, nudges and burst lines go into the session's batch when one is open (the caller writes
     them, then calls `finish()`)."""
 
     def __init__(self, session: Session, team_id: str, config: Config, now: datetime,
-                 owner_by_email: Callable[[str], Person | None] | None = None,
-                 rows: Rows | None = None):
+                 owner_by_email: Callable[[str], Person | None] | None = None):
         self.session, self.team_id, self.config, self.now = session, team_id, config, now
-        self.owner_by_email, self.rows = owner_by_email, rows
+        self.owner_by_email = owner_by_email
         self.router = Router(session, team_id, config, now)
         self._recent: dict[str, int] = {}  # cards posted to a channel within the burst window
         self._bursts: dict[str, HandoffBurst | None] = {}  # a channel's open burst
@@ -67,7 +65,7 @@ class Handoffs:
             self._wait(lead, decision, data)
         else:
             assign(self.session, lead, owner, self.config, self.now, actor="system",
-                    data=data, rows=self.rows, plans=self._plans, fresh=True)
+                    data=data, plans=self._plans, fresh=True)
             self._owners.add(owner.id)
         card = _Card(lambda: card_view(self.session, lead, self.config, self.now, fresh=decision))
         if self.config.channels.handoff:
@@ -92,8 +90,7 @@ class Handoffs:
             return False
         if not mark_status(self.session, lead.id, lead.status, lead.owner_id, "routed", self.now):
             return False  # taken from its card in the meantime
-        assign(self.session, lead, owner, self.config, self.now, actor="system", data=data,
-                rows=self.rows)
+        assign(self.session, lead, owner, self.config, self.now, actor="system", data=data)
         self._owners.add(owner.id)
         batch.refresh(lead)
         if self.config.handoff.dm_owner:
@@ -125,11 +122,11 @@ class Handoffs:
         when routing tries again, on a clock of its own from when it first waited."""
         if record:
             lifecycle.record(self.session, lead, "unassigned", actor="system", at=self.now,
-                             data=data, rows=self.rows)
-        add_nudge(self.session, self.rows, team_id=lead.team_id, lead_id=lead.id,
+                             data=data)
+        add_nudge(self.session, team_id=lead.team_id, lead_id=lead.id,
                   stage=sla.ROUTE, due_at=decision.retry_at)
         if lead.sla_policy != UNASSIGNED:  # first time (or a lead queued before retries)
-            sla.wait_clock(self.session, lead, self.config, self.now, self.rows)
+            sla.wait_clock(self.session, lead, self.config, self.now)
 
     @cached_property
     def _next_morning(self) -> datetime:
@@ -179,7 +176,7 @@ class Handoffs:
                 window_at=self.now, window_leads=0)
             self.session.add(burst)
             self.session.flush()  # its lines point at its id
-        bulk.add(self.session, self.rows, HandoffBurstLead,
+        bulk.add(self.session, HandoffBurstLead,
                  {"burst_id": burst.id, "lead_id": lead_id, "team_id": self.team_id})
         self._grown[burst] = self._grown.get(burst, 0) + 1
 
@@ -217,13 +214,13 @@ def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Dec
 
 
 def assign(session: Session, lead: Lead, owner: Person, config: Config, now: datetime, *,
-            actor: str, data: dict, rows: Rows | None = None,
+            actor: str, data: dict,
             plans: dict[tuple, sla.Plan] | None = None, fresh: bool = False) -> None:
     """Give the lead to `owner`, with a new SLA clock. `fresh`: a lead just arriving, with
     no nudges yet to replace (a queued lead has its retry and escalation)."""
     lead.owner_id = owner.id
-    lifecycle.transition(session, lead, "routed", actor=actor, at=now, data=data, rows=rows)
-    sla.open_clock(session, lead, config, owner, now, rerouted=not fresh, rows=rows, plans=plans)
+    lifecycle.transition(session, lead, "routed", actor=actor, at=now, data=data)
+    sla.open_clock(session, lead, config, owner, now, rerouted=not fresh, plans=plans)
 
 
 def someone_is_back(session: Session, team_id: str, now: datetime) -> None:

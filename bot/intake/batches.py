@@ -21,7 +21,7 @@ from bot.handoff.new_leads import Handoffs
 from bot.intake.ingest import IngestResult, ingest
 from bot.intake.records import Checked, Rejection, check, key_text
 from bot.platform.services import Services
-from storage.bulk import Rows, Statement, execute, gc_paused
+from storage.bulk import Statement, batch, execute, gc_paused
 from storage.db import lock_handoffs
 
 log = logging.getLogger(__name__)
@@ -108,15 +108,14 @@ def stage(services: Services, entity: str, records: Sequence[Any] | Checked, *,
 
         if entity == "leads":  # it routes and posts cards: see lock_handoffs
             lock_handoffs(session, services.team_id)
-        rows = Rows()  # new leads' history and nudges, written once after the leads
+        rows = batch(session)  # new leads' history and nudges, written once after the leads
         result = ingest(session, services.team_id, entity, checked, now=now, actor=actor,
-                        config=services.config, rows=rows, resolve_owner=owner_id)
-        handoffs = Handoffs(session, services.team_id, services.config, now, owner_by_email=person,
-                            rows=rows)
+                        config=services.config, resolve_owner=owner_id)
+        handoffs = Handoffs(session, services.team_id, services.config, now, owner_by_email=person)
         with session.no_autoflush:  # new leads are written once, already routed and carded
             for lead in result.new_leads:
                 handoffs.hand_off(lead)
-        inserts = rows.prepare(session.get_bind().dialect)
+        inserts = rows.prepare(session)
     except BaseException:
         session.close()  # rolls back
         raise

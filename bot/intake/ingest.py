@@ -22,8 +22,8 @@ from bot.handoff import lifecycle
 from bot.intake.records import KEY_FIELDS, Checked, Rejection, check, key_text, window
 from bot.platform.config import Config
 from bot.sla import policies as sla
+from storage import bulk
 from storage import ingest as queries
-from storage.bulk import Rows
 from storage.leads import allocate_lead_ids
 from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend
 
@@ -44,7 +44,7 @@ class IngestResult:
     rejected: list[Rejection] = field(default_factory=list)
     # counted unchanged: older than what is stored (the reason is in `errors`)
     skipped: list[Rejection] = field(default_factory=list)
-    # created as "new", for the caller to route (drafts when ingested with `rows`)
+    # created as "new", for the caller to route (drafts when ingested in a batch)
     new_leads: list[Lead] = field(default_factory=list)
     unmapped_owners: set[str] = field(default_factory=set)
 
@@ -69,15 +69,14 @@ class IngestResult:
 
 def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any] | Checked, *,
            now: datetime, actor: str, resolve_owner: Callable[[str], int | None],
-           config: Config | None = None, rows: Rows | None = None) -> IngestResult:
+           config: Config | None = None) -> IngestResult:
     """Validate (unless `check`ed already: then only its times against `now`) and upsert; new
-    leads' history and nudges go into `rows` when given (the caller writes them after
+    leads' history and nudges go into the session's batch when one is open (the caller writes them after
     routing, in one statement per table)."""
     checked = window(entity, records, now) if isinstance(records, Checked) else \
         check(entity, records, now)
     result = IngestResult(rejected=list(checked.rejected))
-    ctx = _Context(session, team_id, entity, now, actor, resolve_owner, config or Config(), result,
-                   rows)
+    ctx = _Context(session, team_id, entity, now, actor, resolve_owner, config or Config(), result)
     UPSERT[entity](ctx, checked.parsed)
     home.mark_stale(session, ctx.homes, now)
     return result
@@ -93,7 +92,6 @@ class _Context:
     resolve_owner: Callable[[str], int | None]
     config: Config
     result: IngestResult
-    rows: Rows | None = None
     owners: dict[str, int | None] = field(default_factory=dict)
     homes: set[int | None] = field(default_factory=set)  # owners, old and new, of changed leads
 
@@ -302,8 +300,8 @@ def _new_lead(ctx: _Context, v: dict[str, Any], lead_id: int) -> Lead:
                   source_updated_at=v.get("updated_at"), owner_email=v.get("owner_email"),
                   rejection_reason=v.get("rejection_reason"))
     ctx.result.created += 1
-    if ctx.rows is not None:
-        return ctx.rows.new(Lead, fields)
+    if (rows := bulk.batch_of(ctx.session)) is not None:
+        return rows.new(Lead, fields)
     lead = Lead(**fields)
     ctx.session.add(lead)
     return lead
@@ -312,7 +310,7 @@ def _new_lead(ctx: _Context, v: dict[str, Any], lead_id: int) -> Lead:
 def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
     """A new lead's history: created, then each stage it was imported at (a new one is routed
     later). Its SLA is worked out from the stage times; nudges only if it still awaits a touch."""
-    lifecycle.record(ctx.session, lead, "created", actor=ctx.actor, at=lead.created_at, rows=ctx.rows)
+    lifecycle.record(ctx.session, lead, "created", actor=ctx.actor, at=lead.created_at)
     status = v.get("status", "new")
     if status == "new":
         ctx.result.new_leads.append(lead)
@@ -323,14 +321,14 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
     at = lead.mql_at
     for stage in CHAIN[status]:
         at = v.get(lifecycle.STAMP[stage], at)
-        lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at, rows=ctx.rows,
+        lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at,
                              data={"reason": v["rejection_reason"]} if stage == "rejected" else None)
         if stage == "routed":
             sla.start(lead, ctx.config, owner, at)
         if stage in ("contacted", "rejected"):
             sla.stop(lead, ctx.config, owner, at)
     if lead.status in sla.OPEN:
-        sla.schedule(ctx.session, lead, ctx.config, owner, ctx.rows)
+        sla.schedule(ctx.session, lead, ctx.config, owner)
     lead.updated_at = ctx.now
 
 

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from storage import outbox as queries
-from storage.bulk import Rows
 from storage.models import OutboxMessage
 
 POST = "chat.postMessage"
@@ -22,20 +21,18 @@ UPLOAD = "files.uploadV2"  # not one Web API method: slack_sdk's files_upload_v2
 
 def post(session: Session, team_id: str, channel: str, message: dict[str, Any], *, now: datetime,
          ref: str | None = None, dedupe_key: str | None = None,
-         thread_of: OutboxMessage | None = None, not_before: datetime | None = None,
-         rows: Rows | None = None) -> OutboxMessage | None:
+         thread_of: OutboxMessage | None = None, not_before: datetime | None = None) -> OutboxMessage | None:
     """Queue a chat.postMessage to a channel id (or a user id, for a DM), maybe in a thread.
-    With `rows`, the message is written with the batch's other rows (and None returned)."""
+    In a batch (`storage.bulk.batch`) it is written with the batch's rows (and None returned)."""
     return _add(session, team_id, POST, channel, {"channel": channel, **message},
-                now=now, ref=ref, dedupe_key=dedupe_key, parent=thread_of, not_before=not_before,
-                rows=rows)
+                now=now, ref=ref, dedupe_key=dedupe_key, parent=thread_of, not_before=not_before)
 
 
 def update(session: Session, original: OutboxMessage, message: dict[str, Any], *,
-           now: datetime, rows: Rows | None = None) -> OutboxMessage | None:
+           now: datetime) -> OutboxMessage | None:
     """Queue a chat.update of an earlier post; it is sent once the original has its ts."""
     return _add(session, original.team_id, "chat.update", original.channel, dict(message),
-                now=now, ref=original.ref, parent=original, rows=rows)
+                now=now, ref=original.ref, parent=original)
 
 
 def revise(session: Session, original_id: int, channel: str, message: dict[str, Any], *,
@@ -73,10 +70,10 @@ def publish(session: Session, team_id: str, user_id: str, view: dict[str, Any], 
 def _add(session: Session, team_id: str, method: str, channel: str | None,
          payload: dict[str, Any], *, now: datetime, ref: str | None,
          dedupe_key: str | None = None, parent: OutboxMessage | None = None,
-         not_before: datetime | None = None, rows: Rows | None = None) -> OutboxMessage | None:
+         not_before: datetime | None = None) -> OutboxMessage | None:
     if parent is not None and parent.id is None:
         session.flush()  # the parent needs its id before we can point at it
     return queries.add_message(
-        session, rows, team_id=team_id, method=method, channel=channel, payload=payload, ref=ref,
+        session, team_id=team_id, method=method, channel=channel, payload=payload, ref=ref,
         dedupe_key=dedupe_key, parent_id=parent.id if parent is not None else None,
         next_attempt_at=not_before or now, created_at=now)

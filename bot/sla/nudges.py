@@ -30,8 +30,8 @@ from bot.platform import outbox
 from bot.platform.config import Config
 from bot.platform.services import Services
 from bot.sla import policies as sla
+from storage import bulk
 from storage import nudges as queries
-from storage.bulk import Rows
 from storage.leads import get_lead, get_person_by_id, list_leads_by_id, list_people_by_id
 from storage.models import Lead, Person
 from storage.routing import list_people_by_role
@@ -60,7 +60,8 @@ class Batch:
     the nudges' own new states, are written together by `finish()`."""
 
     def __init__(self, session: Session, config: Config, now: datetime, nudges: list):
-        self.session, self.config, self.now, self.rows = session, config, now, Rows()
+        self.session, self.config, self.now = session, config, now
+        self.rows = bulk.batch(session)
         self.leads = {lead.id: lead for lead in list_leads_by_id(session, [n.lead_id for n in nudges])}
         # Held here: the session keeps only weak references to what it loaded.
         self.people = {p.id: p for p in list_people_by_id(
@@ -84,13 +85,13 @@ class Batch:
         if team_id not in self._cards:
             self._cards[team_id] = CardBatch(
                 self.session, team_id, self.config, self.now,
-                [lead for lead in self.leads.values() if lead.team_id == team_id], self.rows)
+                [lead for lead in self.leads.values() if lead.team_id == team_id])
         return self._cards[team_id]
 
     def handoffs(self, team_id: str) -> Handoffs:
         if team_id not in self._handoffs:
             self._handoffs[team_id] = Handoffs(self.session, team_id, self.config,
-                                                       self.now, rows=self.rows)
+                                                       self.now)
         return self._handoffs[team_id]
 
     def router(self, team_id: str) -> Router:
@@ -110,7 +111,7 @@ class Batch:
     def finish(self) -> SweepReport:
         for lead_id, fired in self.follow.items():  # each fired stage writes the next
             lead = self.leads[lead_id]
-            sla.schedule(self.session, lead, self.config, self.person(lead.owner_id), self.rows,
+            sla.schedule(self.session, lead, self.config, self.person(lead.owner_id),
                          after=fired)
         for team_id, leads in self.unowned.items():
             _tell_unowned(self, team_id, leads)
@@ -184,8 +185,7 @@ def fire(batch: Batch, nudge, lead: Lead | None) -> None:
     STAGES[nudge.stage](batch, lead, owner)
     if nudge.stage != "card":
         kind = "remind" if nudge.stage == SNOOZED else nudge.stage
-        lifecycle.record(batch.session, lead, f"sla_{kind}", actor="system", at=now,
-                         rows=batch.rows)
+        lifecycle.record(batch.session, lead, f"sla_{kind}", actor="system", at=now)
     batch.sent.append(nudge.id)
 
 
@@ -208,18 +208,18 @@ def _remind(batch: Batch, lead: Lead, owner: Person | None) -> None:
     if owner is not None:
         outbox.post(batch.session, lead.team_id, owner.slack_id,
                     views.reminder(batch.cards(lead.team_id).view(lead)), now=batch.now,
-                    ref=f"lead:{lead.id}:nudge", rows=batch.rows)
+                    ref=f"lead:{lead.id}:nudge")
 
 
 def _breach(batch: Batch, lead: Lead, owner: Person | None) -> None:
     view = batch.cards(lead.team_id).view(lead)
     if owner is not None:
         outbox.post(batch.session, lead.team_id, owner.slack_id, views.breach(view, to_owner=True),
-                    now=batch.now, ref=f"lead:{lead.id}:nudge", rows=batch.rows)
+                    now=batch.now, ref=f"lead:{lead.id}:nudge")
         if owner.manager_slack_id:
             outbox.post(batch.session, lead.team_id, owner.manager_slack_id,
                         views.breach(view, to_owner=False), now=batch.now,
-                        ref=f"lead:{lead.id}:nudge", rows=batch.rows)
+                        ref=f"lead:{lead.id}:nudge")
     _card(batch, lead, owner)
 
 
@@ -227,7 +227,7 @@ def _escalate(batch: Batch, lead: Lead, owner: Person | None) -> None:
     if batch.config.channels.handoff:
         outbox.post(batch.session, lead.team_id, batch.config.channels.handoff,
                     views.escalation(batch.cards(lead.team_id).view(lead), batch.now), now=batch.now,
-                    ref=f"lead:{lead.id}:escalation", rows=batch.rows)
+                    ref=f"lead:{lead.id}:escalation")
 
 
 def _unowned(batch: Batch, lead: Lead, owner: Person | None) -> None:
@@ -247,8 +247,7 @@ def _tell_unowned(batch: Batch, team_id: str, leads: list[Lead]) -> None:
     to = [batch.config.channels.handoff, *(p.slack_id for p in people),
           *batch.config.workspace.admins]
     for where in dict.fromkeys(w for w in to if w):  # each once, in that order
-        outbox.post(batch.session, team_id, where, message, now=batch.now, ref=ref,
-                    rows=batch.rows)
+        outbox.post(batch.session, team_id, where, message, now=batch.now, ref=ref)
 
 
 def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
@@ -259,7 +258,7 @@ def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
     reassign_to(batch.session, lead, decision.owner, batch.config, batch.now,
                         actor="system",
                         reason=f"SLA breached: reassigned from {owner.slack_id if owner else '-'}",
-                        batch=batch.cards(lead.team_id), rows=batch.rows)
+                        batch=batch.cards(lead.team_id))
     batch.homes |= {owner.id if owner else None, decision.owner.id}
     batch.rerouted(lead)
 

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from bot.handoff.routing import person_calendar
 from bot.platform.config import UNASSIGNED, Config, SlaPolicy
 from bot.sla.calendar import Calendar
-from storage.bulk import Rows
 from storage.models import Lead, Person
 from storage.nudges import add_nudge, cancel_pending
 
@@ -78,7 +77,7 @@ Plan = tuple[datetime | None, tuple[str, datetime] | None]  # the due time, the 
 
 
 def open_clock(session: Session, lead: Lead, config: Config, owner: Person | None,
-               at: datetime, *, rerouted: bool, rows: Rows | None = None,
+               at: datetime, *, rerouted: bool,
                plans: dict[tuple, Plan] | None = None) -> None:
     """At routing: the due time, and the first nudge of the chain that follows it
     (replacing the old owner's when the lead is routed again). `plans` keeps them for a
@@ -96,7 +95,7 @@ def open_clock(session: Session, lead: Lead, config: Config, owner: Person | Non
     else:
         _clock(lead, policy, plan[0])
     if (first := plan[1]) is not None:
-        add_nudge(session, rows, team_id=lead.team_id, lead_id=lead.id, stage=first[0],
+        add_nudge(session, team_id=lead.team_id, lead_id=lead.id, stage=first[0],
                   due_at=first[1])
 
 
@@ -128,8 +127,7 @@ def _stages(policy: SlaPolicy, calendar: Calendar | None, routed_at: datetime,
     return tuple(sorted(found, key=lambda stage: stage[1]))  # stable: ties keep the order above
 
 
-def schedule(session: Session, lead: Lead, config: Config, owner: Person | None,
-             rows: Rows | None = None, after: tuple[str, datetime] | None = None) -> None:
+def schedule(session: Session, lead: Lead, config: Config, owner: Person | None, after: tuple[str, datetime] | None = None) -> None:
     """Write the lead's next nudge: its first stage, or the one after `after` (a stage that
     fired). A lead has one pending stage at a time, and each writes the next as it fires:
     a row per stage up front made the nudges most of what routing a lead writes."""
@@ -138,7 +136,7 @@ def schedule(session: Session, lead: Lead, config: Config, owner: Person | None,
         upcoming = upcoming[_position(upcoming, after) + 1:]
     if upcoming:
         stage, at = upcoming[0]
-        add_nudge(session, rows, team_id=lead.team_id, lead_id=lead.id, stage=stage, due_at=at)
+        add_nudge(session, team_id=lead.team_id, lead_id=lead.id, stage=stage, due_at=at)
 
 
 def _position(upcoming: list[tuple[str, datetime]], fired: tuple[str, datetime]) -> int:
@@ -155,8 +153,7 @@ def close_clock(session: Session, lead: Lead, config: Config, owner: Person | No
     cancel_pending(session, lead.id)
 
 
-def wait_clock(session: Session, lead: Lead, config: Config, at: datetime,
-               rows: Rows | None = None) -> None:
+def wait_clock(session: Session, lead: Lead, config: Config, at: datetime) -> None:
     """A lead nobody could take: it is due an owner `unassigned_within` after `at` (in
     business time on the workspace calendar, unless that clock is "wall"), and escalated then."""
     within, clock = config.routing.unassigned_within, config.routing.unassigned_clock
@@ -164,7 +161,7 @@ def wait_clock(session: Session, lead: Lead, config: Config, at: datetime,
         Calendar.of(config).add_business_minutes(at, within.total_seconds() / 60)
     lead.sla_met = lead.response_minutes = lead.business_minutes = None
     lead.sla_policy, lead.sla_clock, lead.sla_due_at = UNASSIGNED, clock, due
-    add_nudge(session, rows, team_id=lead.team_id, lead_id=lead.id, stage=ESCALATE_UNASSIGNED,
+    add_nudge(session, team_id=lead.team_id, lead_id=lead.id, stage=ESCALATE_UNASSIGNED,
               due_at=due)
 
 

@@ -30,7 +30,7 @@ from bot.surveys.keys import prompt_ref, respondent_key
 from bot.surveys.results import Results, anonymised, results
 from bot.surveys.templates import Question
 from storage import surveys as queries
-from storage.bulk import Rows
+from storage.bulk import batch
 from storage.models import Person, SurveyQuestion, SurveyRun
 from storage.people import get_person
 
@@ -261,7 +261,7 @@ def send_prompts(services, now: datetime) -> int:
     while True:
         with services.transaction() as session:
             invites = queries.list_invites(session, queries.claim_due_prompts(session, now, BATCH))
-            runs, rows, changes = _runs(session, services.config, invites), Rows(), []
+            runs, rows, changes = _runs(session, services.config, invites), batch(session), []
             for invite, person in invites:
                 cache = runs[invite.run_id]
                 calendar = calendar_for(services.config, person)
@@ -273,7 +273,7 @@ def send_prompts(services, now: datetime) -> int:
                     continue
                 for q in cache.questions:
                     outbox.post(session, invite.team_id, person.slack_id,
-                                views.prompt(cache.view(q)), now=now, rows=rows,
+                                views.prompt(cache.view(q)), now=now,
                                 ref=prompt_ref(cache.run.id, q.position, person.slack_id))
                 if cache.survey and cache.survey.reminders:
                     changes.append({"id": invite.id,
@@ -293,7 +293,7 @@ def send_reminders(services, now: datetime) -> int:
         with services.transaction() as session:
             invites = queries.list_invites(session,
                                            queries.claim_due_reminders(session, now, BATCH))
-            runs, rows, changes = _runs(session, services.config, invites), Rows(), []
+            runs, rows, changes = _runs(session, services.config, invites), batch(session), []
             for run_id, cache in runs.items():
                 if cache.run.state != "open" or cache.survey is None:
                     continue
@@ -313,7 +313,7 @@ def send_reminders(services, now: datetime) -> int:
                     outbox.post(session, invite.team_id, person.slack_id, views.reminder(
                         views.PendingSurvey(cache.name, cache.run.closes_at,
                                             tuple(q.text for q in left), cache.run.k)),
-                                now=now, rows=rows, ref=f"survey-reminder:{run_id}")
+                                now=now, ref=f"survey-reminder:{run_id}")
                     more = invite.reminders_sent + 1 < cache.survey.reminders
                     changes.append({"id": invite.id, "reminders_sent": invite.reminders_sent + 1,
                                     "next_reminder_at": now + cache.survey.remind_every
