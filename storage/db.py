@@ -50,6 +50,25 @@ class DatabaseUnreachable(OperationalError):
         return type(self), (self.url, self.orig)
 
 
+class DatabaseBusy(DatabaseUnreachable):
+    """The database answered, but a lock was not granted in time (SQLite's busy timeout,
+    PostgreSQL's lock_timeout, statement_timeout or a deadlock): the transaction was rolled
+    back, and whoever waits out an unreachable database tries it again the same way."""
+
+    def __str__(self) -> str:
+        return f"the database at {self.url} is busy (another transaction held a lock too " \
+               f"long): {self.reason}"
+
+
+# lock_not_available (lock_timeout), query_canceled (statement_timeout), deadlock_detected
+BUSY_SQLSTATES = frozenset({"55P03", "57014", "40P01"})
+
+
+def _busy(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) in BUSY_SQLSTATES or (
+        isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc))
+
+
 # PostgreSQL explains an error with the row's values: "DETAIL:  Key (email)=(ann@…) already
 # exists", "DETAIL:  Failing row contains (7, Ann Lee, …)", and CONTEXT lines quoting them.
 ROW_VALUES = re.compile(r"^[ \t]*(?:DETAIL|CONTEXT):.*(?:\n|$)", re.M)
@@ -102,21 +121,37 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves so
         # that SELECT ... then UPDATE in one transaction is really one transaction.
-        event.listen(engine, "begin", lambda conn: begin_immediate(conn.connection.driver_connection))
+        event.listen(engine, "begin", lambda conn: _begin(conn, shown_url(url)))
         return engine
     return _name_unreachable(create_engine(url, pool_pre_ping=True, **kwargs), url)
 
 
 def _name_unreachable(engine: Engine, url: str) -> Engine:
-    """A connection that fails becomes DatabaseUnreachable: a 120-line traceback of the
+    """A connection that fails (while connecting, or lost in a transaction) becomes
+    DatabaseUnreachable, a lock not granted in time DatabaseBusy: a 120-line traceback of the
     driver's becomes one line a person can act on."""
     shown = shown_url(url)
 
     def unreachable(ctx: ExceptionContext) -> None:
-        if ctx.connection is None and not ctx.is_pre_ping:  # while connecting
+        if ctx.is_pre_ping:
+            return
+        if ctx.connection is None or ctx.is_disconnect:
             raise DatabaseUnreachable(shown, ctx.original_exception) from None
+        if _busy(ctx.original_exception):
+            raise DatabaseBusy(shown, ctx.original_exception) from None
     event.listen(engine, "handle_error", unreachable)
     return engine
+
+
+def _begin(conn, shown: str) -> None:
+    """SQLite's BEGIN, which SQLAlchemy does not see fail: still locked after the busy
+    timeout is DatabaseBusy, as a statement's lock would be."""
+    try:
+        begin_immediate(conn.connection.driver_connection)
+    except sqlite3.OperationalError as exc:
+        if _busy(exc):
+            raise DatabaseBusy(shown, exc) from None
+        raise
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
