@@ -21,7 +21,7 @@ WORKDIR /app
 USER 10001:10001
 EXPOSE 3000
 # slim has no curl: Python asks /healthz (200 when the database answers; `alignbot worker`
-# serves it with --health-port $PORT). The one-shot `db upgrade` turns the check off.
+# serves it with --port $PORT). The one-shot `db upgrade` turns the check off.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=4)"]
 ENTRYPOINT ["alignbot"]

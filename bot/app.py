@@ -10,12 +10,13 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.middleware.request_verification import RequestVerification
 from slack_sdk.signature import Clock as SignatureClock
 from slack_sdk.signature import SignatureVerifier
 
+from bot.platform import telemetry
 from bot.platform.clock import Clock
 from bot.platform.services import Services
 
@@ -29,7 +30,8 @@ def create_app(services: Services, *, verify_requests: bool = True,
     itself. `after_ack` runs what a listener leaves until its ack is out (a command's file):
     by default a pool of threads; the shell's `AfterAck` runs it once the answer is shown."""
     logging.getLogger("slack_bolt.App").addFilter(_TOKEN_NOTICE)
-    app = App(
+    app = _ObservedApp(
+        clock=services.clock,
         client=services.slack,
         signing_secret=services.secrets.slack_signing_secret or "",
         request_verification_enabled=False,  # ours: the same check, on our clock
@@ -46,6 +48,22 @@ def create_app(services: Services, *, verify_requests: bool = True,
     for module in services.features.listeners:  # the handlers/ modules each feature names
         importlib.import_module(module).register(app, services)
     return app
+
+
+class _ObservedApp(App):
+    """Bolt's App, each request counted and timed to its answer (the ack), and its log lines
+    carrying its workspace and a request id: HTTP and Socket Mode both call `dispatch`."""
+
+    def __init__(self, *, clock: Clock, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._observed_on = clock
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        kind, what = telemetry.slack_request(req.body)
+        with telemetry.request(kind, what, req.context.team_id, self._observed_on) as answered:
+            resp = super().dispatch(req)
+            answered.status = resp.status
+            return resp
 
 
 class _TokenNotice(logging.Filter):

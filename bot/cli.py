@@ -13,9 +13,10 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+from bot.platform import logs
 from bot.platform.clock import SystemClock
 from bot.platform.config import ConfigError, Secrets, load_config
-from storage.db import DatabaseUnreachable, keep_row_values_out_of_logs
+from storage.db import DatabaseUnreachable
 from storage.migrate import SchemaOutOfDate
 
 log = logging.getLogger("alignbot")
@@ -23,11 +24,8 @@ log = logging.getLogger("alignbot")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    keep_row_values_out_of_logs()
     try:
+        logs.configure()
         return args.func(args) or 0
     except (ConfigError, SchemaOutOfDate) as exc:
         print(f"alignbot: {exc}", file=sys.stderr)
@@ -53,8 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     worker = sub.add_parser("worker", help="the scheduler and the outbox sender, without Slack requests")
-    worker.add_argument("--health-port", type=int, metavar="PORT",
-                        help="serve /healthz on this port (for a container's health check)")
+    worker.add_argument("--port", type=int,
+                        help="serve /healthz, /readyz and /metrics on this port")
+    worker.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     worker.set_defaults(func=cmd_worker)
 
     shell = sub.add_parser("shell", help="the local console: same app, fake Slack, movable clock")
@@ -510,6 +509,7 @@ def cmd_shell(args) -> int:
         config = Config()
     at = args.at or SystemClock().now()
     db_url = args.db or SHELL_DB
+    logging.getLogger("bot.platform.telemetry").setLevel(logging.WARNING)  # no access log here
     print(f"The shell's store: {db_url} (its own; `alignbot run` uses DATABASE_URL, "
           f"default {DEFAULT_URL}).")
     shell = build_shell(config, db_url=db_url, at=at, user=args.user, demo=args.demo)
@@ -554,8 +554,8 @@ def cmd_run(args) -> int:
     loop = SenderLoop(services).start()
     scheduler = None if args.no_scheduler else _start_scheduler(services)
     web = create_web_app(services, None if socket_mode else bolt, socket=socket)
-    log.info("serving HTTP on %s:%s (%s)", args.host, args.port,
-             "/healthz, /webhooks" if socket_mode else "/slack/events, /healthz, /webhooks")
+    log.info("serving HTTP on %s:%s (%s/webhooks, /healthz, /readyz, /metrics)", args.host,
+             args.port, "" if socket_mode else "/slack/events, ")
     try:
         serve(web, args.host, args.port)
     finally:
@@ -637,8 +637,8 @@ def cmd_worker(args) -> int:
         services = build_services(config, secrets, SystemClock())  # auth.test: which workspace
     loop = SenderLoop(services).start()
     scheduler = _start_scheduler(services)
-    if args.health_port:
-        _serve_health(services, args.health_port)
+    if args.port is not None:
+        _serve_monitoring(services, args.host, args.port)
     log.info("worker running: scheduler and outbox sender (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
@@ -647,13 +647,13 @@ def cmd_worker(args) -> int:
     return 0
 
 
-def _serve_health(services, port: int) -> None:
-    from bot.platform.server import create_health_app, serve
+def _serve_monitoring(services, host: str, port: int) -> None:
+    from bot.platform.server import create_monitoring_app, serve
 
-    web = create_health_app(services)
-    threading.Thread(target=serve, args=(web, "0.0.0.0", port), kwargs={"threads": 1},
-                     name="health", daemon=True).start()
-    log.info("serving /healthz on port %s", port)
+    web = create_monitoring_app(services)
+    threading.Thread(target=serve, args=(web, host, port), kwargs={"threads": 2},
+                     name="monitoring", daemon=True).start()
+    log.info("serving /healthz, /readyz and /metrics on %s:%s", host, port)
 
 
 def _start_scheduler(services):

@@ -7,6 +7,7 @@ import logging
 
 from slack_bolt import App, BoltResponse
 
+from bot.platform.failures import one_line, token_refused
 from bot.platform.services import Services
 
 log = logging.getLogger(__name__)
@@ -20,15 +21,18 @@ def register(app: App, services: Services) -> None:
     def on_error(error, body, client):
         user = (body.get("user") or {}).get("id") or body.get("user_id")
         channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-        # ids and the payload type only: lead PII and tokens stay out of logs
-        log.error("unhandled %s in %s from %s/%s: %r", type(error).__name__,
-                  body.get("type") or body.get("command"), body.get("team_id"), user, error,
-                  exc_info=error)
+        what = body.get("type") or body.get("command")
+        if line := one_line(error, body.get("team_id")):  # no bug: what to do, in one line
+            log.warning("%s from %s/%s not done: %s", what, body.get("team_id"), user, line)
+            log.debug("the error", exc_info=error)
+        else:  # ids and the payload type only: lead PII and tokens stay out of logs
+            log.error("unhandled %s in %s from %s/%s: %r", type(error).__name__, what,
+                      body.get("team_id"), user, error, exc_info=error)
         if body.get("command"):  # a slash command: the reply rides on the HTTP response
             return BoltResponse(status=200, body=json.dumps(
                 {"response_type": "ephemeral", "text": SORRY}),
                 headers={"content-type": "application/json"})
-        if user and channel:
+        if user and channel and not token_refused(error):  # with what token?
             try:
                 client.chat_postEphemeral(channel=channel, user=user, text=SORRY)
             except Exception:  # noqa: BLE001 - telling the user is best effort

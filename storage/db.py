@@ -222,6 +222,14 @@ def advance_sequences(session: Session, tables: list[str]) -> None:
                              f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"))
 
 
+def time_limit(session: Session, seconds: float) -> None:
+    """On PostgreSQL, a statement of this transaction that runs (or waits for a lock) longer
+    than `seconds` is cancelled: DatabaseBusy. SQLite has no such limit."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
+                        {"ms": str(max(1, round(seconds * 1000)))})
+
+
 def ping(engine: Engine) -> None:
     """Raise when the database does not answer (the health check)."""
     with engine.connect() as conn:

@@ -87,6 +87,23 @@ def get_first_due(session: Session) -> datetime | None:
                           .where(OutboxMessage.state.in_(WAITING)))
 
 
+def count_by_state(session: Session, states: tuple[str, ...]) -> dict[str, int]:
+    """How many messages are in each of `states` (read on the state index)."""
+    return dict(session.execute(select(OutboxMessage.state, func.count())
+                                .where(OutboxMessage.state.in_(states))
+                                .group_by(OutboxMessage.state)).tuples().all())
+
+
+def mark_held(session: Session, team_id: str, until: datetime) -> int:
+    """Hold the workspace's waiting messages until `until` (its token is refused): a sender
+    that listed them finds them no longer due when it tries to claim them."""
+    return session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.team_id == team_id, OutboxMessage.state.in_(WAITING),
+               OutboxMessage.next_attempt_at < until)
+        .values(next_attempt_at=until).execution_options(synchronize_session=False)).rowcount
+
+
 def get_next_due(session: Session, after: datetime) -> datetime | None:
     """When the next waiting row that is not yet due falls due."""
     return session.scalar(select(OutboxMessage.next_attempt_at)

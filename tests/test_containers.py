@@ -16,7 +16,7 @@ import yaml
 
 from bot.cli import main
 from bot.platform.config import Secrets
-from bot.platform.server import create_health_app, create_web_app
+from bot.platform.server import create_monitoring_app, create_web_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,11 +72,11 @@ def test_the_health_check_asks_a_path_both_processes_serve(services):
     check = one(final_stage(), "HEALTHCHECK")
     path = re.search(r"(/[a-z]+)'", check)[1]
     assert path == "/healthz"
-    for web in (create_web_app(services, None), create_health_app(services)):
+    for web in (create_web_app(services, None), create_monitoring_app(services)):
         assert web.test_client().get(path).get_json()["ok"] is True
     # the worker's server answers nothing else: no webhooks where no one expects them
-    assert {r.rule for r in create_health_app(services).url_map.iter_rules()} == {
-        "/healthz", "/static/<path:filename>"}
+    assert {r.rule for r in create_monitoring_app(services).url_map.iter_rules()} == {
+        "/healthz", "/readyz", "/metrics", "/static/<path:filename>"}
 
 
 def test_compose_runs_migrations_once_then_the_app_and_a_worker(compose):
@@ -104,17 +104,17 @@ def test_each_services_command_is_a_real_cli_command(compose, name, capsys):
     assert "usage: alignbot" in capsys.readouterr().out
 
 
-def test_the_workers_health_port_is_where_the_image_looks(compose):
+def test_the_workers_port_is_where_the_image_looks(compose):
     command = compose["services"]["worker"]["command"]
-    port = command[command.index("--health-port") + 1]
+    port = command[command.index("--port") + 1]
     assert re.search(r"ENV .*PORT=(\d+)", "\n".join(f"{o} {a}" for o, a in final_stage()))[1] \
         == port
     assert compose["services"]["app"]["ports"] == [f"{port}:{port}"]
 
 
-def test_a_health_port_that_is_not_a_number_is_refused(capsys):
+def test_a_port_that_is_not_a_number_is_refused(capsys):
     with pytest.raises(SystemExit) as done:
-        main(["worker", "--health-port", "http"])
+        main(["worker", "--port", "http"])
     assert done.value.code == 2 and "invalid int value: 'http'" in capsys.readouterr().err
 
 

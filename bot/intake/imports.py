@@ -24,6 +24,7 @@ from bot.intake import csvfile
 from bot.intake.batches import Staged, refused_value, stage, store
 from bot.intake.ingest import IngestResult
 from bot.intake.records import MAX_BATCH, Checked, Rejection
+from bot.platform import telemetry
 from bot.platform.services import Services
 from storage.bulk import gc_paused
 from storage.db import make_way, wal_checkpoints
@@ -72,6 +73,9 @@ def import_csv(services: Services, entity: str, path: Path, *, mapping: str | No
             pipeline.run(iter(reader))
         except (ValueError, csv.Error) as exc:  # the file breaks off: what came before stays
             raise ImportStopped(exc, pipeline.summary) from exc
+        finally:
+            done = pipeline.summary
+            telemetry.count_import("csv", done.rows - done.rejected, done.rejected)
     return pipeline.summary
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.exc import (
 
 from bot.intake.batches import first_line, store
 from bot.intake.records import ENTITIES, MAX_BATCH
+from bot.platform import telemetry
 from bot.platform.services import Services
 from storage import ingest as queries
 
@@ -93,11 +94,13 @@ def _receive_once(services: Services, entity: str, records: list[Any], sig: str)
         return Answer(409, {"error": "this request was already received (the same signature): "
                                      "a replay. Sign each new request with its own timestamp"})
     try:
-        return Answer(200, store(services, entity, records, actor="webhook").as_dict())
+        result = store(services, entity, records, actor="webhook")
     except BaseException:
         with suppress(SQLAlchemyError), services.sessions.begin() as session:
             queries.delete_webhook_request(session, services.team_id, sig)
         raise
+    telemetry.count_import("webhook", len(records) - len(result.rejected), len(result.rejected))
+    return Answer(200, result.as_dict())
 
 
 def _first_time(services: Services, sig: str) -> bool:

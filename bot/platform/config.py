@@ -176,6 +176,7 @@ class OutboxSettings:
     burst: int = 4               # messages a quiet channel may take at once
     workers: int = 8             # channels delivered side by side (one message in flight each)
     timeout: float = 10.0        # seconds the sender waits for Slack's answer (Slack's own: 30)
+    stuck_after: timedelta = timedelta(minutes=15)  # a due message waiting longer fails /readyz
 
 
 @dataclass(frozen=True)
@@ -565,6 +566,7 @@ def _read_outbox(r: _Reader, raw: Any) -> OutboxSettings:
         burst=r.value(t, "outbox", "burst", _int(1, 50), d.burst),
         workers=r.value(t, "outbox", "workers", _int(1, 32), d.workers),
         timeout=r.value(t, "outbox", "timeout", _seconds(1, 60), d.timeout),
+        stuck_after=r.value(t, "outbox", "stuck_after", _positive_duration, d.stuck_after),
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from bot.features import FEATURES
 from bot.handoff.people import sync_config_people
+from bot.platform import telemetry
 from bot.platform.clock import Clock, SystemClock
 from bot.platform.config import Config, Secrets
 from bot.platform.descriptor import Features
@@ -118,6 +119,7 @@ def build_services(config: Config, secrets: Secrets, clock: Clock, *,
     sender_client.timeout = config.outbox.timeout
     sender = OutboxSender(sessions, sender_client, clock, config.outbox,
                           admins=config.workspace.admins)
+    sender.on_outcome = telemetry.count_send
     team_id = team_id or slack.auth_test()["team_id"]
     services = Services(config=config, secrets=secrets, clock=clock, engine=engine,
                         sessions=sessions, slack=slack, sender=sender,

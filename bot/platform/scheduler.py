@@ -10,22 +10,33 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session
 
+from bot.platform import failures, logs, telemetry
 from bot.platform.jobs import Job
 from bot.platform.services import Services
-from storage.db import DatabaseUnreachable
 
 log = logging.getLogger(__name__)
 
 
 def run_job(services: Services, job_id: str) -> Any:
-    """What APScheduler calls: the job with the services' current time. While the database
-    is away, one line per firing (not APScheduler's traceback); the next firing tries again."""
-    try:
-        return services.features.job(job_id).run(services, services.clock.now())
-    except DatabaseUnreachable as exc:
-        log.warning("job %s: %s; it runs again at its next firing", job_id, exc)
-        log.debug("the database's error", exc_info=True)
-        return None
+    """What APScheduler calls: the job with the services' current time, its log lines carrying
+    its id, counted and timed. While the database is away or busy, or Slack refuses the token,
+    one line per firing (not APScheduler's traceback); the next firing tries again."""
+    started = services.clock.now()
+    outcome = "failed"  # a bug: APScheduler logs its traceback
+    with logs.context(team_id=services.team_id, job_id=job_id):
+        try:
+            result = services.features.job(job_id).run(services, started)
+            outcome = "ok"
+            return result
+        except Exception as exc:
+            if (line := failures.one_line(exc, services.team_id)) is None:
+                raise
+            outcome = "waiting"
+            log.warning("job %s: %s; it runs again at its next firing", job_id, line)
+            log.debug("the error", exc_info=True)
+            return None
+        finally:
+            telemetry.count_job(job_id, outcome, (services.clock.now() - started).total_seconds())
 
 
 def first_due(query: Callable[[Session], datetime | None]) -> Callable[[Services], datetime | None]:

@@ -6,7 +6,8 @@ database); channels go side by side, one message in flight each, paced with a to
 Slack message metadata: after an attempt that may have landed (no answer, a 5xx, a sender
 that died mid-send) it is looked up in its channel before it is posted again. A row that
 keeps failing is dead-lettered with its edits and replies, logged, and the admins get one
-notice per channel and hour.
+notice per channel and hour. When Slack refuses the token itself, every waiting row is held
+(attempts untouched) and tried again after TOKEN_HOLD, and the log says so once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.blocks import admin as views
 from bot.platform.clock import Clock
 from bot.platform.config import OutboxSettings
+from bot.platform.failures import TOKEN_REFUSED, token_line
 from bot.platform.outbox import POST, UPLOAD, post, revise
 from storage import outbox as queries
 from storage.db import DatabaseUnreachable, hold
@@ -46,6 +48,7 @@ BACKOFF_MAX = timedelta(minutes=15)
 RETRY_AFTER_DEFAULT = timedelta(seconds=30)  # a 429 whose Retry-After cannot be read
 PARENT_POLL = timedelta(seconds=1)  # an edit whose parent is in flight looks again this soon
 PARENT_DEAD = "parent dead"
+TOKEN_HOLD = timedelta(minutes=5)  # how long the outbox holds its rows while the token is refused
 BATCH = 200
 METADATA_TYPE = "alignbot_outbox"  # a post's metadata: {"outbox_id": its row id}
 CLOCK_SKEW = timedelta(minutes=1)  # a lookup reads from this long before the first attempt
@@ -55,9 +58,9 @@ NOTICE_REF = "outbox-dead:"
 NOTICE_ERRORS = 3  # different errors a dead-letter notice quotes
 # Slack answers these with ok=false on a 200: retrying cannot help, so they go straight to dead.
 PERMANENT_ERRORS = {
-    "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_auth",
-    "account_inactive", "user_not_found", "cant_update_message", "message_not_found",
-    "msg_too_long", "no_text", "invalid_arguments", "not_authed", "missing_scope",
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "user_not_found",
+    "cant_update_message", "message_not_found", "msg_too_long", "no_text", "invalid_arguments",
+    "missing_scope",
 }
 # Slack says of these that "some aspect of the operation" may have succeeded.
 MAYBE_DONE = {"internal_error", "fatal_error"}
@@ -95,7 +98,7 @@ class _Bucket:
 
 @dataclass
 class _Outcome:
-    state: str  # sent | retry (it did not happen) | unknown (it may have) | dead
+    state: str  # sent | retry (it did not happen) | unknown (it may have) | dead | held (the token)
     ts: str | None = None
     channel: str | None = None
     error: str | None = None
@@ -117,6 +120,9 @@ class OutboxSender:
         self.admins = admins
         self.name = name or f"sender-{uuid.uuid4().hex[:8]}"
         self.on_settled: Callable[[], None] = lambda: None  # the sender loop's wake-up
+        # each settled delivery's outcome, and whether it was a 429 (telemetry's counters)
+        self.on_outcome: Callable[[str, bool], None] = lambda outcome, rate_limited: None
+        self._refused: dict[str, str] = {}  # workspace → Slack's refusal of its token, logged
         self._buckets: dict[str, _Bucket] = {}
         self._busy: set[str] = set()  # the pace keys with a message in flight
         self._pooled = 0  # deliveries running on the pool
@@ -306,6 +312,8 @@ class OutboxSender:
             ts, channel = self._find(row, args)
         except Exception as exc:
             failure = _failure(exc, self.clock.now())
+            if failure.state == "held":
+                return failure
             if failure.state != "dead":
                 return _Outcome("unknown", error=f"looking for an earlier attempt: {failure.error}",
                                 retry_after=failure.retry_after)
@@ -339,7 +347,7 @@ class OutboxSender:
         attempts = row.attempts + (0 if outcome.retry_after is not None else 1)
         if outcome.state in ("retry", "unknown") and attempts >= self.settings.max_attempts:
             outcome = _Outcome("dead", error=f"gave up after {attempts} attempts: {outcome.error}")
-        done = self.clock.now()
+        done, held = self.clock.now(), 0
         with self.sessions.begin() as s:
             fresh = s.get(OutboxMessage, row.id)
             if outcome.state == "sent":
@@ -350,6 +358,13 @@ class OutboxSender:
                 log.error("outbox row %s (%s to %s, ref %s) is dead: %s",
                           row.id, row.method, row.channel, row.ref, outcome.error)
                 self._notify_admins(s, fresh, now)
+            elif outcome.state == "held":  # not this message's fault: all wait, attempts kept
+                maybe_posted = row.state != "pending" and row.method == POST
+                fresh.state = "unknown" if maybe_posted else "pending"
+                fresh.attempts = row.attempts
+                fresh.last_error = f"held: Slack refuses the bot token ({outcome.error})"
+                fresh.next_attempt_at = done + TOKEN_HOLD
+                held = queries.mark_held(s, row.team_id, fresh.next_attempt_at)
             else:  # only a post can land twice; an edit or a view is simply tried again
                 maybe_posted = outcome.state == "unknown" and row.method == POST
                 fresh.state = "unknown" if maybe_posted else "pending"
@@ -364,6 +379,19 @@ class OutboxSender:
             else:
                 report.retried += 1
                 report.wake(fresh.next_attempt_at)
+            self._say_refused(row.team_id, outcome, held)
+        self.on_outcome(outcome.state, outcome.retry_after is not None)
+
+    def _say_refused(self, team_id: str, outcome: _Outcome, held: int) -> None:
+        """Once, not per row: Slack refuses the token (the rows wait); and once it takes it again."""
+        if outcome.state == "held" and self._refused.get(team_id) != outcome.error:
+            log.error("outbox: %s; its %d waiting message(s) are held and tried again every "
+                      "%d minutes", token_line(outcome.error, team_id), held,
+                      TOKEN_HOLD.total_seconds() // 60)
+            self._refused[team_id] = outcome.error
+        elif outcome.state == "sent" and self._refused.pop(team_id, None):
+            log.warning("outbox: Slack takes workspace %s's bot token again; the held messages "
+                        "go out", team_id)
 
     def _upload(self, row: OutboxMessage, args: dict[str, Any]) -> _Outcome:
         where = {"channel": args.get("channel") or row.channel}
@@ -423,6 +451,8 @@ def _failure(exc: Exception, now: datetime) -> _Outcome:
         return _Outcome("retry", error=f"rate limited ({status})", retry_after=retry_after(wait, now))
     if status >= 500 or error in MAYBE_DONE:
         return _Outcome("unknown", error=f"Slack answered {status} {error or ''}".rstrip())
+    if error in TOKEN_REFUSED:  # no call can succeed: not one row's failure
+        return _Outcome("held", error=error)
     error = error or f"status {status}"
     return _Outcome("dead" if error in PERMANENT_ERRORS else "retry", error=error)
 

@@ -1,4 +1,5 @@
-"""The HTTP surface: Slack's events (Bolt's Flask adapter), CRM webhooks and health, served by waitress.
+"""The HTTP surface: Slack's events (Bolt's Flask adapter), CRM webhooks, health, readiness and
+metrics, served by waitress.
 
 waitress is a production WSGI server that runs in this process, so one `alignbot
 run` holds the HTTP threads, the scheduler and the outbox sender together.
@@ -6,13 +7,15 @@ run` holds the HTTP threads, the scheduler and the outbox sender together.
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App
 from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
 from slack_sdk.socket_mode.client import BaseSocketModeClient
 
 from bot.app import request_verifier
 from bot.intake import webhooks
+from bot.platform import telemetry
 from bot.platform.services import Services
 from storage.db import ping
 
@@ -38,10 +41,12 @@ def create_web_app(services: Services, bolt: App | None, *,
 
     @web.post("/webhooks/<entity>")
     def webhook(entity: str):
-        if (request.content_length or 0) > webhooks.MAX_BODY_BYTES:
-            answer = webhooks.too_large()  # refuse before reading it
-        else:
-            answer = webhooks.receive(services, entity, request.headers, request.get_data())
+        with telemetry.request("webhook", entity, services.team_id, services.clock) as answered:
+            if (request.content_length or 0) > webhooks.MAX_BODY_BYTES:
+                answer = webhooks.too_large()  # refuse before reading it
+            else:
+                answer = webhooks.receive(services, entity, request.headers, request.get_data())
+            answered.status = answer.status
         return jsonify(answer.body), answer.status, answer.headers
 
     @web.errorhandler(500)
@@ -49,18 +54,33 @@ def create_web_app(services: Services, bolt: App | None, *,
         # the transaction was rolled back: say so, in JSON, to the CRM's retry logic
         return jsonify(error="internal error; nothing was stored, retry later"), 500
 
-    _add_healthz(web, services, socket)
+    _add_monitoring(web, services, socket)
     return web
 
 
-def create_health_app(services: Services) -> Flask:
-    """/healthz alone, for a process that serves no requests (`alignbot worker`)."""
-    web = Flask("alignbot-health")
-    _add_healthz(web, services, None)
+def create_monitoring_app(services: Services) -> Flask:
+    """/healthz, /readyz and /metrics alone, for a process that serves no requests
+    (`alignbot worker`)."""
+    web = Flask("alignbot-monitoring")
+    _add_monitoring(web, services, None)
     return web
 
 
-def _add_healthz(web: Flask, services: Services, socket: BaseSocketModeClient | None) -> None:
+def _add_monitoring(web: Flask, services: Services, socket: BaseSocketModeClient | None) -> None:
+    metrics = telemetry.registry(services)
+
+    @web.get("/metrics")
+    def prometheus():
+        return Response(generate_latest(metrics), content_type=CONTENT_TYPE_LATEST)
+
+    @web.get("/readyz")
+    def readyz():
+        checks = telemetry.readiness(services)
+        failed = [name for name, verdict in checks.items() if verdict != "ok"]
+        if failed:
+            return jsonify(ok=False, failed=failed[0], checks=checks), 503
+        return jsonify(ok=True, checks=checks)
+
     @web.get("/healthz")
     def healthz():
         try:

@@ -1,0 +1,65 @@
+"""Log lines: text by default, one JSON object a line with ALIGNBOT_LOG_FORMAT=json.
+
+A JSON line carries what it was logged in: the workspace (`team_id`) and the request
+(`request_id`) or job (`job_id`), set with `context()` by whoever starts that work (the
+app's dispatch, the webhook route, the scheduler's `run_job`), and the `duration_s` of a
+line that reports one (`extra={"duration_s": …}`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from bot.platform.config import ConfigError
+from storage.db import keep_row_values_out_of_logs
+
+TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+FORMATS = ("text", "json")
+
+# a context variable, so each thread (and each request in it) has its own
+_fields: ContextVar[Mapping[str, str]] = ContextVar("alignbot_log_fields",
+                                                    default=MappingProxyType({}))
+
+
+@contextmanager
+def context(**fields: str | None) -> Iterator[None]:
+    """Every line logged inside carries `fields` (those not None), besides the outer ones."""
+    token = _fields.set({**_fields.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _fields.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+                **_fields.get()}
+        if (duration := getattr(record, "duration_s", None)) is not None:
+            line["duration_s"] = round(duration, 6)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:  # scrubbed of row values by then (storage.db.NoRowValues)
+            line["exception"] = record.exc_text
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure() -> None:
+    """The process's logging, from ALIGNBOT_LOG_LEVEL and ALIGNBOT_LOG_FORMAT, on stderr."""
+    fmt = os.environ.get("ALIGNBOT_LOG_FORMAT", "text").strip().lower()
+    if fmt not in FORMATS:
+        raise ConfigError([f"ALIGNBOT_LOG_FORMAT: {fmt!r} is not one of {', '.join(FORMATS)}"],
+                          "environment")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT))
+    logging.basicConfig(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"), handlers=[handler])
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    keep_row_values_out_of_logs()  # on the handler just installed
