@@ -89,9 +89,9 @@ def get_first_due(session: Session) -> datetime | None:
 
 def count_by_state(session: Session, states: tuple[str, ...]) -> dict[str, int]:
     """How many messages are in each of `states` (read on the state index)."""
-    return dict(session.execute(select(OutboxMessage.state, func.count())
-                                .where(OutboxMessage.state.in_(states))
-                                .group_by(OutboxMessage.state)).tuples().all())
+    return {state: n for state, n in session.execute(
+        select(OutboxMessage.state, func.count()).where(OutboxMessage.state.in_(states))
+        .group_by(OutboxMessage.state))}
 
 
 def mark_held(session: Session, team_id: str, until: datetime) -> int:

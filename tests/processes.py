@@ -64,11 +64,12 @@ def use_env(monkeypatch, env: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], cwd: Path) -> Iterator[tuple[str, list[str]]]:
-    """`alignbot run` until it listens (no polling, no sleep): its base URL, and its log
-    lines, which go on growing while it runs."""
+def serving(env: dict[str, str], cwd: Path,
+            command: tuple[str, ...] = (*CLI, "run")) -> Iterator[tuple[str, list[str]]]:
+    """`alignbot run` (or another `command` taking --host and --port) until it listens (no
+    polling, no sleep): its base URL, and its log lines, which go on growing while it runs."""
     port = free_port()
-    proc = subprocess.Popen([*CLI, "run", "--host", "127.0.0.1", "--port", str(port)], env=env,
+    proc = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], env=env,
                             stderr=subprocess.PIPE, text=True, cwd=cwd)
     log: list[str] = []
     try:
