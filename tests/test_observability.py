@@ -36,13 +36,14 @@ from tests.test_webhooks import post as post_webhook
 # ------------------------------------------------------------------ helpers
 
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
 @pytest.fixture
 def web(services, app):
+    """The web app, webhooks on (their secret set)."""
     services.secrets = dataclasses.replace(services.secrets, webhook_secret=Secret(SECRET))
     return create_web_app(services, app).test_client()
-
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def scrape(web) -> Samples:

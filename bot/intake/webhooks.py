@@ -31,7 +31,7 @@ from sqlalchemy.exc import (
 
 from bot.intake.batches import first_line, store
 from bot.intake.records import ENTITIES, MAX_BATCH
-from bot.platform import telemetry
+from bot.platform import failures, telemetry
 from bot.platform.services import Services
 from storage import ingest as queries
 
@@ -80,8 +80,8 @@ def receive(services: Services, entity: str, headers: Mapping[str, str], body: b
     try:
         return _receive_once(services, entity, records, headers["X-Alignbot-Signature"][3:])
     except UNAVAILABLE as exc:
-        log.error("webhook %s: the database did not answer (%s); answered 503", entity,
-                  first_line(exc))
+        log.error("webhook %s: %s; answered 503", entity, failures.one_line(exc, services.team_id)
+                  or f"the database did not answer ({first_line(exc)})")
         return Answer(503, {"error": "the database is not answering; nothing was stored, "
                                      "retry later"},
                       {"Retry-After": str(RETRY_AFTER_SECONDS)})

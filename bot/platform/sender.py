@@ -364,7 +364,7 @@ class OutboxSender:
                 fresh.attempts = row.attempts
                 fresh.last_error = f"held: Slack refuses the bot token ({outcome.error})"
                 fresh.next_attempt_at = done + TOKEN_HOLD
-                held = queries.mark_held(s, row.team_id, fresh.next_attempt_at)
+                held = 1 + queries.mark_held(s, row.team_id, fresh.next_attempt_at)
             else:  # only a post can land twice; an edit or a view is simply tried again
                 maybe_posted = outcome.state == "unknown" and row.method == POST
                 fresh.state = "unknown" if maybe_posted else "pending"
