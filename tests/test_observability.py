@@ -28,7 +28,7 @@ from bot.platform.services import Services
 from storage import db
 from storage.migrate import alembic_config
 from tests.processes import CLI, ROOT, over_http, run_env, serving
-from tests.slack import TEAM, slash
+from tests.slack import TEAM, request, slash
 from tests.test_imports import write
 from tests.test_webhooks import SECRET, lead
 from tests.test_webhooks import post as post_webhook
@@ -247,16 +247,31 @@ def test_imported_rows_are_counted_by_source_and_result(web, services, tmp_path)
 
 
 @pytest.mark.parametrize(("body", "kind"), [
-    ({"type": "block_actions", "actions": [{"action_id": "handoff.accept"}]}, ("action", "handoff.accept")),
-    ({"type": "view_submission", "view": {"callback_id": "handoff.reject"}}, ("view", "handoff.reject")),
+    ({"type": "block_actions", "actions": [{"action_id": "handoff.accept"}]},
+     ("action", "handoff.accept")),
+    ({"type": "view_submission", "view": {"callback_id": "handoff.reject"}},
+     ("view", "handoff.reject")),
     ({"type": "event_callback", "event": {"type": "app_mention"}}, ("event", "app_mention")),
     ({"type": "shortcut", "callback_id": "x"}, ("action", "x")),
-    ({"type": "block_actions", "actions": ["not a dict"]}, ("action", "None")),
-    ({"type": "block_actions", "actions": None}, ("action", "None")),
-    ({}, ("other", "None")), ("not a body", ("other", "None")),
+    ({"type": "block_actions", "actions": ["not a dict"]}, ("action", None)),
+    ({"type": "block_actions", "actions": {"0": "a dict"}}, ("action", None)),
+    ({"type": "event_callback", "event": "a string"}, ("event", None)),
+    ({}, ("other", None)), ("not a body", ("other", None)),
 ])
 def test_each_slack_request_has_a_kind_even_a_malformed_one(body, kind):
     assert telemetry.slack_request(body) == kind
+
+
+def test_an_unverified_requests_words_stay_out_of_its_log_line(app, clock, json_lines):
+    """The line is written whatever the request: before its signature is checked, its ids
+    are anyone's, and a line break in one would forge a line of a text log."""
+    forged = {"type": "event_callback", "team_id": "T1\nERROR forged",
+              "event": {"type": "x" * 65}}
+    resp = app.dispatch(request(json.dumps(forged), "application/json", clock.now(),
+                                secret="not the signing secret"))
+    assert resp.status == 401
+    [line] = [x for x in json_lines() if x["logger"] == "bot.platform.telemetry"]
+    assert line["message"] == "event ? answered 401 in 0.000 s" and line["team_id"] == "?"
 
 
 def test_a_scrape_waits_for_the_database_only_so_long(services, monkeypatch):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -71,38 +72,53 @@ class Answered:
 
 
 @contextmanager
-def request(kind: str, what: str, team_id: str | None, clock: Clock) -> Iterator[Answered]:
-    """One request: its log lines carry its workspace and a request id; when it is answered,
-    it is counted, timed and logged in one line."""
+def request(kind: str, what: Any, team_id: str | None, clock: Clock) -> Iterator[Answered]:
+    """One request of `kind`, about `what` (a command, an action id, an entity): its log lines
+    carry its workspace and a request id; when it is answered, it is counted, timed and
+    logged in one line."""
     answered, started = Answered(), clock.now()
-    with logs.context(team_id=team_id, request_id=uuid.uuid4().hex[:16]):
+    with logs.context(team_id=team_id and _shown(team_id), request_id=uuid.uuid4().hex[:16]):
         try:
             yield answered
         finally:
             took = (clock.now() - started).total_seconds()
             REQUESTS.labels(kind, str(answered.status)).inc()
             ACK_SECONDS.labels(kind).observe(took)
-            log.info("%s %s answered %s in %.3f s", kind, what, answered.status, took,
+            log.info("%s %s answered %s in %.3f s", kind, _shown(what), answered.status, took,
                      extra={"duration_s": took})
 
 
-def slack_request(body: Any) -> tuple[str, str]:
+def slack_request(body: Any) -> tuple[str, Any]:
     """A Slack request's kind (a metric's label) and what it is about (our ids and Slack's
-    types, never what people typed), from its parsed body."""
+    types, never what people typed), from its parsed body, whatever shape that has."""
     body = body if isinstance(body, dict) else {}
     kind = body.get("type")
     if body.get("command"):
-        return "command", str(body["command"])
+        return "command", body["command"]
     if kind == "event_callback":
-        return "event", str((body.get("event") or {}).get("type"))
+        return "event", _part(body, "event").get("type")
     if kind in ("view_submission", "view_closed"):
-        return "view", str((body.get("view") or {}).get("callback_id"))
+        return "view", _part(body, "view").get("callback_id")
     if kind in ("block_actions", "block_suggestion"):
-        actions = body.get("actions") or [body]
-        return "action", str(actions[0].get("action_id") if isinstance(actions[0], dict) else None)
+        actions = body.get("actions")
+        first = actions[0] if isinstance(actions, list) and actions else body
+        return "action", first.get("action_id") if isinstance(first, dict) else None
     if kind in ("shortcut", "message_action"):
-        return "action", str(body.get("callback_id"))
-    return "other", str(kind)[:40]
+        return "action", body.get("callback_id")
+    return "other", kind
+
+
+def _part(body: dict[str, Any], key: str) -> dict[str, Any]:
+    part = body.get(key)
+    return part if isinstance(part, dict) else {}
+
+
+SHOWN = re.compile(r"[\w./:-]{1,64}", re.ASCII)
+
+
+def _shown(value: Any) -> str:
+    """An id or a type from a request (not yet verified: anyone's), fit for a log line."""
+    return value if isinstance(value, str) and SHOWN.fullmatch(value) else "?"
 
 
 def count_send(outcome: str, rate_limited: bool) -> None:
@@ -159,7 +175,6 @@ class OutboxCollector:
 
     def __init__(self, services: Services, timeout: float = SCRAPE_TIMEOUT):
         self.services, self.timeout = services, timeout
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="metrics")
         self._lock = threading.Lock()
         self._reading: Future[OutboxNumbers] | None = None
 
@@ -169,7 +184,7 @@ class OutboxCollector:
     def collect(self) -> list[GaugeMetricFamily]:
         with self._lock:
             if self._reading is None or self._reading.done():
-                self._reading = self._pool.submit(outbox_numbers, self.services, self.timeout)
+                self._reading = self._read()
             reading = self._reading
         try:
             numbers = reading.result(timeout=self.timeout)
@@ -179,6 +194,19 @@ class OutboxCollector:
             return []
         return [GaugeMetricFamily(name, doc, value=getattr(numbers, field))
                 for name, doc, field in self.GAUGES]
+
+    def _read(self) -> Future[OutboxNumbers]:
+        """The numbers, read on a thread of their own: a daemon, so that a database that
+        never answers cannot hold up the process's exit either."""
+        reading: Future[OutboxNumbers] = Future()
+
+        def read() -> None:
+            try:
+                reading.set_result(outbox_numbers(self.services, self.timeout))
+            except Exception as exc:  # noqa: BLE001 - handed to the scrape that waits
+                reading.set_exception(exc)
+        threading.Thread(target=read, name="metrics-outbox", daemon=True).start()
+        return reading
 
 
 def registry(services: Services) -> CollectorRegistry:
