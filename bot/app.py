@@ -52,7 +52,8 @@ def create_app(services: Services, *, verify_requests: bool = True,
 
 class _ObservedApp(App):
     """Bolt's App, each request counted and timed to its answer (the ack), and its log lines
-    carrying its workspace and a request id: HTTP and Socket Mode both call `dispatch`."""
+    carrying a request id (its workspace, once verified: handlers/middleware.py): HTTP and
+    Socket Mode both call `dispatch`."""
 
     def __init__(self, *, clock: Clock, **kwargs: Any):
         super().__init__(**kwargs)
@@ -60,7 +61,7 @@ class _ObservedApp(App):
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         kind, what = telemetry.slack_request(req.body)
-        with telemetry.request(kind, what, req.context.team_id, self._observed_on) as answered:
+        with telemetry.request(kind, what, None, self._observed_on) as answered:
             resp = super().dispatch(req)
             answered.status = resp.status
             return resp

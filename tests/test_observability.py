@@ -28,7 +28,7 @@ from bot.platform.services import Services
 from storage import db
 from storage.migrate import alembic_config
 from tests.processes import CLI, ROOT, over_http, run_env, serving
-from tests.slack import TEAM, request, slash
+from tests.slack import TEAM, request, send_event, slash
 from tests.test_imports import write
 from tests.test_webhooks import SECRET, lead
 from tests.test_webhooks import post as post_webhook
@@ -263,15 +263,19 @@ def test_each_slack_request_has_a_kind_even_a_malformed_one(body, kind):
 
 
 def test_an_unverified_requests_words_stay_out_of_its_log_line(app, clock, json_lines):
-    """The line is written whatever the request: before its signature is checked, its ids
-    are anyone's, and a line break in one would forge a line of a text log."""
+    """The line is written whatever the request; one whose signature is wrong is anyone's,
+    and nothing of it is logged (a line break in it would forge a line of a text log)."""
     forged = {"type": "event_callback", "team_id": "T1\nERROR forged",
               "event": {"type": "x" * 65}}
     resp = app.dispatch(request(json.dumps(forged), "application/json", clock.now(),
                                 secret="not the signing secret"))
     assert resp.status == 401
-    [line] = [x for x in json_lines() if x["logger"] == "bot.platform.telemetry"]
-    assert line["message"] == "event ? answered 401 in 0.000 s" and line["team_id"] == "?"
+    odd = send_event(app, {"type": "x\nERROR forged"}, "Ev0001", clock.now())  # signed
+    refused_line, odd_line = [x for x in json_lines() if x["logger"] == "bot.platform.telemetry"]
+    assert refused_line["message"] == "event ? answered 401 in 0.000 s"
+    assert "team_id" not in refused_line
+    assert odd_line["message"] == f"event ? answered {odd.status} in 0.000 s"
+    assert odd_line["team_id"] == TEAM  # verified: its workspace is named
 
 
 def test_a_scrape_waits_for_the_database_only_so_long(services, monkeypatch):

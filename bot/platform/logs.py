@@ -2,8 +2,9 @@
 
 A JSON line carries what it was logged in: the workspace (`team_id`) and the request
 (`request_id`) or job (`job_id`), set with `context()` by whoever starts that work (the
-app's dispatch, the webhook route, the scheduler's `run_job`), and the `duration_s` of a
-line that reports one (`extra={"duration_s": …}`).
+app's dispatch, the webhook route, the scheduler's `run_job`; a Slack request's workspace
+is added by a middleware once the request is verified), and the `duration_s` of a line
+that reports one (`extra={"duration_s": …}`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def context(**fields: str | None) -> Iterator[None]:
         yield
     finally:
         _fields.reset(token)
+
+
+def add(**fields: str | None) -> None:
+    """More fields for the rest of the enclosing `context()` block, which then drops them."""
+    _fields.set({**_fields.get(), **{k: v for k, v in fields.items() if v is not None}})
 
 
 class JsonFormatter(logging.Formatter):

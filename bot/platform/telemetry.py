@@ -71,20 +71,24 @@ class Answered:
     status: int = 500  # what the request was answered, if its handler says
 
 
+REFUSED = 401  # a request not signed as it should be: nothing of it is logged
+
+
 @contextmanager
 def request(kind: str, what: Any, team_id: str | None, clock: Clock) -> Iterator[Answered]:
     """One request of `kind`, about `what` (a command, an action id, an entity): its log lines
-    carry its workspace and a request id; when it is answered, it is counted, timed and
-    logged in one line."""
+    carry a request id (and `team_id`, if known before it is verified); when it is answered,
+    it is counted, timed and logged in one line."""
     answered, started = Answered(), clock.now()
-    with logs.context(team_id=team_id and _shown(team_id), request_id=uuid.uuid4().hex[:16]):
+    with logs.context(team_id=team_id, request_id=uuid.uuid4().hex[:16]):
         try:
             yield answered
         finally:
             took = (clock.now() - started).total_seconds()
             REQUESTS.labels(kind, str(answered.status)).inc()
             ACK_SECONDS.labels(kind).observe(took)
-            log.info("%s %s answered %s in %.3f s", kind, _shown(what), answered.status, took,
+            shown = _shown(what) if answered.status != REFUSED else "?"
+            log.info("%s %s answered %s in %.3f s", kind, shown, answered.status, took,
                      extra={"duration_s": took})
 
 
@@ -117,7 +121,7 @@ SHOWN = re.compile(r"[\w./:-]{1,64}", re.ASCII)
 
 
 def _shown(value: Any) -> str:
-    """An id or a type from a request (not yet verified: anyone's), fit for a log line."""
+    """An id or a type from a request, fit for a log line (no line breaks, not long)."""
     return value if isinstance(value, str) and SHOWN.fullmatch(value) else "?"
 
 
