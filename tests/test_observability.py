@@ -142,10 +142,16 @@ def test_configured_json_logging_keeps_row_values_out(monkeypatch, capsys):
     assert "ann@example.com" not in json.dumps(line)
 
 
-def test_an_unknown_log_format_is_refused(monkeypatch, capsys):
+def test_an_unknown_log_format_or_level_is_refused_with_both_named(monkeypatch, capsys):
     monkeypatch.setenv("ALIGNBOT_LOG_FORMAT", "yaml")
+    monkeypatch.setenv("ALIGNBOT_LOG_LEVEL", "loud")
     assert main(["manifest"]) == 2
-    assert "ALIGNBOT_LOG_FORMAT: 'yaml' is not one of text, json" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ALIGNBOT_LOG_FORMAT: 'yaml' is not one of text, json" in err
+    assert "ALIGNBOT_LOG_LEVEL: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR" in err
+    monkeypatch.setenv("ALIGNBOT_LOG_FORMAT", " JSON ")
+    monkeypatch.setenv("ALIGNBOT_LOG_LEVEL", "debug")
+    assert main(["manifest"]) == 0  # written as people write them
 
 
 # ------------------------------------------------------------------ /metrics

@@ -23,6 +23,7 @@ from storage.db import keep_row_values_out_of_logs
 
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FORMATS = ("text", "json")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # a context variable, so each thread (and each request in it) has its own
 _fields: ContextVar[Mapping[str, str]] = ContextVar("alignbot_log_fields",
@@ -60,12 +61,16 @@ class JsonFormatter(logging.Formatter):
 
 def configure() -> None:
     """The process's logging, from ALIGNBOT_LOG_LEVEL and ALIGNBOT_LOG_FORMAT, on stderr."""
+    level = os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO").strip().upper()
     fmt = os.environ.get("ALIGNBOT_LOG_FORMAT", "text").strip().lower()
+    problems = [f"ALIGNBOT_LOG_LEVEL: {level!r} is not one of {', '.join(LEVELS)}"] \
+        if level not in LEVELS else []
     if fmt not in FORMATS:
-        raise ConfigError([f"ALIGNBOT_LOG_FORMAT: {fmt!r} is not one of {', '.join(FORMATS)}"],
-                          "environment")
+        problems.append(f"ALIGNBOT_LOG_FORMAT: {fmt!r} is not one of {', '.join(FORMATS)}")
+    if problems:
+        raise ConfigError(problems, "environment")
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT))
-    logging.basicConfig(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"), handlers=[handler])
+    logging.basicConfig(level=level, handlers=[handler])
     logging.getLogger("alembic").setLevel(logging.WARNING)
     keep_row_values_out_of_logs()  # on the handler just installed
