@@ -13,11 +13,14 @@ from typing import Any
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.middleware.request_verification import RequestVerification
+from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.signature import Clock as SignatureClock
 from slack_sdk.signature import SignatureVerifier
 
 from bot.platform import telemetry
 from bot.platform.clock import Clock
+from bot.platform.installations import STATE_SECONDS
+from bot.platform.manifest import INSTALL_PATH, OAUTH_REDIRECT_PATH
 from bot.platform.services import Services
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ def create_app(services: Services, *, verify_requests: bool = True,
         # or to a lazy listener when it answers the request itself.
         process_before_response=True,
         listener_executor=after_ack,
+        oauth_settings=_oauth_settings(services),
     )
     for module in services.features.listeners:  # the handlers/ modules each feature names
         importlib.import_module(module).register(app, services)
@@ -65,6 +69,26 @@ class _ObservedApp(App):
             resp = super().dispatch(req)
             answered.status = resp.status
             return resp
+
+
+def _oauth_settings(services: Services) -> OAuthSettings | None:
+    """OAuth mode: Bolt's install flow and authorize (each request gets the client of its
+    workspace), on slack_sdk's stores in alignbot's database (bot/platform/installations.py)."""
+    installations = services.installations
+    if installations is None:
+        return None
+    settings = OAuthSettings(
+        client_id=services.secrets.slack_client_id,
+        client_secret=services.secrets.slack_client_secret,
+        scopes=list(services.features.scopes),
+        install_path=INSTALL_PATH, redirect_uri_path=OAUTH_REDIRECT_PATH,
+        installation_store=installations.store, installation_store_bot_only=True,
+        state_store=installations.states, state_expiration_seconds=STATE_SECONDS,
+    )
+    # Bolt asks auth.test about a token once, not on every request (the ack waits for it); an
+    # uninstalled workspace's token is not found in the store before the cache is read.
+    settings.authorize.cache_enabled = True
+    return settings
 
 
 class _TokenNotice(logging.Filter):

@@ -24,6 +24,8 @@ log = logging.getLogger("alignbot")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.team:  # one way in for the workspace: what every command's services read
+        os.environ["ALIGNBOT_TEAM_ID"] = args.team
     try:
         logs.configure()
         return args.func(args) or 0
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alignbot", description=__doc__)
+    p.add_argument("--team", metavar="TEAM_ID",
+                   help="the workspace the store's commands work on (default: ALIGNBOT_TEAM_ID, "
+                        "else the store's only one); OAuth mode serves many")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the bot: Socket Mode if SLACK_APP_TOKEN is set, else HTTP")
@@ -388,16 +393,17 @@ def _local_services():
     engine = make_engine(secrets.database_url)
     require_current(engine)  # a clear "run alignbot db upgrade" before any query can fail
     slack = make_web_client(secrets)
-    return build_services(load_config(), secrets, SystemClock(), engine=engine, slack=slack,
-                          team_id=_workspace(engine, slack, secrets))
+    services = build_services(load_config(), secrets, SystemClock(), engine=engine, slack=slack,
+                              team_id=_workspace(engine, slack, secrets))
+    return services.for_team(services.team_id)  # OAuth mode: with that workspace's token
 
 
 TEAM_ID = re.compile(r"[TE][A-Z0-9]{2,}")  # a Slack workspace (or Enterprise Grid org) id
 
 
 def _workspace(engine, slack, secrets: Secrets) -> str:
-    """The workspace the store's commands work on: ALIGNBOT_TEAM_ID, else the store's only
-    one, else the bot token's (auth.test), so history can be imported before the bot runs."""
+    """The workspace the store's commands work on: --team or ALIGNBOT_TEAM_ID, else the store's
+    only one, else the bot token's (auth.test), so history can be imported before the bot runs."""
     from slack_sdk.errors import SlackApiError
 
     from storage.db import make_sessionmaker
@@ -421,8 +427,9 @@ def _workspace(engine, slack, secrets: Secrets) -> str:
             held += f", and Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')})"
         except OSError as exc:
             held += f", and Slack cannot be reached to ask which SLACK_BOT_TOKEN's is ({exc})"
-    raise ConfigError([f"ALIGNBOT_TEAM_ID: set it to the workspace to use (like T0123ABCD), "
-                       f"or set SLACK_BOT_TOKEN to learn it from Slack; {held}"], "environment")
+    raise ConfigError([f"ALIGNBOT_TEAM_ID: set it (or --team) to the workspace to use (like "
+                       f"T0123ABCD), or set SLACK_BOT_TOKEN to learn it from Slack; {held}"],
+                      "environment")
 
 
 def cmd_survey_results(args) -> int:
@@ -663,11 +670,16 @@ def _start_scheduler(services):
 
 
 def _require(secrets: Secrets, app_mode: bool) -> None:
-    missing = [] if secrets.slack_bot_token else ["SLACK_BOT_TOKEN"]
-    if app_mode and not (secrets.slack_app_token or secrets.slack_signing_secret):
+    missing = [] if secrets.slack_bot_token or secrets.oauth else ["SLACK_BOT_TOKEN"]
+    if app_mode and secrets.oauth and not secrets.slack_signing_secret:
+        missing.append("SLACK_SIGNING_SECRET (OAuth mode serves Slack over HTTP)")
+    elif app_mode and not (secrets.slack_app_token or secrets.slack_signing_secret):
         missing.append("SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode)")
     problems = [f"environment: {m} is not set" for m in missing]
     app_token = secrets.slack_app_token
+    if app_mode and secrets.oauth and app_token:
+        problems.append("environment: SLACK_APP_TOKEN is set, but OAuth mode (SLACK_CLIENT_ID "
+                        "without SLACK_BOT_TOKEN) takes installs and requests over HTTP: unset it")
     if app_mode and app_token and not app_token.startswith("xapp-"):
         # a bot token or the signing secret pasted there: say so before asking Slack
         problems.append("environment: SLACK_APP_TOKEN is not an app-level token (those start "

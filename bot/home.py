@@ -114,7 +114,8 @@ FEATURE = Feature(
     listeners=("handlers.home",),
     jobs=(Job("home.refresh", refresh, lambda c: every(seconds=30), 30,
               f"republish App Homes whose leads changed, at most once per {DEBOUNCE.seconds} s "
-              "each", first_due(queries.get_first_due_home)),),
+              "each", first_due(queries.get_first_due_home),
+              per_workspace=False),),  # each Home in its own workspace
     home=(HomeSection(90, footer),),
     events={"app_home_opened": "rendering the App Home tab"},
 )

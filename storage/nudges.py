@@ -40,6 +40,13 @@ def get_pending_due(session: Session, lead_id: int, stage: str) -> datetime | No
         Nudge.held == false()))
 
 
+def mark_team_cancelled(session: Session, team_id: str) -> int:
+    """Drop the workspace's nudges still to fire (one a sweep has claimed fires)."""
+    return session.execute(update(Nudge).where(Nudge.team_id == team_id, Nudge.state == "pending")
+                           .values(state="cancelled")
+                           .execution_options(synchronize_session=False)).rowcount
+
+
 def pull_due(session: Session, team_id: str, stage: str, now: datetime) -> int:
     """Bring the team's pending nudges of this stage that are due later forward to `now`."""
     return session.execute(update(Nudge).where(

@@ -178,3 +178,12 @@ def mark_updates_superseded(session: Session, original_id: int) -> int:
 
 def get_payload(session: Session, message_id: int) -> dict:
     return session.scalar(select(OutboxMessage.payload).where(OutboxMessage.id == message_id))
+
+
+def mark_team_dead(session: Session, team_id: str, error: str) -> int:
+    """Give up on every message of a workspace still waiting (one a sender holds is left to it)."""
+    return session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.team_id == team_id, OutboxMessage.state.in_(WAITING))
+        .values(state="dead", last_error=error)
+        .execution_options(synchronize_session=False)).rowcount

@@ -133,9 +133,9 @@ class SocketSlack(FakeSlack):
         assert self.served_at, "serve it first (tests.processes.over_http)"
         return url.replace(f"https://{self.host}/", self.served_at.removesuffix("api/"))
 
-    def http(self, path: str, content_type: str, body: bytes):
+    def http(self, path: str, content_type: str, body: bytes, authorization: str | None = None):
         try:
-            return super().http(path, content_type, body)
+            return super().http(path, content_type, body, authorization)
         finally:
             with self._answered:
                 self._answered.notify_all()

@@ -16,6 +16,8 @@ from bot.platform.services import Services
 def import_folder(services: Services, now) -> Any:
     """Import CSV files dropped into [imports] folder, each content once."""
     folder = services.config.imports.folder
+    if folder and services.installations is not None:  # OAuth mode: a folder per workspace
+        folder = Path(folder) / services.team_id
     if not folder or not Path(folder).is_dir():
         return []
     return [(path.name, s.as_dict()) for path, s in import_dropped(services, Path(folder), now)]

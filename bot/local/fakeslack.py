@@ -85,6 +85,10 @@ class FakeSlack:
         self.on_change = on_change  # (post|update|ephemeral|view|home|file, obj)
         self.check = check  # contract check for each call (tests)
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.tokens: list[str | None] = []  # the token each of `calls` carried
+        self.installed: dict[str, str] = {}  # bot token → its workspace (OAuth installs)
+        self._codes: dict[str, str] = {}  # an install's code → the workspace that allowed it
+        self._caller: str | None = None  # the token of the call being answered
         self.messages: list[Message] = []
         self.users: dict[str, dict[str, Any]] = {}
         self.homes: dict[str, dict[str, Any]] = {}
@@ -191,9 +195,19 @@ class FakeSlack:
 
     # -- the Web API
 
-    def handle(self, method: str, args: dict[str, Any]) -> Response:
+    def allow_install(self, team_id: str) -> str:
+        """A workspace's admin approves the app (Slack's consent page): the code Slack
+        redirects to the app with, which `oauth.v2.access` trades for a new bot token."""
+        with self._lock:
+            code = f"code-{team_id}-{next(self._ts)}"
+            self._codes[code] = team_id
+            return code
+
+    def handle(self, method: str, args: dict[str, Any], token: str | None = None) -> Response:
         with self._lock:
             self.calls.append((method, args))
+            self.tokens.append(token)
+            self._caller = token
             if self.check:
                 self.check(method, args)
             if self._scripted.get(method):
@@ -207,8 +221,20 @@ class FakeSlack:
             return response
 
     def _auth_test(self, args):
-        return _ok(team_id=self.team_id, team="Local workspace", user_id=self.bot_user,
+        team_id = self.installed.get(self._caller or "", self.team_id)
+        return _ok(team_id=team_id, team="Local workspace", user_id=self.bot_user,
                    user="alignbot", bot_id="B0ALIGNBOT", url="https://local.slack.invalid/")
+
+    def _oauth_v2_access(self, args):
+        team_id = self._codes.pop(args.get("code", ""), None)
+        if team_id is None:
+            return _error("invalid_code")
+        token = f"xoxb-{team_id}-{next(self._ts)}"
+        self.installed[token] = team_id
+        return _ok(app_id="A0LOCAL", access_token=token, token_type="bot",
+                   scope="chat:write,commands", bot_user_id=self.bot_user,
+                   team={"id": team_id, "name": f"Workspace {team_id}"}, enterprise=None,
+                   is_enterprise_install=False, authed_user={"id": "U0ADMIN01"})
 
     def _chat_postMessage(self, args):
         channel = args.get("channel")
@@ -238,6 +264,7 @@ class FakeSlack:
         one that only the clicker sees (unless it is `in_channel`)."""
         with self._lock:
             self.calls.append(("response_url", args))
+            self.tokens.append(None)
             if self.check:
                 self.check("response_url", args)
             if not args.get("replace_original"):
@@ -365,9 +392,11 @@ class FakeSlack:
         kwargs.setdefault("token", "xoxb-local-fake")
         return WebClient(base_url=self.base_url, **kwargs)
 
-    def http(self, path: str, content_type: str, body: bytes) -> Response:
+    def http(self, path: str, content_type: str, body: bytes,
+             authorization: str | None = None) -> Response:
         """Answer one HTTP request: /api/<method>, a file upload to /upload/<id>, or a reply
-        to a click's /respond/<channel>/<ts>/<user>."""
+        to a click's /respond/<channel>/<ts>/<user>. The token comes in the Authorization
+        header (`Bearer xoxb-…`) or among the arguments."""
         path, _, query = path.partition("?")
         if path.startswith("/respond/"):
             channel, ts, user = path.split("/")[2:5]
@@ -378,7 +407,10 @@ class FakeSlack:
                 if f["id"] == file_id:
                     f["bytes"] = body
             return 200, {}, {"ok": True}
-        return self.handle(path.rsplit("/", 1)[-1], parse_args(content_type, body, query))
+        args = parse_args(content_type, body, query)
+        bearer = (authorization or "").partition("Bearer ")[2]  # not oauth.v2.access's Basic
+        token = args.pop("token", None) or bearer or None
+        return self.handle(path.rsplit("/", 1)[-1], args, token)
 
     def wsgi_app(self):
         """Serve this fake over HTTP at /api/<method> (for processes started by tests)."""
@@ -386,7 +418,8 @@ class FakeSlack:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length)
             path = environ["PATH_INFO"] + "?" + environ.get("QUERY_STRING", "")
-            status, headers, payload = self.http(path, environ.get("CONTENT_TYPE", ""), body)
+            status, headers, payload = self.http(path, environ.get("CONTENT_TYPE", ""), body,
+                                                 environ.get("HTTP_AUTHORIZATION"))
             data = json.dumps(payload).encode()
             start_response(f"{status} X", [("Content-Type", "application/json"), *headers.items()])
             return [data]
@@ -409,7 +442,7 @@ class _FakeSlackHandler(urllib.request.BaseHandler):
         if fake is None:
             return None
         status, headers, body = fake.http(req.selector, req.get_header("Content-type") or "",
-                                          req.data or b"")
+                                          req.data or b"", req.get_header("Authorization"))
         msg = email.message.Message()
         msg["Content-Type"] = "application/json; charset=utf-8"
         for k, v in headers.items():
@@ -441,7 +474,6 @@ def parse_args(content_type: str, body: bytes, query: str = "") -> dict[str, Any
         args.update(json.loads(body or b"{}"))
     elif body:
         args.update(parse_qsl(body.decode()))
-    args.pop("token", None)
     return args
 
 

@@ -161,6 +161,7 @@ class CommandTable:
         cmd, args = found
         if cmd.admin and not services.config.is_admin(request.user_id):
             return Reply(NOT_ADMIN.format(name=cmd.name))
+        services = services.for_team(request.team_id)  # OAuth mode: the asker's workspace
         return cmd.run(Invocation(services, request, args, services.clock.now(), self))
 
 

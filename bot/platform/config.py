@@ -278,6 +278,8 @@ class Secrets:
     slack_signing_secret: Secret | None = None
     webhook_secret: Secret | None = None
     database_url: Secret | None = None
+    slack_client_id: Secret | None = None  # with the client secret and no bot token: OAuth mode
+    slack_client_secret: Secret | None = None
     slack_api_url: str | None = None  # a fake Slack for tests and demos; default is slack.com
 
     ENV = {
@@ -286,6 +288,8 @@ class Secrets:
         "slack_signing_secret": "SLACK_SIGNING_SECRET",
         "webhook_secret": "ALIGNBOT_WEBHOOK_SECRET",
         "database_url": "DATABASE_URL",
+        "slack_client_id": "SLACK_CLIENT_ID",
+        "slack_client_secret": "SLACK_CLIENT_SECRET",
     }
 
     @classmethod
@@ -293,6 +297,12 @@ class Secrets:
         env = os.environ if env is None else env
         values = {k: Secret(env[v]) for k, v in cls.ENV.items() if env.get(v)}
         return cls(**values, slack_api_url=env.get("SLACK_API_URL") or None)
+
+    @property
+    def oauth(self) -> bool:
+        """Many workspaces, each installed through /slack/install with its own bot token;
+        SLACK_BOT_TOKEN, when set, keeps the single-workspace mode."""
+        return bool(self.slack_client_id and self.slack_client_secret and not self.slack_bot_token)
 
     def status(self) -> dict[str, str]:
         """Each one's state by environment variable name: "set" (never its value), "not

@@ -1,5 +1,6 @@
 """The platform's part of the app: requests (the redelivery filter, the error handler, the
-slash command), admin commands, the outbox's sweep, and the scopes every reply needs."""
+slash command, uninstalls), admin commands, the outbox's sweep, and the scopes every reply
+needs."""
 
 from __future__ import annotations
 
@@ -25,16 +26,17 @@ def outbox_sweep(services: Services, now: datetime) -> Any:
 
 FEATURE = Feature(
     "platform",
-    listeners=("handlers.middleware", "handlers.errors", "handlers.slash_command"),
+    listeners=("handlers.middleware", "handlers.errors", "handlers.slash_command",
+               "handlers.installs"),
     commands=tuple(admin.COMMANDS),
     jobs=(
         Job("outbox.sweep", outbox_sweep, lambda c: every(seconds=30), 30,
             "deliver queued Slack messages that are due (retries, held messages)",
-            first_due(get_first_due)),
+            first_due(get_first_due), per_workspace=False),
         Job("retention.prune", retention.prune,
             lambda c: CronTrigger(hour=3, timezone=c.workspace.tz), 3600,
             "delete Slack event ids, delivered messages, lead history and closed survey runs "
-            "older than [retention] says"),
+            "older than [retention] says", per_workspace=False),
     ),
     scopes={
         "commands": (COMMAND,),
@@ -46,5 +48,10 @@ FEATURE = Feature(
         "channels:history": ("conversations.history", "conversations.replies"),
         "groups:history": ("conversations.history", "conversations.replies"),
         "im:history": ("conversations.history",),
+    },
+    events={
+        # a workspace's tokens deleted, its queued messages dropped (bot/platform/installations.py)
+        "app_uninstalled": "a workspace removed alignbot",
+        "tokens_revoked": "a workspace revoked alignbot's bot token",
     },
 )

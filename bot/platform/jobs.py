@@ -36,3 +36,6 @@ class Job:
     # When the job next has work (None: none waits), for a job that polls for due rows: the
     # shell's `tick` skips the firings before it. Without one, every firing runs.
     next_due: Callable[[Any], datetime | None] | None = None
+    # In OAuth mode the job runs once for each installed workspace, unless it works on all
+    # at once (the outbox's sweep, retention).
+    per_workspace: bool = True

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 EVENTS_PATH = "/slack/events"
 OAUTH_REDIRECT_PATH = "/slack/oauth_redirect"
+INSTALL_PATH = "/slack/install"  # OAuth mode: where a workspace's admin starts installing
 
 DESCRIPTION = ("Keeps sales and marketing aligned: lead handoff, SLA nudges, pulse surveys, "
                "shared metrics.")

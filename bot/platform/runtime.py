@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -25,6 +26,7 @@ from bot.platform import telemetry
 from bot.platform.clock import Clock, SystemClock
 from bot.platform.config import Config, Secrets
 from bot.platform.descriptor import Features
+from bot.platform.installations import Installations
 from bot.platform.sender import OutboxSender, retry_after
 from bot.platform.services import Services
 from storage.db import DatabaseUnreachable, make_engine, make_sessionmaker
@@ -117,16 +119,27 @@ def build_services(config: Config, secrets: Secrets, clock: Clock, *,
     sender_client = copy.copy(slack)
     sender_client.retry_handlers = []
     sender_client.timeout = config.outbox.timeout
+    installations = (Installations(secrets.slack_client_id, engine, sessions, clock)
+                     if secrets.oauth else None)
     sender = OutboxSender(sessions, sender_client, clock, config.outbox,
-                          admins=config.workspace.admins)
+                          admins=config.workspace.admins,
+                          clients=installations and partial(installations.client, base=sender_client))
     sender.on_outcome = telemetry.count_send
-    team_id = team_id or slack.auth_test()["team_id"]
+    if installations is None:
+        team_id = team_id or slack.auth_test()["team_id"]
     services = Services(config=config, secrets=secrets, clock=clock, engine=engine,
                         sessions=sessions, slack=slack, sender=sender,
                         features=features, commands=features.commands,
-                        team_id=team_id)
-    with services.sessions.begin() as session:
-        sync_config_people(session, team_id, config, clock.now())
+                        team_id=team_id or "", installations=installations)
+
+    def sync_people(team: str) -> None:
+        with services.sessions.begin() as session:
+            sync_config_people(session, team, config, clock.now())
+
+    if installations is not None:  # each workspace's people: now, and as it installs
+        installations.on_install = sync_people
+    for workspace in services.workspaces():
+        sync_people(workspace.team_id)
     return services
 
 

@@ -19,13 +19,19 @@ log = logging.getLogger(__name__)
 
 def run_job(services: Services, job_id: str) -> Any:
     """What APScheduler calls: the job with the services' current time, its log lines carrying
-    its id, counted and timed. While the database is away or busy, or Slack refuses the token,
+    its id, counted and timed; in OAuth mode, once for each installed workspace (what each
+    answered, by workspace). While the database is away or busy, or Slack refuses the token,
     one line per firing (not APScheduler's traceback); the next firing tries again."""
+    job = services.features.job(job_id)
     started = services.clock.now()
     outcome = "failed"  # a bug: APScheduler logs its traceback
-    with logs.context(team_id=services.team_id, job_id=job_id):
+    with logs.context(team_id=services.team_id or None, job_id=job_id):
         try:
-            result = services.features.job(job_id).run(services, started)
+            if services.installations is None or not job.per_workspace:
+                result = job.run(services, started)
+            else:
+                result = {team.team_id: _run_for(job, team, started)
+                          for team in services.workspaces()}
             outcome = "ok"
             return result
         except Exception as exc:
@@ -37,6 +43,20 @@ def run_job(services: Services, job_id: str) -> Any:
             return None
         finally:
             telemetry.count_job(job_id, outcome, (services.clock.now() - started).total_seconds())
+
+
+def _run_for(job: Job, team: Services, now: datetime) -> Any:
+    """One workspace's run: its failure is logged (in one line when it is one of those) and
+    the other workspaces' runs go on."""
+    with logs.context(team_id=team.team_id):
+        try:
+            return job.run(team, now)
+        except Exception as exc:
+            if (line := failures.one_line(exc, team.team_id)) is None:
+                log.exception("job %s failed for workspace %s", job.id, team.team_id)
+            else:
+                log.warning("job %s: %s; it runs again at its next firing", job.id, line)
+            return None
 
 
 def first_due(query: Callable[[Session], datetime | None]) -> Callable[[Services], datetime | None]:

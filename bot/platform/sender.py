@@ -35,6 +35,7 @@ from bot.blocks import admin as views
 from bot.platform.clock import Clock
 from bot.platform.config import OutboxSettings
 from bot.platform.failures import TOKEN_REFUSED, token_line
+from bot.platform.installations import UNINSTALLED
 from bot.platform.outbox import POST, UPLOAD, post, revise
 from storage import outbox as queries
 from storage.db import DatabaseUnreachable, hold
@@ -112,9 +113,12 @@ class OutboxSender:
 
     def __init__(self, sessions: sessionmaker[Session], client: WebClient, clock: Clock,
                  settings: OutboxSettings, *, admins: tuple[str, ...] = (),
-                 name: str | None = None):
+                 name: str | None = None,
+                 clients: Callable[[str], WebClient] | None = None):
         self.sessions = sessions
         self.client = client
+        # OAuth mode: each row is sent with its workspace's client (its bot token)
+        self.clients = clients
         self.clock = clock
         self.settings = settings
         self.admins = admins
@@ -273,17 +277,20 @@ class OutboxSender:
             self.on_settled()
 
     def _attempt(self, row: OutboxMessage) -> _Outcome:
+        client = self.clients(row.team_id) if self.clients else self.client
+        if self.clients and client.token is None:  # not installed (any more): never sent
+            return _Outcome("dead", error=UNINSTALLED)
         args = self._args(row)
         if row.method == UPLOAD:  # at least once: a file carries no metadata to look up
-            return self._upload(row, args)
-        if row.method != POST:
-            return self._call(row.method, args)  # an edit or a Home view: repeating it is harmless
+            return self._upload(client, row, args)
+        if row.method != POST:  # an edit or a Home view: repeating it is harmless
+            return self._call(client, row.method, args)
         if row.state != "pending":  # an earlier attempt may have landed: look before posting
-            found = self._look_up(row, args)
+            found = self._look_up(client, row, args)
             if found is not None:
                 return found
         args["metadata"] = {"event_type": METADATA_TYPE, "event_payload": {"outbox_id": row.id}}
-        return self._call(POST, args)
+        return self._call(client, POST, args)
 
     def _args(self, row: OutboxMessage) -> dict[str, Any]:
         args = dict(row.payload)
@@ -297,19 +304,20 @@ class OutboxSender:
                 args.update(channel=channel, thread_ts=parent.ts)
         return args
 
-    def _call(self, method: str, args: dict[str, Any]) -> _Outcome:
+    def _call(self, client: WebClient, method: str, args: dict[str, Any]) -> _Outcome:
         try:
-            resp = self.client.api_call(method, json=args)
+            resp = client.api_call(method, json=args)
         except Exception as exc:
             return _failure(exc, self.clock.now())
         return _Outcome("sent", ts=resp.get("ts"), channel=resp.get("channel"))
 
-    def _look_up(self, row: OutboxMessage, args: dict[str, Any]) -> _Outcome | None:
+    def _look_up(self, client: WebClient, row: OutboxMessage,
+                 args: dict[str, Any]) -> _Outcome | None:
         """The post, sent, if an earlier attempt landed; None to post it (again). A lookup
         that fails is tried again later; one Slack refuses (the bot is not in the channel, a
         scope is missing) cannot be made, so the message is posted: at least once, not at most."""
         try:
-            ts, channel = self._find(row, args)
+            ts, channel = self._find(client, row, args)
         except Exception as exc:
             failure = _failure(exc, self.clock.now())
             if failure.state == "held":
@@ -322,17 +330,18 @@ class OutboxSender:
             return None
         return _Outcome("sent", ts=ts, channel=channel) if ts else None
 
-    def _find(self, row: OutboxMessage, args: dict[str, Any]) -> tuple[str | None, str]:
+    def _find(self, client: WebClient, row: OutboxMessage,
+              args: dict[str, Any]) -> tuple[str | None, str]:
         """Look for the post by its metadata key in its channel (or its thread) since just
         before its first attempt."""
         channel = args["channel"]
         if channel.startswith(("U", "W")):  # a DM by user id: its history is the DM channel's
-            channel = self.client.conversations_open(users=channel)["channel"]["id"]
+            channel = client.conversations_open(users=channel)["channel"]["id"]
         since = (row.first_attempt_at or row.created_at) - CLOCK_SKEW
         query = {"channel": channel, "oldest": f"{since.timestamp():.6f}",
                  "include_all_metadata": True, "limit": LOOKUP_PAGE}
-        pages = (self.client.conversations_replies(ts=args["thread_ts"], **query)
-                 if args.get("thread_ts") else self.client.conversations_history(**query))
+        pages = (client.conversations_replies(ts=args["thread_ts"], **query)
+                 if args.get("thread_ts") else client.conversations_history(**query))
         for page in itertools.islice(pages, LOOKUP_PAGES):
             for message in page.get("messages") or ():
                 meta = message.get("metadata") or {}
@@ -357,7 +366,8 @@ class OutboxSender:
                 fresh.state, fresh.last_error = "dead", outcome.error
                 log.error("outbox row %s (%s to %s, ref %s) is dead: %s",
                           row.id, row.method, row.channel, row.ref, outcome.error)
-                self._notify_admins(s, fresh, now)
+                if outcome.error != UNINSTALLED:  # no one there to tell
+                    self._notify_admins(s, fresh, now)
             elif outcome.state == "held":  # not this message's fault: all wait, attempts kept
                 maybe_posted = row.state != "pending" and row.method == POST
                 fresh.state = "unknown" if maybe_posted else "pending"
@@ -393,7 +403,7 @@ class OutboxSender:
             log.warning("outbox: Slack takes workspace %s's bot token again; the held messages "
                         "go out", team_id)
 
-    def _upload(self, row: OutboxMessage, args: dict[str, Any]) -> _Outcome:
+    def _upload(self, client: WebClient, row: OutboxMessage, args: dict[str, Any]) -> _Outcome:
         where = {"channel": args.get("channel") or row.channel}
         if args.get("thread_ts"):
             where["thread_ts"] = args["thread_ts"]
@@ -404,7 +414,7 @@ class OutboxSender:
             log.exception("outbox row %s: could not make %s", row.id, args["filename"])
             return _Outcome("dead", error=f"could not make the file: {exc}")
         try:
-            self.client.files_upload_v2(**where, filename=args["filename"], title=args["title"],
+            client.files_upload_v2(**where, filename=args["filename"], title=args["title"],
                                         content=content)
         except Exception as exc:
             return _failure(exc, self.clock.now())

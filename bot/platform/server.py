@@ -16,6 +16,7 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from bot.app import request_verifier
 from bot.intake import webhooks
 from bot.platform import telemetry
+from bot.platform.manifest import INSTALL_PATH, OAUTH_REDIRECT_PATH
 from bot.platform.services import Services
 from storage.db import ping
 
@@ -39,15 +40,33 @@ def create_web_app(services: Services, bolt: App | None, *,
                 return jsonify(error="invalid request"), 401
             return to_flask_response(bolt.dispatch(req))
 
-    @web.post("/webhooks/<entity>")
-    def webhook(entity: str):
-        with telemetry.request("webhook", entity, services.team_id, services.clock) as answered:
+        if (flow := bolt.oauth_flow) is not None:  # OAuth mode: Bolt's install pages
+
+            @web.get(INSTALL_PATH)
+            def slack_install():
+                return to_flask_response(flow.handle_installation(to_bolt_request(request)))
+
+            @web.get(OAUTH_REDIRECT_PATH)
+            def slack_oauth_redirect():
+                return to_flask_response(flow.handle_callback(to_bolt_request(request)))
+
+    def webhook(entity: str, team_id: str | None = None):
+        with telemetry.request("webhook", entity, team_id or services.team_id,
+                               services.clock) as answered:
             if (request.content_length or 0) > webhooks.MAX_BODY_BYTES:
                 answer = webhooks.too_large()  # refuse before reading it
+            elif team_id is not None and not services.installations.token(team_id):
+                answered.status = 404
+                return jsonify(error=f"no workspace {team_id} has alignbot installed"), 404
             else:
-                answer = webhooks.receive(services, entity, request.headers, request.get_data())
+                answer = webhooks.receive(services.for_team(team_id) if team_id else services,
+                                          entity, request.headers, request.get_data())
             answered.status = answer.status
         return jsonify(answer.body), answer.status, answer.headers
+
+    # In OAuth mode the CRM says which workspace its records are for, in the path.
+    path = "/webhooks/<team_id>/<entity>" if services.installations else "/webhooks/<entity>"
+    web.post(path)(webhook)
 
     @web.errorhandler(500)
     def internal_error(_error):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from slack_sdk import WebClient
 from sqlalchemy import Engine
@@ -14,6 +14,7 @@ from bot.platform.clock import Clock
 from bot.platform.command_table import CommandTable
 from bot.platform.config import Config, Secrets
 from bot.platform.descriptor import Features
+from bot.platform.installations import Installations
 from bot.platform.sender import OutboxSender
 
 
@@ -28,8 +29,22 @@ class Services:
     sender: OutboxSender
     features: Features  # what the app does: its listeners, jobs, Home sections
     commands: CommandTable  # the features' commands (a test may swap in its own)
-    team_id: str  # the workspace this process serves (from auth.test, or the shell's)
+    team_id: str  # the workspace acted for (auth.test's, the shell's; in OAuth mode: for_team's)
     wake_sender: Callable[[], None] = field(default=lambda: None)
+    installations: Installations | None = None  # OAuth mode: the workspaces that installed it
+
+    def for_team(self, team_id: str) -> Services:
+        """These services acting for one workspace, with its bot token (OAuth mode); in
+        single-workspace mode, these very services."""
+        if self.installations is None:
+            return self
+        return replace(self, team_id=team_id, slack=self.installations.client(team_id, self.slack))
+
+    def workspaces(self) -> list[Services]:
+        """The services of each workspace a job acts for: every installed one in OAuth mode."""
+        if self.installations is None:
+            return [self]
+        return [self.for_team(team_id) for team_id in self.installations.teams()]
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -13,5 +13,6 @@ FEATURE = Feature(
     listeners=("handlers.sla",),
     jobs=(Job("sla.sweep", sweep, lambda c: every(minutes=1), 60,
               "send due SLA nudges, escalations and reassignments; route leads waiting for an "
-              "owner", first_due(get_first_pending_due)),),
+              "owner", first_due(get_first_pending_due),
+              per_workspace=False),),  # each nudge fires for its lead's workspace
 )
