@@ -5,7 +5,7 @@ install flow's states in the same database as everything else. The columns are t
 slack_sdk's builders (storage/models.py declares the tables from them), written out here so
 that this migration stays as it is when slack_sdk changes.
 
-Revision ID: 0018_oauth
+Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-06 01:15:00
 """
@@ -13,7 +13,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0018_oauth'
+revision = '0018'
 down_revision = '0017'
 branch_labels = None
 depends_on = None
