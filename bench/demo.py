@@ -48,9 +48,8 @@ def main() -> None:
             timed[line if line not in timed else f"{line} (again)"] = time.perf_counter() - start
         if args.full:
             start = time.perf_counter()
-            with shell.services.sessions.begin() as session:
-                report = refresh(session, config, shell.services.team_id, shell.clock.now(),
-                                 full=True)
+            report = refresh(shell.services.sessions, config, shell.services.team_id,
+                             shell.clock.now(), full=True)
             timed[f"full refresh ({report.days} days)"] = time.perf_counter() - start
     print(out.getvalue().splitlines()[0])
     for what, seconds in timed.items():

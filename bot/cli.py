@@ -375,8 +375,7 @@ def cmd_metrics_refresh(args) -> int:
 
     services = _local_services()
     started = services.clock.now()
-    with services.sessions.begin() as session:
-        report = refresh(session, services.config, services.team_id, started, full=args.full)
+    report = refresh(services.sessions, services.config, services.team_id, started, full=args.full)
     took = (services.clock.now() - started).total_seconds()
     print(f"{report.days} day(s) recomputed, {report.rows:,} snapshot rows, in {took:.1f} s; "
           f"as of {report.as_of.isoformat()}")

@@ -27,6 +27,7 @@ from bot.platform.descriptor import Feature, HomeSection, Section
 from bot.platform.jobs import Job, every
 from bot.platform.scheduler import first_due
 from storage import home as queries
+from storage.db import read_only
 from storage.leads import list_people_by_id
 from storage.models import Person
 from storage.people import get_person
@@ -74,7 +75,7 @@ def open_home(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
         person = get_person(session, team_id, user_id)
         if person is not None:  # nothing alignbot knows changes for anyone else
             queries.add_home_tab(session, team_id, person.id)
-    with services.sessions.begin() as session:
+    with read_only(services.sessions) as session:  # never waits for a writer
         return build(Context(session, services.config, team_id, services.clock.now(),
                              services.features.home), person)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -119,11 +119,34 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         _name_unreachable(engine, url)
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; emit it ourselves so
-        # that SELECT ... then UPDATE in one transaction is really one transaction.
         event.listen(engine, "begin", lambda conn: _begin(conn, shown_url(url)))
         return engine
-    return _name_unreachable(create_engine(url, pool_pre_ping=True, **kwargs), url)
+    engine = _name_unreachable(create_engine(url, pool_pre_ping=True, **kwargs), url)
+    event.listen(engine, "begin", _postgresql_begin)
+    return engine
+
+
+READ_ONLY = "alignbot_read_only"  # the execution option `read_only` sessions carry
+
+
+@contextmanager
+def read_only(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that only reads (a metric question, a Home): it never waits for a writer —
+    a metric refresh, an import — nor makes one wait. On SQLite a deferred transaction,
+    which in WAL mode reads the last committed state without taking the write lock; on
+    PostgreSQL a READ ONLY one. A write in it fails on both."""
+    engine = sessions.kw["bind"]
+    with sessions(bind=engine.execution_options(**{READ_ONLY: True})) as session:
+        yield session
+
+
+def _postgresql_begin(conn: Connection) -> None:
+    if _reading(conn):  # psycopg begins the transaction with this statement
+        conn.connection.driver_connection.execute("SET TRANSACTION READ ONLY")
+
+
+def _reading(conn: Connection) -> bool:
+    return conn.get_execution_options().get(READ_ONLY, False)
 
 
 def _name_unreachable(engine: Engine, url: str) -> Engine:
@@ -143,11 +166,21 @@ def _name_unreachable(engine: Engine, url: str) -> Engine:
     return engine
 
 
-def _begin(conn, shown: str) -> None:
-    """SQLite's BEGIN, which SQLAlchemy does not see fail: still locked after the busy
-    timeout is DatabaseBusy, as a statement's lock would be."""
+def _begin(conn: Connection, shown: str) -> None:
+    """pysqlite's own transaction handling defers BEGIN; emit it ourselves so that SELECT ...
+    then UPDATE in one transaction is really one transaction (IMMEDIATE: a deferred one that
+    read, then writes, fails when another connection wrote meanwhile). Reads only defer.
+    SQLAlchemy does not see BEGIN fail: still locked after the busy timeout is DatabaseBusy,
+    as a statement's lock would be."""
+    dbapi_conn, reading = conn.connection.driver_connection, _reading(conn)
+    if conn.connection.info.get(READ_ONLY, False) != reading:  # the connection's last mode
+        dbapi_conn.execute(f"PRAGMA query_only={int(reading)}")
+        conn.connection.info[READ_ONLY] = reading
+    if reading:
+        dbapi_conn.execute("BEGIN")
+        return
     try:
-        begin_immediate(conn.connection.driver_connection)
+        begin_immediate(dbapi_conn)
     except sqlite3.OperationalError as exc:
         if _busy(exc):
             raise DatabaseBusy(shown, exc) from None

@@ -41,8 +41,7 @@ def read(services, key: str, period: str, by: str | None, *, exact: bool):
 
 
 def test_exact_medians_read_the_rows_where_snapshots_round_them(services, data):
-    with services.transaction() as session:  # June and July stored: the fast path reads them
-        refresh(session, services.config, TEAM, at(8, 20))
+    refresh(services.sessions, services.config, TEAM, at(8, 20))  # June and July stored
     assert read(services, "response_time", "2026-06", "owner", exact=True) == (
         pytest.approx(37.5), pytest.approx({"U0SUE": 2002.5, "U0MAX": 60.0, "U0SAM": 12.35}))
     assert read(services, "response_time", "2026-06", "owner", exact=False) == (

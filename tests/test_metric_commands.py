@@ -12,13 +12,18 @@ import json
 
 import pytest
 from slack_sdk import WebClient
+from sqlalchemy import update
 
 from bot.app import AfterAck, create_app
 from bot.blocks import replies as command_views
 from bot.metrics.commands import mention_command
+from storage import db
+from storage.models import Deal
+from storage.snapshots import lock_refresh
 from tests.metric_fixture import add_metric_fixture
 from tests.shelltools import run
-from tests.slack import all_text, reply, send_event, slash
+from tests.slack import TEAM, all_text, reply, send_event, slash
+from tests.test_db import FakeTime
 
 PNG = b"\x89PNG\r\n\x1a\n"
 Q3_BY_SOURCE = "win rate Q3 2026 by source vs previous"
@@ -283,3 +288,18 @@ def test_a_question_sent_by_dm_is_answered_in_the_dm(app, clock, data, fake_slac
                                  {"channel_type": "channel", "channel": "C0HANDOFF1"})):
         assert send_event(app, {**event, **ignored}, f"EvDmIgnored{i}", clock.now()).status == 200
     assert len(fake_slack.calls_of("chat.postMessage")) == calls  # none of those is a question
+
+
+def test_a_metric_question_is_answered_while_a_writer_holds_a_long_transaction(
+        app, clock, data, services, monkeypatch):
+    """A metric refresh or an import writes for seconds: questions must not wait for it, nor
+    fail "database is locked" (SQLite has one writer; a reader needs no lock)."""
+    monkeypatch.setattr(db, "time", FakeTime())  # a reader that did wait: fails at once
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 20)
+    with services.sessions.begin() as writer:
+        lock_refresh(writer, TEAM)
+        writer.execute(update(Deal).values(outcome="lost"))  # not committed: not seen
+        who, body = ask(app, clock, f"metric {Q3_BY_SOURCE}")
+        assert "*67%* ▼ 8.3 pts vs previous period (75%)" in all_text(body)
+        _, body = ask(app, clock, "scorecard Q3 2026")
+        assert "Win rate" in all_text(body) and "67%" in all_text(body)

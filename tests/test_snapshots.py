@@ -6,14 +6,14 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot.metrics.grammar import parse_period
 from bot.metrics.registry import METRICS, compute
 from bot.metrics.snapshots import SETTLE_DAYS, Reader, refresh, spans
-from storage.db import make_sessionmaker
-from storage.models import Lead, MetricSnapshot
-from storage.snapshots import get_refresh
+from storage.db import make_sessionmaker, read_only
+from storage.models import Lead, MetricRefresh, MetricSnapshot
+from storage.snapshots import get_refresh, lock_refresh, replace_rows
 from tests.concurrency import until_waiting
 from tests.metric_fixture import add_metric_fixture, at
 from tests.slack import TEAM
@@ -37,7 +37,7 @@ def live(session, config, key, period, by):
 
 
 def assert_answers_are_live_ones(sessions, config):
-    with sessions() as s:
+    with read_only(sessions) as s:
         reader = Reader(s, config, TEAM, NOW)
         for text in PERIODS:
             period = parse_period(text, NOW, config.workspace.tz)
@@ -53,23 +53,20 @@ def assert_answers_are_live_ones(sessions, config):
 
 def test_answers_over_snapshots_equal_live_ones_for_every_metric_period_and_grouping(
         sessions, config):
-    with sessions.begin() as s:
-        report = refresh(s, config, TEAM, NOW)
+    report = refresh(sessions, config, TEAM, NOW)
     assert 0 < report.days < (NOW - at(1, 1)).days / 2  # only the days something happened
     assert_answers_are_live_ones(sessions, config)
 
 
 def test_a_refresh_since_a_day_stores_from_it_and_reads_the_rest_live(sessions, config):
     since = date(2026, 6, 1)
-    with sessions.begin() as s:
-        refresh(s, config, TEAM, NOW, since=since)
+    refresh(sessions, config, TEAM, NOW, since=since)
     assert_answers_are_live_ones(sessions, config)
     with sessions.begin() as s:  # a May lead is rejected: a day before the stored ones
         lead = s.scalars(select(Lead).where(Lead.accepted_at < at(5, 31),
                                             Lead.rejected_at.is_(None))).first()
         lead.rejected_at, lead.rejection_reason, lead.updated_at = at(5, 20), "bad_fit", NOW
-    with sessions.begin() as s:
-        refresh(s, config, TEAM, NOW)
+    refresh(sessions, config, TEAM, NOW)
     with sessions() as s:
         assert get_refresh(s, TEAM).first_day >= since
         assert s.scalar(select(func.min(MetricSnapshot.day))
@@ -78,8 +75,8 @@ def test_a_refresh_since_a_day_stores_from_it_and_reads_the_rest_live(sessions, 
 
 
 def test_snapshots_hold_whole_past_days_only_and_today_is_read_live(sessions, config):
+    refresh(sessions, config, TEAM, NOW)
     with sessions.begin() as s:
-        refresh(s, config, TEAM, NOW)
         s.add(Lead(team_id=TEAM, external_id="L-TODAY", source="webinar", status="routed",
                    created_at=NOW, mql_at=NOW, routed_at=NOW, updated_at=NOW))
     with sessions() as s:
@@ -91,8 +88,7 @@ def test_snapshots_hold_whole_past_days_only_and_today_is_read_live(sessions, co
 
 
 def test_a_past_period_is_read_from_snapshots_as_of_the_refresh(sessions, config):
-    with sessions.begin() as s:
-        refresh(s, config, TEAM, NOW)
+    refresh(sessions, config, TEAM, NOW)
     with sessions.begin() as s:  # a May lead moves to another workspace; no refresh since
         s.scalars(select(Lead).where(Lead.routed_at >= at(5, 2),
                                      Lead.routed_at < at(5, 31))).first().team_id = "T0ELSE"
@@ -106,8 +102,7 @@ def test_a_past_period_is_read_from_snapshots_as_of_the_refresh(sessions, config
 
 
 def test_a_refresh_is_idempotent_and_redoes_only_what_changed(sessions, config):
-    with sessions.begin() as s:
-        refresh(s, config, TEAM, NOW)
+    refresh(sessions, config, TEAM, NOW)
     with sessions() as s:
         before = s.execute(select(MetricSnapshot.metric, MetricSnapshot.day,
                                   MetricSnapshot.dimension, MetricSnapshot.dimension_value,
@@ -116,8 +111,7 @@ def test_a_refresh_is_idempotent_and_redoes_only_what_changed(sessions, config):
                                      MetricSnapshot.dimension,
                                      MetricSnapshot.dimension_value)).all()
     later = NOW + timedelta(hours=1)
-    with sessions.begin() as s:
-        again = refresh(s, config, TEAM, later)
+    again = refresh(sessions, config, TEAM, later)
     assert again.days == SETTLE_DAYS  # nothing changed: only the settling window
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(MetricSnapshot)) == len(before)
@@ -126,8 +120,7 @@ def test_a_refresh_is_idempotent_and_redoes_only_what_changed(sessions, config):
         lead = s.scalars(select(Lead).where(Lead.accepted_at < at(5, 31),
                                             Lead.rejected_at.is_(None))).first()
         lead.rejected_at, lead.rejection_reason, lead.updated_at = at(5, 20), "bad_fit", later
-    with sessions.begin() as s:
-        changed = refresh(s, config, TEAM, later + timedelta(minutes=5))
+    changed = refresh(sessions, config, TEAM, later + timedelta(minutes=5))
     assert changed.days == SETTLE_DAYS + 1 or changed.days == SETTLE_DAYS + 2  # + its day(s)
     with sessions() as s:
         may = parse_period("2026-05", NOW, config.workspace.tz)
@@ -137,8 +130,7 @@ def test_a_refresh_is_idempotent_and_redoes_only_what_changed(sessions, config):
 
 
 def test_a_full_refresh_of_an_empty_workspace_stores_nothing(engine, config):
-    with make_sessionmaker(engine).begin() as s:
-        report = refresh(s, config, "T0EMPTY", NOW)
+    report = refresh(make_sessionmaker(engine), config, "T0EMPTY", NOW)
     assert (report.days, report.rows) == (0, 0)
 
 
@@ -167,24 +159,69 @@ def test_a_span_ending_at_the_last_stored_day_reads_that_months_rollup():
 
 @pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
                          indirect=True)  # SQLite has one writer: refreshes never overlap there
-def test_two_workers_first_refreshes_run_one_after_the_other(sessions, config):
-    """Two bot processes' schedulers refresh at the same minute; before the first refresh
-    there is no row to lock, and the second would fail writing the same snapshots."""
+def test_two_workers_first_refreshes_write_one_after_the_other(sessions, config):
+    """Two bot processes' schedulers refresh at the same minute: the second would fail
+    writing a snapshot row the first has written and not committed yet."""
     errors = []
 
     def second_worker():
         try:
-            with sessions.begin() as s:
-                refresh(s, config, TEAM, NOW)
+            refresh(sessions, config, TEAM, NOW)
         except Exception as exc:  # noqa: BLE001 - the test's verdict
             errors.append(exc)
+    with sessions() as s:  # a day with routed leads, which both workers store
+        day = s.scalar(select(func.min(Lead.routed_at))).astimezone(config.workspace.tz).date()
     with sessions.begin() as first:
-        stored = refresh(first, config, TEAM, NOW).rows
+        lock_refresh(first, TEAM)  # the first worker, in the middle of writing
+        replace_rows(first, TEAM, "day", day, [
+            {"metric": "leads_routed", "dimension": "", "dimension_value": "", "value": -1.0,
+             "numerator": -1.0, "denominator": 0.0, "histogram": None, "computed_at": NOW}])
         second = threading.Thread(target=second_worker)
         second.start()
         until_waiting(first.get_bind(), second)
     second.join()
     assert errors == []
     with sessions() as s:
-        assert s.scalar(select(func.count()).select_from(MetricSnapshot)) == stored
+        assert s.scalar(select(MetricSnapshot.numerator).where(
+            MetricSnapshot.day == day, MetricSnapshot.metric == "leads_routed",
+            MetricSnapshot.dimension == "")) > 0  # the second worker's, whole
 
+
+def snapshot_rows(sessions) -> list[tuple]:
+    c = MetricSnapshot
+    with sessions() as s:
+        return s.execute(select(c.grain, c.day, c.metric, c.dimension, c.dimension_value,
+                                c.numerator, c.denominator, c.histogram)
+                         .order_by(c.grain, c.day, c.metric, c.dimension,
+                                   c.dimension_value)).all()
+
+
+def test_a_refresh_written_a_day_at_a_time_stores_what_one_transaction_does(
+        sessions, config, monkeypatch):
+    refresh(sessions, config, TEAM, NOW)
+    whole = snapshot_rows(sessions)
+    with sessions.begin() as s:
+        s.execute(delete(MetricSnapshot))
+        s.execute(delete(MetricRefresh))
+    monkeypatch.setattr("bot.metrics.snapshots.CHUNK_ROWS", 1)  # a transaction per day
+    refresh(sessions, config, TEAM, NOW)
+    assert snapshot_rows(sessions) == whole
+    later = NOW + timedelta(days=1)  # and the next day's refresh, on top of it
+    monkeypatch.setattr("bot.metrics.snapshots.CHUNK_ROWS", 10**9)
+    refresh(sessions, config, TEAM, later)
+    whole = snapshot_rows(sessions)
+    monkeypatch.setattr("bot.metrics.snapshots.CHUNK_ROWS", 1)
+    refresh(sessions, config, TEAM, later)
+    assert snapshot_rows(sessions) == whole
+
+
+def test_questions_asked_during_a_first_refresh_are_answered_live(sessions, config):
+    """Its days count once it is recorded, at its end: halfway, no stored day is read."""
+    asked = []
+
+    def halfway(done, total):
+        if done == total // 2:
+            assert_answers_are_live_ones(sessions, config)
+            asked.append(done)
+    refresh(sessions, config, TEAM, NOW, progress=halfway)
+    assert asked

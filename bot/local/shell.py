@@ -586,10 +586,8 @@ def _load_demo(services: Services, out: TextIO) -> None:
         bar.update(making, total=1, completed=1)
         if not summary.already_present:
             days = bar.add_task("metric snapshots", total=None)
-            with services.sessions.begin() as session:
-                refresh(session, services.config, services.team_id, now, since=recent,
-                        progress=lambda done, total: bar.update(days, completed=done,
-                                                                total=total))
+            refresh(services.sessions, services.config, services.team_id, now, since=recent,
+                    progress=lambda done, total: bar.update(days, completed=done, total=total))
     print(f"demo data: {summary}", file=out)
 
 

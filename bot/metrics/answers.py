@@ -20,6 +20,7 @@ from bot.metrics import snapshots
 from bot.metrics.grammar import Period, Query, QueryError, parse_period, parse_query
 from bot.metrics.registry import METRICS, Metric, vocabulary
 from bot.platform.config import Config
+from storage.db import read_only
 
 if TYPE_CHECKING:
     from bot.platform.services import Services
@@ -119,7 +120,7 @@ def ask(services: Services, text: str, default_metric: str | None = None, *,
     """Parse and answer a question for the services' workspace, now."""
     now = services.clock.now()
     query = parse(text, services.config, now, default_metric)
-    with services.sessions() as session:
+    with read_only(services.sessions) as session:
         return answer(session, services.config, services.team_id, query, now, exact=exact)
 
 

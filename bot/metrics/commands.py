@@ -18,6 +18,7 @@ from bot.platform.command_table import (
     asks_for_help,
     small_talk,
 )
+from storage.db import read_only
 from storage.people import list_people
 
 FLAGS = ("share", "chart")  # the scorecard's words besides its period
@@ -54,7 +55,7 @@ def scorecard_command(inv: Invocation) -> Reply:
         period = parse_period(" ".join(words), inv.now, config.workspace.tz)
     except QueryError as exc:
         return Reply.of(views.metric_error(exc, views.ASK_SCORECARD))
-    with inv.services.sessions.begin() as session:
+    with read_only(inv.services.sessions) as session:
         answers = scorecard(session, config, inv.request.team_id, inv.now, period)
     chart = None
     if "chart" in flags:
@@ -84,13 +85,13 @@ def _answer(inv: Invocation, example: str, *, exact: bool = False) -> Answer | R
         query = parse(" ".join(inv.args), config, inv.now)
     except QueryError as exc:
         return Reply.of(views.metric_error(exc, example))
-    with inv.services.sessions.begin() as session:
+    with read_only(inv.services.sessions) as session:
         return answer(session, config, inv.request.team_id, query, inv.now, exact=exact)
 
 
 def _names(inv: Invocation) -> dict[str, str]:
     """People's names by Slack id: a table in a code block cannot show <@mentions>."""
-    with inv.services.sessions.begin() as session:
+    with read_only(inv.services.sessions) as session:
         return {p.slack_id: p.name for p in list_people(session, inv.request.team_id) if p.name}
 
 

@@ -13,18 +13,19 @@ from bot.metrics.snapshots import refresh
 from bot.platform.descriptor import Feature, HomeSection
 from bot.platform.jobs import Job, every
 from bot.platform.services import Services
+from storage.db import read_only
 from storage.people import list_team_ids
 
 
 def metrics_refresh(services: Services, now: datetime) -> Any:
     """Recompute the daily metric snapshots whose inputs changed, per workspace; the
     scorecards on people's Homes are then due for a refresh."""
-    with services.sessions() as session:
+    with read_only(services.sessions) as session:
         teams = list_team_ids(session)
     reports = []
     for team_id in teams:
+        reports.append(refresh(services.sessions, services.config, team_id, now))
         with services.sessions.begin() as session:
-            reports.append(refresh(session, services.config, team_id, now))
             home.mark_team_stale(session, team_id, now)
     return reports
 

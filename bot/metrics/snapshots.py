@@ -22,12 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.metrics.grammar import Period, midnight
 from bot.metrics.registry import METRICS, Metric, Parts, highest_first
 from bot.platform.config import Config
 from storage import snapshots as queries
+from storage.db import read_only
 
 SETTLE_DAYS = 7
 DAY = timedelta(days=1)
@@ -170,34 +171,65 @@ class RefreshReport:
     as_of: datetime
 
 
-def refresh(session: Session, config: Config, team_id: str, now: datetime, *,
+CHUNK_ROWS = 2_000  # snapshot rows a refresh writes per transaction: a few milliseconds
+
+
+def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: datetime, *,
             full: bool = False, since: date | None = None,
             progress: Callable[[int, int], None] | None = None) -> RefreshReport:
     """Recompute the snapshots of the days whose inputs changed (all days when `full`),
     through yesterday; idempotent: a day's rows are replaced whole. A first (or full)
     refresh `since` a day stores the days from it only: the ones before stay live reads,
-    then and in later refreshes. `progress(done, total)` is told after each day."""
-    queries.lock_refresh(session, team_id)  # two workers refresh one after the other
-    reader = Reader(session, config, team_id, now)
-    yesterday = now.astimezone(reader.tz).date() - DAY
-    state = None if full else reader.refresh
-    days = _days_to_redo(session, reader, state, yesterday, since)
-    rows = 0
-    for done, day in enumerate(days, 1):
-        day_rows = _day_rows(reader, day)
-        queries.replace_rows(session, team_id, "day", day, day_rows)
-        rows += len(day_rows)
-        if progress:
-            progress(done, len(days))
+    then and in later refreshes. `progress(done, total)` is told after each day.
+
+    It computes in read transactions and writes a few days (months) at a time, each in a
+    short transaction of its own: a question, a click or a webhook never waits for the
+    whole refresh (SQLite has one writer). A reader sees every day's and month's rows
+    whole, old or new; the days the refresh adds to the stored span count only once it
+    is recorded, last (until then, they are read live)."""
+    with read_only(sessions) as session:
+        reader = Reader(session, config, team_id, now)
+        yesterday = now.astimezone(reader.tz).date() - DAY
+        state = None if full else reader.refresh
+        days = _days_to_redo(session, reader, state, yesterday, since)
+    rows = _store(sessions, config, team_id, now, "day", days, _day_rows, progress)
     for grain, finer in (("month", "day"), ("year", "month")):
-        for unit in sorted({_unit_start(grain, day) for day in days}):
-            unit_rows = _rollup_rows(reader, finer, unit, _next_unit(grain, unit) - DAY)
-            queries.replace_rows(session, team_id, grain, unit, unit_rows)
-            rows += len(unit_rows)
+        units = sorted({_unit_start(grain, day) for day in days})
+        rows += _store(sessions, config, team_id, now, grain, units,
+                       lambda r, unit, g=grain, f=finer: _rollup_rows(
+                           r, f, unit, _next_unit(g, unit) - DAY))
     if days or state is not None:
         first = min([*days, *([state.first_day] if state else [])])
-        queries.set_refresh(session, team_id, first, max(yesterday, first), now)
+        with sessions.begin() as session:
+            queries.lock_refresh(session, team_id)
+            queries.set_refresh(session, team_id, first, max(yesterday, first), now)
     return RefreshReport(team_id, len(days), rows, now)
+
+
+def _store(sessions: sessionmaker[Session], config: Config, team_id: str, now: datetime,
+           grain: str, units: list[date], rows_of: Callable[[Reader, date], list[dict]],
+           progress: Callable[[int, int], None] | None = None) -> int:
+    """Each unit's rows, computed in a read transaction, written in transactions of about
+    `CHUNK_ROWS` rows; how many rows."""
+    pending: list[tuple[date, list[dict]]] = []
+    count = 0
+
+    def write() -> None:
+        with sessions.begin() as session:
+            queries.lock_refresh(session, team_id)  # two workers write one after the other
+            for unit, unit_rows in pending:
+                queries.replace_rows(session, team_id, grain, unit, unit_rows)
+        pending.clear()
+    for done, unit in enumerate(units, 1):
+        with read_only(sessions) as session:
+            unit_rows = rows_of(Reader(session, config, team_id, now), unit)
+        pending.append((unit, unit_rows))
+        count += len(unit_rows)
+        if sum(len(r) for _, r in pending) >= CHUNK_ROWS or done == len(units):
+            write()
+        if progress:
+            progress(done, len(units))
+    return count
 
 
 def _days_to_redo(session: Session, reader: Reader, state, yesterday: date,
