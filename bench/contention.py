@@ -1,49 +1,84 @@
-"""What a click waits for while a CSV import runs: SQLite has one writer at a time.
+"""What requests wait for while a bulk writer runs: SQLite has one writer at a time.
 
     python -m bench.contention [--csv-rows 100000] [--every 0.2]
+    python -m bench.contention --refresh [--leads 100000] [--every 0.05]
 
-Imports `--csv-rows` leads (as `bench.ingest` does) while another process, like the bot
-answering clicks, writes one small transaction through alignbot's own engine every
-`--every` seconds. Reports how long each of those waited to begin, during the import.
+Import mode: imports `--csv-rows` leads (as `bench.ingest` does) while another process,
+like the bot answering clicks, writes one small transaction through alignbot's own engine
+every `--every` seconds. Reports how long each of those waited to begin, during the import.
+
+Refresh mode: on a store of `--leads` leads (as `bench.metrics` generates it, with deals
+and customers in proportion), a first metrics refresh and then the daily one after a day
+of new leads, while another process does in turn, every `--every` seconds, what the bot
+does for Slack: a metric question (`/align metric`, answered as the bot answers it), a
+click's small write transaction and a webhook of one lead. Reports each one's time when
+nothing else runs and during each refresh (p50, p99, max), and the ones that failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from statistics import median
 
-from bench.ingest import record, services_on
+from bench.ingest import NOW, record, services_on
+from bench.metrics import add_one_day
+from bot.intake.batches import store
 from bot.intake.imports import import_csv
-from storage.db import make_engine
+from bot.metrics.answers import ask
+from bot.metrics.snapshots import refresh
+from storage.db import make_engine, make_sessionmaker
+
+QUESTIONS = ("win rate last 30 days by source", "leads routed last quarter by owner",
+             "response time last 30 days", "sla compliance this month by source")
+IDLE_SECONDS = 3  # the requests' own time, before the refresh starts
 
 
-def probe(db: Path, every: float, stop: Path) -> None:
-    """Until `stop` exists: a transaction every `every` s, printing when it asked to begin
-    and how long it waited."""
-    engine = make_engine(f"sqlite:///{db}")
-    while not stop.exists():
-        asked, start = time.time(), time.perf_counter()
+def click(engine) -> Callable[[int], None]:
+    """What a click's transaction takes: the write lock, for a moment."""
+    def once(_n: int) -> None:
         with engine.begin() as conn:
-            waited = time.perf_counter() - start
             conn.exec_driver_sql("UPDATE people SET weight = weight WHERE id = 1")
-        print(asked, waited, flush=True)
+    return once
+
+
+def probe(db: Path, every: float, stop: Path, kinds: list[str]) -> None:
+    """Until `stop` exists: each kind of request in turn, one every `every` s, printing
+    when it was asked, how long it took and whether it failed."""
+    services = services_on(db)
+    serial = iter(range(10_000_000, 20_000_000))
+    requests = {"click": click(services.engine),
+                "question": lambda n: ask(services, QUESTIONS[n % len(QUESTIONS)]),
+                "webhook": lambda n: store(services, "leads", [record(next(serial))],
+                                           actor="bench")}
+    n = 0
+    while not stop.exists():
+        kind = kinds[n % len(kinds)]
+        asked, start, failed = time.time(), time.perf_counter(), ""
+        try:
+            requests[kind](n)
+        except Exception as exc:  # noqa: BLE001 - what a person would see: "something went wrong"
+            failed = type(exc).__name__
+        print(json.dumps([kind, asked, time.perf_counter() - start, failed]), flush=True)
+        n += 1
         time.sleep(every)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--csv-rows", type=int, default=100_000)
-    p.add_argument("--every", type=float, default=0.2)
-    p.add_argument("--probe", nargs=2, metavar=("DB", "STOP"), help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.probe:
-        return probe(Path(args.probe[0]), args.every, Path(args.probe[1]))
+def start_probe(db: Path, stop: Path, every: float, kinds: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.contention", "--every", str(every),
+         "--probe", str(db), str(stop), ",".join(kinds)], stdout=subprocess.PIPE, text=True)
+
+
+def imports(rows: int, every: float) -> None:
     with tempfile.TemporaryDirectory() as d:
         workdir = Path(d)
         services = services_on(workdir / "csv.db")
@@ -51,21 +86,77 @@ def main() -> None:
         with path.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(record(0)))
             writer.writeheader()
-            writer.writerows(record(n) for n in range(args.csv_rows))
-        clicks = subprocess.Popen(
-            [sys.executable, "-m", "bench.contention", "--every", str(args.every),
-             "--probe", str(workdir / "csv.db"), str(workdir / "stop")],
-            stdout=subprocess.PIPE, text=True)
+            writer.writerows(record(n) for n in range(rows))
+        clicks = start_probe(workdir / "csv.db", workdir / "stop", every, ["click"])
         time.sleep(1)  # the probe is up and writing
         began, start = time.time(), time.perf_counter()
         import_csv(services, "leads", path)
         elapsed, ended = time.perf_counter() - start, time.time()
         (workdir / "stop").touch()
-        lines = [line.split() for line in clicks.communicate()[0].splitlines()]
-    during = [float(waited) for asked, waited in lines if began <= float(asked) <= ended]
-    print(f"csv: {args.csv_rows:,} rows in {elapsed:.2f} s = {args.csv_rows / elapsed:,.0f} rows/s; "
-          f"meanwhile {len(during)} small writes from another process waited to begin: "
+        lines = [json.loads(line) for line in clicks.communicate()[0].splitlines()]
+    during = [took for _, asked, took, _ in lines if began <= asked <= ended]
+    print(f"csv: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s; "
+          f"meanwhile {len(during)} small writes from another process took: "
           f"median {median(during) * 1000:.1f} ms, max {max(during) * 1000:.0f} ms")
+
+
+def refreshes(leads: int, every: float) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        db, stop = Path(d) / "metrics.db", Path(d) / "stop"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bench.metrics", "--generate", str(db),
+                        "--leads", str(leads), "--deals", str(leads // 5),
+                        "--customers", str(leads // 20)], check=True)
+        print(f"generated {leads:,} leads in {time.perf_counter() - start:.0f} s")
+        services = services_on(db)  # migrated: the probe's own engine finds it current
+        sessions = make_sessionmaker(make_engine(f"sqlite:///{db}"))
+        requests = start_probe(db, stop, every, ["question", "click", "webhook"])
+        time.sleep(IDLE_SECONDS)
+        spans = {}
+        for name, now, before in (("first refresh", NOW - timedelta(days=1), None),
+                                  ("daily refresh", NOW, lambda: add_one_day(
+                                      sessions, 50_000_000, leads // 730, NOW))):
+            if before:
+                before()
+            began, start = time.time(), time.perf_counter()
+            report = refresh(sessions, services.config, "T0BENCH", now)
+            spans[name] = (began, time.time())
+            print(f"{name}: {report.days} days, {report.rows:,} rows in "
+                  f"{time.perf_counter() - start:.1f} s")
+        stop.touch()
+        lines = [json.loads(line) for line in requests.communicate()[0].splitlines()]
+    first = min(began for began, _ in spans.values())
+    report_requests("idle", [r for r in lines if r[1] < first])
+    for name, (began, ended) in spans.items():
+        report_requests(f"during the {name}", [r for r in lines if began <= r[1] <= ended])
+
+
+def report_requests(when: str, lines: list) -> None:
+    print(f"{when}: {'kind':<9} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} failed")
+    for kind in ("question", "click", "webhook"):
+        took = sorted(t * 1000 for k, _, t, _ in lines if k == kind)
+        failed = sum(1 for k, _, _, f in lines if k == kind and f)
+        if took:
+            print(f"{'':<{len(when) + 1}} {kind:<9} {len(took):>4} {median(took):8.1f} "
+                  f"{took[min(len(took) - 1, int(len(took) * 0.99))]:8.1f} {took[-1]:8.1f} "
+                  f"{failed}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--csv-rows", type=int, default=100_000)
+    p.add_argument("--refresh", action="store_true", help="requests during metric refreshes")
+    p.add_argument("--leads", type=int, default=100_000, help="the refresh mode's store")
+    p.add_argument("--every", type=float, default=None,
+                   help="seconds between requests (0.2 importing, 0.05 refreshing)")
+    p.add_argument("--probe", nargs=3, metavar=("DB", "STOP", "KINDS"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.probe:
+        return probe(Path(args.probe[0]), args.every, Path(args.probe[1]),
+                     args.probe[2].split(","))
+    if args.refresh:
+        return refreshes(args.leads, args.every or 0.05)
+    return imports(args.csv_rows, args.every or 0.2)
 
 
 if __name__ == "__main__":

@@ -362,6 +362,8 @@ class MetricSnapshot(Base):
     __table_args__ = (
         UniqueConstraint("team_id", "metric", "grain", "day", "dimension", "dimension_value",
                          name="uq_metric_snapshots_key"),
+        # A refresh replaces a day's (month's) rows of every metric: without it, a scan each.
+        Index("ix_metric_snapshots_day", "team_id", "grain", "day"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -171,7 +171,7 @@ class RefreshReport:
     as_of: datetime
 
 
-CHUNK_ROWS = 2_000  # snapshot rows a refresh writes per transaction: a few milliseconds
+CHUNK_ROWS = 500  # snapshot rows a refresh writes per transaction: a few milliseconds
 
 
 def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: datetime, *,

@@ -1,0 +1,25 @@
+"""store performance: snapshot rows by day, for a refresh replacing a day's rows
+
+A metrics refresh replaces a day's (month's, year's) rows of every metric in its short
+transactions; the unique key starts with the metric, so each replacement scanned the
+workspace's snapshots.
+
+Revision ID: 0020_store_perf
+Revises: 0017
+Create Date: 2026-12-06 01:30:00
+"""
+from alembic import op
+
+
+revision = '0020_store_perf'
+down_revision = '0017'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index('ix_metric_snapshots_day', 'metric_snapshots', ['team_id', 'grain', 'day'])
+
+
+def downgrade() -> None:
+    op.drop_index('ix_metric_snapshots_day', table_name='metric_snapshots')
