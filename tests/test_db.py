@@ -12,6 +12,7 @@ import pytest
 
 from storage import db
 from storage.db import make_engine
+from tests.concurrency import TRIES
 
 
 class FakeTime:
@@ -134,3 +135,27 @@ def test_a_logged_database_error_carries_no_row_values(engine):
     assert [value for value in pii if value in told] == [] and "DETAIL" not in told
     if engine.dialect.name == "postgresql":  # where the values were: the test can fail
         assert all(value in "".join(map(str, failures)) for value in pii)
+
+
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)  # SQLite plans by its indexes, without statistics
+def test_a_table_a_bulk_load_grows_gets_statistics_between_its_batches(engine, monkeypatch):
+    """Autovacuum looks once a minute: a table filled meanwhile would be planned as if empty
+    (a CSV import's lookups of 500 keys slowed down with every batch)."""
+    monkeypatch.setattr(db, "ANALYZE_MIN_ROWS", 100)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO leads (team_id, external_id, source, status, created_at, updated_at) "
+            "SELECT 'T0TEST', 'L-' || n, 'webinar', 'new', now(), now() "
+            "FROM generate_series(1, 300) n")
+        conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")  # the counts, at commit
+    with db.between_batches(engine) as upkeep:
+        for _ in range(TRIES):  # the statistics collector counts them within a second
+            upkeep()
+            with engine.connect() as conn:
+                if conn.exec_driver_sql("SELECT reltuples FROM pg_class "
+                                        "WHERE relname = 'leads'").scalar() == 300:
+                    break
+        else:
+            raise AssertionError("leads were never analyzed")
+    assert db.analyze_grown(engine) == []  # until it doubles again

@@ -27,7 +27,7 @@ from bot.intake.records import MAX_BATCH, Checked, Rejection
 from bot.platform import telemetry
 from bot.platform.services import Services
 from storage.bulk import gc_paused
-from storage.db import make_way, wal_checkpoints
+from storage.db import between_batches, make_way
 from storage.imports import get_imported_file, put_imported_file
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class _Pipeline:
         self._committing: tuple[list[dict[str, str]], Future[IngestResult]] | None = None
 
     def run(self, batches: Iterator[tuple[list[dict[str, str]], Checked]]) -> None:
-        with gc_paused() as batch_done, wal_checkpoints(self.services.engine) as checkpoint, \
+        with gc_paused() as batch_done, between_batches(self.services.engine) as upkeep, \
                 ThreadPoolExecutor(1, thread_name_prefix="import") as writer:
             try:
                 for batch, checked in batches:
@@ -151,7 +151,7 @@ class _Pipeline:
                     make_way(self.services.engine)
                     staged = stage(self.services, self.entity, checked, actor=self.actor)
                     self._committing = batch, writer.submit(self._commit, staged, checked)
-                    writer.submit(checkpoint)  # while the next batch is staged
+                    writer.submit(upkeep)  # while the next batch is staged
                 self._collect()
             finally:
                 self._settle()
