@@ -29,6 +29,8 @@ from datetime import timedelta
 from pathlib import Path
 from statistics import median
 
+from sqlalchemy import event
+
 from bench.ingest import NOW, record, services_on
 from bench.metrics import add_one_day
 from bot.intake.batches import store
@@ -39,7 +41,7 @@ from storage.db import make_engine, make_sessionmaker
 
 QUESTIONS = ("win rate last 30 days by source", "leads routed last quarter by owner",
              "response time last 30 days", "sla compliance this month by source")
-IDLE_SECONDS = 3  # the requests' own time, before the refresh starts
+IDLE_REQUESTS = 12  # the requests' own time, before the refresh starts
 
 
 def click(engine) -> Callable[[int], None]:
@@ -52,22 +54,31 @@ def click(engine) -> Callable[[int], None]:
 
 def probe(db: Path, every: float, stop: Path, kinds: list[str]) -> None:
     """Until `stop` exists: each kind of request in turn, one every `every` s, printing
-    when it was asked, how long it took and whether it failed."""
+    when it was asked, how long it took, how long it waited for its transactions to begin
+    (for SQLite's write lock) and whether it failed."""
     services = services_on(db)
     serial = iter(range(10_000_000, 20_000_000))
     requests = {"click": click(services.engine),
                 "question": lambda n: ask(services, QUESTIONS[n % len(QUESTIONS)]),
                 "webhook": lambda n: store(services, "leads", [record(next(serial))],
                                            actor="bench")}
+    waits: list[float] = []  # around alignbot's own "begin" listener
+    event.listen(services.engine, "begin", lambda _: waits.append(-time.perf_counter()),
+                 insert=True)
+    event.listen(services.engine, "begin", lambda _: waits.append(waits.pop() + time.perf_counter()))
     n = 0
     while not stop.exists():
         kind = kinds[n % len(kinds)]
         asked, start, failed = time.time(), time.perf_counter(), ""
+        waits.clear()
         try:
             requests[kind](n)
         except Exception as exc:  # noqa: BLE001 - what a person would see: "something went wrong"
             failed = type(exc).__name__
-        print(json.dumps([kind, asked, time.perf_counter() - start, failed]), flush=True)
+        end = time.perf_counter()
+        waited = sum(w if w > 0 else end + w for w in waits)  # one that failed: until now
+        took = end - start
+        print(json.dumps([kind, asked, took, waited, failed]), flush=True)
         n += 1
         time.sleep(every)
 
@@ -94,7 +105,7 @@ def imports(rows: int, every: float) -> None:
         elapsed, ended = time.perf_counter() - start, time.time()
         (workdir / "stop").touch()
         lines = [json.loads(line) for line in clicks.communicate()[0].splitlines()]
-    during = [took for _, asked, took, _ in lines if began <= asked <= ended]
+    during = [took for _, asked, took, _, _ in lines if began <= asked <= ended]
     print(f"csv: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s; "
           f"meanwhile {len(during)} small writes from another process took: "
           f"median {median(during) * 1000:.1f} ms, max {max(during) * 1000:.0f} ms")
@@ -111,7 +122,7 @@ def refreshes(leads: int, every: float) -> None:
         services = services_on(db)  # migrated: the probe's own engine finds it current
         sessions = make_sessionmaker(make_engine(f"sqlite:///{db}"))
         requests = start_probe(db, stop, every, ["question", "click", "webhook"])
-        time.sleep(IDLE_SECONDS)
+        idle = [requests.stdout.readline() for _ in range(IDLE_REQUESTS)]  # nothing else runs
         spans = {}
         for name, now, before in (("first refresh", NOW - timedelta(days=1), None),
                                   ("daily refresh", NOW, lambda: add_one_day(
@@ -124,22 +135,28 @@ def refreshes(leads: int, every: float) -> None:
             print(f"{name}: {report.days} days, {report.rows:,} rows in "
                   f"{time.perf_counter() - start:.1f} s")
         stop.touch()
-        lines = [json.loads(line) for line in requests.communicate()[0].splitlines()]
-    first = min(began for began, _ in spans.values())
-    report_requests("idle", [r for r in lines if r[1] < first])
+        lines = [json.loads(line) for line in idle + requests.communicate()[0].splitlines()]
+    report_requests("idle", [json.loads(line) for line in idle])
     for name, (began, ended) in spans.items():
         report_requests(f"during the {name}", [r for r in lines if began <= r[1] <= ended])
 
 
 def report_requests(when: str, lines: list) -> None:
-    print(f"{when}: {'kind':<9} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} failed")
+    print(f"{when}: {'':<9} {'':>4} {'took, ms':^26} {'waited to begin, ms':^26}")
+    print(f"{'':<{len(when) + 1}} {'kind':<9} {'n':>4} {'p50':>8} {'p99':>8} {'max':>8} "
+          f"{'p50':>8} {'p99':>8} {'max':>8} failed")
     for kind in ("question", "click", "webhook"):
-        took = sorted(t * 1000 for k, _, t, _ in lines if k == kind)
-        failed = sum(1 for k, _, _, f in lines if k == kind and f)
-        if took:
-            print(f"{'':<{len(when) + 1}} {kind:<9} {len(took):>4} {median(took):8.1f} "
-                  f"{took[min(len(took) - 1, int(len(took) * 0.99))]:8.1f} {took[-1]:8.1f} "
-                  f"{failed}")
+        mine = [line for line in lines if line[0] == kind]
+        if mine:
+            print(f"{'':<{len(when) + 1}} {kind:<9} {len(mine):>4} "
+                  f"{_quantiles([took for _, _, took, _, _ in mine])} "
+                  f"{_quantiles([waited for _, _, _, waited, _ in mine])} "
+                  f"{sum(1 for *_, failed in mine if failed)}")
+
+
+def _quantiles(seconds: list[float]) -> str:
+    ms = sorted(s * 1000 for s in seconds)
+    return f"{median(ms):8.1f} {ms[min(len(ms) - 1, int(len(ms) * 0.99))]:8.1f} {ms[-1]:8.1f}"
 
 
 def main() -> None:

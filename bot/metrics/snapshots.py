@@ -28,7 +28,7 @@ from bot.metrics.grammar import Period, midnight
 from bot.metrics.registry import METRICS, Metric, Parts, highest_first
 from bot.platform.config import Config
 from storage import snapshots as queries
-from storage.db import read_only
+from storage.db import between_batches, read_only
 
 SETTLE_DAYS = 7
 DAY = timedelta(days=1)
@@ -192,12 +192,13 @@ def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: 
         yesterday = now.astimezone(reader.tz).date() - DAY
         state = None if full else reader.refresh
         days = _days_to_redo(session, reader, state, yesterday, since)
-    rows = _store(sessions, config, team_id, now, "day", days, _day_rows, progress)
-    for grain, finer in (("month", "day"), ("year", "month")):
-        units = sorted({_unit_start(grain, day) for day in days})
-        rows += _store(sessions, config, team_id, now, grain, units,
-                       lambda r, unit, g=grain, f=finer: _rollup_rows(
-                           r, f, unit, _next_unit(g, unit) - DAY))
+    with between_batches(sessions.kw["bind"]) as upkeep:
+        rows = _store(sessions, upkeep, config, team_id, now, "day", days, _day_rows, progress)
+        for grain, finer in (("month", "day"), ("year", "month")):
+            units = sorted({_unit_start(grain, day) for day in days})
+            rows += _store(sessions, upkeep, config, team_id, now, grain, units,
+                           lambda r, unit, g=grain, f=finer: _rollup_rows(
+                               r, f, unit, _next_unit(g, unit) - DAY))
     if days or state is not None:
         first = min([*days, *([state.first_day] if state else [])])
         with sessions.begin() as session:
@@ -206,11 +207,13 @@ def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: 
     return RefreshReport(team_id, len(days), rows, now)
 
 
-def _store(sessions: sessionmaker[Session], config: Config, team_id: str, now: datetime,
-           grain: str, units: list[date], rows_of: Callable[[Reader, date], list[dict]],
+def _store(sessions: sessionmaker[Session], upkeep: Callable[[], None], config: Config,
+           team_id: str, now: datetime, grain: str, units: list[date],
+           rows_of: Callable[[Reader, date], list[dict]],
            progress: Callable[[int, int], None] | None = None) -> int:
     """Each unit's rows, computed in a read transaction, written in transactions of about
-    `CHUNK_ROWS` rows; how many rows."""
+    `CHUNK_ROWS` rows, each followed by the store's `upkeep` (SQLite's WAL checkpoint,
+    which the commit of a click would otherwise do); how many rows."""
     pending: list[tuple[date, list[dict]]] = []
     count = 0
 
@@ -220,6 +223,7 @@ def _store(sessions: sessionmaker[Session], config: Config, team_id: str, now: d
             for unit, unit_rows in pending:
                 queries.replace_rows(session, team_id, grain, unit, unit_rows)
         pending.clear()
+        upkeep()
     for done, unit in enumerate(units, 1):
         with read_only(sessions) as session:
             unit_rows = rows_of(Reader(session, config, team_id, now), unit)
