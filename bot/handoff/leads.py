@@ -15,6 +15,7 @@ from bot.platform.command_table import Command, Invocation, Reply
 from bot.platform.services import Services
 from bot.sla import policies as sla
 from storage import leads as queries
+from storage.db import read_only
 from storage.people import get_person, set_away_until
 
 OPEN = ("new", "routed", "accepted")  # still waiting for a first touch
@@ -28,7 +29,7 @@ def lead_command(inv: Invocation) -> Reply:
     """Show a lead's card and its history: `/align lead L-123`."""
     if not inv.args:
         return Reply("Which lead? `/align lead &lt;external id&gt;`, e.g. `/align lead L-123`.")
-    with inv.services.sessions.begin() as session:
+    with read_only(inv.services.sessions) as session:
         lead = queries.get_lead_by_external_id(session, inv.request.team_id, inv.args[0])
         if lead is None:
             return Reply.of(views.no_lead(inv.args[0]))
@@ -47,7 +48,7 @@ def leads_command(inv: Invocation) -> Reply:
     if len(args) > 1 or (args and not (args[0].isdigit() and int(args[0]) >= 1)):
         return Reply.of(views.not_a_page(" ".join(args), which))
     page = int(args[0]) if args else 1
-    with inv.services.sessions.begin() as session:
+    with read_only(inv.services.sessions) as session:
         me = get_person(session, inv.request.team_id, inv.request.user_id)
         if which == "mine" and me is None:
             return Reply("You are not set up as a lead owner; ask an admin to add you to [[people]].")
