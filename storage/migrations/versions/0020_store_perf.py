@@ -5,14 +5,14 @@ transactions; the unique key starts with the metric, so each replacement scanned
 workspace's snapshots.
 
 Revision ID: 0020_store_perf
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-06 01:30:00
 """
 from alembic import op
 
 
 revision = '0020_store_perf'
-down_revision = '0017'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
