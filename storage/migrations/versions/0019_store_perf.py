@@ -4,14 +4,14 @@ A metrics refresh replaces a day's (month's, year's) rows of every metric in its
 transactions; the unique key starts with the metric, so each replacement scanned the
 workspace's snapshots.
 
-Revision ID: 0020_store_perf
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-06 01:30:00
 """
 from alembic import op
 
 
-revision = '0020_store_perf'
+revision = '0019'
 down_revision = '0018'
 branch_labels = None
 depends_on = None
