@@ -1,87 +1,83 @@
-"""Slash-command acknowledgement latency of a real `alignbot run` over HTTP.
+"""Slash-command acknowledgement of a real `alignbot run` over HTTP, next to bare Bolt.
 
-    python -m bench.ack [--requests 500]
+    python -m bench.ack [--requests 2000] [--rounds 3] [--database-url URL]
 
-Starts `alignbot run` (waitress, Bolt's Flask adapter) against a fake Slack served
-over HTTP, then sends signed `/align help` requests from one client and reports
-p50/p95/p99 and requests per second. Slack allows 3 s; users feel every 100 ms.
+Starts `alignbot run` (waitress, Bolt's Flask adapter, Slack faked over HTTP) and a bare
+Bolt app on the same stack (the same Flask route and waitress threads, one `/align`
+listener that acks with a line of text), then sends signed `/align help` from 1 and from
+8 clients to each, in turn, `--rounds` times (paired, so a shared machine's drift hits
+both), and a metric question (`win rate last 30 days`) from 8 clients to alignbot.
+Prints p50/p95/p99 and requests per second, and alignbot's throughput as a share of bare
+Bolt's (medians of the rounds). Slack allows 3 s; users feel every 100 ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-import urllib.request
-from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from bot.local.fakeslack import FakeSlack
-from bot.platform.clock import SystemClock
-from tests.slack import SIGNING_SECRET, sign, slash_body
+from bench.load import Run, app_running, send, slack_request
+from tests.slack import SIGNING_SECRET, slash_body
 
-ROOT = Path(__file__).resolve().parents[1]
+BARE = (sys.executable, "-m", "bench.ack", "--bare")
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
+def bare_bolt(host: str, port: int) -> None:
+    """The baseline: the least a Bolt app on alignbot's server stack does to ack."""
+    from flask import Flask, request
+    from slack_bolt import App
+    from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
+    from slack_sdk import WebClient
+
+    from bot.platform.server import serve
+
+    # Bolt asks the fake Slack's auth.test once, as alignbot's app does
+    bolt = App(signing_secret=SIGNING_SECRET, process_before_response=True,
+               client=WebClient("xoxb-bench", base_url=os.environ["SLACK_API_URL"]))
+    bolt.command("/align")(lambda ack: ack(response_type="ephemeral", text="help"))
+    web = Flask("bare")
+    web.post("/slack/events")(lambda: to_flask_response(bolt.dispatch(to_bolt_request(request))))
+    logging.basicConfig(level=logging.INFO)  # waitress says "Serving on", as alignbot run does
+    serve(web, host, port)
+
+
+def rounds(base: str, text: str, requests: int, clients: int, n: int) -> list[Run]:
+    return [send(base, lambda i: slack_request(slash_body(text, user="U0ADMIN01")),
+                 requests, clients) for _ in range(n)]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--requests", type=int, default=500)
+    p.add_argument("--requests", type=int, default=2000, help="per client count and round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--database-url", help="alignbot's store (default: a fresh SQLite file)")
+    p.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the baseline's process
+    p.add_argument("--host", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
-    fake = FakeSlack(team_id="T0TEST")
-    slack = make_server("127.0.0.1", 0, fake.wsgi_app(), handler_class=_Quiet)
-    threading.Thread(target=slack.serve_forever, daemon=True).start()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory() as d:
-        env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-               "SLACK_API_URL": f"http://127.0.0.1:{slack.server_port}/api/",
-               "DATABASE_URL": f"sqlite:///{d}/ack.db",
-               "ALIGNBOT_CONFIG": str(ROOT / "alignbot.example.toml")}
-        env.pop("SLACK_APP_TOKEN", None)
-        cli = [sys.executable, "-m", "bot.cli"]
-        subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
-        proc = subprocess.Popen([*cli, "run", "--host", "127.0.0.1", "--port", str(port)],
-                                env=env, stderr=subprocess.PIPE, text=True)
-        try:
-            for line in proc.stderr:
-                if "Serving on" in line:
-                    break
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            print(measure(f"http://127.0.0.1:{port}/slack/events", args.requests))
-        finally:
-            proc.terminate()
-            proc.wait()
+    if args.bare:
+        return bare_bolt(args.host, args.port)
+    with app_running(args.database_url) as alignbot, app_running(command=BARE) as bare:
+        for clients in (1, 8):
+            ours, theirs = [], []
+            for _ in range(args.rounds):  # interleaved: each round measures both
+                ours += rounds(alignbot, "help", args.requests, clients, 1)
+                theirs += rounds(bare, "help", args.requests, clients, 1)
+            print(f"/align help, bare Bolt:  {_median(theirs)}")
+            print(f"/align help, alignbot:   {_median(ours)}")
+            print(f"  alignbot/bare Bolt, {clients} client(s): throughput "
+                  f"{statistics.median(r.rate for r in ours) / statistics.median(r.rate for r in theirs):.2f}×, "
+                  f"p50 {statistics.median(r.percentile(50) for r in ours) / statistics.median(r.percentile(50) for r in theirs):.2f}×")
+        metric = rounds(alignbot, "metric win rate last 30 days", args.requests // 4, 8, args.rounds)
+        print(f"/align metric win rate last 30 days, alignbot: {_median(metric)}")
 
 
-def measure(url: str, n: int) -> str:
-    body = slash_body("help", user="U0ADMIN01")
-    clock = SystemClock()
-    samples = []
-    for i in range(n + 20):
-        headers = {"Content-Type": "application/x-www-form-urlencoded",
-                   **sign(body, int(clock.now().timestamp()))}
-        req = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
-        start = time.perf_counter()
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            resp.read()
-        if i >= 20:  # warm-up requests are not counted
-            samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    q = statistics.quantiles(samples, n=100)
-    return (f"ack /align help over HTTP, 1 client, {n} requests: p50 {q[49]:.1f} ms, "
-            f"p95 {q[94]:.1f} ms, p99 {q[98]:.1f} ms, {n / (sum(samples) / 1000):.0f} req/s")
+def _median(runs: list[Run]) -> Run:
+    """The round of median throughput."""
+    return sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
 
 
 if __name__ == "__main__":

@@ -1,8 +1,20 @@
 """Ingest throughput, end to end: validation, upsert, routing, SLA, card rows in the outbox.
 
     python -m bench.ingest [--batches 10] [--csv-rows 100000] [--repeat 3] [--team N]
+    python -m bench.ingest --http [--leads 3000] [--rate 50] [--populate 20000] [--team 40]
+                           [--database-url URL]
 
-Webhook path: signed-off batches of 1,000 new leads through `bot.intake.batches.store` (the
+`--http` is the realistic mode: `alignbot run` as a process (Slack faked over HTTP), on a
+store already holding `--populate` leads (arrived over the last 30 days), and 8 clients
+sending signed webhooks of 10 leads each, paced to `--rate` leads a second in all, on
+the real clock: leads arrive over minutes as they would, and a rep gets a card per lead
+until more than the burst limit come to them within a minute. With `--database-url` the
+store is that database (migrated and populated here: give it an empty one).
+
+The in-process mode below measures the code alone, on a frozen clock (so every lead of a
+run falls in one minute: one burst, a summary instead of cards) and an empty store:
+
+webhook path: signed-off batches of 1,000 new leads through `bot.intake.batches.store` (the
 handler after signature checks) on a fresh SQLite file. CSV path: `alignbot import` of
 one file through `bot.intake.imports.import_csv`, `--repeat` times (each into a fresh file).
 Slack is the in-process fake; nothing is sent. The team is the example config's (three
@@ -14,33 +26,38 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import re
 import tempfile
 import time
-from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
 
 from sqlalchemy import func, select
 
+from bench.load import WEBHOOK_SECRET, Request, app_running, send
 from bot.intake.batches import store
 from bot.intake.imports import import_csv
+from bot.intake.webhooks import signature
 from bot.local.fakeslack import FakeSlack
 from bot.platform.clock import FakeClock
-from bot.platform.config import Config, Person, Secrets, load_config
+from bot.platform.config import Config, Secrets, load_config
 from bot.platform.runtime import build_services
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.models import Lead, OutboxMessage
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "alignbot.example.toml"
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 SOURCES = ["webinar", "ebook", "paid_search", "events", "referral"]
 SEGMENTS = ["smb", "mid_market", "enterprise"]
 
 
-def services_on(path: Path, team: int = 0):
-    engine = make_engine(f"sqlite:///{path}")
+def services_on(where: Path | str, team: int = 0):
+    """On a SQLite file, or a database URL."""
+    engine = make_engine(where if isinstance(where, str) else f"sqlite:///{where}")
     upgrade(engine)
     return build_services(config(team), Secrets(), FakeClock(NOW), engine=engine,
                           slack=FakeSlack().client(), team_id="T0BENCH")
@@ -48,14 +65,29 @@ def services_on(path: Path, team: int = 0):
 
 def config(team: int) -> Config:
     """The example config; with a `team`, that many reps (weight 1, no cap) in every pool."""
-    example = load_config(ROOT / "alignbot.example.toml")
     if not team:
-        return example
-    reps = tuple(Person(f"U0REP{n:04d}", f"rep{n}@example.com", "sales", name=f"Rep {n}")
-                 for n in range(team))
-    pools = {name: tuple(r.slack_id for r in reps) for name in example.routing.pools}
-    return replace(example, people=example.people + reps,
-                   routing=replace(example.routing, pools=pools))
+        return load_config(EXAMPLE)
+    with tempfile.TemporaryDirectory() as d:
+        return load_config(config_file(team, Path(d)))
+
+
+def config_file(team: int, directory: Path) -> Path:
+    """`config(team)` as a file, for `alignbot run`."""
+    reps = ", ".join(f'"U0REP{n:04d}"' for n in range(team))
+    text = re.sub(r'^(\w+) = \["U0[^\]]*\]', rf"\1 = [{reps}]", EXAMPLE.read_text(), flags=re.M)
+    text += "".join(f'\n[[people]]\nslack_id = "U0REP{n:04d}"\nemail = "rep{n}@example.com"\n'
+                    f'role = "sales"\nname = "Rep {n}"\n' for n in range(team))
+    (path := directory / f"team{team}.toml").write_text(text)
+    return path
+
+
+def populate(services, leads: int) -> None:
+    """Batches of 1,000 arriving evenly over the last 30 days: an open book, not one day."""
+    batches = range(0, leads, 1000)
+    for i, first in enumerate(batches):
+        services.clock.set(NOW - timedelta(days=30) * (len(batches) - i) / len(batches))
+        store(services, "leads", [record(n) for n in range(first, min(first + 1000, leads))],
+              actor="bench")
 
 
 def record(n: int) -> dict[str, str | int]:
@@ -103,17 +135,60 @@ def csv_import(rows: int, workdir: Path, run: int = 1, team: int = 0) -> float:
     return rows / elapsed
 
 
+def over_http(leads: int, rate: float, populated: int, team: int, database_url: str | None,
+              workdir: Path, clients: int = 8, per_request: int = 10) -> None:
+    url = database_url or f"sqlite:///{workdir / 'http.db'}"
+    start = time.perf_counter()
+    services = services_on(url, team)
+    populate(services, populated)
+    print(f"populated {populated:,} leads in {time.perf_counter() - start:.0f} s")
+    first = max_outbox_id(services)
+
+    def webhook(i: int) -> Request:
+        n = populated + leads + 1000 + i if i < 0 else populated + i * per_request  # warm-up: others
+        body = json.dumps({"leads": [record(k) for k in range(n, n + per_request)]}).encode()
+        ts = str(int(time.time()))
+        return ("/webhooks/leads", body, {"Content-Type": "application/json",
+                                          "X-Alignbot-Timestamp": ts,
+                                          "X-Alignbot-Signature": signature(WEBHOOK_SECRET, ts, body)})
+
+    with app_running(url, config=config_file(team, workdir)) as base:
+        run = send(base, webhook, leads // per_request, clients, warm_up=2,
+                   pace=clients * per_request / rate if rate else 0.0)
+    with services.sessions.begin() as s:
+        queued = s.scalar(select(func.count()).where(OutboxMessage.id > first))
+    print(f"webhook over HTTP, {per_request} leads a request, "
+          f"{f'paced to {rate:g} leads/s' if rate else 'unpaced'}: {run}; "
+          f"{len(run.latencies) * per_request / run.wall:,.0f} leads/s; {queued:,} outbox rows "
+          f"({queued / leads:.2f} a lead: cards, burst summaries and their edits)")
+
+
+def max_outbox_id(services) -> int:
+    with services.sessions.begin() as s:
+        return s.scalar(select(func.max(OutboxMessage.id))) or 0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--http", action="store_true", help="the realistic mode (see above)")
+    p.add_argument("--leads", type=int, default=3000, help="--http: leads sent")
+    p.add_argument("--rate", type=float, default=50, help="--http: leads a second (0: unpaced)")
+    p.add_argument("--populate", type=int, default=20_000, help="--http: leads stored before")
+    p.add_argument("--database-url", help="--http: the store (default: a fresh SQLite file)")
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--csv-rows", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=3, help="CSV imports, each into a fresh database")
     p.add_argument("--team", type=int, default=0, help="sales reps in every pool (default: the "
                    "example config's three)")
     args = p.parse_args()
+    if args.http:
+        args.team = args.team or 40
     print(f"team: {args.team} reps in every pool" if args.team else
           "team: the example config's (three reps)")
     with tempfile.TemporaryDirectory() as d:
+        if args.http:
+            return over_http(args.leads, args.rate, args.populate, args.team, args.database_url,
+                             Path(d))
         webhook(args.batches, Path(d), args.team)
         if args.csv_rows:
             rates = sorted(csv_import(args.csv_rows, Path(d), run, args.team)

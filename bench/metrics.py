@@ -1,6 +1,7 @@
 """Metric answer latency, refresh duration and memory over a large store.
 
     python -m bench.metrics [--leads 1000000] [--deals 200000] [--customers 50000] [--reps 15]
+                            [--http 400] [--database-url URL]
 
 Generates two years of data straight into a fresh SQLite file (a child process, so its
 memory is not counted): leads with routing, touches, rejections and SLA outcomes, deals
@@ -9,7 +10,14 @@ Then, in this process: a full snapshot refresh (the first one), every metric ans
 `/align metric` answers it (value and a trend of six periods) for the last 30 days, last
 quarter and last year, with and without `by`; one day of new data and the refresh after
 it; the medians answered exactly (as `alignbot query`, exports and the gap read them) and
-the gap/index report; and the peak RSS of this process.
+the gap/index report; and the peak RSS of this process. These answers are timed one at
+a time, warm, without HTTP or rendering: the code's own cost.
+
+`--http N` is the realistic mode, after the first refresh: `alignbot run` as a process on
+that store (Slack faked over HTTP), and N signed `/align metric` questions from 8 clients
+at once, each metric in turn over the three periods (half of them `by` its first
+grouping), answered, rendered and acknowledged as Slack would see it. `--database-url`
+puts the store in that database instead of a SQLite file (give it an empty one).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from statistics import median
 
 from sqlalchemy import insert
 
+from bench.load import app_running, send, slack_request
 from bot.alignment.report import report
 from bot.metrics.answers import answer, parse
 from bot.metrics.registry import METRICS
@@ -36,9 +45,11 @@ from bot.platform.config import load_config
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend
+from tests.slack import TEAM as SLACK_TEAM
+from tests.slack import slash_body
 
 ROOT = Path(__file__).resolve().parents[1]
-TEAM = "T0BENCH"
+TEAM = SLACK_TEAM  # the workspace the fake Slack of `--http` says alignbot is in
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 SPAN = timedelta(days=730)
 CHUNK = 20_000
@@ -50,8 +61,8 @@ REPS = [f"U0REP{i:04d}" for i in range(40)]
 PERIODS = ("last 30 days", "last quarter", "last year")
 
 
-def generate(path: Path, leads: int, deals: int, customers: int, now: datetime) -> None:
-    engine = make_engine(f"sqlite:///{path}")
+def generate(url: str, leads: int, deals: int, customers: int, now: datetime) -> None:
+    engine = make_engine(url)
     upgrade(engine)
     rnd = random.Random(7)
     with make_sessionmaker(engine).begin() as s:
@@ -194,30 +205,44 @@ def _timed(reps: int, sessions, work) -> tuple[float, float]:
     return median(times) * 1000, times[min(len(times) - 1, int(len(times) * 0.95))] * 1000
 
 
+def over_http(url: str, requests: int) -> None:
+    """Questions over HTTP (the store as it is: `alignbot run` refreshes it on its own)."""
+    questions = [f"metric {m.key} {text}" + (f" by {m.dimensions[0]}" if m.dimensions and k % 2
+                                             else "")
+                 for m in METRICS.values() for k, text in enumerate(PERIODS)]
+    with app_running(url) as base:
+        run = send(base, lambda i: slack_request(slash_body(questions[i % len(questions)],
+                                                            user="U0ADMIN01")), requests)
+    print(f"/align metric over HTTP ({len(questions)} questions in turn): {run}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--leads", type=int, default=1_000_000)
     p.add_argument("--deals", type=int, default=200_000)
     p.add_argument("--customers", type=int, default=50_000)
     p.add_argument("--reps", type=int, default=15, help="answers per metric, period and by")
-    p.add_argument("--generate", type=Path, help=argparse.SUPPRESS)  # the child process
+    p.add_argument("--http", type=int, default=0, help="questions over HTTP from 8 clients")
+    p.add_argument("--database-url", help="the store (default: a fresh SQLite file)")
+    p.add_argument("--generate", help=argparse.SUPPRESS)  # the child process
     args = p.parse_args()
     if args.generate:
         generate(args.generate, args.leads, args.deals, args.customers, NOW - timedelta(days=1))
         return
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "metrics.db"
+        url = args.database_url or f"sqlite:///{d}/metrics.db"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bench.metrics", "--generate", str(path),
+        subprocess.run([sys.executable, "-m", "bench.metrics", "--generate", url,
                         "--leads", str(args.leads), "--deals", str(args.deals),
                         "--customers", str(args.customers)], check=True)
         print(f"generated {args.leads:,} leads, {args.deals:,} deals, {args.customers:,} "
-              f"customers in {time.perf_counter() - start:.0f} s "
-              f"({path.stat().st_size / 1e6:,.0f} MB)")
+              f"customers in {time.perf_counter() - start:.0f} s")
         config = load_config(ROOT / "alignbot.example.toml")
-        sessions = make_sessionmaker(make_engine(f"sqlite:///{path}"))
+        sessions = make_sessionmaker(make_engine(url))
         first, took = timed_refresh(sessions, config, NOW - timedelta(days=1))
         print(f"first refresh: {first.days} days, {first.rows:,} rows in {took:.1f} s")
+        if args.http:
+            over_http(url, args.http)
         add_one_day(sessions, args.leads + 1, args.leads // 730, NOW)
         daily, took = timed_refresh(sessions, config, NOW)
         print(f"refresh after one day of new data ({args.leads // 730:,} leads): "

@@ -7,6 +7,7 @@ import re
 from slack_bolt import App
 
 from bot.blocks import handoff as cards
+from bot.blocks import sla as nudges
 from bot.blocks.handoff import click_answer
 from bot.handoff import clicks as handoff
 from bot.handoff.lifecycle import REJECTION_REASONS
@@ -16,7 +17,8 @@ from handlers.clicks import answer_later, button_listener, deciding, run_click, 
 
 def register(app: App, services: Services) -> None:
     app.action(cards.ACCEPT)(**button_listener(services, handoff.accept))
-    app.action(cards.FIRST_TOUCH)(**button_listener(services, handoff.first_touch))
+    # also on a DM of reminders, numbered (bot/blocks/sla.py)
+    app.action(nudges.numbered(cards.FIRST_TOUCH))(**button_listener(services, handoff.first_touch))
     app.action(cards.TAKE)(**button_listener(services, handoff.take))
 
     def reassign(body, action):

@@ -11,5 +11,5 @@ from handlers.clicks import button_listener
 
 
 def register(app: App, services: Services) -> None:
-    app.action(views.SNOOZE)(**button_listener(services, nudges.snooze))
-    app.action(views.WORKING)(**button_listener(services, nudges.working_on_it))
+    app.action(views.numbered(views.SNOOZE))(**button_listener(services, nudges.snooze))
+    app.action(views.numbered(views.WORKING))(**button_listener(services, nudges.working_on_it))

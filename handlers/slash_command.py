@@ -19,16 +19,21 @@ log = logging.getLogger(__name__)
 
 
 def register(app: App, services: Services) -> None:
-    def answer(ack, command, context):
+    pool = app.listener_runner.listener_executor  # the shell's AfterAck, or Bolt's threads
+
+    def answer(ack, command, context, client, respond):
         """The answer goes back in the ack itself. Its file, if any, is made and uploaded
         after the ack (`send_file`): Slack gives a command three seconds, a chart takes one
         or two to draw, and an upload is three calls. Work that asks Slack follows the same
-        way (`follow_up`)."""
+        way (`follow_up`). Only a reply that leaves work starts it: a lazy listener would
+        copy and re-dispatch every command, a third of an ack's time."""
         reply = services.commands.dispatch(services, CommandRequest(
             team_id=command["team_id"], user_id=command["user_id"],
             channel_id=command.get("channel_id"), text=command.get("text", "")))
         context["later"] = reply.later
         ack(response_type=response_type(reply), **with_file(reply, command, context))
+        if reply.later is not None or "file" in context:
+            pool.submit(after_ack, context, command, client, respond)
 
     def with_file(reply, command, context) -> dict[str, Any]:
         private_to = None if reply.public else command["user_id"]
@@ -72,7 +77,7 @@ def register(app: App, services: Services) -> None:
         send_file(context, client, respond)
         follow_up(context, command, client, respond)
 
-    app.command("/align")(ack=answer, lazy=[after_ack])
+    app.command("/align")(answer)
 
 
 def response_type(reply: Reply) -> str:

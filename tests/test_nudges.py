@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -278,5 +279,45 @@ def test_two_sweeps_on_one_database_send_each_of_1000_nudges_once(services, fake
     assert sum(r.sent for r in reports) == 2000  # per lead: its reminder, and its card's "due soon"
     with services.sessions.begin() as s:
         assert s.scalars(select(Nudge.state).where(Nudge.stage == "remind")).all() == ["sent"] * 1000
-        queued = s.scalars(select(OutboxMessage.ref).where(OutboxMessage.ref.like("%:nudge"))).all()
-    assert len(queued) == 1000 and len(set(queued)) == 1000  # one reminder per lead, once
+        queued = s.scalars(select(OutboxMessage.payload).where(
+            OutboxMessage.ref.like("reminders:%") | OutboxMessage.ref.like("%:nudge"))).all()
+    # each owner's reminders of a claimed batch in one DM; each lead's in one DM, once
+    assert len(queued) <= 2 * 2 and sum(reminded(m) for m in queued) == 1000
+
+
+def reminded(message) -> int:
+    """How many leads a reminder DM is about."""
+    if (m := re.fullmatch(r"Reminder: (\d+) of your leads are due soon", message["text"])):
+        return int(m[1])
+    assert message["text"].startswith("Reminder: lead ")
+    return 1
+
+
+def test_an_owners_reminders_due_together_come_in_one_dm(app, services, fake_slack, clock):
+    from bot.intake.batches import store
+
+    in_new_york(services)
+    store(services, "leads", [{"external_id": f"L-{i}", "name": f"Lead {i}", "source": "webinar",
+                               "score": 50} for i in range(24)], actor="test")
+    run_until(services, clock, datetime(2026, 11, 24, 16, 0, tzinfo=UTC))  # all due at 13:00
+    drain(services, clock)
+    total = 0
+    for rep in ("U0SALES01", "U0SALES02"):
+        dms = [m for m in fake_slack.in_channel(rep) if m.text.startswith("Reminder")]
+        assert len(dms) == 1, [m.text for m in dms]  # one DM, not one per lead
+        n = reminded({"text": dms[0].text})
+        total += n
+        shown = min(n, views.REMINDER_LEADS)
+        # each lead shown can be acted on from the DM, as from a lone reminder
+        assert [a.split(".")[1] for a in dms[0].action_ids()] == \
+            ["first_touch", "snooze", "working"] * shown
+        assert (f"{n - shown} more" in str(dms[0].blocks)) == (n > shown)
+    assert total == 24
+    # the second lead's buttons act on the second lead
+    second = dms[0].action_ids()[4]
+    click(app, fake_slack, dms[0], second, "U0SALES02", clock.now())
+    assert "30 minutes" in fake_slack.messages[-1].text
+    snoozed = fake_slack.message(dms[0].number).find_element(second)[1]["value"]
+    with services.sessions.begin() as s:
+        lead_id = s.scalar(select(Nudge.lead_id).where(Nudge.stage == "snooze"))
+    assert snoozed.startswith(f"{lead_id}|")

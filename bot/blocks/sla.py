@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -12,22 +13,45 @@ SNOOZE = "sla.snooze"
 WORKING = "sla.working"
 ACTION_IDS = (SNOOZE, WORKING)
 UNOWNED_LINES = 10  # leads listed by name in one message about leads without an owner
+REMINDER_LEADS = 10  # leads shown, each with its buttons, in one person's reminder (22 blocks)
 
 
 def _who(v: CardView) -> str:
     return f"*{escape(v.name or v.external_id)}* ({escape(v.company or 'unknown company')})"
 
 
-def _buttons(v: CardView) -> dict[str, Any]:
-    return actions(button("Log first touch", FIRST_TOUCH, v.token, style="primary"),
-                   button("Snooze 30 min", SNOOZE, v.token),
-                   button("Working on it", WORKING, v.token), block_id=f"nudge-{v.token}")
+def numbered(action_id: str) -> re.Pattern[str]:
+    """A nudge button's action id, bare or numbered (`sla.snooze.3`): Slack wants each
+    action id once in a message, and one DM may hold several leads' buttons."""
+    return re.compile(rf"^{re.escape(action_id)}(\.[0-9]+)?$")
+
+
+def _buttons(v: CardView, n: int = 0) -> dict[str, Any]:
+    """The `n`th lead's buttons in its message (the first's ids are bare)."""
+    ids = [f"{a}.{n}" if n else a for a in (FIRST_TOUCH, SNOOZE, WORKING)]
+    return actions(button("Log first touch", ids[0], v.token, style="primary"),
+                   button("Snooze 30 min", ids[1], v.token),
+                   button("Working on it", ids[2], v.token), block_id=f"nudge-{v.token}")
 
 
 def reminder(v: CardView) -> dict[str, Any]:
     text = f":hourglass_flowing_sand: {_who(v)} is due {when(v.sla_due_at)} — reach out before then."
     return {"text": f"Reminder: lead {escape(v.external_id)} is due soon",
             "blocks": [section(text), _buttons(v)]}
+
+
+def reminders(views: list[CardView], total: int) -> dict[str, Any]:
+    """One person's reminders that fell due together, in one DM: the first `REMINDER_LEADS`
+    (soonest due first) each with its buttons, and how many more."""
+    if total == 1:
+        return reminder(views[0])
+    blocks = [section(f":hourglass_flowing_sand: *{total} of your leads* are due soon — reach "
+                      "out before then.")]
+    for n, v in enumerate(views[:REMINDER_LEADS]):
+        blocks += [section(f"{_who(v)} is due {when(v.sla_due_at)}."), _buttons(v, n)]
+    if total > REMINDER_LEADS:
+        blocks.append(context(f"…and {total - REMINDER_LEADS} more: `/align leads mine` lists them."))
+    return {"text": f"Reminder: {total} of your leads are due soon", "blocks": blocks}
 
 
 def breach(v: CardView, *, to_owner: bool) -> dict[str, Any]:

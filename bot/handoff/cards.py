@@ -65,6 +65,10 @@ class CardBatch:
         self._events(lead).append(SimpleNamespace(lead_id=lead.id, kind=kind, actor="system",
                                                   at=self.now, data=data))
 
+    def include(self, leads: list[Lead]) -> None:
+        """Read the history of these leads too, those not read yet, in one query."""
+        self._read_history([lead.id for lead in leads if lead.id not in self._history])
+
     def forget(self, lead: Lead) -> None:
         self._history.pop(lead.id, None)
         self._with_posts.discard(lead.id)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import calendar
 import difflib
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -252,7 +253,12 @@ def _quote(text: str, limit: int = 40) -> str:
 
 def _phrases(vocabulary: Mapping[str, Sequence[str]]) -> dict[str, str]:
     """Every way to name each metric, normalised like the question, longest first."""
-    named = [(_normalize(name), key) for key, synonyms in vocabulary.items()
+    return _phrases_of(tuple((key, tuple(synonyms)) for key, synonyms in vocabulary.items()))
+
+
+@functools.cache  # the same every question (a hundred normalisations): worked out once
+def _phrases_of(vocabulary: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, str]:
+    named = [(_normalize(name), key) for key, synonyms in vocabulary
              for name in (key, key.replace("_", " "), *synonyms)]
     phrases: dict[str, str] = {}
     for phrase, key in sorted(named, key=lambda pair: -len(pair[0])):

@@ -120,9 +120,17 @@ class Command:
 class CommandTable:
     commands: Sequence[Command]
     _by_words: dict[tuple[str, ...], Command] = field(init=False)
+    _overviews: dict[bool, Reply] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._by_words = {c.words: c for c in self.commands}
+
+    def overview(self, is_admin: bool) -> Reply:
+        """`/align help`, for admins or everyone else: the same every time, so built once
+        (it is the command asked most, and its reply the largest to build)."""
+        if is_admin not in self._overviews:
+            self._overviews[is_admin] = Reply.of(views.help_overview(self.commands, is_admin))
+        return self._overviews[is_admin]
 
     def find(self, words: list[str]) -> tuple[Command, list[str]] | None:
         """The longest command name that starts `words`, and the words after it."""
@@ -180,7 +188,7 @@ def help_command(inv: Invocation) -> Reply:
     With a command name, shows what it does and its arguments."""
     is_admin = inv.services.config.is_admin(inv.request.user_id)
     if not inv.args:
-        return Reply.of(views.help_overview(inv.table.commands, is_admin))
+        return inv.table.overview(is_admin)
     found = inv.table.find(inv.args)
     if found is None:
         return Reply.of(views.unknown_command(" ".join(inv.args), inv.table.suggest(inv.args),

@@ -73,6 +73,9 @@ class Batch:
         self.follow: dict[int, tuple[str, datetime]] = {}  # lead id -> the stage its next follows
         self.rerouted_ids: set[int] = set()  # their other nudges in this batch are void
         self.unowned: dict[str, list[Lead]] = {}  # by team: leads due an owner, still without
+        self.reminded: dict[tuple[str, str], list[Lead]] = {}  # (team, owner): one DM for all
+        # the leads whose card is shown (a reminder's only if among the first of its DM)
+        self.carded = {n.lead_id for n in nudges if n.stage not in ("remind", SNOOZED)}
         self._cards: dict[str, CardBatch] = {}
         self._handoffs: dict[str, Handoffs] = {}
 
@@ -85,7 +88,8 @@ class Batch:
         if team_id not in self._cards:
             self._cards[team_id] = CardBatch(
                 self.session, team_id, self.config, self.now,
-                [lead for lead in self.leads.values() if lead.team_id == team_id])
+                [lead for lead in self.leads.values()
+                 if lead.team_id == team_id and lead.id in self.carded])
         return self._cards[team_id]
 
     def handoffs(self, team_id: str) -> Handoffs:
@@ -115,6 +119,8 @@ class Batch:
                          after=fired)
         for team_id, leads in self.unowned.items():
             _tell_unowned(self, team_id, leads)
+        for (team_id, owner), leads in self.reminded.items():
+            _send_reminders(self, team_id, owner, leads)
         self.rows.write(self.session)
         for handoffs in self._handoffs.values():  # routing state, DM bursts, owners' Homes
             handoffs.finish()
@@ -205,10 +211,21 @@ def _card(batch: Batch, lead: Lead, owner: Person | None) -> None:
 
 
 def _remind(batch: Batch, lead: Lead, owner: Person | None) -> None:
-    if owner is not None:
-        outbox.post(batch.session, lead.team_id, owner.slack_id,
-                    views.reminder(batch.cards(lead.team_id).view(lead)), now=batch.now,
-                    ref=f"lead:{lead.id}:nudge")
+    if owner is not None:  # sent by `finish`, with the owner's other reminders of the batch
+        batch.reminded.setdefault((lead.team_id, owner.slack_id), []).append(lead)
+
+
+def _send_reminders(batch: Batch, team_id: str, owner: str, leads: list[Lead]) -> None:
+    """One DM per person for the reminders that fell due together: 300 leads due soon are
+    one message to read (the soonest shown, with their buttons), not 300, which would also
+    take Slack's one message a second per channel five minutes to deliver."""
+    leads = sorted(leads, key=lambda lead: (lead.sla_due_at or batch.now, lead.id))
+    cards = batch.cards(team_id)
+    cards.include(leads[:views.REMINDER_LEADS])
+    shown = [cards.view(lead) for lead in leads[:views.REMINDER_LEADS]]
+    ref = f"lead:{leads[0].id}:nudge" if len(leads) == 1 else f"reminders:{owner}"
+    outbox.post(batch.session, team_id, owner, views.reminders(shown, len(leads)), now=batch.now,
+                ref=ref)
 
 
 def _breach(batch: Batch, lead: Lead, owner: Person | None) -> None:
