@@ -154,7 +154,7 @@ class OutboxSender:
             for row in page:
                 if pooled and self._pooled >= self.settings.workers:
                     return  # a settling delivery starts the next pass
-                if not self._take(row, now, report):
+                if not self._take(row, now, report, wait=not pooled):
                     continue
                 if pooled:
                     with self._cond:
@@ -170,14 +170,14 @@ class OutboxSender:
         with self.sessions.begin() as s:
             return queries.list_due(s, now, now - CLAIM_LEASE, BATCH, after_id)
 
-    def _take(self, row: OutboxMessage, now: datetime, report: SendReport) -> bool:
+    def _take(self, row: OutboxMessage, now: datetime, report: SendReport, *, wait: bool) -> bool:
         """Reserve the row's channel in this process and claim the row with the channel's
         slot; the channel is free again here if either fails (the database too)."""
         if not self._reserve(row, now, report):
             return False
         taken = False
         try:
-            taken = not self._held(row, now, report) and self._claim(row, now, report)
+            taken = not self._held(row, now, report) and self._claim(row, now, report, wait=wait)
             return taken
         finally:
             if not taken:
@@ -228,12 +228,14 @@ class OutboxSender:
             report.wake(max(now + PARENT_POLL, parent.next_attempt_at))
         return True
 
-    def _claim(self, row: OutboxMessage, now: datetime, report: SendReport) -> bool:
+    def _claim(self, row: OutboxMessage, now: datetime, report: SendReport, *, wait: bool) -> bool:
         """Claim the channel's slot and the row from the state it was listed in, and read what
         it says now: a queued message may have been rewritten since it was listed (a burst
-        summary that grew). The slot is used only if the row is won."""
+        summary that grew). The slot is used only if the row is won. Unless it may `wait`
+        (one message after another anyway), a channel another sender is claiming in is
+        skipped for now."""
         with self.sessions.begin() as s:
-            pace = pacing.lock(s, row.team_id, pacing.channel_of(row), self._quiet(now))
+            pace = pacing.lock(s, row.team_id, pacing.channel_of(row), self._quiet(now), wait=wait)
             if pace is None:  # another sender is claiming in this channel right now
                 report.wake(now + PACE_POLL)
                 return False
