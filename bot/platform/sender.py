@@ -177,7 +177,7 @@ class OutboxSender:
             return False
         taken = False
         try:
-            taken = not self._held(row, now, report) and self._claim(row, now, report, wait=wait)
+            taken = not self._held(row, now, report) and self._claim(row, report, wait=wait)
             return taken
         finally:
             if not taken:
@@ -228,12 +228,13 @@ class OutboxSender:
             report.wake(max(now + PARENT_POLL, parent.next_attempt_at))
         return True
 
-    def _claim(self, row: OutboxMessage, now: datetime, report: SendReport, *, wait: bool) -> bool:
+    def _claim(self, row: OutboxMessage, report: SendReport, *, wait: bool) -> bool:
         """Claim the channel's slot and the row from the state it was listed in, and read what
         it says now: a queued message may have been rewritten since it was listed (a burst
         summary that grew). The slot is used only if the row is won. Unless it may `wait`
         (one message after another anyway), a channel another sender is claiming in is
         skipped for now."""
+        now = self.clock.now()  # later than the pass's: the channel's schedule starts at the send
         with self.sessions.begin() as s:
             pace = pacing.lock(s, row.team_id, pacing.channel_of(row), self._quiet(now), wait=wait)
             if pace is None:  # another sender is claiming in this channel right now
