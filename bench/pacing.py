@@ -227,7 +227,7 @@ def _report(args, mode: str, url: str, fake: FakeSlack, limiter: Limiter, states
     if took:
         print(f"  all in {took:.1f} s, {args.messages / took:.1f} msg/s; the fake Slack allows "
               f"all in {best:.0f} s ({args.slack_burst} at once, then {RATE:g} a second per "
-              f"channel): {best / took:.1%} of the allowed rate")
+              f"channel): {best / took:.1%} of the allowed rate", flush=True)
 
 
 def main() -> None:
