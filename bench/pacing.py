@@ -124,7 +124,7 @@ def sender(url: str, api_url: str, workers: int | None, mode: str, name: str) ->
                               team_id=TEAM)
     if mode == "process":  # pace rows of its own: what this process sends, it alone paces
         shared = pacing.channel_of
-        pacing.channel_of = lambda row: shared(row) and f"{name[:2]}{shared(row)}"
+        pacing.channel_of = lambda row: f"{name}:{shared(row)}"
     print("ready", flush=True)
     sys.stdin.readline()
     loop = SenderLoop(services).start()

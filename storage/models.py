@@ -438,7 +438,7 @@ class OutboxPace(Base):
     __tablename__ = "outbox_pace"
 
     team_id: Mapped[str] = mapped_column(TeamId, primary_key=True)
-    channel: Mapped[str] = mapped_column(String(32), primary_key=True)  # or a user id, for a DM
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)  # or the method
     # the next message's earliest time; a quiet channel's lags behind now by its burst
     next_at: Mapped[datetime]
     held_until: Mapped[datetime | None]  # a 429's Retry-After, for every sender

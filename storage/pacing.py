@@ -18,24 +18,21 @@ from sqlalchemy.orm import Session
 
 from storage.models import OutboxMessage, OutboxPace
 
-# what Slack limits to about one a second per channel: posts, and files shared in one (an
-# edit or a Home view counts against its method's limit only, and keeps no time per person)
-PER_CHANNEL = ("chat.postMessage", "files.uploadV2")
+# what an outbox row is paced by: its channel, or the method of a call without one (a Home view)
+CHANNEL = func.coalesce(OutboxMessage.channel, OutboxMessage.method)
 _free_until = case((OutboxPace.held_until > OutboxPace.next_at, OutboxPace.held_until),
                else_=OutboxPace.next_at)
 
 
-def channel_of(row: OutboxMessage) -> str | None:
-    """The channel whose pace the row keeps; None if it keeps none."""
-    return row.channel if row.method in PER_CHANNEL else None
+def channel_of(row: OutboxMessage) -> str:
+    return row.channel or row.method
 
 
 def is_free(now: datetime):
-    """For a query of outbox rows: the row keeps no pace, or its channel may take it at `now`."""
-    return or_(OutboxMessage.method.not_in(PER_CHANNEL),
-               ~exists().where(OutboxPace.team_id == OutboxMessage.team_id,
-                               OutboxPace.channel == OutboxMessage.channel,
-                               or_(OutboxPace.next_at > now, OutboxPace.held_until > now)))
+    """For a query of outbox rows: the row's channel may take a message at `now`."""
+    return ~exists().where(OutboxPace.team_id == OutboxMessage.team_id,
+                           OutboxPace.channel == CHANNEL,
+                           or_(OutboxPace.next_at > now, OutboxPace.held_until > now))
 
 
 def lock(session: Session, team_id: str, channel: str, quiet: datetime, *,

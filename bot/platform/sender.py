@@ -42,7 +42,7 @@ from bot.platform.outbox import POST, UPLOAD, post, revise
 from storage import outbox as queries
 from storage import pacing
 from storage.db import DatabaseUnreachable, hold
-from storage.models import OutboxMessage, OutboxPace
+from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -235,37 +235,27 @@ class OutboxSender:
         (one message after another anyway), a channel another sender is claiming in is
         skipped for now."""
         now = self.clock.now()  # later than the pass's: the channel's schedule starts at the send
-        channel = pacing.channel_of(row)
         with self.sessions.begin() as s:
-            pace = channel and pacing.lock(s, row.team_id, channel, self._quiet(now), wait=wait)
-            if channel and not self._free(row, pace, now, report):
+            pace = pacing.lock(s, row.team_id, pacing.channel_of(row), self._quiet(now), wait=wait)
+            if pace is None:  # another sender is claiming in this channel right now
+                report.wake(now + PACE_POLL)
+                return False
+            if pacing.free_at(pace) > now:
+                self._paced(row, pacing.free_at(pace), report)
                 return False
             if not queries.mark_claimed(s, row.id, self.name, now, now - CLAIM_LEASE, row.state):
                 return False
-            if pace:
-                pacing.advance(pace, now, self._interval, self.settings.burst)
-                self._paced(row, pacing.free_at(pace))
+            pacing.advance(pace, now, self._interval, self.settings.burst)
             row.payload = queries.get_payload(s, row.id)
-            return True
-
-    def _free(self, row: OutboxMessage, pace: OutboxPace | None, now: datetime,
-              report: SendReport) -> bool:
-        """Whether the row's channel may take it now; if not, the report wakes when it may."""
-        if pace is None:  # another sender is claiming in this channel right now
-            report.wake(now + PACE_POLL)
-            return False
-        if pacing.free_at(pace) > now:
-            self._paced(row, pacing.free_at(pace), report)
-            return False
+            free = pacing.free_at(pace)
+        self._paced(row, free)
         return True
 
     def _hold(self, row: OutboxMessage, wait: timedelta, report: SendReport) -> None:
-        """Slack's Retry-After holds the channel, for every sender (in this process, what
-        keeps no pace too)."""
+        """Slack's Retry-After holds the channel, for every sender."""
         now = self.clock.now()
-        if channel := pacing.channel_of(row):
-            with self.sessions.begin() as s:
-                pacing.hold(s, row.team_id, channel, now + wait, self._quiet(now))
+        with self.sessions.begin() as s:
+            pacing.hold(s, row.team_id, pacing.channel_of(row), now + wait, self._quiet(now))
         self._paced(row, now + wait, report)
 
     def _quiet(self, now: datetime) -> datetime:
@@ -466,7 +456,7 @@ class OutboxSender:
 
 
 def _pace_key(row: OutboxMessage) -> tuple[str, str]:
-    return row.team_id, row.channel or row.method
+    return row.team_id, pacing.channel_of(row)
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         'outbox_pace',
         sa.Column('team_id', sa.String(length=32), nullable=False),
-        sa.Column('channel', sa.String(length=32), nullable=False),
+        sa.Column('channel', sa.String(length=64), nullable=False),
         sa.Column('next_at', storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column('held_until', storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint('team_id', 'channel', name=op.f('pk_outbox_pace')),
