@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, exists, func, or_, select
+from sqlalchemy import case, delete, exists, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -69,3 +69,10 @@ def hold(session: Session, team_id: str, channel: str, until: datetime, quiet: d
 def get_next_free(session: Session, now: datetime) -> datetime | None:
     """When the next channel now paced or held becomes free (it may have nothing waiting)."""
     return session.scalar(select(func.min(_free_until)).where(_free_until > now))
+
+
+def forget(session: Session, team_id: str, channels: list[str]) -> None:
+    """Drop the channels' pace (they are quiet again): a DM's holds the time of its last
+    message, which must not outlive what it says (a survey's answer echo)."""
+    session.execute(delete(OutboxPace).where(OutboxPace.team_id == team_id,
+                                             OutboxPace.channel.in_(channels)))
