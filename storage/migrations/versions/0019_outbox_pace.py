@@ -5,7 +5,7 @@ the same transaction as the outbox row, so together they keep Slack's per-channe
 and a 429's Retry-After holds the channel for all of them.
 
 Revision ID: 0019_outbox_pace
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-06 01:20:00
 """
 from alembic import op
@@ -14,7 +14,7 @@ import storage.types
 
 
 revision = '0019_outbox_pace'
-down_revision = '0017'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
