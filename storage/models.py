@@ -433,6 +433,19 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
 
 
+class OutboxPace(Base):
+    """When a channel (or, for calls without one, a Web API method) of a workspace may take
+    its next message: shared by every sender process, claimed with the outbox row."""
+
+    __tablename__ = "outbox_pace"
+
+    team_id: Mapped[str] = mapped_column(TeamId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)  # or the method
+    # the next message's earliest time; a quiet channel's lags behind now by its burst
+    next_at: Mapped[datetime]
+    held_until: Mapped[datetime | None]  # a 429's Retry-After, for every sender
+
+
 class HandoffBurst(Base):
     """New leads that came faster than one channel (or one person's DM) should get cards.
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, defer
 
-from storage import bulk
+from storage import bulk, pacing
 from storage.models import OutboxMessage
 
 WAITING = ("pending", "unknown")  # the states of a message still to be delivered
@@ -47,11 +47,12 @@ def list_first_posts(session: Session, team_id: str, refs: list[str]) -> dict[st
 
 def list_due(session: Session, now: datetime, stale_before: datetime, limit: int,
              after_id: int = 0) -> list[OutboxMessage]:
-    """Pending rows that are due, and rows whose sender vanished mid-claim, by id after `after_id`;
-    without their payload, which is read when a row is claimed (it may be rewritten till then)."""
+    """Pending rows that are due, and rows whose sender vanished mid-claim, by id after `after_id`,
+    in channels free to take a message; without their payload, which is read when a row is
+    claimed (it may be rewritten till then)."""
     return list(session.scalars(
         select(OutboxMessage).options(defer(OutboxMessage.payload))
-        .where(_claimable(now, stale_before), OutboxMessage.id > after_id)
+        .where(_claimable(now, stale_before), OutboxMessage.id > after_id, pacing.is_free(now))
         .order_by(OutboxMessage.id).limit(limit)
     ))
 

@@ -174,7 +174,7 @@ class OutboxSettings:
     max_attempts: int = 8        # then the row is dead-lettered and the admins told
     rate_per_channel: float = 1.0  # messages per second Slack tolerates per channel
     burst: int = 4               # messages a quiet channel may take at once
-    workers: int = 8             # channels delivered side by side (one message in flight each)
+    workers: int = 32            # channels delivered side by side (one message in flight each)
     timeout: float = 10.0        # seconds the sender waits for Slack's answer (Slack's own: 30)
     stuck_after: timedelta = timedelta(minutes=15)  # a due message waiting longer fails /readyz
 
@@ -574,7 +574,7 @@ def _read_outbox(r: _Reader, raw: Any) -> OutboxSettings:
         max_attempts=r.value(t, "outbox", "max_attempts", _int(1, 50), d.max_attempts),
         rate_per_channel=r.value(t, "outbox", "rate_per_channel", _number, d.rate_per_channel),
         burst=r.value(t, "outbox", "burst", _int(1, 50), d.burst),
-        workers=r.value(t, "outbox", "workers", _int(1, 32), d.workers),
+        workers=r.value(t, "outbox", "workers", _int(1, 64), d.workers),
         timeout=r.value(t, "outbox", "timeout", _seconds(1, 60), d.timeout),
         stuck_after=r.value(t, "outbox", "stuck_after", _positive_duration, d.stuck_after),
     )

@@ -1,8 +1,10 @@
 """The outbox's sender: delivers the rows `bot.platform.outbox` queued.
 
 Each row is claimed with a conditional UPDATE (one winner even with several senders on one
-database); channels go side by side, one message in flight each, paced with a token bucket;
-429s wait out Retry-After, 5xx and network errors back off. A post carries its row id as
+database), in the transaction that claims its channel's next slot (storage/pacing.py), so
+senders in every process together keep each channel's pace, and a 429's Retry-After holds
+the channel for all of them; channels go side by side, one message in flight each in a
+process; 5xx and network errors back off. A post carries its row id as
 Slack message metadata: after an attempt that may have landed (no answer, a 5xx, a sender
 that died mid-send) it is looked up in its channel before it is posted again. A row that
 keeps failing is dead-lettered with its edits and replies, logged, and the admins get one
@@ -38,6 +40,7 @@ from bot.platform.failures import TOKEN_REFUSED, token_line
 from bot.platform.installations import UNINSTALLED
 from bot.platform.outbox import POST, UPLOAD, post, revise
 from storage import outbox as queries
+from storage import pacing
 from storage.db import DatabaseUnreachable, hold
 from storage.models import OutboxMessage
 
@@ -48,6 +51,7 @@ BACKOFF_BASE = timedelta(seconds=5)
 BACKOFF_MAX = timedelta(minutes=15)
 RETRY_AFTER_DEFAULT = timedelta(seconds=30)  # a 429 whose Retry-After cannot be read
 PARENT_POLL = timedelta(seconds=1)  # an edit whose parent is in flight looks again this soon
+PACE_POLL = timedelta(milliseconds=50)  # a channel another sender is claiming: look again
 PARENT_DEAD = "parent dead"
 TOKEN_HOLD = timedelta(minutes=5)  # how long the outbox holds its rows while the token is refused
 BATCH = 200
@@ -80,24 +84,6 @@ class SendReport:
 
 
 @dataclass
-class _Bucket:
-    """Token bucket for one channel: `burst` at once, then `rate` per second."""
-
-    tokens: float
-    at: datetime
-    blocked_until: datetime | None = None
-
-    def ready_at(self, now: datetime, rate: float, burst: int) -> datetime:
-        if self.blocked_until and self.blocked_until > now:
-            return self.blocked_until
-        self.tokens = min(burst, self.tokens + (now - self.at).total_seconds() * rate)
-        self.at = now
-        if self.tokens >= 1:
-            return now
-        return now + timedelta(seconds=(1 - self.tokens) / rate)
-
-
-@dataclass
 class _Outcome:
     state: str  # sent | retry (it did not happen) | unknown (it may have) | dead | held (the token)
     ts: str | None = None
@@ -127,8 +113,10 @@ class OutboxSender:
         # each settled delivery's outcome, and whether it was a 429 (telemetry's counters)
         self.on_outcome: Callable[[str, bool], None] = lambda outcome, rate_limited: None
         self._refused: dict[str, str] = {}  # workspace → Slack's refusal of its token, logged
-        self._buckets: dict[str, _Bucket] = {}
-        self._busy: set[str] = set()  # the pace keys with a message in flight
+        self._interval = timedelta(seconds=1 / settings.rate_per_channel)
+        # when each channel is free next, as last read: the database's only moves later
+        self._free_at: dict[tuple[str, str], datetime] = {}
+        self._busy: set[tuple[str, str]] = set()  # the channels with a message in flight
         self._pooled = 0  # deliveries running on the pool
         self._cond = threading.Condition()  # guards the above and reports; notified on settling
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="outbox")
@@ -166,7 +154,7 @@ class OutboxSender:
             for row in page:
                 if pooled and self._pooled >= self.settings.workers:
                     return  # a settling delivery starts the next pass
-                if not self._take(row, now, report):
+                if not self._take(row, now, report, wait=not pooled):
                     continue
                 if pooled:
                     with self._cond:
@@ -182,41 +170,44 @@ class OutboxSender:
         with self.sessions.begin() as s:
             return queries.list_due(s, now, now - CLAIM_LEASE, BATCH, after_id)
 
-    def _take(self, row: OutboxMessage, now: datetime, report: SendReport) -> bool:
-        """Reserve the row's channel and claim the row; the channel is free again if either
-        fails (the database too)."""
+    def _take(self, row: OutboxMessage, now: datetime, report: SendReport, *, wait: bool) -> bool:
+        """Reserve the row's channel in this process and claim the row with the channel's
+        slot; the channel is free again here if either fails (the database too)."""
         if not self._reserve(row, now, report):
             return False
         taken = False
         try:
-            taken = not self._held(row, now, report) and self._claim(row, now)
+            taken = not self._held(row, now, report) and self._claim(row, report, wait=wait)
             return taken
         finally:
             if not taken:
-                self._release(row, refund=True)
+                self._release(row)
 
     def _reserve(self, row: OutboxMessage, now: datetime, report: SendReport) -> bool:
-        """Take the row's channel, if nothing is in flight there and its pace allows."""
+        """Take the row's channel, if nothing is in flight there and it was not paced when
+        last read."""
         key = _pace_key(row)
         with self._cond:
             if key in self._busy:
                 return False  # the channel's next pass follows that delivery
-            bucket = self._buckets.setdefault(key, _Bucket(tokens=self.settings.burst, at=now))
-            ready = bucket.ready_at(now, self.settings.rate_per_channel, self.settings.burst)
-            if ready > now:
-                report.wake(ready)
+            free = self._free_at.get(key)
+            if free and free > now:
+                report.wake(free)
                 return False
-            bucket.tokens -= 1
             self._busy.add(key)
             return True
 
-    def _release(self, row: OutboxMessage, *, refund: bool = False) -> None:
-        key = _pace_key(row)
+    def _release(self, row: OutboxMessage) -> None:
         with self._cond:
-            self._busy.discard(key)
-            if refund:
-                self._buckets[key].tokens += 1
+            self._busy.discard(_pace_key(row))
             self._cond.notify_all()
+
+    def _paced(self, row: OutboxMessage, free: datetime, report: SendReport | None = None) -> None:
+        """Remember when the row's channel is free next (and wake the report then)."""
+        with self._cond:
+            self._free_at[_pace_key(row)] = free
+            if report is not None:
+                report.wake(free)
 
     def _held(self, row: OutboxMessage, now: datetime, report: SendReport) -> bool:
         """An edit or a reply waits for its parent's ts, and dies with its parent."""
@@ -237,18 +228,44 @@ class OutboxSender:
             report.wake(max(now + PARENT_POLL, parent.next_attempt_at))
         return True
 
-    def _claim(self, row: OutboxMessage, now: datetime) -> bool:
-        """Claim the row from the state it was listed in, and read what it says now: a queued
-        message may have been rewritten since it was listed (a burst summary that grew)."""
+    def _claim(self, row: OutboxMessage, report: SendReport, *, wait: bool) -> bool:
+        """Claim the channel's slot and the row from the state it was listed in, and read what
+        it says now: a queued message may have been rewritten since it was listed (a burst
+        summary that grew). The slot is used only if the row is won. Unless it may `wait`
+        (one message after another anyway), a channel another sender is claiming in is
+        skipped for now."""
+        now = self.clock.now()  # later than the pass's: the channel's schedule starts at the send
         with self.sessions.begin() as s:
+            pace = pacing.lock(s, row.team_id, pacing.channel_of(row), self._quiet(now), wait=wait)
+            if pace is None:  # another sender is claiming in this channel right now
+                report.wake(now + PACE_POLL)
+                return False
+            if pacing.free_at(pace) > now:
+                self._paced(row, pacing.free_at(pace), report)
+                return False
             if not queries.mark_claimed(s, row.id, self.name, now, now - CLAIM_LEASE, row.state):
                 return False
+            pacing.advance(pace, now, self._interval, self.settings.burst)
             row.payload = queries.get_payload(s, row.id)
-            return True
+            free = pacing.free_at(pace)
+        self._paced(row, free)
+        return True
+
+    def _hold(self, row: OutboxMessage, wait: timedelta, report: SendReport) -> None:
+        """Slack's Retry-After holds the channel, for every sender."""
+        now = self.clock.now()
+        with self.sessions.begin() as s:
+            pacing.hold(s, row.team_id, pacing.channel_of(row), now + wait, self._quiet(now))
+        self._paced(row, now + wait, report)
+
+    def _quiet(self, now: datetime) -> datetime:
+        """The schedule of a channel that may take its whole burst at `now`."""
+        return now - self._interval * (self.settings.burst - 1)
 
     def _next_scheduled(self, now: datetime) -> datetime | None:
         with self.sessions.begin() as s:
-            return queries.get_next_due(s, now)
+            return min(filter(None, (queries.get_next_due(s, now), pacing.get_next_free(s, now))),
+                       default=None)
 
     # -- delivery
 
@@ -261,6 +278,8 @@ class OutboxSender:
             log.exception("outbox row %s: unexpected failure while sending", row.id)
             outcome = _Outcome("unknown", error=f"unexpected: {exc!r}")
         try:
+            if outcome.retry_after is not None:
+                self._hold(row, outcome.retry_after, report)
             self._settle(row, outcome, now, report)
         except DatabaseUnreachable as exc:  # after CLAIM_LEASE a sender looks the row up
             log.warning("outbox row %s: could not record its outcome (%s): %s", row.id,
@@ -268,10 +287,8 @@ class OutboxSender:
         except Exception:
             log.exception("outbox row %s: could not record its outcome (%s)", row.id, outcome.state)
         finally:
-            with self._cond:
-                if outcome.retry_after is not None:
-                    self._buckets[_pace_key(row)].blocked_until = self.clock.now() + outcome.retry_after
-                if pooled:
+            if pooled:
+                with self._cond:
                     self._pooled -= 1
             self._release(row)
             self.on_settled()
@@ -438,8 +455,8 @@ class OutboxSender:
                 revise(session, sent.id, admin, notice, now=now)
 
 
-def _pace_key(row: OutboxMessage) -> str:
-    return row.channel or row.method
+def _pace_key(row: OutboxMessage) -> tuple[str, str]:
+    return row.team_id, pacing.channel_of(row)
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -29,6 +29,7 @@ from bot.sla.policies import calendar_for
 from bot.surveys.keys import prompt_ref, respondent_key
 from bot.surveys.results import Results, anonymised, results
 from bot.surveys.templates import Question
+from storage import pacing
 from storage import surveys as queries
 from storage.bulk import batch
 from storage.models import Person, SurveyQuestion, SurveyRun
@@ -349,6 +350,7 @@ def close_run(session: Session, config: Config, run: SurveyRun, now: datetime, *
     queries.replace_answers(session, run.id, [{"team_id": run.team_id, "run_id": run.id,
                                                "respondent_key": None, **a} for a in kept])
     queries.forget_answer_echoes(session, run.team_id, run.id)
+    pacing.forget(session, run.team_id, [person.slack_id for _, person in invites])
     session.expire_all()
     name = queries.get_survey_key(session, run.survey_id)
     shown = results(session, name, queries.get_run(session, run.id))
