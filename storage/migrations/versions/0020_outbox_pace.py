@@ -4,8 +4,8 @@ Senders in several processes (the web process, workers) claim a channel's next s
 the same transaction as the outbox row, so together they keep Slack's per-channel rate,
 and a 429's Retry-After holds the channel for all of them.
 
-Revision ID: 0019_outbox_pace
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-06 01:20:00
 """
 from alembic import op
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import storage.types
 
 
-revision = '0019_outbox_pace'
-down_revision = '0018'
+revision = '0020'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
