@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         loop = SenderLoop(services).start()
         services.wake_sender()
-        states = _wait_settled(services, args.max_seconds)
+        states = wait_settled(services, args.max_seconds)
         elapsed = time.perf_counter() - start
         loop.stop()
     server.shutdown()
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> None:
             config.outbox.burst)
 
 
-def _wait_settled(services, max_seconds: float) -> Counter[str]:
+def wait_settled(services, max_seconds: float) -> Counter[str]:
     deadline = time.monotonic() + max_seconds
     while True:
         with services.sessions.begin() as s:

@@ -34,9 +34,10 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from bench.faults import wait_settled
 from bot.local.fakeslack import FakeSlack
 from bot.platform import outbox
 from bot.platform.clock import SystemClock
@@ -45,12 +46,10 @@ from bot.platform.runtime import SenderLoop, build_services
 from storage import pacing
 from storage.db import make_engine
 from storage.migrate import upgrade
-from storage.models import OutboxMessage
 
 ROOT = Path(__file__).resolve().parents[1]
 TEAM = "T0BENCH"
 RATE = 1.0  # messages a second the fake Slack allows per channel
-UNSETTLED = ("pending", "unknown", "sending")
 
 
 class Limiter:
@@ -180,7 +179,7 @@ def run(args: argparse.Namespace, mode: str, number: int) -> None:
         for proc in senders:
             proc.stdin.write("go\n")
             proc.stdin.flush()
-        states = _wait_settled(services, args.max_seconds)
+        states = wait_settled(services, args.max_seconds)
         for proc in senders:
             proc.communicate("stop\n", timeout=60)
         engine.dispose()
@@ -197,17 +196,6 @@ def _start_sender(url: str, api_url: str, workers: int | None, mode: str,
     if proc.stdout.readline().strip() != "ready":
         raise SystemExit(f"sender {name} did not start (exit {proc.wait()})")
     return proc
-
-
-def _wait_settled(services, max_seconds: float) -> Counter[str]:
-    deadline = time.monotonic() + max_seconds
-    while True:
-        with services.sessions.begin() as s:
-            states = Counter(dict(s.execute(select(OutboxMessage.state, func.count())
-                                            .group_by(OutboxMessage.state)).all()))
-        if not any(states[u] for u in UNSETTLED) or time.monotonic() > deadline:
-            return states
-        time.sleep(0.25)
 
 
 def _report(args, mode: str, url: str, fake: FakeSlack, limiter: Limiter, states: Counter[str],

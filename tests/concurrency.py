@@ -1,4 +1,4 @@
-"""Two PostgreSQL transactions at once: waiting until one waits for the other's lock."""
+"""Two at once: PostgreSQL transactions (until one waits for the other's lock), senders."""
 
 from __future__ import annotations
 
@@ -21,3 +21,23 @@ def until_waiting(engine: Engine, thread: threading.Thread) -> None:
                 return
             conn.rollback()
     raise AssertionError("the other transaction neither waited for the lock nor finished")
+
+
+def flush_together(*senders) -> None:
+    """Each outbox sender flushes in a thread of its own, all starting together."""
+    barrier = threading.Barrier(len(senders))
+    errors: list[BaseException] = []
+
+    def flush(sender) -> None:
+        try:
+            barrier.wait()
+            sender.flush()
+        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=flush, args=(s,)) for s in senders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

@@ -17,6 +17,7 @@ from bot.platform.runtime import SenderLoop, build_services
 from bot.platform.sender import OutboxSender
 from storage.db import make_sessionmaker
 from storage.models import OutboxMessage
+from tests.concurrency import flush_together
 from tests.conftest import START, TEST_CONFIG
 from tests.slack import TEAM
 
@@ -183,22 +184,7 @@ def test_two_senders_on_one_database_deliver_each_row_exactly_once(services, fak
     fast = services.config.outbox.__class__(max_attempts=3, rate_per_channel=1000.0, burst=1000)
     senders = [OutboxSender(make_sessionmaker(engine), services.sender.client, services.clock,
                             fast, name=f"sender-{i}") for i in range(2)]
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def run(sender):
-        try:
-            barrier.wait()
-            sender.flush()
-        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(s,)) for s in senders]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    flush_together(*senders)
     texts = [m.text for m in fake_slack.messages]
     assert len(texts) == n and len(set(texts)) == n
     with services.sessions.begin() as s:

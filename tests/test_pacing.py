@@ -3,7 +3,6 @@ together, a 429 one of them gets holds the channel for all, and each row goes on
 
 from __future__ import annotations
 
-import threading
 from collections import Counter, defaultdict
 from dataclasses import replace
 from datetime import timedelta
@@ -16,6 +15,7 @@ from bot.platform.sender import OutboxSender
 from storage import pacing
 from storage.db import make_sessionmaker
 from storage.models import OutboxMessage
+from tests.concurrency import flush_together
 
 SECOND = timedelta(seconds=1)
 
@@ -32,26 +32,6 @@ def senders(services, engine, **settings) -> list[OutboxSender]:
     outbox_settings = replace(services.config.outbox, **settings)
     return [OutboxSender(make_sessionmaker(engine), services.sender.client, services.clock,
                          outbox_settings, name=f"process-{i}") for i in range(2)]
-
-
-def in_threads(*senders: OutboxSender) -> None:
-    """Each sender flushes in a thread of its own, all starting together."""
-    barrier = threading.Barrier(len(senders))
-    errors: list[BaseException] = []
-
-    def flush(sender: OutboxSender) -> None:
-        try:
-            barrier.wait()
-            sender.flush()
-        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=flush, args=(s,)) for s in senders]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
 
 
 def test_two_senders_never_post_to_a_channel_faster_than_its_pace(services, engine, fake_slack,
@@ -107,11 +87,11 @@ def test_senders_racing_for_the_same_rows_send_each_once_and_keep_the_pace(servi
     for c in range(channels):
         queue(services, f"C0RACE000{c}", per_channel, prefix=f"c{c}-")
     racing = senders(services, engine)
-    in_threads(*racing)
+    flush_together(*racing)
     assert Counter(m.channel for m in fake_slack.messages) == {
         f"C0RACE000{c}": burst for c in range(channels)}  # one burst, though two raced
     clock.advance((per_channel - burst) * SECOND)
-    in_threads(*racing)
+    flush_together(*racing)
     texts = [m.text for m in fake_slack.messages]
     assert len(texts) == len(set(texts)) == channels * per_channel
     with services.sessions.begin() as s:
