@@ -124,7 +124,7 @@ def batch_of(session: Session) -> Rows | None:
 
 class Rows:
     """Rows that nothing reads back before the transaction ends, kept as plain dicts and
-    written in one INSERT per table: a thousand leads' worth of ORM objects would cost more
+    written a table at a time (INSERTs of many rows, or a COPY): a thousand leads' worth of ORM objects would cost more
     than everything else in the batch."""
 
     def __init__(self) -> None:
@@ -143,7 +143,7 @@ class Rows:
         execute(session, self.prepare(session))
 
     def prepare(self, session: Session) -> list[Statement]:
-        """The batch's end: its INSERTs, each table before the ones that point at it, with
+        """The batch's end: its statements, each table before the ones that point at it, with
         their parameters bound, ready for `execute`, which then leaves only the database's
         own work. New rows go into the session again."""
         if session.info.get(_BATCH) is self:
