@@ -1,6 +1,7 @@
 """Ingest throughput, end to end: validation, upsert, routing, SLA, card rows in the outbox.
 
     python -m bench.ingest [--batches 10] [--csv-rows 100000] [--repeat 3] [--team N]
+                           [--database-url URL]
     python -m bench.ingest --http [--leads 3000] [--rate 50] [--populate 20000] [--team 40]
                            [--database-url URL]
 
@@ -17,6 +18,8 @@ run falls in one minute: one burst, a summary instead of cards) and an empty sto
 webhook path: signed-off batches of 1,000 new leads through `bot.intake.batches.store` (the
 handler after signature checks) on a fresh SQLite file. CSV path: `alignbot import` of
 one file through `bot.intake.imports.import_csv`, `--repeat` times (each into a fresh file).
+With `--database-url`, each of these runs gets a fresh database of its own on that server
+instead (created next to the URL's, named after it, dropped afterwards).
 Slack is the in-process fake; nothing is sent. The team is the example config's (three
 reps) or, with `--team N`, N reps in every pool: each has a DM of cards and a summary,
 and their leads spread over more of the owner indexes.
@@ -30,11 +33,13 @@ import json
 import re
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
 
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select, text
 
 from bench.load import WEBHOOK_SECRET, Request, app_running, send
 from bot.intake.batches import store
@@ -97,8 +102,32 @@ def record(n: int) -> dict[str, str | int]:
             "why": "Downloaded the ROI guide"}
 
 
-def webhook(batches: int, workdir: Path, team: int = 0) -> None:
-    services = services_on(workdir / "webhook.db", team)
+@contextmanager
+def fresh(database_url: str | None, workdir: Path, name: str) -> Iterator[str]:
+    """The URL of an empty store: a SQLite file in `workdir`, or a database created on
+    `database_url`'s server (and dropped after)."""
+    if not database_url:
+        yield f"sqlite:///{workdir / name}.db"
+        return
+    url = make_url(database_url)
+    url = url.set(database=f"{url.database}_bench_{name}")
+    admin = make_engine(database_url, isolation_level="AUTOCOMMIT")
+
+    def recreate(create: bool) -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+            if create:
+                conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    recreate(True)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        recreate(False)
+        admin.dispose()
+
+
+def webhook(batches: int, store_url: str, team: int = 0) -> None:
+    services = services_on(store_url, team)
     timings = []
     for b in range(batches):
         records = [record(b * 1000 + i) for i in range(1000)]
@@ -115,9 +144,9 @@ def webhook(batches: int, workdir: Path, team: int = 0) -> None:
           f" max {max(timings):.3f} s); {routed:,} routed, {queued:,} outbox rows")
 
 
-def csv_import(rows: int, workdir: Path, run: int = 1, team: int = 0) -> float:
-    """One import of `rows` new leads into a fresh database; its rows/s."""
-    services = services_on(workdir / f"csv{run}.db", team)
+def csv_import(rows: int, workdir: Path, store_url: str, team: int = 0) -> float:
+    """One import of `rows` new leads into `store_url` (a fresh database); its rows/s."""
+    services = services_on(store_url, team)
     path = workdir / "leads.csv"
     if not path.exists():
         with path.open("w", newline="") as f:
@@ -174,7 +203,7 @@ def main() -> None:
     p.add_argument("--leads", type=int, default=3000, help="--http: leads sent")
     p.add_argument("--rate", type=float, default=50, help="--http: leads a second (0: unpaced)")
     p.add_argument("--populate", type=int, default=20_000, help="--http: leads stored before")
-    p.add_argument("--database-url", help="--http: the store (default: a fresh SQLite file)")
+    p.add_argument("--database-url", help="the store's server (default: fresh SQLite files)")
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--csv-rows", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=3, help="CSV imports, each into a fresh database")
@@ -189,10 +218,14 @@ def main() -> None:
         if args.http:
             return over_http(args.leads, args.rate, args.populate, args.team, args.database_url,
                              Path(d))
-        webhook(args.batches, Path(d), args.team)
+        with fresh(args.database_url, Path(d), "webhook") as url:
+            webhook(args.batches, url, args.team)
         if args.csv_rows:
-            rates = sorted(csv_import(args.csv_rows, Path(d), run, args.team)
-                           for run in range(args.repeat))
+            rates = []
+            for run in range(args.repeat):
+                with fresh(args.database_url, Path(d), f"csv{run}") as url:
+                    rates.append(csv_import(args.csv_rows, Path(d), url, args.team))
+            rates.sort()
             if len(rates) > 1:  # a shared machine's speed drifts: the middle run says most
                 print(f"csv: median {median(rates):,.0f} rows/s of {len(rates)} runs "
                       f"({rates[0]:,.0f} to {rates[-1]:,.0f})")
