@@ -13,7 +13,7 @@ from functools import cache, lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Dialect, Table, func, insert, select
+from sqlalchemy import JSON, Dialect, Executable, Table, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -129,9 +129,20 @@ class Rows:
 
     def __init__(self) -> None:
         self._rows: dict[Table, list[dict[str, Any]]] = {}
+        self._changes: dict[Executable, list[dict[str, Any]]] = {}
+        self._checked: set[Executable] = set()
 
     def add(self, model: type, row: dict[str, Any]) -> None:
         self._rows.setdefault(model.__table__, []).append(row)
+
+    def change(self, statement: Executable, params: dict[str, Any], *, check: bool = False) -> None:
+        """An UPDATE of existing rows, built once and bound by `params`: run at the batch's
+        end, before its new rows and the ORM's changes, as one executemany with the others
+        of its statement (hundreds of leads reassigned at once are one statement, not
+        hundreds). `check`: a compare-and-set; if a row no longer matches, the batch fails."""
+        self._changes.setdefault(statement, []).append(params)
+        if check:
+            self._checked.add(statement)
 
     def new(self, model: type, values: dict[str, Any]) -> Any:
         """A draft of a new row, written with whatever values it holds by then."""
@@ -143,11 +154,12 @@ class Rows:
         execute(session, self.prepare(session))
 
     def prepare(self, session: Session) -> list[Statement]:
-        """The batch's end: its statements, each table before the ones that point at it, with
-        their parameters bound, ready for `execute`, which then leaves only the database's
-        own work. New rows go into the session again."""
+        """The batch's end: its UPDATEs (`change`) run now; its statements, each table
+        before the ones that point at it, with their parameters bound, ready for `execute`,
+        which then leaves only the database's own work. New rows go into the session again."""
         if session.info.get(_BATCH) is self:
             del session.info[_BATCH]
+        self._change(session)
         dialect = session.get_bind().dialect
         statements = []
         for table in Base.metadata.sorted_tables:
@@ -157,6 +169,19 @@ class Rows:
             for keys, alike in shapes.items():
                 statements += _inserts(dialect, table, keys, alike)
         return statements
+
+    def _change(self, session: Session) -> None:
+        conn = session.connection()  # not session.execute: the ORM's changes come after
+        for statement, params in self._changes.items():
+            changed = conn.execute(statement, params).rowcount
+            if statement in self._checked and changed != len(params):
+                raise Conflict(f"{len(params) - changed} of {len(params)} rows changed since "
+                               "they were read")
+        self._changes.clear()
+
+
+class Conflict(Exception):
+    """A compare-and-set in a batch found a row changed by someone else meanwhile."""
 
 
 # A statement and its rows' values: on SQLite an INSERT of one row and a list per column

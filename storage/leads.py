@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
+from storage import bulk
 from storage.models import Lead, LeadEvent, Person
 
 
@@ -40,10 +41,15 @@ _MARK_STATUS = (update(_LEADS)
 
 
 def mark_status(session: Session, lead_id: int, status: str, owner_id: int | None, to: str,
-                at: datetime) -> bool:
-    """Compare-and-set on (status, owner): only one of several simultaneous clicks can win."""
-    return session.execute(_MARK_STATUS, {"lead": lead_id, "was": status, "owner": owner_id,
-                                          "to": to, "at": at}).rowcount == 1
+                at: datetime, *, batched: bool = False) -> bool:
+    """Compare-and-set on (status, owner): only one of several simultaneous clicks can win.
+    `batched`: with the session's batch's others at its end, where one lost fails the batch
+    (True until then)."""
+    params = {"lead": lead_id, "was": status, "owner": owner_id, "to": to, "at": at}
+    if batched and (rows := bulk.batch_of(session)) is not None:
+        rows.change(_MARK_STATUS, params, check=True)
+        return True
+    return session.execute(_MARK_STATUS, params).rowcount == 1
 
 
 def list_events(session: Session, lead_id: int) -> list[LeadEvent]:

@@ -22,10 +22,15 @@ _CANCEL = (update(_NUDGES).where(_NUDGES.c.lead_id == bindparam("lead"),
 _CANCEL_STAGES = _CANCEL.where(_NUDGES.c.stage.in_(bindparam("stages", expanding=True)))
 
 
-def cancel_pending(session: Session, lead_id: int, stages: tuple[str, ...] | None = None) -> int:
+def cancel_pending(session: Session, lead_id: int, stages: tuple[str, ...] | None = None) -> None:
+    """In a batch (the SLA sweep's reassignments), with the batch's others at its end, before
+    the nudges it adds."""
     if stages:
-        return session.execute(_CANCEL_STAGES, {"lead": lead_id, "stages": list(stages)}).rowcount
-    return session.execute(_CANCEL, {"lead": lead_id}).rowcount
+        session.execute(_CANCEL_STAGES, {"lead": lead_id, "stages": list(stages)})
+    elif (rows := bulk.batch_of(session)) is not None:
+        rows.change(_CANCEL, {"lead": lead_id})
+    else:
+        session.execute(_CANCEL, {"lead": lead_id})
 
 
 def get_first_pending_due(session: Session) -> datetime | None:

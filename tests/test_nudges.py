@@ -13,6 +13,7 @@ from bot.blocks import handoff as cards
 from bot.blocks import sla as views
 from bot.sla.nudges import BATCH, sweep
 from storage.db import make_sessionmaker
+from storage.leads import list_events
 from storage.models import Lead, Nudge, OutboxMessage, Person
 from tests.slack import TEAM, click
 from tests.test_handoff import card, new_lead
@@ -321,3 +322,63 @@ def test_an_owners_reminders_due_together_come_in_one_dm(app, services, fake_sla
     with services.sessions.begin() as s:
         lead_id = s.scalar(select(Nudge.lead_id).where(Nudge.stage == "snooze"))
     assert snoozed.startswith(f"{lead_id}|")
+
+
+def breached(message) -> int:
+    """How many leads a breach notice is about."""
+    if (m := re.fullmatch(r"SLA breached: (\d+) of (your|your team's) leads", message.text)):
+        return int(m[1])
+    assert message.text.startswith("SLA breached: lead ")
+    return 1
+
+
+def test_breach_notices_due_together_come_in_one_dm_per_person(app, services, fake_slack, clock):
+    from bot.intake.batches import store
+
+    in_new_york(services)
+    store(services, "leads", [{"external_id": f"L-{i}", "name": f"Lead {i}", "source": "webinar",
+                               "score": 50} for i in range(24)], actor="test")
+    run_until(services, clock, datetime(2026, 11, 24, 18, 0, tzinfo=UTC))  # all due at 13:00
+    drain(services, clock)
+    manager = [m for m in fake_slack.in_channel("U0SALESMG1") if "breached" in m.text]
+    assert len(manager) == 1, [m.text for m in manager]  # not one per lead
+    assert manager[0].text == "SLA breached: 24 of your team's leads"
+    assert "14 more" in str(manager[0].blocks) and manager[0].action_ids() == []
+    assert {"<@U0SALES01>", "<@U0SALES02>"} <= set(re.findall(r"<@U0SALES0\d>",
+                                                                 str(manager[0].blocks)))
+    total = 0
+    for rep in ("U0SALES01", "U0SALES02"):
+        dms = [m for m in fake_slack.in_channel(rep) if "breached" in m.text]
+        assert len(dms) == 1, [m.text for m in dms]
+        total += (n := breached(dms[0]))
+        assert [a.split(".")[1] for a in dms[0].action_ids()] == \
+            ["first_touch", "snooze", "working"] * min(n, views.REMINDER_LEADS)
+    assert total == 24
+    # the second lead's first touch, from the owner's breach DM, is logged on that lead
+    button = dms[0].action_ids()[3]
+    lead_id = int(fake_slack.message(dms[0].number).find_element(button)[1]["value"].split("|")[0])
+    click(app, fake_slack, dms[0], button, "U0SALES02", clock.now())
+    with services.sessions.begin() as s:
+        lead = s.get(Lead, lead_id)
+        assert (lead.status, lead.sla_met) == ("contacted", False)
+
+
+def test_leads_reassigned_in_one_sweep_each_move_once(services, fake_slack, clock):
+    from bot.intake.batches import store
+
+    with_stages(services, escalate_after=timedelta(minutes=30), reassign_after=timedelta(hours=1))
+    in_new_york(services)
+    store(services, "leads", [{"external_id": f"L-{i}", "name": f"Lead {i}", "source": "webinar",
+                               "score": 50} for i in range(24)], actor="test")
+    with services.sessions.begin() as s:
+        before = {lead.id: lead.owner_id for lead in s.scalars(select(Lead))}
+    run_until(services, clock, datetime(2026, 11, 24, 19, 0, tzinfo=UTC))  # 14:00: reassigned
+    with services.sessions.begin() as s:
+        leads = list(s.scalars(select(Lead)))
+        assert all(lead.owner_id != before[lead.id] and lead.status == "routed" for lead in leads)
+        assert all(lead.sla_due_at > clock.now() for lead in leads)  # a new clock each
+        pending = s.execute(select(Nudge.lead_id, Nudge.stage).where(Nudge.state == "pending"))
+        assert sorted(pending) == sorted((lead.id, "remind") for lead in leads)  # new chains only
+        events = [e for lead in leads for e in list_events(s, lead.id) if e.kind == "routed"]
+        assert sum(e.actor == "system" and e.data["reason"].startswith("SLA breached")
+                   for e in events) == 24

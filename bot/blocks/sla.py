@@ -62,6 +62,26 @@ def breach(v: CardView, *, to_owner: bool) -> dict[str, Any]:
     return {"text": f"SLA breached: lead {escape(v.external_id)}", "blocks": blocks}
 
 
+def breaches(views: list[CardView], total: int, *, to_owner: bool) -> dict[str, Any]:
+    """One person's breach notices that fell due together, in one DM: the first
+    `REMINDER_LEADS` (soonest due first), the owner's each with its buttons, and how many
+    more. A manager's lists whose leads they are."""
+    if total == 1:
+        return breach(views[0], to_owner=to_owner)
+    whose = "your leads" if to_owner else "your team's leads"
+    blocks = [section(f":red_circle: *{total} of {whose}* passed their SLA without a first touch.")]
+    for n, v in enumerate(views[:REMINDER_LEADS]):
+        owner = "" if to_owner else f"{mention(v.owner)}'s lead " if v.owner else ""
+        blocks.append(section(f"{owner}{_who(v)} was due {when(v.sla_due_at)} "
+                              f"({escape(v.sla_policy)})."))
+        if to_owner:
+            blocks.append(_buttons(v, n))
+    if total > REMINDER_LEADS:
+        blocks.append(context(f"…and {total - REMINDER_LEADS} more: `/align leads overdue` "
+                              "lists them."))
+    return {"text": f"SLA breached: {total} of {whose}", "blocks": blocks}
+
+
 def escalation(v: CardView, now: datetime) -> dict[str, Any]:
     late = int((now - v.sla_due_at).total_seconds() // 60) if v.sla_due_at else 0
     owner = mention(v.owner) if v.owner else "nobody"

@@ -93,9 +93,10 @@ def reassign_to(session: Session, lead: Lead, new_owner: Person, config: Config,
                 *, actor: str, reason: str, batch: CardBatch | None = None) -> None:
     """Move the lead to a new owner (a click, or the SLA's automatic reassignment): its
     cards are updated, and the new owner gets one of their own. Many leads at once (the
-    SLA sweep) share a card `batch` and write their new rows together (one batch). The caller marks
-    the old and the new owner's Homes (the sweep, once for its whole batch)."""
-    _claim(session, lead, "routed", now)
+    SLA sweep) share a card `batch` and write their new rows and changes together (the
+    session's batch, compare-and-set included). The caller marks the old and the new
+    owner's Homes (the sweep, once for its whole batch)."""
+    _claim(session, lead, "routed", now, batched=True)
     assign(session, lead, new_owner, config, now, actor=actor,
             data={"reason": reason, "owner": new_owner.slack_id})
     batch = batch or CardBatch(session, lead.team_id, config, now, [lead])
@@ -151,10 +152,13 @@ def _decide(session: Session, lead: Lead, to: str, user: str, now: datetime,
     home.mark_stale(session, [lead.owner_id], now)
 
 
-def _claim(session: Session, lead: Lead, to: str, now: datetime, user: str | None = None) -> None:
+def _claim(session: Session, lead: Lead, to: str, now: datetime, user: str | None = None, *,
+           batched: bool = False) -> None:
     """Compare-and-set on (status, owner) first: of simultaneous clicks exactly one goes on.
-    The loaded `lead` keeps its old values; the lifecycle then applies the move to it."""
-    if not queries.mark_status(session, lead.id, lead.status, lead.owner_id, to, now):
+    The loaded `lead` keeps its old values; the lifecycle then applies the move to it.
+    `batched`: in the session's batch, if one is open (see `mark_status`)."""
+    if not queries.mark_status(session, lead.id, lead.status, lead.owner_id, to, now,
+                               batched=batched):
         session.refresh(lead)
         raise ClickRefused(_already(session, lead, user))
 

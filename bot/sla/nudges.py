@@ -16,6 +16,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -73,7 +74,8 @@ class Batch:
         self.follow: dict[int, tuple[str, datetime]] = {}  # lead id -> the stage its next follows
         self.rerouted_ids: set[int] = set()  # their other nudges in this batch are void
         self.unowned: dict[str, list[Lead]] = {}  # by team: leads due an owner, still without
-        self.reminded: dict[tuple[str, str], list[Lead]] = {}  # (team, owner): one DM for all
+        # (builder, team, person): one DM for all their reminders, or breach notices
+        self.digests: dict[tuple[str, str, str], list[Lead]] = {}
         # the leads whose card is shown (a reminder's only if among the first of its DM)
         self.carded = {n.lead_id for n in nudges if n.stage not in ("remind", SNOOZED)}
         self._cards: dict[str, CardBatch] = {}
@@ -112,15 +114,22 @@ class Batch:
         self.rerouted_ids.add(lead.id)
         self.cards(lead.team_id).forget(lead)
 
+    def digest(self, kind: str, team_id: str, person: str, lead: Lead) -> None:
+        """A nudge for `person` sent by `finish`, in one DM with their others of this kind."""
+        self.digests.setdefault((kind, team_id, person), []).append(lead)
+
     def finish(self) -> SweepReport:
-        for lead_id, fired in self.follow.items():  # each fired stage writes the next
-            lead = self.leads[lead_id]
-            sla.schedule(self.session, lead, self.config, self.person(lead.owner_id),
-                         after=fired)
-        for team_id, leads in self.unowned.items():
-            _tell_unowned(self, team_id, leads)
-        for (team_id, owner), leads in self.reminded.items():
-            _send_reminders(self, team_id, owner, leads)
+        # Nothing is flushed before the batch's writes: its compare-and-sets (reassignments)
+        # see the leads as they were read.
+        with self.session.no_autoflush:
+            for lead_id, fired in self.follow.items():  # each fired stage writes the next
+                lead = self.leads[lead_id]
+                sla.schedule(self.session, lead, self.config, self.person(lead.owner_id),
+                             after=fired)
+            for team_id, leads in self.unowned.items():
+                _tell_unowned(self, team_id, leads)
+            for (kind, team_id, person), leads in self.digests.items():
+                _send_digest(self, kind, team_id, person, leads)
         self.rows.write(self.session)
         for handoffs in self._handoffs.values():  # routing state, DM bursts, owners' Homes
             handoffs.finish()
@@ -211,33 +220,35 @@ def _card(batch: Batch, lead: Lead, owner: Person | None) -> None:
 
 
 def _remind(batch: Batch, lead: Lead, owner: Person | None) -> None:
-    if owner is not None:  # sent by `finish`, with the owner's other reminders of the batch
-        batch.reminded.setdefault((lead.team_id, owner.slack_id), []).append(lead)
+    if owner is not None:
+        batch.digest("reminders", lead.team_id, owner.slack_id, lead)
 
 
-def _send_reminders(batch: Batch, team_id: str, owner: str, leads: list[Lead]) -> None:
-    """One DM per person for the reminders that fell due together: 300 leads due soon are
-    one message to read (the soonest shown, with their buttons), not 300, which would also
-    take Slack's one message a second per channel five minutes to deliver."""
+def _breach(batch: Batch, lead: Lead, owner: Person | None) -> None:
+    if owner is not None:
+        batch.digest("breaches", lead.team_id, owner.slack_id, lead)
+        if owner.manager_slack_id:
+            batch.digest("team_breaches", lead.team_id, owner.manager_slack_id, lead)
+    _card(batch, lead, owner)
+
+
+# What one DM of a person's nudges that fell due together says (see `_send_digest`).
+DIGESTS = {"breaches": partial(views.breaches, to_owner=True),
+           "team_breaches": partial(views.breaches, to_owner=False),
+           "reminders": views.reminders}
+
+
+def _send_digest(batch: Batch, kind: str, team_id: str, person: str, leads: list[Lead]) -> None:
+    """One DM per person for the reminders (or breach notices) that fell due together: 300
+    leads are one message to read (the soonest shown, with their buttons), not 300, which
+    would also take Slack's one message a second per channel five minutes to deliver."""
     leads = sorted(leads, key=lambda lead: (lead.sla_due_at or batch.now, lead.id))
     cards = batch.cards(team_id)
     cards.include(leads[:views.REMINDER_LEADS])
     shown = [cards.view(lead) for lead in leads[:views.REMINDER_LEADS]]
-    ref = f"lead:{leads[0].id}:nudge" if len(leads) == 1 else f"reminders:{owner}"
-    outbox.post(batch.session, team_id, owner, views.reminders(shown, len(leads)), now=batch.now,
+    ref = f"lead:{leads[0].id}:nudge" if len(leads) == 1 else f"{kind}:{person}"
+    outbox.post(batch.session, team_id, person, DIGESTS[kind](shown, len(leads)), now=batch.now,
                 ref=ref)
-
-
-def _breach(batch: Batch, lead: Lead, owner: Person | None) -> None:
-    view = batch.cards(lead.team_id).view(lead)
-    if owner is not None:
-        outbox.post(batch.session, lead.team_id, owner.slack_id, views.breach(view, to_owner=True),
-                    now=batch.now, ref=f"lead:{lead.id}:nudge")
-        if owner.manager_slack_id:
-            outbox.post(batch.session, lead.team_id, owner.manager_slack_id,
-                        views.breach(view, to_owner=False), now=batch.now,
-                        ref=f"lead:{lead.id}:nudge")
-    _card(batch, lead, owner)
 
 
 def _escalate(batch: Batch, lead: Lead, owner: Person | None) -> None:
