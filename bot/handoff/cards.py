@@ -48,11 +48,13 @@ class CardBatch:
 
     def refresh(self, lead: Lead) -> None:
         """Update every card of this lead in place (channel and DMs), through the outbox."""
-        card = blocks.handoff_card(self.view(lead))
+        self._events(lead)  # its history says where its cards are
         if lead.id not in self._with_posts:
             self._read_posts(self._history.keys() - self._with_posts)
-        for ref in self._refs(lead.id):
-            if (original := self._posts.get(ref)) is not None:
+        posts = [p for ref in self._refs(lead.id) if (p := self._posts.get(ref)) is not None]
+        if posts:  # built only for a card that was posted (a lead of a burst has none)
+            card = blocks.handoff_card(self.view(lead))
+            for original in posts:
                 outbox.update(self.session, original, card, now=self.now)
 
     def last(self, lead: Lead, kind: str):
