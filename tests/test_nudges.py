@@ -7,7 +7,7 @@ import re
 import threading
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.blocks import handoff as cards
 from bot.blocks import sla as views
@@ -241,6 +241,35 @@ def test_a_nudge_that_fails_holds_back_only_itself(services, fake_slack, clock, 
     with services.sessions.begin() as s:
         states = dict(s.execute(select(Lead.name, Nudge.state).join(Lead, Lead.id == Nudge.lead_id)
                                 .where(Nudge.stage == "remind")).all())
+    assert states == {"Lead 0": "sent", "Lead 1": "sending", "Lead 2": "sent"}  # retried later
+
+
+def test_a_reassignment_that_lost_its_race_holds_back_only_itself(services, fake_slack, clock,
+                                                                   monkeypatch):
+    import bot.sla.nudges
+
+    with_stages(services, escalate_after=timedelta(minutes=30), reassign_after=timedelta(hours=1))
+    in_new_york(services)
+    for i in range(3):
+        new_lead(services, external_id=f"L-{i}", name=f"Lead {i}")
+    run_until(services, clock, datetime(2026, 11, 24, 18, 59, tzinfo=UTC))
+    with services.sessions.begin() as s:
+        owners = dict(s.execute(select(Lead.name, Lead.owner_id)).all())
+    reassign = bot.sla.nudges.STAGES["reassign"]
+
+    def accepted_meanwhile(batch, lead, owner):  # a click after the sweep read the lead
+        if lead.name == "Lead 1":
+            batch.session.execute(update(Lead).where(Lead.id == lead.id).values(status="accepted")
+                                  .execution_options(synchronize_session=False))
+        reassign(batch, lead, owner)
+
+    monkeypatch.setitem(bot.sla.nudges.STAGES, "reassign", accepted_meanwhile)
+    sweep(services, datetime(2026, 11, 24, 19, 0, tzinfo=UTC))  # 14:00: all three due
+    with services.sessions.begin() as s:
+        now = dict(s.execute(select(Lead.name, Lead.owner_id)).all())
+        states = dict(s.execute(select(Lead.name, Nudge.state).join(Lead, Lead.id == Nudge.lead_id)
+                                .where(Nudge.stage == "reassign")).all())
+    assert [now[n] != owners[n] for n in ("Lead 0", "Lead 1", "Lead 2")] == [True, False, True]
     assert states == {"Lead 0": "sent", "Lead 1": "sending", "Lead 2": "sent"}  # retried later
 
 
