@@ -1,13 +1,15 @@
 """SLA sweep latency over a large book of open leads.
 
     python -m bench.sla [--leads 100000] [--due 1000] [--stages remind,breach,...] [--repeat 5]
+                        [--database-url postgresql+psycopg://...]
 
 Loads `--leads` open leads through the webhook path (routing writes each lead's first
 stage), arriving over the last 30 days. Then every pending nudge is moved to tomorrow
 but `--due` of them, on distinct leads, which become stages of `--stages` in turn, due a
 minute ago; and the sweep that sends them (and writes each one's next stage) is timed,
 then the idle sweeps that follow (what runs every minute). Each stage mix starts from
-the same loaded database.
+the same loaded database: a copy of a SQLite file, or with `--database-url` (an empty
+PostgreSQL database, which it loads) a database made from it as a template, next to it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from statistics import median
 
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, make_url, select, update
 
 from bench.ingest import NOW, populate, services_on
 from bot.sla.nudges import sweep
@@ -76,9 +78,22 @@ def copy(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
-def run(path: Path, due: int, stages: list[str], sweeps: int) -> tuple[float, float, str]:
+def clone(url: str) -> str:
+    """A fresh copy of the loaded PostgreSQL database, as `<its name>_run` (the previous
+    copy dropped; the loaded one may have no connection meanwhile)."""
+    source = make_url(url)
+    target = source.set(database=f"{source.database}_run")
+    admin = create_engine(source.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+        c.exec_driver_sql(f'CREATE DATABASE "{target.database}" TEMPLATE "{source.database}"')
+    admin.dispose()
+    return target.render_as_string(hide_password=False)
+
+
+def run(where: Path | str, due: int, stages: list[str], sweeps: int) -> tuple[float, float, str]:
     """(busy sweep seconds, median idle sweep seconds, what the busy sweep did)."""
-    services = services_on(path)
+    services = services_on(where)
     make_due(services, WARM_UP, stages)  # a long-running worker has its statements compiled
     sweep(services, NOW)
     make_due(services, due, stages, skip=WARM_UP)
@@ -93,11 +108,13 @@ def run(path: Path, due: int, stages: list[str], sweeps: int) -> tuple[float, fl
         sweep(services, NOW)
         idle.append(time.perf_counter() - start)
     per_channel = messages_per_channel(services, queued)
-    return busy, median(idle), (
+    result = busy, median(idle), (
         f"sent {report.sent}, held {report.held}, dropped {report.dropped}; "
         f"{sum(per_channel):,} outbox rows to {len(per_channel)} channels, the busiest "
         f"{max(per_channel, default=0)}: {max(per_channel, default=0)} s to deliver at Slack's "
         "one message a second per channel")
+    services.engine.dispose()
+    return result
 
 
 def main() -> None:
@@ -107,17 +124,23 @@ def main() -> None:
     p.add_argument("--stages", action="append", help="a comma-separated stage mix; repeatable")
     p.add_argument("--sweeps", type=int, default=5, help="idle sweeps after each busy one")
     p.add_argument("--repeat", type=int, default=5, help="busy sweeps per mix, each on a fresh copy")
+    p.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite files)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        base = Path(d) / "loaded.db"
+        base = args.database_url or Path(d) / "loaded.db"
         start = time.perf_counter()
-        populate(services_on(base), args.leads)
+        loaded = services_on(base)
+        populate(loaded, args.leads)
+        loaded.engine.dispose()  # a template database has no other connection
         print(f"loaded {args.leads:,} open leads in {time.perf_counter() - start:.1f} s")
         for mix in args.stages or MIXES:
             runs = []
             for _ in range(args.repeat):
-                copy(base, Path(d) / "sla.db")
-                runs.append(run(Path(d) / "sla.db", args.due, mix.split(","), args.sweeps))
+                if args.database_url:
+                    where = clone(args.database_url)
+                else:
+                    copy(base, where := Path(d) / "sla.db")
+                runs.append(run(where, args.due, mix.split(","), args.sweeps))
             busy = sorted(r[0] for r in runs)
             print(f"{mix}: sweep with {args.due:,} due: median {median(busy) * 1000:.0f} ms, "
                   f"min {busy[0] * 1000:.0f}, max {busy[-1] * 1000:.0f} over {args.repeat} runs "
