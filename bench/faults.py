@@ -73,7 +73,26 @@ class FaultySlack(ThreadingHTTPServer):
         self.fake, self.schedule, self.slow, self.latency = fake, schedule, slow, latency
 
 
-class _Handler(BaseHTTPRequestHandler):
+class JSONHandler(BaseHTTPRequestHandler):
+    """A fake Slack's HTTP side: JSON answers, no access log."""
+
+    def _send(self, status: int, headers: dict[str, str], payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            for k, v in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client gave up waiting (a slow answer)
+            self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class _Handler(JSONHandler):
     server: FaultySlack
 
     def do_POST(self) -> None:
@@ -94,21 +113,6 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(status, headers, payload)
 
     do_GET = do_POST
-
-    def _send(self, status: int, headers: dict[str, str], payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            for k, v in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:  # the client gave up waiting (a slow answer)
-            self.close_connection = True
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 def run(args: argparse.Namespace) -> None:

@@ -31,13 +31,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bench.faults import wait_settled
+from bench.faults import JSONHandler, wait_settled
 from bot.local.fakeslack import FakeSlack
 from bot.platform import outbox
 from bot.platform.clock import SystemClock
@@ -81,7 +81,7 @@ class PacedSlack(ThreadingHTTPServer):
         self.fake, self.limiter, self.latency = fake, limiter, latency
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     server: PacedSlack
 
     def do_POST(self) -> None:
@@ -97,18 +97,6 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(*self.server.fake.http(self.path, content_type, body))
 
     do_GET = do_POST
-
-    def _send(self, status: int, headers: dict[str, str], payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        for k, v in {"Content-Type": "application/json", **headers}.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 def sender(url: str, api_url: str, workers: int | None, mode: str, name: str) -> None:
@@ -213,9 +201,10 @@ def _report(args, mode: str, url: str, fake: FakeSlack, limiter: Limiter, states
     print(f"  delivered {delivered}   duplicates {duplicates}   lost {args.messages - delivered}"
           f"   429s {limiter.limited}   rows {dict(states)}")
     if took:
+        share = f": {best / took:.1%} of the allowed rate" if best else " (no pacing needed)"
         print(f"  all in {took:.1f} s, {args.messages / took:.1f} msg/s; the fake Slack allows "
               f"all in {best:.0f} s ({args.slack_burst} at once, then {RATE:g} a second per "
-              f"channel): {best / took:.1%} of the allowed rate", flush=True)
+              f"channel){share}", flush=True)
 
 
 def main() -> None:
