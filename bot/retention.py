@@ -38,7 +38,7 @@ class PruneReport:
         parts = [f"{self.deleted[k]:,} {WHAT[k]} older than {_span(w)}" if w is not None
                  else f"{WHAT[k]} kept for good (retention {k} = forever)"
                  for k, w in self.windows.items()]
-        return "retention: deleted " + "; ".join(parts)
+        return "deleted " + "; ".join(parts)
 
 
 def prune(services: Services, now: datetime) -> PruneReport:
@@ -49,7 +49,7 @@ def prune(services: Services, now: datetime) -> PruneReport:
         report.windows[key] = window
         if window is not None:
             report.deleted[key] = _in_batches(services, delete, now - window)
-    log.info("%s", report)
+    log.info("retention: %s", report)
     return report
 
 

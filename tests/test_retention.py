@@ -93,7 +93,7 @@ def test_slack_event_ids_older_than_the_window_are_forgotten(services, clock):
     report = run_job(services, "retention.prune")
     assert count(services, ProcessedEvent) == 3  # 2 days is kept: "older than" is strict
     assert report.deleted["slack_events"] == 2
-    assert str(report).startswith("retention: deleted 2 processed Slack event id(s) older than "
+    assert str(report).startswith("deleted 2 processed Slack event id(s) older than "
                                   "2 day(s); 0 delivered outbox message(s) older than 90 day(s)")
     assert "lead history event(s) kept for good (retention lead_events = forever)" in str(report)
 
