@@ -31,7 +31,7 @@ from statistics import median
 
 import storage.db
 from bench.ingest import NOW, record, services_on
-from bench.metrics import add_one_day
+from bench.metrics import TEAM, add_one_day
 from bot.intake.batches import store
 from bot.intake.imports import import_csv
 from bot.metrics.answers import ask
@@ -55,7 +55,7 @@ def probe(db: Path, every: float, stop: Path, kinds: list[str]) -> None:
     """Until `stop` exists: each kind of request in turn, one every `every` s, printing
     when it was asked, how long it took, how long it waited for its transactions to begin
     (for SQLite's write lock: a read-only one begins at once) and whether it failed."""
-    services = services_on(db)
+    services = services_on(db, team_id=TEAM)  # the generated store's workspace
     serial = iter(range(10_000_000, 20_000_000))
     requests = {"click": click(services.engine),
                 "question": lambda n: ask(services, QUESTIONS[n % len(QUESTIONS)]),
@@ -117,11 +117,11 @@ def refreshes(leads: int, every: float) -> None:
     with tempfile.TemporaryDirectory() as d:
         db, stop = Path(d) / "metrics.db", Path(d) / "stop"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bench.metrics", "--generate", str(db),
+        subprocess.run([sys.executable, "-m", "bench.metrics", "--generate", f"sqlite:///{db}",
                         "--leads", str(leads), "--deals", str(leads // 5),
                         "--customers", str(leads // 20)], check=True)
         print(f"generated {leads:,} leads in {time.perf_counter() - start:.0f} s")
-        services = services_on(db)  # migrated: the probe's own engine finds it current
+        services = services_on(db, team_id=TEAM)  # migrated: the probe's own engine finds it current
         sessions = make_sessionmaker(make_engine(f"sqlite:///{db}"))
         requests = start_probe(db, stop, every, ["question", "click", "webhook"])
         idle = [requests.stdout.readline() for _ in range(IDLE_REQUESTS)]  # nothing else runs
@@ -132,7 +132,7 @@ def refreshes(leads: int, every: float) -> None:
             if before:
                 before()
             began, start = time.time(), time.perf_counter()
-            report = refresh(sessions, services.config, "T0BENCH", now)
+            report = refresh(sessions, services.config, TEAM, now)
             spans[name] = (began, time.time())
             print(f"{name}: {report.days} days, {report.rows:,} rows in "
                   f"{time.perf_counter() - start:.1f} s")

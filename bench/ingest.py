@@ -60,12 +60,12 @@ SOURCES = ["webinar", "ebook", "paid_search", "events", "referral"]
 SEGMENTS = ["smb", "mid_market", "enterprise"]
 
 
-def services_on(where: Path | str, team: int = 0):
-    """On a SQLite file, or a database URL."""
+def services_on(where: Path | str, team: int = 0, team_id: str = "T0BENCH"):
+    """On a SQLite file, or a database URL, acting for `team_id`."""
     engine = make_engine(where if isinstance(where, str) else f"sqlite:///{where}")
     upgrade(engine)
     return build_services(config(team), Secrets(), FakeClock(NOW), engine=engine,
-                          slack=FakeSlack().client(), team_id="T0BENCH")
+                          slack=FakeSlack().client(), team_id=team_id)
 
 
 def config(team: int) -> Config:
