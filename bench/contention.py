@@ -1,7 +1,7 @@
 """What requests wait for while a bulk writer runs: SQLite has one writer at a time.
 
     python -m bench.contention [--csv-rows 100000] [--every 0.2]
-    python -m bench.contention --refresh [--leads 100000] [--every 0.05]
+    python -m bench.contention --refresh [--leads 100000] [--every 0.05] [--keep PATH]
 
 Import mode: imports `--csv-rows` leads (as `bench.ingest` does) while another process,
 like the bot answering clicks, writes one small transaction through alignbot's own engine
@@ -9,9 +9,9 @@ every `--every` seconds. Reports how long each of those waited to begin, during 
 
 Refresh mode: on a store of `--leads` leads (as `bench.metrics` generates it, with deals
 and customers in proportion), a first metrics refresh and then the daily one after a day
-of new leads, while another process does in turn, every `--every` seconds, what the bot
+of new leads, while three other processes do, each every `--every` seconds, what the bot
 does for Slack: a metric question (`/align metric`, answered as the bot answers it), a
-click's small write transaction and a webhook of one lead. Reports each one's time when
+click's small write transaction, a webhook of one lead. Reports each one's time when
 nothing else runs and during each refresh (p50, p99, max), and the ones that failed.
 """
 
@@ -20,9 +20,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -40,7 +42,8 @@ from storage.db import make_engine, make_sessionmaker
 
 QUESTIONS = ("win rate last 30 days by source", "leads routed last quarter by owner",
              "response time last 30 days", "sla compliance this month by source")
-IDLE_REQUESTS = 12  # the requests' own time, before the refresh starts
+IDLE_REQUESTS = 4  # of each kind: the requests' own time, before the refresh starts
+KINDS = ("question", "click", "webhook")
 
 
 def click(engine) -> Callable[[int], None]:
@@ -113,18 +116,21 @@ def imports(rows: int, every: float) -> None:
           f"median {median(during) * 1000:.1f} ms, max {max(during) * 1000:.0f} ms")
 
 
-def refreshes(leads: int, every: float) -> None:
+def refreshes(leads: int, every: float, keep: Path | None) -> None:
     with tempfile.TemporaryDirectory() as d:
         db, stop = Path(d) / "metrics.db", Path(d) / "stop"
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bench.metrics", "--generate", f"sqlite:///{db}",
-                        "--leads", str(leads), "--deals", str(leads // 5),
-                        "--customers", str(leads // 20)], check=True)
-        print(f"generated {leads:,} leads in {time.perf_counter() - start:.0f} s")
-        services = services_on(db, team_id=TEAM)  # migrated: the probe's own engine finds it current
+        _generated(db, leads, keep)
+        services = services_on(db, team_id=TEAM)  # migrated: the probes' engines find it current
         sessions = make_sessionmaker(make_engine(f"sqlite:///{db}"))
-        requests = start_probe(db, stop, every, ["question", "click", "webhook"])
-        idle = [requests.stdout.readline() for _ in range(IDLE_REQUESTS)]  # nothing else runs
+        # one process per kind, as Slack's requests come: a slow question holds up no click
+        probes = [start_probe(db, stop, every, [kind]) for kind in KINDS]
+        idle = [p.stdout.readline() for p in probes for _ in range(IDLE_REQUESTS)]
+        # drained as they come: a full pipe would stop a probe mid-refresh (64 KiB of lines)
+        said: list[list[str]] = [[] for _ in probes]
+        drains = [threading.Thread(target=out.extend, args=(p.stdout,))
+                  for p, out in zip(probes, said, strict=True)]
+        for t in drains:
+            t.start()
         spans = {}
         for name, now, before in (("first refresh", NOW - timedelta(days=1), None),
                                   ("daily refresh", NOW, lambda: add_one_day(
@@ -137,17 +143,34 @@ def refreshes(leads: int, every: float) -> None:
             print(f"{name}: {report.days} days, {report.rows:,} rows in "
                   f"{time.perf_counter() - start:.1f} s")
         stop.touch()
-        lines = [json.loads(line) for line in idle + requests.communicate()[0].splitlines()]
+        for t in drains:
+            t.join()
+        lines = [json.loads(line) for out in said for line in out]
     report_requests("idle", [json.loads(line) for line in idle])
     for name, (began, ended) in spans.items():
         report_requests(f"during the {name}", [r for r in lines if began <= r[1] <= ended])
+
+
+def _generated(db: Path, leads: int, keep: Path | None) -> None:
+    """The store of `leads` leads, unrefreshed: generated, or copied from `keep` (a 1M
+    store takes minutes to generate), which is made if it is missing."""
+    if keep and keep.exists():
+        shutil.copy(keep, db)
+        return
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bench.metrics", "--generate", f"sqlite:///{db}",
+                    "--leads", str(leads), "--deals", str(leads // 5),
+                    "--customers", str(leads // 20)], check=True)
+    print(f"generated {leads:,} leads in {time.perf_counter() - start:.0f} s")
+    if keep:
+        shutil.copy(db, keep)
 
 
 def report_requests(when: str, lines: list) -> None:
     print(f"{when}: {'':<9} {'':>4} {'took, ms':^26} {'waited to begin, ms':^26}")
     print(f"{'':<{len(when) + 1}} {'kind':<9} {'n':>4} {'p50':>8} {'p99':>8} {'max':>8} "
           f"{'p50':>8} {'p99':>8} {'max':>8} failed")
-    for kind in ("question", "click", "webhook"):
+    for kind in KINDS:
         mine = [line for line in lines if line[0] == kind]
         if mine:
             print(f"{'':<{len(when) + 1}} {kind:<9} {len(mine):>4} "
@@ -166,6 +189,8 @@ def main() -> None:
     p.add_argument("--csv-rows", type=int, default=100_000)
     p.add_argument("--refresh", action="store_true", help="requests during metric refreshes")
     p.add_argument("--leads", type=int, default=100_000, help="the refresh mode's store")
+    p.add_argument("--keep", type=Path, help="the refresh mode's generated store, kept here "
+                   "and reused (unrefreshed) when it exists")
     p.add_argument("--every", type=float, default=None,
                    help="seconds between requests (0.2 importing, 0.05 refreshing)")
     p.add_argument("--probe", nargs=3, metavar=("DB", "STOP", "KINDS"), help=argparse.SUPPRESS)
@@ -174,7 +199,7 @@ def main() -> None:
         return probe(Path(args.probe[0]), args.every, Path(args.probe[1]),
                      args.probe[2].split(","))
     if args.refresh:
-        return refreshes(args.leads, args.every or 0.05)
+        return refreshes(args.leads, args.every or 0.05, args.keep)
     return imports(args.csv_rows, args.every or 0.2)
 
 
