@@ -411,3 +411,71 @@ def test_leads_reassigned_in_one_sweep_each_move_once(services, fake_slack, cloc
         events = [e for lead in leads for e in list_events(s, lead.id) if e.kind == "routed"]
         assert sum(e.actor == "system" and e.data["reason"].startswith("SLA breached")
                    for e in events) == 24
+
+
+def escalations(fake):
+    return [m for m in fake.in_channel("C0HANDOFF1") if m.text.startswith("Escalation")]
+
+
+def escalated(message) -> list[int]:
+    """The leads an escalation names, by their *Open card* buttons."""
+    return [int(a.rsplit(".", 1)[1]) for a in message.action_ids()]
+
+
+def escalate_at_14(services, n):
+    """`n` leads due at 13:00 New York, escalated at 14:00 (without a reassignment)."""
+    from bot.intake.batches import store
+
+    with_stages(services, escalate_after=timedelta(hours=1), reassign_after=None)
+    in_new_york(services)
+    store(services, "leads", [{"external_id": f"L-{i}", "name": f"Lead {i}", "source": "webinar",
+                               "score": 50} for i in range(n)], actor="test")
+
+
+def test_a_sweeps_escalations_come_in_one_message_naming_every_lead(app, services, fake_slack,
+                                                                    clock):
+    escalate_at_14(services, 24)
+    run_until(services, clock, datetime(2026, 11, 24, 19, 0, tzinfo=UTC))
+    drain(services, clock)
+    [message] = escalations(fake_slack)  # one message, not 24
+    assert message.text == "Escalation: 24 leads are past their SLA"
+    with services.sessions.begin() as s:
+        leads = {lead.id: lead for lead in s.scalars(select(Lead))}
+        owners = {p.id: p.slack_id for p in s.scalars(select(Person))}
+    assert sorted(escalated(message)) == sorted(leads)
+    shown = str(message.blocks)
+    for lead in leads.values():  # each named with how late it is and whose it is
+        line = next(b["text"]["text"] for b in message.blocks
+                    if b.get("block_id") == f"escalated-{lead.id}")
+        assert f"*{lead.name}*" in line and lead.external_id in line
+        assert "60 min late" in line and f"<@{owners[lead.owner_id]}>" in line
+    assert "/align leads overdue" in shown
+    # a lead's button opens that lead's card, to act on it from there
+    second = message.action_ids()[1]
+    click(app, fake_slack, message, second, "U0SALESMG1", clock.now())
+    card_shown = fake_slack.messages[-1]
+    lead = leads[escalated(message)[1]]
+    assert card_shown.ephemeral_to == "U0SALESMG1" and lead.name in card_shown.text
+    assert cards.REASSIGN in card_shown.action_ids()
+
+
+def test_a_long_list_of_escalations_is_a_few_messages_each_lead_in_one(services, fake_slack,
+                                                                      clock, monkeypatch):
+    monkeypatch.setattr(views, "ESCALATION_LEADS", 10)
+    escalate_at_14(services, 24)
+    run_until(services, clock, datetime(2026, 11, 24, 19, 0, tzinfo=UTC))
+    drain(services, clock)
+    messages = escalations(fake_slack)
+    assert [m.text for m in messages] == [
+        f"Escalation: 24 leads are past their SLA ({part} of 24)" for part in ("1–10", "11–20", "21–24")]
+    named = [lead_id for m in messages for lead_id in escalated(m)]
+    with services.sessions.begin() as s:
+        assert sorted(named) == sorted(s.scalars(select(Lead.id)))  # each once
+
+
+def test_a_lone_escalation_reads_as_one_leads(services, fake_slack, clock):
+    escalate_at_14(services, 1)
+    run_until(services, clock, datetime(2026, 11, 24, 19, 0, tzinfo=UTC))
+    [message] = escalations(fake_slack)
+    assert message.text == "Escalation: lead L-0 is 60 minutes late"
+    assert "`/align lead L-0` to act on it" in str(message.blocks)

@@ -239,13 +239,13 @@ def summary_line(v: SummaryLine) -> dict[str, Any]:
     name = escape(clip(v.name or v.external_id, 60))
     company = escape(clip(v.company or "unknown company", 60))
     status = "" if v.status in ("new", "routed") else f" · {escape(v.status)}"
-    text = _json_clip(f"*{name}* — {company} · score {score} · {escape(v.source)} · {owner}{status}",
+    text = json_clip(f"*{name}* — {company} · score {score} · {escape(v.source)} · {owner}{status}",
                       LINE_JSON)
     return section(text, accessory=button("Open card", f"{OPEN_CARD}.{v.lead_id}", v.token),
                    block_id=f"line-{v.lead_id}")
 
 
-def _json_clip(text: str, limit: int) -> str:
+def json_clip(text: str, limit: int) -> str:
     """Clipped so that its JSON (quotes, escapes, \\u sequences) is at most `limit` long."""
     while (size := len(json.dumps(text))) > limit:
         text = clip(text, max(1, len(text) * limit // size - 1))

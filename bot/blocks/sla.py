@@ -6,14 +6,16 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot.blocks.handoff import FIRST_TOUCH, TAKE, CardView, when
-from bot.blocks.kit import actions, button, context, escape, mention, section
+from bot.blocks.handoff import FIRST_TOUCH, OPEN_CARD, SUMMARY_MAX, TAKE, CardView, json_clip, when
+from bot.blocks.kit import actions, button, clip, context, escape, mention, section
 
 SNOOZE = "sla.snooze"
 WORKING = "sla.working"
 ACTION_IDS = (SNOOZE, WORKING)
 UNOWNED_LINES = 10  # leads listed by name in one message about leads without an owner
 REMINDER_LEADS = 10  # leads shown, each with its buttons, in one person's reminder (22 blocks)
+ESCALATION_LEADS = SUMMARY_MAX  # leads in one escalation message, a line and a button each
+ESCALATION_LINE = 220  # a line's text as JSON: 25 lines and their buttons stay within 13,000
 
 
 def _who(v: CardView) -> str:
@@ -82,13 +84,45 @@ def breaches(views: list[CardView], total: int, *, to_owner: bool) -> dict[str, 
     return {"text": f"SLA breached: {total} of {whose}", "blocks": blocks}
 
 
+def _late(v: CardView, now: datetime) -> int:
+    return int((now - v.sla_due_at).total_seconds() // 60) if v.sla_due_at else 0
+
+
+def _owner(v: CardView) -> str:
+    return mention(v.owner) if v.owner else "nobody"
+
+
 def escalation(v: CardView, now: datetime) -> dict[str, Any]:
-    late = int((now - v.sla_due_at).total_seconds() // 60) if v.sla_due_at else 0
-    owner = mention(v.owner) if v.owner else "nobody"
-    text = (f":rotating_light: {_who(v)} is {late} minutes past its SLA; owner {owner}. "
+    late = _late(v, now)
+    text = (f":rotating_light: {_who(v)} is {late} minutes past its SLA; owner {_owner(v)}. "
             f"`/align lead {escape(v.external_id)}` to act on it.")
     return {"text": f"Escalation: lead {escape(v.external_id)} is {late} minutes late",
             "blocks": [section(text)]}
+
+
+def escalations(views: list[CardView], now: datetime, *, first: int = 1,
+                total: int | None = None) -> dict[str, Any]:
+    """Leads escalated together, in one message (at most `ESCALATION_LEADS`): each named
+    with how late it is, its owner and an *Open card* button, most overdue first. A
+    sweep's longer list is several such messages: `first` is this one's first lead's
+    number in it, of `total`."""
+    total = total or len(views)
+    if total == 1:
+        return escalation(views[0], now)
+
+    def line(v: CardView) -> dict[str, Any]:  # the name clipped first: the rest must show
+        who = json_clip(f"*{escape(clip(v.name or v.external_id, 60))}* "
+                        f"({escape(clip(v.company or 'unknown company', 60))})", 130)
+        text = json_clip(f"{who} · {_late(v, now)} min late · owner {_owner(v)} · "
+                         f"`{escape(clip(v.external_id, 40))}`", ESCALATION_LINE)
+        return section(text, accessory=button("Open card", f"{OPEN_CARD}.{v.lead_id}", v.token),
+                       block_id=f"escalated-{v.lead_id}")
+    part = f" ({first}–{first + len(views) - 1} of {total})" if len(views) < total else ""
+    blocks = [section(f":rotating_light: *{total} leads* are past their SLA without a first "
+                      f"touch{part}:"), *map(line, views),
+              context("Open a card to reassign the lead or log its first touch; "
+                      "`/align leads overdue` lists them all.")]
+    return {"text": f"Escalation: {total} leads are past their SLA{part}", "blocks": blocks}
 
 
 def unassigned(views: list[CardView]) -> dict[str, Any]:

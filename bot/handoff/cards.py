@@ -46,16 +46,26 @@ class CardBatch:
             if "reason" in data else None
         return _view(lead, owner, self.config, self.now, acted=acted, waiting=waiting)
 
-    def refresh(self, lead: Lead) -> None:
-        """Update every card of this lead in place (channel and DMs), through the outbox."""
+    def listed(self, lead: Lead) -> blocks.CardView:
+        """What a message about the lead (a nudge, an escalation) shows: its own fields and
+        owner, not what only its card shows from its history (who acted, why it waits),
+        which is then not read."""
+        owner = queries.get_person_by_id(self.session, lead.owner_id)
+        return _view(lead, owner, self.config, self.now, acted=None, waiting=None)
+
+    def refresh(self, lead: Lead) -> dict | None:
+        """Update every card of this lead in place (channel and DMs), through the outbox;
+        the card, if one was posted, for the caller to reuse."""
         self._events(lead)  # its history says where its cards are
         if lead.id not in self._with_posts:
             self._read_posts(self._history.keys() - self._with_posts)
         posts = [p for ref in self._refs(lead.id) if (p := self._posts.get(ref)) is not None]
-        if posts:  # built only for a card that was posted (a lead of a burst has none)
-            card = blocks.handoff_card(self.view(lead))
-            for original in posts:
-                outbox.update(self.session, original, card, now=self.now)
+        if not posts:  # built only for a card that was posted (a lead of a burst has none)
+            return None
+        card = blocks.handoff_card(self.view(lead))
+        for original in posts:
+            outbox.update(self.session, original, card, now=self.now)
+        return card
 
     def last(self, lead: Lead, kind: str):
         """The lead's latest event of this kind (one a card shows), if any."""
@@ -66,10 +76,6 @@ class CardBatch:
         the batch): the views built from now on show it."""
         self._events(lead).append(SimpleNamespace(lead_id=lead.id, kind=kind, actor="system",
                                                   at=self.now, data=data))
-
-    def include(self, leads: list[Lead]) -> None:
-        """Read the history of these leads too, those not read yet, in one query."""
-        self._read_history([lead.id for lead in leads if lead.id not in self._history])
 
     def forget(self, lead: Lead) -> None:
         self._history.pop(lead.id, None)

@@ -100,10 +100,10 @@ def reassign_to(session: Session, lead: Lead, new_owner: Person, config: Config,
     assign(session, lead, new_owner, config, now, actor=actor,
             data={"reason": reason, "owner": new_owner.slack_id})
     batch = batch or CardBatch(session, lead.team_id, config, now, [lead])
-    batch.refresh(lead)
+    card = batch.refresh(lead)  # what the new owner's card shows too: built once
     if config.handoff.dm_owner:
         outbox.post(session, lead.team_id, new_owner.slack_id,
-                    blocks.handoff_card(batch.view(lead)), now=now,
+                    card or blocks.handoff_card(batch.view(lead)), now=now,
                     ref=f"lead:{lead.id}:dm:{new_owner.slack_id}")
 
 

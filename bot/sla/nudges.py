@@ -76,8 +76,9 @@ class Batch:
         self.unowned: dict[str, list[Lead]] = {}  # by team: leads due an owner, still without
         # (builder, team, person): one DM for all their reminders, or breach notices
         self.digests: dict[tuple[str, str, str], list[Lead]] = {}
-        # the leads whose card is shown (a reminder's only if among the first of its DM)
-        self.carded = {n.lead_id for n in nudges if n.stage not in ("remind", SNOOZED)}
+        self.escalated: dict[str, list[Lead]] = {}  # by team: in a few handoff channel messages
+        # the leads whose card is refreshed or posted (a nudge shows only the lead's fields)
+        self.carded = {n.lead_id for n in nudges if n.stage not in LISTED}
         self._cards: dict[str, CardBatch] = {}
         self._handoffs: dict[str, Handoffs] = {}
 
@@ -130,6 +131,8 @@ class Batch:
                 _tell_unowned(self, team_id, leads)
             for (kind, team_id, person), leads in self.digests.items():
                 _send_digest(self, kind, team_id, person, leads)
+            for team_id, leads in self.escalated.items():
+                _send_escalations(self, team_id, leads)
         self.rows.write(self.session)
         for handoffs in self._handoffs.values():  # routing state, DM bursts, owners' Homes
             handoffs.finish()
@@ -242,20 +245,36 @@ def _send_digest(batch: Batch, kind: str, team_id: str, person: str, leads: list
     """One DM per person for the reminders (or breach notices) that fell due together: 300
     leads are one message to read (the soonest shown, with their buttons), not 300, which
     would also take Slack's one message a second per channel five minutes to deliver."""
-    leads = sorted(leads, key=lambda lead: (lead.sla_due_at or batch.now, lead.id))
-    cards = batch.cards(team_id)
-    cards.include(leads[:views.REMINDER_LEADS])
-    shown = [cards.view(lead) for lead in leads[:views.REMINDER_LEADS]]
+    leads = _most_overdue(batch, leads)
+    shown = [batch.cards(team_id).listed(lead) for lead in leads[:views.REMINDER_LEADS]]
     ref = f"lead:{leads[0].id}:nudge" if len(leads) == 1 else f"{kind}:{person}"
     outbox.post(batch.session, team_id, person, DIGESTS[kind](shown, len(leads)), now=batch.now,
                 ref=ref)
 
 
+def _most_overdue(batch: Batch, leads: list[Lead]) -> list[Lead]:
+    return sorted(leads, key=lambda lead: (lead.sla_due_at or batch.now, lead.id))
+
+
 def _escalate(batch: Batch, lead: Lead, owner: Person | None) -> None:
     if batch.config.channels.handoff:
-        outbox.post(batch.session, lead.team_id, batch.config.channels.handoff,
-                    views.escalation(batch.cards(lead.team_id).view(lead), batch.now), now=batch.now,
-                    ref=f"lead:{lead.id}:escalation")
+        batch.escalated.setdefault(lead.team_id, []).append(lead)
+
+
+def _send_escalations(batch: Batch, team_id: str, leads: list[Lead]) -> None:
+    """The escalations that fell due together, in the handoff channel: each message names
+    up to `ESCALATION_LEADS` of them, each one click from its card. One message per lead
+    made a sweep's 250 escalations four minutes of the channel's one message a second."""
+    leads = _most_overdue(batch, leads)
+    cards, per = batch.cards(team_id), views.ESCALATION_LEADS
+    for start in range(0, len(leads), per):
+        part = leads[start:start + per]
+        ref = f"lead:{leads[0].id}:escalation" if len(leads) == 1 else \
+            f"escalations:{part[0].id}"
+        outbox.post(batch.session, team_id, batch.config.channels.handoff,
+                    views.escalations([cards.listed(lead) for lead in part], batch.now,
+                                      first=start + 1, total=len(leads)),
+                    now=batch.now, ref=ref)
 
 
 def _unowned(batch: Batch, lead: Lead, owner: Person | None) -> None:
@@ -292,6 +311,7 @@ def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
 
 
 SNOOZED = "snooze"  # a reminder the owner asked for again: outside the chain of stages
+LISTED = ("remind", SNOOZED, "escalate")  # stages whose message lists the lead, not its card
 OUTSIDE_CHAIN = (SNOOZED, sla.ESCALATE_UNASSIGNED)  # stages no next stage follows
 STAGES = {"card": _card, "remind": _remind, SNOOZED: _remind, "breach": _breach,
           "escalate": _escalate, "reassign": _reassign, sla.ESCALATE_UNASSIGNED: _unowned}
