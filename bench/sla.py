@@ -64,12 +64,12 @@ def max_id(services) -> int:
         return s.scalar(select(func.max(OutboxMessage.id))) or 0
 
 
-def messages_per_channel(services, after: int) -> list[int]:
+def messages_per_channel(services, after: int) -> dict[str, int]:
     """How many messages the sweep queued for each channel (or DM): Slack takes about one
     a second in each, so the busiest says how long delivery takes."""
     with services.sessions.begin() as s:
-        return list(s.scalars(select(func.count()).where(OutboxMessage.id > after)
-                              .group_by(OutboxMessage.channel)))
+        return dict(s.execute(select(OutboxMessage.channel, func.count())
+                              .where(OutboxMessage.id > after).group_by(OutboxMessage.channel)).all())
 
 
 def copy(source: Path, target: Path) -> None:
@@ -117,11 +117,12 @@ def run(where: Path | str, due: int, stages: list[str], sweeps: int) -> tuple[fl
         sweep(services, NOW)
         idle.append(time.perf_counter() - start)
     per_channel = messages_per_channel(services, queued)
+    busiest = max(per_channel, key=per_channel.get, default=None)
     result = busy, median(idle), (
         f"sent {report.sent}, held {report.held}, dropped {report.dropped}; "
-        f"{sum(per_channel):,} outbox rows to {len(per_channel)} channels, the busiest "
-        f"{max(per_channel, default=0)}: {max(per_channel, default=0)} s to deliver at Slack's "
-        "one message a second per channel")
+        f"{sum(per_channel.values()):,} outbox rows to {len(per_channel)} channels, the busiest "
+        f"{busiest} with {per_channel.get(busiest, 0)}: {per_channel.get(busiest, 0)} s to "
+        "deliver at Slack's one message a second per channel")
     services.engine.dispose()
     return result
 
