@@ -328,3 +328,35 @@ def get_content_parts(session: Session, team_id: str, start: datetime, end: date
             .scalar_subquery())
     items = select(func.count()).select_from(ContentItem).where(existing).scalar_subquery()
     return tuple(session.execute(select(used, items)).one())
+
+
+def list_won_totals(session: Session, team_id: str, start: datetime, end: datetime,
+                    by: str | None = None) -> dict[str, tuple[float, int]]:
+    """(won amount, won deals) of deals won in the period."""
+    stmt = _grouped(Deal, by, func.sum(Deal.amount, type_=Float), func.count())
+    rows = _rows(session, stmt.where(Deal.team_id == team_id, _within(Deal.closed_at, start, end),
+                                     Deal.outcome == "won"))
+    return {k: (total or 0.0, n) for k, (total, n) in rows.items()}
+
+
+def get_customer_moves(session: Session, team_id: str, start: datetime, end: datetime
+                       ) -> tuple[int, int]:
+    """(started less churned, churned) customers in the period: summed over the days from
+    the first, the first number is how many are active at the end."""
+    started, churned = _moves(team_id, start, end, func.count())
+    return tuple(session.execute(select(started - churned, churned)).one())
+
+
+def get_mrr_moves(session: Session, team_id: str, start: datetime, end: datetime
+                  ) -> tuple[float, int]:
+    """(MRR, customers with one) of those started in the period less those churned in it:
+    summed over the days from the first, those of the customers active at the end."""
+    mrr = _moves(team_id, start, end, func.coalesce(func.sum(Customer.mrr, type_=Float), 0.0))
+    paying = _moves(team_id, start, end, func.count(Customer.mrr))
+    return tuple(session.execute(select(mrr[0] - mrr[1], paying[0] - paying[1])).one())
+
+
+def _moves(team_id: str, start: datetime, end: datetime, column: Any) -> tuple[Any, Any]:
+    """`column` over the customers started in the period, and over those churned in it."""
+    return tuple(select(column).where(Customer.team_id == team_id, _within(at, start, end))
+                 .scalar_subquery() for at in (Customer.started_at, Customer.churned_at))

@@ -7,10 +7,11 @@ month's row has its first day)."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, union_all
+from sqlalchemy import case, delete, func, insert, literal_column, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from storage.db import hold
@@ -52,12 +53,29 @@ Span = tuple[str, date, date]
 def sum_parts(session: Session, team_id: str, metric: str, dimension: str,
               spans: list[Span]) -> dict[str, tuple[float, float]]:
     """(Σ numerator, Σ denominator) per dimension value over the spans."""
+    return sum_parts_each(session, team_id, metric, dimension, [spans])[0]
+
+
+def sum_parts_each(session: Session, team_id: str, metric: str, dimension: str,
+                   buckets: list[list[Span]]) -> list[dict[str, tuple[float, float]]]:
+    """`sum_parts` of each bucket of spans, in one query; each bucket's spans all come
+    before the next bucket's (they cover consecutive stretches of time)."""
+    sums: list[dict[str, tuple[float, float]]] = [{} for _ in buckets]
+    held = [(i, min(first for _, first, _ in spans)) for i, spans in enumerate(buckets) if spans]
+    if not held:
+        return sums
+    c = _SNAPSHOTS.c
+    # a row's bucket is the last one starting at or before its day
+    whens = [(c.day < first, i) for (i, _), (_, first) in pairwise(held)]
+    bucket = case(*whens, else_=held[-1][0]) if whens else literal_column(str(held[0][0]))
     rows = session.execute(
-        select(_SNAPSHOTS.c.dimension_value, func.sum(_SNAPSHOTS.c.numerator),
-               func.sum(_SNAPSHOTS.c.denominator))
-        .where(*_spans(team_id, metric, dimension, spans))
-        .group_by(_SNAPSHOTS.c.dimension_value))
-    return {k: (n or 0.0, d or 0.0) for k, n, d in rows}
+        select(bucket.label("bucket"), c.dimension_value, func.sum(c.numerator),
+               func.sum(c.denominator))
+        .where(*_spans(team_id, metric, dimension, [s for spans in buckets for s in spans]))
+        .group_by("bucket", c.dimension_value))
+    for i, key, n, d in rows:
+        sums[i][key] = (n or 0.0, d or 0.0)
+    return sums
 
 
 def merge_histograms(session: Session, team_id: str, metric: str, dimension: str,
@@ -75,10 +93,27 @@ def merge_histograms(session: Session, team_id: str, metric: str, dimension: str
 
 
 def _spans(team_id: str, metric: str, dimension: str, spans: list[Span]) -> list:
+    """The rows of the spans, as one list of days per grain: a statement of the same shape
+    for any spans, built and compiled once (SQLAlchemy caches it; the lists expand)."""
     c = _SNAPSHOTS.c
+    days: dict[str, list[date]] = {}
+    for grain, first, last in spans:
+        days.setdefault(grain, []).extend(_units(grain, first, last))
     return [c.team_id == team_id, c.metric == metric, c.dimension == dimension,
-            or_(*((c.grain == grain) & (c.day >= first) & (c.day <= last)
-                  for grain, first, last in spans))]
+            or_(*((c.grain == grain) & c.day.in_(units) for grain, units in days.items()))]
+
+
+def _units(grain: str, first: date, last: date) -> list[date]:
+    """The first days of the units of a grain from first to last."""
+    if grain == "day":
+        return [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    units = []
+    while first <= last:
+        units.append(first)
+        months = 12 if grain == "year" else 1
+        first = date(first.year + (first.month + months - 1) // 12,
+                     (first.month + months - 1) % 12 + 1, 1)
+    return units
 
 
 def list_changed_days(session: Session, team_id: str, since: datetime | None, now: datetime,
@@ -93,7 +128,9 @@ def list_changed_days(session: Session, team_id: str, since: datetime | None, no
     stmts += [select(Deal.closed_at).where(*changed(Deal), Deal.closed_at.is_not(None)),
               select(Lead.mql_at).join(Deal, Deal.lead_id == Lead.id)  # conversion
               .where(*changed(Deal), Lead.mql_at.is_not(None)),
-              select(Customer.started_at).where(*changed(Customer))]
+              select(Customer.started_at).where(*changed(Customer)),
+              select(Customer.churned_at).where(*changed(Customer),
+                                                Customer.churned_at.is_not(None))]
     if since is not None:
         stmts.append(select(Lead.routed_at).where(
             Lead.team_id == team_id, Lead.sla_met.is_(None), Lead.sla_due_at >= since,

@@ -8,11 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import delete, func, select
 
+from bot.metrics.answers import answer, parse, trend_periods
 from bot.metrics.grammar import parse_period
 from bot.metrics.registry import METRICS, compute
 from bot.metrics.snapshots import SETTLE_DAYS, Reader, refresh, spans
 from storage.db import make_sessionmaker, read_only
-from storage.models import Lead, MetricRefresh, MetricSnapshot
+from storage.models import Customer, Lead, MetricRefresh, MetricSnapshot
 from storage.snapshots import get_refresh, lock_refresh, replace_rows
 from tests.concurrency import until_waiting
 from tests.metric_fixture import add_metric_fixture, at
@@ -127,6 +128,75 @@ def test_a_refresh_is_idempotent_and_redoes_only_what_changed(sessions, config):
         metric = METRICS["acceptance_rate"]
         assert Reader(s, config, TEAM, later).value(metric, may, None)[0] == pytest.approx(
             live(s, config, "acceptance_rate", may, None)[0])
+
+
+DERIVED = [m for m in METRICS.values() if m.derive is not None]
+
+
+def assert_trends_are_live_ones(sessions, config, now=NOW):
+    """Whole answers (value, groups, the six periods of the trend, the comparison) of the
+    metrics derived from stored sums, against the live computation of each period."""
+    with read_only(sessions) as s:
+        for metric in DERIVED:
+            for text in PERIODS:
+                for by in (None, *metric.dimensions[:2]):
+                    for compare in ("", " vs last year"):
+                        words = f"{metric.key} {text}" + (f" by {by}" if by else "") + compare
+                        a = answer(s, config, TEAM, parse(words, config, now), now)
+                        live_trend = [compute(s, TEAM, metric.key, p.start, p.end, None,
+                                              gross_margin=config.workspace.gross_margin)[0]
+                                      for p in trend_periods(a.period)]
+                        assert list(a.trend) == pytest.approx(live_trend), words
+                        groups = compute(s, TEAM, metric.key, a.period.start, a.period.end, by)[1]
+                        assert (a.groups or {}) == pytest.approx(groups or {}), words
+                        if a.comparison:
+                            then = a.comparison.period
+                            assert a.comparison.value == pytest.approx(compute(
+                                s, TEAM, metric.key, then.start, then.end, None,
+                                gross_margin=config.workspace.gross_margin)[0]), words
+
+
+def test_churn_cltv_and_growth_read_from_snapshots_answer_as_live_ones(sessions, config):
+    with sessions.begin() as s:  # a customer without MRR: active, but no part of ARPA
+        s.add(Customer(team_id=TEAM, external_id="C-FREE", started_at=at(5, 3), mrr=None,
+                       updated_at=at(5, 3)))
+    assert_trends_are_live_ones(sessions, config)  # before a first refresh: live
+    refresh(sessions, config, TEAM, NOW)
+    with sessions() as s:
+        assert {"won_amount", "customers", "mrr"} <= set(s.scalars(
+            select(MetricSnapshot.metric).distinct()))
+    assert_trends_are_live_ones(sessions, config)
+    assert_answers_are_live_ones(sessions, config)
+
+
+def test_a_churn_after_the_refresh_counts_at_once_today_and_as_of_the_refresh_before(
+        sessions, config):
+    refresh(sessions, config, TEAM, NOW)
+    later = NOW + timedelta(hours=1)
+    churn = METRICS["churn_rate"]
+
+    def churns(customer, when):
+        with sessions.begin() as s:
+            row = s.get(Customer, customer.id)
+            row.churned_at, row.updated_at = when, later
+    with sessions() as s:
+        first, second = s.scalars(select(Customer).where(Customer.team_id == TEAM,
+                                                         Customer.churned_at.is_(None))).all()[:2]
+    this_month = parse_period("this month", later, config.workspace.tz)
+    june = parse_period("2026-06", later, config.workspace.tz)
+    churns(first, NOW)  # today: no snapshot holds the day, it is read live
+    with read_only(sessions) as s:
+        reader = Reader(s, config, TEAM, later)
+        assert reader.value(churn, this_month, None)[0] == pytest.approx(
+            live(s, config, "churn_rate", this_month, None)[0])
+    churns(second, at(6, 3))  # a stored day: as of the refresh, until the next one
+    with read_only(sessions) as s:
+        reader = Reader(s, config, TEAM, later)
+        stored, _ = reader.value(churn, june, None)
+        assert stored != pytest.approx(live(s, config, "churn_rate", june, None)[0])
+        assert reader.as_of == NOW  # and the answer says so
+    refresh(sessions, config, TEAM, later + timedelta(minutes=5))
+    assert_trends_are_live_ones(sessions, config, later)
 
 
 def test_a_full_refresh_of_an_empty_workspace_stores_nothing(engine, config):

@@ -131,13 +131,15 @@ def answer(session: Session, config: Config, team_id: str, query: Query,
     show no more figures than the histograms keep, and read a year of them in milliseconds."""
     metric = METRICS[query.metric]
     reader = snapshots.Reader(session, config, team_id, now, exact=exact)
-    value, groups = reader.value(metric, query.period, query.by or metric.default_by)
     earlier = trend_periods(query.period)[:-1]
+    last_year = query.period.last_year() if query.compare == "last_year" else None
+    reader.expect([query.period, *earlier, *([last_year] if last_year else [])])
+    value, groups = reader.value(metric, query.period, query.by or metric.default_by)
     trend = tuple(reader.value(metric, p, None)[0] for p in earlier)
     comparison = None
     if query.compare is not None:
-        then = earlier[-1] if query.compare == "previous" else query.period.last_year()
-        before = trend[-1] if query.compare == "previous" else reader.value(metric, then, None)[0]
+        then = last_year or earlier[-1]
+        before = trend[-1] if last_year is None else reader.value(metric, then, None)[0]
         change = value - before if value is not None and before is not None else None
         comparison = Comparison(query.compare, then, before, change)
     return Answer(query, metric, value, groups, comparison, (*trend, value),

@@ -3,7 +3,10 @@
 A metric is computed in two steps: `parts` (numbers per group, counted in SQL by
 `storage.metrics`) and `value` (the finished number, `None` when there is no data). For an
 additive metric the parts of adjacent periods add up, so daily snapshots can be stored as
-parts and merged; the others (churn, content, CLTV, growth) are computed live.
+parts and merged. Churn, CLTV and revenue growth are not additive, but `derive` computes
+them from sums that are (`SERIES`, stored the same way): growth compares two periods'
+won amounts, and customers active at an instant are those started before it less those
+churned before it. Content utilization is computed live.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -21,6 +24,7 @@ from bot.metrics.grammar import DIMENSIONS
 from storage import metrics as queries
 
 MONTH = timedelta(days=365.25 / 12)
+EVER = datetime(1, 1, 2, tzinfo=UTC)  # before any data: what "before an instant" sums from
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
 FORMATS = {"ratio": "{:.0%}", "minutes": "{:.0f} min", "days": "{:.1f} days", "count": "{:,.0f}"}
 
@@ -45,6 +49,9 @@ class Parts:
 
 # parts(session, team_id, start, end, by, *, now, gross_margin) -> {group key: Parts}
 PartsFn = Callable[..., dict[str, Parts]]
+# derive(totals, periods, by, gross_margin) -> [{group key: Parts} per period], equal to
+# `parts` of each period; totals(series, instants, by) sums a series between instants
+Derive = Callable[..., list[dict[str, Parts]]]
 # exact(session, team_id, start, end, by, *, guide) -> {group key: value}; `guide` is the
 # period's two-figure histogram (ungrouped), where the middle values are, give or take 5 %
 ExactFn = Callable[..., dict[str, float]]
@@ -68,6 +75,8 @@ class Metric:
     # a median's exact value per group, from the rows (the histogram rounds them): what
     # answers that people check against their CRM use (`alignbot query`, exports, the gap)
     exact: ExactFn | None = None
+    # the metric's parts from stored sums, for metrics that are not additive; see `Derive`
+    derive: Derive | None = None
 
     @property
     def median(self) -> bool:
@@ -206,6 +215,94 @@ def _cltv_parts(session: Session, team_id: str, start: datetime, end: datetime,
     return {"": Parts(arpa * gross_margin, churned / active / ((end - start) / MONTH))}
 
 
+# ------------------------------------------------------------------ derived from sums
+
+
+@dataclass(frozen=True)
+class Series:
+    """A sum the refresh stores per day like an additive metric's parts, that a metric which
+    is not additive is derived from; never asked for itself."""
+
+    key: str
+    dimensions: tuple[str, ...]
+    parts: PartsFn
+    additive: ClassVar[bool] = True
+    median: ClassVar[bool] = False
+
+    def value(self, parts: Parts) -> None:
+        return None  # stored as its numerator and denominator
+
+
+class Totals:
+    """A series' parts between consecutive instants; `between` adds them up from one of
+    the instants to another."""
+
+    def __init__(self, instants: list[datetime], segments: list[dict[str, Parts]]):
+        self.instants, self.segments = instants, segments
+
+    def between(self, start: datetime, end: datetime) -> dict[str, Parts]:
+        parts: dict[str, Parts] = {}
+        for segment in self.segments[self.instants.index(start):self.instants.index(end)]:
+            add_into(parts, segment)
+        return parts
+
+    def whole(self, start: datetime, end: datetime) -> Parts:
+        return sum(self.between(start, end).values(), Parts())
+
+
+def add_into(parts: dict[str, Parts], more: Mapping[str, Parts]) -> None:
+    for key, p in more.items():
+        parts[key] = parts[key] + p if key in parts else p
+
+
+# (won amount, won deals) by the deals' close: the count keeps a group whose deals have no
+# amount, as the live query does
+WON = Series("won_amount", DIMENSIONS, _adapt(queries.list_won_totals, _pair))
+# customers (started less churned, churned) and their (MRR, paying) started less churned,
+# by day: summed from the first day, the first numbers are those active at an instant
+CUSTOMERS = Series("customers", (), _whole(queries.get_customer_moves))
+MRR = Series("mrr", (), _whole(queries.get_mrr_moves))
+SERIES = (WON, CUSTOMERS, MRR)
+Interval = tuple[datetime, datetime]
+
+
+def _bounds(periods: list[Interval], *more: datetime) -> list[datetime]:
+    return sorted({*more, *(t for period in periods for t in period)})
+
+
+def _derive_growth(totals, periods: list[Interval], by: str | None, **_
+                   ) -> list[dict[str, Parts]]:
+    won = totals(WON, _bounds(periods, *(start - (end - start) for start, end in periods)), by)
+    derived = []
+    for start, end in periods:
+        current, before = won.between(start, end), won.between(start - (end - start), start)
+        derived.append({k: Parts(current.get(k, Parts()).numerator,
+                                 before.get(k, Parts()).numerator)
+                        for k in current.keys() | before.keys()})
+    return derived
+
+
+def _derive_churn(totals, periods: list[Interval], by: str | None = None, **_
+                  ) -> list[dict[str, Parts]]:
+    customers = totals(CUSTOMERS, _bounds(periods, EVER), None)
+    return [{"": Parts(customers.whole(start, end).denominator,
+                       customers.whole(EVER, start).numerator)} for start, end in periods]
+
+
+def _derive_cltv(totals, periods: list[Interval], by: str | None = None, *,
+                 gross_margin: float = 0.8, **_) -> list[dict[str, Parts]]:
+    customers, mrr = (totals(series, _bounds(periods, EVER), None) for series in (CUSTOMERS, MRR))
+    derived = []
+    for start, end in periods:
+        active, paying = customers.whole(EVER, start).numerator, mrr.whole(EVER, end)
+        if not paying.denominator or not active:  # no ARPA, or nobody to churn
+            derived.append({})
+            continue
+        churn = customers.whole(start, end).denominator / active / ((end - start) / MONTH)
+        derived.append({"": Parts(paying.numerator / paying.denominator * gross_margin, churn)})
+    return derived
+
+
 # ------------------------------------------------------------------ the metrics
 
 METRICS: dict[str, Metric] = {m.key: m for m in (
@@ -278,14 +375,14 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         ("churn rate", "churn", "customer churn", "logo churn"),
         "Customers churned in the period / customers active at period start.",
         unit="ratio", better="lower", dimensions=(), additive=False,
-        parts=_whole(queries.get_churn_parts), value=_share),
+        parts=_whole(queries.get_churn_parts), value=_share, derive=_derive_churn),
     Metric(
         "revenue_growth", "Revenue growth",
         ("revenue growth", "growth", "bookings growth", "won revenue growth"),
         "Won amount closed in the period vs. the previous period of equal length, as a % "
         "change.",
         unit="ratio", better="higher", dimensions=DIMENSIONS, additive=False,
-        parts=_growth_parts, value=_growth),
+        parts=_growth_parts, value=_growth, derive=_derive_growth),
     Metric(
         "cac", "Customer acquisition cost",
         ("customer acquisition cost", "cac", "acquisition cost", "cost per customer"),
@@ -299,7 +396,7 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         "at period end and monthly churn is the period's churn rate divided by its length in "
         "months.",
         unit="money", better="higher", dimensions=(), additive=False,
-        parts=_cltv_parts, value=_share),
+        parts=_cltv_parts, value=_share, derive=_derive_cltv),
     Metric(
         "marketing_sourced_revenue", "Marketing-sourced revenue",
         ("marketing sourced revenue", "marketing-sourced revenue", "marketing revenue",

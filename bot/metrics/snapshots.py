@@ -6,8 +6,9 @@ in `metric_snapshots`, and their sums per month and per year; a period is then r
 the sum of its stored years, months and days (a year is one row per group) plus the
 live parts of what the snapshots do not cover (today, days not refreshed yet, partial
 days). Both paths use the registry's own parts functions, so for the same data they
-give the same number. The others (churn, content, CLTV, growth) are always live: they
-read small tables or a single instant.
+give the same number. Churn, CLTV and revenue growth are derived from stored sums
+(`registry.SERIES`), read for all the periods of an answer (its trend) in one query a
+sum; until a first refresh they are live, as content utilization always is.
 
 What a refresh redoes: every day since the last refreshed one, the days of every row
 changed since the last refresh (by the instants metrics count it at), and always the
@@ -21,11 +22,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.metrics.grammar import Period, midnight
-from bot.metrics.registry import METRICS, Metric, Parts, highest_first
+from bot.metrics.registry import (
+    METRICS,
+    SERIES,
+    Metric,
+    Parts,
+    Series,
+    Totals,
+    add_into,
+    highest_first,
+)
 from bot.platform.config import Config
 from storage import snapshots as queries
 from storage.db import between_batches, read_only
@@ -46,21 +57,40 @@ class Reader:
         self.refresh = queries.get_refresh(session, team_id)
         self.as_of = now
         self.exact = exact
+        self.expected: list[Period] = []
+        self._derived: dict[tuple, dict[str, Parts]] = {}
+
+    def expect(self, periods: list[Period]) -> None:
+        """The periods the reader will be asked about: a derived metric reads them at once."""
+        self.expected = periods
 
     def value(self, metric: Metric, period: Period, by: str | None
               ) -> tuple[float | None, dict[str, float | None] | None]:
         """The metric over the period, and per group (highest first) when `by` is given."""
         if self.exact and metric.exact is not None:
             return self._exact(metric, period, by)
-        grouped = self.parts(metric, period.start, period.end, by) if by else None
+        grouped = self._period_parts(metric, period, by) if by else None
         # A median's groups split its values (every lead has one owner, source, ...): their
         # histograms add up to the whole. Sums may not (CAC's teams share its customers).
         whole = grouped if metric.median and grouped is not None else \
-            self.parts(metric, period.start, period.end, None)
+            self._period_parts(metric, period, None)
         overall = metric.value(sum(whole.values(), Parts()))
         if grouped is None:
             return overall, None
         return overall, highest_first({k: metric.value(p) for k, p in grouped.items()})
+
+    def _period_parts(self, metric: Metric, period: Period, by: str | None
+                      ) -> dict[str, Parts]:
+        if metric.derive is None or self.refresh is None:
+            return self.parts(metric, period.start, period.end, by)
+        if (metric.key, period.start, period.end, by) not in self._derived:
+            # grouped, only the asked period; else every expected one, at once
+            periods = [period] if by else [period, *(p for p in self.expected if p != period)]
+            derived = metric.derive(self.totals, [(p.start, p.end) for p in periods], by,
+                                    gross_margin=self.config.workspace.gross_margin)
+            for p, parts in zip(periods, derived, strict=True):
+                self._derived[metric.key, p.start, p.end, by] = parts
+        return self._derived[metric.key, period.start, period.end, by]
 
     def _exact(self, metric: Metric, period: Period, by: str | None
                ) -> tuple[float | None, dict[str, float | None] | None]:
@@ -74,21 +104,40 @@ class Reader:
         return overall, highest_first(metric.exact(self.session, self.team_id, period.start,
                                                    period.end, by))
 
-    def parts(self, metric: Metric, start: datetime, end: datetime, by: str | None
+    def parts(self, metric: Metric | Series, start: datetime, end: datetime, by: str | None
               ) -> dict[str, Parts]:
-        stored = self._stored_days(metric, start, end)
-        if stored is None:
-            return self.live(metric, start, end, by)
-        first, last = stored
-        self.as_of = min(self.as_of, self.refresh.as_of)
-        parts = self._snapshot(metric, by, first, last)
-        for a, b in ((start, self.midnight(first)), (self.midnight(last + DAY), end)):
-            if a < b:
-                for key, p in self.live(metric, a, b, by).items():
-                    parts[key] = parts.get(key, Parts()) + p
+        stored, around = self._split(metric, start, end)
+        parts = stored_parts(self.session, self.team_id, metric, by, stored) if stored else {}
+        for a, b in around:
+            add_into(parts, self.live(metric, a, b, by))
         return parts
 
-    def live(self, metric: Metric, start: datetime, end: datetime, by: str | None
+    def totals(self, series: Series, instants: list[datetime], by: str | None) -> Totals:
+        """The series between each two consecutive instants: one query of the snapshots for
+        all of them, and live reads of what they do not hold."""
+        splits = [self._split(series, a, b) for a, b in pairwise(instants)]
+        stored = queries.sum_parts_each(self.session, self.team_id, series.key, by or "",
+                                        [spans for spans, _ in splits])
+        segments = []
+        for sums, (_, around) in zip(stored, splits, strict=True):
+            parts = {k: Parts(n, d) for k, (n, d) in sums.items()}
+            for a, b in around:
+                add_into(parts, self.live(series, a, b, by))
+            segments.append(parts)
+        return Totals(instants, segments)
+
+    def _split(self, metric: Metric | Series, start: datetime, end: datetime
+               ) -> tuple[list[queries.Span], list[tuple[datetime, datetime]]]:
+        """[start, end) as the stored spans it holds and the ranges around them (read live)."""
+        stored = self._stored_days(metric, start, end)
+        if stored is None:
+            return [], [(start, end)]
+        first, last = stored
+        self.as_of = min(self.as_of, self.refresh.as_of)
+        around = ((start, self.midnight(first)), (self.midnight(last + DAY), end))
+        return spans(first, last, self.refresh.last_day), [(a, b) for a, b in around if a < b]
+
+    def live(self, metric: Metric | Series, start: datetime, end: datetime, by: str | None
              ) -> dict[str, Parts]:
         return metric.parts(self.session, self.team_id, start, end, by, now=self.now,
                             gross_margin=self.config.workspace.gross_margin)
@@ -96,7 +145,7 @@ class Reader:
     def midnight(self, day: date) -> datetime:
         return midnight(day, self.tz)
 
-    def _stored_days(self, metric: Metric, start: datetime, end: datetime
+    def _stored_days(self, metric: Metric | Series, start: datetime, end: datetime
                      ) -> tuple[date, date] | None:
         """The whole local days of [start, end) the snapshots hold, if any."""
         if not metric.additive or self.refresh is None:
@@ -108,13 +157,7 @@ class Reader:
         first, last = max(first, self.refresh.first_day), min(last, self.refresh.last_day)
         return (first, last) if first <= last else None
 
-    def _snapshot(self, metric: Metric, by: str | None, first: date, last: date
-                  ) -> dict[str, Parts]:
-        return stored_parts(self.session, self.team_id, metric, by,
-                            spans(first, last, self.refresh.last_day))
-
-
-def stored_parts(session: Session, team_id: str, metric: Metric, by: str | None,
+def stored_parts(session: Session, team_id: str, metric: Metric | Series, by: str | None,
                  over: list[queries.Span]) -> dict[str, Parts]:
     if metric.median:
         return {k: Parts(histogram=h) for k, h in queries.merge_histograms(
@@ -265,7 +308,7 @@ def _rollup_rows(reader: Reader, finer: str, first: date, last: date) -> list[di
 
 def _rows(reader: Reader, parts_of) -> list[dict]:
     rows = []
-    for metric in METRICS.values():
+    for metric in (*METRICS.values(), *SERIES):
         if not metric.additive:
             continue
         for by in (None, *metric.dimensions):
