@@ -1,7 +1,7 @@
 """Metric answer latency, refresh duration and memory over a large store.
 
     python -m bench.metrics [--leads 1000000] [--deals 200000] [--customers 50000] [--reps 15]
-                            [--http 400] [--database-url URL]
+                            [--http 400] [--database-url URL | --store URL] [--answers-only]
 
 Generates two years of data straight into a fresh SQLite file (a child process, so its
 memory is not counted): leads with routing, touches, rejections and SLA outcomes, deals
@@ -18,6 +18,11 @@ that store (Slack faked over HTTP), and N signed `/align metric` questions from 
 at once, each metric in turn over the three periods (half of them `by` its first
 grouping), answered, rendered and acknowledged as Slack would see it. `--database-url`
 puts the store in that database instead of a SQLite file (give it an empty one).
+
+`--store URL` keeps the store (a SQLite file's or a database's URL): the first run
+generates and refreshes it, the next ones reuse it as it is (no generation, no refresh:
+a 1M store's first refresh takes many minutes), so runs of two versions of the code can
+be paired on the same data. `--answers-only` stops after the answers' latencies.
 """
 
 from __future__ import annotations
