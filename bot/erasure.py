@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot.handoff.cards import refresh_cards
 from bot.platform.services import Services
+from bot.platform.work import Work
 from storage import erasure as queries
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -131,7 +132,7 @@ def _erase(session: Session, services: Services, report: ErasureReport, now: dat
     session.flush()
     before = len(queries.list_messages_mentioning(session, team, (), refs))
     for lead in leads:  # the cards in Slack now show the CRM id, not the name
-        refresh_cards(session, team, lead, services.config, now)
+        refresh_cards(Work(session, team, services.config, now), lead)
     session.flush()
     report.card_edits = len(queries.list_messages_mentioning(session, team, (), refs)) - before
     _scrub_messages(session, report, team, needles, refs)  # with what the edits superseded

@@ -19,9 +19,8 @@ def run_click(services: Services, service: Callable, team_id: str, token: str, u
               **details) -> str:
     """The service's answer for the clicker, or why nothing was changed."""
     try:
-        with services.transaction() as session:
-            return service(session, team_id, token, user, services.config,
-                           services.clock.now(), **details)
+        with services.work(team_id) as work:
+            return service(work, token, user, **details)
     except ClickRefused as exc:
         return str(exc)
 

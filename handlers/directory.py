@@ -11,5 +11,5 @@ from bot.platform.services import Services
 def register(app: App, services: Services) -> None:
     @app.event("user_change")
     def user_change(event, context):
-        with services.transaction() as session:
-            directory.user_changed(session, context.team_id, event["user"], services.clock.now())
+        with services.work(context.team_id) as work:
+            directory.user_changed(work, event["user"])

@@ -31,10 +31,8 @@ def register(app: App, services: Services) -> None:
         """The reason modal opens right after the ack (its trigger lasts three seconds)."""
         ack()
         try:
-            with services.sessions.begin() as session:
-                view = handoff.reject_form(session, body["team"]["id"], action["value"],
-                                           body["user"]["id"], services.config,
-                                           services.clock.now())
+            with services.work(body["team"]["id"]) as work:
+                view = handoff.reject_form(work, action["value"], body["user"]["id"])
         except handoff.ClickRefused as exc:
             answer_later(context, body["channel"]["id"], click_answer(str(exc)))
             return
@@ -64,10 +62,8 @@ def register(app: App, services: Services) -> None:
 
     def open_card(body, action):
         try:
-            with services.sessions.begin() as session:
-                return handoff.open_card(session, body["team"]["id"], action["value"],
-                                         body["user"]["id"], services.config,
-                                         services.clock.now())
+            with services.work(body["team"]["id"]) as work:
+                return handoff.open_card(work, action["value"], body["user"]["id"])
         except handoff.ClickRefused as exc:
             return click_answer(str(exc))
     app.action(re.compile(rf"^{re.escape(cards.OPEN_CARD)}\.\d+$"))(**deciding(open_card))
@@ -77,9 +73,8 @@ def register(app: App, services: Services) -> None:
         is turned in place; a shared summary stays on its first page for everyone else."""
         ack()
         try:
-            with services.sessions.begin() as session:
-                context["page"] = handoff.burst_page(session, body["team"]["id"],
-                                                     action["value"], services.config)
+            with services.work(body["team"]["id"]) as work:
+                context["page"] = handoff.burst_page(work, action["value"])
         except handoff.ClickRefused as exc:
             context["page"] = click_answer(str(exc))
 

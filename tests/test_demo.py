@@ -15,6 +15,7 @@ from bot.local.demo import generate_demo
 from bot.metrics.answers import answer, parse, scorecard
 from bot.metrics.grammar import parse_period
 from bot.platform.config import load_config
+from bot.platform.work import Work
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import ContentUse, Customer, Deal, Lead, LeadEvent, Person, Spend, SurveyAnswer
@@ -43,7 +44,7 @@ def test_same_seed_same_data(services, tmp_path):
     upgrade(other)
     sessions = make_sessionmaker(other)
     with sessions.begin() as s:
-        sync_config_people(s, TEAM, services.config, NOW)
+        sync_config_people(Work(s, TEAM, services.config, NOW))
         assert generate_demo(s, TEAM, NOW, services.config, leads=400) == first
     assert fingerprint(sessions) == fingerprint(services.sessions)
 
@@ -135,7 +136,7 @@ def test_the_tours_gap_shows_marketing_overrating_lead_quality(engine):
     config = load_config(EXAMPLE)
     sessions = make_sessionmaker(engine)
     with sessions.begin() as s:
-        sync_config_people(s, TEAM, config, AT)
+        sync_config_people(Work(s, TEAM, config, AT))
         generate_demo(s, TEAM, AT, config)
     with sessions.begin() as s:
         rows = {row.dimension: row for row in report(s, config, TEAM, AT).rows}

@@ -16,8 +16,8 @@ from tests.slack import TEAM, send_event
 def resolve(services, email):
     now = services.clock.now()
     answers = look_up(services.sessions, services.slack, TEAM, [email], now)
-    with services.transaction() as s:
-        person = resolve_owner(s, TEAM, email, answers=answers, config=services.config, now=now)
+    with services.work() as w:
+        person = resolve_owner(w, email, answers=answers)
         return person.slack_id if person else None
 
 
@@ -43,13 +43,14 @@ def test_unknown_email_goes_to_the_queue_and_admins_hear_once(services, fake_sla
     now = services.clock.now()
     for i in range(3):
         answers = look_up(services.sessions, services.slack, TEAM, ["ghost@example.com"], now)
-        with services.transaction() as s:
+        with services.work() as w:
+            s = w.session
             lead = Lead(team_id=TEAM, external_id=f"L-{i}", source="events", status="new",
                         owner_email="ghost@example.com", created_at=now, mql_at=now, updated_at=now)
             s.add(lead)
             s.flush()
-            hand_off(s, TEAM, lead, services.config, now, owner_by_email=lambda e, s=s, a=answers:
-                     resolve_owner(s, TEAM, e, answers=a, config=services.config, now=now))
+            hand_off(w, lead, owner_by_email=lambda e, w=w, a=answers:
+                     resolve_owner(w, e, answers=a))
     services.sender.flush()
     notices = fake_slack.in_channel("U0ADMIN01")
     assert len(notices) == 1 and "ghost@example.com" in notices[0].text

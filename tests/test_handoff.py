@@ -21,8 +21,8 @@ from tests.slack_contract import check_message
 
 
 def new_lead(services, external_id="L-1", score=60, **fields) -> int:
-    now = services.clock.now()
-    with services.transaction() as s:
+    with services.work() as w:
+        s, now = w.session, w.now
         lead = Lead(team_id=TEAM, external_id=external_id, source=fields.pop("source", "webinar"),
                     name=fields.pop("name", "Ann Lee"), company="Acme", title="VP Sales",
                     score=score, why="Asked for pricing", crm_url="https://crm.example.com/L-1",
@@ -30,7 +30,7 @@ def new_lead(services, external_id="L-1", score=60, **fields) -> int:
         s.add(lead)
         s.flush()
         lifecycle.record(s, lead, "created", actor="webhook", at=now)
-        hand_off(s, TEAM, lead, services.config, now)
+        hand_off(w, lead)
         lead_id = lead.id
     services.sender.flush()
     return lead_id
@@ -265,14 +265,14 @@ def test_a_burst_becomes_one_summary_each_lead_one_click_from_its_card(
 
 def many_leads(services, prefix, n):
     """`n` new leads handed off in one transaction, as an import batch does."""
-    with services.transaction() as s:
-        now = services.clock.now()
+    with services.work() as w:
+        s, now = w.session, w.now
         for i in range(n):
             row = Lead(team_id=TEAM, external_id=f"{prefix}-{i}", name=f"{prefix} {i}",
                        source="import", status="new", created_at=now, mql_at=now, updated_at=now)
             s.add(row)
             s.flush()
-            hand_off(s, TEAM, row, services.config, now)
+            hand_off(w, row)
 
 
 def listed_ids(msg) -> list[int]:

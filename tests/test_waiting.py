@@ -16,6 +16,7 @@ from bot.handoff import clicks as handoff
 from bot.handoff.people import sync_config_people
 from bot.handoff.routing import Router
 from bot.intake.batches import store
+from bot.platform.work import Work
 from bot.sla.nudges import sweep
 from storage.models import Base, Lead, LeadEvent, Nudge, Person
 from tests.slack import TEAM, all_text, click, reply, slash
@@ -226,8 +227,8 @@ def fresh_store(services, clock, start: datetime) -> None:
     with services.engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
-    with services.sessions.begin() as s:
-        sync_config_people(s, TEAM, services.config, start)
+    with services.work() as w:  # at `start`
+        sync_config_people(w)
 
 
 def act(app, services, clock, step, number: int) -> None:
@@ -248,11 +249,12 @@ def act(app, services, clock, step, number: int) -> None:
         clock.advance(timedelta(minutes=1))
         sweep(services, clock.now())  # the next minute's
     elif kind == "take":
-        with services.transaction() as s:
-            waiting = s.scalars(select(Lead).where(Lead.status == "new").order_by(Lead.id)).first()
+        with services.work() as w:
+            waiting = w.session.scalars(select(Lead).where(Lead.status == "new")
+                                        .order_by(Lead.id)).first()
             if waiting is not None:
                 with contextlib.suppress(handoff.ClickRefused):  # deactivated: refused
-                    handoff.take(s, TEAM, f"{waiting.id}|new|-", args[0], services.config, now)
+                    handoff.take(w, f"{waiting.id}|new|-", args[0])
     else:
         clock.advance(timedelta(minutes=args[0]))
         sweep(services, clock.now())  # late, as after a pause: whatever fell due meanwhile
@@ -276,7 +278,7 @@ def check_no_lead_is_left_behind(services, now: datetime) -> None:
             assert ("unassigned" in dict(pending)) != bool(escalated), (lead.external_id, pending)
             assert lead.sla_policy == "unassigned" and lead.sla_due_at is not None
             if lead.owner_email is None:  # a CRM owner's lead waits for them
-                assert Router(s, TEAM, services.config, now).route(lead).owner is None, \
+                assert Router(Work(s, TEAM, services.config, now)).route(lead).owner is None, \
                     f"{lead.external_id} waits though someone may take it"
         s.rollback()  # what the router counted stays unsaved
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy.orm import Session
-
 from bot.blocks import handoff as blocks
 from bot.handoff.routing import Decision
 from bot.platform import outbox
 from bot.platform.config import Config
+from bot.platform.work import Work
 from bot.sla import policies as sla
 from storage import leads as queries
 from storage.models import Lead, OutboxMessage, Person
@@ -27,9 +26,9 @@ class CardBatch:
     changed since (reassigned) is `forget`-ten and read again alone when next needed.
     In a batch, the updates go into it (the caller writes them)."""
 
-    def __init__(self, session: Session, team_id: str, config: Config, now: datetime,
-                 leads: list[Lead] = ()):
-        self.session, self.team_id, self.config, self.now = session, team_id, config, now
+    def __init__(self, work: Work, leads: list[Lead] = ()):
+        self.session, self.team_id, self.config, self.now = \
+            work.session, work.team_id, work.config, work.now
         self._history: dict[int, list] = {}
         self._posts: dict[str, OutboxMessage] = {}
         self._with_posts: set[int] = set()
@@ -102,18 +101,17 @@ class CardBatch:
                 *(f"lead:{lead_id}:dm:{sid}" for sid in sorted(o for o in owners if o))]
 
 
-def refresh_cards(session: Session, team_id: str, lead: Lead, config: Config, now: datetime) -> None:
+def refresh_cards(work: Work, lead: Lead) -> None:
     """Update every card of this lead in place (channel and DMs), through the outbox."""
-    CardBatch(session, team_id, config, now, [lead]).refresh(lead)
+    CardBatch(work, [lead]).refresh(lead)
 
 
-def card_view(session: Session, lead: Lead, config: Config, now: datetime,
-              fresh: Decision | None = None) -> blocks.CardView:
+def card_view(work: Work, lead: Lead, fresh: Decision | None = None) -> blocks.CardView:
     """What a lead's card shows. `fresh`: the routing of a lead just handed off, whose
     history holds nothing else yet, so it need not be read."""
     if fresh is None:
-        return CardBatch(session, lead.team_id, config, now).view(lead)
-    return _view(lead, fresh.owner, config, now, acted=None,
+        return CardBatch(work.for_team(lead.team_id)).view(lead)
+    return _view(lead, fresh.owner, work.config, work.now, acted=None,
                  waiting=fresh if fresh.owner is None else None)
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.blocks import admin as views
 from bot.platform import outbox
-from bot.platform.config import Config
+from bot.platform.work import Work
 from storage.models import OwnerLookup, Person, UnmappedEmail
 from storage.people import (
     delete_owner_lookup,
@@ -109,11 +109,11 @@ def _known(person: Person | None, missing: UnmappedEmail | None, now: datetime) 
     return missing is not None and _fresh(missing.first_seen_at, now, RETRY_MISSING)
 
 
-def resolve_owner(session: Session, team_id: str, email: str, *, answers: Mapping[str, Answer],
-                  config: Config, now: datetime) -> Person | None:
+def resolve_owner(work: Work, email: str, *, answers: Mapping[str, Answer]) -> Person | None:
     """The person with this email, from the store or Slack's `answers` (see `look_up`);
     None when nobody has it. Raises LookupFailed when Slack could not say and nobody here
     knows (the email is kept for a retry)."""
+    session, team_id, now = work.session, work.team_id, work.now
     email = email.strip().lower()
     person = get_person_by_email(session, team_id, email)
     missing = None if person is not None else get_unmapped_email(session, team_id, email)
@@ -123,22 +123,22 @@ def resolve_owner(session: Session, team_id: str, email: str, *, answers: Mappin
         return person
     answer = answers.get(email)  # None: not asked (it failed a moment ago)
     if answer is None or answer.failed is not None:
-        error = _wait_for_lookup(session, team_id, email, answer and answer.failed, now)
+        error = _wait_for_lookup(work, email, answer and answer.failed)
         if person is not None:
             return person  # what we knew, though not lately
         raise LookupFailed(f"could not be looked up in Slack ({error}); alignbot "
                            f"tries again every {RETRY_FAILED.seconds // 60} minutes")
     delete_owner_lookup(session, team_id, email)
     if answer.user is None:
-        _remember_missing(session, team_id, email, missing, config, now)
+        _remember_missing(work, email, missing)
         return None
-    return upsert_slack_user(session, team_id, answer.user, now, email=email)
+    return upsert_slack_user(work, answer.user, email=email)
 
 
-def _wait_for_lookup(session: Session, team_id: str, email: str, error: str | None,
-                     now: datetime) -> str:
+def _wait_for_lookup(work: Work, email: str, error: str | None) -> str:
     """Keep the email for a retry; `error` None when Slack was not asked this time (the
     last failure stands). What failed, for the lead's card."""
+    session, team_id, now = work.session, work.team_id, work.now
     lookup = get_owner_lookup(session, team_id, email)
     if lookup is None:
         lookup = OwnerLookup(team_id=team_id, email=email, first_failed_at=now, failed_at=now,
@@ -150,9 +150,9 @@ def _wait_for_lookup(session: Session, team_id: str, email: str, error: str | No
     return lookup.error
 
 
-def upsert_slack_user(session: Session, team_id: str, user: dict[str, Any], now: datetime,
-                      email: str | None = None) -> Person:
+def upsert_slack_user(work: Work, user: dict[str, Any], email: str | None = None) -> Person:
     """Store what Slack says about a user; a role from the config is never overwritten."""
+    session, team_id = work.session, work.team_id
     known = get_person(session, team_id, user["id"])
     person = known or Person(team_id=team_id, slack_id=user["id"], role="sales", weight=1,
                              from_config=False)
@@ -161,21 +161,21 @@ def upsert_slack_user(session: Session, team_id: str, user: dict[str, Any], now:
     person.name = user.get("real_name") or profile.get("real_name") or person.name
     person.timezone = person.timezone if person.from_config and person.timezone else user.get("tz")
     person.deactivated = bool(user.get("deleted"))
-    person.looked_up_at = person.updated_at = now
+    person.looked_up_at = person.updated_at = work.now
     session.add(person)
     if known is None:
         _store_now(session)
     return person
 
 
-def user_changed(session: Session, team_id: str, user: dict[str, Any], now: datetime) -> None:
+def user_changed(work: Work, user: dict[str, Any]) -> None:
     """A `user_change` event: keep only people we already know up to date."""
-    if get_person(session, team_id, user.get("id", "")) is not None:
-        upsert_slack_user(session, team_id, user, now)
+    if get_person(work.session, work.team_id, user.get("id", "")) is not None:
+        upsert_slack_user(work, user)
 
 
-def _remember_missing(session: Session, team_id: str, email: str, missing: UnmappedEmail | None,
-                      config: Config, now: datetime) -> None:
+def _remember_missing(work: Work, email: str, missing: UnmappedEmail | None) -> None:
+    session, team_id, now = work.session, work.team_id, work.now
     new = missing is None
     if new:
         missing = UnmappedEmail(team_id=team_id, email=email, first_seen_at=now, leads=0)
@@ -185,7 +185,7 @@ def _remember_missing(session: Session, team_id: str, email: str, missing: Unmap
     if missing.notified_at is None:
         missing.notified_at = now
         notice = views.unmapped_owner(email)
-        for admin in config.workspace.admins:
+        for admin in work.config.workspace.admins:
             outbox.post(session, team_id, admin, notice, now=now,
                         ref=f"unmapped:{email}")
     if new:

@@ -29,12 +29,12 @@ def lead_command(inv: Invocation) -> Reply:
     """Show a lead's card and its history: `/align lead L-123`."""
     if not inv.args:
         return Reply("Which lead? `/align lead &lt;external id&gt;`, e.g. `/align lead L-123`.")
-    with read_only(inv.services.sessions) as session:
-        lead = queries.get_lead_by_external_id(session, inv.request.team_id, inv.args[0])
+    with inv.reading() as work:
+        lead = queries.get_lead_by_external_id(work.session, work.team_id, inv.args[0])
         if lead is None:
             return Reply.of(views.no_lead(inv.args[0]))
-        view = card_view(session, lead, inv.services.config, inv.now)
-        events = queries.list_events(session, lead.id)
+        view = card_view(work, lead)
+        events = queries.list_events(work.session, lead.id)
         return Reply.of(views.lead_detail(view, events))
 
 
@@ -79,10 +79,10 @@ def away_command(inv: Invocation) -> Reply:
 
 def back_command(inv: Invocation) -> Reply:
     """Get new leads again."""
-    with inv.services.transaction() as session:
-        if set_away_until(session, inv.request.team_id, inv.request.user_id, None) is None:
+    with inv.work() as work:
+        if set_away_until(work.session, work.team_id, inv.request.user_id, None) is None:
             return Reply("You are not a lead owner, so there is nothing to resume.")
-        someone_is_back(session, inv.request.team_id, inv.now)
+        someone_is_back(work)
     return Reply("Welcome back — new leads can come your way again.")
 
 

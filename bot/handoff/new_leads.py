@@ -14,8 +14,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
-from sqlalchemy.orm import Session
-
 from bot import home
 from bot.blocks import handoff as blocks
 from bot.handoff import lifecycle
@@ -23,7 +21,8 @@ from bot.handoff.cards import CardBatch, card_view
 from bot.handoff.directory import LookupFailed
 from bot.handoff.routing import Decision, Router
 from bot.platform import outbox
-from bot.platform.config import UNASSIGNED, Config
+from bot.platform.config import UNASSIGNED
+from bot.platform.work import Work
 from bot.sla import policies as sla
 from bot.sla.calendar import Calendar
 from storage import bulk, bursts
@@ -43,11 +42,12 @@ class Handoffs:
     The leads' history, nudges and burst lines go into the session's batch when one is open (the caller writes
     them, then calls `finish()`)."""
 
-    def __init__(self, session: Session, team_id: str, config: Config, now: datetime,
-                 owner_by_email: Callable[[str], Person | None] | None = None):
-        self.session, self.team_id, self.config, self.now = session, team_id, config, now
+    def __init__(self, work: Work, owner_by_email: Callable[[str], Person | None] | None = None):
+        self.work = work
+        self.session, self.team_id, self.config, self.now = \
+            work.session, work.team_id, work.config, work.now
         self.owner_by_email = owner_by_email
-        self.router = Router(session, team_id, config, now)
+        self.router = Router(work)
         self._recent: dict[str, int] = {}  # cards posted to a channel within the burst window
         self._bursts: dict[str, HandoffBurst | None] = {}  # a channel's open burst
         self._open: dict[str, HandoffBurst] | None = None  # all channels' open bursts, read once
@@ -64,10 +64,10 @@ class Handoffs:
         if (owner := decision.owner) is None:
             self._wait(lead, decision, data)
         else:
-            assign(self.session, lead, owner, self.config, self.now, actor="system",
-                    data=data, plans=self._plans, fresh=True)
+            assign(self.work, lead, owner, actor="system", data=data, plans=self._plans,
+                   fresh=True)
             self._owners.add(owner.id)
-        card = _Card(lambda: card_view(self.session, lead, self.config, self.now, fresh=decision))
+        card = _Card(lambda: card_view(self.work, lead, fresh=decision))
         if self.config.channels.handoff:
             self._post(self.config.channels.handoff, card, lead.id)
         if owner is not None and self.config.handoff.dm_owner:
@@ -90,7 +90,7 @@ class Handoffs:
             return False
         if not mark_status(self.session, lead.id, lead.status, lead.owner_id, "routed", self.now):
             return False  # taken from its card in the meantime
-        assign(self.session, lead, owner, self.config, self.now, actor="system", data=data)
+        assign(self.work, lead, owner, actor="system", data=data)
         self._owners.add(owner.id)
         batch.refresh(lead)
         if self.config.handoff.dm_owner:
@@ -149,7 +149,7 @@ class Handoffs:
             burst.window_leads += added
             burst.last_at = self.now
             if show or burst.message_id is None:
-                show_burst(self.session, self.team_id, burst, self.config, self.now)
+                show_burst(self.work, burst)
             grown.add(burst.id)
         self._grown.clear()
         self.router.save()
@@ -194,10 +194,10 @@ class Handoffs:
         return burst
 
 
-def hand_off(session: Session, team_id: str, lead: Lead, config: Config, now: datetime,
+def hand_off(work: Work, lead: Lead,
              owner_by_email: Callable[[str], Person | None] | None = None) -> None:
     """Hand off one new lead (see Handoffs for many)."""
-    handoffs = Handoffs(session, team_id, config, now, owner_by_email)
+    handoffs = Handoffs(work, owner_by_email)
     handoffs.hand_off(lead)
     handoffs.finish()
 
@@ -213,38 +213,37 @@ def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Dec
     return Decision(owner, None, "owner from the CRM")
 
 
-def assign(session: Session, lead: Lead, owner: Person, config: Config, now: datetime, *,
-            actor: str, data: dict,
-            plans: dict[tuple, sla.Plan] | None = None, fresh: bool = False) -> None:
+def assign(work: Work, lead: Lead, owner: Person, *, actor: str, data: dict,
+           plans: dict[tuple, sla.Plan] | None = None, fresh: bool = False) -> None:
     """Give the lead to `owner`, with a new SLA clock. `fresh`: a lead just arriving, with
     no nudges yet to replace (a queued lead has its retry and escalation)."""
     lead.owner_id = owner.id
-    lifecycle.transition(session, lead, "routed", actor=actor, at=now, data=data)
-    sla.open_clock(session, lead, config, owner, now, rerouted=not fresh, plans=plans)
+    lifecycle.transition(work.session, lead, "routed", actor=actor, at=work.now, data=data)
+    sla.open_clock(work.session, lead, work.config, owner, work.now, rerouted=not fresh,
+                   plans=plans)
 
 
-def someone_is_back(session: Session, team_id: str, now: datetime) -> None:
+def someone_is_back(work: Work) -> None:
     """Someone may take leads again sooner than their absence said: the leads waiting for
     an owner are tried again at the next sweep rather than when it would have ended."""
-    pull_due(session, team_id, sla.ROUTE, now)
+    pull_due(work.session, work.team_id, sla.ROUTE, work.now)
 
 
-def show_bursts(session: Session, team_id: str, burst_ids: set[int], config: Config,
-                now: datetime) -> None:
+def show_bursts(work: Work, burst_ids: set[int]) -> None:
     for burst_id in sorted(burst_ids):
-        if (burst := bursts.get_burst(session, team_id, burst_id)) is not None:
-            show_burst(session, team_id, burst, config, now)
+        if (burst := bursts.get_burst(work.session, work.team_id, burst_id)) is not None:
+            show_burst(work, burst)
 
 
-def show_burst(session: Session, team_id: str, burst: HandoffBurst, config: Config,
-               now: datetime) -> None:
+def show_burst(work: Work, burst: HandoffBurst) -> None:
     """Post a burst's summary, gathering lines for a few seconds first; once it is out,
     edit it in place (one queued edit at a time, so an import is not a flood of edits)."""
-    message = blocks.burst_summary(summary_page(session, burst, 1, config))
+    session, now = work.session, work.now
+    message = blocks.burst_summary(summary_page(work, burst, 1))
     if burst.message_id is not None:
         outbox.revise(session, burst.message_id, burst.channel, message, now=now)
         return
-    posted = outbox.post(session, team_id, burst.channel, message, now=now,
+    posted = outbox.post(session, work.team_id, burst.channel, message, now=now,
                          ref=f"burst:{burst.channel}", not_before=now + SUMMARY_GATHER)
     session.flush()
     burst.message_id = posted.id
@@ -262,11 +261,11 @@ class _Card:
         return blocks.handoff_card(self._view())
 
 
-def summary_page(session: Session, burst: HandoffBurst, page: int,
-                 config: Config) -> blocks.SummaryPage:
+def summary_page(work: Work, burst: HandoffBurst, page: int) -> blocks.SummaryPage:
     """A page of a burst's summary, read as the leads are now (a page past the end: the last)."""
+    config = work.config
     page = min(max(page, 1), blocks.page_count(burst.leads))
-    listed = bursts.list_burst_leads(session, burst.id, offset=(page - 1) * blocks.SUMMARY_MAX,
+    listed = bursts.list_burst_leads(work.session, burst.id, offset=(page - 1) * blocks.SUMMARY_MAX,
                                      limit=blocks.SUMMARY_MAX)
     lines = [blocks.summary_line(blocks.SummaryLine(
         lead_id=r.id, external_id=r.external_id, name=r.name, company=r.company, score=r.score,

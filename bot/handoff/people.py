@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy.orm import Session
-
-from bot.platform.config import Config
+from bot.platform.work import Work
 from storage.models import Person
 from storage.people import get_person
 
 
-def sync_config_people(session: Session, team_id: str, config: Config, now: datetime) -> int:
+def sync_config_people(work: Work) -> int:
     """Upsert everyone listed in the config; returns how many rows changed."""
-    changed = 0
-    for p in config.people:
+    session, team_id, changed = work.session, work.team_id, 0
+    for p in work.config.people:
         row = get_person(session, team_id, p.slack_id) or Person(team_id=team_id,
                                                                  slack_id=p.slack_id)
         values = dict(email=p.email, name=p.name or row.name, role=p.role,
@@ -24,7 +20,7 @@ def sync_config_people(session: Session, team_id: str, config: Config, now: date
         if row.id is None or any(getattr(row, k) != v for k, v in values.items()):
             for k, v in values.items():
                 setattr(row, k, v)
-            row.updated_at = now
+            row.updated_at = work.now
             session.add(row)
             changed += 1
     return changed

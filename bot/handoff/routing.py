@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy.orm import Session
-
 from bot.platform.config import Config, WorkingHours, Workspace
+from bot.platform.work import Work
 from bot.sla.calendar import Calendar, workspace_calendar
 from storage import routing as queries
 from storage.models import Lead, Person, RoutingState
@@ -171,8 +170,11 @@ class Router:
     (locked) round-robin state are read once, then kept up to date in memory and written
     back by `save()`, before the transaction ends."""
 
-    def __init__(self, session: Session, team_id: str, config: Config, now: datetime):
-        self.session, self.team_id, self.config, self.now = session, team_id, config, now
+    def __init__(self, work: Work):
+        self.work = work
+        self.session, self.team_id, self.config, self.now = \
+            work.session, work.team_id, work.config, work.now
+        config, now = self.config, self.now
         self._pools: dict[str, _Pool] = {}
         today = now.astimezone(config.workspace.tz).date()
         self.today, self.midnight = (datetime.combine(day, datetime.min.time(), config.workspace.tz)
@@ -218,7 +220,7 @@ class Router:
     def _pool(self, name: str) -> _Pool:
         if name not in self._pools:
             members = [self._member(p) for p in
-                       pool_members(self.session, self.team_id, self.config, name)]
+                       pool_members(self.work, name)]
             capped = [m.id for m in members if m.cap is not None]  # the only loads that matter
             load = queries.count_routed_since(self.session, self.team_id, capped, self.today) \
                 if capped else {}
@@ -236,11 +238,11 @@ class Router:
                        working=calendar.is_working_time(self.now))
 
 
-def pool_members(session: Session, team_id: str, config: Config, pool: str) -> list[Person]:
+def pool_members(work: Work, pool: str) -> list[Person]:
     """The pool's people in configured order; without any pools, every sales rep."""
-    ids = config.routing.pools.get(pool)
-    if ids is None and not config.routing.pools:
-        return queries.list_people_by_role(session, team_id, "sales")
-    found = queries.list_people_by_slack_id(session, team_id, list(ids or ()))
+    ids = work.config.routing.pools.get(pool)
+    if ids is None and not work.config.routing.pools:
+        return queries.list_people_by_role(work.session, work.team_id, "sales")
+    found = queries.list_people_by_slack_id(work.session, work.team_id, list(ids or ()))
     return [found[i] for i in ids or () if i in found]
 

@@ -199,9 +199,8 @@ class _Pipeline:
         if not self.bursts:
             return
         try:
-            with self.services.transaction() as session:
-                show_bursts(session, self.services.team_id, self.bursts, self.services.config,
-                            self.services.clock.now())
+            with self.services.work() as work:
+                show_bursts(work, self.bursts)
         except Exception:
             log.exception("import: the leads are stored, but their summaries in Slack could "
                           "not be brought up to date")

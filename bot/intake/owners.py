@@ -11,6 +11,7 @@ from bot.handoff import directory, lifecycle
 from bot.handoff.cards import CardBatch
 from bot.handoff.clicks import reassign_to
 from bot.platform.services import Services
+from bot.platform.work import Work
 from storage.people import list_leads_waiting_for, list_owner_lookups, set_missing_owner
 
 
@@ -22,19 +23,19 @@ def retry(services: Services, now: datetime) -> dict[str, str]:
     answers = directory.ask_slack(services.slack, emails)  # before the transaction, as ever
     outcome = {}
     with services.transaction() as session:
+        work = Work(session, team_id, services.config, now)
         for email in emails:
             try:
-                owner = directory.resolve_owner(session, team_id, email, answers=answers,
-                                                config=services.config, now=now)
+                owner = directory.resolve_owner(work, email, answers=answers)
             except directory.LookupFailed:
                 outcome[email] = "still no answer"
                 continue
             leads = list_leads_waiting_for(session, team_id, email)
-            cards = CardBatch(session, team_id, services.config, now, leads)
+            cards = CardBatch(work, leads)
             if owner is not None and not owner.deactivated:
                 for lead in leads:
-                    reassign_to(session, lead, owner, services.config, now, actor="system",
-                                reason="owner from the CRM", batch=cards)
+                    reassign_to(work, lead, owner, actor="system", reason="owner from the CRM",
+                                batch=cards)
                 set_missing_owner(session, team_id, email, owner.id, now)
                 home.mark_stale(session, [owner.id], now)
                 outcome[email] = f"{len(leads)} lead(s) routed to {owner.slack_id}"

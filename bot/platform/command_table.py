@@ -10,12 +10,15 @@ from __future__ import annotations
 import difflib
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bot.blocks import replies as views
+from bot.platform.work import Work
+from storage.db import read_only
 
 NOT_ADMIN = "Only admins can run `/align {name}`. Admins are listed under `[workspace] admins` in the config."
 ASK_ME = ("Ask me about a metric, like `win rate last quarter by source`, or a lead, like "
@@ -93,6 +96,18 @@ class Invocation:
     args: list[str]
     now: datetime
     table: CommandTable
+
+    @contextmanager
+    def work(self) -> Iterator[Work]:
+        """A transaction for the workspace that asked, at the command's time."""
+        with self.services.transaction() as session:
+            yield Work(session, self.request.team_id, self.services.config, self.now)
+
+    @contextmanager
+    def reading(self) -> Iterator[Work]:
+        """`work`, read-only: it never waits for a writer."""
+        with read_only(self.services.sessions) as session:
+            yield Work(session, self.request.team_id, self.services.config, self.now)
 
 
 @dataclass(frozen=True)

@@ -133,8 +133,8 @@ def build_services(config: Config, secrets: Secrets, clock: Clock, *,
                         team_id=team_id or "", installations=installations)
 
     def sync_people(team: str) -> None:
-        with services.sessions.begin() as session:
-            sync_config_people(session, team, config, clock.now())
+        with services.work(team) as work:
+            sync_config_people(work)
 
     if installations is not None:  # each workspace's people: now, and as it installs
         installations.on_install = sync_people

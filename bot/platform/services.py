@@ -16,6 +16,7 @@ from bot.platform.config import Config, Secrets
 from bot.platform.descriptor import Features
 from bot.platform.installations import Installations
 from bot.platform.sender import OutboxSender
+from bot.platform.work import Work
 
 
 @dataclass
@@ -52,3 +53,10 @@ class Services:
         with self.sessions.begin() as session:
             yield session
         self.wake_sender()
+
+    @contextmanager
+    def work(self, team_id: str | None = None) -> Iterator[Work]:
+        """`transaction`, as a Work at the clock's time for a workspace: the one a request
+        came from, else this one."""
+        with self.transaction() as session:
+            yield Work(session, team_id or self.team_id, self.config, self.clock.now())

@@ -30,6 +30,7 @@ from bot.handoff.routing import Router
 from bot.platform import outbox
 from bot.platform.config import Config
 from bot.platform.services import Services
+from bot.platform.work import Work
 from bot.sla import policies as sla
 from storage import bulk
 from storage import nudges as queries
@@ -90,15 +91,15 @@ class Batch:
     def cards(self, team_id: str) -> CardBatch:
         if team_id not in self._cards:
             self._cards[team_id] = CardBatch(
-                self.session, team_id, self.config, self.now,
+                Work(self.session, team_id, self.config, self.now),
                 [lead for lead in self.leads.values()
                  if lead.team_id == team_id and lead.id in self.carded])
         return self._cards[team_id]
 
     def handoffs(self, team_id: str) -> Handoffs:
         if team_id not in self._handoffs:
-            self._handoffs[team_id] = Handoffs(self.session, team_id, self.config,
-                                                       self.now)
+            self._handoffs[team_id] = Handoffs(Work(self.session, team_id, self.config,
+                                                    self.now))
         return self._handoffs[team_id]
 
     def router(self, team_id: str) -> Router:
@@ -302,7 +303,7 @@ def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
     if decision.owner is None:
         _escalate(batch, lead, owner)
         return
-    reassign_to(batch.session, lead, decision.owner, batch.config, batch.now,
+    reassign_to(Work(batch.session, lead.team_id, batch.config, batch.now), lead, decision.owner,
                         actor="system",
                         reason=f"SLA breached: reassigned from {owner.slack_id if owner else '-'}",
                         batch=batch.cards(lead.team_id))

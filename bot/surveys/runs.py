@@ -25,6 +25,7 @@ from bot.blocks import surveys as views
 from bot.handoff.directory import upsert_slack_user
 from bot.platform import outbox
 from bot.platform.config import Config, Survey
+from bot.platform.work import Work
 from bot.sla.policies import calendar_for
 from bot.surveys.keys import prompt_ref, respondent_key
 from bot.surveys.results import Results, anonymised, results
@@ -60,7 +61,7 @@ def open_run(session: Session, config: Config, team_id: str, survey: Survey, now
     if queries.get_open_run(session, row.id) is not None:
         raise SurveyRefused(f"{survey.name} already has an open run; close it first "
                             f"(`/align survey close {survey.name}`).")
-    audience = _audience(session, team_id, survey, groups, now)
+    audience = _audience(Work(session, team_id, config, now), survey, groups)
     if not audience:
         raise SurveyRefused(f"Nobody is in the audience of {survey.name} "
                             f"({', '.join(survey.audience)}): no run was opened.")
@@ -83,11 +84,11 @@ def open_run(session: Session, config: Config, team_id: str, survey: Survey, now
     return run
 
 
-def _audience(session: Session, team_id: str, survey: Survey, groups: GroupMembers | None,
-              now: datetime) -> dict[Person, str]:
+def _audience(work: Work, survey: Survey, groups: GroupMembers | None) -> dict[Person, str]:
     """Everyone the survey asks, with the group their answers count in. Someone of a Slack
     user group alignbot knows answers in their role's group; someone it meets there (looked
     up: their timezone) answers in the user group's."""
+    session, team_id = work.session, work.team_id
     roles = {r for r in survey.audience if not r.startswith("S")}
     wanted = roles | {m for m, team in TEAM.items() if team in roles}
     people = {p: TEAM.get(p.role, p.role) for p in queries.list_audience(session, team_id, wanted)}
@@ -97,7 +98,7 @@ def _audience(session: Session, team_id: str, survey: Survey, groups: GroupMembe
         for user, group in groups.members:
             person = get_person(session, team_id, user)
             if person is None and user in groups.newcomers:
-                person = upsert_slack_user(session, team_id, groups.newcomers[user], now)
+                person = upsert_slack_user(work, groups.newcomers[user])
                 person.role = "other"  # not a role of the config: no leads, no managing
                 people.setdefault(person, groups.handles.get(group, group))
             elif person is not None and not person.deactivated:
