@@ -14,10 +14,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from bot.handoff.cards import refresh_cards
 from bot.platform.services import Services
@@ -104,7 +101,7 @@ def erase(services: Services, email: str, *, dry_run: bool = False) -> ErasureRe
     """Erase in one transaction; a dry run works it all out, then rolls it back."""
     report = ErasureReport(check_email(email), dry_run)
     with services.sessions() as session:
-        _erase(session, services, report, services.clock.now())
+        _erase(Work(session, services.team_id, services.config, services.clock.now()), report)
         if dry_run:
             session.rollback()
         else:
@@ -112,12 +109,12 @@ def erase(services: Services, email: str, *, dry_run: bool = False) -> ErasureRe
     return report
 
 
-def _erase(session: Session, services: Services, report: ErasureReport, now: datetime) -> None:
-    team, email = services.team_id, report.email
+def _erase(work: Work, report: ErasureReport) -> None:
+    session, team, email = work.session, work.team_id, report.email
     leads = queries.list_leads_with_email(session, team, email)
     people = queries.list_people_with_email(session, team, email)
     needles = {email, *(r.name for r in [*leads, *people] if r.name and len(r.name) >= MIN_NAME)}
-    _scrub_history(session, report, team, {lead.id for lead in leads}, needles)
+    _scrub_history(work, report, {lead.id for lead in leads}, needles)
     refs = [f"lead:{lead.id}:" for lead in leads]
     for lead in leads:
         report.leads.append({"external_id": lead.external_id,
@@ -132,10 +129,10 @@ def _erase(session: Session, services: Services, report: ErasureReport, now: dat
     session.flush()
     before = len(queries.list_messages_mentioning(session, team, (), refs))
     for lead in leads:  # the cards in Slack now show the CRM id, not the name
-        refresh_cards(Work(session, team, services.config, now), lead)
+        refresh_cards(work, lead)
     session.flush()
     report.card_edits = len(queries.list_messages_mentioning(session, team, (), refs)) - before
-    _scrub_messages(session, report, team, needles, refs)  # with what the edits superseded
+    _scrub_messages(work, report, needles, refs)  # with what the edits superseded
 
 
 def _clear(row: Any, fields: tuple[str, ...]) -> list[str]:
@@ -145,9 +142,10 @@ def _clear(row: Any, fields: tuple[str, ...]) -> list[str]:
     return cleared
 
 
-def _scrub_history(session: Session, report: ErasureReport, team: str, lead_ids: set[int],
+def _scrub_history(work: Work, report: ErasureReport, lead_ids: set[int],
                    needles: set[str]) -> None:
-    for event in queries.list_events_to_scrub(session, team, lead_ids, _stored(needles)):
+    for event in queries.list_events_to_scrub(work.session, work.team_id, lead_ids,
+                                              _stored(needles)):
         if not event.data:  # a JSON null
             continue
         data = {k: v for k, v in event.data.items()
@@ -158,10 +156,10 @@ def _scrub_history(session: Session, report: ErasureReport, team: str, lead_ids:
             report.history_scrubbed += 1
 
 
-def _scrub_messages(session: Session, report: ErasureReport, team: str, needles: set[str],
+def _scrub_messages(work: Work, report: ErasureReport, needles: set[str],
                     refs: list[str]) -> None:
     stored = _stored(needles)
-    for row in queries.list_messages_mentioning(session, team, stored, refs):
+    for row in queries.list_messages_mentioning(work.session, work.team_id, stored, refs):
         if row.state in queries.FINISHED:  # never read again: only the copy is rewritten
             row.payload = {"text": ERASED}
             report.messages_scrubbed += 1

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from bot.blocks import home as views
 from bot.blocks.kit import Block
 from bot.platform import outbox
-from bot.platform.config import Config
 from bot.platform.descriptor import Feature, HomeSection, Section
 from bot.platform.jobs import Job, every
 from bot.platform.scheduler import first_due
+from bot.platform.work import Work
 from storage import home as queries
 from storage.db import read_only
 from storage.leads import list_people_by_id
@@ -39,16 +39,12 @@ DEBOUNCE = timedelta(seconds=30)
 BATCH = 200  # Homes refreshed per transaction
 
 
-@dataclass
-class Context:
-    """What sections read: one workspace as of `now`. The parts that are the same for
-    everyone are computed once, however many Homes a refresh builds (kept in `shared`,
-    which outlives the batch's transaction)."""
+@dataclass(frozen=True)
+class Context(Work):
+    """What sections read: the work of one workspace as of `now`, and the sections. The
+    parts that are the same for everyone are computed once, however many Homes a refresh
+    builds (kept in `shared`, which outlives the batch's transaction)."""
 
-    session: Session
-    config: Config
-    team_id: str
-    now: datetime
     sections: tuple[Section, ...]  # the features' Home sections, in order
     shared: dict[str, Any] = field(default_factory=dict)
 
@@ -76,7 +72,7 @@ def open_home(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
         if person is not None:  # nothing alignbot knows changes for anyone else
             queries.add_home_tab(session, team_id, person.id)
     with read_only(services.sessions) as session:  # never waits for a writer
-        return build(Context(session, services.config, team_id, services.clock.now(),
+        return build(Context(session, team_id, services.config, services.clock.now(),
                              services.features.home), person)
 
 
@@ -101,7 +97,7 @@ def refresh(services: Services, now: datetime) -> int:
             contexts: dict[str, Context] = {}
             for person in (p for p in people if not p.deactivated):  # Slack would refuse
                 ctx = contexts.setdefault(person.team_id, Context(
-                    session, services.config, person.team_id, now, services.features.home,
+                    session, person.team_id, services.config, now, services.features.home,
                     shared.setdefault(person.team_id, {})))
                 outbox.publish(session, person.team_id, person.slack_id, build(ctx, person),
                                now=now)

@@ -285,7 +285,7 @@ def test_the_home_shows_the_index_and_the_flagged_rows(services, data, surveyed)
     services.config = parse_config({**TEST_CONFIG, "targets": TARGETS,
                                     "alignment": {"period": "2026-06"}}, "<tests>")
     with services.sessions() as session:
-        home = all_text(build(Context(session, services.config, TEAM, NOW,
+        home = all_text(build(Context(session, TEAM, services.config, NOW,
                                       services.features.home), None))
     assert "Alignment index *73* · Integrated · 2026-06 (Jun 1 – Jun 30, 2026)" in home
     assert ("*Lead quality*: sales underrates (the data says :large_green_circle: High)"
