@@ -21,6 +21,7 @@ from bot.local.demo import generate_demo
 from bot.local.shell import build_shell
 from bot.metrics.snapshots import refresh
 from bot.platform.config import load_config
+from bot.platform.work import Work
 
 AT = datetime.fromisoformat("2026-12-01T10:00:00-05:00")
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ def main() -> None:
         timed["start-up with --demo"] = time.perf_counter() - start
         with shell.services.sessions.begin() as session:  # the data alone, in a new workspace
             start = time.perf_counter()
-            generate_demo(session, "T0BENCH", AT, config)
+            generate_demo(Work(session, "T0BENCH", config, AT))
             timed["  of which the data"] = time.perf_counter() - start
             session.rollback()
         for line in ("tick 2h", "/align scorecard last quarter", "tick 2h"):

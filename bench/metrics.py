@@ -48,6 +48,7 @@ from bot.metrics.answers import answer, parse
 from bot.metrics.registry import METRICS
 from bot.metrics.snapshots import refresh
 from bot.platform.config import load_config
+from bot.platform.work import Work
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend
@@ -213,7 +214,7 @@ def exact_latencies(sessions, config, reps: int) -> list[tuple[str, str, str, fl
                 rows.append((key, text, by or "-", *_timed(
                     reps, sessions, lambda s, q=query: answer(s, config, TEAM, q, NOW, exact=True))))
     rows.append(("gap/index report", "last 90 days", "-", *_timed(
-        reps, sessions, lambda s: report(s, config, TEAM, NOW))))
+        reps, sessions, lambda s: report(Work(s, TEAM, config, NOW)))))
     return rows
 
 

@@ -316,7 +316,7 @@ def cmd_alignment(args) -> int:
               "(default: the last 90 days).", file=sys.stderr)
         return 2
     with services.sessions() as session:
-        found = report(session, services.config, services.team_id, now, period, args.survey)
+        found = report(services.work_in(session, now=now), period, args.survey)
     if args.json:
         print(json.dumps(found.gap_json() if args.what == "gap" else found.index_json(), indent=2))
     else:

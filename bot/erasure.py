@@ -101,7 +101,7 @@ def erase(services: Services, email: str, *, dry_run: bool = False) -> ErasureRe
     """Erase in one transaction; a dry run works it all out, then rolls it back."""
     report = ErasureReport(check_email(email), dry_run)
     with services.sessions() as session:
-        _erase(Work(session, services.team_id, services.config, services.clock.now()), report)
+        _erase(services.work_in(session), report)
         if dry_run:
             session.rollback()
         else:

@@ -22,15 +22,15 @@ MALFORMED = views.note("That button is not one alignbot can read; nothing was re
 
 def register(app: App, services: Services) -> None:
     def taking(team_id: str, user: str, token: str, act: Callable) -> dict[str, Any] | None:
-        """Run `act(session, prompt)` on the prompt `token` ("run:position[:...]") names;
+        """Run `act(work, prompt)` on the prompt `token` ("run:position[:...]") names;
         the private note to show when it was not taken."""
         try:
             run_id, position = (int(part) for part in token.split(":")[:2])
         except ValueError:
             return MALFORMED
         try:
-            with services.transaction() as session:
-                act(session, answers.prompt(session, team_id, user, run_id, position))
+            with services.work(team_id) as work:
+                act(work, answers.prompt(work, user, run_id, position))
         except answers.NotTaken as exc:
             return exc.note
         return None
@@ -44,8 +44,7 @@ def register(app: App, services: Services) -> None:
         token = (action.get("selected_option") or {}).get("value") or action.get("value") or ""
         note = MALFORMED if value_of(token) is None else taking(
             body["team"]["id"], body["user"]["id"], token,
-            lambda session, p: answers.answer(session, p, services.clock.now(),
-                                              value=value_of(token)))
+            lambda work, p: answers.answer(work, p, value=value_of(token)))
         if note:
             answer_later(context, body["channel"]["id"], note)
     app.action(re.compile(rf"^{re.escape(views.ANSWER)}\.\d+$"))(ack=clicked, lazy=[tell])
@@ -56,8 +55,8 @@ def register(app: App, services: Services) -> None:
         ack()
         shown: list[dict[str, Any]] = []
         note = taking(body["team"]["id"], body["user"]["id"], action.get("value") or "",
-                      lambda session, p: shown.append(views.comment_modal(
-                          answers.view(p, answers.current_comment(session, p)))))
+                      lambda work, p: shown.append(views.comment_modal(
+                          answers.view(p, answers.current_comment(work, p)))))
         if note:
             answer_later(context, body["channel"]["id"], note)
         else:
@@ -70,8 +69,7 @@ def register(app: App, services: Services) -> None:
                 .get(views.COMMENT_ACTION) or {}).get("value")
         user = body["user"]["id"]
         note = taking(body["team"]["id"], user, view.get("private_metadata") or "",
-                      lambda session, p: answers.answer(session, p, services.clock.now(),
-                                                        text=text))
+                      lambda work, p: answers.answer(work, p, text=text))
         if note:  # a modal has no channel: the note goes to the person's DM with alignbot
             client.chat_postMessage(channel=user, **note)
     app.view(views.COMMENT)(commented)
@@ -83,9 +81,9 @@ def register(app: App, services: Services) -> None:
                 return  # a reaction on someone else's message, or on a file
             user, channel = event.get("user", ""), item.get("channel", "")
             try:
-                with services.transaction() as session:
-                    answers.react(session, context.team_id, user, channel, item.get("ts", ""),
-                                  event.get("reaction", ""), services.clock.now(), added=added)
+                with services.work(context.team_id) as work:
+                    answers.react(work, user, channel, item.get("ts", ""),
+                                  event.get("reaction", ""), added=added)
             except answers.NotTaken as exc:
                 _tell(client, channel, user, exc.note)
         return listener

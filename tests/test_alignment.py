@@ -112,7 +112,7 @@ def surveyed(monkeypatch):
 def june_report(services):
     june = parse_period("2026-06", NOW, services.config.workspace.tz)
     with services.sessions() as session:
-        return alignment.report(session, services.config, TEAM, NOW, june)
+        return alignment.report(services.work_in(session, now=NOW), june)
 
 
 def test_perception_reads_the_survey_results_json():

@@ -27,8 +27,8 @@ STAGES = ("mql_at", "routed_at", "accepted_at", "first_touch_at", "qualified_at"
 
 
 def make(services, leads=400):
-    with services.transaction() as s:
-        return generate_demo(s, TEAM, NOW, services.config, leads=leads)
+    with services.work(now=NOW) as w:
+        return generate_demo(w, leads=leads)
 
 
 def fingerprint(sessions):
@@ -44,8 +44,9 @@ def test_same_seed_same_data(services, tmp_path):
     upgrade(other)
     sessions = make_sessionmaker(other)
     with sessions.begin() as s:
-        sync_config_people(Work(s, TEAM, services.config, NOW))
-        assert generate_demo(s, TEAM, NOW, services.config, leads=400) == first
+        w = Work(s, TEAM, services.config, NOW)
+        sync_config_people(w)
+        assert generate_demo(w, leads=400) == first
     assert fingerprint(sessions) == fingerprint(services.sessions)
 
 
@@ -88,8 +89,8 @@ AT = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # the tour's morning
 
 @pytest.fixture
 def history(services):
-    with services.transaction() as s:
-        generate_demo(s, TEAM, AT, services.config)  # as the tour has it
+    with services.work(now=AT) as w:
+        generate_demo(w)  # as the tour has it
     return services
 
 
@@ -136,10 +137,11 @@ def test_the_tours_gap_shows_marketing_overrating_lead_quality(engine):
     config = load_config(EXAMPLE)
     sessions = make_sessionmaker(engine)
     with sessions.begin() as s:
-        sync_config_people(Work(s, TEAM, config, AT))
-        generate_demo(s, TEAM, AT, config)
+        w = Work(s, TEAM, config, AT)
+        sync_config_people(w)
+        generate_demo(w)
     with sessions.begin() as s:
-        rows = {row.dimension: row for row in report(s, config, TEAM, AT).rows}
+        rows = {row.dimension: row for row in report(Work(s, TEAM, config, AT)).rows}
     lead_quality = rows["lead_quality"]
     assert lead_quality.reality in {"low", "medium"}
     assert ("marketing", "overrates") in {(g.role, g.direction) for g in lead_quality.gaps}

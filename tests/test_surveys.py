@@ -30,7 +30,7 @@ from storage.models import (
 )
 from tests import slack_contract
 from tests.conftest import TEST_CONFIG
-from tests.slack import TEAM, all_text, click, reply, request, send_event, slash, submit
+from tests.slack import all_text, click, reply, request, send_event, slash, submit
 from tests.test_nudges import drain
 
 MORE_PEOPLE = [
@@ -515,12 +515,12 @@ def test_a_closed_run_is_the_perception_the_gap_and_the_index_read(app, services
     run = start(services, clock)
     answer_everything(app, services, fake_slack, clock, run, users, [2, 2, 2, 4, 4, 4])
     with services.sessions() as s:
-        assert latest_perception(s, services.config, TEAM) is None  # still open
+        assert latest_perception(services.work_in(s)) is None  # still open
     runs.close(services, "pulse")
     with services.sessions() as s:
-        perception = latest_perception(s, services.config, TEAM)
+        perception = latest_perception(services.work_in(s))
         period = parse_period("last 90 days", clock.now(), services.config.workspace.tz)
-        found = alignment.report(s, services.config, TEAM, clock.now(), period)
+        found = alignment.report(services.work_in(s), period)
     assert (perception.survey, perception.run, perception.collaboration) == ("pulse", 1, 3.0)
     assert {row["dimension"]: row["perception"] for row in found.gap_json()["rows"]} == {
         dimension: {"exec": None, "sales": "low", "marketing": "high"}

@@ -7,7 +7,6 @@ from bot.blocks import alignment as views
 from bot.blocks.metrics import metric_error
 from bot.metrics.grammar import QueryError, asked_period
 from bot.platform.command_table import Command, Invocation, Reply
-from storage.db import read_only
 
 ASK_GAP = "Ask like `/align gap last quarter` (default: the last 90 days)."
 ASK_INDEX = "Ask like `/align index last quarter` (default: the last 90 days)."
@@ -43,8 +42,8 @@ def _report(inv: Invocation, example: str) -> Report | Reply:
         period = asked_period(words, inv.now, config.workspace.tz)
     except QueryError as exc:
         return Reply.of(metric_error(exc, example))
-    with read_only(inv.services.sessions) as session:
-        return report(session, config, inv.request.team_id, inv.now, period)
+    with inv.reading() as work:
+        return report(work, period)
 
 
 def _shared(inv: Invocation) -> bool:

@@ -16,5 +16,5 @@ if TYPE_CHECKING:
 def alignment(ctx: Context, person: Person | None) -> list[Block]:
     """The same for everyone: computed once a refresh."""
     if "alignment" not in ctx.shared:
-        ctx.shared["alignment"] = report(ctx.session, ctx.config, ctx.team_id, ctx.now)
+        ctx.shared["alignment"] = report(ctx)
     return views.home_alignment(ctx.shared["alignment"])

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from bot.alignment.definitions import COLLABORATION, DIMENSIONS
-from bot.platform.config import Config
+from bot.platform.work import Work
 from bot.surveys.results import results
 from storage import surveys as queries
 
@@ -55,12 +53,11 @@ class Perception:
         return self.means.get(dimension, {}).get(role)
 
 
-def latest_perception(session: Session, config: Config, team_id: str,
-                      survey: str | None = None) -> Perception | None:
+def latest_perception(work: Work, survey: str | None = None) -> Perception | None:
     """The latest closed run of `survey` (default: the first survey that asks every
     dimension, as the alignment template does), or None when there is none."""
-    name = survey or next((s.name for s in config.surveys
+    name = survey or next((s.name for s in work.config.surveys
                            if {q.key for q in s.questions} >= set(DIMENSIONS)), None)
-    row = queries.get_survey(session, team_id, name) if name else None
-    run = queries.get_latest_run(session, row.id, closed=True) if row else None
-    return Perception.from_results(results(session, row.key, run).as_json()) if run else None
+    row = queries.get_survey(work.session, work.team_id, name) if name else None
+    run = queries.get_latest_run(work.session, row.id, closed=True) if row else None
+    return Perception.from_results(results(work, row.key, run).as_json()) if run else None

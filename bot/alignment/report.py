@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from bot.alignment import gap
 from bot.alignment.definitions import DEFAULT_TARGETS, TARGETS_MET, Definitions
@@ -22,6 +19,7 @@ from bot.metrics.grammar import Period, parse_period
 from bot.metrics.registry import METRICS
 from bot.metrics.snapshots import Reader
 from bot.platform.config import Config
+from bot.platform.work import Work
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,10 @@ def build(period: Period, values: Mapping[str, float | None], targets_: Mapping[
                   index(targeted, rows, perception, definitions))
 
 
-def report(session: Session, config: Config, team_id: str, now: datetime,
-           period: Period | None = None, survey: str | None = None) -> Report:
+def report(work: Work, period: Period | None = None, survey: str | None = None) -> Report:
     """Over `period` (default: `[alignment] period`, the last 90 days), with the latest
     closed run of `survey` (default: `[alignment] survey`)."""
+    session, config, team_id, now = work.session, work.config, work.team_id, work.now
     definitions = config.alignment
     period = period or parse_period(definitions.period, now, config.workspace.tz)
     targets_ = targets(config)
@@ -85,5 +83,5 @@ def report(session: Session, config: Config, team_id: str, now: datetime,
             if key != TARGETS_MET} | (targets_.keys() & METRICS.keys())
     reader = Reader(session, config, team_id, now, exact=True)
     values = {key: reader.value(METRICS[key], period, None)[0] for key in keys}
-    perception = latest_perception(session, config, team_id, survey or definitions.survey)
+    perception = latest_perception(work, survey or definitions.survey)
     return build(period, values, targets_, perception, definitions)

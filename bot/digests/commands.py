@@ -29,7 +29,7 @@ def preview(services: Services, team_id: str, digest: Digest, now: datetime) -> 
     """The digest as it would be posted now, for the period its words read now."""
     period = parse_period(digest.period, now, services.config.workspace.tz)
     with services.sessions() as session:
-        return compose(session, services.config, team_id, digest, period, now)
+        return compose(services.work_in(session, team_id, now), digest, period)
 
 
 def preview_command(inv: Invocation) -> Reply:

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from bot.alignment.report import Report, report
 from bot.blocks.leads import LeadLine
 from bot.handoff.leads import OPEN
@@ -22,7 +20,8 @@ from bot.metrics.charts import Series, series, trend_png
 from bot.metrics.grammar import Period, Query
 from bot.metrics.registry import METRICS, Parts
 from bot.metrics.snapshots import Reader
-from bot.platform.config import Config, Digest
+from bot.platform.config import Digest
+from bot.platform.work import Work
 from bot.sla import policies as sla
 from storage.leads import get_person_by_id, list_leads
 
@@ -91,8 +90,9 @@ class DigestView:
                 **{s: parts[s] for s in self.sections if s in parts}}
 
 
-def compose(session: Session, config: Config, team_id: str, digest: Digest, period: Period,
-            now: datetime, late_since: datetime | None = None) -> DigestView:
+def compose(work: Work, digest: Digest, period: Period,
+            late_since: datetime | None = None) -> DigestView:
+    session, config, team_id, now = work.session, work.config, work.team_id, work.now
     kpis = {key: answer(session, config, team_id, Query(key, period, compare="previous"), now,
                         exact=True) for key in KPIS}
     reader = Reader(session, config, team_id, now)
@@ -107,7 +107,7 @@ def compose(session: Session, config: Config, team_id: str, digest: Digest, peri
     return DigestView(
         digest.name, period, digest.sections, kpis, int(decided.numerator),
         int(decided.denominator - decided.numerator), reasons or {}, overdue, total,
-        report(session, config, team_id, now, period) if shown else None,
+        report(work, period) if shown else None,
         config.workspace.tz, config.workspace.currency, late_since)
 
 

@@ -26,6 +26,7 @@ from bot.metrics.grammar import Period, parse_period
 from bot.platform import outbox
 from bot.platform.config import Config, Digest
 from bot.platform.services import Services
+from bot.platform.work import Work
 from storage import digests as queries
 from storage.db import DatabaseUnreachable
 
@@ -114,29 +115,30 @@ def post(services: Services, digest: Digest, period: Period, now: datetime, *,
         if queries.get_post(session, team, digest.name, digest.channel, period.start,
                             period.end) is not None:
             return Outcome(digest.name, period.label, "already")
-        view = compose(session, services.config, team, digest, period, now,
+        view = compose(services.work_in(session, team, now), digest, period,
                        late_since=fired_at if kind == LATE else None)
     if view.empty and digest.skip_if_empty:
         kind = EMPTY
-    with services.transaction() as session:
-        claim = queries.claim_period(session, team, digest.name, digest.channel, period.start,
-                                     period.end, fired_at=fired_at, kind=kind, now=now)
+    with services.work(team, now) as work:
+        claim = queries.claim_period(work.session, team, digest.name, digest.channel,
+                                     period.start, period.end, fired_at=fired_at, kind=kind,
+                                     now=now)
         if claim is None:
             return Outcome(digest.name, period.label, "already")
         if kind == EMPTY:
             return Outcome(digest.name, period.label, EMPTY)
-        message = _queue(session, services, digest, view, now)
-        queries.set_message(session, claim, message.id)
+        message = _queue(work, digest, view)
+        queries.set_message(work.session, claim, message.id)
     return Outcome(digest.name, period.label, kind, message.id)
 
 
-def _queue(session, services: Services, digest: Digest, view: DigestView,
-           now: datetime) -> outbox.OutboxMessage:
+def _queue(work: Work, digest: Digest, view: DigestView) -> outbox.OutboxMessage:
+    session, now = work.session, work.now
     ref = f"digest:{digest.name}:{view.period.start.date().isoformat()}"
-    message = outbox.post(session, services.team_id, digest.channel,
+    message = outbox.post(session, work.team_id, digest.channel,
                           digest_message(view, preview=False), now=now, ref=ref)
     if "chart" in digest.sections and not view.empty:
-        outbox.upload(session, services.team_id, digest.channel,
+        outbox.upload(session, work.team_id, digest.channel,
                       f"{digest.name}_{view.period.start.date().isoformat()}.png",
                       f"{digest.name.capitalize()} digest: {view.period.label}", make=CHART,
                       args=chart_args(view), now=now, ref=ref, thread_of=message)

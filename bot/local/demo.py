@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.handoff.lifecycle import REJECTION_REASONS
-from bot.platform.config import Config
+from bot.platform.work import Work
 from bot.sla.calendar import Calendar
 from bot.surveys.demo import past_runs
 from storage.bulk import add_rows, count_leads, next_id
@@ -100,9 +100,9 @@ class _Ids:
         return self.next[model] - 1
 
 
-def generate_demo(session: Session, team_id: str, now: datetime, config: Config, *,
-                  seed: int = 7, leads: int = 8000) -> DemoSummary:
-    """Fill the store for `team_id`; does nothing when the team already has leads."""
+def generate_demo(work: Work, *, seed: int = 7, leads: int = 8000) -> DemoSummary:
+    """Fill the store for the work's team; does nothing when the team already has leads."""
+    session, team_id, config, now = work.session, work.team_id, work.config, work.now
     existing = count_leads(session, team_id)
     if existing:
         return DemoSummary(0, existing, 0, 0, 0, 0, 0, 0, 0, 0, already_present=True)
@@ -110,13 +110,13 @@ def generate_demo(session: Session, team_id: str, now: datetime, config: Config,
     ids = _Ids(session)
     months = _Months(rng, now)
     # people draw from a stream of their own, so a change to the cast leaves the leads alone
-    people = _people(session, random.Random(f"{seed}-people"), ids, team_id, config, now)
+    people = _people(work, random.Random(f"{seed}-people"), ids)
     sales = [p for p in people if p["role"] == "sales"]
     lead_rows, events = _leads(rng, ids, team_id, sales, config, now, leads, months)
     deals, customers = _deals_and_customers(rng, ids, team_id, lead_rows, sales, now, months)
     spend = _spend(ids, team_id, now, months)
     content, uses = _content(rng, ids, team_id, sales, deals, now, months)
-    runs, answers = past_runs(session, team_id, config, now, rng)
+    runs, answers = past_runs(work, rng)
     for model, rows in ((Lead, _same_keys(lead_rows)), (LeadEvent, events), (Deal, deals),
                         (Customer, customers), (Spend, spend), (ContentItem, content),
                         (ContentUse, uses)):
@@ -172,7 +172,8 @@ def _pick(rng: random.Random, weights: dict[str, int]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def _people(session, rng, ids, team_id, config, now) -> list[dict[str, Any]]:
+def _people(work: Work, rng: random.Random, ids: _Ids) -> list[dict[str, Any]]:
+    session, team_id, now = work.session, work.team_id, work.now
     known = list_people(session, team_id)
     rows = [{"id": p.id, "slack_id": p.slack_id, "role": p.role, "email": p.email,
              "manager": p.manager_slack_id} for p in known]

@@ -581,8 +581,8 @@ def _load_demo(services: Services, out: TextIO) -> None:
     recent = now.astimezone(services.config.workspace.tz).date() - timedelta(SETTLE_DAYS)
     with _bar() as bar:
         making = bar.add_task("demo data", total=None)
-        with services.transaction() as session:
-            summary = generate_demo(session, services.team_id, now, services.config)
+        with services.work(now=now) as work:
+            summary = generate_demo(work)
         bar.update(making, total=1, completed=1)
         if not summary.already_present:
             days = bar.add_task("metric snapshots", total=None)

@@ -100,14 +100,14 @@ class Invocation:
     @contextmanager
     def work(self) -> Iterator[Work]:
         """A transaction for the workspace that asked, at the command's time."""
-        with self.services.transaction() as session:
-            yield Work(session, self.request.team_id, self.services.config, self.now)
+        with self.services.work(self.request.team_id, self.now) as work:
+            yield work
 
     @contextmanager
     def reading(self) -> Iterator[Work]:
         """`work`, read-only: it never waits for a writer."""
         with read_only(self.services.sessions) as session:
-            yield Work(session, self.request.team_id, self.services.config, self.now)
+            yield self.services.work_in(session, self.request.team_id, self.now)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from slack_sdk import WebClient
 from sqlalchemy import Engine
@@ -55,8 +56,13 @@ class Services:
         self.wake_sender()
 
     @contextmanager
-    def work(self, team_id: str | None = None) -> Iterator[Work]:
-        """`transaction`, as a Work at the clock's time for a workspace: the one a request
-        came from, else this one."""
+    def work(self, team_id: str | None = None, now: datetime | None = None) -> Iterator[Work]:
+        """`transaction`, as a Work for a workspace (the one a request came from, else this
+        one) at `now` (a job's time, else the clock's)."""
         with self.transaction() as session:
-            yield Work(session, team_id or self.team_id, self.config, self.clock.now())
+            yield self.work_in(session, team_id, now)
+
+    def work_in(self, session: Session, team_id: str | None = None,
+                now: datetime | None = None) -> Work:
+        """A Work on a session the caller opened (a read, a dry run it rolls back)."""
+        return Work(session, team_id or self.team_id, self.config, now or self.clock.now())

@@ -24,3 +24,7 @@ class Work:
     def for_team(self, team_id: str) -> Work:
         """The same work acting for another workspace (a lead of another team)."""
         return self if team_id == self.team_id else replace(self, team_id=team_id)
+
+    def at(self, now: datetime) -> Work:
+        """The same work at another time (a schedule's firing, the demo's past)."""
+        return replace(self, now=now)

@@ -11,13 +11,11 @@ raises `NotTaken` with a short private note for the person.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from bot.blocks import surveys as views
 from bot.platform import outbox
+from bot.platform.work import Work
 from bot.surveys.keys import prompt_ref, respondent_key
 from bot.surveys.templates import SCALE5, SCALE10, TEXT, Question
 from storage import surveys as queries
@@ -53,8 +51,9 @@ class Prompt:
     user: str
 
 
-def prompt(session: Session, team_id: str, user: str, run_id: int, position: int) -> Prompt:
+def prompt(work: Work, user: str, run_id: int, position: int) -> Prompt:
     """The prompt a click names, if the person may still answer it."""
+    session, team_id = work.session, work.team_id
     run = queries.get_run(session, run_id)
     if run is None or run.team_id != team_id:
         raise NotTaken(views.note("That survey no longer exists."))
@@ -72,37 +71,36 @@ def prompt(session: Session, team_id: str, user: str, run_id: int, position: int
                   user)
 
 
-def answer(session: Session, p: Prompt, now: datetime, *, value: int | None = None,
-           text: str | None = None) -> None:
+def answer(work: Work, p: Prompt, *, value: int | None = None, text: str | None = None) -> None:
     """Record (or replace) the person's answer; an empty comment withdraws theirs."""
     q = Question.of(p.question)
     if q.type == TEXT:
         text = (text or "").strip()
         if not text:
-            return withdraw(session, p, now)
+            return withdraw(work, p)
     elif value not in q.values:
         raise NotTaken(views.not_an_answer_note(p.survey, views.REACTIONS.get(q.type, "")))
-    row = queries.get_answer(session, p.question.id, p.key)
+    row = queries.get_answer(work.session, p.question.id, p.key)
     if row is None:
         row = SurveyAnswer(team_id=p.run.team_id, run_id=p.run.id, question_id=p.question.id,
                            respondent_key=p.key)
-        session.add(row)
+        work.session.add(row)
     row.value, row.text = (None, text) if q.type == TEXT else (value, None)
-    _show(session, p, now, text if q.type == TEXT else q.label(value))
+    _show(work, p, text if q.type == TEXT else q.label(value))
 
 
-def withdraw(session: Session, p: Prompt, now: datetime, *, value: int | None = None) -> None:
+def withdraw(work: Work, p: Prompt, *, value: int | None = None) -> None:
     """Forget the person's answer (only if it is still `value`, when given: removing an old
     reaction leaves a newer answer alone)."""
-    row = queries.get_answer(session, p.question.id, p.key)
+    row = queries.get_answer(work.session, p.question.id, p.key)
     if row is None or (value is not None and row.value != value):
         return
-    session.delete(row)
-    _show(session, p, now, None)
+    work.session.delete(row)
+    _show(work, p, None)
 
 
-def current_comment(session: Session, p: Prompt) -> str | None:
-    row = queries.get_answer(session, p.question.id, p.key)
+def current_comment(work: Work, p: Prompt) -> str | None:
+    row = queries.get_answer(work.session, p.question.id, p.key)
     return row.text if row is not None else None
 
 
@@ -111,35 +109,34 @@ def view(p: Prompt, shown: str | None) -> views.PromptView:
                             Question.of(p.question), p.run.closes_at, p.run.k, shown)
 
 
-def _show(session: Session, p: Prompt, now: datetime, shown: str | None) -> None:
+def _show(work: Work, p: Prompt, shown: str | None) -> None:
     """The prompt, edited in place to show what is recorded now (it is the person's own DM):
     one edit queued, replacing any still queued. (`outbox.revise` finds those by their
     parent, which no index serves; the prompt's ref finds them in the ref index.)"""
-    ref = prompt_ref(p.run.id, p.question.position, p.user)
+    session, ref = work.session, prompt_ref(p.run.id, p.question.position, p.user)
     post = get_first_post(session, p.run.team_id, ref)
     if post is None:
         return
     message = views.prompt(view(p, shown))
     queries.supersede_queued_edits(session, p.run.team_id, ref)
     if not rewrite_pending(session, post.id, {"channel": p.user, **message}):
-        outbox.update(session, post, message, now=now)
+        outbox.update(session, post, message, now=work.now)
 
 
 # ------------------------------------------------------------------ reactions
 
 
-def react(session: Session, team_id: str, user: str, channel: str, ts: str, emoji: str,
-          now: datetime, *, added: bool) -> None:
+def react(work: Work, user: str, channel: str, ts: str, emoji: str, *, added: bool) -> None:
     """A reaction added (or removed) on a message: an answer when it is on one of the
     person's prompts; else nothing, or NotTaken when it is on a survey prompt."""
     number = NUMBERS.get(emoji.split("::")[0])  # "+1::skin-tone-2": the tone is no part of it
-    found = _own_prompt(session, team_id, user, channel, ts)
+    found = _own_prompt(work, user, channel, ts)
     if found is None:
-        return _not_theirs(session, team_id, user, channel, ts) if number is not None else None
+        return _not_theirs(work, channel, ts) if number is not None else None
     run, position = found
     if run.state != "open":
-        raise NotTaken(views.closed_note(queries.get_survey_key(session, run.survey_id)))
-    p = prompt(session, team_id, user, run.id, position)
+        raise NotTaken(views.closed_note(queries.get_survey_key(work.session, run.survey_id)))
+    p = prompt(work, user, run.id, position)
     q = Question.of(p.question)
     if q.type == TEXT:
         raise NotTaken(views.use_the_button_note(p.survey))
@@ -150,14 +147,14 @@ def react(session: Session, team_id: str, user: str, channel: str, ts: str, emoj
                                                 if q.type in (SCALE5, SCALE10) else
                                                 f"a number from 1 to {len(q.options)}"))
     if added:
-        answer(session, p, now, value=number)
+        answer(work, p, value=number)
     else:
-        withdraw(session, p, now, value=number)
+        withdraw(work, p, value=number)
 
 
-def _own_prompt(session: Session, team_id: str, user: str, channel: str,
-                ts: str) -> tuple[SurveyRun, int] | None:
+def _own_prompt(work: Work, user: str, channel: str, ts: str) -> tuple[SurveyRun, int] | None:
     """Which of the person's prompts (open runs, and a few recent closed ones) `ts` is."""
+    session, team_id = work.session, work.team_id
     person = get_person(session, team_id, user)
     if person is None:
         return None
@@ -171,9 +168,9 @@ def _own_prompt(session: Session, team_id: str, user: str, channel: str,
     return None
 
 
-def _not_theirs(session: Session, team_id: str, user: str, channel: str, ts: str) -> None:
+def _not_theirs(work: Work, channel: str, ts: str) -> None:
     """A number reaction by someone on a message that is not their prompt: a note when it is
     someone else's prompt in an open run; any other message is none of alignbot's business."""
-    for run, name in queries.list_open_runs(session, team_id):
-        if queries.find_prompt_by_ts(session, team_id, run.id, channel, ts) is not None:
+    for run, name in queries.list_open_runs(work.session, work.team_id):
+        if queries.find_prompt_by_ts(work.session, work.team_id, run.id, channel, ts) is not None:
             raise NotTaken(views.not_invited_note(name))

@@ -67,6 +67,7 @@ def find_results(services, name: str | None, number: Any = None) -> Results | st
     if isinstance(number, str) and not number.isdigit():
         return f"{number!r} is not a run number; runs are numbered 1, 2, 3 …"
     with services.sessions() as session:
+        work = services.work_in(session)
         if name is None:
             named = queries.list_surveys_with_runs(session, services.team_id)
             if not named:
@@ -80,7 +81,7 @@ def find_results(services, name: str | None, number: Any = None) -> Results | st
             queries.get_latest_run(session, survey.id)
         if run is None:
             return f"{survey.key} has no run {number}." if number else f"{survey.key} has not run yet."
-        return results(session, survey.key, run)
+        return results(work, survey.key, run)
 
 
 def status_of(services, run, name: str) -> views.RunStatus:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy.orm import Session
-
-from bot.platform.config import Config, Survey
+from bot.platform.config import Survey
+from bot.platform.work import Work
 from bot.surveys import answers
 from bot.surveys.keys import respondent_key
 from bot.surveys.runs import close_run, open_run
@@ -26,16 +25,17 @@ COMMENTS = ["Leads from webinars are rarely ready to buy.", "We need a shared de
             "Weekly syncs helped a lot this month.", "Sales rarely tells us why leads were rejected."]
 
 
-def past_runs(session: Session, team_id: str, config: Config, now: datetime,
-              rng: random.Random, months: tuple[int, ...] = (3, 2, 1)) -> tuple[int, int]:
+def past_runs(work: Work, rng: random.Random,
+              months: tuple[int, ...] = (3, 2, 1)) -> tuple[int, int]:
     """A run a month ago, two months ago ... (the config's first survey asked of roles, else a
     pulse of sales, marketing and exec); nine in ten people answer. (runs, answers kept)."""
-    survey = next((s for s in config.surveys if not any(a.startswith("S") for a in s.audience)),
+    session = work.session
+    survey = next((s for s in work.config.surveys if not any(a.startswith("S") for a in s.audience)),
                   DEMO)
     kept = 0
     for months_ago in sorted(months, reverse=True):
-        opened = now - timedelta(days=30 * months_ago)
-        run = open_run(session, config, team_id, survey, opened, started_by="demo")
+        then = work.at(work.now - timedelta(days=30 * months_ago))
+        run = open_run(then, survey, started_by="demo")
         questions = queries.list_questions(session, run.id)
         for invite, person in queries.list_run_invites(session, run.id):
             if rng.random() >= 0.9:
@@ -45,11 +45,11 @@ def past_runs(session: Session, team_id: str, config: Config, now: datetime,
                 p = answers.Prompt(run, survey.name, q, len(questions), key, person.slack_id)
                 if q.type == TEXT:
                     if rng.random() < 0.5:
-                        answers.answer(session, p, opened, text=rng.choice(COMMENTS))
+                        answers.answer(then, p, text=rng.choice(COMMENTS))
                     continue
-                answers.answer(session, p, opened, value=_value(rng, q, invite.role, months_ago))
+                answers.answer(then, p, value=_value(rng, q, invite.role, months_ago))
         session.flush()
-        close_run(session, config, run, run.closes_at, announce=False, rng=rng)
+        close_run(work.at(run.closes_at), run, announce=False, rng=rng)
         kept += len(queries.list_closed_answers(session, [run.id]))
     return len(months), kept
 

@@ -43,7 +43,7 @@ def latest_results(ctx: Context, person: Person | None) -> list[Block]:
                   and (run := queries.get_latest_run(ctx.session, survey.id, closed=True))]
         if closed:
             _, name, run = max(closed, key=lambda c: c[0])
-            shown = results(ctx.session, name, run)
+            shown = results(ctx, name, run)
         ctx.shared["survey_results"] = shown
     shown = ctx.shared["survey_results"]
     return views.home_results(shown) if shown else []

@@ -16,8 +16,7 @@ from datetime import datetime
 from statistics import fmean
 from typing import Any
 
-from sqlalchemy.orm import Session
-
+from bot.platform.work import Work
 from bot.surveys.templates import CHOICE, TEXT, Question
 from storage import surveys as queries
 from storage.models import SurveyQuestion, SurveyRun
@@ -104,8 +103,9 @@ class Results:
         }
 
 
-def results(session: Session, survey: str, run: SurveyRun) -> Results:
+def results(work: Work, survey: str, run: SurveyRun) -> Results:
     """A run's results: computed from what its close stored (an open run: participation)."""
+    session = work.session
     questions = queries.list_questions(session, run.id)
     participation = queries.count_invites(session, run.id)
     if run.state != "closed":

@@ -53,15 +53,16 @@ class SurveyRefused(Exception):
 # ------------------------------------------------------------------ opening
 
 
-def open_run(session: Session, config: Config, team_id: str, survey: Survey, now: datetime, *,
-             started_by: str, groups: GroupMembers | None = None) -> SurveyRun:
+def open_run(work: Work, survey: Survey, *, started_by: str,
+             groups: GroupMembers | None = None) -> SurveyRun:
     """Open a run now: questions as the config says today, the audience as it is today
     (its Slack user groups' members as `ask_slack` found them, before this transaction)."""
+    session, team_id, now = work.session, work.team_id, work.now
     row = queries.get_or_add_survey(session, team_id, survey.name, now)
     if queries.get_open_run(session, row.id) is not None:
         raise SurveyRefused(f"{survey.name} already has an open run; close it first "
                             f"(`/align survey close {survey.name}`).")
-    audience = _audience(Work(session, team_id, config, now), survey, groups)
+    audience = _audience(work, survey, groups)
     if not audience:
         raise SurveyRefused(f"Nobody is in the audience of {survey.name} "
                             f"({', '.join(survey.audience)}): no run was opened.")
@@ -77,7 +78,7 @@ def open_run(session: Session, config: Config, team_id: str, survey: Survey, now
     queries.add_invites(session, [
         {"team_id": team_id, "run_id": run.id, "person_id": person.id, "role": role,
          "reminders_sent": 0,
-         "prompt_due_at": calendar_for(config, person).next_working_start(now)}
+         "prompt_due_at": calendar_for(work.config, person).next_working_start(now)}
         for person, role in audience.items()])
     log.info("survey %s run %s opened by %s: %d invited", survey.name, run.number, started_by,
              len(audience))
@@ -154,10 +155,9 @@ def start(services, survey_name: str, by: str) -> SurveyRun:
         raise SurveyRefused(unknown_survey(services.config, survey_name))
     groups = ask_slack(services, survey)
     try:
-        with services.transaction() as session:
-            run = open_run(session, services.config, services.team_id, survey,
-                           services.clock.now(), started_by=by, groups=groups)
-            session.expunge(run)
+        with services.work() as work:
+            run = open_run(work, survey, started_by=by, groups=groups)
+            work.session.expunge(run)
     except IntegrityError:  # a scheduled firing opened one at this very moment
         raise SurveyRefused(f"{survey.name} already has an open run.") from None
     send_prompts(services, services.clock.now())
@@ -200,13 +200,12 @@ def open_scheduled(services, now: datetime) -> list[SurveyRun]:
                 if row is not None and not _opens(session, row.id, survey, fired):
                     continue
             groups = ask_slack(services, survey)  # Slack is asked before the transaction
-            with services.transaction() as session:
-                row = queries.get_or_add_survey(session, services.team_id, survey.name, now)
-                if not _opens(session, row.id, survey, fired):
+            with services.work(now=now) as work:
+                row = queries.get_or_add_survey(work.session, work.team_id, survey.name, now)
+                if not _opens(work.session, row.id, survey, fired):
                     continue  # another worker was first
-                run = open_run(session, services.config, services.team_id, survey, fired,
-                               started_by=SCHEDULE, groups=groups)
-                session.expunge(run)
+                run = open_run(work.at(fired), survey, started_by=SCHEDULE, groups=groups)
+                work.session.expunge(run)
                 opened.append(run)
         except IntegrityError:
             continue  # another worker opened it first
@@ -245,14 +244,14 @@ class _RunCache:
                                 Question.of(row), self.run.closes_at, self.run.k, answer)
 
 
-def _runs(session: Session, config: Config, invites) -> dict[int, _RunCache]:
-    cache = {}
+def _runs(work: Work, invites) -> dict[int, _RunCache]:
+    session, cache = work.session, {}
     for invite, _ in invites:
         if invite.run_id not in cache:
             run = queries.get_run(session, invite.run_id)
             name = queries.get_survey_key(session, run.survey_id)
             cache[run.id] = _RunCache(run, name, queries.list_questions(session, run.id),
-                                      config.survey(name))
+                                      work.config.survey(name))
     return cache
 
 
@@ -261,9 +260,10 @@ def send_prompts(services, now: datetime) -> int:
     their next working start); their first reminder is then due `remind_every` later."""
     sent = 0
     while True:
-        with services.transaction() as session:
+        with services.work(now=now) as work:
+            session = work.session
             invites = queries.list_invites(session, queries.claim_due_prompts(session, now, BATCH))
-            runs, rows, changes = _runs(session, services.config, invites), batch(session), []
+            runs, rows, changes = _runs(work, invites), batch(session), []
             for invite, person in invites:
                 cache = runs[invite.run_id]
                 calendar = calendar_for(services.config, person)
@@ -292,10 +292,11 @@ def send_reminders(services, now: datetime) -> int:
     reminder once, `reminders` of them, `remind_every` apart."""
     sent = 0
     while True:
-        with services.transaction() as session:
+        with services.work(now=now) as work:
+            session = work.session
             invites = queries.list_invites(session,
                                            queries.claim_due_reminders(session, now, BATCH))
-            runs, rows, changes = _runs(session, services.config, invites), batch(session), []
+            runs, rows, changes = _runs(work, invites), batch(session), []
             for run_id, cache in runs.items():
                 if cache.run.state != "open" or cache.survey is None:
                     continue
@@ -330,14 +331,14 @@ def send_reminders(services, now: datetime) -> int:
 # ------------------------------------------------------------------ closing
 
 
-def close_run(session: Session, config: Config, run: SurveyRun, now: datetime, *,
-              announce: bool = True, rng: random.Random | None = None) -> Results | None:
+def close_run(work: Work, run: SurveyRun, *, announce: bool = True,
+              rng: random.Random | None = None) -> Results | None:
     """Close an open run (None if someone else closed it first) and make it anonymous:
     who answered anything is kept, per person; the answers are rewritten in random order
     without their key (the secret that made it is erased), with the role only where that
     group is shown, and without any group results never show. The prompt edits that showed
     people their own answers leave the outbox. Then the results go to the survey's channel."""
-    secret = run.secret
+    session, now, secret = work.session, work.now, run.secret
     if not queries.mark_closed(session, run.id, now):
         return None
     invites = queries.list_run_invites(session, run.id)
@@ -354,8 +355,8 @@ def close_run(session: Session, config: Config, run: SurveyRun, now: datetime, *
     pacing.forget(session, run.team_id, [person.slack_id for _, person in invites])
     session.expire_all()
     name = queries.get_survey_key(session, run.survey_id)
-    shown = results(session, name, queries.get_run(session, run.id))
-    survey = config.survey(name)
+    shown = results(work, name, queries.get_run(session, run.id))
+    survey = work.config.survey(name)
     if announce and survey and survey.channel:
         outbox.post(session, run.team_id, survey.channel, views.results_message(shown), now=now,
                     ref=f"survey-results:{run.id}")
@@ -370,10 +371,10 @@ def close(services, survey_name: str) -> Results:
     survey = services.config.survey(survey_name)
     if survey is None:
         raise SurveyRefused(unknown_survey(services.config, survey_name))
-    with services.transaction() as session:
-        row = queries.get_survey(session, services.team_id, survey.name)
-        run = queries.get_open_run(session, row.id) if row else None
-        shown = close_run(session, services.config, run, services.clock.now()) if run else None
+    with services.work() as work:
+        row = queries.get_survey(work.session, work.team_id, survey.name)
+        run = queries.get_open_run(work.session, row.id) if row else None
+        shown = close_run(work, run) if run else None
     if shown is None:
         raise SurveyRefused(f"{survey.name} has no open run to close.")
     return shown
@@ -384,9 +385,9 @@ def close_due(services, now: datetime) -> list[Results]:
     with services.sessions() as session:
         due = queries.list_due_runs(session, now)
     for run_id in due:
-        with services.transaction() as session:
-            run = queries.get_run(session, run_id)
-            if (shown := close_run(session, services.config, run, now)) is not None:
+        with services.work(now=now) as work:
+            run = queries.get_run(work.session, run_id)
+            if (shown := close_run(work.for_team(run.team_id), run)) is not None:
                 closed.append(shown)
     return closed
 
