@@ -195,7 +195,7 @@ def latencies(sessions, config, reps: int) -> list[tuple[str, str, str, float, f
                 for _ in range(reps):
                     start = time.perf_counter()
                     with sessions() as s:
-                        answer(s, config, TEAM, query, NOW)
+                        answer(Work(s, TEAM, config, NOW), query)
                     times.append(time.perf_counter() - start)
                 times.sort()
                 rows.append((metric.key, text, by or "-", median(times) * 1000,
@@ -212,7 +212,7 @@ def exact_latencies(sessions, config, reps: int) -> list[tuple[str, str, str, fl
             for by in (None, METRICS[key].dimensions[0]):
                 query = parse(f"{key} {text}" + (f" by {by}" if by else ""), config, NOW)
                 rows.append((key, text, by or "-", *_timed(
-                    reps, sessions, lambda s, q=query: answer(s, config, TEAM, q, NOW, exact=True))))
+                    reps, sessions, lambda s, q=query: answer(Work(s, TEAM, config, NOW), q, exact=True))))
     rows.append(("gap/index report", "last 90 days", "-", *_timed(
         reps, sessions, lambda s: report(Work(s, TEAM, config, NOW)))))
     return rows

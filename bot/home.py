@@ -17,8 +17,6 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
-
 from bot.blocks import home as views
 from bot.blocks.kit import Block
 from bot.platform import outbox
@@ -76,15 +74,16 @@ def open_home(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
                              services.features.home), person)
 
 
-def mark_stale(session: Session, person_ids: Iterable[int | None], now: datetime) -> None:
+def mark_stale(work: Work, person_ids: Iterable[int | None]) -> None:
     """What these people's Homes show changed: publish them again once the window that
     starts with the first such change is over (people without a Home are skipped)."""
-    queries.mark_homes_stale(session, {i for i in person_ids if i is not None}, now + DEBOUNCE)
+    queries.mark_homes_stale(work.session, {i for i in person_ids if i is not None},
+                             work.now + DEBOUNCE)
 
 
-def mark_team_stale(session: Session, team_id: str, now: datetime) -> None:
-    """The scorecard every Home shows has new numbers (a metric refresh)."""
-    queries.mark_team_homes_stale(session, team_id, now + DEBOUNCE)
+def mark_team_stale(work: Work) -> None:
+    """The scorecard every Home shows has new numbers (a metric refresh, a survey's close)."""
+    queries.mark_team_homes_stale(work.session, work.team_id, work.now + DEBOUNCE)
 
 
 def refresh(services: Services, now: datetime) -> int:

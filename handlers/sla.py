@@ -11,10 +11,5 @@ from handlers.clicks import button_listener
 
 
 def register(app: App, services: Services) -> None:
-    app.action(views.numbered(views.SNOOZE))(**button_listener(services, _work(nudges.snooze)))
-    app.action(views.numbered(views.WORKING))(
-        **button_listener(services, _work(nudges.working_on_it)))
-
-
-def _work(click):  # until bot/sla takes a Work
-    return lambda w, token, user: click(w.session, w.team_id, token, user, w.config, w.now)
+    app.action(views.numbered(views.SNOOZE))(**button_listener(services, nudges.snooze))
+    app.action(views.numbered(views.WORKING))(**button_listener(services, nudges.working_on_it))

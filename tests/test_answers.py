@@ -79,13 +79,13 @@ def test_query_table_and_bad_questions(loaded, capsys):
 def test_rejection_reasons_answer_by_reason_without_asking(loaded):
     query = parse("rejections 2026-05-01..2026-07-31", loaded.config, NOW)
     with loaded.sessions() as s:
-        result = answer(s, loaded.config, TEAM, query, NOW)
+        result = answer(loaded.work_in(s, now=NOW), query)
     assert result.groups and sum(result.groups.values()) == result.value
 
 
 def test_scorecard_has_every_metric_with_its_target(loaded):
     with loaded.sessions() as s:
-        card = scorecard(s, loaded.config, TEAM, NOW)
+        card = scorecard(loaded.work_in(s, now=NOW))
     assert [a.metric.key for a in card] == list(METRICS)
     targets = {a.metric.key: a.target for a in card}
     assert targets["win_rate"] == loaded.config.targets.get("win_rate")

@@ -121,9 +121,9 @@ def test_last_quarters_scorecard_has_a_whole_trend_and_plausible_growth(history)
     trends like `    ▁█`: the demo covered five months."""
     period = parse_period("last quarter", AT, history.config.workspace.tz)
     with history.sessions.begin() as s:
-        answers = {a.metric.key: a for a in scorecard(s, history.config, TEAM, AT, period)}
-        growth = answer(s, history.config, TEAM,
-                        parse("revenue growth last quarter", history.config, AT), AT)
+        w = history.work_in(s, now=AT)
+        answers = {a.metric.key: a for a in scorecard(w, period)}
+        growth = answer(w, parse("revenue growth last quarter", history.config, AT))
     for key in ("leads_routed", "win_rate", "acceptance_rate", "conversion_rate", "cac",
                 "revenue_growth", "sales_cycle", "marketing_sourced_revenue"):
         assert None not in answers[key].trend, (key, answers[key].trend)

@@ -35,7 +35,7 @@ def data(services):
 def read(services, key: str, period: str, by: str | None, *, exact: bool):
     now = at(8, 20)
     with services.sessions() as session:
-        reader = Reader(session, services.config, TEAM, now, exact=exact)
+        reader = Reader(services.work_in(session, now=now), exact=exact)
         return reader.value(METRICS[key], parse_period(period, now, services.config.workspace.tz),
                             by)
 

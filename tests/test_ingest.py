@@ -19,13 +19,12 @@ OWNERS = {"sam@example.com": "U0SALES01"}
 def run(services, entity, records):
     from storage.people import get_person
 
-    with services.transaction() as s:
+    with services.work() as w:
         def owner(email):
-            person = get_person(s, TEAM, OWNERS[email]) if email in OWNERS else None
+            person = get_person(w.session, TEAM, OWNERS[email]) if email in OWNERS else None
             return person.id if person else None
 
-        return ingest(s, TEAM, entity, records, now=services.clock.now(), actor="webhook",
-                      resolve_owner=owner, config=services.config)
+        return ingest(w, entity, records, actor="webhook", resolve_owner=owner)
 
 
 def rows(services, model):

@@ -15,7 +15,7 @@ from bot.sla.nudges import BATCH, sweep
 from storage.db import make_sessionmaker
 from storage.leads import list_events
 from storage.models import Lead, Nudge, OutboxMessage, Person
-from tests.slack import TEAM, click
+from tests.slack import click
 from tests.test_handoff import card, new_lead
 
 
@@ -171,8 +171,8 @@ def test_working_on_it_before_the_reminder_skips_it_and_keeps_the_breach(service
     clock.set(datetime(2026, 11, 24, 16, 0, tzinfo=UTC))
     sweep(services, clock.now())
     assert [stage for stage, _ in pending_stages(services)] == ["remind"]
-    with services.transaction() as s:  # e.g. from a reminder of an earlier time they owned it
-        working_on_it(s, TEAM, f"{lead_id}|x", "U0SALES01", services.config, clock.now())
+    with services.work() as w:  # e.g. from a reminder of an earlier time they owned it
+        working_on_it(w, f"{lead_id}|x", "U0SALES01")
     assert pending_stages(services) == [("breach", datetime(2026, 11, 24, 18, 0, tzinfo=UTC))]
 
 

@@ -12,6 +12,7 @@ from bot.metrics.answers import answer, parse, trend_periods
 from bot.metrics.grammar import parse_period
 from bot.metrics.registry import METRICS, compute
 from bot.metrics.snapshots import SETTLE_DAYS, Reader, refresh, spans
+from bot.platform.work import Work
 from storage.db import make_sessionmaker, read_only
 from storage.models import Customer, Lead, MetricRefresh, MetricSnapshot
 from storage.snapshots import get_refresh, lock_refresh, replace_rows
@@ -39,7 +40,7 @@ def live(session, config, key, period, by):
 
 def assert_answers_are_live_ones(sessions, config):
     with read_only(sessions) as s:
-        reader = Reader(s, config, TEAM, NOW)
+        reader = Reader(Work(s, TEAM, config, NOW))
         for text in PERIODS:
             period = parse_period(text, NOW, config.workspace.tz)
             for metric in METRICS.values():
@@ -84,7 +85,7 @@ def test_snapshots_hold_whole_past_days_only_and_today_is_read_live(sessions, co
         assert get_refresh(s, TEAM).last_day == date(2026, 8, 2)  # yesterday in New York
         assert s.scalar(select(func.max(MetricSnapshot.day))) < date(2026, 8, 3)
         this_month = parse_period("this month", NOW, config.workspace.tz)
-        value, _ = Reader(s, config, TEAM, NOW).value(METRICS["leads_routed"], this_month, None)
+        value, _ = Reader(Work(s, TEAM, config, NOW)).value(METRICS["leads_routed"], this_month, None)
         assert value == 1  # today's lead, which no snapshot holds
 
 
@@ -96,7 +97,7 @@ def test_a_past_period_is_read_from_snapshots_as_of_the_refresh(sessions, config
     later = NOW + timedelta(hours=1)
     with sessions() as s:
         may = parse_period("2026-05", later, config.workspace.tz)
-        reader = Reader(s, config, TEAM, later)
+        reader = Reader(Work(s, TEAM, config, later))
         stored, _ = reader.value(METRICS["leads_routed"], may, None)
         assert stored == (live(s, config, "leads_routed", may, None)[0] or 0) + 1
         assert reader.as_of == NOW  # what the answer says: the data is an hour old
@@ -126,7 +127,7 @@ def test_a_refresh_is_idempotent_and_redoes_only_what_changed(sessions, config):
     with sessions() as s:
         may = parse_period("2026-05", NOW, config.workspace.tz)
         metric = METRICS["acceptance_rate"]
-        assert Reader(s, config, TEAM, later).value(metric, may, None)[0] == pytest.approx(
+        assert Reader(Work(s, TEAM, config, later)).value(metric, may, None)[0] == pytest.approx(
             live(s, config, "acceptance_rate", may, None)[0])
 
 
@@ -142,7 +143,7 @@ def assert_trends_are_live_ones(sessions, config, now=NOW):
                 for by in (None, *metric.dimensions[:2]):
                     for compare in ("", " vs last year"):
                         words = f"{metric.key} {text}" + (f" by {by}" if by else "") + compare
-                        a = answer(s, config, TEAM, parse(words, config, now), now)
+                        a = answer(Work(s, TEAM, config, now), parse(words, config, now))
                         live_trend = [compute(s, TEAM, metric.key, p.start, p.end, None,
                                               gross_margin=config.workspace.gross_margin)[0]
                                       for p in trend_periods(a.period)]
@@ -186,12 +187,12 @@ def test_a_churn_after_the_refresh_counts_at_once_today_and_as_of_the_refresh_be
     june = parse_period("2026-06", later, config.workspace.tz)
     churns(first, NOW)  # today: no snapshot holds the day, it is read live
     with read_only(sessions) as s:
-        reader = Reader(s, config, TEAM, later)
+        reader = Reader(Work(s, TEAM, config, later))
         assert reader.value(churn, this_month, None)[0] == pytest.approx(
             live(s, config, "churn_rate", this_month, None)[0])
     churns(second, at(6, 3))  # a stored day: as of the refresh, until the next one
     with read_only(sessions) as s:
-        reader = Reader(s, config, TEAM, later)
+        reader = Reader(Work(s, TEAM, config, later))
         stored, _ = reader.value(churn, june, None)
         assert stored != pytest.approx(live(s, config, "churn_rate", june, None)[0])
         assert reader.as_of == NOW  # and the answer says so

@@ -75,13 +75,13 @@ def build(period: Period, values: Mapping[str, float | None], targets_: Mapping[
 def report(work: Work, period: Period | None = None, survey: str | None = None) -> Report:
     """Over `period` (default: `[alignment] period`, the last 90 days), with the latest
     closed run of `survey` (default: `[alignment] survey`)."""
-    session, config, team_id, now = work.session, work.config, work.team_id, work.now
+    config = work.config
     definitions = config.alignment
-    period = period or parse_period(definitions.period, now, config.workspace.tz)
+    period = period or parse_period(definitions.period, work.now, config.workspace.tz)
     targets_ = targets(config)
     keys = {key for keys in definitions.dimensions.values() for key in keys
             if key != TARGETS_MET} | (targets_.keys() & METRICS.keys())
-    reader = Reader(session, config, team_id, now, exact=True)
+    reader = Reader(work, exact=True)
     values = {key: reader.value(METRICS[key], period, None)[0] for key in keys}
     perception = latest_perception(work, survey or definitions.survey)
     return build(period, values, targets_, perception, definitions)

@@ -93,9 +93,9 @@ class DigestView:
 def compose(work: Work, digest: Digest, period: Period,
             late_since: datetime | None = None) -> DigestView:
     session, config, team_id, now = work.session, work.config, work.team_id, work.now
-    kpis = {key: answer(session, config, team_id, Query(key, period, compare="previous"), now,
-                        exact=True) for key in KPIS}
-    reader = Reader(session, config, team_id, now)
+    kpis = {key: answer(work, Query(key, period, compare="previous"), exact=True)
+            for key in KPIS}
+    reader = Reader(work)
     decided = sum(reader.parts(METRICS["acceptance_rate"], period.start, period.end,
                                None).values(), Parts())
     _, reasons = reader.value(METRICS["rejection_reasons"], period, "reason")

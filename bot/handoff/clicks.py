@@ -75,7 +75,7 @@ def reassign(work: Work, token: str, user: str, *, to: str) -> str:
     _check(work, lead, token, user, "routed", allow_self=lead.owner_id is None and to == user)
     old_owner = lead.owner_id
     reassign_to(work, lead, new_owner, actor=user, reason="taken" if to == user else "reassigned")
-    home.mark_stale(work.session, [old_owner, new_owner.id], work.now)
+    home.mark_stale(work, [old_owner, new_owner.id])
     who = "yours" if to == user else f"with <@{to}>"
     return f"{lead_name(lead)} is now {who}."
 
@@ -134,12 +134,12 @@ def _clicked(work: Work, token: str, user: str, to: str) -> Lead:
 def _decide(work: Work, lead: Lead, to: str, user: str, data: dict | None = None) -> None:
     _claim(work, lead, to, user)
     lifecycle.transition(work.session, lead, to, actor=user, at=work.now, data=data)
-    home.mark_stale(work.session, [lead.owner_id], work.now)
+    home.mark_stale(work, [lead.owner_id])
 
 
 def _close_clock(work: Work, lead: Lead) -> None:
     owner = queries.get_person_by_id(work.session, lead.owner_id)
-    sla.close_clock(work.session, lead, work.config, owner, work.now)
+    sla.close_clock(work, lead, owner)
 
 
 def _claim(work: Work, lead: Lead, to: str, user: str | None = None, *,

@@ -126,7 +126,7 @@ class Handoffs:
         add_nudge(self.session, team_id=lead.team_id, lead_id=lead.id,
                   stage=sla.ROUTE, due_at=decision.retry_at)
         if lead.sla_policy != UNASSIGNED:  # first time (or a lead queued before retries)
-            sla.wait_clock(self.session, lead, self.config, self.now)
+            sla.wait_clock(self.work, lead)
 
     @cached_property
     def _next_morning(self) -> datetime:
@@ -153,7 +153,7 @@ class Handoffs:
             grown.add(burst.id)
         self._grown.clear()
         self.router.save()
-        home.mark_stale(self.session, self._owners, self.now)
+        home.mark_stale(self.work, self._owners)
         self._owners.clear()
         return grown
 
@@ -219,8 +219,7 @@ def assign(work: Work, lead: Lead, owner: Person, *, actor: str, data: dict,
     no nudges yet to replace (a queued lead has its retry and escalation)."""
     lead.owner_id = owner.id
     lifecycle.transition(work.session, lead, "routed", actor=actor, at=work.now, data=data)
-    sla.open_clock(work.session, lead, work.config, owner, work.now, rerouted=not fresh,
-                   plans=plans)
+    sla.open_clock(work, lead, owner, rerouted=not fresh, plans=plans)
 
 
 def someone_is_back(work: Work) -> None:

@@ -21,7 +21,6 @@ from bot.handoff.new_leads import Handoffs
 from bot.intake.ingest import IngestResult, ingest
 from bot.intake.records import Checked, Rejection, check, key_text
 from bot.platform.services import Services
-from bot.platform.work import Work
 from storage.bulk import Statement, batch, execute, gc_paused
 from storage.db import lock_handoffs
 
@@ -96,7 +95,7 @@ def stage(services: Services, entity: str, records: Sequence[Any] | Checked, *,
         answers = look_up_owners(services, entity, checked)
     now = services.clock.now()
     session = services.sessions()
-    work = Work(session, services.team_id, services.config, now)
+    work = services.work_in(session, now=now)
     try:
         def person(email: str):
             return directory.resolve_owner(work, email, answers=answers)
@@ -110,8 +109,7 @@ def stage(services: Services, entity: str, records: Sequence[Any] | Checked, *,
         if entity == "leads":  # it routes and posts cards: see lock_handoffs
             lock_handoffs(session, services.team_id)
         rows = batch(session)  # new leads' history and nudges, written once after the leads
-        result = ingest(session, services.team_id, entity, checked, now=now, actor=actor,
-                        config=services.config, resolve_owner=owner_id)
+        result = ingest(work, entity, checked, actor=actor, resolve_owner=owner_id)
         handoffs = Handoffs(work, owner_by_email=person)
         with session.no_autoflush:  # new leads are written once, already routed and carded
             for lead in result.new_leads:

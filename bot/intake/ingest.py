@@ -21,6 +21,7 @@ from bot import home
 from bot.handoff import lifecycle
 from bot.intake.records import KEY_FIELDS, Checked, Rejection, check, key_text, window
 from bot.platform.config import Config
+from bot.platform.work import Work
 from bot.sla import policies as sla
 from storage import bulk
 from storage import ingest as queries
@@ -67,33 +68,38 @@ class IngestResult:
         return self
 
 
-def ingest(session: Session, team_id: str, entity: str, records: Sequence[Any] | Checked, *,
-           now: datetime, actor: str, resolve_owner: Callable[[str], int | None],
-           config: Config | None = None) -> IngestResult:
+def ingest(work: Work, entity: str, records: Sequence[Any] | Checked, *, actor: str,
+           resolve_owner: Callable[[str], int | None]) -> IngestResult:
     """Validate (unless `check`ed already: then only its times against `now`) and upsert; new
     leads' history and nudges go into the session's batch when one is open (the caller writes them after
     routing, in one statement per table)."""
-    checked = window(entity, records, now) if isinstance(records, Checked) else \
-        check(entity, records, now)
+    checked = window(entity, records, work.now) if isinstance(records, Checked) else \
+        check(entity, records, work.now)
     result = IngestResult(rejected=list(checked.rejected))
-    ctx = _Context(session, team_id, entity, now, actor, resolve_owner, config or Config(), result)
+    ctx = _Context(work, entity, actor, resolve_owner, result)
     UPSERT[entity](ctx, checked.parsed)
-    home.mark_stale(session, ctx.homes, now)
+    home.mark_stale(work, ctx.homes)
     return result
 
 
 @dataclass
 class _Context:
-    session: Session
-    team_id: str
+    work: Work
     entity: str
-    now: datetime
     actor: str
     resolve_owner: Callable[[str], int | None]
-    config: Config
     result: IngestResult
     owners: dict[str, int | None] = field(default_factory=dict)
     homes: set[int | None] = field(default_factory=set)  # owners, old and new, of changed leads
+    # the work's parts, read for every record
+    session: Session = field(init=False)
+    team_id: str = field(init=False)
+    now: datetime = field(init=False)
+    config: Config = field(init=False)
+
+    def __post_init__(self) -> None:
+        w = self.work
+        self.session, self.team_id, self.now, self.config = w.session, w.team_id, w.now, w.config
 
     def owner_id(self, email_: str) -> int | None:
         if email_ not in self.owners:
@@ -328,7 +334,7 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
         if stage in ("contacted", "rejected"):
             sla.stop(lead, ctx.config, owner, at)
     if lead.status in sla.OPEN:
-        sla.schedule(ctx.session, lead, ctx.config, owner)
+        sla.schedule(ctx.work, lead, owner)
     lead.updated_at = ctx.now
 
 
@@ -374,7 +380,7 @@ def _move(ctx: _Context, lead: Lead, v: dict[str, Any]) -> bool:
             lead.rejection_reason = v["rejection_reason"]
         lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at, data=data)
         if stage in ("contacted", "rejected"):
-            sla.close_clock(ctx.session, lead, ctx.config, owner, at)
+            sla.close_clock(ctx.work.at(at), lead, owner)
     return True
 
 

@@ -11,7 +11,6 @@ from bot.handoff import directory, lifecycle
 from bot.handoff.cards import CardBatch
 from bot.handoff.clicks import reassign_to
 from bot.platform.services import Services
-from bot.platform.work import Work
 from storage.people import list_leads_waiting_for, list_owner_lookups, set_missing_owner
 
 
@@ -22,8 +21,8 @@ def retry(services: Services, now: datetime) -> dict[str, str]:
         emails = list(list_owner_lookups(session, team_id))
     answers = directory.ask_slack(services.slack, emails)  # before the transaction, as ever
     outcome = {}
-    with services.transaction() as session:
-        work = Work(session, team_id, services.config, now)
+    with services.work(now=now) as work:
+        session = work.session
         for email in emails:
             try:
                 owner = directory.resolve_owner(work, email, answers=answers)
@@ -37,7 +36,7 @@ def retry(services: Services, now: datetime) -> dict[str, str]:
                     reassign_to(work, lead, owner, actor="system", reason="owner from the CRM",
                                 batch=cards)
                 set_missing_owner(session, team_id, email, owner.id, now)
-                home.mark_stale(session, [owner.id], now)
+                home.mark_stale(work, [owner.id])
                 outcome[email] = f"{len(leads)} lead(s) routed to {owner.slack_id}"
                 continue
             why = "is deactivated in Slack" if owner else "matches nobody in Slack"

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from bot.intake.csvfile import write_rows
 from bot.metrics import snapshots
 from bot.metrics.grammar import Period, Query, QueryError, parse_period, parse_query
 from bot.metrics.registry import METRICS, Metric, vocabulary
 from bot.platform.config import Config
+from bot.platform.work import Work
 from storage.db import read_only
 
 if TYPE_CHECKING:
@@ -121,16 +120,15 @@ def ask(services: Services, text: str, default_metric: str | None = None, *,
     now = services.clock.now()
     query = parse(text, services.config, now, default_metric)
     with read_only(services.sessions) as session:
-        return answer(session, services.config, services.team_id, query, now, exact=exact)
+        return answer(services.work_in(session, now=now), query, exact=exact)
 
 
-def answer(session: Session, config: Config, team_id: str, query: Query,
-           now: datetime, *, exact: bool = False) -> Answer:
+def answer(work: Work, query: Query, *, exact: bool = False) -> Answer:
     """`exact`: medians from the rows, not to two figures (see `snapshots.Reader`): for
     answers people check number by number (`alignbot query`, exports); Slack's answers
     show no more figures than the histograms keep, and read a year of them in milliseconds."""
     metric = METRICS[query.metric]
-    reader = snapshots.Reader(session, config, team_id, now, exact=exact)
+    reader = snapshots.Reader(work, exact=exact)
     earlier = trend_periods(query.period)[:-1]
     last_year = query.period.last_year() if query.compare == "last_year" else None
     reader.expect([query.period, *earlier, *([last_year] if last_year else [])])
@@ -143,16 +141,14 @@ def answer(session: Session, config: Config, team_id: str, query: Query,
         change = value - before if value is not None and before is not None else None
         comparison = Comparison(query.compare, then, before, change)
     return Answer(query, metric, value, groups, comparison, (*trend, value),
-                  config.targets.get(metric.key), reader.as_of)
+                  work.config.targets.get(metric.key), reader.as_of)
 
 
-def scorecard(session: Session, config: Config, team_id: str, now: datetime,
-              period: Period | None = None) -> list[Answer]:
+def scorecard(work: Work, period: Period | None = None) -> list[Answer]:
     """Every metric over the period (default: the last 30 days) against its target,
     compared with the period before."""
-    period = period or parse_period("", now, config.workspace.tz)
-    return [answer(session, config, team_id, Query(key, period, compare="previous"), now)
-            for key in METRICS]
+    period = period or parse_period("", work.now, work.config.workspace.tz)
+    return [answer(work, Query(key, period, compare="previous")) for key in METRICS]
 
 
 def trend_periods(period: Period) -> list[Period]:

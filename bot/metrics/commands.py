@@ -55,8 +55,8 @@ def scorecard_command(inv: Invocation) -> Reply:
         period = parse_period(" ".join(words), inv.now, config.workspace.tz)
     except QueryError as exc:
         return Reply.of(views.metric_error(exc, views.ASK_SCORECARD))
-    with read_only(inv.services.sessions) as session:
-        answers = scorecard(session, config, inv.request.team_id, inv.now, period)
+    with inv.reading() as work:
+        answers = scorecard(work, period)
     chart = None
     if "chart" in flags:
         currency = config.workspace.currency
@@ -85,8 +85,8 @@ def _answer(inv: Invocation, example: str, *, exact: bool = False) -> Answer | R
         query = parse(" ".join(inv.args), config, inv.now)
     except QueryError as exc:
         return Reply.of(views.metric_error(exc, example))
-    with read_only(inv.services.sessions) as session:
-        return answer(session, config, inv.request.team_id, query, inv.now, exact=exact)
+    with inv.reading() as work:
+        return answer(work, query, exact=exact)
 
 
 def _names(inv: Invocation) -> dict[str, str]:

@@ -25,8 +25,8 @@ def metrics_refresh(services: Services, now: datetime) -> Any:
     reports = []
     for team_id in teams:
         reports.append(refresh(services.sessions, services.config, team_id, now))
-        with services.sessions.begin() as session:
-            home.mark_team_stale(session, team_id, now)
+        with services.work(team_id, now) as work:
+            home.mark_team_stale(work)
     return reports
 
 

@@ -16,5 +16,5 @@ if TYPE_CHECKING:
 def team_scorecard(ctx: Context, person: Person | None) -> list[Block]:
     """Computed once a refresh, however many Homes it builds."""
     if "scorecard" not in ctx.shared:
-        ctx.shared["scorecard"] = answers.scorecard(ctx.session, ctx.config, ctx.team_id, ctx.now)
+        ctx.shared["scorecard"] = answers.scorecard(ctx)
     return views.scorecard(ctx.shared["scorecard"], ctx.config.workspace.currency)

@@ -38,6 +38,7 @@ from bot.metrics.registry import (
     highest_first,
 )
 from bot.platform.config import Config
+from bot.platform.work import Work
 from storage import snapshots as queries
 from storage.db import between_batches, read_only
 
@@ -50,12 +51,12 @@ class Reader:
     so far is (the last refresh's time once a snapshot was used). `exact` reads medians
     from the rows themselves instead of the histograms' two significant figures."""
 
-    def __init__(self, session: Session, config: Config, team_id: str, now: datetime, *,
-                 exact: bool = False):
-        self.session, self.config, self.team_id, self.now = session, config, team_id, now
-        self.tz = config.workspace.tz
-        self.refresh = queries.get_refresh(session, team_id)
-        self.as_of = now
+    def __init__(self, work: Work, *, exact: bool = False):
+        self.session, self.config, self.team_id, self.now = \
+            work.session, work.config, work.team_id, work.now
+        self.tz = self.config.workspace.tz
+        self.refresh = queries.get_refresh(self.session, self.team_id)
+        self.as_of = self.now
         self.exact = exact
         self.expected: list[Period] = []
         self._derived: dict[tuple, dict[str, Parts]] = {}
@@ -231,7 +232,7 @@ def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: 
     whole, old or new; the days the refresh adds to the stored span count only once it
     is recorded, last (until then, they are read live)."""
     with read_only(sessions) as session:
-        reader = Reader(session, config, team_id, now)
+        reader = Reader(Work(session, team_id, config, now))
         yesterday = now.astimezone(reader.tz).date() - DAY
         state = None if full else reader.refresh
         days = _days_to_redo(session, reader, state, yesterday, since)
@@ -269,7 +270,7 @@ def _store(sessions: sessionmaker[Session], upkeep: Callable[[], None], config: 
         upkeep()
     for done, unit in enumerate(units, 1):
         with read_only(sessions) as session:
-            unit_rows = rows_of(Reader(session, config, team_id, now), unit)
+            unit_rows = rows_of(Reader(Work(session, team_id, config, now)), unit)
         pending.append((unit, unit_rows))
         count += len(unit_rows)
         if sum(len(r) for _, r in pending) >= CHUNK_ROWS or done == len(units):

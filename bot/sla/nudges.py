@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy.orm import Session
-
 from bot import home
 from bot.blocks import sla as views
 from bot.handoff import lifecycle
@@ -28,7 +26,6 @@ from bot.handoff.clicks import ClickRefused, reassign_to
 from bot.handoff.new_leads import Handoffs
 from bot.handoff.routing import Router
 from bot.platform import outbox
-from bot.platform.config import Config
 from bot.platform.services import Services
 from bot.platform.work import Work
 from bot.sla import policies as sla
@@ -61,8 +58,10 @@ class Batch:
     card history and card posts are read once; the history and messages they write, and
     the nudges' own new states, are written together by `finish()`."""
 
-    def __init__(self, session: Session, config: Config, now: datetime, nudges: list):
-        self.session, self.config, self.now = session, config, now
+    def __init__(self, work: Work, nudges: list):
+        self.work = work  # the leads' teams vary: `cards` and `handoffs` act for each one's
+        session = self.session = work.session
+        self.config, self.now = work.config, work.now
         self.rows = bulk.batch(session)
         self.leads = {lead.id: lead for lead in list_leads_by_id(session, [n.lead_id for n in nudges])}
         # Held here: the session keeps only weak references to what it loaded.
@@ -91,15 +90,14 @@ class Batch:
     def cards(self, team_id: str) -> CardBatch:
         if team_id not in self._cards:
             self._cards[team_id] = CardBatch(
-                Work(self.session, team_id, self.config, self.now),
+                self.work.for_team(team_id),
                 [lead for lead in self.leads.values()
                  if lead.team_id == team_id and lead.id in self.carded])
         return self._cards[team_id]
 
     def handoffs(self, team_id: str) -> Handoffs:
         if team_id not in self._handoffs:
-            self._handoffs[team_id] = Handoffs(Work(self.session, team_id, self.config,
-                                                    self.now))
+            self._handoffs[team_id] = Handoffs(self.work.for_team(team_id))
         return self._handoffs[team_id]
 
     def router(self, team_id: str) -> Router:
@@ -126,8 +124,7 @@ class Batch:
         with self.session.no_autoflush:
             for lead_id, fired in self.follow.items():  # each fired stage writes the next
                 lead = self.leads[lead_id]
-                sla.schedule(self.session, lead, self.config, self.person(lead.owner_id),
-                             after=fired)
+                sla.schedule(self.work, lead, self.person(lead.owner_id), after=fired)
             for team_id, leads in self.unowned.items():
                 _tell_unowned(self, team_id, leads)
             for (kind, team_id, person), leads in self.digests.items():
@@ -137,7 +134,7 @@ class Batch:
         self.rows.write(self.session)
         for handoffs in self._handoffs.values():  # routing state, DM bursts, owners' Homes
             handoffs.finish()
-        home.mark_stale(self.session, self.homes, self.now)
+        home.mark_stale(self.work, self.homes)
         queries.mark_fired(self.session, self.now, sent=self.sent, cancelled=self.dropped,
                            held={nudge_id: due for nudge_id, (_, due) in self.held.items()})
         return SweepReport(len(self.sent), len(self.held), len(self.dropped))
@@ -159,8 +156,8 @@ def _fire_claimed(services: Services, ids: list[int], now: datetime) -> SweepRep
     """One transaction for the batch; if it fails, one per nudge, so a nudge that cannot be
     sent holds back only itself (it stays claimed and is retried after the lease)."""
     try:
-        with services.transaction() as session:
-            return fire_all(session, services.config, queries.list_nudges(session, ids), now)
+        with services.work(now=now) as work:
+            return fire_all(work, queries.list_nudges(work.session, ids))
     except Exception:
         log.exception("SLA sweep: firing nudges %s failed", ids if len(ids) == 1 else
                       f"{ids[0]}..{ids[-1]} ({len(ids)}); firing them one by one")
@@ -169,9 +166,9 @@ def _fire_claimed(services: Services, ids: list[int], now: datetime) -> SweepRep
     return sum((_fire_claimed(services, [i], now) for i in ids), SweepReport())
 
 
-def fire_all(session: Session, config: Config, nudges: list, now: datetime) -> SweepReport:
-    batch = Batch(session, config, now, nudges)
-    with session.no_autoflush:  # one flush at the end: no query in here needs what is pending
+def fire_all(work: Work, nudges: list) -> SweepReport:
+    batch = Batch(work, nudges)
+    with work.session.no_autoflush:  # one flush at the end: no query in here needs what is pending
         for nudge in nudges:
             fire(batch, nudge, batch.leads.get(nudge.lead_id))
     return batch.finish()
@@ -303,7 +300,7 @@ def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
     if decision.owner is None:
         _escalate(batch, lead, owner)
         return
-    reassign_to(Work(batch.session, lead.team_id, batch.config, batch.now), lead, decision.owner,
+    reassign_to(batch.work, lead, decision.owner,
                         actor="system",
                         reason=f"SLA breached: reassigned from {owner.slack_id if owner else '-'}",
                         batch=batch.cards(lead.team_id))
@@ -321,30 +318,29 @@ STAGES = {"card": _card, "remind": _remind, SNOOZED: _remind, "breach": _breach,
 # ------------------------------------------------------------------ buttons on a nudge
 
 
-def snooze(session: Session, team_id: str, token: str, user: str, config: Config,
-           now: datetime) -> str:
-    lead = _open_lead(session, team_id, token, user)
-    queries.add_nudge(session, team_id=team_id, lead_id=lead.id, stage=SNOOZED,
-                      due_at=now + SNOOZE)
-    lifecycle.record(session, lead, "snoozed", actor=user, at=now)
+def snooze(work: Work, token: str, user: str) -> str:
+    lead = _open_lead(work, token, user)
+    queries.add_nudge(work.session, team_id=work.team_id, lead_id=lead.id, stage=SNOOZED,
+                      due_at=work.now + SNOOZE)
+    lifecycle.record(work.session, lead, "snoozed", actor=user, at=work.now)
     return "Snoozed: I will remind you again in 30 minutes."
 
 
-def working_on_it(session: Session, team_id: str, token: str, user: str, config: Config,
-                  now: datetime) -> str:
-    lead = _open_lead(session, team_id, token, user)
+def working_on_it(work: Work, token: str, user: str) -> str:
+    session = work.session
+    lead = _open_lead(work, token, user)
     due = queries.get_pending_due(session, lead.id, "remind")  # the chain waits on it
     queries.cancel_pending(session, lead.id, stages=("remind", SNOOZED))
     if due is not None:  # the chain skips it (a held one wrote its next stage already)
-        sla.schedule(session, lead, config, get_person_by_id(session, lead.owner_id),
-                     after=("remind", due))
-    lifecycle.record(session, lead, "working_on_it", actor=user, at=now)
+        sla.schedule(work, lead, get_person_by_id(session, lead.owner_id), after=("remind", due))
+    lifecycle.record(session, lead, "working_on_it", actor=user, at=work.now)
     return ("Noted — no more reminders. Log the first touch on the card when you reach them; "
             "the due time still stands.")
 
 
-def _open_lead(session: Session, team_id: str, token: str, user: str) -> Lead:
-    lead = get_lead(session, team_id, int(token.split("|")[0]))
+def _open_lead(work: Work, token: str, user: str) -> Lead:
+    session = work.session
+    lead = get_lead(session, work.team_id, int(token.split("|")[0]))
     if lead is None or lead.status not in sla.OPEN:
         raise ClickRefused("This lead has been answered already; nothing to do.")
     owner = get_person_by_id(session, lead.owner_id)

@@ -12,10 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy.orm import Session
-
 from bot.handoff.routing import person_calendar
 from bot.platform.config import UNASSIGNED, Config, SlaPolicy
+from bot.platform.work import Work
 from bot.sla.calendar import Calendar
 from storage.models import Lead, Person
 from storage.nudges import add_nudge, cancel_pending
@@ -76,12 +75,12 @@ def stop(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None
 Plan = tuple[datetime | None, tuple[str, datetime] | None]  # the due time, the first nudge
 
 
-def open_clock(session: Session, lead: Lead, config: Config, owner: Person | None,
-               at: datetime, *, rerouted: bool,
+def open_clock(work: Work, lead: Lead, owner: Person | None, *, rerouted: bool,
                plans: dict[tuple, Plan] | None = None) -> None:
-    """At routing: the due time, and the first nudge of the chain that follows it
+    """At routing (now): the due time, and the first nudge of the chain that follows it
     (replacing the old owner's when the lead is routed again). `plans` keeps them for a
     batch by policy, the owner's hours and time: the same for every lead those are."""
+    session, config, at = work.session, work.config, work.now
     if rerouted:
         cancel_pending(session, lead.id)
     hours = (owner.timezone, owner.working_hours) if owner else None  # the calendar's own
@@ -127,16 +126,17 @@ def _stages(policy: SlaPolicy, calendar: Calendar | None, routed_at: datetime,
     return tuple(sorted(found, key=lambda stage: stage[1]))  # stable: ties keep the order above
 
 
-def schedule(session: Session, lead: Lead, config: Config, owner: Person | None, after: tuple[str, datetime] | None = None) -> None:
+def schedule(work: Work, lead: Lead, owner: Person | None,
+             after: tuple[str, datetime] | None = None) -> None:
     """Write the lead's next nudge: its first stage, or the one after `after` (a stage that
     fired). A lead has one pending stage at a time, and each writes the next as it fires:
     a row per stage up front made the nudges most of what routing a lead writes."""
-    upcoming = stages(lead, config, owner)
+    upcoming = stages(lead, work.config, owner)
     if after is not None:
         upcoming = upcoming[_position(upcoming, after) + 1:]
     if upcoming:
         stage, at = upcoming[0]
-        add_nudge(session, team_id=lead.team_id, lead_id=lead.id, stage=stage, due_at=at)
+        add_nudge(work.session, team_id=lead.team_id, lead_id=lead.id, stage=stage, due_at=at)
 
 
 def _position(upcoming: list[tuple[str, datetime]], fired: tuple[str, datetime]) -> int:
@@ -146,22 +146,22 @@ def _position(upcoming: list[tuple[str, datetime]], fired: tuple[str, datetime])
     return sum(at <= fired[1] for _, at in upcoming) - 1
 
 
-def close_clock(session: Session, lead: Lead, config: Config, owner: Person | None,
-                at: datetime) -> None:
-    """At the first touch or a rejection: record the response; the nudges are off."""
-    stop(lead, config, owner, at)
-    cancel_pending(session, lead.id)
+def close_clock(work: Work, lead: Lead, owner: Person | None) -> None:
+    """At the first touch or a rejection (now): record the response; the nudges are off."""
+    stop(lead, work.config, owner, work.now)
+    cancel_pending(work.session, lead.id)
 
 
-def wait_clock(session: Session, lead: Lead, config: Config, at: datetime) -> None:
-    """A lead nobody could take: it is due an owner `unassigned_within` after `at` (in
+def wait_clock(work: Work, lead: Lead) -> None:
+    """A lead nobody could take: it is due an owner `unassigned_within` after now (in
     business time on the workspace calendar, unless that clock is "wall"), and escalated then."""
+    config, at = work.config, work.now
     within, clock = config.routing.unassigned_within, config.routing.unassigned_clock
     due = at + within if clock == "wall" else \
         Calendar.of(config).add_business_minutes(at, within.total_seconds() / 60)
     lead.sla_met = lead.response_minutes = lead.business_minutes = None
     lead.sla_policy, lead.sla_clock, lead.sla_due_at = UNASSIGNED, clock, due
-    add_nudge(session, team_id=lead.team_id, lead_id=lead.id, stage=ESCALATE_UNASSIGNED,
+    add_nudge(work.session, team_id=lead.team_id, lead_id=lead.id, stage=ESCALATE_UNASSIGNED,
               due_at=due)
 
 

@@ -360,7 +360,7 @@ def close_run(work: Work, run: SurveyRun, *, announce: bool = True,
     if announce and survey and survey.channel:
         outbox.post(session, run.team_id, survey.channel, views.results_message(shown), now=now,
                     ref=f"survey-results:{run.id}")
-    home.mark_team_stale(session, run.team_id, now)
+    home.mark_team_stale(work.for_team(run.team_id))
     log.info("survey %s run %s closed: %d of %d answered", name, shown.number, shown.responded,
              shown.invited)
     return shown
