@@ -15,7 +15,7 @@ from bot.intake.records import MAX_BATCH
 from bot.intake.webhooks import signature
 from bot.platform.config import Secret
 from bot.platform.server import create_web_app
-from storage.models import HandoffBurst, Lead, OutboxMessage, RoutingState
+from storage.models import HandoffBurst, Lead, LeadEvent, OutboxMessage, RoutingState
 from tests.concurrency import until_waiting
 
 SECRET = "whsec-test-0123456789"
@@ -80,6 +80,22 @@ def test_a_batch_with_bad_records_stores_the_good_ones_and_says_why(web, service
     again = post(web, services, "leads", {"leads": records}).get_json()
     assert again["created"] == 0 and again["unchanged"] == 997
     assert count(services, OutboxMessage) == queued  # nothing new queued
+
+
+def test_a_lead_that_cannot_take_its_update_is_rejected_and_keeps_its_history(web, services):
+    post(web, services, "leads", {"leads": [lead(1), lead(2)]})
+    services.clock.advance(timedelta(seconds=1))
+    body = post(web, services, "leads", {"leads": [
+        lead(1, name="Renamed", status="new"), lead(2, name="Renamed")]}).get_json()
+    [refused] = body["rejected"]
+    assert body["updated"] == 1 and refused["index"] == 0
+    assert "status: Lead L-00001 is routed; it cannot become new" in refused["errors"][0]
+    with services.sessions.begin() as s:
+        names = dict(s.execute(select(Lead.external_id, Lead.name)).all())
+        updates = s.scalars(select(Lead.external_id).join(LeadEvent, LeadEvent.lead_id == Lead.id)
+                            .where(LeadEvent.kind == "updated")).all()
+    assert names == {"L-00001": "Person 1", "L-00002": "Renamed"}
+    assert updates == ["L-00002"]  # the refused record left no trace in the history
 
 
 def test_bad_signature_or_old_request_changes_nothing(web, services):
