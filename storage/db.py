@@ -304,7 +304,10 @@ def analyze_grown(engine: Engine) -> list[str]:
     some; which. Autovacuum looks once a minute at most: a table a bulk load fills
     meanwhile is planned as if empty, and an import's lookups of 500 keys (psycopg's
     prepared statements, on a generic plan) grow from milliseconds to half a second as the
-    table grows. A table another ANALYZE holds is skipped: it is being done."""
+    table grows. A table another ANALYZE holds is skipped: it is being done. SQLite plans
+    without statistics: nothing to do there."""
+    if engine.dialect.name != "postgresql":
+        return []
     with engine.connect() as conn:
         tables = list(conn.scalars(_GROWN, {"least": ANALYZE_MIN_ROWS}))
         for table in tables:

@@ -22,7 +22,7 @@ from bot.intake.ingest import IngestResult, ingest
 from bot.intake.records import Checked, Rejection, check, key_text
 from bot.platform.services import Services
 from storage.bulk import Statement, batch, execute, gc_paused
-from storage.db import lock_handoffs
+from storage.db import analyze_grown, lock_handoffs
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,9 @@ def store(services: Services, entity: str, records: Sequence[Any] | Checked, *,
         check(entity, records, services.clock.now())
     answers = look_up_owners(services, entity, checked)
     with gc_paused():
-        return _store(services, entity, checked, actor, answers)
+        result = _store(services, entity, checked, actor, answers)
+    analyze_grown(services.engine)  # webhooks can grow a table faster than autovacuum looks
+    return result
 
 
 def _store(services: Services, entity: str, checked: Checked, actor: str,
