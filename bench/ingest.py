@@ -232,8 +232,9 @@ def main() -> None:
         if args.http:
             return over_http(args.leads, args.rate, 20_000 if args.populate is None else
                              args.populate, args.team, args.database_url, Path(d))
-        with fresh(args.database_url, Path(d), "webhook") as url:
-            webhook(args.batches, url, args.team, args.populate or 0)
+        if args.batches:
+            with fresh(args.database_url, Path(d), "webhook") as url:
+                webhook(args.batches, url, args.team, args.populate or 0)
         if args.csv_rows:
             rates = []
             for run in range(args.repeat):
