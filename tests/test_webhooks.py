@@ -82,14 +82,19 @@ def test_a_batch_with_bad_records_stores_the_good_ones_and_says_why(web, service
     assert count(services, OutboxMessage) == queued  # nothing new queued
 
 
-def test_a_lead_that_cannot_take_its_update_is_rejected_and_keeps_its_history(web, services):
+@pytest.mark.parametrize("move,reason", [
+    ({"status": "new"}, "status: Lead L-00001 is routed; it cannot become new. From routed "
+                        "it can become: accepted, contacted, recycled, rejected, routed."),
+    ({"rejected_at": "2026-11-24T15:00:00Z"}, "status: a rejection needs a rejection_reason"),
+])
+def test_a_lead_that_cannot_take_its_update_is_rejected_and_keeps_its_history(
+        web, services, move, reason):
     post(web, services, "leads", {"leads": [lead(1), lead(2)]})
     services.clock.advance(timedelta(seconds=1))
     body = post(web, services, "leads", {"leads": [
-        lead(1, name="Renamed", status="new"), lead(2, name="Renamed")]}).get_json()
+        lead(1, name="Renamed", **move), lead(2, name="Renamed")]}).get_json()
     [refused] = body["rejected"]
-    assert body["updated"] == 1 and refused["index"] == 0
-    assert "status: Lead L-00001 is routed; it cannot become new" in refused["errors"][0]
+    assert body["updated"] == 1 and refused["index"] == 0 and refused["errors"] == [reason]
     with services.sessions.begin() as s:
         names = dict(s.execute(select(Lead.external_id, Lead.name)).all())
         updates = s.scalars(select(Lead.external_id).join(LeadEvent, LeadEvent.lead_id == Lead.id)
