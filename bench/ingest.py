@@ -1,7 +1,7 @@
 """Ingest throughput, end to end: validation, upsert, routing, SLA, card rows in the outbox.
 
     python -m bench.ingest [--batches 10] [--csv-rows 100000] [--repeat 3] [--team N]
-                           [--database-url URL]
+                           [--populate N] [--database-url URL]
     python -m bench.ingest --http [--leads 3000] [--rate 50] [--populate 20000] [--team 40]
                            [--database-url URL]
 
@@ -13,10 +13,12 @@ until more than the burst limit come to them within a minute. With `--database-u
 store is that database (migrated and populated here: give it an empty one).
 
 The in-process mode below measures the code alone, on a frozen clock (so every lead of a
-run falls in one minute: one burst, a summary instead of cards) and an empty store:
+run falls in one minute: one burst, a summary instead of cards) and an empty store (or
+one of `--populate` leads, analyzed as autovacuum would have done by then):
 
 webhook path: signed-off batches of 1,000 new leads through `bot.intake.batches.store` (the
-handler after signature checks) on a fresh SQLite file. CSV path: `alignbot import` of
+handler after signature checks) on a fresh SQLite file, then the same batches again, every
+lead's score changed (a CRM re-syncing what it sent). CSV path: `alignbot import` of
 one file through `bot.intake.imports.import_csv`, `--repeat` times (each into a fresh file).
 With `--database-url`, each of these runs gets a fresh database of its own on that server
 instead (created next to the URL's, named after it, dropped afterwards).
