@@ -3,15 +3,15 @@
 Every query by routing time uses the covering index's prefix just as well; the narrower
 copy only cost every new lead one more index entry.
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-06 04:10:00
 """
 from alembic import op
 
 
-revision = '0021'
-down_revision = '0020'
+revision = '0022'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 
