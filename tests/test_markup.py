@@ -131,6 +131,7 @@ EXAMPLES: dict[str, list[Any]] = {
     "str | None": [HOSTILE],
     "bool": [True, False],
     "int": [2],
+    "int | None": [None, 60],
     "datetime": [NOW],
     "datetime | None": [NOW, None],
     "tzinfo": [NY],

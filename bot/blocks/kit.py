@@ -44,7 +44,13 @@ def plain(text: str, limit: int = 150) -> dict[str, Any]:
 
 
 def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    amp = head.rfind("&", -4)  # never half an escape (&amp; &lt; &gt;): Slack shows it raw
+    if amp != -1 and ";" not in head[amp:]:
+        head = head[:amp]
+    return head + "…"
 
 
 def section(text: str, *, accessory: Block | None = None, fields: list[str] | None = None,
