@@ -315,6 +315,15 @@ def test_two_sweeps_on_one_database_send_each_of_1000_nudges_once(services, fake
     assert len(queued) <= 2 * 2 and sum(reminded(m) for m in queued) == 1000
 
 
+def due_at_13_in_new_york(services, n):
+    """`n` leads in from a webhook together, in a New York workspace: all due at 13:00."""
+    from bot.intake.batches import store
+
+    in_new_york(services)
+    store(services, "leads", [{"external_id": f"L-{i}", "name": f"Lead {i}", "source": "webinar",
+                               "score": 50} for i in range(n)], actor="test")
+
+
 def reminded(message) -> int:
     """How many leads a reminder DM is about."""
     if (m := re.fullmatch(r"Reminder: (\d+) of your leads are due soon", message["text"])):
@@ -324,11 +333,7 @@ def reminded(message) -> int:
 
 
 def test_an_owners_reminders_due_together_come_in_one_dm(app, services, fake_slack, clock):
-    from bot.intake.batches import store
-
-    in_new_york(services)
-    store(services, "leads", [{"external_id": f"L-{i}", "name": f"Lead {i}", "source": "webinar",
-                               "score": 50} for i in range(24)], actor="test")
+    due_at_13_in_new_york(services, 24)
     run_until(services, clock, datetime(2026, 11, 24, 16, 0, tzinfo=UTC))  # all due at 13:00
     drain(services, clock)
     total = 0
@@ -362,11 +367,7 @@ def breached(message) -> int:
 
 
 def test_breach_notices_due_together_come_in_one_dm_per_person(app, services, fake_slack, clock):
-    from bot.intake.batches import store
-
-    in_new_york(services)
-    store(services, "leads", [{"external_id": f"L-{i}", "name": f"Lead {i}", "source": "webinar",
-                               "score": 50} for i in range(24)], actor="test")
+    due_at_13_in_new_york(services, 24)
     run_until(services, clock, datetime(2026, 11, 24, 18, 0, tzinfo=UTC))  # all due at 13:00
     drain(services, clock)
     manager = [m for m in fake_slack.in_channel("U0SALESMG1") if "breached" in m.text]
@@ -393,12 +394,8 @@ def test_breach_notices_due_together_come_in_one_dm_per_person(app, services, fa
 
 
 def test_leads_reassigned_in_one_sweep_each_move_once(services, fake_slack, clock):
-    from bot.intake.batches import store
-
     with_stages(services, escalate_after=timedelta(minutes=30), reassign_after=timedelta(hours=1))
-    in_new_york(services)
-    store(services, "leads", [{"external_id": f"L-{i}", "name": f"Lead {i}", "source": "webinar",
-                               "score": 50} for i in range(24)], actor="test")
+    due_at_13_in_new_york(services, 24)
     with services.sessions.begin() as s:
         before = {lead.id: lead.owner_id for lead in s.scalars(select(Lead))}
     run_until(services, clock, datetime(2026, 11, 24, 19, 0, tzinfo=UTC))  # 14:00: reassigned
@@ -424,12 +421,8 @@ def escalated(message) -> list[int]:
 
 def escalate_at_14(services, n):
     """`n` leads due at 13:00 New York, escalated at 14:00 (without a reassignment)."""
-    from bot.intake.batches import store
-
     with_stages(services, escalate_after=timedelta(hours=1), reassign_after=None)
-    in_new_york(services)
-    store(services, "leads", [{"external_id": f"L-{i}", "name": f"Lead {i}", "source": "webinar",
-                               "score": 50} for i in range(n)], actor="test")
+    due_at_13_in_new_york(services, n)
 
 
 def test_a_sweeps_escalations_come_in_one_message_naming_every_lead(app, services, fake_slack,
