@@ -9,6 +9,7 @@ history (one lead event per transition) are the same whatever the source.
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -47,7 +48,12 @@ class IllegalTransition(ValueError):
 
 
 def can(lead: Lead, to: str) -> bool:
-    return to in ALLOWED.get(lead.status, frozenset())
+    return can_pass(lead.status, [to])
+
+
+def can_pass(status: str, steps: list[str]) -> bool:
+    """Whether a lead at `status` may move through `steps`, one after the other."""
+    return all(to in ALLOWED.get(at, frozenset()) for at, to in pairwise([status, *steps]))
 
 
 def transition(session: Session, lead: Lead, to: str, *, actor: str, at: datetime,

@@ -372,13 +372,9 @@ def _steps(lead: Lead, v: dict[str, Any]) -> list[str]:
         return []
     steps = [s for s in CHAIN.get(target, (target,)) if s not in CHAIN.get(lead.status, ())
              and s != lead.status] if target in CHAIN else [target]
-    if not steps:  # been there already (a rejected lead routed again)
+    # none: been there already (a rejected lead routed again)
+    if not steps or not lifecycle.can_pass(lead.status, steps):
         raise lifecycle.IllegalTransition(lead, target)
-    status = lead.status
-    for stage in steps:
-        if stage not in lifecycle.ALLOWED.get(status, ()):
-            raise lifecycle.IllegalTransition(lead, target)
-        status = stage
     if "rejected" in steps and "rejection_reason" not in v:
         raise Refused("a rejection needs a rejection_reason")
     return steps
