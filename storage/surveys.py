@@ -86,6 +86,15 @@ def list_open_runs(session: Session, team_id: str | None = None) -> list[tuple[S
     return [(run, key) for run, key in session.execute(query.order_by(SurveyRun.id))]
 
 
+def get_first_due(session: Session) -> datetime | None:
+    """When the next prompt, reminder or close of a run comes due (maybe already)."""
+    return min(filter(None, session.execute(select(
+        select(func.min(SurveyInvite.prompt_due_at)).scalar_subquery(),
+        select(func.min(SurveyInvite.next_reminder_at)).scalar_subquery(),
+        select(func.min(SurveyRun.closes_at)).where(SurveyRun.state == "open")
+        .scalar_subquery())).one()), default=None)
+
+
 def list_due_runs(session: Session, now: datetime) -> list[int]:
     return list(session.scalars(select(SurveyRun.id).where(SurveyRun.state == "open",
                                                            SurveyRun.closes_at <= now)))

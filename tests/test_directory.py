@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from bot.handoff.directory import look_up, resolve_owner
 from bot.handoff.new_leads import hand_off
+from bot.intake import owners
 from bot.intake.batches import store
 from storage.models import Lead, Person, UnmappedEmail
 from tests.slack import TEAM, send_event
@@ -71,10 +72,10 @@ def test_a_batch_naming_a_new_owner_or_an_unknown_email_twice_stores_them_once(
     assert store(services, "leads", records, actor="webhook").created == 4
     services.sender.flush()
     with services.sessions.begin() as s:
-        owners = {lead.external_id: lead.owner_id for lead in s.scalars(select(Lead))}
+        owner_ids = {lead.external_id: lead.owner_id for lead in s.scalars(select(Lead))}
         nia = s.scalars(select(Person).where(Person.slack_id == "U0NEWREP1")).one()
         ghost = s.scalars(select(UnmappedEmail)).one()
-    assert owners == {"L-0": None, "L-1": nia.id, "L-2": None, "L-3": nia.id}
+    assert owner_ids == {"L-0": None, "L-1": nia.id, "L-2": None, "L-3": nia.id}
     assert ghost.email == "ghost@example.com" and ghost.leads == 2
     assert len(fake_slack.in_channel("U0ADMIN01")) == 1  # told once
     assert len(fake_slack.calls_of("users.lookupByEmail")) == 2  # once per email
@@ -117,6 +118,7 @@ def test_an_owner_slack_cannot_be_asked_about_waits_in_the_queue_and_is_asked_ag
     assert fake_slack.in_channel("U0ADMIN01") == []  # nothing for the admins to fix
 
     clock.advance(timedelta(minutes=5))
+    assert owners.retry_due(services) == clock.now()  # the shell's `tick` runs the retry
     assert run_job(services, "owners.retry") == {"nia@example.com": "still no answer"}
     monkeypatch.undo()  # Slack answers again
     clock.advance(timedelta(minutes=5))
@@ -131,11 +133,11 @@ def test_an_owner_slack_cannot_be_asked_about_waits_in_the_queue_and_is_asked_ag
     assert card.updates and "U0NEWREP1" in str(card.blocks)  # the same card, updated
     assert len(fake_slack.in_channel("U0NEWREP1")) == 1  # and Nia gets hers
     assert run_job(services, "owners.retry") == {}  # nothing left to ask
+    assert owners.retry_due(services) is None  # and `tick` skips its firings
 
 
 def test_a_retry_that_finds_nobody_says_so_on_the_waiting_card(services, fake_slack, clock,
                                                                 monkeypatch):
-    from bot.intake import owners
 
     monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
     store(services, "leads", [{"external_id": "L-1", "source": "events",
@@ -149,7 +151,6 @@ def test_a_retry_that_finds_nobody_says_so_on_the_waiting_card(services, fake_sl
 
 
 def test_deals_of_an_owner_found_later_become_theirs(services, fake_slack, clock, monkeypatch):
-    from bot.intake import owners
     from storage.models import Deal
 
     fake_slack.add_user("U0NEWREP1", "Nia New", "nia@example.com")

@@ -639,3 +639,19 @@ def test_a_row_the_database_refuses_costs_only_itself(services, tmp_path, monkey
     assert set(leads(services)) == {f"L-{n}" for n in range(20) if n != 7}
     with summary.rejected_file.open() as f:
         assert [row["external_id"] for row in csv.DictReader(f)] == ["L-7"]
+
+
+def test_the_folder_job_is_due_only_while_the_folder_holds_csv_files(services, tmp_path,
+                                                                     monkeypatch):
+    """The shell's `tick` skips the folder job's idle minutes, never a dropped file's."""
+    from dataclasses import replace
+
+    from bot.intake.feature import folder_due
+    from bot.platform.config import Imports
+
+    assert folder_due(services) is None  # no folder configured
+    monkeypatch.setattr(services, "config", replace(services.config,
+                                                    imports=Imports(folder=str(tmp_path))))
+    assert folder_due(services) is None  # an empty folder
+    write(tmp_path / "leads-monday.csv", ["external_id", "source"], [["L-1", "webinar"]])
+    assert folder_due(services) == services.clock.now()

@@ -129,3 +129,31 @@ def test_a_reminder_outside_working_hours_waits_for_the_morning(services, clock,
     assert reminders(fake_slack, "U0SALES01") == 0
     sweep_both(services, services, clock, at("2026-12-09T09:00:00-05:00"))
     assert reminders(fake_slack, "U0SALES01") == 1
+
+
+def walk(services, clock, until: datetime) -> list[str]:
+    """Sweep only when the sweep says it next has work (as the shell's `tick` does): when."""
+    times = []
+    while (due := runs.next_due(services)) is not None and due <= until:
+        clock.set(max(due, clock.now() + timedelta(minutes=1)))
+        runs.sweep(services, clock.now())
+        drain(services, clock)
+        times.append(clock.now().astimezone(at("2026-11-30T00:00:00-05:00").tzinfo)
+                     .strftime("%a %H:%M"))
+    return times
+
+
+def test_the_sweep_says_when_it_next_has_work(services, clock, fake_slack):
+    """What lets `tick 1w` skip the idle minutes without missing any: the firing, each
+    person's held prompt, each reminder and the close, in New York time."""
+    clock.set(at("2026-11-30T09:00:00-05:00"))
+    assert runs.next_due(services) == at("2026-11-30T10:00:00-05:00")  # the firing
+    clock.set(at("2026-11-30T10:20:00-05:00"))  # a restart missed it: still due (grace)
+    assert runs.next_due(services) == clock.now()
+    days = [f"{d} {t}" for d in ("Tue", "Wed") for t in ("10:21", "11:00", "12:00", "19:00")]
+    # opened (a minute on, as the shell's next firing) and New York prompted; then Denver's,
+    # Los Angeles' and Tokyo's mornings; a day later each one's reminders, twice; the close.
+    # then the next Monday's firing (which `every = 2w` skips), once
+    assert walk(services, clock, at("2026-12-07T10:00:00-05:00")) == [
+        "Mon 10:21", "Mon 11:00", "Mon 12:00", "Mon 19:00", *days, "Thu 10:00", "Mon 10:00"]
+    assert prompted(fake_slack, "U0TOKYO01") == 7 and reminders(fake_slack, "U0SALES01") == 2

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +16,32 @@ from bot.platform.services import Services
 
 def import_folder(services: Services, now) -> Any:
     """Import CSV files dropped into [imports] folder, each content once."""
+    if (folder := _folder(services)) is None:
+        return []
+    return [(path.name, s.as_dict()) for path, s in import_dropped(services, folder, now)]
+
+
+def _folder(services: Services) -> Path | None:
     folder = services.config.imports.folder
     if folder and services.installations is not None:  # OAuth mode: a folder per workspace
         folder = Path(folder) / services.team_id
-    if not folder or not Path(folder).is_dir():
-        return []
-    return [(path.name, s.as_dict()) for path, s in import_dropped(services, Path(folder), now)]
+    return Path(folder) if folder and Path(folder).is_dir() else None
+
+
+def folder_due(services: Services) -> datetime | None:
+    """Now while the folder holds CSV files (each firing checks them), else never."""
+    folder = _folder(services)
+    return services.clock.now() if folder and any(folder.glob("*.csv")) else None
 
 
 FEATURE = Feature(
     "intake",
     jobs=(
         Job("imports.folder", import_folder, lambda c: every(minutes=1), 60,
-            "import CSV files dropped into the configured folder"),
+            "import CSV files dropped into the configured folder", folder_due),
         Job("owners.retry", owners.retry, lambda c: every(minutes=5), 300,
             "ask Slack again about CRM owner emails it could not answer for, and route their "
-            "leads"),
+            "leads", owners.retry_due),
     ),
     scopes={"users:read.email": ("users.lookupByEmail",)},  # CRM owner emails to Slack users
 )

@@ -14,6 +14,13 @@ from bot.platform.services import Services
 from storage.people import list_leads_waiting_for, list_owner_lookups, set_missing_owner
 
 
+def retry_due(services: Services) -> datetime | None:
+    """Now while CRM owner emails wait to be asked about again, else never."""
+    with services.sessions() as session:
+        waiting = list_owner_lookups(session, services.team_id)
+    return services.clock.now() if waiting else None
+
+
 def retry(services: Services, now: datetime) -> dict[str, str]:
     """Ask Slack again about the emails whose lookup failed; what became of each."""
     team_id = services.team_id

@@ -172,11 +172,15 @@ def unknown_survey(config: Config, name: str) -> str:
 # ------------------------------------------------------------------ the schedule
 
 
+def _schedule(survey: Survey, config: Config) -> CronTrigger:
+    return CronTrigger.from_crontab(survey.schedule, timezone=config.workspace.tz)
+
+
 def due_firing(survey: Survey, config: Config, now: datetime) -> datetime | None:
     """The schedule's latest firing at or before `now`, if it is at most GRACE old."""
     if not survey.schedule:
         return None
-    trigger = CronTrigger.from_crontab(survey.schedule, timezone=config.workspace.tz)
+    trigger = _schedule(survey, config)
     fired = trigger.get_next_fire_time(None, now - GRACE)
     latest = None
     while fired is not None and fired <= now:
@@ -217,10 +221,8 @@ def open_scheduled(services, now: datetime) -> list[SurveyRun]:
 def _opens(session: Session, survey_id: int, survey: Survey, fired: datetime) -> bool:
     """Does this firing open a run: its run is not there yet, `every` does not skip it,
     and no run is still open?"""
-    last = queries.get_last_scheduled_open(session, survey_id)
-    if last is not None and (last >= fired or (
-            survey.every and fired - last < survey.every - DST_SLACK)):
-        return False  # this firing's run exists, or this firing is skipped
+    if _settled(session, survey_id, survey, fired):
+        return False
     if queries.get_open_run(session, survey_id) is not None:
         log.info("survey %s: the schedule fired while a run is still open; skipped", survey.name)
         return False
@@ -378,6 +380,31 @@ def close(services, survey_name: str) -> Results:
     if shown is None:
         raise SurveyRefused(f"{survey.name} has no open run to close.")
     return shown
+
+
+def _settled(session: Session, survey_id: int, survey: Survey, fired: datetime) -> bool:
+    """This firing's run exists, or `every` skips this firing."""
+    last = queries.get_last_scheduled_open(session, survey_id)
+    return last is not None and (last >= fired or bool(
+        survey.every and fired - last < survey.every - DST_SLACK))
+
+
+def next_due(services) -> datetime | None:
+    """When the sweep next has work (the shell's `tick` skips the minutes before it): a
+    prompt, reminder or close coming due, a schedule's next firing, or now while a firing
+    within GRACE has not opened its run (a run still open delays it; its close is due)."""
+    now = services.clock.now()
+    with services.sessions() as session:
+        due = [queries.get_first_due(session)]
+        for survey in services.config.surveys:
+            if (fired := due_firing(survey, services.config, now)) is not None:
+                row = queries.get_survey(session, services.team_id, survey.name)
+                if row is None or not _settled(session, row.id, survey, fired):
+                    due.append(now)
+            if survey.schedule:
+                due.append(_schedule(survey, services.config).get_next_fire_time(
+                    None, now + timedelta(microseconds=1)))  # the one at `now` has run
+    return min(filter(None, due), default=None)
 
 
 def close_due(services, now: datetime) -> list[Results]:
