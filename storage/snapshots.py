@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, literal_column, or_, select, union_all
+from sqlalchemy import case, delete, func, insert, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from storage.db import hold
@@ -64,15 +64,14 @@ def sum_parts_each(session: Session, team_id: str, metric: str, dimension: str,
     held = [(i, min(first for _, first, _ in spans)) for i, spans in enumerate(buckets) if spans]
     if not held:
         return sums
-    c = _SNAPSHOTS.c
+    rows = _rows(team_id, metric, dimension, [s for spans in buckets for s in spans])
     # a row's bucket is the last one starting at or before its day
-    whens = [(c.day < first, i) for (i, _), (_, first) in pairwise(held)]
+    whens = [(rows.c.day < first, i) for (i, _), (_, first) in pairwise(held)]
     bucket = case(*whens, else_=held[-1][0]) if whens else literal_column(str(held[0][0]))
     rows = session.execute(
-        select(bucket.label("bucket"), c.dimension_value, func.sum(c.numerator),
-               func.sum(c.denominator))
-        .where(*_spans(team_id, metric, dimension, [s for spans in buckets for s in spans]))
-        .group_by("bucket", c.dimension_value))
+        select(bucket.label("bucket"), rows.c.dimension_value, func.sum(rows.c.numerator),
+               func.sum(rows.c.denominator))
+        .group_by("bucket", rows.c.dimension_value))
     for i, key, n, d in rows:
         sums[i][key] = (n or 0.0, d or 0.0)
     return sums
@@ -84,23 +83,27 @@ def merge_histograms(session: Session, team_id: str, metric: str, dimension: str
     rollups a span is a few dozen rows per group, and adding them here beats SQL's JSON
     functions (8 ms against 22 for a month of 40 owners)."""
     merged: dict[str, Counter] = {}
-    for key, histogram in session.execute(
-            select(_SNAPSHOTS.c.dimension_value, _SNAPSHOTS.c.histogram)
-            .where(*_spans(team_id, metric, dimension, spans))):
+    rows = _rows(team_id, metric, dimension, spans)
+    for key, histogram in session.execute(select(rows.c.dimension_value, rows.c.histogram)):
         merged.setdefault(key, Counter()).update(histogram or {})
     return {key: Counter({float(value): n for value, n in counts.items()})
             for key, counts in merged.items()}
 
 
-def _spans(team_id: str, metric: str, dimension: str, spans: list[Span]) -> list:
-    """The rows of the spans, as one list of days per grain: a statement of the same shape
-    for any spans, built and compiled once (SQLAlchemy caches it; the lists expand)."""
+def _rows(team_id: str, metric: str, dimension: str, spans: list[Span]):
+    """The rows of the spans: one select per grain, each a search of the unique index down
+    to its days (an OR of grains made SQLite read every row of the metric instead: 7 ms
+    against 0.1 at 1M leads), joined by UNION ALL. Its shape depends only on the grains,
+    so it is compiled once per set of them (SQLAlchemy caches it; the lists expand)."""
     c = _SNAPSHOTS.c
     days: dict[str, list[date]] = {}
     for grain, first, last in spans:
         days.setdefault(grain, []).extend(_units(grain, first, last))
-    return [c.team_id == team_id, c.metric == metric, c.dimension == dimension,
-            or_(*((c.grain == grain) & c.day.in_(units) for grain, units in days.items()))]
+    selects = [select(c.day, c.dimension_value, c.numerator, c.denominator, c.histogram)
+               .where(c.team_id == team_id, c.metric == metric, c.grain == grain,
+                      c.day.in_(units), c.dimension == dimension)
+               for grain, units in sorted(days.items())]
+    return (selects[0] if len(selects) == 1 else union_all(*selects)).subquery()
 
 
 def _units(grain: str, first: date, last: date) -> list[date]:
