@@ -13,7 +13,7 @@ from functools import cache, lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Dialect, Executable, Table, func, insert, select
+from sqlalchemy import JSON, Dialect, Executable, Table, event, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -139,7 +139,9 @@ class Rows:
         """An UPDATE of existing rows, built once and bound by `params`: run at the batch's
         end, before its new rows and the ORM's changes, as one executemany with the others
         of its statement (hundreds of leads reassigned at once are one statement, not
-        hundreds). `check`: a compare-and-set; if a row no longer matches, the batch fails."""
+        hundreds); or sooner, at a flush in the middle of the batch (see `_changes_first`).
+        `check`: a compare-and-set; if a row no longer matches, the batch fails (`Conflict`,
+        which names the rows)."""
         self._changes.setdefault(statement, []).append(params)
         if check:
             self._checked.add(statement)
@@ -173,15 +175,36 @@ class Rows:
     def _change(self, session: Session) -> None:
         conn = session.connection()  # not session.execute: the ORM's changes come after
         for statement, params in self._changes.items():
-            changed = conn.execute(statement, params).rowcount
-            if statement in self._checked and changed != len(params):
-                raise Conflict(f"{len(params) - changed} of {len(params)} rows changed since "
-                               "they were read")
+            if statement not in self._checked:
+                conn.execute(statement, params)
+                continue
+            savepoint = conn.begin_nested()
+            if conn.execute(statement, params).rowcount == len(params):
+                savepoint.commit()
+                continue
+            savepoint.rollback()  # rare: which rows, one at a time
+            lost = [p for p in params if conn.execute(statement, p).rowcount == 0]
+            raise Conflict(statement, lost, len(params))
         self._changes.clear()
 
 
+@event.listens_for(Session, "before_flush")
+def _changes_first(session: Session, _flush: Any, _instances: Any) -> None:
+    """A flush in the middle of a batch (a new row whose id is needed, such as a channel's
+    new handoff burst) runs the batch's UPDATEs so far first, as its end would: else it
+    writes the ORM's changes to the rows they compare, and every compare-and-set fails
+    (a lead the SLA sweep reassigned already has its new owner: "changed since read")."""
+    if (rows := batch_of(session)) is not None and rows._changes:
+        rows._change(session)
+
+
 class Conflict(Exception):
-    """A compare-and-set in a batch found a row changed by someone else meanwhile."""
+    """A compare-and-set in a batch found rows changed by someone else meanwhile: `rows`,
+    the parameters of those (of `statement`) that no longer matched."""
+
+    def __init__(self, statement: Executable, rows: list[dict[str, Any]], of: int):
+        super().__init__(f"{len(rows)} of {of} rows changed since they were read")
+        self.statement, self.rows = statement, rows
 
 
 # A statement and its rows' values: on SQLite an INSERT of one row and a list per column

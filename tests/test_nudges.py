@@ -14,7 +14,7 @@ from bot.blocks import sla as views
 from bot.sla.nudges import BATCH, sweep
 from storage.db import make_sessionmaker
 from storage.leads import list_events
-from storage.models import Lead, Nudge, OutboxMessage, Person
+from storage.models import HandoffBurst, Lead, Nudge, OutboxMessage, Person
 from tests.slack import click
 from tests.test_handoff import card, new_lead
 
@@ -472,3 +472,48 @@ def test_a_lone_escalation_reads_as_one_leads(services, fake_slack, clock):
     [message] = escalations(fake_slack)
     assert message.text == "Escalation: lead L-0 is 60 minutes late"
     assert "`/align lead L-0` to act on it" in str(message.blocks)
+
+
+TUE_1000 = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # New York
+
+
+def reassign_then_route_again(services, clock, waiting: int) -> tuple[int, int]:
+    """One lead whose reassignment falls due a minute before `waiting` leads that nobody
+    could take are tried again (both reps were away until 10:00): one sweep batch does
+    both. Each rep gets more of the routed leads than `burst_limit` (1) cards a minute, so
+    their DMs become a burst, a new row (flushed for its id) in the middle of the batch.
+    The reassigned lead's id and its owner then."""
+    services.config = dataclasses.replace(
+        services.config, handoff=dataclasses.replace(services.config.handoff, burst_limit=1))
+    in_new_york(services)
+    lead_id = new_lead(services)  # Tuesday 09:00
+    away(services, "U0SALES01", until=TUE_1000)
+    away(services, "U0SALES02", until=TUE_1000)
+    for i in range(waiting):
+        new_lead(services, external_id=f"W-{i}", name=f"Waiting {i}")
+    with services.sessions.begin() as s:
+        owner = s.get(Lead, lead_id).owner_id
+        s.execute(update(Nudge).where(Nudge.lead_id == lead_id, Nudge.state == "pending")
+                  .values(stage="reassign", due_at=TUE_1000 - timedelta(minutes=1)))
+        assert s.scalars(select(Nudge.due_at).where(Nudge.stage == "route",
+                                                    Nudge.state == "pending")).all() \
+            == [TUE_1000] * waiting
+    clock.set(TUE_1000)
+    return lead_id, owner
+
+
+def test_a_burst_begun_in_a_sweep_batch_leaves_its_reassignments_standing(services, fake_slack,
+                                                                          clock, caplog):
+    lead_id, owner = reassign_then_route_again(services, clock, waiting=4)
+    report = sweep(services, clock.now())
+    # one batch: not failed as a whole (it was: the reassigned lead's new owner was flushed
+    # with the burst, and its compare-and-set then found the lead "changed since read")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    assert report.sent == 1 + 4 + 4  # and the waiting leads' escalations (due 09:30)
+    with services.sessions.begin() as s:
+        assert s.scalars(select(HandoffBurst.channel)).all()  # a rep's DMs became a burst
+        lead = s.get(Lead, lead_id)
+        assert lead.owner_id not in (owner, None) and lead.status == "routed"
+        assert set(s.scalars(select(Lead.status).where(Lead.external_id.like("W-%")))) == {"routed"}
+        assert set(s.scalars(select(Nudge.state).where(Nudge.stage.in_(("reassign", "route"))))) \
+            == {"sent"}
