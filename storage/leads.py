@@ -52,6 +52,11 @@ def mark_status(session: Session, lead_id: int, status: str, owner_id: int | Non
     return session.execute(_MARK_STATUS, params).rowcount == 1
 
 
+def lost_leads(conflict: bulk.Conflict) -> set[int]:
+    """The leads whose batched `mark_status` found them changed by someone else."""
+    return {row["lead"] for row in conflict.rows} if conflict.statement is _MARK_STATUS else set()
+
+
 def list_events(session: Session, lead_id: int) -> list[LeadEvent]:
     return list(session.scalars(select(LeadEvent).where(LeadEvent.lead_id == lead_id)
                                 .order_by(LeadEvent.at, LeadEvent.id)))

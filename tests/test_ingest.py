@@ -417,3 +417,25 @@ def test_a_batch_on_the_session_takes_new_rows_until_it_is_written(services, clo
         assert after is not None and after in s
     assert [m.payload["text"] for m in rows(services, OutboxMessage)] == [
         "in the batch", "in the session"]
+
+
+def test_a_batchs_compare_and_sets_run_before_a_flush_in_its_middle(services, clock):
+    """A flush while a batch is open (a new row whose id is needed) runs the batch's
+    compare-and-sets so far first: they compare the rows as read, not the ORM's changes."""
+    from storage.bulk import Conflict, batch
+    from storage.leads import lost_leads, mark_status
+
+    with services.transaction() as s:
+        first, second = a_lead(s, clock.now()), Lead(
+            team_id="T1", external_id="L-2", source="webinar", created_at=clock.now(),
+            mql_at=clock.now(), updated_at=clock.now())
+        s.add(second)
+        s.flush()
+        opened = batch(s)
+        assert mark_status(s, first.id, "new", None, "routed", clock.now(), batched=True)
+        first.status = "routed"  # the move itself, in the ORM
+        s.flush()  # e.g. a burst row, for its id
+        assert mark_status(s, second.id, "accepted", None, "routed", clock.now(), batched=True)
+        with pytest.raises(Conflict) as lost:  # someone else's change: named
+            opened.write(s)
+        assert lost_leads(lost.value) == {second.id}

@@ -31,7 +31,13 @@ from bot.platform.work import Work
 from bot.sla import policies as sla
 from storage import bulk
 from storage import nudges as queries
-from storage.leads import get_lead, get_person_by_id, list_leads_by_id, list_people_by_id
+from storage.leads import (
+    get_lead,
+    get_person_by_id,
+    list_leads_by_id,
+    list_people_by_id,
+    lost_leads,
+)
 from storage.models import Lead, Person
 from storage.routing import list_people_by_role
 
@@ -119,8 +125,8 @@ class Batch:
         self.digests.setdefault((kind, team_id, person), []).append(lead)
 
     def finish(self) -> SweepReport:
-        # Nothing is flushed before the batch's writes: its compare-and-sets (reassignments)
-        # see the leads as they were read.
+        # A flush before the batch's writes runs its compare-and-sets (reassignments) first
+        # (see `bulk.Rows.change`): they compare the leads as they were read.
         with self.session.no_autoflush:
             for lead_id, fired in self.follow.items():  # each fired stage writes the next
                 lead = self.leads[lead_id]
@@ -154,16 +160,38 @@ def sweep(services: Services, now: datetime, name: str | None = None) -> SweepRe
 
 def _fire_claimed(services: Services, ids: list[int], now: datetime) -> SweepReport:
     """One transaction for the batch; if it fails, one per nudge, so a nudge that cannot be
-    sent holds back only itself (it stays claimed and is retried after the lease)."""
+    sent holds back only itself (it stays claimed and is retried after the lease). A lead
+    someone else changed while the batch reassigned it (`bulk.Conflict`) is left to them:
+    its nudges are dropped, and the rest of the batch fires again together."""
+    nudges = []
     try:
         with services.work(now=now) as work:
-            return fire_all(work, queries.list_nudges(work.session, ids))
-    except Exception:
+            nudges = queries.list_nudges(work.session, ids)
+            return fire_all(work, nudges)
+    except Exception as exc:
+        leads = lost_leads(exc) if isinstance(exc, bulk.Conflict) else set()
+        if lost := [n.id for n in nudges if n.lead_id in leads]:
+            return _drop_lost(services, ids, lost, leads, now)
         log.exception("SLA sweep: firing nudges %s failed", ids if len(ids) == 1 else
                       f"{ids[0]}..{ids[-1]} ({len(ids)}); firing them one by one")
         if len(ids) == 1:
             return SweepReport()
     return sum((_fire_claimed(services, [i], now) for i in ids), SweepReport())
+
+
+def _drop_lost(services: Services, ids: list[int], lost: list[int], leads: set[int],
+               now: datetime) -> SweepReport:
+    """Leads changed by someone else (a click, another process) after this sweep read them:
+    whatever they did to a lead is newer than its nudges, which were claimed before it and
+    so escaped its own cancelling (a new owner has a new clock; an answer ends the SLA)."""
+    log.warning("SLA sweep: leads %s changed while being reassigned; their nudges %s are "
+                "dropped, the other %d of the batch fire again", sorted(leads), lost,
+                len(ids) - len(lost))
+    with services.sessions.begin() as session:
+        queries.mark_fired(session, now, sent=[], cancelled=lost, held={})
+    rest = sorted(set(ids) - set(lost))
+    return SweepReport(dropped=len(lost)) + (_fire_claimed(services, rest, now) if rest
+                                             else SweepReport())
 
 
 def fire_all(work: Work, nudges: list) -> SweepReport:
