@@ -184,8 +184,10 @@ def _drop_lost(services: Services, ids: list[int], lost: list[int], leads: set[i
     """Leads changed by someone else (a click, another process) after this sweep read them:
     whatever they did to a lead is newer than its nudges, which were claimed before it and
     so escaped its own cancelling (a new owner has a new clock; an answer ends the SLA)."""
-    log.warning("SLA sweep: leads %s changed while being reassigned; their nudges %s are "
-                "dropped, the other %d of the batch fire again", sorted(leads), lost,
+    shown = sorted(leads)
+    log.warning("SLA sweep: %d leads changed while being reassigned (%s%s); their %d nudges "
+                "are dropped, the other %d of the batch fire again", len(shown),
+                ", ".join(map(str, shown[:20])), ", ..." if len(shown) > 20 else "", len(lost),
                 len(ids) - len(lost))
     with services.sessions.begin() as session:
         queries.mark_fired(session, now, sent=[], cancelled=lost, held={})
