@@ -142,6 +142,34 @@ def test_configured_json_logging_keeps_row_values_out(monkeypatch, capsys):
     assert "ann@example.com" not in json.dumps(line)
 
 
+# what a LogRecord looks up (a walk up the stack, the thread's and process's names) only
+# for a format that prints it
+WHERE_FROM = {"pathname", "filename", "module", "lineno", "funcName", "thread", "threadName",
+              "process", "processName"}
+
+
+@pytest.mark.parametrize("fmt", logs.FORMATS)
+def test_configured_logging_looks_up_nothing_its_lines_do_not_print(fmt, monkeypatch, capsys):
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    for flag in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, flag, getattr(logging, flag))  # restored after the test
+    monkeypatch.setenv("ALIGNBOT_LOG_FORMAT", fmt)
+    logs.configure()
+    assert logging._srcfile is None
+    assert not (logging.logThreads or logging.logProcesses or logging.logMultiprocessing)
+    assert not set(re.findall(r"%\((\w+)\)", logs.TEXT)) & WHERE_FROM
+    with logs.context(request_id="r1"):
+        logging.getLogger("test").warning("a line", extra={"duration_s": 0.5})
+    line = capsys.readouterr().err
+    if fmt == "json":
+        assert set(json.loads(line)) == {"time", "level", "logger", "message", "request_id",
+                                         "duration_s"}
+    else:
+        assert line.endswith(" WARNING test: a line\n")
+
+
 def test_an_unknown_log_format_or_level_is_refused_with_both_named(monkeypatch, capsys):
     monkeypatch.setenv("ALIGNBOT_LOG_FORMAT", "yaml")
     monkeypatch.setenv("ALIGNBOT_LOG_LEVEL", "loud")

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from types import MappingProxyType
 
@@ -33,11 +33,21 @@ _fields: ContextVar[Mapping[str, str]] = ContextVar("alignbot_log_fields",
 @contextmanager
 def context(**fields: str | None) -> Iterator[None]:
     """Every line logged inside carries `fields` (those not None), besides the outer ones."""
-    token = _fields.set({**_fields.get(), **{k: v for k, v in fields.items() if v is not None}})
+    token = enter({k: v for k, v in fields.items() if v is not None})
     try:
         yield
     finally:
-        _fields.reset(token)
+        leave(token)
+
+
+def enter(fields: Mapping[str, str]) -> Token:
+    """`context()`'s start, for a caller that is a context manager itself (bot.platform.
+    telemetry's request): lines carry `fields` until `leave(token)`."""
+    return _fields.set({**_fields.get(), **fields})
+
+
+def leave(token: Token) -> None:
+    _fields.reset(token)
 
 
 def add(**fields: str | None) -> None:
@@ -72,5 +82,10 @@ def configure() -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT))
     logging.basicConfig(level=level, handlers=[handler])
+    # Neither format prints where a line was logged from (file, line, function) or its
+    # thread or process (tests/test_observability.py checks): so no record looks them up
+    # (the logging docs' "Optimization"; the caller's frame is a walk up the stack, per line).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging.getLogger("alembic").setLevel(logging.WARNING)
     keep_row_values_out_of_logs()  # on the handler just installed

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import re
 import threading
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from prometheus_client import (
@@ -74,22 +73,58 @@ class Answered:
 REFUSED = 401  # a request not signed as it should be: nothing of it is logged
 
 
-@contextmanager
-def request(kind: str, what: Any, team_id: str | None, clock: Clock) -> Iterator[Answered]:
+def request(kind: str, what: Any, team_id: str | None, clock: Clock) -> Timed:
     """One request of `kind`, about `what` (a command, an action id, an entity): its log lines
     carry a request id (and `team_id`, if known before it is verified); when it is answered,
-    it is counted, timed and logged in one line."""
-    answered, started = Answered(), clock.now()
-    with logs.context(team_id=team_id, request_id=uuid.uuid4().hex[:16]):
+    it is counted, timed and logged in one line. `with request(...) as answered:`."""
+    return Timed(kind, what, team_id, clock)
+
+
+class Timed:
+    """`request`'s context: a class rather than a generator, and the counters bound once a
+    kind and status, since every request of every kind goes through it."""
+
+    __slots__ = ("kind", "what", "clock", "fields", "answered", "started", "_token")
+
+    def __init__(self, kind: str, what: Any, team_id: str | None, clock: Clock):
+        self.kind, self.what, self.clock = kind, what, clock
+        # A correlation id for the request's log lines, not a secret: 64 random bits from
+        # `random` (no uuid4, which reads the OS's randomness and formats 128 bits).
+        self.fields = {"request_id": f"{random.getrandbits(64):016x}"}
+        if team_id is not None:
+            self.fields["team_id"] = team_id
+
+    def __enter__(self) -> Answered:
+        self.answered, self.started = Answered(), self.clock.now()
+        self._token = logs.enter(self.fields)
+        return self.answered
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         try:
-            yield answered
-        finally:
-            took = (clock.now() - started).total_seconds()
-            REQUESTS.labels(kind, str(answered.status)).inc()
-            ACK_SECONDS.labels(kind).observe(took)
-            shown = _shown(what) if answered.status != REFUSED else "?"
-            log.info("%s %s answered %s in %.3f s", kind, shown, answered.status, took,
+            took = (self.clock.now() - self.started).total_seconds()
+            status = self.answered.status
+            requests, seconds = _bound(self.kind, status)
+            requests.inc()
+            seconds.observe(took)
+            shown = _shown(self.what) if status != REFUSED else "?"
+            log.info("%s %s answered %s in %.3f s", self.kind, shown, status, took,
                      extra={"duration_s": took})
+        finally:
+            logs.leave(self._token)
+
+
+_BOUND: dict[tuple[str, int], tuple[Any, Any]] = {}  # (kind, status): as many as the labels
+
+
+def _bound(kind: str, status: int) -> tuple[Any, Any]:
+    """REQUESTS' and ACK_SECONDS' series of a kind and status (`labels()` takes a lock and
+    builds its key each call)."""
+    found = _BOUND.get((kind, status))
+    if found is None:  # two threads may both bind it: the same series either way
+        found = _BOUND[kind, status] = (REQUESTS.labels(kind, str(status)),
+                                        ACK_SECONDS.labels(kind))
+    return found
 
 
 def slack_request(body: Any) -> tuple[str, Any]:
