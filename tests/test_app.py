@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from datetime import timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bot.app import create_app
-from bot.platform.command_table import Command, CommandTable, Reply
+from bot.platform.command_table import Command, CommandTable, Reply, split_words
 from handlers.errors import SORRY
 from tests.slack import all_text, reply, request, send_event, slash, slash_body
 
@@ -94,3 +98,18 @@ def test_starting_with_a_bot_token_in_the_environment_logs_no_noise(services, mo
     caplog.set_level(logging.INFO)
     create_app(services)
     assert "will be unused" not in caplog.text
+
+
+# the characters where a shell's split and a plain one could part: every kind of whitespace
+# (shlex splits at four), quotes, the escape, a comment sign, and anything else
+TRICKY = st.sampled_from(list(" \t\r\n\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000'\"\\#\x00aZ9-?"))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(TRICKY | st.characters(), max_size=40))
+def test_a_commands_words_are_split_as_a_shell_splits_them(text):
+    try:
+        expected = shlex.split(text)
+    except ValueError:  # an unclosed quote: at whitespace, as before
+        expected = text.split()
+    assert split_words(text) == expected
