@@ -6,10 +6,16 @@ Otherwise the key is the owner's Slack id or role ("unassigned" without an owner
 lead's source, segment, region or rejection reason ("unknown" when empty); a deal's
 segment and region are its lead's, its source its own. Queries group by the key's *label*:
 PostgreSQL would not match a repeated expression whose literal became two parameters.
+
+Each statement is built once a query, grouping and database dialect (`_prepared`), with the
+workspace and the period as bound parameters: a question reads several periods (its trend)
+and a refresh every day, and building a select and its cache key costs more than SQLite
+takes to answer it on a small store.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -18,6 +24,7 @@ from sqlalchemy import (
     Float,
     Numeric,
     Select,
+    bindparam,
     case,
     cast,
     distinct,
@@ -49,6 +56,28 @@ KEYS: dict[type, dict[str, Any]] = {
 }
 
 
+# Deals won or lost, in the SQL itself: a tuple's IN would be re-rendered each time it runs.
+_CLOSED = Deal.outcome.in_([literal_column("'won'"), literal_column("'lost'")])
+# the values a statement is run with (`_prepared`)
+TEAM, START, END = bindparam("team_id"), bindparam("start"), bindparam("end")
+PREPARED_MAX = 512  # statements kept; there are about 250 (queries × groupings × dialects)
+_PREPARED: dict[tuple, Any] = {}
+
+
+def _prepared(session: Session, key: tuple, build: Callable[[str], Any]) -> Any:
+    """The statement `build(dialect name)` makes for `key` (the query and its grouping),
+    built once a dialect (their SQL may differ: `_days_between`) and kept: a statement
+    object also keeps its cache key, so running it again only binds its parameters. Threads
+    may build one twice; either is the same."""
+    dialect = session.get_bind().dialect.name
+    stmt = _PREPARED.get((dialect, *key))
+    if stmt is None:
+        if len(_PREPARED) >= PREPARED_MAX:  # never, with the queries below; bounded anyway
+            _PREPARED.clear()
+        stmt = _PREPARED[(dialect, *key)] = build(dialect)
+    return stmt
+
+
 def _grouped(entity: type, by: str | None, *columns: Any) -> Select:
     """SELECT <key> AS grp, *columns FROM entity, grouped by the key (no grouping for by=None)."""
     stmt = _keyed(entity, by, *columns)
@@ -72,28 +101,39 @@ def _keyed(entity: type, by: str | None, *columns: Any) -> Select:
     return stmt
 
 
-def _rows(session: Session, stmt: Select) -> dict[str, tuple]:
-    return {grp: tuple(rest) for grp, *rest in session.execute(stmt)}
+def _rows(session: Session, stmt: Select, **params: Any) -> dict[str, tuple]:
+    return {grp: tuple(rest) for grp, *rest in session.execute(stmt, params)}
 
 
-def _lead_counts(session: Session, by: str | None, *where: Any) -> dict[str, int]:
-    rows = _rows(session, _grouped(Lead, by, func.count()).where(*where))
+def _in_period(session: Session, key: tuple, build: Callable[[str], Select], team_id: str,
+               start: datetime, end: datetime) -> dict[str, tuple]:
+    """`_rows` of a prepared statement over TEAM, START and END."""
+    return _rows(session, _prepared(session, key, build), team_id=team_id, start=start, end=end)
+
+
+def _lead_counts(session: Session, key: str, by: str | None, team_id: str, start: datetime,
+                 end: datetime, where: Callable[[], tuple]) -> dict[str, int]:
+    rows = _in_period(session, (key, by), lambda _: _grouped(Lead, by, func.count()).where(
+        *where()), team_id, start, end)
     return {k: n for k, (n,) in rows.items()}
 
 
-def _histograms(session: Session, entity: type, by: str | None, value: ColumnElement,
-                *where: Any) -> dict[str, dict[float, int]]:
-    """How many rows have each value, rounded in SQL (see `_two_figures`), per group."""
+def _histograms(entity: type, by: str | None, value: ColumnElement, *where: Any) -> Select:
+    """How many rows have each value, rounded in SQL (see `_two_figures`), per group:
+    rows of (group, rounded value, count)."""
     bucket = _two_figures(value).label("bucket")
     stmt = _grouped(entity, by, bucket, func.count()).where(value.is_not(None), *where)
+    return stmt.group_by("bucket")
+
+
+def _histogram_rows(session: Session, stmt: Select, **params: Any) -> dict[str, dict[float, int]]:
     histograms: dict[str, dict[float, int]] = {}
-    for grp, rounded, count in session.execute(stmt.group_by("bucket")):
+    for grp, rounded, count in session.execute(stmt, params):
         histograms.setdefault(grp, {})[rounded] = count
     return histograms
 
 
-def _medians(session: Session, entity: type, by: str | None, value: ColumnElement,
-             *where: Any) -> dict[str, float]:
+def _medians(entity: type, by: str | None, value: ColumnElement, *where: Any) -> Select:
     """The exact median of the values per group: the middle one, or the mean of the two
     middle ones (ranked by a window function: both backends, no histogram, no rounding)."""
     rows = _keyed(entity, by, value.label("v")).where(value.is_not(None), *where).subquery()
@@ -104,7 +144,7 @@ def _medians(session: Session, entity: type, by: str | None, value: ColumnElemen
     middle = select(ranked.c.grp, func.avg(ranked.c.v, type_=Float)).where(
         or_(ranked.c.k == (ranked.c.n + 1) // 2, ranked.c.k == ranked.c.n // 2 + 1)
     ).group_by(ranked.c.grp)
-    return {grp: median for grp, median in session.execute(middle)}
+    return middle
 
 
 def _two_figures(value: ColumnElement) -> ColumnElement:
@@ -119,12 +159,12 @@ def _two_figures(value: ColumnElement) -> ColumnElement:
     return cast(case(*steps, else_=func.round(v / 10 ** 5, 0) * 10 ** 5), Float)
 
 
-def _within(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
+def _within(column: Any, start: Any = START, end: Any = END) -> ColumnElement[bool]:
     return (column >= start) & (column < end)
 
 
-def _days_between(session: Session, a: Any, b: Any) -> ColumnElement:
-    if session.get_bind().dialect.name == "sqlite":  # julianday is a float: round to seconds
+def _days_between(dialect: str, a: Any, b: Any) -> ColumnElement:
+    if dialect == "sqlite":  # julianday is a float: round to seconds
         return func.round((func.julianday(b) - func.julianday(a)) * 86400) / 86400
     return func.extract("epoch", b - a) / 86400
 
@@ -138,15 +178,19 @@ def list_response_histograms(session: Session, team_id: str, start: datetime, en
     """Minutes from routing to first touch (wall or business time) of leads routed in the
     period. A rejection also stops the SLA clock, but it is not a touch: left out."""
     minutes = Lead.business_minutes if business else Lead.response_minutes
-    return _histograms(session, Lead, by, minutes, Lead.team_id == team_id,
-                       _within(Lead.routed_at, start, end), Lead.first_touch_at.is_not(None))
+    stmt = _prepared(session, ("response_histograms", by, business), lambda _: _histograms(
+        Lead, by, minutes, Lead.team_id == TEAM, _within(Lead.routed_at),
+        Lead.first_touch_at.is_not(None)))
+    return _histogram_rows(session, stmt, team_id=team_id, start=start, end=end)
 
 
 def list_response_medians(session: Session, team_id: str, start: datetime, end: datetime,
                           by: str | None = None) -> dict[str, float]:
     """The exact median of `list_response_histograms`'s minutes, per group."""
-    return _medians(session, Lead, by, Lead.response_minutes, Lead.team_id == team_id,
-                    _within(Lead.routed_at, start, end), Lead.first_touch_at.is_not(None))
+    rows = _in_period(session, ("response_medians", by), lambda _: _medians(
+        Lead, by, Lead.response_minutes, Lead.team_id == TEAM, _within(Lead.routed_at),
+        Lead.first_touch_at.is_not(None)), team_id, start, end)
+    return {k: median for k, (median,) in rows.items()}
 
 
 def get_response_window(session: Session, team_id: str, start: datetime, end: datetime,
@@ -154,14 +198,19 @@ def get_response_window(session: Session, team_id: str, start: datetime, end: da
     """(how many, how many below `low`, the sorted values from `low` to `high`) of the
     minutes `list_response_medians` ranks: range scans of ix_leads_team_routed_touch, and a
     sort of the few values in the window only."""
-    where = (Lead.team_id == team_id, _within(Lead.routed_at, start, end),
-             Lead.first_touch_at.is_not(None), Lead.response_minutes.is_not(None))
-    total, below = session.execute(select(
-        func.count(), func.count(case((Lead.response_minutes < low, 1)))).where(*where)).one()
-    values = session.scalars(select(Lead.response_minutes).where(
-        *where, Lead.response_minutes >= low, Lead.response_minutes <= high)
-        .order_by(Lead.response_minutes))
-    return total, below, list(values)
+    def where() -> tuple:
+        return (Lead.team_id == TEAM, _within(Lead.routed_at), Lead.first_touch_at.is_not(None),
+                Lead.response_minutes.is_not(None))
+    low_, high_ = bindparam("low"), bindparam("high")
+    counts = _prepared(session, ("response_window_counts",), lambda _: select(
+        func.count(), func.count(case((Lead.response_minutes < low_, 1)))).where(*where()))
+    window = _prepared(session, ("response_window",), lambda _: select(Lead.response_minutes)
+                       .where(*where(), Lead.response_minutes >= low_,
+                              Lead.response_minutes <= high_)
+                       .order_by(Lead.response_minutes))
+    params = {"team_id": team_id, "start": start, "end": end, "low": low, "high": high}
+    total, below = session.execute(counts, params).one()
+    return total, below, list(session.scalars(window, params))
 
 
 def list_sla_parts(session: Session, team_id: str, start: datetime, end: datetime,
@@ -170,10 +219,12 @@ def list_sla_parts(session: Session, team_id: str, start: datetime, end: datetim
     """(met, judged) of leads routed in the period with an SLA. Judged: the outcome recorded
     at the response (`sla_met`), or still open and due by `now` (a breach); open leads not
     yet due are left out. `now` is the data's as-of time, `end` unless given."""
-    judged = or_(Lead.sla_met.is_not(None), Lead.sla_due_at <= (end if now is None else now))
-    stmt = _grouped(Lead, by, func.count(case((Lead.sla_met.is_(True), 1))), func.count())
-    return _rows(session, stmt.where(Lead.team_id == team_id, _within(Lead.routed_at, start, end),
-                                     Lead.sla_due_at.is_not(None), judged))
+    stmt = _prepared(session, ("sla_parts", by), lambda _: _grouped(
+        Lead, by, func.count(case((Lead.sla_met.is_(True), 1))), func.count()
+    ).where(Lead.team_id == TEAM, _within(Lead.routed_at), Lead.sla_due_at.is_not(None),
+            or_(Lead.sla_met.is_not(None), Lead.sla_due_at <= bindparam("now"))))
+    return _rows(session, stmt, team_id=team_id, start=start, end=end,
+                 now=end if now is None else now)
 
 
 def list_acceptance_parts(session: Session, team_id: str, start: datetime, end: datetime,
@@ -182,10 +233,9 @@ def list_acceptance_parts(session: Session, team_id: str, start: datetime, end: 
     rejection at `rejected_at`, else an acceptance at `accepted_at`. A lead accepted and
     later rejected counts once, as rejected (so the parts of adjacent periods add up)."""
     # Two queries, not one with OR: each is then a range of ix_leads_team_decided.
-    accepted = _lead_counts(session, by, Lead.team_id == team_id, Lead.rejected_at.is_(None),
-                            _within(Lead.accepted_at, start, end))
-    rejected = _lead_counts(session, by, Lead.team_id == team_id,
-                            _within(Lead.rejected_at, start, end))
+    accepted = _lead_counts(session, "accepted", by, team_id, start, end, lambda: (
+        Lead.team_id == TEAM, Lead.rejected_at.is_(None), _within(Lead.accepted_at)))
+    rejected = list_rejection_counts(session, team_id, start, end, by)
     return {k: (accepted.get(k, 0), accepted.get(k, 0) + rejected.get(k, 0))
             for k in accepted.keys() | rejected.keys()
             if accepted.get(k, 0) + rejected.get(k, 0)}
@@ -193,30 +243,34 @@ def list_acceptance_parts(session: Session, team_id: str, start: datetime, end: 
 
 def list_rejection_counts(session: Session, team_id: str, start: datetime, end: datetime,
                           by: str | None = None) -> dict[str, int]:
-    return _lead_counts(session, by, Lead.team_id == team_id, _within(Lead.rejected_at, start, end))
+    return _lead_counts(session, "rejected", by, team_id, start, end,
+                        lambda: (Lead.team_id == TEAM, _within(Lead.rejected_at)))
 
 
 def list_not_icp_parts(session: Session, team_id: str, start: datetime, end: datetime,
                        by: str | None = None) -> dict[str, tuple[int, int]]:
     """(for not_icp, all) rejections in the period: how much of sales' pushback says marketing
     aims at the wrong customers."""
-    stmt = _grouped(Lead, by, func.count(case((Lead.rejection_reason == NOT_ICP, 1))), func.count())
-    return _rows(session, stmt.where(Lead.team_id == team_id,
-                                     _within(Lead.rejected_at, start, end)))
+    return _in_period(session, ("not_icp_parts", by), lambda _: _grouped(
+        Lead, by, func.count(case((Lead.rejection_reason == NOT_ICP, 1))), func.count()
+    ).where(Lead.team_id == TEAM, _within(Lead.rejected_at)), team_id, start, end)
 
 
 def list_conversion_parts(session: Session, team_id: str, start: datetime, end: datetime,
                           by: str | None = None) -> dict[str, tuple[int, int]]:
     """(converted, MQLs): leads that became MQL in the period, and those of them with a
     linked deal created at or after the MQL time."""
-    converted = exists().where(Deal.lead_id == Lead.id, Deal.created_at >= Lead.mql_at)
-    stmt = _grouped(Lead, by, func.count(case((converted, 1))), func.count())
-    return _rows(session, stmt.where(Lead.team_id == team_id, _within(Lead.mql_at, start, end)))
+    def build(_: str) -> Select:
+        converted = exists().where(Deal.lead_id == Lead.id, Deal.created_at >= Lead.mql_at)
+        return _grouped(Lead, by, func.count(case((converted, 1))), func.count()).where(
+            Lead.team_id == TEAM, _within(Lead.mql_at))
+    return _in_period(session, ("conversion_parts", by), build, team_id, start, end)
 
 
 def list_routed_counts(session: Session, team_id: str, start: datetime, end: datetime,
                        by: str | None = None) -> dict[str, int]:
-    return _lead_counts(session, by, Lead.team_id == team_id, _within(Lead.routed_at, start, end))
+    return _lead_counts(session, "routed", by, team_id, start, end,
+                        lambda: (Lead.team_id == TEAM, _within(Lead.routed_at)))
 
 
 # ------------------------------------------------------------------ deals
@@ -225,42 +279,46 @@ def list_routed_counts(session: Session, team_id: str, start: datetime, end: dat
 def list_win_parts(session: Session, team_id: str, start: datetime, end: datetime,
                    by: str | None = None) -> dict[str, tuple[int, int]]:
     """(won, won + lost) of deals closed in the period."""
-    stmt = _grouped(Deal, by, func.count(case((Deal.outcome == "won", 1))), func.count())
-    return _rows(session, stmt.where(Deal.team_id == team_id, _within(Deal.closed_at, start, end),
-                                     Deal.outcome.in_(("won", "lost"))))
+    return _in_period(session, ("win_parts", by), lambda _: _grouped(
+        Deal, by, func.count(case((Deal.outcome == "won", 1))), func.count()
+    ).where(Deal.team_id == TEAM, _within(Deal.closed_at), _CLOSED), team_id, start, end)
 
 
 def list_cycle_histograms(session: Session, team_id: str, start: datetime, end: datetime,
                           by: str | None = None) -> dict[str, dict[float, int]]:
     """Days from created to closed of deals won in the period."""
-    days = _days_between(session, Deal.created_at, Deal.closed_at)
-    return _histograms(session, Deal, by, days, Deal.team_id == team_id,
-                       _within(Deal.closed_at, start, end), Deal.outcome == "won")
+    stmt = _prepared(session, ("cycle_histograms", by), lambda dialect: _histograms(
+        Deal, by, _days_between(dialect, Deal.created_at, Deal.closed_at),
+        Deal.team_id == TEAM, _within(Deal.closed_at), Deal.outcome == "won"))
+    return _histogram_rows(session, stmt, team_id=team_id, start=start, end=end)
 
 
 def list_cycle_medians(session: Session, team_id: str, start: datetime, end: datetime,
                        by: str | None = None) -> dict[str, float]:
     """The exact median of `list_cycle_histograms`'s days, per group."""
-    days = _days_between(session, Deal.created_at, Deal.closed_at)
-    return _medians(session, Deal, by, days, Deal.team_id == team_id,
-                    _within(Deal.closed_at, start, end), Deal.outcome == "won")
+    rows = _in_period(session, ("cycle_medians", by), lambda dialect: _medians(
+        Deal, by, _days_between(dialect, Deal.created_at, Deal.closed_at),
+        Deal.team_id == TEAM, _within(Deal.closed_at), Deal.outcome == "won"),
+        team_id, start, end)
+    return {k: median for k, (median,) in rows.items()}
 
 
 def list_won_amounts(session: Session, team_id: str, start: datetime, end: datetime,
                      by: str | None = None) -> dict[str, tuple[float, float]]:
     """(from marketing, total) won amount of deals won in the period; deals without an
     amount add nothing."""
-    marketing = func.sum(case((Deal.source == "marketing", Deal.amount)), type_=Float)
-    stmt = _grouped(Deal, by, marketing, func.sum(Deal.amount, type_=Float))
-    rows = _rows(session, stmt.where(Deal.team_id == team_id, _within(Deal.closed_at, start, end),
-                                     Deal.outcome == "won"))
+    rows = _in_period(session, ("won_amounts", by), lambda _: _grouped(
+        Deal, by, func.sum(case((Deal.source == "marketing", Deal.amount)), type_=Float),
+        func.sum(Deal.amount, type_=Float)
+    ).where(Deal.team_id == TEAM, _within(Deal.closed_at), Deal.outcome == "won"),
+        team_id, start, end)
     return {k: (m or 0.0, total or 0.0) for k, (m, total) in rows.items()}
 
 
 # ------------------------------------------------------------------ customers, spend, content
 
 
-def _active(at: datetime) -> ColumnElement[bool]:
+def _active(at: Any) -> ColumnElement[bool]:
     """Started before `at` and not churned by then."""
     not_churned = Customer.churned_at.is_(None) | (Customer.churned_at >= at)
     return (Customer.started_at < at) & not_churned
@@ -273,17 +331,22 @@ def get_churn_parts(session: Session, team_id: str, start: datetime, end: dateti
     "started before it" less "churned before it" (ingest keeps started <= churned): two
     ranges of two indexes, where one condition over both columns would visit them all."""
     return (count_churned(session, team_id, start, end),
-            _count_customers(session, team_id, Customer.started_at < start)
-            - _count_customers(session, team_id, Customer.churned_at < start))
+            _count_customers(session, "started_before", team_id, start, end,
+                             lambda: Customer.started_at < START)
+            - _count_customers(session, "churned_before", team_id, start, end,
+                               lambda: Customer.churned_at < START))
 
 
 def count_churned(session: Session, team_id: str, start: datetime, end: datetime) -> int:
-    return _count_customers(session, team_id, _within(Customer.churned_at, start, end))
+    return _count_customers(session, "churned", team_id, start, end,
+                            lambda: _within(Customer.churned_at))
 
 
-def _count_customers(session: Session, team_id: str, *where: Any) -> int:
-    return session.scalar(select(func.count()).select_from(Customer)
-                          .where(Customer.team_id == team_id, *where))
+def _count_customers(session: Session, key: str, team_id: str, start: datetime, end: datetime,
+                     where: Callable[[], Any]) -> int:
+    stmt = _prepared(session, ("customers", key), lambda _: select(func.count())
+                     .select_from(Customer).where(Customer.team_id == TEAM, where()))
+    return session.scalar(stmt, {"team_id": team_id, "start": start, "end": end})
 
 
 def get_active(session: Session, team_id: str, at: datetime) -> tuple[int, float | None]:
@@ -291,14 +354,17 @@ def get_active(session: Session, team_id: str, at: datetime) -> tuple[int, float
     the session: the periods of a trend meet at the same instants, each read once."""
     key = ("customers_active", team_id, at)
     if key not in session.info:
-        session.info[key] = tuple(session.execute(
-            select(func.count(), func.avg(Customer.mrr, type_=Float))
-            .where(Customer.team_id == team_id, _active(at))).one())
+        at_ = bindparam("at")
+        stmt = _prepared(session, ("customers_active",), lambda _: select(
+            func.count(), func.avg(Customer.mrr, type_=Float)
+        ).where(Customer.team_id == TEAM, _active(at_)))
+        session.info[key] = tuple(session.execute(stmt, {"team_id": team_id, "at": at}).one())
     return session.info[key]
 
 
 def count_customers_started(session: Session, team_id: str, start: datetime, end: datetime) -> int:
-    return _count_customers(session, team_id, _within(Customer.started_at, start, end))
+    return _count_customers(session, "started", team_id, start, end,
+                            lambda: _within(Customer.started_at))
 
 
 def _first_booking_at_or_after(at: datetime) -> date:
@@ -311,31 +377,37 @@ def _first_booking_at_or_after(at: datetime) -> date:
 def list_spend(session: Session, team_id: str, start: datetime, end: datetime,
                by: str | None = None) -> dict[str, float]:
     """Spend booked in the period (see SPEND_BOOKED_AT); by team, both teams always."""
-    stmt = _grouped(Spend, by, func.sum(Spend.amount, type_=Float)).where(
-        Spend.team_id == team_id, Spend.month >= _first_booking_at_or_after(start),
-        Spend.month < _first_booking_at_or_after(end))
-    spend = {k: total or 0.0 for k, (total,) in _rows(session, stmt).items()}
+    # the months are dates: START and END bound to the first booked in and after the period
+    rows = _in_period(session, ("spend", by), lambda _: _grouped(
+        Spend, by, func.sum(Spend.amount, type_=Float)
+    ).where(Spend.team_id == TEAM, _within(Spend.month)), team_id,
+        _first_booking_at_or_after(start), _first_booking_at_or_after(end))
+    spend = {k: total or 0.0 for k, (total,) in rows.items()}
     return dict.fromkeys(SPEND_TEAMS, 0.0) | spend if by == "team" else spend
 
 
 def get_content_parts(session: Session, team_id: str, start: datetime, end: datetime
                       ) -> tuple[int, int]:
     """(used in the period, existing at its end) content items; a use is by sales by contract."""
-    existing = (ContentItem.team_id == team_id) & (ContentItem.created_at < end)
-    used = (select(func.count(distinct(ContentUse.content_id)))
-            .join(ContentItem, ContentUse.content_id == ContentItem.id)
-            .where(ContentUse.team_id == team_id, _within(ContentUse.used_at, start, end), existing)
-            .scalar_subquery())
-    items = select(func.count()).select_from(ContentItem).where(existing).scalar_subquery()
-    return tuple(session.execute(select(used, items)).one())
+    def build(_: str) -> Select:
+        existing = (ContentItem.team_id == TEAM) & (ContentItem.created_at < END)
+        used = (select(func.count(distinct(ContentUse.content_id)))
+                .join(ContentItem, ContentUse.content_id == ContentItem.id)
+                .where(ContentUse.team_id == TEAM, _within(ContentUse.used_at), existing)
+                .scalar_subquery())
+        items = select(func.count()).select_from(ContentItem).where(existing).scalar_subquery()
+        return select(used, items)
+    return tuple(session.execute(_prepared(session, ("content_parts",), build),
+                                 {"team_id": team_id, "start": start, "end": end}).one())
 
 
 def list_won_totals(session: Session, team_id: str, start: datetime, end: datetime,
                     by: str | None = None) -> dict[str, tuple[float, int]]:
     """(won amount, won deals) of deals won in the period."""
-    stmt = _grouped(Deal, by, func.sum(Deal.amount, type_=Float), func.count())
-    rows = _rows(session, stmt.where(Deal.team_id == team_id, _within(Deal.closed_at, start, end),
-                                     Deal.outcome == "won"))
+    rows = _in_period(session, ("won_totals", by), lambda _: _grouped(
+        Deal, by, func.sum(Deal.amount, type_=Float), func.count()
+    ).where(Deal.team_id == TEAM, _within(Deal.closed_at), Deal.outcome == "won"),
+        team_id, start, end)
     return {k: (total or 0.0, n) for k, (total, n) in rows.items()}
 
 
@@ -343,20 +415,26 @@ def get_customer_moves(session: Session, team_id: str, start: datetime, end: dat
                        ) -> tuple[int, int]:
     """(started less churned, churned) customers in the period: summed over the days from
     the first, the first number is how many are active at the end."""
-    started, churned = _moves(team_id, start, end, func.count())
-    return tuple(session.execute(select(started - churned, churned)).one())
+    def build(_: str) -> Select:
+        started, churned = _moves(func.count())
+        return select(started - churned, churned)
+    return tuple(session.execute(_prepared(session, ("customer_moves",), build),
+                                 {"team_id": team_id, "start": start, "end": end}).one())
 
 
 def get_mrr_moves(session: Session, team_id: str, start: datetime, end: datetime
                   ) -> tuple[float, int]:
     """(MRR, customers with one) of those started in the period less those churned in it:
     summed over the days from the first, those of the customers active at the end."""
-    mrr = _moves(team_id, start, end, func.coalesce(func.sum(Customer.mrr, type_=Float), 0.0))
-    paying = _moves(team_id, start, end, func.count(Customer.mrr))
-    return tuple(session.execute(select(mrr[0] - mrr[1], paying[0] - paying[1])).one())
+    def build(_: str) -> Select:
+        mrr = _moves(func.coalesce(func.sum(Customer.mrr, type_=Float), 0.0))
+        paying = _moves(func.count(Customer.mrr))
+        return select(mrr[0] - mrr[1], paying[0] - paying[1])
+    return tuple(session.execute(_prepared(session, ("mrr_moves",), build),
+                                 {"team_id": team_id, "start": start, "end": end}).one())
 
 
-def _moves(team_id: str, start: datetime, end: datetime, column: Any) -> tuple[Any, Any]:
+def _moves(column: Any) -> tuple[Any, Any]:
     """`column` over the customers started in the period, and over those churned in it."""
-    return tuple(select(column).where(Customer.team_id == team_id, _within(at, start, end))
-                 .scalar_subquery() for at in (Customer.started_at, Customer.churned_at))
+    return tuple(select(column).where(Customer.team_id == TEAM, _within(at)).scalar_subquery()
+                 for at in (Customer.started_at, Customer.churned_at))

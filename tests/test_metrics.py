@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from itertools import pairwise
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +20,7 @@ from bot.metrics.registry import (
     vocabulary,
 )
 from bot.platform.config import METRIC_KEYS
+from storage import metrics as queries
 from storage.db import make_sessionmaker
 from tests.metric_fixture import OTHER_TEAM, add_metric_fixture, at, period
 from tests.slack import TEAM
@@ -317,3 +319,55 @@ def test_additive_parts_of_adjacent_periods_add_up(session, key):
                 (expected.numerator, expected.denominator)), (by, group)
             assert merged.histogram == expected.histogram, (by, group)
             assert m.value(merged) == pytest.approx(m.value(expected))
+
+
+# ------------------------------------------------------------------ statements built once
+
+
+def every_answer(session) -> list:
+    """Every metric, by every grouping, for three months and two workspaces, exact medians too."""
+    found = []
+    for team in (TEAM, OTHER_TEAM):
+        for when in (MAY, JUNE, JULY):
+            for key, m in METRICS.items():
+                for by in (None, *m.dimensions):
+                    found.append(compute(session, team, key, *when, by, now=at(7, 2)))
+                    if m.exact is not None:
+                        guide = sum(m.parts(session, team, *when, None).values(), Parts())
+                        found.append(m.exact(session, team, *when, by, guide=guide.histogram))
+    return found
+
+
+def test_a_statement_built_once_answers_every_period_and_workspace_as_a_new_one(
+        session, monkeypatch):
+    monkeypatch.setattr(queries, "_PREPARED", {})
+    reused = every_answer(session)  # each statement built for its first answer, then reused
+    built = dict(queries._PREPARED)
+    assert len(built) > 30 and all(key[0] == session.get_bind().dialect.name for key in built)
+    assert every_answer(session) == reused
+    assert queries._PREPARED.keys() == built.keys()
+    assert all(queries._PREPARED[k] is statement for k, statement in built.items())
+    monkeypatch.setattr(queries, "_prepared", lambda session, key, build: build(
+        session.get_bind().dialect.name))  # each built anew for every answer
+    assert every_answer(session) == reused
+
+
+def test_statements_are_kept_a_dialect_each_and_bounded(session, monkeypatch):
+    monkeypatch.setattr(queries, "_PREPARED", {})
+    built: list[str] = []
+
+    def build(dialect: str) -> object:
+        built.append(dialect)
+        return object()
+
+    other = "postgresql" if session.get_bind().dialect.name == "sqlite" else "sqlite"
+    elsewhere = SimpleNamespace(get_bind=lambda: SimpleNamespace(dialect=SimpleNamespace(
+        name=other)))
+    here = queries._prepared(session, ("q", None), build)
+    assert queries._prepared(session, ("q", None), build) is here
+    assert queries._prepared(elsewhere, ("q", None), build) is not here
+    assert built == [session.get_bind().dialect.name, other]
+    monkeypatch.setattr(queries, "PREPARED_MAX", 3)
+    for i in range(10):
+        queries._prepared(session, ("q", i), build)
+        assert len(queries._PREPARED) <= 3
