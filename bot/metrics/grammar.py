@@ -270,12 +270,20 @@ def _phrases_of(vocabulary: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str
 def _take_metric(words: str, phrases: Mapping[str, str]) -> tuple[str | None, str]:
     found = None
     for phrase, key in phrases.items():
-        pattern = re.compile(rf"(?<!\S){re.escape(phrase)}(?!\S)")
+        if phrase not in words:  # of the ~90 phrases, most: no pattern to search
+            continue
+        pattern = _phrase_pattern(phrase)
         while match := pattern.search(words):
             if found not in (None, key):
                 raise QueryError(f"One metric at a time, please: {found} or {key}?", (found, key))
             found, words = key, _cut(words, match)
     return found, words
+
+
+@functools.lru_cache(maxsize=1024)  # the registry's phrases and the admins' synonyms
+def _phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """The phrase as whole words."""
+    return re.compile(rf"(?<!\S){re.escape(phrase)}(?!\S)")
 
 
 def _take_flags(words: str) -> tuple[bool, bool, str]:
