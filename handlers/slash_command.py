@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -31,9 +31,13 @@ def register(app: App, services: Services) -> None:
             team_id=command["team_id"], user_id=command["user_id"],
             channel_id=command.get("channel_id"), text=command.get("text", "")))
         context["later"] = reply.later
-        ack(response_type=response_type(reply), **with_file(reply, command, context))
+        if reply.file is None:  # ack()'s answer, its JSON kept with the reply (the help's)
+            acked = BoltResponse(status=200, body=reply.answer_json)
+        else:
+            acked = ack(response_type=reply.response_type, **with_file(reply, command, context))
         if reply.later is not None or "file" in context:
             pool.submit(after_ack, context, command, client, respond)
+        return acked  # a listener's returned response is the one Bolt answers
 
     def with_file(reply, command, context) -> dict[str, Any]:
         private_to = None if reply.public else command["user_id"]
@@ -55,7 +59,7 @@ def register(app: App, services: Services) -> None:
             log.exception("the follow-up of /align %s failed", command.get("text", ""))
             respond(response_type="ephemeral", replace_original=False, text=SORRY)
             return
-        respond(response_type=response_type(reply), replace_original=False,
+        respond(response_type=reply.response_type, replace_original=False,
                 **with_file(reply, command, context))
         send_file(context, client, respond)
 
@@ -78,10 +82,6 @@ def register(app: App, services: Services) -> None:
         follow_up(context, command, client, respond)
 
     app.command("/align")(answer)
-
-
-def response_type(reply: Reply) -> str:
-    return "in_channel" if reply.public else "ephemeral"
 
 
 def deliver(client: WebClient, reply: Reply, channel: str, *, thread_ts: str | None = None) -> dict[str, Any]:

@@ -10,10 +10,12 @@ from urllib.parse import urlencode
 
 import pytest
 from matplotlib.figure import Figure
+from slack_bolt.context.ack import Ack
 
 from bot.app import AfterAck, create_app
 from bot.blocks import handoff as cards
 from bot.blocks import sla as nudge_views
+from bot.platform.command_table import Reply
 from bot.platform.config import parse_config
 from tests.conftest import TEST_CONFIG
 from tests.metric_fixture import add_metric_fixture
@@ -94,6 +96,25 @@ def test_a_command_is_acked_before_slack_hears_or_a_chart_is_drawn(
         services.sender.flush()
         assert seen.index("chat.postMessage") < seen.index("draw") < seen.index(
             "files.completeUploadExternal"), seen
+
+
+def bolts_ack(reply: Reply) -> str:
+    """What Bolt's own `ack()` answers with the reply."""
+    return Ack()(response_type=reply.response_type, **reply.message()).body
+
+
+@pytest.mark.parametrize("reply", [Reply("hi"), Reply("hi all", public=True), Reply(""),
+                                   Reply("x", [{"type": "divider"}]), Reply("é ✓ \n <&>")])
+def test_a_replys_answer_is_the_json_bolts_ack_writes(reply):
+    assert reply.answer_json == bolts_ack(reply)
+
+
+@pytest.mark.parametrize("admin", [True, False])
+def test_the_help_built_once_is_answered_as_bolts_ack_would(admin, app, services, clock):
+    user = "U0ADMIN01" if admin else "U0SALES01"
+    first, again = (slash(app, "help", clock.now(), user=user) for _ in range(2))
+    assert first.body == again.body == bolts_ack(services.commands.overview(admin))
+    assert first.headers["content-type"] == ["application/json;charset=utf-8"]
 
 
 def test_every_command_is_covered(services):

@@ -8,12 +8,14 @@ help (first line the summary, the rest the details of `/align help <name>`).
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import shlex
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from bot.blocks import replies as views
@@ -77,6 +79,22 @@ class Reply:
 
     def message(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": self.blocks or views.text_blocks(self.text)}
+
+    @property
+    def response_type(self) -> str:
+        """Where Slack shows it: in the channel, or to the asker alone."""
+        return "in_channel" if self.public else "ephemeral"
+
+    @cached_property
+    def answer_json(self) -> str:
+        """`message()` as the JSON answer to a slash command: what Bolt's
+        `ack(response_type=…, **message())` writes. Kept with the reply, so that one built
+        once (the help: 9 KB of blocks) is encoded once too."""
+        message = self.message()
+        answer = {"text": message["text"], "response_type": self.response_type}
+        if message["blocks"]:
+            answer["blocks"] = message["blocks"]
+        return json.dumps(answer)
 
 
 @dataclass(frozen=True)
