@@ -9,6 +9,13 @@ listener that acks with a line of text), then sends signed `/align help` from 1 
 both), and a metric question (`win rate last 30 days`) from 8 clients to alignbot.
 Prints p50/p95/p99 and requests per second, and alignbot's throughput as a share of bare
 Bolt's (medians of the rounds). Slack allows 3 s; users feel every 100 ms.
+
+    python -m bench.ack --in-process [--requests 2000] [--rounds 3]
+
+The code alone: both apps' `dispatch` of the same signed requests in this process (no
+HTTP, no server threads, log lines formatted and thrown away), CPU µs a request, the
+median of the rounds: what a change to the request path saves, without the noise of a
+shared machine's scheduling.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import logging
 import os
 import statistics
 import sys
+import tempfile
+import time
 
 from bench.load import Run, app_running, send, slack_request
 from tests.slack import SIGNING_SECRET, slash_body
@@ -44,6 +53,60 @@ def bare_bolt(host: str, port: int) -> None:
     serve(web, host, port)
 
 
+def in_process(requests: int, n: int) -> None:
+    from slack_bolt import App, BoltRequest
+    from slack_sdk import WebClient
+
+    from bot.app import create_app
+    from bot.local.fakeslack import FakeSlack
+    from bot.platform import logs
+    from bot.platform.clock import SystemClock
+    from bot.platform.config import Secrets, load_config
+    from bot.platform.runtime import build_services
+    from storage.db import make_engine
+    from storage.migrate import upgrade
+    from tests.processes import ROOT, over_http
+    from tests.slack import TEAM, sign
+
+    with tempfile.TemporaryDirectory() as d, open(os.devnull, "w") as nothing, \
+            over_http(FakeSlack(team_id=TEAM)) as api:
+        url = f"sqlite:///{d}/bench.db"
+        upgrade(make_engine(url))
+        os.environ.update({"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                           "SLACK_API_URL": api, "DATABASE_URL": url, "ALIGNBOT_TEAM_ID": TEAM,
+                           "ALIGNBOT_CONFIG": str(ROOT / "alignbot.example.toml")})
+        logs.configure()  # as `alignbot run` logs, into nothing
+        logging.getLogger().handlers[0].setStream(nothing)
+        bare = App(signing_secret=SIGNING_SECRET, process_before_response=True,
+                   client=WebClient("xoxb-bench", base_url=api))
+        bare.command("/align")(lambda ack: ack(response_type="ephemeral", text="help"))
+        ours = create_app(build_services(load_config(), Secrets.from_env(), SystemClock()))
+
+        def cpu(app: App, text: str, count: int) -> float:
+            """CPU µs a request: the median of `n` rounds of `count`, after 50 untimed."""
+            body = slash_body(text, user="U0ADMIN01")
+            headers = {"content-type": "application/x-www-form-urlencoded",
+                       **sign(body, int(time.time()))}
+
+            def send():
+                return app.dispatch(BoltRequest(body=body, headers=headers))
+            for _ in range(50):
+                assert send().status == 200
+            took = []
+            for _ in range(n):
+                started = time.process_time()
+                for _ in range(count):
+                    send()
+                took.append((time.process_time() - started) / count * 1e6)
+            return statistics.median(took)
+
+        theirs, mine = cpu(bare, "help", requests), cpu(ours, "help", requests)
+        print(f"/align help in process, CPU a request: bare Bolt {theirs:.0f} µs, alignbot "
+              f"{mine:.0f} µs ({mine / theirs:.2f}×)")
+        metric = cpu(ours, "metric win rate last 30 days", max(requests // 10, 1))
+        print(f"/align metric win rate last 30 days in process (empty store): {metric:.0f} µs")
+
+
 def rounds(base: str, text: str, requests: int, clients: int, n: int) -> list[Run]:
     return [send(base, lambda i: slack_request(slash_body(text, user="U0ADMIN01")),
                  requests, clients) for _ in range(n)]
@@ -54,12 +117,16 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2000, help="per client count and round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--database-url", help="alignbot's store (default: a fresh SQLite file)")
+    p.add_argument("--in-process", action="store_true",
+                   help="time each app's dispatch in this process (CPU), no HTTP")
     p.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the baseline's process
     p.add_argument("--host", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.bare:
         return bare_bolt(args.host, args.port)
+    if args.in_process:
+        return in_process(args.requests, args.rounds)
     with app_running(args.database_url) as alignbot, app_running(command=BARE) as bare:
         for clients in (1, 8):
             ours, theirs = [], []
