@@ -11,7 +11,17 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, literal_column, select, union_all
+from sqlalchemy import (
+    Row,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from storage.db import hold
@@ -21,8 +31,15 @@ from storage.models import Customer, Deal, Lead, MetricRefresh, MetricSnapshot, 
 _SNAPSHOTS = MetricSnapshot.__table__
 
 
-def get_refresh(session: Session, team_id: str) -> MetricRefresh | None:
-    return session.get(MetricRefresh, team_id)
+_REFRESH = select(MetricRefresh.first_day, MetricRefresh.last_day, MetricRefresh.as_of).where(
+    MetricRefresh.team_id == bindparam("team_id"))
+
+
+def get_refresh(session: Session, team_id: str) -> Row | None:
+    """(first_day, last_day, as_of) of the workspace's refresh, None before its first. Read
+    by every metric question: a row of columns, not a mapped object (whose load, through
+    the session's identity map, took a fifth of a question's CPU on an empty store)."""
+    return session.execute(_REFRESH, {"team_id": team_id}).one_or_none()
 
 
 def lock_refresh(session: Session, team_id: str) -> None:
