@@ -31,13 +31,12 @@ def register(app: App, services: Services) -> None:
             team_id=command["team_id"], user_id=command["user_id"],
             channel_id=command.get("channel_id"), text=command.get("text", "")))
         context["later"] = reply.later
-        if reply.file is None:  # ack()'s answer, its JSON kept with the reply (the help's)
-            acked = BoltResponse(status=200, body=reply.answer_json)
+        if reply.file is None:  # what ack() sets, from the JSON kept with the reply (the help's)
+            ack.response = BoltResponse(status=200, body=reply.answer_json)
         else:
-            acked = ack(response_type=reply.response_type, **with_file(reply, command, context))
+            ack(response_type=reply.response_type, **with_file(reply, command, context))
         if reply.later is not None or "file" in context:
             pool.submit(after_ack, context, command, client, respond)
-        return acked  # a listener's returned response is the one Bolt answers
 
     def with_file(reply, command, context) -> dict[str, Any]:
         private_to = None if reply.public else command["user_id"]
