@@ -60,7 +60,7 @@ KEYS: dict[type, dict[str, Any]] = {
 _CLOSED = Deal.outcome.in_([literal_column("'won'"), literal_column("'lost'")])
 # the values a statement is run with (`_prepared`)
 TEAM, START, END = bindparam("team_id"), bindparam("start"), bindparam("end")
-PREPARED_MAX = 512  # statements kept; there are about 250 (queries × groupings × dialects)
+PREPARED_MAX = 512  # statements kept: more than the queries × groupings × dialects below
 _PREPARED: dict[tuple, Any] = {}
 
 
