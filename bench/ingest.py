@@ -3,14 +3,22 @@
     python -m bench.ingest [--batches 10] [--csv-rows 100000] [--repeat 3] [--team N]
                            [--populate N] [--database-url URL]
     python -m bench.ingest --http [--leads 3000] [--rate 50] [--populate 20000] [--team 40]
-                           [--database-url URL]
+                           [--backlog] [--database-url URL]
 
 `--http` is the realistic mode: `alignbot run` as a process (Slack faked over HTTP), on a
-store already holding `--populate` leads (arrived over the last 30 days), and 8 clients
-sending signed webhooks of 10 leads each, paced to `--rate` leads a second in all, on
-the real clock: leads arrive over minutes as they would, and a rep gets a card per lead
-until more than the burst limit come to them within a minute. With `--database-url` the
-store is that database (migrated and populated here: give it an empty one).
+store already holding `--populate` leads of its workspace, and 8 clients sending signed
+webhooks of 10 leads each, paced to `--rate` leads a second in all, on the real clock:
+leads arrive over minutes as they would, and a rep gets a card per lead until more than
+the burst limit come to them within a minute. The store is as a running bot leaves it:
+its leads arrived over the 30 days before now, the SLA nudges due by now have fired (the
+sweep, run here at now) and every message queued has been delivered (marked sent). With
+`--backlog` it is left as after an outage instead: every nudge due in those 30 days
+still pending and every message unsent, so the app's first SLA sweep catches up (tens of
+thousands of nudges) and its sender delivers them while the webhooks come in. The
+workspace works every day, 00:00-23:59 (New York), without holidays: the run does not
+depend on the real weekday or hour (on a Sunday, or at night, leads would wait for their
+reps' hours and nudges be held). With `--database-url` the store is that database
+(migrated and populated here: give it an empty one).
 
 The in-process mode below measures the code alone, on a frozen clock (so every lead of a
 run falls in one minute: one burst, a summary instead of cards) and an empty store (or
@@ -41,7 +49,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
 
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import String, cast, func, literal, make_url, select, text, update
 
 from bench.load import WEBHOOK_SECRET, Request, app_running, send
 from bot.intake.batches import store
@@ -51,9 +59,11 @@ from bot.local.fakeslack import FakeSlack
 from bot.platform.clock import FakeClock
 from bot.platform.config import Config, Secrets, load_config
 from bot.platform.runtime import build_services
+from bot.sla.nudges import sweep
 from storage.db import make_engine
 from storage.migrate import upgrade
-from storage.models import Lead, OutboxMessage
+from storage.models import Lead, Nudge, OutboxMessage
+from tests.slack import TEAM
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "alignbot.example.toml"
@@ -78,27 +88,55 @@ def config(team: int) -> Config:
         return load_config(config_file(team, Path(d)))
 
 
-def config_file(team: int, directory: Path) -> Path:
-    """`config(team)` as a file, for `alignbot run`."""
+def config_file(team: int, directory: Path, always_working: bool = False) -> Path:
+    """`config(team)` as a file, for `alignbot run`; `always_working`: every day is a
+    working day, all of it (but its last minute), and none a holiday."""
     reps = ", ".join(f'"U0REP{n:04d}"' for n in range(team))
     text = re.sub(r'^(\w+) = \["U0[^\]]*\]', rf"\1 = [{reps}]", EXAMPLE.read_text(), flags=re.M)
+    if always_working:
+        text = re.sub(r"^holidays = .*\n|^extra_holidays = .*\n", "", text, flags=re.M)
+        text = re.sub(r"^working_days = .*$",
+                      'working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]',
+                      text, count=1, flags=re.M)
+        text = re.sub(r'^working_hours = .*$', 'working_hours = "00:00-23:59"', text, count=1,
+                      flags=re.M)
     text += "".join(f'\n[[people]]\nslack_id = "U0REP{n:04d}"\nemail = "rep{n}@example.com"\n'
                     f'role = "sales"\nname = "Rep {n}"\n' for n in range(team))
-    (path := directory / f"team{team}.toml").write_text(text)
+    (path := directory / f"team{team}{'-always' * always_working}.toml").write_text(text)
     return path
 
 
-def populate(services, leads: int) -> None:
-    """Batches of 1,000 arriving evenly over the last 30 days: an open book, not one day."""
+def populate(services, leads: int, now: datetime = NOW, settled: bool = False) -> None:
+    """Batches of 1,000 arriving evenly over the 30 days before `now`: an open book, not
+    one day. `settled`: then, as a running bot would have left them, the nudges due by
+    `now` fired (and the next stages they wrote, until none is due) and every message
+    queued delivered."""
     batches = range(0, leads, 1000)
     for i, first in enumerate(batches):
-        services.clock.set(NOW - timedelta(days=30) * (len(batches) - i) / len(batches))
+        services.clock.set(now - timedelta(days=30) * (len(batches) - i) / len(batches))
         store(services, "leads", [record(n) for n in range(first, min(first + 1000, leads))],
               actor="bench")
+    services.clock.set(now)
+    if leads and settled:
+        fired = sweep(services, now)
+        with services.sessions.begin() as s:
+            delivered = mark_delivered(s)
+        print(f"settled: {fired.sent:,} nudges fired, {fired.held:,} held, {fired.dropped:,} "
+              f"dropped; {delivered:,} messages marked delivered")
     if leads and services.engine.dialect.name == "postgresql":
         with services.engine.connect() as conn:  # what autovacuum has done over 30 days
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
+
+
+def mark_delivered(session) -> int:
+    """Every message still to send, as if the sender had delivered it (each its own ts)."""
+    return session.execute(
+        update(OutboxMessage).where(OutboxMessage.state == "pending")
+        .values(state="sent", attempts=1, sent_at=OutboxMessage.created_at,
+                first_attempt_at=OutboxMessage.created_at, posted_channel=OutboxMessage.channel,
+                ts=literal("1700000000.") + cast(OutboxMessage.id, String))
+        .execution_options(synchronize_session=False)).rowcount
 
 
 def record(n: int) -> dict[str, str | int]:
@@ -181,12 +219,24 @@ def csv_import(rows: int, workdir: Path, store_url: str, team: int = 0) -> float
 
 
 def over_http(leads: int, rate: float, populated: int, team: int, database_url: str | None,
-              workdir: Path, clients: int = 8, per_request: int = 10) -> None:
+              workdir: Path, clients: int = 8, per_request: int = 10,
+              backlog: bool = False) -> None:
     url = database_url or f"sqlite:///{workdir / 'http.db'}"
     start = time.perf_counter()
-    services = services_on(url, team)
-    populate(services, populated)
-    print(f"populated {populated:,} leads in {time.perf_counter() - start:.0f} s")
+    now = datetime.now(UTC)  # the app runs on the real clock
+    engine = make_engine(url)
+    upgrade(engine)
+    services = build_services(load_config(config_file(team, workdir, always_working=True)),
+                              Secrets(), FakeClock(now), engine=engine,
+                              slack=FakeSlack().client(), team_id=TEAM)  # the app's workspace
+    populate(services, populated, now, settled=not backlog)
+    with services.sessions.begin() as s:
+        due = s.scalar(select(func.count()).select_from(Nudge).where(
+            Nudge.state == "pending", Nudge.due_at <= datetime.now(UTC)))
+        unsent = s.scalar(select(func.count()).where(OutboxMessage.state == "pending"))
+    print(f"populated {populated:,} leads in {time.perf_counter() - start:.0f} s "
+          f"({'backlog' if backlog else 'settled'}: {due:,} nudges due, {unsent:,} messages "
+          "unsent)")
     first = max_outbox_id(services)
 
     def webhook(i: int) -> Request:
@@ -197,7 +247,7 @@ def over_http(leads: int, rate: float, populated: int, team: int, database_url: 
                                           "X-Alignbot-Timestamp": ts,
                                           "X-Alignbot-Signature": signature(WEBHOOK_SECRET, ts, body)})
 
-    with app_running(url, config=config_file(team, workdir)) as base:
+    with app_running(url, config=config_file(team, workdir, always_working=True)) as base:
         run = send(base, webhook, leads // per_request, clients, warm_up=2,
                    pace=clients * per_request / rate if rate else 0.0)
     with services.sessions.begin() as s:
@@ -219,6 +269,8 @@ def main() -> None:
     p.add_argument("--leads", type=int, default=3000, help="--http: leads sent")
     p.add_argument("--rate", type=float, default=50, help="--http: leads a second (0: unpaced)")
     p.add_argument("--populate", type=int, help="leads stored before (--http: 20,000, else 0)")
+    p.add_argument("--backlog", action="store_true", help="--http: the store's due nudges "
+                   "unfired and its messages unsent (the app catches up as the webhooks come)")
     p.add_argument("--database-url", help="the store's server (default: fresh SQLite files)")
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--csv-rows", type=int, default=100_000)
@@ -233,7 +285,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         if args.http:
             return over_http(args.leads, args.rate, 20_000 if args.populate is None else
-                             args.populate, args.team, args.database_url, Path(d))
+                             args.populate, args.team, args.database_url, Path(d),
+                             backlog=args.backlog)
         if args.batches:
             with fresh(args.database_url, Path(d), "webhook") as url:
                 webhook(args.batches, url, args.team, args.populate or 0)
