@@ -473,7 +473,11 @@ class HandoffBurstLead(Base):
     """A lead listed in a burst's summary instead of getting its own card there."""
 
     __tablename__ = "handoff_burst_leads"
-    __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: one B-tree, not two
+    __table_args__ = (
+        # deleting a lead (retention, erasure) cascades here: without it, a scan a lead
+        Index("ix_handoff_burst_leads_lead", "lead_id"),
+        {"sqlite_with_rowid": False},  # the key is the row: one B-tree, not two
+    )
 
     burst_id: Mapped[int] = mapped_column(ForeignKey("handoff_bursts.id", ondelete="CASCADE"),
                                           primary_key=True)

@@ -137,3 +137,24 @@ def test_leads_left_waiting_before_retries_are_routed_by_the_first_sweep(tmp_pat
     with Session(engine) as s:
         lead = s.get(Lead, 1)
         assert (lead.status, s.get(Person, lead.owner_id).slack_id) == ("routed", "U0SALES01")
+
+
+def test_burst_entries_are_indexed_by_lead_and_the_migration_goes_both_ways(engine):
+    """0023: a deleted lead's burst entries are found by its id (the key starts with the
+    burst's), and the index comes off again on a downgrade."""
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    def indexes() -> set[str]:
+        return {i["name"] for i in inspect(engine).get_indexes("handoff_burst_leads")}
+
+    assert "ix_handoff_burst_leads_lead" in indexes()
+    try:
+        command.downgrade(alembic_config(engine), "0022")
+        assert "ix_handoff_burst_leads_lead" not in indexes()
+        assert current_revision(engine) == "0022"
+    finally:
+        upgrade(engine)
+    assert "ix_handoff_burst_leads_lead" in indexes()
+    assert diff(engine, Base.metadata) == []
