@@ -139,22 +139,28 @@ def test_leads_left_waiting_before_retries_are_routed_by_the_first_sweep(tmp_pat
         assert (lead.status, s.get(Person, lead.owner_id).slack_id) == ("routed", "U0SALES01")
 
 
-def test_burst_entries_are_indexed_by_lead_and_the_migration_goes_both_ways(engine):
-    """0023: a deleted lead's burst entries are found by its id (the key starts with the
-    burst's), and the index comes off again on a downgrade."""
+
+@pytest.mark.parametrize(("revision", "table", "index"), [
+    # a deleted lead's burst entries, found by its id (the key starts with the burst's)
+    ("0023", "handoff_burst_leads", "ix_handoff_burst_leads_lead"),
+    # a channel's cards of the last minute, counted for every new lead's batch
+    ("0024", "outbox", "ix_outbox_team_channel_created"),
+])
+def test_an_index_migration_goes_both_ways(engine, revision, table, index):
     from alembic import command
 
     from storage.migrate import alembic_config
 
     def indexes() -> set[str]:
-        return {i["name"] for i in inspect(engine).get_indexes("handoff_burst_leads")}
+        return {i["name"] for i in inspect(engine).get_indexes(table)}
 
-    assert "ix_handoff_burst_leads_lead" in indexes()
+    assert index in indexes()
+    before = f"{int(revision) - 1:04d}"
     try:
-        command.downgrade(alembic_config(engine), "0022")
-        assert "ix_handoff_burst_leads_lead" not in indexes()
-        assert current_revision(engine) == "0022"
+        command.downgrade(alembic_config(engine), before)
+        assert index not in indexes()
+        assert current_revision(engine) == before
     finally:
         upgrade(engine)
-    assert "ix_handoff_burst_leads_lead" in indexes()
+    assert index in indexes()
     assert diff(engine, Base.metadata) == []
