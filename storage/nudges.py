@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, false, func, or_, select, update
+from sqlalchemy import Row, bindparam, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage import bulk
@@ -61,19 +61,21 @@ def pull_due(session: Session, team_id: str, stage: str, now: datetime) -> int:
 
 
 def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,
-              limit: int) -> list[int]:
+              limit: int) -> list[Row]:
     """Claim up to `limit` due nudges in one conditional UPDATE: whichever sweep claims a
     nudge is its one sender. On PostgreSQL the candidates are locked with SKIP LOCKED, so
     concurrent sweeps take disjoint sets instead of waiting on each other; SQLite runs
-    one writer at a time."""
+    one writer at a time. Their (id, lead_id, stage), in due order."""
     candidates = (select(Nudge.id).where(_claimable(now, stale_before))
                   .order_by(Nudge.due_at, Nudge.id).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    return list(session.scalars(
+    rows = session.execute(
         update(Nudge).where(Nudge.id.in_(candidates), _claimable(now, stale_before))
-        .values(state="sending", claimed_by=by, claimed_at=now).returning(Nudge.id)
-        .execution_options(synchronize_session=False)))
+        .values(state="sending", claimed_by=by, claimed_at=now)
+        .returning(Nudge.id, Nudge.lead_id, Nudge.stage, Nudge.due_at)
+        .execution_options(synchronize_session=False)).all()
+    return sorted(rows, key=lambda r: (r.due_at, r.id))  # RETURNING keeps no order
 
 
 def list_nudges(session: Session, nudge_ids: list[int]):

@@ -424,6 +424,44 @@ def test_leads_reassigned_in_one_sweep_each_move_once(services, fake_slack, cloc
                    for e in events) == 24
 
 
+def test_a_sweeps_reassignments_go_a_few_a_transaction(services, fake_slack, clock,
+                                                       monkeypatch):
+    """Each transaction that routes holds the workspace's routing lock to its end (new
+    leads wait for it): 24 reassignments due together are 5 transactions of at most 5."""
+    import bot.sla.nudges
+
+    monkeypatch.setattr(bot.sla.nudges, "ROUTING_BATCH", 5)
+    fired, fire = [], bot.sla.nudges._fire_claimed
+    monkeypatch.setattr(bot.sla.nudges, "_fire_claimed",
+                        lambda services, ids, now: fired.append(len(ids)) or fire(services, ids, now))
+    with_stages(services, escalate_after=timedelta(minutes=30), reassign_after=timedelta(hours=1))
+    due_at_13_in_new_york(services, 24)
+    with services.sessions.begin() as s:
+        before = {lead.id: lead.owner_id for lead in s.scalars(select(Lead))}
+    run_until(services, clock, datetime(2026, 11, 24, 18, 59, tzinfo=UTC))
+    fired.clear()
+    run_until(services, clock, datetime(2026, 11, 24, 19, 0, tzinfo=UTC))  # 14:00: reassigned
+    assert fired == [5, 5, 5, 5, 4]
+    with services.sessions.begin() as s:
+        leads = list(s.scalars(select(Lead)))
+        assert all(lead.owner_id != before[lead.id] and lead.status == "routed" for lead in leads)
+        owners = [lead.owner_id for lead in leads]
+    assert sorted(owners.count(o) for o in set(owners)) == [12, 12]  # round-robin across parts
+
+
+def test_a_leads_claimed_nudges_fire_in_one_part(monkeypatch):
+    """What a reassignment voids (the lead's other nudges of the batch) is in its part."""
+    from collections import namedtuple
+
+    import bot.sla.nudges
+
+    monkeypatch.setattr(bot.sla.nudges, "ROUTING_BATCH", 2)
+    claimed = namedtuple("claimed", "id lead_id stage")
+    rows = [claimed(1, 10, "reassign"), claimed(2, 11, "reassign"), claimed(3, 12, "card"),
+            claimed(4, 13, "route"), claimed(5, 10, "snooze"), claimed(6, 14, "breach")]
+    assert bot.sla.nudges._parts(rows) == [[1, 2, 3, 5], [4, 6]]
+
+
 def escalations(fake):
     return [m for m in fake.in_channel("C0HANDOFF1") if m.text.startswith("Escalation")]
 

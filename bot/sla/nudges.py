@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=5)  # a claim older than this was lost with its process
 SNOOZE = timedelta(minutes=30)
 BATCH = 1000
+ROUTING_BATCH = 100  # of a batch's stages that route a lead: at most this many a transaction
 
 
 @dataclass
@@ -147,15 +148,41 @@ class Batch:
 
 
 def sweep(services: Services, now: datetime, name: str | None = None) -> SweepReport:
-    """Claim what is due, in batches, and fire each batch in one transaction."""
+    """Claim what is due, in batches, and fire each batch in one transaction (or a few:
+    see `_parts`)."""
     name = name or f"sweep-{uuid.uuid4().hex[:8]}"
     report = SweepReport()
     while True:  # until nothing is due: a fired stage may write a next one due already
         with services.sessions.begin() as session:
-            ids = queries.claim_due(session, name, now, now - LEASE, BATCH)
-        if not ids:
+            claimed = queries.claim_due(session, name, now, now - LEASE, BATCH)
+        if not claimed:
             return report
-        report += _fire_claimed(services, ids, now)
+        for ids in _parts(claimed):
+            report += _fire_claimed(services, ids, now)
+
+
+def _parts(claimed: list) -> list[list[int]]:
+    """The claimed nudges in due order, cut so that no part routes more than
+    `ROUTING_BATCH` leads. A stage that routes (a reassignment, a retry) takes the
+    workspace's routing lock (`storage.db.lock_handoffs`) until its transaction ends, and
+    new leads' webhooks wait for it: a catch-up's batch of 800 reassignments held it for
+    1-2 s on PostgreSQL. A lead's nudges stay in one part (the first of them decides), so
+    a batch still drops what its reassignments made void."""
+    parts: list[list[int]] = [[]]
+    part_of: dict[int, int] = {}  # lead id -> its part
+    routing = 0
+    for nudge in claimed:
+        if nudge.lead_id in part_of:
+            parts[part_of[nudge.lead_id]].append(nudge.id)
+            continue
+        if nudge.stage in ROUTING:
+            if routing == ROUTING_BATCH:
+                parts.append([])
+                routing = 0
+            routing += 1
+        part_of[nudge.lead_id] = len(parts) - 1
+        parts[-1].append(nudge.id)
+    return parts
 
 
 def _fire_claimed(services: Services, ids: list[int], now: datetime) -> SweepReport:
@@ -341,6 +368,7 @@ def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
 SNOOZED = "snooze"  # a reminder the owner asked for again: outside the chain of stages
 LISTED = ("remind", SNOOZED, "escalate")  # stages whose message lists the lead, not its card
 OUTSIDE_CHAIN = (SNOOZED, sla.ESCALATE_UNASSIGNED)  # stages no next stage follows
+ROUTING = (sla.ROUTE, "reassign")  # stages that may route their lead (see `_parts`)
 STAGES = {"card": _card, "remind": _remind, SNOOZED: _remind, "breach": _breach,
           "escalate": _escalate, "reassign": _reassign, sla.ESCALATE_UNASSIGNED: _unowned}
 
