@@ -450,7 +450,8 @@ def test_a_sweeps_reassignments_go_a_few_a_transaction(services, fake_slack, clo
 
 
 def test_a_leads_claimed_nudges_fire_in_one_part(monkeypatch):
-    """What a reassignment voids (the lead's other nudges of the batch) is in its part."""
+    """The leads no stage routes in one part; the others a few a part, each with what its
+    reassignment voids (its other nudges of the batch)."""
     from collections import namedtuple
 
     import bot.sla.nudges
@@ -459,7 +460,7 @@ def test_a_leads_claimed_nudges_fire_in_one_part(monkeypatch):
     claimed = namedtuple("claimed", "id lead_id stage")
     rows = [claimed(1, 10, "reassign"), claimed(2, 11, "reassign"), claimed(3, 12, "card"),
             claimed(4, 13, "route"), claimed(5, 10, "snooze"), claimed(6, 14, "breach")]
-    assert bot.sla.nudges._parts(rows) == [[1, 2, 3, 5], [4, 6]]
+    assert bot.sla.nudges._parts(rows) == [[3, 6], [1, 2, 5], [4]]
 
 
 def escalations(fake):

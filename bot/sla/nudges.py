@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=5)  # a claim older than this was lost with its process
 SNOOZE = timedelta(minutes=30)
 BATCH = 1000
-ROUTING_BATCH = 100  # of a batch's stages that route a lead: at most this many a transaction
+ROUTING_BATCH = 100  # nudges of leads a stage routes: at most this many a transaction (`_parts`)
 
 
 @dataclass
@@ -162,27 +162,26 @@ def sweep(services: Services, now: datetime, name: str | None = None) -> SweepRe
 
 
 def _parts(claimed: list) -> list[list[int]]:
-    """The claimed nudges in due order, cut so that no part routes more than
-    `ROUTING_BATCH` leads. A stage that routes (a reassignment, a retry) takes the
-    workspace's routing lock (`storage.db.lock_handoffs`) until its transaction ends, and
-    new leads' webhooks wait for it: a catch-up's batch of 800 reassignments held it for
-    1-2 s on PostgreSQL. A lead's nudges stay in one part (the first of them decides), so
-    a batch still drops what its reassignments made void."""
-    parts: list[list[int]] = [[]]
-    part_of: dict[int, int] = {}  # lead id -> its part
-    routing = 0
-    for nudge in claimed:
-        if nudge.lead_id in part_of:
-            parts[part_of[nudge.lead_id]].append(nudge.id)
+    """The claimed nudges as transactions: those of leads no stage of the batch routes, in
+    one (a person's reminders due together still come in one message), then the leads a
+    stage routes (a reassignment, a retry), at most `ROUTING_BATCH` a transaction, each
+    with its other nudges of the batch (what a reassignment voids). A transaction that
+    routes holds the workspace's routing lock (`storage.db.lock_handoffs`) to its end, and
+    new leads' webhooks wait for it: a catch-up's batch of 800 reassignments in one held it
+    1-2 s on PostgreSQL."""
+    routed = {n.lead_id for n in claimed if n.stage in ROUTING}
+    rest = [n.id for n in claimed if n.lead_id not in routed]
+    parts: list[list[int]] = []
+    part_of: dict[int, list[int]] = {}  # lead id -> its part
+    for nudge in claimed:  # in due order: the round-robin takes the leads as it did
+        if nudge.lead_id not in routed:
             continue
-        if nudge.stage in ROUTING:
-            if routing == ROUTING_BATCH:
+        if nudge.lead_id not in part_of:
+            if not parts or len(parts[-1]) >= ROUTING_BATCH:
                 parts.append([])
-                routing = 0
-            routing += 1
-        part_of[nudge.lead_id] = len(parts) - 1
-        parts[-1].append(nudge.id)
-    return parts
+            part_of[nudge.lead_id] = parts[-1]
+        part_of[nudge.lead_id].append(nudge.id)
+    return ([rest] if rest else []) + parts
 
 
 def _fire_claimed(services: Services, ids: list[int], now: datetime) -> SweepReport:
