@@ -406,8 +406,8 @@ class OutboxMessage(Base):
         # retention: finished rows older than a time, and whether an edit or reply needs them
         Index("ix_outbox_state_created", "state", "created_at"),
         Index("ix_outbox_parent", "parent_id"),
-        # a channel's cards in the last minute (count_posts_since: a burst starts past the limit)
-        Index("ix_outbox_team_channel_created", "team_id", "channel", "created_at"),
+        # the channels' cards of the last minute (count_posts_since: a burst starts past the limit)
+        Index("ix_outbox_team_created", "team_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

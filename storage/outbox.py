@@ -135,13 +135,16 @@ def list_dead_errors(session: Session, team_id: str, channel: str | None, method
     return count, [e or "no error recorded" for e in errors]
 
 
-def count_posts_since(session: Session, team_id: str, channel: str, ref_prefix: str,
-                      since: datetime) -> int:
-    return session.scalar(
-        select(func.count()).select_from(OutboxMessage)
-        .where(OutboxMessage.team_id == team_id, OutboxMessage.channel == channel,
+def count_posts_since(session: Session, team_id: str, ref_prefix: str,
+                      since: datetime) -> dict[str, int]:
+    """Each channel's posts since then whose ref starts so, in one query (the workspace's
+    rows of that time: `ix_outbox_team_created`)."""
+    return dict(session.execute(
+        select(OutboxMessage.channel, func.count())
+        .where(OutboxMessage.team_id == team_id, OutboxMessage.created_at >= since,
                OutboxMessage.method == "chat.postMessage",
-               OutboxMessage.ref.startswith(ref_prefix), OutboxMessage.created_at >= since)) or 0
+               OutboxMessage.ref.startswith(ref_prefix))
+        .group_by(OutboxMessage.channel)).all())
 
 
 def mark_superseded(session: Session, team_id: str, ref: str) -> int:

@@ -143,8 +143,8 @@ def test_leads_left_waiting_before_retries_are_routed_by_the_first_sweep(tmp_pat
 @pytest.mark.parametrize(("revision", "table", "index"), [
     # a deleted lead's burst entries, found by its id (the key starts with the burst's)
     ("0023", "handoff_burst_leads", "ix_handoff_burst_leads_lead"),
-    # a channel's cards of the last minute, counted for every new lead's batch
-    ("0024", "outbox", "ix_outbox_team_channel_created"),
+    # the channels' cards of the last minute, counted for every new lead's batch
+    ("0024", "outbox", "ix_outbox_team_created"),
 ])
 def test_an_index_migration_goes_both_ways(engine, revision, table, index):
     from alembic import command

@@ -49,6 +49,7 @@ class Handoffs:
         self.owner_by_email = owner_by_email
         self.router = Router(work)
         self._recent: dict[str, int] = {}  # cards posted to a channel within the burst window
+        self._posted: dict[str, int] | None = None  # what the store says of those, read once
         self._bursts: dict[str, HandoffBurst | None] = {}  # a channel's open burst
         self._open: dict[str, HandoffBurst] | None = None  # all channels' open bursts, read once
         self._grown: dict[HandoffBurst, int] = {}  # bursts' new leads, counted in by finish()
@@ -162,8 +163,10 @@ class Handoffs:
         one message a second per channel: an import of any size must stay one message."""
         if channel not in self._recent:
             self._bursts[channel] = self._open_burst(channel)
-            self._recent[channel] = 0 if self._bursts[channel] else count_posts_since(
-                self.session, self.team_id, channel, "lead:", self.now - BURST_WINDOW)
+            if self._bursts[channel] is None and self._posted is None:  # every channel's at once
+                self._posted = count_posts_since(self.session, self.team_id, "lead:",
+                                                 self.now - BURST_WINDOW)
+            self._recent[channel] = 0 if self._bursts[channel] else self._posted.get(channel, 0)
         burst = self._bursts[channel]
         if burst is None and self._recent[channel] < self.config.handoff.burst_limit:
             self._recent[channel] += 1

@@ -205,17 +205,18 @@ class Router:
 
     def save(self) -> None:
         """Write each pool's deficits and counts to its state rows (new rows for newcomers)."""
+        changes = []
         for name, pool in self._pools.items():
             for slack_id, credit in pool.deficits.items():
-                state = pool.states.get(slack_id)
+                state, count = pool.states.get(slack_id), pool.assigned.pop(slack_id, 0)
                 if state is None:
                     state = pool.states[slack_id] = RoutingState(
-                        team_id=self.team_id, pool=name, slack_id=slack_id, credit=0.0, assigned=0)
+                        team_id=self.team_id, pool=name, slack_id=slack_id, credit=credit,
+                        assigned=count)
                     self.session.add(state)
-                if state.credit != credit:
-                    state.credit = credit
-                if count := pool.assigned.pop(slack_id, 0):
-                    state.assigned += count
+                elif state.credit != credit or count:
+                    changes.append((state, credit, state.assigned + count))
+        queries.update_routing_states(self.session, changes)
 
     def _pool(self, name: str) -> _Pool:
         if name not in self._pools:
