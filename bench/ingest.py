@@ -247,15 +247,26 @@ def over_http(leads: int, rate: float, populated: int, team: int, database_url: 
                                           "X-Alignbot-Timestamp": ts,
                                           "X-Alignbot-Signature": signature(WEBHOOK_SECRET, ts, body)})
 
+    fired_before = count_fired(services)
     with app_running(url, config=config_file(team, workdir, always_working=True)) as base:
         run = send(base, webhook, leads // per_request, clients, warm_up=2,
                    pace=clients * per_request / rate if rate else 0.0)
     with services.sessions.begin() as s:
         queued = s.scalar(select(func.count()).where(OutboxMessage.id > first))
+        due = s.scalar(select(func.count()).select_from(Nudge).where(
+            Nudge.state.in_(("pending", "sending")), Nudge.due_at <= datetime.now(UTC)))
     print(f"webhook over HTTP, {per_request} leads a request, "
           f"{f'paced to {rate:g} leads/s' if rate else 'unpaced'}: {run}; "
           f"{len(run.latencies) * per_request / run.wall:,.0f} leads/s; {queued:,} outbox rows "
-          f"({queued / leads:.2f} a lead: cards, burst summaries and their edits)")
+          f"({queued / leads:.2f} a lead: cards, burst summaries and their edits; the app's SLA "
+          f"sweeps fired {count_fired(services) - fired_before:,} nudges, {due:,} still due)")
+
+
+def count_fired(services) -> int:
+    """Nudges sent or dropped so far (a catch-up's progress)."""
+    with services.sessions.begin() as s:
+        return s.scalar(select(func.count()).select_from(Nudge).where(
+            Nudge.state.in_(("sent", "cancelled"))))
 
 
 def max_outbox_id(services) -> int:
