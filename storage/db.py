@@ -263,6 +263,14 @@ def time_limit(session: Session, seconds: float) -> None:
                         {"ms": str(max(1, round(seconds * 1000)))})
 
 
+def without_jit(session: Session) -> None:
+    """On PostgreSQL, no JIT compilation for the rest of this transaction: a statement whose
+    plan costs over `jit_above_cost` (a metric refresh's, over a month of days) is compiled
+    to machine code first, which takes longer than running it. SQLite has no JIT."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+
+
 def ping(engine: Engine) -> None:
     """Raise when the database does not answer (the health check)."""
     with engine.connect() as conn:

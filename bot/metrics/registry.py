@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.metrics.grammar import DIMENSIONS
 from storage import metrics as queries
+from storage import metrics_each
 
 MONTH = timedelta(days=365.25 / 12)
 EVER = datetime(1, 1, 2, tzinfo=UTC)  # before any data: what "before an instant" sums from
@@ -47,11 +48,15 @@ class Parts:
                      Counter(self.histogram) + Counter(other.histogram))
 
 
+Interval = tuple[datetime, datetime]
 # parts(session, team_id, start, end, by, *, now, gross_margin) -> {group key: Parts}
 PartsFn = Callable[..., dict[str, Parts]]
 # derive(totals, periods, by, gross_margin) -> [{group key: Parts} per period], equal to
 # `parts` of each period; totals(series, instants, by) sums a series between instants
 Derive = Callable[..., list[dict[str, Parts]]]
+# each(session, team_id, periods, by, *, now, gross_margin) -> [{group key: Parts} per
+# period]: `parts` of each of many periods (pairs of instants) at once, as a refresh stores them
+EachFn = Callable[..., list[dict[str, Parts]]]
 # exact(session, team_id, start, end, by, *, guide) -> {group key: value}; `guide` is the
 # period's two-figure histogram (ungrouped), where the middle values are, give or take 5 %
 ExactFn = Callable[..., dict[str, float]]
@@ -77,6 +82,9 @@ class Metric:
     exact: ExactFn | None = None
     # the metric's parts from stored sums, for metrics that are not additive; see `Derive`
     derive: Derive | None = None
+    # `parts` of many periods in one statement a query, for an additive metric: what the
+    # refresh stores; see `EachFn`
+    each: EachFn | None = None
 
     @property
     def median(self) -> bool:
@@ -215,6 +223,43 @@ def _cltv_parts(session: Session, team_id: str, start: datetime, end: datetime,
     return {"": Parts(arpa * gross_margin, churned / active / ((end - start) / MONTH))}
 
 
+# ------------------------------------------------------------------ parts of many periods
+
+
+def _adapt_each(query, make: Callable[..., Parts]) -> EachFn:
+    """An `each` function from a `storage.metrics_each` query of (session, team_id, periods, by)."""
+    return lambda session, team_id, periods, by=None, **_: [
+        {k: make(v) for k, v in each.items()} for each in query(session, team_id, periods, by)]
+
+
+def _whole_each(query) -> EachFn:
+    return lambda session, team_id, periods, by=None, **_: [
+        {"": Parts(*numbers)} for numbers in query(session, team_id, periods)]
+
+
+def _sla_each(session: Session, team_id: str, periods: list[Interval], by: str | None = None,
+              *, now: datetime | None = None, **_) -> list[dict[str, Parts]]:
+    return [{k: _pair(numbers) for k, numbers in each.items()}
+            for each in metrics_each.list_sla_parts(session, team_id, periods, by, now=now)]
+
+
+def _cac_each(session: Session, team_id: str, periods: list[Interval], by: str | None = None,
+              **_) -> list[dict[str, Parts]]:
+    customers = metrics_each.count_customers_started(session, team_id, periods)
+    return [{k: Parts(spend, started) for k, spend in each.items()} for each, started in zip(
+        metrics_each.list_spend(session, team_id, periods, by), customers, strict=True)]
+
+
+def parts_each(metric: Metric | Series, session: Session, team_id: str,
+               periods: list[Interval], by: str | None, *, now: datetime | None = None,
+               gross_margin: float = 0.8) -> list[dict[str, Parts]]:
+    """The metric's parts of each period: its `each`, else its `parts` one period at a time."""
+    if metric.each is not None:
+        return metric.each(session, team_id, periods, by, now=now, gross_margin=gross_margin)
+    return [metric.parts(session, team_id, start, end, by, now=now, gross_margin=gross_margin)
+            for start, end in periods]
+
+
 # ------------------------------------------------------------------ derived from sums
 
 
@@ -226,6 +271,7 @@ class Series:
     key: str
     dimensions: tuple[str, ...]
     parts: PartsFn
+    each: EachFn
     additive: ClassVar[bool] = True
     median: ClassVar[bool] = False
 
@@ -257,13 +303,14 @@ def add_into(parts: dict[str, Parts], more: Mapping[str, Parts]) -> None:
 
 # (won amount, won deals) by the deals' close: the count keeps a group whose deals have no
 # amount, as the live query does
-WON = Series("won_amount", DIMENSIONS, _adapt(queries.list_won_totals, _pair))
+WON = Series("won_amount", DIMENSIONS, _adapt(queries.list_won_totals, _pair),
+             _adapt_each(metrics_each.list_won_totals, _pair))
 # customers (started less churned, churned) and their (MRR, paying) started less churned,
 # by day: summed from the first day, the first numbers are those active at an instant
-CUSTOMERS = Series("customers", (), _whole(queries.get_customer_moves))
-MRR = Series("mrr", (), _whole(queries.get_mrr_moves))
+CUSTOMERS = Series("customers", (), _whole(queries.get_customer_moves),
+                   _whole_each(metrics_each.get_customer_moves))
+MRR = Series("mrr", (), _whole(queries.get_mrr_moves), _whole_each(metrics_each.get_mrr_moves))
 SERIES = (WON, CUSTOMERS, MRR)
-Interval = tuple[datetime, datetime]
 
 
 def _bounds(periods: list[Interval], *more: datetime) -> list[datetime]:
@@ -313,6 +360,7 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         "Median minutes from routing to first touch, for leads routed in the period.",
         unit="minutes", better="lower", dimensions=DIMENSIONS, additive=True,
         parts=_adapt(queries.list_response_histograms, _histogram), value=_median,
+        each=_adapt_each(metrics_each.list_response_histograms, _histogram),
         exact=_response_median),
     Metric(
         "sla_compliance", "SLA compliance",
@@ -321,19 +369,21 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         "before the due time); leads still open past due count as breaches; open leads not yet "
         "due are left out.",
         unit="ratio", better="higher", dimensions=DIMENSIONS, additive=True,
-        parts=_sla_parts, value=_share),
+        parts=_sla_parts, value=_share, each=_sla_each),
     Metric(
         "acceptance_rate", "Acceptance rate",
         ("acceptance rate", "acceptance", "accept rate", "accepted leads"),
         "Accepted / (accepted + rejected), for leads decided in the period.",
         unit="ratio", better="higher", dimensions=DIMENSIONS, additive=True,
-        parts=_adapt(queries.list_acceptance_parts, _pair), value=_share),
+        parts=_adapt(queries.list_acceptance_parts, _pair), value=_share,
+        each=_adapt_each(metrics_each.list_acceptance_parts, _pair)),
     Metric(
         "rejection_reasons", "Rejections",
         ("rejection reasons", "rejections", "rejected leads", "rejection", "why rejected"),
         "Count of rejections in the period, by reason.",
         unit="count", better="lower", dimensions=("reason",), additive=True,
-        parts=_adapt(queries.list_rejection_counts, Parts), value=_count, default_by="reason"),
+        parts=_adapt(queries.list_rejection_counts, Parts), value=_count, default_by="reason",
+        each=_adapt_each(metrics_each.list_rejection_counts, Parts)),
     Metric(
         "not_icp_share", "Not-ICP rejections",
         ("not icp share", "not icp", "not our ideal customer", "not ideal customer",
@@ -341,26 +391,30 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         "Share of the rejections in the period whose reason is not_icp (not our ideal "
         "customer).",
         unit="ratio", better="lower", dimensions=DIMENSIONS, additive=True,
-        parts=_adapt(queries.list_not_icp_parts, _pair), value=_share),
+        parts=_adapt(queries.list_not_icp_parts, _pair), value=_share,
+        each=_adapt_each(metrics_each.list_not_icp_parts, _pair)),
     Metric(
         "conversion_rate", "Conversion rate",
         ("conversion rate", "conversion", "mql to deal", "mql conversion", "lead conversion"),
         "Of leads that became MQL in the period, the share with a linked deal created on or "
         "after the MQL time.",
         unit="ratio", better="higher", dimensions=DIMENSIONS, additive=True,
-        parts=_adapt(queries.list_conversion_parts, _pair), value=_share),
+        parts=_adapt(queries.list_conversion_parts, _pair), value=_share,
+        each=_adapt_each(metrics_each.list_conversion_parts, _pair)),
     Metric(
         "win_rate", "Win rate",
         ("win rate", "close rate", "wins", "won rate", "win ratio"),
         "Won / (won + lost), for deals closed in the period.",
         unit="ratio", better="higher", dimensions=DIMENSIONS, additive=True,
-        parts=_adapt(queries.list_win_parts, _pair), value=_share),
+        parts=_adapt(queries.list_win_parts, _pair), value=_share,
+        each=_adapt_each(metrics_each.list_win_parts, _pair)),
     Metric(
         "sales_cycle", "Sales cycle",
         ("sales cycle", "cycle time", "deal cycle", "time to close", "days to close"),
         "Median days from deal created to closed, for deals won in the period.",
         unit="days", better="lower", dimensions=DIMENSIONS, additive=True,
         parts=_adapt(queries.list_cycle_histograms, _histogram), value=_median,
+        each=_adapt_each(metrics_each.list_cycle_histograms, _histogram),
         exact=_unguided(queries.list_cycle_medians)),
     Metric(
         "content_utilization", "Content utilization",
@@ -388,7 +442,7 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         ("customer acquisition cost", "cac", "acquisition cost", "cost per customer"),
         "Marketing + sales spend in the period / customers started in the period.",
         unit="money", better="lower", dimensions=("team",), additive=True,
-        parts=_cac_parts, value=_cost),
+        parts=_cac_parts, value=_cost, each=_cac_each),
     Metric(
         "cltv", "Customer lifetime value",
         ("ltv", "lifetime value", "customer lifetime value", "cltv", "clv"),
@@ -403,13 +457,15 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
          "marketing sourced", "marketing share of revenue"),
         "Share of won amount from deals with source marketing, for deals won in the period.",
         unit="ratio", better="higher", dimensions=("owner", "segment", "region", "team"),
-        additive=True, parts=_adapt(queries.list_won_amounts, _pair), value=_share),
+        additive=True, parts=_adapt(queries.list_won_amounts, _pair), value=_share,
+        each=_adapt_each(metrics_each.list_won_amounts, _pair)),
     Metric(
         "leads_routed", "Leads routed",
         ("leads routed", "routed leads", "leads", "lead volume", "handoffs", "new leads"),
         "Count of leads routed in the period.",
         unit="count", better="higher", dimensions=DIMENSIONS, additive=True,
-        parts=_adapt(queries.list_routed_counts, Parts), value=_count),
+        parts=_adapt(queries.list_routed_counts, Parts), value=_count,
+        each=_adapt_each(metrics_each.list_routed_counts, Parts)),
 )}
 
 

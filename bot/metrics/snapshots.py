@@ -36,11 +36,12 @@ from bot.metrics.registry import (
     Totals,
     add_into,
     highest_first,
+    parts_each,
 )
 from bot.platform.config import Config
 from bot.platform.work import Work
 from storage import snapshots as queries
-from storage.db import between_batches, read_only
+from storage.db import between_batches, read_only, without_jit
 
 SETTLE_DAYS = 7
 DAY = timedelta(days=1)
@@ -238,6 +239,7 @@ class RefreshReport:
 
 
 CHUNK_ROWS = 500  # snapshot rows a refresh writes per transaction: a few milliseconds
+CHUNK_DAYS = 31  # consecutive days a refresh computes in one statement a metric and grouping
 
 
 def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: datetime, *,
@@ -259,12 +261,12 @@ def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: 
         state = None if full else reader.refresh
         days = _days_to_redo(session, reader, state, yesterday, since)
     with between_batches(sessions.kw["bind"]) as upkeep:
-        rows = _store(sessions, upkeep, config, team_id, now, "day", days, _day_rows, progress)
+        rows = _store(sessions, upkeep, config, team_id, now, "day", _chunks(days), _day_rows,
+                      progress)
         for grain, finer in (("month", "day"), ("year", "month")):
             units = sorted({_unit_start(grain, day) for day in days})
-            rows += _store(sessions, upkeep, config, team_id, now, grain, units,
-                           lambda r, unit, g=grain, f=finer: _rollup_rows(
-                               r, f, unit, _next_unit(g, unit) - DAY))
+            rows += _store(sessions, upkeep, config, team_id, now, grain, [units] if units else [],
+                           lambda r, units, g=grain, f=finer: _rollup_rows(r, f, g, units))
     if days or state is not None:
         first = min([*days, *([state.first_day] if state else [])])
         with sessions.begin() as session:
@@ -274,14 +276,14 @@ def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: 
 
 
 def _store(sessions: sessionmaker[Session], upkeep: Callable[[], None], config: Config,
-           team_id: str, now: datetime, grain: str, units: list[date],
-           rows_of: Callable[[Reader, date], list[dict]],
+           team_id: str, now: datetime, grain: str, batches: list[list[date]],
+           rows_of: Callable[[Reader, list[date]], list[list[dict]]],
            progress: Callable[[int, int], None] | None = None) -> int:
-    """Each unit's rows, computed in a read transaction, written in transactions of about
-    `CHUNK_ROWS` rows, each followed by the store's `upkeep` (SQLite's WAL checkpoint,
-    which the commit of a click would otherwise do); how many rows."""
+    """Each batch's units' rows, computed in one read transaction, written in transactions
+    of about `CHUNK_ROWS` rows, each followed by the store's `upkeep` (SQLite's WAL
+    checkpoint, which the commit of a click would otherwise do); how many rows."""
     pending: list[tuple[date, list[dict]]] = []
-    count = 0
+    count, done, total = 0, 0, sum(len(batch) for batch in batches)
 
     def write() -> None:
         with sessions.begin() as session:
@@ -290,16 +292,30 @@ def _store(sessions: sessionmaker[Session], upkeep: Callable[[], None], config: 
                 queries.replace_rows(session, team_id, grain, unit, unit_rows)
         pending.clear()
         upkeep()
-    for done, unit in enumerate(units, 1):
+    for batch in batches:
         with read_only(sessions) as session:
-            unit_rows = rows_of(Reader(Work(session, team_id, config, now)), unit)
-        pending.append((unit, unit_rows))
-        count += len(unit_rows)
-        if sum(len(r) for _, r in pending) >= CHUNK_ROWS or done == len(units):
-            write()
-        if progress:
-            progress(done, len(units))
+            without_jit(session)
+            computed = rows_of(Reader(Work(session, team_id, config, now)), batch)
+        for unit, unit_rows in zip(batch, computed, strict=True):
+            pending.append((unit, unit_rows))
+            count += len(unit_rows)
+            done += 1
+            if sum(len(r) for _, r in pending) >= CHUNK_ROWS or done == total:
+                write()
+            if progress:
+                progress(done, total)
     return count
+
+
+def _chunks(days: list[date]) -> list[list[date]]:
+    """The days (sorted) as runs of consecutive days, of `CHUNK_DAYS` at most."""
+    chunks: list[list[date]] = []
+    for day in days:
+        if chunks and chunks[-1][-1] + DAY == day and len(chunks[-1]) < CHUNK_DAYS:
+            chunks[-1].append(day)
+        else:
+            chunks.append([day])
+    return chunks
 
 
 def _days_to_redo(session: Session, reader: Reader, state, yesterday: date,
@@ -316,31 +332,41 @@ def _days_to_redo(session: Session, reader: Reader, state, yesterday: date,
     return sorted(d for d in days if d <= yesterday and (first is None or d >= first))
 
 
-def _day_rows(reader: Reader, day: date) -> list[dict]:
-    """Every additive metric's parts of one day, for the whole team and per grouping."""
-    start, end = reader.midnight(day), reader.midnight(day + DAY)
-    return _rows(reader, lambda metric, by: reader.live(metric, start, end, by))
+def _day_rows(reader: Reader, days: list[date]) -> list[list[dict]]:
+    """Every additive metric's parts of each day, for the whole team and per grouping: a
+    statement a metric and grouping for all the days. A day is from one local midnight to
+    the next (23 or 25 hours across a change of clocks)."""
+    periods = [(reader.midnight(day), reader.midnight(day + DAY)) for day in days]
+    return _rows(reader, len(days), lambda metric, by: parts_each(
+        metric, reader.session, reader.team_id, periods, by, now=reader.now,
+        gross_margin=reader.config.workspace.gross_margin))
 
 
-def _rollup_rows(reader: Reader, finer: str, first: date, last: date) -> list[dict]:
-    """A month's day rows (a year's month rows) added up: what a period holding it reads."""
-    over = [(finer, first, last)]
-    return _rows(reader, lambda metric, by: stored_parts(reader.session, reader.team_id, metric,
-                                                         by, over))
+def _rollup_rows(reader: Reader, finer: str, grain: str, units: list[date]) -> list[list[dict]]:
+    """Each month's day rows (each year's month rows) added up: what a period holding it
+    reads; one query a metric and grouping for all the units."""
+    over = [[(finer, unit, _next_unit(grain, unit) - DAY)] for unit in units]
+    return _rows(reader, len(units), lambda metric, by: stored_parts_each(
+        reader.session, reader.team_id, metric, by, over))
 
 
-def _rows(reader: Reader, parts_of) -> list[dict]:
-    rows = []
+def _rows(reader: Reader, count: int,
+          parts_of: Callable[[Metric | Series, str | None], list[dict[str, Parts]]]
+          ) -> list[list[dict]]:
+    """Each unit's rows, from the parts of every additive metric and grouping per unit."""
+    rows: list[list[dict]] = [[] for _ in range(count)]
     for metric in (*METRICS.values(), *SERIES):
         if not metric.additive:
             continue
         for by in (None, *metric.dimensions):
-            for key, p in parts_of(metric, by).items():
-                if not (p.numerator or p.denominator or p.histogram):
-                    continue  # nothing happened: a missing row reads the same
-                rows.append({"metric": metric.key, "dimension": by or "", "dimension_value": key,
-                             "value": metric.value(p), "numerator": p.numerator,
-                             "denominator": p.denominator,
-                             "histogram": {str(v): n for v, n in p.histogram.items()} or None,
-                             "computed_at": reader.now})
+            for unit_rows, parts in zip(rows, parts_of(metric, by), strict=True):
+                for key, p in parts.items():
+                    if not (p.numerator or p.denominator or p.histogram):
+                        continue  # nothing happened: a missing row reads the same
+                    unit_rows.append({
+                        "metric": metric.key, "dimension": by or "", "dimension_value": key,
+                        "value": metric.value(p), "numerator": p.numerator,
+                        "denominator": p.denominator,
+                        "histogram": {str(v): n for v, n in p.histogram.items()} or None,
+                        "computed_at": reader.now})
     return rows
