@@ -8,9 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import delete, func, select
 
+from bot.metrics import snapshots
 from bot.metrics.answers import answer, parse, trend_periods
 from bot.metrics.grammar import parse_period
-from bot.metrics.registry import METRICS, compute
+from bot.metrics.registry import METRICS, SERIES, compute, parts_each
 from bot.metrics.snapshots import SETTLE_DAYS, Reader, refresh, spans
 from bot.platform.work import Work
 from storage.db import make_sessionmaker, read_only
@@ -296,3 +297,147 @@ def test_questions_asked_during_a_first_refresh_are_answered_live(sessions, conf
             asked.append(done)
     refresh(sessions, config, TEAM, NOW, progress=halfway)
     assert asked
+
+
+# ------------------------------------------------------------------ a run of days a statement
+
+
+def per_day_rows(reader, days):
+    """What the refresh stored before it computed runs of days at once: each day's parts
+    from the live queries, one day at a time."""
+    return [snapshots._rows(reader, 1, lambda metric, by, d=day: [reader.live(
+        metric, reader.midnight(d), reader.midnight(d + timedelta(days=1)), by)])[0]
+        for day in days]
+
+
+def per_unit_rollups(reader, finer, grain, units):
+    """...and each month's (year's) rollup from its stored rows, one unit at a time."""
+    return [snapshots._rows(reader, 1, lambda metric, by, u=unit: [snapshots.stored_parts(
+        reader.session, reader.team_id, metric, by,
+        [(finer, u, snapshots._next_unit(grain, u) - timedelta(days=1))])])[0]
+        for unit in units]
+
+
+def add_leads_around_the_changes_of_clocks(sessions):
+    """Leads routed half an hour either side of New York's local midnights around the
+    days of 23 hours (2026-03-08) and 25 hours (2025-11-02): an hour's shift of a day's
+    boundary moves one of them to the next or previous day."""
+    utc = [datetime(2026, 3, 8, 4, 30, tzinfo=UTC),  # 3/7 23:30 EST
+           datetime(2026, 3, 8, 5, 30, tzinfo=UTC),  # 3/8 00:30 EST
+           datetime(2026, 3, 9, 3, 30, tzinfo=UTC),  # 3/8 23:30 EDT
+           datetime(2026, 3, 9, 4, 30, tzinfo=UTC),  # 3/9 00:30 EDT
+           datetime(2025, 11, 2, 3, 30, tzinfo=UTC),  # 11/1 23:30 EDT
+           datetime(2025, 11, 2, 4, 30, tzinfo=UTC),  # 11/2 00:30 EDT
+           datetime(2025, 11, 3, 4, 30, tzinfo=UTC),  # 11/2 23:30 EST
+           datetime(2025, 11, 3, 5, 30, tzinfo=UTC)]  # 11/3 00:30 EST
+    with sessions.begin() as s:
+        s.add_all(Lead(team_id=TEAM, external_id=f"L-DST{k}", source="webinar",
+                       status="contacted", created_at=t, mql_at=t, routed_at=t,
+                       accepted_at=t + timedelta(minutes=5),
+                       first_touch_at=t + timedelta(minutes=5), response_minutes=5,
+                       business_minutes=5, sla_due_at=t + timedelta(minutes=15), sla_met=True,
+                       updated_at=t) for k, t in enumerate(utc))
+
+
+def stored_rows(sessions) -> list[tuple]:
+    c = MetricSnapshot
+    with sessions() as s:
+        return sorted((r.grain, r.day, r.metric, r.dimension, r.dimension_value, r.value,
+                       r.numerator, r.denominator, sorted((r.histogram or {}).items()))
+                      for r in s.execute(select(c)).scalars())
+
+
+def refreshed_both_ways(sessions, config, monkeypatch, now, **kwargs):
+    """The rows a refresh stores a run of days at a time, and those it stored a day (a
+    month) at a time, from the same store, refreshed as it was before each."""
+    with sessions() as s:
+        before = [(r.grain, r.day, {k: getattr(r, k) for k in (
+            "metric", "dimension", "dimension_value", "value", "numerator", "denominator",
+            "histogram", "computed_at")}) for r in s.scalars(select(MetricSnapshot))]
+        state = get_refresh(s, TEAM)
+        state = state and (state.first_day, state.last_day, state.as_of)
+
+    def restore():
+        with sessions.begin() as s:
+            s.execute(delete(MetricSnapshot))
+            s.execute(delete(MetricRefresh))
+            for grain, day, row in before:
+                s.add(MetricSnapshot(team_id=TEAM, grain=grain, day=day, **row))
+            if state:
+                s.add(MetricRefresh(team_id=TEAM, first_day=state[0], last_day=state[1],
+                                    as_of=state[2]))
+    refresh(sessions, config, TEAM, now, **kwargs)
+    chunked = stored_rows(sessions)
+    restore()
+    with monkeypatch.context() as m:
+        m.setattr(snapshots, "_day_rows", per_day_rows)
+        m.setattr(snapshots, "_chunks", lambda days: [[day] for day in days])
+        m.setattr(snapshots, "_rollup_rows", per_unit_rollups)
+        m.setattr(snapshots, "_store", _per_unit_store(snapshots._store))
+        refresh(sessions, config, TEAM, now, **kwargs)
+    return chunked, stored_rows(sessions)
+
+
+def _per_unit_store(store):
+    def per_unit(sessions, upkeep, config, team_id, now, grain, batches, rows_of, progress=None):
+        units = [[unit] for batch in batches for unit in batch]
+        return store(sessions, upkeep, config, team_id, now, grain, units, rows_of, progress)
+    return per_unit
+
+
+@pytest.mark.parametrize("chunk_days", [31, 3])
+def test_a_run_of_days_a_statement_stores_what_a_day_at_a_time_did(
+        sessions, config, monkeypatch, chunk_days):
+    add_leads_around_the_changes_of_clocks(sessions)
+    monkeypatch.setattr(snapshots, "CHUNK_DAYS", chunk_days)
+    chunked, per_day = refreshed_both_ways(sessions, config, monkeypatch, NOW)
+    assert len(chunked) > 200
+    assert chunked == per_day
+    # the next refresh's few days (the settling window and a changed day), on top of it
+    later = NOW + timedelta(days=1)
+    with sessions.begin() as s:
+        lead = s.scalars(select(Lead).where(Lead.accepted_at < at(5, 31),
+                                            Lead.rejected_at.is_(None))).first()
+        lead.rejected_at, lead.rejection_reason, lead.updated_at = at(5, 20), "bad_fit", later
+    chunked, per_day = refreshed_both_ways(sessions, config, monkeypatch, later)
+    assert chunked == per_day
+
+
+def test_a_day_is_from_one_local_midnight_to_the_next_across_a_change_of_clocks(
+        sessions, config):
+    add_leads_around_the_changes_of_clocks(sessions)
+    refresh(sessions, config, TEAM, NOW)
+    with sessions() as s:
+        routed = dict(s.execute(select(MetricSnapshot.day, MetricSnapshot.numerator).where(
+            MetricSnapshot.grain == "day", MetricSnapshot.metric == "leads_routed",
+            MetricSnapshot.dimension == "", MetricSnapshot.day.in_([
+                date(2026, 3, d) for d in (6, 7, 8, 9, 10)] + [
+                date(2025, 11, d) for d in (1, 2, 3, 4)]))).all())
+    assert routed == {date(2026, 3, 7): 1, date(2026, 3, 8): 2, date(2026, 3, 9): 1,
+                      date(2025, 11, 1): 1, date(2025, 11, 2): 2, date(2025, 11, 3): 1}
+
+
+def test_each_metrics_parts_of_many_periods_are_those_of_each_period(sessions, config):
+    """`each` against `parts`, one period at a time: local days (a DST day among them),
+    months, periods apart and overlapping, with and without `now` (SLA judged at each
+    period's end)."""
+    add_leads_around_the_changes_of_clocks(sessions)
+    tz = config.workspace.tz
+
+    def day(d):
+        return datetime(d.year, d.month, d.day, tzinfo=tz)
+    days = [date(2026, 3, 6) + timedelta(days=k) for k in range(5)]
+    periods = [(day(d), day(d + timedelta(days=1))) for d in days]
+    periods += [(at(5, 1), at(6, 1)), (at(6, 1), at(7, 1)), (at(5, 20), at(7, 10)),
+                (at(6, 2, 9, 5), at(6, 2, 9, 10)), (at(7, 1), at(8, 1)),
+                (day(date(2025, 11, 2)), day(date(2025, 11, 3)))]
+    with read_only(sessions) as s:
+        for metric in (*METRICS.values(), *SERIES):
+            if not metric.additive:
+                continue
+            assert metric.each is not None, metric.key
+            for by in (None, *metric.dimensions):
+                for now in (NOW, None):
+                    each = parts_each(metric, s, TEAM, periods, by, now=now)
+                    one = [metric.parts(s, TEAM, a, b, by, now=now) for a, b in periods]
+                    assert each == one, (metric.key, by, now)
