@@ -41,7 +41,7 @@ from bot.metrics.registry import (
 from bot.platform.config import Config
 from bot.platform.work import Work
 from storage import snapshots as queries
-from storage.db import between_batches, read_only, without_jit
+from storage.db import between_batches, make_way, read_only, without_jit
 
 SETTLE_DAYS = 7
 DAY = timedelta(days=1)
@@ -250,11 +250,13 @@ def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: 
     refresh `since` a day stores the days from it only: the ones before stay live reads,
     then and in later refreshes. `progress(done, total)` is told after each day.
 
-    It computes in read transactions and writes a few days (months) at a time, each in a
-    short transaction of its own: a question, a click or a webhook never waits for the
-    whole refresh (SQLite has one writer). A reader sees every day's and month's rows
-    whole, old or new; the days the refresh adds to the stored span count only once it
-    is recorded, last (until then, they are read live)."""
+    It computes a run of up to `CHUNK_DAYS` consecutive days in one read transaction, a
+    statement a metric and grouping for all of them (the registry's `each`; the months and
+    years after, a statement a metric and grouping for all), and writes a few days
+    (months) at a time, each in a short transaction of its own: a question, a click or a
+    webhook never waits for the whole refresh (SQLite has one writer). A reader sees every
+    day's and month's rows whole, old or new; the days the refresh adds to the stored
+    span count only once it is recorded, last (until then, they are read live)."""
     with read_only(sessions) as session:
         reader = Reader(Work(session, team_id, config, now))
         yesterday = now.astimezone(reader.tz).date() - DAY
@@ -281,7 +283,8 @@ def _store(sessions: sessionmaker[Session], upkeep: Callable[[], None], config: 
            progress: Callable[[int, int], None] | None = None) -> int:
     """Each batch's units' rows, computed in one read transaction, written in transactions
     of about `CHUNK_ROWS` rows, each followed by the store's `upkeep` (SQLite's WAL
-    checkpoint, which the commit of a click would otherwise do); how many rows."""
+    checkpoint, which the commit of a click would otherwise do) and a pause for whoever
+    waits to write (`make_way`): a batch's writes come one after the other; how many rows."""
     pending: list[tuple[date, list[dict]]] = []
     count, done, total = 0, 0, sum(len(batch) for batch in batches)
 
@@ -292,6 +295,7 @@ def _store(sessions: sessionmaker[Session], upkeep: Callable[[], None], config: 
                 queries.replace_rows(session, team_id, grain, unit, unit_rows)
         pending.clear()
         upkeep()
+        make_way(sessions.kw["bind"])  # a month of days is many writes in a row
     for batch in batches:
         with read_only(sessions) as session:
             without_jit(session)
