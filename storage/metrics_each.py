@@ -40,7 +40,6 @@ from storage.metrics import (
     _days_between,
     _first_booking_at_or_after,
     _keyed,
-    _moves,
     _two_figures,
     _within,
 )
@@ -176,7 +175,7 @@ def list_win_parts(session: Session, team_id: str, periods: list[Period],
 
 def list_cycle_histograms(session: Session, team_id: str, periods: list[Period],
                           by: str | None = None) -> list[dict[str, dict[float, int]]]:
-    days = _days_between(session, Deal.created_at, Deal.closed_at)
+    days = _days_between(session.get_bind().dialect.name, Deal.created_at, Deal.closed_at)
     return _histograms(session, periods, Deal, by, days, Deal.closed_at,
                        Deal.team_id == team_id, Deal.outcome == "won")
 
@@ -244,6 +243,13 @@ def get_mrr_moves(session: Session, team_id: str, periods: list[Period]
                  func.coalesce(func.sum(Customer.mrr, type_=Float), 0.0))
     paying = _moves(team_id, t.c.since, t.c.until, func.count(Customer.mrr))
     return _whole(session, len(periods), select(t.c.i, mrr[0] - mrr[1], paying[0] - paying[1]))
+
+
+def _moves(team_id: str, since: Any, until: Any, column: Any) -> tuple[Any, Any]:
+    """`column` over the customers started in the period, and over those churned in it: the
+    live query's subqueries, on the period's bounds."""
+    return tuple(select(column).where(Customer.team_id == team_id, _within(at, since, until))
+                 .scalar_subquery() for at in (Customer.started_at, Customer.churned_at))
 
 
 def _whole(session: Session, count: int, stmt: Select) -> list[tuple]:
