@@ -371,7 +371,7 @@ def refreshed_both_ways(sessions, config, monkeypatch, now, **kwargs):
     restore()
     with monkeypatch.context() as m:
         m.setattr(snapshots, "_day_rows", per_day_rows)
-        m.setattr(snapshots, "_chunks", lambda days: [[day] for day in days])
+        m.setattr(snapshots, "_chunks", lambda days, size: [[day] for day in days])
         m.setattr(snapshots, "_rollup_rows", per_unit_rollups)
         m.setattr(snapshots, "_store", _per_unit_store(snapshots._store))
         refresh(sessions, config, TEAM, now, **kwargs)
@@ -389,7 +389,7 @@ def _per_unit_store(store):
 def test_a_run_of_days_a_statement_stores_what_a_day_at_a_time_did(
         sessions, config, monkeypatch, chunk_days):
     add_leads_around_the_changes_of_clocks(sessions)
-    monkeypatch.setattr(snapshots, "CHUNK_DAYS", chunk_days)
+    monkeypatch.setattr(snapshots, "CHUNK_DAYS", {"sqlite": chunk_days, "postgresql": chunk_days})
     chunked, per_day = refreshed_both_ways(sessions, config, monkeypatch, NOW)
     assert len(chunked) > 200
     assert chunked == per_day

@@ -253,8 +253,9 @@ def _cac_each(session: Session, team_id: str, periods: list[Interval], by: str |
 def parts_each(metric: Metric | Series, session: Session, team_id: str,
                periods: list[Interval], by: str | None, *, now: datetime | None = None,
                gross_margin: float = 0.8) -> list[dict[str, Parts]]:
-    """The metric's parts of each period: its `each`, else its `parts` one period at a time."""
-    if metric.each is not None:
+    """The metric's parts of each period: its `each` for many, else its `parts` one period
+    at a time (a statement built once, where `each`'s depends on the periods)."""
+    if metric.each is not None and len(periods) > 1:
         return metric.each(session, team_id, periods, by, now=now, gross_margin=gross_margin)
     return [metric.parts(session, team_id, start, end, by, now=now, gross_margin=gross_margin)
             for start, end in periods]
