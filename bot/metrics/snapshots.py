@@ -117,12 +117,14 @@ class Reader:
 
     def _stored_parts(self, metric: Metric | Series, start: datetime, end: datetime,
                       by: str | None) -> dict[str, Parts]:
-        """What the snapshots hold of [start, end). Asked about one of the expected periods,
-        it reads them all in one query (an answer's trend: one statement, not six)."""
+        """What the snapshots hold of [start, end). Asked about one of the expected periods
+        as a whole, it reads them all in one query (an answer's trend: one statement, not
+        six); grouped, only the asked period (the trend is not grouped)."""
         if (metric.key, by, start, end) not in self._stored:
             ranges = sorted({(p.start, p.end) for p in self.expected})
-            if (start, end) not in ranges or any(b > c for (_, b), (c, _) in pairwise(ranges)):
-                ranges = [(start, end)]  # not expected, or overlapping: read alone
+            if by is not None or (start, end) not in ranges or \
+                    any(b > c for (_, b), (c, _) in pairwise(ranges)):
+                ranges = [(start, end)]  # grouped, not expected, or overlapping: read alone
             buckets = [self._split(metric, a, b)[0] for a, b in ranges]
             read = stored_parts_each(self.session, self.team_id, metric, by, buckets)
             for (a, b), parts in zip(ranges, read, strict=True):
