@@ -312,9 +312,9 @@ def per_day_rows(reader, days):
 
 def per_unit_rollups(reader, finer, grain, units):
     """...and each month's (year's) rollup from its stored rows, one unit at a time."""
-    return [snapshots._rows(reader, 1, lambda metric, by, u=unit: [snapshots.stored_parts(
+    return [snapshots._rows(reader, 1, lambda metric, by, u=unit: snapshots.stored_parts_each(
         reader.session, reader.team_id, metric, by,
-        [(finer, u, snapshots._next_unit(grain, u) - timedelta(days=1))])])[0]
+        [[(finer, u, snapshots._next_unit(grain, u) - timedelta(days=1))]]))[0]
         for unit in units]
 
 

@@ -176,14 +176,10 @@ class Reader:
         first, last = max(first, self.refresh.first_day), min(last, self.refresh.last_day)
         return (first, last) if first <= last else None
 
-def stored_parts(session: Session, team_id: str, metric: Metric | Series, by: str | None,
-                 over: list[queries.Span]) -> dict[str, Parts]:
-    return stored_parts_each(session, team_id, metric, by, [over])[0]
-
-
 def stored_parts_each(session: Session, team_id: str, metric: Metric | Series, by: str | None,
                       buckets: list[list[queries.Span]]) -> list[dict[str, Parts]]:
-    """`stored_parts` of each bucket of spans (consecutive stretches of time), in one query."""
+    """The stored parts of each bucket of spans (consecutive stretches of time), per group,
+    in one query."""
     if metric.median:
         return [{k: Parts(histogram=h) for k, h in groups.items()}
                 for groups in queries.merge_histograms_each(session, team_id, metric.key,
