@@ -563,7 +563,8 @@ def cmd_run(args) -> int:
     log.info("serving HTTP on %s:%s (%s/webhooks, /healthz, /readyz, /metrics)", args.host,
              args.port, "" if socket_mode else "/slack/events, ")
     try:
-        serve(web, args.host, args.port)
+        with logs.in_background():  # request threads: no waiting on each other's log lines
+            serve(web, args.host, args.port)
     finally:
         loop.stop()
         if scheduler:

@@ -103,10 +103,31 @@ def test_a_requests_json_lines_carry_its_workspace_id_and_duration(app, clock, j
     first, second = answered
     assert set(first) == {"time", "level", "logger", "message", "team_id", "request_id",
                           "duration_s"}
-    assert first["level"] == "INFO" and first["team_id"] == TEAM and first["duration_s"] == 0
+    assert first["level"] == "DEBUG" and first["team_id"] == TEAM and first["duration_s"] == 0
     assert re.fullmatch(r"[0-9a-f]{16}", first["request_id"])
     assert first["request_id"] != second["request_id"]  # one id a request
     assert datetime.fromisoformat(first["time"]).tzinfo is not None
+
+
+def test_routine_slack_requests_are_debug_lines_and_the_rest_info(clock, caplog):
+    """At INFO a Slack request answered well and in time logs nothing (/metrics counts it);
+    a late or failed one, a refusal and every webhook do."""
+    caplog.set_level(logging.INFO, logger="bot.platform.telemetry")
+
+    def answer(kind: str, status: int, seconds: float) -> None:
+        with telemetry.request(kind, "x", TEAM, clock) as answered:
+            clock.advance(timedelta(seconds=seconds))
+            answered.status = status
+
+    answer("command", 200, 0.999)
+    answer("action", 200, 0)
+    answer("command", 200, telemetry.SLOW_ACK)
+    answer("view", 500, 0)
+    answer("event", 401, 0)
+    answer("webhook", 202, 0)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "command x answered 200 in 1.000 s"), ("INFO", "view x answered 500 in 0.000 s"),
+        ("INFO", "event ? answered 401 in 0.000 s"), ("INFO", "webhook x answered 202 in 0.000 s")]
 
 
 def test_a_jobs_json_lines_carry_its_id_and_a_slow_run_its_duration(services, clock, json_lines):
@@ -140,6 +161,43 @@ def test_configured_json_logging_keeps_row_values_out(monkeypatch, capsys):
     [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
     assert line["message"] == "the insert failed" and "duplicate key" in line["exception"]
     assert "ann@example.com" not in json.dumps(line)
+
+
+def test_lines_written_in_the_background_keep_their_context_and_none_is_lost(monkeypatch, capsys):
+    """`alignbot run`'s request threads queue their lines: each still carries its own
+    request's fields and is scrubbed, and every one is written when the block ends."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", logging.WARNING)
+    monkeypatch.setenv("ALIGNBOT_LOG_FORMAT", "json")
+    logs.configure()
+    writer = root.handlers[0]
+
+    def work(i: int) -> None:
+        with logs.context(request_id=f"r{i}"):
+            for n in range(50):
+                logging.getLogger("test").warning("line %d", n)
+            try:
+                raise ValueError(PG_ERROR)
+            except ValueError:
+                logging.getLogger("test").exception("the insert failed")
+
+    with logs.in_background():
+        assert root.handlers != [writer]  # a queue in front of it
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert root.handlers == [writer]
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    for i in range(8):
+        mine = [line for line in lines if line.get("request_id") == f"r{i}"]
+        assert [line["message"] for line in mine] == [f"line {n}" for n in range(50)] + \
+            ["the insert failed"]
+        assert "duplicate key" in mine[-1]["exception"]
+    assert "ann@example.com" not in json.dumps(lines)
+    assert len(lines) == 8 * 51
 
 
 # what a LogRecord looks up (a walk up the stack, the thread's and process's names) only

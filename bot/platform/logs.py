@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import os
+import queue
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -89,3 +91,30 @@ def configure() -> None:
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging.getLogger("alembic").setLevel(logging.WARNING)
     keep_row_values_out_of_logs()  # on the handler just installed
+
+
+@contextmanager
+def in_background() -> Iterator[None]:
+    """Inside, a line is formatted where it is logged (its context fields are that thread's)
+    and written by one thread of its own: a server's request threads then never queue on
+    the handler's lock behind a write to stderr (the logging cookbook's "Dealing with
+    handlers that block"). Lines still queued are written on the way out."""
+    root = logging.getLogger()
+    writers = root.handlers[:]
+    queued = queue.SimpleQueue()
+    front = logging.handlers.QueueHandler(queued)
+    formatter, filters = writers[0].formatter, writers[0].filters
+    front.setFormatter(formatter)  # what the writer printed and dropped, done before queueing
+    front.filters = filters
+    writers[0].setFormatter(logging.Formatter("%(message)s"))
+    writers[0].filters = []
+    listener = logging.handlers.QueueListener(queued, *writers)
+    root.handlers = [front]
+    listener.start()
+    try:
+        yield
+    finally:
+        listener.stop()
+        root.handlers = writers
+        writers[0].setFormatter(formatter)
+        writers[0].filters = filters

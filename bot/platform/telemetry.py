@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SCRAPE_TIMEOUT = 2.0  # seconds a scrape waits for the outbox's numbers
 SLOW_JOB = 1.0  # seconds: a job run this long is logged at INFO (else DEBUG)
+SLOW_ACK = 1.0  # seconds: a Slack request answered this late is logged at INFO (Slack waits 3)
 WAITING = ("pending", "unknown", "sending")  # still to be delivered
 
 REQUESTS = Counter("alignbot_requests", "Requests answered: Slack's (command, action, view, "
@@ -107,11 +108,19 @@ class Timed:
             requests, seconds = _bound(self.kind, status)
             requests.inc()
             seconds.observe(took)
-            shown = _shown(self.what) if status != REFUSED else "?"
-            log.info("%s %s answered %s in %.3f s", self.kind, shown, status, took,
-                     extra={"duration_s": took})
+            if log.isEnabledFor(level := _level(self.kind, status, took)):
+                shown = _shown(self.what) if status != REFUSED else "?"
+                log.log(level, "%s %s answered %s in %.3f s", self.kind, shown, status, took,
+                        extra={"duration_s": took})
         finally:
             logs.leave(self._token)
+
+
+def _level(kind: str, status: int, took: float) -> int:
+    """A Slack request answered well and in time is routine: a DEBUG line (/metrics counts
+    and times it). A webhook (records arriving), a refusal, a failure or a slow ack is INFO."""
+    routine = kind != "webhook" and status < 400 and took < SLOW_ACK
+    return logging.DEBUG if routine else logging.INFO
 
 
 _BOUND: dict[tuple[str, int], tuple[Any, Any]] = {}  # (kind, status): as many as the labels
