@@ -1,7 +1,8 @@
 """Metric answer latency, refresh duration and memory over a large store.
 
     python -m bench.metrics [--leads 1000000] [--deals 200000] [--customers 50000] [--reps 15]
-                            [--http 400] [--database-url URL | --store URL] [--answers-only]
+                            [--http 400] [--rates 0,40] [--database-url URL | --store URL]
+                            [--answers-only]
 
 Generates two years of data straight into a fresh SQLite file (a child process, so its
 memory is not counted): leads with routing, touches, rejections and SLA outcomes, deals
@@ -16,7 +17,10 @@ a time, warm, without HTTP or rendering: the code's own cost.
 `--http N` is the realistic mode, after the first refresh: `alignbot run` as a process on
 that store (Slack faked over HTTP), and N signed `/align metric` questions from 8 clients
 at once, each metric in turn over the three periods (half of them `by` its first
-grouping), answered, rendered and acknowledged as Slack would see it. `--database-url`
+grouping), answered, rendered and acknowledged as Slack would see it: at each `--rates`
+in turn, questions a second in all (each client pausing between its questions, so they
+spread as people's do), 0 for none at all (every client asks again the moment it is
+answered: the most the app answers, and how long a question then waits in line). `--database-url`
 puts the store in that database instead of a SQLite file (give it an empty one).
 
 `--store URL` keeps the store (a SQLite file's or a database's URL): the first run
@@ -231,15 +235,18 @@ def _timed(reps: int, sessions, work) -> tuple[float, float]:
     return median(times) * 1000, times[min(len(times) - 1, int(len(times) * 0.95))] * 1000
 
 
-def over_http(url: str, requests: int) -> None:
+def over_http(url: str, requests: int, rates: list[float], clients: int = 8) -> None:
     """Questions over HTTP (the store as it is: `alignbot run` refreshes it on its own)."""
     questions = [f"metric {m.key} {text}" + (f" by {m.dimensions[0]}" if m.dimensions and k % 2
                                              else "")
                  for m in METRICS.values() for k, text in enumerate(PERIODS)]
     with app_running(url) as base:
-        run = send(base, lambda i: slack_request(slash_body(questions[i % len(questions)],
-                                                            user="U0ADMIN01")), requests)
-    print(f"/align metric over HTTP ({len(questions)} questions in turn): {run}")
+        for rate in rates:
+            run = send(base, lambda i: slack_request(slash_body(questions[i % len(questions)],
+                                                                user="U0ADMIN01")),
+                       requests, clients, pace=clients / rate if rate else 0.0)
+            print(f"/align metric over HTTP ({len(questions)} questions in turn, "
+                  f"{f'{rate:g} a second' if rate else 'no pause'}): {run}", flush=True)
 
 
 def main() -> None:
@@ -249,6 +256,8 @@ def main() -> None:
     p.add_argument("--customers", type=int, default=50_000)
     p.add_argument("--reps", type=int, default=15, help="answers per metric, period and by")
     p.add_argument("--http", type=int, default=0, help="questions over HTTP from 8 clients")
+    p.add_argument("--rates", default="0,40", help="--http: questions a second in all, "
+                   "comma-separated, each in turn (0: no pause)")
     p.add_argument("--database-url", help="the store (default: a fresh SQLite file)")
     p.add_argument("--store", help="a store to keep (a database URL): generated and refreshed "
                                    "on the first run, reused as it is by the next ones")
@@ -277,7 +286,7 @@ def main() -> None:
             first, took = timed_refresh(sessions, config, NOW - timedelta(days=1))
             print(f"first refresh: {first.days} days, {first.rows:,} rows in {took:.1f} s")
         if args.http:
-            over_http(url, args.http)
+            over_http(url, args.http, [float(r) for r in args.rates.split(",")])
         if refreshed is None:
             leads = _count_leads(sessions)
             add_one_day(sessions, leads + 1, args.leads // 730, NOW)

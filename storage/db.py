@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sqlite3
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
@@ -104,8 +106,27 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+# a run of 19 digits: maybe an integer past 64 bits, which orjson reads as a float
+LONG_NUMBER = {str: re.compile(r"\d{19}"), bytes: re.compile(rb"\d{19}")}
+
+
+def json_loads(text: str | bytes):
+    """JSON columns' values as the standard library reads them, three times faster (a
+    metric answer decodes a histogram of ~200 values per stored day or month). What orjson
+    reads otherwise (an integer past 64 bits) or refuses (NaN, a lone surrogate) is read
+    by `json`."""
+    text = bytes(text) if isinstance(text, bytearray | memoryview) else text
+    if LONG_NUMBER[type(text)].search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     url = normalise_url(url or DEFAULT_URL)
+    kwargs.setdefault("json_deserializer", json_loads)
     # A failing statement's error carries its parameters (lead names, emails) into every
     # log line and traceback of it: only debug logging, asked for, shows them.
     kwargs.setdefault("hide_parameters", not log.isEnabledFor(logging.DEBUG))

@@ -96,8 +96,8 @@ def compose(work: Work, digest: Digest, period: Period,
     kpis = {key: answer(work, Query(key, period, compare="previous"), exact=True)
             for key in KPIS}
     reader = Reader(work)
-    decided = sum(reader.parts(METRICS["acceptance_rate"], period.start, period.end,
-                               None).values(), Parts())
+    decided = Parts.total(reader.parts(METRICS["acceptance_rate"], period.start, period.end,
+                                       None).values())
     _, reasons = reader.value(METRICS["rejection_reasons"], period, "reason")
     rows, total = list_leads(session, team_id, OPEN, due_before=now, limit=OVERDUE_SHOWN)
     overdue = tuple(LeadLine(r.external_id, r.name, r.company, r.status,

@@ -77,7 +77,7 @@ class Reader:
         # histograms add up to the whole. Sums may not (CAC's teams share its customers).
         whole = grouped if metric.median and grouped is not None else \
             self._period_parts(metric, period, None)
-        overall = metric.value(sum(whole.values(), Parts()))
+        overall = metric.value(Parts.total(whole.values()))
         if grouped is None:
             return overall, None
         return overall, highest_first({k: metric.value(p) for k, p in grouped.items()})
@@ -99,7 +99,7 @@ class Reader:
                ) -> tuple[float | None, dict[str, float | None] | None]:
         """Live from the rows (a median of a period has no sum of parts to store), guided
         by the two-figure histogram of the fast path."""
-        guide = sum(self.parts(metric, period.start, period.end, None).values(), Parts())
+        guide = Parts.total(self.parts(metric, period.start, period.end, None).values())
         overall = metric.exact(self.session, self.team_id, period.start, period.end,
                                guide=guide.histogram).get("")
         if by is None:
