@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot.alignment.report import report
 from bot.handoff.lifecycle import REJECTION_REASONS
 from bot.handoff.people import sync_config_people
-from bot.local.demo import generate_demo
+from bot.local.demo import ROLE_SLOTS, generate_demo
 from bot.metrics.answers import answer, parse, scorecard
 from bot.metrics.grammar import parse_period
 from bot.platform.config import load_config
@@ -80,6 +80,23 @@ def test_answers_hold_no_slack_ids_and_a_second_run_adds_nothing(services):
             assert answer.respondent_key is None
             assert not any(v and str(v) in people for v in (answer.text, answer.value))
     assert make(services).already_present
+
+
+@pytest.mark.parametrize("cast", ["none", "the tests'", "the example's"])
+def test_every_demo_person_has_a_name_of_their_own(engine, config, cast):
+    """Names are drawn at random, first and last: U0DEMO001 and U0DEMO006 were both drawn
+    "Bo Park" (and answers by owner showed the name twice). A name someone has moves on to
+    the next free one; with no people configured, the config's or the example's."""
+    config = load_config(EXAMPLE) if cast == "the example's" else config
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as s:
+        w = Work(s, TEAM, config, NOW)
+        if cast != "none":
+            sync_config_people(w)
+        generate_demo(w, leads=50)
+        names = list(s.scalars(select(Person.name).where(Person.team_id == TEAM)))
+    assert all(names) and len(names) >= sum(ROLE_SLOTS.values())
+    assert len(set(names)) == len(names), sorted(names)
 
 
 # ------------------------------------------------------------------ two years and more of growth

@@ -22,8 +22,10 @@ from tests.metric_fixture import add_metric_fixture, at
 from tests.slack import TEAM
 
 NOW = datetime(2026, 8, 3, 16, 0, tzinfo=UTC)  # a Monday noon in New York, after the fixture
+# 2026-04 is stored and holds no spend and no customer (C7 starts on 3/31 in New York):
+# CAC by team still lists both teams
 PERIODS = ("2026-05", "2026-06", "Q2 2026", "2026-05-10..2026-07-20", "last 90 days", "ytd",
-           "this month", "2025-12")
+           "this month", "2025-12", "2026-04")
 
 
 @pytest.fixture
@@ -75,6 +77,31 @@ def test_a_refresh_since_a_day_stores_from_it_and_reads_the_rest_live(sessions, 
         assert s.scalar(select(func.min(MetricSnapshot.day))
                         .where(MetricSnapshot.grain == "day")) >= since
     assert_answers_are_live_ones(sessions, config)
+
+
+def test_a_stored_month_without_data_lists_cacs_teams_as_the_live_answer_does(
+        sessions, config):
+    refresh(sessions, config, TEAM, NOW)
+    april = parse_period("2026-04", NOW, config.workspace.tz)
+    with read_only(sessions) as s:
+        assert get_refresh(s, TEAM).first_day < date(2026, 4, 1)  # April is stored
+        teams = {"marketing": None, "sales": None}
+        assert live(s, config, "cac", april, "team") == (None, teams)
+        assert Reader(Work(s, TEAM, config, NOW)).value(METRICS["cac"], april, "team") == \
+            (None, teams)
+
+
+def test_the_groups_a_metric_lists_without_data_are_its_declared_groups(sessions, config):
+    """The snapshots store no row for a group without data, and add a metric's `groups`
+    when read: they must be what its live parts list over a period with no data at all."""
+    empty = (at(1, 1, year=2020), at(2, 1, year=2020))
+    with read_only(sessions) as s:
+        for metric in (*METRICS.values(), *SERIES):
+            for by in metric.dimensions:
+                listed = metric.parts(s, TEAM, *empty, by, now=NOW)
+                assert set(listed) == set(metric.groups.get(by, ())), (metric.key, by)
+                assert not any(p.numerator or p.denominator or p.histogram
+                               for p in listed.values()), (metric.key, by)
 
 
 def test_snapshots_hold_whole_past_days_only_and_today_is_read_live(sessions, config):

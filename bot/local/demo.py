@@ -177,10 +177,12 @@ def _people(work: Work, rng: random.Random, ids: _Ids) -> list[dict[str, Any]]:
     known = list_people(session, team_id)
     rows = [{"id": p.id, "slack_id": p.slack_id, "role": p.role, "email": p.email,
              "manager": p.manager_slack_id} for p in known]
+    taken = {p.name for p in known if p.name}
     new = []
     for role, wanted in ROLE_SLOTS.items():
         for _ in range(wanted - sum(1 for r in rows if r["role"] == role)):
-            first, last = rng.choice(FIRST), rng.choice(LAST)
+            first, last = _free_name(rng.choice(FIRST), rng.choice(LAST), taken)
+            taken.add(f"{first} {last}")
             n = len(rows) + 1
             row = {"id": ids(Person), "team_id": team_id, "slack_id": f"U0DEMO{n:03d}",
                    "email": f"{first}.{last}{n}@example.com".lower(), "name": f"{first} {last}",
@@ -194,6 +196,18 @@ def _people(work: Work, rng: random.Random, ids: _Ids) -> list[dict[str, Any]]:
             row["manager_slack_id"] = rng.choice(managers)
     add_rows(session, Person, new)
     return rows
+
+
+def _free_name(first: str, last: str, taken: set[str]) -> tuple[str, str]:
+    """The drawn name, or when someone has it the next free one: the next last names (in
+    LAST's order, from the drawn one on), then the next first name's. No draw of its own:
+    the random draws after it stay those of the demo before names were unique."""
+    i, j = FIRST.index(first), LAST.index(last)
+    for k in range(len(FIRST) * len(LAST)):
+        first, last = FIRST[(i + (j + k) // len(LAST)) % len(FIRST)], LAST[(j + k) % len(LAST)]
+        if f"{first} {last}" not in taken:
+            return first, last
+    raise ValueError("every demo name is taken")
 
 
 def _leads(rng, ids, team_id, sales, config, now, count, months):

@@ -96,6 +96,9 @@ class Metric:
     # `parts` of many periods in one statement a query, for an additive metric: what the
     # refresh stores; see `EachFn`
     each: EachFn | None = None
+    # per grouping, the groups `parts` lists even when they have no data (CAC's two teams):
+    # the snapshots store no row for nothing, so what reads them adds these
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
     @property
     def median(self) -> bool:
@@ -286,6 +289,7 @@ class Series:
     each: EachFn
     additive: ClassVar[bool] = True
     median: ClassVar[bool] = False
+    groups: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType({})  # only with data
 
     def value(self, parts: Parts) -> None:
         return None  # stored as its numerator and denominator
@@ -454,7 +458,7 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         ("customer acquisition cost", "cac", "acquisition cost", "cost per customer"),
         "Marketing + sales spend in the period / customers started in the period.",
         unit="money", better="lower", dimensions=("team",), additive=True,
-        parts=_cac_parts, value=_cost, each=_cac_each),
+        parts=_cac_parts, value=_cost, each=_cac_each, groups={"team": queries.SPEND_TEAMS}),
     Metric(
         "cltv", "Customer lifetime value",
         ("ltv", "lifetime value", "customer lifetime value", "cltv", "clv"),

@@ -179,12 +179,14 @@ class Reader:
 def stored_parts_each(session: Session, team_id: str, metric: Metric | Series, by: str | None,
                       buckets: list[list[queries.Span]]) -> list[dict[str, Parts]]:
     """The stored parts of each bucket of spans (consecutive stretches of time), per group,
-    in one query."""
+    in one query. A group without data has no row (the refresh stores none for nothing):
+    those the metric lists anyway (its `groups`, as its live parts do) are added empty."""
+    listed = dict.fromkeys(metric.groups.get(by, ()) if by else (), Parts())
     if metric.median:
-        return [{k: Parts(histogram=h) for k, h in groups.items()}
+        return [listed | {k: Parts(histogram=h) for k, h in groups.items()}
                 for groups in queries.merge_histograms_each(session, team_id, metric.key,
                                                             by or "", buckets)]
-    return [{k: Parts(n, d) for k, (n, d) in sums.items()}
+    return [listed | {k: Parts(n, d) for k, (n, d) in sums.items()}
             for sums in queries.sum_parts_each(session, team_id, metric.key, by or "", buckets)]
 
 
@@ -368,7 +370,7 @@ def _rows(reader: Reader, count: int,
             for unit_rows, parts in zip(rows, parts_of(metric, by), strict=True):
                 for key, p in parts.items():
                     if not (p.numerator or p.denominator or p.histogram):
-                        continue  # nothing happened: a missing row reads the same
+                        continue  # nothing happened: a missing row reads the same (`groups`)
                     unit_rows.append({
                         "metric": metric.key, "dimension": by or "", "dimension_value": key,
                         "value": metric.value(p), "numerator": p.numerator,
