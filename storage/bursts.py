@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, select, union_all
 from sqlalchemy.orm import Session
 
 from storage.db import lock_handoffs
@@ -32,10 +32,24 @@ def get_burst(session: Session, team_id: str, burst_id: int) -> HandoffBurst | N
 def list_burst_leads(session: Session, burst_id: int, *, offset: int, limit: int) -> list[Row]:
     """A page of the burst's leads in the order they came, as they are now: what a summary
     line shows (`id, external_id, name, company, score, source, status, owner`)."""
-    return list(session.execute(
-        select(Lead.id, Lead.external_id, Lead.name, Lead.company, Lead.score, Lead.source,
-               Lead.status, Person.slack_id.label("owner"))
-        .join(HandoffBurstLead, HandoffBurstLead.lead_id == Lead.id)
-        .outerjoin(Person, Person.id == Lead.owner_id)
-        .where(HandoffBurstLead.burst_id == burst_id)
-        .order_by(HandoffBurstLead.lead_id).offset(offset).limit(limit)))
+    return list(session.execute(_page(burst_id, offset, limit)))
+
+
+def list_first_pages(session: Session, burst_ids: list[int], limit: int) -> dict[int, list[Row]]:
+    """Each burst's first page (`list_burst_leads`), for many bursts in one statement: a
+    limited select a burst, each a search of the burst's index, joined by UNION ALL."""
+    pages: dict[int, list[Row]] = {burst_id: [] for burst_id in burst_ids}
+    if burst_ids:
+        selects = [_page(burst_id, 0, limit).subquery().select() for burst_id in burst_ids]
+        for row in session.execute(selects[0] if len(selects) == 1 else union_all(*selects)):
+            pages[row.burst_id].append(row)
+    return pages
+
+
+def _page(burst_id: int, offset: int, limit: int):
+    return (select(HandoffBurstLead.burst_id, Lead.id, Lead.external_id, Lead.name, Lead.company,
+                   Lead.score, Lead.source, Lead.status, Person.slack_id.label("owner"))
+            .join(HandoffBurstLead, HandoffBurstLead.lead_id == Lead.id)
+            .outerjoin(Person, Person.id == Lead.owner_id)
+            .where(HandoffBurstLead.burst_id == burst_id)
+            .order_by(HandoffBurstLead.lead_id).offset(offset).limit(limit))

@@ -174,9 +174,9 @@ def get_message_head(session: Session, message_id: int) -> OutboxMessage:
                            .options(defer(OutboxMessage.payload))).one()
 
 
-def mark_updates_superseded(session: Session, original_id: int) -> int:
-    """Drop the queued edits of a message: newer content says all they would have."""
-    return _supersede(session, OutboxMessage.parent_id == original_id,
+def mark_updates_superseded(session: Session, original_ids: list[int]) -> int:
+    """Drop the queued edits of messages: newer content says all they would have."""
+    return _supersede(session, OutboxMessage.parent_id.in_(original_ids),
                       OutboxMessage.method == "chat.update")
 
 

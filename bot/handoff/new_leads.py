@@ -144,14 +144,12 @@ class Handoffs:
         stale, once for all their new leads. The ids of the bursts that grew are returned:
         an import shows them once at its end (`show=False`), not after every batch, but a
         new burst's summary is queued at once all the same."""
-        grown = set()
         for burst, added in self._grown.items():
             burst.leads += added
             burst.window_leads += added
             burst.last_at = self.now
-            if show or burst.message_id is None:
-                show_burst(self.work, burst)
-            grown.add(burst.id)
+        _show(self.work, [b for b in self._grown if show or b.message_id is None])
+        grown = {burst.id for burst in self._grown}
         self._grown.clear()
         self.router.save()
         home.mark_stale(self.work, self._owners)
@@ -232,23 +230,28 @@ def someone_is_back(work: Work) -> None:
 
 
 def show_bursts(work: Work, burst_ids: set[int]) -> None:
-    for burst_id in sorted(burst_ids):
-        if (burst := bursts.get_burst(work.session, work.team_id, burst_id)) is not None:
-            show_burst(work, burst)
+    _show(work, [burst for burst_id in sorted(burst_ids)
+                 if (burst := bursts.get_burst(work.session, work.team_id, burst_id)) is not None])
 
 
-def show_burst(work: Work, burst: HandoffBurst) -> None:
-    """Post a burst's summary, gathering lines for a few seconds first; once it is out,
-    edit it in place (one queued edit at a time, so an import is not a flood of edits)."""
+def _show(work: Work, shown: list[HandoffBurst]) -> None:
+    """Post each burst's summary, gathering lines for a few seconds first; once it is out,
+    edit it in place (one queued edit at a time, so an import is not a flood of edits). The
+    summaries out already are read and edited together: a webhook grows a burst a rep."""
     session, now = work.session, work.now
-    message = blocks.burst_summary(summary_page(work, burst, 1))
-    if burst.message_id is not None:
-        outbox.revise(session, burst.message_id, burst.channel, message, now=now)
-        return
-    posted = outbox.post(session, work.team_id, burst.channel, message, now=now,
-                         ref=f"burst:{burst.channel}", not_before=now + SUMMARY_GATHER)
-    session.flush()
-    burst.message_id = posted.id
+    out = [burst for burst in shown if burst.message_id is not None]
+    pages = bursts.list_first_pages(session, [burst.id for burst in out], blocks.SUMMARY_MAX)
+    outbox.revise_each(session, [
+        (burst.message_id, burst.channel,
+         blocks.burst_summary(_summary(work, burst, 1, pages[burst.id]))) for burst in out],
+        now=now)
+    for burst in shown:
+        if burst.message_id is None:
+            message = blocks.burst_summary(summary_page(work, burst, 1))
+            posted = outbox.post(session, work.team_id, burst.channel, message, now=now,
+                                 ref=f"burst:{burst.channel}", not_before=now + SUMMARY_GATHER)
+            session.flush()
+            burst.message_id = posted.id
 
 
 class _Card:
@@ -265,13 +268,17 @@ class _Card:
 
 def summary_page(work: Work, burst: HandoffBurst, page: int) -> blocks.SummaryPage:
     """A page of a burst's summary, read as the leads are now (a page past the end: the last)."""
-    config = work.config
     page = min(max(page, 1), blocks.page_count(burst.leads))
     listed = bursts.list_burst_leads(work.session, burst.id, offset=(page - 1) * blocks.SUMMARY_MAX,
                                      limit=blocks.SUMMARY_MAX)
+    return _summary(work, burst, page, listed)
+
+
+def _summary(work: Work, burst: HandoffBurst, page: int, listed) -> blocks.SummaryPage:
+    hot = work.config.routing.hot_score
     lines = [blocks.summary_line(blocks.SummaryLine(
         lead_id=r.id, external_id=r.external_id, name=r.name, company=r.company, score=r.score,
-        hot=(r.score or 0) >= config.routing.hot_score, source=r.source, owner=r.owner,
+        hot=(r.score or 0) >= hot, source=r.source, owner=r.owner,
         status=r.status)) for r in listed]
     return blocks.SummaryPage(burst.id, burst.leads, page, lines,
-                             for_owner=burst.channel != config.channels.handoff)
+                             for_owner=burst.channel != work.config.channels.handoff)

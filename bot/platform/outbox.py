@@ -39,9 +39,19 @@ def revise(session: Session, original_id: int, channel: str, message: dict[str, 
            now: datetime) -> None:
     """Make a post to `channel` read as `message`: rewritten while it is still queued, else
     edited in place by one chat.update that replaces any edit still queued."""
-    queries.mark_updates_superseded(session, original_id)  # an older edit must not follow
-    if not queries.rewrite_pending(session, original_id, {"channel": channel, **message}):
-        update(session, queries.get_message_head(session, original_id), message, now=now)
+    revise_each(session, [(original_id, channel, message)], now=now)
+
+
+def revise_each(session: Session, revisions: list[tuple[int, str, dict[str, Any]]], *,
+                now: datetime) -> None:
+    """`revise` of many posts (original id, channel, message): their older edits dropped in
+    one statement."""
+    if not revisions:
+        return
+    queries.mark_updates_superseded(session, [original for original, _, _ in revisions])
+    for original_id, channel, message in revisions:
+        if not queries.rewrite_pending(session, original_id, {"channel": channel, **message}):
+            update(session, queries.get_message_head(session, original_id), message, now=now)
 
 
 
