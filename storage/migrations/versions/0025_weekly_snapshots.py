@@ -1,10 +1,11 @@
 """weekly snapshots: the refresh stores each ISO week's sums of days too
 
-"last 30 days", the default period, rarely holds a whole month: it read ~29 day rows
-(its trend ~160), each median's a JSON histogram decoded and added in Python; whole weeks
-make it a few rows. Stores refreshed before have no week rows: forgetting each
-workspace's refresh makes the next one a first one, which stores every day and every
-rollup again; until it has, answers are read live, as before a first refresh.
+"last 30 days", the default period, rarely holds a whole month: with its six-period
+trend it read 178 rows a group, mostly days, each median's a JSON histogram decoded and
+added in Python; with whole weeks, 58. Stores refreshed before have no week rows:
+forgetting each workspace's refresh makes the next one a first one, which stores every
+day and every rollup again; until it has, answers are read live, as before a first
+refresh.
 
 Revision ID: 0025
 Revises: 0024
