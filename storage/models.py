@@ -356,21 +356,22 @@ class SurveyAnswer(Base):
 
 
 class MetricSnapshot(Base):
-    """Rollups that metric queries read: metric × day (month, year) × dimension value."""
+    """Rollups that metric queries read: metric × day (week, month, year) × dimension value."""
 
     __tablename__ = "metric_snapshots"
     __table_args__ = (
         UniqueConstraint("team_id", "metric", "grain", "day", "dimension", "dimension_value",
                          name="uq_metric_snapshots_key"),
-        # A refresh replaces a day's (month's) rows of every metric: without it, a scan each.
+        # A refresh replaces a day's (a rollup's) rows of every metric: without it, a scan each.
         Index("ix_metric_snapshots_day", "team_id", "grain", "day"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(TeamId)
     metric: Mapped[str] = mapped_column(String(64))
-    grain: Mapped[str] = mapped_column(String(8), default="day", server_default="day")  # month|year
-    day: Mapped[date] = mapped_column(Date)  # a month's or year's first day for those grains
+    # or a rollup of days: week (ISO, from Monday), month, year
+    grain: Mapped[str] = mapped_column(String(8), default="day", server_default="day")
+    day: Mapped[date] = mapped_column(Date)  # a week's, month's or year's first day for those
     dimension: Mapped[str] = mapped_column(String(32), default="")  # "" = the whole team
     dimension_value: Mapped[str] = mapped_column(String(128), default="")
     value: Mapped[float | None] = mapped_column(Float)

@@ -1,8 +1,8 @@
-"""Metric snapshot queries: the daily (and monthly) parts a refresh stores, their sums over
-spans of days and months, and which days a refresh must redo.
+"""Metric snapshot queries: the daily parts a refresh stores (and their weekly, monthly and
+yearly sums), their sums over spans of those, and which days a refresh must redo.
 
 A span is (grain, first, last): the rows of that grain whose `day` is in first..last (a
-month's row has its first day)."""
+week's row has its Monday, a month's its first day)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def set_refresh(session: Session, team_id: str, first_day: date, last_day: date,
 
 def replace_rows(session: Session, team_id: str, grain: str, day: date,
                  rows: list[dict[str, Any]]) -> None:
-    """A day's (or month's) snapshot rows, all at once: what is not in `rows` is gone."""
+    """A day's (or week's, month's) snapshot rows, all at once: what is not in `rows` is gone."""
     session.execute(delete(_SNAPSHOTS).where(_SNAPSHOTS.c.team_id == team_id,
                                              _SNAPSHOTS.c.grain == grain, _SNAPSHOTS.c.day == day))
     if rows:
@@ -86,8 +86,8 @@ def sum_parts_each(session: Session, team_id: str, metric: str, dimension: str,
 def merge_histograms_each(session: Session, team_id: str, metric: str, dimension: str,
                           buckets: list[list[Span]]) -> list[dict[str, Counter]]:
     """Each bucket's histograms merged per dimension value, in one query (buckets as in
-    `sum_parts_each`). In Python: with year and month rollups a span is a few dozen rows
-    per group, and adding them here beats SQL's JSON functions (8 ms against 22 for a
+    `sum_parts_each`). In Python: with year, month and week rollups a span is a few dozen
+    rows per group, and adding them here beats SQL's JSON functions (8 ms against 22 for a
     month of 40 owners)."""
     merged: list[dict[str, Counter]] = [{} for _ in buckets]
     if not any(buckets):
@@ -128,8 +128,9 @@ def _rows(team_id: str, metric: str, dimension: str, spans: list[Span]):
 
 def _units(grain: str, first: date, last: date) -> list[date]:
     """The first days of the units of a grain from first to last."""
-    if grain == "day":
-        return [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    if grain in ("day", "week"):
+        step = 7 if grain == "week" else 1
+        return [first + timedelta(days=k) for k in range(0, (last - first).days + 1, step)]
     units = []
     while first <= last:
         units.append(first)

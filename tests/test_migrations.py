@@ -164,3 +164,32 @@ def test_an_index_migration_goes_both_ways(engine, revision, table, index):
         upgrade(engine)
     assert index in indexes()
     assert diff(engine, Base.metadata) == []
+
+
+def test_weekly_snapshots_forget_each_refresh_and_go_back_without_week_rows(engine, clock):
+    """0025: the next refresh is a first one, which stores the weeks; down, they are gone."""
+    from datetime import date
+
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import MetricRefresh, MetricSnapshot
+
+    def stored() -> tuple[list, list]:
+        with Session(engine) as s:
+            return (s.scalars(select(MetricSnapshot.grain).order_by(MetricSnapshot.grain)).all(),
+                    s.scalars(select(MetricRefresh.team_id)).all())
+    with Session(engine) as s, s.begin():
+        s.add(MetricRefresh(team_id="T1", first_day=date(2026, 6, 1),
+                            last_day=date(2026, 6, 30), as_of=clock.now()))
+        s.add_all(MetricSnapshot(team_id="T1", metric="leads_routed", grain=grain,
+                                 day=date(2026, 6, 1), numerator=1.0, denominator=0.0,
+                                 computed_at=clock.now()) for grain in ("day", "week"))
+    try:
+        command.downgrade(alembic_config(engine), "0024")
+        assert stored() == (["day"], ["T1"])
+        assert current_revision(engine) == "0024"
+    finally:
+        upgrade(engine)
+    assert stored() == (["day"], [])

@@ -15,7 +15,7 @@ from bot.metrics.registry import METRICS, SERIES, compute, parts_each
 from bot.metrics.snapshots import SETTLE_DAYS, Reader, refresh, spans
 from bot.platform.work import Work
 from storage.db import make_sessionmaker, read_only
-from storage.models import Customer, Lead, MetricRefresh, MetricSnapshot
+from storage.models import Customer, Lead, MetricRefresh, MetricSnapshot, Person
 from storage.snapshots import get_refresh, lock_refresh, replace_rows
 from tests.concurrency import until_waiting
 from tests.metric_fixture import add_metric_fixture, at
@@ -41,10 +41,10 @@ def live(session, config, key, period, by):
                    gross_margin=config.workspace.gross_margin, now=NOW)
 
 
-def assert_answers_are_live_ones(sessions, config):
+def assert_answers_are_live_ones(sessions, config, periods=PERIODS):
     with read_only(sessions) as s:
         reader = Reader(Work(s, TEAM, config, NOW))
-        for text in PERIODS:
+        for text in periods:
             period = parse_period(text, NOW, config.workspace.tz)
             for metric in METRICS.values():
                 for by in (None, *metric.dimensions):
@@ -162,12 +162,12 @@ def test_a_refresh_is_idempotent_and_redoes_only_what_changed(sessions, config):
 DERIVED = [m for m in METRICS.values() if m.derive is not None]
 
 
-def assert_trends_are_live_ones(sessions, config, now=NOW):
+def assert_trends_are_live_ones(sessions, config, now=NOW, metrics=DERIVED, periods=PERIODS):
     """Whole answers (value, groups, the six periods of the trend, the comparison) of the
-    metrics derived from stored sums, against the live computation of each period."""
+    metrics (derived from stored sums), against the live computation of each period."""
     with read_only(sessions) as s:
-        for metric in DERIVED:
-            for text in PERIODS:
+        for metric in metrics:
+            for text in periods:
                 for by in (None, *metric.dimensions[:2]):
                     for compare in ("", " vs last year"):
                         words = f"{metric.key} {text}" + (f" by {by}" if by else "") + compare
@@ -234,26 +234,49 @@ def test_a_full_refresh_of_an_empty_workspace_stores_nothing(engine, config):
 
 
 @pytest.mark.parametrize(("first", "last", "expected"), [
-    (date(2026, 5, 10), date(2026, 5, 20), [("day", date(2026, 5, 10), date(2026, 5, 20))]),
+    (date(2026, 5, 12), date(2026, 5, 16), [("day", date(2026, 5, 12), date(2026, 5, 16))]),
+    (date(2026, 5, 10), date(2026, 5, 20), [("week", date(2026, 5, 11), date(2026, 5, 17)),
+                                            ("day", date(2026, 5, 10), date(2026, 5, 10)),
+                                            ("day", date(2026, 5, 18), date(2026, 5, 20))]),
     (date(2026, 5, 1), date(2026, 5, 31), [("month", date(2026, 5, 1), date(2026, 5, 31))]),
+    # weeks do not nest in months: each range around June is covered on its own
     (date(2026, 5, 10), date(2026, 7, 20), [("month", date(2026, 6, 1), date(2026, 6, 30)),
-                                            ("day", date(2026, 5, 10), date(2026, 5, 31)),
-                                            ("day", date(2026, 7, 1), date(2026, 7, 20))]),
+                                            ("week", date(2026, 5, 11), date(2026, 5, 31)),
+                                            ("day", date(2026, 5, 10), date(2026, 5, 10)),
+                                            ("week", date(2026, 7, 6), date(2026, 7, 19)),
+                                            ("day", date(2026, 7, 1), date(2026, 7, 5)),
+                                            ("day", date(2026, 7, 20), date(2026, 7, 20))]),
     (date(2025, 11, 15), date(2027, 2, 28), [("year", date(2026, 1, 1), date(2026, 12, 31)),
                                              ("month", date(2025, 12, 1), date(2025, 12, 31)),
-                                             ("day", date(2025, 11, 15), date(2025, 11, 30)),
+                                             ("week", date(2025, 11, 17), date(2025, 11, 30)),
+                                             ("day", date(2025, 11, 15), date(2025, 11, 16)),
                                              ("month", date(2027, 1, 1), date(2027, 2, 28))]),
+    # a rolling 30 days: four weeks, not 30 days
+    (date(2026, 6, 4), date(2026, 7, 3), [("week", date(2026, 6, 8), date(2026, 6, 28)),
+                                          ("day", date(2026, 6, 4), date(2026, 6, 7)),
+                                          ("day", date(2026, 6, 29), date(2026, 7, 3))]),
+    # ISO week 1 of 2026 starts on Monday 2025-12-29: one row across the new year
+    (date(2025, 12, 20), date(2026, 1, 20), [("week", date(2025, 12, 22), date(2026, 1, 18)),
+                                             ("day", date(2025, 12, 20), date(2025, 12, 21)),
+                                             ("day", date(2026, 1, 19), date(2026, 1, 20))]),
 ])
-def test_a_span_of_days_reads_whole_years_and_months_as_one_row_each(first, last, expected):
+def test_a_span_of_days_reads_whole_years_months_and_weeks_as_one_row_each(first, last,
+                                                                           expected):
     assert spans(first, last) == expected
 
 
-def test_a_span_ending_at_the_last_stored_day_reads_that_months_rollup():
+def test_a_span_ending_at_the_last_stored_day_reads_that_months_or_weeks_rollup():
     assert spans(date(2026, 10, 26), date(2026, 11, 23), through=date(2026, 11, 23)) == [
         ("month", date(2026, 11, 1), date(2026, 11, 30)),
         ("day", date(2026, 10, 26), date(2026, 10, 31))]
     assert spans(date(2026, 1, 1), date(2026, 11, 23), through=date(2026, 11, 23)) == [
         ("year", date(2026, 1, 1), date(2026, 12, 31))]  # this year so far
+    # the last 30 days through a Thursday: its week so far is one row (into next year)
+    assert spans(date(2026, 12, 2), date(2026, 12, 31), through=date(2026, 12, 31)) == [
+        ("week", date(2026, 12, 7), date(2027, 1, 3)),
+        ("day", date(2026, 12, 2), date(2026, 12, 6))]
+    assert spans(date(2026, 10, 1), date(2026, 10, 28), through=date(2026, 10, 28)) == [
+        ("month", date(2026, 10, 1), date(2026, 10, 31))]  # not the weeks of a month so far
 
 
 @pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
@@ -428,6 +451,77 @@ def test_a_run_of_days_a_statement_stores_what_a_day_at_a_time_did(
         lead.rejected_at, lead.rejection_reason, lead.updated_at = at(5, 20), "bad_fit", later
     chunked, per_day = refreshed_both_ways(sessions, config, monkeypatch, later)
     assert chunked == per_day
+
+
+def add_leads_across_a_new_year(sessions):
+    """Leads of both owners in ISO week 1 of 2026 (Monday 2025-12-29 to Sunday 2026-01-04)
+    and the weeks either side, at New York's evening (the next day in UTC)."""
+    with sessions.begin() as s:
+        owners = s.scalars(select(Person.id).where(Person.team_id == TEAM)).all()[:2]
+        for k in range(16):
+            t = datetime(2025, 12, 24, 23, 30, tzinfo=UTC) + timedelta(days=k)
+            s.add(Lead(team_id=TEAM, external_id=f"L-NY{k}", owner_id=owners[k % 2],
+                       source=("webinar", "events")[k % 3 == 0], status="contacted",
+                       created_at=t, mql_at=t, routed_at=t, accepted_at=t + timedelta(minutes=5),
+                       first_touch_at=t + timedelta(minutes=3 + k), response_minutes=3 + k,
+                       business_minutes=3 + k, sla_due_at=t + timedelta(minutes=15),
+                       sla_met=3 + k <= 15, updated_at=t))
+
+
+ROLLING = ("last 30 days", "2026-06-10..2026-07-20",
+           "2026-02-20..2026-03-25", "2025-10-20..2025-11-20", "2025-12-20..2026-01-20")
+
+
+def test_rolling_ranges_read_weeks_and_answer_as_live_ones(sessions, config):
+    """Across both changes of clocks and ISO week 1 of 2026, which spans two years."""
+    add_leads_around_the_changes_of_clocks(sessions)
+    add_leads_across_a_new_year(sessions)
+    refresh(sessions, config, TEAM, NOW)
+    with read_only(sessions) as s:
+        weeks = set(s.scalars(select(MetricSnapshot.day).where(MetricSnapshot.grain == "week")))
+        assert {date(2025, 12, 29), date(2026, 3, 2), date(2025, 10, 27)} <= weeks
+        assert {w.weekday() for w in weeks} == {0}
+        reader = Reader(Work(s, TEAM, config, NOW))
+        for text in ROLLING:
+            period = parse_period(text, NOW, config.workspace.tz)
+            stored, _ = reader._split(METRICS["response_time"], period.start, period.end)
+            assert "week" in {grain for grain, _, _ in stored}, text
+    assert_answers_are_live_ones(sessions, config, ROLLING)
+    assert_trends_are_live_ones(sessions, config, metrics=[
+        METRICS["response_time"], METRICS["leads_routed"]], periods=ROLLING[:1])
+
+
+def week_rows(sessions, metric: str) -> dict[date, tuple]:
+    c = MetricSnapshot
+    with sessions() as s:
+        return {day: (n, computed_at) for day, n, computed_at in s.execute(
+            select(c.day, c.numerator, c.computed_at).where(
+                c.grain == "week", c.metric == metric, c.dimension == ""))}
+
+
+def test_a_refresh_rebuilds_the_week_of_each_day_it_redoes(sessions, config):
+    refresh(sessions, config, TEAM, NOW)
+    before = week_rows(sessions, "leads_routed")
+    later = NOW + timedelta(hours=1)
+    t = datetime(2026, 6, 10, 16, tzinfo=UTC)  # a Wednesday, in the week from June 8
+    with sessions.begin() as s:
+        s.add(Lead(team_id=TEAM, external_id="L-LATE", source="webinar", status="routed",
+                   created_at=t, mql_at=t, routed_at=t, updated_at=later))
+    assert refresh(sessions, config, TEAM, later).days == SETTLE_DAYS + 1  # and its day
+    weeks, c = week_rows(sessions, "leads_routed"), MetricSnapshot
+    with sessions() as s:
+        days = s.scalar(select(func.sum(c.numerator)).where(
+            c.grain == "day", c.metric == "leads_routed", c.dimension == "",
+            c.day.between(date(2026, 6, 8), date(2026, 6, 14))))
+        week = parse_period("2026-06-08..2026-06-14", later, config.workspace.tz)
+        reader = Reader(Work(s, TEAM, config, later))
+        assert reader._split(METRICS["leads_routed"], week.start, week.end) == (
+            [("week", date(2026, 6, 8), date(2026, 6, 14))], [])
+        assert reader.value(METRICS["leads_routed"], week, None)[0] == \
+            live(s, config, "leads_routed", week, None)[0]
+    assert weeks[date(2026, 6, 8)] == (days, later)  # rebuilt, with the new lead
+    assert days == before[date(2026, 6, 8)][0] + 1
+    assert weeks[date(2026, 6, 1)] == before[date(2026, 6, 1)]  # no day of it redone
 
 
 def test_a_day_is_from_one_local_midnight_to_the_next_across_a_change_of_clocks(

@@ -2,11 +2,11 @@
 
 A metric's value over a period is computed from its *parts* (see `registry`). For the
 additive metrics, the refresh stores the parts of every whole past day, per grouping,
-in `metric_snapshots`, and their sums per month and per year; a period is then read as
-the sum of its stored years, months and days (a year is one row per group) plus the
-live parts of what the snapshots do not cover (today, days not refreshed yet, partial
-days). Both paths use the registry's own parts functions, so for the same data they
-give the same number. Churn, CLTV and revenue growth are derived from stored sums
+in `metric_snapshots`, and their sums per ISO week, month and year; a period is then read
+as the sum of its stored years, months, weeks and days (a year is one row per group)
+plus the live parts of what the snapshots do not cover (today, days not refreshed yet,
+partial days). Both paths use the registry's own parts functions, so for the same data
+they give the same number. Churn, CLTV and revenue growth are derived from stored sums
 (`registry.SERIES`), read for all the periods of an answer (its trend) in one query a
 sum; until a first refresh they are live, as content utilization always is.
 
@@ -190,13 +190,16 @@ def stored_parts_each(session: Session, team_id: str, metric: Metric | Series, b
             for sums in queries.sum_parts_each(session, team_id, metric.key, by or "", buckets)]
 
 
-ROLLUPS = ("year", "month")  # sums of days stored per unit, coarsest first
+# sums of days stored per unit, coarsest first. Weeks (ISO, from Monday, whatever the
+# workspace's week start) are for rolling ranges ("last 30 days" rarely holds a month):
+# they do not nest in months, but each range left around a month is covered on its own.
+ROLLUPS = ("year", "month", "week")
 
 
 def spans(first: date, last: date, through: date | None = None) -> list[queries.Span]:
     """first..last as the fewest stored rows: the years wholly inside it, then the months,
-    then the days around them. The unit holding `through` (the last stored day) has the
-    days through it, so it also serves a span that ends there."""
+    then the weeks, then the days around them. The unit holding `through` (the last stored
+    day) has the days through it, so it also serves a span that ends there."""
     return _cover(first, last, through, ROLLUPS)
 
 
@@ -218,10 +221,14 @@ def _cover(first: date, last: date, through: date | None,
 
 
 def _unit_start(grain: str, day: date) -> date:
+    if grain == "week":
+        return day - day.weekday() * DAY
     return date(day.year, 1, 1) if grain == "year" else day.replace(day=1)
 
 
 def _next_unit(grain: str, day: date) -> date:
+    if grain == "week":
+        return _unit_start(grain, day) + 7 * DAY
     if grain == "year":
         return date(day.year + 1, 1, 1)
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
@@ -255,12 +262,12 @@ def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: 
     then and in later refreshes. `progress(done, total)` is told after each day.
 
     It computes a run of consecutive days (`CHUNK_DAYS`) in one read transaction, a
-    statement a metric and grouping for all of them (the registry's `each`; the months and
-    years after, a statement a metric and grouping for all), and writes a few days
-    (months) at a time, each in a short transaction of its own: a question, a click or a
-    webhook never waits for the whole refresh (SQLite has one writer). A reader sees every
-    day's and month's rows whole, old or new; the days the refresh adds to the stored
-    span count only once it is recorded, last (until then, they are read live)."""
+    statement a metric and grouping for all of them (the registry's `each`; the weeks,
+    months and years after, a statement a metric and grouping for all), and writes a few
+    days (weeks, months) at a time, each in a short transaction of its own: a question, a
+    click or a webhook never waits for the whole refresh (SQLite has one writer). A reader
+    sees every day's and rollup's rows whole, old or new; the days the refresh adds to the
+    stored span count only once it is recorded, last (until then, they are read live)."""
     with read_only(sessions) as session:
         reader = Reader(Work(session, team_id, config, now))
         yesterday = now.astimezone(reader.tz).date() - DAY
@@ -269,7 +276,7 @@ def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: 
     with between_batches(sessions.kw["bind"]) as upkeep:
         runs = _chunks(days, CHUNK_DAYS.get(sessions.kw["bind"].dialect.name, 1))
         rows = _store(sessions, upkeep, config, team_id, now, "day", runs, _day_rows, progress)
-        for grain, finer in (("month", "day"), ("year", "month")):
+        for grain, finer in (("week", "day"), ("month", "day"), ("year", "month")):
             units = sorted({_unit_start(grain, day) for day in days})
             rows += _store(sessions, upkeep, config, team_id, now, grain, [units] if units else [],
                            lambda r, units, g=grain, f=finer: _rollup_rows(r, f, g, units))
@@ -351,8 +358,8 @@ def _day_rows(reader: Reader, days: list[date]) -> list[list[dict]]:
 
 
 def _rollup_rows(reader: Reader, finer: str, grain: str, units: list[date]) -> list[list[dict]]:
-    """Each month's day rows (each year's month rows) added up: what a period holding it
-    reads; one query a metric and grouping for all the units."""
+    """Each week's or month's day rows (each year's month rows) added up: what a period
+    holding it reads; one query a metric and grouping for all the units."""
     over = [[(finer, unit, _next_unit(grain, unit) - DAY)] for unit in units]
     return _rows(reader, len(units), lambda metric, by: stored_parts_each(
         reader.session, reader.team_id, metric, by, over))
