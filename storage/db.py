@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import orjson
+import msgspec
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
@@ -106,22 +106,16 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-# a run of 19 digits: maybe an integer past 64 bits, which orjson reads as a float
-LONG_NUMBER = {str: re.compile(r"\d{19}"), bytes: re.compile(rb"\d{19}")}
-
-
 def json_loads(text: str | bytes):
-    """JSON columns' values as the standard library reads them, three times faster (a
-    metric answer decodes a histogram of ~200 values per stored day or month). What orjson
-    reads otherwise (an integer past 64 bits) or refuses (NaN, a lone surrogate) is read
-    by `json`."""
-    text = bytes(text) if isinstance(text, bytearray | memoryview) else text
-    if LONG_NUMBER[type(text)].search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
+    """JSON columns' values as the standard library reads them, twice as fast (a metric
+    answer decodes a histogram of ~200 values per stored day, week or month). What msgspec
+    refuses and `json` reads (NaN, Infinity, a number past a float's range, a lone
+    surrogate) is read by `json`. (orjson, faster still, reads an integer past 64 bits as
+    a float.)"""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.MsgspecError:
+        return json.loads(text)
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:

@@ -173,8 +173,9 @@ JSON_VALUES = st.recursive(
 
 @given(JSON_VALUES)
 def test_json_columns_read_back_what_the_standard_library_reads(value):
-    """orjson for speed, `json` for what orjson refuses: NaN, integers past 64 bits and
-    lone surrogates (`json.dumps` writes all three) read back as `json.loads` reads them."""
+    """msgspec for speed, `json` for what msgspec refuses: NaN, infinities and lone
+    surrogates (`json.dumps` writes them) read back as `json.loads` reads them, and so do
+    integers past 64 bits."""
     text = json.dumps(value)
     read, expected = db.json_loads(text), json.loads(text)
     assert json.dumps(read) == json.dumps(expected)  # NaN != NaN; their text is equal
