@@ -9,6 +9,7 @@ won, D3 (sales) lost and D4 (sales) won: 75%; Q3 closed D2 and D7 (marketing) wo
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from slack_sdk import WebClient
@@ -16,6 +17,7 @@ from sqlalchemy import update
 
 from bot.app import AfterAck, create_app
 from bot.blocks import replies as command_views
+from bot.metrics import commands as metric_commands
 from bot.metrics.commands import mention_command
 from storage import db
 from storage.models import Deal
@@ -303,3 +305,22 @@ def test_a_metric_question_is_answered_while_a_writer_holds_a_long_transaction(
         assert "*67%* ▼ 8.3 pts vs previous period (75%)" in all_text(body)
         _, body = ask(app, clock, "scorecard Q3 2026")
         assert "Win rate" in all_text(body) and "67%" in all_text(body)
+
+
+def test_answers_are_computed_a_few_at_a_time(app, clock, data, monkeypatch):
+    """A question reads in one of `READERS` turns: with every turn taken, it waits its
+    turn (instead of sharing the GIL with more answers than the cores run)."""
+    from bot.platform import command_table
+    turns = threading.BoundedSemaphore(1)
+    monkeypatch.setattr(command_table, "READERS", turns)
+    taken = []
+
+    def answer(*args, **kwargs):
+        taken.append(turns.acquire(blocking=False))  # the question holds the only turn
+        return real(*args, **kwargs)
+
+    real = metric_commands.answer
+    monkeypatch.setattr(metric_commands, "answer", answer)
+    _, body = ask(app, clock, "metric win rate Q3 2026")
+    assert taken == [False] and "67%" in all_text(body)
+    assert turns.acquire(blocking=False)  # given back
