@@ -8,7 +8,9 @@ listener that acks with a line of text), then sends signed `/align help` from 1 
 8 clients to each, in turn, `--rounds` times (paired, so a shared machine's drift hits
 both), and a metric question (`win rate last 30 days`) from 8 clients to alignbot.
 Prints p50/p95/p99 and requests per second, and alignbot's throughput as a share of bare
-Bolt's (medians of the rounds). Slack allows 3 s; users feel every 100 ms.
+Bolt's (medians of the rounds). Slack allows 3 s; users feel every 100 ms. With
+`--same-size`, bare Bolt's line of text is as long as alignbot's help (4 KB of blocks):
+what is left of the gap is then the code's, not the size of what it answers.
 
     python -m bench.ack --in-process [--requests 2000] [--rounds 3]
 
@@ -28,10 +30,11 @@ import sys
 import tempfile
 import time
 
-from bench.load import Run, app_running, send, slack_request
+from bench.load import Run, app_running, send, send_once, slack_request
 from tests.slack import SIGNING_SECRET, slash_body
 
 BARE = (sys.executable, "-m", "bench.ack", "--bare")
+BARE_BYTES = "ALIGNBOT_BENCH_BARE_BYTES"  # the length of the baseline's answer
 
 
 def bare_bolt(host: str, port: int) -> None:
@@ -46,7 +49,8 @@ def bare_bolt(host: str, port: int) -> None:
     # Bolt asks the fake Slack's auth.test once, as alignbot's app does
     bolt = App(signing_secret=SIGNING_SECRET, process_before_response=True,
                client=WebClient("xoxb-bench", base_url=os.environ["SLACK_API_URL"]))
-    bolt.command("/align")(lambda ack: ack(response_type="ephemeral", text="help"))
+    text = "h" * int(os.environ.get(BARE_BYTES, "4"))  # "help", or as long as alignbot's
+    bolt.command("/align")(lambda ack: ack(response_type="ephemeral", text=text))
     web = Flask("bare")
     web.post("/slack/events")(lambda: to_flask_response(bolt.dispatch(to_bolt_request(request))))
     logging.basicConfig(level=logging.INFO)  # waitress says "Serving on", as alignbot run does
@@ -119,6 +123,8 @@ def main() -> None:
     p.add_argument("--database-url", help="alignbot's store (default: a fresh SQLite file)")
     p.add_argument("--in-process", action="store_true",
                    help="time each app's dispatch in this process (CPU), no HTTP")
+    p.add_argument("--same-size", action="store_true",
+                   help="bare Bolt answers a text as long as alignbot's help")
     p.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the baseline's process
     p.add_argument("--host", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -127,19 +133,28 @@ def main() -> None:
         return bare_bolt(args.host, args.port)
     if args.in_process:
         return in_process(args.requests, args.rounds)
-    with app_running(args.database_url) as alignbot, app_running(command=BARE) as bare:
-        for clients in (1, 8):
-            ours, theirs = [], []
-            for _ in range(args.rounds):  # interleaved: each round measures both
-                ours += rounds(alignbot, "help", args.requests, clients, 1)
-                theirs += rounds(bare, "help", args.requests, clients, 1)
-            print(f"/align help, bare Bolt:  {_median(theirs)}")
-            print(f"/align help, alignbot:   {_median(ours)}")
-            print(f"  alignbot/bare Bolt, {clients} client(s): throughput "
-                  f"{statistics.median(r.rate for r in ours) / statistics.median(r.rate for r in theirs):.2f}×, "
-                  f"p50 {statistics.median(r.percentile(50) for r in ours) / statistics.median(r.percentile(50) for r in theirs):.2f}×")
-        metric = rounds(alignbot, "metric win rate last 30 days", args.requests // 4, 8, args.rounds)
-        print(f"/align metric win rate last 30 days, alignbot: {_median(metric)}")
+    with app_running(args.database_url) as alignbot:
+        if args.same_size:
+            help_bytes = len(send_once(alignbot, slack_request(slash_body("help", user="U0ADMIN01"))))
+            os.environ[BARE_BYTES] = str(help_bytes)
+            print(f"bare Bolt answers {help_bytes:,} bytes, as alignbot's help")
+        with app_running(command=BARE) as bare:
+            compare(alignbot, bare, args)
+
+
+def compare(alignbot: str, bare: str, args) -> None:
+    for clients in (1, 8):
+        ours, theirs = [], []
+        for _ in range(args.rounds):  # interleaved: each round measures both
+            ours += rounds(alignbot, "help", args.requests, clients, 1)
+            theirs += rounds(bare, "help", args.requests, clients, 1)
+        print(f"/align help, bare Bolt:  {_median(theirs)}")
+        print(f"/align help, alignbot:   {_median(ours)}")
+        print(f"  alignbot/bare Bolt, {clients} client(s): throughput "
+              f"{statistics.median(r.rate for r in ours) / statistics.median(r.rate for r in theirs):.2f}×, "
+              f"p50 {statistics.median(r.percentile(50) for r in ours) / statistics.median(r.percentile(50) for r in theirs):.2f}×")
+    metric = rounds(alignbot, "metric win rate last 30 days", args.requests // 4, 8, args.rounds)
+    print(f"/align metric win rate last 30 days, alignbot: {_median(metric)}")
 
 
 def _median(runs: list[Run]) -> Run:

@@ -51,7 +51,7 @@ from statistics import median
 
 from sqlalchemy import String, cast, func, literal, make_url, select, text, update
 
-from bench.load import WEBHOOK_SECRET, Request, app_running, send
+from bench.load import WEBHOOK_SECRET, Request, analyzed, app_running, send
 from bot.intake.batches import store
 from bot.intake.imports import import_csv
 from bot.intake.webhooks import signature
@@ -123,10 +123,8 @@ def populate(services, leads: int, now: datetime = NOW, settled: bool = False) -
             delivered = mark_delivered(s)
         print(f"settled: {fired.sent:,} nudges fired, {fired.held:,} held, {fired.dropped:,} "
               f"dropped; {delivered:,} messages marked delivered")
-    if leads and services.engine.dialect.name == "postgresql":
-        with services.engine.connect() as conn:  # what autovacuum has done over 30 days
-            conn.exec_driver_sql("ANALYZE")
-            conn.commit()
+    if leads:
+        analyzed(services.engine)  # what autovacuum has done over 30 days
 
 
 def mark_delivered(session) -> int:

@@ -47,6 +47,16 @@ def app_running(database_url: str | None = None, command: tuple[str, ...] = (*CL
             yield base
 
 
+def analyzed(engine) -> None:
+    """On PostgreSQL, planner statistics as autovacuum gathers them on a server where it runs
+    (it is off on the test server): a store just loaded or refreshed would otherwise be
+    planned as if its newest rows were not there (SQLite plans without statistics)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+
+
 def slack_request(body: str, content_type: str = "application/x-www-form-urlencoded") -> Request:
     """A request to /slack/events, signed as Slack signs it."""
     return ("/slack/events", body.encode(),
@@ -109,6 +119,12 @@ def send(base: str, make: Callable[[int], Request], requests: int, clients: int 
     for t in threads:
         t.join()
     return Run(latencies, time.perf_counter() - start, clients)
+
+
+def send_once(base: str, request: Request) -> bytes:
+    """One request's answer (a 2xx)."""
+    host = urlsplit(base)
+    return _post(http.client.HTTPConnection(host.hostname, host.port), request)
 
 
 def _post(conn: http.client.HTTPConnection, request: Request) -> bytes:

@@ -28,6 +28,7 @@ from statistics import median
 from sqlalchemy import create_engine, func, make_url, select, update
 
 from bench.ingest import NOW, populate, services_on
+from bench.load import analyzed
 from bot.sla.nudges import sweep
 from storage.models import Lead, Nudge, OutboxMessage
 
@@ -92,14 +93,6 @@ def clone(url: str) -> str:
     return target.render_as_string(hide_password=False)
 
 
-def analyze(engine) -> None:
-    """Planner statistics, as autovacuum gathers them on a server where it runs (it has by
-    the time 100,000 leads are open): without them each batch read by id is a scan."""
-    with engine.connect() as c:
-        c.exec_driver_sql("ANALYZE")
-        c.commit()
-
-
 def run(where: Path | str, due: int, stages: list[str], sweeps: int) -> tuple[float, float, str]:
     """(busy sweep seconds, median idle sweep seconds, what the busy sweep did)."""
     services = services_on(where)
@@ -142,7 +135,7 @@ def main() -> None:
         loaded = services_on(base)
         populate(loaded, args.leads)
         if args.database_url:
-            analyze(loaded.engine)
+            analyzed(loaded.engine)  # it has by the time 100,000 leads are open
         loaded.engine.dispose()  # a template database has no other connection
         print(f"loaded {args.leads:,} open leads in {time.perf_counter() - start:.1f} s")
         for mix in args.stages or MIXES:
