@@ -545,6 +545,7 @@ def cmd_run(args) -> int:
     from bot.platform.runtime import SenderLoop, build_services
     from bot.platform.server import create_web_app, serve
 
+    signal.signal(signal.SIGTERM, _stop)  # a container's stop: finish, and write every line
     config, secrets = load_config(), Secrets.from_env()
     _require(secrets, app_mode=True)
     socket_mode = bool(secrets.slack_app_token)
@@ -569,7 +570,15 @@ def cmd_run(args) -> int:
         loop.stop()
         if scheduler:
             scheduler.shutdown(wait=False)
+    log.info("stopped")
     return 0
+
+
+def _stop(*_) -> None:
+    """SIGTERM as Ctrl-C: waitress stops taking requests, lets the ones it runs finish (5 s
+    at most) and returns; the sender and scheduler stop, and the lines still queued are
+    written."""
+    raise SystemExit(0)
 
 
 def _connect_socket(bolt, app_token: str):

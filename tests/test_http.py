@@ -163,3 +163,33 @@ def test_worker_delivers_the_outbox(tmp_path, slack_over_http):
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0  # SIGTERM is a clean stop
+
+
+def test_a_stop_signal_ends_alignbot_run_cleanly_with_every_line_written(
+        tmp_path, sqlite_template, slack_over_http):
+    """`docker stop` sends SIGTERM: the lines its request threads queued are all written
+    (they go through a thread of their own), then "stopped", and it exits 0."""
+    _, api_url = slack_over_http
+    env = run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-fake-token",
+                  SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=api_url,
+                  ALIGNBOT_LOG_LEVEL="DEBUG")
+    port = free_port()
+    proc = subprocess.Popen([*CLI, "run", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        for line in proc.stderr:
+            if "Serving on" in line:
+                break
+        body = slash_body("help")
+        now = int(SystemClock().now().timestamp())
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        for _ in range(20):
+            assert post(f"http://127.0.0.1:{port}/slack/events", body,
+                        {**form, **sign(body, now)})[0] == 200
+        proc.terminate()
+        rest = proc.communicate(timeout=30)[1].splitlines()
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert sum("command /align answered 200" in line for line in rest) == 20
+    assert rest[-1].endswith("stopped") and "Traceback" not in "".join(rest)
