@@ -100,21 +100,20 @@ def in_background() -> Iterator[None]:
     the handler's lock behind a write to stderr (the logging cookbook's "Dealing with
     handlers that block"). Lines still queued are written on the way out."""
     root = logging.getLogger()
-    writers = root.handlers[:]
-    queued = queue.SimpleQueue()
-    front = logging.handlers.QueueHandler(queued)
-    formatter, filters = writers[0].formatter, writers[0].filters
+    writer = root.handlers[0]  # configure()'s, on stderr (any other stays as it is)
+    formatter, filters = writer.formatter, writer.filters
+    front = logging.handlers.QueueHandler(queue.SimpleQueue())
     front.setFormatter(formatter)  # what the writer printed and dropped, done before queueing
     front.filters = filters
-    writers[0].setFormatter(logging.Formatter("%(message)s"))
-    writers[0].filters = []
-    listener = logging.handlers.QueueListener(queued, *writers)
-    root.handlers = [front]
+    writer.setFormatter(logging.Formatter("%(message)s"))
+    writer.filters = []
+    listener = logging.handlers.QueueListener(front.queue, writer)
+    root.handlers = [front, *root.handlers[1:]]
     listener.start()
     try:
         yield
     finally:
         listener.stop()
-        root.handlers = writers
-        writers[0].setFormatter(formatter)
-        writers[0].filters = filters
+        root.handlers = [writer, *(h for h in root.handlers if h is not front)]
+        writer.setFormatter(formatter)
+        writer.filters = filters
