@@ -15,7 +15,7 @@ what is left of the gap is then the code's, not the size of what it answers.
     python -m bench.ack --in-process [--requests 2000] [--rounds 3]
 
 The code alone: both apps' `dispatch` of the same signed requests in this process (no
-HTTP, no server threads, log lines formatted and thrown away), CPU µs a request, the
+HTTP, no server threads, logging as `alignbot run` configures it, into nothing), CPU µs a request, the
 median of the rounds: what a change to the request path saves, without the noise of a
 shared machine's scheduling.
 """
@@ -38,28 +38,34 @@ BARE_BYTES = "ALIGNBOT_BENCH_BARE_BYTES"  # the length of the baseline's answer
 
 
 def bare_bolt(host: str, port: int) -> None:
-    """The baseline: the least a Bolt app on alignbot's server stack does to ack."""
+    """The baseline: `bare_app` on alignbot's server stack."""
     from flask import Flask, request
-    from slack_bolt import App
     from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
-    from slack_sdk import WebClient
 
     from bot.platform.server import serve
 
     # Bolt asks the fake Slack's auth.test once, as alignbot's app does
-    bolt = App(signing_secret=SIGNING_SECRET, process_before_response=True,
-               client=WebClient("xoxb-bench", base_url=os.environ["SLACK_API_URL"]))
-    text = "h" * int(os.environ.get(BARE_BYTES, "4"))  # "help", or as long as alignbot's
-    bolt.command("/align")(lambda ack: ack(response_type="ephemeral", text=text))
+    size = os.environ.get(BARE_BYTES)  # --same-size: as long as alignbot's help
+    bolt = bare_app(os.environ["SLACK_API_URL"], "h" * int(size) if size else "help")
     web = Flask("bare")
     web.post("/slack/events")(lambda: to_flask_response(bolt.dispatch(to_bolt_request(request))))
     logging.basicConfig(level=logging.INFO)  # waitress says "Serving on", as alignbot run does
     serve(web, host, port)
 
 
+def bare_app(api_url: str, text: str = "help"):
+    """The least a Bolt app does to ack: `/align` answers `text`."""
+    from slack_bolt import App
+    from slack_sdk import WebClient
+
+    bolt = App(signing_secret=SIGNING_SECRET, process_before_response=True,
+               client=WebClient("xoxb-bench", base_url=api_url))
+    bolt.command("/align")(lambda ack: ack(response_type="ephemeral", text=text))
+    return bolt
+
+
 def in_process(requests: int, n: int) -> None:
     from slack_bolt import App, BoltRequest
-    from slack_sdk import WebClient
 
     from bot.app import create_app
     from bot.local.fakeslack import FakeSlack
@@ -81,9 +87,7 @@ def in_process(requests: int, n: int) -> None:
                            "ALIGNBOT_CONFIG": str(ROOT / "alignbot.example.toml")})
         logs.configure()  # as `alignbot run` logs, into nothing
         logging.getLogger().handlers[0].setStream(nothing)
-        bare = App(signing_secret=SIGNING_SECRET, process_before_response=True,
-                   client=WebClient("xoxb-bench", base_url=api))
-        bare.command("/align")(lambda ack: ack(response_type="ephemeral", text="help"))
+        bare = bare_app(api)
         ours = create_app(build_services(load_config(), Secrets.from_env(), SystemClock()))
 
         def cpu(app: App, text: str, count: int) -> float:

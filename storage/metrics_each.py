@@ -182,23 +182,26 @@ def list_cycle_histograms(session: Session, team_id: str, periods: list[Period],
 
 def list_won_amounts(session: Session, team_id: str, periods: list[Period],
                      by: str | None = None) -> list[dict[str, tuple[float, float]]]:
-    t = _table(periods, UTCDateTime())
     marketing = func.sum(case((Deal.source == "marketing", Deal.amount)), type_=Float)
-    stmt = _grouped(t, Deal, by, marketing, func.sum(Deal.amount, type_=Float))
-    rows = _rows(session, len(periods), by, stmt.where(
-        Deal.team_id == team_id, *_held(Deal.closed_at, t, periods), Deal.outcome == "won"),
-        (None, None))
+    rows = _won(session, team_id, periods, by, (marketing, func.sum(Deal.amount, type_=Float)),
+                (None, None))
     return [{k: (m or 0.0, total or 0.0) for k, (m, total) in each.items()} for each in rows]
 
 
 def list_won_totals(session: Session, team_id: str, periods: list[Period],
                     by: str | None = None) -> list[dict[str, tuple[float, int]]]:
-    t = _table(periods, UTCDateTime())
-    stmt = _grouped(t, Deal, by, func.sum(Deal.amount, type_=Float), func.count())
-    rows = _rows(session, len(periods), by, stmt.where(
-        Deal.team_id == team_id, *_held(Deal.closed_at, t, periods), Deal.outcome == "won"),
-        (None, 0))
+    rows = _won(session, team_id, periods, by, (func.sum(Deal.amount, type_=Float), func.count()),
+                (None, 0))
     return [{k: (total or 0.0, n) for k, (total, n) in each.items()} for each in rows]
+
+
+def _won(session: Session, team_id: str, periods: list[Period], by: str | None,
+         columns: tuple, empty: tuple) -> list[dict[str, tuple]]:
+    """`columns` over the deals won in each period, by the deals' close."""
+    t = _table(periods, UTCDateTime())
+    return _rows(session, len(periods), by, _grouped(t, Deal, by, *columns).where(
+        Deal.team_id == team_id, *_held(Deal.closed_at, t, periods), Deal.outcome == "won"),
+        empty)
 
 
 # ------------------------------------------------------------------ customers, spend

@@ -24,7 +24,7 @@ from bot.blocks import replies as views
 from bot.platform.work import Work
 from storage.db import read_only
 
-# Answers (metrics, the gap, Homes) are Python and SQLite's C: more of them at once than
+# Answers (metrics, the gap, a lead) are Python and SQLite's C: more of them at once than
 # the cores can run only share the GIL, and wait for it again after every statement; the
 # rest wait their turn here instead (8 clients asking at once on a 1M store: p99 229-271
 # -> 144-173 ms, more answered a second). A read never waits for a lock, so a turn is short.
@@ -97,7 +97,7 @@ class Reply:
     def answer_json(self) -> str:
         """`message()` as the JSON answer to a slash command: what Bolt's
         `ack(response_type=…, **message())` writes. Kept with the reply, so that one built
-        once (the help: 9 KB of blocks) is encoded once too."""
+        once (the help: 4 KB of blocks) is encoded once too."""
         message = self.message()
         answer = {"text": message["text"], "response_type": self.response_type}
         if message["blocks"]:
