@@ -9,7 +9,7 @@ listener that acks with a line of text), then sends signed `/align help` from 1 
 both), and a metric question (`win rate last 30 days`) from 8 clients to alignbot.
 Prints p50/p95/p99 and requests per second, and alignbot's throughput as a share of bare
 Bolt's (medians of the rounds). Slack allows 3 s; users feel every 100 ms. With
-`--same-size`, bare Bolt's line of text is as long as alignbot's help (4 KB of blocks):
+`--same-size`, bare Bolt's line of text is as long as alignbot's help (2.5 KB of blocks):
 what is left of the gap is then the code's, not the size of what it answers.
 
     python -m bench.ack --in-process [--requests 2000] [--rounds 3]

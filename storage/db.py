@@ -314,7 +314,7 @@ def wal_checkpoints(engine: Engine) -> Iterator[Callable[[], None]]:
         raw.close()
 
 
-ANALYZE_MIN_ROWS = 5_000  # rows changed before a table never analyzed gets statistics
+ANALYZE_MIN_ROWS = 500  # rows changed before a table never analyzed gets statistics
 
 # Tables changed by as many rows as they held when last analyzed (reltuples: -1 never).
 _GROWN = text("""SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid

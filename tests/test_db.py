@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import JSON, Column, Integer, MetaData, Table, insert, select
 
 from storage import db
-from storage.db import make_engine
+from storage.db import make_engine, make_sessionmaker
 from tests.concurrency import TRIES
 
 
@@ -191,3 +191,24 @@ def test_an_engines_json_columns_are_read_with_json_loads(tmp_path):
         read = conn.scalar(select(rows.c.v))
     assert json.dumps(read) == json.dumps(value)
     assert engine.dialect._json_deserializer is db.json_loads
+
+
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)
+def test_a_batch_lookup_is_planned_for_its_own_keys(engine):
+    """psycopg prepares a statement run five times; PostgreSQL then keeps one plan for any
+    keys, and one made while an import's table was small scanned every lead of the team
+    against the 500 keys (100 ms a lookup, growing with the table). The lookup is never
+    prepared, and the connection's other statements still are."""
+    from storage.ingest import get_ids_by_external_ids
+    from storage.models import Lead
+
+    with make_sessionmaker(engine)() as session:
+        driver = session.connection().connection.driver_connection
+        prepares = driver.prepare_threshold
+        for n in range(8):
+            assert get_ids_by_external_ids(session, Lead, "T0TEST", [f"L-{n}", "L-x"]) == {}
+        assert driver.prepare_threshold == prepares
+        prepared = session.connection().exec_driver_sql(
+            "SELECT statement FROM pg_prepared_statements").scalars().all()
+        assert not [s for s in prepared if "external_id" in s], prepared

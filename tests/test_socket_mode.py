@@ -86,7 +86,7 @@ def test_events_commands_and_clicks_come_over_the_socket_and_are_acked(bot):
     assert "payload" not in ack
     [answer] = fake.wait_until(lambda: [c for c in fake.calls_of("chat.postMessage")
                                         if c.get("thread_ts") == "1764000000.000100"])
-    assert answer["channel"] == "C0HANDOFF1" and "/align help" in answer["text"]
+    assert answer["channel"] == "C0HANDOFF1" and "/align help" in all_text(answer)
 
     # the same event again (Slack's retry when an ack is late): acked, not answered twice
     link.ack_of(link.envelope("events_api", event(mention("help", "1764000000.000100"),
@@ -96,7 +96,7 @@ def test_events_commands_and_clicks_come_over_the_socket_and_are_acked(bot):
     # slash_commands: the answer rides in the ack's payload, as with HTTP's response body
     command = dict(parse_qsl(slash_body("help", user=ADMIN)))
     ack = link.ack_of(link.envelope("slash_commands", command))
-    assert "/align help" in ack["payload"]["text"]
+    assert "/align help" in all_text(ack["payload"])
 
     # interactive: a click on a handoff card the bot posted
     post_lead(base, "L-SOCKET-1")
@@ -136,7 +136,7 @@ def test_a_disconnect_notice_makes_the_bot_reconnect_and_carry_on(bot):
                                                             "Ev0SOCKET2")))
     assert "payload" not in ack
     [answer] = fake.wait_until(lambda: answered_in(fake, "D0SALES01"))
-    assert "/align help" in answer["text"]
+    assert "/align help" in all_text(answer)
     assert health(base)[0] == 200
     assert first.received.empty()  # nothing went to the old connection after the notice
     assert "Traceback" not in "".join(log)
