@@ -21,6 +21,13 @@ def list_people(session: Session, team_id: str) -> list[Person]:
                                 .order_by(Person.slack_id)))
 
 
+def list_names(session: Session, team_id: str) -> dict[str, str]:
+    """People's names by Slack id, those with one: columns, not mapped objects (a metric's
+    answer by owner loaded forty people whole to read two fields, a third of its time)."""
+    return dict(session.execute(select(Person.slack_id, Person.name).where(
+        Person.team_id == team_id, Person.name.is_not(None), Person.name != "")).all())
+
+
 def set_away_until(session: Session, team_id: str, slack_id: str, until) -> Person | None:
     person = get_person(session, team_id, slack_id)
     if person is not None:

@@ -19,9 +19,11 @@ from bot.app import AfterAck, create_app
 from bot.blocks import replies as command_views
 from bot.metrics import commands as metric_commands
 from bot.metrics.commands import mention_command
+from bot.platform.turns import Turns
 from storage import db
 from storage.models import Deal
 from storage.snapshots import lock_refresh
+from tests.concurrency import TRIES
 from tests.metric_fixture import add_metric_fixture
 from tests.shelltools import run
 from tests.slack import TEAM, all_text, reply, send_event, slash
@@ -307,20 +309,46 @@ def test_a_metric_question_is_answered_while_a_writer_holds_a_long_transaction(
         assert "Win rate" in all_text(body) and "67%" in all_text(body)
 
 
-def test_answers_are_computed_a_few_at_a_time(app, clock, data, monkeypatch):
-    """A question reads in one of `READERS` turns: with every turn taken, it waits its
-    turn (instead of sharing the GIL with more answers than the cores run)."""
+def test_answers_are_computed_one_at_a_time(app, clock, data, monkeypatch):
+    """A question reads in its turn (`READERS`): while it does, no other can."""
     from bot.platform import command_table
-    turns = threading.BoundedSemaphore(1)
+    turns = Turns(1)
     monkeypatch.setattr(command_table, "READERS", turns)
-    taken = []
+    free = []
 
     def answer(*args, **kwargs):
-        taken.append(turns.acquire(blocking=False))  # the question holds the only turn
+        free.append(turns._free)  # the question holds the only turn
         return real(*args, **kwargs)
 
     real = metric_commands.answer
     monkeypatch.setattr(metric_commands, "answer", answer)
     _, body = ask(app, clock, "metric win rate Q3 2026")
-    assert taken == [False] and "67%" in all_text(body)
-    assert turns.acquire(blocking=False)  # given back
+    assert free == [0] and "67%" in all_text(body)
+    assert turns._free == 1  # given back
+
+
+def test_turns_go_to_those_waiting_in_the_order_they_came():
+    """A freed turn goes to the longest waiting, never to one that came later (a plain
+    semaphore's waiters race for it: under load some answers waited behind many)."""
+    turns, order = Turns(1), []
+    turns.__enter__()  # the turn taken
+
+    def take(name: str) -> None:
+        with turns:
+            order.append(name)
+    waiting = []
+    for name in "abc":
+        waiting.append(threading.Thread(target=take, args=(name,)))
+        waiting[-1].start()
+        for _ in range(TRIES):  # until it waits in line
+            if len(turns._waiting) == len(waiting):
+                break
+        else:
+            raise AssertionError(f"{name} never waited")
+    assert order == []
+    turns.__exit__(None, None, None)  # each hands it to the next in line
+    with turns:  # asked again at once: after those already waiting
+        order.append("late")
+    for thread in waiting:
+        thread.join()
+    assert order == ["a", "b", "c", "late"] and turns._free == 1

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select, update
 
 from bot.metrics import snapshots
 from bot.metrics.answers import answer, parse, trend_periods
@@ -562,3 +562,42 @@ def test_each_metrics_parts_of_many_periods_are_those_of_each_period(sessions, c
                     each = parts_each(metric, s, TEAM, periods, by, now=now)
                     one = [metric.parts(s, TEAM, a, b, by, now=now) for a, b in periods]
                     assert each == one, (metric.key, by, now)
+
+
+def _stored_reads(engine) -> list[str]:
+    """The statements that read metric_snapshots, as they run."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_):
+        if "FROM metric_snapshots" in statement:
+            seen.append(statement)
+    event.listen(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_question_asked_again_reads_no_snapshots_until_the_next_refresh(sessions, config):
+    """Questions come in waves (a digest, then a channel asking the same): the stored parts
+    of an answer are read once per refresh. A refresh at the very same time as the last
+    (a frozen clock) still makes answers read the new rows."""
+    refresh(sessions, config, TEAM, NOW)
+    reads = _stored_reads(sessions.kw["bind"])
+    question = parse("response time last quarter by owner", config, NOW)
+
+    def ask():
+        with read_only(sessions) as s:
+            return answer(Work(s, TEAM, config, NOW), question)
+    first = ask()
+    assert reads
+    read_once = len(reads)
+    assert ask() == first and len(reads) == read_once  # remembered
+    with sessions.begin() as s:  # the quarter's responses were ten times slower
+        s.execute(update(Lead).where(Lead.routed_at >= at(4, 1), Lead.routed_at < at(7, 1))
+                  .values(response_minutes=Lead.response_minutes * 10))
+    assert ask() == first  # the snapshots say so until they are refreshed
+    refresh(sessions, config, TEAM, NOW, full=True)
+    again = ask()
+    assert len(reads) > read_once and again != first
+    with read_only(sessions) as s:
+        expected = live(s, config, "response_time", question.period, "owner")
+    assert (again.value, again.groups) == (pytest.approx(expected[0]),
+                                           pytest.approx(expected[1]))

@@ -47,7 +47,7 @@ def help_overview(commands: Sequence[HelpEntry], is_admin: bool) -> dict[str, An
                                     for i in range(0, len(lines), 12)), context(HELP_FOOTER)]
     # the blocks say it all; the text Slack falls back to (a notification, a client that
     # cannot show blocks) names the commands instead of repeating every line (half the bytes)
-    names = ", ".join(dict.fromkeys(c.name.split()[0] for c in visible))
+    names = ", ".join(dict.fromkeys(escape(c.name.split()[0]) for c in visible))
     return {"text": f"{HELP_TITLE}: {names}.", "blocks": blocks}
 
 

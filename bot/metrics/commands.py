@@ -19,7 +19,7 @@ from bot.platform.command_table import (
     small_talk,
 )
 from storage.db import read_only
-from storage.people import list_people
+from storage.people import list_names
 
 FLAGS = ("share", "chart")  # the scorecard's words besides its period
 
@@ -92,7 +92,7 @@ def _answer(inv: Invocation, example: str, *, exact: bool = False) -> Answer | R
 def _names(inv: Invocation) -> dict[str, str]:
     """People's names by Slack id: a table in a code block cannot show <@mentions>."""
     with read_only(inv.services.sessions) as session:
-        return {p.slack_id: p.name for p in list_people(session, inv.request.team_id) if p.name}
+        return list_names(session, inv.request.team_id)
 
 
 def mention_command(table: CommandTable, text: str) -> str:

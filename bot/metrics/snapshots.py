@@ -19,10 +19,14 @@ stay live reads (a first refresh may start at a recent day, as the demo's does).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import pairwise
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,6 +49,8 @@ from storage.db import between_batches, make_way, read_only, without_jit
 
 SETTLE_DAYS = 7
 DAY = timedelta(days=1)
+REMEMBERED = 512  # reads of the snapshots remembered per database, the latest used kept
+T = TypeVar("T")
 
 
 class Reader:
@@ -126,7 +132,8 @@ class Reader:
                     any(b > c for (_, b), (c, _) in pairwise(ranges)):
                 ranges = [(start, end)]  # grouped, not expected, or overlapping: read alone
             buckets = [self._split(metric, a, b)[0] for a, b in ranges]
-            read = stored_parts_each(self.session, self.team_id, metric, by, buckets)
+            read = self._remembered(("parts", metric.key, by, buckets), lambda: stored_parts_each(
+                self.session, self.team_id, metric, by, buckets))
             for (a, b), parts in zip(ranges, read, strict=True):
                 self._stored[metric.key, by, a, b] = parts
         return dict(self._stored[metric.key, by, start, end])
@@ -135,8 +142,9 @@ class Reader:
         """The series between each two consecutive instants: one query of the snapshots for
         all of them, and live reads of what they do not hold."""
         splits = [self._split(series, a, b) for a, b in pairwise(instants)]
-        stored = queries.sum_parts_each(self.session, self.team_id, series.key, by or "",
-                                        [spans for spans, _ in splits])
+        buckets = [spans for spans, _ in splits]
+        stored = self._remembered(("sums", series.key, by, buckets), lambda: queries.sum_parts_each(
+            self.session, self.team_id, series.key, by or "", buckets))
         segments = []
         for sums, (_, around) in zip(stored, splits, strict=True):
             parts = {k: Parts(n, d) for k, (n, d) in sums.items()}
@@ -144,6 +152,14 @@ class Reader:
                 add_into(parts, self.live(series, a, b, by))
             segments.append(parts)
         return Totals(instants, segments)
+
+    def _remembered(self, what: tuple[Any, ...], read: Callable[[], T]) -> T:
+        """`read()` of the snapshots, or what it gave since their last refresh: they change
+        only then (its time is in the key; a refresh in this process also forgets them).
+        Questions come in waves (a digest, a channel clicking it, Homes opening) and an
+        answer at 1M leads spent most of its time merging the same stored histograms."""
+        key = (self.team_id, tuple(self.refresh), *what[:-1], _frozen(what[-1]))
+        return _remember(self.session, key, read)
 
     def _split(self, metric: Metric | Series, start: datetime, end: datetime
                ) -> tuple[list[queries.Span], list[tuple[datetime, datetime]]]:
@@ -175,6 +191,38 @@ class Reader:
         last = end.astimezone(self.tz).date() - DAY
         first, last = max(first, self.refresh.first_day), min(last, self.refresh.last_day)
         return (first, last) if first <= last else None
+
+_remembering = threading.Lock()
+_memory: WeakKeyDictionary[Any, OrderedDict[Hashable, Any]] = WeakKeyDictionary()
+
+
+def _remember(session: Session, key: Hashable, read: Callable[[], T]) -> T:
+    """What `read()` gave for `key` in this database (its pool: every engine on it shares
+    one), else what it gives now; the latest `REMEMBERED` kept. Values are never changed
+    by their readers (Parts are frozen; dicts are copied)."""
+    pool = session.get_bind().pool
+    with _remembering:
+        memory = _memory.setdefault(pool, OrderedDict())
+        if key in memory:
+            memory.move_to_end(key)
+            return memory[key]
+    value = read()
+    with _remembering:
+        memory[key] = value
+        if len(memory) > REMEMBERED:
+            memory.popitem(last=False)
+    return value
+
+
+def forget(sessions: sessionmaker[Session]) -> None:
+    """What was remembered of the snapshots of that database: they changed."""
+    with _remembering:
+        _memory.pop(sessions.kw["bind"].pool, None)
+
+
+def _frozen(buckets: list[list[queries.Span]]) -> tuple[tuple[queries.Span, ...], ...]:
+    return tuple(map(tuple, buckets))
+
 
 def stored_parts_each(session: Session, team_id: str, metric: Metric | Series, by: str | None,
                       buckets: list[list[queries.Span]]) -> list[dict[str, Parts]]:
@@ -285,6 +333,7 @@ def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: 
         with sessions.begin() as session:
             queries.lock_refresh(session, team_id)
             queries.set_refresh(session, team_id, first, max(yesterday, first), now)
+    forget(sessions)  # the same time as the last refresh's (a frozen clock) would find them
     return RefreshReport(team_id, len(days), rows, now)
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 import shlex
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,14 +19,16 @@ from functools import cached_property
 from typing import Any
 
 from bot.blocks import replies as views
+from bot.platform.turns import Turns
 from bot.platform.work import Work
 from storage.db import read_only
 
-# Answers (metrics, the gap, a lead) are Python and SQLite's C: more of them at once than
-# the cores can run only share the GIL, and wait for it again after every statement; the
-# rest wait their turn here instead (8 clients asking at once on a 1M store: p99 229-271
-# -> 144-173 ms, more answered a second). A read never waits for a lock, so a turn is short.
-READERS = threading.BoundedSemaphore((os.cpu_count() or 2) + 1)
+# Answers (metrics, the gap, a lead) are Python and SQLite's C, and take turns, in the order
+# they came: two at once only share the GIL, each waiting for it again after every statement
+# while the other runs, and a semaphore lets a newcomer overtake those already waiting (8
+# clients asking at once on a 1M store, p99: 165-192 ms with cores + 1 at once and no order,
+# 118-148 one at a time in order). A read never waits for a lock, so a turn is short.
+READERS = Turns(1)
 
 NOT_ADMIN = "Only admins can run `/align {name}`. Admins are listed under `[workspace] admins` in the config."
 ASK_ME = ("Ask me about a metric, like `win rate last quarter by source`, or a lead, like "
