@@ -132,7 +132,7 @@ class Reader:
                     any(b > c for (_, b), (c, _) in pairwise(ranges)):
                 ranges = [(start, end)]  # grouped, not expected, or overlapping: read alone
             buckets = [self._split(metric, a, b)[0] for a, b in ranges]
-            read = self._remembered(("parts", metric.key, by, buckets), lambda: stored_parts_each(
+            read = self._remembered("parts", metric.key, by, buckets, lambda: stored_parts_each(
                 self.session, self.team_id, metric, by, buckets))
             for (a, b), parts in zip(ranges, read, strict=True):
                 self._stored[metric.key, by, a, b] = parts
@@ -143,7 +143,7 @@ class Reader:
         all of them, and live reads of what they do not hold."""
         splits = [self._split(series, a, b) for a, b in pairwise(instants)]
         buckets = [spans for spans, _ in splits]
-        stored = self._remembered(("sums", series.key, by, buckets), lambda: queries.sum_parts_each(
+        stored = self._remembered("sums", series.key, by, buckets, lambda: queries.sum_parts_each(
             self.session, self.team_id, series.key, by or "", buckets))
         segments = []
         for sums, (_, around) in zip(stored, splits, strict=True):
@@ -153,13 +153,15 @@ class Reader:
             segments.append(parts)
         return Totals(instants, segments)
 
-    def _remembered(self, what: tuple[Any, ...], read: Callable[[], T]) -> T:
-        """`read()` of the snapshots, or what it gave since their last refresh: they change
-        only then (its time is in the key; a refresh in this process also forgets them).
-        Questions come in waves (a digest, a channel clicking it, Homes opening) and an
-        answer at 1M leads spent most of its time merging the same stored histograms."""
-        key = (self.team_id, tuple(self.refresh), *what[:-1], _frozen(what[-1]))
-        return _remember(self.session, key, read)
+    def _remembered(self, kind: str, key: str, by: str | None,
+                    buckets: list[list[queries.Span]], read: Callable[[], T]) -> T:
+        """`read()` of the snapshots (`kind` of `key`'s rows in the buckets), or what it gave
+        since their last refresh: they change only then (its time is in the key; a refresh
+        in this process also forgets them). Questions come in waves (a digest, a channel
+        clicking it, Homes opening), and an answer at 1M leads spent most of its time
+        merging the same stored histograms."""
+        return _remember(self.session, (self.team_id, tuple(self.refresh), kind, key, by,
+                                        tuple(map(tuple, buckets))), read)
 
     def _split(self, metric: Metric | Series, start: datetime, end: datetime
                ) -> tuple[list[queries.Span], list[tuple[datetime, datetime]]]:
@@ -192,6 +194,7 @@ class Reader:
         first, last = max(first, self.refresh.first_day), min(last, self.refresh.last_day)
         return (first, last) if first <= last else None
 
+
 _remembering = threading.Lock()
 _memory: WeakKeyDictionary[Any, OrderedDict[Hashable, Any]] = WeakKeyDictionary()
 
@@ -218,10 +221,6 @@ def forget(sessions: sessionmaker[Session]) -> None:
     """What was remembered of the snapshots of that database: they changed."""
     with _remembering:
         _memory.pop(sessions.kw["bind"].pool, None)
-
-
-def _frozen(buckets: list[list[queries.Span]]) -> tuple[tuple[queries.Span, ...], ...]:
-    return tuple(map(tuple, buckets))
 
 
 def stored_parts_each(session: Session, team_id: str, metric: Metric | Series, by: str | None,
