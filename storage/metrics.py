@@ -27,7 +27,6 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    distinct,
     exists,
     func,
     literal_column,
@@ -388,13 +387,17 @@ def list_spend(session: Session, team_id: str, start: datetime, end: datetime,
 
 def get_content_parts(session: Session, team_id: str, start: datetime, end: datetime
                       ) -> tuple[int, int]:
-    """(used in the period, existing at its end) content items; a use is by sales by contract."""
+    """(used in the period, existing at its end) content items; a use is by sales by contract.
+    Each item is asked whether it has a use in the period (one search of
+    ix_content_uses_team_content_used): counting the distinct items of the period's uses
+    read every use, a year's in 8-13 ms at 10,000."""
     def build(_: str) -> Select:
         existing = (ContentItem.team_id == TEAM) & (ContentItem.created_at < END)
-        used = (select(func.count(distinct(ContentUse.content_id)))
-                .join(ContentItem, ContentUse.content_id == ContentItem.id)
-                .where(ContentUse.team_id == TEAM, _within(ContentUse.used_at), existing)
-                .scalar_subquery())
+        used_then = select(ContentUse.id).where(
+            ContentUse.team_id == TEAM, ContentUse.content_id == ContentItem.id,
+            _within(ContentUse.used_at)).exists()
+        used = select(func.count()).select_from(ContentItem).where(existing, used_then) \
+            .scalar_subquery()
         items = select(func.count()).select_from(ContentItem).where(existing).scalar_subquery()
         return select(used, items)
     return tuple(session.execute(_prepared(session, ("content_parts",), build),

@@ -245,6 +245,8 @@ class ContentUse(Base):
     __table_args__ = (
         UniqueConstraint("team_id", "content_id", "user_email", "used_at"),
         Index("ix_content_uses_team_used", "team_id", "used_at"),
+        # whether an item was used in a period (content utilization): one search an item
+        Index("ix_content_uses_team_content_used", "team_id", "content_id", "used_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

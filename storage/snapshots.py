@@ -6,7 +6,7 @@ week's row has its Monday, a month's its first day)."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
@@ -70,7 +70,7 @@ Span = tuple[str, date, date]
 
 
 def sum_parts_each(session: Session, team_id: str, metric: str, dimension: str,
-                   buckets: list[list[Span]]) -> list[dict[str, tuple[float, float]]]:
+                   buckets: list[Sequence[Span]]) -> list[dict[str, tuple[float, float]]]:
     """(Σ numerator, Σ denominator) per dimension value over each bucket of spans, in one
     query; each bucket's spans all come before the next bucket's (they cover consecutive
     stretches of time)."""
@@ -84,22 +84,38 @@ def sum_parts_each(session: Session, team_id: str, metric: str, dimension: str,
 
 
 def merge_histograms_each(session: Session, team_id: str, metric: str, dimension: str,
-                          buckets: list[list[Span]]) -> list[dict[str, Counter]]:
+                          buckets: list[Sequence[Span]]) -> list[dict[str, dict[float, int]]]:
     """Each bucket's histograms merged per dimension value, in one query (buckets as in
     `sum_parts_each`). In Python: with year, month and week rollups a span is a few dozen
     rows per group, and adding them here beats SQL's JSON functions (8 ms against 22 for a
-    month of 40 owners)."""
-    merged: list[dict[str, Counter]] = [{} for _ in buckets]
+    month of 40 owners); in one pass, each value's text converted once (Counter.update and
+    a pass to convert the values took twice as long: 4.2 ms against 1.9 for 40 owners)."""
+    merged: list[dict[str, dict[float, int]]] = [{} for _ in buckets]
     if not any(buckets):
         return merged
     shape, params = _bucketed(team_id, metric, dimension, buckets)
     for i, key, histogram in session.execute(_histograms(*shape), params):
-        merged[i].setdefault(key, Counter()).update(histogram or {})
-    return [{key: Counter({float(value): n for value, n in counts.items()})
-             for key, counts in groups.items()} for groups in merged]
+        into = merged[i].setdefault(key, {})
+        get = into.get
+        for text, n in (histogram or {}).items():
+            value = _VALUES[text]
+            into[value] = get(value, 0) + n
+    return merged
 
 
-def _bucketed(team_id: str, metric: str, dimension: str, buckets: list[list[Span]]
+class _Values(dict):
+    """A stored histogram's values (JSON's keys are text) as numbers, each converted once:
+    two significant figures make a few hundred of them."""
+
+    def __missing__(self, text: str) -> float:
+        value = self[text] = float(text)
+        return value
+
+
+_VALUES = _Values()
+
+
+def _bucketed(team_id: str, metric: str, dimension: str, buckets: list[Sequence[Span]]
               ) -> tuple[tuple[tuple[str, ...], int], dict[str, Any]]:
     """The shape of the query of the buckets' rows (its grains, and how many buckets hold
     spans) and its parameters: which units of each grain, and where each bucket starts

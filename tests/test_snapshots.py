@@ -262,20 +262,20 @@ def test_a_full_refresh_of_an_empty_workspace_stores_nothing(engine, config):
 ])
 def test_a_span_of_days_reads_whole_years_months_and_weeks_as_one_row_each(first, last,
                                                                            expected):
-    assert spans(first, last) == expected
+    assert list(spans(first, last)) == expected
 
 
 def test_a_span_ending_at_the_last_stored_day_reads_that_months_or_weeks_rollup():
-    assert spans(date(2026, 10, 26), date(2026, 11, 23), through=date(2026, 11, 23)) == [
+    assert list(spans(date(2026, 10, 26), date(2026, 11, 23), through=date(2026, 11, 23))) == [
         ("month", date(2026, 11, 1), date(2026, 11, 30)),
         ("day", date(2026, 10, 26), date(2026, 10, 31))]
-    assert spans(date(2026, 1, 1), date(2026, 11, 23), through=date(2026, 11, 23)) == [
+    assert list(spans(date(2026, 1, 1), date(2026, 11, 23), through=date(2026, 11, 23))) == [
         ("year", date(2026, 1, 1), date(2026, 12, 31))]  # this year so far
     # the last 30 days through a Thursday: its week so far is one row (into next year)
-    assert spans(date(2026, 12, 2), date(2026, 12, 31), through=date(2026, 12, 31)) == [
+    assert list(spans(date(2026, 12, 2), date(2026, 12, 31), through=date(2026, 12, 31))) == [
         ("week", date(2026, 12, 7), date(2027, 1, 3)),
         ("day", date(2026, 12, 2), date(2026, 12, 6))]
-    assert spans(date(2026, 10, 1), date(2026, 10, 28), through=date(2026, 10, 28)) == [
+    assert list(spans(date(2026, 10, 1), date(2026, 10, 28), through=date(2026, 10, 28))) == [
         ("month", date(2026, 10, 1), date(2026, 10, 31))]  # not the weeks of a month so far
 
 
@@ -516,7 +516,7 @@ def test_a_refresh_rebuilds_the_week_of_each_day_it_redoes(sessions, config):
         week = parse_period("2026-06-08..2026-06-14", later, config.workspace.tz)
         reader = Reader(Work(s, TEAM, config, later))
         assert reader._split(METRICS["leads_routed"], week.start, week.end) == (
-            [("week", date(2026, 6, 8), date(2026, 6, 14))], [])
+            (("week", date(2026, 6, 8), date(2026, 6, 14)),), [])
         assert reader.value(METRICS["leads_routed"], week, None)[0] == \
             live(s, config, "leads_routed", week, None)[0]
     assert weeks[date(2026, 6, 8)] == (days, later)  # rebuilt, with the new lead

@@ -30,6 +30,9 @@ SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
 FORMATS = {"ratio": "{:.0%}", "minutes": "{:.0f} min", "days": "{:.1f} days", "count": "{:,.0f}"}
 
 
+EMPTY: Mapping[float, int] = MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class Parts:
     """What a metric's value is computed from, for one group over one period. Values are
@@ -38,10 +41,15 @@ class Parts:
 
     numerator: float = 0.0
     denominator: float = 0.0
-    histogram: Mapping[float, int] = field(default_factory=dict)  # rounded value -> count
+    histogram: Mapping[float, int] = field(default_factory=lambda: EMPTY)  # value -> count
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "histogram", MappingProxyType(dict(self.histogram)))
+        """A histogram given as a dict is copied, never shared with its giver; one given
+        read-only (another Parts', or a new one wrapped by its maker) is kept as it is: an
+        answer makes dozens of Parts, most of them without a histogram."""
+        if not isinstance(self.histogram, MappingProxyType):
+            object.__setattr__(self, "histogram",
+                               MappingProxyType(dict(self.histogram)) if self.histogram else EMPTY)
 
     def __add__(self, other: Parts) -> Parts:
         return Parts.total((self, other))
@@ -56,7 +64,7 @@ class Parts:
             numerator += p.numerator
             denominator += p.denominator
             histogram.update(p.histogram)
-        return Parts(numerator, denominator, histogram)
+        return Parts(numerator, denominator, MappingProxyType(histogram))
 
 
 Interval = tuple[datetime, datetime]

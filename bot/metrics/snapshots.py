@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from itertools import pairwise
+from types import MappingProxyType
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -154,7 +156,7 @@ class Reader:
         return Totals(instants, segments)
 
     def _remembered(self, kind: str, key: str, by: str | None,
-                    buckets: list[list[queries.Span]], read: Callable[[], T]) -> T:
+                    buckets: list[Sequence[queries.Span]], read: Callable[[], T]) -> T:
         """`read()` of the snapshots (`kind` of `key`'s rows in the buckets), or what it gave
         since their last refresh: they change only then (its time is in the key; a refresh
         in this process also forgets them). Questions come in waves (a digest, a channel
@@ -164,7 +166,7 @@ class Reader:
                                         tuple(map(tuple, buckets))), read)
 
     def _split(self, metric: Metric | Series, start: datetime, end: datetime
-               ) -> tuple[list[queries.Span], list[tuple[datetime, datetime]]]:
+               ) -> tuple[Sequence[queries.Span], list[tuple[datetime, datetime]]]:
         """[start, end) as the stored spans it holds and the ranges around them (read live)."""
         stored = self._stored_days(metric, start, end)
         if stored is None:
@@ -224,13 +226,13 @@ def forget(sessions: sessionmaker[Session]) -> None:
 
 
 def stored_parts_each(session: Session, team_id: str, metric: Metric | Series, by: str | None,
-                      buckets: list[list[queries.Span]]) -> list[dict[str, Parts]]:
+                      buckets: list[Sequence[queries.Span]]) -> list[dict[str, Parts]]:
     """The stored parts of each bucket of spans (consecutive stretches of time), per group,
     in one query. A group without data has no row (the refresh stores none for nothing):
     those the metric lists anyway (its `groups`, as its live parts do) are added empty."""
     listed = dict.fromkeys(metric.groups.get(by, ()) if by else (), Parts())
     if metric.median:
-        return [listed | {k: Parts(histogram=h) for k, h in groups.items()}
+        return [listed | {k: Parts(histogram=MappingProxyType(h)) for k, h in groups.items()}
                 for groups in queries.merge_histograms_each(session, team_id, metric.key,
                                                             by or "", buckets)]
     return [listed | {k: Parts(n, d) for k, (n, d) in sums.items()}
@@ -243,11 +245,12 @@ def stored_parts_each(session: Session, team_id: str, metric: Metric | Series, b
 ROLLUPS = ("year", "month", "week")
 
 
-def spans(first: date, last: date, through: date | None = None) -> list[queries.Span]:
+@lru_cache(maxsize=4096)  # every period of every answer: the same few until the next day
+def spans(first: date, last: date, through: date | None = None) -> tuple[queries.Span, ...]:
     """first..last as the fewest stored rows: the years wholly inside it, then the months,
     then the weeks, then the days around them. The unit holding `through` (the last stored
     day) has the days through it, so it also serves a span that ends there."""
-    return _cover(first, last, through, ROLLUPS)
+    return tuple(_cover(first, last, through, ROLLUPS))
 
 
 def _cover(first: date, last: date, through: date | None,
