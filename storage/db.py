@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Executable, Result, create_engine, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -139,6 +140,17 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     engine = _name_unreachable(create_engine(url, pool_pre_ping=True, **kwargs), url)
     event.listen(engine, "begin", _postgresql_begin)
     return engine
+
+
+def read(session: Session, statement: Executable, params: dict[str, Any] | None = None
+         ) -> Result:
+    """`session.execute` of a statement that reads columns, not mapped objects (a metric's
+    parts, the snapshots): through the session's connection, after flushing what the
+    session holds, as its autoflush would. The ORM's own path (compile state, result
+    wrapping) cost as much again as most of these statements: 170 µs against 75."""
+    if session.autoflush:
+        session.flush()
+    return session.connection().execute(statement, params)
 
 
 READ_ONLY = "alignbot_read_only"  # the execution option `read_only` sessions carry

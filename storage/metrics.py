@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from storage.db import read
 from storage.models import ContentItem, ContentUse, Customer, Deal, Lead, Person, Spend
 
 UNASSIGNED = "unassigned"
@@ -101,7 +102,7 @@ def _keyed(entity: type, by: str | None, *columns: Any) -> Select:
 
 
 def _rows(session: Session, stmt: Select, **params: Any) -> dict[str, tuple]:
-    return {grp: tuple(rest) for grp, *rest in session.execute(stmt, params)}
+    return {grp: tuple(rest) for grp, *rest in read(session, stmt, params)}
 
 
 def _in_period(session: Session, key: tuple, build: Callable[[str], Select], team_id: str,
@@ -127,7 +128,7 @@ def _histograms(entity: type, by: str | None, value: ColumnElement, *where: Any)
 
 def _histogram_rows(session: Session, stmt: Select, **params: Any) -> dict[str, dict[float, int]]:
     histograms: dict[str, dict[float, int]] = {}
-    for grp, rounded, count in session.execute(stmt, params):
+    for grp, rounded, count in read(session, stmt, params):
         histograms.setdefault(grp, {})[rounded] = count
     return histograms
 
@@ -208,8 +209,8 @@ def get_response_window(session: Session, team_id: str, start: datetime, end: da
                               Lead.response_minutes <= high_)
                        .order_by(Lead.response_minutes))
     params = {"team_id": team_id, "start": start, "end": end, "low": low, "high": high}
-    total, below = session.execute(counts, params).one()
-    return total, below, list(session.scalars(window, params))
+    total, below = read(session, counts, params).one()
+    return total, below, list(read(session, window, params).scalars())
 
 
 def list_sla_parts(session: Session, team_id: str, start: datetime, end: datetime,
@@ -345,7 +346,7 @@ def _count_customers(session: Session, key: str, team_id: str, start: datetime, 
                      where: Callable[[], Any]) -> int:
     stmt = _prepared(session, ("customers", key), lambda _: select(func.count())
                      .select_from(Customer).where(Customer.team_id == TEAM, where()))
-    return session.scalar(stmt, {"team_id": team_id, "start": start, "end": end})
+    return read(session, stmt, {"team_id": team_id, "start": start, "end": end}).scalar()
 
 
 def get_active(session: Session, team_id: str, at: datetime) -> tuple[int, float | None]:
@@ -357,7 +358,7 @@ def get_active(session: Session, team_id: str, at: datetime) -> tuple[int, float
         stmt = _prepared(session, ("customers_active",), lambda _: select(
             func.count(), func.avg(Customer.mrr, type_=Float)
         ).where(Customer.team_id == TEAM, _active(at_)))
-        session.info[key] = tuple(session.execute(stmt, {"team_id": team_id, "at": at}).one())
+        session.info[key] = tuple(read(session, stmt, {"team_id": team_id, "at": at}).one())
     return session.info[key]
 
 
@@ -400,7 +401,7 @@ def get_content_parts(session: Session, team_id: str, start: datetime, end: date
             .scalar_subquery()
         items = select(func.count()).select_from(ContentItem).where(existing).scalar_subquery()
         return select(used, items)
-    return tuple(session.execute(_prepared(session, ("content_parts",), build),
+    return tuple(read(session, _prepared(session, ("content_parts",), build),
                                  {"team_id": team_id, "start": start, "end": end}).one())
 
 
@@ -421,7 +422,7 @@ def get_customer_moves(session: Session, team_id: str, start: datetime, end: dat
     def build(_: str) -> Select:
         started, churned = _moves(func.count())
         return select(started - churned, churned)
-    return tuple(session.execute(_prepared(session, ("customer_moves",), build),
+    return tuple(read(session, _prepared(session, ("customer_moves",), build),
                                  {"team_id": team_id, "start": start, "end": end}).one())
 
 
@@ -433,7 +434,7 @@ def get_mrr_moves(session: Session, team_id: str, start: datetime, end: datetime
         mrr = _moves(func.coalesce(func.sum(Customer.mrr, type_=Float), 0.0))
         paying = _moves(func.count(Customer.mrr))
         return select(mrr[0] - mrr[1], paying[0] - paying[1])
-    return tuple(session.execute(_prepared(session, ("mrr_moves",), build),
+    return tuple(read(session, _prepared(session, ("mrr_moves",), build),
                                  {"team_id": team_id, "start": start, "end": end}).one())
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from storage.db import hold
+from storage.db import hold, read
 from storage.metrics import SPEND_BOOKED_AT
 from storage.models import Customer, Deal, Lead, MetricRefresh, MetricSnapshot, Spend
 
@@ -41,7 +41,7 @@ def get_refresh(session: Session, team_id: str) -> Row | None:
     """(first_day, last_day, as_of) of the workspace's refresh, None before its first. Read
     by every metric question: a row of columns, not a mapped object (whose load, through
     the session's identity map, took a fifth of a question's CPU on an empty store)."""
-    return session.execute(_REFRESH, {"team_id": team_id}).one_or_none()
+    return read(session, _REFRESH, {"team_id": team_id}).one_or_none()
 
 
 def lock_refresh(session: Session, team_id: str) -> None:
@@ -78,7 +78,7 @@ def sum_parts_each(session: Session, team_id: str, metric: str, dimension: str,
     if not any(buckets):
         return sums
     shape, params = _bucketed(team_id, metric, dimension, buckets)
-    for i, key, n, d in session.execute(_sums(*shape), params):
+    for i, key, n, d in read(session, _sums(*shape), params):
         sums[i][key] = (n or 0.0, d or 0.0)
     return sums
 
@@ -94,7 +94,7 @@ def merge_histograms_each(session: Session, team_id: str, metric: str, dimension
     if not any(buckets):
         return merged
     shape, params = _bucketed(team_id, metric, dimension, buckets)
-    for i, key, histogram in session.execute(_histograms(*shape), params):
+    for i, key, histogram in read(session, _histograms(*shape), params):
         into = merged[i].setdefault(key, {})
         get = into.get
         for text, n in (histogram or {}).items():
