@@ -193,3 +193,22 @@ def test_a_stop_signal_ends_alignbot_run_cleanly_with_every_line_written(
     assert proc.returncode == 0
     assert sum("command /align answered 200" in line for line in rest) == 20
     assert rest[-1].endswith("stopped") and "Traceback" not in "".join(rest)
+
+
+def test_serving_freezes_what_start_up_made_so_full_collections_skip_it(monkeypatch):
+    """A full collection stops every request while it walks the heap: start-up's objects
+    (modules, the app) are frozen before the first request, so it walks only newer ones."""
+    import gc
+
+    import waitress
+    from flask import Flask
+
+    from bot.platform.server import serve
+
+    frozen = []
+    monkeypatch.setattr(waitress, "serve", lambda *a, **k: frozen.append(gc.get_freeze_count()))
+    try:
+        serve(Flask(__name__), "127.0.0.1", 0)
+    finally:
+        gc.unfreeze()
+    assert frozen and frozen[0] > 10_000

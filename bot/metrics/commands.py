@@ -18,7 +18,6 @@ from bot.platform.command_table import (
     asks_for_help,
     small_talk,
 )
-from storage.db import read_only
 from storage.people import list_names
 
 FLAGS = ("share", "chart")  # the scorecard's words besides its period
@@ -30,11 +29,11 @@ def metric_command(inv: Invocation) -> Reply:
     mtd, qtd, ytd, 2026-03, Q3 2026, 2026-01-01..2026-03-31 (default: the last 30 days).
     Break down `by owner|source|segment|region|team`; compare `vs previous` or `vs last year`.
     Only you see the answer unless you add `share`; add `chart` for a chart of its trend."""
-    found = _answer(inv, views.ASK_METRIC)
-    if isinstance(found, Reply):
-        return found
+    asked = _answer(inv, views.ASK_METRIC, names=True)
+    if isinstance(asked, Reply):
+        return asked
+    found, names = asked
     currency = inv.services.config.workspace.currency
-    names = _names(inv) if found.query.by == "owner" else None
     chart = None
     if found.query.chart:
         chart = Upload(views.file_name(found.metric.key, found.period, "png"),
@@ -70,29 +69,29 @@ def export_command(inv: Invocation) -> Reply:
     """Export a metric as a CSV file: `/align export win rate last quarter by owner`.
     With `by`, one row per group; without, one row per period of its trend (the last 6).
     The file comes to you in a direct message, or to the channel with `share`."""
-    found = _answer(inv, views.ASK_EXPORT, exact=True)  # a file people check against their CRM
-    if isinstance(found, Reply):
-        return found
+    asked = _answer(inv, views.ASK_EXPORT, exact=True)  # a file people check against their CRM
+    if isinstance(asked, Reply):
+        return asked
+    found, _ = asked
     name = views.file_name(found.metric.key, found.period, "csv")
     return Reply.of(views.metric_export(found, name), public=found.query.share,
                     file=Upload(name, f"{found.metric.label}, {found.period.label}", found.csv))
 
 
-def _answer(inv: Invocation, example: str, *, exact: bool = False) -> Answer | Reply:
-    """The answer to the words after the command, or what the grammar could not read."""
+def _answer(inv: Invocation, example: str, *, exact: bool = False, names: bool = False
+            ) -> tuple[Answer, dict[str, str] | None] | Reply:
+    """The answer to the words after the command, or what the grammar could not read. With
+    `names`, and by owner, people's names by Slack id too (a table in a code block cannot
+    show <@mentions>), read in the same turn and transaction."""
     config = inv.services.config
     try:
         query = parse(" ".join(inv.args), config, inv.now)
     except QueryError as exc:
         return Reply.of(views.metric_error(exc, example))
     with inv.reading() as work:
-        return answer(work, query, exact=exact)
-
-
-def _names(inv: Invocation) -> dict[str, str]:
-    """People's names by Slack id: a table in a code block cannot show <@mentions>."""
-    with read_only(inv.services.sessions) as session:
-        return list_names(session, inv.request.team_id)
+        found = answer(work, query, exact=exact)
+        owners = names and query.by == "owner"
+        return found, list_names(work.session, work.team_id) if owners else None
 
 
 def mention_command(table: CommandTable, text: str) -> str:
