@@ -58,6 +58,9 @@ class Parts:
     def total(parts: Iterable[Parts]) -> Parts:
         """The parts added up, their histograms into one (summing forty owners' histograms
         pairwise copied the growing sum forty times)."""
+        parts = list(parts)
+        if len(parts) == 1:  # nothing to add (Parts never change)
+            return parts[0]
         numerator = denominator = 0.0
         histogram: Counter = Counter()
         for p in parts:
