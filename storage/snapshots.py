@@ -184,18 +184,19 @@ def _rows(grains: tuple[str, ...], held: int, dialect: str):
     return rows, (case(*whens, else_=last) if whens else last).label("bucket")
 
 
-def _units(grain: str, first: date, last: date) -> list[date]:
+@lru_cache(maxsize=4096)  # the same spans for every answer until the next day
+def _units(grain: str, first: date, last: date) -> tuple[date, ...]:
     """The first days of the units of a grain from first to last."""
     if grain in ("day", "week"):
         step = 7 if grain == "week" else 1
-        return [first + timedelta(days=k) for k in range(0, (last - first).days + 1, step)]
+        return tuple(first + timedelta(days=k) for k in range(0, (last - first).days + 1, step))
     units = []
     while first <= last:
         units.append(first)
         months = 12 if grain == "year" else 1
         first = date(first.year + (first.month + months - 1) // 12,
                      (first.month + months - 1) % 12 + 1, 1)
-    return units
+    return tuple(units)
 
 
 def list_changed_days(session: Session, team_id: str, since: datetime | None, now: datetime,
