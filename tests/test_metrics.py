@@ -22,7 +22,7 @@ from bot.metrics.registry import (
 from bot.platform.config import METRIC_KEYS
 from storage import metrics as queries
 from storage.db import make_sessionmaker
-from tests.metric_fixture import OTHER_TEAM, add_metric_fixture, at, period
+from tests.metric_fixture import OTHER_TEAM, _lead, add_metric_fixture, at, period
 from tests.slack import TEAM
 
 MAY, JUNE, JULY = period(5), period(6), period(7)
@@ -269,6 +269,16 @@ def test_marketing_sourced_revenue(session):
     assert metric(session, "marketing_sourced_revenue", JULY)[0] == pytest.approx(1.0)
     assert metric(session, "marketing_sourced_revenue", JUNE, "owner")[1] == pytest.approx(
         {"U0SAM": 1.0, "U0MAX": 0.0})
+
+
+def test_a_metric_counts_what_its_session_holds_but_has_not_written(session):
+    """Metric reads skip the ORM's result machinery (storage.db.read) but not its autoflush:
+    a lead added in the same session counts before anything is committed or flushed."""
+    session.add(_lead("L-NEW", None, "webinar", "smb", "na", at(6, 20), status="routed"))
+    assert metric(session, "leads_routed", JUNE)[0] == 12
+    with session.no_autoflush:  # and, as the ORM's would, only when the session flushes
+        session.add(_lead("L-NEWER", None, "webinar", "smb", "na", at(6, 21), status="routed"))
+        assert metric(session, "leads_routed", JUNE)[0] == 12
 
 
 def test_leads_routed(session):
