@@ -105,7 +105,7 @@ def merge_histograms_each(session: Session, team_id: str, metric: str, dimension
         return merged
     shape, params = _bucketed(session, team_id, metric, dimension, buckets)
     for i, key, text in read(session, _histograms(*shape), params):
-        histogram = _HISTOGRAM.decode(text) if text else {}
+        histogram = (_HISTOGRAM.decode(text) if text else None) or {}
         into = merged[i].get(key)
         if into is None:
             merged[i][key] = histogram  # decoded here: nobody else holds it
@@ -116,7 +116,9 @@ def merge_histograms_each(session: Session, team_id: str, metric: str, dimension
     return merged
 
 
-_HISTOGRAM = msgspec.json.Decoder(dict[float, int])
+# JSON's null (what the column holds for a Python None) is no histogram; a count written
+# as 2.0 is 2, as the JSON loads before it read them
+_HISTOGRAM = msgspec.json.Decoder(dict[float, int] | None, strict=False)
 
 
 def _bucketed(session: Session, team_id: str, metric: str, dimension: str,

@@ -16,7 +16,7 @@ from bot.metrics.snapshots import SETTLE_DAYS, Reader, refresh, spans
 from bot.platform.work import Work
 from storage.db import make_sessionmaker, read_only
 from storage.models import Customer, Lead, MetricRefresh, MetricSnapshot, Person
-from storage.snapshots import get_refresh, lock_refresh, replace_rows
+from storage.snapshots import get_refresh, lock_refresh, merge_histograms_each, replace_rows
 from tests.concurrency import until_waiting
 from tests.metric_fixture import add_metric_fixture, at
 from tests.slack import TEAM
@@ -601,3 +601,21 @@ def test_a_question_asked_again_reads_no_snapshots_until_the_next_refresh(sessio
         expected = live(s, config, "response_time", question.period, "owner")
     assert (again.value, again.groups) == (pytest.approx(expected[0]),
                                            pytest.approx(expected[1]))
+
+
+def test_stored_histograms_are_added_up_per_group_and_a_null_one_is_empty(engine):
+    """Each group's rows over the span add up, their values read as numbers (JSON keeps
+    them as text); a row whose histogram is JSON null still names its group."""
+    sessions = make_sessionmaker(engine)
+    row = {"metric": "response_time", "dimension": "owner", "computed_at": NOW}
+    with sessions.begin() as s:
+        replace_rows(s, TEAM, "day", date(2026, 6, 1), [
+            {**row, "dimension_value": "U0SAM", "histogram": {1.5: 2, 12.0: 1}},
+            {**row, "dimension_value": "U0SUE", "histogram": None}])
+        replace_rows(s, TEAM, "day", date(2026, 6, 2), [
+            {**row, "dimension_value": "U0SAM", "histogram": {1.5: 1, 3.0: 4}}])
+    with sessions() as s:
+        merged = merge_histograms_each(s, TEAM, "response_time", "owner",
+                                       [[("day", date(2026, 6, 1), date(2026, 6, 2))]])
+    assert merged == [{"U0SAM": {1.5: 3, 3.0: 4, 12.0: 1}, "U0SUE": {}}]
+    assert all(isinstance(v, float) for v in merged[0]["U0SAM"])
