@@ -34,6 +34,7 @@ be paired on the same data. `--answers-only` stops after the answers' latencies.
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import resource
 import subprocess
@@ -253,7 +254,7 @@ def over_http(url: str, requests: int, rates: list[float], clients: int = 8) -> 
     warm = [f"metric {m.key} {text}" + (f" by {m.dimensions[0]}" if m.dimensions and k % 2 else "")
             for m in METRICS.values() for k, text in enumerate(PERIODS)]
     metrics = list(METRICS.values())
-    asked = iter(range(10**9))  # never the same question twice, across runs
+    asked = itertools.count()  # never the same question twice, across runs
 
     def cold(_: int) -> str:
         i = next(asked)

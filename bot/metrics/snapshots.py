@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -155,21 +155,21 @@ class Reader:
         return Totals(instants, segments)
 
     def _remembered(self, kind: str, key: str, by: str | None,
-                    buckets: list[Sequence[queries.Span]], read: Callable[[], T]) -> T:
+                    buckets: list[tuple[queries.Span, ...]], read: Callable[[], T]) -> T:
         """`read()` of the snapshots (`kind` of `key`'s rows in the buckets), or what it gave
         since their last refresh: they change only then (its time is in the key; a refresh
         in this process also forgets them). Questions come in waves (a digest, a channel
         clicking it, Homes opening), and an answer at 1M leads spent most of its time
         merging the same stored histograms."""
         return _remember(self.session, (self.team_id, tuple(self.refresh), kind, key, by,
-                                        tuple(map(tuple, buckets))), read)
+                                        tuple(buckets)), read)
 
     def _split(self, metric: Metric | Series, start: datetime, end: datetime
-               ) -> tuple[Sequence[queries.Span], list[tuple[datetime, datetime]]]:
+               ) -> tuple[tuple[queries.Span, ...], list[tuple[datetime, datetime]]]:
         """[start, end) as the stored spans it holds and the ranges around them (read live)."""
         stored = self._stored_days(metric, start, end)
         if stored is None:
-            return [], [(start, end)]
+            return (), [(start, end)]
         first, last = stored
         self.as_of = min(self.as_of, self.refresh.as_of)
         around = ((start, self.midnight(first)), (self.midnight(last + DAY), end))
@@ -225,7 +225,7 @@ def forget(sessions: sessionmaker[Session]) -> None:
 
 
 def stored_parts_each(session: Session, team_id: str, metric: Metric | Series, by: str | None,
-                      buckets: list[Sequence[queries.Span]]) -> list[dict[str, Parts]]:
+                      buckets: list[tuple[queries.Span, ...]]) -> list[dict[str, Parts]]:
     """The stored parts of each bucket of spans (consecutive stretches of time), per group,
     in one query. A group without data has no row (the refresh stores none for nothing):
     those the metric lists anyway (its `groups`, as its live parts do) are added empty."""
