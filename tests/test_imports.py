@@ -172,7 +172,7 @@ def broken_off(path, at):
 def small_batches(services, monkeypatch):
     """Batches of 10 rows and bursts past 2 cards: an import of dozens of rows behaves as
     one of many thousands does."""
-    monkeypatch.setattr(imports, "MAX_BATCH", 10)
+    monkeypatch.setattr(imports, "IMPORT_BATCH", dict.fromkeys(imports.IMPORT_BATCH, 10))
     services.config = dataclasses.replace(
         services.config, handoff=dataclasses.replace(services.config.handoff, burst_limit=2))
 
