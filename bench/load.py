@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import random
 import statistics
 import tempfile
 import threading
@@ -89,8 +90,10 @@ def send(base: str, make: Callable[[int], Request], requests: int, clients: int 
          warm_up: int = 20, pace: float = 0.0) -> Run:
     """`requests` requests (the `i`th made by `make(i)`), from `clients` threads with a
     connection each, after `warm_up` uncounted ones; with `pace`, each client waits that
-    many seconds between its requests (spread arrivals instead of one burst). Every answer
-    must be a 2xx."""
+    many seconds between its requests on average, at random (exponentially, as
+    independent arrivals come), and starts at a random point of its first wait: clients
+    that all waited exactly `pace` sent their requests in waves of `clients` at once, and
+    each wave's last one waited for the seven before it. Every answer must be a 2xx."""
     host = urlsplit(base)
     for i in range(warm_up):
         _post(http.client.HTTPConnection(host.hostname, host.port), make(-1 - i))
@@ -98,8 +101,11 @@ def send(base: str, make: Callable[[int], Request], requests: int, clients: int 
     counter = iter(range(requests))
     lock = threading.Lock()
 
-    def client() -> None:
+    def client(k: int) -> None:
         conn = http.client.HTTPConnection(host.hostname, host.port)
+        rng = random.Random(k)  # the same arrivals every run
+        if pace:
+            time.sleep(rng.uniform(0, pace))
         while True:
             with lock:
                 i = next(counter, None)
@@ -110,9 +116,9 @@ def send(base: str, make: Callable[[int], Request], requests: int, clients: int 
             _post(conn, request)
             latencies.append(time.perf_counter() - start)
             if pace:
-                time.sleep(pace)
+                time.sleep(rng.expovariate(1 / pace))
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     start = time.perf_counter()
     for t in threads:
         t.start()
