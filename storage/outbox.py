@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from storage import bulk, pacing
@@ -166,6 +166,33 @@ def rewrite_pending(session: Session, message_id: int, payload: dict) -> bool:
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.state == "pending")
         .values(payload=payload).execution_options(synchronize_session=False)).rowcount == 1
+
+
+_REWRITE = (update(OutboxMessage.__table__)  # Core: one executemany, as many rows as given
+            .where(OutboxMessage.id == bindparam("message_id"), OutboxMessage.state == "pending")
+            .values(payload=bindparam("new_payload")))
+
+
+def rewrite_each_pending(session: Session, payloads: dict[int, dict]) -> set[int]:
+    """`rewrite_pending` of many messages in a few statements: which were rewritten. One a
+    sender claims between the statements (rare) makes each pending one be tried alone, so
+    it may be counted out after all (it is then edited once more, with the same content)."""
+    pending = list(session.scalars(select(OutboxMessage.id).where(
+        OutboxMessage.id.in_(payloads), OutboxMessage.state == "pending")))
+    if not pending:
+        return set()
+    params = [{"message_id": i, "new_payload": payloads[i]} for i in pending]
+    if session.execute(_REWRITE, params).rowcount == len(pending):
+        return set(pending)
+    return {i for i in pending if rewrite_pending(session, i, payloads[i])}
+
+
+def get_message_heads(session: Session, message_ids: list[int]) -> dict[int, OutboxMessage]:
+    """Messages without their payloads, by id (see `get_message_head`)."""
+    if not message_ids:
+        return {}
+    return {m.id: m for m in session.scalars(select(OutboxMessage).where(
+        OutboxMessage.id.in_(message_ids)).options(defer(OutboxMessage.payload)))}
 
 
 def get_message_head(session: Session, message_id: int) -> OutboxMessage:

@@ -224,6 +224,37 @@ def test_a_revision_drops_queued_edits_even_when_it_rewrites_the_post(services):
     assert edit.state == "superseded"  # else "edit 1" would follow and undo "edit 2"
 
 
+def test_posts_revised_together_are_each_rewritten_or_edited_as_their_state_says(services):
+    """A webhook revises a dozen bursts' summaries at once: one still queued takes the new
+    text, one already sent gets an edit, and one a sender claims while the revision runs
+    keeps what it is sending and gets an edit after it."""
+    from sqlalchemy import event
+
+    queued, out, claimed = queue(services, 3)
+    with services.transaction() as s:
+        s.get(OutboxMessage, out.id).state, s.get(OutboxMessage, out.id).ts = "sent", "1.000100"
+
+    def claim_first(conn, cursor, statement, *_):  # a sender, just before the rewrite
+        if statement.startswith("UPDATE outbox SET payload") and not claims:
+            claims.append(claimed.id)
+            cursor.connection.execute(f"UPDATE outbox SET state = 'sending' WHERE id = {claimed.id}")
+
+    claims: list[int] = []
+    event.listen(services.engine, "before_cursor_execute", claim_first)
+    try:
+        with services.transaction() as s:
+            outbox.revise_each(s, [(m.id, "C0HANDOFF1", {"text": f"new {m.id}"})
+                                   for m in (queued, out, claimed)], now=services.clock.now())
+    finally:
+        event.remove(services.engine, "before_cursor_execute", claim_first)
+    assert claims == [claimed.id]
+    by_id = {m.id: m for m in rows(services)}
+    assert by_id[queued.id].payload["text"] == f"new {queued.id}"
+    assert by_id[claimed.id].payload["text"] == "m2"  # as it is being sent
+    edits = {m.parent_id: m.payload["text"] for m in by_id.values() if m.method == "chat.update"}
+    assert edits == {out.id: f"new {out.id}", claimed.id: f"new {claimed.id}"}
+
+
 # -- each post once, even when Slack's answer is lost (#20.3)
 
 
