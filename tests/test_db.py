@@ -212,3 +212,55 @@ def test_a_batch_lookup_is_planned_for_its_own_keys(engine):
         prepared = session.connection().exec_driver_sql(
             "SELECT statement FROM pg_prepared_statements").scalars().all()
         assert not [s for s in prepared if "external_id" in s], prepared
+
+
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)
+def test_a_lock_held_is_asked_of_the_server_once_a_transaction(engine):
+    """A webhook's batch, its routing and its bursts each take the routing lock: one round
+    trip, not three. Another transaction still waits for it, a savepoint that rolls back
+    lets go of what it took, and the next transaction asks again."""
+    from sqlalchemy import event
+
+    from storage.db import hold
+
+    asked: list[str] = []
+
+    def count(_conn, _cursor, statement, *_):
+        if "pg_advisory_xact_lock" in statement:
+            asked.append(statement)
+
+    def others_may_take() -> bool:
+        with engine.connect() as other:
+            return other.exec_driver_sql(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended('x', 0))").scalar()
+
+    event.listen(engine, "before_cursor_execute", count)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        hold(session, "x")
+        hold(session, "x")
+        assert len(asked) == 1 and not others_may_take()
+        with session.begin_nested() as savepoint:
+            hold(session, "y")
+            savepoint.rollback()
+        hold(session, "y")
+        assert len(asked) == 3
+        session.commit()
+    assert others_may_take()
+    with sessions() as session:
+        hold(session, "x")
+        assert len(asked) == 4
+    event.remove(engine, "before_cursor_execute", count)
+
+
+def test_webhooks_look_for_grown_tables_once_they_have_stored_a_hundred_records(engine,
+                                                                                 monkeypatch):
+    """Not after each 10-lead webhook: a table needs 500 changed rows to be analyzed."""
+    looks: list = []
+    monkeypatch.setattr(db, "analyze_grown", lambda e: looks.append(e) or [])
+    for _ in range(25):
+        db.analyze_grown_after(engine, 10)
+    assert looks == [engine, engine]
+    db.analyze_grown_after(engine, 1000)  # an import-sized batch looks at once
+    assert len(looks) == 3

@@ -22,7 +22,7 @@ from bot.intake.ingest import IngestResult, ingest
 from bot.intake.records import Checked, Rejection, check, key_text
 from bot.platform.services import Services
 from storage.bulk import Statement, batch, execute, gc_paused
-from storage.db import analyze_grown, lock_handoffs
+from storage.db import analyze_grown_after, lock_handoffs
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def store(services: Services, entity: str, records: Sequence[Any] | Checked, *,
     answers = look_up_owners(services, entity, checked)
     with gc_paused():
         result = _store(services, entity, checked, actor, answers)
-    analyze_grown(services.engine)  # webhooks can grow a table faster than autovacuum looks
+    # webhooks can grow a table faster than autovacuum looks
+    analyze_grown_after(services.engine, len(checked.parsed))
     return result
 
 
