@@ -187,18 +187,19 @@ def rewrite_each_pending(session: Session, payloads: dict[int, dict]) -> set[int
     return {i for i in pending if rewrite_pending(session, i, payloads[i])}
 
 
+_HEADS = select(OutboxMessage).options(defer(OutboxMessage.payload))  # enough to point at
+
+
 def get_message_heads(session: Session, message_ids: list[int]) -> dict[int, OutboxMessage]:
     """Messages without their payloads, by id (see `get_message_head`)."""
     if not message_ids:
         return {}
-    return {m.id: m for m in session.scalars(select(OutboxMessage).where(
-        OutboxMessage.id.in_(message_ids)).options(defer(OutboxMessage.payload)))}
+    return {m.id: m for m in session.scalars(_HEADS.where(OutboxMessage.id.in_(message_ids)))}
 
 
 def get_message_head(session: Session, message_id: int) -> OutboxMessage:
     """A message without its payload: enough to point an update at it."""
-    return session.scalars(select(OutboxMessage).where(OutboxMessage.id == message_id)
-                           .options(defer(OutboxMessage.payload))).one()
+    return session.scalars(_HEADS.where(OutboxMessage.id == message_id)).one()
 
 
 def mark_updates_superseded(session: Session, original_ids: list[int]) -> int:
