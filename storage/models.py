@@ -574,7 +574,8 @@ class Nudge(Base):
 
     A lead has one pending stage at a time: the first is written when the lead is routed,
     and each writes the next when the sweep first claims it (with a conditional UPDATE, so
-    each is sent once). A first touch or a rejection cancels what is pending."""
+    each is sent once). A first touch or a rejection cancels what is pending; a stage of an
+    earlier routing than the lead's (`routed_at`) is void when it fires."""
 
     __tablename__ = "nudges"
     __table_args__ = (
@@ -587,6 +588,9 @@ class Nudge(Base):
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
     stage: Mapped[str] = mapped_column(String(16))  # card|remind|snooze|breach|escalate|reassign
     due_at: Mapped[datetime]
+    # the lead's routed_at when the stage was written: a reassignment made after a sweep
+    # claimed the stage (so its cancelling missed it) starts a new clock this one is not of
+    routed_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|cancelled
     held: Mapped[bool] = mapped_column(Boolean, default=False)  # moved to the recipient's next morning
     claimed_by: Mapped[str | None] = mapped_column(String(64))

@@ -8,11 +8,14 @@ from sqlalchemy import Row, bindparam, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage import bulk
-from storage.models import Nudge
+from storage.models import Lead, Nudge
 
 
-def add_nudge(session: Session, **fields) -> None:
-    bulk.add(session, Nudge, {"state": "pending", "held": False, **fields})
+def add_nudge(session: Session, lead: Lead, stage: str, due_at: datetime) -> None:
+    """A stage of the lead's current routing (see `Nudge.routed_at`)."""
+    bulk.add(session, Nudge, {"team_id": lead.team_id, "lead_id": lead.id, "stage": stage,
+                              "due_at": due_at, "routed_at": lead.routed_at, "state": "pending",
+                              "held": False})
 
 
 _NUDGES = Nudge.__table__
@@ -79,8 +82,10 @@ def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,
 
 
 def list_nudges(session: Session, nudge_ids: list[int]):
-    """Light rows (id, lead_id, stage, due_at, held), in due order: the sweep only reads them."""
-    return session.execute(select(Nudge.id, Nudge.lead_id, Nudge.stage, Nudge.due_at, Nudge.held)
+    """Light rows (id, lead_id, stage, due_at, held, routed_at), in due order: the sweep
+    only reads them."""
+    return session.execute(select(Nudge.id, Nudge.lead_id, Nudge.stage, Nudge.due_at, Nudge.held,
+                                  Nudge.routed_at)
                            .where(Nudge.id.in_(nudge_ids)).order_by(Nudge.due_at, Nudge.id)).all()
 
 

@@ -101,8 +101,8 @@ def test_stages_written_up_front_become_one_pending_stage_per_lead(tmp_path, clo
                 (1, "card", 2, "sent", False), (1, "remind", 3, "pending", True),
                 (1, "breach", 4, "pending", False), (1, "escalate", 5, "pending", False),
                 (2, "card", 2, "pending", False), (2, "breach", 4, "pending", False)]:
-            s.add(Nudge(team_id="T1", lead_id=lead_id, stage=stage, due_at=now + due * hour,
-                        state=state, held=held))
+            s.execute(insert(Nudge).values(team_id="T1", lead_id=lead_id, stage=stage,
+                                           due_at=now + due * hour, state=state, held=held))
     upgrade(engine)
     with Session(engine) as s:
         pending = s.execute(select(Nudge.lead_id, Nudge.stage).where(Nudge.state == "pending")
@@ -193,3 +193,28 @@ def test_weekly_snapshots_forget_each_refresh_and_go_back_without_week_rows(engi
     finally:
         upgrade(engine)
     assert stored() == (["day"], [])
+
+
+def test_stages_still_to_fire_are_of_their_leads_routing_after_0027(engine, clock):
+    """Else every stage pending at the upgrade would be void, as of an earlier routing."""
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import Lead, Nudge
+
+    now = clock.now()
+    command.downgrade(alembic_config(engine), "0026")
+    try:
+        with Session(engine) as s, s.begin():
+            s.execute(insert(Lead).values(
+                id=1, team_id="T1", external_id="L-1", source="webinar", status="routed",
+                created_at=now, mql_at=now, routed_at=now, updated_at=now))
+            for stage, state in (("card", "sent"), ("remind", "sending"), ("breach", "pending")):
+                s.execute(insert(Nudge).values(team_id="T1", lead_id=1, stage=stage, due_at=now,
+                                               state=state, held=False))
+    finally:
+        upgrade(engine)
+    with Session(engine) as s:
+        routed = dict(s.execute(select(Nudge.stage, Nudge.routed_at)).all())
+    assert routed == {"card": None, "remind": now, "breach": now}

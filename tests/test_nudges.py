@@ -287,6 +287,38 @@ def test_a_reassignment_that_lost_its_race_is_dropped_and_the_rest_goes_on_toget
     assert "changed while being reassigned" in logged[0][1]
 
 
+
+def test_a_reminder_claimed_before_a_reassignment_reaches_nobody_and_one_clock_goes_on(
+        app, services, fake_slack, clock, monkeypatch):
+    import bot.sla.nudges
+
+    in_new_york(services)
+    new_lead(services)  # 09:00 New York, to U0SALES01: the reminder at 11:00, due 13:00
+    fire_claimed = bot.sla.nudges._parts
+    reassign_once = [True]
+
+    def reassigned_meanwhile(claimed):  # after the sweep claimed the reminder, before it fired
+        if reassign_once and any(n.stage == "remind" for n in claimed):
+            reassign_once.pop()
+            click(app, fake_slack, card(fake_slack), cards.REASSIGN, "U0SALES01", clock.now(),
+                  selected_user="U0SALES02")  # a new clock: reminder 13:00, due 15:00
+        return fire_claimed(claimed)
+
+    monkeypatch.setattr(bot.sla.nudges, "_parts", reassigned_meanwhile)
+    clock.set(datetime(2026, 11, 24, 16, 0, tzinfo=UTC))  # 11:00
+    sweep(services, clock.now())
+    assert not reassign_once  # the race happened
+    run_until(services, clock, datetime(2026, 11, 24, 21, 0, tzinfo=UTC))  # 16:00
+    for rep, reminders, breaches in (("U0SALES01", 0, 0), ("U0SALES02", 1, 1)):
+        got = texts(fake_slack, rep)
+        assert (sum("Reminder" in t for t in got), sum("SLA breached" in t for t in got)) == \
+            (reminders, breaches), rep
+    with services.sessions.begin() as s:
+        lead = s.scalars(select(Lead)).one()
+        reminded_at = [e.at for e in list_events(s, lead.id) if e.kind == "sla_remind"]
+    assert reminded_at == [datetime(2026, 11, 24, 18, 0, tzinfo=UTC)]  # the new clock's, alone
+
+
 SWEEPS = 1000 // BATCH + 3  # what 1,000 due nudges take a lone sweeper, and spare
 
 

@@ -124,8 +124,7 @@ class Handoffs:
         if record:
             lifecycle.record(self.session, lead, "unassigned", actor="system", at=self.now,
                              data=data)
-        add_nudge(self.session, team_id=lead.team_id, lead_id=lead.id,
-                  stage=sla.ROUTE, due_at=decision.retry_at)
+        add_nudge(self.session, lead, sla.ROUTE, decision.retry_at)
         if lead.sla_policy != UNASSIGNED:  # first time (or a lead queued before retries)
             sla.wait_clock(self.work, lead)
 

@@ -263,8 +263,9 @@ def fire(batch: Batch, nudge, lead: Lead | None) -> None:
 
 def _applies(batch: Batch, nudge, lead: Lead | None) -> bool:
     """The stage still has something to do: its lead waits for an owner (the queue's
-    stages) or for a first touch (the others), and this sweep has not rerouted it."""
-    if lead is None or lead.id in batch.rerouted_ids:
+    stages) or for a first touch (the others), and nobody has routed it since the stage was
+    written (this sweep, or someone after the sweep claimed it)."""
+    if lead is None or lead.id in batch.rerouted_ids or nudge.routed_at != lead.routed_at:
         return False
     if nudge.stage in (sla.ROUTE, sla.ESCALATE_UNASSIGNED):
         return lead.status == sla.WAITING
@@ -377,8 +378,7 @@ STAGES = {"card": _card, "remind": _remind, SNOOZED: _remind, "breach": _breach,
 
 def snooze(work: Work, token: str, user: str) -> str:
     lead = _open_lead(work, token, user)
-    queries.add_nudge(work.session, team_id=work.team_id, lead_id=lead.id, stage=SNOOZED,
-                      due_at=work.now + SNOOZE)
+    queries.add_nudge(work.session, lead, SNOOZED, work.now + SNOOZE)
     lifecycle.record(work.session, lead, "snoozed", actor=user, at=work.now)
     return "Snoozed: I will remind you again in 30 minutes."
 

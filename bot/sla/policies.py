@@ -94,8 +94,7 @@ def open_clock(work: Work, lead: Lead, owner: Person | None, *, rerouted: bool,
     else:
         _clock(lead, policy, plan[0])
     if (first := plan[1]) is not None:
-        add_nudge(session, team_id=lead.team_id, lead_id=lead.id, stage=first[0],
-                  due_at=first[1])
+        add_nudge(session, lead, *first)
 
 
 def stages(lead: Lead, config: Config, owner: Person | None) -> list[tuple[str, datetime]]:
@@ -136,7 +135,7 @@ def schedule(work: Work, lead: Lead, owner: Person | None,
         upcoming = upcoming[_position(upcoming, after) + 1:]
     if upcoming:
         stage, at = upcoming[0]
-        add_nudge(work.session, team_id=lead.team_id, lead_id=lead.id, stage=stage, due_at=at)
+        add_nudge(work.session, lead, stage, at)
 
 
 def _position(upcoming: list[tuple[str, datetime]], fired: tuple[str, datetime]) -> int:
@@ -161,8 +160,7 @@ def wait_clock(work: Work, lead: Lead) -> None:
         Calendar.of(config).add_business_minutes(at, within.total_seconds() / 60)
     lead.sla_met = lead.response_minutes = lead.business_minutes = None
     lead.sla_policy, lead.sla_clock, lead.sla_due_at = UNASSIGNED, clock, due
-    add_nudge(work.session, team_id=lead.team_id, lead_id=lead.id, stage=ESCALATE_UNASSIGNED,
-              due_at=due)
+    add_nudge(work.session, lead, ESCALATE_UNASSIGNED, due)
 
 
 def state(lead: Lead, now: datetime) -> str | None:
