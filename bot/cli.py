@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     run.add_argument("--no-scheduler", action="store_true",
                      help="serve requests only; run `alignbot worker` for the scheduled jobs")
+    run.add_argument("--monitoring-port", type=int,
+                     help="serve /readyz and /metrics on this port, not on --port (which Slack "
+                          "reaches); /healthz on both")
     run.set_defaults(func=cmd_run)
 
     worker = sub.add_parser("worker", help="the scheduler and the outbox sender, without Slack requests")
@@ -560,9 +563,12 @@ def cmd_run(args) -> int:
             socket = _connect_socket(bolt, secrets.slack_app_token)
     loop = SenderLoop(services).start()
     scheduler = None if args.no_scheduler else _start_scheduler(services)
-    web = create_web_app(services, None if socket_mode else bolt, socket=socket)
-    log.info("serving HTTP on %s:%s (%s/webhooks, /healthz, /readyz, /metrics)", args.host,
-             args.port, "" if socket_mode else "/slack/events, ")
+    apart = args.monitoring_port is not None
+    if apart:
+        _serve_monitoring(services, args.host, args.monitoring_port, socket)
+    web = create_web_app(services, None if socket_mode else bolt, socket=socket, monitoring=not apart)
+    log.info("serving HTTP on %s:%s (%s/webhooks, /healthz%s)", args.host, args.port,
+             "" if socket_mode else "/slack/events, ", "" if apart else ", /readyz, /metrics")
     try:
         with logs.in_background():  # request threads: no waiting on each other's log lines
             serve(web, args.host, args.port)
@@ -663,10 +669,10 @@ def cmd_worker(args) -> int:
     return 0
 
 
-def _serve_monitoring(services, host: str, port: int) -> None:
+def _serve_monitoring(services, host: str, port: int, socket=None) -> None:
     from bot.platform.server import create_monitoring_app, serve
 
-    web = create_monitoring_app(services)
+    web = create_monitoring_app(services, socket=socket)
     threading.Thread(target=serve, args=(web, host, port), kwargs={"threads": 2},
                      name="monitoring", daemon=True).start()
     log.info("serving /healthz, /readyz and /metrics on %s:%s", host, port)

@@ -64,10 +64,11 @@ def use_env(monkeypatch, env: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], cwd: Path,
-            command: tuple[str, ...] = (*CLI, "run")) -> Iterator[tuple[str, list[str]]]:
-    """`alignbot run` (or another `command` taking --host and --port) until it listens (no
-    polling, no sleep): its base URL, and its log lines, which go on growing while it runs."""
+def serving(env: dict[str, str], cwd: Path, command: tuple[str, ...] = (*CLI, "run"),
+            servers: int = 1) -> Iterator[tuple[str, list[str]]]:
+    """`alignbot run` (or another `command` taking --host and --port) until its `servers`
+    listen (no polling, no sleep): its base URL, and its log lines, which go on growing
+    while it runs."""
     port = free_port()
     proc = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], env=env,
                             stderr=subprocess.PIPE, text=True, cwd=cwd)
@@ -75,7 +76,7 @@ def serving(env: dict[str, str], cwd: Path,
     try:
         for line in proc.stderr:
             log.append(line)
-            if "Serving on" in line:
+            if "Serving on" in line and sum("Serving on" in seen for seen in log) == servers:
                 break
         else:
             pytest.fail("alignbot run exited early:\n" + "".join(log))

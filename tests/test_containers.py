@@ -86,7 +86,8 @@ def test_compose_runs_migrations_once_then_the_app_and_a_worker(compose):
     assert services["migrate"]["command"] == ["db", "upgrade"]
     assert services["migrate"]["restart"] == "no"
     assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
-    assert services["app"]["command"] == ["run", "--no-scheduler"]
+    assert services["app"]["command"] == ["run", "--no-scheduler", "--monitoring-port", "9090"]
+    assert services["app"]["ports"] == ["3000:3000"]  # the monitoring port is not published
     assert services["worker"]["command"][0] == "worker"
     for name in ("app", "worker"):
         assert services[name]["depends_on"] == {

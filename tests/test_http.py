@@ -29,11 +29,15 @@ def slack_over_http():
 
 @pytest.fixture
 def running_bot(tmp_path, sqlite_template, slack_over_http):
+    """`alignbot run`, its /readyz and /metrics on a port of their own: its base URL, that
+    port's, and the fake Slack."""
     fake, api_url = slack_over_http
     env = run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-fake-token",
                   SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=api_url)
-    with serving(env, tmp_path) as (base, _):
-        yield base, fake
+    monitoring = free_port()
+    with serving(env, tmp_path, (*CLI, "run", "--monitoring-port", str(monitoring)),
+                 servers=2) as (base, _):
+        yield base, f"http://127.0.0.1:{monitoring}", fake
 
 
 def post(url: str, body: str, headers: dict[str, str]) -> tuple[int, str]:
@@ -46,10 +50,17 @@ def post(url: str, body: str, headers: dict[str, str]) -> tuple[int, str]:
 
 
 def test_run_serves_health_and_signed_slash_commands(running_bot):
-    base, fake = running_bot
-    with urllib.request.urlopen(f"{base}/healthz", timeout=10) as resp:
-        assert resp.status == 200 and json.loads(resp.read())["ok"] is True
+    base, monitoring, fake = running_bot
+    for where in (base, monitoring):
+        with urllib.request.urlopen(f"{where}/healthz", timeout=10) as resp:
+            assert resp.status == 200 and json.loads(resp.read())["ok"] is True
     assert fake.calls_of("auth.test")  # it learned its workspace from Slack
+    for path in ("/metrics", "/readyz"):  # off the port Slack reaches, on the other one
+        with pytest.raises(urllib.error.HTTPError) as public:
+            urllib.request.urlopen(f"{base}{path}", timeout=10)
+        assert public.value.code == 404
+        with urllib.request.urlopen(f"{monitoring}{path}", timeout=10) as resp:
+            assert resp.status == 200
 
     body = slash_body("help", user="U0ADMIN01")
     now = int(SystemClock().now().timestamp())  # a real server checks against the real time

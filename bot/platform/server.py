@@ -24,9 +24,10 @@ from storage.db import ping
 
 
 def create_web_app(services: Services, bolt: App | None, *,
-                   socket: BaseSocketModeClient | None = None) -> Flask:
+                   socket: BaseSocketModeClient | None = None, monitoring: bool = True) -> Flask:
     """Slack's requests come to /slack/events when `bolt` is given (HTTP mode), or over the
-    Socket Mode `socket`, which /healthz then reports on."""
+    Socket Mode `socket`, which /healthz then reports on. Without `monitoring`, /readyz and
+    /metrics are left to a port of their own (`create_monitoring_app`): this one is public."""
     web = Flask("alignbot")
 
     if bolt is not None:
@@ -75,19 +76,24 @@ def create_web_app(services: Services, bolt: App | None, *,
         # the transaction was rolled back: say so, in JSON, to the CRM's retry logic
         return jsonify(error="internal error; nothing was stored, retry later"), 500
 
-    _add_monitoring(web, services, socket)
+    _add_health(web, services, socket)
+    if monitoring:
+        _add_monitoring(web, services)
     return web
 
 
-def create_monitoring_app(services: Services) -> Flask:
-    """/healthz, /readyz and /metrics alone, for a process that serves no requests
-    (`alignbot worker`)."""
+def create_monitoring_app(services: Services, *,
+                          socket: BaseSocketModeClient | None = None) -> Flask:
+    """/healthz, /readyz and /metrics alone: for a process that serves no requests
+    (`alignbot worker`), or on a port of their own beside the public one (`alignbot run
+    --monitoring-port`)."""
     web = Flask("alignbot-monitoring")
-    _add_monitoring(web, services, None)
+    _add_health(web, services, socket)
+    _add_monitoring(web, services)
     return web
 
 
-def _add_monitoring(web: Flask, services: Services, socket: BaseSocketModeClient | None) -> None:
+def _add_monitoring(web: Flask, services: Services) -> None:
     metrics = telemetry.registry(services)
 
     @web.get("/metrics")
@@ -102,6 +108,8 @@ def _add_monitoring(web: Flask, services: Services, socket: BaseSocketModeClient
             return jsonify(ok=False, failed=failed[0], checks=checks), 503
         return jsonify(ok=True, checks=checks)
 
+
+def _add_health(web: Flask, services: Services, socket: BaseSocketModeClient | None) -> None:
     @web.get("/healthz")
     def healthz():
         try:
