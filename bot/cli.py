@@ -23,7 +23,10 @@ log = logging.getLogger("alignbot")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.func is cmd_run and args.monitoring_port == args.port:  # two servers, one port
+        parser.error("--monitoring-port must be another port than --port")
     if args.team:  # one way in for the workspace: what every command's services read
         os.environ["ALIGNBOT_TEAM_ID"] = args.team
     try:

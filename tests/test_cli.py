@@ -173,3 +173,15 @@ def test_the_readmes_import_before_slack_runs_as_written_on_a_fresh_store(
             assert words[0] == "alignbot" and main(words[1:]) == 0, (line, capsys.readouterr())
     out = capsys.readouterr().out
     assert "\"created\": 1" in out and "Count of leads routed" in out
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["run", "--port", "3000", "--monitoring-port", "3000"],
+     "--monitoring-port must be another port than --port"),
+    (["run", "--monitoring-port", "metrics"], "invalid int value: 'metrics'"),
+])
+def test_a_monitoring_port_that_cannot_work_is_refused_before_anything_starts(argv, said,
+                                                                              capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2 and said in capsys.readouterr().err
