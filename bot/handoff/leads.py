@@ -9,7 +9,7 @@ from typing import Any
 from bot.blocks import leads as views
 from bot.blocks.kit import escape
 from bot.handoff.cards import card_view
-from bot.handoff.new_leads import someone_is_back
+from bot.handoff.new_leads import absences_changed
 from bot.metrics.grammar import QueryError, parse_day
 from bot.platform.command_table import Command, Invocation, Reply
 from bot.platform.services import Services
@@ -71,9 +71,10 @@ def away_command(inv: Invocation) -> Reply:
     until = _parse_until(inv)
     if isinstance(until, Reply):
         return until
-    with inv.services.transaction() as session:
-        if set_away_until(session, inv.request.team_id, inv.request.user_id, until) is None:
+    with inv.work() as work:
+        if set_away_until(work.session, work.team_id, inv.request.user_id, until) is None:
             return Reply("You are not a lead owner, so there is nothing to pause.")
+        absences_changed(work)
     return Reply.of(views.away_set(until if until.year < 2100 else None))
 
 
@@ -82,7 +83,7 @@ def back_command(inv: Invocation) -> Reply:
     with inv.work() as work:
         if set_away_until(work.session, work.team_id, inv.request.user_id, None) is None:
             return Reply("You are not a lead owner, so there is nothing to resume.")
-        someone_is_back(work)
+        absences_changed(work)
     return Reply("Welcome back — new leads can come your way again.")
 
 

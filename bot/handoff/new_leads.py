@@ -222,9 +222,11 @@ def assign(work: Work, lead: Lead, owner: Person, *, actor: str, data: dict,
     sla.open_clock(work, lead, owner, rerouted=not fresh, plans=plans)
 
 
-def someone_is_back(work: Work) -> None:
-    """Someone may take leads again sooner than their absence said: the leads waiting for
-    an owner are tried again at the next sweep rather than when it would have ended."""
+def absences_changed(work: Work) -> None:
+    """Someone is back, or says when they will be: the leads waiting for an owner are tried
+    again at the next sweep, which works out the next try from everyone's absences as they
+    are now. Else a lead queued while its only taker was away until Thursday waited for
+    Thursday though they came back, or said Wednesday."""
     pull_due(work.session, work.team_id, sla.ROUTE, work.now)
 
 
