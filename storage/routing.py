@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Float, Integer, bindparam, column, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -42,16 +43,34 @@ def get_routing_states(session: Session, team_id: str, pool: str) -> dict[str, R
     return {r.slack_id: r for r in rows}
 
 
+# PostgreSQL's: the rows' new values as three arrays, one parameter each (see below)
+_NEW = func.unnest(bindparam("ids", type_=ARRAY(Integer)), bindparam("credits", type_=ARRAY(Float)),
+                   bindparam("assigned", type_=ARRAY(Integer))).table_valued(
+    column("id", Integer), column("credit", Float), column("assigned", Integer)
+).render_derived(name="new")
+_UPDATE_EACH = update(RoutingState).where(RoutingState.id == _NEW.c.id).values(
+    credit=_NEW.c.credit, assigned=_NEW.c.assigned).execution_options(synchronize_session=False)
+
+
 def update_routing_states(session: Session, changes: list[tuple[RoutingState, float, int]]) -> None:
     """Each state's new credit and assigned count, in one statement: a flush would send an
     UPDATE per run of rows whose changed columns match (20 for a pool of 40 that routed a
-    few leads, each a round trip on PostgreSQL)."""
+    few leads, each a round trip on PostgreSQL). On PostgreSQL an UPDATE from the arrays
+    of the new values: an executemany is still a statement a row there, each started and
+    run by the server (4 ms of a webhook's 15 in statements, for a pool of 40 whose every
+    credit moves with each lead routed); SQLite's run in this process."""
     if not changes:
         return
     if any(state.id is None for state, _, _ in changes):
         session.flush()  # rows added by an earlier save of the same router
-    session.execute(update(RoutingState), [{"id": state.id, "credit": credit, "assigned": assigned}
-                                           for state, credit, assigned in changes])
+    rows = [{"id": state.id, "credit": credit, "assigned": assigned}
+            for state, credit, assigned in changes]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_UPDATE_EACH, {"ids": [r["id"] for r in rows],
+                                       "credits": [r["credit"] for r in rows],
+                                       "assigned": [r["assigned"] for r in rows]})
+    else:
+        session.execute(update(RoutingState), rows)
     for state, credit, assigned in changes:  # what the row now holds, not a change to flush
         set_committed_value(state, "credit", credit)
         set_committed_value(state, "assigned", assigned)
