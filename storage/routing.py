@@ -63,14 +63,13 @@ def update_routing_states(session: Session, changes: list[tuple[RoutingState, fl
         return
     if any(state.id is None for state, _, _ in changes):
         session.flush()  # rows added by an earlier save of the same router
-    rows = [{"id": state.id, "credit": credit, "assigned": assigned}
-            for state, credit, assigned in changes]
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_UPDATE_EACH, {"ids": [r["id"] for r in rows],
-                                       "credits": [r["credit"] for r in rows],
-                                       "assigned": [r["assigned"] for r in rows]})
+        session.execute(_UPDATE_EACH, {"ids": [state.id for state, _, _ in changes],
+                                       "credits": [credit for _, credit, _ in changes],
+                                       "assigned": [count for _, _, count in changes]})
     else:
-        session.execute(update(RoutingState), rows)
+        session.execute(update(RoutingState), [{"id": state.id, "credit": credit, "assigned": count}
+                                               for state, credit, count in changes])
     for state, credit, assigned in changes:  # what the row now holds, not a change to flush
         set_committed_value(state, "credit", credit)
         set_committed_value(state, "assigned", assigned)
