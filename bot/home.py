@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from bot.blocks import home as views
 from bot.blocks.kit import Block
@@ -48,8 +47,7 @@ class Context(Work):
 
     def tz(self, person: Person | None) -> tzinfo:
         """The person's own timezone, else the workspace's."""
-        return ZoneInfo(person.timezone) if person and person.timezone else \
-            self.config.workspace.tz
+        return self.config.workspace.zone_of(person.timezone if person else None)
 
 
 def footer(ctx: Context, person: Person | None) -> list[Block]:

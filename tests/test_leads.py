@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -88,6 +89,25 @@ def test_away_takes_the_grammars_day_words(app, services, clock, words, back):
         assert me.away_until.astimezone(services.config.workspace.tz).isoformat() == \
             f"{back}T00:00:00-05:00"
 
+
+
+@pytest.mark.parametrize(("zone", "hours", "words", "back", "shown"), [
+    # Tuesday 06:00 in Los Angeles: its Friday starts three hours after New York's
+    ("America/Los_Angeles", 0, "until friday", "2026-11-27T00:00:00-08:00", "2026-11-27 00:00 PST"),
+    # already Wednesday 01:00 in Tokyo (Tuesday 11:00 in New York): tomorrow is Thursday
+    ("Asia/Tokyo", 2, "until tomorrow", "2026-11-26T00:00:00+09:00", "2026-11-26 00:00 JST"),
+])
+def test_away_takes_the_day_in_my_own_timezone(app, services, clock, zone, hours, words, back,
+                                               shown):
+    """A rep far from the workspace says their own day, and is told that day back."""
+    with services.sessions.begin() as s:
+        s.scalars(select(Person).where(Person.slack_id == "U0SALES01")).one().timezone = zone
+    clock.advance(timedelta(hours=hours))
+    body = all_text(reply(slash(app, f"away {words}", clock.now(), user="U0SALES01")))
+    assert "You are away until <!date^" in body and f"|{shown}>" in body
+    with services.sessions.begin() as s:
+        me = s.scalars(select(Person).where(Person.slack_id == "U0SALES01")).one()
+        assert me.away_until.astimezone(ZoneInfo(zone)).isoformat() == back
 
 def overdue(services, clock, count):
     for i in range(count):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from bot.blocks.handoff import SLA_BADGE, CardView, handoff_card, when
@@ -72,7 +72,8 @@ def not_a_page(given: str, which: str) -> dict[str, Any]:
                    "shows the second page.")
 
 
-def away_set(until: datetime | None) -> dict[str, Any]:
-    when_back = f"until {when(until, '{date_long_pretty}')}" if until else "until `/align back`"
+def away_set(until: datetime | None, tz: tzinfo) -> dict[str, Any]:
+    """`tz`: the person's, whose day `until` starts (Slack shows it in the reader's)."""
+    when_back = f"until {when(until, '{date_long_pretty}', tz)}" if until else "until `/align back`"
     text = f"You are away {when_back}: new leads go to others in your pool."
     return {"text": text, "blocks": [section(text)]}

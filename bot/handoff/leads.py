@@ -3,7 +3,7 @@ and saying you are away: `/align away [until DATE]`, `/align back`."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, tzinfo
 from typing import Any
 
 from bot.blocks import leads as views
@@ -67,15 +67,20 @@ def leads_command(inv: Invocation) -> Reply:
 
 def away_command(inv: Invocation) -> Reply:
     """Stop getting new leads: `/align away` (until you say `/align back`) or `/align away until friday`.
-    The day you are back: tomorrow, a weekday (friday, next monday), next week or a date (2026-12-01)."""
-    until = _parse_until(inv)
-    if isinstance(until, Reply):
-        return until
+    The day you are back: tomorrow, a weekday (friday, next monday), next week or a date
+    (2026-12-01), starting in your own timezone: "friday" is your Friday, wherever the
+    workspace is."""
     with inv.work() as work:
-        if set_away_until(work.session, work.team_id, inv.request.user_id, until) is None:
+        me = get_person(work.session, work.team_id, inv.request.user_id)
+        tz = work.config.workspace.zone_of(me.timezone if me else None)
+        until = _parse_until(inv, tz)
+        if isinstance(until, Reply):
+            return until
+        if me is None:
             return Reply("You are not a lead owner, so there is nothing to pause.")
+        me.away_until = until
         absences_changed(work)
-    return Reply.of(views.away_set(until if until.year < 2100 else None))
+    return Reply.of(views.away_set(until if until.year < 2100 else None, tz))
 
 
 def back_command(inv: Invocation) -> Reply:
@@ -87,8 +92,7 @@ def back_command(inv: Invocation) -> Reply:
     return Reply("Welcome back — new leads can come your way again.")
 
 
-def _parse_until(inv: Invocation) -> datetime | Reply:
-    tz = inv.services.config.workspace.tz
+def _parse_until(inv: Invocation, tz: tzinfo) -> datetime | Reply:
     if not inv.args:
         return datetime(2100, 1, 1, tzinfo=tz)
     words = inv.args[1:] if inv.args[0].lower() in ("until", "till", "til") else inv.args

@@ -100,6 +100,10 @@ class Workspace:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def zone_of(self, timezone: str | None) -> ZoneInfo:
+        """A person's own timezone (`Person.timezone`), else the workspace's."""
+        return ZoneInfo(timezone or self.timezone)
+
 
 @dataclass(frozen=True)
 class Channels:

@@ -114,7 +114,7 @@ class Calendar:
 @lru_cache(maxsize=256)
 def workspace_calendar(ws: Workspace, timezone: str | None = None,
                        hours: WorkingHours | None = None) -> Calendar:
-    return Calendar(tz=ZoneInfo(timezone or ws.timezone), days=ws.working_days,
+    return Calendar(tz=ws.zone_of(timezone), days=ws.working_days,
                     hours=hours or ws.working_hours, holidays=ws.holidays,
                     extra=frozenset(ws.extra_holidays))
 
