@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Row, select, union_all
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    FromClause,
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    column,
+    func,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from storage.db import lock_handoffs
@@ -37,12 +50,21 @@ def list_burst_leads(session: Session, burst_id: int, *, offset: int, limit: int
 
 def list_first_pages(session: Session, burst_ids: list[int], limit: int) -> dict[int, list[Row]]:
     """Each burst's first page (`list_burst_leads`), for many bursts in one statement: a
-    limited select a burst, each a search of the burst's index, joined by UNION ALL."""
+    limited select a burst, each a search of the burst's index. On PostgreSQL one text
+    however many bursts (a LATERAL select for each of an array's ids), so the driver
+    prepares it and the server plans it once: a UNION ALL of one select a burst was a
+    new text for each count of bursts, planned anew each time (1.8 ms of planning for
+    0.6 of work, four bursts at a webhook). SQLite has no LATERAL, and plans in no time."""
     pages: dict[int, list[Row]] = {burst_id: [] for burst_id in burst_ids}
-    if burst_ids:
+    if not burst_ids:
+        return pages
+    if session.get_bind().dialect.name == "postgresql":
+        statement, params = _FIRST_PAGES, {"burst_ids": burst_ids, "limit": limit}
+    else:
         selects = [_page(burst_id, 0, limit).subquery().select() for burst_id in burst_ids]
-        for row in session.execute(selects[0] if len(selects) == 1 else union_all(*selects)):
-            pages[row.burst_id].append(row)
+        statement, params = selects[0] if len(selects) == 1 else union_all(*selects), {}
+    for row in session.execute(statement, params):
+        pages[row.burst_id].append(row)
     return pages
 
 
@@ -51,11 +73,28 @@ def _page(burst_id: int, offset: int, limit: int):
     joined to their leads. Joined first, every line of the burst was, each time a webhook
     grew it, whenever PostgreSQL's planner took a growing burst for a few rows: 13 ms for
     a page of 25 at 3,000 lines."""
-    lines = (select(HandoffBurstLead.burst_id, HandoffBurstLead.lead_id)
-             .where(HandoffBurstLead.burst_id == burst_id)
-             .order_by(HandoffBurstLead.lead_id).offset(offset).limit(limit).subquery())
+    lines = _lines(HandoffBurstLead.burst_id == burst_id).offset(offset).limit(limit).subquery()
+    return _joined(lines, lines)
+
+
+def _lines(where: ColumnElement[bool]) -> Select:
+    return (select(HandoffBurstLead.burst_id, HandoffBurstLead.lead_id).where(where)
+            .order_by(HandoffBurstLead.lead_id))
+
+
+def _joined(lines: FromClause, source: FromClause) -> Select:
+    """A page's `lines` (`burst_id`, `lead_id`, from `source`) joined to their leads and owners."""
     return (select(lines.c.burst_id, Lead.id, Lead.external_id, Lead.name, Lead.company,
                    Lead.score, Lead.source, Lead.status, Person.slack_id.label("owner"))
+            .select_from(source)
             .join(Lead, Lead.id == lines.c.lead_id)
             .outerjoin(Person, Person.id == Lead.owner_id)
-            .order_by(lines.c.lead_id))
+            .order_by(lines.c.burst_id, lines.c.lead_id))
+
+
+# PostgreSQL's first pages: each id of the array, its first `limit` lines (see list_first_pages)
+_BURSTS = func.unnest(bindparam("burst_ids", type_=ARRAY(Integer))).table_valued(
+    column("id", Integer)).render_derived(name="bursts")
+_FIRST_LINES = _lines(HandoffBurstLead.burst_id == _BURSTS.c.id).limit(bindparam("limit")) \
+    .lateral("lines")
+_FIRST_PAGES = _joined(_FIRST_LINES, _BURSTS.join(_FIRST_LINES, true()))

@@ -297,10 +297,15 @@ def test_an_import_sized_burst_is_one_message_per_channel_edited_as_it_grows(
     services.sender.flush()
     assert len(fake_slack.in_channel("C0HANDOFF1")) == 3  # no new message...
     assert summary.updates == 1 and summary.text == "196 new leads arrived at once"  # one edit
+    assert listed_ids(summary) == list(range(3, 28))  # still the burst's first 25
     dms = {m.channel for m in fake_slack.messages} - {"C0HANDOFF1"}
+    with services.sessions.begin() as s:
+        owners = {lead.id: s.get(Person, lead.owner_id).slack_id for lead in s.scalars(select(Lead))}
     for dm in dms:  # each DM: two cards and one summary "for you", edited in place
         posted = fake_slack.in_channel(dm)
-        assert len(posted) == 3 and "for you" in posted[-1].text
+        assert len(posted) == 3 and "for you" in posted[-1].text and posted[-1].updates == 1
+        mine = sorted(lead for lead, owner in owners.items() if fake_slack.dm_id(owner) == dm)
+        assert listed_ids(posted[-1]) == mine[2:27]  # its own first page, after its two cards
 
 
 def burst_summary(services, fake_slack, clock, leads):
