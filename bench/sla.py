@@ -57,7 +57,7 @@ def make_due(services, due: int, stages: list[str], skip: int = 0) -> None:
             s.execute(update(Lead).where(Lead.id == lead_id)
                       .values(routed_at=NOW + routed, sla_due_at=NOW + due_at))
             s.execute(update(Nudge).where(Nudge.lead_id == lead_id, Nudge.state == "pending")
-                      .values(stage=stage, due_at=NOW - MINUTE))
+                      .values(stage=stage, due_at=NOW - MINUTE, routed_at=NOW + routed))
 
 
 def max_id(services) -> int:
@@ -104,6 +104,9 @@ def run(where: Path | str, due: int, stages: list[str], sweeps: int) -> tuple[fl
     start = time.perf_counter()
     report = sweep(services, NOW)
     busy = time.perf_counter() - start
+    if report.dropped:  # a sweep that voids its stages times nothing worth knowing
+        raise SystemExit(f"the sweep dropped {report.dropped} of the {due} stages made due: "
+                         "they no longer match their leads' routing (see make_due)")
     idle = []
     for _ in range(sweeps):
         start = time.perf_counter()
