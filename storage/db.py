@@ -9,13 +9,25 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, Executable, Result, create_engine, event, text
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    Result,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -391,3 +403,12 @@ def between_batches(engine: Engine) -> Iterator[Callable[[], None]]:
         return
     with wal_checkpoints(engine) as checkpoint:
         yield checkpoint
+
+
+def among(session: Session, column: ColumnElement, values: Collection) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(array)`: one parameter however many
+    values, so the statement's text is the same for every count (the driver prepares it
+    once) and neither the driver nor the server parses a placeholder a value."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from storage import bulk
+from storage.db import among
 from storage.models import Lead, LeadEvent, Person
 
 
@@ -21,7 +22,7 @@ def get_lead_by_external_id(session: Session, team_id: str, external_id: str) ->
 
 
 def list_leads_by_id(session: Session, lead_ids: list[int]) -> list[Lead]:
-    return list(session.scalars(select(Lead).where(Lead.id.in_(lead_ids))))
+    return list(session.scalars(select(Lead).where(among(session, Lead.id, lead_ids))))
 
 
 def get_person_by_id(session: Session, person_id: int | None) -> Person | None:
@@ -66,7 +67,7 @@ def list_events_of_kinds(session: Session, lead_ids: list[int], kinds: tuple[str
     """The light rows (lead_id, kind, actor, at, data) of these kinds, oldest first."""
     return session.execute(
         select(LeadEvent.lead_id, LeadEvent.kind, LeadEvent.actor, LeadEvent.at, LeadEvent.data)
-        .where(LeadEvent.lead_id.in_(lead_ids), LeadEvent.kind.in_(kinds))
+        .where(among(session, LeadEvent.lead_id, lead_ids), LeadEvent.kind.in_(kinds))
         .order_by(LeadEvent.id)).all()
 
 

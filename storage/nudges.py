@@ -8,6 +8,7 @@ from sqlalchemy import Row, bindparam, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage import bulk
+from storage.db import among
 from storage.models import Lead, Nudge
 
 
@@ -86,17 +87,17 @@ def list_nudges(session: Session, nudge_ids: list[int]):
     only reads them."""
     return session.execute(select(Nudge.id, Nudge.lead_id, Nudge.stage, Nudge.due_at, Nudge.held,
                                   Nudge.routed_at)
-                           .where(Nudge.id.in_(nudge_ids)).order_by(Nudge.due_at, Nudge.id)).all()
+                           .where(among(session, Nudge.id, nudge_ids)).order_by(Nudge.due_at, Nudge.id)).all()
 
 
 def mark_fired(session: Session, now: datetime, *, sent: list[int], cancelled: list[int],
                held: dict[int, datetime]) -> None:
     """What a sweep did with the nudges it claimed: sent, cancelled, or pending again later."""
     if sent:
-        session.execute(update(_NUDGES).where(_NUDGES.c.id.in_(sent))
+        session.execute(update(_NUDGES).where(among(session, _NUDGES.c.id, sent))
                         .values(state="sent", sent_at=now))
     if cancelled:
-        session.execute(update(_NUDGES).where(_NUDGES.c.id.in_(cancelled))
+        session.execute(update(_NUDGES).where(among(session, _NUDGES.c.id, cancelled))
                         .values(state="cancelled"))
     if held:
         session.execute(update(_NUDGES).where(_NUDGES.c.id == bindparam("nudge"))
