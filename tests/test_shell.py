@@ -283,5 +283,5 @@ def test_the_readme_tour_runs_as_written_and_its_first_tick_refreshes_only_the_l
         assert header in out, header
     for said in ("Did you mean `/align help`?", "Hi @Ada Novak!", "Scorecard: Q3 2026",
                  f"metrics.refresh: T0LOCAL: {snapshots.SETTLE_DAYS} day(s) recomputed",
-                 "You are away until Fri Dec 04", "Perception vs. reality", "Alignment index: "):
+                 "You are away until Friday, December 4", "Perception vs. reality", "Alignment index: "):
         assert said in out, said

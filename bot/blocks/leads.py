@@ -73,7 +73,12 @@ def not_a_page(given: str, which: str) -> dict[str, Any]:
 
 
 def away_set(until: datetime | None, tz: tzinfo) -> dict[str, Any]:
-    """`tz`: the person's, whose day `until` starts (Slack shows it in the reader's)."""
-    when_back = f"until {when(until, '{date_long_pretty}', tz)}" if until else "until `/align back`"
+    """`until`: the start of the day they said, in `tz`, named as plain text: Slack would
+    show a date token in the reader's own zone, a day earlier west of `tz`."""
+    if until is None:
+        when_back = "until `/align back`"
+    else:
+        day = until.astimezone(tz)
+        when_back = f"until {day:%A, %B} {day.day}"
     text = f"You are away {when_back}: new leads go to others in your pool."
     return {"text": text, "blocks": [section(text)]}

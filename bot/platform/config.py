@@ -101,8 +101,12 @@ class Workspace:
         return ZoneInfo(self.timezone)
 
     def zone_of(self, timezone: str | None) -> ZoneInfo:
-        """A person's own timezone (`Person.timezone`), else the workspace's."""
-        return ZoneInfo(timezone or self.timezone)
+        """A person's own timezone (`Person.timezone`), else the workspace's: also when
+        this machine does not know the name Slack gave (its time zone data older)."""
+        try:
+            return ZoneInfo(timezone or self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return self.tz
 
 
 @dataclass(frozen=True)
