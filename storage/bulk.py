@@ -17,6 +17,7 @@ from sqlalchemy import JSON, Dialect, Executable, Table, event, func, insert, se
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from storage.db import among
 from storage.models import Base, Lead
 from storage.types import UTCDateTime
 
@@ -130,22 +131,27 @@ class Rows:
     def __init__(self) -> None:
         self._rows: dict[Table, list[dict[str, Any]]] = {}
         self._changes: dict[Executable, list[dict[str, Any]]] = {}
-        self._checked: set[Executable] = set()
+        self._expected: dict[type, dict[Any, dict[str, Any]]] = {}  # model -> key -> values
 
     def add(self, model: type, row: dict[str, Any]) -> None:
         self._rows.setdefault(model.__table__, []).append(row)
 
-    def change(self, statement: Executable, params: dict[str, Any], *, check: bool = False) -> None:
+    def change(self, statement: Executable, params: dict[str, Any]) -> None:
         """An UPDATE of existing rows, built once and bound by `params`: run at the batch's
         end, before its new rows and the ORM's changes, as one executemany with the others
-        of its statement (hundreds of leads reassigned at once are one statement, not
-        hundreds); or sooner, at a flush in the middle of the batch (see `_changes_first`).
-        `check`: a compare-and-set; if a row no longer matches, the batch fails (`Conflict`,
-        which names the rows)."""
+        of its statement; or sooner, at a flush in the middle of the batch (see
+        `_changes_first`)."""
         self._changes.setdefault(statement, []).append(params)
-        if check:
-            self._checked.add(statement)
 
+    def expect(self, model: type, key: Any, values: dict[str, Any]) -> None:
+        """The compare of a compare-and-set whose set is the ORM's change of the row: when
+        the batch's changes run, the row is locked and must still hold `values` (column
+        name -> value), else the batch fails (`Conflict`, which names the rows). One SELECT
+        ... FOR UPDATE for all of a model's rows: an UPDATE as the compare made every row
+        two new versions (its own and the ORM's), with ten index entries each for a lead.
+        A row expected again before that (after the ORM changed it) keeps its first
+        expectation: what the database holds until the ORM's flush."""
+        self._expected.setdefault(model, {}).setdefault(key, values)
     def new(self, model: type, values: dict[str, Any]) -> Any:
         """A draft of a new row, written with whatever values it holds by then."""
         draft = Draft(model, values)
@@ -174,37 +180,44 @@ class Rows:
 
     def _change(self, session: Session) -> None:
         conn = session.connection()  # not session.execute: the ORM's changes come after
+        for model, expected in self._expected.items():
+            _compare(session, conn, model, expected)
+        self._expected.clear()
         for statement, params in self._changes.items():
-            if statement not in self._checked:
-                conn.execute(statement, params)
-                continue
-            savepoint = conn.begin_nested()
-            if conn.execute(statement, params).rowcount == len(params):
-                savepoint.commit()
-                continue
-            savepoint.rollback()  # rare: which rows, one at a time
-            lost = [p for p in params if conn.execute(statement, p).rowcount == 0]
-            raise Conflict(statement, lost, len(params))
+            conn.execute(statement, params)
         self._changes.clear()
+
+
+def _compare(session: Session, conn: Any, model: type, expected: dict[Any, dict[str, Any]]) -> None:
+    """Lock the rows `expected` names and check they hold its values (see `Rows.expect`)."""
+    names = list(next(iter(expected.values())))
+    key = model.__mapper__.primary_key[0]
+    found = {row[0]: tuple(row[1:]) for row in conn.execute(
+        select(key, *(model.__table__.c[name] for name in names))
+        .where(among(session, key, list(expected))).with_for_update())}
+    lost = [k for k, values in expected.items()
+            if found.get(k) != tuple(values[name] for name in names)]
+    if lost:
+        raise Conflict(model, lost, len(expected))
 
 
 @event.listens_for(Session, "before_flush")
 def _changes_first(session: Session, _flush: Any, _instances: Any) -> None:
     """A flush in the middle of a batch (a new row whose id is needed, such as a channel's
-    new handoff burst) runs the batch's UPDATEs so far first, as its end would: else it
-    writes the ORM's changes to the rows they compare, and every compare-and-set fails
+    new handoff burst) runs the batch's compares and UPDATEs so far first, as its end would:
+    else it writes the ORM's changes to the rows they compare, and every compare fails
     (a lead the SLA sweep reassigned already has its new owner: "changed since read")."""
-    if (rows := batch_of(session)) is not None and rows._changes:
+    if (rows := batch_of(session)) is not None and (rows._changes or rows._expected):
         rows._change(session)
 
 
 class Conflict(Exception):
-    """A compare-and-set in a batch found rows changed by someone else meanwhile: `rows`,
-    the parameters of those (of `statement`) that no longer matched."""
+    """Rows a batch expected to hold what it read (`Rows.expect`) were changed by someone
+    else meanwhile: `keys`, those of `model`'s that no longer did."""
 
-    def __init__(self, statement: Executable, rows: list[dict[str, Any]], of: int):
-        super().__init__(f"{len(rows)} of {of} rows changed since they were read")
-        self.statement, self.rows = statement, rows
+    def __init__(self, model: type, keys: list[Any], of: int):
+        super().__init__(f"{len(keys)} of {of} rows changed since they were read")
+        self.model, self.keys = model, keys
 
 
 # A statement and its rows' values: on SQLite an INSERT of one row and a list per column

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select, text, update
@@ -29,12 +30,12 @@ def get_person_by_id(session: Session, person_id: int | None) -> Person | None:
     return session.get(Person, person_id) if person_id is not None else None
 
 
-def list_people_by_id(session: Session, person_ids: list[int]) -> list[Person]:
-    return list(session.scalars(select(Person).where(Person.id.in_(person_ids))))
+def list_people_by_id(session: Session, person_ids: Iterable[int]) -> list[Person]:
+    """Each person once, however often `person_ids` names them (a batch's leads, by owner)."""
+    return list(session.scalars(select(Person).where(among(session, Person.id, set(person_ids)))))
 
 
 _LEADS = Lead.__table__
-# Built once: the SLA sweep reassigns hundreds of leads a batch, each through this.
 _MARK_STATUS = (update(_LEADS)
                 .where(_LEADS.c.id == bindparam("lead"), _LEADS.c.status == bindparam("was"),
                        _LEADS.c.owner_id.is_not_distinct_from(bindparam("owner")))
@@ -44,18 +45,18 @@ _MARK_STATUS = (update(_LEADS)
 def mark_status(session: Session, lead_id: int, status: str, owner_id: int | None, to: str,
                 at: datetime, *, batched: bool = False) -> bool:
     """Compare-and-set on (status, owner): only one of several simultaneous clicks can win.
-    `batched`: with the session's batch's others at its end, where one lost fails the batch
-    (True until then)."""
-    params = {"lead": lead_id, "was": status, "owner": owner_id, "to": to, "at": at}
+    `batched`: only the compare, with the session's batch's others at its end, where one
+    lost fails the batch (True until then); the caller makes the move in the ORM."""
     if batched and (rows := bulk.batch_of(session)) is not None:
-        rows.change(_MARK_STATUS, params, check=True)
+        rows.expect(Lead, lead_id, {"status": status, "owner_id": owner_id})
         return True
+    params = {"lead": lead_id, "was": status, "owner": owner_id, "to": to, "at": at}
     return session.execute(_MARK_STATUS, params).rowcount == 1
 
 
 def lost_leads(conflict: bulk.Conflict) -> set[int]:
     """The leads whose batched `mark_status` found them changed by someone else."""
-    return {row["lead"] for row in conflict.rows} if conflict.statement is _MARK_STATUS else set()
+    return set(conflict.keys) if conflict.model is Lead else set()
 
 
 def list_events(session: Session, lead_id: int) -> list[LeadEvent]:

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from storage import bulk, pacing
+from storage.db import among
 from storage.models import OutboxMessage
 
 WAITING = ("pending", "unknown")  # the states of a message still to be delivered
@@ -35,11 +36,12 @@ def get_first_post(session: Session, team_id: str, ref: str) -> OutboxMessage | 
 
 
 def list_first_posts(session: Session, team_id: str, refs: list[str]) -> dict[str, OutboxMessage]:
-    """`get_first_post` for many refs in one query."""
+    """`get_first_post` for many refs in one query, without their payloads (enough to point
+    an update at: a card's payload is a few KB to decode, a sweep refreshes hundreds)."""
     first: dict[str, OutboxMessage] = {}
-    for row in session.scalars(select(OutboxMessage)
-                               .where(OutboxMessage.team_id == team_id, OutboxMessage.ref.in_(refs),
-                                      OutboxMessage.method == "chat.postMessage")
+    for row in session.scalars(_HEADS.where(OutboxMessage.team_id == team_id,
+                                            among(session, OutboxMessage.ref, refs),
+                                            OutboxMessage.method == "chat.postMessage")
                                .order_by(OutboxMessage.id)):
         first.setdefault(row.ref, row)
     return first

@@ -7,7 +7,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from bot.intake.ingest import ingest
 from storage.models import ContentUse, Customer, Deal, Lead, LeadEvent, Nudge, OutboxMessage, Spend
@@ -439,3 +440,41 @@ def test_a_batchs_compare_and_sets_run_before_a_flush_in_its_middle(services, cl
         with pytest.raises(Conflict) as lost:  # someone else's change: named
             opened.write(s)
         assert lost_leads(lost.value) == {second.id}
+
+
+def test_a_batch_compares_a_row_it_moved_twice_with_what_it_first_read(services, clock):
+    """A lead the batch moves and then moves again (its own change, not flushed yet) is
+    compared once, with what the database holds; the ORM then writes the last move."""
+    from storage.bulk import batch
+    from storage.leads import mark_status
+
+    with services.transaction() as s:
+        lead = a_lead(s, clock.now())
+        opened = batch(s)
+        assert mark_status(s, lead.id, "new", None, "routed", clock.now(), batched=True)
+        lead.status = "routed"
+        assert mark_status(s, lead.id, "routed", None, "accepted", clock.now(), batched=True)
+        lead.status = "accepted"
+        opened.write(s)
+    with services.transaction() as s:
+        assert s.get(Lead, lead.id).status == "accepted"
+
+
+def test_a_batchs_compare_holds_its_rows_until_it_ends(services, clock, engine):
+    """Compared, a row is locked: another transaction cannot change it between the compare
+    and the batch's own change (SQLite's one writer at a time does this by itself)."""
+    from storage.bulk import batch
+    from storage.leads import mark_status
+
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite runs one writer at a time")
+    with services.transaction() as s:
+        lead = a_lead(s, clock.now())
+    with services.transaction() as s:
+        opened = batch(s)
+        assert mark_status(s, lead.id, "new", None, "routed", clock.now(), batched=True)
+        opened.write(s)  # compared; the change is still to come
+        with engine.connect() as other:
+            other.exec_driver_sql("SET lock_timeout = '50ms'")
+            with pytest.raises(OperationalError, match="lock timeout"):
+                other.execute(update(Lead).where(Lead.id == lead.id).values(status="accepted"))
