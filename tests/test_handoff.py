@@ -303,7 +303,7 @@ def test_an_import_sized_burst_is_one_message_per_channel_edited_as_it_grows(
         owners = {lead.id: s.get(Person, lead.owner_id).slack_id for lead in s.scalars(select(Lead))}
     for dm in dms:  # each DM: two cards and one summary "for you", edited in place
         posted = fake_slack.in_channel(dm)
-        assert len(posted) == 3 and "for you" in posted[-1].text and posted[-1].updates == 1
+        assert len(posted) == 3 and "handed to you" in posted[-1].text and posted[-1].updates == 1
         mine = sorted(lead for lead, owner in owners.items() if fake_slack.dm_id(owner) == dm)
         assert listed_ids(posted[-1]) == mine[2:27]  # its own first page, after its two cards
 

@@ -17,7 +17,7 @@ from storage.db import make_sessionmaker
 from storage.leads import list_events
 from storage.models import HandoffBurst, Lead, Nudge, OutboxMessage, Person
 from tests.slack import click
-from tests.test_handoff import card, new_lead
+from tests.test_handoff import card, listed_ids, new_lead
 
 
 def with_stages(services, **stages):
@@ -467,6 +467,31 @@ def test_leads_reassigned_in_one_sweep_each_move_once(services, fake_slack, cloc
         events = [e for lead in leads for e in list_events(s, lead.id) if e.kind == "routed"]
         assert sum(e.actor == "system" and e.data["reason"].startswith("SLA breached")
                    for e in events) == 24
+
+
+def test_a_sweeps_reassignments_come_to_a_rep_as_a_burst_past_the_limit(services, fake_slack,
+                                                                        clock):
+    """12 leads reassigned to each rep at once: the first 10 cards, then one summary (Slack
+    takes one message a second per DM), as new leads come."""
+    with_stages(services, escalate_after=timedelta(minutes=30), reassign_after=timedelta(hours=1))
+    due_at_13_in_new_york(services, 24)
+    run_until(services, clock, datetime(2026, 11, 24, 18, 59, tzinfo=UTC))
+    before = {rep: len(fake_slack.in_channel(rep)) for rep in ("U0SALES01", "U0SALES02")}
+    run_until(services, clock, datetime(2026, 11, 24, 19, 0, tzinfo=UTC))  # 14:00: reassigned
+    drain(services, clock)
+    for rep, seen in before.items():
+        got = fake_slack.in_channel(rep)[seen:]
+        assert [m.text.split(":")[0] for m in got] == ["New lead"] * 10 + \
+            ["2 leads handed to you at once"]
+        assert len(listed_ids(got[-1])) == 2
+    with services.sessions.begin() as s:  # every lead in one of them, with its new owner
+        leads = s.execute(select(Lead.id, Lead.name, Person.slack_id)
+                          .join(Person, Person.id == Lead.owner_id)).all()
+    ids = {name: lead_id for lead_id, name, _ in leads}
+    shown = {rep: {ids[m.text.split(": ")[1].split(" — ")[0]]
+                   for m in fake_slack.in_channel(rep)[seen:-1]}
+             | set(listed_ids(fake_slack.in_channel(rep)[-1])) for rep, seen in before.items()}
+    assert shown == {rep: {i for i, _, owner in leads if owner == rep} for rep in before}
 
 
 def test_a_sweeps_reassignments_go_a_few_a_transaction(services, fake_slack, clock,

@@ -274,9 +274,10 @@ def page_count(leads: int) -> int:
 def burst_summary(p: SummaryPage) -> dict[str, Any]:
     """Many leads at once: one message listing them a page at a time, each one click from
     its card."""
-    whose = " for you" if p.for_owner else ""
-    head = section(f":inbox_tray: *{p.total:,} new leads*{whose} arrived at once. Open a card to "
-                   "accept, reject or reassign it.")
+    # A rep's DM lists leads new to them: new leads, or reassigned ones (an SLA sweep)
+    said = f"{p.total:,} leads handed to you at once" if p.for_owner \
+        else f"{p.total:,} new leads arrived at once"
+    head = section(f":inbox_tray: *{said}*. Open a card to accept, reject or reassign it.")
     blocks = [head, *p.lines]
     if p.pages > 1:
         first = (p.page - 1) * SUMMARY_MAX + 1
@@ -287,7 +288,7 @@ def burst_summary(p: SummaryPage) -> dict[str, Any]:
         if p.page < p.pages:
             nav.append(button(f"Next {SUMMARY_MAX} ›", PAGE_NEXT, f"{p.burst_id}|{p.page + 1}"))
         blocks.append(actions(*nav, block_id=f"burst-{p.burst_id}-{p.page}"))
-    return {"text": f"{p.total:,} new leads{whose} arrived at once", "blocks": blocks}
+    return {"text": said, "blocks": blocks}
 
 
 def click_answer(text: str) -> dict[str, Any]:

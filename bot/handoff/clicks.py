@@ -15,7 +15,7 @@ from bot import home
 from bot.blocks import handoff as blocks
 from bot.handoff import lifecycle
 from bot.handoff.cards import CardBatch, card_view, lead_name, refresh_cards
-from bot.handoff.new_leads import assign, summary_page
+from bot.handoff.new_leads import Handoffs, assign, summary_page
 from bot.platform import outbox
 from bot.platform.work import Work
 from bot.sla import policies as sla
@@ -81,20 +81,25 @@ def reassign(work: Work, token: str, user: str, *, to: str) -> str:
 
 
 def reassign_to(work: Work, lead: Lead, new_owner: Person, *, actor: str, reason: str,
-                batch: CardBatch | None = None) -> None:
+                batch: CardBatch | None = None, handoffs: Handoffs | None = None) -> None:
     """Move the lead to a new owner (a click, or the SLA's automatic reassignment): its
     cards are updated, and the new owner gets one of their own. Many leads at once (the
-    SLA sweep) share a card `batch` and write their new rows and changes together (the
-    session's batch, compare-and-set included). The caller marks the old and the new
-    owner's Homes (the sweep, once for its whole batch)."""
+    SLA sweep) share a card `batch` and `handoffs` (the new owners' DMs burst as for new
+    leads), and write their new rows and changes together (the session's batch, compare
+    included). The caller marks the old and the new owner's Homes (the sweep, once for
+    its whole batch)."""
     work = work.for_team(lead.team_id)
     _claim(work, lead, "routed", batched=True)
     assign(work, lead, new_owner, actor=actor, data={"reason": reason, "owner": new_owner.slack_id})
     batch = batch or CardBatch(work, [lead])
-    card = batch.refresh(lead)  # what the new owner's card shows too: built once
-    if work.config.handoff.dm_owner:
-        outbox.post(work.session, lead.team_id, new_owner.slack_id,
-                    card or blocks.handoff_card(batch.view(lead)), now=work.now,
+    posted = batch.refresh(lead)  # what the new owner's card shows too: built once
+
+    def card() -> dict:
+        return posted or blocks.handoff_card(batch.view(lead))
+    if handoffs is not None:
+        handoffs.dm_card(new_owner, lead.id, card)
+    elif work.config.handoff.dm_owner:
+        outbox.post(work.session, lead.team_id, new_owner.slack_id, card(), now=work.now,
                     ref=f"lead:{lead.id}:dm:{new_owner.slack_id}")
 
 

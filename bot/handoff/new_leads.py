@@ -68,7 +68,7 @@ class Handoffs:
             assign(self.work, lead, owner, actor="system", data=data, plans=self._plans,
                    fresh=True)
             self._owners.add(owner.id)
-        card = _Card(lambda: card_view(self.work, lead, fresh=decision))
+        card = _Card(lambda: blocks.handoff_card(card_view(self.work, lead, fresh=decision)))
         if self.config.channels.handoff:
             self._post(self.config.channels.handoff, card, lead.id)
         if owner is not None and self.config.handoff.dm_owner:
@@ -93,10 +93,17 @@ class Handoffs:
             return False  # taken from its card in the meantime
         assign(self.work, lead, owner, actor="system", data=data)
         self._owners.add(owner.id)
-        batch.refresh(lead)
-        if self.config.handoff.dm_owner:
-            self._post(owner.slack_id, _Card(lambda: batch.view(lead)), lead.id, dm=True)
+        card = batch.refresh(lead)  # built once, if a card of it was posted
+        self.dm_card(owner, lead.id, lambda: card or blocks.handoff_card(batch.view(lead)))
         return True
+
+    def dm_card(self, owner: Person, lead_id: int, card: Callable[[], dict]) -> None:
+        """The lead's card in its owner's DM (if the config sends one), or in a burst a line
+        in the DM's summary: many leads given to a rep at once (an SLA sweep's
+        reassignments, the queue's retries) are one message, as new leads are. `card`
+        builds it, only if it is posted."""
+        if self.config.handoff.dm_owner:
+            self._post(owner.slack_id, _Card(card), lead_id, dm=True)
 
     def _decide(self, lead: Lead, owner_by_email: Callable[[str], Person | None] | None
                 ) -> Decision:
@@ -256,15 +263,15 @@ def _show(work: Work, shown: list[HandoffBurst]) -> None:
 
 
 class _Card:
-    """A new lead's card: built only when it is posted rather than listed in a burst, and
+    """A lead's card: built only when it is posted rather than listed in a burst, and
     then once for both the channel and the DM."""
 
-    def __init__(self, view: Callable[[], blocks.CardView]):
-        self._view = view
+    def __init__(self, build: Callable[[], dict]):
+        self._build = build
 
     @cached_property
     def blocks(self) -> dict:
-        return blocks.handoff_card(self._view())
+        return self._build()
 
 
 def summary_page(work: Work, burst: HandoffBurst, page: int) -> blocks.SummaryPage:

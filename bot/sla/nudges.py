@@ -357,10 +357,9 @@ def _reassign(batch: Batch, lead: Lead, owner: Person | None) -> None:
     if decision.owner is None:
         _escalate(batch, lead, owner)
         return
-    reassign_to(batch.work, lead, decision.owner,
-                        actor="system",
-                        reason=f"SLA breached: reassigned from {owner.slack_id if owner else '-'}",
-                        batch=batch.cards(lead.team_id))
+    reassign_to(batch.work, lead, decision.owner, actor="system",
+                reason=f"SLA breached: reassigned from {owner.slack_id if owner else '-'}",
+                batch=batch.cards(lead.team_id), handoffs=batch.handoffs(lead.team_id))
     batch.homes |= {owner.id if owner else None, decision.owner.id}
     batch.rerouted(lead)
 
