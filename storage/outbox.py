@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from storage import bulk, pacing
-from storage.db import among
+from storage.db import among, unselective
 from storage.models import OutboxMessage
 
 WAITING = ("pending", "unknown")  # the states of a message still to be delivered
@@ -154,10 +154,13 @@ def mark_superseded(session: Session, team_id: str, ref: str) -> int:
     return _supersede(session, OutboxMessage.team_id == team_id, OutboxMessage.ref == ref)
 
 
+_PENDING = unselective(OutboxMessage.state == "pending")  # with keys that say which rows
+
+
 def _supersede(session: Session, *where) -> int:
     """A conditional UPDATE, so a row a sender has claimed in the meantime is left to it."""
     return session.execute(
-        update(OutboxMessage).where(*where, OutboxMessage.state == "pending")
+        update(OutboxMessage).where(*where, _PENDING)
         .values(state="superseded").execution_options(synchronize_session=False)).rowcount
 
 
@@ -180,7 +183,7 @@ def rewrite_each_pending(session: Session, payloads: dict[int, dict]) -> set[int
     sender claims between the statements (rare) makes each pending one be tried alone, so
     it may be counted out after all (it is then edited once more, with the same content)."""
     pending = list(session.scalars(select(OutboxMessage.id).where(
-        OutboxMessage.id.in_(payloads), OutboxMessage.state == "pending")))
+        OutboxMessage.id.in_(payloads), _PENDING)))
     if not pending:
         return set()
     params = [{"message_id": i, "new_payload": payloads[i]} for i in pending]

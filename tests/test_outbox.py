@@ -594,3 +594,31 @@ def test_a_dropped_connection_repeats_a_read_but_never_a_direct_reply(fake_slack
     fake_slack.lose_answers("users.info", http.client.RemoteDisconnected("dropped"))
     assert client.users_info(user="U0ANN")["user"]["name"] == "Ann"  # a read: tried again
     assert len(fake_slack.calls_of("users.info")) == 2 and len(slept) == 1
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_a_few_queued_messages_are_found_by_their_keys_among_many_pending(services, engine):
+    """SQLite plans without statistics: `state = 'pending'` beside a few ids (or parents)
+    went through the state index, every pending message read (a backlog's thousands) for
+    the two asked for. A burst summary's revision reads its two by key."""
+    from sqlalchemy import event
+
+    from storage.outbox import mark_updates_superseded, rewrite_each_pending
+
+    queued = queue(services, 50)
+    plans: list[str] = []
+
+    def explain(conn, _cursor, statement, params, *_):
+        if "outbox" in statement and not statement.startswith("EXPLAIN"):
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all()
+            plans.append(" / ".join(row[-1] for row in rows))
+
+    event.listen(engine, "before_cursor_execute", explain)
+    try:
+        with services.transaction() as session:
+            ids = [queued[3].id, queued[7].id]
+            assert rewrite_each_pending(session, {i: {"text": "new"} for i in ids}) == set(ids)
+            mark_updates_superseded(session, ids)
+    finally:
+        event.remove(engine, "before_cursor_execute", explain)
+    assert plans and not [p for p in plans if "ix_outbox_state" in p], plans
