@@ -131,7 +131,8 @@ class Rows:
     def __init__(self) -> None:
         self._rows: dict[Table, list[dict[str, Any]]] = {}
         self._changes: dict[Executable, list[dict[str, Any]]] = {}
-        self._expected: dict[type, dict[Any, dict[str, Any]]] = {}  # model -> key -> values
+        # (model, columns) -> row key -> the columns' values it must still hold
+        self._expected: dict[tuple[type, tuple[str, ...]], dict[Any, tuple]] = {}
 
     def add(self, model: type, row: dict[str, Any]) -> None:
         self._rows.setdefault(model.__table__, []).append(row)
@@ -145,13 +146,16 @@ class Rows:
 
     def expect(self, model: type, key: Any, values: dict[str, Any]) -> None:
         """The compare of a compare-and-set whose set is the ORM's change of the row: when
-        the batch's changes run, the row is locked and must still hold `values` (column
-        name -> value), else the batch fails (`Conflict`, which names the rows). One SELECT
-        ... FOR UPDATE for all of a model's rows: an UPDATE as the compare made every row
-        two new versions (its own and the ORM's), with ten index entries each for a lead.
-        A row expected again before that (after the ORM changed it) keeps its first
-        expectation: what the database holds until the ORM's flush."""
-        self._expected.setdefault(model, {}).setdefault(key, values)
+        the batch's changes run (its end, or a flush before), the row is locked and must
+        still hold `values` (column name -> value), else the batch fails (`Conflict`, which
+        names the rows). One SELECT ... FOR NO KEY UPDATE for all the rows expected by then:
+        an UPDATE as the compare made every row two new versions (its own and the ORM's),
+        with ten index entries each for a lead. A row expected again before that (after the
+        ORM changed it) keeps its first expectation: what the database holds until the
+        ORM's flush."""
+        expected = self._expected.setdefault((model, tuple(values)), {})
+        expected.setdefault(key, tuple(values.values()))
+
     def new(self, model: type, values: dict[str, Any]) -> Any:
         """A draft of a new row, written with whatever values it holds by then."""
         draft = Draft(model, values)
@@ -162,7 +166,7 @@ class Rows:
         execute(session, self.prepare(session))
 
     def prepare(self, session: Session) -> list[Statement]:
-        """The batch's end: its UPDATEs (`change`) run now; its statements, each table
+        """The batch's end: its compares (`expect`) and UPDATEs (`change`) run now; its statements, each table
         before the ones that point at it, with their parameters bound, ready for `execute`,
         which then leaves only the database's own work. New rows go into the session again."""
         if session.info.get(_BATCH) is self:
@@ -180,23 +184,24 @@ class Rows:
 
     def _change(self, session: Session) -> None:
         conn = session.connection()  # not session.execute: the ORM's changes come after
-        for model, expected in self._expected.items():
-            _compare(session, conn, model, expected)
+        for (model, names), expected in self._expected.items():
+            _compare(session, conn, model, names, expected)
         self._expected.clear()
         for statement, params in self._changes.items():
             conn.execute(statement, params)
         self._changes.clear()
 
 
-def _compare(session: Session, conn: Any, model: type, expected: dict[Any, dict[str, Any]]) -> None:
-    """Lock the rows `expected` names and check they hold its values (see `Rows.expect`)."""
-    names = list(next(iter(expected.values())))
+def _compare(session: Session, conn: Any, model: type, names: tuple[str, ...],
+             expected: dict[Any, tuple]) -> None:
+    """Lock the rows `expected` names and check their columns `names` (see `Rows.expect`).
+    FOR NO KEY UPDATE, the lock an UPDATE of the row takes: rows pointing at it (a lead's
+    new events, nudges) may still be written meanwhile."""
     key = model.__mapper__.primary_key[0]
     found = {row[0]: tuple(row[1:]) for row in conn.execute(
         select(key, *(model.__table__.c[name] for name in names))
-        .where(among(session, key, list(expected))).with_for_update())}
-    lost = [k for k, values in expected.items()
-            if found.get(k) != tuple(values[name] for name in names)]
+        .where(among(session, key, list(expected))).with_for_update(key_share=True))}
+    lost = [k for k, values in expected.items() if found.get(k) != values]
     if lost:
         raise Conflict(model, lost, len(expected))
 

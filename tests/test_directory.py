@@ -136,6 +136,29 @@ def test_an_owner_slack_cannot_be_asked_about_waits_in_the_queue_and_is_asked_ag
     assert owners.retry_due(services) is None  # and `tick` skips its firings
 
 
+def test_an_owners_many_waiting_leads_come_to_their_dm_as_a_burst(services, fake_slack, clock,
+                                                                  monkeypatch):
+    """12 leads waiting for one CRM owner, found at last: their first 10 cards, then one
+    summary of the other 2 (Slack takes a message a second per DM), as new leads come."""
+    from tests.test_handoff import listed_ids
+    from tests.test_nudges import drain
+
+    fake_slack.add_user("U0NEWREP1", "Nia New", "nia@example.com")
+    monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
+    store(services, "leads", [{"external_id": f"L-{i}", "source": "events",
+                               "owner_email": "nia@example.com"} for i in range(12)],
+          actor="webhook")
+    monkeypatch.undo()
+    clock.advance(timedelta(minutes=5))
+    assert owners.retry(services, clock.now()) == {
+        "nia@example.com": "12 lead(s) routed to U0NEWREP1"}
+    drain(services, clock)
+    got = fake_slack.in_channel("U0NEWREP1")
+    assert [m.text.split(":")[0] for m in got] == ["New lead"] * 10 + \
+        ["2 leads handed to you at once"]
+    assert len(listed_ids(got[-1])) == 2
+
+
 def test_a_retry_that_finds_nobody_says_so_on_the_waiting_card(services, fake_slack, clock,
                                                                 monkeypatch):
 

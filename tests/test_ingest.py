@@ -7,7 +7,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from bot.intake.ingest import ingest
@@ -462,7 +462,9 @@ def test_a_batch_compares_a_row_it_moved_twice_with_what_it_first_read(services,
 
 def test_a_batchs_compare_holds_its_rows_until_it_ends(services, clock, engine):
     """Compared, a row is locked: another transaction cannot change it between the compare
-    and the batch's own change (SQLite's one writer at a time does this by itself)."""
+    and the batch's own change (SQLite's one writer at a time does this by itself). Rows
+    pointing at it (another worker's events of the lead) are not held up: the lock is
+    the one an UPDATE takes, not FOR UPDATE's."""
     from storage.bulk import batch
     from storage.leads import mark_status
 
@@ -476,5 +478,7 @@ def test_a_batchs_compare_holds_its_rows_until_it_ends(services, clock, engine):
         opened.write(s)  # compared; the change is still to come
         with engine.connect() as other:
             other.exec_driver_sql("SET lock_timeout = '50ms'")
+            other.execute(insert(LeadEvent).values(team_id="T1", lead_id=lead.id, kind="note",
+                                                   actor="U1", at=clock.now()))
             with pytest.raises(OperationalError, match="lock timeout"):
                 other.execute(update(Lead).where(Lead.id == lead.id).values(status="accepted"))

@@ -126,8 +126,8 @@ class Batch:
         self.digests.setdefault((kind, team_id, person), []).append(lead)
 
     def finish(self) -> SweepReport:
-        # A flush before the batch's writes runs its compare-and-sets (reassignments) first
-        # (see `bulk.Rows.change`): they compare the leads as they were read.
+        # A flush before the batch's writes runs its compares (reassignments) first (see
+        # `bulk.Rows.expect`): they compare the leads as they were read.
         with self.session.no_autoflush:
             for lead_id, fired in self.follow.items():  # each fired stage writes the next
                 lead = self.leads[lead_id]
