@@ -460,6 +460,8 @@ def test_a_batch_compares_a_row_it_moved_twice_with_what_it_first_read(services,
         assert s.get(Lead, lead.id).status == "accepted"
 
 
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)
 def test_a_batchs_compare_holds_its_rows_until_it_ends(services, clock, engine):
     """Compared, a row is locked: another transaction cannot change it between the compare
     and the batch's own change (SQLite's one writer at a time does this by itself). Rows
@@ -468,8 +470,6 @@ def test_a_batchs_compare_holds_its_rows_until_it_ends(services, clock, engine):
     from storage.bulk import batch
     from storage.leads import mark_status
 
-    if engine.dialect.name == "sqlite":
-        pytest.skip("SQLite runs one writer at a time")
     with services.transaction() as s:
         lead = a_lead(s, clock.now())
     with services.transaction() as s:
