@@ -166,9 +166,10 @@ class Rows:
         execute(session, self.prepare(session))
 
     def prepare(self, session: Session) -> list[Statement]:
-        """The batch's end: its compares (`expect`) and UPDATEs (`change`) run now; its statements, each table
-        before the ones that point at it, with their parameters bound, ready for `execute`,
-        which then leaves only the database's own work. New rows go into the session again."""
+        """The batch's end: its compares (`expect`) and UPDATEs (`change`) run now; its
+        statements, each table before the ones that point at it, with their parameters
+        bound, ready for `execute`, which then leaves only the database's own work. New
+        rows go into the session again."""
         if session.info.get(_BATCH) is self:
             del session.info[_BATCH]
         self._change(session)
