@@ -8,10 +8,10 @@ stage), arriving over the last 30 days. Then every pending nudge is moved to tom
 but `--due` of them, on distinct leads, which become stages of `--stages` in turn, due a
 minute ago; and the sweep that sends them (and writes each one's next stage) is timed,
 then the idle sweeps that follow (what runs every minute). A warm-up sweep of 500 other
-leads' stages an hour earlier compiles what a long-running worker has compiled. Each stage mix starts from
-the same loaded database: a copy of a SQLite file, or with `--database-url` (an empty
-PostgreSQL database, which it loads and analyzes) a database made from it as a template,
-next to it.
+leads' stages an hour earlier compiles what a long-running worker has compiled. Each
+stage mix starts from the same loaded database: a copy of a SQLite file, or with
+`--database-url` (an empty PostgreSQL database, which it loads and analyzes) a database
+made from it as a template, next to it.
 """
 
 from __future__ import annotations

@@ -93,17 +93,18 @@ class Handoffs:
             return False  # taken from its card in the meantime
         assign(self.work, lead, owner, actor="system", data=data)
         self._owners.add(owner.id)
-        card = batch.refresh(lead)  # built once, if a card of it was posted
-        self.dm_card(owner, lead.id, lambda: card or blocks.handoff_card(batch.view(lead)))
+        self.dm_card(owner, lead, batch, batch.refresh(lead))
         return True
 
-    def dm_card(self, owner: Person, lead_id: int, card: Callable[[], dict]) -> None:
+    def dm_card(self, owner: Person, lead: Lead, batch: CardBatch, posted: dict | None) -> None:
         """The lead's card in its owner's DM (if the config sends one), or in a burst a line
         in the DM's summary: many leads given to a rep at once (an SLA sweep's
-        reassignments, the queue's retries) are one message, as new leads are. `card`
-        builds it, only if it is posted."""
+        reassignments, the queue's retries, a CRM owner found at last) are one message, as
+        new leads are. `posted`: the card its refresh built, if any; else it is built from
+        `batch`, only if it is posted."""
         if self.config.handoff.dm_owner:
-            self._post(owner.slack_id, _Card(card), lead_id, dm=True)
+            card = _Card(lambda: posted or blocks.handoff_card(batch.view(lead)))
+            self._post(owner.slack_id, card, lead.id, dm=True)
 
     def _decide(self, lead: Lead, owner_by_email: Callable[[str], Person | None] | None
                 ) -> Decision:
