@@ -74,28 +74,31 @@ def reassign(work: Work, token: str, user: str, *, to: str) -> str:
         raise ClickRefused(f"{lead_name(lead)} is already with <@{to}>.")
     _check(work, lead, token, user, "routed", allow_self=lead.owner_id is None and to == user)
     old_owner = lead.owner_id
-    handoffs = Handoffs(work)
-    reassign_to(work, lead, new_owner, actor=user, reason="taken" if to == user else "reassigned",
-                handoffs=handoffs)
-    handoffs.finish()
+    reassign_to(work, lead, new_owner, actor=user, reason="taken" if to == user else "reassigned")
     home.mark_stale(work, [old_owner, new_owner.id])
     who = "yours" if to == user else f"with <@{to}>"
     return f"{lead_name(lead)} is now {who}."
 
 
 def reassign_to(work: Work, lead: Lead, new_owner: Person, *, actor: str, reason: str,
-                handoffs: Handoffs, batch: CardBatch | None = None) -> None:
+                batch: CardBatch | None = None, handoffs: Handoffs | None = None) -> None:
     """Move the lead to a new owner (a click, or the SLA's automatic reassignment): its
-    cards are updated, and the new owner gets one of their own through `handoffs` (many
-    at once to one rep burst, as new leads do; the caller finishes it). Many leads at once
-    (the SLA sweep) share a card `batch` and write their new rows and changes together
-    (the session's batch, compare included). The caller marks the old and the new owner's
-    Homes (the sweep, once for its whole batch)."""
+    cards are updated, and the new owner gets one of their own. Many leads at once (the
+    SLA sweep) share a card `batch` and `handoffs` (the new owners' DMs burst as for new
+    leads), and write their new rows and changes together (the session's batch, compare
+    included). The caller marks the old and the new owner's Homes (the sweep, once for
+    its whole batch)."""
     work = work.for_team(lead.team_id)
     _claim(work, lead, "routed", batched=True)
     assign(work, lead, new_owner, actor=actor, data={"reason": reason, "owner": new_owner.slack_id})
     batch = batch or CardBatch(work, [lead])
-    handoffs.dm_card(new_owner, lead, batch, batch.refresh(lead))  # the card built once
+    posted = batch.refresh(lead)  # what the new owner's card shows too: built once
+    if handoffs is not None:
+        handoffs.dm_card(new_owner, lead, batch, posted)
+    elif work.config.handoff.dm_owner:  # one click: the card itself
+        outbox.post(work.session, lead.team_id, new_owner.slack_id,
+                    posted or blocks.handoff_card(batch.view(lead)), now=work.now,
+                    ref=f"lead:{lead.id}:dm:{new_owner.slack_id}")
 
 
 def view_for_token(work: Work, token: str) -> blocks.CardView:
