@@ -8,8 +8,9 @@ stage), arriving over the last 30 days. Then every pending nudge is moved to tom
 but `--due` of them, on distinct leads, which become stages of `--stages` in turn, due a
 minute ago; and the sweep that sends them (and writes each one's next stage) is timed,
 then the idle sweeps that follow (what runs every minute). A warm-up sweep of 500 other
-leads' stages an hour earlier compiles what a long-running worker has compiled. Each
-stage mix starts from the same loaded database: a copy of a SQLite file, or with
+leads' stages an hour earlier (after the statistics are made, which make PostgreSQL plan
+anew) compiles and plans what a long-running worker has. Each stage mix starts from the
+same loaded database: a copy of a SQLite file, or with
 `--database-url` (an empty PostgreSQL database, which it loads and analyzes) a database
 made from it as a template, next to it.
 """
@@ -51,9 +52,11 @@ TIMES = {"remind": (-MINUTE, DAY), "breach": (-DAY, -MINUTE),
          "reassign": (-DAY, -MINUTE - timedelta(hours=2))}
 
 
-def make_due(services, due: int, stages: list[str], skip: int = 0, now=NOW) -> None:
+def make_due(services, due: int, stages: list[str], skip: int = 0, now=NOW,
+             reset: bool = True) -> list[int]:
     with services.sessions.begin() as s:
-        s.execute(update(Nudge).where(Nudge.state == "pending").values(due_at=now + DAY))
+        if reset:  # nothing else due
+            s.execute(update(Nudge).where(Nudge.state == "pending").values(due_at=now + DAY))
         lead_ids = s.scalars(select(Lead.id).where(Lead.status == "routed")  # the newest
                              .order_by(Lead.id.desc()).offset(skip).limit(due)).all()
         for i, lead_id in enumerate(lead_ids):
@@ -63,6 +66,14 @@ def make_due(services, due: int, stages: list[str], skip: int = 0, now=NOW) -> N
                       .values(routed_at=now + routed, sla_due_at=now + due_at))
             s.execute(update(Nudge).where(Nudge.lead_id == lead_id, Nudge.state == "pending")
                       .values(stage=stage, due_at=now - MINUTE, routed_at=now + routed))
+    return lead_ids
+
+
+def postpone(services, lead_ids: list[int], to) -> None:
+    """The leads' pending nudges (the stages their sweep wrote) due at `to`."""
+    with services.sessions.begin() as s:
+        s.execute(update(Nudge).where(Nudge.lead_id.in_(lead_ids), Nudge.state == "pending")
+                  .values(due_at=to))
 
 
 def max_id(services) -> int:
@@ -101,10 +112,11 @@ def clone(url: str) -> str:
 def run(where: Path | str, due: int, stages: list[str], sweeps: int) -> tuple[float, float, str]:
     """(busy sweep seconds, median idle sweep seconds, what the busy sweep did)."""
     services = services_on(where)
-    make_due(services, WARM_UP, stages, now=NOW - HOUR)
-    sweep(services, NOW - HOUR)
     make_due(services, due, stages, skip=WARM_UP)
+    warm_up = make_due(services, WARM_UP, stages, now=NOW - HOUR, reset=False)
     analyzed(services.engine, vacuumed=True)  # make_due rewrote every stage: so would autovacuum
+    sweep(services, NOW - HOUR)  # after the ANALYZE, which makes the server plan anew
+    postpone(services, warm_up, NOW + DAY)  # the stages it wrote, due by now
     queued = max_id(services)
     gc.collect()  # the setup's garbage is not the sweep's to collect (GC stays on while timed)
     start = time.perf_counter()
