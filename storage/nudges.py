@@ -69,7 +69,8 @@ def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,
     """Claim up to `limit` due nudges in one conditional UPDATE: whichever sweep claims a
     nudge is its one sender. On PostgreSQL the candidates are locked with SKIP LOCKED, so
     concurrent sweeps take disjoint sets instead of waiting on each other; SQLite runs
-    one writer at a time. Their (id, lead_id, stage), in due order."""
+    one writer at a time. Light rows (id, lead_id, stage, due_at, held, routed_at), in due
+    order: the sweep only reads them, and nothing else changes a claimed nudge."""
     candidates = (select(Nudge.id).where(_claimable(now, stale_before))
                   .order_by(Nudge.due_at, Nudge.id).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
@@ -77,17 +78,10 @@ def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,
     rows = session.execute(
         update(Nudge).where(Nudge.id.in_(candidates), _claimable(now, stale_before))
         .values(state="sending", claimed_by=by, claimed_at=now)
-        .returning(Nudge.id, Nudge.lead_id, Nudge.stage, Nudge.due_at)
+        .returning(Nudge.id, Nudge.lead_id, Nudge.stage, Nudge.due_at, Nudge.held,
+                   Nudge.routed_at)
         .execution_options(synchronize_session=False)).all()
     return sorted(rows, key=lambda r: (r.due_at, r.id))  # RETURNING keeps no order
-
-
-def list_nudges(session: Session, nudge_ids: list[int]):
-    """Light rows (id, lead_id, stage, due_at, held, routed_at), in due order: the sweep
-    only reads them."""
-    return session.execute(select(Nudge.id, Nudge.lead_id, Nudge.stage, Nudge.due_at, Nudge.held,
-                                  Nudge.routed_at)
-                           .where(among(session, Nudge.id, nudge_ids)).order_by(Nudge.due_at, Nudge.id)).all()
 
 
 def mark_fired(session: Session, now: datetime, *, sent: list[int], cancelled: list[int],

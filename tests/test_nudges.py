@@ -530,7 +530,8 @@ def test_a_leads_claimed_nudges_fire_in_one_part(monkeypatch):
     claimed = namedtuple("claimed", "id lead_id stage")
     rows = [claimed(1, 10, "reassign"), claimed(2, 11, "reassign"), claimed(3, 12, "card"),
             claimed(4, 13, "route"), claimed(5, 10, "snooze"), claimed(6, 14, "breach")]
-    assert bot.sla.nudges._parts(rows) == [[3, 6], [1, 2, 5], [4]]
+    parts = bot.sla.nudges._parts(rows)
+    assert [[n.id for n in part] for part in parts] == [[3, 6], [1, 2, 5], [4]]
 
 
 def escalations(fake):

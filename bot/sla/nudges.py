@@ -157,11 +157,11 @@ def sweep(services: Services, now: datetime, name: str | None = None) -> SweepRe
             claimed = queries.claim_due(session, name, now, now - LEASE, BATCH)
         if not claimed:
             return report
-        for ids in _parts(claimed):
-            report += _fire_claimed(services, ids, now)
+        for part in _parts(claimed):
+            report += _fire_claimed(services, part, now)
 
 
-def _parts(claimed: list) -> list[list[int]]:
+def _parts(claimed: list) -> list[list]:
     """The claimed nudges as transactions: those of leads no stage of the batch routes, in
     one (a person's reminders due together still come in one message), then the leads a
     stage routes (a reassignment, a retry), at most `ROUTING_BATCH` a transaction, each
@@ -170,9 +170,9 @@ def _parts(claimed: list) -> list[list[int]]:
     new leads' webhooks wait for it: a catch-up's batch of 800 reassignments in one held it
     1-2 s on PostgreSQL."""
     routed = {n.lead_id for n in claimed if n.stage in ROUTING}
-    rest = [n.id for n in claimed if n.lead_id not in routed]
-    parts: list[list[int]] = []
-    part_of: dict[int, list[int]] = {}  # lead id -> its part
+    rest = [n for n in claimed if n.lead_id not in routed]
+    parts: list[list] = []
+    part_of: dict[int, list] = {}  # lead id -> its part
     for nudge in claimed:  # in due order: the round-robin takes the leads as it did
         if nudge.lead_id not in routed:
             continue
@@ -180,32 +180,31 @@ def _parts(claimed: list) -> list[list[int]]:
             if not parts or len(parts[-1]) >= ROUTING_BATCH:
                 parts.append([])
             part_of[nudge.lead_id] = parts[-1]
-        part_of[nudge.lead_id].append(nudge.id)
+        part_of[nudge.lead_id].append(nudge)
     return ([rest] if rest else []) + parts
 
 
-def _fire_claimed(services: Services, ids: list[int], now: datetime) -> SweepReport:
+def _fire_claimed(services: Services, nudges: list, now: datetime) -> SweepReport:
     """One transaction for the batch; if it fails, one per nudge, so a nudge that cannot be
     sent holds back only itself (it stays claimed and is retried after the lease). A lead
     someone else changed while the batch reassigned it (`bulk.Conflict`) is left to them:
     its nudges are dropped, and the rest of the batch fires again together."""
-    nudges = []
     try:
         with services.work(now=now) as work:
-            nudges = queries.list_nudges(work.session, ids)
             return fire_all(work, nudges)
     except Exception as exc:
         leads = lost_leads(exc) if isinstance(exc, bulk.Conflict) else set()
         if lost := [n.id for n in nudges if n.lead_id in leads]:
-            return _drop_lost(services, ids, lost, leads, now)
+            return _drop_lost(services, nudges, lost, leads, now)
+        ids = [n.id for n in nudges]
         log.exception("SLA sweep: firing nudges %s failed", ids if len(ids) == 1 else
                       f"{ids[0]}..{ids[-1]} ({len(ids)}); firing them one by one")
         if len(ids) == 1:
             return SweepReport()
-    return sum((_fire_claimed(services, [i], now) for i in ids), SweepReport())
+    return sum((_fire_claimed(services, [n], now) for n in nudges), SweepReport())
 
 
-def _drop_lost(services: Services, ids: list[int], lost: list[int], leads: set[int],
+def _drop_lost(services: Services, nudges: list, lost: list[int], leads: set[int],
                now: datetime) -> SweepReport:
     """Leads changed by someone else (a click, another process) after this sweep read them:
     whatever they did to a lead is newer than its nudges, which were claimed before it and
@@ -214,10 +213,10 @@ def _drop_lost(services: Services, ids: list[int], lost: list[int], leads: set[i
     log.warning("SLA sweep: %d leads changed while being reassigned (%s%s); their %d nudges "
                 "are dropped, the other %d of the batch fire again", len(shown),
                 ", ".join(map(str, shown[:20])), ", ..." if len(shown) > 20 else "", len(lost),
-                len(ids) - len(lost))
+                len(nudges) - len(lost))
     with services.sessions.begin() as session:
         queries.mark_fired(session, now, sent=[], cancelled=lost, held={})
-    rest = sorted(set(ids) - set(lost))
+    rest = [n for n in nudges if n.lead_id not in leads]
     return SweepReport(dropped=len(lost)) + (_fire_claimed(services, rest, now) if rest
                                              else SweepReport())
 
