@@ -188,8 +188,9 @@ def _postgresql_utc(dbapi_connection, record) -> None:
     """Each connection's session in UTC, whatever the server's default (often `Etc/UTC`,
     or a local zone): psycopg returns timestamps in the session's zone, and only "UTC" is
     its fast path (`datetime.timezone.utc`); any other name is a `ZoneInfo`, converted
-    value by value, which made reading 1,000 leads' ten timestamps 2-3x slower. (PgBouncer
-    keeps a client's TimeZone across server connections.)"""
+    value by value: psycopg's rows of 1,000 leads (ten timestamps each) took 2-3x as long,
+    the ORM's read of them 40 % longer. (PgBouncer keeps a client's TimeZone across server
+    connections.)"""
     dbapi_connection.execute("SET TIME ZONE 'UTC'")
     dbapi_connection.commit()
 
