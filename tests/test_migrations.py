@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+from zoneinfo import ZoneInfo
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -64,12 +67,14 @@ def test_keys_are_unique_per_team(services, clock):
 
 
 def test_times_come_back_aware_utc(services, clock):
+    """Whatever zone a time was given in, it is read back as the same instant in UTC (on
+    PostgreSQL as psycopg returns it: the session is in UTC, see `_postgresql_utc`)."""
+    local = clock.now().astimezone(ZoneInfo("America/New_York"))
     with services.sessions.begin() as s:
-        s.add(Customer(team_id="T1", external_id="C-9", started_at=clock.now(),
-                       updated_at=clock.now()))
+        s.add(Customer(team_id="T1", external_id="C-9", started_at=local, updated_at=local))
     with services.sessions.begin() as s:
         row = s.query(Customer).filter_by(external_id="C-9").one()
-        assert row.started_at == clock.now() and row.started_at.utcoffset().total_seconds() == 0
+        assert row.started_at == clock.now() and row.started_at.tzinfo is UTC
 
 
 def test_db_upgrade_command_migrates_a_fresh_database(tmp_path, monkeypatch, capsys):
