@@ -469,6 +469,27 @@ def test_leads_reassigned_in_one_sweep_each_move_once(services, fake_slack, cloc
                    for e in events) == 24
 
 
+def test_leads_reassigned_together_are_due_by_each_new_owners_own_hours(services, fake_slack,
+                                                                       clock):
+    """A sweep's reassignments share their SLA plans, but only by the new owner's hours: at
+    14:00 in New York, a rep in Los Angeles has the 4 business hours today, one in New
+    York only 3, and the 4th tomorrow at 10:00."""
+    with_stages(services, escalate_after=timedelta(minutes=30), reassign_after=timedelta(hours=1))
+    due_at_13_in_new_york(services, 24)
+    run_until(services, clock, datetime(2026, 11, 24, 18, 59, tzinfo=UTC))
+    with services.sessions.begin() as s:
+        s.scalars(select(Person).where(Person.slack_id == "U0SALES01")).one().timezone = \
+            "America/Los_Angeles"
+    run_until(services, clock, datetime(2026, 11, 24, 19, 0, tzinfo=UTC))  # 14:00: reassigned
+    with services.sessions.begin() as s:
+        due: dict[str, set] = {}
+        for owner, at in s.execute(select(Person.slack_id, Lead.sla_due_at)
+                                   .join(Person, Person.id == Lead.owner_id)):
+            due.setdefault(owner, set()).add(at)
+    assert due == {"U0SALES01": {datetime(2026, 11, 24, 23, 0, tzinfo=UTC)},  # 15:00 there
+                   "U0SALES02": {datetime(2026, 11, 25, 15, 0, tzinfo=UTC)}}  # 10:00 tomorrow
+
+
 def test_a_sweeps_reassignments_come_to_a_rep_as_a_burst_past_the_limit(services, fake_slack,
                                                                         clock):
     """12 leads reassigned to each rep at once: the first 10 cards, then one summary (Slack

@@ -90,7 +90,8 @@ def reassign_to(work: Work, lead: Lead, new_owner: Person, *, actor: str, reason
     its whole batch)."""
     work = work.for_team(lead.team_id)
     _claim(work, lead, "routed", batched=True)
-    assign(work, lead, new_owner, actor=actor, data={"reason": reason, "owner": new_owner.slack_id})
+    assign(work, lead, new_owner, actor=actor, data={"reason": reason, "owner": new_owner.slack_id},
+           plans=handoffs.plans if handoffs is not None else None)
     batch = batch or CardBatch(work, [lead])
     posted = batch.refresh(lead)  # what the new owner's card shows too: built once
     if handoffs is not None:

@@ -55,7 +55,8 @@ class Handoffs:
         self._grown: dict[HandoffBurst, int] = {}  # bursts' new leads, counted in by finish()
         self._owners: set[int] = set()  # whose Homes show new leads
         self._decided: dict[Decision, dict] = {}  # routing decisions as their events record them
-        self._plans: dict[tuple, sla.Plan] = {}  # SLA due times and first nudges (see open_clock)
+        # SLA due times and first nudges (see open_clock), for every lead this batch routes
+        self.plans: dict[tuple, sla.Plan] = {}
 
     def hand_off(self, lead: Lead) -> None:
         """Route a new lead and post its card (channel, and the owner's DM).
@@ -65,7 +66,7 @@ class Handoffs:
         if (owner := decision.owner) is None:
             self._wait(lead, decision, data)
         else:
-            assign(self.work, lead, owner, actor="system", data=data, plans=self._plans,
+            assign(self.work, lead, owner, actor="system", data=data, plans=self.plans,
                    fresh=True)
             self._owners.add(owner.id)
         card = _Card(lambda: blocks.handoff_card(card_view(self.work, lead, fresh=decision)))
@@ -91,7 +92,7 @@ class Handoffs:
             return False
         if not mark_status(self.session, lead.id, lead.status, lead.owner_id, "routed", self.now):
             return False  # taken from its card in the meantime
-        assign(self.work, lead, owner, actor="system", data=data)
+        assign(self.work, lead, owner, actor="system", data=data, plans=self.plans)
         self._owners.add(owner.id)
         self.dm_card(owner, lead, batch, batch.refresh(lead))
         return True
