@@ -10,9 +10,9 @@ minute ago; and the sweep that sends them (and writes each one's next stage) is 
 then the idle sweeps that follow (what runs every minute). A warm-up sweep of 500 other
 leads' stages an hour earlier (after the statistics are made, which make PostgreSQL plan
 anew) compiles and plans what a long-running worker has. Each stage mix starts from the
-same loaded database: a copy of a SQLite file, or with
-`--database-url` (an empty PostgreSQL database, which it loads and analyzes) a database
-made from it as a template, next to it.
+same loaded database: a copy of a SQLite file, or with `--database-url` (an empty
+PostgreSQL database, which it loads and analyzes) a database made from it as a template,
+next to it.
 """
 
 from __future__ import annotations
