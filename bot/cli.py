@@ -142,6 +142,10 @@ def _parser() -> argparse.ArgumentParser:
     erase.add_argument("--json", action="store_true", help="the report as one JSON object")
     erase.set_defaults(func=cmd_erase)
 
+    secret = sub.add_parser("webhook-secret", help="print the secret the workspace's CRM signs "
+                                                   "webhooks with (its own in OAuth mode)")
+    secret.set_defaults(func=cmd_webhook_secret)
+
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", help="public base URL for HTTP mode (default: Socket Mode)")
     manifest.set_defaults(func=cmd_manifest)
@@ -496,6 +500,24 @@ def cmd_erase(args) -> int:
         print(json.dumps(report.as_json(), indent=2))
     else:
         print("\n".join(report.lines()))
+    return 0
+
+
+def cmd_webhook_secret(args) -> int:
+    from bot.intake.webhooks import secret_of
+
+    secrets = Secrets.from_env()
+    if not secrets.webhook_secret:
+        raise ConfigError(["ALIGNBOT_WEBHOOK_SECRET is not set: webhooks are off"], "environment")
+    if not secrets.oauth:
+        print("single-workspace mode: CRMs sign with ALIGNBOT_WEBHOOK_SECRET itself, to "
+              "POST /webhooks/<entity>", file=sys.stderr)
+        print(secrets.webhook_secret)
+        return 0
+    services = _local_services()
+    print(f"workspace {services.team_id}: its CRM signs with this secret, to "
+          f"POST /webhooks/{services.team_id}/<entity>", file=sys.stderr)
+    print(secret_of(services))
     return 0
 
 

@@ -73,6 +73,14 @@ def test_without_either_it_says_how_to_name_the_workspace(empty_store, leads_csv
     assert teams_of_leads(empty_store) == set()
 
 
+def test_the_webhook_secret_of_a_single_workspace_is_the_deployments_own(
+        empty_store, monkeypatch, capsys):
+    monkeypatch.setenv("ALIGNBOT_WEBHOOK_SECRET", "whsec-single-0123")
+    assert main(["webhook-secret"]) == 0  # no workspace needed: one secret for the one
+    out = capsys.readouterr()
+    assert out.out == "whsec-single-0123\n" and "POST /webhooks/<entity>" in out.err
+
+
 def test_a_team_id_that_is_not_one_is_refused(empty_store, leads_csv, monkeypatch, capsys):
     monkeypatch.setenv("ALIGNBOT_TEAM_ID", "acme corp")
     assert main(["query", "win rate last quarter"]) == 2

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.cli import main
-from bot.intake.webhooks import signature
+from bot.intake.webhooks import secret_of, signature
 from bot.local.fakeslack import FakeSlack
 from bot.platform.config import Secret, Secrets
 from bot.platform.installations import UNINSTALLED
@@ -57,14 +57,16 @@ def install(web, fake, team_id: str) -> str:
     return next(t for t, team in fake.installed.items() if team == team_id)
 
 
-def webhook(web, services, team_id: str, n: int):
+def webhook(web, services, team_id: str, n: int, secret: str | None = None):
+    """A lead for `team_id`, signed with that workspace's secret (else `secret`)."""
     body = json.dumps({"external_id": f"L-{n:05d}", "source": "webinar", "name": f"Person {n}",
                        "email": f"p{n}@prospect.example", "company": "Acme", "score": 50,
                        "owner_email": "sam@example.com"}).encode()
     ts = str(int(services.clock.now().timestamp()))
+    secret = secret or secret_of(services.for_team(team_id))
     return web.post(f"/webhooks/{team_id}/leads", data=body, content_type="application/json",
                     headers={"X-Alignbot-Timestamp": ts,
-                             "X-Alignbot-Signature": signature(WEBHOOK_SECRET, ts, body)})
+                             "X-Alignbot-Signature": signature(secret, ts, body)})
 
 
 def event(app, clock, team_id: str, payload: dict, event_id: str):
@@ -227,6 +229,43 @@ def test_webhooks_name_their_workspace_in_oauth_mode(oauth, fake_slack):
     assert web.post("/webhooks/leads", data=b"{}").status_code == 404  # which workspace?
     assert web.post("/webhooks/not a team/leads", data=b"{}").status_code == 404
     assert webhook(web, services, B, 1).status_code == 404  # not installed
+
+
+def test_a_workspaces_crm_cannot_write_into_another_workspace(oauth, fake_slack):
+    services, _, web = oauth
+    install(web, fake_slack, A), install(web, fake_slack, B)
+    secret_a = secret_of(services.for_team(A))
+    assert secret_a not in (WEBHOOK_SECRET, secret_of(services.for_team(B)))
+    into_b = webhook(web, services, B, 1, secret=secret_a)  # A's CRM, at B's path
+    assert into_b.status_code == 401 and f"alignbot --team {B} webhook-secret" in \
+        into_b.get_json()["error"]
+    # the deployment's own secret opens no workspace: every CRM would hold it
+    assert webhook(web, services, A, 2, secret=WEBHOOK_SECRET).status_code == 401
+    assert webhook(web, services, A, 3, secret=secret_a).status_code == 200
+    with services.sessions.begin() as s:
+        assert s.execute(select(Lead.team_id, Lead.external_id)).all() == [(A, "L-00003")]
+
+
+def test_the_cli_prints_each_workspaces_webhook_secret(oauth, fake_slack, monkeypatch, capsys):
+    services, _, web = oauth
+    install(web, fake_slack, A)
+    monkeypatch.setenv("DATABASE_URL", services.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("ALIGNBOT_CONFIG", str(EXAMPLE))
+    monkeypatch.setenv("SLACK_CLIENT_ID", "111.222")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "oauth-client-secret")
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.base_url)
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("ALIGNBOT_TEAM_ID", raising=False)
+    monkeypatch.delenv("ALIGNBOT_WEBHOOK_SECRET", raising=False)
+    assert main(["--team", A, "webhook-secret"]) == 2  # no secret: webhooks are off
+    assert "ALIGNBOT_WEBHOOK_SECRET is not set" in capsys.readouterr().err
+    monkeypatch.setenv("ALIGNBOT_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    assert main(["--team", A, "webhook-secret"]) == 0
+    out = capsys.readouterr()
+    assert f"POST /webhooks/{A}/<entity>" in out.err
+    assert webhook(web, services, A, 1, secret=out.out.strip()).status_code == 200
+    assert main(["webhook-secret"]) == 0  # the store's only workspace
+    assert capsys.readouterr().out.strip() == out.out.strip()
 
 
 def test_single_workspace_mode_stays_the_default(services):

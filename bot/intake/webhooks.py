@@ -7,6 +7,10 @@ before), bad JSON a 400, a request seen before (a replay: the same signature) a 
 a batch over the limit a 413. Good records are stored even when others in the batch
 are rejected, and every rejection is reported with its reason; a record the database
 still refuses is rejected alone. A database that does not answer is a 503: retry later.
+
+In OAuth mode (`POST /webhooks/<team_id>/<entity>`) each workspace's CRM signs with a
+secret of its own, derived from ALIGNBOT_WEBHOOK_SECRET (`alignbot --team T webhook-secret`
+prints it): the CRM of one workspace cannot write into another's.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from sqlalchemy.exc import (
 from bot.intake.batches import first_line, store
 from bot.intake.records import ENTITIES, MAX_BATCH
 from bot.platform import failures, telemetry
+from bot.platform.config import Secret
 from bot.platform.services import Services
 from storage import ingest as queries
 
@@ -59,6 +64,18 @@ class Answer:
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     digest = hmac.new(secret.encode(), b"v1:" + timestamp.encode() + b":" + body, hashlib.sha256)
     return "v1=" + digest.hexdigest()
+
+
+def secret_of(services: Services) -> Secret | None:
+    """The secret a request for `services`' workspace is signed with: ALIGNBOT_WEBHOOK_SECRET
+    itself in single-workspace mode; in OAuth mode, one derived from it for the workspace,
+    since every workspace's CRM holds its own and one must not open another's path."""
+    secret = services.secrets.webhook_secret
+    if not secret or services.installations is None:
+        return secret
+    key = hmac.new(secret.encode(), b"alignbot webhook secret:" + services.team_id.encode(),
+                   hashlib.sha256)
+    return Secret("whsec_" + key.hexdigest())
 
 
 def receive(services: Services, entity: str, headers: Mapping[str, str], body: bytes) -> Answer:
@@ -130,9 +147,10 @@ def records_of(entity: str, data: Any) -> list[Any]:
 
 
 def _check_signature(services: Services, headers: Mapping[str, str], body: bytes) -> Answer | None:
-    """None when the request is signed with the secret within the window; else the 401 (or
-    503 when there is no secret). Malformed headers are refused before any arithmetic."""
-    secret = services.secrets.webhook_secret
+    """None when the request is signed with the workspace's secret within the window; else
+    the 401 (or 503 when there is no secret). Malformed headers are refused before any
+    arithmetic."""
+    secret = secret_of(services)
     if not secret:
         return Answer(503, {"error": "webhooks are off: set ALIGNBOT_WEBHOOK_SECRET"})
     timestamp = headers.get("X-Alignbot-Timestamp", "")
@@ -145,5 +163,9 @@ def _check_signature(services: Services, headers: Mapping[str, str], body: bytes
                                      "within 5 minutes of now"})
     if not SIGNATURE.fullmatch(given) or \
             not hmac.compare_digest(given, signature(secret, timestamp, body)):
+        if services.installations is not None:
+            return Answer(401, {"error": f"bad signature: workspace {services.team_id}'s CRM "
+                                         "signs with its own secret (`alignbot --team "
+                                         f"{services.team_id} webhook-secret` prints it)"})
         return Answer(401, {"error": "bad signature"})
     return None
