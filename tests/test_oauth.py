@@ -7,27 +7,28 @@ import json
 import re
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.cli import main
 from bot.intake.webhooks import secret_of, signature
 from bot.local.fakeslack import FakeSlack
-from bot.platform.config import Secret, Secrets
+from bot.platform.config import Secret, Secrets, parse_config
 from bot.platform.installations import UNINSTALLED
 from bot.platform.runtime import build_services
 from bot.platform.scheduler import run_job
 from bot.platform.server import create_web_app
 from storage.db import make_engine
-from storage.models import SLACK_BOTS, Lead, OutboxMessage, Person
-from tests.conftest import Inline
+from storage.models import SLACK_BOTS, Lead, OutboxMessage, Person, SurveyInvite, SurveyRun
+from tests.conftest import TEST_CONFIG, Inline
 from tests.processes import over_http, run_env, serving
 from tests.slack import SIGNING_SECRET, request
 from tests.test_cli import EXAMPLE
+from tests.test_survey_schedule import SURVEY
 
 WEBHOOK_SECRET = "whsec-test-0123456789"
 A, B = "T0AAAAAAA", "T0BBBBBBB"
@@ -36,6 +37,10 @@ A, B = "T0AAAAAAA", "T0BBBBBBB"
 @pytest.fixture
 def oauth(config, clock, engine, fake_slack):
     """alignbot in OAuth mode: client id and secret, no bot token."""
+    return in_oauth_mode(config, clock, engine, fake_slack)
+
+
+def in_oauth_mode(config, clock, engine, fake_slack):
     secrets = Secrets(slack_signing_secret=Secret(SIGNING_SECRET), slack_client_id=Secret("111.222"),
                       slack_client_secret=Secret("oauth-client-secret"),
                       webhook_secret=Secret(WEBHOOK_SECRET))
@@ -150,7 +155,8 @@ def test_two_workspaces_see_nothing_of_each_other(oauth, fake_slack, clock):
     for team, n in ((A, 1), (B, 2), (B, 3)):  # the same owner's email in both workspaces
         assert webhook(web, services, team, n).status_code == 200
     services.sender.flush()  # cards and the owner's DMs
-    assert set(run_job(services, "metrics.refresh")) == {A, B}  # once per workspace
+    refreshed = run_job(services, "metrics.refresh")  # once per workspace, each its own
+    assert {team: report.team_id for team, report in refreshed.items()} == {A: A, B: B}
     clock.advance(timedelta(hours=5))  # past the 4-business-hour SLA: reminders and breaches
     # the breach, to owner and manager, for each lead: each nudge for its lead's workspace
     assert run_job(services, "sla.sweep").sent == 2 * 3
@@ -192,13 +198,32 @@ def test_uninstall_stops_the_workspaces_deliveries_and_jobs(oauth, fake_slack, c
     assert webhook(web, services, A, 1).status_code == 200
     services.sender.flush()
     clock.advance(timedelta(hours=5))
-    assert set(run_job(services, "metrics.refresh")) == {A}  # the jobs skip it
+    refreshed = run_job(services, "metrics.refresh")  # the jobs skip it
+    assert {team: report.team_id for team, report in refreshed.items()} == {A: A}
     assert run_job(services, "sla.sweep").sent == 2  # A's breach, to owner and manager; B's: none
     services.sender.flush()
     assert token_b not in fake_slack.tokens[calls_before:]
     assert "Person 1" in said(fake_slack, token_a)
     gone = webhook(web, services, B, 3)
     assert gone.status_code == 404 and B in gone.get_json()["error"]
+
+
+def test_the_survey_sweep_runs_once_and_opens_each_workspaces_run(config, clock, engine,
+                                                                  fake_slack):
+    surveyed = parse_config({**TEST_CONFIG, "surveys": [SURVEY]}, "<tests>")
+    services, _, web = in_oauth_mode(surveyed, clock, engine, fake_slack)
+    install(web, fake_slack, A), install(web, fake_slack, B)
+    clock.set(datetime.fromisoformat("2026-11-30T10:00:00-05:00"))  # the schedule's Monday
+    swept = run_job(services, "surveys.sweep")  # not once a workspace: every invite is due once
+    assert swept["opened"] == 2 and swept["prompted"] > 0
+    assert run_job(services, "surveys.sweep") == {"opened": 0, "prompted": 0, "reminded": 0,
+                                                   "closed": 0}
+    with services.sessions.begin() as s:
+        assert sorted(s.scalars(select(SurveyRun.team_id))) == [A, B]
+        invited = s.execute(select(SurveyInvite.team_id, func.count())
+                            .where(SurveyInvite.prompted_at.is_not(None))
+                            .group_by(SurveyInvite.team_id)).all()
+    assert dict(invited).keys() == {A, B} and sum(n for _, n in invited) == swept["prompted"]
 
 
 def test_a_row_of_a_workspace_without_a_token_dies_unsent(oauth, fake_slack):

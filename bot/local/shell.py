@@ -432,9 +432,9 @@ def report_lines(job_id: str, result: Any, local: Callable[[datetime | None], st
     return JOB_REPORTS[job_id](result, local)
 
 
-def _refresh_lines(result, local) -> list[str]:
+def _refresh_lines(r, local) -> list[str]:
     return [f"{r.team_id}: {r.days} day(s) recomputed, {r.rows:,} snapshot rows, as of "
-            f"{local(r.as_of)}" for r in result] or ["no workspace to refresh"]
+            f"{local(r.as_of)}"]
 
 
 def _outbox_lines(result, local) -> list[str]:

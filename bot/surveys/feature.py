@@ -13,7 +13,7 @@ FEATURE = Feature(
     commands=tuple(commands.COMMANDS),
     jobs=(Job("surveys.sweep", runs.sweep, lambda c: every(minutes=1), 60,
               "open scheduled survey runs, send prompts and reminders in people's hours, close "
-              "runs", runs.next_due),),
+              "runs", runs.next_due, per_workspace=False),),  # due invites of every workspace
     home=(HomeSection(20, home.waiting), HomeSection(40, home.latest_results)),
     scopes={
         "reactions:read": ("reaction_added", "reaction_removed"),  # emoji answers to prompts

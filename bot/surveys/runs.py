@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from bot import home
 from bot.blocks import surveys as views
 from bot.handoff.directory import upsert_slack_user
-from bot.platform import outbox
+from bot.platform import logs, outbox
 from bot.platform.config import Config, Survey
 from bot.platform.work import Work
 from bot.sla.policies import calendar_for
@@ -420,8 +420,12 @@ def close_due(services, now: datetime) -> list[Results]:
 
 
 def sweep(services, now: datetime) -> dict[str, int]:
-    """The job: open what the schedules fired, prompt, remind, close what is due."""
-    opened = open_scheduled(services, now)
+    """The job, once for all workspaces: open what each one's schedules fired, then prompt,
+    remind and close what is due, each invite and run in its own workspace."""
+    opened = []
+    for team in services.workspaces():
+        with logs.context(team_id=team.team_id):
+            opened += open_scheduled(team, now)
     closed = close_due(services, now)
     return {"opened": len(opened), "prompted": send_prompts(services, now),
             "reminded": send_reminders(services, now), "closed": len(closed)}
