@@ -517,7 +517,7 @@ def cmd_webhook_secret(args) -> int:
     services = _local_services()
     print(f"workspace {services.team_id}: its CRM signs with this secret, to "
           f"POST /webhooks/{services.team_id}/<entity>", file=sys.stderr)
-    print(secret_of(services))
+    print(secret_of(services, services.team_id))
     return 0
 
 

@@ -68,7 +68,7 @@ def webhook(web, services, team_id: str, n: int, secret: str | None = None):
                        "email": f"p{n}@prospect.example", "company": "Acme", "score": 50,
                        "owner_email": "sam@example.com"}).encode()
     ts = str(int(services.clock.now().timestamp()))
-    secret = secret or secret_of(services.for_team(team_id))
+    secret = secret or secret_of(services, team_id)
     return web.post(f"/webhooks/{team_id}/leads", data=body, content_type="application/json",
                     headers={"X-Alignbot-Timestamp": ts,
                              "X-Alignbot-Signature": signature(secret, ts, body)})
@@ -252,15 +252,20 @@ def test_webhooks_name_their_workspace_in_oauth_mode(oauth, fake_slack):
     services, _, web = oauth
     install(web, fake_slack, A)
     assert web.post("/webhooks/leads", data=b"{}").status_code == 404  # which workspace?
-    assert web.post("/webhooks/not a team/leads", data=b"{}").status_code == 404
-    assert webhook(web, services, B, 1).status_code == 404  # not installed
+    assert webhook(web, services, B, 1).status_code == 404  # signed for B, which has not installed
+    # who cannot sign learns nothing of which workspaces have installed alignbot
+    unsigned = [web.post(f"/webhooks/{team}/leads", data=b"{}") for team in (A, B, "not a team")]
+    assert {(r.status_code, r.get_json()["error"]) for r in unsigned} == \
+        {(401, "missing X-Alignbot-Timestamp or X-Alignbot-Signature")}
+    forged = [webhook(web, services, team, 2, secret="whsec_guess") for team in (A, B)]
+    assert [r.status_code for r in forged] == [401, 401]
 
 
 def test_a_workspaces_crm_cannot_write_into_another_workspace(oauth, fake_slack):
     services, _, web = oauth
     install(web, fake_slack, A), install(web, fake_slack, B)
-    secret_a = secret_of(services.for_team(A))
-    assert secret_a not in (WEBHOOK_SECRET, secret_of(services.for_team(B)))
+    secret_a = secret_of(services, A)
+    assert secret_a not in (WEBHOOK_SECRET, secret_of(services, B))
     into_b = webhook(web, services, B, 1, secret=secret_a)  # A's CRM, at B's path
     assert into_b.status_code == 401 and f"alignbot --team {B} webhook-secret" in \
         into_b.get_json()["error"]

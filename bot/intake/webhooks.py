@@ -66,24 +66,32 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "v1=" + digest.hexdigest()
 
 
-def secret_of(services: Services) -> Secret | None:
-    """The secret a request for `services`' workspace is signed with: ALIGNBOT_WEBHOOK_SECRET
+def secret_of(services: Services, team_id: str) -> Secret | None:
+    """The secret a request for workspace `team_id` is signed with: ALIGNBOT_WEBHOOK_SECRET
     itself in single-workspace mode; in OAuth mode, one derived from it for the workspace,
     since every workspace's CRM holds its own and one must not open another's path."""
     secret = services.secrets.webhook_secret
     if not secret or services.installations is None:
         return secret
-    key = hmac.new(secret.encode(), b"alignbot webhook secret:" + services.team_id.encode(),
+    key = hmac.new(secret.encode(), b"alignbot webhook secret:" + team_id.encode(),
                    hashlib.sha256)
     return Secret("whsec_" + key.hexdigest())
 
 
-def receive(services: Services, entity: str, headers: Mapping[str, str], body: bytes) -> Answer:
+def receive(services: Services, entity: str, headers: Mapping[str, str], body: bytes,
+            team_id: str | None = None) -> Answer:
+    """In OAuth mode `team_id` is the path's workspace: its secret checks the signature, and
+    only then is it looked up (404 when it has not installed alignbot), so a caller who
+    cannot sign learns nothing of which workspaces have."""
     if len(body) > MAX_BODY_BYTES:
         return too_large()
-    refused = _check_signature(services, headers, body)
+    refused = _check_signature(services, team_id or services.team_id, headers, body)
     if refused:
         return refused
+    if team_id is not None:
+        if not services.installations.token(team_id):
+            return Answer(404, {"error": f"no workspace {team_id} has alignbot installed"})
+        services = services.for_team(team_id)
     if entity not in ENTITIES:
         return Answer(404, {"error": f"unknown entity {entity!r}; use one of {', '.join(ENTITIES)}"})
     try:
@@ -146,11 +154,12 @@ def records_of(entity: str, data: Any) -> list[Any]:
     raise ValueError(f'send one JSON object, or {{"{entity}": [ ... ]}}')
 
 
-def _check_signature(services: Services, headers: Mapping[str, str], body: bytes) -> Answer | None:
+def _check_signature(services: Services, team_id: str, headers: Mapping[str, str],
+                     body: bytes) -> Answer | None:
     """None when the request is signed with the workspace's secret within the window; else
     the 401 (or 503 when there is no secret). Malformed headers are refused before any
     arithmetic."""
-    secret = secret_of(services)
+    secret = secret_of(services, team_id)
     if not secret:
         return Answer(503, {"error": "webhooks are off: set ALIGNBOT_WEBHOOK_SECRET"})
     timestamp = headers.get("X-Alignbot-Timestamp", "")
@@ -164,8 +173,8 @@ def _check_signature(services: Services, headers: Mapping[str, str], body: bytes
     if not SIGNATURE.fullmatch(given) or \
             not hmac.compare_digest(given, signature(secret, timestamp, body)):
         if services.installations is not None:
-            return Answer(401, {"error": f"bad signature: workspace {services.team_id}'s CRM "
-                                         "signs with its own secret (`alignbot --team "
-                                         f"{services.team_id} webhook-secret` prints it)"})
+            return Answer(401, {"error": f"bad signature: workspace {team_id}'s CRM signs with "
+                                         f"its own secret (`alignbot --team {team_id} "
+                                         "webhook-secret` prints it)"})
         return Answer(401, {"error": "bad signature"})
     return None

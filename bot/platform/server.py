@@ -58,12 +58,9 @@ def create_web_app(services: Services, bolt: App | None, *,
                                services.clock) as answered:
             if (request.content_length or 0) > webhooks.MAX_BODY_BYTES:
                 answer = webhooks.too_large()  # refuse before reading it
-            elif team_id is not None and not services.installations.token(team_id):
-                answered.status = 404
-                return jsonify(error=f"no workspace {team_id} has alignbot installed"), 404
             else:
-                answer = webhooks.receive(services.for_team(team_id) if team_id else services,
-                                          entity, request.headers, request.get_data())
+                answer = webhooks.receive(services, entity, request.headers, request.get_data(),
+                                          team_id)
             answered.status = answer.status
         return jsonify(answer.body), answer.status, answer.headers
 
