@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from bot.cli import main as cli_main
 from bot.local.fakeslack import FakeSlack
 from bot.platform.clock import SystemClock
-from bot.platform.server import create_web_app
+from bot.platform.server import MAX_REQUEST_BYTES, MAX_SLACK_BODY_BYTES, create_web_app
 from tests.processes import CLI, ROOT, free_port, over_http, run_env, serving, use_env
 from tests.slack import SIGNING_SECRET, all_text, sign, slash_body
 
@@ -73,6 +74,13 @@ def test_run_serves_health_and_signed_slash_commands(running_bot):
     assert status == 401
     status, _ = post(f"{base}/slack/events", body, {**form, **sign(body, now - 600)})
     assert status == 401
+    # a body larger than any route takes: refused on its length, before it is read
+    conn = http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=10)
+    conn.putrequest("POST", "/webhooks/leads")
+    conn.putheader("Content-Length", str(MAX_REQUEST_BYTES + 1))
+    conn.endheaders()
+    assert conn.getresponse().status == 413
+    conn.close()
 
 
 def test_socket_mode_runs_without_a_signing_secret_and_health_tells_a_down_socket(
@@ -118,6 +126,16 @@ class FakeSocket:
 
     def is_connected(self) -> bool:
         return self.connected
+
+
+def test_a_slack_request_over_the_limit_is_refused_before_bolt_reads_it(services, app,
+                                                                        monkeypatch):
+    web = create_web_app(services, app).test_client()
+    read = []
+    monkeypatch.setattr(app, "dispatch", read.append)
+    body = "payload=" + "x" * MAX_SLACK_BODY_BYTES  # unsigned, as an attacker's would be
+    resp = web.post("/slack/events", data=body, content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 413 and "too large" in resp.get_json()["error"] and read == []
 
 
 def test_health_follows_the_socket_mode_connection(services):

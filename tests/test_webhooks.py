@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from bot.intake.batches import stage, store
 from bot.intake.records import MAX_BATCH
-from bot.intake.webhooks import signature
+from bot.intake.webhooks import MAX_BODY_BYTES, signature
 from bot.platform.config import Secret
 from bot.platform.server import create_web_app
 from storage.models import HandoffBurst, Lead, LeadEvent, OutboxMessage, RoutingState
@@ -118,6 +118,13 @@ def test_malformed_json_unknown_entity_and_oversized_batches(web, services):
     assert resp.status_code == 404 and "leads" in resp.get_json()["error"]
     too_many = post(web, services, "leads", {"leads": [lead(n) for n in range(MAX_BATCH + 1)]})
     assert too_many.status_code == 413
+    assert count(services, Lead) == 0
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(web, services):
+    body = json.dumps({"leads": [lead(1)], "pad": "x" * MAX_BODY_BYTES}).encode()
+    resp = post(web, services, "leads", None, raw=body)  # signed: it is the size that counts
+    assert resp.status_code == 413 and "send smaller batches" in resp.get_json()["error"]
     assert count(services, Lead) == 0
 
 

@@ -22,6 +22,14 @@ from bot.platform.manifest import INSTALL_PATH, OAUTH_REDIRECT_PATH
 from bot.platform.services import Services
 from storage.db import ping
 
+# Bolt reads and parses a body before it checks its signature: what an unsigned request may
+# make it read. Slack's own are far smaller (a view of 100 blocks of 3,000 characters is
+# under 1.5 MB form-encoded).
+MAX_SLACK_BODY_BYTES = 4 * 1024 * 1024
+# waitress refuses a body larger than every route takes before reading it (its default is 1
+# GB, spooled to disk); the routes' own checks, below it, answer in JSON.
+MAX_REQUEST_BYTES = 2 * webhooks.MAX_BODY_BYTES
+
 
 def create_web_app(services: Services, bolt: App | None, *,
                    socket: BaseSocketModeClient | None = None, monitoring: bool = True) -> Flask:
@@ -35,6 +43,8 @@ def create_web_app(services: Services, bolt: App | None, *,
 
         @web.post("/slack/events")
         def slack_events():
+            if (request.content_length or 0) > MAX_SLACK_BODY_BYTES:
+                return jsonify(error="body too large for a Slack request"), 413
             try:
                 req = to_bolt_request(request)  # Bolt parses the body before it checks anything
             except Exception:  # noqa: BLE001 - any body it cannot read: not JSON, too deep, a list
@@ -126,4 +136,5 @@ def serve(web: Flask, host: str, port: int, threads: int = 8) -> None:
     # (30-60 ms a pass).
     gc.collect()  # start-up's garbage first: frozen, it would never be freed
     gc.freeze()
-    waitress_serve(web, host=host, port=port, threads=threads, ident="alignbot")
+    waitress_serve(web, host=host, port=port, threads=threads, ident="alignbot",
+                   max_request_body_size=MAX_REQUEST_BYTES)
