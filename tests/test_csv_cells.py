@@ -88,3 +88,25 @@ def test_numbers_alignbot_writes_stay_numbers_and_text_from_data_does_not(servic
     trend = dataclasses.replace(found, groups=None, trend=(-0.05, None, 0, 1, 2.5, -3))
     assert [row[-1] for row in cells(trend.csv())] == [
         "win_rate", "-0.05", "", "0", "1", "2.5", "-3"]
+
+
+def test_a_rejected_row_wider_than_the_header_keeps_every_cell_and_guards_them(services, tmp_path):
+    path = tmp_path / "leads.csv"  # "Acme, Inc." not quoted, and two cells past the header's
+    path.write_text("external_id,source,name,company\n"
+                    "L-2,webinar,Bob,Acme, Inc.,bob-private-note,=cmd|' /C calc'!A0\n")
+    summary = import_csv(services, "leads", path)
+    assert summary.rejected == 1
+    with summary.rejected_file.open(newline="") as f:
+        header, row = list(csv.reader(f))
+    assert header == ["external_id", "source", "name", "company", "errors"]
+    assert row == ["L-2", "webinar", "Bob", "Acme", " Inc.", "bob-private-note",
+                   "'=cmd|' /C calc'!A0",  # the row as it was, each cell, then the reason
+                   "has 7 cells, the header 4: is a value with a comma in it not quoted?"]
+    assert all(inert(cell) for cell in row)
+
+    fixed = tmp_path / "fixed.csv"  # the comma quoted, the stray cells taken out: it imports
+    fixed.write_text(summary.rejected_file.read_text().replace(
+        "Acme, Inc.,bob-private-note,'=cmd|' /C calc'!A0", '"Acme, Inc."'))
+    assert import_csv(services, "leads", fixed).created == 1
+    with services.sessions() as s:
+        assert get_lead_by_external_id(s, services.team_id, "L-2").company == "Acme, Inc."

@@ -122,8 +122,11 @@ class _RejectedFile:
                 raise csvfile.FileError(f"cannot write the rejected rows to {self.path}: "
                                         f"{exc.strerror or exc}") from None
             csvfile.write_rows(self._file, [[*columns, csvfile.REASONS]])
-        csvfile.write_rows(self._file, ([*map(row.get, columns), "; ".join(errors)]
-                                        for row, errors in rows))
+        # A row wider than the header keeps its cells past it (csv.DictReader's, under None)
+        # in order, the reason last: once its comma is quoted it is as wide as this header,
+        # reason and all. (A reason before them would land in a column of the fixed row.)
+        csvfile.write_rows(self._file, ([*map(row.get, columns), *row.get(None, ()),
+                                         "; ".join(errors)] for row, errors in rows))
         self._file.flush()  # what is counted is in the file, whatever happens next
 
     def __enter__(self) -> _RejectedFile:
