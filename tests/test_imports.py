@@ -407,6 +407,11 @@ def test_a_reader_error_that_cannot_cross_to_the_import_still_stops_it_and_says_
     assert csvfile._portable(error) is error  # those that cross, cross as they are
 
 
+def test_the_reader_process_runs_this_checkout_of_bot():
+    """Not an installed copy (an editable install of another checkout): its checks are these."""
+    assert Path(csvfile.__file__).resolve() == csvfile.ROOT / "bot" / "intake" / "csvfile.py"
+
+
 # ------------------------------------------------------------------ rejected rows, at any size
 
 

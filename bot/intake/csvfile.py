@@ -51,7 +51,7 @@ MAPPINGS: dict[str, dict[str, Mapping_]] = {
                   "owner_email": "Opportunity Owner Email", "source": "Lead Source"},
     },
 }
-ROOT = Path(__file__).resolve().parents[1]  # where `bot` is, for the reader process
+ROOT = Path(__file__).resolve().parents[2]  # where `bot` is, for the reader process
 PIPE_BYTES = 1 << 20  # several batches; Linux's default limit for a pipe
 # A cell a spreadsheet would take for a formula (OWASP's list): =HYPERLINK(…), +cmd|…, @SUM(…)
 FORMULA_START = frozenset("=+-@\t\r")
