@@ -660,3 +660,53 @@ def test_the_folder_job_is_due_only_while_the_folder_holds_csv_files(services, t
     assert folder_due(services) is None  # an empty folder
     write(tmp_path / "leads-monday.csv", ["external_id", "source"], [["L-1", "webinar"]])
     assert folder_due(services) == services.clock.now()
+
+
+# ------------------------------------------------------------------ what the folder holds
+
+
+def scans(services, folder, n=3):
+    """The folder job, a minute apart: what each run imported."""
+    done = []
+    for _ in range(n):
+        done += [(p.name, s) for p, s in import_dropped(services, folder, services.clock.now())]
+        services.clock.advance(timedelta(minutes=1))
+    return done
+
+
+def two_workspaces(tmp_path):
+    """Workspace B's folder holding a lead and a rejected row; workspace A's, empty."""
+    mine, theirs = tmp_path / "T0AAAA", tmp_path / "T0BBBB"
+    mine.mkdir()
+    theirs.mkdir()
+    write(theirs / "leads.csv", ["external_id", "source", "score"],
+          [["B-1", "webinar", "50"], ["B-2", "webinar", "999"]])
+    return mine, theirs
+
+
+def test_a_link_in_the_folder_is_not_followed_and_the_log_says_so(services, tmp_path, caplog):
+    mine, _ = two_workspaces(tmp_path)
+    (mine / "leads-x.csv").symlink_to("../T0BBBB/leads.csv")
+    (mine / "leads-y.csv").symlink_to("/etc/passwd")
+    assert scans(services, mine) == [] and leads(services) == {}
+    assert sorted(p.name for p in mine.iterdir()) == ["leads-x.csv", "leads-y.csv"]  # no rejected file
+    for name in ("leads-x.csv", "leads-y.csv"):
+        assert f"{name} is not a regular file (a symbolic link): not imported" in caplog.text
+
+
+def test_a_dropped_file_swapped_for_a_link_after_it_was_checked_is_refused(
+        services, tmp_path, monkeypatch, caplog):
+    mine, _ = two_workspaces(tmp_path)
+    write(mine / "leads-x.csv", ["external_id", "source"], [["A-1", "webinar"]])
+
+    def import_csv(services, entity, path, **kwargs):  # swapped once the scan has looked
+        path.unlink()
+        path.symlink_to("../T0BBBB/leads.csv")
+        return real_import_csv(services, entity, path, **kwargs)
+    real_import_csv = imports.import_csv
+    monkeypatch.setattr(imports, "import_csv", import_csv)
+    [(name, summary)] = scans(services, mine)  # then the link is seen, and skipped
+    assert name == "leads-x.csv" and summary.failed.startswith(
+        f"cannot read {mine / 'leads-x.csv'}: Too many levels of symbolic links")
+    assert leads(services) == {} and not (mine / "leads-x.leads.rejected.csv").exists()
+    assert "leads-x.csv is not a regular file (a symbolic link): not imported" in caplog.text

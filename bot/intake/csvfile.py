@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import gc
 import os
 import pickle
 import signal
+import stat
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import IO, Any, BinaryIO, TextIO
 from zoneinfo import ZoneInfo
 
 from bot.intake.records import FIELDS, REQUIRED, Checked, Rejection, check, key_of
@@ -57,6 +59,7 @@ PIPE_BYTES = 1 << 20  # several batches; Linux's default limit for a pipe
 FORMULA_START = frozenset("=+-@\t\r")
 REASONS = "errors"  # the column a rejected file adds; ignored when the fixed file comes back
 SHOWN_COLUMNS = 12  # of a header, in an error about it
+NOT_THROUGH = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # where the OS has them
 TIME_FIELDS = {"created_at", "mql_at", "routed_at", "accepted_at", "rejected_at", "first_touch_at",
                "closed_at", "started_at", "churned_at", "used_at"}
 
@@ -73,7 +76,7 @@ class Reader:
     again, the whole bot): this module loads only the record checks."""
 
     def __init__(self, path: Path, entity: str, columns: Mapping_ | None, tz: ZoneInfo,
-                 size: int):
+                 size: int, *, regular_only: bool = False):
         self.path = path
         self.fieldnames: list[str] = []
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -86,7 +89,7 @@ class Reader:
                 import fcntl
                 fcntl.fcntl(self._process.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             with self._process.stdin as job:
-                pickle.dump((path, entity, columns, tz, size), job)
+                pickle.dump((path, entity, columns, tz, size, regular_only), job)
         except BaseException:
             self.close()
             raise
@@ -123,7 +126,7 @@ def read(job: BinaryIO, out: BinaryIO) -> None:
     """The reader process: the header, each batch, then None; or what stopped it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the import's to handle
     gc.disable()  # rows make no cycles; the collections would only slow the reading down
-    path, entity, columns, tz, size = pickle.load(job)
+    path, entity, columns, tz, size, regular_only = pickle.load(job)
 
     def send(kind: str, value: Any) -> None:
         pickle.dump((kind, value), out, protocol=pickle.HIGHEST_PROTOCOL)
@@ -131,7 +134,7 @@ def read(job: BinaryIO, out: BinaryIO) -> None:
 
     with contextlib.suppress(OSError):  # a broken pipe: the import stopped reading
         try:
-            with path.open(newline="", encoding="utf-8-sig") as f:
+            with open_file(path, regular_only=regular_only, newline="", encoding="utf-8-sig") as f:
                 reader = csv.DictReader(f)
                 reader.fieldnames = _header(path.name, reader.fieldnames, entity, columns)
                 send("fieldnames", reader.fieldnames)
@@ -144,7 +147,7 @@ def read(job: BinaryIO, out: BinaryIO) -> None:
                     raise FileError(f"{path.name} has a header but no rows: nothing to import")
             send("end", None)
         except UnicodeDecodeError:  # where the reading got to is not where the byte is
-            send("error", ValueError(not_utf8(path)))
+            send("error", ValueError(not_utf8(path, regular_only=regular_only)))
         except csv.Error as exc:
             send("error", csv.Error(_broken_row(reader.reader.line_num, exc)))  # the line it was on
         except Exception as exc:  # noqa: BLE001 - the importing process raises it
@@ -156,10 +159,10 @@ class FileError(ValueError):
     in it is imported, and trying again without changing it would fail the same way."""
 
 
-def check_path(path: Path) -> None:
+def check_path(path: Path, *, regular_only: bool = False) -> None:
     """A clear line, before any reading, for a path that is not a file one can read."""
     try:
-        with path.open("rb"):
+        with open_file(path, "rb", regular_only=regular_only):
             pass
     except FileNotFoundError:
         raise FileError(f"no file {path}") from None
@@ -167,6 +170,23 @@ def check_path(path: Path) -> None:
         raise FileError(f"{path} is a folder, not a CSV file") from None
     except OSError as exc:
         raise FileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def open_file(path: Path, mode: str = "r", *, regular_only: bool = False,
+              **kwargs: Any) -> IO[Any]:
+    """`open`; with regular_only (a dropped file: anyone who can write to the folder may have
+    put a link to another workspace's file there), only a regular file, never through a link."""
+    return open(path, mode, opener=_open_regular if regular_only else None, **kwargs)
+
+
+def _open_regular(path: str, flags: int) -> int:
+    """os.open of the file as it is in the folder: a link is refused (ELOOP), not followed,
+    even one swapped in since the folder was looked at; a FIFO is not waited on."""
+    fd = os.open(path, flags | NOT_THROUGH)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    return fd
 
 
 def _header(name: str, header: list[str] | None, entity: str, columns: Mapping_ | None) -> list[str]:
@@ -228,11 +248,11 @@ def _as_it_was(cell: str) -> str:
     return cell[1:] if cell[1:2] in FORMULA_START else cell
 
 
-def not_utf8(path: Path) -> str:
+def not_utf8(path: Path, *, regular_only: bool = False) -> str:
     """Where the file stops being UTF-8 text, as an editor counts lines, and what to do: a
     spreadsheet saved as plain "CSV" on Windows writes é as the single byte 0xe9. (No byte
     of a UTF-8 character is a newline, so each line can be checked on its own.)"""
-    with path.open("rb") as f:
+    with open_file(path, "rb", regular_only=regular_only) as f:
         for number, line in enumerate(f, 1):
             try:
                 line.decode("utf-8")

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import hashlib
 import logging
+import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ FIRST_REJECTED = 10  # rejected rows a summary shows; all of them are in the rej
 # about twice as much a row as one of several thousand.
 IMPORT_BATCH = {"sqlite": MAX_BATCH, "postgresql": 5 * MAX_BATCH}
 MAX_TRIES = 6  # of a dropped file that fails for a passing reason: 1, 2, 4, … minutes apart
+# What a dropped file's name starts with: its entity (content_usage before content).
+ENTITIES = ("content_usage", "leads", "deals", "customers", "spend", "content")
 
 
 @dataclass
@@ -68,12 +71,15 @@ class ImportSummary:
 
 
 def import_csv(services: Services, entity: str, path: Path, *, mapping: str | None = None,
-               progress: Callable[[int], None] | None = None, actor: str = "import") -> ImportSummary:
-    """Import every row; `progress(n)` is told after each batch of n rows."""
-    csvfile.check_path(path)
+               progress: Callable[[int], None] | None = None, actor: str = "import",
+               regular_only: bool = False) -> ImportSummary:
+    """Import every row; `progress(n)` is told after each batch of n rows. With regular_only
+    (a dropped file), a link in its place is refused, not read through."""
+    csvfile.check_path(path, regular_only=regular_only)
     columns = csvfile.columns(entity, mapping)
     size = IMPORT_BATCH.get(services.engine.dialect.name, MAX_BATCH)
-    with csvfile.Reader(path, entity, columns, services.config.workspace.tz, size) as reader, \
+    with csvfile.Reader(path, entity, columns, services.config.workspace.tz, size,
+                        regular_only=regular_only) as reader, \
             _RejectedFile(rejected_path(path, entity), reader) as rejected:
         pipeline = _Pipeline(services, entity, actor, progress, rejected)
         try:
@@ -222,15 +228,11 @@ def import_dropped(services: Services, folder: Path, now: datetime) -> list[tupl
     UTF-8, every row rejected) is imported as far as it goes, once; a fixed copy is new
     content. One that fails for what may pass (its reader died, the database went away) is
     tried MAX_TRIES times in all, 1, 2, 4, … minutes apart, then given up. None holds up
-    the files after it."""
+    the files after it, and only regular files are read: a link is not followed."""
     done = []
-    for path in sorted(folder.glob("*.csv")):
-        entity = next((e for e in ("content_usage", "leads", "deals", "customers", "spend", "content")
-                       if path.name.startswith(e)), None)
-        if entity is None or path.name.endswith(".rejected.csv") or not path.is_file():
-            continue
+    for path, entity in _dropped(folder):
         try:
-            with path.open("rb") as f:
+            with csvfile.open_file(path, "rb", regular_only=True) as f:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
         except OSError as exc:  # not readable (yet): there is no content to know it by
             log.warning("cannot read %s: %s", path.name, exc)
@@ -248,6 +250,27 @@ def import_dropped(services: Services, folder: Path, now: datetime) -> list[tupl
     return done
 
 
+def _dropped(folder: Path) -> Iterator[tuple[Path, str]]:
+    """The folder's files to import, with their entities. A link is skipped, not followed
+    (OAuth mode: one in a workspace's subfolder to another's file would import that
+    workspace's rows into this one, and write its rejected rows here), and so is
+    anything else that is not a regular file."""
+    for path in sorted(folder.glob("*.csv")):
+        entity = next((e for e in ENTITIES if path.name.startswith(e)), None)
+        if entity is None or path.name.endswith(".rejected.csv"):
+            continue
+        try:
+            mode = path.lstat().st_mode
+        except OSError:  # gone since the folder was listed
+            continue
+        if stat.S_ISREG(mode):
+            yield path, entity
+            continue
+        kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode)
+                else "a device, FIFO or socket")
+        log.warning("%s is not a regular file (%s): not imported", path.name, kind)
+
+
 def _retry_due(summary: dict[str, Any], now: datetime) -> bool:
     """Whether a file seen before is tried again now: after a passing failure, once it is time."""
     return "retry_at" in summary and datetime.fromisoformat(summary["retry_at"]) <= now
@@ -257,7 +280,7 @@ def _import_dropped(services: Services, entity: str, path: Path, attempt: int,
                     now: datetime) -> tuple[ImportSummary, dict[str, Any]]:
     """How the import went, and what to store of it: with a passing failure, when to try again."""
     try:
-        summary = import_csv(services, entity, path)
+        summary = import_csv(services, entity, path, regular_only=True)
     except ImportStopped as stopped:  # not again until it is fixed, nor in the way of others
         summary = stopped.summary
         summary.stopped = str(stopped)
