@@ -43,6 +43,9 @@ IMPORT_BATCH = {"sqlite": MAX_BATCH, "postgresql": 5 * MAX_BATCH}
 MAX_TRIES = 6  # of a dropped file that fails for a passing reason: 1, 2, 4, … minutes apart
 # What a dropped file's name starts with: its entity (content_usage before content).
 ENTITIES = ("content_usage", "leads", "deals", "customers", "spend", "content")
+# The folder job's previous scan, by folder: each file's (size, mtime_ns), None for one
+# skipped. Kept in memory: a restarted process only waits one scan more.
+_last_scan: dict[Path, dict[Path, tuple[int, int] | None]] = {}
 
 
 @dataclass
@@ -223,14 +226,14 @@ class _Pipeline:
 
 
 def import_dropped(services: Services, folder: Path, now: datetime) -> list[tuple[Path, ImportSummary]]:
-    """Import each `<entity>*.csv` in the folder once per content (renamed copies too), and
-    say how each went. One that cannot be imported as it is (its header, a byte that is not
-    UTF-8, every row rejected) is imported as far as it goes, once; a fixed copy is new
-    content. One that fails for what may pass (its reader died, the database went away) is
+    """Import each `<entity>*.csv` in the folder once per content (renamed copies too), once
+    it has stopped changing, and say how each went. One that cannot be imported as it is
+    (its header, a byte that is not UTF-8, every row rejected) is imported as far as it
+    goes, once; a fixed copy is new content. One that fails for what may pass (its reader died, the database went away) is
     tried MAX_TRIES times in all, 1, 2, 4, … minutes apart, then given up. None holds up
     the files after it, and only regular files are read: a link is not followed."""
     done = []
-    for path, entity in _dropped(folder):
+    for path, entity in _settled(folder):
         try:
             with csvfile.open_file(path, "rb", regular_only=True) as f:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
@@ -250,25 +253,40 @@ def import_dropped(services: Services, folder: Path, now: datetime) -> list[tupl
     return done
 
 
-def _dropped(folder: Path) -> Iterator[tuple[Path, str]]:
-    """The folder's files to import, with their entities. A link is skipped, not followed
-    (OAuth mode: one in a workspace's subfolder to another's file would import that
-    workspace's rows into this one, and write its rejected rows here), and so is
-    anything else that is not a regular file."""
+def _settled(folder: Path) -> list[tuple[Path, str]]:
+    """The folder's files to import, with their entities: those whose size and modification
+    time are what the previous scan saw. One still being copied in (SFTP, SMB) would be
+    imported cut off (a score of 9 for 95), and routed on it. (A minimum age would compare
+    the file system's clock with the job's, which tests and the shell set.) A link is
+    skipped, not followed (OAuth mode: one in a workspace's subfolder to another's file
+    would import that workspace's rows into this one, and write its rejected rows here),
+    and so is anything else that is not a regular file."""
+    before, seen, settled = _last_scan.get(folder, {}), {}, []
     for path in sorted(folder.glob("*.csv")):
         entity = next((e for e in ENTITIES if path.name.startswith(e)), None)
         if entity is None or path.name.endswith(".rejected.csv"):
             continue
         try:
-            mode = path.lstat().st_mode
+            found = path.lstat()
         except OSError:  # gone since the folder was listed
             continue
-        if stat.S_ISREG(mode):
-            yield path, entity
+        if not stat.S_ISREG(found.st_mode):
+            seen[path] = None
+            if before.get(path, ()) is not None:  # said once, not every minute
+                log.warning("%s is not a regular file (%s): not imported", path.name,
+                            _kind(found.st_mode))
             continue
-        kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode)
-                else "a device, FIFO or socket")
-        log.warning("%s is not a regular file (%s): not imported", path.name, kind)
+        seen[path] = found.st_size, found.st_mtime_ns
+        if before.get(path) == seen[path]:
+            settled.append((path, entity))
+    _last_scan[folder] = seen
+    return settled
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a folder" if stat.S_ISDIR(mode) else "a device, FIFO or socket"
 
 
 def _retry_due(summary: dict[str, Any], now: datetime) -> bool:

@@ -174,7 +174,7 @@ class Handoff:
 
 @dataclass(frozen=True)
 class Imports:
-    folder: str | None = None  # CSV files dropped here are imported once per content
+    folder: str | None = None  # CSV files dropped here: each content once, when it stops changing
 
 
 @dataclass(frozen=True)
