@@ -247,6 +247,16 @@ def test_every_jobs_report_reads_for_people(shell):
     assert report_lines("owners.retry", waiting, str) == ["ann@example.com: still no answer"]
 
 
+def test_run_imports_folder_reports_each_files_counts(tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "leads.csv").write_text("external_id,source,score\nL-1,webinar,50\nL-2,webinar,500\n")
+    shell = make_shell(tmp_path, {**TEST_CONFIG, "imports": {"folder": str(drop)}}, check_slack_call)
+    run(shell, "run imports.folder")  # seen; imported once it is unchanged at the next scan
+    out = run(shell, "run imports.folder")
+    assert "  imports.folder: leads.csv: 1 created, 0 updated, 1 rejected" in out, out
+
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

@@ -446,7 +446,7 @@ def _outbox_lines(result, local) -> list[str]:
 def _import_lines(result, local) -> list[str]:
     return [f"{name}: " + (summary.get("failed") or
                            f"{summary['created']} created, {summary['updated']} updated, "
-                           f"{len(summary['rejected'])} rejected")
+                           f"{summary['rejected']} rejected")
             for name, summary in result] or ["no new files"]
 
 
