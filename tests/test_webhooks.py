@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.intake.batches import stage, store
-from bot.intake.records import MAX_BATCH
+from bot.intake.records import FIELDS, MAX_BATCH
 from bot.intake.webhooks import MAX_BODY_BYTES, signature
 from bot.platform.config import Secret
 from bot.platform.server import create_web_app
@@ -119,6 +119,17 @@ def test_malformed_json_unknown_entity_and_oversized_batches(web, services):
     too_many = post(web, services, "leads", {"leads": [lead(n) for n in range(MAX_BATCH + 1)]})
     assert too_many.status_code == 413
     assert count(services, Lead) == 0
+
+
+def test_unknown_fields_are_named_once_a_record_not_once_each(web, services):
+    junk = [{**lead(n), **{f"x{k}": 1 for k in range(100)}} for n in range(100)]
+    resp = post(web, services, "leads", {"leads": junk})
+    rejected = resp.get_json()["rejected"]
+    assert resp.status_code == 200 and len(rejected) == 100 and count(services, Lead) == 0
+    assert rejected[0]["errors"] == [
+        "x0, x1, x2, x3, x4, x5, x6, x7, x8, x9 (and 90 more): 100 unknown fields; leads take "
+        + ", ".join(FIELDS["leads"])]
+    assert len(resp.get_data()) < 100_000  # one error a field made it 2.4 MB
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(web, services):

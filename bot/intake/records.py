@@ -222,16 +222,19 @@ REQUIRED = {"leads": ("external_id", "source"), "deals": ("external_id",),
             "content_usage": ("content_external_id", "user_email", "used_at")}
 
 
+NAMED_UNKNOWN = 10  # of a record's unknown fields, those its error names
+
+
 def parse(entity: str, raw: Any, now: datetime | None = None) -> tuple[dict[str, Any], list[str]]:
     """A record's values and every problem with it (empty strings count as absent); with
     `now`, times too far ahead of it too (see `window`)."""
     if not isinstance(raw, dict):
         return {}, ["record must be a JSON object"]
-    fields, values, errors = FIELDS[entity], {}, []
+    fields, values = FIELDS[entity], {}
+    unknown = [name for name in raw if name not in fields]
+    errors = [_unknown(entity, unknown)] if unknown else []
     for name, value in raw.items():
-        if name not in fields:
-            errors.append(f"{_label(name)}: unknown field; {entity} take {', '.join(fields)}")
-        elif value is not None and value != "":
+        if name in fields and value is not None and value != "":
             try:
                 values[name] = fields[name](value)
             except ValueError as exc:
@@ -272,6 +275,15 @@ def _cross_checks(entity: str, v: dict[str, Any]) -> list[str]:
         if v.get("status") == "rejected" and "rejection_reason" not in v:
             errors.append("rejection_reason: needed when status is rejected")
     return errors
+
+
+def _unknown(entity: str, names: list[str]) -> str:
+    """One error for a record's unknown fields, naming the first few: one error a field, each
+    listing the fields there are, made a record of thousands an answer of megabytes."""
+    named = ", ".join(_label(name) for name in names[:NAMED_UNKNOWN])
+    more = f" (and {len(names) - NAMED_UNKNOWN:,} more)" if len(names) > NAMED_UNKNOWN else ""
+    what = "unknown field" if len(names) == 1 else f"{len(names):,} unknown fields"
+    return f"{named}{more}: {what}; {entity} take {', '.join(FIELDS[entity])}"
 
 
 def _label(name: str) -> str:
