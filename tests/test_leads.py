@@ -117,11 +117,19 @@ def overdue(services, clock, count):
     clock.advance(timedelta(hours=1))
 
 
-@pytest.mark.parametrize("page", ["abc", "0", "2 3", "-1"])
+@pytest.mark.parametrize("page", ["abc", "0", "2 3", "-1", "²", "٣", "99999999999999999999"])
 def test_a_page_that_is_not_a_number_is_refused(app, services, clock, page):
+    """"²" and "٣" are digits to str.isdigit (int() refuses the first), and twenty digits
+    are more than SQLite's integers hold: each is answered, not "Sorry"."""
     overdue(services, clock, 2)
     text = all_text(reply(slash(app, f"leads overdue {page}", clock.now())))
     assert "is not a page number" in text and "L-00" not in text
+
+
+@pytest.mark.parametrize("page", ["0", "²", "٣", "99999999999999999999"])
+def test_digits_after_leads_alone_are_a_page_of_mine(app, clock, page):
+    text = all_text(reply(slash(app, f"leads {page}", clock.now())))
+    assert f"`{page}` is not a page number: `/align leads mine 2`" in text
 
 
 def test_a_page_past_the_end_says_how_many_there_are(app, services, clock):

@@ -78,6 +78,15 @@ def test_react_sends_a_reaction_added_event(shell, caplog):
                     ("reaction_removed", "U0SALES01", "three", ts)]
 
 
+def test_a_message_number_that_is_not_one_is_refused(shell):
+    post_card(shell)
+    out = run(shell, "click test.ping ²", "click test.ping 0", "react three ٣",
+              "unreact three 99999999999999999999", "react three x", "/align help")
+    for word in ("²", "0", "٣", "99999999999999999999", "x"):
+        assert f"'{word}' is not a message number" in out
+    assert "alignbot commands" in out or "/align help" in out.splitlines()[-1]
+
+
 def test_tick_moves_the_clock_and_runs_due_jobs(shell):
     with shell.services.transaction() as session:
         outbox.post(session, shell.services.team_id, "C0HANDOFF1", {"text": "later"},

@@ -487,6 +487,24 @@ def test_results_json_has_the_issues_shape_and_change_since_the_previous_run(
     assert main(["survey", "results", "pulse", "--run", "9", "--json"]) == 1
 
 
+@pytest.mark.parametrize("number", ["²", "٣", "99999999999999999999", "0", "-1"])
+def test_a_run_that_is_not_a_number_is_refused(app, services, clock, number):
+    start(services, clock)
+    runs.close(services, "pulse")
+    text = all_text(reply(slash(app, f"survey results pulse {number}", clock.now())))
+    assert f"{number!r} is not a run number; runs are numbered 1, 2, 3" in text
+
+
+@pytest.mark.parametrize("number", ["0", "-1", "99999999999999999999"])
+def test_the_cli_refuses_a_run_that_is_not_a_number(services, clock, capsys, monkeypatch, number):
+    """`--run 0` once printed the latest run; twenty digits overflowed SQLite."""
+    start(services, clock)
+    runs.close(services, "pulse")
+    monkeypatch.setattr("bot.cli._local_services", lambda: services)
+    assert main(["survey", "results", "pulse", "--run", number, "--json"]) == 1
+    assert "is not a run number" in capsys.readouterr().err
+
+
 def test_every_slack_call_of_a_survey_is_in_slacks_method_lists(app, services, fake_slack, clock):
     """The fake Slack checks each call against Slack's specs (conftest); here, the survey's
     whole life makes each kind of call at least once."""

@@ -11,7 +11,7 @@ from bot.blocks.kit import escape
 from bot.handoff.cards import card_view
 from bot.handoff.new_leads import absences_changed
 from bot.metrics.grammar import QueryError, parse_day
-from bot.platform.command_table import Command, Invocation, Reply
+from bot.platform.command_table import Command, Invocation, Reply, positive_number
 from bot.platform.services import Services
 from bot.sla import policies as sla
 from storage import leads as queries
@@ -42,12 +42,12 @@ def leads_command(inv: Invocation) -> Reply:
     """List leads: `mine` (newest first, the default), `open` or `overdue` (oldest breach first).
     `/align leads overdue 2` shows the second page."""
     args = list(inv.args)
-    which = args.pop(0).lower() if args and not args[0].isdigit() else "mine"
+    which = args.pop(0).lower() if args and not args[0].isdigit() else "mine"  # digits: a page
     if which not in LISTS:
         return Reply.of(views.unknown_list(which))
-    if len(args) > 1 or (args and not (args[0].isdigit() and int(args[0]) >= 1)):
+    page = positive_number(args[0]) if args else 1
+    if len(args) > 1 or page is None:
         return Reply.of(views.not_a_page(" ".join(args), which))
-    page = int(args[0]) if args else 1
     with read_only(inv.services.sessions) as session:
         me = get_person(session, inv.request.team_id, inv.request.user_id)
         if which == "mine" and me is None:

@@ -26,6 +26,7 @@ from slack_bolt import App, BoltRequest
 from bot.blocks.kit import shown, unescape
 from bot.local.fakeslack import FakeSlack, Message
 from bot.platform.clock import FakeClock
+from bot.platform.command_table import positive_number
 from bot.platform.config import parse_duration
 from bot.platform.jobs import Job
 from bot.platform.scheduler import fire_times, next_fire
@@ -144,7 +145,8 @@ class Shell:
         if not args:
             raise ShellError("usage: click <action> [msg#] [user, for a user picker]")
         action_id = args[0]
-        number = int(args[1]) if len(args) > 1 and args[1].isdigit() else None
+        # a word of digits (any script) is meant as the message, else it is the pick
+        number = self._message_number(args[1]) if len(args) > 1 and args[1].isdigit() else None
         picked = args[2 if number else 1] if len(args) > (2 if number else 1) else None
         msg = self._message_with(action_id, number)
         _, element = msg.find_element(action_id)
@@ -172,9 +174,9 @@ class Shell:
         self.after_ack.run()  # the clicker's answer follows the ack
 
     def react(self, args: list[str], added: bool = True) -> None:
-        if len(args) != 2 or not args[1].isdigit():
+        if len(args) != 2:
             raise ShellError(f"usage: {'' if added else 'un'}react <emoji> <msg#>")
-        msg = self._message(int(args[1]))
+        msg = self._message(self._message_number(args[1]))
         self._send_event({
             "type": "reaction_added" if added else "reaction_removed", "user": self.state.user,
             "reaction": args[0].strip(":"),
@@ -346,6 +348,13 @@ class Shell:
     def _trigger(self) -> str:
         self._seq += 1
         return f"{self._seq}.local.trigger"
+
+    @staticmethod
+    def _message_number(word: str) -> int:
+        number = positive_number(word)
+        if number is None:
+            raise ShellError(f"{word!r} is not a message number (the #3 printed before a message)")
+        return number
 
     def _message(self, number: int) -> Message:
         if not 1 <= number <= len(self.fake.messages):

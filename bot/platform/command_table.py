@@ -211,6 +211,15 @@ class CommandTable:
         return cmd.run(Invocation(services, request, args, services.clock.now(), self))
 
 
+NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII: str.isdigit takes "²" and "٣"; six digits fit SQLite
+
+
+def positive_number(word: str) -> int | None:
+    """A page, run or message number typed after a command (1, 2, 3 …), else None."""
+    number = int(word) if NUMBER.fullmatch(word) else 0
+    return number or None
+
+
 SHELL_WORD = re.compile(r"[^ \t\r\n]+")  # between shlex's whitespace (str.split also splits at \xa0)
 
 

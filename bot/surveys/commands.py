@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.blocks import surveys as views
 from bot.blocks.kit import escape
-from bot.platform.command_table import Command, Invocation, Reply
+from bot.platform.command_table import Command, Invocation, Reply, positive_number
 from bot.surveys import runs
 from bot.surveys.results import Results, results
 from storage import surveys as queries
@@ -64,7 +64,7 @@ def results_command(inv: Invocation) -> Reply:
 
 def find_results(services, name: str | None, number: Any = None) -> Results | str:
     """A run's results, or what to say instead: the latest closed run by default."""
-    if isinstance(number, str) and not number.isdigit():
+    if number is not None and positive_number(str(number)) is None:
         return f"{number!r} is not a run number; runs are numbered 1, 2, 3 …"
     with services.sessions() as session:
         work = services.work_in(session)
