@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from bot.cli import main
 from bot.platform.config import (
+    MAX_DURATION,
     SECTIONS,
     Config,
     ConfigError,
@@ -159,6 +160,13 @@ def test_durations(text, expected):
 def test_bad_durations_say_what_is_expected(text):
     with pytest.raises(ValueError, match="is not a duration like 15m, 4h, 2d"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "999999999d", "523w", "3661d", "87841h"])
+def test_a_duration_past_ten_years_is_refused_not_overflowed(text):
+    with pytest.raises(ValueError, match=f"'{text}' is longer than ten years"):
+        parse_duration(text)
+    assert parse_duration("3660d") == parse_duration("87840h") == MAX_DURATION
 
 
 @given(st.integers(0, 99), st.integers(0, 99), st.integers(0, 999))

@@ -98,8 +98,8 @@ def test_tick_moves_the_clock_and_runs_due_jobs(shell):
 
 
 def test_bad_lines_get_a_hint_and_the_shell_goes_on(shell):
-    out = run(shell, "tick soon", "dance", "as nobody", "/align help")
-    assert "is not a duration like 15m" in out
+    out = run(shell, "tick soon", "tick 99999999999d", "dance", "as nobody", "/align help")
+    assert "is not a duration like 15m" in out and "is longer than ten years" in out
     assert "unknown line 'dance'" in out
     assert "nobody called 'nobody'" in out
     assert "/align help" in out.splitlines()[-1] or "alignbot commands" in out

@@ -42,6 +42,9 @@ _SLACK_ID = re.compile(r"^[UWCGT][A-Z0-9]{2,}$")
 _USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MIN_K = 3  # the smallest group survey results may ever show
+# the longest duration: a calendar's search for working time, and a query's period, stop at
+# ten years; far longer ones would overflow timedelta and datetime
+MAX_DURATION = timedelta(days=3660)
 
 
 class ConfigError(Exception):
@@ -55,12 +58,16 @@ class ConfigError(Exception):
 
 
 def parse_duration(text: str) -> timedelta:
-    """'15m', '4h', '2d', '2w', '1h30m' → timedelta; anything else raises ValueError."""
+    """'15m', '4h', '2d', '2w', '1h30m' → timedelta, at most ten years (MAX_DURATION);
+    anything else raises ValueError."""
     m = _DURATION.match(text.strip()) if isinstance(text, str) else None
     if not m or not any(m.groups()):
         raise ValueError(f"{text!r} is not a duration like 15m, 4h, 2d, 2w")
     w, d, h, mins = (int(g or 0) for g in m.groups())
-    return timedelta(weeks=w, days=d, hours=h, minutes=mins)
+    minutes = ((w * 7 + d) * 24 + h) * 60 + mins  # in ints: timedelta() overflows past 10⁹ days
+    if minutes > MAX_DURATION // timedelta(minutes=1):
+        raise ValueError(f"{text!r} is longer than ten years ({MAX_DURATION.days}d)")
+    return timedelta(minutes=minutes)
 
 
 def hashed_once(cls: type) -> type:
