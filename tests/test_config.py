@@ -24,6 +24,7 @@ from bot.platform.config import (
     parse_config,
     parse_duration,
 )
+from bot.sla.calendar import Calendar
 from tests.slack import all_text, reply, slash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,6 +205,16 @@ def test_cli_config_check(tmp_path, monkeypatch, capsys):
     assert main(["config", "check"]) == 1
     out = capsys.readouterr().out
     assert "2 problem(s)" in out and "workspace.timezone" in out and "sla[0].respond_within" in out
+
+
+def test_names_are_kept_as_checked_without_their_spaces():
+    """"America/New_York " passed the check and every later ZoneInfo refused it."""
+    c = parse_config(tomllib.loads('[workspace]\ntimezone = "America/New_York "\n'
+                                   'holidays = " US"\n[[people]]\nslack_id = "U0SALES01"\n'
+                                   'role = "sales"\ntimezone = " Europe/London"\n'))
+    assert (c.workspace.timezone, c.workspace.holidays) == ("America/New_York", "US")
+    assert c.workspace.tz.key == "America/New_York" and c.people[0].timezone == "Europe/London"
+    assert not Calendar.of(c).is_working_day(date(2026, 12, 25))  # the US holidays are found
 
 
 @pytest.mark.parametrize("section", ["workspace", "channels", "outbox", "routing", "handoff",

@@ -429,20 +429,22 @@ def _fraction(v: Any) -> float:
 
 def _timezone(v: Any) -> str:
     try:
-        ZoneInfo(_string(v))
+        name = _string(v)
+        ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"{v!r} is not an IANA timezone like America/New_York") from None
-    return v
+    return name  # stripped, as checked: ZoneInfo("UTC ") refuses the spaces
 
 
 def _holidays(v: Any) -> str:
-    country, _, subdiv = _string(v).partition("-")
+    spec = _string(v)
+    country, _, subdiv = spec.partition("-")
     try:
         holidays_lib.country_holidays(country, subdiv=subdiv or None)
     except NotImplementedError:
         raise ValueError(f"{v!r} is not a country (or country-subdivision like US-CA) "
                          "known to the holidays package") from None
-    return v
+    return spec  # stripped, as checked
 
 
 def _dates(v: Any) -> tuple[date, ...]:
