@@ -207,6 +207,53 @@ def test_cli_config_check(tmp_path, monkeypatch, capsys):
     assert "2 problem(s)" in out and "workspace.timezone" in out and "sla[0].respond_within" in out
 
 
+# each once crashed the loader (OverflowError, TypeError) or passed, to fail where it was used
+WOULD_FAIL_LATER = {
+    '[[sla]]\nname = "x"\nrespond_within = "99999999999d"':
+        "sla[0].respond_within: '99999999999d' is longer than ten years (3660d)",
+    '[retention]\noutbox = "999999999d"':
+        "retention.outbox: '999999999d' is longer than ten years (3660d)",
+    "[routing]\npools = 5": "routing.pools: must be a table, not int",
+    "[outbox]\nrate_per_channel = 0":
+        "outbox.rate_per_channel: 0 must be a number of messages a second between 0.01 and 100",
+    "[outbox]\nrate_per_channel = nan":
+        "outbox.rate_per_channel: nan must be a number of messages a second between 0.01 and 100",
+    '[outbox]\ntimeout = "10s"':
+        "outbox.timeout: '10s' must be a number of seconds between 1 and 60",
+    "[targets]\nwin_rate = inf": "targets.win_rate: inf must be a finite number",
+    "[alignment]\nattainment_levels = [0.5, inf]":
+        "alignment.attainment_levels: inf must be a finite number",
+    "[alignment.weights]\nkpi = nan\nperception = 1.0\nagreement = 0.0":
+        "alignment.weights: nan must be a finite number",
+    '[[people]]\nslack_id = "U0SALES01"\nrole = "sales"\ndaily_cap = 99999999999999999999':
+        "people[0].daily_cap: 99999999999999999999 must be a whole number between 0 and 10000",
+    '[channels]\nhandoff = "C0HANDOFF1\\n"':
+        "channels.handoff: 'C0HANDOFF1\\n' is not a Slack id like U0123ABCD or C0123ABCD",
+    "[workspace]\nextra_holidays = [2026-12-24T00:00:00]":
+        "workspace.extra_holidays: datetime.datetime(2026, 12, 24, 0, 0) is not a date like "
+        "2026-12-24",
+}
+
+
+@pytest.mark.parametrize("toml,problem", WOULD_FAIL_LATER.items())
+def test_a_value_that_would_fail_later_is_named_by_its_key(toml, problem):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(tomllib.loads(toml))
+    assert caught.value.problems == [problem]
+
+
+def test_config_check_names_each_key_instead_of_a_traceback(tmp_path, monkeypatch, capsys):
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[[sla]]\nname = "x"\nrespond_within = "99999999999d"\n'
+                      "[routing]\npools = 5\n[outbox]\nrate_per_channel = nan\n")
+    monkeypatch.setenv("ALIGNBOT_CONFIG", str(broken))
+    assert main(["config", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "3 problem(s)" in out
+    assert all(key in out for key in ("sla[0].respond_within", "routing.pools",
+                                      "outbox.rate_per_channel"))
+
+
 def test_names_are_kept_as_checked_without_their_spaces():
     """"America/New_York " passed the check and every later ZoneInfo refused it."""
     c = parse_config(tomllib.loads('[workspace]\ntimezone = "America/New_York "\n'

@@ -7,6 +7,7 @@ with the key it concerns and reported at once (`ConfigError.problems`).
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -38,6 +39,7 @@ METRIC_KEYS = (
 DEFAULT_PATH = "alignbot.toml"
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+# read with fullmatch: match() lets a trailing newline through "$"
 _SLACK_ID = re.compile(r"^[UWCGT][A-Z0-9]{2,}$")
 _USER_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -391,7 +393,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
 
 
 def _slack_id(v: Any) -> str:
-    if not isinstance(v, str) or not _SLACK_ID.match(v):
+    if not isinstance(v, str) or not _SLACK_ID.fullmatch(v):
         raise ValueError(f"{v!r} is not a Slack id like U0123ABCD or C0123ABCD")
     return v
 
@@ -408,15 +410,16 @@ def _int(low: int, high: int | None = None) -> Callable[[Any], int]:
 def _number(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise ValueError(f"{v!r} must be a number")
+    if not math.isfinite(v):  # TOML has nan and inf; no setting means them
+        raise ValueError(f"{v!r} must be a finite number")
     return float(v)
 
 
-def _seconds(low: float, high: float) -> Callable[[Any], float]:
+def _between(low: float, high: float, unit: str) -> Callable[[Any], float]:
     def convert(v: Any) -> float:
-        x = _number(v)
-        if not low <= x <= high:
-            raise ValueError(f"{v!r} must be a number of seconds between {low:g} and {high:g}")
-        return x
+        if isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high:
+            return float(v)  # nan is never between
+        raise ValueError(f"{v!r} must be a number of {unit} between {low:g} and {high:g}")
     return convert
 
 
@@ -452,7 +455,7 @@ def _dates(v: Any) -> tuple[date, ...]:
         raise ValueError("must be a list of dates like \"2026-12-24\"")
     out = []
     for item in v:
-        if isinstance(item, date):
+        if isinstance(item, date) and not isinstance(item, datetime):  # no day equals a datetime
             out.append(item)
             continue
         try:
@@ -540,7 +543,7 @@ def _read_people(r: _Reader, raw: Any) -> tuple[Person, ...]:
             manager=r.value(t, key, "manager", _slack_id),
             timezone=r.value(t, key, "timezone", _timezone),
             weight=r.value(t, key, "weight", _int(0, 100), 1),
-            daily_cap=r.value(t, key, "daily_cap", _int(0)),
+            daily_cap=r.value(t, key, "daily_cap", _int(0, 10_000)),  # stored: SQLite ends at 2⁶³
             working_hours=r.value(t, key, "working_hours", _hours),
             name=r.value(t, key, "name", _string),
         ))
@@ -589,10 +592,11 @@ def _read_outbox(r: _Reader, raw: Any) -> OutboxSettings:
     d = OutboxSettings()
     return OutboxSettings(
         max_attempts=r.value(t, "outbox", "max_attempts", _int(1, 50), d.max_attempts),
-        rate_per_channel=r.value(t, "outbox", "rate_per_channel", _number, d.rate_per_channel),
+        rate_per_channel=r.value(t, "outbox", "rate_per_channel",  # the sender waits 1/rate s
+                                 _between(0.01, 100, "messages a second"), d.rate_per_channel),
         burst=r.value(t, "outbox", "burst", _int(1, 50), d.burst),
         workers=r.value(t, "outbox", "workers", _int(1, 64), d.workers),
-        timeout=r.value(t, "outbox", "timeout", _seconds(1, 60), d.timeout),
+        timeout=r.value(t, "outbox", "timeout", _between(1, 60, "seconds"), d.timeout),
         stuck_after=r.value(t, "outbox", "stuck_after", _positive_duration, d.stuck_after),
     )
 
@@ -601,7 +605,9 @@ def _read_routing(r: _Reader, raw: Any, people: tuple[Person, ...]) -> Routing:
     t = r.table(raw, "routing", keys(Routing))
     known = {p.slack_id for p in people}
     pools: dict[str, tuple[str, ...]] = {}
-    for name, members in r.table(t.get("pools"), "routing.pools", tuple(t.get("pools") or ())).items():
+    raw_pools = t.get("pools")
+    names = tuple(raw_pools) if isinstance(raw_pools, dict) else ()  # any name is a pool's
+    for name, members in r.table(raw_pools, "routing.pools", names).items():
         ids = r.value({name: members}, "routing.pools", name, _strings(_slack_id), ())
         for sid in ids:
             if sid not in known:
@@ -709,7 +715,7 @@ def _read_questions(r: _Reader, raw: Any, key: str) -> tuple[Question, ...]:
 
 
 def _key(v: Any) -> str:
-    if not isinstance(v, str) or not _KEY.match(v):
+    if not isinstance(v, str) or not _KEY.fullmatch(v):
         raise ValueError(f"{v!r} must be lowercase letters, digits, _ or -, like \"pulse\"")
     return v
 
@@ -718,7 +724,7 @@ def _audience(v: Any) -> tuple[str, ...]:
     if not isinstance(v, list) or not v:
         raise ValueError("must be a non-empty list of roles or Slack user group ids (S…)")
     for who in v:
-        if who not in ROLES and not (isinstance(who, str) and _USER_GROUP.match(who)):
+        if who not in ROLES and not (isinstance(who, str) and _USER_GROUP.fullmatch(who)):
             raise ValueError(f"{who!r} is neither a role ({', '.join(ROLES)}) nor a Slack user "
                              "group id like S0123ABCD")
     return tuple(dict.fromkeys(v))
@@ -774,7 +780,7 @@ def _read_digests(r: _Reader, raw: Any, channels: Channels) -> tuple[Digest, ...
 
 
 def _digest_name(v: Any) -> str:
-    if not isinstance(v, str) or not _NAME.match(v):
+    if not isinstance(v, str) or not _NAME.fullmatch(v):
         raise ValueError(f"{v!r} must be a short name of a-z, 0-9, - and _ (it is typed in "
                          "`/align digest send <name>`)")
     return v
