@@ -276,15 +276,20 @@ def test_a_workspaces_crm_cannot_write_into_another_workspace(oauth, fake_slack)
         assert s.execute(select(Lead.team_id, Lead.external_id)).all() == [(A, "L-00003")]
 
 
-def test_the_cli_prints_each_workspaces_webhook_secret(oauth, fake_slack, monkeypatch, capsys):
-    services, _, web = oauth
-    install(web, fake_slack, A)
+def cli_in_oauth_mode(monkeypatch, services, fake_slack) -> None:
+    """The command line's environment: the same store and fake Slack, in OAuth mode."""
     monkeypatch.setenv("DATABASE_URL", services.engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("ALIGNBOT_CONFIG", str(EXAMPLE))
     monkeypatch.setenv("SLACK_CLIENT_ID", "111.222")
     monkeypatch.setenv("SLACK_CLIENT_SECRET", "oauth-client-secret")
     monkeypatch.setenv("SLACK_API_URL", fake_slack.base_url)
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+
+
+def test_the_cli_prints_each_workspaces_webhook_secret(oauth, fake_slack, monkeypatch, capsys):
+    services, _, web = oauth
+    install(web, fake_slack, A)
+    cli_in_oauth_mode(monkeypatch, services, fake_slack)
     monkeypatch.delenv("ALIGNBOT_TEAM_ID", raising=False)
     monkeypatch.delenv("ALIGNBOT_WEBHOOK_SECRET", raising=False)
     assert main(["--team", A, "webhook-secret"]) == 2  # no secret: webhooks are off
@@ -312,12 +317,7 @@ def test_cli_commands_act_for_the_workspace_named(oauth, fake_slack, monkeypatch
         install(web, fake_slack, team)
     for team, n in ((A, 1), (B, 2), (B, 3)):
         assert webhook(web, services, team, n).status_code == 200
-    monkeypatch.setenv("DATABASE_URL", services.engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("ALIGNBOT_CONFIG", str(EXAMPLE))
-    monkeypatch.setenv("SLACK_CLIENT_ID", "111.222")
-    monkeypatch.setenv("SLACK_CLIENT_SECRET", "oauth-client-secret")
-    monkeypatch.setenv("SLACK_API_URL", fake_slack.base_url)
-    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    cli_in_oauth_mode(monkeypatch, services, fake_slack)
 
     def routed(*team: str) -> int:
         capsys.readouterr()
