@@ -12,6 +12,7 @@ from urllib.parse import urlencode, urlparse
 from slack_bolt import App, BoltRequest, BoltResponse
 
 from bot.blocks.kit import shown, unescape
+from tests.slack_contract import check_message
 
 TEAM = "T0TEST"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
@@ -64,9 +65,13 @@ def send_event(app: App, event: dict[str, Any], event_id: str, now: datetime,
 
 
 def reply(resp: BoltResponse) -> dict[str, Any]:
-    """The message a slash command answered with (what the user sees)."""
+    """The message a slash command answered with (what the user sees), within Slack's limits
+    (an answer Slack refuses is one the user never sees)."""
     assert resp.status == 200, (resp.status, resp.body)
-    return json.loads(resp.body)
+    message = json.loads(resp.body)
+    if message.get("blocks"):
+        check_message(message)
+    return message
 
 
 def all_text(message: dict[str, Any]) -> str:
