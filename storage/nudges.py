@@ -65,9 +65,9 @@ def pull_due(session: Session, team_id: str, stage: str, now: datetime) -> int:
 
 
 def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,
-              limit: int) -> list[Row]:
-    """Claim up to `limit` due nudges in one conditional UPDATE: whichever sweep claims a
-    nudge is its one sender. On PostgreSQL the candidates are locked with SKIP LOCKED, so
+              limit: int, at: datetime) -> list[Row]:
+    """Claim up to `limit` due nudges in one conditional UPDATE, stamped `at` (when the claim
+    is made: its lease runs from then): whichever sweep claims a nudge is its one sender. On PostgreSQL the candidates are locked with SKIP LOCKED, so
     concurrent sweeps take disjoint sets instead of waiting on each other; SQLite runs
     one writer at a time. Light rows (id, lead_id, stage, due_at, held, routed_at), in due
     order: the sweep only reads them, and nothing else changes a claimed nudge."""
@@ -77,7 +77,7 @@ def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,
         candidates = candidates.with_for_update(skip_locked=True)
     rows = session.execute(
         update(Nudge).where(Nudge.id.in_(candidates), _claimable(now, stale_before))
-        .values(state="sending", claimed_by=by, claimed_at=now)
+        .values(state="sending", claimed_by=by, claimed_at=at)
         .returning(Nudge.id, Nudge.lead_id, Nudge.stage, Nudge.due_at, Nudge.held,
                    Nudge.routed_at)
         .execution_options(synchronize_session=False)).all()

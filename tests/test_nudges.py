@@ -391,6 +391,35 @@ def reminded(message) -> int:
     return 1
 
 
+def test_a_long_sweeps_later_claims_are_not_stale_to_the_next_minutes_sweep(
+        services, fake_slack, clock, monkeypatch):
+    """A catch-up sweep still claiming 6 minutes after it started: its claim is as old as
+    the claim, not the sweep, so the next minute's sweep leaves it alone (each nudge once)."""
+    import bot.sla.nudges
+    from bot.intake.batches import store
+
+    in_new_york(services)
+    store(services, "leads", [{"external_id": "L-1", "source": "webinar", "score": 50}],
+          actor="test")
+    started = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)  # the reminder is due
+    clock.set(started + timedelta(minutes=6))  # the sweep that started then claims it now
+    claim_due, reports = bot.sla.nudges.queries.claim_due, []
+
+    def claim(session, by, *args):
+        claimed = claim_due(session, by, *args)
+        if by == "long" and claimed and not reports:
+            session.commit()  # its claim is made; meanwhile the next minute's sweep runs
+            reports.append(sweep(services, clock.now(), name="next"))
+        return claimed
+
+    monkeypatch.setattr(bot.sla.nudges.queries, "claim_due", claim)
+    long = sweep(services, started, name="long")
+    assert (long.sent, reports[0].sent) == (2, 0)  # its card and reminder; the other: none
+    with services.sessions() as s:
+        assert s.execute(select(Nudge.stage, Nudge.state, Nudge.claimed_by)).all() == [
+            ("card", "sent", "long"), ("remind", "sent", "long"), ("breach", "pending", None)]
+
+
 def test_an_owners_reminders_due_together_come_in_one_dm(app, services, fake_slack, clock):
     due_at_13_in_new_york(services, 24)
     run_until(services, clock, datetime(2026, 11, 24, 16, 0, tzinfo=UTC))  # all due at 13:00

@@ -153,8 +153,11 @@ def sweep(services: Services, now: datetime, name: str | None = None) -> SweepRe
     name = name or f"sweep-{uuid.uuid4().hex[:8]}"
     report = SweepReport()
     while True:  # until nothing is due: a fired stage may write a next one due already
+        # stamped with the time of each claim, not the sweep's start: a catch-up's later
+        # batches would otherwise look stale at once to the next minute's sweep, fired twice
+        at = max(now, services.clock.now())
         with services.sessions.begin() as session:
-            claimed = queries.claim_due(session, name, now, now - LEASE, BATCH)
+            claimed = queries.claim_due(session, name, now, now - LEASE, BATCH, at)
         if not claimed:
             return report
         for part in _parts(claimed):
