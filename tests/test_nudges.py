@@ -416,7 +416,8 @@ def test_a_long_sweeps_later_claims_are_not_stale_to_the_next_minutes_sweep(
     long = sweep(services, started, name="long")
     assert (long.sent, reports[0].sent) == (2, 0)  # its card and reminder; the other: none
     with services.sessions() as s:
-        assert s.execute(select(Nudge.stage, Nudge.state, Nudge.claimed_by)).all() == [
+        assert s.execute(select(Nudge.stage, Nudge.state, Nudge.claimed_by)
+                         .order_by(Nudge.due_at, Nudge.id)).all() == [
             ("card", "sent", "long"), ("remind", "sent", "long"), ("breach", "pending", None)]
 
 
