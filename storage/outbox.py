@@ -149,6 +149,19 @@ def count_posts_since(session: Session, team_id: str, ref_prefix: str,
         .group_by(OutboxMessage.channel)).all())
 
 
+def replaced_since(session: Session, row: OutboxMessage) -> bool:
+    """Whether a later edit of the same message (or view of the same Home) was queued after
+    `row`: sending `row` again would put its older content back."""
+    if row.method == "chat.update":
+        same = OutboxMessage.parent_id == row.parent_id
+    elif row.method == "views.publish":
+        same = (OutboxMessage.team_id == row.team_id) & (OutboxMessage.ref == row.ref)
+    else:
+        return False
+    return session.scalar(select(OutboxMessage.id).where(
+        same, OutboxMessage.method == row.method, OutboxMessage.id > row.id).limit(1)) is not None
+
+
 def mark_superseded(session: Session, team_id: str, ref: str) -> int:
     """Drop what is still queued for `ref`."""
     return _supersede(session, OutboxMessage.team_id == team_id, OutboxMessage.ref == ref)

@@ -526,6 +526,36 @@ def test_an_edit_of_a_dead_post_dies_with_it(services, fake_slack, clock):
     assert services.sender.flush().next_due is None  # nothing left to look at every second
 
 
+def test_an_edit_that_fails_after_a_newer_one_was_queued_is_not_sent_after_it(
+        services, fake_slack, clock, monkeypatch):
+    """A click edits a card while its previous edit is in flight, and that one fails: tried
+    again after the newer one, it once put the card back to what it said before."""
+    with services.transaction() as session:
+        card = outbox.post(session, services.team_id, "C0HANDOFF1", {"text": "waiting"},
+                           now=clock.now(), ref="lead:1:card")
+    services.sender.flush()
+    with services.transaction() as session:
+        outbox.revise(session, card.id, "C0HANDOFF1", {"text": "accepted"}, now=clock.now())
+    fake_slack.script("chat.update", (500, {}, {"ok": False, "error": "internal_error"}))
+    send = services.sender._call
+
+    def in_flight(client, method, args):  # while "accepted" is on its way: a newer click
+        if method == "chat.update" and args["text"] == "accepted":
+            with services.transaction() as session:
+                outbox.revise(session, card.id, "C0HANDOFF1", {"text": "contacted"},
+                              now=clock.now())
+        return send(client, method, args)
+
+    monkeypatch.setattr(services.sender, "_call", in_flight)
+    for _ in range(5):  # past every backoff
+        services.sender.flush()
+        clock.advance(timedelta(seconds=30))
+    assert [c["text"] for c in fake_slack.calls_of("chat.update")] == ["accepted", "contacted"]
+    assert fake_slack.messages[0].text == "contacted"
+    failed = rows(services)[1]
+    assert (failed.state, failed.last_error) == ("superseded", "Slack answered 500 internal_error")
+
+
 def test_the_sender_loop_waits_out_a_database_that_is_down_in_one_line_a_try(
         services, fake_slack, caplog):
     """A down database once logged a traceback on every wake-up of the sender and of every

@@ -392,6 +392,10 @@ class OutboxSender:
                 fresh.last_error = f"held: Slack refuses the bot token ({outcome.error})"
                 fresh.next_attempt_at = done + TOKEN_HOLD
                 held = 1 + queries.mark_held(s, row.team_id, fresh.next_attempt_at)
+            elif queries.replaced_since(s, row):
+                # a newer edit or view was queued meanwhile: this one, tried after it, would
+                # put the older content back
+                fresh.state, fresh.last_error = "superseded", outcome.error
             else:  # only a post can land twice; an edit or a view is simply tried again
                 maybe_posted = outcome.state == "unknown" and row.method == POST
                 fresh.state = "unknown" if maybe_posted else "pending"
@@ -403,7 +407,7 @@ class OutboxSender:
                 report.sent += 1
             elif outcome.state == "dead":
                 report.dead += 1
-            else:
+            elif fresh.state != "superseded":
                 report.retried += 1
                 report.wake(fresh.next_attempt_at)
             self._say_refused(row.team_id, outcome, held)
