@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,13 +145,14 @@ def _clear(row: Any, fields: tuple[str, ...]) -> list[str]:
 
 def _scrub_history(work: Work, report: ErasureReport, lead_ids: set[int],
                    needles: set[str]) -> None:
+    named = _mention(needles)
     for event in queries.list_events_to_scrub(work.session, work.team_id, lead_ids,
                                               _stored(needles)):
         if not event.data:  # a JSON null
             continue
         data = {k: v for k, v in event.data.items()
                 if not (event.lead_id in lead_ids and k == "note")}  # a note is about the lead
-        data = _replace(data, needles)
+        data = _replace(data, named)
         if data != event.data:
             event.data = data
             report.history_scrubbed += 1
@@ -159,12 +161,17 @@ def _scrub_history(work: Work, report: ErasureReport, lead_ids: set[int],
 def _scrub_messages(work: Work, report: ErasureReport, needles: set[str],
                     refs: list[str]) -> None:
     stored = _stored(needles)
+    named = _mention(stored)
     for row in queries.list_messages_mentioning(work.session, work.team_id, stored, refs):
-        if row.state in queries.FINISHED:  # never read again: only the copy is rewritten
-            row.payload = {"text": ERASED}
+        # the database's LIKE finds a needle inside a word too ("Ann" in "channel", any case
+        # on SQLite): a message is the erased person's when it is about their lead or names them
+        mentions = bool(named.search(json.dumps(row.payload)))
+        about = (row.ref or "").startswith(tuple(refs))
+        if row.state not in queries.FINISHED:
+            report.messages_queued += mentions
+        elif mentions or about:
+            row.payload = {"text": ERASED}  # never read again: only the copy is rewritten
             report.messages_scrubbed += 1
-        elif any(n.lower() in json.dumps(row.payload).lower() for n in stored):
-            report.messages_queued += 1
 
 
 def _stored(needles: set[str]) -> list[str]:
@@ -172,13 +179,17 @@ def _stored(needles: set[str]) -> list[str]:
     return [json.dumps(n)[1:-1] for n in needles]
 
 
-def _replace(value: Any, needles: set[str]) -> Any:
+def _mention(needles: Collection[str]) -> re.Pattern[str]:
+    """Any needle as a whole word, in any case: erasing "Ann" leaves "Annual" alone."""
+    words = "|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)
+
+
+def _replace(value: Any, named: re.Pattern[str]) -> Any:
     if isinstance(value, str):
-        for n in needles:
-            value = re.sub(re.escape(n), ERASED, value, flags=re.IGNORECASE)
-        return value
+        return named.sub(ERASED, value)
     if isinstance(value, dict):
-        return {k: _replace(v, needles) for k, v in value.items()}
+        return {k: _replace(v, named) for k, v in value.items()}
     if isinstance(value, list):
-        return [_replace(v, needles) for v in value]
+        return [_replace(v, named) for v in value]
     return value

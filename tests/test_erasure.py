@@ -113,6 +113,17 @@ def test_a_colleague_loses_email_and_name_and_keeps_their_numbers(services, stor
     assert any("U0SALES01 is listed in [[people]]" in n for n in report.notes())
 
 
+def test_a_short_name_is_erased_as_a_word_not_inside_others(services, app):
+    """Erasing "Ann" once rewrote "Joanna Annabel" too, and on SQLite (whose LIKE ignores
+    case) every sent message: "channel" holds "ann"."""
+    new_lead(services, external_id="L-3", name="Ann", email="ann.k@example.com")
+    new_lead(services, external_id="L-4", name="Joanna Annabel", email="jo@example.com")
+    report = erase(services, "ann.k@example.com")
+    assert "Joanna Annabel" in payloads(services) and '"channel"' in payloads(services)
+    assert row(services, Lead, Lead.external_id == "L-4").name == "Joanna Annabel"
+    assert report.messages_scrubbed == 2  # L-3's card in the channel and in its owner's DM
+
+
 def test_a_dry_run_reports_the_same_and_changes_nothing(services, store):
     dry = erase(services, ANN, dry_run=True)
     assert row(services, Lead, Lead.external_id == "L-1").name == "Ann Lee"
