@@ -6,7 +6,6 @@ in their own timezone; the fallback after `|` is for clients that cannot.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -18,6 +17,7 @@ from bot.blocks.kit import (
     context,
     escape,
     header,
+    json_clip,
     mention,
     mrkdwn,
     plain,
@@ -243,13 +243,6 @@ def summary_line(v: SummaryLine) -> dict[str, Any]:
                       LINE_JSON)
     return section(text, accessory=button("Open card", f"{OPEN_CARD}.{v.lead_id}", v.token),
                    block_id=f"line-{v.lead_id}")
-
-
-def json_clip(text: str, limit: int) -> str:
-    """Clipped so that its JSON (quotes, escapes, \\u sequences) is at most `limit` long."""
-    while (size := len(json.dumps(text))) > limit:
-        text = clip(text, max(1, len(text) * limit // size - 1))
-    return text
 
 
 @dataclass(frozen=True)

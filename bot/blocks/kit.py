@@ -9,6 +9,7 @@ plain_text (headers, buttons, titles) is never read as markup: it takes text as 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 Block = dict[str, Any]
@@ -51,6 +52,13 @@ def clip(text: str, limit: int) -> str:
     if amp != -1 and ";" not in head[amp:]:
         head = head[:amp]
     return head + "…"
+
+
+def json_clip(text: str, limit: int) -> str:
+    """Clipped so that its JSON (quotes, escapes, \\u sequences) is at most `limit` long."""
+    while (size := len(json.dumps(text))) > limit:
+        text = clip(text, max(1, len(text) * limit // size - 1))
+    return text
 
 
 def section(text: str, *, accessory: Block | None = None, fields: list[str] | None = None,

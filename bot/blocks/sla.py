@@ -6,8 +6,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot.blocks.handoff import FIRST_TOUCH, OPEN_CARD, SUMMARY_MAX, TAKE, CardView, json_clip, when
-from bot.blocks.kit import actions, button, clip, context, escape, mention, section
+from bot.blocks.handoff import FIRST_TOUCH, OPEN_CARD, SUMMARY_MAX, TAKE, CardView, when
+from bot.blocks.kit import actions, button, clip, context, escape, json_clip, mention, section
 
 SNOOZE = "sla.snooze"
 WORKING = "sla.working"
