@@ -24,8 +24,9 @@ def new_lead(services, external_id="L-1", score=60, **fields) -> int:
     with services.work() as w:
         s, now = w.session, w.now
         lead = Lead(team_id=TEAM, external_id=external_id, source=fields.pop("source", "webinar"),
-                    name=fields.pop("name", "Ann Lee"), company="Acme", title="VP Sales",
-                    score=score, why="Asked for pricing", crm_url="https://crm.example.com/L-1",
+                    name=fields.pop("name", "Ann Lee"), company=fields.pop("company", "Acme"),
+                    title="VP Sales", score=score, why=fields.pop("why", "Asked for pricing"),
+                    crm_url="https://crm.example.com/L-1",
                     status="new", created_at=now, mql_at=now, updated_at=now, **fields)
         s.add(lead)
         s.flush()
@@ -63,6 +64,34 @@ def test_new_lead_posts_a_card_in_the_channel_and_the_owners_dm(services, fake_s
     assert row.status == "routed" and row.sla_policy == "standard"
     # routed Tuesday 09:00 New York with 4 business hours → due 13:00 the same day
     assert row.sla_due_at == services.clock.now() + timedelta(hours=4)
+
+
+# Japanese, at the longest a CRM may send: JSON writes each character as 6 (\uXXXX)
+LONG_WHY = ("価格について問い合わせ、導入時期は来期。" * 200)[:4000]
+LONG_NAME, LONG_COMPANY = ("山田 太郎" * 40)[:200], ("株式会社サンプル商事" * 20)[:200]
+
+
+def test_a_long_non_latin_why_is_clipped_so_the_card_reaches_the_rep(services, fake_slack):
+    new_lead(services, why=LONG_WHY, name=LONG_NAME, company=LONG_COMPANY)  # Slack's limits checked
+    posted = card(fake_slack)
+    why = posted.blocks[1]["text"]["text"]
+    assert why.startswith(f"*Why it qualified:* {LONG_WHY[:500]}") and why.endswith("…")
+    assert posted.action_ids() == [cards.OPEN_CRM, cards.ACCEPT, cards.REJECT, cards.REASSIGN,
+                                   cards.FIRST_TOUCH]
+
+
+@pytest.mark.parametrize("status", ["new", "routed", "accepted", "rejected"])
+def test_a_card_of_the_longest_non_latin_fields_fits_and_starts_its_why(status):
+    cjk = "李"  # every free-text field at its stored maximum
+    view = cards.CardView(
+        lead_id=1, external_id=cjk * 128, name=cjk * 200, company=cjk * 200, title=cjk * 200,
+        score=95, hot=True, source=cjk * 64, segment=cjk * 64, region=cjk * 64, why=LONG_WHY,
+        crm_url="https://crm.example.com/L-1", owner=None if status == "new" else "U0SALES01",
+        status=status, sla_policy=cjk * 64, sla_due_at=None, sla_state=None,
+        rejection_reason="other", rejection_note=cjk * 1000, unassigned_reason=cjk * 200)
+    shown = cards.handoff_card(view)
+    check_message(shown)
+    assert f"*Why it qualified:* {LONG_WHY[:300]}" in all_text(shown)
 
 
 def test_accept_updates_both_cards_in_place(app, services, fake_slack, clock):

@@ -13,7 +13,7 @@ from bot.cli import main
 from bot.handoff.leads import lead_json
 from storage.models import Lead, Person
 from tests.slack import all_text, click, reply, slash
-from tests.test_handoff import new_lead
+from tests.test_handoff import LONG_COMPANY, LONG_NAME, LONG_WHY, new_lead
 
 
 def test_lead_shows_its_card_and_history(app, services, clock):
@@ -21,6 +21,14 @@ def test_lead_shows_its_card_and_history(app, services, clock):
     shown = all_text(reply(slash(app, "lead L-1", clock.now())))
     assert "Ann Lee" in shown and "History" in shown
     assert "created (webhook)" in shown and "routed (system)" in shown
+
+
+def test_lead_with_a_long_non_latin_why_answers_within_slacks_limits(app, services, clock):
+    new_lead(services, why=LONG_WHY, name=LONG_NAME, company=LONG_COMPANY)
+    shown = all_text(reply(slash(app, "lead L-1", clock.now())))  # reply checks the limits
+    assert f"*Why it qualified:* {LONG_WHY[:500]}" in shown and "History" in shown
+    why = next(line for line in shown.split("\n") if line.startswith("*Why it qualified"))
+    assert why.endswith("…")
 
 
 def test_unknown_lead_says_what_ids_look_like(app, clock):

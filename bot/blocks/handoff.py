@@ -6,11 +6,14 @@ in their own timezone; the fallback after `|` is for clients that cannot.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from bot.blocks.kit import (
+    MESSAGE_JSON,
+    SECTION_LIMIT,
     actions,
     button,
     clip,
@@ -37,6 +40,10 @@ REJECT_MODAL = "handoff.reject_modal"
 ACTION_IDS = (ACCEPT, REJECT, REASSIGN, FIRST_TOUCH, TAKE, OPEN_CRM, OPEN_CARD, PAGE_PREV, PAGE_NEXT)
 SUMMARY_MAX = 25  # lead lines on a summary page: within 50 blocks and 13,000 characters of JSON
 LINE_JSON = 220  # a summary line's text as JSON (escapes count): 25 of them stay within that
+FIELD_JSON = 600  # a name, company or title as JSON: 200 Latin letters, 100 CJK characters
+NOTE_JSON = 1_500  # a rejection note on the card (marketing's notice shows it whole)
+URL_JSON = 1_500  # a link cannot be shortened: a longer one (non-Latin) gets no button
+WHY_MIN_JSON = 100  # the why's start shows even on a card full of long non-Latin fields
 
 REASON_BLOCK, REASON_ACTION = "reason", "reason_pick"
 NOTE_BLOCK, NOTE_ACTION = "note", "note_text"
@@ -95,30 +102,43 @@ def lead_name(name: str | None, external_id: str, company: str | None = None) ->
     return f"*{escape(name or external_id)}*" + (f" ({escape(company)})" if company else "")
 
 
+def _short(text: str) -> str:
+    """A name, company or title as mrkdwn, short enough as JSON for the card to fit."""
+    return json_clip(escape(text), FIELD_JSON)
+
+
 def _who(v: CardView) -> str:
-    who = escape(v.name or v.external_id)
-    return f"{who}, {escape(v.title)}" if v.title else who
+    who = _short(v.name or v.external_id)
+    return f"{who}, {_short(v.title)}" if v.title else who
 
 
-def handoff_card(v: CardView) -> dict[str, Any]:
+def handoff_card(v: CardView, budget: int = MESSAGE_JSON) -> dict[str, Any]:
+    """The card; its blocks as JSON stay within `budget` (a long why is clipped to fit)."""
     company = v.company or "unknown company"
     score = f"{v.score}{' :fire:' if v.hot else ''}" if v.score is not None else "—"
     owner = mention(v.owner) if v.owner else "*Unassigned*"
     title = (f"New lead: {v.name or v.external_id} — {company}" if v.status in ("new", "routed")
              else f"Lead: {v.name or v.external_id} — {company}")
-    fields = [f"*Who*\n{_who(v)}", f"*Company*\n{escape(company)}", f"*Score*\n{score}",
+    fields = [f"*Who*\n{_who(v)}", f"*Company*\n{_short(company)}", f"*Score*\n{score}",
               f"*Source*\n{escape(v.source)}", f"*Owner*\n{owner}", f"*SLA*\n{_sla_text(v)}"]
     if v.segment or v.region:
         fields.append(f"*Segment / region*\n{escape(v.segment or '—')} / {escape(v.region or '—')}")
-    # a web page only, even for a link stored before records were checked for it
-    crm = button("Open in CRM", OPEN_CRM, str(v.lead_id), url=v.crm_url) \
-        if v.crm_url and v.crm_url.lower().startswith(("http://", "https://")) else None
-    blocks = [header(title),  # plain_text: shown as it is
-              section(f"*Why it qualified:* {escape(v.why or '—')}", fields=fields, accessory=crm)]
-    blocks += _state_blocks(v)
-    blocks.append(context(f"Lead {escape(v.external_id)}"))
+    why = section("", fields=fields, accessory=_crm_button(v))
+    blocks = [header(title), why, *_state_blocks(v),  # header: plain_text, shown as it is
+              context(f"Lead {escape(v.external_id)}")]
+    room = max(WHY_MIN_JSON, budget - len(json.dumps(blocks)))  # what the rest leaves it
+    why["text"] = mrkdwn(clip(json_clip(f"*Why it qualified:* {escape(v.why or '—')}", room),
+                              SECTION_LIMIT))
     text = f"{escape(title)} (score {score}, source {escape(v.source)}) → {owner}"
     return {"text": text, "blocks": blocks}
+
+
+def _crm_button(v: CardView) -> dict[str, Any] | None:
+    # a web page only, even for a link stored before records were checked for it
+    if not v.crm_url or not v.crm_url.lower().startswith(("http://", "https://")) \
+            or len(json.dumps(v.crm_url)) > URL_JSON:
+        return None
+    return button("Open in CRM", OPEN_CRM, str(v.lead_id), url=v.crm_url)
 
 
 def _sla_text(v: CardView) -> str:
@@ -162,7 +182,7 @@ def _done_line(v: CardView) -> str:
     if v.status == "rejected" and v.rejection_reason:
         line += f"\n*Reason:* {_reason(v.rejection_reason)}"
         if v.rejection_note:
-            line += f"\n*Note:* {escape(v.rejection_note)}"
+            line += f"\n*Note:* {json_clip(escape(v.rejection_note), NOTE_JSON)}"
     return line
 
 

@@ -14,6 +14,9 @@ from typing import Any
 
 Block = dict[str, Any]
 SECTION_LIMIT = 3000
+# A message's blocks as JSON (escapes count): Slack refuses more than ~13,000 (reported, not
+# documented), so builders aim lower
+MESSAGE_JSON = 12_000
 
 
 def escape(text: object) -> str:

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
 from bot.blocks.handoff import SLA_BADGE, CardView, handoff_card, when
-from bot.blocks.kit import context, divider, escape, header, mention, message, section
+from bot.blocks.kit import (
+    MESSAGE_JSON,
+    context,
+    divider,
+    escape,
+    header,
+    json_clip,
+    mention,
+    message,
+    section,
+)
 
 HISTORY_LINES = 15  # the newest events; Slack caps a message at 50 blocks
+HISTORY_JSON = 3_000  # 15 lines of ASCII fit twice over; the card under it gets the rest
 
 
 @dataclass(frozen=True)
@@ -25,13 +37,14 @@ class LeadLine:
 
 
 def lead_detail(view: CardView, events: Sequence[Any]) -> dict[str, Any]:
-    card = handoff_card(view)
     lines = [f"{when(e.at, '{date_short} {time}')} — {escape(e.kind)}"
              + (f" by {mention(e.actor)}" if e.actor.startswith(("U", "W")) else f" ({escape(e.actor)})")
              for e in events[-HISTORY_LINES:]]
     more = len(events) - HISTORY_LINES
     history = "*History*\n" + "\n".join(lines) + (f"\n…and {more} earlier" if more > 0 else "")
-    return {"text": card["text"], "blocks": [*card["blocks"], divider(), section(history)]}
+    below = [divider(), section(json_clip(history, HISTORY_JSON))]
+    card = handoff_card(view, budget=MESSAGE_JSON - len(json.dumps(below)))
+    return {"text": card["text"], "blocks": [*card["blocks"], *below]}
 
 
 def lead_list(which: str, items: Sequence[LeadLine], page: int, per_page: int,
