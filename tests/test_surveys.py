@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -20,6 +21,7 @@ from bot.platform.config import parse_config
 from bot.surveys import runs
 from bot.surveys.commands import find_results
 from bot.surveys.keys import respondent_key
+from bot.surveys.results import Group, QuestionResult, Results
 from storage.models import (
     OutboxMessage,
     Person,
@@ -558,3 +560,55 @@ def test_a_mention_that_starts_a_survey_answers_in_its_thread_then_the_outcome(
             if m.get("channel") == "C0HANDOFF1"]
     assert [thread for thread, _ in said] == ["1764000000.000100"] * 2
     assert "Opening *groups*" in said[0][1] and "run 1 is open" in said[1][1]
+
+
+ROLES = ("admin", "exec", "marketing", "marketing_manager", "sales", "sales_manager")
+CLOSED = datetime(2026, 11, 24, 14, tzinfo=UTC)
+
+
+def closed_run(questions=5, comments=None) -> Results:
+    def group():
+        return Group(n=42, mean=3.21, distribution={str(v): 3 for v in range(11)}, change=-0.12)
+
+    asked = tuple(QuestionResult(f"q{i}", f"Question {i:02d}: do sales and marketing agree?",
+                                 "scale10", group(), {role: group() for role in ROLES})
+                  for i in range(questions))
+    return Results("pulse", 3, "closed", CLOSED, CLOSED, CLOSED, 5,
+                   {role: (20, 15) for role in ROLES}, asked, comments)
+
+
+def not_shown(shown: str, what: str) -> int:
+    found = re.search(rf"(\d+) more {what}s? did not fit this message", shown)
+    return int(found[1]) if found else 0
+
+
+def test_results_of_40_questions_show_the_first_and_count_the_rest():
+    results = views.results_message(closed_run(questions=40))
+    slack_contract.check_message(results)
+    shown = all_text(results)
+    listed = [i for i in range(40) if f"Question {i:02d}:" in shown]
+    assert listed == list(range(len(listed))) and len(listed) >= 10
+    assert len(listed) + not_shown(shown, "question") == 40
+    assert "`alignbot survey results pulse --run 3` lists every question and comment" in shown
+
+
+LONG_COMMENTS = tuple(f"#{i:02d} " + "リードの質は改善したが、営業との定例会議がもっと必要だと思います。" * 6
+                      for i in range(60))  # Japanese: 6 characters each as JSON
+SHORT_COMMENTS = tuple(f"#{i:02d} Leads from the webinar were great, but follow-up took too "
+                       "long & the CRM notes were empty." for i in range(40))
+
+
+@pytest.mark.parametrize("written", [LONG_COMMENTS, SHORT_COMMENTS], ids=["60 long", "40 short"])
+def test_results_show_comments_as_room_allows_and_count_every_other_one(written):
+    results = views.results_message(closed_run(comments=written))
+    slack_contract.check_message(results)
+    shown = all_text(results)
+    listed = [c for c in written if f"> {c}" in shown]
+    assert listed == list(written[:len(listed)]) and listed
+    assert len(listed) + not_shown(shown, "comment") == len(written)  # none silently dropped
+    assert "Question 04:" in shown  # questions come first
+
+
+def test_results_with_every_comment_shown_say_nothing_is_missing():
+    shown = all_text(views.results_message(closed_run(comments=SHORT_COMMENTS[:3])))
+    assert all(f"> {c}" in shown for c in SHORT_COMMENTS[:3]) and "did not fit" not in shown

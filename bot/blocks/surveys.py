@@ -3,6 +3,7 @@ the App Home sections and the short private notes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from bot.blocks.handoff import when
 from bot.blocks.kit import (
+    MESSAGE_JSON,
+    SECTION_LIMIT,
     actions,
     button,
     clip,
     context,
     escape,
     header,
+    json_clip,
     message,
     plain,
     section,
@@ -23,11 +27,15 @@ from bot.blocks.kit import (
 from bot.surveys.templates import CHOICE, SCALE5, SCALE10, TEXT, Question
 
 if TYPE_CHECKING:
-    from bot.surveys.results import Group, Results
+    from bot.surveys.results import Group, QuestionResult, Results
 
 ANSWER = "survey.answer"  # + ".<value>": one button per value, each id unique in its message
 CHOOSE = "survey.choose"
 COMMENT = "survey.comment"  # the button, and the modal's callback id
+MAX_BLOCKS = 50  # Slack's most in one message
+COMMENT_CHARS = 400  # a comment in the results; the CLI shows it whole
+QUESTION_JSON = 1_200  # a question's text as JSON in the results: 200 CJK characters
+INTRO_JSON = 2_000  # the participation line, however many roles
 COMMENT_BLOCK = "comment"
 COMMENT_ACTION = "comment"
 REACTIONS = {SCALE5: ":one: … :five:", SCALE10: ":zero: … :keycap_ten:", CHOICE: ":one:, :two: …"}
@@ -193,7 +201,8 @@ def status(runs: Sequence[RunStatus]) -> dict[str, Any]:
 
 
 def results_message(r: Results) -> dict[str, Any]:
-    """A run's results: per question everyone and each role (hidden below k), comments."""
+    """A run's results: per question everyone and each role (hidden below k), comments.
+    As many questions, then comments, as fit one message; a last line counts the rest."""
     title = f"{r.survey} — run {r.number} results"
     if r.state != "closed":
         return message(f"*{escape(r.survey)}* run {r.number} is still open ({r.responded} of "
@@ -203,20 +212,63 @@ def results_message(r: Results) -> dict[str, Any]:
              f"({_pct(r.responded, r.invited)}). " +
              " · ".join(f"{escape(role)} {resp}/{inv}"
                         for role, (inv, resp) in sorted(r.participation.items())))
-    blocks = [header(clip(title, 150)), section(intro)]
-    for q in r.questions[:40]:
-        fields = [_group_field("Everyone", q.overall, r.k)] + [
-            _group_field(role, g, r.k) for role, g in sorted(q.by_role.items())]
-        blocks.append(section(f"*{escape(q.text)}*", fields=fields[:10]))
-    if r.comments:
-        shown = "\n".join(f"> {escape(clip(c, 400))}" for c in r.comments)
-        blocks.append(section(f"*Comments* (random order)\n{shown}"))
     hidden = "comments are shown only when more than k were written" if r.comments is None \
         else "comments in random order"
-    blocks.append(context(f"Groups with fewer than {r.k} answers show as “hidden”, and so "
-                          f"does any group that would let a smaller one be worked out; {hidden}. "
-                          "Change is against the previous run."))
-    return {"text": escape(title), "blocks": blocks[:50]}
+    note = context(f"Groups with fewer than {r.k} answers show as “hidden”, and so "
+                   f"does any group that would let a smaller one be worked out; {hidden}. "
+                   "Change is against the previous run.")
+    comments = [f"> {escape(clip(c, COMMENT_CHARS))}" for c in r.comments or ()]
+    blocks = [header(clip(title, 150)), section(json_clip(intro, INTRO_JSON))]
+    fixed = [*blocks, note, _not_shown(r, len(r.questions), len(comments))]  # its longest
+    questions = [_question(q, r.k) for q in r.questions]
+    n_questions = _fitting(fixed, questions)
+    blocks += questions[:n_questions]
+    more_comments, n_comments = _comment_sections(fixed + questions[:n_questions], comments)
+    blocks += [*more_comments, note]
+    if n_questions < len(questions) or n_comments < len(comments):
+        blocks.append(_not_shown(r, len(questions) - n_questions, len(comments) - n_comments))
+    return {"text": escape(title), "blocks": blocks}
+
+
+def _question(q: QuestionResult, k: int) -> dict[str, Any]:
+    fields = [_group_field("Everyone", q.overall, k)] + [
+        _group_field(role, g, k) for role, g in sorted(q.by_role.items())]
+    return section(f"*{json_clip(escape(q.text), QUESTION_JSON)}*", fields=fields)
+
+
+def _fitting(fixed: list[dict[str, Any]], more: list[dict[str, Any]]) -> int:
+    """How many of `more`, in order, fit one message after `fixed`."""
+    n = 0
+    while n < len(more) and _fits([*fixed, *more[:n + 1]]):
+        n += 1
+    return n
+
+
+def _fits(blocks: list[dict[str, Any]]) -> bool:
+    return len(blocks) <= MAX_BLOCKS and len(json.dumps(blocks)) <= MESSAGE_JSON
+
+
+def _comment_sections(fixed: list[dict[str, Any]],
+                      lines: list[str]) -> tuple[list[dict[str, Any]], int]:
+    """Comment lines packed into sections of up to 3,000 characters, while they fit one
+    message after `fixed`: the sections and how many lines they hold."""
+    texts: list[str] = []
+    for n, line in enumerate(lines):
+        if texts and len(texts[-1]) + 1 + len(line) <= SECTION_LIMIT:
+            grown = [*texts[:-1], f"{texts[-1]}\n{line}"]
+        else:
+            grown = [*texts, line if texts else f"*Comments* (random order)\n{line}"]
+        if not _fits([*fixed, *map(section, grown)]):
+            return [section(t) for t in texts], n
+        texts = grown
+    return [section(t) for t in texts], len(lines)
+
+
+def _not_shown(r: Results, questions: int, comments: int) -> dict[str, Any]:
+    missing = " and ".join(f"{n} more {what}{'' if n == 1 else 's'}"
+                           for n, what in ((questions, "question"), (comments, "comment")) if n)
+    return context(f"{missing} did not fit this message: `alignbot survey results "
+                   f"{escape(r.survey)} --run {r.number}` lists every question and comment.")
 
 
 def _group_field(name: str, g: Group | None, k: int) -> str:
