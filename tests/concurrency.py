@@ -9,12 +9,13 @@ from sqlalchemy import Engine
 TRIES = 10_000  # a few seconds of asking
 
 
-WAITING = """SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+WAITING = """SELECT count(*) FROM pg_stat_activity
+               WHERE datname = current_database() AND wait_event_type = 'Lock'"""
 
 
 def until_waiting(engine: Engine, thread: threading.Thread) -> None:
-    """Until `thread` waits for an advisory lock another transaction holds (or is done)."""
+    """Until `thread` waits for a lock (a row's, an advisory one) another transaction holds
+    (or is done)."""
     with engine.connect() as conn:
         for _ in range(TRIES):
             if not thread.is_alive() or conn.exec_driver_sql(WAITING).scalar():
