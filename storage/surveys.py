@@ -39,6 +39,14 @@ def get_run(session: Session, run_id: int) -> SurveyRun | None:
     return session.get(SurveyRun, run_id)
 
 
+def get_run_to_answer(session: Session, run_id: int) -> SurveyRun | None:
+    """The run, read FOR SHARE until the transaction ends: `mark_closed`'s UPDATE waits
+    for an answer taken while the run is open, so the close anonymises it, and an answer
+    after the close reads the run closed. (SQLite has one writer at a time anyway.)"""
+    return session.get(SurveyRun, run_id, with_for_update={"read": True},
+                       populate_existing=True)
+
+
 def get_open_run(session: Session, survey_id: int) -> SurveyRun | None:
     return session.scalar(select(SurveyRun).where(SurveyRun.survey_id == survey_id,
                                                   SurveyRun.state == "open"))

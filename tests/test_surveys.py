@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import json
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -18,10 +19,11 @@ from bot.app import AfterAck, create_app
 from bot.blocks import surveys as views
 from bot.cli import main
 from bot.platform.config import parse_config
-from bot.surveys import runs
+from bot.surveys import answers, runs
 from bot.surveys.commands import find_results
 from bot.surveys.keys import respondent_key
 from bot.surveys.results import Group, QuestionResult, Results
+from storage import surveys as queries
 from storage.models import (
     OutboxMessage,
     Person,
@@ -31,6 +33,7 @@ from storage.models import (
     SurveyRun,
 )
 from tests import slack_contract
+from tests.concurrency import until_waiting
 from tests.conftest import TEST_CONFIG
 from tests.slack import all_text, click, reply, request, send_event, slash, submit
 from tests.test_nudges import drain
@@ -230,6 +233,56 @@ def test_an_answer_after_the_close_is_not_taken(app, services, fake_slack, clock
     assert stored(services, run) == []
     said = notes(fake_slack, "U0SALES01")
     assert len(said) == 2 and all("has closed" in n for n in said)
+
+
+def keyed_answers_and_queued_echoes(services, run):
+    """What would still tie a person to an answer: keyed rows, prompt edits to send."""
+    with services.sessions() as s:
+        return (s.scalars(select(SurveyAnswer.respondent_key).where(
+                    SurveyAnswer.run_id == run.id, SurveyAnswer.respondent_key.is_not(None))).all(),
+                s.scalars(select(OutboxMessage.id).where(OutboxMessage.method == "chat.update",
+                                                         OutboxMessage.state == "pending")).all())
+
+
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)  # SQLite has one writer: an answer and a close never overlap
+def test_a_close_waits_for_an_answer_in_flight_and_makes_it_anonymous_too(services, clock):
+    run = start(services, clock)
+    with services.work() as work:  # a click's transaction, the run read open
+        p = answers.prompt(work, "U0SALES01", run.id, 0)
+        closing = threading.Thread(target=close_now, args=(services, run))
+        closing.start()
+        until_waiting(services.engine, closing)
+        answers.answer(work, p, value=4)
+    closing.join()
+    assert keyed_answers_and_queued_echoes(services, run) == ([], [])
+
+
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)
+def test_an_answer_waiting_for_a_close_in_flight_is_not_taken(services, clock):
+    run = start(services, clock)
+    refused = []
+
+    def click():
+        try:
+            with services.work() as work:
+                answers.answer(work, answers.prompt(work, "U0SALES01", run.id, 0), value=4)
+        except answers.NotTaken as exc:
+            refused.append(exc.note["text"])
+    with services.work() as work:  # the close's transaction, the run marked closed
+        runs.close_run(work, queries.get_run(work.session, run.id), announce=False)
+        clicking = threading.Thread(target=click)
+        clicking.start()
+        until_waiting(services.engine, clicking)
+    clicking.join()
+    assert len(refused) == 1 and "has closed" in refused[0]
+    assert keyed_answers_and_queued_echoes(services, run) == ([], [])
+
+
+def close_now(services, run):
+    with services.work() as work:
+        runs.close_run(work, queries.get_run(work.session, run.id), announce=False)
 
 
 def test_a_malformed_click_changes_nothing_and_says_so(app, services, fake_slack, clock):

@@ -54,7 +54,7 @@ class Prompt:
 def prompt(work: Work, user: str, run_id: int, position: int) -> Prompt:
     """The prompt a click names, if the person may still answer it."""
     session, team_id = work.session, work.team_id
-    run = queries.get_run(session, run_id)
+    run = queries.get_run_to_answer(session, run_id)
     if run is None or run.team_id != team_id:
         raise NotTaken(views.note("That survey no longer exists."))
     survey = queries.get_survey_key(session, run.survey_id)
