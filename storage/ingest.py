@@ -45,6 +45,22 @@ def get_by_external_ids(session: Session, model: type, team_id: str, keys: list[
     return {row.external_id: row for row in (r[0] for r in rows)}
 
 
+def lock_by_external_ids(session: Session, model: type, team_id: str, keys: list[str]) -> dict:
+    """`get_by_external_ids`, each row locked as its UPDATE would lock it (FOR NO KEY UPDATE)
+    until the transaction ends: a batch compares a record's `updated_at` with the stored
+    one and writes before another batch of the same rows reads them (else the older of two
+    deliveries at once could commit last, and win). Rows, not a workspace lock like
+    leads': deliveries of other rows, other entities, other workspaces go on side by side.
+    Locked in byte order, the sorted keys' and their chunks', so two batches wait for each
+    other in one order and never deadlock. SQLite has one writer at a time anyway."""
+    if session.get_bind().dialect.name != "postgresql":
+        return get_by_external_ids(session, model, team_id, keys)
+    rows = _each_chunk(session, model.external_id, sorted(keys), lambda keyed: select(model)
+                       .where(model.team_id == team_id, keyed)
+                       .order_by(model.external_id.collate("C")).with_for_update(key_share=True))
+    return {row.external_id: row for row in (r[0] for r in rows)}
+
+
 def get_ids_by_external_ids(session: Session, model: type, team_id: str,
                             keys: list[str]) -> dict[str, int]:
     return dict(_each_chunk(session, model.external_id, keys, lambda keyed: select(

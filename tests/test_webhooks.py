@@ -378,6 +378,36 @@ def test_an_older_update_never_overwrites_a_newer_one(web, services, entity, rec
     assert again.get_json()["updated"] == 1
 
 
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)  # SQLite has one writer: deliveries never overlap there
+@pytest.mark.parametrize("first", ["older", "newer"])
+def test_of_two_deliveries_of_a_deal_at_once_the_newer_stays(services, first):
+    """Both arrive before either commits: the second waits for the first's read of the deal
+    to commit, then compares with what it stored."""
+    from storage.models import Deal
+
+    base = {"external_id": "D-1", "amount": 10, "updated_at": "2026-11-24T08:00:00Z"}
+    store(services, "deals", [base], actor="webhook")
+    sent = {"older": {**base, "amount": 20, "updated_at": "2026-11-24T09:00:00Z"},
+            "newer": {**base, "amount": 30, "updated_at": "2026-11-24T10:00:00Z"}}
+    answers = {}
+
+    def deliver(which):
+        answers[which] = store(services, "deals", [sent[which]], actor="webhook").as_dict()
+    staged = stage(services, "deals", [sent[first]], actor="webhook")  # read, not committed
+    second = threading.Thread(target=deliver, args=({"older": "newer", "newer": "older"}[first],))
+    second.start()
+    until_waiting(services.engine, second)
+    answers[first] = staged.commit().as_dict()
+    second.join()
+    assert answers["newer"]["updated"] == 1
+    assert len(answers["older"]["skipped"]) == (first == "newer")  # applied, when it came first
+    with services.sessions() as s:
+        deal = s.scalars(select(Deal)).one()
+        assert (str(deal.amount), deal.source_updated_at.isoformat()) == (
+            "30.00", "2026-11-24T10:00:00+00:00")
+
+
 def test_a_down_database_is_one_log_line_and_a_503_to_retry(web, services, tmp_path, caplog):
     from storage.db import make_engine, make_sessionmaker
 

@@ -190,7 +190,7 @@ def _simple(ctx: _Context, parsed, model, existing: dict, key: Callable[[dict], 
 
 def _deals(ctx: _Context, parsed) -> None:
     keys = [v["external_id"] for _, v in parsed]
-    existing = queries.get_by_external_ids(ctx.session, Deal, ctx.team_id, keys)
+    existing = queries.lock_by_external_ids(ctx.session, Deal, ctx.team_id, keys)
     leads = queries.get_ids_by_external_ids(
         ctx.session, Lead, ctx.team_id, [v["lead_external_id"] for _, v in parsed
                                          if "lead_external_id" in v])
@@ -207,14 +207,14 @@ def _deals(ctx: _Context, parsed) -> None:
 
 
 def _customers(ctx: _Context, parsed) -> None:
-    existing = queries.get_by_external_ids(ctx.session, Customer, ctx.team_id,
-                                           [v["external_id"] for _, v in parsed])
+    existing = queries.lock_by_external_ids(ctx.session, Customer, ctx.team_id,
+                                            [v["external_id"] for _, v in parsed])
     _simple(ctx, parsed, Customer, existing, lambda v: v["external_id"], dict, ctx.stamps)
 
 
 def _content(ctx: _Context, parsed) -> None:
-    existing = queries.get_by_external_ids(ctx.session, ContentItem, ctx.team_id,
-                                           [v["external_id"] for _, v in parsed])
+    existing = queries.lock_by_external_ids(ctx.session, ContentItem, ctx.team_id,
+                                            [v["external_id"] for _, v in parsed])
     _simple(ctx, parsed, ContentItem, existing, lambda v: v["external_id"], dict, ctx.stamps)
 
 
