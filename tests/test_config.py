@@ -198,13 +198,18 @@ def test_cli_config_check(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ALIGNBOT_CONFIG", str(EXAMPLE))
     assert main(["config", "check"]) == 0
     assert "OK (9 people" in capsys.readouterr().out
+    out = checked(tmp_path, monkeypatch, capsys, '[workspace]\ntimezone = "Nowhere/Land"\n'
+                  '[[sla]]\nname = "x"\nrespond_within = "soon"\n')
+    assert "2 problem(s)" in out and "workspace.timezone" in out and "sla[0].respond_within" in out
+
+
+def checked(tmp_path, monkeypatch, capsys, toml: str) -> str:
+    """What `alignbot config check` prints of a config file holding `toml` (it fails)."""
     broken = tmp_path / "broken.toml"
-    broken.write_text('[workspace]\ntimezone = "Nowhere/Land"\n[[sla]]\nname = "x"\n'
-                      'respond_within = "soon"\n')
+    broken.write_text(toml)
     monkeypatch.setenv("ALIGNBOT_CONFIG", str(broken))
     assert main(["config", "check"]) == 1
-    out = capsys.readouterr().out
-    assert "2 problem(s)" in out and "workspace.timezone" in out and "sla[0].respond_within" in out
+    return capsys.readouterr().out
 
 
 # each once crashed the loader (OverflowError, TypeError) or passed, to fail where it was used
@@ -243,12 +248,9 @@ def test_a_value_that_would_fail_later_is_named_by_its_key(toml, problem):
 
 
 def test_config_check_names_each_key_instead_of_a_traceback(tmp_path, monkeypatch, capsys):
-    broken = tmp_path / "broken.toml"
-    broken.write_text('[[sla]]\nname = "x"\nrespond_within = "99999999999d"\n'
-                      "[routing]\npools = 5\n[outbox]\nrate_per_channel = nan\n")
-    monkeypatch.setenv("ALIGNBOT_CONFIG", str(broken))
-    assert main(["config", "check"]) == 1
-    out = capsys.readouterr().out
+    out = checked(tmp_path, monkeypatch, capsys, '[[sla]]\nname = "x"\n'
+                  'respond_within = "99999999999d"\n[routing]\npools = 5\n'
+                  "[outbox]\nrate_per_channel = nan\n")
     assert "3 problem(s)" in out
     assert all(key in out for key in ("sla[0].respond_within", "routing.pools",
                                       "outbox.rate_per_channel"))
