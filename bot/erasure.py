@@ -160,12 +160,12 @@ def _scrub_history(work: Work, report: ErasureReport, lead_ids: set[int],
 
 def _scrub_messages(work: Work, report: ErasureReport, needles: set[str],
                     refs: list[str]) -> None:
-    stored = _stored(needles)
-    named = _mention(stored)
-    for row in queries.list_messages_mentioning(work.session, work.team_id, stored, refs):
+    named = _mention(needles)
+    for row in queries.list_messages_mentioning(work.session, work.team_id, _stored(needles),
+                                                refs):
         # the database's LIKE finds a needle inside a word too ("Ann" in "channel", any case
         # on SQLite): a message is the erased person's when it is about their lead or names them
-        mentions = bool(named.search(json.dumps(row.payload)))
+        mentions = _replace(row.payload, named) != row.payload
         about = (row.ref or "").startswith(tuple(refs))
         if row.state not in queries.FINISHED:
             report.messages_queued += mentions
@@ -180,9 +180,11 @@ def _stored(needles: set[str]) -> list[str]:
 
 
 def _mention(needles: Collection[str]) -> re.Pattern[str]:
-    """Any needle as a whole word, in any case: erasing "Ann" leaves "Annual" alone."""
+    """Any needle as a whole word, in any case: erasing "Ann" leaves "Annual" alone. Only
+    Latin letters and digits end a word: a name within Chinese or Japanese text, written
+    without spaces, is found too."""
     words = "|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)
+    return re.compile(rf"(?<![A-Za-z0-9_])(?:{words})(?![A-Za-z0-9_])", re.IGNORECASE)
 
 
 def _replace(value: Any, named: re.Pattern[str]) -> Any:

@@ -11,7 +11,9 @@ from sqlalchemy import inspect, select
 from bot.blocks import handoff as cards
 from bot.cli import main
 from bot.erasure import NotAnEmail, check_email, erase
+from bot.handoff.lifecycle import record
 from bot.metrics.answers import ask
+from bot.platform import outbox
 from storage.models import (
     ContentItem,
     ContentUse,
@@ -122,6 +124,21 @@ def test_a_short_name_is_erased_as_a_word_not_inside_others(services, app):
     assert "Joanna Annabel" in payloads(services) and '"channel"' in payloads(services)
     assert row(services, Lead, Lead.external_id == "L-4").name == "Joanna Annabel"
     assert report.messages_scrubbed == 2  # L-3's card in the channel and in its owner's DM
+
+
+def test_a_name_after_a_line_break_or_within_chinese_text_is_erased(services, app, clock):
+    new_lead(services, external_id="L-5", name="王小明", email="wang@example.com")
+    other = new_lead(services, external_id="L-6", name="Bo Park", email="bo@example.com")
+    with services.transaction() as s:
+        outbox.post(s, TEAM, "C0HANDOFF1", {"text": "Owner:\nwang@example.com"}, now=clock.now())
+        record(s, s.get(Lead, other), "noted", actor="test", at=clock.now(),
+               data={"note": "客户王小明说预算不够"})
+    services.sender.flush()
+    erase(services, "wang@example.com")
+    assert "wang@example.com" not in payloads(services)
+    with services.sessions.begin() as s:
+        notes = [e.data for e in s.scalars(select(LeadEvent).where(LeadEvent.kind == "noted"))]
+    assert notes == [{"note": "客户(erased)说预算不够"}]
 
 
 def test_a_dry_run_reports_the_same_and_changes_nothing(services, store):
