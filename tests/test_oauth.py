@@ -22,6 +22,7 @@ from bot.platform.installations import UNINSTALLED
 from bot.platform.runtime import build_services
 from bot.platform.scheduler import run_job
 from bot.platform.server import create_web_app
+from bot.surveys import runs
 from storage.db import make_engine
 from storage.models import SLACK_BOTS, Lead, OutboxMessage, Person, SurveyInvite, SurveyRun
 from tests.conftest import TEST_CONFIG, Inline
@@ -224,6 +225,27 @@ def test_the_survey_sweep_runs_once_and_opens_each_workspaces_run(config, clock,
                             .where(SurveyInvite.prompted_at.is_not(None))
                             .group_by(SurveyInvite.team_id)).all()
     assert dict(invited).keys() == {A, B} and sum(n for _, n in invited) == swept["prompted"]
+
+
+def test_one_workspaces_failing_survey_schedule_holds_up_no_other(config, clock, engine,
+                                                                   fake_slack, monkeypatch, caplog):
+    surveyed = parse_config({**TEST_CONFIG, "surveys": [SURVEY]}, "<tests>")
+    services, _, web = in_oauth_mode(surveyed, clock, engine, fake_slack)
+    install(web, fake_slack, A), install(web, fake_slack, B)
+    clock.set(datetime.fromisoformat("2026-11-30T10:00:00-05:00"))
+    opens = runs.open_scheduled
+
+    def broken_in_a(team, now):
+        if team.team_id == A:
+            raise RuntimeError("a bug in A's survey")
+        return opens(team, now)
+
+    monkeypatch.setattr(runs, "open_scheduled", broken_in_a)
+    swept = run_job(services, "surveys.sweep")
+    assert swept["opened"] == 1 and swept["prompted"] > 0  # B's run, and its prompts
+    assert f"surveys.sweep failed for workspace {A}" in caplog.text
+    with services.sessions.begin() as s:
+        assert s.scalars(select(SurveyRun.team_id)).all() == [B]
 
 
 def test_a_row_of_a_workspace_without_a_token_dies_unsent(oauth, fake_slack):

@@ -46,16 +46,20 @@ def run_job(services: Services, job_id: str) -> Any:
 
 
 def _run_for(job: Job, team: Services, now: datetime) -> Any:
-    """One workspace's run: its failure is logged (in one line when it is one of those) and
-    the other workspaces' runs go on."""
+    return apart(team, f"job {job.id}", lambda: job.run(team, now))
+
+
+def apart(team: Services, what: str, run: Callable[[], Any]) -> Any:
+    """One workspace's part of a job: its failure is logged (in one line when it is one of
+    those) and the other workspaces' parts go on (None)."""
     with logs.context(team_id=team.team_id):
         try:
-            return job.run(team, now)
+            return run()
         except Exception as exc:
             if (line := failures.one_line(exc, team.team_id)) is None:
-                log.exception("job %s failed for workspace %s", job.id, team.team_id)
+                log.exception("%s failed for workspace %s", what, team.team_id)
             else:
-                log.warning("job %s: %s; it runs again at its next firing", job.id, line)
+                log.warning("%s: %s; it runs again at its next firing", what, line)
             return None
 
 

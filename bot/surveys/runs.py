@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 from bot import home
 from bot.blocks import surveys as views
 from bot.handoff.directory import upsert_slack_user
-from bot.platform import logs, outbox
+from bot.platform import outbox
 from bot.platform.config import Config, Survey
+from bot.platform.scheduler import apart
 from bot.platform.work import Work
 from bot.sla.policies import calendar_for
 from bot.surveys.keys import prompt_ref, respondent_key
@@ -423,9 +424,8 @@ def sweep(services, now: datetime) -> dict[str, int]:
     """The job, once for all workspaces: open what each one's schedules fired, then prompt,
     remind and close what is due, each invite and run in its own workspace."""
     opened = []
-    for team in services.workspaces():
-        with logs.context(team_id=team.team_id):
-            opened += open_scheduled(team, now)
+    for team in services.workspaces():  # one workspace's failure holds up no other's
+        opened += apart(team, "surveys.sweep", lambda team=team: open_scheduled(team, now)) or []
     closed = close_due(services, now)
     return {"opened": len(opened), "prompted": send_prompts(services, now),
             "reminded": send_reminders(services, now), "closed": len(closed)}
