@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import pkgutil
 import re
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from bot.alignment.report import Report, build
 from bot.blocks import handoff as cards
 from bot.blocks.admin import ConfigVerdict
 from bot.blocks.handoff import CardView, SummaryLine, SummaryPage
-from bot.blocks.kit import section, unescape
+from bot.blocks.kit import json_clip, section, unescape
 from bot.blocks.leads import LeadLine
 from bot.blocks.surveys import PendingSurvey, PromptView, RunStatus
 from bot.digests.content import KPIS, DigestView
@@ -325,3 +326,11 @@ def test_every_command_echoes_hostile_words_literally(name, app, fake_slack, clo
     for kind, text in texts(sent):
         if kind == "mrkdwn":
             assert not TYPED_MARKUP.search(text), (name, text)
+
+
+@pytest.mark.parametrize("limit", [1, 7, 8, 40])
+def test_json_clip_fits_its_limit_or_stops_at_an_ellipsis(limit):
+    """A limit under the 8 characters of "…" as JSON once looped forever."""
+    clipped = json_clip("王" * 100, limit)
+    assert len(json.dumps(clipped)) <= limit or clipped == "…"
+    assert clipped.startswith("王") == (limit >= 14)  # '"\u738b\u2026"' is 14 long

@@ -58,8 +58,9 @@ def clip(text: str, limit: int) -> str:
 
 
 def json_clip(text: str, limit: int) -> str:
-    """Clipped so that its JSON (quotes, escapes, \\u sequences) is at most `limit` long."""
-    while (size := len(json.dumps(text))) > limit:
+    """Clipped so that its JSON (quotes, escapes, \\u sequences) is at most `limit` long
+    (or down to "…" alone, under a limit too small even for it)."""
+    while (size := len(json.dumps(text))) > limit and text != "…":
         text = clip(text, max(1, len(text) * limit // size - 1))
     return text
 
