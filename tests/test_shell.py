@@ -261,7 +261,8 @@ def test_run_imports_folder_reports_each_files_counts(tmp_path):
     drop.mkdir()
     (drop / "leads.csv").write_text("external_id,source,score\nL-1,webinar,50\nL-2,webinar,500\n")
     shell = make_shell(tmp_path, {**TEST_CONFIG, "imports": {"folder": str(drop)}}, check_slack_call)
-    run(shell, "run imports.folder")  # seen; imported once it is unchanged at the next scan
+    first = run(shell, "run imports.folder")  # seen; imported once unchanged at the next look
+    assert "no new files (a file is imported once it is unchanged" in first
     out = run(shell, "run imports.folder")
     assert "  imports.folder: leads.csv: 1 created, 0 updated, 1 rejected" in out, out
 

@@ -456,7 +456,8 @@ def _import_lines(result, local) -> list[str]:
     return [f"{name}: " + (summary.get("failed") or
                            f"{summary['created']} created, {summary['updated']} updated, "
                            f"{summary['rejected']} rejected")
-            for name, summary in result] or ["no new files"]
+            for name, summary in result] or \
+        ["no new files (a file is imported once it is unchanged since the previous look)"]
 
 
 JOB_REPORTS: dict[str, Callable[[Any, Callable[[datetime | None], str]], list[str]]] = {
