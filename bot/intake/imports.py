@@ -24,7 +24,7 @@ from bot.handoff.new_leads import show_bursts
 from bot.intake import csvfile
 from bot.intake.batches import Staged, refused_value, stage, store
 from bot.intake.ingest import IngestResult
-from bot.intake.records import MAX_BATCH, Checked, Rejection
+from bot.intake.records import ENTITIES, MAX_BATCH, Checked, Rejection
 from bot.platform import telemetry
 from bot.platform.services import Services
 from storage.bulk import gc_paused
@@ -41,8 +41,9 @@ FIRST_REJECTED = 10  # rejected rows a summary shows; all of them are in the rej
 # about twice as much a row as one of several thousand.
 IMPORT_BATCH = {"sqlite": MAX_BATCH, "postgresql": 5 * MAX_BATCH}
 MAX_TRIES = 6  # of a dropped file that fails for a passing reason: 1, 2, 4, … minutes apart
-# What a dropped file's name starts with: its entity (content_usage before content).
-ENTITIES = ("content_usage", "leads", "deals", "customers", "spend", "content")
+# What a dropped file's name starts with: its entity, the longest first (content_usage
+# before content).
+NAME_PREFIXES = tuple(sorted(ENTITIES, key=len, reverse=True))
 # The folder job's previous scan, by folder: each file's (size, mtime_ns), None for one
 # skipped. Kept in memory: a restarted process only waits one scan more.
 _last_scan: dict[Path, dict[Path, tuple[int, int] | None]] = {}
@@ -263,7 +264,7 @@ def _settled(folder: Path) -> list[tuple[Path, str]]:
     and so is anything else that is not a regular file."""
     before, seen, settled = _last_scan.get(folder, {}), {}, []
     for path in sorted(folder.glob("*.csv")):
-        entity = next((e for e in ENTITIES if path.name.startswith(e)), None)
+        entity = next((e for e in NAME_PREFIXES if path.name.startswith(e)), None)
         if entity is None or path.name.endswith(".rejected.csv"):
             continue
         try:
