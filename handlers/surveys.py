@@ -18,16 +18,19 @@ from handlers.clicks import answer_later, tell
 
 log = logging.getLogger(__name__)
 MALFORMED = views.note("That button is not one alignbot can read; nothing was recorded.")
+# "run:position" or "run:position:value", as the prompt's buttons write them: ASCII digits
+# only (int() would take "٣" and " 3", "²" would raise), short enough for a database integer.
+TOKEN = re.compile(r"([0-9]{1,18}):([0-9]{1,18})(?::([0-9]{1,18}))?")
 
 
 def register(app: App, services: Services) -> None:
     def taking(team_id: str, user: str, token: str, act: Callable) -> dict[str, Any] | None:
         """Run `act(work, prompt)` on the prompt `token` ("run:position[:...]") names;
         the private note to show when it was not taken."""
-        try:
-            run_id, position = (int(part) for part in token.split(":")[:2])
-        except ValueError:
+        parts = TOKEN.fullmatch(token)
+        if parts is None:
             return MALFORMED
+        run_id, position = int(parts[1]), int(parts[2])
         try:
             with services.work(team_id) as work:
                 act(work, answers.prompt(work, user, run_id, position))
@@ -36,8 +39,8 @@ def register(app: App, services: Services) -> None:
         return None
 
     def value_of(token: str) -> int | None:
-        last = token.rsplit(":", 1)[-1]
-        return int(last) if token.count(":") == 2 and last.isdigit() else None
+        parts = TOKEN.fullmatch(token)
+        return int(parts[3]) if parts and parts[3] else None
 
     def clicked(ack, body, action, context):
         ack()

@@ -285,10 +285,14 @@ def close_now(services, run):
         runs.close_run(work, queries.get_run(work.session, run.id), announce=False)
 
 
-def test_a_malformed_click_changes_nothing_and_says_so(app, services, fake_slack, clock):
+@pytest.mark.parametrize("token", ["not:a-token", "{run}:0:\u00b2", "{run}:0:\u0663", "{run}:0: 3",
+                                   "{run}:\u0660:3", "99999999999999999999:0:3", "{run}:0:3:4"])
+def test_a_malformed_click_changes_nothing_and_says_so(app, services, fake_slack, clock, token):
+    """Forged values (they need the signing secret) get the note, not an error: "²" and
+    "٣" pass str.isdigit(), int() takes "٣" and " 3", and 10²⁰ overflows a database integer."""
     run = start(services, clock)
     msg = prompt(fake_slack, "U0SALES01", run, 0)
-    msg.blocks[1]["elements"][0]["value"] = "not:a-token"
+    msg.blocks[1]["elements"][0]["value"] = token.format(run=run.id)
     click(app, fake_slack, msg, f"{views.ANSWER}.1", "U0SALES01", clock.now())
     assert stored(services, run) == []
     assert "not one alignbot can read" in notes(fake_slack, "U0SALES01")[0]
