@@ -23,7 +23,7 @@ from bot.platform.config import Secret
 from bot.platform.descriptor import Feature, Features
 from bot.platform.jobs import Job, every
 from bot.platform.scheduler import run_job
-from bot.platform.server import create_web_app
+from bot.platform.server import create_monitoring_app, create_web_app
 from bot.platform.services import Services
 from storage import db
 from storage.migrate import alembic_config
@@ -441,15 +441,23 @@ def test_not_ready_on_a_database_a_migration_behind(web, services):
                                         f"needs {head}: run `alignbot db upgrade`"}}
 
 
-def test_not_ready_without_a_database(services, app):
+def test_not_ready_without_a_database(services, app, caplog):
+    """The monitoring port says why; the public one (no --monitoring-port) only what kind
+    of error, as the driver's line names the database's host and user: the log has it."""
     down = db.make_engine("postgresql+psycopg://postgres:pw@127.0.0.1:1/x")
     away = dataclasses.replace(services, engine=down, sessions=db.make_sessionmaker(down))
-    resp = create_web_app(away, app).test_client().get("/readyz")
-    assert resp.status_code == 503
-    body = resp.get_json()
-    assert body["failed"] == "database" and set(body["checks"]) == {"database"}
-    assert body["checks"]["database"].startswith(
-        "cannot reach the database at postgresql+psycopg://postgres:***@127.0.0.1:1/x")
+    why = "cannot reach the database at postgresql+psycopg://postgres:***@127.0.0.1:1/x"
+    for web, said in ((create_monitoring_app(away), why),
+                      (create_web_app(away, app), "DatabaseUnreachable: see alignbot's log")):
+        caplog.clear()
+        resp = web.test_client().get("/readyz")
+        assert resp.status_code == 503
+        body = resp.get_json()
+        assert body["failed"] == "database" and set(body["checks"]) == {"database"}
+        assert body["checks"]["database"].startswith(said)
+        logged = [r.getMessage() for r in caplog.records if r.name == telemetry.__name__]
+        assert len(logged) == 1 and logged[0].startswith(f"/readyz: the database check failed: {why}")
+    assert "127.0.0.1" not in json.dumps(body)  # the public port's
 
 
 # ------------------------------------------------------------------ the worker's --port

@@ -85,7 +85,7 @@ def create_web_app(services: Services, bolt: App | None, *,
 
     _add_health(web, services, socket)
     if monitoring:
-        _add_monitoring(web, services)
+        _add_monitoring(web, services, public=True)
     return web
 
 
@@ -96,11 +96,11 @@ def create_monitoring_app(services: Services, *,
     --monitoring-port`)."""
     web = Flask("alignbot-monitoring")
     _add_health(web, services, socket)
-    _add_monitoring(web, services)
+    _add_monitoring(web, services, public=False)
     return web
 
 
-def _add_monitoring(web: Flask, services: Services) -> None:
+def _add_monitoring(web: Flask, services: Services, *, public: bool) -> None:
     metrics = telemetry.registry(services)
 
     @web.get("/metrics")
@@ -109,7 +109,7 @@ def _add_monitoring(web: Flask, services: Services) -> None:
 
     @web.get("/readyz")
     def readyz():
-        checks = telemetry.readiness(services)
+        checks = telemetry.readiness(services, public=public)
         failed = [name for name, verdict in checks.items() if verdict != "ok"]
         if failed:
             return jsonify(ok=False, failed=failed[0], checks=checks), 503

@@ -271,15 +271,19 @@ def registry(services: Services) -> CollectorRegistry:
 _head = functools.cache(head_revision)  # the migration scripts do not change while running
 
 
-def readiness(services: Services) -> dict[str, str]:
-    """Each check, "ok" or what is wrong, in order; the checks after a failed one are not run."""
+def readiness(services: Services, *, public: bool = False) -> dict[str, str]:
+    """Each check, "ok" or what is wrong, in order; the checks after a failed one are not run.
+    A check that raised is logged; on a `public` port its answer names only the error's kind,
+    as a driver's message may name the database's host and user."""
     checks: dict[str, str] = {}
     for name, check in (("database", _database), ("migrations", _migrations),
                         ("outbox", _outbox)):
         try:
             checks[name] = check(services) or "ok"
         except Exception as exc:  # noqa: BLE001 - the point of a check is to say so
-            checks[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("/readyz: the %s check failed: %s", name, said)
+            checks[name] = f"{type(exc).__name__}: see alignbot's log" if public else said
         if checks[name] != "ok":
             break
     return checks
