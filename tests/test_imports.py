@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import io
 import json
+import os
 import pickle
 import re
 import shutil
@@ -745,3 +746,34 @@ def test_a_file_renamed_into_place_is_imported_whole(services, tmp_path):
     assert scans(services, tmp_path, 1) == []  # seen
     assert [name for name, _ in scans(services, tmp_path, 1)] == ["leads.csv"]
     assert set(leads(services)) == {"L-1"}
+
+
+def test_a_settled_file_is_read_once_and_a_rewrite_with_the_same_size_and_time_is_new(
+        services, tmp_path, monkeypatch):
+    """The folder job reads a file's content to know it once, not at every minute's look;
+    a fix of the same size copied back with its old time (`cp -p`, `rsync -t`) is still
+    seen, by the change time no tool sets."""
+    path = write(tmp_path / "leads.csv", ["external_id", "source"], [["L-1", "webinar"]])
+    opened = []
+    real_open = csvfile.open_file
+    monkeypatch.setattr(csvfile, "open_file",
+                        lambda p, *a, **kw: opened.append(p.name) or real_open(p, *a, **kw))
+    assert [name for name, _ in scans(services, tmp_path, 5)] == ["leads.csv"]
+    assert opened == ["leads.csv", "leads.csv"]  # its digest, then its import: once each
+    times = path.stat()
+    path.write_bytes(path.read_bytes().replace(b"L-1", b"L-2"))
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert [name for name, _ in scans(services, tmp_path, 3)] == ["leads.csv"]
+    assert set(leads(services)) == {"L-1", "L-2"}
+
+
+def test_a_file_that_never_stops_changing_is_said_to_once(services, tmp_path, caplog):
+    path = tmp_path / "leads-log.csv"
+    path.write_text("external_id,source\n")
+    for n in range(imports.CHANGING_LOOKS + 5):
+        with path.open("a") as f:
+            f.write(f"L-{n},webinar\n")
+        assert scans(services, tmp_path, 1) == []
+    assert caplog.text.count(f"leads-log.csv has changed at each of the last "
+                             f"{imports.CHANGING_LOOKS} looks") == 1
+    assert [name for name, _ in scans(services, tmp_path, 2)] == ["leads-log.csv"]  # it stopped

@@ -15,7 +15,7 @@ import logging
 import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -44,9 +44,22 @@ MAX_TRIES = 6  # of a dropped file that fails for a passing reason: 1, 2, 4, …
 # What a dropped file's name starts with: its entity, the longest first (content_usage
 # before content).
 NAME_PREFIXES = tuple(sorted(ENTITIES, key=len, reverse=True))
-# The folder job's previous scan, by folder: each file's (size, mtime_ns), None for one
-# skipped. Kept in memory: a restarted process only waits one scan more.
-_last_scan: dict[Path, dict[Path, tuple[int, int] | None]] = {}
+# A file still changing after this many looks (a minute apart) is said to be, once.
+CHANGING_LOOKS = 30
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What the folder job saw of a file: its size and times (None: not a regular file),
+    how many looks in a row found it changed, and its digest once read at these times."""
+    stat: tuple[int, int, int] | None
+    changed: int = 0
+    digest: str | None = None
+
+
+# The folder job's previous scan, by folder: the files it held. Kept in memory: a restarted
+# process only waits one scan more and reads each file once again.
+_last_scan: dict[Path, dict[Path, _Look]] = {}
 
 
 @dataclass
@@ -235,11 +248,8 @@ def import_dropped(services: Services, folder: Path, now: datetime) -> list[tupl
     the files after it, and only regular files are read: a link is not followed."""
     done = []
     for path, entity in _settled(folder):
-        try:
-            with csvfile.open_file(path, "rb", regular_only=True) as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
-        except OSError as exc:  # not readable (yet): there is no content to know it by
-            log.warning("cannot read %s: %s", path.name, exc)
+        digest = _digest(folder, path)
+        if digest is None:
             continue
         with services.sessions.begin() as session:
             seen = get_imported_file(session, services.team_id, digest)
@@ -271,17 +281,38 @@ def _settled(folder: Path) -> list[tuple[Path, str]]:
             found = path.lstat()
         except OSError:  # gone since the folder was listed
             continue
+        last = before.get(path)
         if not stat.S_ISREG(found.st_mode):
-            seen[path] = None
-            if before.get(path, ()) is not None:  # said once, not every minute
+            seen[path] = _Look(None)
+            if last is None or last.stat is not None:  # said once, not every minute
                 log.warning("%s is not a regular file (%s): not imported", path.name,
                             _kind(found.st_mode))
             continue
-        seen[path] = found.st_size, found.st_mtime_ns
-        if before.get(path) == seen[path]:
+        current = found.st_size, found.st_mtime_ns, found.st_ctime_ns  # ctime: no tool sets it
+        if last is not None and last.stat == current:
+            seen[path] = last
             settled.append((path, entity))
+            continue
+        seen[path] = _Look(current, changed=last.changed + 1 if last else 0)
+        if seen[path].changed == CHANGING_LOOKS:
+            log.warning("%s has changed at each of the last %d looks, a minute apart: it is "
+                        "imported once it stops changing", path.name, CHANGING_LOOKS)
     _last_scan[folder] = seen
     return settled
+
+
+def _digest(folder: Path, path: Path) -> str | None:
+    """The file's SHA-256, read once while it stays as the last scan saw it; None if it
+    cannot be read (yet): there is no content to know it by."""
+    look = _last_scan[folder][path]
+    if look.digest is None:
+        try:
+            with csvfile.open_file(path, "rb", regular_only=True) as f:
+                look = _last_scan[folder][path] = replace(
+                    look, digest=hashlib.file_digest(f, "sha256").hexdigest())
+        except OSError as exc:
+            log.warning("cannot read %s: %s", path.name, exc)
+    return look.digest
 
 
 def _kind(mode: int) -> str:
