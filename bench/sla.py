@@ -63,9 +63,10 @@ def make_due(services, due: int, stages: list[str], skip: int = 0, now=NOW,
             stage = stages[i % len(stages)]
             routed, due_at = TIMES[stage]
             s.execute(update(Lead).where(Lead.id == lead_id)
-                      .values(routed_at=now + routed, sla_due_at=now + due_at))
+                      .values(routed_at=now + routed, assigned_at=now + routed,
+                              sla_due_at=now + due_at))
             s.execute(update(Nudge).where(Nudge.lead_id == lead_id, Nudge.state == "pending")
-                      .values(stage=stage, due_at=now - MINUTE, routed_at=now + routed))
+                      .values(stage=stage, due_at=now - MINUTE, assigned_at=now + routed))
     return lead_ids
 
 

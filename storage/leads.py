@@ -88,7 +88,7 @@ def list_leads(session: Session, team_id: str, statuses: tuple[str, ...], *,
     if owner_id is not None:
         where.append(Lead.owner_id == owner_id)
     if due_before is not None:
-        where += [Lead.sla_due_at < due_before, Lead.sla_met.is_(None)]
+        where += [Lead.sla_due_at < due_before, Lead.response_minutes.is_(None)]
     order = Lead.sla_due_at if due_before is not None or by_due else Lead.mql_at
     order = order.desc() if newest_first else order
     order = order.nulls_last() if by_due else order

@@ -92,8 +92,8 @@ class Lead(Base):
         # query by routing time uses its first two columns
         Index("ix_leads_team_routed_touch", "team_id", "routed_at", "first_touch_at",
               "response_minutes"),
-        # a capped person's load today: their own leads of today, not everyone's
-        Index("ix_leads_team_owner_routed", "team_id", "owner_id", "routed_at"),
+        # a capped person's load today: the leads given to them today, not everyone's
+        Index("ix_leads_team_owner_assigned", "team_id", "owner_id", "assigned_at"),
         # rejected_at first: "decided in the period" is (not rejected, accepted in it) or
         # (rejected in it), and both halves are then a range of this one index
         Index("ix_leads_team_decided", "team_id", "rejected_at", "accepted_at"),
@@ -122,7 +122,8 @@ class Lead(Base):
     # the time of every stage, kept on the row for fast metrics
     created_at: Mapped[datetime]
     mql_at: Mapped[datetime | None]
-    routed_at: Mapped[datetime | None]
+    routed_at: Mapped[datetime | None]  # its handoff to sales began: a reassignment keeps it
+    assigned_at: Mapped[datetime | None]  # its owner's since: the SLA clock and nudges run from it
     accepted_at: Mapped[datetime | None]
     rejected_at: Mapped[datetime | None]
     first_touch_at: Mapped[datetime | None]
@@ -131,7 +132,8 @@ class Lead(Base):
     recycled_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     source_updated_at: Mapped[datetime | None]  # the CRM's time of the update applied last
-    # the SLA as decided at routing, and its outcome at first touch or rejection
+    # the SLA as decided at routing (the owner's clock), and its outcome at first touch or
+    # rejection; a reassignment after the due time passed unanswered decides it missed
     sla_policy: Mapped[str | None] = mapped_column(String(64))
     sla_clock: Mapped[str | None] = mapped_column(String(16))
     sla_due_at: Mapped[datetime | None]
@@ -575,7 +577,7 @@ class Nudge(Base):
     A lead has one pending stage at a time: the first is written when the lead is routed,
     and each writes the next when the sweep first claims it (with a conditional UPDATE, so
     each is sent once). A first touch or a rejection cancels what is pending; a stage of an
-    earlier routing than the lead's (`routed_at`) is void when it fires."""
+    earlier owner's clock than the lead's (`assigned_at`) is void when it fires."""
 
     __tablename__ = "nudges"
     __table_args__ = (
@@ -588,9 +590,9 @@ class Nudge(Base):
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
     stage: Mapped[str] = mapped_column(String(16))  # card|remind|snooze|breach|escalate|reassign
     due_at: Mapped[datetime]
-    # the lead's routed_at when the stage was written: a reassignment made after a sweep
+    # the lead's assigned_at when the stage was written: a reassignment made after a sweep
     # claimed the stage (so its cancelling missed it) starts a new clock this one is not of
-    routed_at: Mapped[datetime | None]
+    assigned_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|cancelled
     held: Mapped[bool] = mapped_column(Boolean, default=False)  # moved to the recipient's next morning
     claimed_by: Mapped[str | None] = mapped_column(String(64))

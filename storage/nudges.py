@@ -13,9 +13,9 @@ from storage.models import Lead, Nudge
 
 
 def add_nudge(session: Session, lead: Lead, stage: str, due_at: datetime) -> None:
-    """A stage of the lead's current routing (see `Nudge.routed_at`)."""
+    """A stage of the lead's current owner's clock (see `Nudge.assigned_at`)."""
     bulk.add(session, Nudge, {"team_id": lead.team_id, "lead_id": lead.id, "stage": stage,
-                              "due_at": due_at, "routed_at": lead.routed_at, "state": "pending",
+                              "due_at": due_at, "assigned_at": lead.assigned_at, "state": "pending",
                               "held": False})
 
 
@@ -69,7 +69,7 @@ def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,
     """Claim up to `limit` due nudges in one conditional UPDATE, stamped `at` (when the claim
     is made: its lease runs from then): whichever sweep claims a nudge is its one sender. On PostgreSQL the candidates are locked with SKIP LOCKED, so
     concurrent sweeps take disjoint sets instead of waiting on each other; SQLite runs
-    one writer at a time. Light rows (id, lead_id, stage, due_at, held, routed_at), in due
+    one writer at a time. Light rows (id, lead_id, stage, due_at, held, assigned_at), in due
     order: the sweep only reads them, and nothing else changes a claimed nudge."""
     candidates = (select(Nudge.id).where(_claimable(now, stale_before))
                   .order_by(Nudge.due_at, Nudge.id).limit(limit))
@@ -79,7 +79,7 @@ def claim_due(session: Session, by: str, now: datetime, stale_before: datetime,
         update(Nudge).where(Nudge.id.in_(candidates), _claimable(now, stale_before))
         .values(state="sending", claimed_by=by, claimed_at=at)
         .returning(Nudge.id, Nudge.lead_id, Nudge.stage, Nudge.due_at, Nudge.held,
-                   Nudge.routed_at)
+                   Nudge.assigned_at)
         .execution_options(synchronize_session=False)).all()
     return sorted(rows, key=lambda r: (r.due_at, r.id))  # RETURNING keeps no order
 

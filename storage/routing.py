@@ -28,7 +28,7 @@ def count_routed_since(session: Session, team_id: str, owner_ids: list[int],
                        since: datetime) -> dict[int, int]:
     rows = session.execute(
         select(Lead.owner_id, func.count())
-        .where(Lead.team_id == team_id, Lead.owner_id.in_(owner_ids), Lead.routed_at >= since)
+        .where(Lead.team_id == team_id, Lead.owner_id.in_(owner_ids), Lead.assigned_at >= since)
         .group_by(Lead.owner_id))
     return dict(rows.all())
 

@@ -49,7 +49,8 @@ def _lead(ext: str, owner: Person | None, source: str, segment: str | None, regi
     """A lead that became MQL at `mql` and, unless `routed=False`, was routed at once."""
     return Lead(team_id=team_id, external_id=ext, owner_id=owner.id if owner else None,
                 source=source, segment=segment, region=region, status=status, created_at=mql,
-                mql_at=mql, routed_at=mql if routed else None, updated_at=mql, **stages)
+                mql_at=mql, routed_at=mql if routed else None,
+                assigned_at=mql if routed else None, updated_at=mql, **stages)
 
 
 def _leads(sam: Person, sue: Person, max_: Person) -> dict[str, Lead]:

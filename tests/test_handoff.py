@@ -439,7 +439,8 @@ def plans_of_each_lead_alone(services) -> dict:
         plans = {}
         for lead in s.scalars(select(Lead).order_by(Lead.id)):
             owner = s.get(Person, lead.owner_id)
-            alone = Lead(score=lead.score, source=lead.source, routed_at=lead.routed_at)
+            alone = Lead(score=lead.score, source=lead.source, routed_at=lead.routed_at,
+                         assigned_at=lead.assigned_at)
             sla.start(alone, services.config, owner, lead.routed_at)
             assert (lead.sla_policy, lead.sla_due_at) == (alone.sla_policy, alone.sla_due_at)
             alone.sla_due_at = lead.sla_due_at

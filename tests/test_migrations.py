@@ -129,9 +129,10 @@ def test_leads_left_waiting_before_retries_are_routed_by_the_first_sweep(tmp_pat
     upgrade(engine, "0012")  # an unassigned lead had nothing scheduled: it waited for ever
     now = clock.now()
     with Session(engine) as s, s.begin():
-        for lead_id, status in ((1, "new"), (2, "contacted")):
-            s.add(Lead(id=lead_id, team_id=TEAM, external_id=f"L-{lead_id}", source="webinar",
-                       status=status, created_at=now, mql_at=now, updated_at=now))
+        for lead_id, status in ((1, "new"), (2, "contacted")):  # the columns 0012 has
+            s.execute(insert(Lead).values(id=lead_id, team_id=TEAM, external_id=f"L-{lead_id}",
+                                          source="webinar", status=status, created_at=now,
+                                          mql_at=now, updated_at=now))
     upgrade(engine)
     with Session(engine) as s:
         assert s.execute(select(Nudge.lead_id, Nudge.stage, Nudge.state)).all() == [
@@ -221,5 +222,55 @@ def test_stages_still_to_fire_are_of_their_leads_routing_after_0027(engine, cloc
     finally:
         upgrade(engine)
     with Session(engine) as s:
-        routed = dict(s.execute(select(Nudge.stage, Nudge.routed_at)).all())
+        routed = dict(s.execute(select(Nudge.stage, Nudge.assigned_at)).all())  # renamed in 0028
     assert routed == {"card": None, "remind": now, "breach": now}
+
+
+def test_a_lead_reassigned_before_0028_waits_from_its_handoff_after_it(engine, clock):
+    """Its routed_at was its last owner's: it goes back to its handoff's first routing (not
+    one before a rejection), and its response time grows by as much."""
+    from datetime import timedelta
+
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import Lead, LeadEvent, MetricRefresh, Nudge
+
+    t0, hour = clock.now(), timedelta(hours=1)
+    command.downgrade(alembic_config(engine), "0027")
+    try:
+        with Session(engine) as s, s.begin():
+            s.add(MetricRefresh(team_id="T1", first_day=t0.date(), last_day=t0.date(),
+                                as_of=t0))
+            for lead_id, kinds, minutes in ((1, ("routed", "routed", "routed"), 30.0),
+                                            (2, ("routed", "rejected", "routed", "routed"), None),
+                                            (3, ("routed",), 5.0)):
+                last = t0 + (len(kinds) - 1) * hour
+                s.execute(insert(Lead).values(
+                    id=lead_id, team_id="T1", external_id=f"L-{lead_id}", source="webinar",
+                    status="routed", created_at=t0, mql_at=t0, routed_at=last, updated_at=last,
+                    response_minutes=minutes))
+                s.execute(insert(LeadEvent), [{"team_id": "T1", "lead_id": lead_id, "kind": kind,
+                                               "to_status": kind, "actor": "x", "at": t0 + i * hour}
+                                              for i, kind in enumerate(kinds)])
+            s.execute(insert(Nudge).values(team_id="T1", lead_id=3, stage="remind", due_at=t0,
+                                           state="pending", held=False))
+    finally:
+        upgrade(engine)
+    with Session(engine) as s:
+        rows = s.execute(select(Lead.id, Lead.routed_at, Lead.assigned_at, Lead.response_minutes)
+                         .order_by(Lead.id)).all()
+        assert [tuple(r) for r in rows] == [
+            (1, t0, t0 + 2 * hour, 30.0 + 120), (2, t0 + 2 * hour, t0 + 3 * hour, None),
+            (3, t0, t0, 5.0)]
+        assert s.scalars(select(MetricRefresh)).all() == []  # days moved: a full refresh
+    command.downgrade(alembic_config(engine), "0027")
+    try:
+        with Session(engine) as s:
+            back = s.execute(select(Lead.__table__.c.id, Lead.__table__.c.routed_at,
+                                    Lead.__table__.c.response_minutes).order_by("id")).all()
+            assert [tuple(r) for r in back] == [(1, t0 + 2 * hour, 30.0), (2, t0 + 3 * hour, None),
+                                                (3, t0, 5.0)]
+    finally:
+        upgrade(engine)

@@ -12,11 +12,14 @@ from sqlalchemy import select, update
 
 from bot.blocks import handoff as cards
 from bot.blocks import sla as views
+from bot.handoff import lifecycle
+from bot.handoff.new_leads import assign
+from bot.sla import policies as sla
 from bot.sla.nudges import BATCH, sweep
 from storage.db import make_sessionmaker
 from storage.leads import list_events
 from storage.models import HandoffBurst, Lead, Nudge, OutboxMessage, Person
-from tests.slack import click
+from tests.slack import TEAM, click
 from tests.test_handoff import card, listed_ids, new_lead
 
 
@@ -692,3 +695,73 @@ def test_a_burst_begun_in_a_sweep_batch_leaves_its_reassignments_standing(servic
         assert set(s.scalars(select(Lead.status).where(Lead.external_id.like("W-%")))) == {"routed"}
         assert set(s.scalars(select(Nudge.state).where(Nudge.stage.in_(("reassign", "route"))))) \
             == {"sent"}
+
+
+# ------------------------------------------------------------------ a reassigned lead's SLA
+
+
+def day_of(services, key, day):
+    """The metric over the UTC day."""
+    from bot.metrics.registry import compute
+    with services.sessions() as s:
+        return compute(s, TEAM, key, day, day + timedelta(days=1), now=day + timedelta(days=1))[0]
+
+
+def test_a_lead_reassigned_after_its_breach_stays_breached_and_waits_from_its_handoff(
+        app, services, fake_slack, clock):
+    """Routed 09:00 New York, due 13:00, reassigned 14:00: the new owner's clock (their
+    reminder, their due time) starts then, but the lead was missed, and its response time
+    is how long it waited since 09:00, on its first routing's day."""
+    with_stages(services, reassign_after=timedelta(hours=1))
+    in_new_york(services)
+    new_lead(services)  # Tuesday 09:00 New York
+    routed = clock.now()
+    run_until(services, clock, datetime(2026, 11, 24, 19, 0, tzinfo=UTC))  # 14:00: reassigned
+    with services.sessions.begin() as s:
+        row = s.scalars(select(Lead)).one()
+        assert s.get(Person, row.owner_id).slack_id == "U0SALES02"
+        assert (row.routed_at, row.assigned_at, row.sla_met) == (routed, clock.now(), False)
+        assert row.sla_due_at > clock.now()  # the new owner's own due time
+    run_until(services, clock, datetime(2026, 11, 24, 21, 10, tzinfo=UTC))  # 16:10
+    assert sum("Reminder" in t for t in texts(fake_slack, "U0SALES02")) == 1  # their clock
+    click(app, fake_slack, card(fake_slack), cards.FIRST_TOUCH, "U0SALES02", clock.now())
+    with services.sessions.begin() as s:
+        row = s.scalars(select(Lead)).one()
+        assert (row.sla_met, row.response_minutes) == (False, 7 * 60 + 10)
+    tuesday = datetime(2026, 11, 24, tzinfo=UTC)
+    assert day_of(services, "sla_compliance", tuesday) == 0.0
+    assert day_of(services, "response_time", tuesday) == 7 * 60 + 10
+    assert day_of(services, "leads_routed", tuesday) == 1
+
+
+def test_a_lead_reassigned_in_time_is_met_by_its_new_owners_clock(app, services, fake_slack,
+                                                                 clock):
+    in_new_york(services)
+    new_lead(services)  # Tuesday 09:00 New York, due 13:00
+    clock.advance(timedelta(hours=2))
+    click(app, fake_slack, card(fake_slack), cards.REASSIGN, "U0SALES01", clock.now(),
+          selected_user="U0SALES02")
+    run_until(services, clock, datetime(2026, 11, 24, 18, 30, tzinfo=UTC))  # 13:30: not due
+    assert not any("breached" in t for t in texts(fake_slack, "U0SALES02"))
+    click(app, fake_slack, card(fake_slack), cards.FIRST_TOUCH, "U0SALES02", clock.now())
+    with services.sessions.begin() as s:
+        row = s.scalars(select(Lead)).one()
+        assert (row.sla_met, row.response_minutes) == (True, 4 * 60 + 30)
+
+
+def test_a_lead_routed_again_after_a_rejection_is_a_new_handoff(app, services, fake_slack, clock):
+    in_new_york(services)
+    new_lead(services)
+    clock.advance(timedelta(days=1))  # missed, then rejected: a late response
+    with services.work() as w:
+        row = w.session.scalars(select(Lead)).one()
+        lifecycle.transition(w.session, row, "rejected", actor="U0SALES01", at=w.now,
+                             data={"reason": "not_ready"})
+        sla.close_clock(w, row, None)
+        assert row.sla_met is False
+    clock.advance(timedelta(hours=1))
+    with services.work() as w:
+        row = w.session.scalars(select(Lead)).one()
+        assign(w, row, w.session.scalars(select(Person).where(Person.slack_id == "U0SALES02"))
+               .one(), actor="U0SALESMG1", data={})
+        assert (row.routed_at, row.assigned_at, row.sla_met) == (w.now, w.now, None)

@@ -131,7 +131,7 @@ def lead_json(services: Services, external_id: str) -> dict[str, Any] | None:
             "owner_email": owner.email if owner else lead.owner_email,
             "rejection_reason": lead.rejection_reason, "rejection_note": lead.rejection_note,
             "stages": {k: _iso(getattr(lead, k)) for k in (
-                "created_at", "mql_at", "routed_at", "accepted_at", "rejected_at",
+                "created_at", "mql_at", "routed_at", "assigned_at", "accepted_at", "rejected_at",
                 "first_touch_at", "qualified_at", "closed_at", "recycled_at")},
             "sla": block,
             "events": [{"at": _iso(e.at), "kind": e.kind, "from": e.from_status,

@@ -30,6 +30,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "rejected": frozenset({"routed", "recycled"}),
     "recycled": frozenset({"routed"}),
 }
+# Routed again from these, a lead is reassigned: the same handoff, another owner.
+REASSIGNED_FROM = ("routed", "accepted")
 # The timestamp column each status stamps on the lead.
 STAMP = {"routed": "routed_at", "accepted": "accepted_at", "contacted": "first_touch_at",
          "qualified": "qualified_at", "won": "closed_at", "lost": "closed_at",
@@ -73,7 +75,9 @@ def transition(session: Session, lead: Lead, to: str, *, actor: str, at: datetim
         lead.rejected_at = lead.rejection_reason = lead.rejection_note = None
     if before == "new" and lead.sla_policy == UNASSIGNED:  # its wait for an owner is over
         lead.sla_policy = lead.sla_clock = lead.sla_due_at = None
-    if to in STAMP:
+    if to == "routed":  # the owner's clock starts; a reassignment keeps the handoff's start
+        lead.assigned_at = at
+    if to in STAMP and not (to == "routed" and before in REASSIGNED_FROM):
         setattr(lead, STAMP[to], at)
     lead.status = to
     lead.updated_at = at

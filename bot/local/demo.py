@@ -252,7 +252,7 @@ def _walk(rng, lead, owner, calendar, config, now, events) -> None:
     routed = lead["mql_at"] + timedelta(minutes=rng.uniform(0.2, 3))
     if not step("routed", routed, "system", owner=actor):
         return
-    lead["routed_at"] = routed
+    lead["routed_at"] = lead["assigned_at"] = routed
     lead["sla_policy"], lead["sla_clock"] = ("hot", "wall") if hot else ("standard", "business")
     lead["sla_due_at"] = routed + timedelta(minutes=15) if hot else \
         calendar.add_business_minutes(routed, 240)

@@ -267,11 +267,11 @@ def _applies(batch: Batch, nudge, lead: Lead | None) -> bool:
     """The stage still has something to do: its lead waits for an owner (the queue's
     stages) or for a first touch (the others), and nobody has routed it since the stage was
     written (this sweep, or someone after the sweep claimed it)."""
-    if lead is None or lead.id in batch.rerouted_ids or nudge.routed_at != lead.routed_at:
+    if lead is None or lead.id in batch.rerouted_ids or nudge.assigned_at != lead.assigned_at:
         return False
     if nudge.stage in (sla.ROUTE, sla.ESCALATE_UNASSIGNED):
         return lead.status == sla.WAITING
-    return lead.status in sla.OPEN and lead.sla_met is None
+    return lead.status in sla.OPEN and lead.response_minutes is None
 
 
 def _card(batch: Batch, lead: Lead, owner: Person | None) -> None:

@@ -2,6 +2,9 @@
 
 The clock starts at routing and stops at the first touch or a rejection (a
 decision is a response); the lead is met when that happened by the due time.
+A reassignment starts the new owner's clock (their nudges, their due time), but the
+handoff's response time still runs from its first routing, and one reassigned after
+its due time passed unanswered stays missed.
 A lead nobody could take has a clock of its own (`wait_clock`), so it is never left
 unseen: it is escalated when it has waited `[routing] unassigned_within`; routing it
 replaces that clock with its policy's, started then.
@@ -62,14 +65,23 @@ def _clock(lead: Lead, policy: SlaPolicy | None, due: datetime | None) -> None:
 
 
 def stop(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None:
-    """Record the response: wall-clock and business minutes since routing, and whether met."""
-    if lead.routed_at is None or lead.sla_met is not None:
+    """Record the response: wall-clock and business minutes since the handoff began (its
+    first routing), and whether met (by the owner's due time, unless missed before)."""
+    if lead.routed_at is None or lead.response_minutes is not None:
         return
     lead.response_minutes = round((at - lead.routed_at).total_seconds() / 60, 2)
     lead.business_minutes = round(calendar_for(config, owner)
                                   .business_minutes_between(lead.routed_at, at), 2)
-    if lead.sla_due_at is not None:
+    if lead.sla_due_at is not None and lead.sla_met is None:
         lead.sla_met = at <= lead.sla_due_at
+
+
+def _missed(lead: Lead, at: datetime) -> bool:
+    """Whether a lead routed at `at` is reassigned (its handoff began before) after its SLA
+    was missed: its due time passed with no response, or it was missed at an earlier one."""
+    if lead.routed_at is None or lead.routed_at >= at or lead.response_minutes is not None:
+        return False
+    return lead.sla_met is False or (lead.sla_due_at is not None and lead.sla_due_at <= at)
 
 
 Plan = tuple[datetime | None, tuple[str, datetime] | None]  # the due time, the first nudge
@@ -84,7 +96,8 @@ def open_clock(work: Work, lead: Lead, owner: Person | None, *, rerouted: bool,
     if rerouted:
         cancel_pending(session, lead.id)
     hours = (owner.timezone, owner.working_hours) if owner else None  # the calendar's own
-    key = (policy := policy_for(config, lead), hours, at, lead.routed_at)
+    key = (policy := policy_for(config, lead), hours, at)
+    missed = _missed(lead, at)
     if plans is None or (plan := plans.get(key)) is None:
         start(lead, config, owner, at)
         upcoming = stages(lead, config, owner)
@@ -93,6 +106,8 @@ def open_clock(work: Work, lead: Lead, owner: Person | None, *, rerouted: bool,
             plans[key] = plan
     else:
         _clock(lead, policy, plan[0])
+    if missed:
+        lead.sla_met = False
     if (first := plan[1]) is not None:
         add_nudge(session, lead, *first)
 
@@ -102,21 +117,21 @@ def stages(lead: Lead, config: Config, owner: Person | None) -> list[tuple[str, 
     moments its card changes state ("card": due soon, and due when no breach notice is sent
     — the breach notice refreshes the card itself)."""
     policy = policy_for(config, lead)
-    if policy is None or lead.sla_due_at is None or lead.routed_at is None:
+    if policy is None or lead.sla_due_at is None or lead.assigned_at is None:
         return []
     business_remind = policy.remind_at > 0 and policy.clock != "wall"
     return list(_stages(policy, calendar_for(config, owner) if business_remind else None,
-                        lead.routed_at, lead.sla_due_at))
+                        lead.assigned_at, lead.sla_due_at))
 
 
 @lru_cache(maxsize=1024)  # a batch routed at one instant has a handful of distinct plans
-def _stages(policy: SlaPolicy, calendar: Calendar | None, routed_at: datetime,
+def _stages(policy: SlaPolicy, calendar: Calendar | None, assigned_at: datetime,
             due: datetime) -> tuple[tuple[str, datetime], ...]:
-    found = [("card", due - (due - routed_at) * DUE_SOON_SHARE)]
+    found = [("card", due - (due - assigned_at) * DUE_SOON_SHARE)]
     if policy.remind_at > 0:
         share = policy.respond_within * policy.remind_at
-        found.append(("remind", routed_at + share if calendar is None else
-                      calendar.add_business_minutes(routed_at, share.total_seconds() / 60)))
+        found.append(("remind", assigned_at + share if calendar is None else
+                      calendar.add_business_minutes(assigned_at, share.total_seconds() / 60)))
     found.append(("breach" if policy.breach_notice else "card", due))
     if policy.escalate_after:
         found.append(("escalate", due + policy.escalate_after))
@@ -168,7 +183,7 @@ def state(lead: Lead, now: datetime) -> str | None:
     waiting for an owner is on track until it is due one, then breached."""
     if lead.sla_due_at is None:
         return None
-    if lead.routed_at is None:
+    if lead.assigned_at is None:
         if lead.status != WAITING or lead.sla_policy != UNASSIGNED:
             return None
         return "breached" if now >= lead.sla_due_at else "on_track"
@@ -176,6 +191,6 @@ def state(lead: Lead, now: datetime) -> str | None:
         return "met" if lead.sla_met else "breached"
     if now >= lead.sla_due_at:  # the breach notice goes out at the due time itself
         return "breached"
-    window = (lead.sla_due_at - lead.routed_at).total_seconds()
+    window = (lead.sla_due_at - lead.assigned_at).total_seconds()
     left = (lead.sla_due_at - now).total_seconds()
     return "due_soon" if left <= window * DUE_SOON_SHARE else "on_track"
