@@ -12,9 +12,10 @@ AT = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # Tuesday 09:00 in New York
 
 
 def make_shell(tmp_path, config_data, check, *, at: datetime = AT, user: str = "U0SALES01",
-               demo: bool = False) -> Shell:
+               demo: bool = False, db_url: str | None = None) -> Shell:
     out = io.StringIO()
-    shell = build_shell(parse_config(config_data), db_url=f"sqlite:///{tmp_path / 'shell.db'}",
+    db_url = db_url or f"sqlite:///{tmp_path / 'shell.db'}"
+    shell = build_shell(parse_config(config_data), db_url=db_url,
                         at=at, user=user, out=out, check=check, demo=demo)
     shell.output = out
     return shell

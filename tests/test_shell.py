@@ -110,6 +110,28 @@ def test_as_accepts_names_and_emails(shell):
     assert "U0MKTG01" in run(shell, "as Mia")
 
 
+def test_a_second_session_on_the_same_store_answers_its_mentions_and_reactions(tmp_path, engine):
+    """The store remembers processed event ids for days: a new session (even at the same
+    --at) must not send ids the last one sent, or its events are taken for redeliveries."""
+    url = engine.url.render_as_string(hide_password=False)
+    reactions, answered = [], []
+    for _ in range(2):
+        shell = make_shell(tmp_path, TEST_CONFIG, check_slack_call, db_url=url)
+
+        @shell.app.middleware  # after the redelivery check, before the survey listener
+        def reacted(body, next):  # noqa: A002 - Bolt injects by this name
+            if (body.get("event") or {}).get("type") == "reaction_added":
+                reactions.append(body["event_id"])
+            return next()
+
+        post_card(shell)
+        out = run(shell, "react three 1", "@alignbot hi")
+        answered.append("Hi @Sam Sales!" in out)
+        shell.services.engine.dispose()
+    assert answered == [True, True]
+    assert len(reactions) == 2 and reactions[0] != reactions[1]
+
+
 def test_cli_shell_reads_a_script_from_stdin(tmp_path):
     env = {**os.environ, "ALIGNBOT_CONFIG": str(tmp_path / "none.toml")}
     result = subprocess.run(

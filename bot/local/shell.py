@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import secrets
 import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -70,10 +71,14 @@ class ShellState:
 
 class Shell:
     def __init__(self, services: Services, app: App, after_ack: AfterAck, fake: FakeSlack,
-                 clock: FakeClock, user: str, out: TextIO = sys.stdout):
+                 clock: FakeClock, user: str, out: TextIO = sys.stdout,
+                 session: str | None = None):
         self.services, self.app, self.fake, self.clock, self.out = services, app, fake, clock, out
         self.after_ack = after_ack  # what the app leaves until its ack is shown
         self.state = ShellState(user=user, last_tick=clock.now())
+        # in the ids of the events this session sends: the store remembers processed event
+        # ids for days, and another session on it (even at the same --at) must not repeat one
+        self.session = session or secrets.token_hex(5).upper()
         self._seq = 0
         self._console: Any = None  # a tick's progress bar's, while it shows
         fake.on_change = self._show
@@ -196,13 +201,14 @@ class Shell:
         self._send_event({
             "type": "app_mention", "user": self.state.user, "team": self.services.team_id,
             "text": f"<@{self.fake.bot_user}> {line.partition(' ')[2]}", "channel": self.channel,
-            "client_msg_id": f"local-{self._seq}", "ts": ts, "event_ts": ts,
+            "client_msg_id": f"local-{self.session}-{self._seq}", "ts": ts, "event_ts": ts,
         })
 
     def _send_event(self, event: dict[str, Any]) -> None:
         self._seq += 1
         body = {"token": "local", "team_id": self.services.team_id, "api_app_id": "A0LOCAL",
-                "event": event, "type": "event_callback", "event_id": f"Ev0LOCAL{self._seq:06d}",
+                "event": event, "type": "event_callback",
+                "event_id": f"Ev0LOCAL{self.session}{self._seq:06d}",
                 "event_time": int(self.clock.now().timestamp()),
                 "authorizations": [{"team_id": self.services.team_id,
                                     "user_id": self.fake.bot_user, "is_bot": True}]}
