@@ -47,6 +47,12 @@ def list_first_posts(session: Session, team_id: str, refs: list[str]) -> dict[st
     return first
 
 
+def list_posted_ts(session: Session, team_id: str) -> list[str]:
+    """The Slack ts of every message of the workspace's outbox that was posted."""
+    return list(session.scalars(select(OutboxMessage.ts).distinct().where(
+        OutboxMessage.team_id == team_id, OutboxMessage.ts.is_not(None))))
+
+
 def list_due(session: Session, now: datetime, stale_before: datetime, limit: int,
              after_id: int = 0) -> list[OutboxMessage]:
     """Pending rows that are due, and rows whose sender vanished mid-claim, by id after `after_id`,

@@ -11,11 +11,14 @@ import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import select
+
 from bot.blocks.kit import actions, button, message, section
 from bot.features import FEATURES
 from bot.local.shell import JOB_REPORTS, PROMPT, report_lines
 from bot.metrics import snapshots
 from bot.platform import outbox
+from storage.models import OutboxMessage
 from tests.conftest import TEST_CONFIG, check_slack_call
 from tests.shelltools import make_shell, run
 
@@ -130,6 +133,25 @@ def test_a_second_session_on_the_same_store_answers_its_mentions_and_reactions(t
         shell.services.engine.dispose()
     assert answered == [True, True]
     assert len(reactions) == 2 and reactions[0] != reactions[1]
+
+
+def test_a_second_session_at_the_same_time_does_not_reuse_a_stored_ts(tmp_path, engine):
+    """The outbox keeps the ts of an earlier session's card to edit it later: a message of
+    a later session at the same clock second must not get that ts, or the edit lands on it."""
+    url = engine.url.render_as_string(hide_password=False)
+    first = make_shell(tmp_path, TEST_CONFIG, check_slack_call, db_url=url)
+    post_card(first, "Lead L-1: Acme")
+    first.services.engine.dispose()
+    second = make_shell(tmp_path, TEST_CONFIG, check_slack_call, db_url=url)
+    post_card(second, "Lead L-2: Beta")
+    with second.services.transaction() as session:
+        card = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).first()
+        outbox.revise(session, card.id, "C0HANDOFF1", {"text": "Lead L-1: Acme, edited"},
+                      now=second.clock.now())
+    second.flush()
+    second.services.engine.dispose()
+    assert second.fake.message(1).text == "Lead L-2: Beta"
+    assert second.fake.message(1).ts != card.ts
 
 
 def test_cli_shell_reads_a_script_from_stdin(tmp_path):

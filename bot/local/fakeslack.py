@@ -371,10 +371,19 @@ class FakeSlack:
 
     # -- helpers
 
-    def _new_message(self, channel: str, args: dict[str, Any], ephemeral_to: str | None = None):
+    def new_ts(self) -> str:
+        """A message ts no other message of this fake has: the clock's second, a counter."""
         seconds = int(self.clock.now().timestamp()) if self.clock else 1700000000
+        return f"{seconds}.{next(self._ts):06d}"
+
+    def number_ts_from(self, first: int) -> None:
+        """Count the ts of new messages from `first`: past those a store already holds from
+        an earlier fake, which a later clock may reach the same second as."""
+        self._ts = itertools.count(first)
+
+    def _new_message(self, channel: str, args: dict[str, Any], ephemeral_to: str | None = None):
         msg = Message(number=len(self.messages) + 1, channel=channel,
-                      ts=f"{seconds}.{next(self._ts):06d}", text=args.get("text") or "",
+                      ts=self.new_ts(), text=args.get("text") or "",
                       blocks=_blocks(args.get("blocks")), thread_ts=args.get("thread_ts"),
                       ephemeral_to=ephemeral_to, metadata=_json(args.get("metadata")) or None)
         self.messages.append(msg)

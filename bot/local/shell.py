@@ -197,7 +197,7 @@ class Shell:
     def mention(self, line: str) -> None:
         """`@alignbot <text>`: a message in the channel that mentions the bot."""
         self._seq += 1
-        ts = f"{int(self.clock.now().timestamp())}.{self._seq:06d}"  # unique: its own thread
+        ts = self.fake.new_ts()  # a message of the channel's: its own thread
         self._send_event({
             "type": "app_mention", "user": self.state.user, "team": self.services.team_id,
             "text": f"<@{self.fake.bot_user}> {line.partition(' ')[2]}", "channel": self.channel,
@@ -573,6 +573,7 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
     fake = FakeSlack(team_id=SHELL_TEAM, check=check, clock=clock)
     services = build_services(config, Secrets(), clock, engine=engine, slack=fake.client(),
                               team_id=SHELL_TEAM)
+    _number_ts_past_the_stored(services, fake)
     if demo:
         _load_demo(services, out)
     _introduce_people(services, fake)
@@ -583,6 +584,16 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
     if first not in fake.users:
         fake.add_user(first, "Local User", tz=config.workspace.timezone)
     return Shell(services, app, after_ack, fake, clock, first, out)
+
+
+def _number_ts_past_the_stored(services: Services, fake: FakeSlack) -> None:
+    """The store keeps the ts of what earlier sessions posted (to update those messages):
+    a new message's must be none of them, even when the clock is at the same second again."""
+    from storage.outbox import list_posted_ts
+
+    with services.sessions.begin() as session:
+        stored = list_posted_ts(session, services.team_id)
+    fake.number_ts_from(1 + max((int(ts.partition(".")[2] or 0) for ts in stored), default=0))
 
 
 def _load_demo(services: Services, out: TextIO) -> None:
