@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     shell = sub.add_parser("shell", help="the local console: same app, fake Slack, movable clock")
     shell.add_argument("--demo", action="store_true", help="fill the store with generated demo data")
     shell.add_argument("--at", type=_aware, help="start the clock here (ISO time with offset)")
-    shell.add_argument("--as", dest="user", help="act as this Slack user id")
+    shell.add_argument("--as", dest="user",
+                       help="act as this person: Slack id, email or name, as the `as` line")
     shell.add_argument("--db", default=None, help="database URL (default: sqlite:///alignbot-shell.db)")
     shell.set_defaults(func=cmd_shell)
 
@@ -530,7 +531,7 @@ def cmd_manifest(args) -> int:
 
 
 def cmd_shell(args) -> int:
-    from bot.local.shell import SHELL_DB, build_shell
+    from bot.local.shell import SHELL_DB, ShellError, build_shell
     from bot.platform.config import Config
     from storage.db import DEFAULT_URL
 
@@ -546,7 +547,11 @@ def cmd_shell(args) -> int:
     logging.getLogger("bot.platform.telemetry").setLevel(logging.WARNING)  # no access log here
     print(f"The shell's store: {db_url} (its own; `alignbot run` uses DATABASE_URL, "
           f"default {DEFAULT_URL}).")
-    shell = build_shell(config, db_url=db_url, at=at, user=args.user, demo=args.demo)
+    try:
+        shell = build_shell(config, db_url=db_url, at=at, user=args.user, demo=args.demo)
+    except ShellError as exc:  # --as naming nobody, or several people
+        print(f"alignbot: --as: {exc}", file=sys.stderr)
+        return 2
     interactive = sys.stdin.isatty()
     shell.say("alignbot shell — type `help` for the lines you can use, `/align help` for commands.")
     shell.time([])

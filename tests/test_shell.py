@@ -11,11 +11,12 @@ import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from bot.blocks.kit import actions, button, message, section
 from bot.features import FEATURES
-from bot.local.shell import JOB_REPORTS, PROMPT, report_lines
+from bot.local.shell import JOB_REPORTS, PROMPT, ShellError, report_lines
 from bot.metrics import snapshots
 from bot.platform import outbox
 from storage.models import OutboxMessage
@@ -111,6 +112,40 @@ def test_bad_lines_get_a_hint_and_the_shell_goes_on(shell):
 def test_as_accepts_names_and_emails(shell):
     assert "U0SALESMG1" in run(shell, "as max@example.com")
     assert "U0MKTG01" in run(shell, "as Mia")
+
+
+def test_as_refuses_a_first_name_several_people_share(shell):
+    shell.fake.add_user("U0SUE002", "Sue Other")
+    out = run(shell, "as Sue", "as Sue Other")
+    assert "'Sue' is several people: U0SALES02 (Sue Sales), U0SUE002 (Sue Other)" in out
+    assert "you are U0SUE002 (Sue Other)" in out  # the full name is one of them
+
+
+def test_shell_as_takes_a_name_or_email_as_the_as_line_does(tmp_path):
+    def whoami(who: str) -> str:
+        return run(make_shell(tmp_path, TEST_CONFIG, check_slack_call, user=who), "whoami")
+
+    assert "you are U0MKTG01 (Mia)" in whoami("Mia")
+    assert "you are U0SALES02 (Sue Sales)" in whoami("sue")
+    assert "you are U0SALESMG1 (Max Manager)" in whoami("max@example.com")
+    assert "you are U0NEW01 (Local User)" in whoami("U0NEW01")  # an id nobody has yet
+    with pytest.raises(ShellError, match="nobody called 'Zed'"):
+        whoami("Zed")
+
+
+def test_cli_shell_as_a_name_that_is_several_people_or_nobody_stops(tmp_path):
+    env = {**os.environ, "ALIGNBOT_CONFIG": str(tmp_path / "alignbot.toml")}
+    (tmp_path / "alignbot.toml").write_text("".join(
+        f'[[people]]\nslack_id = "{uid}"\nrole = "sales"\nname = "{name}"\n'
+        for uid, name in (("U0SALES02", "Priya Shah"), ("U0SALES03", "Priya Nair"))))
+    for who, error in (("Priya", "'Priya' is several people: U0SALES02 (Priya Shah), "
+                                 "U0SALES03 (Priya Nair)"), ("Zed", "nobody called 'Zed'")):
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "shell", "--at", "2026-11-24T09:00-05:00",
+             "--db", f"sqlite:///{tmp_path / 's.db'}", "--as", who],
+            input="", capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+        assert result.returncode == 2 and error in result.stderr, result.stderr
+        assert "you are" not in result.stdout
 
 
 def test_a_second_session_on_the_same_store_answers_its_mentions_and_reactions(tmp_path, engine):

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 PROMPT = "alignbot> "
 DATE_TOKEN = re.compile(r"<!date\^(\d+)\^[^|>]*(?:\|[^>]*)?>")
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
+SLACK_ID = re.compile(r"[UW][A-Z0-9]+")  # a user id: one --as may name before anyone knows it
 HELP = """Lines you can type:
   /align <command>          a slash command, as the current user (try /align help)
   @alignbot <question>      mention the bot in the channel: a metric question or a command
@@ -380,12 +381,7 @@ class Shell:
         raise ShellError(f"no message has a button {action_id!r}")
 
     def _resolve_user(self, who: str) -> str:
-        who_l = who.lower()
-        for uid, u in self.fake.users.items():
-            names = {uid.lower(), u["name"].lower(), (u["profile"].get("email") or "").lower()}
-            if who_l in names or who_l == u["name"].split()[0].lower():
-                return uid
-        raise ShellError(f"nobody called {who!r}; known: {', '.join(sorted(self.fake.users))}")
+        return resolve_user(self.fake.users, who)
 
     def _local(self, when: datetime | None) -> str:
         if when is None:
@@ -494,6 +490,22 @@ class ShellError(Exception):
     """A line the shell could not carry out; printed, never fatal."""
 
 
+def resolve_user(users: dict[str, dict[str, Any]], who: str) -> str:
+    """The Slack id of the one person `who` names (`as`, `--as`, `home`, a picked user):
+    their id, email or full name, else their first name; a ShellError for nobody or several."""
+    who_l = who.strip().lower()
+    exact = [uid for uid, u in users.items()
+             if who_l in (uid.lower(), u["name"].lower(), (u["profile"].get("email") or "").lower())]
+    found = exact or [uid for uid, u in users.items()
+                      if who_l == next(iter(u["name"].lower().split()), None)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        people = ", ".join(f"{uid} ({users[uid]['name']})" for uid in sorted(found))
+        raise ShellError(f"{who!r} is several people: {people}; name one by id or email")
+    raise ShellError(f"nobody called {who!r}; known: {', '.join(sorted(users))}")
+
+
 # ------------------------------------------------------------------ rendering
 
 
@@ -579,6 +591,8 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
     _introduce_people(services, fake)
     after_ack = AfterAck()
     app = create_app(services, verify_requests=False, after_ack=after_ack)
+    if user is not None and not (SLACK_ID.fullmatch(user) and user not in fake.users):
+        user = resolve_user(fake.users, user)  # a name or an email, as the `as` line takes
     first = user or (config.workspace.admins[0] if config.workspace.admins else None) \
         or next(iter(fake.users), "U0LOCAL01")
     if first not in fake.users:
