@@ -3,8 +3,8 @@
 Signed like Slack's own requests: `X-Alignbot-Signature: v1=<hex HMAC-SHA256(secret,
 "v1:" + timestamp + ":" + raw body)>`, at most five minutes old. In that order: a body
 over the limit is a 413, any bad or malformed signature header a 401 (nothing is parsed
-before), bad JSON a 400, a request seen before (a replay: the same signature) a 409,
-a batch over the limit a 413. Good records are stored even when others in the batch
+before), an unknown entity a 404, bad JSON a 400, a batch over the limit a 413, a request
+seen before (a replay: the same signature) a 409. Good records are stored even when others in the batch
 are rejected, and every rejection is reported with its reason; a record the database
 still refuses is rejected alone. A database that does not answer is a 503: retry later.
 
