@@ -65,6 +65,60 @@ def test_import_stores_good_rows_and_writes_the_rejected_ones_with_reasons(servi
     assert rejected[1]["name"] == "Cy"  # the row as it was, to fix and send again
 
 
+def test_an_imported_lead_awaiting_an_owner_nobody_here_can_be_waits_in_the_queue(
+        services, fake_slack, tmp_path):
+    """Imported as routed (or accepted) to an email no Slack user has, or to someone
+    deactivated, a lead was stored owned by nobody: never carded, never nudged. It waits
+    in the handoff channel's queue as a new lead naming that owner does; one whose owner
+    is known is imported in its state, as before."""
+    from storage.models import LeadEvent, Nudge, Person
+
+    with services.sessions.begin() as s:
+        s.scalars(select(Person).where(Person.slack_id == "U0SALES02")).one().deactivated = True
+    routed_at, accepted_at = "2026-11-24T13:00:00Z", "2026-11-24T13:30:00Z"
+    path = write(tmp_path / "leads.csv",
+                 ["external_id", "source", "name", "status", "owner_email", "routed_at",
+                  "accepted_at"],
+                 [["L-1", "webinar", "Ann", "routed", "nobody@elsewhere.example", routed_at, ""],
+                  ["L-2", "webinar", "Bo", "accepted", "nobody@elsewhere.example", routed_at,
+                   accepted_at],
+                  ["L-3", "webinar", "Cy", "routed", "sue@example.com", routed_at, ""],
+                  ["L-4", "webinar", "Di", "new", "nobody@elsewhere.example", "", ""],
+                  ["L-5", "webinar", "Ed", "routed", "sam@example.com", routed_at, ""]])
+    assert import_csv(services, "leads", path).created == 5
+    services.sender.flush()
+    stored = leads(services)
+    with services.sessions.begin() as s:
+        pending = {lead.external_id: sorted(s.scalars(select(Nudge.stage).where(
+            Nudge.lead_id == lead.id, Nudge.state == "pending"))) for lead in stored.values()}
+        crm = {lead.external_id: s.scalars(select(LeadEvent.data).where(
+            LeadEvent.lead_id == lead.id, LeadEvent.kind == "created")).one()
+            for lead in stored.values()}
+    for waits in ("L-1", "L-2", "L-3", "L-4"):
+        lead = stored[waits]
+        assert (lead.status, lead.owner_id, lead.routed_at, lead.accepted_at, lead.sla_policy) \
+            == ("new", None, None, None, "unassigned"), waits
+        assert pending[waits] == ["route", "unassigned"], waits
+    cards = {m.text.split(": ")[1].split(" — ")[0]: all_text_of(m)
+             for m in fake_slack.in_channel("C0HANDOFF1")}
+    assert sorted(cards) == ["Ann", "Bo", "Cy", "Di"]  # Ed's owner has it: no card to take
+    assert "nobody@elsewhere.example matches nobody in Slack" in cards["Ann"]
+    assert "sue@example.com is deactivated in Slack" in cards["Cy"]
+    assert crm["L-1"] == {"crm_status": "routed", "routed_at": "2026-11-24T13:00:00+00:00"}
+    assert crm["L-2"] == {"crm_status": "accepted", "routed_at": "2026-11-24T13:00:00+00:00",
+                          "accepted_at": "2026-11-24T13:30:00+00:00"}
+    ed = stored["L-5"]
+    assert (ed.status, ed.routed_at, ed.sla_policy) == (
+        "routed", datetime(2026, 11, 24, 13, tzinfo=UTC), "standard")
+    assert crm["L-5"] is None and pending["L-5"] == ["card"]
+
+
+def all_text_of(message):
+    from tests.slack import all_text
+
+    return all_text({"text": message.text, "blocks": message.blocks})
+
+
 def test_a_hubspot_export_imports_unchanged(services, tmp_path):
     path = write(tmp_path / "hubspot.csv",
                  ["Record ID", "First Name", "Last Name", "Email", "Company Name", "Job Title",

@@ -103,6 +103,55 @@ def test_a_lead_that_cannot_take_its_update_is_rejected_and_keeps_its_history(
     assert updates == ["L-00002"]  # the refused record left no trace in the history
 
 
+def waiting(services, fake_slack, external_id):
+    """A lead as the handoff channel's queue holds it: its status and owner, its pending
+    nudges, and its card in the channel."""
+    from storage.models import Nudge
+
+    with services.sessions.begin() as s:
+        row = s.scalars(select(Lead).where(Lead.external_id == external_id)).one()
+        pending = sorted(s.scalars(select(Nudge.stage).where(
+            Nudge.lead_id == row.id, Nudge.state == "pending")))
+        state = (row.status, row.owner_id, row.routed_at, row.sla_policy, pending)
+    [card] = [m for m in fake_slack.in_channel("C0HANDOFF1") if external_id in str(m.blocks)]
+    return state, card
+
+
+def test_a_lead_sent_as_routed_to_an_owner_nobody_has_waits_in_the_queue(
+        app, web, services, fake_slack, clock):
+    """PRODUCT.md: a lead whose owner cannot be mapped goes to the fallback queue and the
+    admin is told. Sent as routed, it was stored routed to nobody: no card, no nudge ever."""
+    from bot.blocks import handoff as cards
+    from tests.slack import all_text, click
+
+    ghost = {"owner_email": "nobody@elsewhere.example"}
+    sent = post(web, services, "leads", {"leads": [
+        lead(1, status="routed", routed_at="2026-11-24T13:00:00Z", **ghost),
+        lead(2, **ghost)]})  # new, for comparison
+    assert sent.get_json()["created"] == 2
+    services.sender.flush()
+    routed, routed_card = waiting(services, fake_slack, "L-00001")
+    assert routed == waiting(services, fake_slack, "L-00002")[0] == (
+        "new", None, None, "unassigned", ["route", "unassigned"])
+    shown = all_text({"blocks": routed_card.blocks})
+    assert "Unassigned" in shown and "nobody@elsewhere.example matches nobody in Slack" in shown
+    [told] = fake_slack.in_channel("U0ADMIN01")  # once for the email
+    assert "nobody@elsewhere.example" in told.text and "wait in the handoff channel's queue" \
+        in all_text({"blocks": told.blocks})
+    with services.sessions.begin() as s:  # what the CRM said is kept in its history
+        created = s.scalars(select(LeadEvent).join(Lead, Lead.id == LeadEvent.lead_id).where(
+            Lead.external_id == "L-00001", LeadEvent.kind == "created")).one()
+    assert created.data == {"crm_status": "routed", "routed_at": "2026-11-24T13:00:00+00:00"}
+
+    click(app, fake_slack, routed_card, cards.TAKE, "U0SALES02", clock.now())
+    services.sender.flush()
+    with services.sessions.begin() as s:
+        taken = s.scalars(select(Lead).where(Lead.external_id == "L-00001")).one()
+        assert (taken.status, taken.routed_at, taken.sla_policy) == (
+            "routed", clock.now(), "standard")
+    assert "<@U0SALES02>" in all_text({"blocks": routed_card.blocks})
+
+
 def test_bad_signature_or_old_request_changes_nothing(web, services):
     assert post(web, services, "leads", lead(1), secret="wrong").status_code == 401
     assert post(web, services, "leads", lead(1), age=timedelta(minutes=6)).status_code == 401

@@ -317,15 +317,28 @@ def _new_lead(ctx: _Context, v: dict[str, Any], lead_id: int) -> Lead:
 
 def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
     """A new lead's history: created, then each stage it was imported at (a new one is routed
-    later). Its SLA is worked out from the stage times; nudges only if it still awaits a touch."""
-    lifecycle.record(ctx.session, lead, "created", actor=ctx.actor, at=lead.created_at)
+    later). Its SLA is worked out from the stage times; nudges only if it still awaits a touch.
+
+    One imported as still awaiting its owner's response (routed, accepted) whose owner nobody
+    here can be (no Slack user has the email, Slack could not be asked, or they are
+    deactivated) is not imported in that state, owned by nobody and nudging nobody: it waits
+    in the handoff channel's queue exactly as a new lead naming that owner does, and is
+    routed when someone may take it (its SLA clock starts then). What the CRM said of it is
+    kept in its `created` event."""
     status = v.get("status", "new")
+    owner_id = ctx.owner_id(v["owner_email"]) if status != "new" else None
+    owner = ctx.session.get(Person, owner_id) if owner_id else None
+    if status in sla.OPEN and (owner is None or owner.deactivated):
+        lifecycle.record(ctx.session, lead, "created", actor=ctx.actor, at=lead.created_at,
+                         data=_as_the_crm_had_it(status, v))
+        ctx.result.new_leads.append(lead)
+        return
+    lifecycle.record(ctx.session, lead, "created", actor=ctx.actor, at=lead.created_at)
     if status == "new":
         ctx.result.new_leads.append(lead)
         return
-    lead.owner_id = ctx.owner_id(v["owner_email"])
+    lead.owner_id = owner_id
     ctx.homes.add(lead.owner_id)
-    owner = ctx.session.get(Person, lead.owner_id) if lead.owner_id else None
     at = lead.mql_at
     for stage in CHAIN[status]:
         at = v.get(lifecycle.STAMP[stage], at)
@@ -338,6 +351,12 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
     if lead.status in sla.OPEN:
         sla.schedule(ctx.work, lead, owner)
     lead.updated_at = ctx.now
+
+
+def _as_the_crm_had_it(status: str, v: dict[str, Any]) -> dict[str, Any]:
+    """The status and stage times a lead that waits for an owner was sent with."""
+    return {"crm_status": status} | {name: v[name].isoformat() for name in (
+        "routed_at", "accepted_at") if name in v}
 
 
 def _update_lead(ctx: _Context, lead: Lead, v: dict[str, Any], steps: list[str]) -> str:
