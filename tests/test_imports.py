@@ -119,6 +119,29 @@ def all_text_of(message):
     return all_text({"text": message.text, "blocks": message.blocks})
 
 
+def test_a_customers_file_may_leave_started_at_out_for_those_already_stored(
+        services, tmp_path):
+    """A churn export (external_id, churned_at) updates the customers it names; a row for a
+    customer not yet stored is rejected, saying it needs started_at."""
+    from storage.models import Customer
+
+    write(tmp_path / "first.csv", ["external_id", "started_at", "mrr"],
+          [["C1", "2026-01-01T00:00:00Z", "99"]])
+    assert import_csv(services, "customers", tmp_path / "first.csv").created == 1
+    path = write(tmp_path / "churn.csv", ["external_id", "churned_at"],
+                 [["C1", "2026-06-01T00:00:00Z"], ["C9", "2026-06-01T00:00:00Z"]])
+    summary = import_csv(services, "customers", path)
+    assert (summary.created, summary.updated, summary.rejected) == (0, 1, 1)
+    with summary.rejected_file.open() as f:
+        [rejected] = list(csv.DictReader(f))
+    assert rejected["external_id"] == "C9" and rejected["errors"] == \
+        "started_at: is required for a new customer (an update may leave it out)"
+    with services.sessions.begin() as s:
+        [c1] = s.scalars(select(Customer))
+        assert (c1.started_at, c1.churned_at, str(c1.mrr)) == (
+            datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC), "99.00")
+
+
 def test_a_hubspot_export_imports_unchanged(services, tmp_path):
     path = write(tmp_path / "hubspot.csv",
                  ["Record ID", "First Name", "Last Name", "Email", "Company Name", "Job Title",

@@ -116,6 +116,29 @@ def test_malformed_records_of_other_entities(services, entity, record, reason):
     assert any(e.startswith(reason) for e in rejection.errors), rejection.errors
 
 
+@pytest.mark.parametrize("update,reason", [
+    ({"churned_at": "2025-12-31T00:00:00Z"},
+     "churned_at: is before the stored started_at (2026-01-01T00:00:00Z)"),
+    ({"started_at": "2026-07-01T00:00:00Z"},
+     "started_at: is after the stored churned_at (2026-06-01T00:00:00Z)"),
+    ({"started_at": "2026-07-01T00:00:00Z", "churned_at": "2026-05-01T00:00:00Z"},
+     "churned_at: is before started_at"),
+])
+def test_a_customer_update_is_checked_against_the_times_it_leaves_out(services, update, reason):
+    """An update may leave `started_at` out (it stays as stored): its times are checked
+    against the stored ones, as a record's own are against each other."""
+    record = {"external_id": "C-1", "started_at": "2026-01-01T00:00:00Z"}
+    assert run(services, "customers", [{**record, "churned_at": "2026-06-01T00:00:00Z"}]
+               ).created == 1
+    [rejection] = run(services, "customers", [{"external_id": "C-1", **update}]).rejected
+    assert rejection.errors == [reason]
+    [customer] = rows(services, Customer)
+    assert (customer.started_at, customer.churned_at) == (
+        datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
+    fine = run(services, "customers", [{"external_id": "C-1", "churned_at": "2026-01-01T00:00:00Z"}])
+    assert fine.updated == 1 and rows(services, Customer)[0].churned_at == customer.started_at
+
+
 def test_every_problem_of_a_record_is_listed(services):
     [rejection] = run(services, "leads", [{"external_id": "L-1", "score": "high",
                                            "email": "x", "region": 5.5}]).rejected

@@ -152,6 +152,31 @@ def test_a_lead_sent_as_routed_to_an_owner_nobody_has_waits_in_the_queue(
     assert "<@U0SALES02>" in all_text({"blocks": routed_card.blocks})
 
 
+def test_a_customer_update_sends_only_what_changed_and_a_new_one_needs_started_at(
+        web, services):
+    """PRODUCT.md marks only the key as required, and deals take partial updates: so do
+    customers now. `started_at` is needed only to create one."""
+    from storage.models import Customer
+
+    started = "2026-01-01T00:00:00Z"
+    assert post(web, services, "customers", {"external_id": "C1", "name": "Acme",
+                                             "started_at": started, "mrr": 99}
+                ).get_json()["created"] == 1
+    services.clock.advance(timedelta(seconds=1))
+    answer = post(web, services, "customers", {"customers": [
+        {"external_id": "C1", "churned_at": "2026-06-01T00:00:00Z"},
+        {"external_id": "C2", "mrr": 10},
+        {"external_id": "C3", "started_at": started}]}).get_json()
+    assert answer == {"created": 1, "updated": 1, "unchanged": 0, "skipped": [], "rejected": [
+        {"index": 1, "external_id": "C2",
+         "errors": ["started_at: is required for a new customer (an update may leave it out)"]}]}
+    with services.sessions.begin() as s:
+        c1 = s.scalars(select(Customer).where(Customer.external_id == "C1")).one()
+        assert (c1.name, str(c1.mrr), c1.started_at.isoformat(), c1.churned_at.isoformat()) == (
+            "Acme", "99.00", "2026-01-01T00:00:00+00:00", "2026-06-01T00:00:00+00:00")
+        assert s.scalar(select(func.count()).select_from(Customer)) == 2
+
+
 def test_bad_signature_or_old_request_changes_nothing(web, services):
     assert post(web, services, "leads", lead(1), secret="wrong").status_code == 401
     assert post(web, services, "leads", lead(1), age=timedelta(minutes=6)).status_code == 401

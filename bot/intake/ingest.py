@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot import home
 from bot.handoff import lifecycle
-from bot.intake.records import KEY_FIELDS, Checked, Rejection, check, key_text, window
+from bot.intake.records import KEY_FIELDS, Checked, Rejection, check, iso, key_text, window
 from bot.platform.config import Config
 from bot.platform.work import Work
 from bot.sla import policies as sla
@@ -207,9 +207,26 @@ def _deals(ctx: _Context, parsed) -> None:
 
 
 def _customers(ctx: _Context, parsed) -> None:
+    """Like a deal, an update sends only what changed: only a new customer needs its
+    `started_at` (a customer is active from then on). The times an update leaves out are
+    the stored ones, so its `churned_at` is checked against the stored `started_at` (and
+    the other way round), as `_cross_checks` does within a record."""
     existing = queries.lock_by_external_ids(ctx.session, Customer, ctx.team_id,
                                             [v["external_id"] for _, v in parsed])
-    _simple(ctx, parsed, Customer, existing, lambda v: v["external_id"], dict, ctx.stamps)
+
+    def prepare(v: dict) -> dict | str:
+        row = existing.get(v["external_id"])
+        if row is None:
+            return dict(v) if "started_at" in v else \
+                "started_at: is required for a new customer (an update may leave it out)"
+        started, churned = v.get("started_at", row.started_at), v.get("churned_at", row.churned_at)
+        if churned is None or churned >= started or ("started_at" in v and "churned_at" in v):
+            return dict(v)  # (both sent: `_cross_checks` has checked them)
+        if "churned_at" in v:
+            return f"churned_at: is before the stored started_at ({iso(row.started_at)})"
+        return f"started_at: is after the stored churned_at ({iso(row.churned_at)})"
+
+    _simple(ctx, parsed, Customer, existing, lambda v: v["external_id"], prepare, ctx.stamps)
 
 
 def _content(ctx: _Context, parsed) -> None:

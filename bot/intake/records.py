@@ -217,7 +217,7 @@ FIELDS: dict[str, dict[str, Callable[[Any], Any]]] = {
                       "deal_external_id": KEY},
 }
 REQUIRED = {"leads": ("external_id", "source"), "deals": ("external_id",),
-            "customers": ("external_id", "started_at"), "spend": ("month", "team", "amount"),
+            "customers": ("external_id",), "spend": ("month", "team", "amount"),
             "content": ("external_id",),
             "content_usage": ("content_external_id", "user_email", "used_at")}
 
@@ -340,15 +340,15 @@ def _too_late(values: dict[str, Any], now: datetime) -> list[str]:
         latest = now + ahead
         if isinstance(value, datetime) and value > latest:
             when = "a day" if ahead == AHEAD else "ten years"
-            errors.append(f"{name}: {_iso(value)} is more than {when} ahead of now "
-                          f"({_iso(now)}); is the year right?")
+            errors.append(f"{name}: {iso(value)} is more than {when} ahead of now "
+                          f"({iso(now)}); is the year right?")
         elif not isinstance(value, datetime) and value > latest.date():
             errors.append(f"{name}: {value:%Y-%m} is more than ten years ahead of now "
                           f"({now:%Y-%m})")
     return errors
 
 
-def _iso(when: datetime) -> str:
+def iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
