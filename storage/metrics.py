@@ -15,8 +15,8 @@ takes to answer it on a small store.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import (
@@ -42,9 +42,7 @@ UNASSIGNED = "unassigned"
 UNKNOWN = "unknown"
 NOT_ICP = "not_icp"  # the rejection reason "not our ideal customer"
 SPEND_TEAMS = ("marketing", "sales")  # as spend's CHECK constraint
-# Monthly spend is booked at noon UTC on the month's first day: an instant that falls on
-# that local date from UTC-12 to UTC+11, so a period of whole local days gets whole months.
-SPEND_BOOKED_AT = timedelta(hours=12)
+DAY = timedelta(days=1)
 
 # What each grouping reads: a column of the row, of its owner, or of a deal's lead.
 KEYS: dict[type, dict[str, Any]] = {
@@ -367,22 +365,63 @@ def count_customers_started(session: Session, team_id: str, start: datetime, end
                             lambda: _within(Customer.started_at))
 
 
-def _first_booking_at_or_after(at: datetime) -> date:
-    """The first month day whose booking instant (noon UTC) is at or after `at`."""
-    midnight = (at - SPEND_BOOKED_AT).astimezone(UTC)
-    day = midnight.date()
-    return day if midnight.time() == time.min else day + timedelta(days=1)
+def local_midnight(day: date, tz: tzinfo) -> datetime:
+    """The instant `day` begins in `tz` (as `bot.metrics.grammar.midnight`, which periods
+    are made with)."""
+    return datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+def next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def _local_days(at: datetime, since: date, tz: tzinfo) -> float:
+    """Local days from the midnight `since` begins to `at`: whole at a local midnight, and
+    a day of 23 or 25 hours is one day (a part of it, that part of its hours)."""
+    day = at.astimezone(tz).date()
+    # in UTC: the difference of two times of one zone would be of their wall clocks
+    begin, end = (local_midnight(d, tz).astimezone(UTC) for d in (day, day + DAY))
+    return (day - since).days + (at - begin) / (end - begin)
+
+
+def spend_share(month: date, start: datetime, end: datetime, tz: tzinfo) -> float:
+    """The share of a month's spend that falls in [start, end): the month's spend is spread
+    evenly over its local days, so it is the days of the month inside the period over the
+    days of the month (a part of a day counts as that part)."""
+    first = month.replace(day=1)
+    days = (next_month(first) - first).days
+    inside = min(_local_days(end, first, tz), days) - max(_local_days(start, first, tz), 0)
+    return max(inside, 0) / days
+
+
+def spend_months(start: datetime, end: datetime, tz: tzinfo) -> tuple[date, date]:
+    """[first, after) of the months whose days [start, end) may hold, in `tz`."""
+    return (start.astimezone(tz).date().replace(day=1),
+            next_month(end.astimezone(tz).date().replace(day=1)))
+
+
+def spread_spend(rows: Iterable[tuple[str, date, float | None]], start: datetime,
+                 end: datetime, tz: tzinfo) -> dict[str, float]:
+    """Rows of (group, month, amount) as each group's spend in [start, end)."""
+    spend: dict[str, float] = {}
+    for grp, month, amount in rows:
+        share = spend_share(month, start, end, tz)
+        spend[grp] = spend.get(grp, 0.0) + (float(amount or 0) * share if share else 0.0)
+    return spend
 
 
 def list_spend(session: Session, team_id: str, start: datetime, end: datetime,
-               by: str | None = None) -> dict[str, float]:
-    """Spend booked in the period (see SPEND_BOOKED_AT); by team, both teams always."""
-    # the months are dates: START and END bound to the first booked in and after the period
-    rows = _in_period(session, ("spend", by), lambda _: _grouped(
-        Spend, by, func.sum(Spend.amount, type_=Float)
-    ).where(Spend.team_id == TEAM, _within(Spend.month)), team_id,
-        _first_booking_at_or_after(start), _first_booking_at_or_after(end))
-    spend = {k: total or 0.0 for k, (total,) in rows.items()}
+               by: str | None = None, *, tz: tzinfo = UTC) -> dict[str, float]:
+    """Spend in the period, each month's spread evenly over its days in `tz` (the
+    workspace's, as the period's); by team, both teams always."""
+    # each month's total per group, read by the months: START and END bound to dates
+    stmt = _prepared(session, ("spend", by), lambda _: _grouped(
+        Spend, by, Spend.month, func.sum(Spend.amount, type_=Float)
+    ).where(Spend.team_id == TEAM, _within(Spend.month)).group_by(Spend.month)
+        .order_by(Spend.month))  # added up in one order, as `storage.metrics_each`'s
+    first, after = spend_months(start, end, tz)
+    rows = read(session, stmt, {"team_id": team_id, "start": first, "end": after})
+    spend = ({"": 0.0} if by is None else {}) | spread_spend(rows, start, end, tz)
     return dict.fromkeys(SPEND_TEAMS, 0.0) | spend if by == "team" else spend
 
 

@@ -14,13 +14,12 @@ way the planner joins).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import (
     CTE,
     ColumnElement,
-    Date,
     Float,
     Integer,
     Select,
@@ -38,10 +37,11 @@ from storage.metrics import (
     NOT_ICP,
     SPEND_TEAMS,
     _days_between,
-    _first_booking_at_or_after,
     _keyed,
     _two_figures,
     _within,
+    spend_months,
+    spread_spend,
 )
 from storage.models import Customer, Deal, Lead, Spend
 from storage.types import UTCDateTime
@@ -217,16 +217,18 @@ def count_customers_started(session: Session, team_id: str, periods: list[Period
     return counts
 
 
-def list_spend(session: Session, team_id: str, periods: list[Period], by: str | None = None
-               ) -> list[dict[str, float]]:
-    """Spend booked in each period: the months whose booking instant it holds."""
-    months: list[tuple[date, date]] = [(_first_booking_at_or_after(a), _first_booking_at_or_after(b))
-                                       for a, b in periods]
-    t = _table(months, Date())
-    stmt = _grouped(t, Spend, by, func.sum(Spend.amount, type_=Float)).where(
-        Spend.team_id == team_id, *_held(Spend.month, t, months))
-    rows = _rows(session, len(periods), by, stmt, (None,))
-    spend = [{k: total or 0.0 for k, (total,) in each.items()} for each in rows]
+def list_spend(session: Session, team_id: str, periods: list[Period], by: str | None = None,
+               *, tz: tzinfo = UTC) -> list[dict[str, float]]:
+    """Spend in each period, each month's spread over its local days (`storage.metrics`'s
+    `list_spend`): the months of all the periods read once, each period's share added up
+    from them (a few rows: a month per team)."""
+    first = min(spend_months(a, b, tz)[0] for a, b in periods)
+    after = max(spend_months(a, b, tz)[1] for a, b in periods)
+    stmt = _keyed(Spend, by, Spend.month, func.sum(Spend.amount, type_=Float)).where(
+        Spend.team_id == team_id, Spend.month >= first, Spend.month < after
+    ).group_by(*(["grp"] if by is not None else []), Spend.month).order_by(Spend.month)
+    rows = session.execute(stmt).all()
+    spend = [({"": 0.0} if by is None else {}) | spread_spend(rows, a, b, tz) for a, b in periods]
     return [dict.fromkeys(SPEND_TEAMS, 0.0) | each for each in spend] if by == "team" else spend
 
 

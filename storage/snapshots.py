@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 
@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from storage.db import hold, read
-from storage.metrics import SPEND_BOOKED_AT
+from storage.metrics import next_month
 from storage.models import Customer, Deal, Lead, MetricRefresh, MetricSnapshot, Spend
 
 _SNAPSHOTS = MetricSnapshot.__table__
@@ -223,10 +223,12 @@ def list_changed_days(session: Session, team_id: str, since: datetime | None, no
     # Streamed: a first refresh reads millions of instants and keeps only their days.
     days = {t.astimezone(tz).date() for t in session.scalars(
         union_all(*stmts).subquery().select().execution_options(yield_per=20_000))}
+    # a month's spend is spread over its local days (storage.metrics.spend_share): all of them
     months = session.scalars(select(Spend.month).where(*changed(Spend)).distinct())
-    return days | {_booked(m).astimezone(tz).date() for m in months}
+    return days | {day for m in months for day in _days_of(m)}
 
 
-def _booked(month: date) -> datetime:
-    return datetime.combine(month, time.min, UTC) + SPEND_BOOKED_AT
+def _days_of(month: date) -> list[date]:
+    first = month.replace(day=1)
+    return [first + timedelta(days=k) for k in range((next_month(first) - first).days)]
 

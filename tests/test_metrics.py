@@ -244,12 +244,20 @@ def test_cac(session):
     assert metric(session, "cac", (at(4, 1), at(7, 1)))[0] == pytest.approx(14_000 / 3)
 
 
-@pytest.mark.parametrize("tz", ["America/New_York", "Asia/Tokyo", "Pacific/Pago_Pago"])
+@pytest.mark.parametrize("tz", ["America/New_York", "Asia/Tokyo", "Pacific/Pago_Pago",
+                                "Pacific/Kiritimati"])
 def test_a_local_month_gets_that_months_spend(session, tz):
-    start, end = (datetime(2026, m, 1, tzinfo=ZoneInfo(tz)).astimezone(UTC) for m in (6, 7))
-    assert metric(session, "cac", (start, end))[0] == pytest.approx(4_500)
-    # a period not holding the 1st holds no monthly spend
-    assert metric(session, "cac", (at(6, 2), at(7, 1)))[0] is None
+    zone = ZoneInfo(tz)
+    start, end = (datetime(2026, m, 1, tzinfo=zone).astimezone(UTC) for m in (6, 7))
+    assert metric(session, "cac", (start, end), tz=zone)[0] == pytest.approx(4_500)
+
+
+def test_a_period_gets_the_share_of_each_months_spend_its_days_are(session):
+    # 6/2-7/1: 29 of June's 30 days, 8,700, for C4 and C5
+    assert metric(session, "cac", (at(6, 2), at(7, 1)))[0] == pytest.approx(4_350)
+    # 6/16-7/16: half of June's 9,000 and 15/31 of July's 5,000, for C5 and C6
+    assert metric(session, "cac", (at(6, 16), at(7, 16)))[0] == pytest.approx(
+        (4_500 + 5_000 * 15 / 31) / 2)
 
 
 def test_cltv(session):

@@ -186,13 +186,14 @@ def test_weekly_snapshots_forget_each_refresh_and_go_back_without_week_rows(engi
         with Session(engine) as s:
             return (s.scalars(select(MetricSnapshot.grain).order_by(MetricSnapshot.grain)).all(),
                     s.scalars(select(MetricRefresh.team_id)).all())
-    with Session(engine) as s, s.begin():
-        s.add(MetricRefresh(team_id="T1", first_day=date(2026, 6, 1),
-                            last_day=date(2026, 6, 30), as_of=clock.now()))
-        s.add_all(MetricSnapshot(team_id="T1", metric="leads_routed", grain=grain,
-                                 day=date(2026, 6, 1), numerator=1.0, denominator=0.0,
-                                 computed_at=clock.now()) for grain in ("day", "week"))
     try:
+        command.downgrade(alembic_config(engine), "0025")  # 0029 forgets refreshes too
+        with Session(engine) as s, s.begin():
+            s.add(MetricRefresh(team_id="T1", first_day=date(2026, 6, 1),
+                                last_day=date(2026, 6, 30), as_of=clock.now()))
+            s.add_all(MetricSnapshot(team_id="T1", metric="leads_routed", grain=grain,
+                                     day=date(2026, 6, 1), numerator=1.0, denominator=0.0,
+                                     computed_at=clock.now()) for grain in ("day", "week"))
         command.downgrade(alembic_config(engine), "0024")
         assert stored() == (["day"], ["T1"])
         assert current_revision(engine) == "0024"
@@ -274,3 +275,31 @@ def test_a_lead_reassigned_before_0028_waits_from_its_handoff_after_it(engine, c
                                                 (3, t0, 5.0)]
     finally:
         upgrade(engine)
+
+
+def test_spend_spread_over_days_forgets_each_refresh_both_ways(engine, clock):
+    """0029: CAC's stored days change meaning; the next refresh is a first one, up or down."""
+    from datetime import date
+
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import MetricRefresh
+
+    def remember() -> None:
+        with Session(engine) as s, s.begin():
+            s.add(MetricRefresh(team_id="T1", first_day=date(2026, 3, 1),
+                                last_day=date(2026, 3, 31), as_of=clock.now()))
+
+    def refreshes() -> list:
+        with Session(engine) as s:
+            return s.scalars(select(MetricRefresh.team_id)).all()
+    remember()
+    try:
+        command.downgrade(alembic_config(engine), "0028")
+        assert refreshes() == [] and current_revision(engine) == "0028"
+        remember()
+    finally:
+        upgrade(engine)
+    assert refreshes() == []

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
@@ -71,12 +71,13 @@ class Parts:
 
 
 Interval = tuple[datetime, datetime]
-# parts(session, team_id, start, end, by, *, now, gross_margin) -> {group key: Parts}
+# parts(session, team_id, start, end, by, *, now, gross_margin, tz) -> {group key: Parts};
+# tz is the workspace's timezone, whose local days and months periods are made of
 PartsFn = Callable[..., dict[str, Parts]]
 # derive(totals, periods, by, gross_margin) -> [{group key: Parts} per period], equal to
 # `parts` of each period; totals(series, instants, by) sums a series between instants
 Derive = Callable[..., list[dict[str, Parts]]]
-# each(session, team_id, periods, by, *, now, gross_margin) -> [{group key: Parts} per
+# each(session, team_id, periods, by, *, now, gross_margin, tz) -> [{group key: Parts} per
 # period]: `parts` of each of many periods (pairs of instants) at once, as a refresh stores them
 EachFn = Callable[..., list[dict[str, Parts]]]
 # exact(session, team_id, start, end, by, *, guide) -> {group key: value}; `guide` is the
@@ -231,10 +232,11 @@ def _growth_parts(session: Session, team_id: str, start: datetime, end: datetime
 
 
 def _cac_parts(session: Session, team_id: str, start: datetime, end: datetime,
-               by: str | None = None, **_) -> dict[str, Parts]:
+               by: str | None = None, *, tz: tzinfo = UTC, **_) -> dict[str, Parts]:
+    """Spend (each month's spread over its days in `tz`) over customers started."""
     customers = queries.count_customers_started(session, team_id, start, end)
     return {k: Parts(spend, customers)
-            for k, spend in queries.list_spend(session, team_id, start, end, by).items()}
+            for k, spend in queries.list_spend(session, team_id, start, end, by, tz=tz).items()}
 
 
 def _cltv_parts(session: Session, team_id: str, start: datetime, end: datetime,
@@ -269,20 +271,22 @@ def _sla_each(session: Session, team_id: str, periods: list[Interval], by: str |
 
 
 def _cac_each(session: Session, team_id: str, periods: list[Interval], by: str | None = None,
-              **_) -> list[dict[str, Parts]]:
+              *, tz: tzinfo = UTC, **_) -> list[dict[str, Parts]]:
     customers = metrics_each.count_customers_started(session, team_id, periods)
     return [{k: Parts(spend, started) for k, spend in each.items()} for each, started in zip(
-        metrics_each.list_spend(session, team_id, periods, by), customers, strict=True)]
+        metrics_each.list_spend(session, team_id, periods, by, tz=tz), customers, strict=True)]
 
 
 def parts_each(metric: Metric | Series, session: Session, team_id: str,
                periods: list[Interval], by: str | None, *, now: datetime | None = None,
-               gross_margin: float = 0.8) -> list[dict[str, Parts]]:
+               gross_margin: float = 0.8, tz: tzinfo = UTC) -> list[dict[str, Parts]]:
     """The metric's parts of each period: its `each` for many, else its `parts` one period
     at a time (a statement built once, where `each`'s depends on the periods)."""
     if metric.each is not None and len(periods) > 1:
-        return metric.each(session, team_id, periods, by, now=now, gross_margin=gross_margin)
-    return [metric.parts(session, team_id, start, end, by, now=now, gross_margin=gross_margin)
+        return metric.each(session, team_id, periods, by, now=now, gross_margin=gross_margin,
+                           tz=tz)
+    return [metric.parts(session, team_id, start, end, by, now=now, gross_margin=gross_margin,
+                         tz=tz)
             for start, end in periods]
 
 
@@ -467,7 +471,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric(
         "cac", "Customer acquisition cost",
         ("customer acquisition cost", "cac", "acquisition cost", "cost per customer"),
-        "Marketing + sales spend in the period / customers started in the period.",
+        "Marketing + sales spend in the period / customers started in the period; a "
+        "month's spend is spread evenly over its days.",
         unit="money", better="lower", dimensions=("team",), additive=True,
         parts=_cac_parts, value=_cost, each=_cac_each, groups={"team": queries.SPEND_TEAMS}),
     Metric(
@@ -502,8 +507,8 @@ def vocabulary() -> dict[str, tuple[str, ...]]:
 
 
 def compute(session: Session, team_id: str, metric_key: str, start: datetime, end: datetime,
-            by: str | None = None, *, gross_margin: float = 0.8, now: datetime | None = None
-            ) -> tuple[float | None, dict[str, float | None] | None]:
+            by: str | None = None, *, gross_margin: float = 0.8, now: datetime | None = None,
+            tz: tzinfo = UTC) -> tuple[float | None, dict[str, float | None] | None]:
     """The metric's value over [start, end), and its value per group (highest first) when
     grouped by `by` or by the metric's own default grouping.
 
@@ -511,6 +516,7 @@ def compute(session: Session, team_id: str, metric_key: str, start: datetime, en
     by then are breaches). It defaults to `end`: open leads judged as the period closed.
     Answers pass the clock's now, so that a lead of a running period is not judged before
     it is due, and one that has fallen due since a past period closed counts as a breach.
+    `tz` is the workspace's timezone, whose days a month's spend is spread over (CAC).
     """
     metric = METRICS.get(metric_key)
     if metric is None:
@@ -522,7 +528,7 @@ def compute(session: Session, team_id: str, metric_key: str, start: datetime, en
 
     def parts(group_by: str | None) -> dict[str, Parts]:
         return metric.parts(session, team_id, start, end, group_by, now=now,
-                            gross_margin=gross_margin)
+                            gross_margin=gross_margin, tz=tz)
 
     overall = metric.value(Parts.total(parts(None).values()))
     if by is None:

@@ -178,7 +178,7 @@ class Reader:
     def live(self, metric: Metric | Series, start: datetime, end: datetime, by: str | None
              ) -> dict[str, Parts]:
         return metric.parts(self.session, self.team_id, start, end, by, now=self.now,
-                            gross_margin=self.config.workspace.gross_margin)
+                            gross_margin=self.config.workspace.gross_margin, tz=self.tz)
 
     def midnight(self, day: date) -> datetime:
         return midnight(day, self.tz)
@@ -404,7 +404,7 @@ def _day_rows(reader: Reader, days: list[date]) -> list[list[dict]]:
     periods = [(reader.midnight(day), reader.midnight(day + DAY)) for day in days]
     return _rows(reader, len(days), lambda metric, by: parts_each(
         metric, reader.session, reader.team_id, periods, by, now=reader.now,
-        gross_margin=reader.config.workspace.gross_margin))
+        gross_margin=reader.config.workspace.gross_margin, tz=reader.tz))
 
 
 def _rollup_rows(reader: Reader, finer: str, grain: str, units: list[date]) -> list[list[dict]]:

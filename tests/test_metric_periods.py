@@ -1,0 +1,133 @@
+"""Metrics over periods that are not whole months: monthly spend spread over its days
+(CAC).
+
+Every number is read the ways an answer can read it: live (before a first refresh), from
+the snapshots a refresh stores, and by `parts_each` over many periods at once (what a
+refresh on PostgreSQL computes days with). Periods are New York's (the tests'
+workspace): March 2026 has 31 local days, one of them 23 hours long.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from itertools import pairwise
+
+import pytest
+from sqlalchemy import select
+
+from bot.metrics.grammar import parse_period
+from bot.metrics.registry import METRICS, Parts, parts_each
+from bot.metrics.snapshots import Reader, refresh
+from bot.platform.work import Work
+from storage.db import make_sessionmaker, read_only
+from storage.models import Customer, Spend
+from tests.slack import TEAM
+
+ASKED = datetime(2026, 3, 31, 18, 0, tzinfo=UTC)  # "last 30 days" is then Mar 2-31
+
+
+def _spend(month: int, team: str, amount: int) -> Spend:
+    return Spend(team_id=TEAM, month=date(2026, month, 1), team=team, amount=Decimal(amount),
+                 updated_at=datetime(2026, month, 1, tzinfo=UTC))
+
+
+def _customer(ext: str, started: datetime, churned: datetime | None = None,
+              mrr: int = 100) -> Customer:
+    return Customer(team_id=TEAM, external_id=ext, mrr=Decimal(mrr), started_at=started,
+                    churned_at=churned, updated_at=started)
+
+
+def _answers(sessions, config, now, key, texts, by=None):
+    """The metric over each period (words, as asked at ASKED): live, then from snapshots."""
+    tz = config.workspace.tz
+    periods = [parse_period(text, ASKED, tz) for text in texts]
+
+    def read():
+        with read_only(sessions) as s:
+            reader = Reader(Work(s, TEAM, config, now))
+            return [reader.value(METRICS[key], p, by)[1 if by else 0] for p in periods]
+
+    live = read()
+    refresh(sessions, config, TEAM, now)
+    return live, read()
+
+
+# ------------------------------------------------------------------ CAC
+
+
+CAC_NOW = datetime(2026, 4, 10, 16, 0, tzinfo=UTC)  # March is past: a refresh stores it
+
+
+@pytest.fixture
+def march(engine):
+    """9,300 spent in March (marketing 6,200, sales 3,100); a customer starts each day of
+    March, at noon in New York."""
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as s:
+        s.add_all([_spend(3, "marketing", 6_200), _spend(3, "sales", 3_100)])
+        s.add_all(_customer(f"C-03-{day:02d}", datetime(2026, 3, day, 16, 0, tzinfo=UTC))
+                  for day in range(1, 32))
+    return sessions
+
+
+def test_cac_spreads_a_months_spend_over_its_days(march, config):
+    texts = ("2026-03",  # all 9,300 for 31 customers
+             "last 30 days",  # Mar 2-31: 30/31 of it, 9,000, for 30 (was null)
+             "2026-02-23..2026-03-01",  # the week of Feb 23: Mar 1's 300 for one (was 9,300)
+             "2026-03-02..2026-03-08",  # the week of Mar 2: 7/31, 2,100, for 7 (was null)
+             "2026-03-31")  # one day
+    live, stored = _answers(march, config, CAC_NOW, "cac", texts)
+    assert live == pytest.approx([300.0] * 5)
+    assert stored == pytest.approx([300.0] * 5)
+
+
+def test_cac_by_team_spreads_each_teams_spend(march, config):
+    live, stored = _answers(march, config, CAC_NOW, "cac", ["2026-03-02..2026-03-08"], "team")
+    expected = {"marketing": 1_400 / 7, "sales": 700 / 7}
+    assert live == [pytest.approx(expected)]
+    assert stored == [pytest.approx(expected)]
+
+
+def test_cac_over_two_months_adds_each_months_share(march, config):
+    with march.begin() as s:  # February: 5,600 over its 28 days, 200 a day, no customer
+        s.add(_spend(2, "marketing", 5_600))
+    # Feb 15-Mar 14: 14 × 200 + 14 × 300 = 7,000 for the 14 of March (was 9,300 / 14)
+    live, stored = _answers(march, config, CAC_NOW, "cac", ["2026-02-15..2026-03-14"])
+    assert live == stored == [pytest.approx(500.0)]
+
+
+def test_cac_of_many_periods_at_once_is_each_periods(march, config):
+    """What a refresh computes a run of days with (PostgreSQL's) equals the parts of each
+    period alone; days, a partial day and a week across the change of clocks."""
+    tz = config.workspace.tz
+    local = [datetime(2026, 3, d, tzinfo=tz) for d in (1, 2, 8, 9, 20)]
+    periods = [(a.astimezone(UTC), b.astimezone(UTC)) for a, b in pairwise(local)]
+    periods.append((datetime(2026, 3, 31, 16, tzinfo=UTC), datetime(2026, 4, 1, 4, tzinfo=UTC)))
+    cac = METRICS["cac"]
+    with read_only(march) as s:
+        for by in (None, "team"):
+            many = parts_each(cac, s, TEAM, periods, by, tz=tz)
+            one = [cac.parts(s, TEAM, a, b, by, tz=tz) for a, b in periods]
+            for each, alone in zip(many, one, strict=True):
+                assert each.keys() == alone.keys()
+                for k in each:
+                    assert (each[k].numerator, each[k].denominator) == pytest.approx(
+                        (alone[k].numerator, alone[k].denominator))
+        spend = [Parts.total(p.values()).numerator for p in parts_each(cac, s, TEAM, periods,
+                                                                       None, tz=tz)]
+    # a day is 300 (Mar 8 is 23 hours); the last is noon to midnight, half of Mar 31
+    assert spend == pytest.approx([300, 6 * 300, 300, 11 * 300, 150])
+
+
+def test_a_changed_months_spend_redoes_every_stored_day_of_it(march, config):
+    refresh(march, config, TEAM, CAC_NOW)
+    later = CAC_NOW + timedelta(hours=1)
+    with march.begin() as s:
+        row = s.scalars(select(Spend).where(Spend.team == "sales")).one()
+        row.amount, row.updated_at = Decimal(6_200), later
+    refresh(march, config, TEAM, later + timedelta(minutes=5))
+    week = parse_period("2026-03-02..2026-03-08", ASKED, config.workspace.tz)
+    with read_only(march) as s:
+        _, groups = Reader(Work(s, TEAM, config, later)).value(METRICS["cac"], week, "team")
+    assert groups == pytest.approx({"marketing": 200.0, "sales": 200.0})
