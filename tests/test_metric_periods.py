@@ -1,9 +1,9 @@
 """Metrics over periods that are not whole months: monthly spend spread over its days
-(CAC).
+(CAC), and a period's length in months (CLTV's monthly churn).
 
 Every number is read the ways an answer can read it: live (before a first refresh), from
-the snapshots a refresh stores, and by `parts_each` over many periods at once (what a
-refresh on PostgreSQL computes days with). Periods are New York's (the tests'
+the snapshots a refresh stores, and, for CAC, by `parts_each` over many periods at once
+(what a refresh on PostgreSQL computes days with). Periods are New York's (the tests'
 workspace): March 2026 has 31 local days, one of them 23 hours long.
 """
 
@@ -131,3 +131,62 @@ def test_a_changed_months_spend_redoes_every_stored_day_of_it(march, config):
     with read_only(march) as s:
         _, groups = Reader(Work(s, TEAM, config, later)).value(METRICS["cac"], week, "team")
     assert groups == pytest.approx({"marketing": 200.0, "sales": 200.0})
+
+
+# ------------------------------------------------------------------ CLTV
+
+
+CLTV_NOW = datetime(2027, 1, 5, 16, 0, tzinfo=UTC)  # 2026 is past
+
+
+@pytest.fixture
+def churning(engine):
+    """100 customers at $100 MRR since December; 10 churn in February, 10 in March."""
+    sessions = make_sessionmaker(engine)
+    started = datetime(2025, 12, 10, 15, tzinfo=UTC)
+    churns = {**dict.fromkeys(range(10), datetime(2026, 2, 10, 15, tzinfo=UTC)),
+              **dict.fromkeys(range(10, 20), datetime(2026, 3, 10, 15, tzinfo=UTC))}
+    with sessions.begin() as s:
+        s.add_all(_customer(f"C-{n:03d}", started, churns.get(n)) for n in range(100))
+    return sessions
+
+
+def test_cltv_divides_churn_by_the_calendar_months_of_a_month_quarter_or_year(churning, config):
+    # ARPA 100 at each period's end, gross margin 0.8: CLTV = 80 / monthly churn
+    texts = ("2026-02",  # 10 of 100 in 1 month: 800 (was 736, 28 days / 30.4375)
+             "2026-03",  # 10 of 90 in 1 month: 720 (was 733)
+             "Q1 2026",  # 20 of 100 in 3 months: 1,200 (was 1,183)
+             "2026",  # 20 of 100 in 12 months: 4,800 (was 4,793)
+             "2026-02-01..2026-02-14")  # not whole months: 10 of 100 in 14 / 30.4375 months
+    expected = [800.0, 720.0, 1_200.0, 4_800.0, 80 / (0.1 / (14 / 30.4375))]
+    live, stored = _answers(churning, config, CLTV_NOW, "cltv", texts)
+    assert live == pytest.approx(expected)
+    assert stored == pytest.approx(expected)
+
+
+def test_a_periods_length_in_months(config):
+    from bot.metrics.registry import month_length
+
+    ny = config.workspace.tz
+
+    def months(a: datetime, b: datetime, tz=ny) -> float:
+        return month_length(a.astimezone(UTC), b.astimezone(UTC), tz)
+
+    def local(*args: int) -> datetime:
+        return datetime(*args, tzinfo=ny)
+
+    assert months(local(2026, 2, 1), local(2026, 3, 1)) == 1  # 28 days
+    assert months(local(2026, 3, 1), local(2026, 4, 1)) == 1  # 31 days less an hour
+    assert months(local(2026, 1, 1), local(2026, 4, 1)) == 3
+    assert months(local(2025, 12, 1), local(2026, 2, 1)) == 2
+    assert months(local(2026, 1, 1), local(2027, 1, 1)) == 12
+    day = timedelta(days=1)
+    # not from a 1st to a 1st: days / 30.4375, as before
+    assert months(local(2026, 2, 2), local(2026, 3, 1)) == pytest.approx(27 / 30.4375)
+    assert months(local(2026, 2, 1), local(2026, 2, 15)) == pytest.approx(14 / 30.4375)
+    assert months(local(2026, 2, 1), local(2026, 3, 1) - timedelta(hours=1)) == pytest.approx(
+        (28 * day - timedelta(hours=1)) / (30.4375 * day))
+    # New York's month is not UTC's: a UTC month read in New York is not whole months
+    utc_feb = (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
+    assert months(*utc_feb, tz=UTC) == 1
+    assert months(*utc_feb) == pytest.approx(28 / 30.4375)

@@ -261,13 +261,15 @@ def test_a_period_gets_the_share_of_each_months_spend_its_days_are(session):
 
 
 def test_cltv(session):
-    # June: ARPA on 7/1 of C1, C3, C4, C7 = 5,200 / 4; churn 1/2 over 30 days
-    june = 1300 * 0.8 / (0.5 / (30 / MONTH_DAYS))
-    assert metric(session, "cltv", JUNE)[0] == pytest.approx(june)  # about 2,050
+    # June: ARPA on 7/1 of C1, C3, C4, C7 = 5,200 / 4; churn 1/2 over one month
+    june = 1300 * 0.8 / 0.5
+    assert metric(session, "cltv", JUNE)[0] == pytest.approx(june)  # 2,080
     assert metric(session, "cltv", JUNE, gross_margin=0.5)[0] == pytest.approx(june * 0.5 / 0.8)
-    # July: ARPA on 8/1 of C1, C3, C4, C6 = 5,300 / 4; churn 1/4 over 31 days
-    july = 1325 * 0.8 / (0.25 / (31 / MONTH_DAYS))
-    assert metric(session, "cltv", JULY)[0] == pytest.approx(july)
+    # July: ARPA on 8/1 of C1, C3, C4, C6 = 5,300 / 4; churn 1/4 over one month
+    assert metric(session, "cltv", JULY)[0] == pytest.approx(1325 * 0.8 / 0.25)  # 4,240
+    # 6/2-7/1 is not whole months: churn 1/2 (C2, C5 of C1, C2, C3, C7) over 29 days
+    assert metric(session, "cltv", (at(6, 2), at(7, 1)))[0] == pytest.approx(
+        1300 * 0.8 / (0.5 / (29 / MONTH_DAYS)))
     assert metric(session, "cltv", period(2))[0] is None  # no churn
 
 

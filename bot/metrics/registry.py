@@ -24,7 +24,7 @@ from bot.metrics.grammar import DIMENSIONS
 from storage import metrics as queries
 from storage import metrics_each
 
-MONTH = timedelta(days=365.25 / 12)
+MONTH = timedelta(days=365.25 / 12)  # an average month: a period not of whole months
 EVER = datetime(1, 1, 2, tzinfo=UTC)  # before any data: what "before an instant" sums from
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
 FORMATS = {"ratio": "{:.0%}", "minutes": "{:.0f} min", "days": "{:.1f} days", "count": "{:,.0f}"}
@@ -74,7 +74,7 @@ Interval = tuple[datetime, datetime]
 # parts(session, team_id, start, end, by, *, now, gross_margin, tz) -> {group key: Parts};
 # tz is the workspace's timezone, whose local days and months periods are made of
 PartsFn = Callable[..., dict[str, Parts]]
-# derive(totals, periods, by, gross_margin) -> [{group key: Parts} per period], equal to
+# derive(totals, periods, by, gross_margin, tz) -> [{group key: Parts} per period], equal to
 # `parts` of each period; totals(series, instants, by) sums a series between instants
 Derive = Callable[..., list[dict[str, Parts]]]
 # each(session, team_id, periods, by, *, now, gross_margin, tz) -> [{group key: Parts} per
@@ -239,15 +239,27 @@ def _cac_parts(session: Session, team_id: str, start: datetime, end: datetime,
             for k, spend in queries.list_spend(session, team_id, start, end, by, tz=tz).items()}
 
 
+def month_length(start: datetime, end: datetime, tz: tzinfo) -> float:
+    """The period's length in months: its number of calendar months when it is whole
+    months in `tz` (from a month's first day to a month's end: February is 1, a quarter
+    3, a year 12), else its days / 30.4375 (an average month)."""
+    first, after = start.astimezone(tz), end.astimezone(tz)
+    # each a local month's first midnight (instants compared: a zone's wall clocks may skip it)
+    if all(t.astimezone(UTC) == datetime(t.year, t.month, 1, tzinfo=tz) for t in (first, after)):
+        return (after.year - first.year) * 12 + after.month - first.month
+    return (end - start) / MONTH
+
+
 def _cltv_parts(session: Session, team_id: str, start: datetime, end: datetime,
-                by: str | None = None, *, gross_margin: float = 0.8, **_) -> dict[str, Parts]:
+                by: str | None = None, *, gross_margin: float = 0.8, tz: tzinfo = UTC,
+                **_) -> dict[str, Parts]:
     """ARPA × gross margin over monthly churn; no parts when nobody was active."""
     churned = queries.count_churned(session, team_id, start, end)
     active, _ = queries.get_active(session, team_id, start)
     _, arpa = queries.get_active(session, team_id, end)
     if arpa is None or not active:
         return {}
-    return {"": Parts(arpa * gross_margin, churned / active / ((end - start) / MONTH))}
+    return {"": Parts(arpa * gross_margin, churned / active / month_length(start, end, tz))}
 
 
 # ------------------------------------------------------------------ parts of many periods
@@ -368,7 +380,7 @@ def _derive_churn(totals, periods: list[Interval], by: str | None = None, **_
 
 
 def _derive_cltv(totals, periods: list[Interval], by: str | None = None, *,
-                 gross_margin: float = 0.8, **_) -> list[dict[str, Parts]]:
+                 gross_margin: float = 0.8, tz: tzinfo = UTC, **_) -> list[dict[str, Parts]]:
     customers, mrr = (totals(series, _bounds(periods, EVER), None) for series in (CUSTOMERS, MRR))
     derived = []
     for start, end in periods:
@@ -376,7 +388,7 @@ def _derive_cltv(totals, periods: list[Interval], by: str | None = None, *,
         if not paying.denominator or not active:  # no ARPA, or nobody to churn
             derived.append({})
             continue
-        churn = customers.whole(start, end).denominator / active / ((end - start) / MONTH)
+        churn = customers.whole(start, end).denominator / active / month_length(start, end, tz)
         derived.append({"": Parts(paying.numerator / paying.denominator * gross_margin, churn)})
     return derived
 
@@ -480,7 +492,7 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         ("ltv", "lifetime value", "customer lifetime value", "cltv", "clv"),
         "ARPA × gross margin / monthly churn, where ARPA is the average MRR of customers active "
         "at period end and monthly churn is the period's churn rate divided by its length in "
-        "months.",
+        "months (calendar months for whole months, else days / 30.4375).",
         unit="money", better="higher", dimensions=(), additive=False,
         parts=_cltv_parts, value=_share, derive=_derive_cltv),
     Metric(
@@ -516,7 +528,8 @@ def compute(session: Session, team_id: str, metric_key: str, start: datetime, en
     by then are breaches). It defaults to `end`: open leads judged as the period closed.
     Answers pass the clock's now, so that a lead of a running period is not judged before
     it is due, and one that has fallen due since a past period closed counts as a breach.
-    `tz` is the workspace's timezone, whose days a month's spend is spread over (CAC).
+    `tz` is the workspace's timezone, whose days a month's spend is spread over (CAC) and
+    whose calendar months a period's length in months counts (CLTV).
     """
     metric = METRICS.get(metric_key)
     if metric is None:

@@ -97,7 +97,7 @@ class Reader:
             # grouped, only the asked period; else every expected one, at once
             periods = [period] if by else [period, *(p for p in self.expected if p != period)]
             derived = metric.derive(self.totals, [(p.start, p.end) for p in periods], by,
-                                    gross_margin=self.config.workspace.gross_margin)
+                                    gross_margin=self.config.workspace.gross_margin, tz=self.tz)
             for p, parts in zip(periods, derived, strict=True):
                 self._derived[metric.key, p.start, p.end, by] = parts
         return self._derived[metric.key, period.start, period.end, by]
