@@ -297,7 +297,7 @@ def _print_answer(answer, workspace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    metric, fmt = answer.metric, lambda v: answer.metric.format(v, workspace.currency)
+    metric, fmt = answer.metric, lambda v: answer.format(v, workspace.currency)
     table = Table(title=f"{metric.label}, {answer.period.label}", show_header=False)
     table.add_row("value", fmt(answer.value))
     if answer.comparison is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -21,9 +22,10 @@ from bot.cli import main
 from bot.metrics.grammar import parse_period
 from bot.metrics.registry import METRICS
 from bot.metrics.snapshots import Reader, refresh
-from storage.models import Lead
+from storage.models import Deal, Lead
 from tests.metric_fixture import add_metric_fixture, at
-from tests.slack import TEAM, reply, slash
+from tests.slack import TEAM, all_text, reply, slash
+from tests.test_home import open_home
 
 
 @pytest.fixture
@@ -100,3 +102,48 @@ def test_a_guide_only_narrows_where_the_middle_is_read(services, data, monkeypat
             assert median(guide) == {"": 37.5}
         monkeypatch.setattr("storage.metrics.list_response_medians", None)  # no fallback
         assert median(right) == {"": 37.5}
+
+
+def _won(session, ext: str, days: float, closed) -> None:
+    session.add(Deal(team_id=TEAM, external_id=ext, source="marketing", amount=Decimal(1000),
+                     created_at=closed - timedelta(days=days), closed_at=closed, outcome="won",
+                     updated_at=closed))
+
+
+def _query_json(services, monkeypatch, capsys, text: str) -> dict:
+    monkeypatch.setattr("bot.cli._local_services", lambda: services)
+    assert main(["query", text, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_slack_shows_a_two_figure_median_without_digits_it_does_not_have(
+        app, services, clock, data, fake_slack, monkeypatch, capsys):
+    """A single deal of 45.6 days is "46 days" in Slack (the histogram holds 46), one of
+    123 days "120 days", a median of 52.76 "53 days"; `alignbot query` says 45.6, 123 and
+    52.76. July's (34 + 61) / 2 = 47.5 is "48 days", its change from June's (20 + 41) / 2 =
+    30.5, shown "31 days", is 17 days: the difference of what is shown."""
+    with services.transaction() as session:
+        _won(session, "D-SEP", 45.6, at(9, 15))
+        _won(session, "D-OCT", 123, at(10, 15))
+        for n, days in enumerate((40.0, 52.76, 70.0)):  # closed in the last 30 days
+            _won(session, f"D-NOV{n}", days, at(11, 10 + n))
+
+    def metric(words: str) -> str:
+        return all_text(reply(slash(app, f"metric {words}", clock.now())))
+    assert "*46 days*" in metric("sales cycle 2026-09")
+    assert "*120 days*" in metric("sales cycle 2026-10")
+    july = metric("sales cycle 2026-07 vs previous")
+    assert "*48 days* ▲ 17 days vs previous period (31 days)" in july
+    assert ".0 days" not in july and "47.5" not in july and "30.5" not in july
+    assert "*Sales cycle* 53 days" in all_text(reply(slash(app, "scorecard", clock.now())))
+    open_home(app, clock, "U0SALES01")
+    assert "*Sales cycle* 53 days" in all_text(fake_slack.homes["U0SALES01"])
+
+    assert _query_json(services, monkeypatch, capsys, "sales cycle 2026-09")["value"] == \
+        pytest.approx(45.6)
+    assert _query_json(services, monkeypatch, capsys, "sales cycle 2026-10")["value"] == 123
+    assert _query_json(services, monkeypatch, capsys, "sales cycle last 30 days")["value"] == \
+        pytest.approx(52.76)
+    july = _query_json(services, monkeypatch, capsys, "sales cycle 2026-07 vs previous")
+    assert (july["value"], july["comparison"]["value"]) == (pytest.approx(47.25),
+                                                            pytest.approx(30.625))

@@ -23,13 +23,17 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def make_answer(key: str, value: float | None, *, period: str = "Q3 2026",
                 before: float | None = None, groups: dict | None = None, by: str | None = None,
-                target: float | None = None, trend: tuple | None = None) -> Answer:
+                target: float | None = None, trend: tuple | None = None,
+                exact: bool = False, change: float | None = None) -> Answer:
+    """An answer as `answers.answer` makes it: by default from the two-figure histograms
+    (Slack's), `exact` as `alignbot query` and exports read it."""
     asked = parse_period(period, NOW, NY)
     compare = "previous" if before is not None else None
-    change = value - before if value is not None and compare else None
+    if change is None:
+        change = value - before if value is not None and compare else None
     comparison = Comparison("previous", asked.previous(), before, change) if compare else None
     return Answer(Query(key, asked, by, compare), METRICS[key], value, groups, comparison,
-                  trend or (None,) * (TREND - 1) + (value,), target, NOW)
+                  trend or (None,) * (TREND - 1) + (value,), target, NOW, exact)
 
 
 def shown(message: dict) -> str:
@@ -95,7 +99,46 @@ def test_an_answer_shows_value_change_trend_target_definition_and_as_of():
 ])
 def test_changes_are_plain_differences_coloured_by_the_better_direction(key, value, before,
                                                                          change):
-    assert change in shown(views.metric_answer(make_answer(key, value, before=before), "USD"))
+    answer = make_answer(key, value, before=before, exact=True)
+    assert change in shown(views.metric_answer(answer, "USD"))
+
+
+@pytest.mark.parametrize(("key", "value", "text"), [
+    ("sales_cycle", 52.76, "53 days"), ("sales_cycle", 45.6, "46 days"),
+    ("sales_cycle", 123.0, "120 days"), ("sales_cycle", 4.5, "4.5 days"),
+    ("sales_cycle", 46.5, "47 days"),  # half way between two counted values, half up
+    ("sales_cycle", 1234.0, "1200 days"), ("response_time", 2022.5, "2000 min"),
+    ("response_time", 37.5, "38 min"), ("response_time", 4.5, "5 min"),
+])
+def test_a_median_from_the_histograms_shows_two_figures_and_no_false_decimal(key, value, text):
+    """Slack's answers read medians from histograms of two significant figures (tenths
+    below 10): they show no digit those do not hold, however they are laid out."""
+    approximate = make_answer(key, value, before=value, groups={"x": value}, by="owner",
+                              target=30.0)
+    answer_text = shown(views.metric_answer(approximate, "USD"))
+    assert f"*{text}* no change vs previous period ({text})" in answer_text
+    assert f"x  {text:>10}" in answer_text  # the table by group
+    card = shown(views.scorecard([approximate], "USD"))
+    assert f"*{approximate.metric.label}* {text} · target 30" in card
+    assert views.metric_answer(approximate, "USD")["text"].endswith(f": {text}")
+
+
+def test_an_approximate_change_is_between_the_values_as_shown_and_the_target_is_exact():
+    # 52.76 and 49.5 are shown "53 days" and "50 days": 3 days apart, as `answer` computes it
+    answer = make_answer("sales_cycle", 52.76, before=49.5, change=3.0, target=30.25)
+    text = shown(views.metric_answer(answer, "USD"))
+    assert "*53 days* ▲ 3 days vs previous period (50 days) :red_circle:" in text
+    assert "Target 30.2 days ⚠️" in text  # the config's number, exact
+    grown = make_answer("sales_cycle", 160.0, before=4.5, change=155.5)
+    assert "▲ 160 days vs previous period (4.5 days)" in shown(views.metric_answer(grown, "USD"))
+
+
+def test_exact_answers_keep_their_decimals():
+    answer = make_answer("sales_cycle", 52.76, before=45.6, exact=True)
+    assert "*52.8 days* ▲ 7.2 days vs previous period (45.6 days)" in shown(
+        views.metric_answer(answer, "USD"))
+    assert make_answer("sales_cycle", 123.0, exact=True).format(123.0) == "123.0 days"
+    assert make_answer("win_rate", 0.5).format(0.5) == "50%"  # not a median: as it is
 
 
 def test_missing_numbers_say_so_instead_of_zero():
@@ -131,7 +174,7 @@ def test_the_scorecard_lists_every_metric_within_slacks_limits():
     text = shown(message)
     for metric in METRICS.values():
         assert f"*{metric.label}*" in text
-    assert "⚠️ *Response time* 123456789 min · target 1 min" in text
+    assert "⚠️ *Response time* 120000000 min · target 1 min" in text  # two figures
     assert "✅ *Win rate*" in text
     assert message["text"].startswith("Scorecard, Q3 2026: Response time")
 

@@ -142,7 +142,7 @@ _SECTIONS = {"handoff": _handoff, "sla": _sla, "funnel": _funnel, "pulse": _puls
 
 def _kpi(a: Answer, currency: str) -> str:
     """The value, against its target, and its change since the period before."""
-    value = "no data" if a.value is None else escape(a.metric.format(a.value, currency))
+    value = "no data" if a.value is None else escape(a.format(a.value, currency))
     parts = [f"*{value}*"]
     if a.target is not None:
         parts.append(f"target {escape(a.metric.format(a.target, currency))} "
@@ -150,7 +150,7 @@ def _kpi(a: Answer, currency: str) -> str:
     c = a.comparison
     if c is not None and c.change is not None and c.change != 0:
         size = f"{round(abs(c.change) * 100, 1):g} pts" if a.metric.unit == "ratio" else \
-            escape(a.metric.format(abs(c.change), currency))
+            escape(a.format(abs(c.change), currency))
         better = (c.change > 0) == (a.metric.better == "higher")
         parts.append(f"{UP if c.change > 0 else DOWN} {size} {BETTER if better else WORSE}")
     elif c is not None and c.change == 0:

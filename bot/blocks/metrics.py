@@ -119,7 +119,18 @@ def _value(answer: Answer, value: float | None, currency: str) -> str:
 
 
 def _format(answer: Answer, value: float, currency: str) -> str:
-    return escape(answer.metric.format(value, currency))  # the currency is the config's
+    """One of the answer's values: a median to two figures unless the answer is exact."""
+    return escape(answer.format(value, currency))  # the currency is the config's
+
+
+def _target(answer: Answer, currency: str) -> str | None:
+    if answer.target is None:
+        return None
+    return f"Target {_target_value(answer, currency)} {TARGET_MARK[answer.on_target()]}"
+
+
+def _target_value(answer: Answer, currency: str) -> str:
+    return escape(answer.metric.format(answer.target, currency))  # the config's, exact
 
 
 def _change(answer: Answer, change: float, currency: str) -> str:
@@ -151,13 +162,6 @@ def _comparison(answer: Answer, currency: str) -> str | None:
     return f"{_change(answer, c.change, currency)} {then}{_verdict(answer, c.change)}"
 
 
-def _target(answer: Answer, currency: str) -> str | None:
-    if answer.target is None:
-        return None
-    return f"Target {_format(answer, answer.target, currency)} " \
-           f"{TARGET_MARK[answer.on_target()]}"
-
-
 def _trend(answer: Answer) -> str | None:
     if all(v is None for v in answer.trend):
         return None
@@ -182,7 +186,7 @@ def _scorecard_line(answer: Answer, currency: str) -> str:
     parts = [f"{TARGET_MARK[answer.on_target()]} *{answer.metric.label}* "
              f"{_value(answer, answer.value, currency)}"]
     if answer.target is not None:
-        parts.append(f"target {_format(answer, answer.target, currency)}")
+        parts.append(f"target {_target_value(answer, currency)}")
     if any(v is not None for v in answer.trend):
         parts.append(f"`{sparkline(answer.trend)}`")
     c = answer.comparison

@@ -33,7 +33,9 @@ class Comparison:
     kind: str  # previous | last_year
     period: Period
     value: float | None
-    change: float | None  # value now minus value then, in the metric's unit
+    # value now minus value then, in the metric's unit; of an approximate answer's medians,
+    # of the two as shown ("53 days" vs "50 days": 3 days, not 53.2 - 49.5 = 3.7)
+    change: float | None
 
     @property
     def label(self) -> str:
@@ -50,6 +52,18 @@ class Answer:
     trend: tuple[float | None, ...]  # the TREND periods of equal length ending with this one
     target: float | None
     as_of: datetime  # the oldest data the answer stands on
+    exact: bool = False  # medians from the rows, not from the two-figure histograms
+
+    @property
+    def approximate(self) -> bool:
+        """Its values are medians read from two-figure histograms (see `answer`)."""
+        return self.metric.median and not self.exact
+
+    def format(self, value: float | None, currency: str = "USD") -> str:
+        """One of the answer's values (its own, a group's, the comparison's or the change)
+        in the metric's unit, with no more figures than it has; a target is the metric's
+        `format`: the config's number, exact."""
+        return self.metric.format(value, currency, approximate=self.approximate)
 
     @property
     def period(self) -> Period:
@@ -138,10 +152,13 @@ def answer(work: Work, query: Query, *, exact: bool = False) -> Answer:
     if query.compare is not None:
         then = last_year or earlier[-1]
         before = trend[-1] if last_year is None else reader.value(metric, then, None)[0]
-        change = value - before if value is not None and before is not None else None
+        change = None
+        if value is not None and before is not None:
+            shown = metric.shown if metric.median and not exact else float
+            change = shown(value) - shown(before)
         comparison = Comparison(query.compare, then, before, change)
     return Answer(query, metric, value, groups, comparison, (*trend, value),
-                  work.config.targets.get(metric.key), reader.as_of)
+                  work.config.targets.get(metric.key), reader.as_of, exact)
 
 
 def scorecard(work: Work, period: Period | None = None) -> list[Answer]:

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
@@ -28,6 +29,8 @@ MONTH = timedelta(days=365.25 / 12)  # an average month: a period not of whole m
 EVER = datetime(1, 1, 2, tzinfo=UTC)  # before any data: what "before an instant" sums from
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
 FORMATS = {"ratio": "{:.0%}", "minutes": "{:.0f} min", "days": "{:.1f} days", "count": "{:,.0f}"}
+# a median read from two-figure histograms: the decimals its unit shows at most, and the unit
+SHOWN = {"minutes": (0, " min"), "days": (1, " days")}
 
 
 EMPTY: Mapping[float, int] = MappingProxyType({})
@@ -117,14 +120,35 @@ class Metric:
         """Computed from a histogram of values rather than from sums."""
         return self.value is _median
 
-    def format(self, value: float | None, currency: str = "USD") -> str:
-        """48%, 37 min, 12.5 days, $1,234, 1,234; "—" for no value."""
+    def format(self, value: float | None, currency: str = "USD", *,
+               approximate: bool = False) -> str:
+        """48%, 37 min, 12.5 days, $1,234, 1,234; "—" for no value. `approximate`: a median
+        read from two-figure histograms (see `Parts`) shows no digit they do not hold: two
+        significant figures (tenths below 10) and no trailing ".0" — 52.76 days is "53
+        days", 123 days "120 days", 4.5 days "4.5 days"."""
         if value is None:
             return "—"
         if self.unit == "money":
             symbol = SYMBOLS.get(currency)
             return f"{symbol}{value:,.0f}" if symbol else f"{value:,.0f} {currency}"
+        if approximate and self.median:
+            decimals, unit = SHOWN[self.unit]
+            return f"{self.shown(value):.{decimals}f}".removesuffix(".0") + unit
         return FORMATS[self.unit].format(value)
+
+    def shown(self, value: float) -> float:
+        """A median read from two-figure histograms, as `format(approximate=True)` shows it."""
+        return two_figures(value, SHOWN[self.unit][0])
+
+
+def two_figures(value: float, decimals: int = 1) -> float:
+    """What a two-figure histogram knows of a value: two significant figures, and no more
+    than `decimals` (tenths, as the histograms count below 10), half away from zero as
+    `storage.metrics._two_figures` rounds (123 -> 120, 52.76 -> 53, 4.56 -> 4.6). A median
+    between two counted values (46 and 47 -> 46.5) is read the same way: 47."""
+    exact = Decimal(repr(value))
+    places = min(decimals, 1 - exact.adjusted())
+    return float(exact.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)) + 0.0  # not -0
 
 
 def quantile(histogram: Mapping[float, int], q: float) -> float | None:
