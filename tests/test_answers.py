@@ -83,6 +83,18 @@ def test_rejection_reasons_answer_by_reason_without_asking(loaded):
     assert result.groups and sum(result.groups.values()) == result.value
 
 
+def test_query_json_has_groups_only_when_by_is_asked_even_for_rejections(loaded, capsys):
+    """PRODUCT.md: "`groups` is present only with `by`". Rejections break down by reason
+    in Slack without asking; the JSON lists the reasons when `by reason` is typed."""
+    assert main(["query", "rejections 2026-05-01..2026-07-31", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert "groups" not in plain and plain["value"] == 4  # L5, L6 in June; L13, L15 in July
+    assert main(["query", "rejections 2026-05-01..2026-07-31 by reason", "--json"]) == 0
+    by_reason = json.loads(capsys.readouterr().out)
+    assert by_reason["value"] == plain["value"]
+    assert sum(g["value"] for g in by_reason["groups"]) == plain["value"]
+
+
 def test_scorecard_has_every_metric_with_its_target(loaded):
     with loaded.sessions() as s:
         card = scorecard(loaded.work_in(s, now=NOW))

@@ -47,7 +47,7 @@ class Answer:
     query: Query
     metric: Metric
     value: float | None
-    groups: dict[str, float | None] | None  # highest first; only with `by`
+    groups: dict[str, float | None] | None  # highest first; by `by` or the metric's default_by
     comparison: Comparison | None  # only with `vs`
     trend: tuple[float | None, ...]  # the TREND periods of equal length ending with this one
     target: float | None
@@ -92,7 +92,8 @@ class Answer:
             out["comparison"] = {"label": c.kind, "value": c.value, "change": c.change,
                                  "period": {"start": c.period.start.isoformat(),
                                             "end": c.period.end.isoformat()}}
-        if self.groups is not None:
+        if self.groups is not None and self.query.by is not None:  # "only with `by`": a
+            # metric's own breakdown (rejections by reason) is shown in Slack, not listed here
             out["groups"] = [{"key": k, "value": v} for k, v in self.groups.items()]
         out["target"] = self.target
         out["trend"] = list(self.trend)
