@@ -209,8 +209,8 @@ def latencies(sessions, config, reps: int) -> list[tuple[str, str, str, float, f
                     forget(sessions)
                     for times in (cold, warm):
                         start = time.perf_counter()
-                        with sessions() as s:
-                            answer(Work(s, TEAM, config, NOW), query)
+                        with sessions() as s:  # as `/align metric` asks (details too)
+                            answer(Work(s, TEAM, config, NOW), query, details=True)
                         if rep:
                             times.append(time.perf_counter() - start)
                 cold.sort()
@@ -221,15 +221,17 @@ def latencies(sessions, config, reps: int) -> list[tuple[str, str, str, float, f
 
 
 def exact_latencies(sessions, config, reps: int) -> list[tuple[str, str, str, float, float]]:
-    """The medians as `alignbot query`, exports and the gap read them (exact, from the rows),
-    and the gap/index report itself (every metric it reads, over the last 90 days)."""
+    """The medians as `alignbot query`, exports and the gap read them (exact, from the rows;
+    with the details `alignbot query` adds, response time's p90 and median in business
+    time), and the gap/index report itself (every metric it reads, over the last 90 days)."""
     rows = []
     for key in (k for k, m in METRICS.items() if m.exact is not None):
         for text in PERIODS:
             for by in (None, METRICS[key].dimensions[0]):
                 query = parse(f"{key} {text}" + (f" by {by}" if by else ""), config, NOW)
                 rows.append((key, text, by or "-", *_timed(
-                    reps, sessions, lambda s, q=query: answer(Work(s, TEAM, config, NOW), q, exact=True))))
+                    reps, sessions, lambda s, q=query: answer(Work(s, TEAM, config, NOW), q,
+                                                              exact=True, details=True))))
     rows.append(("gap/index report", "last 90 days", "-", *_timed(
         reps, sessions, lambda s: report(Work(s, TEAM, config, NOW)))))
     return rows

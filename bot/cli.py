@@ -280,7 +280,8 @@ def cmd_query(args) -> int:
 
     services = _local_services()
     try:
-        answer = ask(services, args.text, exact=True)  # scripts check it against the CRM
+        answer = ask(services, args.text, exact=True,  # scripts check it against the CRM
+                     details=True)
     except QueryError as exc:
         print(f"alignbot: {exc.message}", file=sys.stderr)
         return 2
@@ -297,9 +298,13 @@ def _print_answer(answer, workspace) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from bot.blocks.metrics import DETAIL_LABELS
+
     metric, fmt = answer.metric, lambda v: answer.format(v, workspace.currency)
     table = Table(title=f"{metric.label}, {answer.period.label}", show_header=False)
     table.add_row("value", fmt(answer.value))
+    for name, value in answer.details.items():
+        table.add_row(DETAIL_LABELS.get(name, name), fmt(value))
     if answer.comparison is not None:
         table.add_row(f"vs {answer.comparison.label}", fmt(answer.comparison.value))
     if answer.target is not None:

@@ -191,21 +191,47 @@ def list_response_medians(session: Session, team_id: str, start: datetime, end: 
     return {k: median for k, (median,) in rows.items()}
 
 
+def get_response_quantile(session: Session, team_id: str, start: datetime, end: datetime,
+                          tenths: int, *, business: bool = False) -> float | None:
+    """The exact `tenths`/10 quantile of `list_response_histograms`'s minutes (wall or
+    business time), interpolated between the two nearest ranks as `registry.quantile` reads
+    a histogram: the rows ranked by a window function, the one or two at the rank read."""
+    minutes = Lead.business_minutes if business else Lead.response_minutes
+
+    def build(_: str) -> Select:
+        rows = select(minutes.label("v")).where(
+            Lead.team_id == TEAM, _within(Lead.routed_at), Lead.first_touch_at.is_not(None),
+            minutes.is_not(None)).subquery()
+        ranked = select(rows.c.v, func.row_number().over(order_by=rows.c.v).label("k"),
+                        func.count().over().label("n")).subquery()
+        below = (ranked.c.n - 1) * tenths // 10  # ranks from 1: the two at below + 1, + 2
+        return select(ranked.c.n, ranked.c.v).where(
+            or_(ranked.c.k == below + 1, ranked.c.k == below + 2)).order_by(ranked.c.k)
+    rows = read(session, _prepared(session, ("response_quantile", tenths, business), build),
+                {"team_id": team_id, "start": start, "end": end}).all()
+    if not rows:
+        return None
+    n, low = rows[0]
+    high = rows[-1][1]
+    return low + (high - low) * ((n - 1) * tenths % 10) / 10
+
+
 def get_response_window(session: Session, team_id: str, start: datetime, end: datetime,
-                        low: float, high: float) -> tuple[int, int, list[float]]:
+                        low: float, high: float, *, business: bool = False
+                        ) -> tuple[int, int, list[float]]:
     """(how many, how many below `low`, the sorted values from `low` to `high`) of the
-    minutes `list_response_medians` ranks: range scans of ix_leads_team_routed_touch, and a
-    sort of the few values in the window only."""
+    minutes `list_response_medians` ranks (wall or business time): range scans of
+    ix_leads_team_routed_touch, and a sort of the few values in the window only."""
+    minutes = Lead.business_minutes if business else Lead.response_minutes
+
     def where() -> tuple:
         return (Lead.team_id == TEAM, _within(Lead.routed_at), Lead.first_touch_at.is_not(None),
-                Lead.response_minutes.is_not(None))
+                minutes.is_not(None))
     low_, high_ = bindparam("low"), bindparam("high")
-    counts = _prepared(session, ("response_window_counts",), lambda _: select(
-        func.count(), func.count(case((Lead.response_minutes < low_, 1)))).where(*where()))
-    window = _prepared(session, ("response_window",), lambda _: select(Lead.response_minutes)
-                       .where(*where(), Lead.response_minutes >= low_,
-                              Lead.response_minutes <= high_)
-                       .order_by(Lead.response_minutes))
+    counts = _prepared(session, ("response_window_counts", business), lambda _: select(
+        func.count(), func.count(case((minutes < low_, 1)))).where(*where()))
+    window = _prepared(session, ("response_window", business), lambda _: select(minutes)
+                       .where(*where(), minutes >= low_, minutes <= high_).order_by(minutes))
     params = {"team_id": team_id, "start": start, "end": end, "low": low, "high": high}
     total, below = read(session, counts, params).one()
     return total, below, list(read(session, window, params).scalars())

@@ -88,10 +88,10 @@ class Lead(Base):
         Index("ix_leads_team_owner_status", "team_id", "owner_id", "status"),
         Index("ix_leads_team_mql_at", "team_id", "mql_at"),
         # covering: an exact median of response times ranks a period's values from the index
-        # alone (at 1M leads, a quarter in 0.14 s instead of 0.4 s of row lookups); and every
-        # query by routing time uses its first two columns
+        # alone (at 1M leads, a quarter in 0.14 s instead of 0.4 s of row lookups), in wall
+        # or business minutes; and every query by routing time uses its first two columns
         Index("ix_leads_team_routed_touch", "team_id", "routed_at", "first_touch_at",
-              "response_minutes"),
+              "response_minutes", "business_minutes"),
         # a capped person's load today: the leads given to them today, not everyone's
         Index("ix_leads_team_owner_assigned", "team_id", "owner_id", "assigned_at"),
         # rejected_at first: "decided in the period" is (not rejected, accepted in it) or

@@ -17,10 +17,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import event
 
 from bot.cli import main
-from bot.metrics.grammar import parse_period
-from bot.metrics.registry import METRICS
+from bot.metrics.answers import answer
+from bot.metrics.grammar import Query, parse_period
+from bot.metrics.registry import METRICS, response_time_detail
 from bot.metrics.snapshots import Reader, refresh
 from storage.models import Deal, Lead
 from tests.metric_fixture import add_metric_fixture, at
@@ -147,3 +149,66 @@ def test_slack_shows_a_two_figure_median_without_digits_it_does_not_have(
     july = _query_json(services, monkeypatch, capsys, "sales cycle 2026-07 vs previous")
     assert (july["value"], july["comparison"]["value"]) == (pytest.approx(47.25),
                                                             pytest.approx(30.625))
+
+
+# ------------------------------------------------------------------ response time's details
+# June's touched leads (tests/metric_fixture.py), wall minutes 10, 12.35, 30, 45, 60, 3,960
+# (two figures: 12, and 4,000): p90 at rank 4.5 of 0..5, half way from 60 to the last,
+# exact 2,010, from the histogram 2,030; business minutes 10, 12.35, 20, 30, 60, 120:
+# median (20 + 30) / 2 = 25 either way.
+
+
+def _statements(engine, table: str) -> list[str]:
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_):
+        if f"FROM {table}" in statement:
+            seen.append(statement)
+    event.listen(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_response_time_details_are_read_from_stored_histograms_as_its_median_is(
+        services, data):
+    """The p90 comes from response time's own histogram, the business-time median from a
+    histogram the refresh stores beside it: for a stored month they add no read of the
+    leads to the answer (its trend reads the months before the first stored day live),
+    and equal the live reading of the rows' histograms."""
+    june = parse_period("2026-06", at(8, 20), services.config.workspace.tz)
+    with services.sessions() as session:  # before a first refresh: live, the same way
+        unstored = answer(services.work_in(session, now=at(8, 20)),
+                          Query("response_time", june), details=True)
+    refresh(services.sessions, services.config, TEAM, at(8, 20))
+    leads = _statements(services.engine, "leads")
+    with services.sessions() as session:
+        answer(services.work_in(session, now=at(8, 20)), Query("response_time", june))
+        without = len(leads)
+        found = answer(services.work_in(session, now=at(8, 20)),
+                       Query("response_time", june), details=True)
+        assert len(leads) == 2 * without  # the same reads again, none for the details
+        live = response_time_detail(session, TEAM, june.start, june.end)[""]
+    assert found.details == {"p90": pytest.approx(2030.0), "business_median": 25.0}
+    assert (found.details["p90"], found.details["business_median"]) == \
+        pytest.approx((live.p90, live.business_median))
+    assert unstored.details == found.details
+    with services.sessions() as session:
+        plain = answer(services.work_in(session, now=at(8, 20)), Query("response_time", june))
+    assert plain.details == {}  # only when asked: a scorecard or a digest reads none
+
+
+def test_the_response_time_answer_shows_p90_and_the_median_in_business_hours(
+        app, clock, data):
+    text = all_text(reply(slash(app, "metric response time 2026-06", clock.now())))
+    assert "p90 2000 min · median in business hours 25 min" in text  # 2,030 to two figures
+    assert "p90" not in all_text(reply(slash(app, "metric win rate 2026-06", clock.now())))
+    assert "p90" not in all_text(reply(slash(app, "metric response time 2025-12", clock.now())))
+
+
+def test_query_json_has_response_times_exact_p90_and_business_median(
+        services, data, monkeypatch, capsys):
+    june = _query_json(services, monkeypatch, capsys, "response time 2026-06")
+    assert (june["value"], june["p90"], june["business_median"]) == pytest.approx(
+        (37.5, 2010.0, 25.0))
+    empty = _query_json(services, monkeypatch, capsys, "response time 2025-12")
+    assert (empty["value"], empty["p90"], empty["business_median"]) == (None, None, None)
+    assert "p90" not in _query_json(services, monkeypatch, capsys, "win rate 2026-06")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -131,6 +132,20 @@ def test_an_approximate_change_is_between_the_values_as_shown_and_the_target_is_
     assert "Target 30.2 days ⚠️" in text  # the config's number, exact
     grown = make_answer("sales_cycle", 160.0, before=4.5, change=155.5)
     assert "▲ 160 days vs previous period (4.5 days)" in shown(views.metric_answer(grown, "USD"))
+
+
+def test_response_times_p90_and_business_median_are_a_line_under_the_value():
+    answer = make_answer("response_time", 62.0, by="owner", groups={"U0SAM": 40.0})
+    answer = dataclasses.replace(answer, details={"p90": 187.0, "business_median": 35.4})
+    message = views.metric_answer(answer, "USD")
+    text = shown(message)
+    assert "p90 190 min · median in business hours 35 min" in text  # two figures, as the value
+    assert text.index("p90") < text.index("*By owner*")  # about the whole, not the last group
+    exact = dataclasses.replace(answer, exact=True)
+    assert "p90 187 min · median in business hours 35 min" in shown(
+        views.metric_answer(exact, "USD"))
+    nothing = dataclasses.replace(answer, details={"p90": None, "business_median": None})
+    assert len(views.metric_answer(nothing, "USD")["blocks"]) == len(message["blocks"]) - 1
 
 
 def test_exact_answers_keep_their_decimals():

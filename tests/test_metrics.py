@@ -14,6 +14,7 @@ from bot.metrics.registry import (
     METRICS,
     Parts,
     ResponseTime,
+    _response_quantile,
     compute,
     quantile,
     response_time_detail,
@@ -120,6 +121,36 @@ def test_response_time_detail(session):
     detail = response_time_detail(session, TEAM, *JUNE, by="segment")
     assert detail["enterprise"] == pytest.approx(ResponseTime(4000.0, 4000.0, 120.0))  # L4
     assert response_time_detail(session, TEAM, *EMPTY) == {"": ResponseTime(None, None, None)}
+
+
+def test_exact_response_quantiles_interpolate_as_the_histograms_do(session):
+    """`get_response_quantile` ranks the rows in SQL; read as `quantile` reads a histogram
+    of the exact values (numpy's default), on every backend, for every count from 1."""
+    minutes = [10.0, 12.35, 30.0, 45.0, 60.0, 3960.0]  # June's touched leads, by routing
+    business = [10.0, 12.35, 20.0, 30.0, 60.0, 120.0]
+    for tenths in (5, 9):
+        q = tenths / 10
+        assert queries.get_response_quantile(session, TEAM, *JUNE, tenths) == \
+            pytest.approx(quantile(dict.fromkeys(minutes, 1), q))
+        assert queries.get_response_quantile(session, TEAM, *JUNE, tenths, business=True) == \
+            pytest.approx(quantile(dict.fromkeys(business, 1), q))
+        assert queries.get_response_quantile(session, TEAM, *MAY, tenths) == 5.0  # one lead
+        assert queries.get_response_quantile(session, TEAM, *EMPTY, tenths) is None
+    # the first k of June's leads by routing time, k = 1..6
+    routed = [at(6, 2, 9), at(6, 3, 10), at(6, 4, 14), at(6, 5, 16), at(6, 18, 9), at(6, 20, 9)]
+    by_time = [10.0, 30.0, 45.0, 3960.0, 60.0, 12.35]
+    for k in range(1, 7):
+        values = by_time[:k]
+        end = routed[k - 1].replace(minute=1)
+        expected = pytest.approx(quantile(dict.fromkeys(values, 1), 0.9))
+        assert queries.get_response_quantile(session, TEAM, JUNE[0], end, 9) == expected, k
+        # guided by the two-figure histogram: only the values around the rank are read
+        guide = Parts.total(METRICS["response_time"].parts(session, TEAM, JUNE[0], end).values())
+        assert _response_quantile(session, TEAM, JUNE[0], end, 9, guide.histogram) == expected
+    # a guide the rows have moved away from (a refresh behind) ranks them all
+    for stale in ({10.0: 1}, {5000.0: 3}, {0.0: 40, 9000.0: 1}):
+        assert _response_quantile(session, TEAM, *JUNE, 9, stale) == pytest.approx(2010.0)
+        assert _response_quantile(session, TEAM, *JUNE, 5, stale, business=True) == 25.0
 
 
 def test_minutes_and_days_are_counted_to_two_figures_half_up_on_every_backend(session):

@@ -303,3 +303,35 @@ def test_spend_spread_over_days_forgets_each_refresh_both_ways(engine, clock):
     finally:
         upgrade(engine)
     assert refreshes() == []
+
+
+def test_response_business_minutes_forget_each_refresh_and_go_back_without_their_rows(
+        engine, clock):
+    """0030: the next refresh is a first one, which stores response time's business-minute
+    histograms; down, they are gone and the other rows stay."""
+    from datetime import date
+
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import MetricRefresh, MetricSnapshot
+
+    def stored() -> tuple[list, list]:
+        with Session(engine) as s:
+            return (s.scalars(select(MetricSnapshot.metric).order_by(MetricSnapshot.metric))
+                    .all(), s.scalars(select(MetricRefresh.team_id)).all())
+    with Session(engine) as s, s.begin():
+        s.add(MetricRefresh(team_id="T1", first_day=date(2026, 6, 1),
+                            last_day=date(2026, 6, 30), as_of=clock.now()))
+        s.add_all(MetricSnapshot(team_id="T1", metric=metric, grain="day",
+                                 day=date(2026, 6, 1), numerator=0.0, denominator=0.0,
+                                 histogram={"35.0": 1}, computed_at=clock.now())
+                  for metric in ("response_business_minutes", "response_time"))
+    try:
+        command.downgrade(alembic_config(engine), "0029")
+        assert stored() == (["response_time"], ["T1"])
+        assert current_revision(engine) == "0029"
+    finally:
+        upgrade(engine)
+    assert stored() == (["response_time"], [])

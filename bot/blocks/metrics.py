@@ -27,6 +27,8 @@ TARGET_MARK = {True: "✅", False: "⚠️", None: "▫️"}  # met, missed, no 
 TABLE_ROWS = 10
 LABEL_WIDTH = 24  # characters of a group's name in the table
 SCORECARD_LINES = 7  # metrics per section: well within 3,000 characters
+# an answer's `details`, as they are named beside its value
+DETAIL_LABELS = {"p90": "p90", "business_median": "median in business hours"}
 
 
 def metric_answer(answer: Answer, currency: str,
@@ -41,6 +43,9 @@ def metric_answer(answer: Answer, currency: str,
     if extras:
         lines.append("   ·   ".join(extras))
     blocks = [section("\n".join(lines))]
+    more = _details(answer, currency)
+    if more:  # under the value it adds to, above any table of groups
+        blocks.append(context(more))
     if answer.groups:
         blocks.append(section(_table(answer, currency, names or {})))
     blocks.append(context(m.definition, as_of(answer)))
@@ -131,6 +136,14 @@ def _target(answer: Answer, currency: str) -> str | None:
 
 def _target_value(answer: Answer, currency: str) -> str:
     return escape(answer.metric.format(answer.target, currency))  # the config's, exact
+
+
+def _details(answer: Answer, currency: str) -> str | None:
+    """"p90 190 min · median in business hours 35 min": the whole workspace's, those with
+    data; written as the value is."""
+    shown = [f"{DETAIL_LABELS.get(name, escape(name))} {_format(answer, value, currency)}"
+             for name, value in answer.details.items() if value is not None]
+    return " · ".join(shown) or None
 
 
 def _change(answer: Answer, change: float, currency: str) -> str:

@@ -9,8 +9,10 @@ rest), and an `Answer` carries everything a builder or a script shows.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from bot.intake.csvfile import write_rows
@@ -53,6 +55,9 @@ class Answer:
     target: float | None
     as_of: datetime  # the oldest data the answer stands on
     exact: bool = False  # medians from the rows, not from the two-figure histograms
+    # more of the metric than its value, when asked (response time's p90 and median in
+    # business time), by name as the JSON has them; in the metric's unit, None for no data
+    details: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def approximate(self) -> bool:
@@ -85,7 +90,7 @@ class Answer:
         """The shape of PRODUCT.md "Metrics": `alignbot query --json`."""
         out: dict[str, Any] = {
             "metric": self.metric.key, "value": self.value, "unit": self.metric.unit,
-            "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat(),
+            **self.details, "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat(),
                        "label": self.period.label}}
         if self.comparison is not None:
             c = self.comparison
@@ -130,18 +135,21 @@ def parse(text: str, config: Config, now: datetime, default_metric: str | None =
 
 
 def ask(services: Services, text: str, default_metric: str | None = None, *,
-        exact: bool = False) -> Answer:
+        exact: bool = False, details: bool = False) -> Answer:
     """Parse and answer a question for the services' workspace, now."""
     now = services.clock.now()
     query = parse(text, services.config, now, default_metric)
     with read_only(services.sessions) as session:
-        return answer(services.work_in(session, now=now), query, exact=exact)
+        return answer(services.work_in(session, now=now), query, exact=exact, details=details)
 
 
-def answer(work: Work, query: Query, *, exact: bool = False) -> Answer:
+def answer(work: Work, query: Query, *, exact: bool = False, details: bool = False) -> Answer:
     """`exact`: medians from the rows, not to two figures (see `snapshots.Reader`): for
     answers people check number by number (`alignbot query`, exports); Slack's answers
-    show no more figures than the histograms keep, and read a year of them in milliseconds."""
+    show no more figures than the histograms keep, and read a year of them in milliseconds.
+    `details`: the metric's `details` too (response time's p90 and median in business
+    time), for one who asked about it (`/align metric`, `alignbot query`): from the same
+    stored histograms as the value, or exact from the rows."""
     metric = METRICS[query.metric]
     reader = snapshots.Reader(work, exact=exact)
     earlier = trend_periods(query.period)[:-1]
@@ -158,8 +166,10 @@ def answer(work: Work, query: Query, *, exact: bool = False) -> Answer:
             shown = metric.shown if metric.median and not exact else float
             change = shown(value) - shown(before)
         comparison = Comparison(query.compare, then, before, change)
+    more = reader.details(metric, query.period) if details else {}
     return Answer(query, metric, value, groups, comparison, (*trend, value),
-                  work.config.targets.get(metric.key), reader.as_of, exact)
+                  work.config.targets.get(metric.key), reader.as_of, exact,
+                  MappingProxyType(more))
 
 
 def scorecard(work: Work, period: Period | None = None) -> list[Answer]:

@@ -29,7 +29,7 @@ def metric_command(inv: Invocation) -> Reply:
     mtd, qtd, ytd, 2026-03, Q3 2026, 2026-01-01..2026-03-31 (default: the last 30 days).
     Break down `by owner|source|segment|region|team`; compare `vs previous` or `vs last year`.
     Only you see the answer unless you add `share`; add `chart` for a chart of its trend."""
-    asked = _answer(inv, views.ASK_METRIC, names=True)
+    asked = _answer(inv, views.ASK_METRIC, names=True, details=True)
     if isinstance(asked, Reply):
         return asked
     found, names = asked
@@ -78,18 +78,19 @@ def export_command(inv: Invocation) -> Reply:
                     file=Upload(name, f"{found.metric.label}, {found.period.label}", found.csv))
 
 
-def _answer(inv: Invocation, example: str, *, exact: bool = False, names: bool = False
-            ) -> tuple[Answer, dict[str, str] | None] | Reply:
+def _answer(inv: Invocation, example: str, *, exact: bool = False, names: bool = False,
+            details: bool = False) -> tuple[Answer, dict[str, str] | None] | Reply:
     """The answer to the words after the command, or what the grammar could not read. With
     `names`, and by owner, people's names by Slack id too (a table in a code block cannot
-    show <@mentions>), read in the same turn and transaction."""
+    show <@mentions>), read in the same turn and transaction; with `details`, the metric's
+    (response time's p90 and median in business time)."""
     config = inv.services.config
     try:
         query = parse(" ".join(inv.args), config, inv.now)
     except QueryError as exc:
         return Reply.of(views.metric_error(exc, example))
     with inv.reading() as work:
-        found = answer(work, query, exact=exact)
+        found = answer(work, query, exact=exact, details=details)
         owners = names and query.by == "owner"
         return found, list_names(work.session, work.team_id) if owners else None
 

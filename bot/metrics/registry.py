@@ -6,7 +6,9 @@ additive metric the parts of adjacent periods add up, so daily snapshots can be 
 parts and merged. Churn, CLTV and revenue growth are not additive, but `derive` computes
 them from sums that are (`SERIES`, stored the same way): growth compares two periods'
 won amounts, and customers active at an instant are those started before it less those
-churned before it. Content utilization is computed live.
+churned before it. Content utilization is computed live. Response time's `details` (its
+p90, and its median in business time) come from histograms stored the same way: its own,
+and a series of business minutes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
@@ -88,6 +91,21 @@ EachFn = Callable[..., list[dict[str, Parts]]]
 ExactFn = Callable[..., dict[str, float]]
 
 
+# histogram(metric or series) -> its two-figure histogram over the period, for the whole
+# workspace (stored, as a median's value is read)
+Histogram = Callable[..., Mapping[float, int]]
+
+
+class Details(NamedTuple):
+    """More numbers of a median metric over a period than its value, named as
+    `alignbot query --json` prints them: `read(histogram)` from the two-figure histograms,
+    and `exact(session, team_id, start, end, histogram)` from the rows (guided by them),
+    for the answers that are exact."""
+
+    read: Callable[[Histogram], dict[str, float | None]]
+    exact: Callable[[Session, str, datetime, datetime, Histogram], dict[str, float | None]]
+
+
 @dataclass(frozen=True)
 class Metric:
     """One metric: its words, how to show it, and `parts` then `value` to compute it."""
@@ -114,6 +132,9 @@ class Metric:
     # per grouping, the groups `parts` lists even when they have no data (CAC's two teams):
     # the snapshots store no row for nothing, so what reads them adds these
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    # more of the metric than its value, for the whole workspace (response time's p90);
+    # see `Details`
+    details: Details | None = None
 
     @property
     def median(self) -> bool:
@@ -338,12 +359,12 @@ class Series:
     dimensions: tuple[str, ...]
     parts: PartsFn
     each: EachFn
+    median: bool = False  # a histogram of values (stored as one), not sums
     additive: ClassVar[bool] = True
-    median: ClassVar[bool] = False
     groups: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType({})  # only with data
 
     def value(self, parts: Parts) -> None:
-        return None  # stored as its numerator and denominator
+        return None  # stored as its numerator and denominator, or its histogram
 
 
 class Totals:
@@ -377,7 +398,50 @@ WON = Series("won_amount", DIMENSIONS, _adapt(queries.list_won_totals, _pair),
 CUSTOMERS = Series("customers", (), _whole(queries.get_customer_moves),
                    _whole_each(metrics_each.get_customer_moves))
 MRR = Series("mrr", (), _whole(queries.get_mrr_moves), _whole_each(metrics_each.get_mrr_moves))
-SERIES = (WON, CUSTOMERS, MRR)
+# response time in business minutes (working hours only), for the whole workspace: a
+# histogram like response time's own, whose median its answers show beside the value
+RESPONSE_BUSINESS = Series(
+    "response_business_minutes", (),
+    _adapt(partial(queries.list_response_histograms, business=True), _histogram),
+    _adapt_each(partial(metrics_each.list_response_histograms, business=True), _histogram),
+    median=True)
+SERIES = (WON, CUSTOMERS, MRR, RESPONSE_BUSINESS)
+
+
+def _response_details(histogram: Histogram) -> dict[str, float | None]:
+    """Response time's p90 (wall clock) and its median in business time: PRODUCT.md's
+    "also p90, and business-time minutes"."""
+    return {"p90": quantile(histogram(METRICS["response_time"]), 0.9),
+            "business_median": quantile(histogram(RESPONSE_BUSINESS), 0.5)}
+
+
+def _response_details_exact(session: Session, team_id: str, start: datetime, end: datetime,
+                            histogram: Histogram) -> dict[str, float | None]:
+    return {"p90": _response_quantile(session, team_id, start, end, 9,
+                                      histogram(METRICS["response_time"])),
+            "business_median": _response_quantile(session, team_id, start, end, 5,
+                                                  histogram(RESPONSE_BUSINESS), business=True)}
+
+
+def _response_quantile(session: Session, team_id: str, start: datetime, end: datetime,
+                       tenths: int, guide: Mapping[float, int], *, business: bool = False
+                       ) -> float | None:
+    """The exact `tenths`/10 quantile of the minutes, as `_response_median` reads the median:
+    only the values around the rank the guide (the two-figure histogram) puts it at; when
+    the rows have moved away from it, all are ranked."""
+    if guide:
+        n = sum(guide.values())
+        rank = (n - 1) * tenths // 10
+        low = _nth(guide, rank) * 0.94 - 0.1
+        high = _nth(guide, min(rank + 1, n - 1)) * 1.06 + 0.1
+        total, below, values = queries.get_response_window(session, team_id, start, end, low,
+                                                           high, business=business)
+        rank = (total - 1) * tenths // 10
+        first, second = rank - below, min(rank + 1, total - 1) - below  # ranks in the window
+        if total and first >= 0 and second < len(values):
+            a, b = values[first], values[second]
+            return a + (b - a) * ((total - 1) * tenths % 10) / 10
+    return queries.get_response_quantile(session, team_id, start, end, tenths, business=business)
 
 
 def _bounds(periods: list[Interval], *more: datetime) -> list[datetime]:
@@ -428,7 +492,7 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         unit="minutes", better="lower", dimensions=DIMENSIONS, additive=True,
         parts=_adapt(queries.list_response_histograms, _histogram), value=_median,
         each=_adapt_each(metrics_each.list_response_histograms, _histogram),
-        exact=_response_median),
+        exact=_response_median, details=Details(_response_details, _response_details_exact)),
     Metric(
         "sla_compliance", "SLA compliance",
         ("sla", "sla compliance", "sla met", "sla rate", "on time response"),
@@ -586,7 +650,9 @@ class ResponseTime(NamedTuple):
 
 def response_time_detail(session: Session, team_id: str, start: datetime, end: datetime,
                          by: str | None = None) -> dict[str, ResponseTime]:
-    """Response time's median, p90 and business-time median, per group ("" for by=None)."""
+    """Response time's median, p90 and business-time median, per group ("" for by=None),
+    live from the rows' histograms: what answers read from the snapshots
+    (`Metric.details`) is checked against it."""
     wall = queries.list_response_histograms(session, team_id, start, end, by)
     business = queries.list_response_histograms(session, team_id, start, end, by, business=True)
     return {k: ResponseTime(quantile(wall.get(k, {}), 0.5), quantile(wall.get(k, {}), 0.9),

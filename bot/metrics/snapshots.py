@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -70,6 +70,7 @@ class Reader:
         self.expected: list[Period] = []
         self._derived: dict[tuple, dict[str, Parts]] = {}
         self._stored: dict[tuple, dict[str, Parts]] = {}
+        self._whole: dict[tuple, Parts] = {}
 
     def expect(self, periods: list[Period]) -> None:
         """The periods the reader will be asked about: a derived metric reads them at once."""
@@ -81,13 +82,34 @@ class Reader:
         if self.exact and metric.exact is not None:
             return self._exact(metric, period, by)
         grouped = self._period_parts(metric, period, by) if by else None
-        # The whole is read as a whole, not added up from the groups: sums may not add up
-        # (CAC's teams share its customers), and the trend reads the whole in the same
-        # statement anyway; adding forty owners' histograms was a third of a median's answer.
-        overall = metric.value(Parts.total(self._period_parts(metric, period, None).values()))
+        overall = metric.value(self.whole(metric, period))
         if grouped is None:
             return overall, None
         return overall, highest_first({k: metric.value(p) for k, p in grouped.items()})
+
+    def whole(self, metric: Metric | Series, period: Period) -> Parts:
+        """The metric's parts over the period for the whole workspace, read once. The whole
+        is read as a whole, not added up from the groups: sums may not add up (CAC's teams
+        share its customers), and the trend reads the whole in the same statement anyway;
+        adding forty owners' histograms was a third of a median's answer."""
+        key = (metric.key, period.start, period.end)
+        if key not in self._whole:
+            parts = self._period_parts(metric, period, None) if isinstance(metric, Metric) \
+                else self.parts(metric, period.start, period.end, None)
+            self._whole[key] = Parts.total(parts.values())
+        return self._whole[key]
+
+    def details(self, metric: Metric, period: Period) -> dict[str, float | None]:
+        """The metric's `details` over the period (none without): from the same stored
+        histograms as its value, or from the rows when the reader is exact."""
+        if metric.details is None:
+            return {}
+        def histogram(m: Metric | Series) -> Mapping[float, int]:
+            return self.whole(m, period).histogram
+        if self.exact:
+            return metric.details.exact(self.session, self.team_id, period.start, period.end,
+                                        histogram)
+        return metric.details.read(histogram)
 
     def _period_parts(self, metric: Metric, period: Period, by: str | None
                       ) -> dict[str, Parts]:
@@ -106,9 +128,8 @@ class Reader:
                ) -> tuple[float | None, dict[str, float | None] | None]:
         """Live from the rows (a median of a period has no sum of parts to store), guided
         by the two-figure histogram of the fast path."""
-        guide = Parts.total(self.parts(metric, period.start, period.end, None).values())
         overall = metric.exact(self.session, self.team_id, period.start, period.end,
-                               guide=guide.histogram).get("")
+                               guide=self.whole(metric, period).histogram).get("")
         if by is None:
             return overall, None
         return overall, highest_first(metric.exact(self.session, self.team_id, period.start,
@@ -126,12 +147,13 @@ class Reader:
                       by: str | None) -> dict[str, Parts]:
         """What the snapshots hold of [start, end). Asked about one of the expected periods
         as a whole, it reads them all in one query (an answer's trend: one statement, not
-        six); grouped, only the asked period (the trend is not grouped)."""
+        six); grouped, only the asked period (the trend is not grouped), and so for a series
+        (response time's business minutes: the asked period's details only)."""
         if (metric.key, by, start, end) not in self._stored:
             ranges = sorted({(p.start, p.end) for p in self.expected})
-            if by is not None or (start, end) not in ranges or \
+            if by is not None or isinstance(metric, Series) or (start, end) not in ranges or \
                     any(b > c for (_, b), (c, _) in pairwise(ranges)):
-                ranges = [(start, end)]  # grouped, not expected, or overlapping: read alone
+                ranges = [(start, end)]  # grouped, a series, not expected, or overlapping
             buckets = [self._split(metric, a, b)[0] for a, b in ranges]
             read = self._remembered("parts", metric.key, by, buckets, lambda: stored_parts_each(
                 self.session, self.team_id, metric, by, buckets))
