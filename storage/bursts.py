@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from storage.db import lock_handoffs
+from storage.db import among, lock_handoffs
 from storage.models import HandoffBurst, HandoffBurstLead, Lead, Person
 
 
@@ -35,6 +35,15 @@ def list_open_bursts(session: Session, team_id: str, since: datetime) -> dict[st
         .where(HandoffBurst.team_id == team_id, HandoffBurst.last_at >= since)
         .order_by(HandoffBurst.id).with_for_update())
     return {burst.channel: burst for burst in found}  # the latest of a channel's wins
+
+
+def list_listed(session: Session, lead_ids: list[int]) -> set[tuple[int, int]]:
+    """(burst id, lead id) of every summary line of these leads."""
+    if not lead_ids:
+        return set()
+    return {(row.burst_id, row.lead_id) for row in session.execute(
+        select(HandoffBurstLead.burst_id, HandoffBurstLead.lead_id)
+        .where(among(session, HandoffBurstLead.lead_id, lead_ids)))}
 
 
 def get_burst(session: Session, team_id: str, burst_id: int) -> HandoffBurst | None:

@@ -24,14 +24,19 @@ _NUDGES = Nudge.__table__
 _CANCEL = (update(_NUDGES).where(_NUDGES.c.lead_id == bindparam("lead"),
                                  _NUDGES.c.state == "pending").values(state="cancelled"))
 _CANCEL_STAGES = _CANCEL.where(_NUDGES.c.stage.in_(bindparam("stages", expanding=True)))
+_CANCEL_STAGE = _CANCEL.where(_NUDGES.c.stage == bindparam("of_stage"))  # executemany: no lists
 
 
 def cancel_pending(session: Session, lead_id: int, stages: tuple[str, ...] | None = None) -> None:
-    """In a batch (the SLA sweep's reassignments), with the batch's others at its end, before
-    the nudges it adds."""
-    if stages:
+    """In a batch (the SLA sweep's reassignments, an intake's handoffs), with the batch's
+    others at its end, before the nudges it adds."""
+    rows = bulk.batch_of(session)
+    if stages and rows is not None:
+        for stage in stages:
+            rows.change(_CANCEL_STAGE, {"lead": lead_id, "of_stage": stage})
+    elif stages:
         session.execute(_CANCEL_STAGES, {"lead": lead_id, "stages": list(stages)})
-    elif (rows := bulk.batch_of(session)) is not None:
+    elif rows is not None:
         rows.change(_CANCEL, {"lead": lead_id})
     else:
         session.execute(_CANCEL, {"lead": lead_id})

@@ -119,6 +119,52 @@ def all_text_of(message):
     return all_text({"text": message.text, "blocks": message.blocks})
 
 
+def test_an_import_that_routes_stored_leads_hands_them_off(services, fake_slack, tmp_path):
+    """A CSV import of updates goes through the same ingest as a webhook: a queued lead it
+    routes to an owner is handed off (fresh SLA clock and first nudge, the queue's stages
+    gone, its card updated in place, the owner's DM); one it routes to an email nobody here
+    has waits on in the queue, saying so; one it gives another owner is reassigned."""
+    from storage.models import Nudge, Person
+
+    header = ["external_id", "source", "name", "status", "owner_email"]
+    ghost = "nobody@elsewhere.example"
+    assert import_csv(services, "leads", write(tmp_path / "a.csv", header, [
+        ["L-1", "webinar", "Ann", "", ghost], ["L-2", "webinar", "Bo", "", ghost],
+        ["L-3", "webinar", "Cy", "", "sam@example.com"]])).created == 3
+    services.sender.flush()
+    services.clock.advance(timedelta(minutes=10))
+    summary = import_csv(services, "leads", write(tmp_path / "b.csv", header, [
+        ["L-1", "webinar", "Ann", "accepted", "sue@example.com"],
+        ["L-2", "webinar", "Bo", "routed", "other@elsewhere.example"],
+        ["L-3", "webinar", "Cy", "routed", "sue@example.com"]]))
+    assert (summary.updated, summary.rejected) == (3, 0)
+    now = services.clock.now()
+    for _ in range(3):  # a channel takes about a message a second
+        services.sender.flush()
+        services.clock.advance(timedelta(seconds=1))
+    stored = leads(services)
+    with services.sessions.begin() as s:
+        owners = {lead.external_id: s.get(Person, lead.owner_id).slack_id if lead.owner_id
+                  else None for lead in stored.values()}
+        pending = {lead.external_id: sorted(s.scalars(select(Nudge.stage).where(
+            Nudge.lead_id == lead.id, Nudge.state == "pending"))) for lead in stored.values()}
+    ann, bo, cy = stored["L-1"], stored["L-2"], stored["L-3"]
+    assert (ann.status, owners["L-1"], ann.routed_at, ann.sla_policy, pending["L-1"]) == (
+        "accepted", "U0SALES02", now, "standard", ["card"])
+    assert (bo.status, owners["L-2"], bo.sla_policy, pending["L-2"]) == (
+        "new", None, "unassigned", ["route", "unassigned"])
+    assert (cy.status, owners["L-3"], cy.assigned_at, pending["L-3"]) == (
+        "routed", "U0SALES02", now, ["card"])
+    assert cy.routed_at < now  # a reassignment: the handoff began when it did
+    cards = {m.text.split(": ")[1].split(" — ")[0]: all_text_of(m)
+             for m in fake_slack.in_channel("C0HANDOFF1")}
+    assert sorted(cards) == ["Ann", "Bo", "Cy"]  # the same three cards, updated in place
+    assert "<@U0SALES02>" in cards["Ann"] and "<@U0SALES02>" in cards["Cy"]
+    assert "other@elsewhere.example matches nobody in Slack" in cards["Bo"]
+    assert sorted(m.text.split(": ")[1].split(" — ")[0]
+                  for m in fake_slack.in_channel("U0SALES02")) == ["Ann", "Cy"]
+
+
 def test_a_customers_file_may_leave_started_at_out_for_those_already_stored(
         services, tmp_path):
     """A churn export (external_id, churned_at) updates the customers it names; a row for a

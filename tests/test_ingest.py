@@ -187,8 +187,12 @@ def test_only_an_imported_lead_still_awaiting_a_touch_gets_nudges(services, stat
 def test_a_new_lead_waits_for_routing_and_an_update_moves_it(services):
     first = run(services, "leads", [{"external_id": "L-1", "source": "webinar"}])
     assert [lead.id for lead in first.new_leads] == [rows(services, Lead)[0].id]
-    run(services, "leads", [{"external_id": "L-1", "source": "webinar",
-                             "owner_email": "sam@example.com", "status": "routed"}])
+    routed = run(services, "leads", [{"external_id": "L-1", "source": "webinar",
+                                      "owner_email": "sam@example.com", "status": "routed"}])
+    [route] = routed.routes  # a handoff, as a new lead's: the caller's (bot.intake.batches)
+    assert (routed.updated, route.lead.id, route.owner.slack_id, route.then) == (
+        1, first.new_leads[0].id, "U0SALES01", ())
+    assert rows(services, Lead)[0].status == "new"
     moved = run(services, "leads", [{"external_id": "L-1", "source": "webinar",
                                      "first_touch_at": "2026-11-24T15:00:00Z"}])
     assert moved.updated == 1 and rows(services, Lead)[0].status == "contacted"

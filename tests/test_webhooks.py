@@ -152,6 +152,190 @@ def test_a_lead_sent_as_routed_to_an_owner_nobody_has_waits_in_the_queue(
     assert "<@U0SALES02>" in all_text({"blocks": routed_card.blocks})
 
 
+def held(services, external_id):
+    """A lead as alignbot holds it: status, owner, when its handoff began and its owner got
+    it, its SLA, and its pending nudges."""
+    from storage.models import Nudge, Person
+
+    with services.sessions.begin() as s:
+        row = s.scalars(select(Lead).where(Lead.external_id == external_id)).one()
+        owner = s.get(Person, row.owner_id).slack_id if row.owner_id else None
+        pending = sorted(s.scalars(select(Nudge.stage).where(
+            Nudge.lead_id == row.id, Nudge.state == "pending")))
+        return dataclasses.make_dataclass("Held", [
+            "status", "owner", "owner_email", "routed_at", "assigned_at", "sla_policy",
+            "sla_due_at", "sla_met", "rejection_reason", "pending"])(
+            row.status, owner, row.owner_email, row.routed_at, row.assigned_at, row.sla_policy,
+            row.sla_due_at, row.sla_met, row.rejection_reason, pending)
+
+
+def history(services, external_id):
+    with services.sessions.begin() as s:
+        return [(e.kind, e.from_status, e.to_status) for e in s.scalars(
+            select(LeadEvent).join(Lead, Lead.id == LeadEvent.lead_id)
+            .where(Lead.external_id == external_id).order_by(LeadEvent.id))]
+
+
+def test_a_queued_lead_the_crm_routes_is_handed_off_like_a_new_one(web, services, fake_slack, clock):
+    """An update that routes a lead waiting in the queue (to routed, or to accepted through
+    routed) made it routed with no due time, no nudge, no card, its queue stages left
+    behind. It is a handoff: the owner gets it with a fresh SLA clock and its first nudge,
+    the queue's stages go, its card is updated in place and the owner gets theirs."""
+    from tests.slack import all_text
+
+    ghost = {"owner_email": "nobody@elsewhere.example"}
+    post(web, services, "leads", {"leads": [lead(1, **ghost), lead(2, **ghost)]})
+    services.sender.flush()
+    cards = {n: waiting(services, fake_slack, f"L-0000{n}")[1] for n in (1, 2)}
+    assert held(services, "L-00001").pending == ["route", "unassigned"]
+    clock.advance(timedelta(minutes=10))
+    sue = {"owner_email": "sue@example.com"}
+    sent = post(web, services, "leads", {"leads": [
+        lead(1, status="routed", **sue),
+        lead(2, status="accepted", routed_at="2026-11-24T14:05:00Z",
+             accepted_at="2026-11-24T14:06:00Z", **sue)]})
+    assert sent.get_json()["updated"] == 2
+    services.sender.flush()
+    for n, status in ((1, "routed"), (2, "accepted")):
+        now = held(services, f"L-0000{n}")
+        assert (now.status, now.owner, now.routed_at, now.assigned_at, now.sla_policy) == (
+            status, "U0SALES02", clock.now(), clock.now(), "standard"), n
+        assert now.sla_due_at > clock.now() and now.pending == ["card"], n  # the queue's: gone
+        shown = all_text({"text": cards[n].text, "blocks": cards[n].blocks})  # in place
+        assert "<@U0SALES02>" in shown and "Unassigned" not in shown, n
+    assert "Accepted" in all_text({"blocks": cards[2].blocks})
+    assert "<@webhook>" not in all_text({"blocks": cards[2].blocks})  # no person did it
+    assert len(fake_slack.in_channel("C0HANDOFF1")) == 2  # no second card
+    assert sorted(m.text.split(": ")[1].split(" — ")[0]
+                  for m in fake_slack.in_channel("U0SALES02")) == ["Person 1", "Person 2"]
+    assert history(services, "L-00002")[-2:] == [("routed", "new", "routed"),
+                                                 ("accepted", "routed", "accepted")]
+
+    clock.advance(timedelta(seconds=1))  # the same records again change nothing
+    again = post(web, services, "leads", {"leads": [lead(1, status="routed", **sue),
+                                                    lead(2, status="accepted", **sue)]})
+    assert again.get_json()["unchanged"] == 2
+
+
+def test_a_lead_the_crm_routes_to_an_owner_nobody_has_waits_in_the_queue(
+        web, services, fake_slack, clock):
+    """Routed by the CRM to an email nobody here has, a queued lead was pulled out of the
+    queue into a routed lead with no owner (and a rejected one refused: "it cannot become
+    routed"). Both wait in the queue as a new lead naming that owner does: an "Unassigned"
+    card saying why, the admin told, the queue's retry and escalation."""
+    from tests.slack import all_text
+
+    post(web, services, "leads", {"leads": [
+        lead(1, owner_email="nobody@elsewhere.example"), lead(2, owner_email="sam@example.com")]})
+    clock.advance(timedelta(minutes=5))
+    post(web, services, "leads", lead(2, status="rejected", rejection_reason="not_ready"))
+    services.sender.flush()
+    first_wait = held(services, "L-00001").sla_due_at
+    rejected_card = waiting(services, fake_slack, "L-00002")[1]
+    clock.advance(timedelta(minutes=5))
+    other = {"owner_email": "other@elsewhere.example", "status": "routed"}
+    sent = post(web, services, "leads", {"leads": [lead(1, **other), lead(2, **other)]})
+    assert sent.get_json()["updated"] == 2, sent.get_json()
+    services.sender.flush()
+    for n in (1, 2):
+        now = held(services, f"L-0000{n}")
+        assert (now.status, now.owner, now.owner_email, now.sla_policy, now.pending) == (
+            "new", None, "other@elsewhere.example", "unassigned", ["route", "unassigned"]), n
+        card = waiting(services, fake_slack, f"L-0000{n}")[1]
+        shown = all_text({"text": card.text, "blocks": card.blocks})
+        assert "Unassigned" in shown and "other@elsewhere.example matches nobody" in shown, n
+    assert held(services, "L-00001").sla_due_at == first_wait  # waiting since it first did
+    back = held(services, "L-00002")
+    assert (back.rejection_reason, back.assigned_at) == (None, None)
+    assert history(services, "L-00002")[-1] == ("unassigned", "rejected", "new")
+    assert rejected_card in fake_slack.in_channel("C0HANDOFF1")  # the same card, updated
+    assert any("other@elsewhere.example" in m.text for m in fake_slack.in_channel("U0ADMIN01"))
+
+    clock.advance(timedelta(seconds=1))
+    events = len(history(services, "L-00001")) + len(history(services, "L-00002"))
+    again = post(web, services, "leads", {"leads": [lead(1, **other), lead(2, **other)]})
+    assert again.get_json()["unchanged"] == 2  # still waiting for the same owner
+    assert len(history(services, "L-00001")) + len(history(services, "L-00002")) == events
+    assert held(services, "L-00001").pending == ["route", "unassigned"]
+
+
+@pytest.mark.parametrize("exit_", [{"status": "rejected", "rejection_reason": "wrong_territory"},
+                                   {"status": "recycled"}], ids=["rejected", "recycled"])
+def test_a_rejected_or_recycled_lead_the_crm_routes_again_is_a_new_handoff(
+        web, services, fake_slack, clock, exit_):
+    """Refused before ("it cannot become routed. From rejected it can become: recycled,
+    routed"): routed again, it is a new handoff, with a fresh clock, its card and a DM."""
+    from tests.slack import all_text
+
+    post(web, services, "leads", lead(1, owner_email="sam@example.com"))
+    clock.advance(timedelta(minutes=30))
+    post(web, services, "leads", lead(1, **exit_))
+    clock.advance(timedelta(minutes=30))
+    post(web, services, "leads", lead(1, status="routed", owner_email="sue@example.com"))
+    services.sender.flush()
+    now = held(services, "L-00001")
+    assert (now.status, now.owner, now.routed_at, now.assigned_at, now.rejection_reason,
+            now.sla_met, now.pending) == (
+        "routed", "U0SALES02", clock.now(), clock.now(), None, None, ["card"])
+    [card] = fake_slack.in_channel("C0HANDOFF1")
+    assert "<@U0SALES02>" in all_text({"blocks": card.blocks})
+    assert [m.text for m in fake_slack.in_channel("U0SALES02")] == [card.text]
+
+
+def test_a_crm_reassignment_moves_the_clock_and_the_card_and_keeps_the_handoffs_start(
+        web, services, fake_slack, clock):
+    """A new owner_email on an open lead set its owner without a clock, a card or a DM (to
+    nobody when the email maps to nobody). It is a reassignment, as a click's: the new
+    owner's clock and first nudge, the card moves; the handoff began when it did, and a
+    missed SLA stays missed. To an email nobody here has, the lead stays with its owner."""
+    from tests.slack import all_text
+
+    post(web, services, "leads", {"leads": [lead(1, owner_email="sam@example.com"),
+                                            lead(2, owner_email="sam@example.com")]})
+    services.sender.flush()
+    first = held(services, "L-00001")
+    clock.set(first.sla_due_at + timedelta(minutes=1))  # missed (the sweep has not run)
+    sent = post(web, services, "leads", {"leads": [
+        lead(1, owner_email="sue@example.com"), lead(2, owner_email="nobody@elsewhere.example")]})
+    assert sent.get_json()["updated"] == 2
+    services.sender.flush()
+    moved = held(services, "L-00001")
+    assert (moved.status, moved.owner, moved.routed_at, moved.assigned_at, moved.sla_met) == (
+        "routed", "U0SALES02", first.routed_at, clock.now(), False)
+    assert moved.sla_due_at > clock.now() and moved.pending == ["card"]
+    card = waiting(services, fake_slack, "L-00001")[1]
+    assert "<@U0SALES02>" in all_text({"blocks": card.blocks})
+    [dm] = fake_slack.in_channel("U0SALES02")
+    assert "Person 1" in dm.text
+    kept = held(services, "L-00002")
+    assert (kept.owner, kept.owner_email, kept.sla_due_at) == (
+        "U0SALES01", "nobody@elsewhere.example", first.sla_due_at)
+    assert any("nobody@elsewhere.example" in m.text for m in fake_slack.in_channel("U0ADMIN01"))
+
+
+def test_a_webhook_routing_many_queued_leads_bursts_as_new_leads_do(web, services, clock):
+    """A batch of queued leads routed at once: cards updated in place, those listed in the
+    channel's burst stay one line there (routed within the burst's minute), and the owner's
+    DM bursts like new leads'."""
+    from storage.models import HandoffBurstLead
+
+    def posts(channel):
+        return count(services, OutboxMessage, OutboxMessage.channel == channel,
+                     OutboxMessage.method == "chat.postMessage")
+
+    limit, ghost = services.config.handoff.burst_limit, {"owner_email": "nobody@elsewhere.example"}
+    post(web, services, "leads", {"leads": [lead(n, **ghost) for n in range(1, limit + 4)]})
+    assert posts("C0HANDOFF1") == limit + 1  # the cards, then a summary of 3
+    clock.advance(timedelta(seconds=20))
+    sent = post(web, services, "leads", {"leads": [
+        lead(n, status="routed", owner_email="sue@example.com") for n in range(1, limit + 4)]})
+    assert sent.get_json()["updated"] == limit + 3
+    assert posts("C0HANDOFF1") == limit + 1  # updated in place, or still a line of its summary
+    assert count(services, HandoffBurstLead) == 3 + 3  # the channel's 3, the DM's 3
+    assert posts("U0SALES02") == limit + 1
+    assert count(services, Lead, Lead.status == "routed") == limit + 3
+
+
 def test_a_customer_update_sends_only_what_changed_and_a_new_one_needs_started_at(
         web, services):
     """PRODUCT.md marks only the key as required, and deals take partial updates: so do

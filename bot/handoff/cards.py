@@ -7,6 +7,7 @@ from datetime import datetime
 from types import SimpleNamespace
 
 from bot.blocks import handoff as blocks
+from bot.handoff.lifecycle import NOT_PEOPLE
 from bot.handoff.routing import Decision
 from bot.platform import outbox
 from bot.platform.config import Config
@@ -124,7 +125,8 @@ def _view(lead: Lead, owner: Person | None, config: Config, now: datetime, *, ac
         source=lead.source, segment=lead.segment, region=lead.region, why=lead.why,
         crm_url=lead.crm_url, owner=owner.slack_id if owner else None, status=lead.status,
         sla_policy=lead.sla_policy, sla_due_at=lead.sla_due_at, sla_state=sla.state(lead, now),
-        acted_by=acted.actor if acted else None, acted_at=acted.at if acted else None,
+        acted_by=acted.actor if acted and acted.actor not in NOT_PEOPLE else None,
+        acted_at=acted.at if acted else None,
         rejection_reason=lead.rejection_reason, rejection_note=lead.rejection_note,
         unassigned_reason=waiting.reason if waiting else None,
         retry_at=waiting.retry_at if waiting else None,

@@ -204,11 +204,11 @@ def _already(session: Session, lead: Lead, user: str | None = None) -> str:
     owner = queries.get_person_by_id(session, lead.owner_id)
     if lead.status == "routed" and owner is not None:
         by = f" by <@{event.actor}> {blocks.when(event.at, '{time}')}" \
-            if event is not None and event.actor != "system" else ""
+            if event is not None and event.actor not in lifecycle.NOT_PEOPLE else ""
         return (f"This card is out of date: {lead_name(lead)} was assigned to <@{owner.slack_id}>"
                 f"{by}. Nothing was changed.")
     what = {"contacted": "touched"}.get(lead.status, lead.status)
-    if event is None or event.actor == "system":
+    if event is None or event.actor in lifecycle.NOT_PEOPLE:
         return f"This card is out of date: {lead_name(lead)} is {what}. Nothing was changed."
     if event.actor == user:
         return f"You already {what} this lead {blocks.when(event.at, '{time}')}."

@@ -36,6 +36,9 @@ REASSIGNED_FROM = ("routed", "accepted")
 STAMP = {"routed": "routed_at", "accepted": "accepted_at", "contacted": "first_touch_at",
          "qualified": "qualified_at", "won": "closed_at", "lost": "closed_at",
          "rejected": "rejected_at", "recycled": "recycled_at"}
+# The actors of lead events that are no person (alignbot itself, and the intakes): a card
+# names who acted only when it was someone.
+NOT_PEOPLE = ("system", "webhook", "import", "shell")
 
 
 class IllegalTransition(ValueError):
@@ -82,6 +85,22 @@ def transition(session: Session, lead: Lead, to: str, *, actor: str, at: datetim
     lead.status = to
     lead.updated_at = at
     record(session, lead, to, actor=actor, at=at, from_status=before, data=data)
+
+
+def requeue(session: Session, lead: Lead, *, actor: str, at: datetime,
+            data: dict[str, Any] | None = None) -> None:
+    """Put a rejected or recycled lead back in the queue, waiting for an owner (`new`, owned
+    by nobody): the CRM routed it again to an owner nobody here can be. Not a move a click or
+    a record asks for (it is not in ALLOWED): alignbot's own, so that the lead waits where
+    people see it instead of being routed to nobody. Its `unassigned` event says why."""
+    if lead.status not in ("rejected", "recycled"):
+        raise IllegalTransition(lead, "new")
+    before = lead.status
+    lead.rejected_at = lead.rejection_reason = lead.rejection_note = None
+    lead.owner_id = lead.assigned_at = None
+    lead.status = "new"
+    lead.updated_at = at
+    record(session, lead, "unassigned", actor=actor, at=at, from_status=before, data=data)
 
 
 def record(session: Session, lead: Lead, kind: str, *, actor: str, at: datetime,

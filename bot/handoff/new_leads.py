@@ -1,7 +1,9 @@
 """Handing off leads: a new lead is routed and its card posted (in the channel, and in
 its owner's DM); a lead nobody may take waits in the handoff channel's queue, never unseen.
 The SLA sweep tries its routing again when someone may take it (`Handoffs.retry`), and
-escalates it when it has waited too long (`sla.wait_clock`).
+escalates it when it has waited too long (`sla.wait_clock`). A lead alignbot holds already
+that the CRM routes (an update naming its owner) is handed off the same way
+(`Handoffs.route_again`).
 
 Slack takes about one message a second per channel: when leads come faster than cards
 may, a channel gets a burst, one summary message listing them, edited as it grows.
@@ -10,7 +12,7 @@ may, a channel gets a burst, one summary message listing them, edited as it grow
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
@@ -28,12 +30,23 @@ from bot.sla.calendar import Calendar
 from storage import bulk, bursts
 from storage.leads import mark_status
 from storage.models import HandoffBurst, HandoffBurstLead, Lead, Person
-from storage.nudges import add_nudge, pull_due
+from storage.nudges import add_nudge, cancel_pending, pull_due
 from storage.outbox import count_posts_since
 from storage.people import get_person_by_email
 
+FROM_CRM, REASSIGNED = "owner from the CRM", "reassigned in the CRM"  # why, in its history
 BURST_WINDOW = timedelta(minutes=1)
 SUMMARY_GATHER = timedelta(seconds=10)  # a summary waits this long for more lines before it goes
+
+
+@dataclass
+class CrmRoute:
+    """A lead alignbot holds already that a CRM update routes: one waiting in the queue
+    given an owner, a rejected or recycled one routed again, an open one given another
+    owner (see `Handoffs.route_again`)."""
+    lead: Lead
+    owner: Person | None  # the CRM's, found; None: decided as for a new lead, else it waits
+    then: tuple[str, ...] = ()  # the stages past routed the CRM has it at (accepted)
 
 
 class Handoffs:
@@ -55,6 +68,7 @@ class Handoffs:
         self._grown: dict[HandoffBurst, int] = {}  # bursts' new leads, counted in by finish()
         self._owners: set[int] = set()  # whose Homes show new leads
         self._decided: dict[Decision, dict] = {}  # routing decisions as their events record them
+        self._listed: set[tuple[int, int]] = set()  # (burst, lead): leads a summary lists already
         # SLA due times and first nudges (see open_clock), for every lead this batch routes
         self.plans: dict[tuple, sla.Plan] = {}
 
@@ -96,6 +110,56 @@ class Handoffs:
         self._owners.add(owner.id)
         self.dm_card(owner, lead, batch, batch.refresh(lead))
         return True
+
+    def route_again(self, routes: list[CrmRoute], *, actor: str) -> None:
+        """Hand off the leads the CRM routes that alignbot holds already, as new leads are:
+        each to its owner, with a new SLA clock and its first nudge (replacing the queue's
+        stages, or the old owner's: a reassignment keeps its handoff's start and a missed
+        SLA), its cards updated in place (posted, or a line in a burst, where it has none)
+        and the owner's in their DM; then on to what the CRM says it is at (`then`). One
+        nobody may take waits in the queue, saying why, as a new lead does: a rejected or
+        recycled lead goes back to it, never routed to nobody. Many leads (a webhook's
+        1,000) share their card history, burst and plan reads."""
+        if not routes:
+            return
+        leads = [route.lead for route in routes]
+        batch = CardBatch(self.work, leads)
+        self._listed |= bursts.list_listed(self.session, [lead.id for lead in leads])
+        for route in routes:
+            self._route_again(route, batch, actor)
+
+    def _route_again(self, route: CrmRoute, batch: CardBatch, actor: str) -> None:
+        lead = route.lead
+        if route.owner is not None:
+            reason = REASSIGNED if lead.status in lifecycle.REASSIGNED_FROM else FROM_CRM
+            decision = Decision(route.owner, None, reason)
+        else:
+            decision = self._decide(lead, self.owner_by_email or self._stored_owner)
+        data = self._data(decision)
+        if (owner := decision.owner) is None:
+            if lead.status == sla.WAITING:  # waits on, for the owner the CRM names now
+                last = batch.last(lead, "unassigned")
+                if last is not None and last.data == data:
+                    return  # nothing new to say
+                cancel_pending(self.session, lead.id, stages=(sla.ROUTE,))  # `_wait`'s is next
+                self._wait(lead, decision, data)
+            else:  # rejected, recycled: back to the queue
+                lifecycle.requeue(self.session, lead, actor="system", at=self.now, data=data)
+                cancel_pending(self.session, lead.id)
+                self._wait(lead, decision, data, record=False)
+            batch.note(lead, "unassigned", data)
+        else:
+            assign(self.work, lead, owner, actor="system", data=data, plans=self.plans)
+            self._owners.add(owner.id)
+            for stage in route.then:  # the clock runs on: only a first touch or a rejection stops it
+                lifecycle.transition(self.session, lead, stage, actor=actor, at=self.now)
+                batch.note(lead, stage, None)
+        posted = batch.refresh(lead)  # the cards it has (channel, and its owners' DMs)
+        card = _Card(lambda: posted or blocks.handoff_card(batch.view(lead)))
+        if posted is None and self.config.channels.handoff:  # it has none there (imported in
+            self._post(self.config.channels.handoff, card, lead.id)  # its state, a burst's line)
+        if owner is not None and self.config.handoff.dm_owner:
+            self._post(owner.slack_id, card, lead.id, dm=True)
 
     def dm_card(self, owner: Person, lead: Lead, batch: CardBatch, posted: dict | None) -> None:
         """The lead's card in its owner's DM (if the config sends one), or in a burst a line
@@ -185,8 +249,12 @@ class Handoffs:
                 window_at=self.now, window_leads=0)
             self.session.add(burst)
             self.session.flush()  # its lines point at its id
+        if (burst.id, lead_id) in self._listed:  # routed again while its line is new: the
+            self._grown.setdefault(burst, 0)  # summary, shown again, shows it as it is now
+            return
         bulk.add(self.session, HandoffBurstLead,
                  {"burst_id": burst.id, "lead_id": lead_id, "team_id": self.team_id})
+        self._listed.add((burst.id, lead_id))
         self._grown[burst] = self._grown.get(burst, 0) + 1
 
     def _open_burst(self, channel: str) -> HandoffBurst | None:
@@ -219,7 +287,7 @@ def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Dec
     if owner is None or owner.deactivated:
         why = "is deactivated in Slack" if owner else "matches nobody in Slack"
         return Decision(None, None, f"the CRM owner {lead.owner_email} {why}")
-    return Decision(owner, None, "owner from the CRM")
+    return Decision(owner, None, FROM_CRM)
 
 
 def assign(work: Work, lead: Lead, owner: Person, *, actor: str, data: dict,

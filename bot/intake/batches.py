@@ -1,8 +1,9 @@
 """The batch pipeline every intake shares (webhooks, CSV imports, the shell): records are
 checked, owners looked up in Slack before any transaction, then ingested, routed and
-carded in one transaction. A batch the database refuses is stored again in halves, down
-to the one record it refuses. An import runs `stage` and `Staged.commit` on two threads,
-reading the next batch while the last one is written.
+carded in one transaction (new leads, and stored ones an update routes). A batch the
+database refuses is stored again in halves, down to the one record it refuses. An import
+runs `stage` and `Staged.commit` on two threads, reading the next batch while the last
+one is written.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ def stage(services: Services, entity: str, records: Sequence[Any] | Checked, *,
         with session.no_autoflush:  # new leads are written once, already routed and carded
             for lead in result.new_leads:
                 handoffs.hand_off(lead)
+            handoffs.route_again(result.routes, actor=actor)  # stored leads the CRM routes
         inserts = rows.prepare(session)
     except BaseException:
         session.close()  # rolls back

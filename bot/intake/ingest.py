@@ -5,7 +5,8 @@ same record sent twice changes nothing the second time; a key twice in one batch
 stored once (the first) and the second rejected. A record that carries the CRM's own
 `updated_at` older than the one applied last is skipped: deliveries can arrive out
 of order, and the newer state wins. Lead stage changes go through the lifecycle, like
-a click in Slack.
+a click in Slack; an update that routes a lead (or gives an open one another owner) is a
+handoff, left to the caller with the new leads (`IngestResult.routes`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot import home
 from bot.handoff import lifecycle
+from bot.handoff.new_leads import CrmRoute
 from bot.intake.records import KEY_FIELDS, Checked, Rejection, check, iso, key_text, window
 from bot.platform.config import Config
 from bot.platform.work import Work
@@ -35,6 +37,7 @@ CHAIN = {"new": (), "routed": ("routed",), "accepted": ("routed", "accepted"),
          "won": ("routed", "accepted", "contacted", "qualified", "won"),
          "lost": ("routed", "accepted", "contacted", "qualified", "lost"),
          "rejected": ("routed", "rejected"), "recycled": ("routed", "recycled")}
+SIDE_EXITS = ("rejected", "recycled")  # a lead routed from these again starts a new handoff
 
 
 @dataclass
@@ -47,6 +50,8 @@ class IngestResult:
     skipped: list[Rejection] = field(default_factory=list)
     # created as "new", for the caller to route (drafts when ingested in a batch)
     new_leads: list[Lead] = field(default_factory=list)
+    # stored leads an update routes, for the caller to hand off (`Handoffs.route_again`)
+    routes: list[CrmRoute] = field(default_factory=list)
     unmapped_owners: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,6 +69,7 @@ class IngestResult:
         self.rejected = sorted(self.rejected + other.rejected, key=lambda r: r.index)
         self.skipped = sorted(self.skipped + other.skipped, key=lambda r: r.index)
         self.new_leads += other.new_leads
+        self.routes += other.routes
         self.unmapped_owners |= other.unmapped_owners
         return self
 
@@ -300,12 +306,12 @@ def _existing_lead(ctx: _Context, index: int, lead: Lead, values: dict[str, Any]
     rejected with the lead, its history and the rest of the batch as they were (no
     savepoint, a round trip or three per lead, to undo anything)."""
     try:
-        steps = _steps(lead, values)
+        steps, route = _plan(ctx, lead, values)
     except (lifecycle.IllegalTransition, Refused) as exc:
         ctx.reject(index, values["external_id"], f"status: {exc}")
         return
     owner = lead.owner_id
-    outcome = _update_lead(ctx, lead, values, steps)
+    outcome = _update_lead(ctx, lead, values, steps, route)
     _applied_at(lead, values)
     setattr(ctx.result, outcome, getattr(ctx.result, outcome) + 1)
     if outcome == "updated":
@@ -376,39 +382,92 @@ def _as_the_crm_had_it(status: str, v: dict[str, Any]) -> dict[str, Any]:
         "routed_at", "accepted_at") if name in v}
 
 
-def _update_lead(ctx: _Context, lead: Lead, v: dict[str, Any], steps: list[str]) -> str:
-    """'updated' or 'unchanged'; stage moves (`_steps`) go through the lifecycle."""
+def _update_lead(ctx: _Context, lead: Lead, v: dict[str, Any], steps: list[str],
+                 route: CrmRoute | None) -> str:
+    """'updated' or 'unchanged'; stage moves (`_steps`) go through the lifecycle, a handoff
+    (`route`) is the caller's. A new owner_email makes someone the lead's owner only where
+    no handoff could: on a lead it leaves answered (or rejected, recycled). A lead left
+    open or waiting changes owner only by a handoff: one whose new owner is nobody here
+    (or deactivated) stays with the owner it has, not nobody (the admin is told of the
+    email), and one waiting waits on."""
     plain = {k: v[k] for k in PLAIN if k in v}
     if "owner_email" in v and v["owner_email"] != lead.owner_email:
         plain["owner_email"] = v["owner_email"]
-        plain["owner_id"] = ctx.owner_id(v["owner_email"])
+        owner_id = ctx.owner_id(v["owner_email"])
+        left_at = steps[-1] if steps else lead.status
+        if route is None and owner_id is not None and left_at not in (sla.WAITING, *sla.OPEN):
+            plain["owner_id"] = owner_id
     changed_fields = [k for k, value in plain.items() if getattr(lead, k) != value]
     if changed_fields:
         _apply(lead, plain)
         lifecycle.record(ctx.session, lead, "updated", actor=ctx.actor, at=ctx.now,
                          data={"fields": changed_fields})
     _move(ctx, lead, v, steps)
-    if changed_fields or steps:
+    if route is not None:
+        ctx.result.routes.append(route)
+    if changed_fields or steps or route:
         lead.updated_at = ctx.now
         return "updated"
     return "unchanged"
 
 
-def _steps(lead: Lead, v: dict[str, Any]) -> list[str]:
-    """The stages a record moves the lead through, each one checked against the lifecycle
-    (IllegalTransition) and a rejection's reason (Refused); none when it stays."""
+def _plan(ctx: _Context, lead: Lead, v: dict[str, Any]) -> tuple[list[str], CrmRoute | None]:
+    """What a record does to a stored lead: the stages it moves through here (`_steps`), or
+    a handoff for the caller. The CRM routing a lead is a handoff like any other: one that
+    waits for an owner, is rejected or recycled, and is sent as routed or accepted (or,
+    waiting, with a new owner_email) is routed to the owner the record names, or the one
+    stored (none: by the routing rules), and waits in the queue when nobody here is that
+    owner. A new owner_email on an open lead, someone else here, is a reassignment. A lead
+    waiting for an owner nobody here is, sent again as routed to them, waits on (the queue
+    retries it): the record's stage is not applied, and changes nothing."""
+    target = _target(lead, v)
+    email = v.get("owner_email", lead.owner_email)
+    new_email = "owner_email" in v and v["owner_email"] != lead.owner_email
+    then = ("accepted",) if target == "accepted" else ()
+    if lead.status in sla.OPEN and new_email and target in (None, *sla.OPEN):
+        owner = _active_owner(ctx, email)
+        if owner is not None and owner.id != lead.owner_id:
+            return [], CrmRoute(lead, owner, then)  # reassigned in the CRM
+    steps = _steps(lead, v, target)
+    routes = steps[:1] == ["routed"] and steps[-1] in sla.OPEN
+    if not routes and not (lead.status == sla.WAITING and new_email and not steps):
+        return steps, None
+    owner = _active_owner(ctx, email) if email else None
+    if owner is None and lead.status == sla.WAITING:
+        return [], CrmRoute(lead, None, then) if new_email else None  # why it waits changed
+    return [], CrmRoute(lead, owner, then)
+
+
+def _active_owner(ctx: _Context, email: str) -> Person | None:
+    """The person here with this email, unless they are deactivated (or Slack could not say)."""
+    owner_id = ctx.owner_id(email)
+    owner = ctx.session.get(Person, owner_id) if owner_id is not None else None
+    return owner if owner is not None and not owner.deactivated else None
+
+
+def _target(lead: Lead, v: dict[str, Any]) -> str | None:
+    """The status a record sends the lead to: its `status`, or the stage a newly given
+    stage time is."""
     target = v.get("status")
     if target is None:  # a newly given stage time is a move too
         for status, name in (("rejected", "rejected_at"), ("contacted", "first_touch_at"),
                              ("accepted", "accepted_at")):
             if name in v and getattr(lead, name) is None:
-                target = status
-                break
+                return status
+    return target
+
+
+def _steps(lead: Lead, v: dict[str, Any], target: str | None) -> list[str]:
+    """The stages a record moves the lead through, each one checked against the lifecycle
+    (IllegalTransition) and a rejection's reason (Refused); none when it stays."""
     if target is None or target == lead.status:
         return []
-    steps = [s for s in CHAIN.get(target, (target,)) if s not in CHAIN.get(lead.status, ())
-             and s != lead.status] if target in CHAIN else [target]
-    # none: been there already (a rejected lead routed again)
+    if lead.status in SIDE_EXITS and target in sla.OPEN:  # routed again: a handoff anew
+        steps = list(CHAIN[target])
+    else:
+        steps = [s for s in CHAIN.get(target, (target,)) if s not in CHAIN.get(lead.status, ())
+                 and s != lead.status] if target in CHAIN else [target]
+    # none: been there already (an accepted lead sent as routed)
     if not steps or not lifecycle.can_pass(lead.status, steps):
         raise lifecycle.IllegalTransition(lead, target)
     if "rejected" in steps and "rejection_reason" not in v:
