@@ -223,9 +223,10 @@ def count_prompted(session: Session, run_id: int) -> int:
 
 
 def end_invites(session: Session, run_id: int, responded: Collection[int]) -> None:
-    """At close: nothing more is due, and who answered anything is all that is kept."""
+    """At close: nothing more is due, and who answered anything is all that is kept (how many
+    reminders someone got says they had questions left then)."""
     session.execute(update(SurveyInvite).where(SurveyInvite.run_id == run_id)
-                    .values(prompt_due_at=None, next_reminder_at=None,
+                    .values(prompt_due_at=None, next_reminder_at=None, reminders_sent=0,
                             responded=SurveyInvite.id.in_(list(responded)) if responded
                             else False)
                     .execution_options(synchronize_session=False))
@@ -280,6 +281,11 @@ def list_closed_answers(session: Session, run_ids: Collection[int]):
 # -- the outbox rows of a run's prompts
 
 
+def reminder_ref(run_id: int) -> str:
+    """The ref of the run's reminders, one a person."""
+    return f"survey-reminder:{run_id}"
+
+
 def _run_refs(run_id: int):
     """Refs of the run's prompts and their edits: "survey:<run>:<position>:<user>"."""
     return (OutboxMessage.ref >= f"survey:{run_id}:") & (OutboxMessage.ref < f"survey:{run_id};")
@@ -303,11 +309,13 @@ def supersede_queued_edits(session: Session, team_id: str, ref: str) -> None:
 
 
 def forget_answer_echoes(session: Session, team_id: str, run_id: int) -> None:
-    """The run's prompt edits showed people their own answers: gone at close. One a sender
-    is delivering right now loses its content only (the sender holds it in memory); prompts
-    still queued are dropped: the run they ask for is over."""
-    echoes = (OutboxMessage.team_id == team_id, _run_refs(run_id),
-              OutboxMessage.method == "chat.update")
+    """The run's prompt edits showed people their own answers, and its reminders listed the
+    questions each person had left: gone at close. One a sender is delivering right now
+    loses its content only (the sender holds it in memory); prompts still queued are
+    dropped: the run they ask for is over."""
+    echoes = (OutboxMessage.team_id == team_id,
+              (_run_refs(run_id) & (OutboxMessage.method == "chat.update"))
+              | (OutboxMessage.ref == reminder_ref(run_id)))
     session.execute(delete(OutboxMessage).where(*echoes, OutboxMessage.state != "sending")
                     .execution_options(synchronize_session=False))
     session.execute(update(OutboxMessage).where(*echoes).values(payload={})

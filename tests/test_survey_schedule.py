@@ -157,3 +157,24 @@ def test_the_sweep_says_when_it_next_has_work(services, clock, fake_slack):
     assert walk(services, clock, at("2026-12-07T10:00:00-05:00")) == [
         "Mon 10:21", "Mon 11:00", "Mon 12:00", "Mon 19:00", *days, "Thu 10:00", "Mon 10:00"]
     assert prompted(fake_slack, "U0TOKYO01") == 7 and reminders(fake_slack, "U0SALES01") == 2
+
+
+def test_the_close_forgets_who_was_reminded_of_which_questions(app, services, clock,
+                                                                fake_slack):
+    """A reminder lists the questions its person had left, so by elimination those they
+    had answered: after the close neither its message nor a count of reminders is kept."""
+    from storage.models import OutboxMessage, SurveyInvite
+
+    clock.set(at("2026-12-07T10:00:00-05:00"))
+    run = runs.start(services, "pulse", by="U0ADMIN01")
+    drain(services, clock)
+    msg = next(m for m in fake_slack.in_channel("U0SALESMG1") if m.action_ids())
+    click(app, fake_slack, msg, f"{views.ANSWER}.3", "U0SALESMG1", clock.now())  # one of six
+    sweep_both(services, services, clock, at("2026-12-08T10:00:00-05:00"))
+    assert reminders(fake_slack, "U0SALESMG1") == 1
+    with services.work() as work:
+        runs.close_run(work, work.session.get(SurveyRun, run.id), announce=False)
+    with services.sessions() as s:
+        assert [str(p) for p in s.scalars(select(OutboxMessage.payload))
+                if "Reminder:" in str(p)] == []
+        assert set(s.scalars(select(SurveyInvite.reminders_sent))) == {0}

@@ -319,7 +319,7 @@ def send_reminders(services, now: datetime) -> int:
                     outbox.post(session, invite.team_id, person.slack_id, views.reminder(
                         views.PendingSurvey(cache.name, cache.run.closes_at,
                                             tuple(q.text for q in left), cache.run.k)),
-                                now=now, ref=f"survey-reminder:{run_id}")
+                                now=now, ref=queries.reminder_ref(run_id))
                     more = invite.reminders_sent + 1 < cache.survey.reminders
                     changes.append({"id": invite.id, "reminders_sent": invite.reminders_sent + 1,
                                     "next_reminder_at": now + cache.survey.remind_every
