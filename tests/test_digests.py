@@ -375,3 +375,29 @@ def test_a_chart_slack_refuses_is_given_up_and_the_admins_told(services, clock, 
         upload = session.scalar(select(OutboxMessage).where(OutboxMessage.method == "files.uploadV2"))
     assert (upload.state, upload.last_error) == ("dead", "not_in_channel")
     assert any("could not be delivered" in m.text for m in fake_slack.in_channel("U0ADMIN01"))
+
+
+def test_a_weekly_digests_gap_and_index_read_the_alignment_period_as_align_gap_does(
+        services, clock, fake_slack):
+    """Churn's target is set for the gap's 90 days: five of 100 customers gone in October
+    is a low churn reality, though none left in the digest's week (weekly churn of 0 would
+    beat any target). The digest says what `/align gap` says then, and over which days."""
+    import dataclasses
+
+    from storage.models import Customer
+
+    services.config = dataclasses.replace(
+        services.config, targets={**services.config.targets, "churn_rate": 0.02})
+    clock.set(ny(11, 30))
+    with services.transaction() as session:
+        for n in range(100):
+            session.add(Customer(team_id=TEAM, external_id=f"C-{n}", started_at=ny(1, 5),
+                                 churned_at=ny(10, 14) if n < 5 else None, updated_at=ny(1, 5)))
+    add_lead(services, ny(11, 24), 1)  # the week has something to say
+    app = services_app(services)
+    digest = all_text(reply(slash(app, "digest preview weekly", clock.now())))
+    said = next(line for line in digest.splitlines() if line.startswith("*Customer satisfaction*"))
+    assert ":red_circle: Low" in said
+    assert "*Perception vs. reality* · last 90 days (Sep 2 – Nov 30, 2026)" in digest
+    assert "*Customer satisfaction* · reality :red_circle: Low" in all_text(
+        reply(slash(app, "gap", clock.now())))  # as /align gap says

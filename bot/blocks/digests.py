@@ -119,11 +119,12 @@ def _index(view: DigestView) -> list[Block]:
     lines = [alignment.index_line(view.report)]
     if view.report.index.advice is not None:
         lines.append(f"What would raise it most: {alignment.advice(view.report)}")
-    return [section("*Alignment*\n" + "\n".join(lines))]
+    return [section(f"*Alignment* · {period_text(view.report.period)}\n" + "\n".join(lines))]
 
 
 def _gap(view: DigestView) -> list[Block]:
-    blocks = [section("*Perception vs. reality*\n" + alignment.gap_text(view.report))]
+    blocks = [section(f"*Perception vs. reality* · {period_text(view.report.period)}\n"
+                      + alignment.gap_text(view.report))]
     if view.report.perception is None:
         blocks.append(context(f"{NO_RUN} Reality is measured from the metrics meanwhile."))
     return blocks
