@@ -165,6 +165,39 @@ def test_an_import_that_routes_stored_leads_hands_them_off(services, fake_slack,
                   for m in fake_slack.in_channel("U0SALES02")) == ["Ann", "Cy"]
 
 
+def test_an_import_that_moves_stored_leads_on_updates_their_cards_in_place(
+        services, fake_slack, tmp_path):
+    """A CRM export saying a lead is contacted (or rejected) left its card in the channel and
+    its owner's DM offering Accept / Reject: they show the new state now, as after a click.
+    A row that moves nothing edits no card."""
+    from storage.models import OutboxMessage
+
+    services.sender.settings = dataclasses.replace(services.sender.settings, burst=1000)
+    header = ["external_id", "source", "name", "owner_email", "status", "rejection_reason"]
+    assert import_csv(services, "leads", write(tmp_path / "a.csv", header, [
+        [f"L-{n}", "webinar", name, "sam@example.com", "", ""]
+        for n, name in ((1, "Ann"), (2, "Bo"), (3, "Cy"))])).created == 3
+    services.sender.flush()
+    services.clock.advance(timedelta(minutes=10))
+    summary = import_csv(services, "leads", write(tmp_path / "b.csv", header, [
+        ["L-1", "webinar", "Ann", "sam@example.com", "contacted", ""],
+        ["L-2", "webinar", "Bo", "sam@example.com", "rejected", "not_icp"],
+        ["L-3", "webinar", "Cy", "sam@example.com", "", ""]]))
+    assert (summary.updated, summary.unchanged, summary.rejected) == (2, 1, 0)
+    services.sender.flush()
+    for channel in ("C0HANDOFF1", "U0SALES01"):
+        cards = {m.text.split(": ")[1].split(" — ")[0]: all_text_of(m)
+                 for m in fake_slack.in_channel(channel)}
+        assert sorted(cards) == ["Ann", "Bo", "Cy"], channel  # the same cards, no new one
+        assert "First touch logged" in cards["Ann"] and "Accept" not in cards["Ann"], channel
+        assert "Rejected" in cards["Bo"] and "Not our ideal customer" in cards["Bo"], channel
+        assert "Accept" not in cards["Bo"] and "Accept" in cards["Cy"], channel
+    with services.sessions.begin() as s:
+        edited = s.scalars(select(OutboxMessage.ref).where(OutboxMessage.method == "chat.update"))
+        assert sorted(ref.split(":", 2)[2] for ref in edited) == [
+            "channel", "channel", "dm:U0SALES01", "dm:U0SALES01"]
+
+
 def test_a_customers_file_may_leave_started_at_out_for_those_already_stored(
         services, tmp_path):
     """A churn export (external_id, churned_at) updates the customers it names; a row for a

@@ -336,6 +336,64 @@ def test_a_webhook_routing_many_queued_leads_bursts_as_new_leads_do(web, service
     assert count(services, Lead, Lead.status == "routed") == limit + 3
 
 
+def card_updates(services, external_id):
+    """The in-place edits queued for a lead's cards: which card each edits ("channel",
+    "dm:U0SALES01")."""
+    with services.sessions.begin() as s:
+        lead_id = s.scalar(select(Lead.id).where(Lead.external_id == external_id))
+        return sorted(ref.removeprefix(f"lead:{lead_id}:") for ref in s.scalars(
+            select(OutboxMessage.ref).where(OutboxMessage.method == "chat.update",
+                                            OutboxMessage.ref.startswith(f"lead:{lead_id}:"))))
+
+
+def test_a_crm_stage_move_updates_the_leads_cards_as_a_click_does(
+        web, services, fake_slack, clock):
+    """A CRM update that moved a carded lead (to contacted, rejected...) left its card in
+    the channel and its owner's DM offering Accept / Reject. Its cards are updated in place,
+    as a click's move updates them; a lead the update leaves where it was (or whose only
+    change its card does not show) gets no edit, nor does one listed in a burst's summary
+    (a click on it edits none either), and no card is posted for it."""
+    from tests.slack import all_text
+
+    services.sender.settings = dataclasses.replace(services.sender.settings, burst=1000)  # no pace
+    limit, sam = services.config.handoff.burst_limit, {"owner_email": "sam@example.com"}
+    post(web, services, "leads", {"leads": [lead(n, **sam) for n in range(1, limit + 2)]})
+    services.sender.flush()
+    n_burst = limit + 1  # past the burst limit: a line of the channel's and the DM's summaries
+    for channel in ("C0HANDOFF1", "U0SALES01"):
+        [card] = [m for m in fake_slack.in_channel(channel) if "Person 1 " in m.text]
+        assert "Accept" in all_text({"blocks": card.blocks})
+    clock.advance(timedelta(minutes=10))
+    posts = count(services, OutboxMessage, OutboxMessage.method == "chat.postMessage")
+    sent = post(web, services, "leads", {"leads": [
+        lead(1, status="contacted", first_touch_at="2026-11-24T14:08:00Z"),
+        lead(2, status="rejected", rejection_reason="bad_data"),
+        lead(3, email="new@prospect.example"),  # not on its card
+        lead(4),  # as it was
+        lead(n_burst, status="contacted")]})
+    assert sent.get_json()["updated"] == 4, sent.get_json()
+    services.sender.flush()
+    for channel in ("C0HANDOFF1", "U0SALES01"):
+        [card] = [m for m in fake_slack.in_channel(channel) if "Person 1 " in m.text]
+        shown = all_text({"text": card.text, "blocks": card.blocks})
+        assert "First touch logged" in shown and "Accept" not in shown and "Reject" not in shown
+        assert "<@webhook>" not in shown  # no person did it
+        [card] = [m for m in fake_slack.in_channel(channel) if "Person 2 " in m.text]
+        shown = all_text({"text": card.text, "blocks": card.blocks})
+        assert "Rejected" in shown and "Bad contact data" in shown and "Accept" not in shown
+    assert held(services, "L-00001").sla_met is True
+    for moved in ("L-00001", "L-00002"):
+        assert card_updates(services, moved) == ["channel", "dm:U0SALES01"], moved
+    for quiet in ("L-00003", "L-00004", f"L-{n_burst:05d}"):
+        assert card_updates(services, quiet) == [], quiet
+    assert count(services, OutboxMessage, OutboxMessage.method == "chat.postMessage") == posts
+
+    clock.advance(timedelta(seconds=1))  # the same records again: no edit
+    post(web, services, "leads", {"leads": [lead(1, status="contacted"), lead(2, status="rejected",
+                                                                           rejection_reason="bad_data")]})
+    assert len(card_updates(services, "L-00001")) == 2
+
+
 def test_a_customer_update_sends_only_what_changed_and_a_new_one_needs_started_at(
         web, services):
     """PRODUCT.md marks only the key as required, and deals take partial updates: so do

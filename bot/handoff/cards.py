@@ -3,6 +3,7 @@ in the owners' DMs, through the outbox."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 
@@ -33,12 +34,21 @@ class CardBatch:
         self._history: dict[int, list] = {}
         self._posts: dict[str, OutboxMessage] = {}
         self._with_posts: set[int] = set()
+        # the owners read, kept: the session's identity map holds a row only while
+        # something else does, so each lead's `session.get` of its owner was a SELECT
+        self._people: dict[int, Person | None] = {}
         self._read_history([lead.id for lead in leads])
+
+    def read_owners(self, leads: list[Lead]) -> None:
+        """Read these leads' owners at once (one query), for their views."""
+        ids = {lead.owner_id for lead in leads if lead.owner_id is not None} - self._people.keys()
+        if ids:
+            self._people.update({p.id: p for p in queries.list_people_by_id(self.session, ids)})
 
     def view(self, lead: Lead) -> blocks.CardView:
         events = self._events(lead)
         acted = next((e for e in reversed(events) if e.kind in ACTED), None)
-        owner = queries.get_person_by_id(self.session, lead.owner_id)
+        owner = self._owner(lead)
         unassigned = None if owner else self.last(lead, "unassigned")
         data = (unassigned.data or {}) if unassigned else {}
         retry_at = datetime.fromisoformat(data["retry_at"]) if "retry_at" in data else None
@@ -50,8 +60,7 @@ class CardBatch:
         """What a message about the lead (a nudge, an escalation) shows: its own fields and
         owner, not what only its card shows from its history (who acted, why it waits),
         which is then not read."""
-        owner = queries.get_person_by_id(self.session, lead.owner_id)
-        return _view(lead, owner, self.config, self.now, acted=None, waiting=None)
+        return _view(lead, self._owner(lead), self.config, self.now, acted=None, waiting=None)
 
     def refresh(self, lead: Lead) -> dict | None:
         """Update every card of this lead in place (channel and DMs), through the outbox;
@@ -71,11 +80,19 @@ class CardBatch:
         """The lead's latest event of this kind (one a card shows), if any."""
         return next((e for e in reversed(self._events(lead)) if e.kind == kind), None)
 
-    def note(self, lead: Lead, kind: str, data: dict) -> None:
+    def note(self, lead: Lead, kind: str, data: dict | None, *, actor: str = "system",
+             at: datetime | None = None) -> None:
         """An event of the lead written in this transaction but not stored yet (it goes into
         the batch): the views built from now on show it."""
-        self._events(lead).append(SimpleNamespace(lead_id=lead.id, kind=kind, actor="system",
-                                                  at=self.now, data=data))
+        self._events(lead).append(SimpleNamespace(lead_id=lead.id, kind=kind, actor=actor,
+                                                  at=at or self.now, data=data))
+
+    def _owner(self, lead: Lead) -> Person | None:
+        if lead.owner_id is None:
+            return None
+        if lead.owner_id not in self._people:
+            self._people[lead.owner_id] = queries.get_person_by_id(self.session, lead.owner_id)
+        return self._people[lead.owner_id]
 
     def forget(self, lead: Lead) -> None:
         self._history.pop(lead.id, None)
@@ -105,6 +122,34 @@ class CardBatch:
 def refresh_cards(work: Work, lead: Lead) -> None:
     """Update every card of this lead in place (channel and DMs), through the outbox."""
     CardBatch(work, [lead]).refresh(lead)
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A stage a lead was moved to in this transaction by someone other than a click (a CRM
+    update); its event is in the session's batch, not stored yet."""
+    lead: Lead
+    stage: str
+    actor: str
+    at: datetime
+    data: dict | None = None
+
+
+def refresh_moved(work: Work, moves: list[Moved]) -> None:
+    """Update the posted cards of the leads `moves` moved, in place, as a click's move does:
+    for a whole batch (a webhook's 1,000 records, an import's) in three queries (the cards'
+    history, their first posts, the leads' owners) and one edit per card, queued with the
+    batch's rows. A lead with no card posted (imported in its state, a line of a burst's
+    summary) gets no edit, as a click on it edits none."""
+    if not moves:
+        return
+    leads = list({id(m.lead): m.lead for m in moves}.values())
+    batch = CardBatch(work, leads)
+    batch.read_owners(leads)
+    for m in moves:
+        batch.note(m.lead, m.stage, m.data, actor=m.actor, at=m.at)
+    for lead in leads:
+        batch.refresh(lead)
 
 
 def card_view(work: Work, lead: Lead, fresh: Decision | None = None) -> blocks.CardView:

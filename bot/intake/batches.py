@@ -1,6 +1,7 @@
 """The batch pipeline every intake shares (webhooks, CSV imports, the shell): records are
 checked, owners looked up in Slack before any transaction, then ingested, routed and
-carded in one transaction (new leads, and stored ones an update routes). A batch the
+carded in one transaction (new leads, stored ones an update routes, and the cards of
+stored ones it moves to another stage). A batch the
 database refuses is stored again in halves, down to the one record it refuses. An import
 runs `stage` and `Staged.commit` on two threads, reading the next batch while the last
 one is written.
@@ -18,6 +19,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from bot.handoff import directory
+from bot.handoff.cards import refresh_moved
 from bot.handoff.new_leads import Handoffs
 from bot.intake.ingest import IngestResult, ingest
 from bot.intake.records import Checked, Rejection, check, key_text
@@ -119,6 +121,7 @@ def stage(services: Services, entity: str, records: Sequence[Any] | Checked, *,
             for lead in result.new_leads:
                 handoffs.hand_off(lead)
             handoffs.route_again(result.routes, actor=actor)  # stored leads the CRM routes
+            refresh_moved(work, result.moved)  # and those it moves on: their cards, as a click
         inserts = rows.prepare(session)
     except BaseException:
         session.close()  # rolls back

@@ -5,8 +5,9 @@ same record sent twice changes nothing the second time; a key twice in one batch
 stored once (the first) and the second rejected. A record that carries the CRM's own
 `updated_at` older than the one applied last is skipped: deliveries can arrive out
 of order, and the newer state wins. Lead stage changes go through the lifecycle, like
-a click in Slack; an update that routes a lead (or gives an open one another owner) is a
-handoff, left to the caller with the new leads (`IngestResult.routes`).
+a click in Slack, and their cards are updated by the caller, as a click's are
+(`IngestResult.moved`); an update that routes a lead (or gives an open one another owner)
+is a handoff, left to the caller with the new leads (`IngestResult.routes`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot import home
 from bot.handoff import lifecycle
+from bot.handoff.cards import Moved
 from bot.handoff.new_leads import CrmRoute
 from bot.intake.records import KEY_FIELDS, Checked, Rejection, check, iso, key_text, window
 from bot.platform.config import Config
@@ -52,6 +54,9 @@ class IngestResult:
     new_leads: list[Lead] = field(default_factory=list)
     # stored leads an update routes, for the caller to hand off (`Handoffs.route_again`)
     routes: list[CrmRoute] = field(default_factory=list)
+    # the stages stored leads were moved to, for the caller to update their cards
+    # (`cards.refresh_moved`)
+    moved: list[Moved] = field(default_factory=list)
     unmapped_owners: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
@@ -70,6 +75,7 @@ class IngestResult:
         self.skipped = sorted(self.skipped + other.skipped, key=lambda r: r.index)
         self.new_leads += other.new_leads
         self.routes += other.routes
+        self.moved += other.moved
         self.unmapped_owners |= other.unmapped_owners
         return self
 
@@ -483,6 +489,7 @@ def _move(ctx: _Context, lead: Lead, v: dict[str, Any], steps: list[str]) -> Non
         if stage == "rejected":
             lead.rejection_reason = v["rejection_reason"]
         lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at, data=data)
+        ctx.result.moved.append(Moved(lead, stage, ctx.actor, at, data))
         if stage in ("contacted", "rejected"):
             sla.close_clock(ctx.work.at(at), lead, owner)
 
