@@ -221,6 +221,27 @@ def test_a_customers_file_may_leave_started_at_out_for_those_already_stored(
             datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC), "99.00")
 
 
+def test_a_deals_file_closing_a_stored_deal_before_it_was_created_rejects_that_row(
+        services, tmp_path):
+    """A row's closed_at is checked against the stored created_at it leaves out."""
+    from storage.models import Deal
+
+    write(tmp_path / "first.csv", ["external_id", "amount", "created_at"],
+          [["D1", "100", "2026-03-01T00:00:00Z"], ["D2", "100", "2026-03-01T00:00:00Z"]])
+    assert import_csv(services, "deals", tmp_path / "first.csv").created == 2
+    path = write(tmp_path / "closed.csv", ["external_id", "closed_at", "outcome"],
+                 [["D1", "2026-02-01T00:00:00Z", "won"], ["D2", "2026-04-01T00:00:00Z", "won"]])
+    summary = import_csv(services, "deals", path)
+    assert (summary.updated, summary.rejected) == (1, 1)
+    with summary.rejected_file.open() as f:
+        [rejected] = list(csv.DictReader(f))
+    assert rejected["external_id"] == "D1" and rejected["errors"] == \
+        "closed_at: is before the stored created_at (2026-03-01T00:00:00Z)"
+    with services.sessions.begin() as s:
+        assert {d.external_id: d.outcome for d in s.scalars(select(Deal))} == {
+            "D1": "open", "D2": "won"}
+
+
 def test_a_hubspot_export_imports_unchanged(services, tmp_path):
     path = write(tmp_path / "hubspot.csv",
                  ["Record ID", "First Name", "Last Name", "Email", "Company Name", "Job Title",

@@ -116,27 +116,41 @@ def test_malformed_records_of_other_entities(services, entity, record, reason):
     assert any(e.startswith(reason) for e in rejection.errors), rejection.errors
 
 
+@pytest.mark.parametrize("entity,model,first,then", [
+    ("customers", Customer, "started_at", "churned_at"),
+    ("deals", Deal, "created_at", "closed_at")])
 @pytest.mark.parametrize("update,reason", [
-    ({"churned_at": "2025-12-31T00:00:00Z"},
-     "churned_at: is before the stored started_at (2026-01-01T00:00:00Z)"),
-    ({"started_at": "2026-07-01T00:00:00Z"},
-     "started_at: is after the stored churned_at (2026-06-01T00:00:00Z)"),
-    ({"started_at": "2026-07-01T00:00:00Z", "churned_at": "2026-05-01T00:00:00Z"},
-     "churned_at: is before started_at"),
+    ({"then": "2025-12-31T00:00:00Z"}, "{then}: is before the stored {first} (2026-01-01T00:00:00Z)"),
+    ({"first": "2026-07-01T00:00:00Z"}, "{first}: is after the stored {then} (2026-06-01T00:00:00Z)"),
+    ({"first": "2026-07-01T00:00:00Z", "then": "2026-05-01T00:00:00Z"}, "{then}: is before {first}"),
 ])
-def test_a_customer_update_is_checked_against_the_times_it_leaves_out(services, update, reason):
-    """An update may leave `started_at` out (it stays as stored): its times are checked
-    against the stored ones, as a record's own are against each other."""
-    record = {"external_id": "C-1", "started_at": "2026-01-01T00:00:00Z"}
-    assert run(services, "customers", [{**record, "churned_at": "2026-06-01T00:00:00Z"}]
-               ).created == 1
-    [rejection] = run(services, "customers", [{"external_id": "C-1", **update}]).rejected
-    assert rejection.errors == [reason]
-    [customer] = rows(services, Customer)
-    assert (customer.started_at, customer.churned_at) == (
+def test_an_update_is_checked_against_the_times_it_leaves_out(
+        services, entity, model, first, then, update, reason):
+    """An update may leave a customer's `started_at` or a deal's `created_at` out (it stays
+    as stored): its times are checked against the stored ones, as a record's own are
+    against each other. A deal's closed_at before the stored created_at was taken."""
+    names = {"first": first, "then": then}
+    record = {"external_id": "X-1", first: "2026-01-01T00:00:00Z", then: "2026-06-01T00:00:00Z"}
+    assert run(services, entity, [record]).created == 1
+    [rejection] = run(services, entity, [
+        {"external_id": "X-1", **{names[k]: v for k, v in update.items()}}]).rejected
+    assert rejection.errors == [reason.format(**names)]
+    [row] = rows(services, model)
+    assert (getattr(row, first), getattr(row, then)) == (
         datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
-    fine = run(services, "customers", [{"external_id": "C-1", "churned_at": "2026-01-01T00:00:00Z"}])
-    assert fine.updated == 1 and rows(services, Customer)[0].churned_at == customer.started_at
+    fine = run(services, entity, [{"external_id": "X-1", then: "2026-01-01T00:00:00Z"}])
+    assert fine.updated == 1 and getattr(rows(services, model)[0], then) == getattr(row, first)
+
+
+def test_a_deal_sent_again_as_it_is_stored_is_unchanged_though_created_after_it_closed(
+        services):
+    """A deal created without created_at is stored as created when it arrived, maybe after
+    the closed_at it was sent with: sent again as it was, it still changes nothing (the
+    update's times are checked against the stored ones only where it changes them)."""
+    record = {"external_id": "D-1", "closed_at": "2026-06-01T00:00:00Z", "outcome": "won"}
+    assert run(services, "deals", [record]).created == 1
+    again = run(services, "deals", [record])
+    assert (again.unchanged, again.rejected) == (1, [])
 
 
 def test_every_problem_of_a_record_is_listed(services):

@@ -419,6 +419,29 @@ def test_a_customer_update_sends_only_what_changed_and_a_new_one_needs_started_a
         assert s.scalar(select(func.count()).select_from(Customer)) == 2
 
 
+def test_a_deal_update_closing_it_before_it_was_created_is_rejected_saying_why(web, services):
+    """A deal update's closed_at was not checked against the stored created_at (nor a new
+    created_at against the stored closed_at): a deal could close before it was created."""
+    from storage.models import Deal
+
+    assert post(web, services, "deals", {"deals": [
+        {"external_id": "D1", "amount": 100, "created_at": "2026-03-01T00:00:00Z"},
+        {"external_id": "D2", "amount": 100, "created_at": "2026-03-01T00:00:00Z",
+         "closed_at": "2026-04-01T00:00:00Z", "outcome": "won"}]}).get_json()["created"] == 2
+    services.clock.advance(timedelta(seconds=1))
+    answer = post(web, services, "deals", {"deals": [
+        {"external_id": "D1", "closed_at": "2026-02-01T00:00:00Z", "outcome": "lost"},
+        {"external_id": "D2", "created_at": "2026-05-01T00:00:00Z"}]}).get_json()
+    assert answer == {"created": 0, "updated": 0, "unchanged": 0, "skipped": [], "rejected": [
+        {"index": 0, "external_id": "D1",
+         "errors": ["closed_at: is before the stored created_at (2026-03-01T00:00:00Z)"]},
+        {"index": 1, "external_id": "D2",
+         "errors": ["created_at: is after the stored closed_at (2026-04-01T00:00:00Z)"]}]}
+    with services.sessions.begin() as s:
+        assert {d.external_id: (d.outcome, d.closed_at is None) for d in s.scalars(select(Deal))} \
+            == {"D1": ("open", True), "D2": ("won", False)}
+
+
 def test_bad_signature_or_old_request_changes_nothing(web, services):
     assert post(web, services, "leads", lead(1), secret="wrong").status_code == 401
     assert post(web, services, "leads", lead(1), age=timedelta(minutes=6)).status_code == 401

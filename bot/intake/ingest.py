@@ -23,7 +23,16 @@ from bot import home
 from bot.handoff import lifecycle
 from bot.handoff.cards import Moved
 from bot.handoff.new_leads import CrmRoute
-from bot.intake.records import KEY_FIELDS, Checked, Rejection, check, iso, key_text, window
+from bot.intake.records import (
+    KEY_FIELDS,
+    TIME_ORDER,
+    Checked,
+    Rejection,
+    check,
+    iso,
+    key_text,
+    window,
+)
 from bot.platform.config import Config
 from bot.platform.work import Work
 from bot.sla import policies as sla
@@ -200,14 +209,39 @@ def _simple(ctx: _Context, parsed, model, existing: dict, key: Callable[[dict], 
             ctx.result.unchanged += 1
 
 
+def _out_of_order(entity: str, v: dict[str, Any], row: Any) -> str | None:
+    """Why an update's times are out of order with the stored ones it leaves out (a deal's
+    closed_at before the stored created_at, a customer's started_at after the stored
+    churned_at...), as `_cross_checks` finds a record's own; None when they are not. Only
+    what the update changes is checked: a deal stored out of order (created when it
+    arrived, after the closed_at it was sent with) sent again as it is changes nothing."""
+    for earlier, later in TIME_ORDER.get(entity, ()):
+        if earlier in v and later in v:
+            continue  # both sent: `_cross_checks` has checked them
+        stored_earlier, stored_later = getattr(row, earlier), getattr(row, later)
+        start, end = v.get(earlier, stored_earlier), v.get(later, stored_later)
+        if start is None or end is None or end >= start or (start, end) == (
+                stored_earlier, stored_later):
+            continue
+        if later in v:
+            return f"{later}: is before the stored {earlier} ({iso(stored_earlier)})"
+        return f"{earlier}: is after the stored {later} ({iso(stored_later)})"
+    return None
+
+
 def _deals(ctx: _Context, parsed) -> None:
+    """An update sends only what changed; its created_at and closed_at are checked against
+    the stored ones it leaves out (`_out_of_order`)."""
     keys = [v["external_id"] for _, v in parsed]
     existing = queries.lock_by_external_ids(ctx.session, Deal, ctx.team_id, keys)
     leads = queries.get_ids_by_external_ids(
         ctx.session, Lead, ctx.team_id, [v["lead_external_id"] for _, v in parsed
                                          if "lead_external_id" in v])
 
-    def prepare(v: dict) -> dict:
+    def prepare(v: dict) -> dict | str:
+        row = existing.get(v["external_id"])
+        if row is not None and (why := _out_of_order("deals", v, row)):
+            return why
         columns = dict(v)
         if "lead_external_id" in v:
             columns["lead_id"] = leads.get(v["lead_external_id"])
@@ -222,7 +256,7 @@ def _customers(ctx: _Context, parsed) -> None:
     """Like a deal, an update sends only what changed: only a new customer needs its
     `started_at` (a customer is active from then on). The times an update leaves out are
     the stored ones, so its `churned_at` is checked against the stored `started_at` (and
-    the other way round), as `_cross_checks` does within a record."""
+    the other way round: `_out_of_order`), as `_cross_checks` does within a record."""
     existing = queries.lock_by_external_ids(ctx.session, Customer, ctx.team_id,
                                             [v["external_id"] for _, v in parsed])
 
@@ -231,12 +265,7 @@ def _customers(ctx: _Context, parsed) -> None:
         if row is None:
             return dict(v) if "started_at" in v else \
                 "started_at: is required for a new customer (an update may leave it out)"
-        started, churned = v.get("started_at", row.started_at), v.get("churned_at", row.churned_at)
-        if churned is None or churned >= started or ("started_at" in v and "churned_at" in v):
-            return dict(v)  # (both sent: `_cross_checks` has checked them)
-        if "churned_at" in v:
-            return f"churned_at: is before the stored started_at ({iso(row.started_at)})"
-        return f"started_at: is after the stored churned_at ({iso(row.churned_at)})"
+        return _out_of_order("customers", v, row) or dict(v)
 
     _simple(ctx, parsed, Customer, existing, lambda v: v["external_id"], prepare, ctx.stamps)
 

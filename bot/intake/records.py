@@ -247,6 +247,11 @@ def parse(entity: str, raw: Any, now: datetime | None = None) -> tuple[dict[str,
     return values, errors
 
 
+# The times of a deal or a customer that must come in order (the later not before the
+# earlier): within a record (`_cross_checks`), and an update's against the stored ones it
+# leaves out (bot.intake.ingest).
+TIME_ORDER = {"deals": (("created_at", "closed_at"),),
+              "customers": (("started_at", "churned_at"),)}
 # A lead's checks across fields, and the fields that bring them into play (most records
 # have none of these).
 _LEAD_ORDER = (("mql_at", "routed_at"), ("routed_at", "accepted_at"), ("routed_at", "rejected_at"),
@@ -263,12 +268,11 @@ def _cross_checks(entity: str, v: dict[str, Any]) -> list[str]:
         if earlier in v and later in v and v[later] < v[earlier]:
             errors.append(f"{later}: is before {earlier}")
 
+    for earlier, later in TIME_ORDER.get(entity, ()):
+        order(earlier, later)
     if entity == "deals":
-        order("created_at", "closed_at")
         if v.get("outcome") in ("won", "lost") and "closed_at" not in v:
             errors.append(f"closed_at: needed when outcome is {v['outcome']}")
-    elif entity == "customers":
-        order("started_at", "churned_at")
     elif entity == "leads":
         for a, b in _LEAD_ORDER:
             order(a, b)
