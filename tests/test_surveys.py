@@ -607,6 +607,56 @@ def test_a_closed_run_is_the_perception_the_gap_and_the_index_read(app, services
     assert index["components"]["perception"] == 0.3 and index["survey"]["run"] == 1
 
 
+def closed_with(services, clock, stored_answers):
+    """A closed run of pulse whose close stored `stored_answers` ({question key: [(role,
+    value)]}): what the close of that many people's answers keeps (anonymous rows)."""
+    run = start(services, clock)
+    runs.close(services, "pulse")
+    with services.transaction() as s:
+        ids = {q.key: q.id for q in queries.list_questions(s, run.id)}
+        queries.replace_answers(s, run.id, [
+            {"team_id": run.team_id, "run_id": run.id, "question_id": ids[key],
+             "respondent_key": None, "role": role, "value": value, "text": None}
+            for key, answers_ in stored_answers.items() for role, value in answers_])
+    return run
+
+
+# 101 sales people: 50 answer 3 and 51 answer 2, a mean of 252 / 101 = 2.49505 (shown 2.50)
+LOW_BY_A_HAIR = [("sales", 3)] * 50 + [("sales", 2)] * 51
+
+
+@pytest.mark.parametrize("collaboration, perceived, index", [
+    # demo run 3: 4 5 5 6 6 6 7 7 7 7 8 8 8 8 8 9 9 9 = 127 / 18 = 7.0556 (shown 7.06):
+    # P = 0.705556, not 0.706
+    ([4] + [5] * 2 + [6] * 3 + [7] * 4 + [8] * 5 + [9] * 3, 127 / 180, 71),
+    # 25 × 7 + 76 × 6 = 631 / 101 = 6.2475 (shown 6.25): P = 0.624752, round(62.4752) = 62,
+    # where the shown mean's 0.625 would make it round(62.5) = 63
+    ([7] * 25 + [6] * 76, 631 / 1010, 62),
+])
+def test_levels_and_the_index_are_computed_from_exact_means(services, clock, collaboration,
+                                                          perceived, index):
+    """Issue #17: a role's perception is its mean answer, Low below 2.5: 2.49505 is Low, though
+    results show it as 2.50. The index's P is read from the exact mean too; only what is shown
+    is rounded. No metric has data here, so the index is P alone (the others are left out)."""
+    from bot.alignment import report as alignment
+    from bot.metrics.grammar import parse_period
+
+    closed_with(services, clock, {"customer_understanding": LOW_BY_A_HAIR,
+                                  "collaboration": [(None, v) for v in collaboration]})
+    shown = find_results(services, "pulse")
+    assert shown.as_json()["questions"][0]["by_role"]["sales"]["mean"] == 2.5  # as shown
+    assert "n=101: 2.50 · 1:0 2:51 3:50" in all_text(views.results_message(shown))
+    with services.sessions() as s:
+        period = parse_period("last 90 days", clock.now(), services.config.workspace.tz)
+        found = alignment.report(services.work_in(s), period)
+    rows = {row["dimension"]: row for row in found.gap_json()["rows"]}
+    got = found.index_json()
+    assert (rows["customer_understanding"]["perception"]["sales"], got["components"],
+            got["index"]) == ("low", {"kpi": None, "agreement": None,
+                                      "perception": pytest.approx(perceived, abs=1e-9)}, index)
+    assert found.perception.mean("customer_understanding", "sales") == pytest.approx(252 / 101)
+
+
 def test_a_mention_that_starts_a_survey_answers_in_its_thread_then_the_outcome(
         app, fake_slack, clock):
     fake_slack.add_usergroup("S0REVOPS1", "revops", ["U0MKTG01"])

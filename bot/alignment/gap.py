@@ -8,8 +8,8 @@ measured from the metrics, and the gaps between them. Pure: values in, rows out.
 - TARGETS_MET (shared goals) is the share of targeted metrics with data at or above target.
 - A dimension's reality is the lowest level among its metrics that count (a chain is as
   strong as its weakest link); unknown when none counts.
-- A role's perception is its mean answer (1–5): Low below 2.5, Medium below 3.5, else High;
-  None where the survey's results hide it (fewer than k answers).
+- A role's perception is its exact mean answer (1–5): Low below 2.5, Medium below 3.5, else
+  High; None where the survey's results hide it (fewer than k answers).
 - A gap: perception and reality one level apart or more, the role `overrates` (sees it
   better than the data) or `underrates`.
 """

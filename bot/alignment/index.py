@@ -1,8 +1,8 @@
 """The alignment index, 0–100: `round(100 × (0.5 × K + 0.25 × P + 0.25 × A))`. Pure.
 
 - K, KPI attainment: the mean over targeted metrics with data of min(attainment, 1).
-- P, perceived alignment: the mean answer to "How well do sales and marketing work
-  together?" (0–10) of the latest closed run, over 10.
+- P, perceived alignment: the exact mean answer to "How well do sales and marketing work
+  together?" (0–10) of the latest closed run, over 10 (not the mean as results show it).
 - A, agreement: the share of the shown (role, dimension) perception cells whose level is
   the dimension's known reality level.
 A component without data is left out and the others' weights are scaled to add up to 1.

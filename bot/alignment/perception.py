@@ -1,8 +1,10 @@
 """How the teams feel: what the gap and the index read of a closed pulse survey run.
 
-`Perception` is read from a run's results exactly as `alignbot survey results --json` shows
-them (issue #16 "Results"), so it hides what they hide: a role with fewer than k answers is
-None here too.
+`Perception` is read from a run's results as `alignbot survey results --json` shows them
+(issue #16 "Results"), so it hides what they hide: a role with fewer than k answers is None
+here too. Its means are exact, not the 2 decimals results show: a role's level and the
+index are computed from them (101 answers of mean 2.49505 are Low, not a shown 2.50's
+Medium), and rounded only where shown.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ class Perception:
     survey: str
     run: int  # the run's number within its survey
     closed_at: datetime | None
-    means: Mapping[str, Mapping[str, float | None]]  # question key → role → mean (None: hidden)
-    collaboration: float | None  # everyone's mean answer to COLLABORATION, 0–10 (None: hidden)
+    means: Mapping[str, Mapping[str, float | None]]  # question → role → exact mean (None: hidden)
+    collaboration: float | None  # everyone's exact mean answer to COLLABORATION, 0–10 (or None)
     collaboration_change: float | None  # since the run before, when both are shown
     participation: float | None  # the share of those asked who answered
     responded: int
@@ -60,4 +62,5 @@ def latest_perception(work: Work, survey: str | None = None) -> Perception | Non
                            if {q.key for q in s.questions} >= set(DIMENSIONS)), None)
     row = queries.get_survey(work.session, work.team_id, name) if name else None
     run = queries.get_latest_run(work.session, row.id, closed=True) if row else None
-    return Perception.from_results(results(work, row.key, run).as_json()) if run else None
+    return Perception.from_results(results(work, row.key, run).as_json(exact=True)) \
+        if run else None

@@ -23,6 +23,7 @@ from bot.metrics.snapshots import Reader
 from bot.platform.config import Digest
 from bot.platform.work import Work
 from bot.sla import policies as sla
+from bot.surveys.results import shown_mean
 from storage.leads import get_person_by_id, list_leads
 
 OVERDUE_SHOWN = 10  # then "and N more"
@@ -78,7 +79,7 @@ class DigestView:
             parts |= {"pulse": p and {"survey": p.survey, "run": p.run,
                                       "participation": p.participation,
                                       "responded": p.responded, "invited": p.invited,
-                                      "collaboration": p.collaboration,
+                                      "collaboration": shown_mean(p.collaboration),
                                       "change": p.collaboration_change},
                       "index": self.report.index.as_json(),
                       "gap": [row.as_json() for row in self.report.rows]}

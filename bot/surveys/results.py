@@ -38,16 +38,25 @@ def comments_shown(count: int, k: int) -> bool:
     return count > k
 
 
+SHOWN_DIGITS = 2  # a mean as results show it: 3.17
+
+
+def shown_mean(mean: float | None) -> float | None:
+    return None if mean is None else round(mean, SHOWN_DIGITS)
+
+
 @dataclass(frozen=True)
 class Group:
     n: int
-    mean: float | None  # None for a choice: its options have no order
+    mean: float | None  # exact; None for a choice: its options have no order
     distribution: dict[str, int]  # every value (or option) and how many chose it
-    change: float | None = None  # mean minus the previous run's, when both are shown
+    change: float | None = None  # the mean as shown minus the previous run's as shown
 
-    def as_json(self) -> dict[str, Any]:
-        return {"n": self.n, "mean": self.mean, "distribution": self.distribution,
-                "change": self.change}
+    def as_json(self, exact: bool = False) -> dict[str, Any]:
+        """As results show it (the mean to 2 decimals), or with the exact mean: what the
+        gap's levels and the index are computed from (a level's bound is no place to round)."""
+        return {"n": self.n, "mean": self.mean if exact else shown_mean(self.mean),
+                "distribution": self.distribution, "change": self.change}
 
 
 @dataclass(frozen=True)
@@ -58,10 +67,10 @@ class QuestionResult:
     overall: Group | None  # None: hidden (fewer than k answers)
     by_role: dict[str, Group | None]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, exact: bool = False) -> dict[str, Any]:
         return {"key": self.key, "type": self.type,
-                "overall": self.overall.as_json() if self.overall else None,
-                "by_role": {r: g.as_json() if g else None for r, g in self.by_role.items()}}
+                "overall": self.overall.as_json(exact) if self.overall else None,
+                "by_role": {r: g.as_json(exact) if g else None for r, g in self.by_role.items()}}
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,9 @@ class Results:
     def rate(self) -> float | None:
         return round(self.responded / self.invited, 4) if self.invited else None
 
-    def as_json(self) -> dict[str, Any]:
-        """`alignbot survey results <name> --json` (issue #16 "Results")."""
+    def as_json(self, exact: bool = False) -> dict[str, Any]:
+        """`alignbot survey results <name> --json` (issue #16 "Results"); `exact`: each
+        mean unrounded, for the alignment's perception (bot.alignment.perception)."""
         return {
             "survey": self.survey,
             "run": {"id": self.number, "opened_at": self.opened_at.isoformat(),
@@ -98,7 +108,7 @@ class Results:
                     "state": self.state},
             "invited": self.invited, "responded": self.responded,
             "participation": self.rate, "k": self.k,
-            "questions": [q.as_json() for q in self.questions],
+            "questions": [q.as_json(exact) for q in self.questions],
             "comments": list(self.comments) if self.comments is not None else None,
         }
 
@@ -156,9 +166,9 @@ def _group(q: SurveyQuestion, rows, previous: Group | None) -> Group | None:
     counts = dict.fromkeys(names, 0)
     for v in values:
         counts[question.options[v - 1] if q.type == CHOICE else str(v)] += 1
-    mean = None if q.type == CHOICE else round(fmean(values), 2)
-    change = round(mean - previous.mean, 2) if mean is not None and previous and \
-        previous.mean is not None else None
+    mean = None if q.type == CHOICE else fmean(values)
+    change = round(shown_mean(mean) - shown_mean(previous.mean), SHOWN_DIGITS) \
+        if mean is not None and previous and previous.mean is not None else None
     return Group(len(values), mean, counts, change)
 
 
