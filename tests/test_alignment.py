@@ -54,6 +54,7 @@ import pytest
 from bot.alignment import report as alignment
 from bot.alignment.definitions import Definitions
 from bot.alignment.perception import Perception
+from bot.blocks import alignment as views
 from bot.cli import main
 from bot.metrics.grammar import parse_period
 from bot.platform.config import parse_config
@@ -242,6 +243,44 @@ def test_gap_and_index_in_slack(app, clock, data, surveyed, fake_slack):
     assert "the widest gap is *Understanding of the target customer*" in index
     wrong = all_text(reply(slash(app, "gap next fortnight", clock.now())))
     assert "I couldn't read the period" in wrong and "/align gap last quarter" in wrong
+
+
+OVERRIDDEN = {"weights": {"kpi": 0.6, "perception": 0.2, "agreement": 0.2},
+              "perception_levels": [3.0, 4.0], "attainment_levels": [0.75, 1.0]}
+
+
+def test_the_answers_state_the_rules_of_the_config_they_were_computed_by(app, services, clock,
+                                                                          data, surveyed):
+    """With `[alignment]` overriding the weights and the levels, the footers say so. Levels
+    from 3 and 4: cells equal to reality are sales (cu), sales (sg), exec (comm), marketing
+    (lq): A = 4/11 = 0.363636; index = round(100 × (0.6 × 0.872222 + 0.2 × 0.64 + 0.2 ×
+    0.363636)) = round(72.4061) = 72."""
+    services.config = parse_config({**TEST_CONFIG, "targets": TARGETS, "alignment": OVERRIDDEN},
+                                   "<tests>")
+    index = all_text(reply(slash(app, "index 2026-06", clock.now())))
+    assert "Alignment index: 72 · Integrated" in index
+    assert "Perceived alignment (P) *0.64* × 0.20" in index
+    assert "index = round(100 × (0.6 × K + 0.2 × P + 0.2 × A))" in index
+    assert "0.5 × K" not in index and "0.25" not in index
+    gap = all_text(reply(slash(app, "gap 2026-06", clock.now())))
+    assert "exec *Medium* :warning: overrates" in gap  # 3.0 is Medium from 3 on
+    assert ("each against its target (High at 100%, Medium from 75%). Perception: a role's mean "
+            "answer (High from 4, Medium from 3; — below the survey's k answers)") in gap
+    assert "3.5" not in gap and "80%" not in gap
+    # no data at all: the answer that says so states the same rules
+    june = parse_period("2026-06", NOW, UTC)
+    empty = views.index_answer(alignment.build(june, {}, TARGETS, None,
+                                               services.config.alignment))
+    assert "index = round(100 × (0.6 × K + 0.2 × P + 0.2 × A))" in all_text(empty)
+
+
+def test_the_default_rules_read_as_the_readme_writes_them():
+    june = parse_period("2026-06", NOW, UTC)
+    found = alignment.build(june, {}, TARGETS, None, Definitions())
+    assert "index = round(100 × (0.5 × K + 0.25 × P + 0.25 × A)); stages: Ad-Hoc < 20" in \
+        all_text(views.index_answer(found))
+    assert ("(High at 100%, Medium from 80%). Perception: a role's mean answer (High from 3.5, "
+            "Medium from 2.5;") in all_text(views.gap_answer(found))
 
 
 @pytest.mark.parametrize("words", ["hi", "!!!", "me", "<!channel>", "<@U0ADMIN01> the"])

@@ -29,6 +29,7 @@ class Report:
     rows: tuple[gap.Row, ...]
     targeted: Mapping[str, gap.Reading]  # every metric with a target, by key
     index: Index
+    definitions: Definitions  # the rules both were computed by (`[alignment]`): shown with them
 
     def survey_json(self) -> dict[str, Any] | None:
         p = self.perception
@@ -69,7 +70,7 @@ def build(period: Period, values: Mapping[str, float | None], targets_: Mapping[
                 if key != TARGETS_MET}
     rows = gap.rows(readings, targeted, perception, definitions)
     return Report(period, perception, rows, targeted,
-                  index(targeted, rows, perception, definitions))
+                  index(targeted, rows, perception, definitions), definitions)
 
 
 def report(work: Work, period: Period | None = None, survey: str | None = None) -> Report:

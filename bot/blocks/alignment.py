@@ -11,6 +11,7 @@ from bot.blocks.metrics import period_text
 from bot.metrics.registry import METRICS
 
 if TYPE_CHECKING:
+    from bot.alignment.definitions import Definitions
     from bot.alignment.gap import Reading, Row
     from bot.alignment.report import Report
 
@@ -31,19 +32,39 @@ GAP = ":warning:"
 NO_RUN = ("No closed pulse survey run yet: perception shows here once one closes "
           "(`/align survey start`).")
 HIDDEN = "—"  # a role with fewer answers than the survey shows
-GAP_RULES = ("Reality: the lowest level of a dimension's metrics, each against its target "
-             "(High at 100%, Medium from 80%). Perception: a role's mean answer (High from 3.5, "
-             "Medium from 2.5; — below the survey's k answers).")
-INDEX_RULES = ("index = round(100 × (0.5 × K + 0.25 × P + 0.25 × A)); stages: Ad-Hoc < 20 ≤ "
-               "Defined < 40 ≤ Aligned < 60 ≤ Integrated < 80 ≤ Strategic. `/align gap` shows "
-               "perception beside reality.")
+
+
+def gap_rules(d: Definitions) -> str:
+    """The rules the gap was computed by: `[alignment]`'s levels, or their defaults."""
+    medium, high = d.attainment_levels
+    p_medium, p_high = d.perception_levels
+    return ("Reality: the lowest level of a dimension's metrics, each against its target "
+            f"(High at {_percent(high)}, Medium from {_percent(medium)}). Perception: a role's "
+            f"mean answer (High from {_number(p_high)}, Medium from {_number(p_medium)}; "
+            f"{HIDDEN} below the survey's k answers).")
+
+
+def index_rules(d: Definitions) -> str:
+    """The index's formula with the weights it was computed by (`[alignment] weights`)."""
+    w = d.weights
+    return (f"index = round(100 × ({_number(w['kpi'])} × K + {_number(w['perception'])} × P + "
+            f"{_number(w['agreement'])} × A)); stages: Ad-Hoc < 20 ≤ Defined < 40 ≤ Aligned < "
+            "60 ≤ Integrated < 80 ≤ Strategic. `/align gap` shows perception beside reality.")
+
+
+def _number(x: float) -> str:
+    return f"{x:g}"  # 0.25, 0.6, 3.5, 3 (a bound of 3.0), 0.333333
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:g}%"  # 100%, 80%, 87.5%
 
 
 def gap_answer(report: Report) -> dict[str, Any]:
     """Each survey dimension: its measured reality, its metrics, and how each role sees it."""
     blocks = [header("Perception vs. reality"), context(_source(report))]
     blocks += [section(_row(row, report.perception is not None)) for row in report.rows]
-    blocks.append(context(GAP_RULES))
+    blocks.append(context(gap_rules(report.definitions)))
     flagged = ", ".join(f"{_dimension(r.dimension)} ({_gaps(r)})" for r in report.flagged)
     text = f"Perception vs. reality, {escape(report.period.label)}: " + (
         f"gaps in {flagged}" if flagged else "no gaps" if report.perception else NO_RUN)
@@ -56,12 +77,12 @@ def index_answer(report: Report) -> dict[str, Any]:
     if idx.value is None:
         text = (f"Alignment index, {escape(report.period.label)}: not enough data (no metric "
                 "with a target has data, and no survey run has closed).")
-        return {"text": text, "blocks": [section(text), context(INDEX_RULES)]}
+        return {"text": text, "blocks": [section(text), context(index_rules(report.definitions))]}
     blocks = [header(f"Alignment index: {idx.value} · {idx.stage}"),
               context(_source(report)), section(_components(report))]
     if idx.advice is not None:
         blocks.append(section(f"*What would raise it most:* {advice(report)}"))
-    blocks.append(context(INDEX_RULES))
+    blocks.append(context(index_rules(report.definitions)))
     text = f"Alignment index, {escape(report.period.label)}: {idx.value} ({idx.stage})"
     return {"text": text, "blocks": blocks}
 
