@@ -163,3 +163,20 @@ def test_the_tours_gap_shows_marketing_overrating_lead_quality(engine):
     assert lead_quality.reality in {"low", "medium"}
     assert ("marketing", "overrates") in {(g.role, g.direction) for g in lead_quality.gaps}
     assert all(level is not None for level in lead_quality.perception.values())
+
+
+def test_without_a_config_the_demos_gap_reads_the_runs_it_closed(engine):
+    """`alignbot shell --demo` with no alignbot.toml: the demo's pulse runs are of a survey
+    the default config does not name; the shell's config learns it, so the gap and the
+    index show their perception instead of "no closed run yet"."""
+    from bot.platform.config import Config
+    from bot.surveys.demo import DEMO, with_demo_survey
+
+    config = with_demo_survey(Config())
+    assert config.surveys == (DEMO,) and with_demo_survey(config) is config  # once
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as s:
+        generate_demo(Work(s, TEAM, config, AT))
+    with sessions.begin() as s:
+        perception = report(Work(s, TEAM, config, AT)).perception
+    assert perception is not None and (perception.survey, perception.run) == ("pulse", 3)

@@ -576,9 +576,12 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
     from bot.app import AfterAck, create_app
     from bot.platform.config import Secrets
     from bot.platform.runtime import build_services
+    from bot.surveys.demo import with_demo_survey
     from storage.db import make_engine
     from storage.migrate import upgrade
 
+    if demo:
+        config = with_demo_survey(config)
     engine = make_engine(db_url)
     upgrade(engine)
     clock = FakeClock(at)
