@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bot.alignment import gap
@@ -73,12 +74,13 @@ def build(period: Period, values: Mapping[str, float | None], targets_: Mapping[
                   index(targeted, rows, perception, definitions), definitions)
 
 
-def report(work: Work, period: Period | None = None, survey: str | None = None) -> Report:
-    """Over `period` (default: `[alignment] period`, the last 90 days), with the latest
-    closed run of `survey` (default: `[alignment] survey`)."""
+def report(work: Work, period: Period | None = None, survey: str | None = None, *,
+           until: datetime | None = None) -> Report:
+    """Over `period` (default: `[alignment] period`, the last 90 days, up to `until`, else
+    now), with the latest closed run of `survey` (default: `[alignment] survey`)."""
     config = work.config
     definitions = config.alignment
-    period = period or parse_period(definitions.period, work.now, config.workspace.tz)
+    period = period or parse_period(definitions.period, until or work.now, config.workspace.tz)
     targets_ = targets(config)
     keys = {key for keys in definitions.dimensions.values() for key in keys
             if key != TARGETS_MET} | (targets_.keys() & METRICS.keys())

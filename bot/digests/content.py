@@ -17,7 +17,7 @@ from bot.blocks.leads import LeadLine
 from bot.handoff.leads import OPEN
 from bot.metrics.answers import Answer, answer
 from bot.metrics.charts import Series, series, trend_png
-from bot.metrics.grammar import Period, Query, parse_period
+from bot.metrics.grammar import Period, Query
 from bot.metrics.registry import METRICS, Parts
 from bot.metrics.snapshots import Reader
 from bot.platform.config import Digest
@@ -108,15 +108,10 @@ def compose(work: Work, digest: Digest, period: Period,
     return DigestView(
         digest.name, period, digest.sections, kpis, int(decided.numerator),
         int(decided.denominator - decided.numerator), reasons or {}, overdue, total,
-        report(work, alignment_period(work, period)) if shown else None,
+        # `[alignment] period` as `/align gap` reads it then, not the digest's own week:
+        # survey runs are weeks apart and targets such as churn's are set for that period
+        report(work, until=period.end) if shown else None,
         config.workspace.tz, config.workspace.currency, late_since)
-
-
-def alignment_period(work: Work, period: Period) -> Period:
-    """What pulse, index and gap read: `[alignment] period` (the last 90 days) up to the
-    digest's period's end, as `/align gap` says then, not the digest's own week: survey runs
-    are weeks apart and targets such as churn's are set for that period."""
-    return parse_period(work.config.alignment.period, period.end, work.config.workspace.tz)
 
 
 CHART = "bot.digests.content:chart_png"  # the outbox draws it at delivery

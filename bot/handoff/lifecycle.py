@@ -32,6 +32,8 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 # Routed again from these, a lead is reassigned: the same handoff, another owner.
 REASSIGNED_FROM = ("routed", "accepted")
+# Routed again from these side exits, a lead starts a new handoff.
+SIDE_EXITS = ("rejected", "recycled")
 # The timestamp column each status stamps on the lead.
 STAMP = {"routed": "routed_at", "accepted": "accepted_at", "contacted": "first_touch_at",
          "qualified": "qualified_at", "won": "closed_at", "lost": "closed_at",
@@ -74,7 +76,7 @@ def transition(session: Session, lead: Lead, to: str, *, actor: str, at: datetim
     before = lead.status
     if to == "contacted" and lead.accepted_at is None:
         lead.accepted_at = at  # a first touch without an explicit accept is an acceptance
-    if to == "routed" and before in ("rejected", "recycled"):
+    if to == "routed" and before in SIDE_EXITS:
         lead.rejected_at = lead.rejection_reason = lead.rejection_note = None
     if before == "new" and lead.sla_policy == UNASSIGNED:  # its wait for an owner is over
         lead.sla_policy = lead.sla_clock = lead.sla_due_at = None
@@ -93,7 +95,7 @@ def requeue(session: Session, lead: Lead, *, actor: str, at: datetime,
     by nobody): the CRM routed it again to an owner nobody here can be. Not a move a click or
     a record asks for (it is not in ALLOWED): alignbot's own, so that the lead waits where
     people see it instead of being routed to nobody. Its `unassigned` event says why."""
-    if lead.status not in ("rejected", "recycled"):
+    if lead.status not in SIDE_EXITS:
         raise IllegalTransition(lead, "new")
     before = lead.status
     lead.rejected_at = lead.rejection_reason = lead.rejection_note = None

@@ -48,7 +48,6 @@ CHAIN = {"new": (), "routed": ("routed",), "accepted": ("routed", "accepted"),
          "won": ("routed", "accepted", "contacted", "qualified", "won"),
          "lost": ("routed", "accepted", "contacted", "qualified", "lost"),
          "rejected": ("routed", "rejected"), "recycled": ("routed", "recycled")}
-SIDE_EXITS = ("rejected", "recycled")  # a lead routed from these again starts a new handoff
 
 
 @dataclass
@@ -111,6 +110,9 @@ class _Context:
     resolve_owner: Callable[[str], int | None]
     result: IngestResult
     owners: dict[str, int | None] = field(default_factory=dict)
+    # the people those are, held: the session's identity map keeps a row only while
+    # something else does, so each record's `session.get` of its owner could be a SELECT
+    people: dict[str, Person | None] = field(default_factory=dict)
     homes: set[int | None] = field(default_factory=set)  # owners, old and new, of changed leads
     # the work's parts, read for every record
     session: Session = field(init=False)
@@ -128,6 +130,13 @@ class _Context:
             if self.owners[email_] is None:
                 self.result.unmapped_owners.add(email_)
         return self.owners[email_]
+
+    def owner(self, email_: str) -> Person | None:
+        """The person here with this email (read once a batch)."""
+        if email_ not in self.people:
+            owner_id = self.owner_id(email_)
+            self.people[email_] = None if owner_id is None else self.session.get(Person, owner_id)
+        return self.people[email_]
 
     def stamps(self, columns: dict) -> dict:
         """Defaults of a new row: created now unless the record says when; updated now."""
@@ -384,8 +393,7 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
     routed when someone may take it (its SLA clock starts then). What the CRM said of it is
     kept in its `created` event."""
     status = v.get("status", "new")
-    owner_id = ctx.owner_id(v["owner_email"]) if status != "new" else None
-    owner = ctx.session.get(Person, owner_id) if owner_id else None
+    owner = ctx.owner(v["owner_email"]) if status != "new" else None
     if status in sla.OPEN and (owner is None or owner.deactivated):
         lifecycle.record(ctx.session, lead, "created", actor=ctx.actor, at=lead.created_at,
                          data=_as_the_crm_had_it(status, v))
@@ -395,7 +403,7 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
     if status == "new":
         ctx.result.new_leads.append(lead)
         return
-    lead.owner_id = owner_id
+    lead.owner_id = owner.id if owner else None
     ctx.homes.add(lead.owner_id)
     at = lead.mql_at
     for stage in CHAIN[status]:
@@ -475,8 +483,7 @@ def _plan(ctx: _Context, lead: Lead, v: dict[str, Any]) -> tuple[list[str], CrmR
 
 def _active_owner(ctx: _Context, email: str) -> Person | None:
     """The person here with this email, unless they are deactivated (or Slack could not say)."""
-    owner_id = ctx.owner_id(email)
-    owner = ctx.session.get(Person, owner_id) if owner_id is not None else None
+    owner = ctx.owner(email)
     return owner if owner is not None and not owner.deactivated else None
 
 
@@ -497,7 +504,7 @@ def _steps(lead: Lead, v: dict[str, Any], target: str | None) -> list[str]:
     (IllegalTransition) and a rejection's reason (Refused); none when it stays."""
     if target is None or target == lead.status:
         return []
-    if lead.status in SIDE_EXITS and target in sla.OPEN:  # routed again: a handoff anew
+    if lead.status in lifecycle.SIDE_EXITS and target in sla.OPEN:  # routed again: a handoff anew
         steps = list(CHAIN[target])
     else:
         steps = [s for s in CHAIN.get(target, (target,)) if s not in CHAIN.get(lead.status, ())

@@ -10,7 +10,7 @@ from bot import home
 from bot.handoff import directory, lifecycle
 from bot.handoff.cards import CardBatch
 from bot.handoff.clicks import reassign_to
-from bot.handoff.new_leads import Handoffs
+from bot.handoff.new_leads import FROM_CRM, Handoffs
 from bot.platform.services import Services
 from storage.people import list_leads_waiting_for, list_owner_lookups, set_missing_owner
 
@@ -42,7 +42,7 @@ def retry(services: Services, now: datetime) -> dict[str, str]:
             if owner is not None and not owner.deactivated:
                 handoffs = Handoffs(work)  # a rep's many waiting leads: their DM bursts
                 for lead in leads:
-                    reassign_to(work, lead, owner, actor="system", reason="owner from the CRM",
+                    reassign_to(work, lead, owner, actor="system", reason=FROM_CRM,
                                 batch=cards, handoffs=handoffs)
                 handoffs.finish()
                 set_missing_owner(session, team_id, email, owner.id, now)

@@ -72,14 +72,13 @@ class ShellState:
 
 class Shell:
     def __init__(self, services: Services, app: App, after_ack: AfterAck, fake: FakeSlack,
-                 clock: FakeClock, user: str, out: TextIO = sys.stdout,
-                 session: str | None = None):
+                 clock: FakeClock, user: str, out: TextIO = sys.stdout):
         self.services, self.app, self.fake, self.clock, self.out = services, app, fake, clock, out
         self.after_ack = after_ack  # what the app leaves until its ack is shown
         self.state = ShellState(user=user, last_tick=clock.now())
         # in the ids of the events this session sends: the store remembers processed event
         # ids for days, and another session on it (even at the same --at) must not repeat one
-        self.session = session or secrets.token_hex(5).upper()
+        self.session = secrets.token_hex(5).upper()
         self._seq = 0
         self._console: Any = None  # a tick's progress bar's, while it shows
         fake.on_change = self._show

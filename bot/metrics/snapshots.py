@@ -48,6 +48,7 @@ from bot.platform.config import Config
 from bot.platform.work import Work
 from storage import snapshots as queries
 from storage.db import between_batches, make_way, read_only, without_jit
+from storage.metrics import next_month
 
 SETTLE_DAYS = 7
 DAY = timedelta(days=1)
@@ -302,7 +303,7 @@ def _next_unit(grain: str, day: date) -> date:
         return _unit_start(grain, day) + 7 * DAY
     if grain == "year":
         return date(day.year + 1, 1, 1)
-    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return next_month(day)
 
 
 # ------------------------------------------------------------------ the refresh job

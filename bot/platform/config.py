@@ -22,7 +22,7 @@ import holidays as holidays_lib
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.alignment.definitions import COMPONENTS, DIMENSIONS, TARGETS_MET, Definitions
-from bot.metrics.grammar import QueryError, parse_period
+from bot.metrics.grammar import MAX_DAYS, QueryError, parse_period
 from bot.surveys.templates import CHOICE, MAX_OPTIONS, QUESTION_TYPES, TEMPLATES, Question, question
 from storage.db import DEFAULT_URL
 
@@ -46,7 +46,7 @@ _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MIN_K = 3  # the smallest group survey results may ever show
 # the longest duration: a calendar's search for working time, and a query's period, stop at
 # ten years; far longer ones would overflow timedelta and datetime
-MAX_DURATION = timedelta(days=3660)
+MAX_DURATION = timedelta(days=MAX_DAYS)
 
 
 class ConfigError(Exception):

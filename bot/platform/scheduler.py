@@ -30,7 +30,8 @@ def run_job(services: Services, job_id: str) -> Any:
             if services.installations is None or not job.per_workspace:
                 result = job.run(services, started)
             else:
-                result = {team.team_id: _run_for(job, team, started)
+                result = {team.team_id: apart(team, f"job {job.id}",
+                                              lambda team=team: job.run(team, started))
                           for team in services.workspaces()}
             outcome = "ok"
             return result
@@ -43,10 +44,6 @@ def run_job(services: Services, job_id: str) -> Any:
             return None
         finally:
             telemetry.count_job(job_id, outcome, (services.clock.now() - started).total_seconds())
-
-
-def _run_for(job: Job, team: Services, now: datetime) -> Any:
-    return apart(team, f"job {job.id}", lambda: job.run(team, now))
 
 
 def apart(team: Services, what: str, run: Callable[[], Any]) -> Any:

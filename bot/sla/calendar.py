@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
-from bot.platform.config import Config, WorkingHours, Workspace, hashed_once
+from bot.platform.config import MAX_DURATION, Config, WorkingHours, Workspace, hashed_once
 
-MAX_DAYS = 3660  # a search for working time gives up after ten years of holidays
+MAX_DAYS = MAX_DURATION.days  # a search for working time gives up after ten years of holidays
 
 
 @cache
