@@ -212,6 +212,52 @@ def checked(tmp_path, monkeypatch, capsys, toml: str) -> str:
     return capsys.readouterr().out
 
 
+def check_on(monkeypatch, capsys, config: Path) -> tuple[int, str]:
+    """`alignbot config check` of this file (`run` reads it alike): its exit status and what
+    it printed."""
+    monkeypatch.setenv("ALIGNBOT_CONFIG", str(config))
+    status = main(["config", "check"])
+    printed = capsys.readouterr()
+    return status, printed.out + printed.err
+
+
+def test_a_config_path_docker_made_a_directory_is_a_problem_not_a_traceback(
+        tmp_path, monkeypatch, capsys):
+    """compose.yaml mounts ./alignbot.toml: where that file is missing, Docker makes a
+    directory of it, and the app restarted on a traceback."""
+    (tmp_path / "alignbot.toml").mkdir()
+    status, err = check_on(monkeypatch, capsys, tmp_path / "alignbot.toml")
+    assert status == 1 and "Traceback" not in err
+    assert "alignbot.toml: 1 problem(s)" in err and "is a directory" in err
+    assert "copy alignbot.example.toml to alignbot.toml" in err
+
+
+def test_a_config_file_this_process_may_not_read_says_so(tmp_path, monkeypatch, capsys):
+    """The image runs as uid 10001: a host file of mode 600 is not readable there."""
+    config = tmp_path / "alignbot.toml"
+    config.write_text(EXAMPLE.read_text())
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", refused)  # root, running the tests, reads anything
+    status, err = check_on(monkeypatch, capsys, config)
+    assert status == 1 and "cannot be read by this process" in err
+    assert f"chmod 644 {config}" in err
+
+
+def test_a_config_file_not_in_utf8_says_so_and_one_with_a_bom_is_read(
+        tmp_path, monkeypatch, capsys):
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('[workspace]\ntimezone = "Europe/Zürich"\n'.encode("latin-1"))
+    status, err = check_on(monkeypatch, capsys, latin)
+    assert status == 1 and "not UTF-8 text (line 2): save it as UTF-8" in err
+    assert "Traceback" not in err
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(EXAMPLE.read_text().encode("utf-8-sig"))  # Notepad's "UTF-8"
+    assert load_config(bom).people
+
+
 # each once crashed the loader (OverflowError, TypeError) or passed, to fail where it was used
 WOULD_FAIL_LATER = {
     '[[sla]]\nname = "x"\nrespond_within = "99999999999d"':

@@ -914,14 +914,28 @@ def config_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("ALIGNBOT_CONFIG") or DEFAULT_PATH)
 
 
+# Docker makes a directory of a bind mount whose file does not exist (compose.yaml mounts
+# ./alignbot.toml), and the image runs as uid 10001, which a host file of mode 600 shuts out.
+_A_DIRECTORY = ("is a directory, not a file (Docker creates one where a mounted file is "
+                "missing: remove it, copy alignbot.example.toml to alignbot.toml, and start again)")
+_UNREADABLE = "cannot be read by this process (uid {uid}): make it readable, e.g. chmod 644 {path}"
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate the TOML file (default: $ALIGNBOT_CONFIG, else ./alignbot.toml)."""
     path = Path(path) if path else config_path()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Windows editors start UTF-8 with a BOM
     except FileNotFoundError:
         raise ConfigError([f"no configuration file at {path} "
                            "(copy alignbot.example.toml to alignbot.toml)"], str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError([_A_DIRECTORY], str(path)) from None
+    except PermissionError:
+        raise ConfigError([_UNREADABLE.format(path=path, uid=os.getuid())], str(path)) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"not UTF-8 text (line {line}): save it as UTF-8"], str(path)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
