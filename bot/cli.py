@@ -16,7 +16,7 @@ from pathlib import Path
 from bot.platform import logs
 from bot.platform.clock import SystemClock
 from bot.platform.config import ConfigError, Secrets, load_config
-from storage.db import DatabaseUnreachable
+from storage.db import BadDatabaseUrl, DatabaseUnreachable
 from storage.migrate import SchemaOutOfDate
 
 log = logging.getLogger("alignbot")
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         logs.configure()
         return args.func(args) or 0
-    except (ConfigError, SchemaOutOfDate) as exc:
+    except (ConfigError, SchemaOutOfDate, BadDatabaseUrl) as exc:
         print(f"alignbot: {exc}", file=sys.stderr)
         return 2
     except CannotStart as exc:

@@ -28,8 +28,8 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -135,13 +135,35 @@ def json_loads(text: str | bytes):
         return json.loads(text)
 
 
+class BadDatabaseUrl(ValueError):
+    """The database URL names nothing alignbot can store in (a typo, another database, a
+    driver not installed): one line, without its password, instead of SQLAlchemy's traceback."""
+
+
+DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")  # what alignbot is built and tested on
+URL_EXAMPLES = "sqlite:///alignbot.db or postgresql://user:password@host:5432/alignbot"
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:  # its text may hold a password: not shown
+        raise BadDatabaseUrl(f"the database URL (DATABASE_URL) is not one like {URL_EXAMPLES}"
+                             ) from None
+    if parsed.drivername not in DRIVERS:
+        raise BadDatabaseUrl(f"the database URL {parsed.render_as_string(hide_password=True)} "
+                             "is not one alignbot can use: it stores its data in SQLite or in "
+                             f"PostgreSQL through psycopg 3, like {URL_EXAMPLES}")
+    return parsed
+
+
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     url = normalise_url(url or DEFAULT_URL)
+    parsed = _parse(url)
     kwargs.setdefault("json_deserializer", json_loads)
     # A failing statement's error carries its parameters (lead names, emails) into every
     # log line and traceback of it: only debug logging, asked for, shows them.
     kwargs.setdefault("hide_parameters", not log.isEnabledFor(logging.DEBUG))
-    parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             try:

@@ -126,6 +126,27 @@ def test_a_sqlite_store_that_cannot_be_opened_is_one_line(tmp_path, leads_csv, m
         f"alignbot: cannot reach the database at sqlite:///{tmp_path}: unable to open database file\n"
 
 
+@pytest.mark.parametrize("url,said", [
+    ("postgresql//alignbot:hunter2@db/alignbot", "the database URL (DATABASE_URL) is not one like "),
+    ("mysql://alignbot:hunter2@db/alignbot", "the database URL mysql://alignbot:***@db/alignbot "
+                                              "is not one alignbot can use: "),
+    ("postgresql+psycopg2://alignbot:hunter2@db/a",
+     "the database URL postgresql+psycopg2://alignbot:***@db/a is not one "),
+])
+@pytest.mark.parametrize("argv", [["db", "upgrade"], ["run", "--port", "0"], ["lead", "L-1"]])
+def test_a_database_url_alignbot_cannot_use_is_one_line(url, said, argv, monkeypatch, capsys):
+    """A typo, another database or a driver not installed once ended in SQLAlchemy's
+    traceback (ArgumentError, ModuleNotFoundError: MySQLdb / psycopg2), some with the password."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("ALIGNBOT_CONFIG", str(EXAMPLE))
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    with_token(monkeypatch)
+    assert main(argv) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"alignbot: {said}") and "hunter2" not in line
+    assert line.endswith("like sqlite:///alignbot.db or postgresql://user:password@host:5432/alignbot")
+
+
 @pytest.mark.parametrize("error", ["invalid_auth", "token_revoked"])
 def test_a_revoked_token_stops_the_worker_in_one_line(error, empty_store, monkeypatch, capsys):
     fake = with_token(monkeypatch)
