@@ -52,17 +52,20 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the bot: Socket Mode if SLACK_APP_TOKEN is set, else HTTP")
-    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)))
+    # a string default goes through `type` too, only when `run` is the command: a bad PORT
+    # is refused there in argparse's words, not by every command in a traceback
+    run.add_argument("--port", type=_port, default=os.environ.get("PORT", "3000"),
+                     help="default: PORT, else 3000")
     run.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     run.add_argument("--no-scheduler", action="store_true",
                      help="serve requests only; run `alignbot worker` for the scheduled jobs")
-    run.add_argument("--monitoring-port", type=int,
+    run.add_argument("--monitoring-port", type=_port,
                      help="serve /readyz and /metrics on this port, not on --port (which Slack "
                           "reaches); /healthz on both")
     run.set_defaults(func=cmd_run)
 
     worker = sub.add_parser("worker", help="the scheduler and the outbox sender, without Slack requests")
-    worker.add_argument("--port", type=int,
+    worker.add_argument("--port", type=_port,
                         help="serve /healthz, /readyz and /metrics on this port")
     worker.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     worker.set_defaults(func=cmd_worker)
@@ -151,6 +154,14 @@ def _parser() -> argparse.ArgumentParser:
     manifest.add_argument("--url", help="public base URL for HTTP mode (default: Socket Mode)")
     manifest.set_defaults(func=cmd_manifest)
     return p
+
+
+def _port(text: str) -> int:
+    port = int(text) if text.strip().isascii() and text.strip().isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535; `run` "
+                                         "without --port reads PORT)")
+    return port
 
 
 def _aware(text: str) -> datetime:

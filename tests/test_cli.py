@@ -207,7 +207,7 @@ def test_the_readmes_import_before_slack_runs_as_written_on_a_fresh_store(
 @pytest.mark.parametrize(("argv", "said"), [
     (["run", "--port", "3000", "--monitoring-port", "3000"],
      "--monitoring-port must be another port than --port"),
-    (["run", "--monitoring-port", "metrics"], "invalid int value: 'metrics'"),
+    (["run", "--monitoring-port", "metrics"], "'metrics' is not a port number"),
 ])
 def test_a_monitoring_port_that_cannot_work_is_refused_before_anything_starts(argv, said,
                                                                               capsys):

@@ -113,10 +113,23 @@ def test_the_workers_port_is_where_the_image_looks(compose):
     assert compose["services"]["app"]["ports"] == [f"{port}:{port}"]
 
 
-def test_a_port_that_is_not_a_number_is_refused(capsys):
+@pytest.mark.parametrize("argv", [["worker", "--port", "http"], ["run", "--port", "99999"],
+                                  ["run", "--monitoring-port", "-1"]])
+def test_a_port_that_is_not_a_number_is_refused(argv, capsys):
     with pytest.raises(SystemExit) as done:
-        main(["worker", "--port", "http"])
-    assert done.value.code == 2 and "invalid int value: 'http'" in capsys.readouterr().err
+        main(argv)
+    assert done.value.code == 2 and "is not a port number (0-65535;" in capsys.readouterr().err
+
+
+def test_a_port_variable_that_is_not_a_number_is_refused_by_run_alone(monkeypatch, capsys):
+    """PORT was read as int() while the parser was built: every command, `manifest` too,
+    ended in a ValueError traceback."""
+    monkeypatch.setenv("PORT", "tcp://10.0.0.7:3000")
+    assert main(["manifest"]) == 0
+    with pytest.raises(SystemExit) as done:
+        main(["run"])
+    assert done.value.code == 2
+    assert "argument --port: 'tcp://10.0.0.7:3000' is not a port number" in capsys.readouterr().err
 
 
 def read_by_the_code() -> set[str]:
