@@ -24,7 +24,15 @@ from bot.platform.scheduler import run_job
 from bot.platform.server import create_web_app
 from bot.surveys import runs
 from storage.db import make_engine
-from storage.models import SLACK_BOTS, Lead, OutboxMessage, Person, SurveyInvite, SurveyRun
+from storage.models import (
+    SLACK_BOTS,
+    SLACK_OAUTH_STATES,
+    Lead,
+    OutboxMessage,
+    Person,
+    SurveyInvite,
+    SurveyRun,
+)
 from tests.conftest import TEST_CONFIG, Inline
 from tests.processes import over_http, run_env, serving
 from tests.slack import SIGNING_SECRET, request
@@ -148,6 +156,34 @@ def test_a_state_is_good_for_one_install_only(oauth, fake_slack):
     replay = web.get(f"/slack/oauth_redirect?{urlencode(query)}")
     assert replay.status_code == 401 and "reason: invalid_state" in replay.get_data(as_text=True)
     assert services.installations.teams() == [A]
+
+
+def test_install_links_nobody_finished_are_not_kept_for_good(oauth, fake_slack, clock):
+    """/slack/install is public: each visit stores a state. Those never used (a crawler, an
+    admin who changed their mind) were kept for ever; now each visit drops the expired."""
+    services, _, web = oauth
+
+    def states() -> list[str]:
+        with services.sessions() as s:
+            return list(s.scalars(select(SLACK_OAUTH_STATES.c.state)))
+
+    def visit() -> str:
+        page = web.get("/slack/install").get_data(as_text=True)
+        return re.search(r"state=([\w-]+)", page).group(1)
+
+    abandoned = [visit() for _ in range(5)]
+    assert sorted(states()) == sorted(abandoned)
+    clock.advance(timedelta(minutes=10, seconds=1))  # the links' 10 minutes are over
+    fresh = visit()
+    assert states() == [fresh]
+    web.set_cookie("slack-app-oauth-state", abandoned[0])
+    late = web.get(f"/slack/oauth_redirect?{urlencode({'code': fake_slack.allow_install(A), 'state': abandoned[0]})}")
+    assert late.status_code == 401 and "reason: invalid_state" in late.get_data(as_text=True)
+    clock.advance(timedelta(minutes=9))  # within its 10 minutes on alignbot's clock: good
+    web.set_cookie("slack-app-oauth-state", fresh)
+    done = web.get(f"/slack/oauth_redirect?{urlencode({'code': fake_slack.allow_install(A), 'state': fresh})}")
+    assert done.status_code == 200 and services.installations.teams() == [A]
+    assert states() == []
 
 
 def test_two_workspaces_see_nothing_of_each_other(oauth, fake_slack, clock):

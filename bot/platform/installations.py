@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.oauth.installation_store import Installation
@@ -46,12 +47,42 @@ class _Store(SQLAlchemyInstallationStore):
         self._saved(installation.team_id)
 
 
+class _States(SQLAlchemyOAuthStateStore):
+    """slack_sdk's state store on alignbot's clock, dropping the expired states each time it
+    issues one: /slack/install is public, and every visit stored a state that, unless the
+    install was finished, stayed for good."""
+
+    def __init__(self, engine: Engine, clock: Clock):
+        super().__init__(STATE_SECONDS, engine)
+        self.clock = clock
+
+    def issue(self, *args, **kwargs) -> str:
+        state, now, c = str(uuid.uuid4()), self.clock.now(), self.oauth_states.c
+        with self.engine.begin() as conn:
+            conn.execute(self.oauth_states.delete().where(c.expire_at <= _naive(now)))
+            conn.execute(self.oauth_states.insert(), {
+                "state": state, "expire_at": _naive(now + timedelta(seconds=STATE_SECONDS))})
+        return state
+
+    def consume(self, state: str) -> bool:
+        """Whether the state was issued and has not expired; it is good once."""
+        c = self.oauth_states.c
+        with self.engine.begin() as conn:
+            return conn.execute(self.oauth_states.delete().where(
+                c.state == state, c.expire_at > _naive(self.clock.now()))).rowcount > 0
+
+
+def _naive(when: datetime) -> datetime:
+    """The column's form: UTC without a zone, as slack_sdk writes it."""
+    return when.astimezone(UTC).replace(tzinfo=None)
+
+
 class Installations:
     def __init__(self, client_id: str, engine: Engine, sessions: sessionmaker[Session],
                  clock: Clock):
         self.client_id = client_id
         self.store = _Store(client_id, engine, self._installed)
-        self.states = SQLAlchemyOAuthStateStore(STATE_SECONDS, engine)
+        self.states = _States(engine, clock)
         self.sessions = sessions
         self.clock = clock
         self.on_install: Callable[[str], None] = lambda team_id: None
