@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import make_url
 
 from bot.cli import main
 from bot.platform.config import Secrets
@@ -152,10 +153,27 @@ def test_the_env_example_names_only_settings_the_code_reads(compose):
     example = example_env()
     assert set(example) <= known, set(example) - known
     set_by_compose = set(compose["x-alignbot"]["environment"])
-    assert set_by_compose <= known
+    assert set_by_compose <= known | {"PGPASSWORD"}  # libpq reads that one
     # every secret is either set by compose or to be filled in, and none ships with a value
     assert set(Secrets.ENV.values()) <= set(example) | set_by_compose
     assert all(example[v] == "" for v in Secrets.ENV.values() if v in example)
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """compose's `${NAME:-default}`, as `docker compose` fills it in."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m[1]) or m[2], value)
+
+
+@pytest.mark.parametrize("password", ["alignbot", "p@ss/w#rd:1?", "sp ace%40"])
+def test_any_postgres_password_reaches_the_database_as_set(compose, password):
+    """The password a user sets in .env is the database's and the one alignbot connects
+    with, whatever its characters; inside the URL an @ or / would change the host."""
+    env = {"POSTGRES_PASSWORD": password}
+    app = {k: interpolate(v, env) for k, v in compose["x-alignbot"]["environment"].items()}
+    db = {k: interpolate(v, env) for k, v in compose["services"]["db"]["environment"].items()}
+    url = make_url(app["DATABASE_URL"])
+    assert (url.host, url.port, url.database, url.username) == ("db", 5432, "alignbot", "alignbot")
+    assert (url.password or app.get("PGPASSWORD")) == db["POSTGRES_PASSWORD"] == password
 
 
 def test_the_readme_says_how_to_start_it():
