@@ -264,9 +264,10 @@ def test_the_answers_state_the_rules_of_the_config_they_were_computed_by(app, se
     assert "0.5 × K" not in index and "0.25" not in index
     gap = all_text(reply(slash(app, "gap 2026-06", clock.now())))
     assert "exec *Medium* :warning: overrates" in gap  # 3.0 is Medium from 3 on
-    assert ("each against its target (High at 100%, Medium from 75%). Perception: a role's mean "
+    assert ("each against its target (High at 100%, Medium from 75%); the share of targeted "
+            "metrics at target: High from 80%, Medium from 50%. Perception: a role's mean "
             "answer (High from 4, Medium from 3; — below the survey's k answers)") in gap
-    assert "3.5" not in gap and "80%" not in gap
+    assert "3.5" not in gap and "Medium from 80%" not in gap
     # no data at all: the answer that says so states the same rules
     june = parse_period("2026-06", NOW, UTC)
     empty = views.index_answer(alignment.build(june, {}, TARGETS, None,
@@ -279,8 +280,19 @@ def test_the_default_rules_read_as_the_readme_writes_them():
     found = alignment.build(june, {}, TARGETS, None, Definitions())
     assert "index = round(100 × (0.5 × K + 0.25 × P + 0.25 × A)); stages: Ad-Hoc < 20" in \
         all_text(views.index_answer(found))
-    assert ("(High at 100%, Medium from 80%). Perception: a role's mean answer (High from 3.5, "
+    assert ("(High at 100%, Medium from 80%); the share of targeted metrics at target: High "
+            "from 80%, Medium from 50%. Perception: a role's mean answer (High from 3.5, "
             "Medium from 2.5;") in all_text(views.gap_answer(found))
+
+
+def test_the_gap_states_the_targets_met_levels_it_was_computed_by(app, services, clock, data,
+                                                                   surveyed):
+    """4 of 6 targeted metrics at target (0.666667) is Medium by default, High from 0.6."""
+    services.config = parse_config({**TEST_CONFIG, "targets": TARGETS,
+                                    "alignment": {"targets_met_levels": [0.25, 0.6]}}, "<tests>")
+    gap = all_text(reply(slash(app, "gap 2026-06", clock.now())))
+    assert "67% of targeted metrics at target (High)" in gap
+    assert "the share of targeted metrics at target: High from 60%, Medium from 25%." in gap
 
 
 @pytest.mark.parametrize("words", ["hi", "!!!", "me", "<!channel>", "<@U0ADMIN01> the"])

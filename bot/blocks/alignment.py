@@ -37,11 +37,13 @@ HIDDEN = "—"  # a role with fewer answers than the survey shows
 def gap_rules(d: Definitions) -> str:
     """The rules the gap was computed by: `[alignment]`'s levels, or their defaults."""
     medium, high = d.attainment_levels
+    t_medium, t_high = d.targets_met_levels
     p_medium, p_high = d.perception_levels
     return ("Reality: the lowest level of a dimension's metrics, each against its target "
-            f"(High at {_percent(high)}, Medium from {_percent(medium)}). Perception: a role's "
-            f"mean answer (High from {_number(p_high)}, Medium from {_number(p_medium)}; "
-            f"{HIDDEN} below the survey's k answers).")
+            f"(High at {_percent(high)}, Medium from {_percent(medium)}); the share of targeted "
+            f"metrics at target: High from {_percent(t_high)}, Medium from {_percent(t_medium)}. "
+            f"Perception: a role's mean answer (High from {_number(p_high)}, Medium from "
+            f"{_number(p_medium)}; {HIDDEN} below the survey's k answers).")
 
 
 def index_rules(d: Definitions) -> str:
