@@ -185,8 +185,42 @@ def test_a_second_session_at_the_same_time_does_not_reuse_a_stored_ts(tmp_path, 
                       now=second.clock.now())
     second.flush()
     second.services.engine.dispose()
-    assert second.fake.message(1).text == "Lead L-2: Beta"
-    assert second.fake.message(1).ts != card.ts
+    beta = next(m for m in second.fake.messages if m.text == "Lead L-2: Beta")
+    assert beta.ts != card.ts and beta.updates == 0
+
+
+ANN = ('webhook leads {"external_id": "L-77", "source": "webinar", "name": "Ann Lee", '
+       '"company": "Acme", "score": 55}')
+
+
+def test_a_reopened_shell_clicks_and_edits_the_cards_an_earlier_session_posted(tmp_path):
+    """Quit, start again on the same store: the cards keep their numbers, a click on one
+    acts, the bot edits it in place, and the next session sees it edited."""
+    first = make_shell(tmp_path, TEST_CONFIG, check_slack_call)
+    assert "#1 [C0HANDOFF1]" in run(first, ANN)
+    first.services.engine.dispose()
+    second = make_shell(tmp_path, TEST_CONFIG, check_slack_call)
+    out = run(second, "click handoff.accept 1")
+    assert "You accepted *Ann Lee* (Acme)" in out
+    assert "#1 [C0HANDOFF1] (updated)" in out and "#2 [D0SALES01] (updated)" in out
+    assert "Accepted by @Sam Sales" in out and "#3 [to U0SALES01 only" in out
+    second.services.engine.dispose()
+    third = make_shell(tmp_path, TEST_CONFIG, check_slack_call)
+    out = run(third, "click handoff.accept 2")
+    assert "message #2 has no button 'handoff.accept'; it has: handoff.first_touch" in out
+
+
+def test_a_store_started_over_starts_its_messages_over(tmp_path):
+    """README: delete alignbot-shell.db to start over; the messages of the old store go too."""
+    first = make_shell(tmp_path, TEST_CONFIG, check_slack_call)
+    run(first, ANN, "click handoff.accept 1")
+    first.services.engine.dispose()
+    for path in tmp_path.glob("shell.db*"):
+        if not path.name.endswith("-slack.json"):
+            path.unlink()
+    again = make_shell(tmp_path, TEST_CONFIG, check_slack_call)
+    assert "no message has a button 'handoff.first_touch'" in run(again, "click handoff.first_touch")
+    assert "#1 [C0HANDOFF1]" in run(again, ANN)
 
 
 def test_cli_shell_reads_a_script_from_stdin(tmp_path):

@@ -24,7 +24,8 @@ import urllib.response
 import weakref
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -140,6 +141,21 @@ class FakeSlack:
 
     def message(self, number: int) -> Message:
         return self.messages[number - 1]
+
+    # -- lasting past the process (the shell's sessions)
+
+    def save(self, path: Path) -> None:
+        """Write the messages to `path`, whole or not at all (the old file stays on a crash).
+        Without their earlier versions: no later session shows those, and an erased lead's
+        name would live on in them."""
+        kept = [{k: v for k, v in asdict(m).items() if k != "history"} for m in self.messages]
+        part = path.with_name(path.name + ".part")
+        part.write_text(json.dumps(kept))
+        part.replace(path)
+
+    def load(self, path: Path) -> None:
+        """The messages `save` wrote, numbered as they were: new ones are numbered after."""
+        self.messages = [Message(**m) for m in json.loads(path.read_text())]
 
     # -- what Slack sends the app when people act (shared by the shell and the tests)
 

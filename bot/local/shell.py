@@ -2,7 +2,7 @@
 
 Every line becomes a Slack-shaped payload passed to the real `app.dispatch()`; the
 Web API is a `FakeSlack` that prints each message as text with its number and
-buttons. The clock is a `FakeClock` that only `tick` moves, and `tick` runs the
+buttons, and keeps the messages in a file next to the store for the next session. The clock is a `FakeClock` that only `tick` moves, and `tick` runs the
 scheduled jobs whose time came, in order.
 """
 
@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -72,8 +73,11 @@ class ShellState:
 
 class Shell:
     def __init__(self, services: Services, app: App, after_ack: AfterAck, fake: FakeSlack,
-                 clock: FakeClock, user: str, out: TextIO = sys.stdout):
+                 clock: FakeClock, user: str, out: TextIO = sys.stdout,
+                 messages_file: Path | None = None):
         self.services, self.app, self.fake, self.clock, self.out = services, app, fake, clock, out
+        self.messages_file = messages_file  # where the fake's messages outlive the session
+        self._unsaved = False
         self.after_ack = after_ack  # what the app leaves until its ack is shown
         self.state = ShellState(user=user, last_tick=clock.now())
         # in the ids of the events this session sends: the store remembers processed event
@@ -122,8 +126,16 @@ class Shell:
         self.flush()
 
     def flush(self) -> None:
-        """Deliver what the bot queued, as the sender would right after the commit."""
+        """Deliver what the bot queued, as the sender would right after the commit, and
+        keep the messages for the next session."""
         self.services.sender.flush()
+        self._save()
+
+    def _save(self) -> None:
+        """After each line that posted or edited: quitting any time loses nothing."""
+        if self._unsaved and self.messages_file is not None:
+            self.fake.save(self.messages_file)
+        self._unsaved = False
 
     def _unknown(self, word: str) -> str:
         close = difflib.get_close_matches(word.lower(), [*self.commands, "webhook", "quit"], n=1)
@@ -389,6 +401,7 @@ class Shell:
 
     def _show(self, kind: str, obj: Any) -> None:
         if kind in ("post", "update", "ephemeral"):
+            self._unsaved = True
             self.say(render_message(obj, kind))
         elif kind == "view":
             self.say(f"  [modal] {render_view(obj)}")
@@ -587,7 +600,8 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
     fake = FakeSlack(team_id=SHELL_TEAM, check=check, clock=clock)
     services = build_services(config, Secrets(), clock, engine=engine, slack=fake.client(),
                               team_id=SHELL_TEAM)
-    _number_ts_past_the_stored(services, fake)
+    saved = messages_file(db_url)
+    _restore_messages(services, fake, saved)
     if demo:
         _load_demo(services, out)
     _introduce_people(services, fake)
@@ -599,17 +613,34 @@ def build_shell(config, *, db_url: str = SHELL_DB, at: datetime, user: str | Non
         or next(iter(fake.users), "U0LOCAL01")
     if first not in fake.users:
         fake.add_user(first, "Local User", tz=config.workspace.timezone)
-    return Shell(services, app, after_ack, fake, clock, first, out)
+    return Shell(services, app, after_ack, fake, clock, first, out, saved)
 
 
-def _number_ts_past_the_stored(services: Services, fake: FakeSlack) -> None:
-    """The store keeps the ts of what earlier sessions posted (to update those messages):
-    a new message's must be none of them, even when the clock is at the same second again."""
+def messages_file(db_url: str) -> Path | None:
+    """Where the fake Slack's messages last between sessions: beside a SQLite store's file
+    (`alignbot-shell.db-slack.json`); None for a store elsewhere (a server, memory), whose
+    sessions each start with an empty Slack."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(f"{url.database}-slack.json")
+
+
+def _restore_messages(services: Services, fake: FakeSlack, saved: Path | None) -> None:
+    """Earlier sessions' messages, to click and edit again (the store keeps their ts to update
+    them), unless the store has posted nothing: it is a new one, started over, and the file
+    starts over with it. A new message's ts must be none of theirs, even when the clock is at
+    the same second again."""
     from storage.outbox import list_posted_ts
 
     with services.sessions.begin() as session:
         stored = list_posted_ts(session, services.team_id)
-    fake.number_ts_from(1 + max((int(ts.partition(".")[2] or 0) for ts in stored), default=0))
+    if stored and saved is not None and saved.exists():
+        fake.load(saved)
+    known = [*stored, *(m.ts for m in fake.messages)]
+    fake.number_ts_from(1 + max((int(ts.partition(".")[2] or 0) for ts in known), default=0))
 
 
 def _load_demo(services: Services, out: TextIO) -> None:
