@@ -639,8 +639,29 @@ def _connect_socket(bolt, app_token: str):
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     handler = SocketModeHandler(bolt, app_token)
+    client = handler.client
+    client.on_close_listeners.append(lambda code, reason: _reconnect(client, code, reason))
     handler.connect()
-    return handler.client
+    return client
+
+
+def _reconnect(client, code: int, reason: str | None) -> None:
+    """Slack closed the connection without a `disconnect` notice: connect again now, not on
+    the client's next check (up to 10 s in which no event, command or click arrives). The
+    SDK's own attempt on close does nothing, as the closing connection still counts as
+    connected until its listeners have run: so it is let go first. A failed attempt is
+    left to the client's next check."""
+    from slack_sdk.errors import SlackClientError
+
+    if not client.auto_reconnect_enabled:  # closing down
+        return
+    log.info("Slack closed the Socket Mode connection (%s%s); connecting again", code,
+             f": {reason}" if reason else "")
+    client.disconnect()
+    try:
+        client.connect_to_new_endpoint()
+    except (SlackClientError, OSError) as exc:
+        log.warning("could not connect to Slack again (%s); the next try is within 10 s", exc)
 
 
 class CannotStart(Exception):
