@@ -747,6 +747,35 @@ def test_of_two_deliveries_of_a_deal_at_once_the_newer_stays(services, first):
             "30.00", "2026-11-24T10:00:00+00:00")
 
 
+@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)],
+                         indirect=True)  # SQLite has one writer: deliveries never overlap there
+@pytest.mark.parametrize("entity,first,second", [
+    ("deals", {"external_id": "D-1", "amount": 10}, {"external_id": "D-1", "amount": 20}),
+    ("customers", {"external_id": "C-1", "started_at": "2026-01-01T00:00:00Z"},
+     {"external_id": "C-1", "started_at": "2026-01-01T00:00:00Z", "mrr": 20})])
+def test_a_new_record_sent_twice_at_once_is_created_then_updated_not_refused(
+        services, entity, first, second):
+    """Both read the key as new; the second's INSERT waits for the first's, then meets the
+    unique key: it was rejected ("the database refused it") and its values lost. Read
+    again, it is an update of the row the first stored."""
+    from storage.models import Customer, Deal
+
+    staged = stage(services, entity, [first], actor="webhook")  # read: no such row
+    staged.session.flush()  # its INSERT made, not committed
+    answers = {}
+    other = threading.Thread(target=lambda: answers.update(
+        store(services, entity, [second], actor="webhook").as_dict()))
+    other.start()
+    until_waiting(services.engine, other)
+    assert staged.commit().created == 1
+    other.join()
+    assert answers == {"created": 0, "updated": 1, "unchanged": 0, "rejected": [], "skipped": []}
+    model = {"deals": Deal, "customers": Customer}[entity]
+    field = "amount" if entity == "deals" else "mrr"
+    with services.sessions() as s:
+        assert str(getattr(s.scalars(select(model)).one(), field)) == "20.00"
+
+
 def test_a_down_database_is_one_log_line_and_a_503_to_retry(web, services, tmp_path, caplog):
     from storage.db import make_engine, make_sessionmaker
 

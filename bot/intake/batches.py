@@ -2,7 +2,8 @@
 checked, owners looked up in Slack before any transaction, then ingested, routed and
 carded in one transaction (new leads, stored ones an update routes, and the cards of
 stored ones it moves to another stage). A batch the
-database refuses is stored again in halves, down to the one record it refuses. An import
+database refuses is stored again in halves, down to the one record it refuses (read once
+more: a new key another request stored meanwhile is an update, not a refusal). An import
 runs `stage` and `Staged.commit` on two threads, reading the next batch while the last
 one is written.
 """
@@ -47,13 +48,18 @@ def store(services: Services, entity: str, records: Sequence[Any] | Checked, *,
 
 
 def _store(services: Services, entity: str, checked: Checked, actor: str,
-           answers: dict[str, directory.Answer]) -> IngestResult:
+           answers: dict[str, directory.Answer], *, again: bool = True) -> IngestResult:
     try:
         return stage(services, entity, checked, actor=actor, answers=answers).commit()
     except Exception as exc:
         if not refused_value(exc) or not checked.parsed:
             raise
         if len(checked.parsed) == 1:
+            if again and isinstance(exc, IntegrityError):
+                # Most likely its key, new when read, stored since by a request in flight
+                # with ours: read again, the record updates that row. (A batch's halves
+                # are read again anyway.)
+                return _store(services, entity, checked, actor, answers, again=False)
             [(index, values)] = checked.parsed
             log.warning("%s: the database refused record %d of a batch (%s)", actor, index,
                         type(getattr(exc, "orig", None) or exc).__name__)
