@@ -242,6 +242,33 @@ def test_a_deals_file_closing_a_stored_deal_before_it_was_created_rejects_that_r
             "D1": "open", "D2": "won"}
 
 
+def test_a_deals_file_closing_a_deal_needs_its_closed_at(services, tmp_path):
+    """An import is history: a row winning or losing a deal without closed_at is rejected
+    saying so (the time of the import is not when it closed), and so is a new closed deal
+    without created_at. A deal closed already, sent as closed, is unchanged."""
+    from storage.models import Deal
+
+    write(tmp_path / "first.csv", ["external_id", "created_at", "closed_at", "outcome"],
+          [["D1", "2026-03-01T00:00:00Z", "", ""],
+           ["D2", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z", "won"]])
+    assert import_csv(services, "deals", tmp_path / "first.csv").created == 2
+    path = write(tmp_path / "closed.csv", ["external_id", "created_at", "outcome"],
+                 [["D1", "", "lost"], ["D2", "", "won"], ["D3", "2026-03-01T00:00:00Z", "won"],
+                  ["D4", "", "won"]])
+    summary = import_csv(services, "deals", path)
+    assert (summary.created, summary.updated, summary.unchanged, summary.rejected) == (0, 0, 1, 3)
+    closing = "needed when outcome is {} (an import is history: its deals did not close when it runs)"
+    with summary.rejected_file.open() as f:
+        assert {r["external_id"]: r["errors"] for r in csv.DictReader(f)} == {
+            "D1": "closed_at: " + closing.format("lost"),
+            "D3": "closed_at: " + closing.format("won"),
+            "D4": "created_at: needed for a new deal that is won (its sales cycle runs from "
+                  "created_at to closed_at); closed_at: " + closing.format("won")}
+    with services.sessions.begin() as s:
+        assert {d.external_id: d.outcome for d in s.scalars(select(Deal))} == {
+            "D1": "open", "D2": "won"}
+
+
 def test_a_hubspot_export_imports_unchanged(services, tmp_path):
     path = write(tmp_path / "hubspot.csv",
                  ["Record ID", "First Name", "Last Name", "Email", "Company Name", "Job Title",

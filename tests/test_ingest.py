@@ -103,7 +103,7 @@ def test_malformed_leads_are_rejected_with_the_reason(services, record, reason):
     ("spend", {"month": "2026-03", "team": "sales", "amount": 0.001},
      "amount: 0.001 has more than 2 decimals"),
     ("deals", {"external_id": "D-1", "source": "magic"}, "source: 'magic' is not one of"),
-    ("deals", {"external_id": "D-1", "outcome": "won"}, "closed_at: needed when outcome is won"),
+    ("deals", {"external_id": "D-1", "outcome": "won"}, "created_at: needed for a new deal"),
     ("deals", {"external_id": "D-1", "created_at": "2026-03-02T00:00:00Z",
                "closed_at": "2026-03-01T00:00:00Z", "outcome": "lost"}, "closed_at: is before"),
     ("customers", {"external_id": "C-1"}, "started_at: is required"),
@@ -143,12 +143,14 @@ def test_an_update_is_checked_against_the_times_it_leaves_out(
 
 
 def test_a_deal_sent_again_as_it_is_stored_is_unchanged_though_created_after_it_closed(
-        services):
-    """A deal created without created_at is stored as created when it arrived, maybe after
-    the closed_at it was sent with: sent again as it was, it still changes nothing (the
-    update's times are checked against the stored ones only where it changes them)."""
+        services, clock):
+    """Earlier versions stored a new deal without created_at as created when it arrived,
+    after the closed_at it was sent with: sent again as it was, it still changes nothing
+    (the update's times are checked against the stored ones only where it changes them)."""
     record = {"external_id": "D-1", "closed_at": "2026-06-01T00:00:00Z", "outcome": "won"}
-    assert run(services, "deals", [record]).created == 1
+    with services.sessions.begin() as s:
+        s.add(Deal(team_id=TEAM, external_id="D-1", created_at=clock.now(), outcome="won",
+                   closed_at=datetime(2026, 6, 1, tzinfo=UTC), updated_at=clock.now()))
     again = run(services, "deals", [record])
     assert (again.unchanged, again.rejected) == (1, [])
 

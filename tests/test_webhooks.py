@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -440,6 +440,74 @@ def test_a_deal_update_closing_it_before_it_was_created_is_rejected_saying_why(w
     with services.sessions.begin() as s:
         assert {d.external_id: (d.outcome, d.closed_at is None) for d in s.scalars(select(Deal))} \
             == {"D1": ("open", True), "D2": ("won", False)}
+
+
+def deals_stored(services):
+    from storage.models import Deal
+
+    with services.sessions.begin() as s:
+        return {d.external_id: (d.outcome, d.created_at, d.closed_at)
+                for d in s.scalars(select(Deal))}
+
+
+def test_a_new_deal_that_has_closed_needs_created_at_and_the_rest_of_its_batch_is_stored(
+        web, services, clock):
+    """A new deal without created_at was stored as created when it arrived, after the
+    closed_at it came with: its sales cycle negative. Created when it arrives only while
+    open and not closed before that; otherwise it is rejected saying so."""
+    now, created = clock.now(), "2026-10-01T00:00:00Z"
+    answer = post(web, services, "deals", {"deals": [
+        {"external_id": "D1", "closed_at": "2026-11-02T00:00:00Z", "outcome": "won"},
+        {"external_id": "D2", "closed_at": "2026-11-02T00:00:00Z"},
+        {"external_id": "D3", "created_at": created, "closed_at": "2026-11-02T00:00:00Z",
+         "outcome": "won"},
+        {"external_id": "D4", "amount": 10},
+        {"external_id": "D5", "closed_at": "2026-12-15T00:00:00Z"}]}).get_json()
+    assert answer == {"created": 3, "updated": 0, "unchanged": 0, "skipped": [], "rejected": [
+        {"index": 0, "external_id": "D1", "errors": [
+            "created_at: needed for a new deal that is won (its sales cycle runs from "
+            "created_at to closed_at)"]},
+        {"index": 1, "external_id": "D2", "errors": [
+            "created_at: needed for a new deal whose closed_at is before now (else it is "
+            "created when it arrives: after it closed)"]}]}
+    assert deals_stored(services) == {
+        "D3": ("won", datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)),
+        "D4": ("open", now, None),  # created as it arrived, as before
+        "D5": ("open", now, datetime(2026, 12, 15, tzinfo=UTC))}  # an expected close
+
+
+def test_a_deal_the_crm_wins_or_loses_without_closed_at_closed_when_that_arrived(
+        web, services, clock):
+    """`outcome` won or lost needed closed_at in the same record: a CRM telling "won" as it
+    happens was rejected. The time it arrives is when the deal closed (an expected close
+    stored before is replaced); a deal closed already keeps its close."""
+    created = "2026-10-01T00:00:00Z"
+    post(web, services, "deals", {"deals": [
+        {"external_id": "D1", "created_at": created},
+        {"external_id": "D2", "created_at": created, "closed_at": "2026-12-15T00:00:00Z"},
+        {"external_id": "D3", "created_at": created, "closed_at": "2026-11-02T00:00:00Z",
+         "outcome": "won"}]})
+    clock.advance(timedelta(hours=1))
+    closing = {"deals": [{"external_id": "D1", "outcome": "won"},
+                         {"external_id": "D2", "outcome": "lost"},
+                         {"external_id": "D3", "outcome": "lost"},
+                         {"external_id": "D4", "created_at": created, "outcome": "won"},
+                         {"external_id": "D5", "created_at": "2026-11-24T16:00:00Z",
+                          "outcome": "won"}]}
+    answer = post(web, services, "deals", closing).get_json()
+    assert answer == {"created": 1, "updated": 3, "unchanged": 0, "skipped": [], "rejected": [
+        {"index": 4, "external_id": "D5", "errors": [
+            "closed_at: needed when outcome is won and created_at (2026-11-24T16:00:00Z) is "
+            "after now"]}]}
+    won_at, start = clock.now(), datetime(2026, 10, 1, tzinfo=UTC)
+    expected = {"D1": ("won", start, won_at), "D2": ("lost", start, won_at),
+                "D3": ("lost", start, datetime(2026, 11, 2, tzinfo=UTC)),
+                "D4": ("won", start, won_at)}
+    assert deals_stored(services) == expected
+    clock.advance(timedelta(hours=1))  # sent again: it closed then, not now
+    closing["deals"].pop()
+    assert post(web, services, "deals", closing).get_json()["unchanged"] == 4
+    assert deals_stored(services) == expected
 
 
 def test_bad_signature_or_old_request_changes_nothing(web, services):

@@ -34,23 +34,26 @@ OWNER_FIELDS = {"leads": "owner_email", "deals": "owner_email", "content_usage":
 
 
 def store(services: Services, entity: str, records: Sequence[Any] | Checked, *,
-          actor: str) -> IngestResult:
+          actor: str, history: bool = False) -> IngestResult:
     """Ingest in one transaction, then route and card every new lead in the same one. A batch
-    the database refuses is stored again in halves, down to the one record it refuses."""
+    the database refuses is stored again in halves, down to the one record it refuses.
+    `history`: records of the past (an import), see `ingest`."""
     checked = records if isinstance(records, Checked) else \
         check(entity, records, services.clock.now())
     answers = look_up_owners(services, entity, checked)
     with gc_paused():
-        result = _store(services, entity, checked, actor, answers)
+        result = _store(services, entity, checked, actor, answers, history=history)
     # webhooks can grow a table faster than autovacuum looks
     analyze_grown_after(services.engine, len(checked.parsed))
     return result
 
 
 def _store(services: Services, entity: str, checked: Checked, actor: str,
-           answers: dict[str, directory.Answer], *, again: bool = True) -> IngestResult:
+           answers: dict[str, directory.Answer], *, history: bool,
+           again: bool = True) -> IngestResult:
     try:
-        return stage(services, entity, checked, actor=actor, answers=answers).commit()
+        return stage(services, entity, checked, actor=actor, answers=answers,
+                     history=history).commit()
     except Exception as exc:
         if not refused_value(exc) or not checked.parsed:
             raise
@@ -59,7 +62,8 @@ def _store(services: Services, entity: str, checked: Checked, actor: str,
                 # Most likely its key, new when read, stored since by a request in flight
                 # with ours: read again, the record updates that row. (A batch's halves
                 # are read again anyway.)
-                return _store(services, entity, checked, actor, answers, again=False)
+                return _store(services, entity, checked, actor, answers, history=history,
+                              again=False)
             [(index, values)] = checked.parsed
             log.warning("%s: the database refused record %d of a batch (%s)", actor, index,
                         type(getattr(exc, "orig", None) or exc).__name__)
@@ -68,8 +72,9 @@ def _store(services: Services, entity: str, checked: Checked, actor: str,
                 key=lambda r: r.index))
     half = len(checked.parsed) // 2
     first = _store(services, entity, Checked(checked.parsed[:half], checked.rejected), actor,
-                   answers)
-    return first.add(_store(services, entity, Checked(checked.parsed[half:], []), actor, answers))
+                   answers, history=history)
+    return first.add(_store(services, entity, Checked(checked.parsed[half:], []), actor, answers,
+                            history=history))
 
 
 def refused_value(exc: Exception) -> bool:
@@ -98,7 +103,8 @@ def look_up_owners(services: Services, entity: str, checked: Checked) -> dict[st
 
 
 def stage(services: Services, entity: str, records: Sequence[Any] | Checked, *,
-          actor: str, answers: dict[str, directory.Answer] | None = None) -> Staged:
+          actor: str, answers: dict[str, directory.Answer] | None = None,
+          history: bool = False) -> Staged:
     """The reading and deciding half of `store`: ingested, routed and carded in an open
     transaction, the new rows' INSERTs prepared but not run. Slack is asked about owners
     first (unless `answers` are given), before the transaction and its locks."""
@@ -121,7 +127,8 @@ def stage(services: Services, entity: str, records: Sequence[Any] | Checked, *,
         if entity == "leads":  # it routes and posts cards: see lock_handoffs
             lock_handoffs(session, services.team_id)
         rows = batch(session)  # new leads' history and nudges, written once after the leads
-        result = ingest(work, entity, checked, actor=actor, resolve_owner=owner_id)
+        result = ingest(work, entity, checked, actor=actor, resolve_owner=owner_id,
+                        history=history)
         handoffs = Handoffs(work, owner_by_email=person)
         with session.no_autoflush:  # new leads are written once, already routed and carded
             for lead in result.new_leads:

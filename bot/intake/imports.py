@@ -182,7 +182,8 @@ class _Pipeline:
                     self._collect()
                     batch_done()
                     make_way(self.services.engine)
-                    staged = stage(self.services, self.entity, checked, actor=self.actor)
+                    staged = stage(self.services, self.entity, checked, actor=self.actor,
+                                   history=True)
                     self._committing = batch, writer.submit(self._commit, staged, checked)
                     writer.submit(upkeep)  # while the next batch is staged
                 self._collect()
@@ -196,7 +197,7 @@ class _Pipeline:
             if not refused_value(exc):
                 raise
             # a value the checks let through: the webhook's way, down to the refused record
-            return store(self.services, self.entity, checked, actor=self.actor)
+            return store(self.services, self.entity, checked, actor=self.actor, history=True)
         self.bursts.update(staged.bursts)
         return result
 

@@ -89,14 +89,16 @@ class IngestResult:
 
 
 def ingest(work: Work, entity: str, records: Sequence[Any] | Checked, *, actor: str,
-           resolve_owner: Callable[[str], int | None]) -> IngestResult:
+           resolve_owner: Callable[[str], int | None], history: bool = False) -> IngestResult:
     """Validate (unless `check`ed already: then only its times against `now`) and upsert; new
     leads' history and nudges go into the session's batch when one is open (the caller writes them after
-    routing, in one statement per table)."""
+    routing, in one statement per table). `history`: the records are of the past (an import),
+    not news of what just happened (a webhook), so a deal's close is not taken to be now
+    (`_deal_times`)."""
     checked = window(entity, records, work.now) if isinstance(records, Checked) else \
         check(entity, records, work.now)
     result = IngestResult(rejected=list(checked.rejected))
-    ctx = _Context(work, entity, actor, resolve_owner, result)
+    ctx = _Context(work, entity, actor, resolve_owner, result, history)
     UPSERT[entity](ctx, checked.parsed)
     home.mark_stale(work, ctx.homes)
     return result
@@ -109,6 +111,7 @@ class _Context:
     actor: str
     resolve_owner: Callable[[str], int | None]
     result: IngestResult
+    history: bool
     owners: dict[str, int | None] = field(default_factory=dict)
     # the people those are, held: the session's identity map keeps a row only while
     # something else does, so each record's `session.get` of its owner could be a SELECT
@@ -185,15 +188,16 @@ def _apply(row: Any, values: dict[str, Any]) -> bool:
 
 
 def _simple(ctx: _Context, parsed, model, existing: dict, key: Callable[[dict], Any],
-            prepare: Callable[[dict], dict | str], defaults: Callable[[dict], dict]) -> None:
-    """Upsert rows whose only rule is 'same key, same row' (deals, customers, spend, content)."""
+            prepare: Callable[[dict], dict | list[str]], defaults: Callable[[dict], dict]) -> None:
+    """Upsert rows whose only rule is 'same key, same row' (deals, customers, spend, content);
+    `prepare` gives a record's columns, or every reason it cannot be stored."""
     seen: set[str] = set()
     for index, values in parsed:
         if not ctx.first_in_batch(index, values, seen):
             continue
         columns = prepare(values)
-        if isinstance(columns, str):
-            ctx.reject(index, key_text(ctx.entity, values), columns)
+        if isinstance(columns, list):
+            ctx.result.rejected.append(Rejection(index, key_text(ctx.entity, values), columns))
             continue
         columns.pop("updated_at", None)  # the CRM's: kept as source_updated_at
         row = existing.get(key(values))
@@ -222,8 +226,9 @@ def _out_of_order(entity: str, v: dict[str, Any], row: Any) -> str | None:
     """Why an update's times are out of order with the stored ones it leaves out (a deal's
     closed_at before the stored created_at, a customer's started_at after the stored
     churned_at...), as `_cross_checks` finds a record's own; None when they are not. Only
-    what the update changes is checked: a deal stored out of order (created when it
-    arrived, after the closed_at it was sent with) sent again as it is changes nothing."""
+    what the update changes is checked: a deal stored out of order (before `_deal_times`, a
+    new deal without created_at was created when it arrived, even after the closed_at it
+    was sent with) sent again as it is changes nothing."""
     for earlier, later in TIME_ORDER.get(entity, ()):
         if earlier in v and later in v:
             continue  # both sent: `_cross_checks` has checked them
@@ -238,6 +243,53 @@ def _out_of_order(entity: str, v: dict[str, Any], row: Any) -> str | None:
     return None
 
 
+CLOSED = ("won", "lost")
+
+
+def _deal_times(ctx: _Context, v: dict[str, Any], row: Deal | None) -> dict[str, Any] | list[str]:
+    """The record with the times it leaves out that the deal needs, or every reason they
+    cannot be taken. A new deal without created_at was created when it arrived
+    (`_Context.stamps`), unless it had closed by then (`_created_needed`). A deal the record
+    wins or loses without closed_at closed when the record arrived: a webhook is the CRM
+    telling of the close as it happens (an expected close stored before is replaced), but
+    not an import (`_closed_needed`)."""
+    errors = _created_needed(ctx, v) if row is None else []
+    if v.get("outcome") not in CLOSED or "closed_at" in v or (
+            row is not None and row.outcome in CLOSED):
+        return errors or v  # it does not close here now
+    errors += _closed_needed(ctx, v, row)
+    return errors or v | {"closed_at": ctx.now}
+
+
+def _created_needed(ctx: _Context, v: dict[str, Any]) -> list[str]:
+    """Why a new deal cannot be taken as created when it arrived: its sales cycle, from
+    created_at to closed_at, would be wrong (or negative)."""
+    if "created_at" in v:
+        return []
+    if (outcome := v.get("outcome")) in CLOSED:
+        return [f"created_at: needed for a new deal that is {outcome} (its sales cycle runs "
+                "from created_at to closed_at)"]
+    if v.get("closed_at", ctx.now) < ctx.now:
+        return ["created_at: needed for a new deal whose closed_at is before now (else it is "
+                "created when it arrives: after it closed)"]
+    return []
+
+
+def _closed_needed(ctx: _Context, v: dict[str, Any], row: Deal | None) -> list[str]:
+    """Why a deal the record wins or loses cannot be taken as closed when it arrived: an
+    import is history (when it runs is not when its deals closed), and a deal does not
+    close before it was created."""
+    outcome = v["outcome"]
+    if ctx.history:
+        return [f"closed_at: needed when outcome is {outcome} (an import is history: its "
+                "deals did not close when it runs)"]
+    created = v.get("created_at", row.created_at if row is not None else None)
+    if created is not None and created > ctx.now:
+        return [f"closed_at: needed when outcome is {outcome} and created_at ({iso(created)}) "
+                "is after now"]
+    return []
+
+
 def _deals(ctx: _Context, parsed) -> None:
     """An update sends only what changed; its created_at and closed_at are checked against
     the stored ones it leaves out (`_out_of_order`)."""
@@ -247,10 +299,13 @@ def _deals(ctx: _Context, parsed) -> None:
         ctx.session, Lead, ctx.team_id, [v["lead_external_id"] for _, v in parsed
                                          if "lead_external_id" in v])
 
-    def prepare(v: dict) -> dict | str:
-        row = existing.get(v["external_id"])
+    def prepare(sent: dict) -> dict | list[str]:
+        row = existing.get(sent["external_id"])
+        v = _deal_times(ctx, sent, row)
+        if isinstance(v, list):
+            return v
         if row is not None and (why := _out_of_order("deals", v, row)):
-            return why
+            return [why]
         columns = dict(v)
         if "lead_external_id" in v:
             columns["lead_id"] = leads.get(v["lead_external_id"])
@@ -269,12 +324,13 @@ def _customers(ctx: _Context, parsed) -> None:
     existing = queries.lock_by_external_ids(ctx.session, Customer, ctx.team_id,
                                             [v["external_id"] for _, v in parsed])
 
-    def prepare(v: dict) -> dict | str:
+    def prepare(v: dict) -> dict | list[str]:
         row = existing.get(v["external_id"])
         if row is None:
             return dict(v) if "started_at" in v else \
-                "started_at: is required for a new customer (an update may leave it out)"
-        return _out_of_order("customers", v, row) or dict(v)
+                ["started_at: is required for a new customer (an update may leave it out)"]
+        why = _out_of_order("customers", v, row)
+        return [why] if why else dict(v)
 
     _simple(ctx, parsed, Customer, existing, lambda v: v["external_id"], prepare, ctx.stamps)
 
@@ -298,11 +354,11 @@ def _content_usage(ctx: _Context, parsed) -> None:
                                              if "deal_external_id" in v])
     existing = queries.get_content_uses(ctx.session, ctx.team_id, list(items.values()))
 
-    def prepare(v: dict) -> dict | str:
+    def prepare(v: dict) -> dict | list[str]:
         content_id = items.get(v["content_external_id"])
         if content_id is None:
-            return (f"content_external_id: no content item {v['content_external_id']} "
-                    "(send it to /webhooks/content first)")
+            return [f"content_external_id: no content item {v['content_external_id']} "
+                    "(send it to /webhooks/content first)"]
         columns = {"content_id": content_id, "user_email": v["user_email"], "used_at": v["used_at"],
                    "person_id": ctx.owner_id(v["user_email"])}
         if "deal_external_id" in v:

@@ -270,10 +270,7 @@ def _cross_checks(entity: str, v: dict[str, Any]) -> list[str]:
 
     for earlier, later in TIME_ORDER.get(entity, ()):
         order(earlier, later)
-    if entity == "deals":
-        if v.get("outcome") in ("won", "lost") and "closed_at" not in v:
-            errors.append(f"closed_at: needed when outcome is {v['outcome']}")
-    elif entity == "leads":
+    if entity == "leads":
         for a, b in _LEAD_ORDER:
             order(a, b)
         if v.get("status") == "rejected" and "rejection_reason" not in v:
