@@ -591,6 +591,87 @@ def test_batches_in_flight_together_route_and_burst_one_after_the_other(
             OutboxMessage.channel == "C0HANDOFF1", OutboxMessage.ref.startswith("lead:"))) == 2
 
 
+def token(services, external_id):
+    """The token a lead's card buttons carry now: its id, status and owner."""
+    from storage.models import Person
+
+    with services.sessions.begin() as s:
+        row = s.scalars(select(Lead).where(Lead.external_id == external_id)).one()
+        owner = s.get(Person, row.owner_id).slack_id if row.owner_id else "-"
+        return f"{row.id}|{row.status}|{owner}"
+
+
+def answer_of(services, click, *args, **kwargs):
+    """A click, in a transaction of its own, as its listener runs it: the clicker's answer."""
+    from handlers.clicks import run_click
+
+    return run_click(services, click, services.team_id, *args, **kwargs)
+
+
+ONLY_POSTGRESQL = pytest.mark.parametrize(
+    "engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True)
+
+
+@ONLY_POSTGRESQL  # SQLite has one writer: a batch and a click never overlap there
+def test_a_click_while_a_crm_update_holds_its_lead_waits_and_is_told_it_lost(
+        services, clock, monkeypatch):
+    """A click made after a batch read its lead, before the batch wrote it, went through
+    ("You rejected ..."), and the batch then wrote over it: a lead contacted with a
+    rejection in its history. The batch holds the leads it read until it commits; the
+    click, decided against the lead as the batch left it, changes nothing and says so."""
+    from bot.handoff import clicks
+    from bot.intake import ingest
+
+    store(services, "leads", [lead(1, owner_email="sam@example.com")], actor="webhook")
+    card = token(services, "L-00001")
+    clock.advance(timedelta(minutes=10))
+    answers, plan = [], ingest._plan
+    clicking = threading.Thread(target=lambda: answers.append(answer_of(
+        services, clicks.reject, card, "U0SALES01", reason="duplicate", note=None)))
+
+    def click_between_read_and_write(*args):
+        clicking.start()
+        until_waiting(services.engine, clicking)
+        return plan(*args)
+    monkeypatch.setattr(ingest, "_plan", click_between_read_and_write)
+    assert store(services, "leads", [lead(1, status="contacted")], actor="webhook").updated == 1
+    clicking.join()
+    assert answers == [
+        "This card is out of date: *Person 1* (Acme) is touched. Nothing was changed."]
+    now = held(services, "L-00001")
+    assert (now.status, now.rejection_reason, now.sla_met) == ("contacted", None, True)
+    assert [kind for kind, _, _ in history(services, "L-00001")] == [
+        "created", "routed", "accepted", "contacted"]
+
+
+@ONLY_POSTGRESQL
+def test_a_crm_update_during_a_click_on_its_lead_builds_on_the_click(services, clock):
+    """A batch that read a lead while a click on it was being stored moved it on from what
+    it had read, and wrote over the click: accepted twice, once from "routed". The batch
+    waits for the click and moves the lead on from where the click left it."""
+    from bot.handoff import clicks
+
+    store(services, "leads", [lead(1, owner_email="sam@example.com")], actor="webhook")
+    clock.advance(timedelta(minutes=10))
+    results = []
+    with services.work() as work:  # the click's transaction, its move made
+        clicks.accept(work, token(services, "L-00001"), "U0SALES01")
+        crm = threading.Thread(target=lambda: results.append(store(
+            services, "leads", [lead(1, status="contacted")], actor="webhook")))
+        crm.start()
+        until_waiting(services.engine, crm)
+    crm.join()
+    assert results[0].updated == 1
+    assert [(e.kind, e.from_status, e.actor) for e in events(services, "L-00001")][-2:] == [
+        ("accepted", "routed", "U0SALES01"), ("contacted", "accepted", "webhook")]
+
+
+def events(services, external_id):
+    with services.sessions.begin() as s:
+        return list(s.scalars(select(LeadEvent).join(Lead, Lead.id == LeadEvent.lead_id)
+                              .where(Lead.external_id == external_id).order_by(LeadEvent.id)))
+
+
 # ------------------------------------------------------------------ hardening (issue 20)
 
 

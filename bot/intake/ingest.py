@@ -377,8 +377,12 @@ PLAIN = ("source", "email", "name", "company", "title", "score", "segment", "reg
 
 
 def _leads(ctx: _Context, parsed) -> None:
-    existing = queries.get_by_external_ids(ctx.session, Lead, ctx.team_id,
-                                           [v["external_id"] for _, v in parsed])
+    """Stored leads are locked as they are read, until the batch commits: a click on one
+    meanwhile (accept, reject, take...) waits, then finds the lead moved and is refused
+    (its compare-and-set), instead of the batch writing over it with a move planned from
+    the lead as it was; one already stored is read as the click left it."""
+    existing = queries.lock_by_external_ids(ctx.session, Lead, ctx.team_id,
+                                            [v["external_id"] for _, v in parsed])
     created: list[tuple[Lead, dict[str, Any]]] = []
     seen: set[str] = set()
     fresh = [v for _, v in parsed if v["external_id"] not in existing]
