@@ -308,8 +308,8 @@ def test_a_waiting_lead_the_crm_decides_keeps_no_clock_of_its_wait(services, fak
     for status in ("new", "rejected"):
         store(services, "leads", [{"external_id": "L-1", "source": "webinar", "status": status,
                                    "rejection_reason": "duplicate"}], actor="webhook")
-    lead, _, _ = the_lead(services)
-    assert (lead.status, lead.sla_policy, lead.sla_due_at) == ("rejected", None, None)
+    lead, _, _ = the_lead(services)  # its handoff's clock (routed when it qualified), met
+    assert (lead.status, lead.sla_policy, lead.sla_met) == ("rejected", "standard", True)
     sweep_at(services, clock, WED_0000)
     assert not any("still has no owner" in m.text for m in fake_slack.messages)
     assert the_lead(services)[0].status == "rejected"  # not routed again

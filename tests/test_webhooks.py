@@ -8,14 +8,14 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.intake.batches import stage, store
 from bot.intake.records import FIELDS, MAX_BATCH
 from bot.intake.webhooks import MAX_BODY_BYTES, signature
 from bot.platform.config import Secret
 from bot.platform.server import create_web_app
-from storage.models import HandoffBurst, Lead, LeadEvent, OutboxMessage, RoutingState
+from storage.models import HandoffBurst, Lead, LeadEvent, OutboxMessage, Person, RoutingState
 from tests.concurrency import until_waiting
 
 SECRET = "whsec-test-0123456789"
@@ -280,6 +280,43 @@ def test_a_rejected_or_recycled_lead_the_crm_routes_again_is_a_new_handoff(
     [card] = fake_slack.in_channel("C0HANDOFF1")
     assert "<@U0SALES02>" in all_text({"blocks": card.blocks})
     assert [m.text for m in fake_slack.in_channel("U0SALES02")] == [card.text]
+
+
+@pytest.mark.parametrize(("after", "touch", "sla"), [
+    (timedelta(hours=1), {"first_touch_at": "2026-11-24T14:30:00Z"},
+     {"state": "met", "response_minutes": 30.0, "business_minutes": 30.0}),
+    (timedelta(days=2), {},  # Tuesday 09:00 to Thursday (Thanksgiving): two working days
+     {"state": "breached", "response_minutes": 2880.0, "business_minutes": 960.0}),
+], ids=["touched-in-time", "touched-two-days-later"])
+def test_a_queued_lead_the_crm_says_was_contacted_was_routed_when_it_qualified(
+        web, services, fake_slack, clock, after, touch, sla):
+    """A lead waiting in the queue that the CRM sent as contacted was stored routed at the
+    update's arrival, after its first touch (a response of -30 minutes), with no due time:
+    left out of SLA compliance, owned by nobody when the record did not name the owner
+    again. As a lead imported contacted, it is its CRM owner's, routed when it qualified
+    (the queue's wait is the prospect's wait), touched when the CRM says (else when the
+    update came), its SLA met or missed accordingly; its card shows the owner and the touch."""
+    from bot.handoff.leads import lead_json
+    from tests.slack import all_text
+
+    with services.sessions.begin() as s:  # Sam is deactivated: his lead waits
+        s.execute(update(Person).where(Person.slack_id == "U0SALES01").values(deactivated=True))
+    post(web, services, "leads", lead(1, owner_email="sam@example.com"))
+    services.sender.flush()
+    mql = clock.now()
+    clock.advance(after)
+    sent = post(web, services, "leads", lead(1, status="contacted", **touch))
+    assert sent.get_json()["updated"] == 1
+    services.sender.flush()
+    now = held(services, "L-00001")
+    assert (now.status, now.owner, now.routed_at, now.sla_policy, now.pending) == (
+        "contacted", "U0SALES01", mql, "standard", [])
+    shown = lead_json(services, "L-00001")
+    assert {k: shown["sla"].get(k) for k in sla} == sla
+    assert shown["stages"]["accepted_at"] == shown["stages"]["first_touch_at"]
+    card = waiting(services, fake_slack, "L-00001")[1]
+    text = all_text({"text": card.text, "blocks": card.blocks})
+    assert "<@U0SALES01>" in text and "First touch logged" in text and "Unassigned" not in text
 
 
 def test_a_crm_reassignment_moves_the_clock_and_the_card_and_keeps_the_handoffs_start(

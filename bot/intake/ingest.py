@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from bot import home
 from bot.handoff import lifecycle
 from bot.handoff.cards import Moved
-from bot.handoff.new_leads import CrmRoute
+from bot.handoff.new_leads import FROM_CRM, CrmRoute
 from bot.intake.records import (
     KEY_FIELDS,
     TIME_ORDER,
@@ -579,15 +579,44 @@ def _steps(lead: Lead, v: dict[str, Any], target: str | None) -> list[str]:
 
 def _move(ctx: _Context, lead: Lead, v: dict[str, Any], steps: list[str]) -> None:
     owner = ctx.session.get(Person, lead.owner_id) if lead.owner_id and steps else None
-    for stage in steps:
-        at = v.get(lifecycle.STAMP.get(stage, ""), ctx.now)
+    for stage, at in zip(steps, _times(ctx, lead, v, steps), strict=True):
         data = {"reason": v.get("rejection_reason")} if stage == "rejected" else None
         if stage == "rejected":
             lead.rejection_reason = v["rejection_reason"]
+        if stage == "routed":  # a step only out of the queue, past its handoff (`_plan`)
+            owner, data = _handed_off_in_crm(ctx, lead, v)
         lifecycle.transition(ctx.session, lead, stage, actor=ctx.actor, at=at, data=data)
         ctx.result.moved.append(Moved(lead, stage, ctx.actor, at, data))
+        if stage == "routed":  # its response is measured from then, as an import's is
+            sla.start(lead, ctx.config, owner, at)
         if stage in ("contacted", "rejected"):
             sla.close_clock(ctx.work.at(at), lead, owner)
+
+
+def _times(ctx: _Context, lead: Lead, v: dict[str, Any], steps: list[str]) -> list[datetime]:
+    """When the lead reached each stage: the record's time for it; else, for a stage passed
+    on the way, the next one's (a first touch at 14:08 was an acceptance by then, not at
+    the update's arrival), and for the last one now. Routed out of the queue, it was routed
+    when it qualified (its mql_at), as an imported lead's history is: a lead that waited
+    for an owner since then was waiting for its response too."""
+    times, at = [], ctx.now
+    for stage in reversed(steps):
+        default = min(lead.mql_at or at, at) if stage == "routed" else at
+        at = v.get(lifecycle.STAMP.get(stage, ""), default)
+        times.append(at)
+    return times[::-1]
+
+
+def _handed_off_in_crm(ctx: _Context, lead: Lead, v: dict[str, Any]) -> tuple[Person | None, dict]:
+    """A lead waiting in the queue that the CRM says is past its handoff (contacted, won,
+    rejected...): it is the owner's the CRM names (the record's owner_email, else the
+    stored one; deactivated or not, as an import's: no response is awaited from them), or
+    nobody's when nobody here has that email. Its owner, and what its routed event says."""
+    email = v.get("owner_email", lead.owner_email)
+    owner = ctx.owner(email) if email else None
+    lead.owner_id = owner.id if owner else None
+    return owner, {"pool": None, "reason": FROM_CRM} | (
+        {"owner": owner.slack_id} if owner else {})
 
 
 UPSERT = {"leads": _leads, "deals": _deals, "customers": _customers, "spend": _spend,
