@@ -43,9 +43,9 @@ def list_people_with_email(session: Session, team_id: str, email: str) -> list[P
 def clear_owner_email(session: Session, team_id: str, email: str) -> dict[str, int]:
     """The CRM's copy of an owner's email on leads and deals (the owner link stays)."""
     return {model.__tablename__: session.execute(
-        update(model).where(model.team_id == team_id, func.lower(model.owner_email) == email)
-        .values(owner_email=None).execution_options(synchronize_session=False)).rowcount
-        for model in (Lead, Deal)}
+        update(model).where(model.team_id == team_id, func.lower(column) == email)
+        .values({column: None}).execution_options(synchronize_session=False)).rowcount
+        for model, column in ((Lead, Lead.crm_owner_email), (Deal, Deal.owner_email))}
 
 
 def replace_content_user(session: Session, team_id: str, email: str, stand_in: str) -> int:

@@ -115,7 +115,10 @@ class Lead(Base):
     why: Mapped[str | None] = mapped_column(Text)
     crm_url: Mapped[str | None] = mapped_column(String(1000))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
-    owner_email: Mapped[str | None] = mapped_column(String(320))  # as the CRM sent it
+    # the owner the CRM names (its last owner_email), not necessarily the lead's owner: a
+    # click or the SLA may have reassigned it, and one nobody here has leaves it with its
+    # owner. The owner's email is always their person's (`owner_id`), never a copy here
+    crm_owner_email: Mapped[str | None] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(16), default="new")
     rejection_reason: Mapped[str | None] = mapped_column(String(32))
     rejection_note: Mapped[str | None] = mapped_column(Text)

@@ -89,7 +89,7 @@ def delete_owner_lookup(session: Session, team_id: str, email: str) -> None:
 def list_leads_waiting_for(session: Session, team_id: str, email: str) -> list[Lead]:
     """New leads the CRM gave this owner that nobody has yet (oldest first)."""
     return list(session.scalars(select(Lead).where(
-        Lead.team_id == team_id, Lead.owner_email == email, Lead.owner_id.is_(None),
+        Lead.team_id == team_id, Lead.crm_owner_email == email, Lead.owner_id.is_(None),
         Lead.status == "new").order_by(Lead.id)))
 
 

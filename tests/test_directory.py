@@ -47,7 +47,7 @@ def test_unknown_email_goes_to_the_queue_and_admins_hear_once(services, fake_sla
         with services.work() as w:
             s = w.session
             lead = Lead(team_id=TEAM, external_id=f"L-{i}", source="events", status="new",
-                        owner_email="ghost@example.com", created_at=now, mql_at=now, updated_at=now)
+                        crm_owner_email="ghost@example.com", created_at=now, mql_at=now, updated_at=now)
             s.add(lead)
             s.flush()
             hand_off(w, lead, owner_by_email=lambda e, w=w, a=answers:

@@ -35,7 +35,7 @@ QUESTIONS = ("leads routed last 7 days", "rejection reasons last 7 days",
 @pytest.fixture
 def store(app, services, fake_slack, clock):
     """Ann's lead, rejected with a note naming her; Bo's lead; Sam used a content item."""
-    new_lead(services, email="Ann@Example.com", owner_email="sam@example.com")
+    new_lead(services, email="Ann@Example.com", crm_owner_email="sam@example.com")
     new_lead(services, external_id="L-2", name="Bo Park", email="bo@example.com")
     ann_card = next(m for m in fake_slack.in_channel("C0HANDOFF1") if "Ann Lee" in m.text)
     click(app, fake_slack, ann_card, cards.REJECT, "U0SALES01", clock.now())
@@ -76,7 +76,7 @@ def test_a_lead_loses_who_they_are_and_every_number_stays(services, store):
     ann = row(services, Lead, Lead.external_id == "L-1")
     assert [ann.email, ann.name, ann.company, ann.title, ann.why, ann.crm_url,
             ann.rejection_note] == [None] * 7
-    assert (ann.status, ann.score, ann.rejection_reason, ann.owner_email) == (
+    assert (ann.status, ann.score, ann.rejection_reason, ann.crm_owner_email) == (
         "rejected", 60, "not_icp", "sam@example.com")  # Sam's email is Sam's to erase
     assert row(services, Lead, Lead.external_id == "L-2").name == "Bo Park"
     with services.sessions.begin() as s:
@@ -105,7 +105,7 @@ def test_a_colleague_loses_email_and_name_and_keeps_their_numbers(services, stor
     report = erase(services, "sam@example.com", dry_run=False)
     sam = row(services, Person, Person.slack_id == "U0SALES01")
     assert (sam.email, sam.name, sam.role) == (None, None, "sales")
-    assert row(services, Lead, Lead.external_id == "L-1").owner_email is None
+    assert row(services, Lead, Lead.external_id == "L-1").crm_owner_email is None
     use = row(services, ContentUse)
     assert use.user_email.startswith("erased-")
     assert answers(services) == before

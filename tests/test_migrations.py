@@ -335,3 +335,37 @@ def test_response_business_minutes_forget_each_refresh_and_go_back_without_their
     finally:
         upgrade(engine)
     assert stored() == (["response_time"], [])
+
+
+def test_the_crm_owner_email_of_leads_is_stored_under_its_name_after_0031(engine, clock):
+    """leads.owner_email held the CRM's last owner_email, not the owner's: after a Slack
+    reassignment (or a CRM owner nobody here has) a report reading it showed the old
+    owner. It is crm_owner_email, as it was, both ways; the owner's email is their person's."""
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import Lead
+
+    def columns():
+        return {c["name"] for c in inspect(engine).get_columns("leads")}
+
+    command.downgrade(alembic_config(engine), "0030")
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO leads (id, team_id, external_id, source, status, created_at, "
+                "updated_at, owner_email) VALUES (1, 'T1', 'L-1', 'webinar', 'new', "
+                "'2026-11-24 14:00:00', '2026-11-24 14:00:00', 'sam@example.com')")
+    finally:
+        upgrade(engine)
+    assert "owner_email" not in columns()
+    with Session(engine) as s:
+        assert s.scalar(select(Lead.crm_owner_email)) == "sam@example.com"
+    command.downgrade(alembic_config(engine), "0030")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT owner_email FROM leads").scalar() == \
+                "sam@example.com"
+    finally:
+        upgrade(engine)

@@ -278,7 +278,7 @@ def check_no_lead_is_left_behind(services, now: datetime) -> None:
                                                             LeadEvent.kind == "sla_unassigned"))
             assert ("unassigned" in dict(pending)) != bool(escalated), (lead.external_id, pending)
             assert lead.sla_policy == "unassigned" and lead.sla_due_at is not None
-            if lead.owner_email is None:  # a CRM owner's lead waits for them
+            if lead.crm_owner_email is None:  # a CRM owner's lead waits for them
                 assert Router(Work(s, TEAM, services.config, now)).route(lead).owner is None, \
                     f"{lead.external_id} waits though someone may take it"
         s.rollback()  # what the router counted stays unsaved

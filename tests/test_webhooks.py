@@ -163,9 +163,9 @@ def held(services, external_id):
         pending = sorted(s.scalars(select(Nudge.stage).where(
             Nudge.lead_id == row.id, Nudge.state == "pending")))
         return dataclasses.make_dataclass("Held", [
-            "status", "owner", "owner_email", "routed_at", "assigned_at", "sla_policy",
+            "status", "owner", "crm_owner_email", "routed_at", "assigned_at", "sla_policy",
             "sla_due_at", "sla_met", "rejection_reason", "pending"])(
-            row.status, owner, row.owner_email, row.routed_at, row.assigned_at, row.sla_policy,
+            row.status, owner, row.crm_owner_email, row.routed_at, row.assigned_at, row.sla_policy,
             row.sla_due_at, row.sla_met, row.rejection_reason, pending)
 
 
@@ -239,7 +239,7 @@ def test_a_lead_the_crm_routes_to_an_owner_nobody_has_waits_in_the_queue(
     services.sender.flush()
     for n in (1, 2):
         now = held(services, f"L-0000{n}")
-        assert (now.status, now.owner, now.owner_email, now.sla_policy, now.pending) == (
+        assert (now.status, now.owner, now.crm_owner_email, now.sla_policy, now.pending) == (
             "new", None, "other@elsewhere.example", "unassigned", ["route", "unassigned"]), n
         card = waiting(services, fake_slack, f"L-0000{n}")[1]
         shown = all_text({"text": card.text, "blocks": card.blocks})
@@ -345,7 +345,7 @@ def test_a_crm_reassignment_moves_the_clock_and_the_card_and_keeps_the_handoffs_
     [dm] = fake_slack.in_channel("U0SALES02")
     assert "Person 1" in dm.text
     kept = held(services, "L-00002")
-    assert (kept.owner, kept.owner_email, kept.sla_due_at) == (
+    assert (kept.owner, kept.crm_owner_email, kept.sla_due_at) == (
         "U0SALES01", "nobody@elsewhere.example", first.sla_due_at)
     assert any("nobody@elsewhere.example" in m.text for m in fake_slack.in_channel("U0ADMIN01"))
 

@@ -128,7 +128,7 @@ def lead_json(services: Services, external_id: str) -> dict[str, Any] | None:
             "segment": lead.segment, "region": lead.region, "why": lead.why,
             "crm_url": lead.crm_url, "status": lead.status,
             "owner": owner.slack_id if owner else None,
-            "owner_email": owner.email if owner else lead.owner_email,
+            "owner_email": owner.email if owner else lead.crm_owner_email,
             "rejection_reason": lead.rejection_reason, "rejection_note": lead.rejection_note,
             "stages": {k: _iso(getattr(lead, k)) for k in (
                 "created_at", "mql_at", "routed_at", "assigned_at", "accepted_at", "rejected_at",

@@ -174,7 +174,7 @@ class Handoffs:
     def _decide(self, lead: Lead, owner_by_email: Callable[[str], Person | None] | None
                 ) -> Decision:
         decision = _explicit(lead, owner_by_email) \
-            if lead.owner_email and owner_by_email else self.router.route(lead)
+            if lead.crm_owner_email and owner_by_email else self.router.route(lead)
         if decision.owner is None and decision.retry_at is None:
             decision = replace(decision, retry_at=self._next_morning)  # no known moment
         return decision
@@ -281,12 +281,12 @@ def hand_off(work: Work, lead: Lead,
 
 def _explicit(lead: Lead, owner_by_email: Callable[[str], Person | None]) -> Decision:
     try:
-        owner = owner_by_email(lead.owner_email)
+        owner = owner_by_email(lead.crm_owner_email)
     except LookupFailed as exc:  # it waits, saying so, until bot.intake.owners finds the owner
-        return Decision(None, None, f"the CRM owner {lead.owner_email} {exc}")
+        return Decision(None, None, f"the CRM owner {lead.crm_owner_email} {exc}")
     if owner is None or owner.deactivated:
         why = "is deactivated in Slack" if owner else "matches nobody in Slack"
-        return Decision(None, None, f"the CRM owner {lead.owner_email} {why}")
+        return Decision(None, None, f"the CRM owner {lead.crm_owner_email} {why}")
     return Decision(owner, None, FROM_CRM)
 
 

@@ -374,6 +374,7 @@ def _content_usage(ctx: _Context, parsed) -> None:
 
 PLAIN = ("source", "email", "name", "company", "title", "score", "segment", "region", "why",
          "crm_url")
+RECORD_FIELD = {"crm_owner_email": "owner_email"}  # a column's name in records, where it differs
 
 
 def _leads(ctx: _Context, parsed) -> None:
@@ -432,7 +433,7 @@ def _new_lead(ctx: _Context, v: dict[str, Any], lead_id: int) -> Lead:
     fields = {k: v[k] for k in PLAIN if k in v}
     fields.update(id=lead_id, team_id=ctx.team_id, external_id=v["external_id"], status="new",
                   created_at=v.get("created_at", mql), mql_at=mql, updated_at=ctx.now,
-                  source_updated_at=v.get("updated_at"), owner_email=v.get("owner_email"),
+                  source_updated_at=v.get("updated_at"), crm_owner_email=v.get("owner_email"),
                   rejection_reason=v.get("rejection_reason"))
     ctx.result.created += 1
     if (rows := bulk.batch_of(ctx.session)) is not None:
@@ -494,13 +495,14 @@ def _update_lead(ctx: _Context, lead: Lead, v: dict[str, Any], steps: list[str],
     (or deactivated) stays with the owner it has, not nobody (the admin is told of the
     email), and one waiting waits on."""
     plain = {k: v[k] for k in PLAIN if k in v}
-    if "owner_email" in v and v["owner_email"] != lead.owner_email:
-        plain["owner_email"] = v["owner_email"]
+    if "owner_email" in v and v["owner_email"] != lead.crm_owner_email:
+        plain["crm_owner_email"] = v["owner_email"]
         owner_id = ctx.owner_id(v["owner_email"])
         left_at = steps[-1] if steps else lead.status
         if route is None and owner_id is not None and left_at not in (sla.WAITING, *sla.OPEN):
             plain["owner_id"] = owner_id
-    changed_fields = [k for k, value in plain.items() if getattr(lead, k) != value]
+    changed_fields = [RECORD_FIELD.get(k, k) for k, value in plain.items()
+                      if getattr(lead, k) != value]
     if changed_fields:
         _apply(lead, plain)
         lifecycle.record(ctx.session, lead, "updated", actor=ctx.actor, at=ctx.now,
@@ -524,8 +526,8 @@ def _plan(ctx: _Context, lead: Lead, v: dict[str, Any]) -> tuple[list[str], CrmR
     waiting for an owner nobody here is, sent again as routed to them, waits on (the queue
     retries it): the record's stage is not applied, and changes nothing."""
     target = _target(lead, v)
-    email = v.get("owner_email", lead.owner_email)
-    new_email = "owner_email" in v and v["owner_email"] != lead.owner_email
+    email = v.get("owner_email", lead.crm_owner_email)
+    new_email = "owner_email" in v and v["owner_email"] != lead.crm_owner_email
     then = ("accepted",) if target == "accepted" else ()
     if lead.status in sla.OPEN and new_email and target in (None, *sla.OPEN):
         owner = _active_owner(ctx, email)
@@ -612,7 +614,7 @@ def _handed_off_in_crm(ctx: _Context, lead: Lead, v: dict[str, Any]) -> tuple[Pe
     rejected...): it is the owner's the CRM names (the record's owner_email, else the
     stored one; deactivated or not, as an import's: no response is awaited from them), or
     nobody's when nobody here has that email. Its owner, and what its routed event says."""
-    email = v.get("owner_email", lead.owner_email)
+    email = v.get("owner_email", lead.crm_owner_email)
     owner = ctx.owner(email) if email else None
     lead.owner_id = owner.id if owner else None
     return owner, {"pool": None, "reason": FROM_CRM} | (

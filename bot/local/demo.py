@@ -228,7 +228,7 @@ def _leads(rng, ids, team_id, sales, config, now, count, months):
                 "region": _pick(rng, REGIONS), "why": rng.choice(WHY),
                 "crm_url": f"https://crm.example.com/leads/L-{n:06d}",
                 "owner_id": owner["id"] if owner else None,
-                "owner_email": owner["email"] if owner else None,
+                "crm_owner_email": owner["email"] if owner else None,
                 "created_at": mql, "mql_at": mql, "updated_at": mql, "status": "new"}
         _walk(rng, lead, owner, calendar, config, now, events)
         leads.append(lead)
