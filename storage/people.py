@@ -87,10 +87,11 @@ def delete_owner_lookup(session: Session, team_id: str, email: str) -> None:
 
 
 def list_leads_waiting_for(session: Session, team_id: str, email: str) -> list[Lead]:
-    """New leads the CRM gave this owner that nobody has yet (oldest first)."""
+    """New leads the CRM gave this owner that nobody has yet (oldest first), locked as their
+    UPDATE would lock them: a lead someone takes meanwhile is theirs, not read as waiting."""
     return list(session.scalars(select(Lead).where(
         Lead.team_id == team_id, Lead.crm_owner_email == email, Lead.owner_id.is_(None),
-        Lead.status == "new").order_by(Lead.id)))
+        Lead.status == "new").order_by(Lead.id).with_for_update(key_share=True)))
 
 
 def set_missing_owner(session: Session, team_id: str, email: str, person_id: int,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bot.handoff.directory import look_up, resolve_owner
@@ -258,3 +260,35 @@ def test_a_batchs_owners_are_asked_of_slack_before_the_handoff_lock(services, fa
                               {"external_id": "L-2", "source": "events",
                                "owner_email": "ghost@example.com"}], actor="webhook")
     assert asked_at_lock == [2] == [len(fake_slack.calls_of("users.lookupByEmail"))]
+
+
+@pytest.mark.parametrize(
+    "engine", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True)
+def test_a_lead_taken_while_the_retry_finds_its_crm_owner_stays_taken(
+        services, fake_slack, clock, monkeypatch):
+    """A rep takes a waiting lead as the retry finds its CRM owner at last: the retry, which
+    read the lead still waiting, gave it to the CRM owner over the take. It leaves the lead
+    to whoever took it (PostgreSQL; SQLite has one writer, so the two never overlap)."""
+    from bot.handoff import clicks
+    from tests.concurrency import until_waiting
+    from tests.test_webhooks import token
+
+    fake_slack.add_user("U0NEWREP1", "Nia New", "nia@example.com")
+    monkeypatch.setattr(fake_slack, "_users_lookupByEmail", _unreachable)
+    store(services, "leads", [{"external_id": "L-1", "source": "events",
+                               "owner_email": "nia@example.com"}], actor="webhook")
+    monkeypatch.undo()
+    clock.advance(timedelta(minutes=5))
+    outcome = []
+    with services.work() as work:  # the take, its move made, not yet committed
+        clicks.take(work, token(services, "L-1"), "U0SALES01")
+        retrying = threading.Thread(target=lambda: outcome.append(
+            owners.retry(services, clock.now())))
+        retrying.start()
+        until_waiting(services.engine, retrying)
+    retrying.join()
+    assert outcome == [{"nia@example.com": "0 lead(s) routed to U0NEWREP1"}]
+    with services.sessions.begin() as s:
+        taken = s.scalars(select(Lead).where(Lead.external_id == "L-1")).one()
+        rep = s.scalars(select(Person).where(Person.slack_id == "U0SALES01")).one()
+        assert (taken.status, taken.owner_id) == ("routed", rep.id)

@@ -12,6 +12,7 @@ from bot.handoff.cards import CardBatch
 from bot.handoff.clicks import reassign_to
 from bot.handoff.new_leads import FROM_CRM, Handoffs
 from bot.platform.services import Services
+from storage.db import lock_handoffs
 from storage.people import list_leads_waiting_for, list_owner_lookups, set_missing_owner
 
 
@@ -31,6 +32,7 @@ def retry(services: Services, now: datetime) -> dict[str, str]:
     outcome = {}
     with services.work(now=now) as work:
         session = work.session
+        lock_handoffs(session, team_id)  # before any lead, as a batch of leads takes them
         for email in emails:
             try:
                 owner = directory.resolve_owner(work, email, answers=answers)
