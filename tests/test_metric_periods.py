@@ -1,5 +1,6 @@
 """Metrics over periods that are not whole months: monthly spend spread over its days
-(CAC), and a period's length in months (CLTV's monthly churn).
+(CAC), a period's length in months (CLTV's monthly churn), and the previous period of
+equal length (revenue growth) across a change of clocks.
 
 Every number is read the ways an answer can read it: live (before a first refresh), from
 the snapshots a refresh stores, and, for CAC, by `parts_each` over many periods at once
@@ -9,22 +10,23 @@ workspace): March 2026 has 31 local days, one of them 23 hours long.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import pairwise
 
 import pytest
 from sqlalchemy import select
 
-from bot.metrics.grammar import parse_period
-from bot.metrics.registry import METRICS, Parts, parts_each
+from bot.metrics.grammar import Period, parse_period
+from bot.metrics.registry import METRICS, Parts, compute, parts_each
 from bot.metrics.snapshots import Reader, refresh
 from bot.platform.work import Work
 from storage.db import make_sessionmaker, read_only
-from storage.models import Customer, Spend
+from storage.models import Customer, Deal, Spend
 from tests.slack import TEAM
 
 ASKED = datetime(2026, 3, 31, 18, 0, tzinfo=UTC)  # "last 30 days" is then Mar 2-31
+DAY = timedelta(days=1)
 
 
 def _spend(month: int, team: str, amount: int) -> Spend:
@@ -39,9 +41,10 @@ def _customer(ext: str, started: datetime, churned: datetime | None = None,
 
 
 def _answers(sessions, config, now, key, texts, by=None):
-    """The metric over each period (words, as asked at ASKED): live, then from snapshots."""
+    """The metric over each period (words, as asked at ASKED, or a Period): live, then from
+    snapshots."""
     tz = config.workspace.tz
-    periods = [parse_period(text, ASKED, tz) for text in texts]
+    periods = [p if isinstance(p, Period) else parse_period(p, ASKED, tz) for p in texts]
 
     def read():
         with read_only(sessions) as s:
@@ -186,7 +189,44 @@ def test_a_periods_length_in_months(config):
     assert months(local(2026, 2, 1), local(2026, 2, 15)) == pytest.approx(14 / 30.4375)
     assert months(local(2026, 2, 1), local(2026, 3, 1) - timedelta(hours=1)) == pytest.approx(
         (28 * day - timedelta(hours=1)) / (30.4375 * day))
+    # local days, however many hours: a week across either change of clocks is 7 days
+    # (was 167 and 169 hours / 30.4375 days when given in UTC)
+    assert months(local(2026, 3, 5), local(2026, 3, 12)) == pytest.approx(7 / 30.4375)
+    assert months(local(2026, 10, 29), local(2026, 11, 5)) == pytest.approx(7 / 30.4375)
     # New York's month is not UTC's: a UTC month read in New York is not whole months
     utc_feb = (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
     assert months(*utc_feb, tz=UTC) == 1
     assert months(*utc_feb) == pytest.approx(28 / 30.4375)
+
+
+# ------------------------------------------------------------------ revenue growth
+
+
+def _won(ext: str, closed: datetime, amount: int) -> Deal:
+    return Deal(team_id=TEAM, external_id=ext, source="marketing", amount=Decimal(amount),
+                created_at=closed, closed_at=closed, outcome="won", updated_at=closed)
+
+
+@pytest.mark.parametrize("first", [date(2026, 3, 5),  # a week holding Mar 8, 23 hours
+                                   date(2026, 10, 29)])  # a week holding Nov 1, 25 hours
+def test_revenue_growths_previous_period_starts_at_local_midnight_across_a_change_of_clocks(
+        engine, config, first):
+    """The week before a week of 167 (169) hours is the 7 local days before it, from
+    midnight: a deal won at 00:30 on its first day counts, one won at 23:30 the evening
+    before does not. However the week's instants are given (in the zone, or in UTC as
+    storage's are), live and from stored sums: 200 against 100, +100%. The week before
+    began at 01:00 (at 23:00 the evening before) when given in UTC: growth none (-82%)."""
+    tz = config.workspace.tz
+    before = first - 7 * DAY
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as s:
+        s.add_all([_won("D-LATE", datetime.combine(before - DAY, time(23, 30), tz), 1_000),
+                   _won("D-PREV", datetime.combine(before, time(0, 30), tz), 100),
+                   _won("D-NOW", datetime.combine(first, time(12), tz), 200)])
+    week = parse_period(f"{first}..{first + 6 * DAY}", ASKED, tz)
+    in_utc = Period(week.start.astimezone(UTC), week.end.astimezone(UTC), week.label)
+    with read_only(sessions) as s:
+        assert compute(s, TEAM, "revenue_growth", in_utc.start, in_utc.end, tz=tz)[0] == 1.0
+    live, stored = _answers(sessions, config, CLTV_NOW, "revenue_growth", (week, in_utc))
+    assert live == stored == [1.0, 1.0]
+

@@ -268,10 +268,11 @@ def _sla_parts(session: Session, team_id: str, start: datetime, end: datetime,
 
 
 def _growth_parts(session: Session, team_id: str, start: datetime, end: datetime,
-                  by: str | None = None, **_) -> dict[str, Parts]:
+                  by: str | None = None, *, tz: tzinfo = UTC, **_) -> dict[str, Parts]:
     """Won amount of the period over that of the previous period of equal length."""
     current = queries.list_won_amounts(session, team_id, start, end, by)
-    before = queries.list_won_amounts(session, team_id, start - (end - start), start, by)
+    before = queries.list_won_amounts(session, team_id, previous_start(start, end, tz), start,
+                                      by)
     return {k: Parts(current.get(k, (0, 0))[1], before.get(k, (0, 0))[1])
             for k in current.keys() | before.keys()}
 
@@ -284,15 +285,33 @@ def _cac_parts(session: Session, team_id: str, start: datetime, end: datetime,
             for k, spend in queries.list_spend(session, team_id, start, end, by, tz=tz).items()}
 
 
+def previous_start(start: datetime, end: datetime, tz: tzinfo) -> datetime:
+    """Where the period of equal length just before [start, end) begins: as many days and
+    hours earlier on `tz`'s wall clocks, so that a period of local days follows one of
+    local days, from midnight, whichever of them a change of clocks falls in. In elapsed
+    time (instants in UTC, or fixed offsets) a week across one is 167 or 169 hours, and the
+    week before it would begin at 01:00, or at 23:00 the evening before."""
+    first, after = start.astimezone(tz), end.astimezone(tz)
+    return (first.replace(tzinfo=None) - _wall_length(first, after)).replace(tzinfo=tz)
+
+
+def _wall_length(first: datetime, after: datetime) -> timedelta:
+    """after - first on their wall clocks (both of one zone), as local days count: Python
+    subtracts times of one tzinfo by their wall clocks, but of two (UTC and a zone, fixed
+    offsets) by their instants, so the same period would measure differently."""
+    return after.replace(tzinfo=None) - first.replace(tzinfo=None)
+
+
 def month_length(start: datetime, end: datetime, tz: tzinfo) -> float:
     """The period's length in months: its number of calendar months when it is whole
     months in `tz` (from a month's first day to a month's end: February is 1, a quarter
-    3, a year 12), else its days / 30.4375 (an average month)."""
+    3, a year 12), else its local days / 30.4375 (an average month; a day of 23 or 25
+    hours is one, as a period's days are counted everywhere)."""
     first, after = start.astimezone(tz), end.astimezone(tz)
     # each a local month's first midnight (instants compared: a zone's wall clocks may skip it)
     if all(t.astimezone(UTC) == datetime(t.year, t.month, 1, tzinfo=tz) for t in (first, after)):
         return (after.year - first.year) * 12 + after.month - first.month
-    return (end - start) / MONTH
+    return _wall_length(first, after) / MONTH
 
 
 def _cltv_parts(session: Session, team_id: str, start: datetime, end: datetime,
@@ -448,12 +467,13 @@ def _bounds(periods: list[Interval], *more: datetime) -> list[datetime]:
     return sorted({*more, *(t for period in periods for t in period)})
 
 
-def _derive_growth(totals, periods: list[Interval], by: str | None, **_
-                   ) -> list[dict[str, Parts]]:
-    won = totals(WON, _bounds(periods, *(start - (end - start) for start, end in periods)), by)
+def _derive_growth(totals, periods: list[Interval], by: str | None, *, tz: tzinfo = UTC,
+                   **_) -> list[dict[str, Parts]]:
+    befores = [previous_start(start, end, tz) for start, end in periods]
+    won = totals(WON, _bounds(periods, *befores), by)
     derived = []
-    for start, end in periods:
-        current, before = won.between(start, end), won.between(start - (end - start), start)
+    for (start, end), since in zip(periods, befores, strict=True):
+        current, before = won.between(start, end), won.between(since, start)
         derived.append({k: Parts(current.get(k, Parts()).numerator,
                                  before.get(k, Parts()).numerator)
                         for k in current.keys() | before.keys()})
