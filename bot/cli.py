@@ -321,8 +321,10 @@ def _print_answer(answer, workspace) -> None:
     if answer.target is not None:
         table.add_row("target", fmt(answer.target))
     table.add_row("trend", "  ".join(fmt(v) for v in answer.trend))
-    for key, value in (answer.groups or {}).items():
-        table.add_row(f"  {key}", fmt(value))
+    for key, value in (answer.groups or {}).items():  # with each group's details, named
+        table.add_row(f"  {key}", " · ".join([fmt(value), *(
+            f"{DETAIL_LABELS.get(name, name)} {fmt(v)}"
+            for name, v in answer.group_details.get(key, {}).items())]))
     table.add_row("as of", answer.as_of.astimezone(workspace.tz).strftime("%Y-%m-%d %H:%M %Z"))
     Console().print(table)
     print(metric.definition)

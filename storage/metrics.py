@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -182,45 +182,92 @@ def list_response_histograms(session: Session, team_id: str, start: datetime, en
     return _histogram_rows(session, stmt, team_id=team_id, start=start, end=end)
 
 
-def list_response_medians(session: Session, team_id: str, start: datetime, end: datetime,
-                          by: str | None = None) -> dict[str, float]:
-    """The exact median of `list_response_histograms`'s minutes, per group."""
-    rows = _in_period(session, ("response_medians", by), lambda _: _medians(
-        Lead, by, Lead.response_minutes, Lead.team_id == TEAM, _within(Lead.routed_at),
-        Lead.first_touch_at.is_not(None)), team_id, start, end)
-    return {k: median for k, (median,) in rows.items()}
+class ResponseFigures(NamedTuple):
+    median: float | None
+    p90: float | None
+    business_median: float | None  # working hours only
 
 
-def get_response_quantile(session: Session, team_id: str, start: datetime, end: datetime,
-                          tenths: int, *, business: bool = False) -> float | None:
-    """The exact `tenths`/10 quantile of `list_response_histograms`'s minutes (wall or
-    business time), interpolated between the two nearest ranks as `registry.quantile` reads
-    a histogram: the rows ranked by a window function, the one or two at the rank read."""
-    minutes = Lead.business_minutes if business else Lead.response_minutes
+def list_response_figures(session: Session, team_id: str, start: datetime, end: datetime,
+                          by: str | None = None) -> dict[str, ResponseFigures]:
+    """The exact median and p90 of `list_response_histograms`'s minutes per group, and the
+    median of their business minutes: the median the mean of the middle one or two, a
+    quantile interpolated between the two nearest ranks as `registry.quantile` reads a
+    histogram. One statement ranks each group's rows twice (wall, business) by window
+    functions and returns those at the ranks read: one scan and two sorts, where a
+    statement a figure took three of each. Kept for the session: a grouped answer's value
+    and its details read the same figures."""
+    key = ("response_figures", team_id, start, end, by)
+    if key not in session.info:
+        rows = read(session, _prepared(session, ("response_figures", by),
+                                       lambda _: _ranked_response_minutes(by)),
+                    {"team_id": team_id, "start": start, "end": end})
+        wall: dict[str, tuple[int, dict[int, float]]] = {}
+        business: dict[str, tuple[int, dict[int, float]]] = {}
+        for grp, n, k, v, n_b, k_b, b in rows:  # ranks from 1, the values' (NULLs last)
+            if k <= n:
+                wall.setdefault(grp, (n, {}))[1][k - 1] = v
+            if k_b <= n_b:
+                business.setdefault(grp, (n_b, {}))[1][k_b - 1] = b
+        session.info[key] = {grp: ResponseFigures(
+            median_of(*wall[grp]) if grp in wall else None,
+            quantile_of(*wall[grp], 9) if grp in wall else None,
+            quantile_of(*business[grp], 5) if grp in business else None)
+            for grp in wall.keys() | business.keys()}
+    return session.info[key]
 
-    def build(_: str) -> Select:
-        rows = select(minutes.label("v")).where(
-            Lead.team_id == TEAM, _within(Lead.routed_at), Lead.first_touch_at.is_not(None),
-            minutes.is_not(None)).subquery()
-        ranked = select(rows.c.v, func.row_number().over(order_by=rows.c.v).label("k"),
-                        func.count().over().label("n")).subquery()
-        below = (ranked.c.n - 1) * tenths // 10  # ranks from 1: the two at below + 1, + 2
-        return select(ranked.c.n, ranked.c.v).where(
-            or_(ranked.c.k == below + 1, ranked.c.k == below + 2)).order_by(ranked.c.k)
-    rows = read(session, _prepared(session, ("response_quantile", tenths, business), build),
-                {"team_id": team_id, "start": start, "end": end}).all()
-    if not rows:
-        return None
-    n, low = rows[0]
-    high = rows[-1][1]
-    return low + (high - low) * ((n - 1) * tenths % 10) / 10
+
+def _ranked_response_minutes(by: str | None) -> Select:
+    """(group, wall count, rank, minutes, business count, rank, business minutes) of the
+    rows at the ranks `list_response_figures` reads: the middle, and those around the p90
+    of wall minutes and the median of business minutes."""
+    wall, business = Lead.response_minutes, Lead.business_minutes
+    rows = _keyed(Lead, by, wall.label("v"), business.label("b")).where(
+        Lead.team_id == TEAM, _within(Lead.routed_at), Lead.first_touch_at.is_not(None),
+        or_(wall.is_not(None), business.is_not(None))).subquery()
+
+    def ranked(column: Any) -> tuple[Any, Any]:
+        return (func.count(column).over(partition_by=rows.c.grp),
+                func.row_number().over(partition_by=rows.c.grp,
+                                       order_by=column.asc().nulls_last()))
+    (n, k), (n_b, k_b) = ranked(rows.c.v), ranked(rows.c.b)
+    r = select(rows.c.grp, n.label("n"), k.label("k"), rows.c.v, n_b.label("n_b"),
+               k_b.label("k_b"), rows.c.b).subquery()
+
+    def near(k: Any, n: Any, tenths: int) -> Any:  # ranks from 1: below + 1 and below + 2
+        return or_(k == (n - 1) * tenths // 10 + 1, k == (n - 1) * tenths // 10 + 2)
+    middle = or_(r.c.k == (r.c.n + 1) // 2, r.c.k == r.c.n // 2 + 1)
+    return select(r).where(or_(middle, near(r.c.k, r.c.n, 9), near(r.c.k_b, r.c.n_b, 5)))
+
+
+def middle_ranks(n: int) -> tuple[int, int]:
+    """The ranks (from 0) of the middle of n values: one twice when n is odd."""
+    return (n - 1) // 2, n // 2
+
+
+def quantile_ranks(n: int, tenths: int) -> tuple[int, int]:
+    """The ranks (from 0) of n values that their `tenths`/10 quantile lies between."""
+    below = (n - 1) * tenths // 10
+    return below, min(below + 1, n - 1)
+
+
+def median_of(n: int, at: dict[int, float]) -> float:
+    """The median of n values, from those at its ranks (`at`: rank from 0 -> value)."""
+    first, second = middle_ranks(n)
+    return (at[first] + at[second]) / 2
+
+
+def quantile_of(n: int, at: dict[int, float], tenths: int) -> float:
+    """The `tenths`/10 quantile of n values, from those at its ranks, interpolated."""
+    first, second = quantile_ranks(n, tenths)
+    return at[first] + (at[second] - at[first]) * ((n - 1) * tenths % 10) / 10
 
 
 def get_response_window(session: Session, team_id: str, start: datetime, end: datetime,
                         low: float, high: float, *, business: bool = False
                         ) -> tuple[int, int, list[float]]:
     """(how many, how many below `low`, the sorted values from `low` to `high`) of the
-    minutes `list_response_medians` ranks (wall or business time): range scans of
+    minutes `list_response_figures` ranks (wall or business time): range scans of
     ix_leads_team_routed_touch, and a sort of the few values in the window only."""
     minutes = Lead.business_minutes if business else Lead.response_minutes
 

@@ -8,6 +8,10 @@ whole fixture days either way):
   Sue L3 45, L4 3,960 -> exact (45 + 3,960) / 2 = 2,002.5 (two figures: (45 + 4,000) / 2 =
   2,022.5); Max L14 60. All six: (30 + 45) / 2 = 37.5 either way.
 - July sales cycle: D2 33.5 days, D7 61 -> exact 47.25 (two figures: (34 + 61) / 2 = 47.5).
+- June's p90 and median in business time by owner: Sam 10, 12.35, 30 (business the same):
+  p90 at rank 1.8 of 0..2, 12.35 + 0.8 × 17.65 = 26.47 (two figures: 12 + 0.8 × 18 = 26.4),
+  business median 12.35 (12); Sue 45, 3,960 (business 20, 120): p90 45 + 0.9 × 3,915 =
+  3,568.5 (45 + 0.9 × 3,955 = 3,604.5, shown 3600), business median 70; Max 60, 60 and 60.
 """
 
 from __future__ import annotations
@@ -102,7 +106,7 @@ def test_a_guide_only_narrows_where_the_middle_is_read(services, data, monkeypat
 
         for guide in ({1000.0: 6}, {30.0: 1}, {}, None):
             assert median(guide) == {"": 37.5}
-        monkeypatch.setattr("storage.metrics.list_response_medians", None)  # no fallback
+        monkeypatch.setattr("storage.metrics.list_response_figures", None)  # no fallback
         assert median(right) == {"": 37.5}
 
 
@@ -212,3 +216,47 @@ def test_query_json_has_response_times_exact_p90_and_business_median(
     empty = _query_json(services, monkeypatch, capsys, "response time 2025-12")
     assert (empty["value"], empty["p90"], empty["business_median"]) == (None, None, None)
     assert "p90" not in _query_json(services, monkeypatch, capsys, "win rate 2026-06")
+
+
+def test_an_answer_by_owner_shows_each_owners_p90_and_median_in_business_hours(
+        app, services, clock, data):
+    """Beside each owner's median, as the workspace's line shows them (to two figures):
+    live before a first refresh, then from the histograms it stores per owner, which add
+    no read of the leads for stored days."""
+    rows = ["U0SUE    2000 min    3600 min      70 min",
+            "U0MAX      60 min      60 min      60 min",
+            "U0SAM      12 min      26 min      12 min"]
+
+    def table() -> str:
+        text = all_text(reply(slash(app, "metric response time 2026-06 by owner", clock.now())))
+        assert "*By owner* (Response time · p90 · median in business hours)" in text
+        return text
+    assert all(row in table() for row in rows)
+    refresh(services.sessions, services.config, TEAM, clock.now())
+    assert all(row in table() for row in rows)
+    leads = _statements(services.engine, "leads")
+    june = parse_period("2026-06", clock.now(), services.config.workspace.tz)
+    with services.sessions() as session:
+        def ask(details: bool):
+            return answer(services.work_in(session, now=clock.now()),
+                          Query("response_time", june, by="owner"), details=details)
+        ask(False)
+        without = len(leads)  # the months of its trend before the first stored day: live
+        found = ask(True)
+    assert len(leads) == 2 * without  # the same reads again, none for the details
+    assert found.group_details == {
+        "U0SUE": {"p90": pytest.approx(3604.5), "business_median": 70.0},
+        "U0MAX": {"p90": 60.0, "business_median": 60.0},
+        "U0SAM": {"p90": pytest.approx(26.4), "business_median": 12.0}}
+
+
+def test_query_json_has_each_groups_exact_p90_and_business_median(
+        services, data, monkeypatch, capsys):
+    june = _query_json(services, monkeypatch, capsys, "response time 2026-06 by owner")
+    assert june["groups"] == [
+        {"key": "U0SUE", "value": 2002.5, "p90": pytest.approx(3568.5), "business_median": 70.0},
+        {"key": "U0MAX", "value": 60.0, "p90": 60.0, "business_median": 60.0},
+        {"key": "U0SAM", "value": pytest.approx(12.35), "p90": pytest.approx(26.47),
+         "business_median": pytest.approx(12.35)}]
+    by_source = _query_json(services, monkeypatch, capsys, "win rate 2026-06 by source")
+    assert all(group.keys() == {"key", "value"} for group in by_source["groups"])

@@ -14,7 +14,7 @@ from bot.metrics.registry import (
     METRICS,
     Parts,
     ResponseTime,
-    _response_quantile,
+    _response_detail,
     compute,
     quantile,
     response_time_detail,
@@ -123,34 +123,38 @@ def test_response_time_detail(session):
     assert response_time_detail(session, TEAM, *EMPTY) == {"": ResponseTime(None, None, None)}
 
 
-def test_exact_response_quantiles_interpolate_as_the_histograms_do(session):
-    """`get_response_quantile` ranks the rows in SQL; read as `quantile` reads a histogram
-    of the exact values (numpy's default), on every backend, for every count from 1."""
-    minutes = [10.0, 12.35, 30.0, 45.0, 60.0, 3960.0]  # June's touched leads, by routing
-    business = [10.0, 12.35, 20.0, 30.0, 60.0, 120.0]
-    for tenths in (5, 9):
-        q = tenths / 10
-        assert queries.get_response_quantile(session, TEAM, *JUNE, tenths) == \
-            pytest.approx(quantile(dict.fromkeys(minutes, 1), q))
-        assert queries.get_response_quantile(session, TEAM, *JUNE, tenths, business=True) == \
-            pytest.approx(quantile(dict.fromkeys(business, 1), q))
-        assert queries.get_response_quantile(session, TEAM, *MAY, tenths) == 5.0  # one lead
-        assert queries.get_response_quantile(session, TEAM, *EMPTY, tenths) is None
+def test_exact_response_figures_interpolate_as_the_histograms_do(session):
+    """`list_response_figures` ranks each group's rows in SQL; read as `quantile` reads a
+    histogram of the exact values (numpy's default), on every backend, for every count
+    from 1."""
+    def figures(*period, by=None, key=""):
+        return queries.list_response_figures(session, TEAM, *period, by).get(key)
+
+    def expected(minutes, business):
+        wall = dict.fromkeys(minutes, 1)
+        return pytest.approx((quantile(wall, 0.5), quantile(wall, 0.9),
+                              quantile(dict.fromkeys(business, 1), 0.5)))
+    # June's touched leads, by routing; by source, ebook's L3 and L4
+    assert figures(*JUNE) == expected([10.0, 12.35, 30.0, 45.0, 60.0, 3960.0],
+                                      [10.0, 12.35, 20.0, 30.0, 60.0, 120.0])
+    assert figures(*JUNE, by="source", key="ebook") == expected([45.0, 3960.0], [20.0, 120.0])
+    assert figures(*MAY) == (5.0, 5.0, 5.0)  # one lead
+    assert figures(*EMPTY) is None
     # the first k of June's leads by routing time, k = 1..6
     routed = [at(6, 2, 9), at(6, 3, 10), at(6, 4, 14), at(6, 5, 16), at(6, 18, 9), at(6, 20, 9)]
     by_time = [10.0, 30.0, 45.0, 3960.0, 60.0, 12.35]
     for k in range(1, 7):
         values = by_time[:k]
         end = routed[k - 1].replace(minute=1)
-        expected = pytest.approx(quantile(dict.fromkeys(values, 1), 0.9))
-        assert queries.get_response_quantile(session, TEAM, JUNE[0], end, 9) == expected, k
+        p90 = pytest.approx(quantile(dict.fromkeys(values, 1), 0.9))
+        assert figures(JUNE[0], end).p90 == p90, k
         # guided by the two-figure histogram: only the values around the rank are read
         guide = Parts.total(METRICS["response_time"].parts(session, TEAM, JUNE[0], end).values())
-        assert _response_quantile(session, TEAM, JUNE[0], end, 9, guide.histogram) == expected
+        assert _response_detail(session, TEAM, JUNE[0], end, "p90", guide.histogram) == p90
     # a guide the rows have moved away from (a refresh behind) ranks them all
     for stale in ({10.0: 1}, {5000.0: 3}, {0.0: 40, 9000.0: 1}):
-        assert _response_quantile(session, TEAM, *JUNE, 9, stale) == pytest.approx(2010.0)
-        assert _response_quantile(session, TEAM, *JUNE, 5, stale, business=True) == 25.0
+        assert _response_detail(session, TEAM, *JUNE, "p90", stale) == pytest.approx(2010.0)
+        assert _response_detail(session, TEAM, *JUNE, "business_median", stale) == 25.0
 
 
 def test_minutes_and_days_are_counted_to_two_figures_half_up_on_every_backend(session):

@@ -369,3 +369,39 @@ def test_the_crm_owner_email_of_leads_is_stored_under_its_name_after_0031(engine
                 "sam@example.com"
     finally:
         upgrade(engine)
+
+
+def test_response_business_minutes_by_group_forget_each_refresh_and_go_back_without_them(
+        engine, clock):
+    """0032: the next refresh is a first one, which stores the business-minute histograms
+    per grouping; down, those are gone and the whole workspace's stay."""
+    from datetime import date
+
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import MetricRefresh, MetricSnapshot
+
+    def stored() -> tuple[list, list]:
+        with Session(engine) as s:
+            return (s.execute(select(MetricSnapshot.metric, MetricSnapshot.dimension)
+                              .order_by(MetricSnapshot.metric, MetricSnapshot.dimension)).all(),
+                    s.scalars(select(MetricRefresh.team_id)).all())
+    with Session(engine) as s, s.begin():
+        s.add(MetricRefresh(team_id="T1", first_day=date(2026, 6, 1),
+                            last_day=date(2026, 6, 30), as_of=clock.now()))
+        s.add_all(MetricSnapshot(team_id="T1", metric=metric, grain="day", dimension=by,
+                                 dimension_value="U1" if by else "", day=date(2026, 6, 1),
+                                 numerator=0.0, denominator=0.0, histogram={"35.0": 1},
+                                 computed_at=clock.now())
+                  for metric in ("response_business_minutes", "response_time")
+                  for by in ("", "owner"))
+    try:
+        command.downgrade(alembic_config(engine), "0031")
+        assert stored() == ([("response_business_minutes", ""), ("response_time", ""),
+                             ("response_time", "owner")], ["T1"])
+        assert current_revision(engine) == "0031"
+    finally:
+        upgrade(engine)
+    assert stored()[1] == []

@@ -141,9 +141,13 @@ def _target_value(answer: Answer, currency: str) -> str:
 def _details(answer: Answer, currency: str) -> str | None:
     """"p90 190 min · median in business hours 35 min": the whole workspace's, those with
     data; written as the value is."""
-    shown = [f"{DETAIL_LABELS.get(name, escape(name))} {_format(answer, value, currency)}"
+    shown = [f"{_detail_label(name)} {_format(answer, value, currency)}"
              for name, value in answer.details.items() if value is not None]
     return " · ".join(shown) or None
+
+
+def _detail_label(name: str) -> str:
+    return DETAIL_LABELS.get(name, escape(name))
 
 
 def _change(answer: Answer, change: float, currency: str) -> str:
@@ -182,14 +186,22 @@ def _trend(answer: Answer) -> str | None:
 
 
 def _table(answer: Answer, currency: str, names: Mapping[str, str]) -> str:
-    """The groups, highest first, as a monospace table of the top TABLE_ROWS."""
+    """The groups, highest first, as a monospace table of the top TABLE_ROWS; with the
+    groups' details (response time by owner), a column each after the value, named in the
+    title: "*By owner* (Response time · p90 · median in business hours)"."""
     groups = list(answer.groups.items())
     shown = groups[:TABLE_ROWS]
     labels = [clip(names.get(key, key) or "—", LABEL_WIDTH).replace("`", "'") for key, _ in shown]
     width = max(map(len, labels))  # as shown: escaped after padding
-    rows = [f"{escape(f'{label:<{width}}')}  {_value(answer, value, currency):>10}"
-            for label, (_, value) in zip(labels, shown, strict=True)]
-    text = f"*By {escape(answer.by)}*\n```\n" + "\n".join(rows) + "\n```"
+    columns = list(dict.fromkeys(name for details in answer.group_details.values()
+                                 for name in details))
+    rows = [escape(f"{label:<{width}}") + "".join(
+        f"  {_value(answer, v, currency):>10}"
+        for v in (value, *(answer.group_details.get(key, {}).get(c) for c in columns)))
+        for label, (key, value) in zip(labels, shown, strict=True)]
+    named = f" ({' · '.join([answer.metric.label, *map(_detail_label, columns)])})" \
+        if columns else ""
+    text = f"*By {escape(answer.by)}*{named}\n```\n" + "\n".join(rows) + "\n```"
     if len(groups) > TABLE_ROWS:
         text += f"\n…and {len(groups) - TABLE_ROWS} more (`/align export` lists them all)"
     return text

@@ -58,6 +58,9 @@ class Answer:
     # more of the metric than its value, when asked (response time's p90 and median in
     # business time), by name as the JSON has them; in the metric's unit, None for no data
     details: Mapping[str, float | None] = field(default_factory=dict)
+    # the same of each group, by its key, when asked with `by` (response time by owner: each
+    # owner's p90 and median in business time beside their median)
+    group_details: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
 
     @property
     def approximate(self) -> bool:
@@ -99,7 +102,8 @@ class Answer:
                                             "end": c.period.end.isoformat()}}
         if self.groups is not None and self.query.by is not None:  # "only with `by`": a
             # metric's own breakdown (rejections by reason) is shown in Slack, not listed here
-            out["groups"] = [{"key": k, "value": v} for k, v in self.groups.items()]
+            out["groups"] = [{"key": k, "value": v, **self.group_details.get(k, {})}
+                             for k, v in self.groups.items()]
         out["target"] = self.target
         out["trend"] = list(self.trend)
         out["as_of"] = self.as_of.isoformat()
@@ -148,8 +152,8 @@ def answer(work: Work, query: Query, *, exact: bool = False, details: bool = Fal
     answers people check number by number (`alignbot query`, exports); Slack's answers
     show no more figures than the histograms keep, and read a year of them in milliseconds.
     `details`: the metric's `details` too (response time's p90 and median in business
-    time), for one who asked about it (`/align metric`, `alignbot query`): from the same
-    stored histograms as the value, or exact from the rows."""
+    time), for one who asked about it (`/align metric`, `alignbot query`), and with `by`
+    each group's: from the same stored histograms as the value, or exact from the rows."""
     metric = METRICS[query.metric]
     reader = snapshots.Reader(work, exact=exact)
     earlier = trend_periods(query.period)[:-1]
@@ -167,9 +171,11 @@ def answer(work: Work, query: Query, *, exact: bool = False, details: bool = Fal
             change = shown(value) - shown(before)
         comparison = Comparison(query.compare, then, before, change)
     more = reader.details(metric, query.period) if details else {}
+    each = reader.group_details(metric, query.period, query.by) \
+        if details and query.by is not None else {}
     return Answer(query, metric, value, groups, comparison, (*trend, value),
                   work.config.targets.get(metric.key), reader.as_of, exact,
-                  MappingProxyType(more))
+                  MappingProxyType(more), MappingProxyType(each))
 
 
 def scorecard(work: Work, period: Period | None = None) -> list[Answer]:

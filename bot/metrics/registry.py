@@ -92,18 +92,21 @@ ExactFn = Callable[..., dict[str, float]]
 
 
 # histogram(metric or series) -> its two-figure histogram over the period, for the whole
-# workspace (stored, as a median's value is read)
+# workspace or one group (stored, as a median's value is read)
 Histogram = Callable[..., Mapping[float, int]]
 
 
 class Details(NamedTuple):
     """More numbers of a median metric over a period than its value, named as
-    `alignbot query --json` prints them: `read(histogram)` from the two-figure histograms,
-    and `exact(session, team_id, start, end, histogram)` from the rows (guided by them),
-    for the answers that are exact."""
+    `alignbot query --json` prints them: `read(histogram)` from the two-figure histograms
+    (the whole workspace's, or one group's), `exact(session, team_id, start, end,
+    histogram)` the whole workspace's from the rows (guided by them), and `exact_by(session,
+    team_id, start, end, by)` each group's from the rows, for the answers that are exact."""
 
     read: Callable[[Histogram], dict[str, float | None]]
     exact: Callable[[Session, str, datetime, datetime, Histogram], dict[str, float | None]]
+    exact_by: Callable[[Session, str, datetime, datetime, str],
+                       dict[str, dict[str, float | None]]]
 
 
 @dataclass(frozen=True)
@@ -222,15 +225,29 @@ def _response_median(session: Session, team_id: str, start: datetime, end: datet
     histogram says where they lie (rounding moves a value by at most 5 %, and tenths), and
     a count of the values below says which ranks they hold. A guide the rows have moved
     away from (a refresh behind) finds its ranks outside the window: then all are ranked."""
-    if by is None and guide:
-        n = sum(guide.values())
-        low, high = _nth(guide, (n - 1) // 2) * 0.94 - 0.1, _nth(guide, n // 2) * 1.06 + 0.1
-        total, below, values = queries.get_response_window(session, team_id, start, end, low,
-                                                           high)
-        first, second = (total - 1) // 2 - below, total // 2 - below  # ranks in the window
-        if total and first >= 0 and second < len(values):
-            return {"": (values[first] + values[second]) / 2}
-    return queries.list_response_medians(session, team_id, start, end, by)
+    found = _guided(session, team_id, start, end, guide, queries.middle_ranks) \
+        if by is None and guide else None
+    if found is not None:
+        return {"": queries.median_of(*found)}
+    return {k: figures.median for k, figures in
+            queries.list_response_figures(session, team_id, start, end, by).items()
+            if figures.median is not None}
+
+
+def _guided(session: Session, team_id: str, start: datetime, end: datetime,
+            guide: Mapping[float, int], ranks: Callable[[int], tuple[int, int]], *,
+            business: bool = False) -> tuple[int, dict[int, float]] | None:
+    """(how many minutes, those at the `ranks` of that many by rank), reading and sorting
+    only the values around where the guide (the period's two-figure histogram) puts those
+    ranks: rounding moves a value by at most 5 %, and tenths, and a count of the values
+    below the window says which ranks it holds. None when the rows have moved away from
+    the guide (a refresh behind): the ranks fall outside the window."""
+    first, second = ranks(sum(guide.values()))
+    low, high = _nth(guide, first) * 0.94 - 0.1, _nth(guide, second) * 1.06 + 0.1
+    total, below, values = queries.get_response_window(session, team_id, start, end, low,
+                                                       high, business=business)
+    at = {below + i: v for i, v in enumerate(values)}
+    return (total, at) if total and all(r in at for r in ranks(total)) else None
 
 
 def _unguided(query) -> ExactFn:
@@ -417,50 +434,62 @@ WON = Series("won_amount", DIMENSIONS, _adapt(queries.list_won_totals, _pair),
 CUSTOMERS = Series("customers", (), _whole(queries.get_customer_moves),
                    _whole_each(metrics_each.get_customer_moves))
 MRR = Series("mrr", (), _whole(queries.get_mrr_moves), _whole_each(metrics_each.get_mrr_moves))
-# response time in business minutes (working hours only), for the whole workspace: a
-# histogram like response time's own, whose median its answers show beside the value
+# response time in business minutes (working hours only), for the whole workspace and per
+# grouping: a histogram like response time's own, whose median its answers show beside
+# the value, and beside each group's
 RESPONSE_BUSINESS = Series(
-    "response_business_minutes", (),
+    "response_business_minutes", DIMENSIONS,
     _adapt(partial(queries.list_response_histograms, business=True), _histogram),
     _adapt_each(partial(metrics_each.list_response_histograms, business=True), _histogram),
     median=True)
 SERIES = (WON, CUSTOMERS, MRR, RESPONSE_BUSINESS)
 
 
+# each of response time's details: the quantile (in tenths) it is, of wall or business minutes
+RESPONSE_DETAILS = {"p90": (9, False), "business_median": (5, True)}
+
+
 def _response_details(histogram: Histogram) -> dict[str, float | None]:
     """Response time's p90 (wall clock) and its median in business time: PRODUCT.md's
     "also p90, and business-time minutes"."""
-    return {"p90": quantile(histogram(METRICS["response_time"]), 0.9),
-            "business_median": quantile(histogram(RESPONSE_BUSINESS), 0.5)}
+    return {name: quantile(histogram(_minutes(business)), tenths / 10)
+            for name, (tenths, business) in RESPONSE_DETAILS.items()}
 
 
 def _response_details_exact(session: Session, team_id: str, start: datetime, end: datetime,
                             histogram: Histogram) -> dict[str, float | None]:
-    return {"p90": _response_quantile(session, team_id, start, end, 9,
-                                      histogram(METRICS["response_time"])),
-            "business_median": _response_quantile(session, team_id, start, end, 5,
-                                                  histogram(RESPONSE_BUSINESS), business=True)}
+    return {name: _response_detail(session, team_id, start, end, name,
+                                   histogram(_minutes(business)))
+            for name, (_, business) in RESPONSE_DETAILS.items()}
 
 
-def _response_quantile(session: Session, team_id: str, start: datetime, end: datetime,
-                       tenths: int, guide: Mapping[float, int], *, business: bool = False
-                       ) -> float | None:
-    """The exact `tenths`/10 quantile of the minutes, as `_response_median` reads the median:
-    only the values around the rank the guide (the two-figure histogram) puts it at; when
-    the rows have moved away from it, all are ranked."""
-    if guide:
-        n = sum(guide.values())
-        rank = (n - 1) * tenths // 10
-        low = _nth(guide, rank) * 0.94 - 0.1
-        high = _nth(guide, min(rank + 1, n - 1)) * 1.06 + 0.1
-        total, below, values = queries.get_response_window(session, team_id, start, end, low,
-                                                           high, business=business)
-        rank = (total - 1) * tenths // 10
-        first, second = rank - below, min(rank + 1, total - 1) - below  # ranks in the window
-        if total and first >= 0 and second < len(values):
-            a, b = values[first], values[second]
-            return a + (b - a) * ((total - 1) * tenths % 10) / 10
-    return queries.get_response_quantile(session, team_id, start, end, tenths, business=business)
+def _minutes(business: bool) -> Metric | Series:
+    """Whose histogram a detail reads: the business minutes' series, or response time's."""
+    return RESPONSE_BUSINESS if business else METRICS["response_time"]
+
+
+def _response_detail(session: Session, team_id: str, start: datetime, end: datetime,
+                     name: str, guide: Mapping[float, int]) -> float | None:
+    """One of `RESPONSE_DETAILS`, exact, as `_response_median` reads the median: only the
+    values around the rank the guide (the two-figure histogram) puts it at; when the rows
+    have moved away from it, all are ranked."""
+    tenths, business = RESPONSE_DETAILS[name]
+    found = _guided(session, team_id, start, end, guide,
+                    partial(queries.quantile_ranks, tenths=tenths), business=business) \
+        if guide else None
+    if found is not None:
+        return queries.quantile_of(*found, tenths)
+    figures = queries.list_response_figures(session, team_id, start, end).get("")
+    return None if figures is None else getattr(figures, name)
+
+
+def _response_details_by(session: Session, team_id: str, start: datetime, end: datetime,
+                         by: str) -> dict[str, dict[str, float | None]]:
+    """Each group's p90 and median in business time, exact: the rows ranked a group in SQL,
+    in the statement that ranks the groups' medians (a guide would need a window a group)."""
+    return {k: {"p90": figures.p90, "business_median": figures.business_median}
+            for k, figures in
+            queries.list_response_figures(session, team_id, start, end, by).items()}
 
 
 def _bounds(periods: list[Interval], *more: datetime) -> list[datetime]:
@@ -512,7 +541,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
         unit="minutes", better="lower", dimensions=DIMENSIONS, additive=True,
         parts=_adapt(queries.list_response_histograms, _histogram), value=_median,
         each=_adapt_each(metrics_each.list_response_histograms, _histogram),
-        exact=_response_median, details=Details(_response_details, _response_details_exact)),
+        exact=_response_median,
+        details=Details(_response_details, _response_details_exact, _response_details_by)),
     Metric(
         "sla_compliance", "SLA compliance",
         ("sla", "sla compliance", "sla met", "sla rate", "on time response"),

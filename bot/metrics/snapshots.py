@@ -72,6 +72,7 @@ class Reader:
         self._derived: dict[tuple, dict[str, Parts]] = {}
         self._stored: dict[tuple, dict[str, Parts]] = {}
         self._whole: dict[tuple, Parts] = {}
+        self._grouped: dict[tuple, dict[str, Parts]] = {}
 
     def expect(self, periods: list[Period]) -> None:
         """The periods the reader will be asked about: a derived metric reads them at once."""
@@ -82,7 +83,7 @@ class Reader:
         """The metric over the period, and per group (highest first) when `by` is given."""
         if self.exact and metric.exact is not None:
             return self._exact(metric, period, by)
-        grouped = self._period_parts(metric, period, by) if by else None
+        grouped = self.grouped(metric, period, by) if by else None
         overall = metric.value(self.whole(metric, period))
         if grouped is None:
             return overall, None
@@ -95,10 +96,19 @@ class Reader:
         adding forty owners' histograms was a third of a median's answer."""
         key = (metric.key, period.start, period.end)
         if key not in self._whole:
-            parts = self._period_parts(metric, period, None) if isinstance(metric, Metric) \
-                else self.parts(metric, period.start, period.end, None)
-            self._whole[key] = Parts.total(parts.values())
+            self._whole[key] = Parts.total(self.grouped(metric, period, None).values())
         return self._whole[key]
+
+    def grouped(self, metric: Metric | Series, period: Period, by: str | None
+                ) -> dict[str, Parts]:
+        """The metric's parts over the period per group, read once: a grouped answer's
+        details read its groups' histograms again (and today's live). Its callers never
+        change the dict (it is the one kept)."""
+        key = (metric.key, period.start, period.end, by)
+        if key not in self._grouped:
+            self._grouped[key] = self._period_parts(metric, period, by) \
+                if isinstance(metric, Metric) else self.parts(metric, period.start, period.end, by)
+        return self._grouped[key]
 
     def details(self, metric: Metric, period: Period) -> dict[str, float | None]:
         """The metric's `details` over the period (none without): from the same stored
@@ -111,6 +121,20 @@ class Reader:
             return metric.details.exact(self.session, self.team_id, period.start, period.end,
                                         histogram)
         return metric.details.read(histogram)
+
+    def group_details(self, metric: Metric, period: Period, by: str
+                      ) -> dict[str, dict[str, float | None]]:
+        """The metric's `details` of each group (of those its value has) over the period:
+        from the groups' stored histograms, or from the rows when the reader is exact."""
+        if metric.details is None:
+            return {}
+        if self.exact:
+            return metric.details.exact_by(self.session, self.team_id, period.start,
+                                           period.end, by)
+        def histogram_of(key: str) -> Callable[[Metric | Series], Mapping[float, int]]:
+            return lambda m: self.grouped(m, period, by).get(key, Parts()).histogram
+        return {key: metric.details.read(histogram_of(key))
+                for key in self.grouped(metric, period, by)}
 
     def _period_parts(self, metric: Metric, period: Period, by: str | None
                       ) -> dict[str, Parts]:
