@@ -177,6 +177,16 @@ def test_a_lead_imported_as_contacted_keeps_its_history_and_is_not_routed_again(
     assert again.unchanged == 1 and len(rows(services, LeadEvent)) == 4
 
 
+def test_a_lead_imported_recycled_unanswered_is_left_out_of_sla_compliance(services):
+    """Its records carry no recycle time: taken back as it was routed (a stage without its
+    time is dated by the one before), before any due time, so never judged; it counted as
+    a breach once that due time passed."""
+    run(services, "leads", [{"external_id": "L-9", "source": "events", "status": "recycled",
+                             "owner_email": "sam@example.com", "routed_at": "2026-11-23T14:05:00Z"}])
+    [lead] = rows(services, Lead)
+    assert (lead.status, lead.sla_met, lead.sla_due_at) == ("recycled", None, None)
+
+
 def test_a_lead_sent_twice_in_one_batch_is_stored_once_and_the_second_reported(services):
     result = run(services, "leads", [{"external_id": "L-1", "source": "webinar", "name": "Ann"},
                                      {"external_id": "L-2", "source": "webinar"},

@@ -405,3 +405,41 @@ def test_response_business_minutes_by_group_forget_each_refresh_and_go_back_with
     finally:
         upgrade(engine)
     assert stored()[1] == []
+
+
+def test_recycled_leads_nobody_answered_are_judged_at_their_recycle_after_0033(engine, clock):
+    """Recycled unanswered before its due time: no due time (left out of SLA compliance);
+    after it: missed. Answered ones stay as they are; the workspace's next refresh is a
+    first one, another workspace's is not."""
+    from datetime import date, datetime, timedelta
+
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import Lead, MetricRefresh
+
+    routed = datetime(2026, 11, 23, 14, 5, tzinfo=UTC)
+    due = routed + timedelta(hours=4)
+    recycled = {"L-early": (routed + timedelta(hours=1), None),
+                "L-late": (routed + timedelta(days=2), None),
+                "L-answered": (routed + timedelta(days=2), 30.0)}
+    command.downgrade(alembic_config(engine), "0032")
+    try:
+        with Session(engine) as s, s.begin():
+            s.add_all(Lead(team_id="T1", external_id=key, source="webinar", status="recycled",
+                           routed_at=routed, sla_due_at=due, recycled_at=at,
+                           response_minutes=took, sla_met=True if took else None,
+                           created_at=routed, updated_at=at)
+                      for key, (at, took) in recycled.items())
+            s.add_all(MetricRefresh(team_id=team, first_day=date(2026, 11, 1),
+                                    last_day=date(2026, 11, 30), as_of=clock.now())
+                      for team in ("T1", "T2"))
+    finally:
+        upgrade(engine)
+    with Session(engine) as s:
+        judged = {lead.external_id: (lead.sla_met, lead.sla_due_at)
+                  for lead in s.scalars(select(Lead))}
+        assert judged == {"L-early": (None, None), "L-late": (False, due),
+                          "L-answered": (True, due)}
+        assert s.scalars(select(MetricRefresh.team_id)).all() == ["T2"]

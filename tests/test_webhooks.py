@@ -985,3 +985,25 @@ def test_a_signature_used_on_one_path_is_refused_on_every_other(web, services):
         again = web.post(f"/webhooks/{entity}", data=body, headers=headers,
                          content_type="application/json")
         assert again.status_code == 409, (entity, again.get_json())
+
+
+def test_a_lead_recycled_unanswered_is_a_breach_only_if_it_was_already_due(web, services, clock):
+    """Marketing takes a lead back (the CRM recycles it) with no response from sales: it
+    counted as a breach once its due time passed, though it had left before. Recycled
+    before its due time it is left out of SLA compliance; after, it is a breach."""
+    from bot.metrics.registry import compute
+
+    sam = {"owner_email": "sam@example.com"}
+    start = clock.now()
+    post(web, services, "leads", {"leads": [lead(n, **sam) for n in (1, 2, 3)]})
+    clock.advance(timedelta(minutes=10))
+    post(web, services, "leads", {"leads": [lead(1, status="recycled", **sam),
+                                            lead(3, status="contacted", **sam)]})
+    clock.advance(timedelta(days=2))
+    post(web, services, "leads", lead(2, status="recycled", **sam))
+    early, late = held(services, "L-00001"), held(services, "L-00002")
+    assert (early.status, early.sla_met, early.sla_due_at) == ("recycled", None, None)
+    assert (late.status, late.sla_met) == ("recycled", False)
+    with services.sessions.begin() as s:
+        value, _ = compute(s, services.team_id, "sla_compliance", start, clock.now(), None)
+    assert value == pytest.approx(1 / 2)  # lead 3 met, lead 2 missed; lead 1 left out

@@ -475,6 +475,8 @@ def _import_stages(ctx: _Context, lead: Lead, v: dict[str, Any]) -> None:
             sla.start(lead, ctx.config, owner, at)
         if stage in ("contacted", "rejected"):
             sla.stop(lead, ctx.config, owner, at)
+        if stage == "recycled":
+            sla.leave(lead, at)
     if lead.status in sla.OPEN:
         sla.schedule(ctx.work, lead, owner)
     lead.updated_at = ctx.now
@@ -593,6 +595,8 @@ def _move(ctx: _Context, lead: Lead, v: dict[str, Any], steps: list[str]) -> Non
             sla.start(lead, ctx.config, owner, at)
         if stage in ("contacted", "rejected"):
             sla.close_clock(ctx.work.at(at), lead, owner)
+        if stage == "recycled":
+            sla.leave(lead, at)
 
 
 def _times(ctx: _Context, lead: Lead, v: dict[str, Any], steps: list[str]) -> list[datetime]:

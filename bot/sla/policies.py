@@ -76,6 +76,17 @@ def stop(lead: Lead, config: Config, owner: Person | None, at: datetime) -> None
         lead.sla_met = at <= lead.sla_due_at
 
 
+def leave(lead: Lead, at: datetime) -> None:
+    """Taken back unanswered (recycled, now): a breach if its due time had passed by then,
+    as it would have counted while open; else out of SLA compliance, never judged."""
+    if lead.routed_at is None or lead.response_minutes is not None or lead.sla_met is not None:
+        return
+    if lead.sla_due_at is not None and lead.sla_due_at <= at:
+        lead.sla_met = False
+    else:
+        lead.sla_due_at = None
+
+
 def _missed(lead: Lead, at: datetime) -> bool:
     """Whether a lead routed at `at` is reassigned (its handoff began before) after its SLA
     was missed: its due time passed with no response, or it was missed at an earlier one."""
