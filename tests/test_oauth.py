@@ -294,6 +294,21 @@ def test_a_row_of_a_workspace_without_a_token_dies_unsent(oauth, fake_slack):
     assert not fake_slack.calls_of("chat.postMessage")
 
 
+def test_a_workspace_installed_again_is_delivered_to_by_every_process_at_once(
+        config, clock, engine, fake_slack):
+    """A worker that had found a workspace not installed kept that answer for a minute: a
+    message queued as the workspace installed alignbot (again) in the app's process died
+    unsent, "uninstalled"."""
+    services, _, web = in_oauth_mode(config, clock, engine, fake_slack)
+    worker, _, _ = in_oauth_mode(config, clock, engine, fake_slack)
+    assert worker.installations.token(A) is None  # asked before the install
+    install(web, fake_slack, A)
+    assert webhook(web, services, A, 1).status_code == 200
+    report = worker.sender.flush()
+    assert report.dead == 0 and report.sent >= 1
+    assert "Person 1" in said(fake_slack, worker.installations.token(A))
+
+
 def test_a_user_token_revoked_leaves_the_workspace_installed(oauth, fake_slack, clock):
     services, app, web = oauth
     install(web, fake_slack, A)

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 STATE_SECONDS = 600  # how long an install link (its OAuth state) stays good
 # How long a token read is trusted: another process may have forgotten the workspace since.
+# "Not installed" is never kept: a message queued as another process installs the workspace
+# again would die unsent.
 TOKEN_TTL = timedelta(minutes=1)
 UNINSTALLED = "the workspace uninstalled alignbot (or revoked its token)"
 
@@ -98,8 +100,9 @@ class Installations:
             return token
         bot = self.store.find_bot(enterprise_id=None, team_id=team_id)
         token = bot.bot_token if bot else None
-        with self._lock:
-            self._tokens[team_id] = (token, now + TOKEN_TTL)
+        if token is not None:
+            with self._lock:
+                self._tokens[team_id] = (token, now + TOKEN_TTL)
         return token
 
     def client(self, team_id: str, base: WebClient) -> WebClient:
