@@ -292,7 +292,7 @@ def cmd_query(args) -> int:
     services = _local_services()
     try:
         answer = ask(services, args.text, exact=True,  # scripts check it against the CRM
-                     details=True)
+                     details=True, trend_details=args.csv)  # the CSV's rows are periods
     except QueryError as exc:
         print(f"alignbot: {exc.message}", file=sys.stderr)
         return 2

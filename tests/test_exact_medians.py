@@ -16,6 +16,8 @@ whole fixture days either way):
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import timedelta
 from decimal import Decimal
@@ -76,10 +78,12 @@ def test_a_median_of_1199_minutes_is_1199_in_the_json(services, data, monkeypatc
 
 
 def test_an_export_holds_the_exact_medians(app, clock, data, fake_slack):
+    """And response time's exact p90 and business median, as `alignbot query --csv`."""
     reply(slash(app, "export response time 2026-06 by owner", clock.now()))
-    [csv] = fake_slack.files
-    assert csv["bytes"].decode().splitlines() == [
-        "owner,response_time", "U0SUE,2002.5", "U0MAX,60.0", "U0SAM,12.35"]
+    [file] = fake_slack.files
+    assert file["bytes"].decode().splitlines() == [
+        "owner,response_time,p90,business_median", "U0SUE,2002.5,3568.5,70.0",
+        "U0MAX,60.0,60.0,60.0", "U0SAM,12.35,26.47,12.35"]
 
 
 def test_not_icp_share(services, data):
@@ -260,3 +264,46 @@ def test_query_json_has_each_groups_exact_p90_and_business_median(
          "business_median": pytest.approx(12.35)}]
     by_source = _query_json(services, monkeypatch, capsys, "win rate 2026-06 by source")
     assert all(group.keys() == {"key", "value"} for group in by_source["groups"])
+
+
+def _query_csv(services, monkeypatch, capsys, text: str) -> list[list[str]]:
+    monkeypatch.setattr("bot.cli._local_services", lambda: services)
+    assert main(["query", text, "--csv"]) == 0
+    return list(csv.reader(io.StringIO(capsys.readouterr().out)))
+
+
+def test_query_csv_has_each_groups_p90_and_business_median_columns(
+        services, data, monkeypatch, capsys):
+    """Named as the JSON's keys, after each group's value, exact as the JSON has them."""
+    assert _query_csv(services, monkeypatch, capsys, "response time 2026-06 by owner") == [
+        ["owner", "response_time", "p90", "business_median"],
+        ["U0SUE", "2002.5", "3568.5", "70.0"],
+        ["U0MAX", "60.0", "60.0", "60.0"],
+        ["U0SAM", "12.35", "26.47", "12.35"]]
+    assert _query_csv(services, monkeypatch, capsys, "win rate 2026-06 by source")[0] == \
+        ["source", "win_rate"]  # a metric without details keeps its columns
+
+
+def test_query_csv_has_each_periods_p90_and_business_median_columns(
+        services, data, monkeypatch, capsys):
+    """Without `by` a row a period of the trend: each period's own p90 and business median,
+    as `--json` gives them asked about that period alone (empty cells for no data)."""
+    rows = _query_csv(services, monkeypatch, capsys, "response time 2026-06")
+    assert rows[0] == ["period", "start", "end", "response_time", "p90", "business_median"]
+    assert rows[-1][3:] == ["37.5", "2010.0", "25.0"]
+    assert rows[1][3:] == ["", "", ""]  # January: no leads
+    for row in rows[1:]:
+        alone = _query_json(services, monkeypatch, capsys, f"response time {row[1][:7]}")
+        assert [float(c) if c else None for c in row[3:]] == pytest.approx(
+            [alone["value"], alone["p90"], alone["business_median"]])
+    assert _query_csv(services, monkeypatch, capsys, "win rate 2026-06")[0] == \
+        ["period", "start", "end", "win_rate"]
+
+
+def test_an_export_of_response_times_trend_has_each_periods_p90_and_business_median(
+        app, clock, data, fake_slack):
+    reply(slash(app, "export response time 2026-06", clock.now()))
+    [file] = fake_slack.files
+    rows = file["bytes"].decode().splitlines()
+    assert rows[0] == "period,start,end,response_time,p90,business_median"
+    assert rows[-1].endswith(",37.5,2010.0,25.0")

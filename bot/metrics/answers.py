@@ -61,6 +61,9 @@ class Answer:
     # the same of each group, by its key, when asked with `by` (response time by owner: each
     # owner's p90 and median in business time beside their median)
     group_details: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
+    # the same of each period of the trend, the asked one last, when asked without `by`:
+    # a CSV without groups has a row a period, and its details are columns of each
+    trend_details: tuple[Mapping[str, float | None], ...] = ()
 
     @property
     def approximate(self) -> bool:
@@ -111,17 +114,30 @@ class Answer:
 
     def csv(self) -> str:
         """One row per group with `by`, else one per period of the trend. Group keys come
-        from data (a lead's source): text; values are numbers, or empty for no data."""
+        from data (a lead's source): text; values are numbers, or empty for no data. The
+        metric's details, when the answer has them (response time's), are columns after its
+        value, named as the JSON's keys: each group's, or each period's."""
         if self.groups is not None:
-            rows = [[self.by, self.metric.key],
-                    *([k, _cell(v)] for k, v in self.groups.items())]
+            names = list(self.details)
+            rows = [[self.by, self.metric.key, *names],
+                    *([k, *_cells(v, self.group_details.get(k, {}), names)]
+                      for k, v in self.groups.items())]
         else:
-            rows = [["period", "start", "end", self.metric.key],
-                    *([p.label, p.start.isoformat(), p.end.isoformat(), _cell(v)]
-                      for p, v in zip(trend_periods(self.period), self.trend, strict=True))]
+            names = list(self.trend_details[-1]) if self.trend_details else []
+            each = self.trend_details or [{}] * len(self.trend)
+            rows = [["period", "start", "end", self.metric.key, *names],
+                    *([p.label, p.start.isoformat(), p.end.isoformat(), *_cells(v, more, names)]
+                      for p, v, more in zip(trend_periods(self.period), self.trend, each,
+                                            strict=True))]
         out = io.StringIO()
         write_rows(out, rows)
         return out.getvalue()
+
+
+def _cells(value: float | None, details: Mapping[str, float | None], names: list[str]
+           ) -> list[float | None]:
+    """A row's value and its details, in the columns' order (None where a group has none)."""
+    return [_cell(value), *(_cell(details.get(name)) for name in names)]
 
 
 def _cell(value: float | None) -> float | None:
@@ -139,21 +155,25 @@ def parse(text: str, config: Config, now: datetime, default_metric: str | None =
 
 
 def ask(services: Services, text: str, default_metric: str | None = None, *,
-        exact: bool = False, details: bool = False) -> Answer:
+        exact: bool = False, details: bool = False, trend_details: bool = False) -> Answer:
     """Parse and answer a question for the services' workspace, now."""
     now = services.clock.now()
     query = parse(text, services.config, now, default_metric)
     with read_only(services.sessions) as session:
-        return answer(services.work_in(session, now=now), query, exact=exact, details=details)
+        return answer(services.work_in(session, now=now), query, exact=exact, details=details,
+                      trend_details=trend_details)
 
 
-def answer(work: Work, query: Query, *, exact: bool = False, details: bool = False) -> Answer:
+def answer(work: Work, query: Query, *, exact: bool = False, details: bool = False,
+           trend_details: bool = False) -> Answer:
     """`exact`: medians from the rows, not to two figures (see `snapshots.Reader`): for
     answers people check number by number (`alignbot query`, exports); Slack's answers
     show no more figures than the histograms keep, and read a year of them in milliseconds.
     `details`: the metric's `details` too (response time's p90 and median in business
     time), for one who asked about it (`/align metric`, `alignbot query`), and with `by`
-    each group's: from the same stored histograms as the value, or exact from the rows."""
+    each group's: from the same stored histograms as the value, or exact from the rows.
+    `trend_details` with `details` and without `by`: each trend period's too, for a CSV
+    (a row a period); Slack's answers show only the asked period's."""
     metric = METRICS[query.metric]
     reader = snapshots.Reader(work, exact=exact)
     earlier = trend_periods(query.period)[:-1]
@@ -173,9 +193,11 @@ def answer(work: Work, query: Query, *, exact: bool = False, details: bool = Fal
     more = reader.details(metric, query.period) if details else {}
     each = reader.group_details(metric, query.period, query.by) \
         if details and query.by is not None else {}
+    periods = (*(reader.details(metric, p) for p in earlier), more) \
+        if details and trend_details and groups is None else ()
     return Answer(query, metric, value, groups, comparison, (*trend, value),
                   work.config.targets.get(metric.key), reader.as_of, exact,
-                  MappingProxyType(more), MappingProxyType(each))
+                  MappingProxyType(more), MappingProxyType(each), periods)
 
 
 def scorecard(work: Work, period: Period | None = None) -> list[Answer]:

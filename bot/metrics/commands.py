@@ -69,7 +69,9 @@ def export_command(inv: Invocation) -> Reply:
     """Export a metric as a CSV file: `/align export win rate last quarter by owner`.
     With `by`, one row per group; without, one row per period of its trend (the last 6).
     The file comes to you in a direct message, or to the channel with `share`."""
-    asked = _answer(inv, views.ASK_EXPORT, exact=True)  # a file people check against their CRM
+    # a file people check against their CRM; response time's p90 and business median are
+    # columns of it, of each group or each period
+    asked = _answer(inv, views.ASK_EXPORT, exact=True, details=True, trend_details=True)
     if isinstance(asked, Reply):
         return asked
     found, _ = asked
@@ -79,18 +81,20 @@ def export_command(inv: Invocation) -> Reply:
 
 
 def _answer(inv: Invocation, example: str, *, exact: bool = False, names: bool = False,
-            details: bool = False) -> tuple[Answer, dict[str, str] | None] | Reply:
+            details: bool = False, trend_details: bool = False
+            ) -> tuple[Answer, dict[str, str] | None] | Reply:
     """The answer to the words after the command, or what the grammar could not read. With
     `names`, and by owner, people's names by Slack id too (a table in a code block cannot
     show <@mentions>), read in the same turn and transaction; with `details`, the metric's
-    (response time's p90 and median in business time)."""
+    (response time's p90 and median in business time), and with `trend_details` each
+    trend period's (see `answer`)."""
     config = inv.services.config
     try:
         query = parse(" ".join(inv.args), config, inv.now)
     except QueryError as exc:
         return Reply.of(views.metric_error(exc, example))
     with inv.reading() as work:
-        found = answer(work, query, exact=exact, details=details)
+        found = answer(work, query, exact=exact, details=details, trend_details=trend_details)
         owners = names and query.by == "owner"
         return found, list_names(work.session, work.team_id) if owners else None
 
