@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from storage.metrics import (
+    _CYCLE_KNOWN,
     NOT_ICP,
     SPEND_TEAMS,
     _days_between,
@@ -177,7 +178,7 @@ def list_cycle_histograms(session: Session, team_id: str, periods: list[Period],
                           by: str | None = None) -> list[dict[str, dict[float, int]]]:
     days = _days_between(session.get_bind().dialect.name, Deal.created_at, Deal.closed_at)
     return _histograms(session, periods, Deal, by, days, Deal.closed_at,
-                       Deal.team_id == team_id, Deal.outcome == "won")
+                       Deal.team_id == team_id, Deal.outcome == "won", _CYCLE_KNOWN)
 
 
 def list_won_amounts(session: Session, team_id: str, periods: list[Period],

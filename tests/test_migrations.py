@@ -443,3 +443,34 @@ def test_recycled_leads_nobody_answered_are_judged_at_their_recycle_after_0033(e
         assert judged == {"L-early": (None, None), "L-late": (False, due),
                           "L-answered": (True, due)}
         assert s.scalars(select(MetricRefresh.team_id)).all() == ["T2"]
+
+
+def test_a_workspace_with_deals_won_before_they_were_created_is_refreshed_in_full_after_0034(
+        engine, clock):
+    """Its stored days counted their negative sales cycles: its next refresh is a first one.
+    A workspace whose deals closed after (or as) they were created, or lost before, keeps its
+    refresh."""
+    from datetime import date, datetime
+
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import Deal, MetricRefresh
+
+    created = datetime(2026, 11, 10, tzinfo=UTC)
+    deals = {"T1": (datetime(2026, 11, 2, tzinfo=UTC), "won"),
+             "T2": (created, "won"), "T3": (datetime(2026, 11, 2, tzinfo=UTC), "lost")}
+    command.downgrade(alembic_config(engine), "0033")
+    try:
+        with Session(engine) as s, s.begin():
+            s.add_all(Deal(team_id=team, external_id="D1", created_at=created, closed_at=closed,
+                           outcome=outcome, updated_at=created)
+                      for team, (closed, outcome) in deals.items())
+            s.add_all(MetricRefresh(team_id=team, first_day=date(2026, 11, 1),
+                                    last_day=date(2026, 11, 30), as_of=clock.now())
+                      for team in deals)
+    finally:
+        upgrade(engine)
+    with Session(engine) as s:
+        assert sorted(s.scalars(select(MetricRefresh.team_id))) == ["T2", "T3"]

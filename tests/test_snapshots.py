@@ -15,7 +15,7 @@ from bot.metrics.registry import METRICS, SERIES, compute, parts_each
 from bot.metrics.snapshots import SETTLE_DAYS, Reader, refresh, spans
 from bot.platform.work import Work
 from storage.db import make_sessionmaker, read_only
-from storage.models import Customer, Lead, MetricRefresh, MetricSnapshot, Person
+from storage.models import Customer, Deal, Lead, MetricRefresh, MetricSnapshot, Person
 from storage.snapshots import get_refresh, lock_refresh, merge_histograms_each, replace_rows
 from tests.concurrency import until_waiting
 from tests.metric_fixture import add_metric_fixture, at
@@ -632,3 +632,25 @@ def test_stored_histograms_are_added_up_per_group_and_a_null_one_is_empty(engine
                                        [[("day", date(2026, 6, 1), date(2026, 6, 2))]])
     assert merged == [{"U0SAM": {1.5: 3, 3.0: 4, 12.0: 1}, "U0SUE": {}}]
     assert all(isinstance(v, float) for v in merged[0]["U0SAM"])
+
+
+def test_sales_cycle_leaves_out_a_deal_won_before_it_was_created(sessions, config):
+    """Versions before intake refused it stored such deals; a negative cycle is impossible.
+    July's D2 (33.5 days) and D7 (61), both Sue's: 47.25 exact (47.5 to two figures), with
+    a deal of hers "won" ten days before it was created beside them (33.5 if counted) —
+    live, from a refresh a day at a time and from one of many days a statement."""
+    with sessions.begin() as s:
+        sue = s.scalar(select(Person.id).where(Person.slack_id == "U0SUE"))
+        s.add(Deal(team_id=TEAM, external_id="D-BACKWARDS", owner_id=sue, source="sales",
+                   amount=1_000, created_at=at(7, 22), closed_at=at(7, 12), outcome="won",
+                   updated_at=at(7, 22)))
+    july = parse_period("2026-07", NOW, config.workspace.tz)
+    cycle = METRICS["sales_cycle"]
+    refresh(sessions, config, TEAM, NOW)
+    with read_only(sessions) as s:
+        for exact, median in ((True, 47.25), (False, 47.5)):
+            reader = Reader(Work(s, TEAM, config, NOW), exact=exact)
+            assert reader.value(cycle, july, "owner") == (median, {"U0SUE": median}), exact
+        halves = [(july.start, at(7, 16)), (at(7, 16), july.end)]
+        assert parts_each(cycle, s, TEAM, halves, None)[0][""].histogram == {34.0: 1}
+    assert_answers_are_live_ones(sessions, config, ("2026-07",))

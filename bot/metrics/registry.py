@@ -592,7 +592,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric(
         "sales_cycle", "Sales cycle",
         ("sales cycle", "cycle time", "deal cycle", "time to close", "days to close"),
-        "Median days from deal created to closed, for deals won in the period.",
+        "Median days from deal created to closed, for deals won in the period (a deal "
+        "recorded as closed before it was created is left out).",
         unit="days", better="lower", dimensions=DIMENSIONS, additive=True,
         parts=_adapt(queries.list_cycle_histograms, _histogram), value=_median,
         each=_adapt_each(metrics_each.list_cycle_histograms, _histogram),
