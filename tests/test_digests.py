@@ -117,6 +117,40 @@ def test_a_period_past_its_grace_is_recorded_as_skipped(services, clock, fake_sl
     assert schedule.sweep(services, clock.now()) == []  # decided: never looked at again
 
 
+DAILY = {"name": "daily", "channel": DIGEST, "schedule": "0 9 * * *", "period": "yesterday"}
+
+
+@pytest.mark.parametrize(("down_from", "back_at", "kinds"), [
+    # fall back (Sun Nov 1, 02:00 EDT -> 01:00 EST): Friday's fired Sat 09:00 EDT; back at
+    # Sun 08:30 EST (24.5 hours later), before Saturday's fires: Friday's is not a day late
+    (datetime(2026, 10, 31, 12, tzinfo=UTC), datetime(2026, 11, 1, 13, 30, tzinfo=UTC),
+     [("2026-10-30", "late")]),
+    # spring forward (Sun Mar 8, 02:00 EST -> 03:00 EDT): Friday's fired Sat 09:00 EST; back
+    # at Sun 09:30 EDT (23.5 hours later), after Saturday's fired: Friday's is a day late
+    (datetime(2026, 3, 7, 13, tzinfo=UTC), datetime(2026, 3, 8, 13, 30, tzinfo=UTC),
+     [("2026-03-06", "skipped"), ("2026-03-07", "on_time")]),
+    # Sunday Nov 1 is 25 hours long; its digest fired Mon 09:00 EST and is a day late at
+    # Tue 09:30 (24.5 hours later), when Monday's has fired: a day on the clocks, not 25 h
+    (datetime(2026, 11, 2, 13, tzinfo=UTC), datetime(2026, 11, 3, 14, 30, tzinfo=UTC),
+     [("2026-11-01", "skipped"), ("2026-11-02", "on_time")]),
+])
+def test_a_late_daily_digest_is_a_day_late_on_the_workspaces_clocks_across_a_change(
+        services, clock, fake_slack, down_from, back_at, kinds):
+    """Late until the same time the next day, when the next one fires, whether the clocks
+    changed in the period or between its firing and then."""
+    services.config = parse_config({**TEST_CONFIG, "digests": [DAILY]}, "<tests>")
+    clock.set(down_from - timedelta(days=1))
+    run_until(services, clock, down_from)  # the day before's digest posted on time
+    clock.set(back_at)
+    outcomes = schedule.sweep(restart(services, clock), back_at)
+    tz = services.config.workspace.tz
+    with services.sessions() as session:
+        decided = session.execute(select(DigestPost.period_start, DigestPost.kind).where(
+            DigestPost.fired_at > down_from).order_by(DigestPost.period_start)).all()
+    assert [(start.astimezone(tz).date().isoformat(), kind) for start, kind in decided] == kinds
+    assert [o.kind for o in outcomes] == [kind for _, kind in kinds]
+
+
 def test_a_schedule_firing_more_often_than_its_period_posts_it_once(services, clock, fake_slack):
     services.config = parse_config({**TEST_CONFIG, "digests": [
         {**WEEKLY, "schedule": "0 * * * *"}]}, "<tests>")  # hourly, for last week

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -86,7 +86,7 @@ def _due(services: Services, digest: Digest, now: datetime) -> list[tuple[Period
 
 def _act(services: Services, digest: Digest, period: Period, fired: datetime,
          now: datetime) -> Outcome:
-    if now - fired > _length(period):
+    if now > _deadline(period, fired, services.config.workspace.tz):
         return _skip(services, digest, period, fired, now)
     return post(services, digest, period, now, fired_at=fired,
                 kind=LATE if now - fired > LATE_AFTER else ON_TIME)
@@ -158,4 +158,14 @@ def firings(trigger: CronTrigger, after: datetime, until: datetime) -> list[date
 
 
 def _length(period: Period) -> timedelta:
+    """The period's length on the workspace's clocks (its bounds share its zone: a day is a
+    day, 23 or 25 hours across a change of clocks)."""
     return period.end - period.start
+
+
+def _deadline(period: Period, fired: datetime, tz: tzinfo) -> datetime:
+    """Until when a firing's digest may be posted late: one period after it on the
+    workspace's clocks (adding to a zoned time keeps the wall clock), so a daily digest at
+    09:00 is late until 09:00 the next day, when the next one fires; elapsed hours were an
+    hour off when the clocks changed in the period or after the firing."""
+    return fired.astimezone(tz) + _length(period)
