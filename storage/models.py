@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -427,7 +428,8 @@ class OutboxMessage(Base):
     # the earlier post this one edits (chat.update) or replies under (a thread)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
     dedupe_key: Mapped[str | None] = mapped_column(String(200))  # e.g. one digest per channel+period
-    # pending|sending|sent|dead, superseded: dropped unsent for a newer one (a Home view), or
+    # pending|sending|sent|dead, superseded: dropped unsent for a newer one (a Home view) or
+    # recalled and not found to have landed, or
     # unknown: pending after an attempt that may have reached Slack (a timeout, a dropped
     # connection, a crash mid-send), so it is looked for in the channel before it is re-posted
     state: Mapped[str] = mapped_column(String(16), default="pending")
@@ -441,6 +443,10 @@ class OutboxMessage(Base):
     ts: Mapped[str | None] = mapped_column(String(32))  # Slack's message ts, for chat.update
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # a post no longer wanted after an attempt that may have landed (unknown, or sending when
+    # recalled): never posted again, only looked up, and a copy found is edited to read as
+    # `payload`, which the recall rewrote (a closed survey's prompt: "it has closed")
+    recalled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class OutboxPace(Base):

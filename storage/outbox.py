@@ -232,8 +232,23 @@ def mark_updates_superseded(session: Session, original_ids: list[int]) -> int:
                       OutboxMessage.method == "chat.update")
 
 
-def get_payload(session: Session, message_id: int) -> dict:
-    return session.scalar(select(OutboxMessage.payload).where(OutboxMessage.id == message_id))
+def get_content(session: Session, message_id: int) -> tuple[dict, bool]:
+    """What a message says now, and whether it was recalled (both may change till it is claimed)."""
+    payload, recalled = session.execute(select(OutboxMessage.payload, OutboxMessage.recalled)
+                                        .where(OutboxMessage.id == message_id)).one()
+    return payload, recalled
+
+
+def mark_recalled(session: Session, payload: dict, *where) -> int:
+    """Recall the posts matched that may have reached Slack: an attempt without an answer
+    ('unknown'), or one a sender is making ('sending'). None is posted again; a copy that
+    landed is edited to read as `payload`. (A pending post never left: supersede it.)"""
+    return session.execute(
+        update(OutboxMessage)
+        .where(*where, OutboxMessage.method == "chat.postMessage",
+               OutboxMessage.state.in_(("unknown", "sending")))
+        .values(recalled=True, payload=payload)
+        .execution_options(synchronize_session=False)).rowcount
 
 
 def mark_team_dead(session: Session, team_id: str, error: str) -> int:

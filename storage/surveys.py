@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from storage import outbox
 from storage.models import (
     OutboxMessage,
     Person,
@@ -308,18 +309,24 @@ def supersede_queued_edits(session: Session, team_id: str, ref: str) -> None:
         .values(state="superseded").execution_options(synchronize_session=False))
 
 
-def forget_answer_echoes(session: Session, team_id: str, run_id: int) -> None:
+def forget_answer_echoes(session: Session, team_id: str, run_id: int, notice: dict) -> None:
     """The run's prompt edits showed people their own answers, and its reminders listed the
-    questions each person had left: gone at close. One a sender is delivering right now
-    loses its content only (the sender holds it in memory); prompts still queued are
-    dropped: the run they ask for is over."""
-    echoes = (OutboxMessage.team_id == team_id,
-              (_run_refs(run_id) & (OutboxMessage.method == "chat.update"))
-              | (OutboxMessage.ref == reminder_ref(run_id)))
-    session.execute(delete(OutboxMessage).where(*echoes, OutboxMessage.state != "sending")
+    questions each person had left: gone at close. An edit a sender is delivering right now
+    loses its content only (the sender holds it in memory). Prompts and reminders still
+    queued are dropped: the run they ask for is over; one that may have reached Slack (an
+    attempt without an answer, or one in flight) is recalled: never posted again, and a copy
+    that landed is edited to read as `notice`."""
+    edits = (OutboxMessage.team_id == team_id, _run_refs(run_id),
+             OutboxMessage.method == "chat.update")
+    session.execute(delete(OutboxMessage).where(*edits, OutboxMessage.state != "sending")
                     .execution_options(synchronize_session=False))
-    session.execute(update(OutboxMessage).where(*echoes).values(payload={})
+    session.execute(update(OutboxMessage).where(*edits).values(payload={})
                     .execution_options(synchronize_session=False))
-    session.execute(update(OutboxMessage).where(
-        OutboxMessage.team_id == team_id, _run_refs(run_id), OutboxMessage.state == "pending")
-        .values(state="superseded").execution_options(synchronize_session=False))
+    reminders = (OutboxMessage.team_id == team_id, OutboxMessage.ref == reminder_ref(run_id))
+    prompts = (OutboxMessage.team_id == team_id, _run_refs(run_id))
+    outbox.mark_recalled(session, notice, *reminders)
+    outbox.mark_recalled(session, notice, *prompts)
+    session.execute(delete(OutboxMessage).where(*reminders, OutboxMessage.recalled.is_(False))
+                    .execution_options(synchronize_session=False))
+    session.execute(update(OutboxMessage).where(*prompts, OutboxMessage.state == "pending")
+                    .values(state="superseded").execution_options(synchronize_session=False))

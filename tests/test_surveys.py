@@ -285,6 +285,92 @@ def close_now(services, run):
         runs.close_run(work, queries.get_run(work.session, run.id), announce=False)
 
 
+# How the sender's attempt at a post ends: Slack answers; no answer, though the post
+# landed (a timeout); or a 5xx, and it did not land.
+ATTEMPT = {
+    "answered": lambda fake: None,
+    "landed": lambda fake: fake.lose_answers("chat.postMessage", TimeoutError("timed out")),
+    "lost": lambda fake: fake.script("chat.postMessage",
+                                     (500, {}, {"ok": False, "error": "internal_error"})),
+}
+
+
+def close_during_next_post(services, fake):
+    """The run closes while the sender is posting its next message (claimed, in flight)."""
+    check = fake.check
+
+    def closing(method, args):
+        if method == "chat.postMessage" and fake.check is closing:
+            fake.check = check
+            runs.close(services, "pulse")
+        check(method, args)
+    fake.check = closing
+
+
+def first_post(services):
+    """The first message the sender attempted after the run started."""
+    with services.sessions() as s:
+        return s.scalars(select(OutboxMessage).where(OutboxMessage.attempts > 0)
+                         .order_by(OutboxMessage.id).limit(1)).one()
+
+
+def copies(fake, row):
+    """The messages in Slack that are this outbox row (posted with its id)."""
+    return [m for m in fake.messages
+            if (m.metadata or {}).get("event_payload", {}).get("outbox_id") == row.id]
+
+
+def said_after_the_close(services, fake, row, attempt):
+    """What the person got of a post in doubt at the close: nothing if it never landed, else
+    that one message, saying the run closed, with nothing left to click; and no admin is
+    told of a message that could not be delivered."""
+    found = copies(fake, row)
+    if attempt == "lost":
+        assert found == []
+    else:
+        [msg] = found
+        assert "pulse* has closed" in msg.text and not any(
+            b.get("type") == "actions" for b in msg.blocks)
+    assert first_post(services).state in ("sent", "superseded")
+    assert fake.in_channel("U0ADMIN01") == []
+
+
+@pytest.mark.parametrize(("closes", "attempt"), [
+    ("after", "landed"), ("after", "lost"),
+    ("during", "answered"), ("during", "landed"), ("during", "lost")])
+def test_a_prompt_in_doubt_at_the_close_is_never_posted_after_it(app, services, fake_slack,
+                                                                  clock, closes, attempt):
+    """A prompt whose attempt had no answer (or was in flight) when its run closed is looked
+    for, not posted again: a copy that landed is edited to say the survey closed."""
+    ATTEMPT[attempt](fake_slack)
+    if closes == "during":
+        close_during_next_post(services, fake_slack)
+    runs.start(services, "pulse", by="U0ADMIN01")
+    services.sender.flush()
+    if closes == "after":
+        assert first_post(services).state == "unknown"
+        runs.close(services, "pulse")
+    drain(services, clock)
+    said_after_the_close(services, fake_slack, first_post(services), attempt)
+
+
+@pytest.mark.parametrize("attempt", ["landed", "lost"])
+def test_a_reminder_in_flight_at_the_close_is_never_posted_after_it(services, fake_slack, clock,
+                                                                    attempt):
+    start(services, clock)
+    clock.advance(timedelta(days=1))
+    assert runs.send_reminders(services, clock.now()) > 0
+    posted = len(fake_slack.messages)
+    ATTEMPT[attempt](fake_slack)
+    close_during_next_post(services, fake_slack)
+    drain(services, clock)
+    with services.sessions() as s:
+        [row] = s.scalars(select(OutboxMessage).where(OutboxMessage.ref.startswith(
+            "survey-reminder:")))
+    said_after_the_close(services, fake_slack, row, attempt)
+    assert [m for m in fake_slack.messages[posted:] if "Reminder" in m.text] == []
+
+
 @pytest.mark.parametrize("token", ["not:a-token", "{run}:0:\u00b2", "{run}:0:\u0663", "{run}:0: 3",
                                    "{run}:\u0660:3", "99999999999999999999:0:3", "{run}:0:3:4"])
 def test_a_malformed_click_changes_nothing_and_says_so(app, services, fake_slack, clock, token):

@@ -156,6 +156,13 @@ def closed_note(survey: str) -> dict[str, Any]:
                 "changed nothing.")
 
 
+def closed_prompt(survey: str) -> dict[str, Any]:
+    """What a prompt or reminder of a closed run reads as if it reached someone only as
+    (or after) the run closed."""
+    return message(f":checkered_flag: *{escape(survey)}* has closed: this question is no "
+                   "longer asked, and answers are no longer taken.")
+
+
 def not_invited_note(survey: str) -> dict[str, Any]:
     return note(f"This question of *{escape(survey)}* was sent to someone else; your reaction "
                 "is not counted.")

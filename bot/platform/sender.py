@@ -6,7 +6,8 @@ senders in every process together keep each channel's pace, and a 429's Retry-Af
 the channel for all of them; channels go side by side, one message in flight each in a
 process; 5xx and network errors back off. A post carries its row id as
 Slack message metadata: after an attempt that may have landed (no answer, a 5xx, a sender
-that died mid-send) it is looked up in its channel before it is posted again. A row that
+that died mid-send) it is looked up in its channel before it is posted again; a post
+recalled meanwhile (its survey closed) is only looked up, and a copy found edited. A row that
 keeps failing is dead-lettered with its edits and replies, logged, and the admins get one
 notice per channel and hour. When Slack refuses the token itself, every waiting row is held
 (attempts untouched) and tried again after TOKEN_HOLD, and the log says so once.
@@ -38,7 +39,7 @@ from bot.platform.clock import Clock
 from bot.platform.config import OutboxSettings
 from bot.platform.failures import TOKEN_REFUSED, token_line
 from bot.platform.installations import UNINSTALLED
-from bot.platform.outbox import POST, UPLOAD, post, revise
+from bot.platform.outbox import POST, UPLOAD, post, revise, update
 from storage import outbox as queries
 from storage import pacing
 from storage.db import DatabaseUnreachable, hold
@@ -85,7 +86,9 @@ class SendReport:
 
 @dataclass
 class _Outcome:
-    state: str  # sent | retry (it did not happen) | unknown (it may have) | dead | held (the token)
+    # sent | retry (it did not happen) | unknown (it may have) | dead | held (the token) |
+    # superseded (recalled, and no copy landed)
+    state: str
     ts: str | None = None
     channel: str | None = None
     error: str | None = None
@@ -246,7 +249,7 @@ class OutboxSender:
             if not queries.mark_claimed(s, row.id, self.name, now, now - CLAIM_LEASE, row.state):
                 return False
             pacing.advance(pace, now, self._interval, self.settings.burst)
-            row.payload = queries.get_payload(s, row.id)
+            row.payload, row.recalled = queries.get_content(s, row.id)
             free = pacing.free_at(pace)
         self._paced(row, free)
         return True
@@ -302,6 +305,8 @@ class OutboxSender:
             return self._upload(client, row, args)
         if row.method != POST:  # an edit or a Home view: repeating it is harmless
             return self._call(client, row.method, args)
+        if row.recalled:
+            return self._recall(client, row, args)
         if row.state != "pending":  # an earlier attempt may have landed: look before posting
             found = self._look_up(client, row, args)
             if found is not None:
@@ -328,6 +333,19 @@ class OutboxSender:
             return _failure(exc, self.clock.now())
         return _Outcome("sent", ts=resp.get("ts"), channel=resp.get("channel"))
 
+    def _recall(self, client: WebClient, row: OutboxMessage, args: dict[str, Any]) -> _Outcome:
+        """A recalled post is never posted: an earlier attempt that landed is edited to read
+        as the row's payload now (the recall's), and without one the row is done."""
+        args.setdefault("channel", row.channel)  # the recall's payload names no channel
+        found = self._look_up(client, row, args)
+        if found is None:
+            return _Outcome("superseded")
+        if found.state != "sent":
+            return found
+        edit = self._call(client, "chat.update", {**row.payload, "channel": found.channel,
+                                                  "ts": found.ts})
+        return found if edit.state == "sent" else edit
+
     def _look_up(self, client: WebClient, row: OutboxMessage,
                  args: dict[str, Any]) -> _Outcome | None:
         """The post, sent, if an earlier attempt landed; None to post it (again). A lookup
@@ -342,8 +360,9 @@ class OutboxSender:
             if failure.state != "dead":
                 return _Outcome("unknown", error=f"looking for an earlier attempt: {failure.error}",
                                 retry_after=failure.retry_after)
-            log.warning("outbox row %s: cannot look for an earlier attempt in %s (%s); posting it "
-                        "again", row.id, args.get("channel"), failure.error)
+            log.warning("outbox row %s: cannot look for an earlier attempt in %s (%s); %s",
+                        row.id, args.get("channel"), failure.error,
+                        "it was recalled: dropped" if row.recalled else "posting it again")
             return None
         return _Outcome("sent", ts=ts, channel=channel) if ts else None
 
@@ -379,6 +398,10 @@ class OutboxSender:
             if outcome.state == "sent":
                 fresh.state, fresh.ts, fresh.posted_channel = "sent", outcome.ts, outcome.channel
                 fresh.sent_at, fresh.last_error = done, None
+                if fresh.recalled and not row.recalled:  # recalled while it was being posted
+                    update(s, fresh, fresh.payload, now=done)
+            elif outcome.state == "superseded":
+                fresh.state = "superseded"
             elif outcome.state == "dead":
                 fresh.state, fresh.last_error = "dead", outcome.error
                 log.error("outbox row %s (%s to %s, ref %s) is dead: %s",

@@ -340,7 +340,9 @@ def close_run(work: Work, run: SurveyRun, *, announce: bool = True,
     who answered anything is kept, per person; the answers are rewritten in random order
     without their key (the secret that made it is erased), with the role only where that
     group is shown, and without any group results never show. The prompt edits that showed
-    people their own answers leave the outbox. Then the results go to the survey's channel."""
+    people their own answers leave the outbox; prompts and reminders not delivered never
+    are (one that may have landed is edited to say the run closed). Then the results go
+    to the survey's channel."""
     session, now, secret = work.session, work.now, run.secret
     if not queries.mark_closed(session, run.id, now):
         return None
@@ -354,10 +356,10 @@ def close_run(work: Work, run: SurveyRun, *, announce: bool = True,
                       rng or random.SystemRandom())
     queries.replace_answers(session, run.id, [{"team_id": run.team_id, "run_id": run.id,
                                                "respondent_key": None, **a} for a in kept])
-    queries.forget_answer_echoes(session, run.team_id, run.id)
+    name = queries.get_survey_key(session, run.survey_id)
+    queries.forget_answer_echoes(session, run.team_id, run.id, views.closed_prompt(name))
     pacing.forget(session, run.team_id, [person.slack_id for _, person in invites])
     session.expire_all()
-    name = queries.get_survey_key(session, run.survey_id)
     shown = results(work, name, queries.get_run(session, run.id))
     survey = work.config.survey(name)
     if announce and survey and survey.channel:
