@@ -597,6 +597,7 @@ def cmd_run(args) -> int:
     from bot.platform.server import create_web_app, serve
 
     signal.signal(signal.SIGTERM, _stop)  # a container's stop: finish, and write every line
+    signal.signal(signal.SIGINT, _stop)  # Ctrl-C the same, in start-up too (no traceback)
     config, secrets = load_config(), Secrets.from_env()
     _require(secrets, app_mode=True)
     socket_mode = bool(secrets.slack_app_token)
@@ -629,9 +630,9 @@ def cmd_run(args) -> int:
 
 
 def _stop(*_) -> None:
-    """SIGTERM as Ctrl-C: waitress stops taking requests, lets the ones it runs finish (5 s
-    at most) and returns; the sender and scheduler stop, and the lines still queued are
-    written."""
+    """SIGTERM and Ctrl-C: in start-up, the process ends (status 0); once serving, waitress
+    stops taking requests, lets the ones it runs finish (5 s at most) and returns; the
+    sender and scheduler stop, and the lines still queued are written."""
     raise SystemExit(0)
 
 
@@ -722,19 +723,19 @@ def cmd_worker(args) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # first: a stop during start-up is clean too
-    config, secrets = load_config(), Secrets.from_env()
-    _require(secrets, app_mode=False)
-    with _reaching_slack(secrets):
-        services = build_services(config, secrets, SystemClock())  # auth.test: which workspace
-    loop = SenderLoop(services).start()
-    scheduler = _start_scheduler(services)
-    if args.port is not None:
-        _serve_monitoring(services, args.host, args.port)
-    log.info("worker running: scheduler and outbox sender (Ctrl-C to stop)")
-    with contextlib.suppress(KeyboardInterrupt):
+    # Ctrl-C is a stop too, wherever it lands (waiting for Slack in start-up, say): what has
+    # started stops, the scheduler first (it queues for the sender), as `alignbot run` does
+    with contextlib.ExitStack() as started, contextlib.suppress(KeyboardInterrupt):
+        config, secrets = load_config(), Secrets.from_env()
+        _require(secrets, app_mode=False)
+        with _reaching_slack(secrets):
+            services = build_services(config, secrets, SystemClock())  # auth.test: which workspace
+        started.callback(SenderLoop(services).start().stop)
+        started.callback(_start_scheduler(services).shutdown, wait=False)
+        if args.port is not None:
+            _serve_monitoring(services, args.host, args.port)
+        log.info("worker running: scheduler and outbox sender (Ctrl-C to stop)")
         stop.wait()
-    loop.stop()
-    scheduler.shutdown(wait=False)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -192,6 +193,37 @@ def test_worker_delivers_the_outbox(tmp_path, slack_over_http):
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0  # SIGTERM is a clean stop
+
+
+@pytest.mark.parametrize("command", ["worker", "run"])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_during_start_up_is_clean(tmp_path, sqlite_template, slack_over_http, command,
+                                         stop):
+    """Ctrl-C (or SIGTERM) while start-up waits for Slack's auth.test: it stops, exit
+    status 0 as a stop once running, and no traceback."""
+    fake, api_url = slack_over_http
+    asked, answer = threading.Event(), threading.Event()
+
+    def hold_auth_test(method, args):  # the process is in start-up until this returns
+        if method == "auth.test":
+            asked.set()
+            answer.wait(timeout=60)
+    fake.check = hold_auth_test
+    env = run_env(tmp_path, sqlite_template, SLACK_BOT_TOKEN="xoxb-fake-token",
+                  SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=api_url)
+    proc = subprocess.Popen([*CLI, command, "--port", str(free_port())], env=env,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert asked.wait(timeout=60), "start-up never asked Slack who it is"
+        proc.send_signal(stop)
+        if stop == signal.SIGTERM:  # a stop asked for: start-up ends, then the process
+            answer.set()
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        answer.set()
+        proc.kill()
+    assert "Traceback" not in err, err
+    assert proc.returncode == 0, err
 
 
 def test_a_stop_signal_ends_alignbot_run_cleanly_with_every_line_written(
