@@ -272,6 +272,8 @@ class FakeSlack:
         msg = self._find(args.get("channel"), args.get("ts"))
         if msg is None:
             return _error("message_not_found")
+        if not any(args.get(k) for k in ("text", "blocks", "attachments")):
+            return _error("no_text")  # as Slack: an edit must say something
         self._replace(msg, args)
         return _ok(channel=msg.channel, ts=msg.ts, text=msg.text)
 
