@@ -312,7 +312,9 @@ def supersede_queued_edits(session: Session, team_id: str, ref: str) -> None:
 def forget_answer_echoes(session: Session, team_id: str, run_id: int, notice: dict) -> None:
     """The run's prompt edits showed people their own answers, and its reminders listed the
     questions each person had left: gone at close. An edit a sender is delivering right now
-    loses its content only (the sender holds it in memory). Prompts and reminders still
+    lands as it was (the sender holds it in memory); its copy here reads as `notice`, so an
+    attempt that fails is tried again saying the run closed, as a recalled prompt does (a
+    blank one Slack refuses, and the admins would hear of it). Prompts and reminders still
     queued are dropped: the run they ask for is over; one that may have reached Slack (an
     attempt without an answer, or one in flight) is recalled: never posted again, and a copy
     that landed is edited to read as `notice`."""
@@ -320,7 +322,7 @@ def forget_answer_echoes(session: Session, team_id: str, run_id: int, notice: di
              OutboxMessage.method == "chat.update")
     session.execute(delete(OutboxMessage).where(*edits, OutboxMessage.state != "sending")
                     .execution_options(synchronize_session=False))
-    session.execute(update(OutboxMessage).where(*edits).values(payload={})
+    session.execute(update(OutboxMessage).where(*edits).values(payload=notice)
                     .execution_options(synchronize_session=False))
     reminders = (OutboxMessage.team_id == team_id, OutboxMessage.ref == reminder_ref(run_id))
     prompts = (OutboxMessage.team_id == team_id, _run_refs(run_id))

@@ -285,22 +285,23 @@ def close_now(services, run):
         runs.close_run(work, queries.get_run(work.session, run.id), announce=False)
 
 
-# How the sender's attempt at a post ends: Slack answers; no answer, though the post
-# landed (a timeout); or a 5xx, and it did not land.
+# How the sender's next attempt at a post (or an edit) ends: Slack answers; no answer,
+# though the call took effect (a timeout); or a 5xx, and it did not.
 ATTEMPT = {
-    "answered": lambda fake: None,
-    "landed": lambda fake: fake.lose_answers("chat.postMessage", TimeoutError("timed out")),
-    "lost": lambda fake: fake.script("chat.postMessage",
-                                     (500, {}, {"ok": False, "error": "internal_error"})),
+    "answered": lambda fake, method="chat.postMessage": None,
+    "landed": lambda fake, method="chat.postMessage": fake.lose_answers(
+        method, TimeoutError("timed out")),
+    "lost": lambda fake, method="chat.postMessage": fake.script(
+        method, (500, {}, {"ok": False, "error": "internal_error"})),
 }
 
 
-def close_during_next_post(services, fake):
-    """The run closes while the sender is posting its next message (claimed, in flight)."""
+def close_during_next_post(services, fake, call="chat.postMessage"):
+    """The run closes while the sender is making its next `call` (claimed, in flight)."""
     check = fake.check
 
     def closing(method, args):
-        if method == "chat.postMessage" and fake.check is closing:
+        if method == call and fake.check is closing:
             fake.check = check
             runs.close(services, "pulse")
         check(method, args)
@@ -369,6 +370,29 @@ def test_a_reminder_in_flight_at_the_close_is_never_posted_after_it(services, fa
             "survey-reminder:")))
     said_after_the_close(services, fake_slack, row, attempt)
     assert [m for m in fake_slack.messages[posted:] if "Reminder" in m.text] == []
+
+
+@pytest.mark.parametrize("attempt", ["answered", "landed", "lost"])
+def test_an_answer_being_shown_at_the_close_ends_shown_or_closed(app, services, fake_slack, clock,
+                                                                attempt):
+    """The edit showing someone the answer they just gave, in flight as the run closes: it
+    lands with their answer or, tried again, says the survey closed (as a recalled prompt
+    does); never retried blank till it dies with a notice to the admins."""
+    run = start(services, clock)
+    msg = prompt(fake_slack, "U0SALES01", run, 0)
+    ATTEMPT[attempt](fake_slack, "chat.update")
+    close_during_next_post(services, fake_slack, "chat.update")
+    click(app, fake_slack, msg, f"{views.ANSWER}.4", "U0SALES01", clock.now())
+    drain(services, clock)
+    shown = all_text({"text": msg.text, "blocks": msg.blocks})
+    if attempt == "answered":
+        assert "Your answer: *4 · Rather high*" in shown
+    else:
+        assert "pulse* has closed" in shown and msg.action_ids() == []
+    assert fake_slack.in_channel("U0ADMIN01") == []
+    with services.sessions() as s:
+        assert s.scalars(select(OutboxMessage.state).where(
+            OutboxMessage.method == "chat.update")).all() == ["sent"]
 
 
 @pytest.mark.parametrize("token", ["not:a-token", "{run}:0:\u00b2", "{run}:0:\u0663", "{run}:0: 3",
