@@ -389,6 +389,7 @@ def test_an_answer_being_shown_at_the_close_ends_shown_or_closed(app, services, 
         assert "Your answer: *4 · Rather high*" in shown
     else:
         assert "pulse* has closed" in shown and msg.action_ids() == []
+        assert "Answers given before the close count" in shown  # theirs did
     assert fake_slack.in_channel("U0ADMIN01") == []
     with services.sessions() as s:
         assert s.scalars(select(OutboxMessage.state).where(

@@ -160,7 +160,7 @@ def closed_prompt(survey: str) -> dict[str, Any]:
     """What a prompt or reminder of a closed run reads as if it reached someone only as
     (or after) the run closed."""
     return message(f":checkered_flag: *{escape(survey)}* has closed: this question is no "
-                   "longer asked, and answers are no longer taken.")
+                   "longer asked. Answers given before the close count; no more are taken.")
 
 
 def not_invited_note(survey: str) -> dict[str, Any]:
