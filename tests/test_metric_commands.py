@@ -272,7 +272,7 @@ def test_mentions_are_commands_or_metric_questions(services, text, words):
 def test_the_shell_answers_metric_commands_and_mentions(shell):
     run(shell, 'webhook leads {"external_id": "L-77", "source": "webinar", "score": 55}')
     out = run(shell, "/align metric leads routed today")
-    assert "(only you) *Leads routed* · today (Nov 24, 2026)\n    *1*" in out
+    assert "(only you)\n    *Leads routed* · today (Nov 24, 2026)\n    *1*" in out
     out = run(shell, "/align export leads routed today by source")
     assert "[file leads_routed_2026-11-24.csv, 32 bytes, in D0SALES01]" in out
     out = run(shell, "@alignbot how many leads routed today?")

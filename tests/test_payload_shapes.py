@@ -69,6 +69,19 @@ def test_shell_clicks_look_like_slacks_block_actions(shell_with_button):
     assert _shape_diff(real, seen[0]) == []
 
 
+def test_shell_clicks_on_an_ephemeral_answer_look_like_slacks(shell):
+    """Slack's recorded click is on an ephemeral message: the same fields, and no more (no
+    copy of the message, which Slack does not send for those)."""
+    seen = []
+    shell.app.command("/test")(lambda ack: ack(**message("card", [
+        section("card"), actions(button("Go", "test.go", "v"))])))
+    shell.app.action("test.go")(lambda ack, body: (ack(), seen.append(body)))
+    run(shell, "/test", "click test.go 1")
+    real = load("block_actions.json")
+    assert _shape_diff(real, seen[0]) == [] and set(seen[0]) == set(real)
+    assert seen[0]["container"]["is_ephemeral"] is True
+
+
 @pytest.mark.parametrize(("line", "event"), [("react two 1", "reaction_added"),
                                               ("unreact two 1", "reaction_removed")])
 def test_shell_reactions_look_like_slacks_reaction_added(shell_with_button, line, event):

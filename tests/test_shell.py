@@ -203,11 +203,68 @@ def test_a_reopened_shell_clicks_and_edits_the_cards_an_earlier_session_posted(t
     out = run(second, "click handoff.accept 1")
     assert "You accepted *Ann Lee* (Acme)" in out
     assert "#1 [C0HANDOFF1] (updated)" in out and "#2 [D0SALES01] (updated)" in out
-    assert "Accepted by @Sam Sales" in out and "#3 [to U0SALES01 only" in out
+    assert "Accepted by @Sam Sales" in out and "#3 [C0HANDOFF1] (only you)" in out
     second.services.engine.dispose()
     third = make_shell(tmp_path, TEST_CONFIG, check_slack_call)
     out = run(third, "click handoff.accept 2")
     assert "message #2 has no button 'handoff.accept'; it has: handoff.first_touch" in out
+
+
+def test_the_lead_card_only_you_see_is_a_message_whose_buttons_work(shell):
+    """`/align lead` answers with the lead's card for the asker alone: in Slack its buttons
+    work, so in the shell it is a numbered message whose Accept accepts."""
+    run(shell, ANN)  # #1 the channel's card, #2 the owner's DM
+    out = run(shell, "/align lead L-77")
+    assert "#3 [C0HANDOFF1] (only you)" in out and "[Accept → click handoff.accept 3]" in out
+    out = run(shell, "click handoff.accept 3")
+    assert "#4 [C0HANDOFF1] (only you)" in out and "You accepted *Ann Lee* (Acme)" in out
+    assert "#1 [C0HANDOFF1] (updated)" in out and "Accepted by @Sam Sales" in out
+
+
+def answering_with_a_button(shell, reply: dict) -> list[dict]:
+    """`/test` answers with a button only the asker sees; a click on it is answered through
+    the click's response_url with `reply`. The click payloads, as the app got them."""
+    clicks = []
+
+    @shell.app.command("/test")
+    def ask(ack):
+        ack(**message("card", [section("card"), actions(button("Go", "test.go", "v"))]))
+
+    @shell.app.action("test.go")
+    def go(ack, body, respond):
+        ack()
+        clicks.append(body)
+        respond(**reply)
+    return clicks
+
+
+@pytest.mark.parametrize(("reply", "shown"), [
+    ({"replace_original": True, "text": "done"}, "#1 [C0HANDOFF1] (only you) (updated)\n    done"),
+    ({"delete_original": True}, "#1 [C0HANDOFF1] (only you) (deleted)\n"),
+    ({"replace_original": False, "text": "noted"}, "#2 [C0HANDOFF1] (only you)\n    noted"),
+])
+def test_a_click_on_an_ephemeral_answer_is_answered_by_its_response_url(shell, reply, shown):
+    clicks = answering_with_a_button(shell, reply)
+    assert "#1 [C0HANDOFF1] (only you)\n    card\n    [Go → click test.go 1]" in run(shell, "/test")
+    assert shown in run(shell, "click test.go 1")
+    assert clicks[0]["container"]["is_ephemeral"] is True
+    assert "message" not in clicks[0]  # Slack sends no copy of an ephemeral message
+
+
+def test_a_shared_answer_is_posted_for_everyone(shell):
+    out = run(shell, "/align metric leads routed today share")
+    assert "#1 [C0HANDOFF1]\n    *Leads routed*" in out and not shell.fake.message(1).ephemeral_to
+
+
+def test_an_ephemeral_answer_is_clicked_by_its_reader_only_and_takes_no_reaction(shell):
+    answering_with_a_button(shell, {"replace_original": True, "text": "done"})
+    run(shell, "/test")
+    shell.fake.answer("C0HANDOFF1", "U0SALES02", {"text": "for Sue"})
+    assert "#2 [C0HANDOFF1] (only @Sue Sales)" in shell.output.getvalue()
+    out = run(shell, "as Sue", "click test.go 1", "click test.go", "react three 1")
+    assert "message #1 is only for U0SALES01: as U0SALES01, then click it" in out
+    assert "no message has a button 'test.go'" in out
+    assert "message #1 is ephemeral: Slack takes no reactions on it" in out
 
 
 def test_a_store_started_over_starts_its_messages_over(tmp_path):

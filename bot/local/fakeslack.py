@@ -83,7 +83,7 @@ class FakeSlack:
         self.team_id = team_id
         self.clock = clock
         self.bot_user = bot_user
-        self.on_change = on_change  # (post|update|ephemeral|view|home|file, obj)
+        self.on_change = on_change  # (post|update|delete|ephemeral|view|home|file, obj)
         self.check = check  # contract check for each call (tests)
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.tokens: list[str | None] = []  # the token each of `calls` carried
@@ -100,6 +100,7 @@ class FakeSlack:
         self._scripted: dict[str, deque[Response]] = defaultdict(deque)
         self._lost: dict[str, deque[BaseException]] = defaultdict(deque)
         self._ts = itertools.count(1)
+        self.next_number = 1  # never one given before: not a deleted or vanished message's
         self._lock = threading.RLock()  # several senders may call at once
         self.host = f"slack-{next(_HOSTS)}.fake.invalid"
         _register(self)
@@ -140,7 +141,10 @@ class FakeSlack:
         return [m for m in self.messages if m.channel == channel and not m.ephemeral_to]
 
     def message(self, number: int) -> Message:
-        return self.messages[number - 1]
+        for msg in self.messages:
+            if msg.number == number:
+                return msg
+        raise KeyError(f"there is no message #{number}")
 
     # -- lasting past the process (the shell's sessions)
 
@@ -156,6 +160,7 @@ class FakeSlack:
     def load(self, path: Path) -> None:
         """The messages `save` wrote, numbered as they were: new ones are numbered after."""
         self.messages = [Message(**m) for m in json.loads(path.read_text())]
+        self.next_number = 1 + max((m.number for m in self.messages), default=0)
 
     # -- what Slack sends the app when people act (shared by the shell and the tests)
 
@@ -175,18 +180,21 @@ class FakeSlack:
                  if selected_option in (o["value"], o["text"]["text"])), None)
         else:
             action.update(value=element.get("value"), text=element.get("text"))
-        return {
+        payload = {
             "type": "block_actions", "api_app_id": "A0LOCAL", "token": "local",
             "user": {"id": user, "username": user, "name": user, "team_id": self.team_id},
             "team": {"id": self.team_id, "domain": "local"},
             "container": {"type": "message", "message_ts": msg.ts, "channel_id": msg.channel,
                           "is_ephemeral": bool(msg.ephemeral_to)},
             "channel": {"id": msg.channel, "name": msg.channel},
-            "message": {"type": "message", "ts": msg.ts, "text": msg.text, "blocks": msg.blocks},
             "trigger_id": trigger_id,
             "response_url": f"https://{self.host}/respond/{msg.channel}/{msg.ts}/{user}",
             "actions": [action],
         }
+        if not msg.ephemeral_to:  # Slack sends no copy of an ephemeral message: the app has none
+            payload["message"] = {"type": "message", "ts": msg.ts, "text": msg.text,
+                                  "blocks": msg.blocks}
+        return payload
 
     def view_submission(self, view: dict[str, Any], user: str,
                         answers: dict[str, str]) -> dict[str, Any]:
@@ -278,22 +286,31 @@ class FakeSlack:
         return _ok(channel=msg.channel, ts=msg.ts, text=msg.text)
 
     def respond(self, channel: str, ts: str, user: str, args: dict[str, Any]) -> Response:
-        """A reply through a click's response_url: it replaces the clicked message, or adds
-        one that only the clicker sees (unless it is `in_channel`)."""
+        """A reply through a click's response_url: it replaces or deletes the clicked message
+        (ephemeral or not), or adds one that only the clicker sees (unless it is `in_channel`)."""
         with self._lock:
             self.calls.append(("response_url", args))
             self.tokens.append(None)
             if self.check:
                 self.check("response_url", args)
-            if not args.get("replace_original"):
-                private = args.get("response_type") != "in_channel"
-                msg = self._new_message(channel, args, ephemeral_to=user if private else None)
-                self._notify("ephemeral" if private else "post", msg)
-            elif (msg := self._find(channel, ts)) is not None:
-                self._replace(msg, args)
-            else:
+            if not args.get("replace_original") and not args.get("delete_original"):
+                self.answer(channel, user, args)
+            elif (msg := self._find(channel, ts)) is None:
                 return 404, {}, {"ok": False, "error": "message_not_found"}
+            elif args.get("delete_original"):
+                self.messages.remove(msg)
+                self._notify("delete", msg)
+            else:  # the message sent replaces it whole (unlike chat.update, which keeps blocks)
+                self._replace(msg, {"blocks": [], **args})
             return 200, {}, {"ok": True}
+
+    def answer(self, channel: str, user: str, answer: dict[str, Any]) -> Message:
+        """A message answering a person (a slash command's ack, a response_url's new message):
+        only they see it, unless it is `in_channel`."""
+        private = answer.get("response_type") != "in_channel"
+        msg = self._new_message(channel, answer, ephemeral_to=user if private else None)
+        self._notify("ephemeral" if private else "post", msg)
+        return msg
 
     def _find(self, channel: str | None, ts: str | None) -> Message | None:
         return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
@@ -400,11 +417,12 @@ class FakeSlack:
         self._ts = itertools.count(first)
 
     def _new_message(self, channel: str, args: dict[str, Any], ephemeral_to: str | None = None):
-        msg = Message(number=len(self.messages) + 1, channel=channel,
+        msg = Message(number=self.next_number, channel=channel,
                       ts=self.new_ts(), text=args.get("text") or "",
                       blocks=_blocks(args.get("blocks")), thread_ts=args.get("thread_ts"),
                       ephemeral_to=ephemeral_to, metadata=_json(args.get("metadata")) or None)
         self.messages.append(msg)
+        self.next_number += 1
         return msg
 
     def dm_id(self, user_id: str) -> str:

@@ -155,7 +155,7 @@ class Shell:
             "trigger_id": self._trigger(),
         })
         resp = self._dispatch(body, "application/x-www-form-urlencoded")
-        self._show_ack(resp.body)
+        self._post_answer(resp.body)
         self.after_ack.run()  # a file follows its answer
 
     def click(self, args: list[str]) -> None:
@@ -187,13 +187,15 @@ class Shell:
     def _send_payload(self, payload: dict[str, Any]) -> None:
         resp = self._dispatch(urlencode({"payload": json.dumps(payload)}),
                               "application/x-www-form-urlencoded")
-        self._show_ack(resp.body)
+        self._show_errors(resp.body)
         self.after_ack.run()  # the clicker's answer follows the ack
 
     def react(self, args: list[str], added: bool = True) -> None:
         if len(args) != 2:
             raise ShellError(f"usage: {'' if added else 'un'}react <emoji> <msg#>")
         msg = self._message(self._message_number(args[1]))
+        if msg.ephemeral_to:
+            raise ShellError(f"message #{msg.number} is ephemeral: Slack takes no reactions on it")
         self._send_event({
             "type": "reaction_added" if added else "reaction_removed", "user": self.state.user,
             "reaction": args[0].strip(":"),
@@ -375,21 +377,30 @@ class Shell:
         return number
 
     def _message(self, number: int) -> Message:
-        if not 1 <= number <= len(self.fake.messages):
-            raise ShellError(f"there is no message #{number}")
-        return self.fake.message(number)
+        try:
+            return self.fake.message(number)
+        except KeyError as exc:
+            raise ShellError(exc.args[0]) from None
 
     def _message_with(self, action_id: str, number: int | None) -> Message:
+        """The message to click: an ephemeral one only by the person who sees it (Slack shows
+        it to no one else)."""
         if number is not None:
             msg = self._message(number)
+            if not self._sees(msg):
+                raise ShellError(f"message #{number} is only for {msg.ephemeral_to}: "
+                                 f"as {msg.ephemeral_to}, then click it")
             if action_id not in msg.action_ids():
                 raise ShellError(f"message #{number} has no button {action_id!r}; "
                                  f"it has: {', '.join(msg.action_ids()) or 'none'}")
             return msg
         for msg in reversed(self.fake.messages):
-            if action_id in msg.action_ids():
+            if action_id in msg.action_ids() and self._sees(msg):
                 return msg
         raise ShellError(f"no message has a button {action_id!r}")
+
+    def _sees(self, msg: Message) -> bool:
+        return msg.ephemeral_to in (None, self.state.user)
 
     def _resolve_user(self, who: str) -> str:
         return resolve_user(self.fake.users, who)
@@ -400,9 +411,9 @@ class Shell:
         return when.astimezone(self.services.config.workspace.tz).strftime("%a %Y-%m-%d %H:%M %Z")
 
     def _show(self, kind: str, obj: Any) -> None:
-        if kind in ("post", "update", "ephemeral"):
+        if kind in ("post", "update", "delete", "ephemeral"):
             self._unsaved = True
-            self.say(render_message(obj, kind))
+            self.say(render_message(obj, kind, self.state.user))
         elif kind == "view":
             self.say(f"  [modal] {render_view(obj)}")
         elif kind == "home":
@@ -414,19 +425,23 @@ class Shell:
                 self.say(f"  [file {f['filename']}, {len(f.get('bytes', b''))} bytes, "
                          f"in {f['channel']}{thread}]")
 
-    def _show_ack(self, body: str) -> None:
+    def _post_answer(self, body: str) -> None:
+        """A slash command's ack carries its answer, which Slack shows as a message (only to
+        the user unless `in_channel`): numbered like any other, its buttons clickable."""
         if not body:
             return
         try:
-            data = json.loads(body)
+            answer = json.loads(body)
         except ValueError:
-            self.say(f"  (only you) {body}")
-            return
+            answer = {"text": body}  # a plain-text ack
+        if answer.get("text") or answer.get("blocks"):
+            self.fake.answer(self.channel, self.state.user, answer)
+
+    def _show_errors(self, body: str) -> None:
+        """A modal's errors, the one ack of a click or submission Slack shows."""
+        data = json.loads(body) if body.startswith("{") else {}
         if data.get("response_action") == "errors":
             self.say("  ! " + "; ".join(f"{k}: {v}" for k, v in data["errors"].items()))
-        elif data.get("text") or data.get("blocks"):
-            who = "everyone" if data.get("response_type") == "in_channel" else "only you"
-            self.say(_indent(f"({who}) " + blocks_text(data.get("blocks") or [], data.get("text", ""))))
 
     def say(self, text: str) -> None:
         if self._console is not None:  # above the progress bar of a tick
@@ -521,11 +536,15 @@ def resolve_user(users: dict[str, dict[str, Any]], who: str) -> str:
 # ------------------------------------------------------------------ rendering
 
 
-def render_message(msg: Message, kind: str = "post") -> str:
-    where = f"to {msg.ephemeral_to} only, in {msg.channel}" if msg.ephemeral_to else msg.channel
+def render_message(msg: Message, kind: str, viewer: str) -> str:
+    """The header says who sees an ephemeral message: `(only you)` to the viewer."""
     thread = f" (thread {msg.thread_ts})" if msg.thread_ts else ""
-    label = " (updated)" if kind == "update" else ""
-    head = f"#{msg.number} [{where}]{thread}{label}"
+    only = "" if not msg.ephemeral_to else \
+        " (only you)" if msg.ephemeral_to == viewer else f" (only <@{msg.ephemeral_to}>)"
+    label = {"update": " (updated)", "delete": " (deleted)"}.get(kind, "")
+    head = f"#{msg.number} [{msg.channel}]{thread}{only}{label}"
+    if kind == "delete":
+        return head
     return head + "\n" + _indent(blocks_text(msg.blocks, msg.text, msg.number))
 
 
