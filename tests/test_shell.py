@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -265,6 +266,31 @@ def test_an_ephemeral_answer_is_clicked_by_its_reader_only_and_takes_no_reaction
     assert "message #1 is only for U0SALES01: as U0SALES01, then click it" in out
     assert "no message has a button 'test.go'" in out
     assert "message #1 is ephemeral: Slack takes no reactions on it" in out
+
+
+def test_a_reopened_shell_forgets_the_ephemeral_answers_and_their_numbers(tmp_path):
+    """A new session is a reload: Slack shows ephemeral messages no more, and a number one
+    of them had is not given to a new message (an old screen's `click ... 3` names nothing)."""
+    first = make_shell(tmp_path, TEST_CONFIG, check_slack_call)
+    assert "#3 [C0HANDOFF1] (only you)" in run(first, ANN, "/align lead L-77")
+    first.services.engine.dispose()
+    second = make_shell(tmp_path, TEST_CONFIG, check_slack_call)
+    out = run(second, "click handoff.accept 3", "/align lead L-77")
+    assert "there is no message #3" in out and "#4 [C0HANDOFF1] (only you)" in out
+
+
+def test_a_messages_file_of_before_loads_without_its_ephemeral_messages(tmp_path):
+    """The file was a list of every message: its ephemeral ones go, its numbers stay."""
+    first = make_shell(tmp_path, TEST_CONFIG, check_slack_call)
+    run(first, ANN, "click handoff.accept 1")  # #3: "You accepted", to Sam only
+    first.services.engine.dispose()
+    saved = tmp_path / "shell.db-slack.json"
+    kept = json.loads(saved.read_text())["messages"]
+    saved.write_text(json.dumps([*kept, {**kept[0], "number": 3, "ts": "1.3",
+                                         "ephemeral_to": "U0SALES01"}]))
+    second = make_shell(tmp_path, TEST_CONFIG, check_slack_call)
+    out = run(second, "click handoff.first_touch 3", "click handoff.first_touch 1")
+    assert "there is no message #3" in out and "#4 [C0HANDOFF1] (only you)" in out
 
 
 def test_a_store_started_over_starts_its_messages_over(tmp_path):

@@ -151,16 +151,23 @@ class FakeSlack:
     def save(self, path: Path) -> None:
         """Write the messages to `path`, whole or not at all (the old file stays on a crash).
         Without their earlier versions: no later session shows those, and an erased lead's
-        name would live on in them."""
-        kept = [{k: v for k, v in asdict(m).items() if k != "history"} for m in self.messages]
+        name would live on in them. Without ephemeral messages: Slack shows those until the
+        reader reloads, and a new session is a reload. The next number is kept, so that a
+        number printed for one of those never names a new message."""
+        kept = [{k: v for k, v in asdict(m).items() if k != "history"}
+                for m in self.messages if not m.ephemeral_to]
         part = path.with_name(path.name + ".part")
-        part.write_text(json.dumps(kept))
+        part.write_text(json.dumps({"next_number": self.next_number, "messages": kept}))
         part.replace(path)
 
     def load(self, path: Path) -> None:
         """The messages `save` wrote, numbered as they were: new ones are numbered after."""
-        self.messages = [Message(**m) for m in json.loads(path.read_text())]
-        self.next_number = 1 + max((m.number for m in self.messages), default=0)
+        saved = json.loads(path.read_text())
+        if isinstance(saved, list):  # a file written before ephemerals were left out
+            saved = {"next_number": len(saved) + 1,
+                     "messages": [m for m in saved if not m.get("ephemeral_to")]}
+        self.messages = [Message(**m) for m in saved["messages"]]
+        self.next_number = saved["next_number"]
 
     # -- what Slack sends the app when people act (shared by the shell and the tests)
 
