@@ -12,20 +12,25 @@ from bot.blocks.handoff import click_answer
 from bot.handoff import clicks as handoff
 from bot.handoff.lifecycle import REJECTION_REASONS
 from bot.platform.services import Services
-from handlers.clicks import answer_later, button_listener, deciding, run_click, tell
+from handlers.clicks import (
+    answer_card_later,
+    card_listener,
+    deciding,
+    ephemeral_card,
+    run_click,
+    tell,
+)
 
 
 def register(app: App, services: Services) -> None:
-    app.action(cards.ACCEPT)(**button_listener(services, handoff.accept))
+    app.action(cards.ACCEPT)(**card_listener(services, handoff.accept))
     # also on a DM of reminders, numbered (bot/blocks/sla.py)
-    app.action(nudges.numbered(cards.FIRST_TOUCH))(**button_listener(services, handoff.first_touch))
-    app.action(cards.TAKE)(**button_listener(services, handoff.take))
-
-    def reassign(body, action):
-        token = action.get("block_id", "").removeprefix("lead-")  # selects carry no value
-        return click_answer(run_click(services, handoff.reassign, body["team"]["id"], token,
-                                      body["user"]["id"], to=action["selected_user"]))
-    app.action(cards.REASSIGN)(**deciding(reassign))
+    app.action(nudges.numbered(cards.FIRST_TOUCH))(**card_listener(services, handoff.first_touch))
+    app.action(cards.TAKE)(**card_listener(services, handoff.take))
+    app.action(cards.REASSIGN)(**card_listener(
+        services, handoff.reassign,
+        token=lambda action: action.get("block_id", "").removeprefix("lead-"),  # selects carry no value
+        details=lambda action: {"to": action["selected_user"]}))
 
     def reject(ack, body, action, context):
         """The reason modal opens right after the ack (its trigger lasts three seconds)."""
@@ -34,9 +39,10 @@ def register(app: App, services: Services) -> None:
             with services.work(body["team"]["id"]) as work:
                 view = handoff.reject_form(work, action["value"], body["user"]["id"])
         except handoff.ClickRefused as exc:
-            answer_later(context, body["channel"]["id"], click_answer(str(exc)))
+            answer_card_later(services, context, body, action["value"], str(exc))
             return
-        context["modal"] = cards.reject_modal(view, reply_in=body["channel"]["id"])
+        context["modal"] = cards.reject_modal(view, reply_in=body["channel"]["id"],
+                                              replace=ephemeral_card(body))
 
     def open_modal(body, client, context):
         if "modal" in context:
@@ -54,10 +60,10 @@ def register(app: App, services: Services) -> None:
             return ack(response_action="errors",
                        errors={cards.NOTE_BLOCK: "Tell marketing what “other” means here."})
         ack()
-        token, channel = cards.modal_target(view["private_metadata"])
-        answer_later(context, channel, click_answer(run_click(
-            services, handoff.reject, body["team"]["id"], token, body["user"]["id"],
-            reason=reason, note=note)))
+        token, channel, replace = cards.modal_target(view["private_metadata"])
+        said = run_click(services, handoff.reject, body["team"]["id"], token, body["user"]["id"],
+                         reason=reason, note=note)
+        answer_card_later(services, context, body, token, said, where=(channel, replace))
     app.view(cards.REJECT_MODAL)(ack=rejected, lazy=[tell])
 
     def open_card(body, action):

@@ -16,7 +16,7 @@ from bot.handoff.new_leads import hand_off
 from bot.intake.batches import store
 from bot.sla import policies as sla
 from storage.models import Lead, LeadEvent, Nudge, Person
-from tests.slack import TEAM, all_text, click, submit
+from tests.slack import TEAM, all_text, click, reply, slash, submit
 from tests.slack_contract import check_message
 
 
@@ -92,6 +92,9 @@ def test_a_card_of_the_longest_non_latin_fields_fits_and_starts_its_why(status):
     shown = cards.handoff_card(view)
     check_message(shown)
     assert f"*Why it qualified:* {LONG_WHY[:300]}" in all_text(shown)
+    answered = cards.answered_card(view, f"You accepted *{cjk * 200}* ({cjk * 200}).")
+    check_message(answered)  # the card replacing one only the clicker saw, the answer on top
+    assert f"*Why it qualified:* {LONG_WHY[:300]}" in all_text(answered)
 
 
 def test_accept_updates_both_cards_in_place(app, services, fake_slack, clock):
@@ -103,6 +106,7 @@ def test_accept_updates_both_cards_in_place(app, services, fake_slack, clock):
     assert "Accepted by <@U0SALES01>" in all_text({"blocks": card(fake_slack).blocks})
     assert card(fake_slack).action_ids() == [cards.OPEN_CRM, cards.FIRST_TOUCH, cards.REASSIGN]
     assert any("You accepted" in t for t in ephemerals(fake_slack, "U0SALES01"))
+    assert fake_slack.calls_of("response_url") == []  # a card everyone sees is left to the outbox
     assert lead(services, 1).status == "accepted"
 
 
@@ -121,6 +125,108 @@ def test_a_second_click_changes_nothing_and_says_who_was_first(app, services, fa
     with services.sessions.begin() as s:
         kinds = [e.kind for e in s.scalars(select(LeadEvent).order_by(LeadEvent.id))]
     assert kinds.count("accepted") == 1
+
+
+def lead_card_for(app, fake_slack, clock, user, external_id="L-1"):
+    """`/align lead` as `user`: the card Slack shows them alone, in the handoff channel."""
+    answer = reply(slash(app, f"lead {external_id}", clock.now(), user=user))
+    return fake_slack.answer("C0HANDOFF1", user, answer)
+
+
+def shown(msg) -> str:
+    return all_text({"text": msg.text, "blocks": msg.blocks})
+
+
+@pytest.mark.parametrize(("action_id", "picked", "says", "then"), [
+    (cards.ACCEPT, None, "You accepted *Ann Lee* (Acme)", "Accepted by <@U0SALES01>"),
+    (cards.FIRST_TOUCH, None, "First touch on *Ann Lee* (Acme) logged", "First touch logged"),
+    (cards.REASSIGN, "U0SALES02", "*Ann Lee* (Acme) is now with <@U0SALES02>", "*Owner*\n<@U0SALES02>"),
+])
+def test_a_click_on_a_card_only_you_see_turns_that_card(
+        services, fake_slack, clock, action_id, picked, says, then):
+    """`/align lead` shows the card to the asker alone, which chat.update cannot edit: the
+    click's answer replaces it, the card as it now is with the answer on top, after the ack."""
+    later = AfterAck()
+    app = create_app(services, after_ack=later)
+    new_lead(services)
+    mine = lead_card_for(app, fake_slack, clock, "U0SALES01")
+    click(app, fake_slack, mine, action_id, "U0SALES01", clock.now(), selected_user=picked)
+    assert mine.updates == 0  # the change is stored; Slack hears of it after the ack
+    later.run()
+    services.sender.flush()
+    assert ephemerals(fake_slack, "U0SALES01") == [mine.text]  # that card, no other message
+    assert mine.updates == 1 and fake_slack.calls_of("response_url")[-1]["replace_original"]
+    assert mine.text.startswith(says) and mine.blocks[0] == {"type": "context", "elements": [
+        {"type": "mrkdwn", "text": mine.text}]}
+    assert then in shown(mine)
+    assert mine.blocks[1:] == card(fake_slack).blocks  # as the channel's card, updated as ever
+
+
+@pytest.mark.parametrize("action_id", [cards.ACCEPT, cards.REJECT])  # reject: before its modal
+def test_a_stale_click_on_a_card_only_you_see_shows_it_as_it_now_is(
+        app, services, fake_slack, clock, action_id):
+    new_lead(services)
+    mine = lead_card_for(app, fake_slack, clock, "U0SALESMG1")
+    click(app, fake_slack, card(fake_slack), cards.ACCEPT, "U0SALES01", clock.now())
+    click(app, fake_slack, mine, action_id, "U0SALESMG1", clock.now())  # the card is stale
+    assert fake_slack.views == []
+    assert mine.text.startswith("Already accepted by <@U0SALES01>")
+    assert "Accepted by <@U0SALES01>" in shown(mine) and cards.ACCEPT not in mine.action_ids()
+    assert ephemerals(fake_slack, "U0SALESMG1") == [mine.text]  # that card, no other message
+    assert lead(services, 1).status == "accepted"
+
+
+def test_an_unassigned_lead_taken_from_a_card_only_you_see(app, services, fake_slack, clock):
+    with services.sessions.begin() as s:
+        for p in s.scalars(select(Person).where(Person.role == "sales")):
+            p.away_until = clock.now() + timedelta(days=3)
+    new_lead(services)
+    mine = lead_card_for(app, fake_slack, clock, "U0SALES02")
+    click(app, fake_slack, mine, cards.TAKE, "U0SALES02", clock.now())
+    assert mine.text == "*Ann Lee* (Acme) is now yours."
+    assert "*Owner*\n<@U0SALES02>" in shown(mine) and cards.ACCEPT in mine.action_ids()
+
+
+def test_a_rejection_from_a_card_only_you_see_turns_that_card(app, services, fake_slack, clock):
+    """A modal's submission brings no response_url: the modal carries the click's."""
+    new_lead(services)
+    mine = lead_card_for(app, fake_slack, clock, "U0SALES01")
+    click(app, fake_slack, mine, cards.REJECT, "U0SALES01", clock.now())
+    modal = fake_slack.views[-1]
+    assert cards.modal_target(modal["private_metadata"])[2].startswith(f"https://{fake_slack.host}/")
+    submit(app, fake_slack, modal, "U0SALES01", {cards.REASON_BLOCK: "not_icp"}, clock.now())
+    assert mine.text == "You rejected *Ann Lee* (Acme); marketing sees your reason."
+    assert "Rejected by <@U0SALES01>" in shown(mine) and mine.action_ids() == [cards.OPEN_CRM]
+    assert ephemerals(fake_slack, "U0SALES01") == [mine.text]
+    assert lead(services, 1).status == "rejected"
+
+
+def test_a_card_only_you_see_gone_before_the_answer_gets_it_apart(
+        app, services, fake_slack, clock):
+    """Its reader reloaded, or a modal stayed open past the response_url's 30 minutes: the
+    answer, on the card as it now is, comes as a message of its own."""
+    new_lead(services)
+    mine = lead_card_for(app, fake_slack, clock, "U0SALES01")
+    click(app, fake_slack, mine, cards.REJECT, "U0SALES01", clock.now())
+    fake_slack.messages.remove(mine)
+    submit(app, fake_slack, fake_slack.views[-1], "U0SALES01", {cards.REASON_BLOCK: "not_icp"},
+           clock.now())
+    apart = fake_slack.messages[-1]
+    assert apart.ephemeral_to == "U0SALES01" and apart.text.startswith("You rejected")
+    assert "Rejected by <@U0SALES01>" in shown(apart)
+    assert len(fake_slack.calls_of("response_url")) == 1  # tried first
+
+
+def test_a_modal_opened_before_its_card_could_be_replaced_still_answers(app, services, fake_slack,
+                                                                       clock):
+    """Its private_metadata is `token#channel`, as every modal's was: answered apart."""
+    new_lead(services)
+    click(app, fake_slack, card(fake_slack), cards.REJECT, "U0SALES01", clock.now())
+    modal = fake_slack.views[-1]
+    assert modal["private_metadata"].count("#") == 1
+    submit(app, fake_slack, modal, "U0SALES01", {cards.REASON_BLOCK: "not_icp"}, clock.now())
+    assert "You rejected" in ephemerals(fake_slack, "U0SALES01")[-1]
+    assert fake_slack.calls_of("response_url") == []
 
 
 def test_someone_else_is_refused_but_a_manager_may_act(app, services, fake_slack, clock):

@@ -167,6 +167,7 @@ EXAMPLES: dict[str, list[Any]] = {
 OWN = {
     ("text_blocks", "text"): "alignbot's own text",
     ("click_answer", "text"): "alignbot's own text",
+    ("answered_card", "said"): "alignbot's own text",  # a click's answer, as click_answer's
     ("with_file_note", "message"): {"text": "alignbot's own text", "blocks": []},
     ("metric_error", "example"): "alignbot's own example",
     ("home_view", "sections"): [[section("alignbot's own text")]],

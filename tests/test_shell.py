@@ -213,13 +213,26 @@ def test_a_reopened_shell_clicks_and_edits_the_cards_an_earlier_session_posted(t
 
 def test_the_lead_card_only_you_see_is_a_message_whose_buttons_work(shell):
     """`/align lead` answers with the lead's card for the asker alone: in Slack its buttons
-    work, so in the shell it is a numbered message whose Accept accepts."""
+    work, so in the shell it is a numbered message whose Accept accepts, and turns that
+    very card (no second message saying so beside a card still offering Accept)."""
     run(shell, ANN)  # #1 the channel's card, #2 the owner's DM
     out = run(shell, "/align lead L-77")
     assert "#3 [C0HANDOFF1] (only you)" in out and "[Accept → click handoff.accept 3]" in out
     out = run(shell, "click handoff.accept 3")
-    assert "#4 [C0HANDOFF1] (only you)" in out and "You accepted *Ann Lee* (Acme)" in out
+    assert "#3 [C0HANDOFF1] (only you) (updated)\n    You accepted *Ann Lee* (Acme)" in out
+    assert "#4" not in out and "[Log first touch → click handoff.first_touch 3]" in out
     assert "#1 [C0HANDOFF1] (updated)" in out and "Accepted by @Sam Sales" in out
+    out = run(shell, "click handoff.first_touch 3", "click handoff.accept 3")
+    assert "#3 [C0HANDOFF1] (only you) (updated)\n    First touch on *Ann Lee* (Acme) logged" in out
+    assert "message #3 has no button 'handoff.accept'" in out and "#4" not in out
+
+
+def test_a_rejection_from_the_lead_card_only_you_see_turns_that_card(shell):
+    run(shell, ANN, "/align lead L-77")  # #3: the card, for Sam alone
+    out = run(shell, "click handoff.reject 3", "submit reason=not_ready note=later")
+    assert "#3 [C0HANDOFF1] (only you) (updated)\n    You rejected *Ann Lee* (Acme)" in out
+    assert "#4 [C0HANDOFF1]" not in out  # the card's channel gets no other message
+    assert ":no_entry: Rejected by <@U0SALES01>" in shell.fake.message(3).blocks[-2]["text"]["text"]
 
 
 def answering_with_a_button(shell, reply: dict) -> list[dict]:

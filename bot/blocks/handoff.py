@@ -190,11 +190,15 @@ def _reason(key: str | None) -> str:
     return escape(REJECTION_REASONS.get(key or "", key or "—"))
 
 
-def reject_modal(v: CardView, reply_in: str) -> dict[str, Any]:
-    """The reason picker; it remembers the card's token and where to answer the clicker."""
+def reject_modal(v: CardView, reply_in: str, replace: str | None = None) -> dict[str, Any]:
+    """The reason picker; it remembers the card's token and where to answer the clicker: in
+    channel `reply_in`, or in place of the card only they see, through its click's response_url
+    `replace` (a view submission brings none of its own). A response_url is about 100
+    characters, far within private_metadata's 3,000."""
     options = [{"text": plain(label), "value": key} for key, label in REJECTION_REASONS.items()]
+    target = f"{v.token}#{reply_in}" + (f"#{replace}" if replace else "")
     return {
-        "type": "modal", "callback_id": REJECT_MODAL, "private_metadata": f"{v.token}#{reply_in}",
+        "type": "modal", "callback_id": REJECT_MODAL, "private_metadata": target,
         "title": plain("Reject lead", 24), "submit": plain("Reject", 24),
         "close": plain("Cancel", 24),
         "blocks": [
@@ -211,9 +215,12 @@ def reject_modal(v: CardView, reply_in: str) -> dict[str, Any]:
     }
 
 
-def modal_target(private_metadata: str) -> tuple[str, str]:
-    token, _, channel = private_metadata.partition("#")
-    return token, channel
+def modal_target(private_metadata: str) -> tuple[str, str, str | None]:
+    """The card's token, the channel and the response_url `reject_modal` remembered (none in
+    a modal opened from a channel or DM card, or before cards only you see were replaced)."""
+    token, _, rest = private_metadata.partition("#")
+    channel, _, replace = rest.partition("#")
+    return token, channel, replace or None
 
 
 def rejection_notice(v: CardView) -> dict[str, Any]:
@@ -306,3 +313,11 @@ def burst_summary(p: SummaryPage) -> dict[str, Any]:
 
 def click_answer(text: str) -> dict[str, Any]:
     return {"text": text, "blocks": [{"type": "section", "text": mrkdwn(text)}]}
+
+
+def answered_card(v: CardView, said: str) -> dict[str, Any]:
+    """The card with a click's answer `said` on top: what replaces a card only the clicker
+    sees (Slack cannot edit it for them otherwise), so it shows the lead as it now is."""
+    answer = context(said)
+    card = handoff_card(v, budget=MESSAGE_JSON - len(json.dumps(answer)))
+    return {"text": said, "blocks": [answer, *card["blocks"]]}

@@ -4,7 +4,8 @@ burst's summary.
 Every click is decided by a compare-and-set on the lead's status, so the first click wins
 and later ones (double clicks, a colleague, a stale card) change nothing and get a short
 answer. Card updates and the marketing feedback go through the outbox in the same
-transaction as the change. Each click returns the message shown only to the clicker.
+transaction as the change. Each click returns the message shown only to the clicker; on a
+card only they see, that message is the card itself, as it now is (`answered_card`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from bot.handoff import lifecycle
 from bot.handoff.cards import CardBatch, card_view, lead_name, refresh_cards
 from bot.handoff.new_leads import Handoffs, assign, summary_page
 from bot.platform import outbox
+from bot.platform.services import Services
 from bot.platform.work import Work
 from bot.sla import policies as sla
 from storage import bursts
 from storage import leads as queries
+from storage.db import read_only
 from storage.models import Lead, Person
 from storage.outbox import get_first_post
 from storage.people import get_person
@@ -104,6 +107,18 @@ def reassign_to(work: Work, lead: Lead, new_owner: Person, *, actor: str, reason
 
 def view_for_token(work: Work, token: str) -> blocks.CardView:
     return card_view(work, _lead_of(work, token))
+
+
+def answered_card(services: Services, team_id: str, token: str, said: str) -> dict:
+    """The card of the clicked lead as it now is, carrying the click's answer `said`, read
+    after the click's own transaction (a refused click's was rolled back); the answer alone
+    when there is no card to show (the lead is gone, the button broken)."""
+    try:
+        with read_only(services.sessions) as session:
+            return blocks.answered_card(view_for_token(services.work_in(session, team_id), token),
+                                        said)
+    except ClickRefused:
+        return blocks.click_answer(said)
 
 
 def reject_form(work: Work, token: str, user: str) -> blocks.CardView:
