@@ -13,7 +13,6 @@ from bot.metrics.registry import (
     DIMENSIONS,
     METRICS,
     Parts,
-    ResponseTime,
     _response_detail,
     compute,
     quantile,
@@ -117,10 +116,10 @@ def test_response_time_detail(session):
     # p90 of 6 values: rank 4.5, half way from 60 to 4000; business minutes:
     # 10, 12, 20 (L3), 30, 60, 120 (L4): median 25
     assert response_time_detail(session, TEAM, *JUNE) == {
-        "": pytest.approx(ResponseTime(37.5, 2030.0, 25.0))}
+        "": pytest.approx(queries.ResponseFigures(37.5, 2030.0, 25.0))}
     detail = response_time_detail(session, TEAM, *JUNE, by="segment")
-    assert detail["enterprise"] == pytest.approx(ResponseTime(4000.0, 4000.0, 120.0))  # L4
-    assert response_time_detail(session, TEAM, *EMPTY) == {"": ResponseTime(None, None, None)}
+    assert detail["enterprise"] == pytest.approx(queries.ResponseFigures(4000.0, 4000.0, 120.0))  # L4
+    assert response_time_detail(session, TEAM, *EMPTY) == {"": queries.ResponseFigures(None, None, None)}
 
 
 def test_exact_response_figures_interpolate_as_the_histograms_do(session):

@@ -693,19 +693,13 @@ def highest_first(groups: Mapping[str, float | None]) -> dict[str, float | None]
     return dict(sorted(groups.items(), key=lambda kv: (kv[1] is None, -(kv[1] or 0.0), kv[0])))
 
 
-class ResponseTime(NamedTuple):
-    median: float | None
-    p90: float | None
-    business_median: float | None  # working hours only
-
-
 def response_time_detail(session: Session, team_id: str, start: datetime, end: datetime,
-                         by: str | None = None) -> dict[str, ResponseTime]:
+                         by: str | None = None) -> dict[str, queries.ResponseFigures]:
     """Response time's median, p90 and business-time median, per group ("" for by=None),
     live from the rows' histograms: what answers read from the snapshots
     (`Metric.details`) is checked against it."""
     wall = queries.list_response_histograms(session, team_id, start, end, by)
     business = queries.list_response_histograms(session, team_id, start, end, by, business=True)
-    return {k: ResponseTime(quantile(wall.get(k, {}), 0.5), quantile(wall.get(k, {}), 0.9),
+    return {k: queries.ResponseFigures(quantile(wall.get(k, {}), 0.5), quantile(wall.get(k, {}), 0.9),
                             quantile(business.get(k, {}), 0.5))
             for k in sorted(wall.keys() | business.keys() if by else {""})}
