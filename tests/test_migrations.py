@@ -474,3 +474,35 @@ def test_a_workspace_with_deals_won_before_they_were_created_is_refreshed_in_ful
         upgrade(engine)
     with Session(engine) as s:
         assert sorted(s.scalars(select(MetricRefresh.team_id))) == ["T2", "T3"]
+
+
+def test_a_workspace_with_won_deals_without_an_amount_is_refreshed_in_full_after_0036(
+        engine, clock):
+    """Its stored days lack the groups of those deals: its next refresh is a first one. A
+    workspace whose won deals have amounts, or whose deal without one is lost, keeps its
+    refresh."""
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import Deal, MetricRefresh
+
+    at = datetime(2026, 11, 10, tzinfo=UTC)
+    deals = {"T1": (None, "won"), "T2": (Decimal(0), "won"), "T3": (Decimal(5), "won"),
+             "T4": (None, "lost")}
+    command.downgrade(alembic_config(engine), "0035")
+    try:
+        with Session(engine) as s, s.begin():
+            s.add_all(Deal(team_id=team, external_id="D1", amount=amount, created_at=at,
+                           closed_at=at, outcome=outcome, updated_at=at)
+                      for team, (amount, outcome) in deals.items())
+            s.add_all(MetricRefresh(team_id=team, first_day=date(2026, 11, 1),
+                                    last_day=date(2026, 11, 30), as_of=clock.now())
+                      for team in deals)
+    finally:
+        upgrade(engine)
+    with Session(engine) as s:
+        assert sorted(s.scalars(select(MetricRefresh.team_id))) == ["T3", "T4"]

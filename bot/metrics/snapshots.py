@@ -473,8 +473,9 @@ def _rows(reader: Reader, count: int,
         for by in (None, *metric.dimensions):
             for unit_rows, parts in zip(rows, parts_of(metric, by), strict=True):
                 for key, p in parts.items():
-                    if not (p.numerator or p.denominator or p.histogram):
-                        continue  # nothing happened: a missing row reads the same (`groups`)
+                    if not (p.numerator or p.denominator or p.histogram) and \
+                            _listed(metric, by, key):
+                        continue  # nothing happened: a missing row reads the same
                     unit_rows.append({
                         "metric": metric.key, "dimension": by or "", "dimension_value": key,
                         "value": metric.value(p), "numerator": p.numerator,
@@ -482,3 +483,10 @@ def _rows(reader: Reader, count: int,
                         "histogram": {str(v): n for v, n in p.histogram.items()} or None,
                         "computed_at": reader.now})
     return rows
+
+
+def _listed(metric: Metric | Series, by: str | None, key: str) -> bool:
+    """Whether answers list the group without a row: the whole workspace's, and a metric's
+    `groups`. Any other group with empty parts had rows all the same (a won deal without an
+    amount: marketing-sourced revenue lists its owner with no value), and is stored."""
+    return by is None or key in metric.groups.get(by, ())
