@@ -465,7 +465,7 @@ def test_a_workspace_with_deals_won_before_they_were_created_is_refreshed_in_ful
     try:
         with Session(engine) as s, s.begin():
             s.add_all(Deal(team_id=team, external_id="D1", created_at=created, closed_at=closed,
-                           outcome=outcome, updated_at=created)
+                           outcome=outcome, amount=1, updated_at=created)  # amounts: see 0036
                       for team, (closed, outcome) in deals.items())
             s.add_all(MetricRefresh(team_id=team, first_day=date(2026, 11, 1),
                                     last_day=date(2026, 11, 30), as_of=clock.now())
