@@ -1007,3 +1007,32 @@ def test_a_lead_recycled_unanswered_is_a_breach_only_if_it_was_already_due(web, 
     with services.sessions.begin() as s:
         value, _ = compute(s, services.team_id, "sla_compliance", start, clock.now(), None)
     assert value == pytest.approx(1 / 2)  # lead 3 met, lead 2 missed; lead 1 left out
+
+
+def test_a_queued_lead_the_crm_recycles_was_never_handed_off(web, services, fake_slack, clock):
+    """Marketing takes back a lead still waiting in the queue: it was made routed (to its
+    CRM owner, at its MQL time) on its way to recycled, so one that had waited past the
+    due time counted as a breach against someone who never got it. It goes to recycled
+    straight from the queue, as the lifecycle allows: no owner, no handoff, no SLA."""
+    from bot.metrics.registry import compute
+    from bot.platform.scheduler import run_job
+
+    with services.sessions.begin() as s:  # Sam is deactivated: his lead waits
+        s.execute(update(Person).where(Person.slack_id == "U0SALES01").values(deactivated=True))
+    start = clock.now()
+    post(web, services, "leads", lead(1, owner_email="sam@example.com"))
+    clock.advance(timedelta(days=2))
+    sent = post(web, services, "leads", lead(1, status="recycled"))
+    assert sent.get_json()["updated"] == 1
+    now = held(services, "L-00001")
+    assert (now.status, now.owner, now.routed_at, now.sla_due_at, now.sla_met, now.pending) == (
+        "recycled", None, None, None, None, [])
+    assert history(services, "L-00001")[-1] == ("recycled", "new", "recycled")
+    with services.sessions.begin() as s:
+        assert compute(s, services.team_id, "sla_compliance", start, clock.now(), None)[0] is None
+    services.sender.flush()
+    before = len(fake_slack.calls)
+    clock.advance(timedelta(hours=1))
+    run_job(services, "sla.sweep")
+    services.sender.flush()
+    assert not [c for c in fake_slack.calls[before:] if "L-00001" in json.dumps(c)]

@@ -570,6 +570,8 @@ def _steps(lead: Lead, v: dict[str, Any], target: str | None) -> list[str]:
         return []
     if lead.status in lifecycle.SIDE_EXITS and target in sla.OPEN:  # routed again: a handoff anew
         steps = list(CHAIN[target])
+    elif lead.status == "new" and target == "recycled":  # taken back before anyone got it
+        steps = [target]
     else:
         steps = [s for s in CHAIN.get(target, (target,)) if s not in CHAIN.get(lead.status, ())
                  and s != lead.status] if target in CHAIN else [target]
@@ -596,7 +598,7 @@ def _move(ctx: _Context, lead: Lead, v: dict[str, Any], steps: list[str]) -> Non
         if stage in ("contacted", "rejected"):
             sla.close_clock(ctx.work.at(at), lead, owner)
         if stage == "recycled":
-            sla.leave(lead, at)
+            sla.recycle_clock(ctx.work.at(at), lead)
 
 
 def _times(ctx: _Context, lead: Lead, v: dict[str, Any], steps: list[str]) -> list[datetime]:

@@ -177,6 +177,12 @@ def close_clock(work: Work, lead: Lead, owner: Person | None) -> None:
     cancel_pending(work.session, lead.id)
 
 
+def recycle_clock(work: Work, lead: Lead) -> None:
+    """Taken back by marketing (now): judged as `leave` says; the nudges are off."""
+    leave(lead, work.now)
+    cancel_pending(work.session, lead.id)
+
+
 def wait_clock(work: Work, lead: Lead) -> None:
     """A lead nobody could take: it is due an owner `unassigned_within` after now (in
     business time on the workspace calendar, unless that clock is "wall"), and escalated then."""
