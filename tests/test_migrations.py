@@ -445,35 +445,46 @@ def test_recycled_leads_nobody_answered_are_judged_at_their_recycle_after_0033(e
         assert s.scalars(select(MetricRefresh.team_id)).all() == ["T2"]
 
 
-def test_a_workspace_with_deals_won_before_they_were_created_is_refreshed_in_full_after_0034(
-        engine, clock):
-    """Its stored days counted their negative sales cycles: its next refresh is a first one.
-    A workspace whose deals closed after (or as) they were created, or lost before, keeps its
-    refresh."""
-    from datetime import date, datetime
+def _refreshes_kept_upgrading_from(engine, clock, revision: str, rows) -> list[str]:
+    """The workspaces whose metrics refresh a head upgrade from `revision` keeps, each with
+    a refresh of November 2026 and `rows` (models stored at `revision`) stored before."""
+    from datetime import date
 
     from alembic import command
     from sqlalchemy.orm import Session
 
     from storage.migrate import alembic_config
-    from storage.models import Deal, MetricRefresh
+    from storage.models import MetricRefresh
+
+    command.downgrade(alembic_config(engine), revision)
+    try:
+        with Session(engine) as s, s.begin():
+            s.add_all(rows)
+            s.add_all(MetricRefresh(team_id=team, first_day=date(2026, 11, 1),
+                                    last_day=date(2026, 11, 30), as_of=clock.now())
+                      for team in sorted({row.team_id for row in rows}))
+    finally:
+        upgrade(engine)
+    with Session(engine) as s:
+        return sorted(s.scalars(select(MetricRefresh.team_id)))
+
+
+def test_a_workspace_with_deals_won_before_they_were_created_is_refreshed_in_full_after_0034(
+        engine, clock):
+    """Its stored days counted their negative sales cycles: its next refresh is a first one.
+    A workspace whose deals closed after (or as) they were created, or lost before, keeps its
+    refresh."""
+    from datetime import datetime
+
+    from storage.models import Deal
 
     created = datetime(2026, 11, 10, tzinfo=UTC)
     deals = {"T1": (datetime(2026, 11, 2, tzinfo=UTC), "won"),
              "T2": (created, "won"), "T3": (datetime(2026, 11, 2, tzinfo=UTC), "lost")}
-    command.downgrade(alembic_config(engine), "0033")
-    try:
-        with Session(engine) as s, s.begin():
-            s.add_all(Deal(team_id=team, external_id="D1", created_at=created, closed_at=closed,
-                           outcome=outcome, amount=1, updated_at=created)  # amounts: see 0036
-                      for team, (closed, outcome) in deals.items())
-            s.add_all(MetricRefresh(team_id=team, first_day=date(2026, 11, 1),
-                                    last_day=date(2026, 11, 30), as_of=clock.now())
-                      for team in deals)
-    finally:
-        upgrade(engine)
-    with Session(engine) as s:
-        assert sorted(s.scalars(select(MetricRefresh.team_id))) == ["T2", "T3"]
+    assert _refreshes_kept_upgrading_from(engine, clock, "0033", [
+        Deal(team_id=team, external_id="D1", created_at=created, closed_at=closed,
+             outcome=outcome, amount=1, updated_at=created)  # amounts: see 0036
+        for team, (closed, outcome) in deals.items()]) == ["T2", "T3"]
 
 
 def test_a_workspace_with_won_deals_without_an_amount_is_refreshed_in_full_after_0036(
@@ -481,28 +492,15 @@ def test_a_workspace_with_won_deals_without_an_amount_is_refreshed_in_full_after
     """Its stored days lack the groups of those deals: its next refresh is a first one. A
     workspace whose won deals have amounts, or whose deal without one is lost, keeps its
     refresh."""
-    from datetime import date, datetime
+    from datetime import datetime
     from decimal import Decimal
 
-    from alembic import command
-    from sqlalchemy.orm import Session
-
-    from storage.migrate import alembic_config
-    from storage.models import Deal, MetricRefresh
+    from storage.models import Deal
 
     at = datetime(2026, 11, 10, tzinfo=UTC)
     deals = {"T1": (None, "won"), "T2": (Decimal(0), "won"), "T3": (Decimal(5), "won"),
              "T4": (None, "lost")}
-    command.downgrade(alembic_config(engine), "0035")
-    try:
-        with Session(engine) as s, s.begin():
-            s.add_all(Deal(team_id=team, external_id="D1", amount=amount, created_at=at,
-                           closed_at=at, outcome=outcome, updated_at=at)
-                      for team, (amount, outcome) in deals.items())
-            s.add_all(MetricRefresh(team_id=team, first_day=date(2026, 11, 1),
-                                    last_day=date(2026, 11, 30), as_of=clock.now())
-                      for team in deals)
-    finally:
-        upgrade(engine)
-    with Session(engine) as s:
-        assert sorted(s.scalars(select(MetricRefresh.team_id))) == ["T3", "T4"]
+    assert _refreshes_kept_upgrading_from(engine, clock, "0035", [
+        Deal(team_id=team, external_id="D1", amount=amount, created_at=at, closed_at=at,
+             outcome=outcome, updated_at=at)
+        for team, (amount, outcome) in deals.items()]) == ["T3", "T4"]
