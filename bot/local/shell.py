@@ -2,8 +2,9 @@
 
 Every line becomes a Slack-shaped payload passed to the real `app.dispatch()`; the
 Web API is a `FakeSlack` that prints each message as text with its number and
-buttons, and keeps the messages in a file next to the store for the next session. The clock is a `FakeClock` that only `tick` moves, and `tick` runs the
-scheduled jobs whose time came, in order.
+buttons, and keeps the messages in a file next to the store for the next session. The
+clock is a `FakeClock` that only `tick` moves, and `tick` runs the scheduled jobs whose
+time came, in order.
 """
 
 from __future__ import annotations

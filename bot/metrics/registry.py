@@ -700,6 +700,7 @@ def response_time_detail(session: Session, team_id: str, start: datetime, end: d
     (`Metric.details`) is checked against it."""
     wall = queries.list_response_histograms(session, team_id, start, end, by)
     business = queries.list_response_histograms(session, team_id, start, end, by, business=True)
-    return {k: queries.ResponseFigures(quantile(wall.get(k, {}), 0.5), quantile(wall.get(k, {}), 0.9),
-                            quantile(business.get(k, {}), 0.5))
+    return {k: queries.ResponseFigures(quantile(wall.get(k, {}), 0.5),
+                                       quantile(wall.get(k, {}), 0.9),
+                                       quantile(business.get(k, {}), 0.5))
             for k in sorted(wall.keys() | business.keys() if by else {""})}
