@@ -3,8 +3,8 @@
 Versions before intake refused a deal's created_at after its closed_at stored some;
 sales cycle counted their negative days. Now its queries leave them out, and a workspace
 holding any won one gets a full metrics refresh next: its stored days still count them
-(answers are read live until then, as before a first refresh). Down, nothing to undo: the
-old code's next full refresh counts them again.
+(answers are read live until then, as before a first refresh). Down, nothing to undo:
+the stored days leave them out until a full refresh (`--full`) counts them again.
 
 Revision ID: 0034
 Revises: 0033
