@@ -35,14 +35,23 @@ def register(app: App, services: Services) -> None:
             reply = reply.later() if reply.later else None
 
     def mentioned(event, say, context, client):
+        if not from_a_person(event):
+            return
         answer(event, context.team_id, say, client, event.get("thread_ts") or event.get("ts"))
     app.event("app_mention")(ack=acknowledge, lazy=[mentioned])
 
     def direct_message(event, say, context, client):
-        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
-            return  # edits, joins, other channels, and the bot's own messages
+        if event.get("channel_type") != "im" or not from_a_person(event):
+            return  # other channels, edits, joins, and bots' messages
         answer(event, context.team_id, say, client, event.get("thread_ts"))
     app.event("message")(ack=acknowledge, lazy=[direct_message])
+
+
+def from_a_person(event: dict[str, Any]) -> bool:
+    """A person's new message: not an edit (Slack sends an edited mention again, with
+    `edited`: fixing a typo would post a second answer), a join, or a bot's (alignbot's own
+    or another bot's: two bots answering each other never stop)."""
+    return not (event.get("subtype") or event.get("bot_id") or event.get("edited"))
 
 
 def acknowledge(ack) -> None:

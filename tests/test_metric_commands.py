@@ -352,3 +352,16 @@ def test_turns_go_to_those_waiting_in_the_order_they_came():
     for thread in waiting:
         thread.join()
     assert order == ["a", "b", "c", "late"] and turns._free == 1
+
+
+def test_an_edited_mention_or_a_bots_is_not_answered_again(app, clock, data, fake_slack):
+    """Slack sends `app_mention` again when the message holding it is edited (with `edited`):
+    fixing a typo in a question must not post a second answer in the thread. Nor does
+    alignbot answer bots (its own messages, or another bot echoing it)."""
+    mention(app, clock, Q3_BY_SOURCE)
+    calls = len(fake_slack.calls_of("chat.postMessage"))
+    for i, ignored in enumerate(({"edited": {"user": "U0SALES01", "ts": "1764000005.000000"}},
+                                 {"bot_id": "B0OTHER01", "user": "U0OTHERBOT"},
+                                 {"subtype": "bot_message", "bot_id": "B0ALIGNBOT"})):
+        mention(app, clock, Q3_BY_SOURCE, event_id=f"EvIgnored{i}", **ignored)
+    assert len(fake_slack.calls_of("chat.postMessage")) == calls
