@@ -830,3 +830,28 @@ def test_results_show_comments_as_room_allows_and_count_every_other_one(written)
 def test_results_with_every_comment_shown_say_nothing_is_missing():
     shown = all_text(views.results_message(closed_run(comments=SHORT_COMMENTS[:3])))
     assert all(f"> {c}" in shown for c in SHORT_COMMENTS[:3]) and "did not fit" not in shown
+
+
+def test_the_home_drops_a_question_once_answered_and_shows_a_new_prompt(
+        app, services, fake_slack, clock):
+    """"Surveys waiting for you" follows the person's answers and prompts, as the leads
+    section follows their leads: republished once the debounce window is over."""
+    from bot.home import DEBOUNCE
+    from bot.platform.scheduler import run_job
+
+    def home_after_window():
+        clock.advance(DEBOUNCE)
+        run_job(services, "home.refresh")
+        drain(services, clock)
+        return all_text(fake_slack.homes["U0SALES01"])
+
+    event = {"type": "app_home_opened", "user": "U0SALES01", "channel": "D0SALES01",
+             "tab": "home", "event_ts": "1764000000.000100"}
+    assert send_event(app, event, "EvHomeSurvey", clock.now()).status == 200
+    assert "Surveys waiting for you" not in all_text(fake_slack.homes["U0SALES01"])
+    run = start(services, clock)
+    assert "Surveys waiting for you" in home_after_window()  # the new prompts
+    for position in range(6):  # the required ones; the comment is optional
+        click(app, fake_slack, prompt(fake_slack, "U0SALES01", run, position),
+              f"{views.ANSWER}.4", "U0SALES01", clock.now())
+    assert "Surveys waiting for you" not in home_after_window()

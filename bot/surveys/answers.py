@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bot import home
 from bot.blocks import surveys as views
 from bot.platform import outbox
 from bot.platform.work import Work
@@ -49,6 +50,7 @@ class Prompt:
     count: int
     key: str
     user: str
+    person_id: int  # whose Home shows the question as waiting
 
 
 def prompt(work: Work, user: str, run_id: int, position: int) -> Prompt:
@@ -68,7 +70,7 @@ def prompt(work: Work, user: str, run_id: int, position: int) -> Prompt:
     if question is None:
         raise NotTaken(views.note("That question is not part of the survey."))
     return Prompt(run, survey, question, len(questions), respondent_key(run.secret, person.id),
-                  user)
+                  user, person.id)
 
 
 def answer(work: Work, p: Prompt, *, value: int | None = None, text: str | None = None) -> None:
@@ -86,6 +88,7 @@ def answer(work: Work, p: Prompt, *, value: int | None = None, text: str | None 
                            respondent_key=p.key)
         work.session.add(row)
     row.value, row.text = (None, text) if q.type == TEXT else (value, None)
+    home.mark_stale(work, [p.person_id])  # the question may leave "Surveys waiting for you"
     _show(work, p, text if q.type == TEXT else q.label(value))
 
 
@@ -96,6 +99,7 @@ def withdraw(work: Work, p: Prompt, *, value: int | None = None) -> None:
     if row is None or (value is not None and row.value != value):
         return
     work.session.delete(row)
+    home.mark_stale(work, [p.person_id])  # the question may wait again
     _show(work, p, None)
 
 

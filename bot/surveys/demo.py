@@ -54,7 +54,8 @@ def past_runs(work: Work, rng: random.Random,
                 continue
             key = respondent_key(run.secret, person.id)
             for q in questions:
-                p = answers.Prompt(run, survey.name, q, len(questions), key, person.slack_id)
+                p = answers.Prompt(run, survey.name, q, len(questions), key, person.slack_id,
+                                   person.id)
                 if q.type == TEXT:
                     if rng.random() < 0.5:
                         answers.answer(then, p, text=rng.choice(COMMENTS))

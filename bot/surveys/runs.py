@@ -266,7 +266,7 @@ def send_prompts(services, now: datetime) -> int:
         with services.work(now=now) as work:
             session = work.session
             invites = queries.list_invites(session, queries.claim_due_prompts(session, now, BATCH))
-            runs, rows, changes = _runs(work, invites), batch(session), []
+            runs, rows, changes, prompted = _runs(work, invites), batch(session), [], []
             for invite, person in invites:
                 cache = runs[invite.run_id]
                 calendar = calendar_for(services.config, person)
@@ -283,9 +283,11 @@ def send_prompts(services, now: datetime) -> int:
                 if cache.survey and cache.survey.reminders:
                     changes.append({"id": invite.id,
                                     "next_reminder_at": now + cache.survey.remind_every})
-                sent += 1
+                prompted.append(person.id)
             rows.write(session)
             queries.set_invites(session, changes)
+            home.mark_stale(work, prompted)  # their Homes list the questions now waiting
+            sent += len(prompted)
         if len(invites) < BATCH:
             return sent
 
