@@ -12,6 +12,7 @@ from bot.blocks import handoff as cards
 from bot.cli import main
 from bot.handoff.leads import lead_json
 from storage.models import Lead, Person
+from tests.shelltools import run
 from tests.slack import all_text, click, reply, slash
 from tests.test_handoff import LONG_COMPANY, LONG_NAME, LONG_WHY, new_lead
 
@@ -165,3 +166,17 @@ def test_lead_json_has_stages_sla_and_history(app, services, fake_slack, clock, 
     assert main(["lead", "L-1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["external_id"] == "L-1"
     assert main(["lead", "L-404", "--json"]) == 1
+
+
+def test_away_says_that_leads_the_crm_assigns_by_name_still_come(shell):
+    """Routing skips someone away in the round-robin only: an explicit CRM owner wins
+    (PRODUCT.md "Routing"). The confirmation said "new leads go to others in your pool",
+    and a rep whose CRM kept assigning them leads found them breached on their return."""
+    out = run(shell, "/align away until friday")
+    assert "You are away until Friday, November 27" in out
+    assert "leads your CRM assigns to you by name still come to you" in out
+    run(shell, 'webhook leads {"external_id": "L-80", "source": "webinar", '
+               '"owner_email": "sam@example.com"}')
+    run(shell, 'webhook leads {"external_id": "L-81", "source": "webinar"}')
+    mine = run(shell, "/align leads mine")
+    assert "L-80" in mine and "L-81" not in mine

@@ -93,5 +93,6 @@ def away_set(until: datetime | None, tz: tzinfo) -> dict[str, Any]:
     else:
         day = until.astimezone(tz)
         when_back = f"until {day:%A, %B} {day.day}"
-    text = f"You are away {when_back}: new leads go to others in your pool."
+    text = (f"You are away {when_back}: new leads go to others in your pool, but leads your CRM "
+            "assigns to you by name still come to you.")  # an explicit owner wins (routing)
     return {"text": text, "blocks": [section(text)]}
