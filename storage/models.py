@@ -28,10 +28,15 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
+    insert,
+    inspect,
+    literal,
+    select,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from storage.types import UTCDateTime
 
@@ -125,11 +130,13 @@ class Lead(Base):
     rejection_note: Mapped[str | None] = mapped_column(Text)
     # the time of every stage, kept on the row for fast metrics
     created_at: Mapped[datetime]
-    mql_at: Mapped[datetime | None]
-    routed_at: Mapped[datetime | None]  # its handoff to sales began: a reassignment keeps it
+    # (the times metrics count it at load their old value when set: `_record_left_instants`)
+    mql_at: Mapped[datetime | None] = mapped_column(active_history=True)
+    # its handoff to sales began: a reassignment keeps it
+    routed_at: Mapped[datetime | None] = mapped_column(active_history=True)
     assigned_at: Mapped[datetime | None]  # its owner's since: the SLA clock and nudges run from it
-    accepted_at: Mapped[datetime | None]
-    rejected_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None] = mapped_column(active_history=True)
+    rejected_at: Mapped[datetime | None] = mapped_column(active_history=True)
     first_touch_at: Mapped[datetime | None]
     qualified_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
@@ -182,7 +189,7 @@ class Deal(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(TeamId)
     external_id: Mapped[str] = mapped_column(String(128))
-    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), active_history=True)
     lead_external_id: Mapped[str | None] = mapped_column(String(128))
     name: Mapped[str | None] = mapped_column(String(200))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
@@ -190,7 +197,7 @@ class Deal(Base):
     amount: Mapped[Decimal | None]
     source: Mapped[str | None] = mapped_column(String(16))  # marketing | sales | partner
     created_at: Mapped[datetime]
-    closed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None] = mapped_column(active_history=True)
     outcome: Mapped[str] = mapped_column(String(8), default="open")
     updated_at: Mapped[datetime]
     source_updated_at: Mapped[datetime | None]  # the CRM's time of the update applied last
@@ -209,8 +216,8 @@ class Customer(Base):
     team_id: Mapped[str] = mapped_column(TeamId)
     external_id: Mapped[str] = mapped_column(String(128))
     name: Mapped[str | None] = mapped_column(String(200))
-    started_at: Mapped[datetime]
-    churned_at: Mapped[datetime | None]
+    started_at: Mapped[datetime] = mapped_column(active_history=True)
+    churned_at: Mapped[datetime | None] = mapped_column(active_history=True)
     mrr: Mapped[Decimal | None]
     updated_at: Mapped[datetime]
     source_updated_at: Mapped[datetime | None]  # the CRM's time of the update applied last
@@ -387,6 +394,19 @@ class MetricSnapshot(Base):
     denominator: Mapped[float | None] = mapped_column(Float)
     histogram: Mapped[dict[str, Any] | None]  # rounded value -> count, for medians
     computed_at: Mapped[datetime]
+
+
+class MetricStaleInstant(Base):
+    """An instant a row was counted at before it changed (`_record_left_instants`): the
+    next metric refresh redoes its local day, which it could not find from the row."""
+
+    __tablename__ = "metric_stale_instants"
+    __table_args__ = (Index("ix_metric_stale_instants_team_recorded", "team_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(TeamId)
+    at: Mapped[datetime]
+    recorded_at: Mapped[datetime]  # the change's time (the row's new updated_at)
 
 
 class MetricRefresh(Base):
@@ -660,3 +680,53 @@ SLACK_INSTALLATIONS = SQLAlchemyInstallationStore.build_installations_table(
     Base.metadata, SQLAlchemyInstallationStore.default_installations_table_name)
 SLACK_OAUTH_STATES = SQLAlchemyOAuthStateStore.build_oauth_states_table(
     Base.metadata, SQLAlchemyOAuthStateStore.default_table_name)
+
+
+# ------------------------------------------------------------------ what metrics must redo
+
+# The times additive metrics count each kind of row at (a deal's conversion counts on its
+# lead's `mql_at`). A metric refresh finds the days of rows changed since the last one from
+# their values now; the day a row left by such a change is only known here, as it changes.
+COUNTED_AT: dict[type, tuple[str, ...]] = {
+    Lead: ("mql_at", "routed_at", "accepted_at", "rejected_at"),
+    Deal: ("closed_at",), Customer: ("started_at", "churned_at")}
+
+
+@event.listens_for(Session, "before_flush")
+def _record_left_instants(session: Session, _flush: Any, _instances: Any) -> None:
+    """Record, for the next metric refresh, the instants rows were counted at before this
+    flush's changes: a time that moved or was cleared, the MQL time of the lead a deal left
+    (its conversion), and every instant of the rows owned by someone whose role changed
+    (grouped by team, they move to another group on days nothing else marks). Each is
+    recorded at the change's time, the row's new `updated_at`."""
+    left, selects = [], []
+    for row in session.dirty:
+        state = inspect(row)
+        left += [{"team_id": row.team_id, "at": old, "recorded_at": row.updated_at}
+                 for name in COUNTED_AT.get(type(row), ())
+                 for old in state.attrs[name].history.deleted if old is not None]
+        selects += _left_by_others(row, state)
+    if not (left or selects):
+        return
+    conn = session.connection()  # not session.execute: it would flush, within this flush
+    if left:
+        conn.execute(insert(MetricStaleInstant), left)
+    for stmt in selects:
+        conn.execute(insert(MetricStaleInstant).from_select(["team_id", "at", "recorded_at"],
+                                                            stmt))
+
+
+def _left_by_others(row: Any, state: Any) -> list[Any]:
+    """Selects of (team_id, instant, the change's time) of the rows whose group or day
+    `row`'s change moves: the lead a deal left, the rows of a person whose role changed."""
+    if isinstance(row, Deal):
+        recorded = literal(row.updated_at, UTCDateTime())
+        return [select(Lead.team_id, Lead.mql_at, recorded).where(
+            Lead.id == old, Lead.mql_at.is_not(None))
+            for old in state.attrs["lead_id"].history.deleted if old is not None]
+    if isinstance(row, Person) and state.attrs["role"].history.deleted:
+        recorded = literal(row.updated_at, UTCDateTime())
+        return [select(model.team_id, getattr(model, name), recorded).where(
+            model.owner_id == row.id, getattr(model, name).is_not(None))
+            for model in (Lead, Deal) for name in COUNTED_AT[model]]
+    return []

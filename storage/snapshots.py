@@ -37,7 +37,15 @@ from sqlalchemy.orm import Session
 
 from storage.db import hold, read
 from storage.metrics import next_month
-from storage.models import Customer, Deal, Lead, MetricRefresh, MetricSnapshot, Spend
+from storage.models import (
+    Customer,
+    Deal,
+    Lead,
+    MetricRefresh,
+    MetricSnapshot,
+    MetricStaleInstant,
+    Spend,
+)
 
 _SNAPSHOTS = MetricSnapshot.__table__
 
@@ -204,7 +212,9 @@ def _units(grain: str, first: date, last: date) -> tuple[date, ...]:
 def list_changed_days(session: Session, team_id: str, since: datetime | None, now: datetime,
                       tz: tzinfo) -> set[date]:
     """The local days additive metrics count rows at, of every row changed since `since` (of
-    all rows when None) — and of open leads that fell due since then (breaches now)."""
+    all rows when None): its days now, those it left (`MetricStaleInstant`), and those of a
+    changed lead's deals (grouped by its segment and region) — and of open leads that fell
+    due since then (breaches now)."""
     def changed(model):
         return [model.team_id == team_id] + ([model.updated_at >= since] if since else [])
 
@@ -213,6 +223,11 @@ def list_changed_days(session: Session, team_id: str, since: datetime | None, no
     stmts += [select(Deal.closed_at).where(*changed(Deal), Deal.closed_at.is_not(None)),
               select(Lead.mql_at).join(Deal, Deal.lead_id == Lead.id)  # conversion
               .where(*changed(Deal), Lead.mql_at.is_not(None)),
+              select(Deal.closed_at).join(Lead, Deal.lead_id == Lead.id)
+              .where(*changed(Lead), Deal.closed_at.is_not(None)),
+              select(MetricStaleInstant.at).where(
+                  MetricStaleInstant.team_id == team_id,
+                  *([MetricStaleInstant.recorded_at >= since] if since else [])),
               select(Customer.started_at).where(*changed(Customer)),
               select(Customer.churned_at).where(*changed(Customer),
                                                 Customer.churned_at.is_not(None))]
@@ -226,6 +241,12 @@ def list_changed_days(session: Session, team_id: str, since: datetime | None, no
     # a month's spend is spread over its local days (storage.metrics.spend_share): all of them
     months = session.scalars(select(Spend.month).where(*changed(Spend)).distinct())
     return days | {day for m in months for day in _days_of(m)}
+
+
+def forget_stale_instants(session: Session, team_id: str, before: datetime) -> None:
+    """The instants recorded before `before` (the last refresh's time): that refresh read them."""
+    session.execute(delete(MetricStaleInstant).where(MetricStaleInstant.team_id == team_id,
+                                                     MetricStaleInstant.recorded_at < before))
 
 
 def _days_of(month: date) -> list[date]:

@@ -435,6 +435,7 @@ def test_recycled_leads_nobody_answered_are_judged_at_their_recycle_after_0033(e
             s.add_all(MetricRefresh(team_id=team, first_day=date(2026, 11, 1),
                                     last_day=date(2026, 11, 30), as_of=clock.now())
                       for team in ("T1", "T2"))
+        kept = refreshes_kept_at(engine, "0033")
     finally:
         upgrade(engine)
     with Session(engine) as s:
@@ -442,12 +443,13 @@ def test_recycled_leads_nobody_answered_are_judged_at_their_recycle_after_0033(e
                   for lead in s.scalars(select(Lead))}
         assert judged == {"L-early": (None, None), "L-late": (False, due),
                           "L-answered": (True, due)}
-        assert s.scalars(select(MetricRefresh.team_id)).all() == ["T2"]
+    assert kept == ["T2"]
 
 
-def _refreshes_kept_upgrading_from(engine, clock, revision: str, rows) -> list[str]:
-    """The workspaces whose metrics refresh a head upgrade from `revision` keeps, each with
-    a refresh of November 2026 and `rows` (models stored at `revision`) stored before."""
+def _refreshes_kept_upgrading_from(engine, clock, revision: str, rows, *, to: str) -> list[str]:
+    """The workspaces whose metrics refresh an upgrade from `revision` to `to` keeps (0037
+    then forgets them all), each with a refresh of November 2026 and `rows` (models stored
+    at `revision`) stored before."""
     from datetime import date
 
     from alembic import command
@@ -463,10 +465,10 @@ def _refreshes_kept_upgrading_from(engine, clock, revision: str, rows) -> list[s
             s.add_all(MetricRefresh(team_id=team, first_day=date(2026, 11, 1),
                                     last_day=date(2026, 11, 30), as_of=clock.now())
                       for team in sorted({row.team_id for row in rows}))
+        kept = refreshes_kept_at(engine, to)
     finally:
         upgrade(engine)
-    with Session(engine) as s:
-        return sorted(s.scalars(select(MetricRefresh.team_id)))
+    return kept
 
 
 def test_a_workspace_with_deals_won_before_they_were_created_is_refreshed_in_full_after_0034(
@@ -484,7 +486,7 @@ def test_a_workspace_with_deals_won_before_they_were_created_is_refreshed_in_ful
     assert _refreshes_kept_upgrading_from(engine, clock, "0033", [
         Deal(team_id=team, external_id="D1", created_at=created, closed_at=closed,
              outcome=outcome, amount=1, updated_at=created)  # amounts: see 0036
-        for team, (closed, outcome) in deals.items()]) == ["T2", "T3"]
+        for team, (closed, outcome) in deals.items()], to="0034") == ["T2", "T3"]
 
 
 def test_a_workspace_with_won_deals_without_an_amount_is_refreshed_in_full_after_0036(
@@ -503,4 +505,42 @@ def test_a_workspace_with_won_deals_without_an_amount_is_refreshed_in_full_after
     assert _refreshes_kept_upgrading_from(engine, clock, "0035", [
         Deal(team_id=team, external_id="D1", amount=amount, created_at=at, closed_at=at,
              outcome=outcome, updated_at=at)
-        for team, (amount, outcome) in deals.items()]) == ["T3", "T4"]
+        for team, (amount, outcome) in deals.items()], to="0036") == ["T3", "T4"]
+
+
+def refreshes_kept_at(engine, revision: str) -> list[str]:
+    """The workspaces whose metric refresh is kept once upgraded to `revision`: 0037 then
+    forgets them all."""
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import MetricRefresh
+
+    command.upgrade(alembic_config(engine), revision)
+    with Session(engine) as s:
+        return sorted(s.scalars(select(MetricRefresh.team_id)))
+
+
+def test_every_workspace_is_refreshed_in_full_after_0037(engine, clock):
+    """Its stored days may hold rows that left them (the refresh did not know that day):
+    every next refresh is a first one. Down, the stale instants' table is gone."""
+    from datetime import date
+
+    from alembic import command
+    from sqlalchemy.orm import Session
+
+    from storage.migrate import alembic_config
+    from storage.models import MetricRefresh
+
+    command.downgrade(alembic_config(engine), "0036")
+    try:
+        assert "metric_stale_instants" not in inspect(engine).get_table_names()
+        with Session(engine) as s, s.begin():
+            s.add(MetricRefresh(team_id="T1", first_day=date(2026, 11, 1),
+                                last_day=date(2026, 11, 30), as_of=clock.now()))
+    finally:
+        upgrade(engine)
+    with Session(engine) as s:
+        assert s.scalars(select(MetricRefresh.team_id)).all() == []
+    assert diff(engine, Base.metadata) == []

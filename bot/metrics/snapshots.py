@@ -381,6 +381,8 @@ def refresh(sessions: sessionmaker[Session], config: Config, team_id: str, now: 
         with sessions.begin() as session:
             queries.lock_refresh(session, team_id)
             queries.set_refresh(session, team_id, first, max(yesterday, first), now)
+            if state is not None:
+                queries.forget_stale_instants(session, team_id, state.as_of)
     forget(sessions)  # the same time as the last refresh's (a frozen clock) would find them
     return RefreshReport(team_id, len(days), rows, now)
 
