@@ -11,8 +11,9 @@ they give the same number. Churn, CLTV and revenue growth are derived from store
 sum; until a first refresh they are live, as content utilization always is.
 
 What a refresh redoes: every day since the last refreshed one, the days of every row
-changed since the last refresh (by the instants metrics count it at), and always the
-last `SETTLE_DAYS` — a re-routed lead's stage time moves within them, and the day it
+changed since the last refresh (by the instants metrics count it at, its deals' for a
+lead, and those it left, recorded as it changed: `storage.models.MetricStaleInstant`),
+and always the last `SETTLE_DAYS` — a re-routed lead's stage time moves within them, and the day it
 left is known only there. Days before the first stored one are never stored later: they
 stay live reads (a first refresh may start at a recent day, as the demo's does).
 """
