@@ -36,7 +36,13 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    LoaderCallableStatus,
+    Mapped,
+    Session,
+    mapped_column,
+)
 
 from storage.types import UTCDateTime
 
@@ -701,11 +707,11 @@ def _record_left_instants(session: Session, _flush: Any, _instances: Any) -> Non
     recorded at the change's time, the row's new `updated_at`."""
     left, selects = [], []
     for row in session.dirty:
-        state = inspect(row)
+        before = inspect(row).committed_state  # the old values of what this flush changes
         left += [{"team_id": row.team_id, "at": old, "recorded_at": row.updated_at}
                  for name in COUNTED_AT.get(type(row), ())
-                 for old in state.attrs[name].history.deleted if old is not None]
-        selects += _left_by_others(row, state)
+                 if (old := _old(before, row, name)) is not None]
+        selects += _left_by_others(row, before)
     if not (left or selects):
         return
     conn = session.connection()  # not session.execute: it would flush, within this flush
@@ -716,17 +722,25 @@ def _record_left_instants(session: Session, _flush: Any, _instances: Any) -> Non
                                                             stmt))
 
 
-def _left_by_others(row: Any, state: Any) -> list[Any]:
+def _left_by_others(row: Any, before: dict[str, Any]) -> list[Any]:
     """Selects of (team_id, instant, the change's time) of the rows whose group or day
     `row`'s change moves: the lead a deal left, the rows of a person whose role changed."""
-    if isinstance(row, Deal):
+    if isinstance(row, Deal) and (lead_id := _old(before, row, "lead_id")) is not None:
         recorded = literal(row.updated_at, UTCDateTime())
         return [select(Lead.team_id, Lead.mql_at, recorded).where(
-            Lead.id == old, Lead.mql_at.is_not(None))
-            for old in state.attrs["lead_id"].history.deleted if old is not None]
-    if isinstance(row, Person) and state.attrs["role"].history.deleted:
+            Lead.id == lead_id, Lead.mql_at.is_not(None))]
+    if isinstance(row, Person) and _old(before, row, "role") is not None:
         recorded = literal(row.updated_at, UTCDateTime())
         return [select(model.team_id, getattr(model, name), recorded).where(
             model.owner_id == row.id, getattr(model, name).is_not(None))
             for model in (Lead, Deal) for name in COUNTED_AT[model]]
     return []
+
+
+def _old(before: dict[str, Any], row: Any, name: str) -> Any:
+    """What `name` held before this flush changed it; None when it did not change, or held
+    nothing (or is not known: the attributes asked about load their old value when set)."""
+    old = before.get(name)
+    if old is None or isinstance(old, LoaderCallableStatus) or old == getattr(row, name):
+        return None
+    return old
