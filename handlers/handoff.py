@@ -29,7 +29,8 @@ def register(app: App, services: Services) -> None:
     app.action(cards.TAKE)(**card_listener(services, handoff.take))
     app.action(cards.REASSIGN)(**card_listener(
         services, handoff.reassign,
-        token=lambda action: action.get("block_id", "").removeprefix("lead-"),  # selects carry no value
+        # a select carries no value: its block id names the card
+        token=lambda action: action.get("block_id", "").removeprefix("lead-"),
         details=lambda action: {"to": action["selected_user"]}))
 
     def reject(ack, body, action, context):

@@ -140,7 +140,8 @@ class BadDatabaseUrl(ValueError):
     driver not installed): one line, without its password, instead of SQLAlchemy's traceback."""
 
 
-DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")  # what alignbot is built and tested on
+# what alignbot is built and tested on
+DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 URL_EXAMPLES = "sqlite:///alignbot.db or postgresql://user:password@host:5432/alignbot"
 
 
