@@ -20,12 +20,14 @@ def test_help_lists_every_command_from_the_table(app, services, clock):
     for cmd in services.commands.commands:
         assert f"/align {cmd.name}" in shown
         assert cmd.summary in shown
+    assert "marked :lock:" in shown
 
 
 def test_help_hides_admin_commands_from_non_admins(app, clock):
     shown = all_text(reply(slash(app, "help", clock.now(), user="U0SALES01")))
     assert "/align help" in shown
     assert "config check" not in shown
+    assert ":lock:" not in shown  # nor a word of the marks on commands they are not shown
 
 
 def test_empty_command_shows_help(app, clock):

@@ -22,7 +22,8 @@ class HelpEntry(Protocol):
     def details(self) -> str: ...
 
 HELP_TITLE = "alignbot commands"
-HELP_FOOTER = "Type `/align help &lt;command&gt;` for details. Admin-only commands are marked :lock:."
+HELP_FOOTER = "Type `/align help &lt;command&gt;` for details."
+HELP_ADMIN_FOOTER = f"{HELP_FOOTER} Admin-only commands are marked :lock:."
 FILE_IN_DM = ":inbox_tray: Slack can't show a file to you alone, so `{name}` is in your " \
     "direct messages with alignbot."
 FILE_FAILED = ":warning: I couldn't post `{name}` here: Slack said `{error}`. If I'm not in " \
@@ -44,7 +45,8 @@ def help_overview(commands: Sequence[HelpEntry], is_admin: bool) -> dict[str, An
     visible = [c for c in commands if is_admin or not c.admin]
     lines = [_line(c) for c in visible]
     blocks = [header(HELP_TITLE), *(section("\n".join(lines[i:i + 12]))
-                                    for i in range(0, len(lines), 12)), context(HELP_FOOTER)]
+                                    for i in range(0, len(lines), 12)),
+              context(HELP_ADMIN_FOOTER if is_admin else HELP_FOOTER)]
     # the blocks say it all; the text Slack falls back to (a notification, a client that
     # cannot show blocks) names the commands instead of repeating every line (half the bytes)
     names = ", ".join(dict.fromkeys(escape(c.name.split()[0]) for c in visible))
