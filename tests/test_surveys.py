@@ -855,3 +855,12 @@ def test_the_home_drops_a_question_once_answered_and_shows_a_new_prompt(
         click(app, fake_slack, prompt(fake_slack, "U0SALES01", run, position),
               f"{views.ANSWER}.4", "U0SALES01", clock.now())
     assert "Surveys waiting for you" not in home_after_window()
+
+
+def test_the_homes_waiting_surveys_count_what_they_leave_out(clock):
+    """The Home lists 5 surveys of 8 questions each: the rest were left out unsaid."""
+    pending = [views.PendingSurvey(f"pulse {n}", clock.now(), tuple(f"Q{q}" for q in range(n)), 5)
+               for n in (10, 9, 1, 1, 1, 1, 1)]
+    shown = all_text({"blocks": views.home_questions(pending)})
+    assert "…and 2 more questions" in shown and "…and 1 more question" in shown
+    assert "…and 2 more surveys" in shown and "pulse 1" in shown

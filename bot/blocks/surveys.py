@@ -287,17 +287,27 @@ def _group_field(name: str, g: Group | None, k: int) -> str:
     return f"*{escape(name)}* n={g.n}: {mean}{spread}"
 
 
+HOME_SURVEYS, HOME_QUESTIONS = 5, 8  # what the Home lists; the rest are counted
+
+
 def home_questions(pending: Sequence[PendingSurvey]) -> list[dict[str, Any]]:
     """The App Home's "waiting for you": open surveys the person has not finished."""
     if not pending:
         return []
     blocks = [header("Surveys waiting for you")]
-    for p in pending[:5]:
-        lines = "\n".join(f"• {escape(clip(t, 150))}" for t in p.unanswered[:8])
+    for p in pending[:HOME_SURVEYS]:
+        lines = [f"• {escape(clip(t, 150))}" for t in p.unanswered[:HOME_QUESTIONS]]
+        lines += _more(len(p.unanswered) - HOME_QUESTIONS, "question")
         blocks.append(section(f"*{escape(p.survey)}* — closes {when(p.closes_at)}; answer in "
-                              f"your DMs with alignbot:\n{lines}"))
+                              "your DMs with alignbot:\n" + "\n".join(lines)))
+    blocks += [context(line) for line in _more(len(pending) - HOME_SURVEYS, "survey")]
     blocks.append(context(privacy_line(pending[0].k)))
     return blocks
+
+
+def _more(hidden: int, noun: str) -> list[str]:
+    """A line saying how many more a list left out, if any."""
+    return [f"…and {hidden} more {noun}{'s' if hidden > 1 else ''}"] if hidden > 0 else []
 
 
 def home_results(r: Results) -> list[dict[str, Any]]:
