@@ -332,12 +332,15 @@ def test_any_sentence_of_real_words_parses_or_is_refused(text, now):
     ("friday", "2026-12-04"), ("Fri.", "2026-12-04"), ("next friday", "2026-12-04"),
     ("tuesday", "2026-12-08"), ("next tuesday", "2026-12-08"), ("this tuesday", "2026-12-01"),
     ("next monday", "2026-12-07"), ("next week", "2026-12-07"), ("2026-12-24", "2026-12-24"),
+    ("dec 24", "2026-12-24"), ("24th December", "2026-12-24"), ("Jan 4", "2027-01-04"),
+    ("december 1", "2026-12-01"), ("nov 30", "2027-11-30"), ("feb 29", "2028-02-29"),
 ])
 def test_a_day_in_words(words, day):
     assert parse_day(words, date(2026, 12, 1)).isoformat() == day
 
 
-@pytest.mark.parametrize("words", ["", "soon", "2026-02-30", "next", "last friday", "friday 3"])
+@pytest.mark.parametrize("words", ["", "soon", "2026-02-30", "next", "last friday", "friday 3",
+                                   "dec 32", "next dec 24", "dec"])
 def test_a_day_it_cannot_read_says_what_it_can(words):
     with pytest.raises(QueryError, match="Days: today, tomorrow"):
         parse_day(words, date(2026, 12, 1))

@@ -88,6 +88,7 @@ def test_away_explains_bad_dates(app, clock):
     ("until tomorrow", "2026-11-25"), ("until friday", "2026-11-27"),
     ("until next monday", "2026-11-30"), ("till Tuesday", "2026-12-01"),
     ("until next week", "2026-11-30"), ("until 2026-12-24", "2026-12-24"),
+    ("until dec 24", "2026-12-24"), ("until 4th January", "2027-01-04"),
 ])
 def test_away_takes_the_grammars_day_words(app, services, clock, words, back):
     body = all_text(reply(slash(app, f"away {words}", clock.now(), user="U0SALES01")))

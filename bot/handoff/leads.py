@@ -22,7 +22,7 @@ OPEN = ("new", "routed", "accepted")  # still waiting for a first touch
 MINE = ("new", "routed", "accepted", "contacted", "qualified")
 PAGE = 15
 LISTS = ("mine", "open", "overdue")
-AWAY_EXAMPLES = "`/align away until friday` or `/align away until 2026-12-01`"
+AWAY_EXAMPLES = "`/align away until friday` or `/align away until dec 24`"
 
 
 def lead_command(inv: Invocation) -> Reply:
@@ -68,7 +68,7 @@ def leads_command(inv: Invocation) -> Reply:
 def away_command(inv: Invocation) -> Reply:
     """Stop getting new leads: `/align away` (until you say `/align back`) or `/align away until friday`.
     The day you are back: tomorrow, a weekday (friday, next monday), next week or a date
-    (2026-12-01), starting in your own timezone: "friday" is your Friday, wherever the
+    (dec 24, 2026-12-01), starting in your own timezone: "friday" is your Friday, wherever the
     workspace is."""
     with inv.work() as work:
         me = get_person(work.session, work.team_id, inv.request.user_id)

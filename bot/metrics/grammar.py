@@ -27,6 +27,7 @@ import difflib
 import functools
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
@@ -43,7 +44,8 @@ PERIOD_FORMS = ("Periods: today, yesterday, this|last week|month|quarter|year, "
                 "2026-01-01..2026-03-31.")
 COMPARE_FORMS = "Compare with “vs previous” (the period before) or “vs last year”."
 DIMENSION_FORMS = "Break down by owner, source, segment, region or team (rejections by reason)."
-DAY_FORMS = "Days: today, tomorrow, a weekday (friday, next monday), next week, or a date like 2026-12-01."
+DAY_FORMS = ("Days: today, tomorrow, a weekday (friday, next monday), next week, or a date like "
+             "dec 24 or 2026-12-01.")
 
 _UNIT_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 _WEEKDAYS = {name: n for n, names in enumerate((
@@ -65,6 +67,11 @@ _PERIOD_WORDS = frozenset({
     "quarter", "quarters", "year", "years", "today", "yesterday", "tomorrow"})
 
 _SLACK_TOKEN = re.compile(r"<[^<>]*>")  # <@U123>, <#C123|general>, <!here>, <https://...>
+_MONTHS = {name: n for n, names in enumerate((
+    ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",),
+    ("june", "jun"), ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"),
+    ("october", "oct"), ("november", "nov"), ("december", "dec")), 1) for name in names}
+_DAY_OF_MONTH = re.compile(r"([0-9]{1,2})(?:st|nd|rd|th)?")
 _DATE = r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
 _RANGE_SEPARATOR = re.compile(rf"({_DATE})(?:\s*(?:\.\.|[–—])\s*|\s+(?:to|-)\s+)({_DATE})")
 _PUNCTUATION = re.compile(r"[^\w.\-]+")
@@ -187,6 +194,8 @@ def parse_day(text: str, today: date) -> date:
             return _typed_date(word)
         except QueryError:
             raise QueryError(f"“{word}” is not a date. {DAY_FORMS}") from None
+    if qualifier is None and (day := _month_day(words, today)) is not None:
+        return day
     named = {"today": today, "tomorrow": today + DAY, "yesterday": today - DAY}
     if qualifier is None and word in named:
         return named[word]
@@ -196,6 +205,21 @@ def parse_day(text: str, today: date) -> date:
         first = 0 if qualifier == "this" else 1
         return today + ((_WEEKDAYS[word] - today.weekday() - first) % 7 + first) * DAY
     raise QueryError(f"I couldn't read the day “{_quote(text)}”. {DAY_FORMS}")
+
+
+def _month_day(words: list[str], today: date) -> date | None:
+    """"dec 24", "24th december": the first such day from `today` on (this year's, else next
+    year's); None when the words are not a month and a day."""
+    if len(words) != 2:
+        return None
+    month, day = words if words[0] in _MONTHS else words[::-1]
+    if month not in _MONTHS or not (number := _DAY_OF_MONTH.fullmatch(day)):
+        return None
+    for year in range(today.year, today.year + 5):  # Feb 29 comes back within four
+        with suppress(ValueError):
+            if (found := date(year, _MONTHS[month], int(number[1]))) >= today:
+                return found
+    raise QueryError(f"“{' '.join(words)}” is not a date. {DAY_FORMS}")
 
 
 def parse_query(text: str, now: datetime, tz: ZoneInfo,
