@@ -315,32 +315,23 @@ def test_two_workers_first_refreshes_write_one_after_the_other(sessions, config)
             MetricSnapshot.dimension == "")) > 0  # the second worker's, whole
 
 
-def snapshot_rows(sessions) -> list[tuple]:
-    c = MetricSnapshot
-    with sessions() as s:
-        return s.execute(select(c.grain, c.day, c.metric, c.dimension, c.dimension_value,
-                                c.numerator, c.denominator, c.histogram)
-                         .order_by(c.grain, c.day, c.metric, c.dimension,
-                                   c.dimension_value)).all()
-
-
 def test_a_refresh_written_a_day_at_a_time_stores_what_one_transaction_does(
         sessions, config, monkeypatch):
     refresh(sessions, config, TEAM, NOW)
-    whole = snapshot_rows(sessions)
+    whole = stored_rows(sessions)
     with sessions.begin() as s:
         s.execute(delete(MetricSnapshot))
         s.execute(delete(MetricRefresh))
     monkeypatch.setattr("bot.metrics.snapshots.CHUNK_ROWS", 1)  # a transaction per day
     refresh(sessions, config, TEAM, NOW)
-    assert snapshot_rows(sessions) == whole
+    assert_same_rows(stored_rows(sessions), whole)
     later = NOW + timedelta(days=1)  # and the next day's refresh, on top of it
     monkeypatch.setattr("bot.metrics.snapshots.CHUNK_ROWS", 10**9)
     refresh(sessions, config, TEAM, later)
-    whole = snapshot_rows(sessions)
+    whole = stored_rows(sessions)
     monkeypatch.setattr("bot.metrics.snapshots.CHUNK_ROWS", 1)
     refresh(sessions, config, TEAM, later)
-    assert snapshot_rows(sessions) == whole
+    assert_same_rows(stored_rows(sessions), whole)
 
 
 def test_questions_asked_during_a_first_refresh_are_answered_live(sessions, config):
