@@ -119,10 +119,6 @@ def keep_row_values_out_of_logs() -> None:
             handler.addFilter(NO_ROW_VALUES)  # once, however often the CLI runs in a process
 
 
-def shown_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def json_loads(text: str | bytes):
     """JSON columns' values as the standard library reads them, twice as fast (a metric
     answer decodes a histogram of ~200 values per stored day, week or month). What msgspec
@@ -161,6 +157,7 @@ def _parse(url: str) -> URL:
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     url = normalise_url(url or DEFAULT_URL)
     parsed = _parse(url)
+    shown = parsed.render_as_string(hide_password=True)  # what errors name: no password
     kwargs.setdefault("json_deserializer", json_loads)
     # A failing statement's error carries its parameters (lead names, emails) into every
     # log line and traceback of it: only debug logging, asked for, shows them.
@@ -170,13 +167,13 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
             try:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise DatabaseUnreachable(shown_url(url), exc) from None
+                raise DatabaseUnreachable(shown, exc) from None
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
-        _name_unreachable(engine, url)
+        _name_unreachable(engine, shown)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: _begin(conn, shown_url(url)))
+        event.listen(engine, "begin", lambda conn: _begin(conn, shown))
         return engine
-    engine = _name_unreachable(create_engine(url, pool_pre_ping=True, **kwargs), url)
+    engine = _name_unreachable(create_engine(url, pool_pre_ping=True, **kwargs), shown)
     event.listen(engine, "connect", _postgresql_utc)
     event.listen(engine, "begin", _postgresql_begin)
     return engine
@@ -227,11 +224,10 @@ def _reading(conn: Connection) -> bool:
     return conn.get_execution_options().get(READ_ONLY, False)
 
 
-def _name_unreachable(engine: Engine, url: str) -> Engine:
+def _name_unreachable(engine: Engine, shown: str) -> Engine:
     """A connection that fails (while connecting, or lost in a transaction) becomes
     DatabaseUnreachable, a lock not granted in time DatabaseBusy: a 120-line traceback of the
-    driver's becomes one line a person can act on."""
-    shown = shown_url(url)
+    driver's becomes one line a person can act on (naming the database as `shown`)."""
 
     def unreachable(ctx: ExceptionContext) -> None:
         if ctx.is_pre_ping:
