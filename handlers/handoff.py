@@ -87,7 +87,7 @@ def register(app: App, services: Services) -> None:
 
     def turn_page(body, respond, context):
         respond(**context["page"], response_type="ephemeral",
-                replace_original=bool(body.get("container", {}).get("is_ephemeral")))
+                replace_original=ephemeral_card(body) is not None)
     app.action(re.compile(rf"^({re.escape(cards.PAGE_PREV)}|{re.escape(cards.PAGE_NEXT)})$"))(
         ack=summary_page, lazy=[turn_page])
 
