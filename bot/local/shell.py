@@ -174,7 +174,7 @@ class Shell:
         person = element.get("type") == "users_select"
         payload = self.fake.block_action(
             msg, action_id, self.state.user, trigger_id=self._trigger(),
-            selected_user=self._resolve_user(picked) if picked and person else None,
+            selected_user=resolve_user(self.fake.users, picked) if picked and person else None,
             selected_option=picked if not person else None, at=self.clock.now().timestamp())
         self._send_payload(payload)
 
@@ -205,7 +205,7 @@ class Shell:
         })
 
     def home(self, args: list[str]) -> None:
-        user = self._resolve_user(" ".join(args)) if args else self.state.user
+        user = resolve_user(self.fake.users, " ".join(args)) if args else self.state.user
         self._send_event({"type": "app_home_opened", "user": user, "channel": self.fake.dm_id(user),
                           "tab": "home", "event_ts": f"{self.clock.now().timestamp():.6f}"})
 
@@ -266,7 +266,7 @@ class Shell:
     def act_as(self, args: list[str]) -> None:
         if not args:
             raise ShellError("usage: as <user>")
-        self.state.user = self._resolve_user(" ".join(args))
+        self.state.user = resolve_user(self.fake.users, " ".join(args))
         self.whoami([])
 
     def tick(self, args: list[str]) -> None:
@@ -402,9 +402,6 @@ class Shell:
 
     def _sees(self, msg: Message) -> bool:
         return msg.ephemeral_to in (None, self.state.user)
-
-    def _resolve_user(self, who: str) -> str:
-        return resolve_user(self.fake.users, who)
 
     def _local(self, when: datetime | None) -> str:
         if when is None:

@@ -72,7 +72,6 @@ class Reader:
         self.expected: list[Period] = []
         self._derived: dict[tuple, dict[str, Parts]] = {}
         self._stored: dict[tuple, dict[str, Parts]] = {}
-        self._whole: dict[tuple, Parts] = {}
         self._grouped: dict[tuple, dict[str, Parts]] = {}
 
     def expect(self, periods: list[Period]) -> None:
@@ -95,10 +94,7 @@ class Reader:
         is read as a whole, not added up from the groups: sums may not add up (CAC's teams
         share its customers), and the trend reads the whole in the same statement anyway;
         adding forty owners' histograms was a third of a median's answer."""
-        key = (metric.key, period.start, period.end)
-        if key not in self._whole:
-            self._whole[key] = Parts.total(self.grouped(metric, period, None).values())
-        return self._whole[key]
+        return Parts.total(self.grouped(metric, period, None).values())  # `grouped` reads once
 
     def grouped(self, metric: Metric | Series, period: Period, by: str | None
                 ) -> dict[str, Parts]:
