@@ -492,13 +492,24 @@ def list_spend(session: Session, team_id: str, start: datetime, end: datetime,
                by: str | None = None, *, tz: tzinfo = UTC) -> dict[str, float]:
     """Spend in the period, each month's spread evenly over its days in `tz` (the
     workspace's, as the period's); by team, both teams always."""
-    # each month's total per group, read by the months: START and END bound to dates
+    rows = list_spend_months(session, team_id, *spend_months(start, end, tz), by)
+    return spend_in(rows, start, end, by, tz)
+
+
+def list_spend_months(session: Session, team_id: str, first: date, after: date,
+                      by: str | None = None) -> list[tuple[str, date, float | None]]:
+    """Each month's total per group from `first` to before `after`, in one order (so the
+    floats add up alike wherever they are spread)."""
     stmt = _prepared(session, ("spend", by), lambda _: _grouped(
         Spend, by, Spend.month, func.sum(Spend.amount, type_=Float)
     ).where(Spend.team_id == TEAM, _within(Spend.month)).group_by(Spend.month)
-        .order_by(Spend.month))  # added up in one order, as `storage.metrics_each`'s
-    first, after = spend_months(start, end, tz)
-    rows = read(session, stmt, {"team_id": team_id, "start": first, "end": after})
+        .order_by(Spend.month))
+    return read(session, stmt, {"team_id": team_id, "start": first, "end": after}).all()
+
+
+def spend_in(rows: Iterable[tuple[str, date, float | None]], start: datetime, end: datetime,
+             by: str | None, tz: tzinfo) -> dict[str, float]:
+    """The months' `rows` spread over [start, end): the whole's, or by team both teams."""
     spend = ({"": 0.0} if by is None else {}) | spread_spend(rows, start, end, tz)
     return dict.fromkeys(SPEND_TEAMS, 0.0) | spend if by == "team" else spend
 

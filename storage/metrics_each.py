@@ -36,15 +36,15 @@ from sqlalchemy.orm import Session
 from storage.metrics import (
     _CYCLE_KNOWN,
     NOT_ICP,
-    SPEND_TEAMS,
     _days_between,
     _keyed,
     _two_figures,
     _within,
+    list_spend_months,
+    spend_in,
     spend_months,
-    spread_spend,
 )
-from storage.models import Customer, Deal, Lead, Spend
+from storage.models import Customer, Deal, Lead
 from storage.types import UTCDateTime
 
 Period = tuple[datetime, datetime]
@@ -225,12 +225,8 @@ def list_spend(session: Session, team_id: str, periods: list[Period], by: str | 
     from them (a few rows: a month per team)."""
     first = min(spend_months(a, b, tz)[0] for a, b in periods)
     after = max(spend_months(a, b, tz)[1] for a, b in periods)
-    stmt = _keyed(Spend, by, Spend.month, func.sum(Spend.amount, type_=Float)).where(
-        Spend.team_id == team_id, Spend.month >= first, Spend.month < after
-    ).group_by(*(["grp"] if by is not None else []), Spend.month).order_by(Spend.month)
-    rows = session.execute(stmt).all()
-    spend = [({"": 0.0} if by is None else {}) | spread_spend(rows, a, b, tz) for a, b in periods]
-    return [dict.fromkeys(SPEND_TEAMS, 0.0) | each for each in spend] if by == "team" else spend
+    rows = list_spend_months(session, team_id, first, after, by)
+    return [spend_in(rows, a, b, by, tz) for a, b in periods]
 
 
 def get_customer_moves(session: Session, team_id: str, periods: list[Period]
